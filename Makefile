@@ -1,0 +1,52 @@
+# imhub: `make run` starts a demo hub, `make test` runs every test.
+# Both install what they need on a fresh Debian machine.
+
+GO       ?= go
+BIN      := bin/hub
+ADDR     ?= 127.0.0.1:8080
+FUZZTIME ?= 30s
+# apt-get as root, else through sudo.
+APT      := $(if $(filter 0,$(shell id -u)),,sudo) env DEBIAN_FRONTEND=noninteractive apt-get
+
+.PHONY: build run test lint bench fuzz deps clean
+
+## build: the hub binary in bin/
+build:
+	$(GO) build -trimpath -o $(BIN) ./cmd/hub
+
+## run: the hub with the in-process broker and the dashboard, in demo mode
+run: build
+	./$(BIN) -dev -addr $(ADDR) -log-level debug
+
+## test: every test, with the race detector
+test: deps
+	$(GO) vet ./...
+	$(GO) test -race -count=1 ./...
+
+## lint: formatting and vet
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	  if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+
+## bench: Go benchmarks of the hot paths
+bench: deps
+	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+## fuzz: each fuzz target for FUZZTIME
+fuzz:
+	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./callback
+	$(GO) test -run '^$$' -fuzz '^FuzzHandler$$' -fuzztime $(FUZZTIME) ./callback
+
+## deps: system packages the tests use (redis-server, curl)
+deps:
+	@missing=""; \
+	  command -v redis-server >/dev/null || missing="$$missing redis-server"; \
+	  command -v curl >/dev/null || missing="$$missing curl"; \
+	  if [ -n "$$missing" ]; then \
+	    echo "installing$$missing"; \
+	    $(APT) update && $(APT) install -y $$missing; \
+	  fi
+
+clean:
+	rm -rf bin

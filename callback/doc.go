@@ -1,0 +1,9 @@
+// Package callback receives Tencent Cloud Chat (IM) webhooks and turns them
+// into normalized events for the broker.
+//
+// [Handler] serves POST /im/callback: it checks the request in the order the
+// wire contract gives (method, app, signature, size, JSON, fields), answers
+// in the IM's own response shape, and publishes an accepted event once, even
+// when the IM backend retries. [Parse] is the pure part: one callback body in,
+// one [Event] and its channels out. Start with [NewHandler].
+package callback

@@ -1,0 +1,8 @@
+package callback
+
+import "github.com/prometheus/client_golang/prometheus"
+
+// CounterForTest returns the callbacks counter of one command and result.
+func (m *Metrics) CounterForTest(cmd, result string) prometheus.Collector {
+	return m.callbacks.WithLabelValues(commandLabel(cmd), result)
+}

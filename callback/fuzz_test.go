@@ -1,0 +1,144 @@
+package callback_test
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/imhub/imhub/callback"
+	"github.com/imhub/imhub/hub/broker"
+)
+
+// seedBodies are the IM documents' examples and their schema variants.
+func seedBodies(f *testing.F) map[string]string {
+	files, err := filepath.Glob("testdata/golden/*.json")
+	if err != nil || len(files) == 0 {
+		f.Fatalf("no seed bodies: %v", err)
+	}
+	out := map[string]string{}
+	for _, name := range files {
+		b, err := os.ReadFile(name)
+		if err != nil {
+			f.Fatal(err)
+		}
+		var c struct{ CallbackCommand string }
+		if err := json.Unmarshal(b, &c); err != nil {
+			f.Fatal(err)
+		}
+		out[string(b)] = c.CallbackCommand
+	}
+	return out
+}
+
+// FuzzParse: no body makes Parse panic, and whatever it accepts becomes an
+// event that encodes to JSON and goes to well-formed channels.
+func FuzzParse(f *testing.F) {
+	for body, cmd := range seedBodies(f) {
+		f.Add(cmd, []byte(body))
+	}
+	f.Add("Group.CallbackAfterSendMsg", []byte(`{"GroupId":"G","MsgSeq":1,"MsgBody":[],"EventTime":"12"}`))
+	f.Fuzz(func(t *testing.T, cmd string, body []byte) {
+		req := callback.Request{App: "1", Command: cmd, Received: time.UnixMilli(1)}
+		ev, channels, err := callback.Parse(req, body)
+		if err != nil {
+			if ev != nil || channels != nil {
+				t.Fatalf("error %v with a result", err)
+			}
+			return
+		}
+		data, err := ev.Encode()
+		if err != nil {
+			t.Fatalf("accepted event does not encode: %v", err)
+		}
+		if !json.Valid(data) || ev.ID == "" || ev.Type == "" {
+			t.Fatalf("bad event %s", data)
+		}
+		if len(channels) < 2 || channels[len(channels)-1] != "app" {
+			t.Fatalf("channels %q", channels)
+		}
+		for _, c := range channels[:len(channels)-1] {
+			if !strings.HasPrefix(c, "group:") && !strings.HasPrefix(c, "user:") || len(c) <= len("user:") {
+				t.Fatalf("channel %q", c)
+			}
+		}
+		again, _, err := callback.Parse(req, body)
+		if err != nil || again.ID != ev.ID {
+			t.Fatalf("Parse is not deterministic")
+		}
+	})
+}
+
+// countingPublisher counts what reaches it.
+type countingPublisher struct{ n int }
+
+func (p *countingPublisher) Publish(_ context.Context, m broker.Message) (broker.Result, error) {
+	p.n++
+	return broker.Result{Positions: make([]broker.Position, len(m.Channels))}, nil
+}
+
+// FuzzHandler drives the whole endpoint with arbitrary query strings,
+// signatures and bodies: it never panics, always answers IM-shaped JSON,
+// and publishes only what it answers 200 for.
+func FuzzHandler(f *testing.F) {
+	now := time.Unix(1700000000, 0)
+	rt := strconv.FormatInt(now.Unix(), 10)
+	for body, cmd := range seedBodies(f) {
+		q := url.Values{"SdkAppid": {"1"}, "CallbackCommand": {cmd}}
+		f.Add("POST", q.Encode(), body)
+		q.Set("SdkAppid", "2")
+		q.Set("RequestTime", rt)
+		q.Set("Sign", callback.Sign("tok", rt))
+		f.Add("POST", q.Encode(), body)
+		q.Set("Sign", callback.Sign("tok", rt)[1:]+"0")
+		f.Add("POST", q.Encode(), body)
+	}
+	f.Add("GET", "SdkAppid=1", "")
+	f.Add("POST", "SdkAppid=1&CallbackCommand=%ZZ", "{")
+	f.Fuzz(func(t *testing.T, method, rawQuery, body string) {
+		if method == "" || strings.ContainsAny(method, " \t\r\n()<>@,;:\\\"/[]?={}") {
+			return // not an HTTP method token
+		}
+		pub := &countingPublisher{}
+		h := callback.NewHandler(callback.Config{
+			Apps:    []callback.App{{ID: "1"}, {ID: "2", Token: "tok"}},
+			MaxBody: 1 << 16,
+			Logger:  slog.New(slog.DiscardHandler),
+			Now:     func() time.Time { return now },
+		}, pub)
+		req := httptest.NewRequest("POST", "/im/callback", strings.NewReader(body))
+		req.Method = method
+		req.URL.RawQuery = rawQuery
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, req)
+		var resp struct {
+			ActionStatus string
+			ErrorInfo    string
+			ErrorCode    *int
+		}
+		if err := json.Unmarshal(w.Body.Bytes(), &resp); err != nil || resp.ErrorCode == nil {
+			t.Fatalf("answer is not IM-shaped: %q", w.Body.String())
+		}
+		switch w.Code {
+		case http.StatusOK:
+			if resp.ActionStatus != "OK" || *resp.ErrorCode != 0 || pub.n > 1 {
+				t.Fatalf("200 with %+v after %d publishes", resp, pub.n)
+			}
+		default:
+			if pub.n != 0 {
+				t.Fatalf("status %d but published", w.Code)
+			}
+			if resp.ActionStatus != "FAIL" || *resp.ErrorCode != 1 || resp.ErrorInfo == "" {
+				t.Fatalf("status %d with %+v", w.Code, resp)
+			}
+		}
+	})
+}

@@ -1,0 +1,204 @@
+package callback
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/imhub/imhub/hub/broker"
+)
+
+// Publisher is where accepted events go: a broker, or something in front
+// of one such as a spool.
+type Publisher interface {
+	Publish(ctx context.Context, m broker.Message) (broker.Result, error)
+}
+
+// App is one IM application the hub accepts callbacks for.
+type App struct {
+	// ID is the SdkAppid.
+	ID string
+	// Token is the callback token configured in the IM console. When set,
+	// every callback must carry a valid Sign and RequestTime.
+	Token string
+}
+
+// Config configures a [Handler]. The zero value of each field but Apps is
+// usable.
+type Config struct {
+	Apps []App
+	// MaxBody is the largest body accepted; default 1 MiB.
+	MaxBody int64
+	// PublishTimeout bounds one publish; default 5s. A callback that
+	// cannot be published in time is answered 503 and retried by the IM.
+	PublishTimeout time.Duration
+	Logger         *slog.Logger
+	// Metrics, when set, counts callbacks.
+	Metrics *Metrics
+	// Now is the clock; default time.Now.
+	Now func() time.Time
+}
+
+// Handler serves the IM callback endpoint.
+type Handler struct {
+	cfg  Config
+	apps map[string]App
+	pub  Publisher
+	log  *slog.Logger
+}
+
+// NewHandler returns a handler that publishes accepted events to pub.
+func NewHandler(cfg Config, pub Publisher) *Handler {
+	if cfg.MaxBody <= 0 {
+		cfg.MaxBody = 1 << 20
+	}
+	if cfg.PublishTimeout <= 0 {
+		cfg.PublishTimeout = 5 * time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	apps := make(map[string]App, len(cfg.Apps))
+	for _, a := range cfg.Apps {
+		apps[a.ID] = a
+	}
+	return &Handler{cfg: cfg, apps: apps, pub: pub, log: cfg.Logger}
+}
+
+var okBody = []byte(`{"ActionStatus":"OK","ErrorInfo":"","ErrorCode":0}`)
+
+// ServeHTTP implements http.Handler. The first check that fails answers;
+// nothing is published for a rejected request.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	req := Request{
+		App:      q.Get("SdkAppid"),
+		Command:  q.Get("CallbackCommand"),
+		ClientIP: q.Get("ClientIP"),
+		Platform: q.Get("OptPlatform"),
+		Received: h.cfg.Now(),
+	}
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		h.reject(w, r, req, http.StatusMethodNotAllowed, ResultBadMethod, "method must be POST")
+		return
+	}
+	app, ok := h.apps[req.App]
+	if !ok {
+		h.reject(w, r, req, http.StatusForbidden, ResultUnknownApp, "SdkAppid is not an app of this hub")
+		return
+	}
+	if app.Token != "" {
+		if err := VerifySign(app.Token, q.Get("RequestTime"), q.Get("Sign"), req.Received); err != nil {
+			h.reject(w, r, req, http.StatusUnauthorized, ResultUnauthorized, err.Error())
+			return
+		}
+	}
+	body, err := h.readBody(w, r)
+	if err != nil {
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
+			h.reject(w, r, req, http.StatusRequestEntityTooLarge, ResultTooLarge,
+				fmt.Sprintf("body is larger than %d bytes", h.cfg.MaxBody))
+		} else {
+			h.reject(w, r, req, http.StatusBadRequest, ResultBadRequest, "reading body: "+err.Error())
+		}
+		return
+	}
+	if req.Command == "" {
+		h.reject(w, r, req, http.StatusBadRequest, ResultBadRequest, "CallbackCommand query parameter is required")
+		return
+	}
+	ev, channels, err := Parse(req, body)
+	switch {
+	case errors.Is(err, ErrUnknownCommand):
+		h.cfg.Metrics.count(req.Command, ResultIgnored)
+		h.log.Debug("callback ignored: command is not published", "app", req.App, "command", req.Command)
+		writeOK(w)
+		return
+	case err != nil:
+		h.reject(w, r, req, http.StatusBadRequest, ResultBadRequest, err.Error())
+		return
+	}
+	data, err := ev.Encode()
+	if err != nil {
+		// Every field was decoded from valid JSON, so this is a bug, not
+		// bad input; the IM will retry.
+		h.fail(w, req, fmt.Errorf("encode event: %w", err))
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), h.cfg.PublishTimeout)
+	defer cancel()
+	start := time.Now()
+	res, err := h.pub.Publish(ctx, broker.Message{App: req.App, ID: ev.ID, Channels: channels, Data: data})
+	h.cfg.Metrics.observePublish(time.Since(start).Seconds())
+	if err != nil {
+		h.fail(w, req, err)
+		return
+	}
+	if res.Duplicate {
+		h.cfg.Metrics.count(req.Command, ResultDuplicate)
+		h.log.Debug("callback is a repeat, not published again", "app", req.App, "id", ev.ID, "type", ev.Type)
+	} else {
+		h.cfg.Metrics.count(req.Command, ResultPublished)
+		if h.log.Enabled(r.Context(), slog.LevelDebug) {
+			h.log.Debug("event published", "app", req.App, "id", ev.ID, "type", ev.Type,
+				"channels", channels, "positions", res.Positions, "event", string(data))
+		}
+	}
+	writeOK(w)
+}
+
+func (h *Handler) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
+	if r.ContentLength > h.cfg.MaxBody {
+		return nil, &http.MaxBytesError{Limit: h.cfg.MaxBody}
+	}
+	// A slow sender must not hold a handler goroutine for ever.
+	_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(30 * time.Second))
+	return io.ReadAll(http.MaxBytesReader(w, r.Body, h.cfg.MaxBody))
+}
+
+func (h *Handler) reject(w http.ResponseWriter, r *http.Request, req Request, status int, result, reason string) {
+	h.cfg.Metrics.count(req.Command, result)
+	h.log.Info("callback rejected", "status", status, "reason", reason, "app", req.App,
+		"command", req.Command, "remote", r.RemoteAddr)
+	writeFail(w, status, reason)
+}
+
+func (h *Handler) fail(w http.ResponseWriter, req Request, err error) {
+	h.cfg.Metrics.count(req.Command, ResultUnavailable)
+	h.log.Warn("callback not published, answered 503 so the IM retries", "app", req.App,
+		"command", req.Command, "err", err)
+	writeFail(w, http.StatusServiceUnavailable, "event could not be stored, retry later")
+}
+
+func writeOK(w http.ResponseWriter) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Length", strconv.Itoa(len(okBody)))
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(okBody)
+}
+
+// failResponse is the IM's response shape for a rejection.
+type failResponse struct {
+	ActionStatus string
+	ErrorInfo    string
+	ErrorCode    int
+}
+
+func writeFail(w http.ResponseWriter, status int, reason string) {
+	b, _ := json.Marshal(failResponse{ActionStatus: "FAIL", ErrorInfo: reason, ErrorCode: 1})
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Length", strconv.Itoa(len(b)))
+	w.WriteHeader(status)
+	_, _ = w.Write(b)
+}

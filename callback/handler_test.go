@@ -1,0 +1,233 @@
+package callback_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/imhub/imhub/callback"
+	"github.com/imhub/imhub/hub/broker"
+	"github.com/imhub/imhub/hub/broker/brokertest"
+)
+
+const (
+	openApp   = "1400000000" // no callback token
+	signedApp = "1400000001" // callback token "s3cret"
+	token     = "s3cret"
+)
+
+var now = time.Unix(1700000000, 0)
+
+// fixture is a handler in front of a real in-process broker whose every
+// channel of both apps is watched.
+type fixture struct {
+	h       *callback.Handler
+	rec     *brokertest.Recorder
+	reg     *prometheus.Registry
+	metrics *callback.Metrics
+}
+
+func newFixture(t *testing.T, pub callback.Publisher) *fixture {
+	t.Helper()
+	b := broker.NewMemory(brokertest.DefaultConfig)
+	rec := brokertest.Start(t, b)
+	for _, app := range []string{openApp, signedApp} {
+		require.NoError(t, b.Subscribe(context.Background(), app, "app"))
+	}
+	if pub == nil {
+		pub = b
+	}
+	reg := prometheus.NewRegistry()
+	m := callback.NewMetrics(reg)
+	h := callback.NewHandler(callback.Config{
+		Apps:    []callback.App{{ID: openApp}, {ID: signedApp, Token: token}},
+		MaxBody: 4096,
+		Metrics: m,
+		Logger:  slog.New(slog.DiscardHandler),
+		Now:     func() time.Time { return now },
+	}, pub)
+	return &fixture{h: h, rec: rec, reg: reg, metrics: m}
+}
+
+func query(app, cmd string) url.Values {
+	return url.Values{"SdkAppid": {app}, "CallbackCommand": {cmd}, "contenttype": {"json"}, "ClientIP": {"10.0.0.1"}, "OptPlatform": {"iOS"}}
+}
+
+func signed(q url.Values, at time.Time, tok string) url.Values {
+	rt := strconv.FormatInt(at.Unix(), 10)
+	q.Set("RequestTime", rt)
+	q.Set("Sign", callback.Sign(tok, rt))
+	return q
+}
+
+func (f *fixture) do(t *testing.T, method string, q url.Values, body string) (int, string) {
+	t.Helper()
+	req := httptest.NewRequest(method, "/im/callback?"+q.Encode(), strings.NewReader(body))
+	w := httptest.NewRecorder()
+	f.h.ServeHTTP(w, req)
+	assert.Equal(t, "application/json", w.Header().Get("Content-Type"), "every answer is IM-shaped JSON")
+	return w.Code, w.Body.String()
+}
+
+func seed(t *testing.T, name string) string {
+	b, err := os.ReadFile("testdata/golden/" + name + ".json")
+	require.NoError(t, err)
+	return string(b)
+}
+
+func fail(reason string) string {
+	return `{"ActionStatus":"FAIL","ErrorInfo":"` + reason + `","ErrorCode":1}`
+}
+
+const ok = `{"ActionStatus":"OK","ErrorInfo":"","ErrorCode":0}`
+
+func TestHandlerPublishes(t *testing.T) {
+	f := newFixture(t, nil)
+	code, body := f.do(t, http.MethodPost, query(openApp, callback.CommandGroupSend), seed(t, "group_send"))
+	assert.Equal(t, http.StatusOK, code)
+	assert.Equal(t, ok, body)
+	pubs := f.rec.WaitCount(t, 1)
+	assert.Contains(t, string(pubs[0].Data), `"type":"group.message.sent"`)
+	assert.Contains(t, string(pubs[0].Data), `"platform":"iOS"`)
+	assert.Contains(t, string(pubs[0].Data), `"client_ip":"10.0.0.1"`)
+	assert.Equal(t, 1.0, testutil.ToFloat64(f.counter(callback.CommandGroupSend, callback.ResultPublished)))
+}
+
+func TestHandlerSignedApp(t *testing.T) {
+	f := newFixture(t, nil)
+	for _, at := range []time.Time{now, now.Add(-59 * time.Second), now.Add(59 * time.Second)} {
+		q := signed(query(signedApp, callback.CommandC2CWithdraw), at, token)
+		body := `{"From_Account":"a","To_Account":"b","MsgKey":"` + at.String() + `"}`
+		code, resp := f.do(t, http.MethodPost, q, body)
+		assert.Equal(t, http.StatusOK, code, resp)
+	}
+	f.rec.WaitCount(t, 3)
+}
+
+// A retry of the same IM event is answered OK and not published again.
+func TestHandlerDedupe(t *testing.T) {
+	f := newFixture(t, nil)
+	for range 3 {
+		code, body := f.do(t, http.MethodPost, query(openApp, callback.CommandGroupRecall), seed(t, "group_recall"))
+		assert.Equal(t, http.StatusOK, code)
+		assert.Equal(t, ok, body)
+	}
+	f.do(t, http.MethodPost, query(openApp, callback.CommandGroupSend), seed(t, "group_send"))
+	pubs := f.rec.WaitCount(t, 2)
+	assert.Len(t, pubs, 2)
+	assert.Equal(t, 2.0, testutil.ToFloat64(f.counter(callback.CommandGroupRecall, callback.ResultDuplicate)))
+}
+
+func TestHandlerUnknownCommand(t *testing.T) {
+	f := newFixture(t, nil)
+	code, body := f.do(t, http.MethodPost, query(openApp, "State.StateChange"), `{"CallbackCommand":"State.StateChange","Info":{"To_Account":"x"}}`)
+	assert.Equal(t, http.StatusOK, code)
+	assert.Equal(t, ok, body)
+	assert.Equal(t, 1.0, testutil.ToFloat64(f.counter("other", callback.ResultIgnored)), "counted under a bounded label")
+	f.do(t, http.MethodPost, query(openApp, callback.CommandGroupSend), seed(t, "group_send"))
+	pubs := f.rec.WaitCount(t, 1)
+	assert.Len(t, pubs, 1, "the unknown command was not published")
+}
+
+// Every rejection of the contract, in the order the checks run: the first
+// that fails answers, with its status and an IM-shaped body, and nothing
+// is published.
+func TestHandlerRejects(t *testing.T) {
+	big := `{"GroupId":"G","MsgSeq":1,"MsgBody":[],"pad":"` + strings.Repeat("x", 5000) + `"}`
+	signedQ := func(mod func(url.Values)) url.Values {
+		q := signed(query(signedApp, callback.CommandGroupSend), now, token)
+		mod(q)
+		return q
+	}
+	for _, tc := range []struct {
+		name   string
+		method string
+		q      url.Values
+		body   string
+		status int
+		reason string
+		result string
+	}{
+		{"GET", http.MethodGet, query(openApp, callback.CommandGroupSend), seed(t, "group_send"), 405, "method must be POST", callback.ResultBadMethod},
+		{"PUT before unknown app", http.MethodPut, query("999", callback.CommandGroupSend), "", 405, "method must be POST", callback.ResultBadMethod},
+		{"unknown app", http.MethodPost, query("999", callback.CommandGroupSend), seed(t, "group_send"), 403, "SdkAppid is not an app of this hub", callback.ResultUnknownApp},
+		{"no app", http.MethodPost, url.Values{"CallbackCommand": {callback.CommandGroupSend}}, seed(t, "group_send"), 403, "SdkAppid is not an app of this hub", callback.ResultUnknownApp},
+		{"unknown app before bad sign", http.MethodPost, signed(query("999", callback.CommandGroupSend), now, "wrong"), big, 403, "SdkAppid is not an app of this hub", callback.ResultUnknownApp},
+		{"no sign", http.MethodPost, query(signedApp, callback.CommandGroupSend), seed(t, "group_send"), 401, "Sign and RequestTime are required for this app", callback.ResultUnauthorized},
+		{"wrong token", http.MethodPost, signed(query(signedApp, callback.CommandGroupSend), now, "guess"), seed(t, "group_send"), 401, "Sign does not match", callback.ResultUnauthorized},
+		{"uppercase sign", http.MethodPost, signedQ(func(q url.Values) { q.Set("Sign", strings.ToUpper(q.Get("Sign"))) }), seed(t, "group_send"), 401, "Sign does not match", callback.ResultUnauthorized},
+		{"sign of other time", http.MethodPost, signedQ(func(q url.Values) { q.Set("RequestTime", strconv.FormatInt(now.Unix()+1, 10)) }), seed(t, "group_send"), 401, "Sign does not match", callback.ResultUnauthorized},
+		{"stale", http.MethodPost, signed(query(signedApp, callback.CommandGroupSend), now.Add(-61*time.Second), token), seed(t, "group_send"), 401, "RequestTime is more than 60s from the hub's clock", callback.ResultUnauthorized},
+		{"future", http.MethodPost, signed(query(signedApp, callback.CommandGroupSend), now.Add(61*time.Second), token), seed(t, "group_send"), 401, "RequestTime is more than 60s from the hub's clock", callback.ResultUnauthorized},
+		{"time not a number", http.MethodPost, signedQ(func(q url.Values) { q.Set("RequestTime", "yesterday") }), seed(t, "group_send"), 401, "RequestTime is not unix seconds", callback.ResultUnauthorized},
+		{"bad sign before too large", http.MethodPost, signed(query(signedApp, callback.CommandGroupSend), now, "guess"), big, 401, "Sign does not match", callback.ResultUnauthorized},
+		{"too large", http.MethodPost, query(openApp, callback.CommandGroupSend), big, 413, "body is larger than 4096 bytes", callback.ResultTooLarge},
+		{"too large signed", http.MethodPost, signedQ(func(url.Values) {}), big, 413, "body is larger than 4096 bytes", callback.ResultTooLarge},
+		{"too large before bad json", http.MethodPost, query(openApp, callback.CommandGroupSend), "[" + big, 413, "body is larger than 4096 bytes", callback.ResultTooLarge},
+		{"no command", http.MethodPost, url.Values{"SdkAppid": {openApp}}, seed(t, "group_send"), 400, "CallbackCommand query parameter is required", callback.ResultBadRequest},
+		{"not json", http.MethodPost, query(openApp, callback.CommandGroupSend), `GroupId=G`, 400, "body is not a JSON object", callback.ResultBadRequest},
+		{"command mismatch", http.MethodPost, query(openApp, callback.CommandGroupRecall), seed(t, "group_send"), 400, `CallbackCommand \"Group.CallbackAfterSendMsg\" in the body differs from \"Group.CallbackAfterRecallMsg\" in the query`, callback.ResultBadRequest},
+		{"missing field", http.MethodPost, query(openApp, callback.CommandC2CWithdraw), `{"From_Account":"a","To_Account":"b"}`, 400, "MsgKey: required string is missing", callback.ResultBadRequest},
+		{"wrong type", http.MethodPost, query(openApp, callback.CommandGroupSend), `{"GroupId":"G","MsgSeq":"1","MsgBody":[]}`, 400, "MsgSeq: want integer, got string", callback.ResultBadRequest},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t, nil)
+			code, body := f.do(t, tc.method, tc.q, tc.body)
+			assert.Equal(t, tc.status, code)
+			assert.Equal(t, fail(tc.reason), body)
+			assert.Equal(t, 1.0, testutil.ToFloat64(f.counter(tc.q.Get("CallbackCommand"), tc.result)))
+			assert.Empty(t, f.rec.Publications(), "a rejected callback publishes nothing")
+		})
+	}
+}
+
+func TestHandlerMethodNotAllowedSaysAllow(t *testing.T) {
+	f := newFixture(t, nil)
+	req := httptest.NewRequest(http.MethodGet, "/im/callback", nil)
+	w := httptest.NewRecorder()
+	f.h.ServeHTTP(w, req)
+	assert.Equal(t, "POST", w.Header().Get("Allow"))
+}
+
+// A body that claims a size over the limit is refused before it is read.
+func TestHandlerTooLargeByContentLength(t *testing.T) {
+	f := newFixture(t, nil)
+	req := httptest.NewRequest(http.MethodPost, "/im/callback?"+query(openApp, callback.CommandGroupSend).Encode(), io.NopCloser(strings.NewReader("{}")))
+	req.ContentLength = 1 << 30
+	w := httptest.NewRecorder()
+	f.h.ServeHTTP(w, req)
+	assert.Equal(t, http.StatusRequestEntityTooLarge, w.Code)
+}
+
+type downPublisher struct{}
+
+func (downPublisher) Publish(context.Context, broker.Message) (broker.Result, error) {
+	return broker.Result{}, errors.Join(broker.ErrUnavailable, errors.New("connection refused"))
+}
+
+// An event that cannot be made durable is never acknowledged.
+func TestHandlerUnavailable(t *testing.T) {
+	f := newFixture(t, downPublisher{})
+	code, body := f.do(t, http.MethodPost, query(openApp, callback.CommandGroupSend), seed(t, "group_send"))
+	assert.Equal(t, http.StatusServiceUnavailable, code)
+	assert.Equal(t, fail("event could not be stored, retry later"), body)
+	assert.Equal(t, 1.0, testutil.ToFloat64(f.counter(callback.CommandGroupSend, callback.ResultUnavailable)))
+}
+
+func (f *fixture) counter(cmd, result string) prometheus.Collector {
+	return f.metrics.CounterForTest(cmd, result)
+}

@@ -1,0 +1,73 @@
+package callback
+
+import (
+	"slices"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Results a callback can have, the values of the "result" label.
+const (
+	ResultPublished    = "published"
+	ResultDuplicate    = "duplicate"
+	ResultIgnored      = "ignored" // a command that is not published
+	ResultBadMethod    = "method_not_allowed"
+	ResultUnknownApp   = "unknown_app"
+	ResultUnauthorized = "unauthorized"
+	ResultTooLarge     = "too_large"
+	ResultBadRequest   = "bad_request"
+	ResultUnavailable  = "unavailable"
+)
+
+// Metrics are the callback endpoint's Prometheus metrics.
+type Metrics struct {
+	callbacks *prometheus.CounterVec
+	publish   prometheus.Histogram
+	dedupe    prometheus.Counter
+}
+
+// NewMetrics registers the callback metrics with reg.
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		callbacks: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "imhub_callbacks_total",
+			Help: "IM callbacks received, by command and result.",
+		}, []string{"command", "result"}),
+		publish: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "imhub_publish_duration_seconds",
+			Help:    "Time to publish one event to the broker, deduplication included.",
+			Buckets: prometheus.ExponentialBuckets(0.0001, 2.5, 12),
+		}),
+		dedupe: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "imhub_dedupe_hits_total",
+			Help: "Callbacks recognised as a repeat of an event already published.",
+		}),
+	}
+	reg.MustRegister(m.callbacks, m.publish, m.dedupe)
+	return m
+}
+
+// commandLabel keeps the label's values to a known set: the command comes
+// from the request and must not create series at a caller's will.
+func commandLabel(cmd string) string {
+	if slices.Contains(Commands, cmd) {
+		return cmd
+	}
+	return "other"
+}
+
+func (m *Metrics) count(cmd, result string) {
+	if m == nil {
+		return
+	}
+	m.callbacks.WithLabelValues(commandLabel(cmd), result).Inc()
+	if result == ResultDuplicate {
+		m.dedupe.Inc()
+	}
+}
+
+func (m *Metrics) observePublish(seconds float64) {
+	if m != nil {
+		m.publish.Observe(seconds)
+	}
+}

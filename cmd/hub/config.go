@@ -1,0 +1,284 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/imhub/imhub/callback"
+)
+
+// DemoApp is the SdkAppid -dev mode accepts when -apps is empty.
+const DemoApp = "1400000000"
+
+// Config is everything the hub is configured with. Its zero value is not
+// useful: parseConfig fills in the defaults and validates.
+type Config struct {
+	Addr           string
+	Redis          string
+	Apps           []callback.App
+	JWTSecret      string
+	JWTPublicKey   string
+	JWTJWKSURL     string
+	Dev            bool
+	LogLevel       slog.Level
+	LogFormat      string
+	MaxBody        int64
+	DedupeWindow   time.Duration
+	HistorySize    int
+	HistoryTTL     time.Duration
+	SpoolDir       string
+	SpoolMaxBytes  int64
+	MaxConns       int
+	MaxSubs        int
+	MaxFrame       int64
+	SendQueue      int
+	PingInterval   time.Duration
+	WriteTimeout   time.Duration
+	AllowedOrigins []string
+	Compression    bool
+	Drain          time.Duration
+	DebugAddr      string
+}
+
+// envName is the environment variable of a flag: -redis is HUB_REDIS.
+func envName(flagName string) string {
+	return "HUB_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
+// parseConfig reads flags from args and, for flags not given there, from
+// HUB_* variables in env. It returns flag.ErrHelp after printing usage to
+// out when asked for help.
+func parseConfig(args []string, env func(string) string, out io.Writer) (Config, error) {
+	var (
+		c                      Config
+		apps, level, origins   string
+		maxBody, spool, maxFrm = size(1 << 20), size(256 << 20), size(64 << 10)
+	)
+	fs := flag.NewFlagSet("hub", flag.ContinueOnError)
+	fs.SetOutput(out)
+	fs.StringVar(&c.Addr, "addr", ":8080", "listen `address`")
+	fs.StringVar(&c.Redis, "redis", "", "Redis `URL` (redis://, rediss://, unix://); empty = in-process broker, one node")
+	fs.StringVar(&apps, "apps", "", "the apps this hub accepts, comma-separated: `SdkAppid[:callbackToken]`,…")
+	fs.StringVar(&c.JWTSecret, "jwt-secret", "", "HS256 `secret` for client tokens")
+	fs.StringVar(&c.JWTPublicKey, "jwt-public-key", "", "PEM `file` with the RS256 / ES256 / EdDSA public key for client tokens")
+	fs.StringVar(&c.JWTJWKSURL, "jwt-jwks-url", "", "JWKS `URL` with the public keys for client tokens")
+	fs.BoolVar(&c.Dev, "dev", false, "demo mode: serve /dev/token, accept the demo app; refused unless -addr is loopback")
+	fs.StringVar(&level, "log-level", "info", "log `level`: debug, info, warn, error")
+	fs.StringVar(&c.LogFormat, "log-format", "text", "log `format`: text or json")
+	fs.Var(&maxBody, "max-body", "largest callback `size` (413 beyond)")
+	fs.DurationVar(&c.DedupeWindow, "dedupe-window", 10*time.Minute, "how long a repeated IM event is recognised")
+	fs.IntVar(&c.HistorySize, "history-size", 100, "events kept per channel for since replay")
+	fs.DurationVar(&c.HistoryTTL, "history-ttl", 10*time.Minute, "how long a channel's history is kept")
+	fs.StringVar(&c.SpoolDir, "spool-dir", "", "local spool `directory` for callbacks while Redis is down; empty = no spool (503 instead)")
+	fs.Var(&spool, "spool-max-bytes", "largest spool `size`")
+	fs.IntVar(&c.MaxConns, "max-conns", 100000, "WebSocket connections per node (4009 beyond)")
+	fs.IntVar(&c.MaxSubs, "max-subs", 256, "subscriptions per connection")
+	fs.Var(&maxFrm, "max-frame", "largest client frame `size` (1009 beyond)")
+	fs.IntVar(&c.SendQueue, "send-queue", 1024, "frames queued per connection before it is closed with 4008")
+	fs.DurationVar(&c.PingInterval, "ping-interval", 25*time.Second, "keep-alive ping interval")
+	fs.DurationVar(&c.WriteTimeout, "write-timeout", 10*time.Second, "deadline of each WebSocket write")
+	fs.StringVar(&origins, "allowed-origins", "", "browser Origin `patterns` allowed besides the hub's own host, comma-separated")
+	fs.BoolVar(&c.Compression, "compression", false, "permessage-deflate for clients that offer it")
+	fs.DurationVar(&c.Drain, "drain", 10*time.Second, "on SIGTERM: fail readiness, then close sessions with 1012 over this period")
+	fs.StringVar(&c.DebugAddr, "debug-addr", "", "loopback `address` for pprof")
+	fs.Usage = func() {
+		fmt.Fprintf(out, "Usage: hub [flags]\n\n"+
+			"imhub turns Tencent Cloud Chat (IM) callbacks into live WebSocket streams.\n"+
+			"Every flag can also be set by an environment variable: -redis by HUB_REDIS,\n"+
+			"-jwt-secret by HUB_JWT_SECRET, and so on; a flag on the command line wins.\n"+
+			"Sizes take KiB, MiB or GiB; durations use Go syntax (10s, 5m).\n\nFlags:\n")
+		fs.VisitAll(func(f *flag.Flag) { f.Usage += " [$" + envName(f.Name) + "]" })
+		fs.PrintDefaults()
+	}
+
+	// Environment first, so the command line overrides it.
+	var envErr error
+	fs.VisitAll(func(f *flag.Flag) {
+		if v := env(envName(f.Name)); v != "" && envErr == nil {
+			if err := fs.Set(f.Name, v); err != nil {
+				envErr = fmt.Errorf("%s: %w", envName(f.Name), err)
+			}
+		}
+	})
+	if envErr != nil {
+		return c, envErr
+	}
+	if err := fs.Parse(args); err != nil {
+		return c, err
+	}
+	if fs.NArg() > 0 {
+		return c, fmt.Errorf("unexpected argument %q: every setting is a flag (see hub -h)", fs.Arg(0))
+	}
+	c.MaxBody, c.SpoolMaxBytes, c.MaxFrame = int64(maxBody), int64(spool), int64(maxFrm)
+	if origins != "" {
+		for o := range strings.SplitSeq(origins, ",") {
+			if o = strings.TrimSpace(o); o != "" {
+				c.AllowedOrigins = append(c.AllowedOrigins, o)
+			}
+		}
+	}
+	if err := c.LogLevel.UnmarshalText([]byte(level)); err != nil {
+		return c, fmt.Errorf("-log-level %q: want debug, info, warn or error", level)
+	}
+	var err error
+	if c.Apps, err = parseApps(apps); err != nil {
+		return c, err
+	}
+	return c, c.validate()
+}
+
+// parseApps parses "SdkAppid[:callbackToken],…".
+func parseApps(s string) ([]callback.App, error) {
+	var apps []callback.App
+	seen := map[string]bool{}
+	for item := range strings.SplitSeq(s, ",") {
+		item = strings.TrimSpace(item)
+		if item == "" {
+			continue
+		}
+		id, token, hasToken := strings.Cut(item, ":")
+		if _, err := strconv.ParseUint(id, 10, 64); err != nil {
+			return nil, fmt.Errorf("-apps: %q is not a SdkAppid (the number the IM console shows); want SdkAppid[:callbackToken],…", id)
+		}
+		if hasToken && token == "" {
+			return nil, fmt.Errorf("-apps: app %s has an empty callback token after ':'; give the token or drop the ':'", id)
+		}
+		if seen[id] {
+			return nil, fmt.Errorf("-apps: app %s is listed twice", id)
+		}
+		seen[id] = true
+		apps = append(apps, callback.App{ID: id, Token: token})
+	}
+	return apps, nil
+}
+
+func (c *Config) validate() error {
+	if c.Dev {
+		if !isLoopback(c.Addr) {
+			return fmt.Errorf("-dev serves /dev/token, which mints tokens for anyone, so it needs a loopback -addr such as 127.0.0.1:8080, not %q", c.Addr)
+		}
+		if len(c.Apps) == 0 {
+			c.Apps = []callback.App{{ID: DemoApp}}
+		}
+	}
+	if len(c.Apps) == 0 {
+		return errors.New("no apps configured: set -apps (HUB_APPS) to your SdkAppid, with :callbackToken if the IM console has one")
+	}
+	keys := 0
+	for _, k := range []string{c.JWTSecret, c.JWTPublicKey, c.JWTJWKSURL} {
+		if k != "" {
+			keys++
+		}
+	}
+	switch {
+	case keys == 0 && !c.Dev:
+		return errors.New("no JWT key configured: set one of -jwt-secret, -jwt-public-key or -jwt-jwks-url (or use -dev for a local demo)")
+	case keys > 1:
+		return errors.New("more than one JWT key configured: set only one of -jwt-secret, -jwt-public-key and -jwt-jwks-url")
+	}
+	if c.JWTPublicKey != "" {
+		if _, err := os.Stat(c.JWTPublicKey); err != nil {
+			return fmt.Errorf("-jwt-public-key: %w", err)
+		}
+	}
+	if c.JWTJWKSURL != "" {
+		if u, err := url.Parse(c.JWTJWKSURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			return fmt.Errorf("-jwt-jwks-url %q: want an http(s) URL", c.JWTJWKSURL)
+		}
+	}
+	if c.Redis != "" {
+		if err := checkRedisURL(c.Redis); err != nil {
+			return err
+		}
+	}
+	if c.SpoolDir != "" {
+		return errors.New("-spool-dir: the local spool is not available in this version; leave it empty (callbacks are answered 503 while Redis is down, and the IM backend retries)")
+	}
+	if c.LogFormat != "text" && c.LogFormat != "json" {
+		return fmt.Errorf("-log-format %q: want text or json", c.LogFormat)
+	}
+	if c.DebugAddr != "" && !isLoopback(c.DebugAddr) {
+		return fmt.Errorf("-debug-addr %q: pprof is served on loopback only, such as 127.0.0.1:6060", c.DebugAddr)
+	}
+	for _, p := range []struct {
+		name string
+		v    int64
+	}{
+		{"-max-body", c.MaxBody}, {"-max-conns", int64(c.MaxConns)}, {"-max-subs", int64(c.MaxSubs)},
+		{"-max-frame", c.MaxFrame}, {"-send-queue", int64(c.SendQueue)},
+		{"-ping-interval", int64(c.PingInterval)}, {"-write-timeout", int64(c.WriteTimeout)},
+		{"-spool-max-bytes", c.SpoolMaxBytes},
+	} {
+		if p.v <= 0 {
+			return fmt.Errorf("%s must be greater than zero", p.name)
+		}
+	}
+	for _, p := range []struct {
+		name string
+		v    int64
+	}{
+		{"-dedupe-window", int64(c.DedupeWindow)}, {"-history-size", int64(c.HistorySize)},
+		{"-history-ttl", int64(c.HistoryTTL)}, {"-drain", int64(c.Drain)},
+	} {
+		if p.v < 0 {
+			return fmt.Errorf("%s must not be negative", p.name)
+		}
+	}
+	return nil
+}
+
+func isLoopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// size is a byte count flag that takes KiB, MiB and GiB suffixes.
+type size int64
+
+func (s *size) String() string {
+	n := int64(*s)
+	for _, u := range []struct {
+		suffix string
+		shift  uint
+	}{{"GiB", 30}, {"MiB", 20}, {"KiB", 10}} {
+		if n != 0 && n%(1<<u.shift) == 0 {
+			return strconv.FormatInt(n>>u.shift, 10) + u.suffix
+		}
+	}
+	return strconv.FormatInt(n, 10)
+}
+
+func (s *size) Set(v string) error {
+	mult := int64(1)
+	for _, u := range []struct {
+		suffix string
+		mult   int64
+	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"B", 1}} {
+		if rest, ok := strings.CutSuffix(v, u.suffix); ok {
+			v, mult = rest, u.mult
+			break
+		}
+	}
+	n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+	if err != nil || n < 0 || n > (1<<62)/mult {
+		return errors.New("want a size such as 1048576, 64KiB, 1MiB or 1GiB")
+	}
+	*s = size(n * mult)
+	return nil
+}

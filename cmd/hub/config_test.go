@@ -1,0 +1,130 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"flag"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/imhub/imhub/callback"
+)
+
+func env(m map[string]string) func(string) string {
+	return func(k string) string { return m[k] }
+}
+
+func TestConfigDefaults(t *testing.T) {
+	c, err := parseConfig([]string{"-apps", "1400000000", "-jwt-secret", "x"}, env(nil), &bytes.Buffer{})
+	require.NoError(t, err)
+	assert.Equal(t, ":8080", c.Addr)
+	assert.Equal(t, int64(1<<20), c.MaxBody)
+	assert.Equal(t, 10*time.Minute, c.DedupeWindow)
+	assert.Equal(t, 100, c.HistorySize)
+	assert.Equal(t, 10*time.Minute, c.HistoryTTL)
+	assert.Equal(t, int64(256<<20), c.SpoolMaxBytes)
+	assert.Equal(t, 100000, c.MaxConns)
+	assert.Equal(t, 256, c.MaxSubs)
+	assert.Equal(t, int64(64<<10), c.MaxFrame)
+	assert.Equal(t, 1024, c.SendQueue)
+	assert.Equal(t, 25*time.Second, c.PingInterval)
+	assert.Equal(t, 10*time.Second, c.WriteTimeout)
+	assert.Equal(t, 10*time.Second, c.Drain)
+	assert.Equal(t, "text", c.LogFormat)
+	assert.Equal(t, []callback.App{{ID: "1400000000"}}, c.Apps)
+}
+
+func TestConfigEnvAndFlags(t *testing.T) {
+	c, err := parseConfig([]string{"-max-subs", "9"}, env(map[string]string{
+		"HUB_APPS":            "1:tok, 2",
+		"HUB_JWT_SECRET":      "s",
+		"HUB_MAX_SUBS":        "5",
+		"HUB_MAX_BODY":        "2MiB",
+		"HUB_ALLOWED_ORIGINS": "https://a.example, https://*.b.example",
+		"HUB_COMPRESSION":     "true",
+		"HUB_LOG_LEVEL":       "debug",
+	}), &bytes.Buffer{})
+	require.NoError(t, err)
+	assert.Equal(t, []callback.App{{ID: "1", Token: "tok"}, {ID: "2"}}, c.Apps)
+	assert.Equal(t, 9, c.MaxSubs, "the command line wins over the environment")
+	assert.Equal(t, int64(2<<20), c.MaxBody)
+	assert.Equal(t, []string{"https://a.example", "https://*.b.example"}, c.AllowedOrigins)
+	assert.True(t, c.Compression)
+	assert.Equal(t, "DEBUG", c.LogLevel.String())
+}
+
+func TestConfigDev(t *testing.T) {
+	c, err := parseConfig([]string{"-dev", "-addr", "127.0.0.1:8080"}, env(nil), &bytes.Buffer{})
+	require.NoError(t, err)
+	assert.Equal(t, []callback.App{{ID: DemoApp}}, c.Apps, "-dev brings the demo app")
+	for _, addr := range []string{"localhost:0", "[::1]:8080", "127.0.0.2:1"} {
+		_, err := parseConfig([]string{"-dev", "-addr", addr}, env(nil), &bytes.Buffer{})
+		assert.NoError(t, err, addr)
+	}
+}
+
+// Every invalid configuration is refused with one line that says what is
+// wrong and how to fix it.
+func TestConfigErrors(t *testing.T) {
+	ok := []string{"-apps", "1", "-jwt-secret", "s"}
+	for _, tc := range []struct {
+		name string
+		args []string
+		env  map[string]string
+		want string
+	}{
+		{"no apps", []string{"-jwt-secret", "s"}, nil, "no apps configured: set -apps"},
+		{"bad app id", []string{"-apps", "abc", "-jwt-secret", "s"}, nil, `-apps: "abc" is not a SdkAppid`},
+		{"empty token", []string{"-apps", "1:", "-jwt-secret", "s"}, nil, "empty callback token"},
+		{"app twice", []string{"-apps", "1,1:t", "-jwt-secret", "s"}, nil, "app 1 is listed twice"},
+		{"no jwt key", []string{"-apps", "1"}, nil, "no JWT key configured"},
+		{"two jwt keys", append(ok, "-jwt-jwks-url", "https://idp.example/jwks"), nil, "more than one JWT key"},
+		{"missing pem", []string{"-apps", "1", "-jwt-public-key", "/nonexistent.pem"}, nil, "-jwt-public-key"},
+		{"bad jwks url", []string{"-apps", "1", "-jwt-jwks-url", "ftp://x"}, nil, "want an http(s) URL"},
+		{"dev on all interfaces", []string{"-dev"}, nil, "needs a loopback -addr"},
+		{"dev on public address", []string{"-dev", "-addr", "0.0.0.0:8080"}, nil, "needs a loopback -addr"},
+		{"bad redis url", append(ok, "-redis", "http://localhost:6379"), nil, `-redis "http://localhost:6379"`},
+		{"bad redis env", ok, map[string]string{"HUB_REDIS": "redis://localhost:6379/notadb"}, "-redis"},
+		{"bad size", append(ok, "-max-body", "1MB"), nil, "want a size"},
+		{"bad size env", ok, map[string]string{"HUB_MAX_FRAME": "big"}, "HUB_MAX_FRAME"},
+		{"bad duration", append(ok, "-drain", "10"), nil, "-drain"},
+		{"bad level", append(ok, "-log-level", "loud"), nil, "-log-level"},
+		{"bad format", append(ok, "-log-format", "xml"), nil, "-log-format"},
+		{"zero conns", append(ok, "-max-conns", "0"), nil, "-max-conns must be greater than zero"},
+		{"negative history", append(ok, "-history-size", "-1"), nil, "-history-size must not be negative"},
+		{"public pprof", append(ok, "-debug-addr", ":6060"), nil, "loopback only"},
+		{"spool", append(ok, "-spool-dir", "/tmp/x"), nil, "-spool-dir"},
+		{"stray argument", append(ok, "serve"), nil, "unexpected argument"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := parseConfig(tc.args, env(tc.env), &bytes.Buffer{})
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), tc.want)
+			assert.NotContains(t, err.Error(), "\n", "one line")
+		})
+	}
+}
+
+func TestConfigHelp(t *testing.T) {
+	var out bytes.Buffer
+	_, err := parseConfig([]string{"-h"}, env(nil), &out)
+	assert.True(t, errors.Is(err, flag.ErrHelp))
+	assert.Contains(t, out.String(), "$HUB_REDIS")
+}
+
+func TestSize(t *testing.T) {
+	for in, want := range map[string]int64{"0": 0, "1024": 1024, "64KiB": 64 << 10, "1MiB": 1 << 20, "3GiB": 3 << 30, "10B": 10} {
+		var s size
+		require.NoError(t, s.Set(in), in)
+		assert.Equal(t, want, int64(s), in)
+	}
+	for _, in := range []string{"", "1MB", "-1", "1.5MiB", "KiB", "99999999999GiB"} {
+		var s size
+		assert.Error(t, s.Set(in), in)
+	}
+	s := size(64 << 10)
+	assert.Equal(t, "64KiB", s.String())
+}

@@ -1,0 +1,207 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os/exec"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/imhub/imhub/callback"
+	"github.com/imhub/imhub/hub/broker"
+	"github.com/imhub/imhub/hub/broker/brokertest"
+	"github.com/imhub/imhub/internal/hubtest"
+	"github.com/imhub/imhub/internal/redistest"
+)
+
+func TestMain(m *testing.M) { hubtest.Main(m) }
+
+const groupSend = `{"CallbackCommand":"Group.CallbackAfterSendMsg","GroupId":"G1","Type":"Public","From_Account":"jared","MsgSeq":%d,"MsgTime":1490686222,"MsgBody":[{"MsgType":"TIMTextElem","MsgContent":{"Text":"red packet %d"}}]}`
+
+func post(t *testing.T, p *hubtest.Process, app string, seq int) (int, string) {
+	t.Helper()
+	u := p.URL("/im/callback?SdkAppid=" + app + "&CallbackCommand=Group.CallbackAfterSendMsg&contenttype=json")
+	resp, err := http.Post(u, "application/json", strings.NewReader(fmt.Sprintf(groupSend, seq, seq)))
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+const okBody = `{"ActionStatus":"OK","ErrorInfo":"","ErrorCode":0}`
+
+func TestBinaryHelp(t *testing.T) {
+	out, err := exec.Command(hubtest.Binary(t), "-h").CombinedOutput()
+	require.NoError(t, err, "hub -h exits 0")
+	for _, f := range []string{"addr", "redis", "apps", "jwt-secret", "jwt-public-key", "jwt-jwks-url", "dev",
+		"log-level", "log-format", "max-body", "dedupe-window", "history-size", "history-ttl", "spool-dir",
+		"spool-max-bytes", "max-conns", "max-subs", "max-frame", "send-queue", "ping-interval", "write-timeout",
+		"allowed-origins", "compression", "drain", "debug-addr"} {
+		assert.Regexp(t, `(?m)^  -`+f+`( |$)`, string(out), "hub -h lists -%s", f)
+		assert.Contains(t, string(out), "$"+envName(f), "hub -h names the variable of -%s", f)
+	}
+	assert.Contains(t, string(out), `(default ":8080")`)
+}
+
+func TestBinaryConfigError(t *testing.T) {
+	cmd := exec.Command(hubtest.Binary(t), "-apps", "1400000000")
+	out, err := cmd.CombinedOutput()
+	var ee *exec.ExitError
+	require.ErrorAs(t, err, &ee)
+	assert.Equal(t, 2, ee.ExitCode())
+	assert.Equal(t, "hub: no JWT key configured: set one of -jwt-secret, -jwt-public-key or -jwt-jwks-url (or use -dev for a local demo)\n", string(out))
+
+	cmd = exec.Command(hubtest.Binary(t), "-jwt-secret", "s")
+	cmd.Env = append(cmd.Environ(), "HUB_APPS=x", "HUB_REDIS=")
+	out, err = cmd.CombinedOutput()
+	require.ErrorAs(t, err, &ee)
+	assert.Equal(t, 2, ee.ExitCode())
+	assert.Contains(t, string(out), `-apps: "x" is not a SdkAppid`)
+}
+
+// The environment configures the hub as flags do; secrets never reach the
+// log, nor message text at info level; SIGTERM stops it cleanly.
+func TestBinaryServesFromEnv(t *testing.T) {
+	p := hubtest.Start(t, nil, "HUB_APPS=1400000001:callbacktoken", "HUB_JWT_SECRET=jwtsecret-value", "HUB_LOG_LEVEL=info")
+	code, body := p.Get("/healthz")
+	assert.Equal(t, 200, code)
+	assert.Equal(t, "ok\n", body)
+	p.WaitReady(200)
+
+	code, body = post(t, p, "1400000001", 1)
+	assert.Equal(t, 401, code, "the token from HUB_APPS is enforced: %s", body)
+	rt := fmt.Sprint(time.Now().Unix())
+	u := p.URL("/im/callback?SdkAppid=1400000001&CallbackCommand=Group.CallbackAfterSendMsg&RequestTime=" + rt + "&Sign=" + callback.Sign("callbacktoken", rt))
+	resp, err := http.Post(u, "application/json", strings.NewReader(fmt.Sprintf(groupSend, 2, 2)))
+	require.NoError(t, err)
+	resp.Body.Close()
+	assert.Equal(t, 200, resp.StatusCode)
+
+	code, body = p.Get("/metrics")
+	assert.Equal(t, 200, code)
+	assert.Contains(t, body, `imhub_callbacks_total{command="Group.CallbackAfterSendMsg",result="published"} 1`)
+	assert.Contains(t, body, `imhub_callbacks_total{command="Group.CallbackAfterSendMsg",result="unauthorized"} 1`)
+	assert.Contains(t, body, "imhub_broker_up 1")
+
+	p.Signal(syscall.SIGTERM)
+	assert.Equal(t, 0, p.Wait(15*time.Second))
+	logs := p.Stderr()
+	assert.Contains(t, logs, `"msg":"stopped"`)
+	for _, secret := range []string{"jwtsecret-value", "callbacktoken", "red packet"} {
+		assert.NotContains(t, logs, secret, "the log must not show %q", secret)
+	}
+}
+
+// -dev prints where things are and a curl that works; at debug level the
+// published event is in the log.
+func TestBinaryDevBanner(t *testing.T) {
+	p := hubtest.Start(t, []string{"-dev", "-log-level", "debug"})
+	require.Eventually(t, func() bool { return strings.Contains(p.Stdout(), "curl ") }, 10*time.Second, 10*time.Millisecond)
+	var curl string
+	sc := bufio.NewScanner(strings.NewReader(p.Stdout()))
+	for sc.Scan() {
+		line := strings.TrimSpace(sc.Text())
+		if strings.HasPrefix(line, "curl ") || strings.HasPrefix(line, "-H ") || strings.HasPrefix(line, "-d ") {
+			curl += strings.TrimSuffix(line, `\`) + " "
+		}
+	}
+	require.Contains(t, curl, p.Addr, "the curl targets the address the hub listens on")
+	if _, err := exec.LookPath("curl"); err != nil {
+		t.Fatalf("curl is not installed, so the printed command cannot be checked: apt-get install -y curl")
+	}
+	out, err := exec.Command("sh", "-c", curl).CombinedOutput()
+	require.NoError(t, err, string(out))
+	assert.Equal(t, okBody, strings.TrimSpace(string(out)))
+	line := p.WaitLog(5*time.Second, "event published", func(l map[string]any) bool { return l["msg"] == "event published" })
+	assert.Equal(t, "group.message.sent", line["type"])
+	assert.Contains(t, line["event"], "red packet")
+}
+
+// SIGTERM: readiness fails, new connections are refused, a callback in
+// flight is still answered and published.
+func TestBinaryGracefulShutdown(t *testing.T) {
+	p := hubtest.Start(t, []string{"-dev", "-drain", "5s"})
+	body := fmt.Sprintf(groupSend, 7, 7)
+	conn, err := net.Dial("tcp", p.Addr)
+	require.NoError(t, err)
+	defer conn.Close()
+	fmt.Fprintf(conn, "POST /im/callback?SdkAppid=%s&CallbackCommand=Group.CallbackAfterSendMsg HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s",
+		DemoApp, len(body), body[:10])
+	time.Sleep(100 * time.Millisecond) // the server is now reading the body
+
+	p.Signal(syscall.SIGTERM)
+	p.WaitLog(5*time.Second, "shutting down", func(l map[string]any) bool { return l["msg"] == "shutting down" })
+	require.Eventually(t, func() bool {
+		c, err := net.DialTimeout("tcp", p.Addr, 100*time.Millisecond)
+		if err == nil {
+			c.Close()
+		}
+		return err != nil
+	}, 5*time.Second, 10*time.Millisecond, "no new connections while draining")
+
+	_, err = io.WriteString(conn, body[10:])
+	require.NoError(t, err)
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	require.NoError(t, err)
+	b, _ := io.ReadAll(resp.Body)
+	assert.Equal(t, 200, resp.StatusCode)
+	assert.Equal(t, okBody, string(b))
+	assert.Equal(t, 0, p.Wait(10*time.Second))
+}
+
+// Redis stops while the hub runs: callbacks are answered 503, never OK and
+// lost; readiness fails; when Redis is back the hub publishes again without
+// a restart. A second node (a broker on the same Redis) sees the events.
+func TestBinaryRedisOutage(t *testing.T) {
+	srv := redistest.Start(t)
+	p := hubtest.Start(t, []string{"-dev", "-redis", srv.URL()})
+	p.WaitReady(200)
+
+	watcher, err := broker.NewRedis(broker.RedisConfig{URL: srv.URL(), PingInterval: 50 * time.Millisecond})
+	require.NoError(t, err)
+	t.Cleanup(func() { watcher.Close() })
+	rec := brokertest.Start(t, watcher)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	require.NoError(t, watcher.Subscribe(ctx, DemoApp, "group:G1"))
+
+	code, body := post(t, p, DemoApp, 1)
+	require.Equal(t, 200, code, body)
+	rec.WaitCount(t, 1)
+
+	srv.Stop()
+	p.WaitReady(503)
+	for seq := 2; seq <= 4; seq++ {
+		code, body = post(t, p, DemoApp, seq)
+		assert.Equal(t, 503, code)
+		assert.Equal(t, `{"ActionStatus":"FAIL","ErrorInfo":"event could not be stored, retry later","ErrorCode":1}`, body)
+	}
+
+	srv.Restart()
+	p.WaitReady(200)
+	// The watcher re-subscribed by itself too; wait until it has.
+	require.Eventually(t, func() bool { return rec.Reconnects() >= 1 }, 15*time.Second, 10*time.Millisecond)
+	// The IM backend retries what was refused.
+	for seq := 2; seq <= 4; seq++ {
+		code, body = post(t, p, DemoApp, seq)
+		require.Equal(t, 200, code, body)
+	}
+	pubs := rec.WaitCount(t, 4)
+	require.Len(t, pubs, 4)
+	for i, pub := range pubs {
+		assert.Contains(t, string(pub.Data), fmt.Sprintf(`"seq":%d`, i+1))
+	}
+	code, body = p.Get("/metrics")
+	assert.Contains(t, body, `imhub_callbacks_total{command="Group.CallbackAfterSendMsg",result="unavailable"} 3`)
+	p.Signal(syscall.SIGTERM)
+	assert.Equal(t, 0, p.Wait(15*time.Second))
+}

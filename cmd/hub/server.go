@@ -1,0 +1,206 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/pprof"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/redis/go-redis/v9"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/imhub/imhub/callback"
+	"github.com/imhub/imhub/hub/broker"
+	"github.com/imhub/imhub/web"
+)
+
+func checkRedisURL(u string) error {
+	if _, err := redis.ParseURL(u); err != nil {
+		return fmt.Errorf("-redis %q: %v; want redis://host:6379/0, rediss://host:6380 or unix:///path/to/redis.sock", u, err)
+	}
+	return nil
+}
+
+func newLogger(cfg Config, w io.Writer) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: cfg.LogLevel}
+	if cfg.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// redisLogger sends go-redis's own messages (dial failures while Redis is
+// away) to the hub's log at debug level: the broker already logs the state
+// changes that matter.
+type redisLogger struct{ log *slog.Logger }
+
+func (l redisLogger) Printf(ctx context.Context, format string, v ...any) {
+	l.log.DebugContext(ctx, fmt.Sprintf(format, v...), "component", "go-redis")
+}
+
+// newBroker returns the in-process broker, or the Redis one when cfg names a
+// Redis server.
+func newBroker(cfg Config, log *slog.Logger) (broker.Broker, error) {
+	bc := broker.Config{DedupeWindow: cfg.DedupeWindow, HistorySize: cfg.HistorySize, HistoryTTL: cfg.HistoryTTL}
+	if cfg.Redis == "" {
+		return broker.NewMemory(bc), nil
+	}
+	redis.SetLogger(redisLogger{log})
+	return broker.NewRedis(broker.RedisConfig{Config: bc, URL: cfg.Redis, Logger: log})
+}
+
+// run serves until ctx is done, then shuts down gracefully: readiness fails
+// at once, in-flight requests finish (up to cfg.Drain), the broker closes.
+func run(ctx context.Context, cfg Config, stdout io.Writer, log *slog.Logger) error {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	b, err := newBroker(cfg, log)
+	if err != nil {
+		return err
+	}
+	defer b.Close()
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "imhub_broker_up",
+		Help: "1 when the broker can publish, else 0.",
+	}, func() float64 {
+		if b.Ready() == nil {
+			return 1
+		}
+		return 0
+	}))
+
+	var draining atomic.Bool
+	mux := http.NewServeMux()
+	mux.Handle("/im/callback", callback.NewHandler(callback.Config{
+		Apps:    cfg.Apps,
+		MaxBody: cfg.MaxBody,
+		Logger:  log,
+		Metrics: callback.NewMetrics(reg),
+	}, b))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		fmt.Fprintln(w, "ok")
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		switch err := b.Ready(); {
+		case draining.Load():
+			http.Error(w, "draining", http.StatusServiceUnavailable)
+		case err != nil:
+			http.Error(w, err.Error(), http.StatusServiceUnavailable)
+		default:
+			fmt.Fprintln(w, "ok")
+		}
+	})
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	mux.Handle("/", web.Handler())
+
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", cfg.Addr, err)
+	}
+	srv := &http.Server{
+		Handler:           mux,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	addr := ln.Addr().String()
+	log.Info("listening", "addr", addr, "broker", brokerName(cfg), "apps", len(cfg.Apps), "dev", cfg.Dev)
+	if cfg.Dev {
+		printBanner(stdout, addr, cfg)
+	}
+
+	// The broker outlives the HTTP server: in-flight callbacks still
+	// publish while the server drains.
+	brokerCtx, stopBroker := context.WithCancel(context.Background())
+	defer stopBroker()
+	var g errgroup.Group
+	g.Go(func() error { return b.Run(brokerCtx, nopHandler{}) })
+	g.Go(func() error {
+		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			return fmt.Errorf("serve http: %w", err)
+		}
+		return nil
+	})
+	var debug *http.Server
+	if cfg.DebugAddr != "" {
+		debug = &http.Server{Addr: cfg.DebugAddr, Handler: pprofMux(), ReadHeaderTimeout: 10 * time.Second}
+		g.Go(func() error {
+			if err := debug.ListenAndServe(); !errors.Is(err, http.ErrServerClosed) {
+				return fmt.Errorf("serve pprof: %w", err)
+			}
+			return nil
+		})
+	}
+
+	<-ctx.Done()
+	draining.Store(true)
+	log.Info("shutting down", "drain", cfg.Drain)
+	sctx, cancel := context.WithTimeout(context.Background(), max(cfg.Drain, time.Second))
+	defer cancel()
+	shutdownErr := srv.Shutdown(sctx)
+	if debug != nil {
+		_ = debug.Close()
+	}
+	stopBroker()
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	if shutdownErr != nil {
+		return fmt.Errorf("drain http: %w", shutdownErr)
+	}
+	log.Info("stopped")
+	return nil
+}
+
+func brokerName(cfg Config) string {
+	if cfg.Redis == "" {
+		return "memory"
+	}
+	return "redis"
+}
+
+func pprofMux() *http.ServeMux {
+	m := http.NewServeMux()
+	m.HandleFunc("/debug/pprof/", pprof.Index)
+	m.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	m.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	m.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	m.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	return m
+}
+
+// nopHandler takes the broker's deliveries until the WebSocket hub does.
+type nopHandler struct{}
+
+func (nopHandler) HandlePublication(broker.Publication) {}
+func (nopHandler) HandleReconnect()                     {}
+
+// printBanner tells a newcomer running -dev where everything is and how to
+// send a first callback.
+func printBanner(w io.Writer, addr string, cfg Config) {
+	app := cfg.Apps[0].ID
+	base := "http://" + addr
+	fmt.Fprintf(w, `
+imhub is running in demo mode.
+  dashboard   %[1]s/
+  callbacks   %[1]s/im/callback?SdkAppid=%[2]s&CallbackCommand=…
+  health      %[1]s/healthz  %[1]s/readyz  %[1]s/metrics
+
+Post a sample group message callback:
+
+  curl -sS -X POST '%[1]s/im/callback?SdkAppid=%[2]s&CallbackCommand=Group.CallbackAfterSendMsg&contenttype=json&ClientIP=127.0.0.1&OptPlatform=Web' \
+    -H 'Content-Type: application/json' \
+    -d '{"CallbackCommand":"Group.CallbackAfterSendMsg","GroupId":"@TGS#2J4SZEAEL","Type":"Public","From_Account":"jared","Operator_Account":"admin","Random":123456,"MsgSeq":123,"MsgTime":1490686222,"OnlineOnlyFlag":1,"MsgBody":[{"MsgType":"TIMTextElem","MsgContent":{"Text":"red packet"}}],"CloudCustomData":"your cloud custom data"}'
+
+`, base, app)
+}

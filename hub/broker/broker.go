@@ -1,0 +1,130 @@
+package broker
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// ErrUnavailable wraps every error that means the broker could not be reached
+// or could not make a publication durable. Callers answer such a failure with
+// "try again later", never with success.
+var ErrUnavailable = errors.New("broker unavailable")
+
+// Message is one normalized event on its way to its channels.
+type Message struct {
+	// App is the SdkAppid the event belongs to. Channels live inside an app.
+	App string
+	// ID identifies the IM event. A second Message with the same App and ID
+	// within the dedupe window is not published again.
+	ID string
+	// Channels are the channel names inside App, such as "group:G1",
+	// "user:jared" or "app".
+	Channels []string
+	// Data is the encoded event. It is published unchanged.
+	Data []byte
+}
+
+// Result says what Publish did.
+type Result struct {
+	// Duplicate is true when the message ID was seen within the dedupe window
+	// and nothing was published.
+	Duplicate bool
+	// Positions holds the position each channel's publication got, in the
+	// order of Message.Channels. It is nil when Duplicate is true.
+	Positions []Position
+}
+
+// Position is a place in one channel's stream of publications.
+//
+// Offsets increase by one per publication within an epoch. The epoch changes
+// when the channel's stream starts again from zero (the in-process broker
+// restarted, or Redis lost the channel's keys), so a client holding an offset
+// of an older epoch can tell that it cannot be continued.
+type Position struct {
+	Offset uint64
+	Epoch  string
+}
+
+// String formats p as "offset:epoch", the form clients see.
+func (p Position) String() string {
+	return strconv.FormatUint(p.Offset, 10) + ":" + p.Epoch
+}
+
+// ParsePosition parses the form written by [Position.String].
+func ParsePosition(s string) (Position, error) {
+	off, epoch, ok := strings.Cut(s, ":")
+	if !ok || epoch == "" {
+		return Position{}, errors.New("position: want offset:epoch")
+	}
+	n, err := strconv.ParseUint(off, 10, 64)
+	if err != nil {
+		return Position{}, errors.New("position: offset is not a number")
+	}
+	return Position{Offset: n, Epoch: epoch}, nil
+}
+
+// Publication is one message as it arrives on one channel.
+type Publication struct {
+	App     string
+	Channel string
+	Position
+	// Data is the encoded event. Receivers must not modify it: the same
+	// slice may be handed to every subscriber.
+	Data []byte
+}
+
+// Handler receives the publications of the channels a node subscribed to.
+//
+// A Handler is called from one goroutine at a time, in channel order, and
+// must not block: it is on the path of every publication of the node.
+type Handler interface {
+	HandlePublication(Publication)
+	// HandleReconnect is called after the broker lost its subscription
+	// connection and subscribed again. Publications made in between were not
+	// delivered; a handler that needs them reads them from history.
+	HandleReconnect()
+}
+
+// Broker publishes messages and delivers them to subscribed nodes.
+// All methods are safe for concurrent use.
+type Broker interface {
+	// Publish publishes m to each of its channels in one step: either every
+	// channel gets it, or (on error) the message may be retried with the
+	// same ID and is then published exactly once. Errors wrap ErrUnavailable.
+	Publish(ctx context.Context, m Message) (Result, error)
+
+	// Subscribe makes the broker deliver publications of app's channel to
+	// the handler given to Run. It returns once the subscription is in
+	// effect: every publication made after Subscribe returns is delivered.
+	// Subscribing to a channel already subscribed is a no-op; counting
+	// local interest is the caller's job.
+	Subscribe(ctx context.Context, app, channel string) error
+
+	// Unsubscribe stops deliveries of app's channel.
+	Unsubscribe(ctx context.Context, app, channel string) error
+
+	// Run delivers publications to h until ctx is done, keeping the
+	// broker's connections alive. It returns nil when ctx is done.
+	Run(ctx context.Context, h Handler) error
+
+	// Ready returns nil when the broker can publish now, else why not.
+	Ready() error
+
+	// Close releases the broker's resources. Run must have returned.
+	Close() error
+}
+
+// Config holds the settings every broker shares.
+type Config struct {
+	// DedupeWindow is how long a message ID is remembered. Zero disables
+	// deduplication.
+	DedupeWindow time.Duration
+	// HistorySize is how many publications each channel keeps.
+	HistorySize int
+	// HistoryTTL is how long a channel's history is kept after its last
+	// publication.
+	HistoryTTL time.Duration
+}

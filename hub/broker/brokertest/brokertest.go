@@ -1,0 +1,317 @@
+// Package brokertest is the conformance suite every broker implementation
+// passes: the in-process one and the Redis one run the same tests, so the
+// hub can rely on one contract whichever broker it is given.
+package brokertest
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/imhub/imhub/hub/broker"
+)
+
+// Factory returns a new broker for cfg, closed when t ends. Two brokers a
+// factory returns in one test share their backend, as two nodes would.
+type Factory func(t *testing.T, cfg broker.Config) broker.Broker
+
+// Recorder is a [broker.Handler] that keeps what it is given.
+type Recorder struct {
+	mu         sync.Mutex
+	pubs       []broker.Publication
+	reconnects int
+	changed    chan struct{}
+}
+
+// NewRecorder returns an empty Recorder.
+func NewRecorder() *Recorder { return &Recorder{changed: make(chan struct{}, 1)} }
+
+// HandlePublication implements broker.Handler.
+func (r *Recorder) HandlePublication(p broker.Publication) {
+	r.mu.Lock()
+	r.pubs = append(r.pubs, p)
+	r.mu.Unlock()
+	r.notify()
+}
+
+// HandleReconnect implements broker.Handler.
+func (r *Recorder) HandleReconnect() {
+	r.mu.Lock()
+	r.reconnects++
+	r.mu.Unlock()
+	r.notify()
+}
+
+func (r *Recorder) notify() {
+	select {
+	case r.changed <- struct{}{}:
+	default:
+	}
+}
+
+// Publications returns a copy of what was received so far.
+func (r *Recorder) Publications() []broker.Publication {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.pubs)
+}
+
+// Reconnects returns how often HandleReconnect was called.
+func (r *Recorder) Reconnects() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.reconnects
+}
+
+// WaitFor waits until cond holds for what was received, or fails t after
+// timeout.
+func (r *Recorder) WaitFor(t testing.TB, timeout time.Duration, what string, cond func([]broker.Publication) bool) []broker.Publication {
+	t.Helper()
+	deadline := time.After(timeout)
+	for {
+		pubs := r.Publications()
+		if cond(pubs) {
+			return pubs
+		}
+		select {
+		case <-r.changed:
+		case <-deadline:
+			t.Fatalf("timed out after %v waiting for %s; have %d publications: %v", timeout, what, len(pubs), summary(pubs))
+		}
+	}
+}
+
+// WaitCount waits until n publications were received.
+func (r *Recorder) WaitCount(t testing.TB, n int) []broker.Publication {
+	t.Helper()
+	return r.WaitFor(t, 10*time.Second, fmt.Sprintf("%d publications", n), func(p []broker.Publication) bool { return len(p) >= n })
+}
+
+func summary(pubs []broker.Publication) []string {
+	var s []string
+	for _, p := range pubs {
+		s = append(s, fmt.Sprintf("%s/%s@%d", p.App, p.Channel, p.Offset))
+	}
+	return s
+}
+
+// Start runs b with a new Recorder until t ends.
+func Start(t *testing.T, b broker.Broker) *Recorder {
+	t.Helper()
+	rec := NewRecorder()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- b.Run(ctx, rec) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	})
+	return rec
+}
+
+// DefaultConfig is the configuration the suite runs with unless a test
+// needs another.
+var DefaultConfig = broker.Config{DedupeWindow: time.Minute, HistorySize: 100, HistoryTTL: time.Minute}
+
+func ctx(t *testing.T) context.Context {
+	c, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	t.Cleanup(cancel)
+	return c
+}
+
+func msg(app, id string, data string, channels ...string) broker.Message {
+	return broker.Message{App: app, ID: id, Channels: channels, Data: []byte(data)}
+}
+
+// Run runs the conformance suite against brokers made by f.
+func Run(t *testing.T, f Factory) {
+	t.Run("PublishDeliversToSubscribedChannels", func(t *testing.T) { testDeliver(t, f) })
+	t.Run("UnsubscribedChannelsAreNotDelivered", func(t *testing.T) { testUnsubscribe(t, f) })
+	t.Run("Dedupe", func(t *testing.T) { testDedupe(t, f) })
+	t.Run("DedupeWindowExpires", func(t *testing.T) { testDedupeExpiry(t, f) })
+	t.Run("AppsAreIsolated", func(t *testing.T) { testApps(t, f) })
+	t.Run("OffsetsPerChannelUnderConcurrency", func(t *testing.T) { testConcurrentOffsets(t, f) })
+	t.Run("DataIsPassedUnchanged", func(t *testing.T) { testData(t, f) })
+}
+
+func testDeliver(t *testing.T, f Factory) {
+	b := f(t, DefaultConfig)
+	rec := Start(t, b)
+	require.NoError(t, b.Subscribe(ctx(t), "1", "group:G1"))
+	require.NoError(t, b.Subscribe(ctx(t), "1", "app"))
+
+	r1, err := b.Publish(ctx(t), msg("1", "e1", `{"n":1}`, "group:G1", "app"))
+	require.NoError(t, err)
+	require.False(t, r1.Duplicate)
+	require.Len(t, r1.Positions, 2)
+	r2, err := b.Publish(ctx(t), msg("1", "e2", `{"n":2}`, "group:G1", "app"))
+	require.NoError(t, err)
+	r3, err := b.Publish(ctx(t), msg("1", "e3", `{"n":3}`, "group:G2", "app"))
+	require.NoError(t, err)
+
+	pubs := rec.WaitCount(t, 5)
+	byChannel := map[string][]broker.Publication{}
+	for _, p := range pubs {
+		assert.Equal(t, "1", p.App)
+		byChannel[p.Channel] = append(byChannel[p.Channel], p)
+	}
+	require.Len(t, byChannel["group:G1"], 2, "group:G1 gets its two events")
+	require.Len(t, byChannel["app"], 3, "app gets every event")
+	require.Empty(t, byChannel["group:G2"], "group:G2 is not subscribed")
+
+	g1 := byChannel["group:G1"]
+	assert.Equal(t, `{"n":1}`, string(g1[0].Data))
+	assert.Equal(t, `{"n":2}`, string(g1[1].Data))
+	assert.Equal(t, r1.Positions[0], g1[0].Position, "delivered position is the published one")
+	assert.Equal(t, r2.Positions[0], g1[1].Position)
+	assert.Equal(t, g1[0].Offset+1, g1[1].Offset, "offsets increase by one per channel")
+	assert.Equal(t, g1[0].Epoch, g1[1].Epoch)
+	assert.NotEmpty(t, g1[0].Epoch)
+
+	app := byChannel["app"]
+	for i, p := range app {
+		assert.Equal(t, app[0].Offset+uint64(i), p.Offset, "app channel offsets are contiguous")
+	}
+	assert.Equal(t, r3.Positions[1], app[2].Position)
+}
+
+func testUnsubscribe(t *testing.T, f Factory) {
+	b := f(t, DefaultConfig)
+	rec := Start(t, b)
+	require.NoError(t, b.Subscribe(ctx(t), "1", "group:A"))
+	require.NoError(t, b.Subscribe(ctx(t), "1", "group:B"))
+	_, err := b.Publish(ctx(t), msg("1", "a1", "a1", "group:A"))
+	require.NoError(t, err)
+	rec.WaitCount(t, 1)
+
+	require.NoError(t, b.Unsubscribe(ctx(t), "1", "group:A"))
+	_, err = b.Publish(ctx(t), msg("1", "a2", "a2", "group:A"))
+	require.NoError(t, err)
+	// B is published after A on the same connection, so once B arrives,
+	// A would have arrived before it had it been delivered.
+	_, err = b.Publish(ctx(t), msg("1", "b1", "b1", "group:B"))
+	require.NoError(t, err)
+	pubs := rec.WaitCount(t, 2)
+	require.Len(t, pubs, 2)
+	assert.Equal(t, "a1", string(pubs[0].Data))
+	assert.Equal(t, "b1", string(pubs[1].Data))
+}
+
+func testDedupe(t *testing.T, f Factory) {
+	b := f(t, DefaultConfig)
+	rec := Start(t, b)
+	require.NoError(t, b.Subscribe(ctx(t), "1", "user:u"))
+	first, err := b.Publish(ctx(t), msg("1", "same", "x", "user:u"))
+	require.NoError(t, err)
+	require.False(t, first.Duplicate)
+	again, err := b.Publish(ctx(t), msg("1", "same", "x", "user:u"))
+	require.NoError(t, err)
+	assert.True(t, again.Duplicate)
+	assert.Nil(t, again.Positions)
+	other, err := b.Publish(ctx(t), msg("2", "same", "y", "user:u"))
+	require.NoError(t, err)
+	assert.False(t, other.Duplicate, "the same id in another app is another event")
+	_, err = b.Publish(ctx(t), msg("1", "next", "z", "user:u"))
+	require.NoError(t, err)
+	pubs := rec.WaitCount(t, 2)
+	require.Len(t, pubs, 2)
+	assert.Equal(t, "x", string(pubs[0].Data))
+	assert.Equal(t, "z", string(pubs[1].Data))
+	assert.Equal(t, pubs[0].Offset+1, pubs[1].Offset, "a duplicate takes no offset")
+}
+
+func testDedupeExpiry(t *testing.T, f Factory) {
+	cfg := DefaultConfig
+	cfg.DedupeWindow = 50 * time.Millisecond
+	b := f(t, cfg)
+	Start(t, b)
+	r, err := b.Publish(ctx(t), msg("1", "id", "x", "app"))
+	require.NoError(t, err)
+	require.False(t, r.Duplicate)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		r, err = b.Publish(ctx(t), msg("1", "id", "x", "app"))
+		require.NoError(t, err)
+		if !r.Duplicate {
+			break
+		}
+		require.True(t, time.Now().Before(deadline), "the id is still a duplicate long after its window")
+		time.Sleep(20 * time.Millisecond)
+	}
+
+	cfg.DedupeWindow = 0
+	b = f(t, cfg)
+	Start(t, b)
+	for range 2 {
+		r, err = b.Publish(ctx(t), msg("1", "id", "x", "app"))
+		require.NoError(t, err)
+		require.False(t, r.Duplicate, "a zero window disables dedupe")
+	}
+}
+
+func testApps(t *testing.T, f Factory) {
+	b := f(t, DefaultConfig)
+	rec := Start(t, b)
+	require.NoError(t, b.Subscribe(ctx(t), "100", "group:G"))
+	ra, err := b.Publish(ctx(t), msg("200", "b1", "other app", "group:G"))
+	require.NoError(t, err)
+	rb, err := b.Publish(ctx(t), msg("100", "a1", "this app", "group:G"))
+	require.NoError(t, err)
+	pubs := rec.WaitCount(t, 1)
+	require.Len(t, pubs, 1)
+	assert.Equal(t, "this app", string(pubs[0].Data))
+	assert.Equal(t, "100", pubs[0].App)
+	assert.Equal(t, uint64(1), ra.Positions[0].Offset, "each app's channel counts on its own")
+	assert.Equal(t, uint64(1), rb.Positions[0].Offset)
+}
+
+func testConcurrentOffsets(t *testing.T, f Factory) {
+	b := f(t, DefaultConfig)
+	rec := Start(t, b)
+	channels := []string{"group:C1", "group:C2", "app"}
+	for _, c := range channels {
+		require.NoError(t, b.Subscribe(ctx(t), "1", c))
+	}
+	const workers, each = 4, 25
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			for i := range each {
+				ch := channels[i%2]
+				_, err := b.Publish(ctx(t), msg("1", fmt.Sprintf("w%d-%d", w, i), "d", ch, "app"))
+				assert.NoError(t, err)
+			}
+		})
+	}
+	wg.Wait()
+	pubs := rec.WaitCount(t, 2*workers*each)
+	next := map[string]uint64{}
+	for _, p := range pubs {
+		if next[p.Channel] == 0 {
+			next[p.Channel] = p.Offset
+		}
+		require.Equal(t, next[p.Channel], p.Offset, "channel %s delivered out of order or with a gap", p.Channel)
+		next[p.Channel]++
+	}
+	assert.Len(t, pubs, 2*workers*each, "nothing delivered twice")
+}
+
+func testData(t *testing.T, f Factory) {
+	b := f(t, DefaultConfig)
+	rec := Start(t, b)
+	require.NoError(t, b.Subscribe(ctx(t), "1", "user:a b:c"))
+	data := "{\"text\": \"spaces  and\\nnewlines\", \"bin\": \"\x00\xff\"} trailing "
+	_, err := b.Publish(ctx(t), msg("1", "d", data, "user:a b:c"))
+	require.NoError(t, err)
+	pubs := rec.WaitCount(t, 1)
+	assert.Equal(t, data, string(pubs[0].Data))
+	assert.Equal(t, "user:a b:c", pubs[0].Channel)
+}

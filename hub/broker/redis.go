@@ -1,0 +1,356 @@
+package broker
+
+import (
+	"context"
+	_ "embed"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+//go:embed publish.lua
+var publishLua string
+
+var publishScript = redis.NewScript(publishLua)
+
+// RedisConfig configures [NewRedis].
+type RedisConfig struct {
+	Config
+	// URL is a redis://, rediss:// or unix:// URL as understood by
+	// redis.ParseURL.
+	URL string
+	// Prefix starts every key and pub/sub channel name. Default "imhub".
+	Prefix string
+	// MetaTTL is how long a channel's offset counter outlives the channel's
+	// last publication. After that its stream starts again with a new
+	// epoch. Default 24h (and never less than HistoryTTL).
+	MetaTTL time.Duration
+	// PingInterval is how often connections are checked. Default 1s.
+	PingInterval time.Duration
+	// Logger receives state changes. Default slog.Default().
+	Logger *slog.Logger
+}
+
+// Redis is a broker that joins hub nodes through one Redis server. Every
+// channel is a Redis pub/sub channel; offsets, history and the dedupe set
+// live in keys hash-tagged with their channel.
+//
+// Redis going away is survived: Publish fails with ErrUnavailable, Ready
+// reports it, and when Redis is back the broker reconnects and subscribes
+// to its channels again by itself.
+type Redis struct {
+	cfg    RedisConfig
+	log    *slog.Logger
+	client *redis.Client
+	ps     *redis.PubSub
+
+	up     atomic.Bool // last ping of the command connection succeeded
+	subsUp atomic.Bool // the subscription connection is live
+
+	mu      sync.Mutex
+	waiters map[string][]chan struct{} // pub/sub name -> Subscribe calls awaiting confirmation
+}
+
+// NewRedis returns a Redis broker for cfg.URL. It does not connect yet:
+// Run does, and keeps trying while Redis is unreachable.
+func NewRedis(cfg RedisConfig) (*Redis, error) {
+	opts, err := redis.ParseURL(cfg.URL)
+	if err != nil {
+		return nil, fmt.Errorf("redis url: %w", err)
+	}
+	if cfg.Prefix == "" {
+		cfg.Prefix = "imhub"
+	}
+	if cfg.MetaTTL <= 0 {
+		cfg.MetaTTL = 24 * time.Hour
+	}
+	cfg.MetaTTL = max(cfg.MetaTTL, cfg.HistoryTTL)
+	if cfg.PingInterval <= 0 {
+		cfg.PingInterval = time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	// Fail fast while Redis is down: callers answer 503 and the IM backend
+	// retries, which beats holding callbacks for the default timeouts.
+	opts.DialTimeout = 2 * time.Second
+	opts.ReadTimeout = 3 * time.Second
+	opts.WriteTimeout = 3 * time.Second
+	opts.MaxRetries = 1
+	client := redis.NewClient(opts)
+	r := &Redis{
+		cfg:     cfg,
+		log:     cfg.Logger,
+		client:  client,
+		ps:      client.Subscribe(context.Background()),
+		waiters: make(map[string][]chan struct{}),
+	}
+	return r, nil
+}
+
+// streamKey is the hash tag shared by every key of one channel, so that on
+// Redis Cluster all of them live in one slot.
+func (r *Redis) streamKey(app, channel string) string {
+	return r.cfg.Prefix + ":{" + app + ":" + channel + "}"
+}
+
+// splitStreamKey undoes streamKey. App ids contain no ':' (they are
+// validated numbers), so the first ':' after the app ends it.
+func (r *Redis) splitStreamKey(name string) (app, channel string, ok bool) {
+	rest, ok := strings.CutPrefix(name, r.cfg.Prefix+":{")
+	if !ok || !strings.HasSuffix(rest, "}") {
+		return "", "", false
+	}
+	app, channel, ok = strings.Cut(rest[:len(rest)-1], ":")
+	return app, channel, ok
+}
+
+// Publish implements [Broker] with one script call: one round trip however
+// many channels the message names.
+func (r *Redis) Publish(ctx context.Context, m Message) (Result, error) {
+	keys := make([]string, 0, 1+2*len(m.Channels))
+	args := make([]any, 0, 6+len(m.Channels))
+	keys = append(keys, r.cfg.Prefix+":{"+m.App+"}:seen:"+m.ID)
+	args = append(args,
+		r.cfg.DedupeWindow.Milliseconds(),
+		m.Data,
+		r.cfg.HistorySize,
+		max(r.cfg.HistoryTTL.Milliseconds(), 1),
+		r.cfg.MetaTTL.Milliseconds(),
+		strconv.FormatUint(rand.Uint64(), 36),
+	)
+	for _, ch := range m.Channels {
+		sk := r.streamKey(m.App, ch)
+		keys = append(keys, sk+":meta", sk+":hist")
+		args = append(args, sk)
+	}
+	reply, err := publishScript.Run(ctx, r.client, keys, args...).Slice()
+	if errors.Is(err, redis.Nil) {
+		return Result{Duplicate: true}, nil
+	}
+	if err != nil {
+		return Result{}, fmt.Errorf("%w: publish %s: %w", ErrUnavailable, m.ID, err)
+	}
+	if len(reply) != 2*len(m.Channels) {
+		return Result{}, fmt.Errorf("%w: publish %s: script returned %d values for %d channels", ErrUnavailable, m.ID, len(reply), len(m.Channels))
+	}
+	res := Result{Positions: make([]Position, len(m.Channels))}
+	for i := range m.Channels {
+		off, _ := reply[2*i].(int64)
+		epoch, _ := reply[2*i+1].(string)
+		res.Positions[i] = Position{Offset: uint64(off), Epoch: epoch}
+	}
+	return res, nil
+}
+
+// Subscribe implements [Broker]. It waits for Redis to confirm the
+// subscription, which needs Run to be running. If it fails, the caller
+// should Unsubscribe: the subscription may still come into effect later.
+func (r *Redis) Subscribe(ctx context.Context, app, channel string) error {
+	name := r.streamKey(app, channel)
+	done := make(chan struct{})
+	r.mu.Lock()
+	r.waiters[name] = append(r.waiters[name], done)
+	r.mu.Unlock()
+	// An error here means the connection broke; go-redis remembers the
+	// channel and subscribes again on reconnect, so the wait below still
+	// ends when that happens in time.
+	_ = r.ps.Subscribe(ctx, name)
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		r.mu.Lock()
+		ws := r.waiters[name]
+		for i, w := range ws {
+			if w == done {
+				r.waiters[name] = append(ws[:i], ws[i+1:]...)
+				break
+			}
+		}
+		if len(r.waiters[name]) == 0 {
+			delete(r.waiters, name)
+		}
+		r.mu.Unlock()
+		return fmt.Errorf("%w: subscribe %s: %w", ErrUnavailable, channel, ctx.Err())
+	}
+}
+
+// Unsubscribe implements [Broker].
+func (r *Redis) Unsubscribe(ctx context.Context, app, channel string) error {
+	if err := r.ps.Unsubscribe(ctx, r.streamKey(app, channel)); err != nil {
+		// The channel is forgotten even so: a broken connection is
+		// replaced without it.
+		return fmt.Errorf("%w: unsubscribe %s: %w", ErrUnavailable, channel, err)
+	}
+	return nil
+}
+
+func (r *Redis) confirm(name string) {
+	r.mu.Lock()
+	ws := r.waiters[name]
+	delete(r.waiters, name)
+	r.mu.Unlock()
+	for _, w := range ws {
+		close(w)
+	}
+}
+
+// Run implements [Broker]: it checks the command connection every
+// PingInterval and reads the subscription connection, reconnecting both
+// with backoff while Redis is away.
+func (r *Redis) Run(ctx context.Context, h Handler) error {
+	var wg sync.WaitGroup
+	wg.Go(func() { r.watch(ctx) })
+	r.receive(ctx, h)
+	wg.Wait()
+	return nil
+}
+
+// watch keeps r.up current.
+func (r *Redis) watch(ctx context.Context) {
+	t := time.NewTicker(r.cfg.PingInterval)
+	defer t.Stop()
+	for {
+		pctx, cancel := context.WithTimeout(ctx, r.cfg.PingInterval)
+		err := r.client.Ping(pctx).Err()
+		cancel()
+		if ctx.Err() != nil {
+			return
+		}
+		switch was := r.up.Swap(err == nil); {
+		case err == nil && !was:
+			r.log.Info("redis is up", "addr", r.client.Options().Addr)
+		case err != nil && was:
+			r.log.Warn("redis is down", "addr", r.client.Options().Addr, "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// receive reads the subscription connection until ctx is done.
+//
+// After the connection is lost, go-redis dials again and re-subscribes
+// every channel on the next call. The PING sent after that is answered only
+// after all those SUBSCRIBEs, so its PONG marks the moment every channel is
+// live again and the handler can repair what it missed.
+func (r *Redis) receive(ctx context.Context, h Handler) {
+	lost, backoff := true, time.Duration(0)
+	first := true
+	for ctx.Err() == nil {
+		if lost {
+			if err := r.ps.Ping(ctx); err != nil {
+				backoff = nextBackoff(backoff)
+				sleep(ctx, backoff)
+				continue
+			}
+		}
+		msg, err := r.ps.ReceiveTimeout(ctx, r.cfg.PingInterval)
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			var nerr interface{ Timeout() bool }
+			if errors.As(err, &nerr) && nerr.Timeout() && !lost {
+				// Quiet connection: prove it alive.
+				if err := r.ps.Ping(ctx); err == nil {
+					continue
+				}
+			}
+			if !lost {
+				r.log.Warn("redis subscription connection lost", "err", err)
+				r.subsUp.Store(false)
+			}
+			lost = true
+			backoff = nextBackoff(backoff)
+			sleep(ctx, backoff)
+			continue
+		}
+		switch m := msg.(type) {
+		case *redis.Subscription:
+			if m.Kind == "subscribe" {
+				r.confirm(m.Channel)
+			}
+		case *redis.Pong:
+			if lost {
+				lost, backoff = false, 0
+				r.subsUp.Store(true)
+				if !first {
+					r.log.Info("redis subscription connection restored")
+					h.HandleReconnect()
+				}
+				first = false
+			}
+		case *redis.Message:
+			if pub, ok := r.parse(m); ok {
+				h.HandlePublication(pub)
+			} else {
+				r.log.Error("malformed publication", "channel", m.Channel)
+			}
+		}
+	}
+}
+
+// parse decodes "offset epoch data" as written by publish.lua.
+func (r *Redis) parse(m *redis.Message) (Publication, bool) {
+	app, channel, ok := r.splitStreamKey(m.Channel)
+	if !ok {
+		return Publication{}, false
+	}
+	off, rest, ok1 := strings.Cut(m.Payload, " ")
+	epoch, data, ok2 := strings.Cut(rest, " ")
+	n, err := strconv.ParseUint(off, 10, 64)
+	if !ok1 || !ok2 || err != nil {
+		return Publication{}, false
+	}
+	return Publication{
+		App:      app,
+		Channel:  channel,
+		Position: Position{Offset: n, Epoch: epoch},
+		Data:     []byte(data),
+	}, true
+}
+
+// Ready implements [Broker].
+func (r *Redis) Ready() error {
+	switch {
+	case !r.up.Load():
+		return fmt.Errorf("%w: redis at %s does not answer", ErrUnavailable, r.client.Options().Addr)
+	case !r.subsUp.Load():
+		return fmt.Errorf("%w: redis subscription connection is down", ErrUnavailable)
+	}
+	return nil
+}
+
+// Close implements [Broker].
+func (r *Redis) Close() error {
+	return errors.Join(r.ps.Close(), r.client.Close())
+}
+
+func nextBackoff(d time.Duration) time.Duration {
+	const lo, hi = 50 * time.Millisecond, 5 * time.Second
+	d = min(max(2*d, lo), hi)
+	// Jitter keeps a fleet of nodes from reconnecting in lockstep.
+	return d/2 + rand.N(d/2+1)
+}
+
+func sleep(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}

@@ -1,0 +1,107 @@
+package broker_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/imhub/imhub/hub/broker"
+	"github.com/imhub/imhub/hub/broker/brokertest"
+	"github.com/imhub/imhub/internal/redistest"
+)
+
+func newRedis(t *testing.T, url string, cfg broker.Config) *broker.Redis {
+	t.Helper()
+	b, err := broker.NewRedis(broker.RedisConfig{Config: cfg, URL: url, PingInterval: 50 * time.Millisecond})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = b.Close() })
+	return b
+}
+
+func TestRedisConformance(t *testing.T) {
+	srv := redistest.Start(t)
+	brokertest.Run(t, func(t *testing.T, cfg broker.Config) broker.Broker {
+		// Each test gets an empty data set, so offsets start from 1.
+		flush(t, srv)
+		return newRedis(t, srv.URL(), cfg)
+	})
+}
+
+func flush(t *testing.T, srv *redistest.Server) {
+	t.Helper()
+	b := newRedis(t, srv.URL(), broker.Config{})
+	require.NoError(t, b.FlushForTest(context.Background()))
+}
+
+func waitReady(t *testing.T, b broker.Broker, want bool) {
+	t.Helper()
+	require.Eventually(t, func() bool { return (b.Ready() == nil) == want }, 15*time.Second, 10*time.Millisecond,
+		"broker readiness never became %v", want)
+}
+
+// Two brokers on one Redis are two nodes: what one publishes the other
+// delivers, with the same positions.
+func TestRedisNodesShareChannels(t *testing.T) {
+	srv := redistest.Start(t)
+	cfg := brokertest.DefaultConfig
+	a, b := newRedis(t, srv.URL(), cfg), newRedis(t, srv.URL(), cfg)
+	recA, recB := brokertest.Start(t, a), brokertest.Start(t, b)
+	ctx := context.Background()
+	require.NoError(t, a.Subscribe(ctx, "1", "group:G"))
+	require.NoError(t, b.Subscribe(ctx, "1", "group:G"))
+
+	r1, err := a.Publish(ctx, broker.Message{App: "1", ID: "x", Channels: []string{"group:G"}, Data: []byte("one")})
+	require.NoError(t, err)
+	r2, err := b.Publish(ctx, broker.Message{App: "1", ID: "y", Channels: []string{"group:G"}, Data: []byte("two")})
+	require.NoError(t, err)
+	dup, err := b.Publish(ctx, broker.Message{App: "1", ID: "x", Channels: []string{"group:G"}, Data: []byte("one")})
+	require.NoError(t, err)
+	assert.True(t, dup.Duplicate, "a retry reaching another node is still a duplicate")
+
+	for _, rec := range []*brokertest.Recorder{recA, recB} {
+		pubs := rec.WaitCount(t, 2)
+		require.Len(t, pubs, 2)
+		assert.Equal(t, r1.Positions[0], pubs[0].Position)
+		assert.Equal(t, r2.Positions[0], pubs[1].Position)
+	}
+}
+
+// Redis stops mid-stream: publishing fails with ErrUnavailable and
+// readiness flips; when Redis is back, the broker reconnects by itself,
+// subscriptions are live again, and the handler is told to repair.
+func TestRedisOutage(t *testing.T) {
+	srv := redistest.Start(t)
+	b := newRedis(t, srv.URL(), brokertest.DefaultConfig)
+	rec := brokertest.Start(t, b)
+	ctx := context.Background()
+	waitReady(t, b, true)
+	require.NoError(t, b.Subscribe(ctx, "1", "group:G"))
+	_, err := b.Publish(ctx, broker.Message{App: "1", ID: "before", Channels: []string{"group:G"}, Data: []byte("before")})
+	require.NoError(t, err)
+	rec.WaitCount(t, 1)
+
+	srv.Stop()
+	waitReady(t, b, false)
+	_, err = b.Publish(ctx, broker.Message{App: "1", ID: "during", Channels: []string{"group:G"}, Data: []byte("during")})
+	require.ErrorIs(t, err, broker.ErrUnavailable)
+
+	srv.Restart()
+	waitReady(t, b, true)
+	require.Eventually(t, func() bool { return rec.Reconnects() == 1 }, 15*time.Second, 10*time.Millisecond,
+		"HandleReconnect is called once the subscriptions are back")
+	res, err := b.Publish(ctx, broker.Message{App: "1", ID: "after", Channels: []string{"group:G"}, Data: []byte("after")})
+	require.NoError(t, err)
+	assert.Equal(t, uint64(1), res.Positions[0].Offset, "the restarted Redis lost its keys: a new stream")
+	pubs := rec.WaitCount(t, 2)
+	assert.Equal(t, "after", string(pubs[1].Data), "the subscription was restored without a restart")
+	assert.NotEqual(t, pubs[0].Epoch, pubs[1].Epoch, "a new stream has a new epoch")
+}
+
+func TestRedisConfig(t *testing.T) {
+	_, err := broker.NewRedis(broker.RedisConfig{URL: "http://localhost"})
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "redis url")
+}
