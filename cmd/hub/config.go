@@ -47,6 +47,7 @@ type Config struct {
 	Compression    bool
 	Drain          time.Duration
 	DebugAddr      string
+	Node           string
 }
 
 // envName is the environment variable of a flag: -redis is HUB_REDIS.
@@ -90,6 +91,7 @@ func parseConfig(args []string, env func(string) string, out io.Writer) (Config,
 	fs.BoolVar(&c.Compression, "compression", false, "permessage-deflate for clients that offer it")
 	fs.DurationVar(&c.Drain, "drain", 10*time.Second, "on SIGTERM: fail readiness, then close sessions with 1012 over this period")
 	fs.StringVar(&c.DebugAddr, "debug-addr", "", "loopback `address` for pprof")
+	fs.StringVar(&c.Node, "node", "", "this node's `name` in connected frames and logs (default: the host name)")
 	fs.Usage = func() {
 		fmt.Fprintf(out, "Usage: hub [flags]\n\n"+
 			"imhub turns Tencent Cloud Chat (IM) callbacks into live WebSocket streams.\n"+

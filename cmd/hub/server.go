@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -19,6 +20,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/imhub/imhub/callback"
+	"github.com/imhub/imhub/hub"
 	"github.com/imhub/imhub/hub/broker"
 	"github.com/imhub/imhub/web"
 )
@@ -79,8 +81,33 @@ func run(ctx context.Context, cfg Config, stdout io.Writer, log *slog.Logger) er
 		return 0
 	}))
 
+	// The JWKS refresh, if any, lives as long as the process serves.
+	authCtx, stopAuth := context.WithCancel(context.Background())
+	defer stopAuth()
+	verifier, devSecret, err := newVerifier(authCtx, cfg, log)
+	if err != nil {
+		return err
+	}
+	node := hub.New(hub.Config{
+		Node:           cfg.Node,
+		MaxConns:       cfg.MaxConns,
+		MaxSubs:        cfg.MaxSubs,
+		MaxFrame:       cfg.MaxFrame,
+		SendQueue:      cfg.SendQueue,
+		PingInterval:   cfg.PingInterval,
+		WriteTimeout:   cfg.WriteTimeout,
+		AllowedOrigins: cfg.AllowedOrigins,
+		Compression:    cfg.Compression,
+		Logger:         log,
+		Metrics:        hub.NewMetrics(reg),
+	}, b, verifier)
+
 	var draining atomic.Bool
 	mux := http.NewServeMux()
+	mux.Handle("GET /ws", node)
+	if cfg.Dev {
+		mux.Handle("GET /dev/token", devTokenHandler(cfg, devSecret))
+	}
 	mux.Handle("/im/callback", callback.NewHandler(callback.Config{
 		Apps:    cfg.Apps,
 		MaxBody: cfg.MaxBody,
@@ -124,7 +151,7 @@ func run(ctx context.Context, cfg Config, stdout io.Writer, log *slog.Logger) er
 	brokerCtx, stopBroker := context.WithCancel(context.Background())
 	defer stopBroker()
 	var g errgroup.Group
-	g.Go(func() error { return b.Run(brokerCtx, nopHandler{}) })
+	g.Go(func() error { return b.Run(brokerCtx, node) })
 	g.Go(func() error {
 		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
 			return fmt.Errorf("serve http: %w", err)
@@ -144,10 +171,16 @@ func run(ctx context.Context, cfg Config, stdout io.Writer, log *slog.Logger) er
 
 	<-ctx.Done()
 	draining.Store(true)
-	log.Info("shutting down", "drain", cfg.Drain)
-	sctx, cancel := context.WithTimeout(context.Background(), max(cfg.Drain, time.Second))
+	log.Info("shutting down", "drain", cfg.Drain, "sessions", node.Sessions())
+	// Past the drain period, a few seconds for close handshakes and the
+	// last callbacks; then whatever is left is cut.
+	sctx, cancel := context.WithTimeout(context.Background(), cfg.Drain+5*time.Second)
 	defer cancel()
-	shutdownErr := srv.Shutdown(sctx)
+	var shutdownErr error
+	var stopping sync.WaitGroup
+	stopping.Go(func() { shutdownErr = srv.Shutdown(sctx) })
+	node.Drain(sctx, cfg.Drain)
+	stopping.Wait()
 	if debug != nil {
 		_ = debug.Close()
 	}
@@ -178,12 +211,6 @@ func pprofMux() *http.ServeMux {
 	m.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	return m
 }
-
-// nopHandler takes the broker's deliveries until the WebSocket hub does.
-type nopHandler struct{}
-
-func (nopHandler) HandlePublication(broker.Publication) {}
-func (nopHandler) HandleReconnect()                     {}
 
 // printBanner tells a newcomer running -dev where everything is and how to
 // send a first callback.

@@ -106,6 +106,12 @@ type Broker interface {
 	// Unsubscribe stops deliveries of app's channel.
 	Unsubscribe(ctx context.Context, app, channel string) error
 
+	// History returns the channel's current position and, when since is
+	// not nil, the publications after it that history still holds. A
+	// channel's stream (its epoch) starts here if it has none yet, so the
+	// position returned can always be continued.
+	History(ctx context.Context, app, channel string, since *Position) (History, error)
+
 	// Run delivers publications to h until ctx is done, keeping the
 	// broker's connections alive. It returns nil when ctx is done.
 	Run(ctx context.Context, h Handler) error
@@ -115,6 +121,20 @@ type Broker interface {
 
 	// Close releases the broker's resources. Run must have returned.
 	Close() error
+}
+
+// History is the answer of Broker.History.
+type History struct {
+	// Latest is the position of the channel's newest publication (offset 0
+	// when there has been none in this epoch).
+	Latest Position
+	// Publications are those after since, oldest first, when Recovered.
+	Publications []Publication
+	// Recovered is true when Publications are every publication after
+	// since: since is of the current epoch and history reaches back to it.
+	// A since with an empty epoch and offset 0 means "from the start of
+	// the current epoch".
+	Recovered bool
 }
 
 // Config holds the settings every broker shares.

@@ -113,6 +113,7 @@ func (m *Memory) channel(k chanKey, now time.Time) *memChannel {
 	ch = &memChannel{
 		pos:        Position{Epoch: m.epoch + strconv.FormatUint(m.gen, 36)},
 		subscribed: sub,
+		last:       now,
 	}
 	m.channels[k] = ch
 	return ch
@@ -199,3 +200,23 @@ func (m *Memory) Ready() error { return nil }
 
 // Close implements [Broker].
 func (m *Memory) Close() error { return nil }
+
+// History implements [Broker].
+func (m *Memory) History(ctx context.Context, app, channel string, since *Position) (History, error) {
+	now := m.now()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	ch := m.channel(chanKey{app, channel}, now)
+	h := History{Latest: ch.pos}
+	if since == nil {
+		return h, nil
+	}
+	var held []Publication
+	for _, e := range ch.history {
+		if m.cfg.HistoryTTL <= 0 || now.Sub(e.at) <= m.cfg.HistoryTTL {
+			held = append(held, e.pub)
+		}
+	}
+	h.Publications, h.Recovered = replayAfter(*since, ch.pos, held)
+	return h, nil
+}

@@ -16,10 +16,15 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-//go:embed publish.lua
-var publishLua string
+var (
+	//go:embed publish.lua
+	publishLua    string
+	publishScript = redis.NewScript(publishLua)
 
-var publishScript = redis.NewScript(publishLua)
+	//go:embed history.lua
+	historyLua    string
+	historyScript = redis.NewScript(historyLua)
+)
 
 // RedisConfig configures [NewRedis].
 type RedisConfig struct {
@@ -125,7 +130,7 @@ func (r *Redis) Publish(ctx context.Context, m Message) (Result, error) {
 		r.cfg.HistorySize,
 		max(r.cfg.HistoryTTL.Milliseconds(), 1),
 		r.cfg.MetaTTL.Milliseconds(),
-		strconv.FormatUint(rand.Uint64(), 36),
+		newEpoch(),
 	)
 	for _, ch := range m.Channels {
 		sk := r.streamKey(m.App, ch)
@@ -150,6 +155,62 @@ func (r *Redis) Publish(ctx context.Context, m Message) (Result, error) {
 	}
 	return res, nil
 }
+
+// History implements [Broker]. Position and history are read in one
+// script, so they agree with each other.
+func (r *Redis) History(ctx context.Context, app, channel string, since *Position) (History, error) {
+	sk := r.streamKey(app, channel)
+	want := "0"
+	if since != nil {
+		want = "1"
+	}
+	reply, err := historyScript.Run(ctx, r.client, []string{sk + ":meta", sk + ":hist"},
+		newEpoch(), r.cfg.MetaTTL.Milliseconds(), want).Slice()
+	if err != nil {
+		return History{}, fmt.Errorf("%w: history %s: %w", ErrUnavailable, channel, err)
+	}
+	if len(reply) != 3 {
+		return History{}, fmt.Errorf("%w: history %s: script returned %d values", ErrUnavailable, channel, len(reply))
+	}
+	epoch, _ := reply[0].(string)
+	off, _ := reply[1].(int64)
+	h := History{Latest: Position{Offset: uint64(off), Epoch: epoch}}
+	if since == nil {
+		return h, nil
+	}
+	entries, _ := reply[2].([]any)
+	held := make([]Publication, 0, len(entries))
+	for _, e := range entries {
+		p, ok := parseEntry(e)
+		if !ok {
+			return History{}, fmt.Errorf("%w: history %s: malformed entry", ErrUnavailable, channel)
+		}
+		p.App, p.Channel, p.Epoch = app, channel, epoch
+		held = append(held, p)
+	}
+	h.Publications, h.Recovered = replayAfter(*since, h.Latest, held)
+	return h, nil
+}
+
+// parseEntry reads one XRANGE entry, [id, [field, value, ...]], written by
+// publish.lua with id "<offset>-0" and field "d".
+func parseEntry(e any) (Publication, bool) {
+	pair, ok := e.([]any)
+	if !ok || len(pair) != 2 {
+		return Publication{}, false
+	}
+	id, _ := pair[0].(string)
+	fields, _ := pair[1].([]any)
+	off, _, _ := strings.Cut(id, "-")
+	n, err := strconv.ParseUint(off, 10, 64)
+	if err != nil || len(fields) != 2 {
+		return Publication{}, false
+	}
+	data, _ := fields[1].(string)
+	return Publication{Position: Position{Offset: n}, Data: []byte(data)}, true
+}
+
+func newEpoch() string { return strconv.FormatUint(rand.Uint64(), 36) }
 
 // Subscribe implements [Broker]. It waits for Redis to confirm the
 // subscription, which needs Run to be running. If it fails, the caller

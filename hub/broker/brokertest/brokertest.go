@@ -140,6 +140,10 @@ func Run(t *testing.T, f Factory) {
 	t.Run("AppsAreIsolated", func(t *testing.T) { testApps(t, f) })
 	t.Run("OffsetsPerChannelUnderConcurrency", func(t *testing.T) { testConcurrentOffsets(t, f) })
 	t.Run("DataIsPassedUnchanged", func(t *testing.T) { testData(t, f) })
+	t.Run("HistoryPosition", func(t *testing.T) { testHistoryPosition(t, f) })
+	t.Run("HistoryReplay", func(t *testing.T) { testHistoryReplay(t, f) })
+	t.Run("HistoryOverflow", func(t *testing.T) { testHistoryOverflow(t, f) })
+	t.Run("HistoryExpires", func(t *testing.T) { testHistoryExpiry(t, f) })
 }
 
 func testDeliver(t *testing.T, f Factory) {
@@ -314,4 +318,118 @@ func testData(t *testing.T, f Factory) {
 	pubs := rec.WaitCount(t, 1)
 	assert.Equal(t, data, string(pubs[0].Data))
 	assert.Equal(t, "user:a b:c", pubs[0].Channel)
+}
+
+func publishN(t *testing.T, b broker.Broker, app, channel string, from, to int) []broker.Position {
+	t.Helper()
+	var out []broker.Position
+	for i := from; i <= to; i++ {
+		r, err := b.Publish(ctx(t), msg(app, fmt.Sprintf("%s-%d", channel, i), fmt.Sprint(i), channel))
+		require.NoError(t, err)
+		out = append(out, r.Positions[0])
+	}
+	return out
+}
+
+// A new channel has a position (offset 0 of an epoch) that its first
+// publication continues.
+func testHistoryPosition(t *testing.T, f Factory) {
+	b := f(t, DefaultConfig)
+	Start(t, b)
+	h, err := b.History(ctx(t), "1", "group:new", nil)
+	require.NoError(t, err)
+	assert.Equal(t, uint64(0), h.Latest.Offset)
+	assert.NotEmpty(t, h.Latest.Epoch)
+	assert.Nil(t, h.Publications)
+	again, err := b.History(ctx(t), "1", "group:new", nil)
+	require.NoError(t, err)
+	assert.Equal(t, h.Latest, again.Latest, "reading does not move the position")
+
+	pos := publishN(t, b, "1", "group:new", 1, 1)
+	assert.Equal(t, broker.Position{Offset: 1, Epoch: h.Latest.Epoch}, pos[0])
+	h, err = b.History(ctx(t), "1", "group:new", nil)
+	require.NoError(t, err)
+	assert.Equal(t, pos[0], h.Latest)
+}
+
+func testHistoryReplay(t *testing.T, f Factory) {
+	b := f(t, DefaultConfig)
+	Start(t, b)
+	start, err := b.History(ctx(t), "1", "group:R", nil)
+	require.NoError(t, err)
+	pos := publishN(t, b, "1", "group:R", 1, 5)
+	publishN(t, b, "1", "group:other", 1, 2)
+
+	for _, tc := range []struct {
+		name      string
+		since     broker.Position
+		want      []string
+		recovered bool
+	}{
+		{"from the position before", start.Latest, []string{"1", "2", "3", "4", "5"}, true},
+		{"from the start of the epoch", broker.Position{}, []string{"1", "2", "3", "4", "5"}, true},
+		{"from the middle", pos[2], []string{"4", "5"}, true},
+		{"from the latest", pos[4], nil, true},
+		{"from the future", broker.Position{Offset: 9, Epoch: start.Latest.Epoch}, nil, false},
+		{"from another epoch", broker.Position{Offset: 2, Epoch: "old"}, nil, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h, err := b.History(ctx(t), "1", "group:R", &tc.since)
+			require.NoError(t, err)
+			assert.Equal(t, tc.recovered, h.Recovered)
+			assert.Equal(t, pos[4], h.Latest)
+			var got []string
+			for i, p := range h.Publications {
+				got = append(got, string(p.Data))
+				assert.Equal(t, "group:R", p.Channel)
+				assert.Equal(t, "1", p.App)
+				if i > 0 {
+					assert.Equal(t, h.Publications[i-1].Offset+1, p.Offset)
+				}
+				assert.Equal(t, start.Latest.Epoch, p.Epoch)
+			}
+			assert.Equal(t, tc.want, got)
+		})
+	}
+}
+
+func testHistoryOverflow(t *testing.T, f Factory) {
+	cfg := DefaultConfig
+	cfg.HistorySize = 5
+	b := f(t, cfg)
+	Start(t, b)
+	pos := publishN(t, b, "1", "group:O", 1, 8)
+	h, err := b.History(ctx(t), "1", "group:O", &pos[0])
+	require.NoError(t, err)
+	assert.False(t, h.Recovered, "events 2 and 3 are gone")
+	assert.Empty(t, h.Publications)
+	assert.Equal(t, pos[7], h.Latest, "the current position, to go on from")
+
+	h, err = b.History(ctx(t), "1", "group:O", &pos[2])
+	require.NoError(t, err)
+	assert.True(t, h.Recovered, "4..8 are all held")
+	require.Len(t, h.Publications, 5)
+	assert.Equal(t, "4", string(h.Publications[0].Data))
+}
+
+func testHistoryExpiry(t *testing.T, f Factory) {
+	cfg := DefaultConfig
+	cfg.HistoryTTL = 50 * time.Millisecond
+	b := f(t, cfg)
+	Start(t, b)
+	start, err := b.History(ctx(t), "1", "group:E", nil)
+	require.NoError(t, err)
+	publishN(t, b, "1", "group:E", 1, 2)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		h, err := b.History(ctx(t), "1", "group:E", &start.Latest)
+		require.NoError(t, err)
+		if !h.Recovered {
+			assert.Empty(t, h.Publications)
+			break
+		}
+		require.Len(t, h.Publications, 2)
+		require.True(t, time.Now().Before(deadline), "history outlived its TTL by far")
+		time.Sleep(20 * time.Millisecond)
+	}
 }

@@ -1,0 +1,279 @@
+// Package auth verifies the JWTs clients present to the hub and says who
+// they are and what they may see.
+//
+// A [Verifier] is built from exactly one key source: an HS256 secret, a PEM
+// public key (RS256, ES256 or EdDSA, the algorithm pinned by the key's
+// type), or a JWKS URL refreshed in the background. Tokens signed with any
+// other algorithm, including "none", are rejected.
+package auth
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"slices"
+	"time"
+
+	"github.com/MicahParks/keyfunc/v3"
+	"github.com/golang-jwt/jwt/v5"
+	"golang.org/x/time/rate"
+)
+
+// Claims are the claims imhub reads from a token.
+type Claims struct {
+	jwt.RegisteredClaims
+	// App is the SdkAppid the token is for; required when the hub serves
+	// more than one app.
+	App string `json:"app,omitempty"`
+	// Groups are the group ids the holder may subscribe to; "*" is every
+	// group of the app.
+	Groups []string `json:"groups,omitempty"`
+	// Admin may subscribe to the app firehose and to any group or user.
+	Admin bool `json:"admin,omitempty"`
+}
+
+// Identity is a verified token: who the client is and what it may see.
+type Identity struct {
+	User      string
+	App       string
+	Groups    []string
+	AllGroups bool
+	Admin     bool
+	Expires   time.Time
+}
+
+// MayGroup reports whether the identity may subscribe to group id.
+func (id *Identity) MayGroup(group string) bool {
+	return id.Admin || id.AllGroups || slices.Contains(id.Groups, group)
+}
+
+// Reasons a token is refused, the values of Error.Reason.
+const (
+	ReasonMissing    = "missing"
+	ReasonMalformed  = "malformed"
+	ReasonSignature  = "signature"
+	ReasonExpired    = "expired"
+	ReasonNotYet     = "not_yet_valid"
+	ReasonClaims     = "claims"
+	ReasonUnknownApp = "app"
+)
+
+// Error says why a token was refused. Reason is one of the Reason
+// constants, fit for a metric label; the message is for people.
+type Error struct {
+	Reason string
+	Err    error
+}
+
+func (e *Error) Error() string { return e.Err.Error() }
+func (e *Error) Unwrap() error { return e.Err }
+
+// Expired reports whether err means the token has expired, which clients
+// are told apart (close code 4002) so they refresh rather than give up.
+func Expired(err error) bool {
+	var e *Error
+	return errors.As(err, &e) && e.Reason == ReasonExpired
+}
+
+// Config configures a Verifier. Exactly one of Secret, PublicKeyPEM and
+// JWKSURL is set.
+type Config struct {
+	Secret       []byte
+	PublicKeyPEM []byte
+	JWKSURL      string
+	// Apps are the SdkAppids the hub serves.
+	Apps []string
+	// Leeway absorbs clock skew on exp, nbf and iat; default 5s.
+	Leeway time.Duration
+	// HTTPClient fetches the JWKS; default http.DefaultClient.
+	HTTPClient *http.Client
+	// JWKSRefresh is how often the JWKS is fetched again; default 1h. A
+	// token with an unknown key id also triggers a fetch, at most one per
+	// JWKSRefreshUnknown (default 1m).
+	JWKSRefresh        time.Duration
+	JWKSRefreshUnknown time.Duration
+	Logger             *slog.Logger
+	// Now is the clock; default time.Now.
+	Now func() time.Time
+}
+
+// Verifier checks tokens. It is safe for concurrent use.
+type Verifier struct {
+	keyfunc jwt.Keyfunc
+	parser  *jwt.Parser
+	apps    []string
+}
+
+// New returns a Verifier. With a JWKS URL, ctx bounds the background
+// refresh: it stops when ctx is done.
+func New(ctx context.Context, cfg Config) (*Verifier, error) {
+	if len(cfg.Apps) == 0 {
+		return nil, errors.New("auth: no apps")
+	}
+	if cfg.Leeway == 0 {
+		cfg.Leeway = 5 * time.Second
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	var (
+		kf      jwt.Keyfunc
+		methods []string
+	)
+	switch {
+	case len(cfg.Secret) > 0:
+		secret := cfg.Secret
+		kf = func(*jwt.Token) (any, error) { return secret, nil }
+		methods = []string{"HS256"}
+	case len(cfg.PublicKeyPEM) > 0:
+		key, method, err := ParsePublicKey(cfg.PublicKeyPEM)
+		if err != nil {
+			return nil, err
+		}
+		kf = func(*jwt.Token) (any, error) { return key, nil }
+		methods = []string{method}
+	case cfg.JWKSURL != "":
+		k, err := newJWKS(ctx, cfg)
+		if err != nil {
+			return nil, err
+		}
+		kf = k
+		// Each key's type pins its algorithm when the signature is
+		// checked; this list keeps HS256 and none out entirely.
+		methods = []string{"RS256", "ES256", "EdDSA"}
+	default:
+		return nil, errors.New("auth: no key configured")
+	}
+	return &Verifier{
+		keyfunc: kf,
+		parser: jwt.NewParser(
+			jwt.WithValidMethods(methods),
+			jwt.WithExpirationRequired(),
+			jwt.WithIssuedAt(),
+			jwt.WithLeeway(cfg.Leeway),
+			jwt.WithTimeFunc(cfg.Now),
+		),
+		apps: cfg.Apps,
+	}, nil
+}
+
+func newJWKS(ctx context.Context, cfg Config) (jwt.Keyfunc, error) {
+	refresh, unknown := cfg.JWKSRefresh, cfg.JWKSRefreshUnknown
+	if refresh <= 0 {
+		refresh = time.Hour
+	}
+	if unknown <= 0 {
+		unknown = time.Minute
+	}
+	noErr := true // start even if the JWKS is down now; tokens fail until it is back
+	k, err := keyfunc.NewDefaultOverrideCtx(ctx, []string{cfg.JWKSURL}, keyfunc.Override{
+		Client:                    cfg.HTTPClient,
+		HTTPTimeout:               10 * time.Second,
+		NoErrorReturnFirstHTTPReq: &noErr,
+		RateLimitWaitMax:          time.Second,
+		RefreshInterval:           refresh,
+		RefreshUnknownKID:         rate.NewLimiter(rate.Every(unknown), 1),
+		RefreshErrorHandlerFunc: func(u string) func(context.Context, error) {
+			return func(ctx context.Context, err error) {
+				cfg.Logger.WarnContext(ctx, "fetching JWKS failed", "url", u, "err", err)
+			}
+		},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("auth: jwks %s: %w", cfg.JWKSURL, err)
+	}
+	return k.Keyfunc, nil
+}
+
+// ParsePublicKey reads a PEM public key and returns it with the one
+// algorithm it may verify: RS256 for RSA, ES256 for P-256, EdDSA for
+// Ed25519.
+func ParsePublicKey(data []byte) (any, string, error) {
+	block, _ := pem.Decode(data)
+	if block == nil {
+		return nil, "", errors.New("auth: public key: no PEM block found")
+	}
+	key, err := x509.ParsePKIXPublicKey(block.Bytes)
+	if err != nil {
+		if k, err2 := x509.ParsePKCS1PublicKey(block.Bytes); err2 == nil {
+			key = k
+		} else {
+			return nil, "", fmt.Errorf("auth: public key: %w", err)
+		}
+	}
+	switch k := key.(type) {
+	case *rsa.PublicKey:
+		return k, "RS256", nil
+	case *ecdsa.PublicKey:
+		if k.Curve != elliptic.P256() {
+			return nil, "", fmt.Errorf("auth: public key: ECDSA curve %s; ES256 needs P-256", k.Curve.Params().Name)
+		}
+		return k, "ES256", nil
+	case ed25519.PublicKey:
+		return k, "EdDSA", nil
+	default:
+		return nil, "", fmt.Errorf("auth: public key: unsupported type %T", key)
+	}
+}
+
+// Verify checks token and returns who it names. The error is an *Error.
+func (v *Verifier) Verify(token string) (*Identity, error) {
+	if token == "" {
+		return nil, &Error{ReasonMissing, errors.New("no token: send Authorization: Bearer <jwt> or ?token=")}
+	}
+	var c Claims
+	_, err := v.parser.ParseWithClaims(token, &c, v.keyfunc)
+	switch {
+	case err == nil:
+	case errors.Is(err, jwt.ErrTokenExpired):
+		return nil, &Error{ReasonExpired, errors.New("token has expired")}
+	case errors.Is(err, jwt.ErrTokenNotValidYet), errors.Is(err, jwt.ErrTokenUsedBeforeIssued):
+		return nil, &Error{ReasonNotYet, errors.New("token is not valid yet")}
+	case errors.Is(err, jwt.ErrTokenRequiredClaimMissing):
+		return nil, &Error{ReasonClaims, fmt.Errorf("token: %w", err)}
+	case errors.Is(err, jwt.ErrTokenMalformed):
+		return nil, &Error{ReasonMalformed, errors.New("token is malformed")}
+	default:
+		// Bad signature, wrong algorithm, unknown key: one answer, so a
+		// caller learns nothing about which.
+		return nil, &Error{ReasonSignature, errors.New("token signature is not valid")}
+	}
+	if c.Subject == "" {
+		return nil, &Error{ReasonClaims, errors.New("token has no sub claim")}
+	}
+	app := c.App
+	switch {
+	case app == "" && len(v.apps) == 1:
+		app = v.apps[0]
+	case app == "":
+		return nil, &Error{ReasonClaims, errors.New("token has no app claim, which this hub needs: it serves several apps")}
+	case !slices.Contains(v.apps, app):
+		return nil, &Error{ReasonUnknownApp, fmt.Errorf("token is for app %q, which this hub does not serve", app)}
+	}
+	id := &Identity{User: c.Subject, App: app, Admin: c.Admin, Expires: c.ExpiresAt.Time}
+	for _, g := range c.Groups {
+		if g == "*" {
+			id.AllGroups = true
+		} else {
+			id.Groups = append(id.Groups, g)
+		}
+	}
+	return id, nil
+}
+
+// Mint signs claims with an HS256 secret: for -dev tokens, tests and load
+// tools, never for production issuance.
+func Mint(secret []byte, c Claims) (string, error) {
+	return jwt.NewWithClaims(jwt.SigningMethodHS256, c).SignedString(secret)
+}

@@ -1,0 +1,279 @@
+package auth_test
+
+import (
+	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/json"
+	"encoding/pem"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/MicahParks/jwkset"
+	"github.com/golang-jwt/jwt/v5"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/imhub/imhub/hub/auth"
+)
+
+var now = time.Unix(1800000000, 0)
+
+func claims(mod ...func(*auth.Claims)) auth.Claims {
+	c := auth.Claims{RegisteredClaims: jwt.RegisteredClaims{
+		Subject:   "jared",
+		ExpiresAt: jwt.NewNumericDate(now.Add(time.Hour)),
+		IssuedAt:  jwt.NewNumericDate(now.Add(-time.Minute)),
+	}}
+	for _, m := range mod {
+		m(&c)
+	}
+	return c
+}
+
+func sign(t *testing.T, m jwt.SigningMethod, key any, c auth.Claims, kid string) string {
+	t.Helper()
+	tok := jwt.NewWithClaims(m, c)
+	if kid != "" {
+		tok.Header["kid"] = kid
+	}
+	s, err := tok.SignedString(key)
+	require.NoError(t, err)
+	return s
+}
+
+func pemOf(t *testing.T, pub crypto.PublicKey) []byte {
+	der, err := x509.MarshalPKIXPublicKey(pub)
+	require.NoError(t, err)
+	return pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})
+}
+
+func verifier(t *testing.T, cfg auth.Config) *auth.Verifier {
+	t.Helper()
+	if cfg.Apps == nil {
+		cfg.Apps = []string{"1400000000"}
+	}
+	cfg.Now = func() time.Time { return now }
+	v, err := auth.New(t.Context(), cfg)
+	require.NoError(t, err)
+	return v
+}
+
+type keys struct {
+	rsa   *rsa.PrivateKey
+	ec    *ecdsa.PrivateKey
+	ed    ed25519.PrivateKey
+	other *rsa.PrivateKey
+}
+
+var (
+	keysOnce sync.Once
+	k        keys
+)
+
+func testKeys(t *testing.T) keys {
+	keysOnce.Do(func() {
+		var err error
+		k.rsa, err = rsa.GenerateKey(rand.Reader, 2048)
+		require.NoError(t, err)
+		k.other, err = rsa.GenerateKey(rand.Reader, 2048)
+		require.NoError(t, err)
+		k.ec, err = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		require.NoError(t, err)
+		_, k.ed, err = ed25519.GenerateKey(rand.Reader)
+		require.NoError(t, err)
+	})
+	return k
+}
+
+func wantReason(t *testing.T, v *auth.Verifier, token, reason string) {
+	t.Helper()
+	id, err := v.Verify(token)
+	require.Error(t, err)
+	assert.Nil(t, id)
+	var e *auth.Error
+	require.ErrorAs(t, err, &e)
+	assert.Equal(t, reason, e.Reason, "error: %v", err)
+}
+
+func TestHS256(t *testing.T) {
+	secret := []byte("0123456789abcdef0123456789abcdef")
+	v := verifier(t, auth.Config{Secret: secret})
+	id, err := v.Verify(sign(t, jwt.SigningMethodHS256, secret, claims(func(c *auth.Claims) {
+		c.Groups = []string{"G1", "G2"}
+	}), ""))
+	require.NoError(t, err)
+	assert.Equal(t, "jared", id.User)
+	assert.Equal(t, "1400000000", id.App, "the only app is implied")
+	assert.True(t, id.MayGroup("G1"))
+	assert.False(t, id.MayGroup("G3"))
+	assert.False(t, id.Admin)
+	assert.Equal(t, now.Add(time.Hour), id.Expires)
+
+	for _, tc := range []struct {
+		name, token, reason string
+	}{
+		{"empty", "", auth.ReasonMissing},
+		{"garbage", "not.a.jwt", auth.ReasonMalformed},
+		{"wrong secret", sign(t, jwt.SigningMethodHS256, []byte("another secret of enough length!"), claims(), ""), auth.ReasonSignature},
+		{"HS384", sign(t, jwt.SigningMethodHS384, secret, claims(), ""), auth.ReasonSignature},
+		{"alg none", sign(t, jwt.SigningMethodNone, jwt.UnsafeAllowNoneSignatureType, claims(), ""), auth.ReasonSignature},
+		{"expired", sign(t, jwt.SigningMethodHS256, secret, claims(func(c *auth.Claims) { c.ExpiresAt = jwt.NewNumericDate(now.Add(-6 * time.Second)) }), ""), auth.ReasonExpired},
+		{"no exp", sign(t, jwt.SigningMethodHS256, secret, claims(func(c *auth.Claims) { c.ExpiresAt = nil }), ""), auth.ReasonClaims},
+		{"nbf future", sign(t, jwt.SigningMethodHS256, secret, claims(func(c *auth.Claims) { c.NotBefore = jwt.NewNumericDate(now.Add(time.Minute)) }), ""), auth.ReasonNotYet},
+		{"iat future", sign(t, jwt.SigningMethodHS256, secret, claims(func(c *auth.Claims) { c.IssuedAt = jwt.NewNumericDate(now.Add(time.Minute)) }), ""), auth.ReasonNotYet},
+		{"no sub", sign(t, jwt.SigningMethodHS256, secret, claims(func(c *auth.Claims) { c.Subject = "" }), ""), auth.ReasonClaims},
+		{"other app", sign(t, jwt.SigningMethodHS256, secret, claims(func(c *auth.Claims) { c.App = "1400000009" }), ""), auth.ReasonUnknownApp},
+		{"RS256 token", sign(t, jwt.SigningMethodRS256, testKeys(t).rsa, claims(), ""), auth.ReasonSignature},
+	} {
+		t.Run(tc.name, func(t *testing.T) { wantReason(t, v, tc.token, tc.reason) })
+	}
+
+	// Leeway: a token a few seconds past exp (clock skew) still passes.
+	_, err = v.Verify(sign(t, jwt.SigningMethodHS256, secret, claims(func(c *auth.Claims) { c.ExpiresAt = jwt.NewNumericDate(now.Add(-2 * time.Second)) }), ""))
+	assert.NoError(t, err)
+	assert.True(t, auth.Expired(func() error {
+		_, err := v.Verify(sign(t, jwt.SigningMethodHS256, secret, claims(func(c *auth.Claims) { c.ExpiresAt = jwt.NewNumericDate(now.Add(-time.Hour)) }), ""))
+		return err
+	}()))
+}
+
+func TestSeveralApps(t *testing.T) {
+	secret := []byte("0123456789abcdef0123456789abcdef")
+	v := verifier(t, auth.Config{Secret: secret, Apps: []string{"1", "2"}})
+	wantReason(t, v, sign(t, jwt.SigningMethodHS256, secret, claims(), ""), auth.ReasonClaims)
+	id, err := v.Verify(sign(t, jwt.SigningMethodHS256, secret, claims(func(c *auth.Claims) { c.App = "2"; c.Admin = true; c.Groups = []string{"*"} }), ""))
+	require.NoError(t, err)
+	assert.Equal(t, "2", id.App)
+	assert.True(t, id.Admin)
+	assert.True(t, id.AllGroups)
+}
+
+// Each public key kind verifies its own algorithm and nothing else: not a
+// token signed by another key, not another algorithm, and not an HMAC
+// token that uses the public key as its secret.
+func TestPublicKeys(t *testing.T) {
+	ks := testKeys(t)
+	for _, tc := range []struct {
+		name   string
+		pub    crypto.PublicKey
+		method jwt.SigningMethod
+		priv   any
+	}{
+		{"RS256", &ks.rsa.PublicKey, jwt.SigningMethodRS256, ks.rsa},
+		{"ES256", &ks.ec.PublicKey, jwt.SigningMethodES256, ks.ec},
+		{"EdDSA", ks.ed.Public(), jwt.SigningMethodEdDSA, ks.ed},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			pemKey := pemOf(t, tc.pub)
+			v := verifier(t, auth.Config{PublicKeyPEM: pemKey})
+			id, err := v.Verify(sign(t, tc.method, tc.priv, claims(), ""))
+			require.NoError(t, err)
+			assert.Equal(t, "jared", id.User)
+
+			wantReason(t, v, sign(t, jwt.SigningMethodRS256, ks.other, claims(), ""), auth.ReasonSignature)
+			wantReason(t, v, sign(t, jwt.SigningMethodHS256, pemKey, claims(), ""), auth.ReasonSignature)
+			wantReason(t, v, sign(t, jwt.SigningMethodNone, jwt.UnsafeAllowNoneSignatureType, claims(), ""), auth.ReasonSignature)
+			if tc.name != "ES256" {
+				wantReason(t, v, sign(t, jwt.SigningMethodES256, ks.ec, claims(), ""), auth.ReasonSignature)
+			}
+			wantReason(t, v, sign(t, tc.method, tc.priv, claims(func(c *auth.Claims) { c.ExpiresAt = jwt.NewNumericDate(now.Add(-time.Hour)) }), ""), auth.ReasonExpired)
+		})
+	}
+}
+
+func TestParsePublicKeyErrors(t *testing.T) {
+	_, _, err := auth.ParsePublicKey([]byte("not pem"))
+	assert.ErrorContains(t, err, "no PEM block")
+	p384, err := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
+	require.NoError(t, err)
+	_, _, err = auth.ParsePublicKey(pemOf(t, &p384.PublicKey))
+	assert.ErrorContains(t, err, "P-256")
+}
+
+// jwksServer serves a JWK set that the test can change, and counts fetches.
+type jwksServer struct {
+	*httptest.Server
+	mu      sync.Mutex
+	set     jwkset.JWKSMarshal
+	fetches atomic.Int32
+}
+
+func newJWKSServer(t *testing.T) *jwksServer {
+	s := &jwksServer{}
+	s.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.fetches.Add(1)
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(s.set)
+	}))
+	t.Cleanup(s.Close)
+	return s
+}
+
+func (s *jwksServer) add(t *testing.T, pub crypto.PublicKey, kid string) {
+	jwk, err := jwkset.NewJWKFromKey(pub, jwkset.JWKOptions{Metadata: jwkset.JWKMetadataOptions{KID: kid}})
+	require.NoError(t, err)
+	s.mu.Lock()
+	s.set.Keys = append(s.set.Keys, jwk.Marshal())
+	s.mu.Unlock()
+}
+
+func TestJWKS(t *testing.T) {
+	ks := testKeys(t)
+	srv := newJWKSServer(t)
+	srv.add(t, &ks.rsa.PublicKey, "rsa1")
+	srv.add(t, &ks.ec.PublicKey, "ec1")
+	srv.add(t, ks.ed.Public(), "ed1")
+	v := verifier(t, auth.Config{JWKSURL: srv.URL, JWKSRefreshUnknown: time.Millisecond})
+
+	for kid, tok := range map[string]string{
+		"rsa1": sign(t, jwt.SigningMethodRS256, ks.rsa, claims(), "rsa1"),
+		"ec1":  sign(t, jwt.SigningMethodES256, ks.ec, claims(), "ec1"),
+		"ed1":  sign(t, jwt.SigningMethodEdDSA, ks.ed, claims(), "ed1"),
+	} {
+		_, err := v.Verify(tok)
+		assert.NoError(t, err, kid)
+	}
+	wantReason(t, v, sign(t, jwt.SigningMethodRS256, ks.other, claims(), "rsa1"), auth.ReasonSignature)
+	wantReason(t, v, sign(t, jwt.SigningMethodES256, ks.ec, claims(), "rsa1"), auth.ReasonSignature)
+	wantReason(t, v, sign(t, jwt.SigningMethodHS256, []byte("secret"), claims(), "rsa1"), auth.ReasonSignature)
+	wantReason(t, v, sign(t, jwt.SigningMethodNone, jwt.UnsafeAllowNoneSignatureType, claims(), "rsa1"), auth.ReasonSignature)
+
+	// A key the issuer rotates in is found by a refetch, without waiting
+	// for the periodic refresh.
+	before := srv.fetches.Load()
+	srv.add(t, &ks.other.PublicKey, "rsa2")
+	_, err := v.Verify(sign(t, jwt.SigningMethodRS256, ks.other, claims(), "rsa2"))
+	require.NoError(t, err)
+	assert.Greater(t, srv.fetches.Load(), before)
+}
+
+// Unknown key ids cannot make the hub hammer the JWKS server.
+func TestJWKSRefetchIsRateLimited(t *testing.T) {
+	ks := testKeys(t)
+	srv := newJWKSServer(t)
+	srv.add(t, &ks.rsa.PublicKey, "rsa1")
+	v := verifier(t, auth.Config{JWKSURL: srv.URL, JWKSRefreshUnknown: time.Hour})
+	start := srv.fetches.Load()
+	for i := range 20 {
+		wantReason(t, v, sign(t, jwt.SigningMethodRS256, ks.rsa, claims(), "unknown"+strings.Repeat("x", i)), auth.ReasonSignature)
+	}
+	assert.LessOrEqual(t, srv.fetches.Load()-start, int32(1), "at most one refetch per interval")
+}
+
+func TestNewNeedsAKey(t *testing.T) {
+	_, err := auth.New(context.Background(), auth.Config{Apps: []string{"1"}})
+	assert.Error(t, err)
+}

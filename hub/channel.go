@@ -1,0 +1,37 @@
+package hub
+
+import (
+	"strings"
+
+	"github.com/imhub/imhub/hub/auth"
+)
+
+// maxChannelLen bounds a channel name: IM ids are far shorter.
+const maxChannelLen = 300
+
+// authorize says whether id may subscribe to channel, and if not, the error
+// code and message to answer with.
+func authorize(id *auth.Identity, channel string) (code, msg string) {
+	if len(channel) > maxChannelLen {
+		return CodeUnknownChannel, "channel name is too long"
+	}
+	switch kind, name, _ := strings.Cut(channel, ":"); {
+	case channel == "app":
+		if id.Admin {
+			return "", ""
+		}
+		return CodeForbidden, "the app channel needs an admin token"
+	case kind == "group" && name != "":
+		if id.MayGroup(name) {
+			return "", ""
+		}
+		return CodeForbidden, "the token does not grant group " + name
+	case kind == "user" && name != "":
+		if name == id.User || id.Admin {
+			return "", ""
+		}
+		return CodeForbidden, "only an admin token may subscribe to another user"
+	default:
+		return CodeUnknownChannel, `channels are "app", "group:<GroupId>" and "user:<UserID>"`
+	}
+}

@@ -1,0 +1,294 @@
+package hub
+
+import (
+	"context"
+	"hash/maphash"
+	"log/slog"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/imhub/imhub/hub/auth"
+	"github.com/imhub/imhub/hub/broker"
+)
+
+// Config configures a [Hub]. Zero fields take the defaults in brackets.
+type Config struct {
+	// Node names this node in "connected" frames [hostname].
+	Node string
+	// MaxConns is the most sessions this node holds; more are closed with
+	// 4009 [100000].
+	MaxConns int
+	// MaxSubs is the most channels one session may subscribe to [256].
+	MaxSubs int
+	// MaxFrame is the largest client frame; larger closes with 1009 [64KiB].
+	MaxFrame int64
+	// SendQueue is how many frames may wait for a session; a session that
+	// falls further behind is closed with 4008 [1024].
+	SendQueue int
+	// PingInterval is how long a session may be silent before the hub
+	// pings it [25s].
+	PingInterval time.Duration
+	// WriteTimeout bounds every write and ping [10s].
+	WriteTimeout time.Duration
+	// BrokerTimeout bounds a subscribe or history call to the broker [10s].
+	BrokerTimeout time.Duration
+	// AllowedOrigins are browser Origin patterns allowed besides the hub's
+	// own host (path.Match syntax, against the host or scheme://host).
+	AllowedOrigins []string
+	// Compression offers permessage-deflate to clients that ask for it.
+	Compression bool
+	Logger      *slog.Logger
+	Metrics     *Metrics
+}
+
+func (c *Config) setDefaults() {
+	if c.Node == "" {
+		c.Node, _ = os.Hostname()
+	}
+	if c.MaxConns <= 0 {
+		c.MaxConns = 100000
+	}
+	if c.MaxSubs <= 0 {
+		c.MaxSubs = 256
+	}
+	if c.MaxFrame <= 0 {
+		c.MaxFrame = 64 << 10
+	}
+	if c.SendQueue <= 0 {
+		c.SendQueue = 1024
+	}
+	if c.PingInterval <= 0 {
+		c.PingInterval = 25 * time.Second
+	}
+	if c.WriteTimeout <= 0 {
+		c.WriteTimeout = 10 * time.Second
+	}
+	if c.BrokerTimeout <= 0 {
+		c.BrokerTimeout = 10 * time.Second
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.Metrics == nil {
+		c.Metrics = nopMetrics()
+	}
+}
+
+// nShards spreads channels over independently locked maps, so fan-out on
+// one channel never waits for subscription changes on another.
+const nShards = 64
+
+// Hub is one node's sessions and subscriptions.
+type Hub struct {
+	cfg    Config
+	broker broker.Broker
+	auth   *auth.Verifier
+	log    *slog.Logger
+	m      *Metrics
+	seed   maphash.Seed
+	shards [nShards]shard
+
+	conns    atomic.Int64
+	draining atomic.Bool
+
+	sessMu   sync.Mutex
+	sessions map[*Session]struct{}
+	wg       sync.WaitGroup // one per session
+}
+
+type chanKey struct{ app, channel string }
+
+type shard struct {
+	// op serializes the broker calls for this shard's channels, so that a
+	// subscribe and an unsubscribe of one channel cannot cross.
+	op sync.Mutex
+
+	mu       sync.RWMutex
+	channels map[chanKey]*hubChannel
+}
+
+// hubChannel is a channel some local session subscribes to.
+type hubChannel struct {
+	subs map[*Session]*subscription
+	live bool // the broker subscription is in effect
+}
+
+// New returns a hub that subscribes through b and admits the tokens v
+// accepts. Run b with the hub as its handler.
+func New(cfg Config, b broker.Broker, v *auth.Verifier) *Hub {
+	cfg.setDefaults()
+	h := &Hub{
+		cfg:      cfg,
+		broker:   b,
+		auth:     v,
+		log:      cfg.Logger,
+		m:        cfg.Metrics,
+		seed:     maphash.MakeSeed(),
+		sessions: make(map[*Session]struct{}),
+	}
+	for i := range h.shards {
+		h.shards[i].channels = make(map[chanKey]*hubChannel)
+	}
+	return h
+}
+
+func (h *Hub) shard(k chanKey) *shard {
+	var mh maphash.Hash
+	mh.SetSeed(h.seed)
+	mh.WriteString(k.app)
+	mh.WriteByte(0)
+	mh.WriteString(k.channel)
+	return &h.shards[mh.Sum64()%nShards]
+}
+
+// HandlePublication implements broker.Handler: it encodes the frame once
+// and queues the same bytes to every local session of the channel.
+func (h *Hub) HandlePublication(p broker.Publication) {
+	start := time.Now()
+	k := chanKey{p.App, p.Channel}
+	sh := h.shard(k)
+	sh.mu.RLock()
+	ch := sh.channels[k]
+	if ch == nil || len(ch.subs) == 0 {
+		sh.mu.RUnlock()
+		return
+	}
+	frame := eventFrame(p)
+	n := 0
+	for s, sub := range ch.subs {
+		if s.deliver(sub, frame, p.Position) {
+			n++
+		}
+	}
+	sh.mu.RUnlock()
+	h.m.delivered.Add(float64(n))
+	h.m.fanout.Observe(time.Since(start).Seconds())
+}
+
+// HandleReconnect implements broker.Handler. Publications made while the
+// broker connection was down did not reach this node; the sessions hold
+// the last offset they sent, and a reconnecting client recovers with
+// since.
+func (h *Hub) HandleReconnect() {
+	h.log.Warn("broker subscriptions restored; publications made meanwhile were not delivered live")
+}
+
+// join adds sub of s to its channel, subscribing the node at the broker if
+// it is the channel's first local session.
+func (h *Hub) join(ctx context.Context, s *Session, sub *subscription) error {
+	k := chanKey{s.app, sub.channel}
+	sh := h.shard(k)
+	sh.op.Lock()
+	defer sh.op.Unlock()
+	sh.mu.Lock()
+	ch := sh.channels[k]
+	if ch == nil {
+		ch = &hubChannel{subs: make(map[*Session]*subscription)}
+		sh.channels[k] = ch
+	}
+	ch.subs[s] = sub
+	live := ch.live
+	sh.mu.Unlock()
+	h.m.subscriptions.Inc()
+	if live {
+		return nil
+	}
+	err := h.broker.Subscribe(ctx, k.app, k.channel)
+	sh.mu.Lock()
+	if err == nil {
+		ch.live = true
+		sh.mu.Unlock()
+		h.m.channels.Inc()
+		return nil
+	}
+	delete(ch.subs, s)
+	empty := len(ch.subs) == 0
+	if empty {
+		delete(sh.channels, k)
+	}
+	sh.mu.Unlock()
+	h.m.subscriptions.Dec()
+	if empty {
+		// The broker may still complete the subscription later.
+		h.unsubscribeBroker(k)
+	}
+	return err
+}
+
+// leave removes sub of s from its channel, unsubscribing the node at the
+// broker when no local session is left on it.
+func (h *Hub) leave(s *Session, sub *subscription) {
+	k := chanKey{s.app, sub.channel}
+	sh := h.shard(k)
+	sh.op.Lock()
+	defer sh.op.Unlock()
+	sh.mu.Lock()
+	ch := sh.channels[k]
+	if ch == nil || ch.subs[s] != sub {
+		sh.mu.Unlock()
+		return
+	}
+	delete(ch.subs, s)
+	empty := len(ch.subs) == 0
+	if empty {
+		delete(sh.channels, k)
+	}
+	sh.mu.Unlock()
+	h.m.subscriptions.Dec()
+	if empty && ch.live {
+		h.m.channels.Dec()
+		h.unsubscribeBroker(k)
+	}
+}
+
+func (h *Hub) unsubscribeBroker(k chanKey) {
+	ctx, cancel := context.WithTimeout(context.Background(), h.cfg.BrokerTimeout)
+	defer cancel()
+	if err := h.broker.Unsubscribe(ctx, k.app, k.channel); err != nil {
+		h.log.Warn("broker unsubscribe failed", "app", k.app, "channel", k.channel, "err", err)
+	}
+}
+
+// Drain closes every session with 1012, spread evenly over period so that
+// clients do not all reconnect to the other nodes at once, and waits for
+// them to end or ctx to be done. New connections are refused from the
+// start.
+func (h *Hub) Drain(ctx context.Context, period time.Duration) {
+	h.draining.Store(true)
+	h.sessMu.Lock()
+	list := make([]*Session, 0, len(h.sessions))
+	for s := range h.sessions {
+		list = append(list, s)
+	}
+	h.sessMu.Unlock()
+	if len(list) > 0 {
+		h.log.Info("draining sessions", "sessions", len(list), "period", period)
+	}
+	// The first close waits one step too: readiness has failed, and the
+	// load balancer gets that long to stop sending new clients here.
+	step := period / time.Duration(max(len(list), 1))
+	t := time.NewTimer(step)
+	defer t.Stop()
+	for _, s := range list {
+		if ctx.Err() == nil { // past the deadline the rest go at once
+			t.Reset(step)
+			select {
+			case <-t.C:
+			case <-ctx.Done():
+			}
+		}
+		s.close(CloseShuttingDown, "node shutting down, reconnect")
+	}
+	done := make(chan struct{})
+	go func() { h.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		h.log.Warn("drain deadline passed with sessions still closing")
+	}
+}
+
+// Sessions returns how many sessions the node holds.
+func (h *Hub) Sessions() int { return int(h.conns.Load()) }

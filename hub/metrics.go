@@ -1,0 +1,61 @@
+package hub
+
+import (
+	"strconv"
+
+	"github.com/coder/websocket"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Metrics are the hub's Prometheus metrics.
+type Metrics struct {
+	connections   prometheus.Gauge
+	subscriptions prometheus.Gauge
+	channels      prometheus.Gauge
+	delivered     prometheus.Counter
+	dropped       prometheus.Counter
+	closes        *prometheus.CounterVec
+	authFailures  *prometheus.CounterVec
+	fanout        prometheus.Histogram
+}
+
+// NewMetrics registers the hub's metrics with reg.
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		connections: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "imhub_ws_connections", Help: "Open WebSocket sessions on this node.",
+		}),
+		subscriptions: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "imhub_ws_subscriptions", Help: "Channel subscriptions of the sessions on this node.",
+		}),
+		channels: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "imhub_ws_channels", Help: "Channels this node is subscribed to at the broker.",
+		}),
+		delivered: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "imhub_ws_events_delivered_total", Help: "Event frames queued to sessions.",
+		}),
+		dropped: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "imhub_ws_frames_dropped_total", Help: "Frames not delivered because their session was closed as too slow.",
+		}),
+		closes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "imhub_ws_closes_total", Help: "Sessions the hub closed, by close code.",
+		}, []string{"code"}),
+		authFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "imhub_ws_auth_failures_total", Help: "Tokens refused, by reason.",
+		}, []string{"reason"}),
+		fanout: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "imhub_fanout_duration_seconds",
+			Help:    "From a publication's arrival at the node to its frame queued for the last local subscriber.",
+			Buckets: prometheus.ExponentialBuckets(0.00001, 3, 12),
+		}),
+	}
+	reg.MustRegister(m.connections, m.subscriptions, m.channels, m.delivered, m.dropped, m.closes, m.authFailures, m.fanout)
+	return m
+}
+
+// nopMetrics lets the hub run without a registry (tests, examples).
+func nopMetrics() *Metrics { return NewMetrics(prometheus.NewRegistry()) }
+
+func (m *Metrics) closed(code websocket.StatusCode) {
+	m.closes.WithLabelValues(strconv.Itoa(int(code))).Inc()
+}

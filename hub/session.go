@@ -1,0 +1,449 @@
+package hub
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/imhub/imhub/hub/auth"
+	"github.com/imhub/imhub/hub/broker"
+)
+
+// Session is one client connection. Its reader runs on the goroutine of
+// the HTTP request; its writer is one goroutine it owns. Everything the hub
+// sends it goes through a bounded queue: a client that cannot keep up is
+// closed with 4008 rather than slowing the broker reader or other clients.
+type Session struct {
+	hub  *Hub
+	conn *websocket.Conn
+	app  string // fixed for the session's life; refresh may not change it
+
+	lastRead atomic.Int64 // unix nanoseconds of the last frame received
+	wake     chan struct{}
+	closing  chan struct{} // closed by the first close request
+
+	mu      sync.Mutex
+	id      *auth.Identity
+	subs    map[string]*subscription
+	queue   [][]byte
+	closed  bool
+	code    websocket.StatusCode
+	reason  string
+	expires *time.Timer
+}
+
+// subscription is one channel of a session. While joining, publications
+// are held back in pending so that "subscribed" and any replay go first.
+type subscription struct {
+	channel string
+	joining bool
+	pending []pendingPub
+	sent    broker.Position // position of the last event queued
+}
+
+type pendingPub struct {
+	frame []byte
+	pos   broker.Position
+}
+
+func newSession(h *Hub, conn *websocket.Conn, id *auth.Identity) *Session {
+	s := &Session{
+		hub:     h,
+		conn:    conn,
+		app:     id.App,
+		id:      id,
+		subs:    make(map[string]*subscription),
+		wake:    make(chan struct{}, 1),
+		closing: make(chan struct{}),
+	}
+	s.lastRead.Store(time.Now().UnixNano())
+	s.expires = time.AfterFunc(time.Until(id.Expires), s.expire)
+	return s
+}
+
+func (s *Session) expire() {
+	s.mu.Lock()
+	late := time.Now().After(s.id.Expires)
+	s.mu.Unlock()
+	if late {
+		s.close(CloseTokenExpired, "token expired")
+	}
+}
+
+// close asks the writer to end the session with code. The first request
+// wins; it returns at once.
+func (s *Session) close(code websocket.StatusCode, reason string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.closeLocked(code, reason)
+}
+
+func (s *Session) closeLocked(code websocket.StatusCode, reason string) {
+	if s.closed {
+		return
+	}
+	s.closed, s.code, s.reason = true, code, reason
+	close(s.closing)
+}
+
+// send queues a frame for the writer; false if the session is closed or
+// was closed now because its queue is full.
+func (s *Session) send(frame []byte) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.sendLocked(frame)
+}
+
+func (s *Session) sendLocked(frame []byte) bool {
+	if s.closed {
+		return false
+	}
+	if len(s.queue) >= s.hub.cfg.SendQueue {
+		s.hub.m.dropped.Add(float64(len(s.queue) + 1))
+		s.queue = nil
+		s.closeLocked(CloseTooSlow, "client too slow: send queue overflowed")
+		return false
+	}
+	s.queue = append(s.queue, frame)
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+	return true
+}
+
+// deliver queues a publication of sub's channel; called by the hub's
+// fan-out. It reports whether the frame was queued.
+func (s *Session) deliver(sub *subscription, frame []byte, pos broker.Position) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if sub.joining {
+		if len(sub.pending) >= s.hub.cfg.SendQueue {
+			s.closeLocked(CloseTooSlow, "client too slow: send queue overflowed")
+			return false
+		}
+		sub.pending = append(sub.pending, pendingPub{frame, pos})
+		return false
+	}
+	if pos.Epoch == sub.sent.Epoch && pos.Offset <= sub.sent.Offset {
+		return false // already sent, by a replay
+	}
+	if !s.sendLocked(frame) {
+		return false
+	}
+	sub.sent = pos
+	return true
+}
+
+// reply queues a control frame.
+func (s *Session) reply(f serverFrame) { s.send(f.encode()) }
+
+func (s *Session) fail(id json.RawMessage, channel, code, msg string) {
+	s.reply(serverFrame{Op: "error", Code: code, Message: msg, Channel: channel, ID: id})
+}
+
+// run serves the session until the client goes or the hub closes it.
+func (s *Session) run(ctx context.Context) {
+	var wg sync.WaitGroup
+	wg.Go(s.writeLoop)
+	defer func() {
+		s.close(closeNormal, "")
+		wg.Wait()
+		s.expires.Stop()
+		s.mu.Lock()
+		subs := s.subs
+		s.subs = nil
+		s.mu.Unlock()
+		for _, sub := range subs {
+			s.hub.leave(s, sub)
+		}
+	}()
+
+	// The connection is subscribed to its own user channel at once.
+	s.mu.Lock()
+	user := s.id.User
+	s.mu.Unlock()
+	s.reply(serverFrame{Op: "connected", User: user, App: s.app, Node: s.hub.cfg.Node, Channels: []string{"user:" + user}})
+	s.subscribe(ctx, clientFrame{Op: "subscribe", Channel: "user:" + user})
+	s.readLoop(ctx)
+}
+
+func (s *Session) readLoop(ctx context.Context) {
+	for {
+		typ, data, err := s.conn.Read(ctx)
+		if err != nil {
+			// A frame over the read limit closes the connection with
+			// 1009 inside Read; anything else is the client leaving.
+			if websocket.CloseStatus(err) == -1 && errors.Is(err, websocket.ErrMessageTooBig) {
+				s.hub.m.closed(CloseTooLarge)
+			}
+			return
+		}
+		s.lastRead.Store(time.Now().UnixNano())
+		if typ != websocket.MessageText {
+			s.close(CloseMalformed, "frames are JSON text")
+			return
+		}
+		var f clientFrame
+		if err := json.Unmarshal(data, &f); err != nil {
+			s.close(CloseMalformed, "malformed frame: not a JSON object")
+			return
+		}
+		if !validID(f.ID) {
+			s.fail(nil, f.Channel, CodeBadRequest, "id must be a number or a string")
+			continue
+		}
+		switch f.Op {
+		case "subscribe":
+			s.subscribe(ctx, f)
+		case "unsubscribe":
+			s.unsubscribe(f)
+		case "refresh":
+			s.refresh(f)
+		case "ping":
+			s.reply(serverFrame{Op: "pong", ID: f.ID})
+		case "":
+			s.fail(f.ID, f.Channel, CodeBadRequest, "op is required")
+		default:
+			s.fail(f.ID, f.Channel, CodeBadRequest, "unknown op "+f.Op)
+		}
+	}
+}
+
+func (s *Session) subscribe(ctx context.Context, f clientFrame) {
+	if f.Channel == "" {
+		s.fail(f.ID, "", CodeBadRequest, "channel is required")
+		return
+	}
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return
+	}
+	if code, msg := authorize(s.id, f.Channel); code != "" {
+		s.mu.Unlock()
+		s.fail(f.ID, f.Channel, code, msg)
+		return
+	}
+	sub := s.subs[f.Channel]
+	existing := sub != nil
+	if !existing {
+		if len(s.subs) >= s.hub.cfg.MaxSubs {
+			s.mu.Unlock()
+			s.fail(f.ID, f.Channel, CodeTooManySubs, "subscription limit reached")
+			return
+		}
+		sub = &subscription{channel: f.Channel}
+		s.subs[f.Channel] = sub
+	}
+	sub.joining = true
+	s.mu.Unlock()
+
+	bctx, cancel := context.WithTimeout(ctx, s.hub.cfg.BrokerTimeout)
+	defer cancel()
+	if !existing {
+		if err := s.hub.join(bctx, s, sub); err != nil {
+			s.mu.Lock()
+			if s.subs != nil {
+				delete(s.subs, f.Channel)
+			}
+			s.mu.Unlock()
+			s.hub.log.Warn("subscribe failed", "app", s.app, "channel", f.Channel, "err", err)
+			s.fail(f.ID, f.Channel, CodeUnavailable, "could not subscribe now, try again")
+			return
+		}
+	}
+
+	var since *broker.Position
+	if f.Since != nil {
+		// An offset that does not parse is one history cannot continue:
+		// recovered is false, live events follow.
+		p, err := broker.ParsePosition(*f.Since)
+		if err != nil {
+			p = broker.Position{Offset: ^uint64(0), Epoch: "?"}
+		}
+		since = &p
+	}
+	hist, err := s.hub.broker.History(bctx, s.app, f.Channel, since)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err != nil {
+		s.hub.log.Warn("history failed", "app", s.app, "channel", f.Channel, "err", err)
+		sub.joining = false
+		s.flushPendingLocked(sub)
+		if !existing {
+			// Keep the subscription: live events flow; only the
+			// starting point is unknown. Say so.
+			s.sendLocked(serverFrame{Op: "error", Code: CodeUnavailable, Channel: f.Channel, ID: f.ID,
+				Message: "subscribed, but the channel's offset could not be read"}.encode())
+		} else {
+			s.sendLocked(serverFrame{Op: "error", Code: CodeUnavailable, Channel: f.Channel, ID: f.ID,
+				Message: "history could not be read, try again"}.encode())
+		}
+		return
+	}
+	reply := serverFrame{Op: "subscribed", Channel: f.Channel, Offset: hist.Latest.String(), ID: f.ID}
+	if since != nil {
+		reply.Recovered = &hist.Recovered
+	}
+	if !s.sendLocked(reply.encode()) {
+		return
+	}
+	for _, p := range hist.Publications {
+		if !s.sendLocked(eventFrame(p)) {
+			return
+		}
+	}
+	sub.sent = hist.Latest
+	sub.joining = false
+	s.flushPendingLocked(sub)
+}
+
+// flushPendingLocked queues what arrived while sub was joining and is newer
+// than what was sent.
+func (s *Session) flushPendingLocked(sub *subscription) {
+	pending := sub.pending
+	sub.pending = nil
+	for _, p := range pending {
+		if p.pos.Epoch == sub.sent.Epoch && p.pos.Offset <= sub.sent.Offset {
+			continue
+		}
+		if !s.sendLocked(p.frame) {
+			return
+		}
+		sub.sent = p.pos
+	}
+}
+
+func (s *Session) unsubscribe(f clientFrame) {
+	if f.Channel == "" {
+		s.fail(f.ID, "", CodeBadRequest, "channel is required")
+		return
+	}
+	s.mu.Lock()
+	sub := s.subs[f.Channel]
+	delete(s.subs, f.Channel)
+	s.mu.Unlock()
+	if sub != nil {
+		s.hub.leave(s, sub)
+	}
+	s.reply(serverFrame{Op: "unsubscribed", Channel: f.Channel, ID: f.ID})
+}
+
+// refresh replaces the session's token with a later one for the same user
+// and app. Channels the new token no longer grants are unsubscribed.
+func (s *Session) refresh(f clientFrame) {
+	id, err := s.hub.auth.Verify(f.Token)
+	if err != nil {
+		s.hub.m.authFailures.WithLabelValues(reasonOf(err)).Inc()
+		s.fail(f.ID, "", CodeForbidden, "refresh refused: "+err.Error())
+		return
+	}
+	s.mu.Lock()
+	if id.User != s.id.User || id.App != s.app {
+		s.mu.Unlock()
+		s.hub.m.authFailures.WithLabelValues("refresh_other_user").Inc()
+		s.fail(f.ID, "", CodeForbidden, "refresh refused: the token is for another user or app")
+		return
+	}
+	s.id = id
+	s.expires.Reset(time.Until(id.Expires))
+	var revoked []*subscription
+	for name, sub := range s.subs {
+		if code, _ := authorize(id, name); code != "" {
+			revoked = append(revoked, sub)
+			delete(s.subs, name)
+		}
+	}
+	s.mu.Unlock()
+	for _, sub := range revoked {
+		s.hub.leave(s, sub)
+		s.reply(serverFrame{Op: "unsubscribed", Channel: sub.channel})
+	}
+	s.reply(serverFrame{Op: "refreshed", Expires: id.Expires.Unix(), ID: f.ID})
+}
+
+func reasonOf(err error) string {
+	var e *auth.Error
+	if errors.As(err, &e) {
+		return e.Reason
+	}
+	return "other"
+}
+
+// writeLoop writes queued frames, pings a silent client, and performs the
+// close when one is requested.
+func (s *Session) writeLoop() {
+	cfg := &s.hub.cfg
+	ping := time.NewTicker(cfg.PingInterval)
+	defer ping.Stop()
+	var batch [][]byte
+	for {
+		select {
+		case <-s.wake:
+		case <-s.closing:
+			s.finish()
+			return
+		case <-ping.C:
+			if time.Since(time.Unix(0, s.lastRead.Load())) < cfg.PingInterval {
+				continue // the client spoke recently: it is alive
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), cfg.WriteTimeout)
+			err := s.conn.Ping(ctx)
+			cancel()
+			if err != nil {
+				s.abort()
+				return
+			}
+			continue
+		}
+		s.mu.Lock()
+		batch, s.queue = s.queue, batch[:0]
+		s.mu.Unlock()
+		if !s.write(batch) {
+			return
+		}
+		clear(batch) // drop references to frames already written
+	}
+}
+
+// write writes frames, each under the write deadline.
+func (s *Session) write(frames [][]byte) bool {
+	for _, f := range frames {
+		ctx, cancel := context.WithTimeout(context.Background(), s.hub.cfg.WriteTimeout)
+		err := s.conn.Write(ctx, websocket.MessageText, f)
+		cancel()
+		if err != nil {
+			s.abort()
+			return false
+		}
+	}
+	return true
+}
+
+// finish ends the session with the requested code: frames already queued
+// are written first unless the client is too slow to take them.
+func (s *Session) finish() {
+	s.mu.Lock()
+	code, reason, rest := s.code, s.reason, s.queue
+	s.queue = nil
+	s.mu.Unlock()
+	if code != CloseTooSlow && !s.write(rest) {
+		return
+	}
+	if code != closeNormal {
+		s.hub.m.closed(code)
+	}
+	_ = s.conn.Close(code, reason)
+}
+
+// abort drops a connection that failed a write or a ping.
+func (s *Session) abort() {
+	s.close(closeNormal, "")
+	_ = s.conn.CloseNow()
+}
