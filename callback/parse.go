@@ -7,10 +7,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"reflect"
 	"slices"
 	"strconv"
-	"strings"
 	"time"
 )
 
@@ -55,39 +53,51 @@ func badRequest(format string, args ...any) error {
 // Parse normalizes one callback body. It returns the event and the channels
 // it goes to, ErrUnknownCommand for a command that is not published, or a
 // *BadRequestError saying what is wrong with the body.
+//
+// Required fields must be present with the right JSON type. An optional
+// field of an unexpected type is left out of the event rather than
+// refusing the callback: the IM adds and changes fields over time, and an
+// event is worth more than a perfect one.
 func Parse(req Request, body []byte) (*Event, []string, error) {
 	trimmed := bytes.TrimLeft(body, " \t\r\n")
 	if len(trimmed) == 0 || trimmed[0] != '{' {
 		return nil, nil, badRequest("body is not a JSON object")
 	}
-	var raw rawCallback
-	if err := json.Unmarshal(body, &raw); err != nil {
-		return nil, nil, decodeError(err)
+	var f fields
+	if err := json.Unmarshal(body, &f); err != nil {
+		var syn *json.SyntaxError
+		if errors.As(err, &syn) {
+			return nil, nil, badRequest("body is not valid JSON: %v (at byte %d)", syn, syn.Offset)
+		}
+		return nil, nil, badRequest("body is not valid JSON: %v", err)
 	}
-	if raw.CallbackCommand != nil && *raw.CallbackCommand != req.Command {
-		return nil, nil, badRequest("CallbackCommand %q in the body differs from %q in the query", *raw.CallbackCommand, req.Command)
+	if raw, ok := f.get("CallbackCommand"); ok {
+		var cmd string
+		if json.Unmarshal(raw, &cmd) != nil || cmd != req.Command {
+			return nil, nil, badRequest("CallbackCommand %s in the body differs from %q in the query", raw, req.Command)
+		}
 	}
 	var (
 		ev       *Event
-		channels []string
 		identity string
 		err      error
 	)
 	switch req.Command {
 	case CommandGroupSend:
-		ev, identity, err = raw.groupSend()
+		ev, identity, err = f.groupSend()
 	case CommandGroupRecall:
-		ev, identity, err = raw.groupRecall()
+		ev, identity, err = f.groupRecall()
 	case CommandC2CSend:
-		ev, identity, err = raw.c2cSend()
+		ev, identity, err = f.c2cSend()
 	case CommandC2CWithdraw:
-		ev, identity, err = raw.c2cWithdraw()
+		ev, identity, err = f.c2cWithdraw()
 	default:
 		return nil, nil, ErrUnknownCommand
 	}
 	if err != nil {
 		return nil, nil, err
 	}
+	var channels []string
 	if ev.GroupID != "" {
 		channels = []string{"group:" + ev.GroupID, "app"}
 	} else {
@@ -103,12 +113,11 @@ func Parse(req Request, body []byte) (*Event, []string, error) {
 	ev.Platform = req.Platform
 	ev.ClientIP = req.ClientIP
 	ev.Received = req.Received.UnixMilli()
-	switch {
-	case raw.EventTime != nil && *raw.EventTime > 0:
-		ev.Time = int64(*raw.EventTime)
-	case raw.MsgTime != nil && *raw.MsgTime > 0:
-		ev.Time = *raw.MsgTime * 1000
-	default:
+	if t, ok := f.millis("EventTime"); ok && t > 0 {
+		ev.Time = t
+	} else if t, ok := f.optInt("MsgTime"); ok && t > 0 {
+		ev.Time = t * 1000
+	} else {
 		ev.Time = ev.Received
 	}
 	return ev, channels, nil
@@ -127,144 +136,183 @@ func eventID(app, command, identity string) string {
 	return hex.EncodeToString(h.Sum(nil)[:16])
 }
 
-// rawCallback holds every field of the four commands. Pointers tell a field
-// that is absent from one that is zero.
-type rawCallback struct {
-	CallbackCommand *string         `json:"CallbackCommand"`
-	GroupID         *string         `json:"GroupId"`
-	Type            *string         `json:"Type"`
-	TopicID         *string         `json:"TopicId"`
-	From            *string         `json:"From_Account"`
-	To              *string         `json:"To_Account"`
-	Operator        *string         `json:"Operator_Account"`
-	Random          *int64          `json:"Random"`
-	MsgRandom       *int64          `json:"MsgRandom"`
-	MsgSeq          *int64          `json:"MsgSeq"`
-	MsgTime         *int64          `json:"MsgTime"`
-	MsgKey          *string         `json:"MsgKey"`
-	MsgID           *string         `json:"MsgId"`
-	OnlineOnlyFlag  *int64          `json:"OnlineOnlyFlag"`
-	MsgBody         json.RawMessage `json:"MsgBody"`
-	CloudCustomData *string         `json:"CloudCustomData"`
-	EventTime       *millis         `json:"EventTime"`
-	MsgSeqList      *[]rawSeq       `json:"MsgSeqList"`
-	UnreadMsgNum    *int64          `json:"UnreadMsgNum"`
-	SendMsgResult   *int64          `json:"SendMsgResult"`
-	ErrorInfo       *string         `json:"ErrorInfo"`
+// fields is a callback body's top-level fields, undecoded. Keys match
+// exactly, as the IM sends them.
+type fields map[string]json.RawMessage
+
+// get returns a field that is present and not null.
+func (f fields) get(name string) (json.RawMessage, bool) {
+	raw, ok := f[name]
+	if !ok || string(raw) == "null" {
+		return nil, false
+	}
+	return raw, true
 }
 
-type rawSeq struct {
-	MsgSeq *int64  `json:"MsgSeq"`
-	MsgID  *string `json:"MsgId"`
+// kind names the JSON type of a value, for error messages.
+func kind(raw json.RawMessage) string {
+	switch raw[0] {
+	case '"':
+		return "string"
+	case '{':
+		return "object"
+	case '[':
+		return "array"
+	case 't', 'f':
+		return "boolean"
+	}
+	return "number"
 }
 
-// millis is a millisecond timestamp that the IM sends as a number in some
-// schema versions and as a decimal string in others.
-type millis int64
-
-func (m *millis) UnmarshalJSON(b []byte) error {
-	s := string(b)
-	if s == "null" {
-		return nil
-	}
-	if unq, err := strconv.Unquote(s); err == nil && len(s) > 0 && s[0] == '"' {
-		s = unq
-	}
-	n, err := strconv.ParseInt(s, 10, 64)
-	if err != nil {
-		return badRequest("EventTime: want integer milliseconds, got %s", b)
-	}
-	*m = millis(n)
-	return nil
-}
-
-func str(p *string) string {
-	if p == nil {
-		return ""
-	}
-	return *p
-}
-
-func num(p *int64) int64 {
-	if p == nil {
-		return 0
-	}
-	return *p
-}
-
-// id checks a required identifier that becomes part of a channel name.
-func id(name string, p *string) (string, error) {
-	switch {
-	case p == nil:
+// id is a required, non-empty string that becomes part of a channel name.
+func (f fields) id(name string) (string, error) {
+	raw, ok := f.get(name)
+	if !ok {
 		return "", badRequest("%s: required string is missing", name)
-	case *p == "":
+	}
+	var s string
+	if raw[0] != '"' || json.Unmarshal(raw, &s) != nil {
+		return "", badRequest("%s: want string, got %s", name, kind(raw))
+	}
+	switch {
+	case s == "":
 		return "", badRequest("%s: must not be empty", name)
-	case len(*p) > maxIDLen:
+	case len(s) > maxIDLen:
 		return "", badRequest("%s: longer than %d bytes", name, maxIDLen)
 	}
-	return *p, nil
+	return s, nil
 }
 
-func (r *rawCallback) body() (json.RawMessage, error) {
-	if len(r.MsgBody) == 0 || string(r.MsgBody) == "null" {
+// integer decodes raw as a JSON integer; name is for the error.
+func integer(name string, raw json.RawMessage) (int64, error) {
+	var n int64
+	if raw[0] == '"' || raw[0] == '{' || raw[0] == '[' || raw[0] == 't' || raw[0] == 'f' {
+		return 0, badRequest("%s: want integer, got %s", name, kind(raw))
+	}
+	if err := json.Unmarshal(raw, &n); err != nil {
+		return 0, badRequest("%s: want integer, got %s", name, raw)
+	}
+	return n, nil
+}
+
+func (f fields) requiredInt(name string) (int64, error) {
+	raw, ok := f.get(name)
+	if !ok {
+		return 0, badRequest("%s: required integer is missing", name)
+	}
+	return integer(name, raw)
+}
+
+func (f fields) optInt(name string) (int64, bool) {
+	raw, ok := f.get(name)
+	if !ok {
+		return 0, false
+	}
+	n, err := integer(name, raw)
+	return n, err == nil
+}
+
+func (f fields) optString(name string) string {
+	var s string
+	if raw, ok := f.get(name); ok && raw[0] == '"' {
+		_ = json.Unmarshal(raw, &s)
+	}
+	return s
+}
+
+// millis reads a millisecond timestamp that the IM sends as a number in
+// some schema versions and as a decimal string in others.
+func (f fields) millis(name string) (int64, bool) {
+	raw, ok := f.get(name)
+	if !ok {
+		return 0, false
+	}
+	if raw[0] == '"' {
+		var s string
+		if json.Unmarshal(raw, &s) != nil {
+			return 0, false
+		}
+		n, err := strconv.ParseInt(s, 10, 64)
+		return n, err == nil
+	}
+	n, err := integer(name, raw)
+	return n, err == nil
+}
+
+// body is a send's MsgBody: a required array, passed on as it is.
+func (f fields) body() (json.RawMessage, error) {
+	raw, ok := f.get("MsgBody")
+	if !ok {
 		return nil, badRequest("MsgBody: required array is missing")
 	}
-	if r.MsgBody[0] != '[' {
-		return nil, badRequest("MsgBody: want array")
+	if raw[0] != '[' {
+		return nil, badRequest("MsgBody: want array, got %s", kind(raw))
 	}
-	return r.MsgBody, nil
+	return raw, nil
 }
 
-func (r *rawCallback) groupSend() (*Event, string, error) {
-	group, err := id("GroupId", r.GroupID)
+func (f fields) groupSend() (*Event, string, error) {
+	group, err := f.id("GroupId")
 	if err != nil {
 		return nil, "", err
 	}
-	if r.MsgSeq == nil {
-		return nil, "", badRequest("MsgSeq: required integer is missing")
-	}
-	body, err := r.body()
+	seq, err := f.requiredInt("MsgSeq")
 	if err != nil {
 		return nil, "", err
 	}
+	body, err := f.body()
+	if err != nil {
+		return nil, "", err
+	}
+	random, _ := f.optInt("Random")
+	online, _ := f.optInt("OnlineOnlyFlag")
 	ev := &Event{
 		Type:            TypeGroupSent,
 		GroupID:         group,
-		GroupType:       str(r.Type),
-		TopicID:         str(r.TopicID),
-		From:            str(r.From),
-		Operator:        str(r.Operator),
-		Messages:        []MessageRef{{Seq: *r.MsgSeq, ID: str(r.MsgID), Random: num(r.Random)}},
+		GroupType:       f.optString("Type"),
+		TopicID:         f.optString("TopicId"),
+		From:            f.optString("From_Account"),
+		Operator:        f.optString("Operator_Account"),
+		Messages:        []MessageRef{{Seq: seq, ID: f.optString("MsgId"), Random: random}},
 		Body:            body,
-		CloudCustomData: str(r.CloudCustomData),
-		OnlineOnly:      num(r.OnlineOnlyFlag) == 1,
+		CloudCustomData: f.optString("CloudCustomData"),
+		OnlineOnly:      online == 1,
 	}
-	return ev, group + "\x00" + ev.TopicID + "\x00" + strconv.FormatInt(*r.MsgSeq, 10), nil
+	return ev, group + "\x00" + ev.TopicID + "\x00" + strconv.FormatInt(seq, 10), nil
 }
 
-func (r *rawCallback) groupRecall() (*Event, string, error) {
-	group, err := id("GroupId", r.GroupID)
+func (f fields) groupRecall() (*Event, string, error) {
+	group, err := f.id("GroupId")
 	if err != nil {
 		return nil, "", err
 	}
-	if r.MsgSeqList == nil || len(*r.MsgSeqList) == 0 {
+	raw, ok := f.get("MsgSeqList")
+	if !ok {
 		return nil, "", badRequest("MsgSeqList: required non-empty array is missing")
 	}
-	refs := make([]MessageRef, len(*r.MsgSeqList))
-	seqs := make([]int64, len(refs))
-	for i, s := range *r.MsgSeqList {
-		if s.MsgSeq == nil {
-			return nil, "", badRequest("MsgSeqList[%d].MsgSeq: required integer is missing", i)
+	var list []fields
+	if raw[0] != '[' || json.Unmarshal(raw, &list) != nil {
+		return nil, "", badRequest("MsgSeqList: want array of objects, got %s", kind(raw))
+	}
+	if len(list) == 0 {
+		return nil, "", badRequest("MsgSeqList: required non-empty array is missing")
+	}
+	refs := make([]MessageRef, len(list))
+	seqs := make([]int64, len(list))
+	for i, item := range list {
+		seq, err := item.requiredInt("MsgSeq")
+		if err != nil {
+			return nil, "", badRequest("MsgSeqList[%d].%s", i, err.Error())
 		}
-		refs[i] = MessageRef{Seq: *s.MsgSeq, ID: str(s.MsgID)}
-		seqs[i] = *s.MsgSeq
+		refs[i] = MessageRef{Seq: seq, ID: item.optString("MsgId")}
+		seqs[i] = seq
 	}
 	ev := &Event{
 		Type:      TypeGroupRecalled,
 		GroupID:   group,
-		GroupType: str(r.Type),
-		TopicID:   str(r.TopicID),
-		Operator:  str(r.Operator),
+		GroupType: f.optString("Type"),
+		TopicID:   f.optString("TopicId"),
+		Operator:  f.optString("Operator_Account"),
 		Messages:  refs,
 	}
 	// The same recall may list its messages in another order on a retry.
@@ -276,55 +324,66 @@ func (r *rawCallback) groupRecall() (*Event, string, error) {
 	return ev, identity, nil
 }
 
-func (r *rawCallback) c2cParties() (from, to string, err error) {
-	if from, err = id("From_Account", r.From); err != nil {
+func (f fields) parties() (from, to string, err error) {
+	if from, err = f.id("From_Account"); err != nil {
 		return "", "", err
 	}
-	if to, err = id("To_Account", r.To); err != nil {
+	if to, err = f.id("To_Account"); err != nil {
 		return "", "", err
 	}
 	return from, to, nil
 }
 
-func (r *rawCallback) c2cSend() (*Event, string, error) {
-	from, to, err := r.c2cParties()
+func (f fields) unread() *int64 {
+	if n, ok := f.optInt("UnreadMsgNum"); ok {
+		return &n
+	}
+	return nil
+}
+
+func (f fields) c2cSend() (*Event, string, error) {
+	from, to, err := f.parties()
 	if err != nil {
 		return nil, "", err
 	}
-	key := str(r.MsgKey)
+	key := f.optString("MsgKey")
 	if key == "" {
-		key = str(r.MsgID)
+		key = f.optString("MsgId")
 	}
 	if key == "" {
 		return nil, "", badRequest("MsgKey: required string is missing (and no MsgId either)")
 	}
-	body, err := r.body()
+	body, err := f.body()
 	if err != nil {
 		return nil, "", err
 	}
+	seq, _ := f.optInt("MsgSeq")
+	random, _ := f.optInt("MsgRandom")
+	online, _ := f.optInt("OnlineOnlyFlag")
+	result, _ := f.optInt("SendMsgResult")
 	ev := &Event{
 		Type:            TypeC2CSent,
 		From:            from,
 		To:              to,
-		Messages:        []MessageRef{{Seq: num(r.MsgSeq), ID: str(r.MsgID), Key: str(r.MsgKey), Random: num(r.MsgRandom)}},
+		Messages:        []MessageRef{{Seq: seq, ID: f.optString("MsgId"), Key: f.optString("MsgKey"), Random: random}},
 		Body:            body,
-		CloudCustomData: str(r.CloudCustomData),
-		OnlineOnly:      num(r.OnlineOnlyFlag) == 1,
-		Unread:          r.UnreadMsgNum,
-		SendResult:      num(r.SendMsgResult),
+		CloudCustomData: f.optString("CloudCustomData"),
+		OnlineOnly:      online == 1,
+		Unread:          f.unread(),
+		SendResult:      result,
 	}
-	if ev.SendResult != 0 {
-		ev.ErrorInfo = str(r.ErrorInfo)
+	if result != 0 {
+		ev.ErrorInfo = f.optString("ErrorInfo")
 	}
 	return ev, from + "\x00" + to + "\x00" + key, nil
 }
 
-func (r *rawCallback) c2cWithdraw() (*Event, string, error) {
-	from, to, err := r.c2cParties()
+func (f fields) c2cWithdraw() (*Event, string, error) {
+	from, to, err := f.parties()
 	if err != nil {
 		return nil, "", err
 	}
-	key, err := id("MsgKey", r.MsgKey)
+	key, err := f.id("MsgKey")
 	if err != nil {
 		return nil, "", err
 	}
@@ -332,46 +391,8 @@ func (r *rawCallback) c2cWithdraw() (*Event, string, error) {
 		Type:     TypeC2CRecalled,
 		From:     from,
 		To:       to,
-		Messages: []MessageRef{{Key: key, ID: str(r.MsgID)}},
-		Unread:   r.UnreadMsgNum,
+		Messages: []MessageRef{{Key: key, ID: f.optString("MsgId")}},
+		Unread:   f.unread(),
 	}
 	return ev, from + "\x00" + to + "\x00" + key, nil
-}
-
-// decodeError turns a json error into a message naming the field.
-func decodeError(err error) error {
-	var bad *BadRequestError
-	var typ *json.UnmarshalTypeError
-	var syn *json.SyntaxError
-	switch {
-	case errors.As(err, &bad):
-		return bad
-	case errors.As(err, &typ):
-		field := typ.Field
-		if field == "" {
-			field = "body"
-		}
-		return badRequest("%s: want %s, got %s", field, kindName(typ.Type), typ.Value)
-	case errors.As(err, &syn):
-		return badRequest("body is not valid JSON: %v (at byte %d)", syn, syn.Offset)
-	default:
-		return badRequest("body is not valid JSON: %v", err)
-	}
-}
-
-func kindName(t reflect.Type) string {
-	for t.Kind() == reflect.Pointer {
-		t = t.Elem()
-	}
-	switch t.Kind() {
-	case reflect.Int64, reflect.Int:
-		return "integer"
-	case reflect.String:
-		return "string"
-	case reflect.Slice:
-		return "array"
-	case reflect.Struct:
-		return "object"
-	}
-	return strings.ToLower(t.Kind().String())
 }

@@ -76,8 +76,8 @@ func parseConfig(args []string, env func(string) string, out io.Writer) (Config,
 	fs.StringVar(&level, "log-level", "info", "log `level`: debug, info, warn, error")
 	fs.StringVar(&c.LogFormat, "log-format", "text", "log `format`: text or json")
 	fs.Var(&maxBody, "max-body", "largest callback `size` (413 beyond)")
-	fs.DurationVar(&c.DedupeWindow, "dedupe-window", 10*time.Minute, "how long a repeated IM event is recognised")
-	fs.IntVar(&c.HistorySize, "history-size", 100, "events kept per channel for since replay")
+	fs.DurationVar(&c.DedupeWindow, "dedupe-window", 10*time.Minute, "how long a repeated IM event is recognised; 0 turns deduplication off")
+	fs.IntVar(&c.HistorySize, "history-size", 100, "events kept per channel for since replay; 0 keeps none")
 	fs.DurationVar(&c.HistoryTTL, "history-ttl", 10*time.Minute, "how long a channel's history is kept")
 	fs.StringVar(&c.SpoolDir, "spool-dir", "", "local spool `directory` for callbacks while Redis is down; empty = no spool (503 instead)")
 	fs.Var(&spool, "spool-max-bytes", "largest spool `size`")
@@ -218,7 +218,7 @@ func (c *Config) validate() error {
 		{"-max-body", c.MaxBody}, {"-max-conns", int64(c.MaxConns)}, {"-max-subs", int64(c.MaxSubs)},
 		{"-max-frame", c.MaxFrame}, {"-send-queue", int64(c.SendQueue)},
 		{"-ping-interval", int64(c.PingInterval)}, {"-write-timeout", int64(c.WriteTimeout)},
-		{"-spool-max-bytes", c.SpoolMaxBytes},
+		{"-spool-max-bytes", c.SpoolMaxBytes}, {"-history-ttl", int64(c.HistoryTTL)},
 	} {
 		if p.v <= 0 {
 			return fmt.Errorf("%s must be greater than zero", p.name)
@@ -229,7 +229,7 @@ func (c *Config) validate() error {
 		v    int64
 	}{
 		{"-dedupe-window", int64(c.DedupeWindow)}, {"-history-size", int64(c.HistorySize)},
-		{"-history-ttl", int64(c.HistoryTTL)}, {"-drain", int64(c.Drain)},
+		{"-drain", int64(c.Drain)},
 	} {
 		if p.v < 0 {
 			return fmt.Errorf("%s must not be negative", p.name)

@@ -95,6 +95,8 @@ func TestConfigErrors(t *testing.T) {
 		{"bad format", append(ok, "-log-format", "xml"), nil, "-log-format"},
 		{"zero conns", append(ok, "-max-conns", "0"), nil, "-max-conns must be greater than zero"},
 		{"negative history", append(ok, "-history-size", "-1"), nil, "-history-size must not be negative"},
+		{"zero history ttl", append(ok, "-history-ttl", "0s"), nil, "-history-ttl must be greater than zero"},
+		{"redis password not shown", append(ok, "-redis", "redis://:hunter2@localhost:6379/notadb"), nil, "-redis"},
 		{"public pprof", append(ok, "-debug-addr", ":6060"), nil, "loopback only"},
 		{"spool", append(ok, "-spool-dir", "/tmp/x"), nil, "-spool-dir"},
 		{"stray argument", append(ok, "serve"), nil, "unexpected argument"},
@@ -104,6 +106,7 @@ func TestConfigErrors(t *testing.T) {
 			require.Error(t, err)
 			assert.Contains(t, err.Error(), tc.want)
 			assert.NotContains(t, err.Error(), "\n", "one line")
+			assert.NotContains(t, err.Error(), "hunter2", "no secret in the message")
 		})
 	}
 }

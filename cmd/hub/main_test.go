@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -17,10 +18,12 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/imhub/imhub/callback"
+	"github.com/imhub/imhub/hub"
 	"github.com/imhub/imhub/hub/broker"
 	"github.com/imhub/imhub/hub/broker/brokertest"
 	"github.com/imhub/imhub/internal/hubtest"
 	"github.com/imhub/imhub/internal/redistest"
+	"github.com/imhub/imhub/internal/wstest"
 )
 
 func TestMain(m *testing.M) { hubtest.Main(m) }
@@ -126,10 +129,17 @@ func TestBinaryDevBanner(t *testing.T) {
 	assert.Contains(t, line["event"], "red packet")
 }
 
-// SIGTERM: readiness fails, new connections are refused, a callback in
-// flight is still answered and published.
+// SIGTERM: readiness fails at once and is seen to fail, new WebSockets are
+// turned away with 1012, sessions are closed with 1012, a callback in flight
+// is still answered and published, and the hub exits 0.
 func TestBinaryGracefulShutdown(t *testing.T) {
-	p := hubtest.Start(t, []string{"-dev", "-drain", "5s"})
+	p := hubtest.Start(t, []string{"-dev", "-drain", "2s", "-log-level", "debug"})
+	_, tokBody := p.Get("/dev/token?sub=watcher")
+	var tok struct{ Token string }
+	require.NoError(t, json.Unmarshal([]byte(tokBody), &tok))
+	session := wstest.Dial(t, "ws://"+p.Addr+"/ws", tok.Token)
+	require.Equal(t, "connected", session.Read().Op)
+
 	body := fmt.Sprintf(groupSend, 7, 7)
 	conn, err := net.Dial("tcp", p.Addr)
 	require.NoError(t, err)
@@ -139,14 +149,9 @@ func TestBinaryGracefulShutdown(t *testing.T) {
 	time.Sleep(100 * time.Millisecond) // the server is now reading the body
 
 	p.Signal(syscall.SIGTERM)
-	p.WaitLog(5*time.Second, "shutting down", func(l map[string]any) bool { return l["msg"] == "shutting down" })
-	require.Eventually(t, func() bool {
-		c, err := net.DialTimeout("tcp", p.Addr, 100*time.Millisecond)
-		if err == nil {
-			c.Close()
-		}
-		return err != nil
-	}, 5*time.Second, 10*time.Millisecond, "no new connections while draining")
+	p.WaitReady(503)
+	late := wstest.Dial(t, "ws://"+p.Addr+"/ws", tok.Token)
+	late.ExpectClose(hub.CloseShuttingDown)
 
 	_, err = io.WriteString(conn, body[10:])
 	require.NoError(t, err)
@@ -155,7 +160,11 @@ func TestBinaryGracefulShutdown(t *testing.T) {
 	b, _ := io.ReadAll(resp.Body)
 	assert.Equal(t, 200, resp.StatusCode)
 	assert.Equal(t, okBody, string(b))
-	assert.Equal(t, 0, p.Wait(10*time.Second))
+	line := p.WaitLog(5*time.Second, "event published", func(l map[string]any) bool { return l["msg"] == "event published" })
+	assert.Contains(t, line["event"], "red packet 7", "the in-flight callback was published")
+
+	session.ExpectClose(hub.CloseShuttingDown)
+	assert.Equal(t, 0, p.Wait(15*time.Second))
 }
 
 // Redis stops while the hub runs: callbacks are answered 503, never OK and

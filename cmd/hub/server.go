@@ -9,7 +9,8 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
-	"sync"
+	"net/url"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -27,7 +28,12 @@ import (
 
 func checkRedisURL(u string) error {
 	if _, err := redis.ParseURL(u); err != nil {
-		return fmt.Errorf("-redis %q: %v; want redis://host:6379/0, rediss://host:6380 or unix:///path/to/redis.sock", u, err)
+		shown := "(unparsable URL)"
+		if pu, perr := url.Parse(u); perr == nil {
+			shown = pu.Redacted()
+		}
+		return fmt.Errorf("-redis %q: %v; want redis://host:6379/0, rediss://host:6380 or unix:///path/to/redis.sock",
+			shown, strings.ReplaceAll(err.Error(), u, shown))
 	}
 	return nil
 }
@@ -63,6 +69,9 @@ func newBroker(cfg Config, log *slog.Logger) (broker.Broker, error) {
 // run serves until ctx is done, then shuts down gracefully: readiness fails
 // at once, in-flight requests finish (up to cfg.Drain), the broker closes.
 func run(ctx context.Context, cfg Config, stdout io.Writer, log *slog.Logger) error {
+	// A server goroutine that fails stops the whole process, gracefully.
+	ctx, stop := context.WithCancel(ctx)
+	defer stop()
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
@@ -134,6 +143,13 @@ func run(ctx context.Context, cfg Config, stdout io.Writer, log *slog.Logger) er
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", cfg.Addr, err)
 	}
+	var debugLn net.Listener
+	if cfg.DebugAddr != "" {
+		if debugLn, err = net.Listen("tcp", cfg.DebugAddr); err != nil {
+			ln.Close()
+			return fmt.Errorf("-debug-addr: listen on %s: %w", cfg.DebugAddr, err)
+		}
+	}
 	srv := &http.Server{
 		Handler:           mux,
 		ReadHeaderTimeout: 10 * time.Second,
@@ -151,18 +167,23 @@ func run(ctx context.Context, cfg Config, stdout io.Writer, log *slog.Logger) er
 	brokerCtx, stopBroker := context.WithCancel(context.Background())
 	defer stopBroker()
 	var g errgroup.Group
-	g.Go(func() error { return b.Run(brokerCtx, node) })
+	g.Go(func() error {
+		defer stop()
+		return b.Run(brokerCtx, node)
+	})
 	g.Go(func() error {
 		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			stop()
 			return fmt.Errorf("serve http: %w", err)
 		}
 		return nil
 	})
 	var debug *http.Server
-	if cfg.DebugAddr != "" {
-		debug = &http.Server{Addr: cfg.DebugAddr, Handler: pprofMux(), ReadHeaderTimeout: 10 * time.Second}
+	if debugLn != nil {
+		debug = &http.Server{Handler: pprofMux(), ReadHeaderTimeout: 10 * time.Second}
 		g.Go(func() error {
-			if err := debug.ListenAndServe(); !errors.Is(err, http.ErrServerClosed) {
+			if err := debug.Serve(debugLn); !errors.Is(err, http.ErrServerClosed) {
+				stop()
 				return fmt.Errorf("serve pprof: %w", err)
 			}
 			return nil
@@ -170,17 +191,16 @@ func run(ctx context.Context, cfg Config, stdout io.Writer, log *slog.Logger) er
 	}
 
 	<-ctx.Done()
+	// Readiness fails at once and new WebSockets are turned away with
+	// 1012 while sessions are closed over the drain period; callbacks are
+	// still served meanwhile, so a load balancer that has not yet noticed
+	// loses none. Then the listener closes and in-flight requests finish.
 	draining.Store(true)
 	log.Info("shutting down", "drain", cfg.Drain, "sessions", node.Sessions())
-	// Past the drain period, a few seconds for close handshakes and the
-	// last callbacks; then whatever is left is cut.
 	sctx, cancel := context.WithTimeout(context.Background(), cfg.Drain+5*time.Second)
 	defer cancel()
-	var shutdownErr error
-	var stopping sync.WaitGroup
-	stopping.Go(func() { shutdownErr = srv.Shutdown(sctx) })
 	node.Drain(sctx, cfg.Drain)
-	stopping.Wait()
+	shutdownErr := srv.Shutdown(sctx)
 	if debug != nil {
 		_ = debug.Close()
 	}
@@ -212,16 +232,21 @@ func pprofMux() *http.ServeMux {
 	return m
 }
 
-// printBanner tells a newcomer running -dev where everything is and how to
-// send a first callback.
+// printBanner tells a newcomer running -dev where everything is, how to
+// watch events arrive, and how to send a first callback.
 func printBanner(w io.Writer, addr string, cfg Config) {
 	app := cfg.Apps[0].ID
 	base := "http://" + addr
 	fmt.Fprintf(w, `
 imhub is running in demo mode.
   dashboard   %[1]s/
+  websocket   ws://%[3]s/ws   (token: %[1]s/dev/token?sub=jared)
   callbacks   %[1]s/im/callback?SdkAppid=%[2]s&CallbackCommand=…
   health      %[1]s/healthz  %[1]s/readyz  %[1]s/metrics
+
+Watch a group from a second terminal:
+
+  go run ./cmd/hubcat -dev %[1]s -subscribe 'group:@TGS#2J4SZEAEL'
 
 Post a sample group message callback:
 
@@ -229,5 +254,5 @@ Post a sample group message callback:
     -H 'Content-Type: application/json' \
     -d '{"CallbackCommand":"Group.CallbackAfterSendMsg","GroupId":"@TGS#2J4SZEAEL","Type":"Public","From_Account":"jared","Operator_Account":"admin","Random":123456,"MsgSeq":123,"MsgTime":1490686222,"OnlineOnlyFlag":1,"MsgBody":[{"MsgType":"TIMTextElem","MsgContent":{"Text":"red packet"}}],"CloudCustomData":"your cloud custom data"}'
 
-`, base, app)
+`, base, app, addr)
 }

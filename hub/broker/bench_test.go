@@ -75,3 +75,23 @@ func BenchmarkPublishRedisParallel(b *testing.B) {
 type atomicCounter struct{ n atomic.Uint64 }
 
 func (c *atomicCounter) next() uint64 { return c.n.Add(1) }
+
+// BenchmarkPublishMemorySteady publishes at steady state: the dedupe window
+// is full and expiring (a fake clock advances 1ms a publish, the window is
+// 1s) and every history ring is full.
+func BenchmarkPublishMemorySteady(b *testing.B) {
+	m := broker.NewMemory(broker.Config{DedupeWindow: time.Second, HistorySize: 100, HistoryTTL: time.Minute})
+	now := time.Unix(0, 0)
+	broker.SetClockForTest(m, func() time.Time { return now })
+	ctx := context.Background()
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		i++
+		now = now.Add(time.Millisecond)
+		msg := broker.Message{App: "1", ID: strconv.Itoa(i), Channels: []string{"group:G" + strconv.Itoa(i%10), "app"}, Data: event}
+		if _, err := m.Publish(ctx, msg); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

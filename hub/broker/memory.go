@@ -26,7 +26,8 @@ type Memory struct {
 	channels map[chanKey]*memChannel
 	gen      uint64 // channels created so far, makes epochs unique
 	seen     map[dedupeKey]time.Time
-	seenFIFO []dedupeEntry // seen in insertion (= expiry) order
+	seenFIFO []dedupeEntry // seen in insertion (= expiry) order, from seenHead
+	seenHead int
 }
 
 type chanKey struct{ app, channel string }
@@ -41,8 +42,32 @@ type dedupeEntry struct {
 type memChannel struct {
 	pos        Position
 	subscribed bool
-	history    []memEntry // oldest first, at most cfg.HistorySize
-	last       time.Time  // last publication
+	// history is a ring of at most cfg.HistorySize entries; the oldest is
+	// at histStart once the ring is full.
+	history   []memEntry
+	histStart int
+	last      time.Time // last publication
+}
+
+func (ch *memChannel) record(e memEntry, size int) {
+	if len(ch.history) < size {
+		ch.history = append(ch.history, e)
+		return
+	}
+	ch.history[ch.histStart] = e
+	ch.histStart = (ch.histStart + 1) % size
+}
+
+// held returns the entries no older than ttl, oldest first.
+func (ch *memChannel) held(now time.Time, ttl time.Duration) []Publication {
+	out := make([]Publication, 0, len(ch.history))
+	for i := range ch.history {
+		e := ch.history[(ch.histStart+i)%len(ch.history)]
+		if ttl <= 0 || now.Sub(e.at) <= ttl {
+			out = append(out, e.pub)
+		}
+	}
+	return out
 }
 
 type memEntry struct {
@@ -88,11 +113,7 @@ func (m *Memory) Publish(_ context.Context, msg Message) (Result, error) {
 		pub := Publication{App: msg.App, Channel: name, Position: ch.pos, Data: msg.Data}
 		res.Positions[i] = ch.pos
 		if m.cfg.HistorySize > 0 {
-			if len(ch.history) == m.cfg.HistorySize {
-				copy(ch.history, ch.history[1:])
-				ch.history = ch.history[:len(ch.history)-1]
-			}
-			ch.history = append(ch.history, memEntry{pub, now})
+			ch.record(memEntry{pub, now}, m.cfg.HistorySize)
 		}
 		if ch.subscribed && m.handler != nil {
 			m.handler.HandlePublication(pub)
@@ -123,14 +144,19 @@ func (m *Memory) expired(ch *memChannel, now time.Time) bool {
 	return m.cfg.HistoryTTL > 0 && now.Sub(ch.last) > m.cfg.HistoryTTL
 }
 
+// expireSeen forgets the ids whose window has passed. The queue is
+// compacted only once its dead head is as long as its live tail, so each
+// entry is moved at most once on average.
 func (m *Memory) expireSeen(now time.Time) {
-	n := 0
-	for n < len(m.seenFIFO) && !m.seenFIFO[n].expires.After(now) {
-		delete(m.seen, m.seenFIFO[n].key)
-		n++
+	for m.seenHead < len(m.seenFIFO) && !m.seenFIFO[m.seenHead].expires.After(now) {
+		delete(m.seen, m.seenFIFO[m.seenHead].key)
+		m.seenFIFO[m.seenHead] = dedupeEntry{}
+		m.seenHead++
 	}
-	if n > 0 {
-		m.seenFIFO = append(m.seenFIFO[:0], m.seenFIFO[n:]...)
+	if m.seenHead > 0 && m.seenHead >= len(m.seenFIFO)-m.seenHead {
+		n := copy(m.seenFIFO, m.seenFIFO[m.seenHead:])
+		m.seenFIFO = m.seenFIFO[:n]
+		m.seenHead = 0
 	}
 }
 
@@ -211,12 +237,6 @@ func (m *Memory) History(ctx context.Context, app, channel string, since *Positi
 	if since == nil {
 		return h, nil
 	}
-	var held []Publication
-	for _, e := range ch.history {
-		if m.cfg.HistoryTTL <= 0 || now.Sub(e.at) <= m.cfg.HistoryTTL {
-			held = append(held, e.pub)
-		}
-	}
-	h.Publications, h.Recovered = replayAfter(*since, ch.pos, held)
+	h.Publications, h.Recovered = replayAfter(*since, ch.pos, ch.held(now, m.cfg.HistoryTTL))
 	return h, nil
 }

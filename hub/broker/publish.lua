@@ -1,5 +1,8 @@
--- Publishes one message to several channels of one app, atomically, so a
+-- Publishes one message to several channels of one app in one step, so a
 -- retried publish is either a duplicate of a complete one or a first one.
+-- The dedupe key is set last: Redis does not roll a script back, and should
+-- a command fail half way, the retry must publish again, not be taken for
+-- a duplicate of an event that never fully went out.
 --
 -- KEYS[1]            dedupe key of the message ID
 -- KEYS[2i], KEYS[2i+1] meta hash and history stream of channel i (i >= 1)
@@ -12,10 +15,8 @@
 -- ARGV[6+i]          pub/sub channel name of channel i
 --
 -- Returns false for a duplicate, else {offset1, epoch1, offset2, epoch2, ...}.
-if ARGV[1] ~= '0' then
-  if not redis.call('SET', KEYS[1], '1', 'NX', 'PX', ARGV[1]) then
-    return false
-  end
+if ARGV[1] ~= '0' and redis.call('EXISTS', KEYS[1]) == 1 then
+  return false
 end
 local out = {}
 for i = 1, #ARGV - 6 do
@@ -37,5 +38,8 @@ for i = 1, #ARGV - 6 do
   redis.call('PUBLISH', ARGV[6 + i], off .. ' ' .. epoch .. ' ' .. ARGV[2])
   out[#out + 1] = off
   out[#out + 1] = epoch
+end
+if ARGV[1] ~= '0' then
+  redis.call('SET', KEYS[1], '1', 'PX', ARGV[1])
 end
 return out

@@ -55,13 +55,14 @@ type Redis struct {
 	cfg    RedisConfig
 	log    *slog.Logger
 	client *redis.Client
-	ps     *redis.PubSub
 
 	up     atomic.Bool // last ping of the command connection succeeded
 	subsUp atomic.Bool // the subscription connection is live
 
-	mu      sync.Mutex
-	waiters map[string][]chan struct{} // pub/sub name -> Subscribe calls awaiting confirmation
+	mu       sync.Mutex
+	ps       *redis.PubSub
+	channels map[string]struct{}      // pub/sub names subscribed, to renew a dead connection with
+	pongs    map[string]chan struct{} // PING payload -> Subscribe call awaiting it
 }
 
 // NewRedis returns a Redis broker for cfg.URL. It does not connect yet:
@@ -92,11 +93,12 @@ func NewRedis(cfg RedisConfig) (*Redis, error) {
 	opts.MaxRetries = 1
 	client := redis.NewClient(opts)
 	r := &Redis{
-		cfg:     cfg,
-		log:     cfg.Logger,
-		client:  client,
-		ps:      client.Subscribe(context.Background()),
-		waiters: make(map[string][]chan struct{}),
+		cfg:      cfg,
+		log:      cfg.Logger,
+		client:   client,
+		ps:       client.Subscribe(context.Background()),
+		channels: make(map[string]struct{}),
+		pongs:    make(map[string]chan struct{}),
 	}
 	return r, nil
 }
@@ -212,56 +214,104 @@ func parseEntry(e any) (Publication, bool) {
 
 func newEpoch() string { return strconv.FormatUint(rand.Uint64(), 36) }
 
-// Subscribe implements [Broker]. It waits for Redis to confirm the
-// subscription, which needs Run to be running. If it fails, the caller
-// should Unsubscribe: the subscription may still come into effect later.
+// Subscribe implements [Broker]. It sends SUBSCRIBE and then waits until
+// the subscription connection has processed it (see sync). Run must be
+// running.
 func (r *Redis) Subscribe(ctx context.Context, app, channel string) error {
 	name := r.streamKey(app, channel)
-	done := make(chan struct{})
 	r.mu.Lock()
-	r.waiters[name] = append(r.waiters[name], done)
+	r.channels[name] = struct{}{}
 	r.mu.Unlock()
-	// An error here means the connection broke; go-redis remembers the
-	// channel and subscribes again on reconnect, so the wait below still
-	// ends when that happens in time.
-	_ = r.ps.Subscribe(ctx, name)
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
-		r.mu.Lock()
-		ws := r.waiters[name]
-		for i, w := range ws {
-			if w == done {
-				r.waiters[name] = append(ws[:i], ws[i+1:]...)
-				break
-			}
-		}
-		if len(r.waiters[name]) == 0 {
-			delete(r.waiters, name)
-		}
-		r.mu.Unlock()
-		return fmt.Errorf("%w: subscribe %s: %w", ErrUnavailable, channel, ctx.Err())
+	// Errors of the command itself mean the connection broke; the channel
+	// is in go-redis's set and in ours, and a new connection has it.
+	err := r.sync(ctx, func(ps *redis.PubSub) { _ = ps.Subscribe(ctx, name) })
+	if err != nil {
+		return fmt.Errorf("%w: subscribe %s: %w", ErrUnavailable, channel, err)
 	}
+	return nil
 }
 
-// Unsubscribe implements [Broker].
+// Unsubscribe implements [Broker]. When it returns, no publication of the
+// channel is delivered any more.
 func (r *Redis) Unsubscribe(ctx context.Context, app, channel string) error {
-	if err := r.ps.Unsubscribe(ctx, r.streamKey(app, channel)); err != nil {
-		// The channel is forgotten even so: a broken connection is
-		// replaced without it.
+	name := r.streamKey(app, channel)
+	r.mu.Lock()
+	delete(r.channels, name)
+	r.mu.Unlock()
+	err := r.sync(ctx, func(ps *redis.PubSub) { _ = ps.Unsubscribe(ctx, name) })
+	if err != nil {
+		// Forgotten even so: a replaced connection does not have it.
 		return fmt.Errorf("%w: unsubscribe %s: %w", ErrUnavailable, channel, err)
 	}
 	return nil
 }
 
-func (r *Redis) confirm(name string) {
+// sync runs cmd on the subscription connection, then sends a PING with a
+// payload of its own and waits for its PONG: Redis answers in order, so the
+// PONG proves cmd processed. If the connection is replaced meanwhile, it
+// tries again on the new one until ctx is done.
+func (r *Redis) sync(ctx context.Context, cmd func(*redis.PubSub)) error {
+	for {
+		token := "sync-" + newEpoch()
+		done := make(chan struct{})
+		r.mu.Lock()
+		r.pongs[token] = done
+		ps := r.ps
+		r.mu.Unlock()
+		cmd(ps)
+		_ = ps.Ping(ctx, token)
+		t := time.NewTimer(2*r.cfg.PingInterval + time.Second)
+		select {
+		case <-done:
+			t.Stop()
+			return nil
+		case <-ctx.Done():
+			t.Stop()
+			r.dropPong(token)
+			return ctx.Err()
+		case <-t.C:
+			r.dropPong(token)
+		}
+	}
+}
+
+func (r *Redis) dropPong(token string) {
 	r.mu.Lock()
-	ws := r.waiters[name]
-	delete(r.waiters, name)
+	delete(r.pongs, token)
 	r.mu.Unlock()
-	for _, w := range ws {
-		close(w)
+}
+
+func (r *Redis) pong(payload string) {
+	r.mu.Lock()
+	done := r.pongs[payload]
+	delete(r.pongs, payload)
+	r.mu.Unlock()
+	if done != nil {
+		close(done)
+	}
+}
+
+// renew replaces a subscription connection that stopped answering with a
+// new one subscribed to every channel. go-redis replaces a connection that
+// fails, but not one that merely goes silent (a dead host, a moved
+// address): that one only the unanswered PING reveals.
+func (r *Redis) renew(ctx context.Context) {
+	r.mu.Lock()
+	old := r.ps
+	r.ps = r.client.Subscribe(context.Background())
+	names := make([]string, 0, len(r.channels))
+	for n := range r.channels {
+		names = append(names, n)
+	}
+	ps := r.ps
+	r.mu.Unlock()
+	_ = old.Close()
+	if len(names) > 0 {
+		// Records the channels even if Redis is unreachable now; they are
+		// subscribed when the connection is made.
+		sctx, cancel := context.WithTimeout(ctx, r.cfg.PingInterval)
+		_ = ps.Subscribe(sctx, names...)
+		cancel()
 	}
 }
 
@@ -310,41 +360,52 @@ func (r *Redis) watch(ctx context.Context) {
 func (r *Redis) receive(ctx context.Context, h Handler) {
 	lost, backoff := true, time.Duration(0)
 	first := true
+	awaiting := false // a health PING is unanswered
 	for ctx.Err() == nil {
+		r.mu.Lock()
+		ps := r.ps
+		r.mu.Unlock()
 		if lost {
-			if err := r.ps.Ping(ctx); err != nil {
+			if err := ps.Ping(ctx, healthPing); err != nil {
 				backoff = nextBackoff(backoff)
 				sleep(ctx, backoff)
 				continue
 			}
+			awaiting = true
 		}
-		msg, err := r.ps.ReceiveTimeout(ctx, r.cfg.PingInterval)
+		msg, err := ps.ReceiveTimeout(ctx, r.cfg.PingInterval)
 		if err != nil {
 			if ctx.Err() != nil {
 				return
 			}
 			var nerr interface{ Timeout() bool }
-			if errors.As(err, &nerr) && nerr.Timeout() && !lost {
+			timeout := errors.As(err, &nerr) && nerr.Timeout()
+			switch {
+			case timeout && !awaiting:
 				// Quiet connection: prove it alive.
-				if err := r.ps.Ping(ctx); err == nil {
+				if err := ps.Ping(ctx, healthPing); err == nil {
+					awaiting = true
 					continue
 				}
+			case timeout:
+				err = errors.New("PING unanswered")
+				r.renew(ctx)
 			}
 			if !lost {
 				r.log.Warn("redis subscription connection lost", "err", err)
 				r.subsUp.Store(false)
 			}
-			lost = true
+			lost, awaiting = true, false
 			backoff = nextBackoff(backoff)
 			sleep(ctx, backoff)
 			continue
 		}
+		awaiting = false // anything received proves the connection alive
 		switch m := msg.(type) {
-		case *redis.Subscription:
-			if m.Kind == "subscribe" {
-				r.confirm(m.Channel)
-			}
 		case *redis.Pong:
+			if m.Payload != healthPing {
+				r.pong(m.Payload)
+			}
 			if lost {
 				lost, backoff = false, 0
 				r.subsUp.Store(true)
@@ -363,6 +424,9 @@ func (r *Redis) receive(ctx context.Context, h Handler) {
 		}
 	}
 }
+
+// healthPing is the payload of the receive loop's own PINGs.
+const healthPing = "health"
 
 // parse decodes "offset epoch data" as written by publish.lua.
 func (r *Redis) parse(m *redis.Message) (Publication, bool) {
@@ -397,7 +461,10 @@ func (r *Redis) Ready() error {
 
 // Close implements [Broker].
 func (r *Redis) Close() error {
-	return errors.Join(r.ps.Close(), r.client.Close())
+	r.mu.Lock()
+	ps := r.ps
+	r.mu.Unlock()
+	return errors.Join(ps.Close(), r.client.Close())
 }
 
 func nextBackoff(d time.Duration) time.Duration {

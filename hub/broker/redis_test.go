@@ -2,6 +2,11 @@ package broker_test
 
 import (
 	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -15,7 +20,7 @@ import (
 
 func newRedis(t *testing.T, url string, cfg broker.Config) *broker.Redis {
 	t.Helper()
-	b, err := broker.NewRedis(broker.RedisConfig{Config: cfg, URL: url, PingInterval: 50 * time.Millisecond})
+	b, err := broker.NewRedis(broker.RedisConfig{Config: cfg, URL: url, PingInterval: 50 * time.Millisecond, Logger: slog.New(slog.DiscardHandler)})
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = b.Close() })
 	return b
@@ -104,4 +109,125 @@ func TestRedisConfig(t *testing.T) {
 	_, err := broker.NewRedis(broker.RedisConfig{URL: "http://localhost"})
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "redis url")
+}
+
+// freezingProxy forwards TCP to a unix socket until frozen; then the
+// connections it has stay open but carry nothing, like a host that died
+// without closing them. New connections work.
+type freezingProxy struct {
+	ln     net.Listener
+	target string
+	mu     sync.Mutex
+	frozen []net.Conn
+	conns  []net.Conn
+}
+
+func newFreezingProxy(t *testing.T, target string) *freezingProxy {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	p := &freezingProxy{ln: ln, target: target}
+	t.Cleanup(func() {
+		ln.Close()
+		p.mu.Lock()
+		for _, c := range append(p.conns, p.frozen...) {
+			c.Close()
+		}
+		p.mu.Unlock()
+	})
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			up, err := net.Dial("unix", target)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			p.mu.Lock()
+			p.conns = append(p.conns, c, up)
+			p.mu.Unlock()
+			go p.pipe(c, up)
+			go p.pipe(up, c)
+		}
+	}()
+	return p
+}
+
+func (p *freezingProxy) pipe(dst, src net.Conn) {
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := src.Read(buf)
+		if err != nil {
+			return
+		}
+		p.mu.Lock()
+		dead := slices.Contains(p.frozen, src)
+		p.mu.Unlock()
+		if dead {
+			continue // swallowed
+		}
+		if _, err := dst.Write(buf[:n]); err != nil {
+			return
+		}
+	}
+}
+
+// freeze makes every existing connection silent.
+func (p *freezingProxy) freeze() {
+	p.mu.Lock()
+	p.frozen = append(p.frozen, p.conns...)
+	p.conns = nil
+	p.mu.Unlock()
+}
+
+// A subscription connection that goes silent without breaking is found
+// out by its unanswered PING and replaced, and the handler told to repair.
+func TestRedisSilentConnection(t *testing.T) {
+	srv := redistest.Start(t)
+	proxy := newFreezingProxy(t, srv.Socket())
+	b := newRedis(t, "redis://"+proxy.ln.Addr().String(), brokertest.DefaultConfig)
+	rec := brokertest.Start(t, b)
+	direct := newRedis(t, srv.URL(), brokertest.DefaultConfig)
+	brokertest.Start(t, direct)
+	ctx := context.Background()
+	require.NoError(t, b.Subscribe(ctx, "1", "group:G"))
+	_, err := direct.Publish(ctx, broker.Message{App: "1", ID: "1", Channels: []string{"group:G"}, Data: []byte("1")})
+	require.NoError(t, err)
+	rec.WaitCount(t, 1)
+
+	proxy.freeze()
+	require.Eventually(t, func() bool { return rec.Reconnects() == 1 }, 20*time.Second, 10*time.Millisecond,
+		"the silent connection is replaced")
+	_, err = direct.Publish(ctx, broker.Message{App: "1", ID: "2", Channels: []string{"group:G"}, Data: []byte("2")})
+	require.NoError(t, err)
+	pubs := rec.WaitCount(t, 2)
+	assert.Equal(t, "2", string(pubs[1].Data), "subscriptions were carried to the new connection")
+}
+
+// Subscribe, unsubscribe and subscribe again in quick turns: after each
+// Subscribe returns, publications arrive; after Unsubscribe, none.
+func TestRedisSubscribeChurn(t *testing.T) {
+	srv := redistest.Start(t)
+	b := newRedis(t, srv.URL(), brokertest.DefaultConfig)
+	rec := brokertest.Start(t, b)
+	ctx := context.Background()
+	for i := range 20 {
+		require.NoError(t, b.Subscribe(ctx, "1", "group:C"))
+		_, err := b.Publish(ctx, broker.Message{App: "1", ID: fmt.Sprint("in", i), Channels: []string{"group:C"}, Data: []byte(fmt.Sprint(i))})
+		require.NoError(t, err)
+		require.NoError(t, b.Unsubscribe(ctx, "1", "group:C"))
+		_, err = b.Publish(ctx, broker.Message{App: "1", ID: fmt.Sprint("out", i), Channels: []string{"group:C"}, Data: []byte("never")})
+		require.NoError(t, err)
+	}
+	require.NoError(t, b.Subscribe(ctx, "1", "group:C"))
+	_, err := b.Publish(ctx, broker.Message{App: "1", ID: "last", Channels: []string{"group:C"}, Data: []byte("last")})
+	require.NoError(t, err)
+	pubs := rec.WaitCount(t, 21)
+	require.Len(t, pubs, 21)
+	for i, p := range pubs[:20] {
+		assert.Equal(t, fmt.Sprint(i), string(p.Data))
+	}
+	assert.Equal(t, "last", string(pubs[20].Data))
 }

@@ -1,0 +1,62 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/imhub/imhub/internal/hubtest"
+)
+
+func TestMain(m *testing.M) { hubtest.Main(m) }
+
+type syncBuf struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuf) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuf) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// hubcat against a -dev hub: a token from /dev/token, a subscription, and
+// the curl'd callback printed as an event frame.
+func TestHubcatShowsEvents(t *testing.T) {
+	p := hubtest.Start(t, []string{"-dev"})
+	var out syncBuf
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, "", "", "http://"+p.Addr, "group:G1", 1, strings.NewReader(""), &out)
+	}()
+	require.Eventually(t, func() bool { return strings.Contains(out.String(), `"op":"subscribed","channel":"group:G1"`) },
+		10*time.Second, 10*time.Millisecond, "subscribed; output so far: %s", out.String())
+	resp, err := http.Post(p.URL("/im/callback?SdkAppid=1400000000&CallbackCommand=Group.CallbackAfterSendMsg"), "application/json",
+		strings.NewReader(`{"GroupId":"G1","MsgSeq":1,"MsgBody":[{"MsgType":"TIMTextElem","MsgContent":{"Text":"hello"}}]}`))
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.NoError(t, <-done, "hubcat exits after -n events")
+	assert.Contains(t, out.String(), `"op":"event","channel":"group:G1"`)
+	assert.Contains(t, out.String(), `"Text":"hello"`)
+}
+
+func TestHubcatNeedsAnAddress(t *testing.T) {
+	err := run(context.Background(), "", "", "", "", 0, strings.NewReader(""), &bytes.Buffer{})
+	assert.ErrorContains(t, err, "-url or -dev")
+}
