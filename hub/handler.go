@@ -30,7 +30,12 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	conn.SetReadLimit(h.cfg.MaxFrame)
 
 	n := h.conns.Add(1)
-	defer h.conns.Add(-1)
+	counted := true
+	defer func() {
+		if counted {
+			h.conns.Add(-1)
+		}
+	}()
 	switch {
 	case h.draining.Load():
 		h.refuse(conn, CloseShuttingDown, "node shutting down, reconnect")
@@ -61,16 +66,21 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.wg.Add(1)
 	h.sessMu.Unlock()
 	h.m.connections.Inc()
-	defer func() {
-		h.sessMu.Lock()
-		delete(h.sessions, s)
-		h.sessMu.Unlock()
-		h.m.connections.Dec()
-		h.wg.Done()
+	counted = false // the session's goroutine gives the connection back
+	// The session runs on a goroutine of its own, owned by the hub (Drain
+	// ends it, h.wg waits for it): returning frees the HTTP request and
+	// the deep stack of the server's connection goroutine.
+	go func() {
+		defer func() {
+			h.sessMu.Lock()
+			delete(h.sessions, s)
+			h.sessMu.Unlock()
+			h.m.connections.Dec()
+			h.conns.Add(-1)
+			h.wg.Done()
+		}()
+		s.run(context.Background())
 	}()
-	// The request's context ends when the server shuts down, but sessions
-	// are ended by Drain, with 1012, not by a cut connection.
-	s.run(context.WithoutCancel(r.Context()))
 }
 
 func (h *Hub) refuse(conn *websocket.Conn, code websocket.StatusCode, reason string) {

@@ -14,27 +14,32 @@ import (
 	"github.com/imhub/imhub/hub/broker"
 )
 
-// Session is one client connection. Its reader runs on the goroutine of
-// the HTTP request; its writer is one goroutine it owns. Everything the hub
-// sends it goes through a bounded queue: a client that cannot keep up is
-// closed with 4008 rather than slowing the broker reader or other clients.
+// Session is one client connection. Its reader is one goroutine; a writer
+// goroutine runs only while frames wait, so an idle session costs one
+// goroutine. Everything the hub sends it goes through a bounded queue: a
+// client that cannot keep up is closed with 4008 rather than slowing the
+// broker reader or other clients.
 type Session struct {
 	hub  *Hub
 	conn *websocket.Conn
 	app  string // fixed for the session's life; refresh may not change it
 
 	lastRead atomic.Int64 // unix nanoseconds of the last frame received
-	wake     chan struct{}
-	closing  chan struct{} // closed by the first close request
+	// busy counts the writer and ping goroutines running; the session
+	// waits for them before it ends.
+	busy sync.WaitGroup
 
 	mu      sync.Mutex
 	id      *auth.Identity
 	subs    map[string]*subscription
 	queue   [][]byte
+	spare   [][]byte // the writer's last batch, reused for the next queue
+	writing bool     // a writer goroutine is running
 	closed  bool
 	code    websocket.StatusCode
 	reason  string
 	expires *time.Timer
+	pinger  *time.Timer
 }
 
 // subscription is one channel of a session. While joining, publications
@@ -53,16 +58,15 @@ type pendingPub struct {
 
 func newSession(h *Hub, conn *websocket.Conn, id *auth.Identity) *Session {
 	s := &Session{
-		hub:     h,
-		conn:    conn,
-		app:     id.App,
-		id:      id,
-		subs:    make(map[string]*subscription),
-		wake:    make(chan struct{}, 1),
-		closing: make(chan struct{}),
+		hub:  h,
+		conn: conn,
+		app:  id.App,
+		id:   id,
+		subs: make(map[string]*subscription),
 	}
 	s.lastRead.Store(time.Now().UnixNano())
 	s.expires = time.AfterFunc(time.Until(id.Expires), s.expire)
+	s.pinger = time.AfterFunc(h.cfg.PingInterval, s.ping)
 	return s
 }
 
@@ -88,7 +92,15 @@ func (s *Session) closeLocked(code websocket.StatusCode, reason string) {
 		return
 	}
 	s.closed, s.code, s.reason = true, code, reason
-	close(s.closing)
+	s.startWriterLocked() // the writer performs the close
+}
+
+func (s *Session) startWriterLocked() {
+	if !s.writing {
+		s.writing = true
+		s.busy.Add(1)
+		go s.writeLoop()
+	}
 }
 
 // send queues a frame for the writer; false if the session is closed or
@@ -110,10 +122,7 @@ func (s *Session) sendLocked(frame []byte) bool {
 		return false
 	}
 	s.queue = append(s.queue, frame)
-	select {
-	case s.wake <- struct{}{}:
-	default:
-	}
+	s.startWriterLocked()
 	return true
 }
 
@@ -149,12 +158,11 @@ func (s *Session) fail(id json.RawMessage, channel, code, msg string) {
 
 // run serves the session until the client goes or the hub closes it.
 func (s *Session) run(ctx context.Context) {
-	var wg sync.WaitGroup
-	wg.Go(s.writeLoop)
 	defer func() {
 		s.close(closeNormal, "")
-		wg.Wait()
+		s.busy.Wait()
 		s.expires.Stop()
+		s.pinger.Stop()
 		s.mu.Lock()
 		subs := s.subs
 		s.subs = nil
@@ -376,40 +384,58 @@ func reasonOf(err error) string {
 	return "other"
 }
 
-// writeLoop writes queued frames, pings a silent client, and performs the
-// close when one is requested.
+// writeLoop writes queued frames until the queue is empty, and performs
+// the close once one is requested.
 func (s *Session) writeLoop() {
-	cfg := &s.hub.cfg
-	ping := time.NewTicker(cfg.PingInterval)
-	defer ping.Stop()
-	var batch [][]byte
+	defer s.busy.Done()
 	for {
-		select {
-		case <-s.wake:
-		case <-s.closing:
+		s.mu.Lock()
+		if s.closed {
+			s.mu.Unlock()
 			s.finish()
 			return
-		case <-ping.C:
-			if time.Since(time.Unix(0, s.lastRead.Load())) < cfg.PingInterval {
-				continue // the client spoke recently: it is alive
-			}
-			ctx, cancel := context.WithTimeout(context.Background(), cfg.WriteTimeout)
-			err := s.conn.Ping(ctx)
-			cancel()
-			if err != nil {
-				s.abort()
-				return
-			}
-			continue
 		}
-		s.mu.Lock()
-		batch, s.queue = s.queue, batch[:0]
+		if len(s.queue) == 0 {
+			s.writing = false
+			s.mu.Unlock()
+			return
+		}
+		batch := s.queue
+		s.queue = s.spare[:0]
+		s.spare = nil
 		s.mu.Unlock()
 		if !s.write(batch) {
 			return
 		}
 		clear(batch) // drop references to frames already written
+		s.mu.Lock()
+		s.spare = batch
+		s.mu.Unlock()
 	}
+}
+
+// ping runs on a timer every PingInterval: a client silent for that long
+// is pinged, and one that does not answer within WriteTimeout is dropped.
+func (s *Session) ping() {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return
+	}
+	s.busy.Add(1)
+	s.mu.Unlock()
+	defer s.busy.Done()
+	cfg := &s.hub.cfg
+	if time.Since(time.Unix(0, s.lastRead.Load())) >= cfg.PingInterval {
+		ctx, cancel := context.WithTimeout(context.Background(), cfg.WriteTimeout)
+		err := s.conn.Ping(ctx)
+		cancel()
+		if err != nil {
+			s.abort()
+			return
+		}
+	}
+	s.pinger.Reset(cfg.PingInterval)
 }
 
 // write writes frames, each under the write deadline.

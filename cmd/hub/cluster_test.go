@@ -26,7 +26,7 @@ import (
 
 const clusterSecret = "cluster-secret-cluster-secret-cluster"
 
-func mint(t *testing.T, app, sub string, admin bool, groups ...string) string {
+func mint(t testing.TB, app, sub string, admin bool, groups ...string) string {
 	t.Helper()
 	c := auth.Claims{App: app, Admin: admin, Groups: groups}
 	c.Subject = sub

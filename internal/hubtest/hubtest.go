@@ -136,6 +136,27 @@ func (p *Process) WaitListening() {
 	p.t.Fatalf("hub did not listen within 30s:\n%s", p.Stderr())
 }
 
+// Pid is the process id.
+func (p *Process) Pid() int { return p.cmd.Process.Pid }
+
+// RSS returns the process's resident set size in bytes, from /proc.
+func (p *Process) RSS() int64 {
+	p.t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.Pid()))
+	if err != nil {
+		p.t.Fatalf("read hub status: %v", err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			var kib int64
+			fmt.Sscanf(strings.TrimSpace(v), "%d kB", &kib)
+			return kib << 10
+		}
+	}
+	p.t.Fatalf("no VmRSS in /proc/%d/status", p.Pid())
+	return 0
+}
+
 // URL returns http://Addr + path.
 func (p *Process) URL(path string) string { return "http://" + p.Addr + path }
 
