@@ -145,10 +145,14 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, req, err)
 		return
 	}
-	if res.Duplicate {
+	switch {
+	case res.Duplicate:
 		h.cfg.Metrics.count(req.Command, ResultDuplicate)
 		h.log.Debug("callback is a repeat, not published again", "app", req.App, "id", ev.ID, "type", ev.Type)
-	} else {
+	case res.Spooled:
+		h.cfg.Metrics.count(req.Command, ResultSpooled)
+		h.log.Debug("event spooled until the broker is back", "app", req.App, "id", ev.ID, "type", ev.Type)
+	default:
 		h.cfg.Metrics.count(req.Command, ResultPublished)
 		if h.log.Enabled(r.Context(), slog.LevelDebug) {
 			h.log.Debug("event published", "app", req.App, "id", ev.ID, "type", ev.Type,

@@ -10,6 +10,7 @@ import (
 const (
 	ResultPublished    = "published"
 	ResultDuplicate    = "duplicate"
+	ResultSpooled      = "spooled" // kept on local disk, published when the broker is back
 	ResultIgnored      = "ignored" // a command that is not published
 	ResultBadMethod    = "method_not_allowed"
 	ResultUnknownApp   = "unknown_app"

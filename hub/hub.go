@@ -92,6 +92,9 @@ type Hub struct {
 
 	conns    atomic.Int64
 	draining atomic.Bool
+	// repairSem bounds the history reads of gap repairs running at once:
+	// after a broker reconnect every subscription checks its channel.
+	repairSem chan struct{}
 
 	sessMu   sync.Mutex
 	sessions map[*Session]struct{}
@@ -120,13 +123,14 @@ type hubChannel struct {
 func New(cfg Config, b broker.Broker, v *auth.Verifier) *Hub {
 	cfg.setDefaults()
 	h := &Hub{
-		cfg:      cfg,
-		broker:   b,
-		auth:     v,
-		log:      cfg.Logger,
-		m:        cfg.Metrics,
-		seed:     maphash.MakeSeed(),
-		sessions: make(map[*Session]struct{}),
+		cfg:       cfg,
+		broker:    b,
+		auth:      v,
+		log:       cfg.Logger,
+		m:         cfg.Metrics,
+		seed:      maphash.MakeSeed(),
+		sessions:  make(map[*Session]struct{}),
+		repairSem: make(chan struct{}, 8),
 	}
 	for i := range h.shards {
 		h.shards[i].channels = make(map[chanKey]*hubChannel)
@@ -168,11 +172,25 @@ func (h *Hub) HandlePublication(p broker.Publication) {
 }
 
 // HandleReconnect implements broker.Handler. Publications made while the
-// broker connection was down did not reach this node; the sessions hold
-// the last offset they sent, and a reconnecting client recovers with
-// since.
+// broker connection was down did not reach this node: every subscription
+// reads its channel's history after the last event it sent, so that a
+// channel with no further traffic is brought up to date too.
 func (h *Hub) HandleReconnect() {
-	h.log.Warn("broker subscriptions restored; publications made meanwhile were not delivered live")
+	n := 0
+	for i := range h.shards {
+		sh := &h.shards[i]
+		sh.mu.RLock()
+		for _, ch := range sh.channels {
+			for s, sub := range ch.subs {
+				s.mu.Lock()
+				s.repairLocked(sub)
+				s.mu.Unlock()
+				n++
+			}
+		}
+		sh.mu.RUnlock()
+	}
+	h.log.Info("broker subscriptions restored; filling gaps from history", "subscriptions", n)
 }
 
 // join adds sub of s to its channel, subscribing the node at the broker if

@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -56,9 +57,25 @@ func (b *countingBroker) counts(key string) (int, int) {
 	return b.subscribes[key], b.unsubscribe[key]
 }
 
+// gate passes the broker's deliveries to the hub unless closed: closed, it
+// drops them, as a broken broker connection does.
+type gate struct {
+	h      *hub.Hub
+	closed atomic.Bool
+}
+
+func (g *gate) HandlePublication(p broker.Publication) {
+	if !g.closed.Load() {
+		g.h.HandlePublication(p)
+	}
+}
+
+func (g *gate) HandleReconnect() { g.h.HandleReconnect() }
+
 type env struct {
 	t      *testing.T
 	hub    *hub.Hub
+	gate   *gate
 	broker *countingBroker
 	srv    *httptest.Server
 	reg    *prometheus.Registry
@@ -67,13 +84,18 @@ type env struct {
 
 func newEnv(t *testing.T, cfg hub.Config, apps ...string) *env {
 	t.Helper()
+	return newEnvWith(t, cfg, broker.Config{DedupeWindow: time.Minute, HistorySize: 100, HistoryTTL: time.Minute}, apps...)
+}
+
+func newEnvWith(t *testing.T, cfg hub.Config, bc broker.Config, apps ...string) *env {
+	t.Helper()
 	if len(apps) == 0 {
 		apps = []string{"1400000000"}
 	}
 	v, err := auth.New(t.Context(), auth.Config{Secret: secret, Apps: apps})
 	require.NoError(t, err)
 	b := &countingBroker{
-		Memory:      broker.NewMemory(broker.Config{DedupeWindow: time.Minute, HistorySize: 100, HistoryTTL: time.Minute}),
+		Memory:      broker.NewMemory(bc),
 		subscribes:  map[string]int{},
 		unsubscribe: map[string]int{},
 	}
@@ -82,9 +104,10 @@ func newEnv(t *testing.T, cfg hub.Config, apps ...string) *env {
 	cfg.Metrics = hub.NewMetrics(reg)
 	cfg.Logger = slog.New(slog.DiscardHandler)
 	h := hub.New(cfg, b, v)
+	g := &gate{h: h}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
-	go func() { _ = b.Run(ctx, h); close(done) }()
+	go func() { _ = b.Run(ctx, g); close(done) }()
 	mux := http.NewServeMux()
 	mux.Handle("/ws", h)
 	srv := httptest.NewServer(mux)
@@ -96,7 +119,7 @@ func newEnv(t *testing.T, cfg hub.Config, apps ...string) *env {
 		cancel()
 		<-done
 	})
-	return &env{t: t, hub: h, broker: b, srv: srv, reg: reg}
+	return &env{t: t, hub: h, gate: g, broker: b, srv: srv, reg: reg}
 }
 
 func (e *env) wsURL() string { return "ws" + strings.TrimPrefix(e.srv.URL, "http") + "/ws" }
@@ -551,5 +574,93 @@ func TestSinceReplay(t *testing.T) {
 	assert.False(t, *sub.Recovered)
 	assert.NotEqual(t, first.Offset, sub.Offset)
 	e.publish("1400000000", "group:G")
+	assert.Equal(t, 6, eventN(t, c.Read()))
+}
+
+// With -compression, a client that offers permessage-deflate gets it and
+// events arrive intact; without it, the offer is declined.
+func TestCompression(t *testing.T) {
+	for _, on := range []bool{true, false} {
+		t.Run(fmt.Sprint(on), func(t *testing.T) {
+			e := newEnv(t, hub.Config{Compression: on})
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			c, resp, err := websocket.Dial(ctx, e.wsURL()+"?token="+e.token(groups("G")), &websocket.DialOptions{CompressionMode: websocket.CompressionNoContextTakeover})
+			require.NoError(t, err)
+			defer c.CloseNow()
+			ext := resp.Header.Get("Sec-WebSocket-Extensions")
+			if on {
+				assert.Contains(t, ext, "permessage-deflate")
+			} else {
+				assert.Empty(t, ext)
+			}
+			for range 2 { // connected, subscribed
+				_, _, err := c.Read(ctx)
+				require.NoError(t, err)
+			}
+			require.NoError(t, c.Write(ctx, websocket.MessageText, []byte(`{"op":"subscribe","channel":"group:G"}`)))
+			_, _, err = c.Read(ctx)
+			require.NoError(t, err)
+			big := strings.Repeat("compressible ", 2000)
+			_, err = e.broker.Publish(ctx, broker.Message{App: "1400000000", ID: "z", Channels: []string{"group:G"}, Data: []byte(`{"t":"` + big + `"}`)})
+			require.NoError(t, err)
+			_, b, err := c.Read(ctx)
+			require.NoError(t, err)
+			assert.Contains(t, string(b), big)
+		})
+	}
+}
+
+// Publications that never reached the node are filled in from history:
+// on the next publication (an offset jump), and, for a channel gone quiet,
+// when the broker reports its connection restored.
+func TestGapRepair(t *testing.T) {
+	e := newEnv(t, hub.Config{})
+	c := e.connect(e.token(groups("G", "Q")))
+	subscribe(t, c, "group:G", 1)
+	subscribe(t, c, "group:Q", 2)
+	e.publish("1400000000", "group:G") // 1
+	assert.Equal(t, 1, eventN(t, c.Read()))
+
+	e.gate.closed.Store(true)
+	e.publish("1400000000", "group:G") // 2, lost on the way
+	e.publish("1400000000", "group:G") // 3, lost on the way
+	e.publish("1400000000", "group:Q") // 4, lost on the way; Q then stays quiet
+	e.gate.closed.Store(false)
+	e.publish("1400000000", "group:G") // 5
+	for _, want := range []int{2, 3, 5} {
+		f := c.Read()
+		assert.Equal(t, "group:G", f.Channel)
+		assert.Equal(t, want, eventN(t, f), "in order, nothing missing, nothing twice")
+	}
+
+	e.hub.HandleReconnect()
+	f := c.Read()
+	assert.Equal(t, "group:Q", f.Channel)
+	assert.Equal(t, 4, eventN(t, f))
+	e.publish("1400000000", "group:G") // 6
+	assert.Equal(t, 6, eventN(t, c.Read()), "and live again, with no repeat")
+	assert.Equal(t, 2.0, testutil.ToFloat64(e.metric("imhub_ws_gap_repairs_total", "outcome", "recovered")),
+		"the gap on G and the quiet Q; the reconnect's checks of G and the user channel found nothing to fill")
+}
+
+// A gap older than history can fill is said plainly: an unasked
+// "subscribed" with recovered false and the current offset.
+func TestGapBeyondHistory(t *testing.T) {
+	e := newEnvWith(t, hub.Config{}, broker.Config{HistorySize: 2, HistoryTTL: time.Minute})
+	c := e.connect(e.token(groups("G")))
+	subscribe(t, c, "group:G", 1)
+	e.gate.closed.Store(true)
+	for range 4 {
+		e.publish("1400000000", "group:G") // 1..4, lost; history keeps 3 and 4
+	}
+	e.gate.closed.Store(false)
+	r := e.publish("1400000000", "group:G") // 5
+	f := c.ReadOp("subscribed")
+	require.NotNil(t, f.Recovered)
+	assert.False(t, *f.Recovered)
+	assert.Equal(t, "group:G", f.Channel)
+	assert.Equal(t, r.Positions[0].String(), f.Offset, "the offset to go on from")
+	e.publish("1400000000", "group:G") // 6
 	assert.Equal(t, 6, eventN(t, c.Read()))
 }

@@ -17,6 +17,7 @@ type Metrics struct {
 	closes        *prometheus.CounterVec
 	authFailures  *prometheus.CounterVec
 	fanout        prometheus.Histogram
+	repairs       *prometheus.CounterVec
 }
 
 // NewMetrics registers the hub's metrics with reg.
@@ -48,8 +49,12 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help:    "From a publication's arrival at the node to its frame queued for the last local subscriber.",
 			Buckets: prometheus.ExponentialBuckets(0.00001, 3, 12),
 		}),
+		repairs: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "imhub_ws_gap_repairs_total",
+			Help: "Gaps in a subscription's stream filled from history, by outcome: recovered; restarted (the stream began anew, the client was told and got the new stream); lost (history did not reach back, the client was told); failed.",
+		}, []string{"outcome"}),
 	}
-	reg.MustRegister(m.connections, m.subscriptions, m.channels, m.delivered, m.dropped, m.closes, m.authFailures, m.fanout)
+	reg.MustRegister(m.repairs, m.connections, m.subscriptions, m.channels, m.delivered, m.dropped, m.closes, m.authFailures, m.fanout)
 	return m
 }
 

@@ -142,11 +142,100 @@ func (s *Session) deliver(sub *subscription, frame []byte, pos broker.Position) 
 	if pos.Epoch == sub.sent.Epoch && pos.Offset <= sub.sent.Offset {
 		return false // already sent, by a replay
 	}
+	if pos.Epoch != sub.sent.Epoch || pos.Offset > sub.sent.Offset+1 {
+		// Publications went missing on the way here (the broker
+		// connection dropped), or the stream started again: hold this one
+		// back and fill in from history first.
+		sub.pending = append(sub.pending, pendingPub{frame, pos})
+		s.repairLocked(sub)
+		return false
+	}
 	if !s.sendLocked(frame) {
 		return false
 	}
 	sub.sent = pos
 	return true
+}
+
+// repairLocked brings sub up to date from history on a goroutine of its
+// own; meanwhile its publications are held back, as while joining.
+func (s *Session) repairLocked(sub *subscription) {
+	if s.closed || sub.joining {
+		return
+	}
+	sub.joining = true
+	s.busy.Add(1)
+	go func() {
+		defer s.busy.Done()
+		s.hub.repairSem <- struct{}{}
+		defer func() { <-s.hub.repairSem }()
+		s.repair(sub)
+	}()
+}
+
+// repair sends sub what history holds after the last event it sent, or,
+// when history cannot say, an unasked "subscribed" with recovered false
+// and the current offset, then what was held back.
+func (s *Session) repair(sub *subscription) {
+	s.mu.Lock()
+	since := sub.sent
+	s.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), s.hub.cfg.BrokerTimeout)
+	defer cancel()
+	hist, err := s.hub.broker.History(ctx, s.app, sub.channel, &since)
+	restarted := false
+	if err == nil && !hist.Recovered && since.Epoch != hist.Latest.Epoch {
+		// The stream started again (Redis lost its keys). What is lost is
+		// lost, and the client is told; what the new stream holds from its
+		// start is still sent.
+		if fresh, ferr := s.hub.broker.History(ctx, s.app, sub.channel, &broker.Position{}); ferr == nil && fresh.Recovered {
+			hist, restarted = fresh, true
+		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed || s.subs[sub.channel] != sub {
+		return
+	}
+	sub.joining = false
+	if restarted {
+		start := broker.Position{Epoch: hist.Latest.Epoch}
+		f := serverFrame{Op: "subscribed", Channel: sub.channel, Offset: start.String(), Recovered: new(bool)}
+		if !s.sendLocked(f.encode()) {
+			return
+		}
+		sub.sent = start
+	}
+	switch {
+	case err != nil:
+		s.hub.log.Warn("filling a gap from history failed; the client recovers with since", "channel", sub.channel, "err", err)
+		s.hub.m.repairs.WithLabelValues("failed").Inc()
+	case hist.Recovered:
+		filled := 0
+		for _, p := range hist.Publications {
+			if p.Offset > sub.sent.Offset {
+				if !s.sendLocked(eventFrame(p)) {
+					return
+				}
+				sub.sent = p.Position
+				filled++
+			}
+		}
+		switch {
+		case restarted:
+			s.hub.m.repairs.WithLabelValues("restarted").Inc()
+		case filled > 0:
+			s.hub.m.repairs.WithLabelValues("recovered").Inc()
+		}
+	default:
+		f := serverFrame{Op: "subscribed", Channel: sub.channel, Offset: hist.Latest.String(), Recovered: new(bool)}
+		if !s.sendLocked(f.encode()) {
+			return
+		}
+		sub.sent = hist.Latest
+		s.hub.m.repairs.WithLabelValues("lost").Inc()
+	}
+	s.flushPendingLocked(sub)
 }
 
 // reply queues a control frame.
@@ -313,13 +402,19 @@ func (s *Session) subscribe(ctx context.Context, f clientFrame) {
 }
 
 // flushPendingLocked queues what arrived while sub was joining and is newer
-// than what was sent.
+// than what was sent. A gap among those starts a repair, holding back the
+// rest.
 func (s *Session) flushPendingLocked(sub *subscription) {
 	pending := sub.pending
 	sub.pending = nil
-	for _, p := range pending {
+	for i, p := range pending {
 		if p.pos.Epoch == sub.sent.Epoch && p.pos.Offset <= sub.sent.Offset {
 			continue
+		}
+		if p.pos.Epoch != sub.sent.Epoch || p.pos.Offset > sub.sent.Offset+1 {
+			sub.pending = pending[i:]
+			s.repairLocked(sub)
+			return
 		}
 		if !s.sendLocked(p.frame) {
 			return

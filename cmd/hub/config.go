@@ -202,9 +202,6 @@ func (c *Config) validate() error {
 			return err
 		}
 	}
-	if c.SpoolDir != "" {
-		return errors.New("-spool-dir: the local spool is not available in this version; leave it empty (callbacks are answered 503 while Redis is down, and the IM backend retries)")
-	}
 	if c.LogFormat != "text" && c.LogFormat != "json" {
 		return fmt.Errorf("-log-format %q: want text or json", c.LogFormat)
 	}

@@ -98,7 +98,6 @@ func TestConfigErrors(t *testing.T) {
 		{"zero history ttl", append(ok, "-history-ttl", "0s"), nil, "-history-ttl must be greater than zero"},
 		{"redis password not shown", append(ok, "-redis", "redis://:hunter2@localhost:6379/notadb"), nil, "-redis"},
 		{"public pprof", append(ok, "-debug-addr", ":6060"), nil, "loopback only"},
-		{"spool", append(ok, "-spool-dir", "/tmp/x"), nil, "-spool-dir"},
 		{"stray argument", append(ok, "serve"), nil, "unexpected argument"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -21,6 +21,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/imhub/imhub/callback"
+	"github.com/imhub/imhub/callback/spool"
 	"github.com/imhub/imhub/hub"
 	"github.com/imhub/imhub/hub/broker"
 	"github.com/imhub/imhub/web"
@@ -111,6 +112,17 @@ func run(ctx context.Context, cfg Config, stdout io.Writer, log *slog.Logger) er
 		Metrics:        hub.NewMetrics(reg),
 	}, b, verifier)
 
+	var publisher callback.Publisher = b
+	var sp *spool.Spool
+	if cfg.SpoolDir != "" {
+		sp, err = spool.Open(spool.Config{Dir: cfg.SpoolDir, MaxBytes: cfg.SpoolMaxBytes, Logger: log, Registerer: reg}, b)
+		if err != nil {
+			return fmt.Errorf("-spool-dir: %w", err)
+		}
+		defer sp.Close()
+		publisher = sp
+	}
+
 	var draining atomic.Bool
 	mux := http.NewServeMux()
 	mux.Handle("GET /ws", node)
@@ -122,7 +134,7 @@ func run(ctx context.Context, cfg Config, stdout io.Writer, log *slog.Logger) er
 		MaxBody: cfg.MaxBody,
 		Logger:  log,
 		Metrics: callback.NewMetrics(reg),
-	}, b))
+	}, publisher))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		fmt.Fprintln(w, "ok")
 	})
@@ -171,6 +183,9 @@ func run(ctx context.Context, cfg Config, stdout io.Writer, log *slog.Logger) er
 		defer stop()
 		return b.Run(brokerCtx, node)
 	})
+	if sp != nil {
+		g.Go(func() error { return sp.Run(brokerCtx) })
+	}
 	g.Go(func() error {
 		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
 			stop()

@@ -33,8 +33,11 @@ type Result struct {
 	// and nothing was published.
 	Duplicate bool
 	// Positions holds the position each channel's publication got, in the
-	// order of Message.Channels. It is nil when Duplicate is true.
+	// order of Message.Channels. It is nil when Duplicate or Spooled.
 	Positions []Position
+	// Spooled is true when the message was made durable in a local spool
+	// instead, to be published (exactly once) when the broker is back.
+	Spooled bool
 }
 
 // Position is a place in one channel's stream of publications.
