@@ -76,6 +76,7 @@ type listener struct {
 	c    *wstest.Conn
 	mu   sync.Mutex
 	got  map[string][]string // channel -> message keys, in arrival order
+	offs map[string][]string // channel -> offsets, in arrival order
 	done chan struct{}
 	err  error
 }
@@ -90,7 +91,7 @@ func listen(t *testing.T, name string, p *hubtest.Process, token string, channel
 		f := c.Read()
 		require.Equal(t, "subscribed", f.Op, "%s on %s: %s", name, ch, f.Raw)
 	}
-	l := &listener{name: name, c: c, got: map[string][]string{}, done: make(chan struct{})}
+	l := &listener{name: name, c: c, got: map[string][]string{}, offs: map[string][]string{}, done: make(chan struct{})}
 	go func() {
 		defer close(l.done)
 		for {
@@ -106,6 +107,7 @@ func listen(t *testing.T, name string, p *hubtest.Process, token string, channel
 			}
 			l.mu.Lock()
 			l.got[f.Channel] = append(l.got[f.Channel], messageKey(f.Event))
+			l.offs[f.Channel] = append(l.offs[f.Channel], f.Offset)
 			l.mu.Unlock()
 		}
 	}()
@@ -249,6 +251,14 @@ func TestMultiNode(t *testing.T) {
 		}
 		for _, o := range others {
 			assert.Zero(t, o.total(), "%s saw another app's events", o.name)
+		}
+		// The same event has the same offset on every node.
+		for _, a := range admins[1:] {
+			a.mu.Lock()
+			admins[0].mu.Lock()
+			assert.Equal(t, admins[0].offs["app"], a.offs["app"], "offsets on %s and %s", admins[0].name, a.name)
+			admins[0].mu.Unlock()
+			a.mu.Unlock()
 		}
 		checks = nil
 	}

@@ -21,11 +21,12 @@ import (
 // Server is one redis-server process that can be stopped and started again
 // on the same socket, to test what happens while Redis is away.
 type Server struct {
-	t    testing.TB
-	dir  string
-	sock string
-	cmd  *exec.Cmd
-	exit chan struct{}
+	t       testing.TB
+	dir     string
+	sock    string
+	persist bool
+	cmd     *exec.Cmd
+	exit    chan struct{}
 }
 
 func init() {
@@ -42,6 +43,19 @@ func (quiet) Printf(context.Context, string, ...any) {}
 // loudly, when redis-server is not installed: `make test` installs it.
 func Start(t testing.TB) *Server {
 	t.Helper()
+	return start(t, false)
+}
+
+// StartPersistent is Start with an append-only file synced on every write:
+// after Stop and Restart the server has its data back, as a production
+// Redis with persistence does after a crash.
+func StartPersistent(t testing.TB) *Server {
+	t.Helper()
+	return start(t, true)
+}
+
+func start(t testing.TB, persist bool) *Server {
+	t.Helper()
 	if _, err := exec.LookPath("redis-server"); err != nil {
 		t.Fatalf("redis-server is not installed, so this test cannot run: use `make test`, which installs it, or `apt-get install -y redis-server` (%v)", err)
 	}
@@ -51,7 +65,7 @@ func Start(t testing.TB) *Server {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &Server{t: t, dir: dir, sock: filepath.Join(dir, "redis.sock")}
+	s := &Server{t: t, dir: dir, sock: filepath.Join(dir, "redis.sock"), persist: persist}
 	t.Cleanup(func() {
 		s.Stop()
 		os.RemoveAll(dir)
@@ -67,21 +81,24 @@ func (s *Server) URL() string { return "unix://" + s.sock }
 func (s *Server) Socket() string { return s.sock }
 
 // Restart starts the server again after Stop (or the first time), with an
-// empty data set, and waits until it answers PING.
+// empty data set unless it persists, and waits until it answers PING.
 func (s *Server) Restart() {
 	s.t.Helper()
 	if s.cmd != nil {
 		s.t.Fatal("redistest: Restart while running")
 	}
-	cmd := exec.Command("redis-server",
+	aof := []string{"--appendonly", "no"}
+	if s.persist {
+		aof = []string{"--appendonly", "yes", "--appendfsync", "always"}
+	}
+	cmd := exec.Command("redis-server", append([]string{
 		"--port", "0",
 		"--unixsocket", s.sock,
 		"--unixsocketperm", "700",
 		"--dir", s.dir,
 		"--save", "",
-		"--appendonly", "no",
 		"--loglevel", "warning",
-	)
+	}, aof...)...)
 	log, err := os.OpenFile(filepath.Join(s.dir, "redis.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		s.t.Fatal(err)

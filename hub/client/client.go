@@ -1,0 +1,291 @@
+// Package client is a Go client for the imhub WebSocket. It keeps a
+// connection to one of the hub's nodes, subscribes to its channels, and
+// after any disconnect (a node drained or killed, a network change) it
+// reconnects and subscribes again with the last offset it saw, so that the
+// handler gets every event once, in order, or is told plainly that history
+// did not reach back far enough.
+//
+//	c := client.New(client.Config{
+//		URLs:     []string{"ws://hub-a:8080/ws", "ws://hub-b:8080/ws"},
+//		Token:    func(context.Context) (string, error) { return token, nil },
+//		Channels: []string{"group:@TGS#2J4SZEAEL"},
+//	})
+//	err := c.Run(ctx, func(e client.Event) { … })
+package client
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/coder/websocket"
+)
+
+// Event is one event frame.
+type Event struct {
+	Channel string
+	// Offset is the event's position in its channel, as the hub gave it.
+	Offset string
+	// Data is the normalized event JSON.
+	Data json.RawMessage
+}
+
+// Config configures a Client.
+type Config struct {
+	// URLs of the hub's /ws endpoint; each reconnect tries the next.
+	URLs []string
+	// Token returns the JWT for a connection; it is called for each one,
+	// so a token that expired (close 4002) is replaced.
+	Token func(ctx context.Context) (string, error)
+	// Channels to subscribe to besides the user's own, which the hub
+	// subscribes at once.
+	Channels []string
+	// OnReset is called when history did not reach back to the last event
+	// seen on channel: events between were missed. offset is where the
+	// stream goes on from.
+	OnReset func(channel, offset string)
+	// OnError is called for "error" frames, such as a refused subscription.
+	OnError func(code, message, channel string)
+	// MinBackoff and MaxBackoff bound the wait between reconnects;
+	// defaults 100ms and 5s.
+	MinBackoff, MaxBackoff time.Duration
+	Logger                 *slog.Logger
+}
+
+// Client is one logical subscriber across reconnects.
+type Client struct {
+	cfg Config
+	log *slog.Logger
+
+	mu      sync.Mutex
+	offsets map[string]position // channel -> last event (or starting point) seen
+	conn    *websocket.Conn
+	node    string
+}
+
+type position struct {
+	offset uint64
+	epoch  string
+	raw    string
+}
+
+func parsePosition(s string) (position, bool) {
+	off, epoch, ok := strings.Cut(s, ":")
+	n, err := strconv.ParseUint(off, 10, 64)
+	if !ok || err != nil {
+		return position{}, false
+	}
+	return position{n, epoch, s}, true
+}
+
+// ErrUnauthorized is returned by Run when the hub refuses the token (close
+// 4001): retrying with the same token cannot help.
+var ErrUnauthorized = errors.New("hub refused the token")
+
+// New returns a client; Run connects it.
+func New(cfg Config) *Client {
+	if cfg.MinBackoff <= 0 {
+		cfg.MinBackoff = 100 * time.Millisecond
+	}
+	if cfg.MaxBackoff <= 0 {
+		cfg.MaxBackoff = 5 * time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	return &Client{cfg: cfg, log: cfg.Logger, offsets: make(map[string]position)}
+}
+
+// Offsets returns the last offset seen per channel.
+func (c *Client) Offsets() map[string]string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make(map[string]string, len(c.offsets))
+	for ch, p := range c.offsets {
+		out[ch] = p.raw
+	}
+	return out
+}
+
+// Node returns the node the client is connected to now, if any.
+func (c *Client) Node() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.node
+}
+
+// Run connects and calls handle for each event, from one goroutine, until
+// ctx is done (it returns nil then) or the token is refused.
+func (c *Client) Run(ctx context.Context, handle func(Event)) error {
+	if len(c.cfg.URLs) == 0 || c.cfg.Token == nil {
+		return errors.New("client: URLs and Token are required")
+	}
+	backoff := time.Duration(0)
+	for i := 0; ; i++ {
+		url := c.cfg.URLs[i%len(c.cfg.URLs)]
+		start := time.Now()
+		err := c.session(ctx, url, handle)
+		if ctx.Err() != nil {
+			return nil
+		}
+		code := websocket.CloseStatus(err)
+		if code == 4001 {
+			return fmt.Errorf("%w: %v", ErrUnauthorized, err)
+		}
+		c.log.Info("hub connection ended; reconnecting", "url", url, "code", int(code), "err", err)
+		switch {
+		case time.Since(start) > 10*time.Second || code == websocket.StatusServiceRestart:
+			// A connection that lived, or a node that is draining:
+			// reconnect at once, elsewhere.
+			backoff = 0
+		default:
+			backoff = min(max(2*backoff, c.cfg.MinBackoff), c.cfg.MaxBackoff)
+		}
+		if backoff > 0 {
+			wait := backoff/2 + rand.N(backoff/2+1)
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(wait):
+			}
+		}
+	}
+}
+
+// frame is every frame the client reads.
+type frame struct {
+	Op        string          `json:"op"`
+	User      string          `json:"user"`
+	Node      string          `json:"node"`
+	Channel   string          `json:"channel"`
+	Offset    string          `json:"offset"`
+	Recovered *bool           `json:"recovered"`
+	Code      string          `json:"code"`
+	Message   string          `json:"message"`
+	Event     json.RawMessage `json:"event"`
+}
+
+// session runs one connection until it ends.
+func (c *Client) session(ctx context.Context, url string, handle func(Event)) error {
+	tok, err := c.cfg.Token(ctx)
+	if err != nil {
+		return fmt.Errorf("token: %w", err)
+	}
+	dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	conn, _, err := websocket.Dial(dctx, url, &websocket.DialOptions{
+		HTTPHeader: http.Header{"Authorization": {"Bearer " + tok}},
+	})
+	cancel()
+	if err != nil {
+		return err
+	}
+	defer conn.CloseNow()
+	conn.SetReadLimit(16 << 20)
+
+	var hello frame
+	if err := readFrame(ctx, conn, &hello); err != nil {
+		return err
+	}
+	if hello.Op != "connected" {
+		return fmt.Errorf("client: first frame is %q, not connected", hello.Op)
+	}
+	c.mu.Lock()
+	c.conn, c.node = conn, hello.Node
+	// The user's own channel is subscribed by the hub; asking again with
+	// since recovers what it missed while away.
+	channels := append([]string{"user:" + hello.User}, c.cfg.Channels...)
+	subs := make([]map[string]any, 0, len(channels))
+	for i, ch := range channels {
+		f := map[string]any{"op": "subscribe", "channel": ch, "id": i + 1}
+		if p, ok := c.offsets[ch]; ok {
+			f["since"] = p.raw
+		} else if i == 0 {
+			continue // first connection: the hub's own subscription will do
+		}
+		subs = append(subs, f)
+	}
+	c.mu.Unlock()
+	defer func() {
+		c.mu.Lock()
+		c.conn, c.node = nil, ""
+		c.mu.Unlock()
+	}()
+	for _, f := range subs {
+		b, _ := json.Marshal(f)
+		wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		err := conn.Write(wctx, websocket.MessageText, b)
+		cancel()
+		if err != nil {
+			return err
+		}
+	}
+	for {
+		var f frame
+		if err := readFrame(ctx, conn, &f); err != nil {
+			return err
+		}
+		switch f.Op {
+		case "event":
+			if c.advance(f.Channel, f.Offset) {
+				handle(Event{Channel: f.Channel, Offset: f.Offset, Data: f.Event})
+			}
+		case "subscribed":
+			c.subscribed(f)
+		case "error":
+			if c.cfg.OnError != nil {
+				c.cfg.OnError(f.Code, f.Message, f.Channel)
+			}
+		}
+	}
+}
+
+func readFrame(ctx context.Context, conn *websocket.Conn, f *frame) error {
+	_, b, err := conn.Read(ctx)
+	if err != nil {
+		return err
+	}
+	return json.Unmarshal(b, f)
+}
+
+// advance records an event's offset and reports whether it is new: a
+// resubscription with since may replay events this client already has.
+func (c *Client) advance(channel, offset string) bool {
+	p, ok := parsePosition(offset)
+	if !ok {
+		return true
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	last, seen := c.offsets[channel]
+	if seen && last.epoch == p.epoch && p.offset <= last.offset {
+		return false
+	}
+	c.offsets[channel] = p
+	return true
+}
+
+// subscribed records where a channel starts, and reports a reset.
+func (c *Client) subscribed(f frame) {
+	p, ok := parsePosition(f.Offset)
+	if !ok {
+		return
+	}
+	c.mu.Lock()
+	_, seen := c.offsets[f.Channel]
+	lost := f.Recovered != nil && !*f.Recovered
+	if !seen || lost {
+		c.offsets[f.Channel] = p
+	}
+	c.mu.Unlock()
+	if lost && seen && c.cfg.OnReset != nil {
+		c.cfg.OnReset(f.Channel, f.Offset)
+	}
+}
