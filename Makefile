@@ -8,7 +8,7 @@ FUZZTIME ?= 30s
 # apt-get as root, else through sudo.
 APT      := $(if $(filter 0,$(shell id -u)),,sudo) env DEBIAN_FRONTEND=noninteractive apt-get
 
-.PHONY: build run test lint bench fuzz deps clean
+.PHONY: build run demo test lint bench fuzz deps clean
 
 ## build: the hub binary in bin/
 build:
@@ -18,10 +18,16 @@ build:
 run: build
 	./$(BIN) -dev -addr $(ADDR) -log-level debug
 
-## test: every test, with the race detector
+## demo: realistic callbacks to the hub of `make run` (in a second terminal)
+demo:
+	$(GO) run ./cmd/hubdemo -url http://$(ADDR) -app 1400000000
+
+## test: every test, with the race detector; screenshots in test-output/
 test: deps
 	$(GO) vet ./...
-	$(GO) test -race -count=1 ./...
+	node --test web/jstest/
+	mkdir -p test-output
+	$(GO) test -race -count=1 -artifacts -outputdir $(CURDIR)/test-output ./...
 
 ## lint: formatting and vet
 lint:
@@ -38,10 +44,12 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./callback
 	$(GO) test -run '^$$' -fuzz '^FuzzHandler$$' -fuzztime $(FUZZTIME) ./callback
 
-## deps: system packages the tests use (redis-server, curl)
+## deps: system packages the tests use (redis-server, chromium, node, curl)
 deps:
 	@missing=""; \
 	  command -v redis-server >/dev/null || missing="$$missing redis-server"; \
+	  command -v chromium >/dev/null || missing="$$missing chromium"; \
+	  command -v node >/dev/null || missing="$$missing nodejs"; \
 	  command -v curl >/dev/null || missing="$$missing curl"; \
 	  if [ -n "$$missing" ]; then \
 	    echo "installing$$missing"; \
@@ -49,4 +57,4 @@ deps:
 	  fi
 
 clean:
-	rm -rf bin
+	rm -rf bin test-output

@@ -1,0 +1,233 @@
+package web_test
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+	"github.com/stretchr/testify/require"
+
+	"github.com/imhub/imhub/internal/hubtest"
+	"github.com/imhub/imhub/internal/redistest"
+)
+
+func TestMain(m *testing.M) { hubtest.Main(m) }
+
+const secret = "dashboard-test-secret-dashboard-test"
+
+// browser starts headless Chromium, the Debian package, for the test.
+func browser(t *testing.T) context.Context {
+	t.Helper()
+	path := ""
+	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
+		if p, err := exec.LookPath(name); err == nil {
+			path = p
+			break
+		}
+	}
+	if path == "" {
+		t.Fatal("Chromium is not installed, so the dashboard cannot be tested: run `make test`, which installs it, or `apt-get install -y chromium`")
+	}
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(path),
+		chromedp.NoSandbox, // tests run as root in CI
+		chromedp.Flag("disable-gpu", true),
+		chromedp.Flag("disable-dev-shm-usage", true),
+		chromedp.WindowSize(1280, 900),
+	)
+	alloc, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	ctx, cancelCtx := chromedp.NewContext(alloc)
+	t.Cleanup(func() { cancelCtx(); cancelAlloc() })
+	require.NoError(t, chromedp.Do(ctx), "start Chromium")
+	return ctx
+}
+
+func freeAddr(t *testing.T) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+func post(t *testing.T, addr, cmd, body string) {
+	t.Helper()
+	resp, err := http.Post("http://"+addr+"/im/callback?SdkAppid=1400000000&OptPlatform=iOS&CallbackCommand="+cmd, "application/json", strings.NewReader(body))
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, 200, resp.StatusCode, "%s %s", cmd, body)
+}
+
+func groupSend(seq int, text string) string {
+	return fmt.Sprintf(`{"CallbackCommand":"Group.CallbackAfterSendMsg","GroupId":"@TGS#2J4SZEAEL","Type":"Public","From_Account":"jared","Operator_Account":"jared","Random":1,"MsgSeq":%d,"MsgTime":1700000000,"MsgBody":[{"MsgType":"TIMTextElem","MsgContent":{"Text":%q}}]}`, seq, text)
+}
+
+// dispatch fires an event on the filter form, as typing or choosing does.
+func dispatch(event string) chromedp.Action[chromedp.Void] {
+	return chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
+		_, err := chromedp.Evaluate[bool](`document.getElementById('filters').dispatchEvent(new Event('`+event+`'))`)(ctx, t)
+		return err
+	})
+}
+
+// setFilter sets a filter field and fires the event the page listens to.
+func setFilter(name, value string) chromedp.Action[chromedp.Void] {
+	return chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
+		_, err := chromedp.Evaluate[bool](fmt.Sprintf(`(() => { const f = document.getElementById('filters'); f.elements[%q].value = %q; return f.dispatchEvent(new Event('change')); })()`, name, value))(ctx, t)
+		return err
+	})
+}
+
+func feedCount(t *testing.T, ctx context.Context, selector, text string) int {
+	t.Helper()
+	js := fmt.Sprintf(`[...document.querySelectorAll(%q)].filter(e => e.textContent.includes(%q)).length`, selector, text)
+	n, err := chromedp.Run(ctx, chromedp.Evaluate[int](js))
+	require.NoError(t, err)
+	return n
+}
+
+func waitFeed(t *testing.T, ctx context.Context, selector, text string, want int) {
+	t.Helper()
+	require.Eventually(t, func() bool { return feedCount(t, ctx, selector, text) == want }, 20*time.Second, 50*time.Millisecond,
+		"want %d of %s containing %q, have %d", want, selector, text, feedCount(t, ctx, selector, text))
+}
+
+func waitStatus(t *testing.T, ctx context.Context, state string) string {
+	t.Helper()
+	var got []string
+	require.Eventually(t, func() bool {
+		got, _ = chromedp.Run(ctx, chromedp.Evaluate[[]string](`[document.getElementById('status').dataset.state, document.getElementById('status').textContent]`))
+		return len(got) == 2 && got[0] == state
+	}, 20*time.Second, 50*time.Millisecond, "status %v, want %q", got, state)
+	return got[1]
+}
+
+func screenshot(t *testing.T, ctx context.Context, name string) {
+	t.Helper()
+	time.Sleep(1100 * time.Millisecond) // the once-a-second chart and group list catch up
+	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+	require.NoError(t, err)
+	path := filepath.Join(t.ArtifactDir(), name+".png")
+	require.NoError(t, os.WriteFile(path, png, 0o644))
+	t.Logf("screenshot %s", path)
+}
+
+// The dashboard against real hubs, as a person sees it: it connects by
+// itself in -dev mode, shows messages as they are sent, strikes a recall
+// through, shows a one-to-one withdrawal with its unread count, filters,
+// and after its hub is killed and restarted shows what was posted
+// meanwhile, each event once.
+func TestDashboard(t *testing.T) {
+	srv := redistest.Start(t)
+	addrA := freeAddr(t)
+	argsA := []string{"-dev", "-addr", addrA, "-redis", srv.URL(), "-jwt-secret", secret, "-node", "hub-a"}
+	a := hubtest.Start(t, argsA)
+	b := hubtest.Start(t, []string{"-redis", srv.URL(), "-apps", "1400000000", "-jwt-secret", secret, "-node", "hub-b"})
+	a.WaitReady(200)
+	b.WaitReady(200)
+
+	ctx := browser(t)
+	require.NoError(t, chromedp.Do(ctx, chromedp.Navigate("http://"+addrA+"/")))
+	status := waitStatus(t, ctx, "live")
+	require.Contains(t, status, "hub-a")
+	screenshot(t, ctx, "1-connected")
+
+	post(t, addrA, "Group.CallbackAfterSendMsg", groupSend(1, "hello from imhub"))
+	waitFeed(t, ctx, "#feed li.group-message-sent", "hello from imhub", 1)
+	post(t, addrA, "C2C.CallbackAfterSendMsg", `{"From_Account":"jared","To_Account":"Jonh","MsgKey":"48374_2837546_1557481126","MsgBody":[{"MsgType":"TIMTextElem","MsgContent":{"Text":"psst"}}]}`)
+	post(t, addrA, "C2C.CallbackAfterMsgWithDraw", `{"CallbackCommand":"C2C.CallbackAfterMsgWithDraw","From_Account":"jared","To_Account":"Jonh","MsgKey":"48374_2837546_1557481126","UnreadMsgNum":7}`)
+	waitFeed(t, ctx, "#feed li.c2c-message-recalled", "unread 7", 1)
+	waitFeed(t, ctx, "#feed li.c2c-message-sent.recalled", "psst", 1)
+	post(t, addrA, "Group.CallbackAfterRecallMsg", `{"CallbackCommand":"Group.CallbackAfterRecallMsg","Operator_Account":"admin","Type":"Public","GroupId":"@TGS#2J4SZEAEL","MsgSeqList":[{"MsgSeq":1}]}`)
+	waitFeed(t, ctx, "#feed li.group-message-sent.recalled", "recalled by admin", 1)
+	decoration, err := chromedp.Run(ctx, chromedp.Evaluate[string](
+		`getComputedStyle(document.querySelector('#feed li.group-message-sent.recalled .body')).textDecorationLine`))
+	require.NoError(t, err)
+	require.Equal(t, "line-through", decoration, "the recalled message is struck through")
+	screenshot(t, ctx, "2-recalled")
+
+	// Filters hide and show.
+	require.NoError(t, chromedp.Do(ctx, chromedp.SetValue(`#filters select[name=type]`, "c2c.message.recalled"), dispatch("change")))
+	waitFeed(t, ctx, "#feed li", "hello from imhub", 0)
+	waitFeed(t, ctx, "#feed li", "unread 7", 1)
+	screenshot(t, ctx, "3-filtered")
+	require.NoError(t, chromedp.Do(ctx, setFilter("type", ""), chromedp.SendKeys(`#filters input[name=text]`, "hello")))
+	waitFeed(t, ctx, "#feed li", "hello from imhub", 1)
+	waitFeed(t, ctx, "#feed li", "unread 7", 0)
+	require.NoError(t, chromedp.Do(ctx, setFilter("text", "")))
+	waitFeed(t, ctx, "#feed li", "unread 7", 1)
+
+	// The page's hub dies; events arrive through the other hub; the hub
+	// comes back on the same address and the page catches up.
+	a.Signal(syscall.SIGKILL)
+	a.Wait(10 * time.Second)
+	waitStatus(t, ctx, "reconnecting")
+	for i := 1; i <= 3; i++ {
+		post(t, b.Addr, "Group.CallbackAfterSendMsg", groupSend(100+i, fmt.Sprintf("while away %d", i)))
+	}
+	a2 := hubtest.Start(t, append(argsA[:len(argsA)-1], "hub-a2"))
+	a2.WaitReady(200)
+	require.Contains(t, waitStatus(t, ctx, "live"), "hub-a2")
+	for i := 1; i <= 3; i++ {
+		waitFeed(t, ctx, "#feed li", fmt.Sprintf("while away %d", i), 1)
+	}
+	post(t, a2.Addr, "Group.CallbackAfterSendMsg", groupSend(200, "live again"))
+	waitFeed(t, ctx, "#feed li", "live again", 1)
+	for i := 1; i <= 3; i++ {
+		require.Equal(t, 1, feedCount(t, ctx, "#feed li", fmt.Sprintf("while away %d", i)), "each once")
+	}
+	screenshot(t, ctx, "4-reconnected")
+}
+
+// At phone width the page still works: one column, nothing cut off.
+func TestDashboardNarrow(t *testing.T) {
+	p := hubtest.Start(t, []string{"-dev", "-jwt-secret", secret})
+	ctx := browser(t)
+	require.NoError(t, chromedp.Do(ctx, chromedp.EmulateViewport(390, 844), chromedp.Navigate("http://"+p.Addr+"/")))
+	waitStatus(t, ctx, "live")
+	post(t, p.Addr, "Group.CallbackAfterSendMsg", groupSend(1, "small screens too"))
+	waitFeed(t, ctx, "#feed li", "small screens too", 1)
+	overflow, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`document.documentElement.scrollWidth > window.innerWidth + 1`))
+	require.NoError(t, err)
+	require.False(t, overflow, "no sideways scrolling at phone width")
+	screenshot(t, ctx, "narrow")
+}
+
+// Thousands of events: the page keeps every one it counts, but shows at
+// most 500 and keeps at most 5000, so it never grows without bound.
+func TestDashboardCapsTheFeed(t *testing.T) {
+	p := hubtest.Start(t, []string{"-dev", "-jwt-secret", secret})
+	ctx := browser(t)
+	require.NoError(t, chromedp.Do(ctx, chromedp.Navigate("http://"+p.Addr+"/")))
+	waitStatus(t, ctx, "live")
+	const n = 1500
+	var wg sync.WaitGroup
+	for w := range 4 {
+		wg.Go(func() {
+			for i := w; i < n; i += 4 {
+				post(t, p.Addr, "Group.CallbackAfterSendMsg", groupSend(i+1, fmt.Sprintf("bulk %d", i+1)))
+			}
+		})
+	}
+	wg.Wait()
+	require.Eventually(t, func() bool {
+		got, _ := chromedp.Run(ctx, chromedp.Evaluate[int](`window.imhub.state.counts['group.message.sent']`))
+		return got == n
+	}, 30*time.Second, 100*time.Millisecond, "every event counted")
+	shown, err := chromedp.Run(ctx, chromedp.Evaluate[int](`document.querySelectorAll('#feed li').length`))
+	require.NoError(t, err)
+	require.Equal(t, 500, shown)
+	kept, err := chromedp.Run(ctx, chromedp.Evaluate[int](`window.imhub.state.items.length`))
+	require.NoError(t, err)
+	require.Equal(t, n, kept)
+	screenshot(t, ctx, "bulk")
+}

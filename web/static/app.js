@@ -1,0 +1,340 @@
+// The dashboard: one WebSocket to the hub, a capped list of recent events,
+// and a feed that shows the newest of those that pass the filters.
+import { TYPES, card, clock, matches, messageKeys, newer } from './render.js';
+
+const KEEP = 5000; // events kept in memory
+const SHOW = 500; // feed items in the page at most
+const $ = (id) => document.getElementById(id);
+
+const state = {
+  token: sessionStorage.getItem('imhub.token') || '',
+  dev: false,
+  ws: null,
+  admin: false,
+  user: '',
+  channels: [], // channels asked for, besides the user's own
+  offsets: new Map(), // channel -> last offset seen, for since
+  seen: new Set(), // event ids shown, so one on several channels shows once
+  seenOrder: [],
+  items: [], // newest first: {ev, key, recalled}
+  byMessage: new Map(), // message identity -> item, to strike recalls through
+  waiting: new Set(), // subscriptions not yet answered
+  paused: false,
+  backoff: 0,
+  retry: null,
+  counts: Object.fromEntries(Object.keys(TYPES).map((t) => [t, 0])),
+  perSecond: new Array(60).fill(0),
+  groups: new Map(), // group id -> times of recent events
+};
+
+function setStatus(kind, text) {
+  const s = $('status');
+  s.dataset.state = kind;
+  s.textContent = text;
+}
+
+// ---- connection ----
+
+async function devToken() {
+  const r = await fetch('/dev/token?sub=dashboard');
+  if (!r.ok) throw new Error('no demo token: ' + r.status);
+  return (await r.json()).token;
+}
+
+function claims(token) {
+  try {
+    return JSON.parse(atob(token.split('.')[1].replace(/-/g, '+').replace(/_/g, '/')));
+  } catch {
+    return {};
+  }
+}
+
+function connect() {
+  clearTimeout(state.retry);
+  if (state.ws) state.ws.close(1000);
+  if (!state.token) {
+    setStatus('idle', 'not connected: paste a token');
+    return;
+  }
+  const c = claims(state.token);
+  state.admin = !!c.admin;
+  if (state.admin && state.channels.length === 0) state.channels = ['app'];
+  renderChannels();
+  const proto = location.protocol === 'https:' ? 'wss:' : 'ws:';
+  const ws = new WebSocket(`${proto}//${location.host}/ws?token=${encodeURIComponent(state.token)}`);
+  state.ws = ws;
+  setStatus('connecting', 'connecting…');
+  ws.onmessage = (m) => onFrame(JSON.parse(m.data));
+  ws.onclose = (e) => {
+    if (state.ws !== ws) return;
+    state.ws = null;
+    onClose(e.code, e.reason);
+  };
+}
+
+async function onClose(code, reason) {
+  if (code === 4001) {
+    setStatus('failed', 'token refused: ' + (reason || 'invalid'));
+    return;
+  }
+  if (code === 4002) {
+    if (!state.dev) {
+      setStatus('failed', 'token expired: paste a new one');
+      return;
+    }
+    try {
+      state.token = await devToken();
+    } catch {
+      /* retried below */
+    }
+  }
+  state.backoff = Math.min(Math.max(state.backoff * 2, 500), 10000);
+  const wait = code === 1012 ? 100 : state.backoff / 2 + Math.random() * state.backoff / 2;
+  setStatus('reconnecting', `reconnecting in ${Math.ceil(wait / 1000)} s…`);
+  state.retry = setTimeout(connect, wait);
+}
+
+function send(frame) {
+  if (state.ws && state.ws.readyState === WebSocket.OPEN) state.ws.send(JSON.stringify(frame));
+}
+
+function subscribe(channel) {
+  const since = state.offsets.get(channel);
+  state.waiting.add(channel);
+  send(since ? { op: 'subscribe', channel, since, id: channel } : { op: 'subscribe', channel, id: channel });
+}
+
+function onFrame(f) {
+  switch (f.op) {
+    case 'connected':
+      state.user = f.user;
+      state.backoff = 0;
+      state.node = f.node;
+      state.waiting = new Set();
+      // Our own channel again with since, to recover what it missed.
+      if (state.offsets.has('user:' + f.user)) subscribe('user:' + f.user);
+      state.channels.forEach(subscribe);
+      updateLive();
+      break;
+    case 'subscribed':
+      state.waiting.delete(f.channel);
+      if (!state.offsets.has(f.channel) || f.recovered === false) state.offsets.set(f.channel, f.offset);
+      if (f.recovered === false) note(`Some events of ${f.channel} were missed: history did not reach back that far.`);
+      updateLive();
+      break;
+    case 'event':
+      if (!newer(f.offset, state.offsets.get(f.channel))) return; // a replayed repeat
+      state.offsets.set(f.channel, f.offset);
+      add(f.event);
+      break;
+    case 'error':
+      state.waiting.delete(f.channel);
+      note(`${f.channel ? f.channel + ': ' : ''}${f.message} (${f.code})`);
+      if (f.channel) {
+        state.channels = state.channels.filter((c) => c !== f.channel);
+        renderChannels();
+      }
+      updateLive();
+      break;
+  }
+}
+
+function updateLive() {
+  if (!state.ws) return;
+  if (state.waiting.size > 0) setStatus('connecting', `connected to ${state.node}, catching up…`);
+  else setStatus('live', `live · ${state.node} · ${state.user}`);
+}
+
+function note(text) {
+  $('feed-note').textContent = text;
+}
+
+// ---- events ----
+
+function add(ev) {
+  if (state.seen.has(ev.id)) return;
+  state.seen.add(ev.id);
+  state.seenOrder.push(ev.id);
+  if (state.seenOrder.length > KEEP * 2) state.seen.delete(state.seenOrder.shift());
+
+  state.counts[ev.type] = (state.counts[ev.type] || 0) + 1;
+  state.perSecond[state.perSecond.length - 1]++;
+  if (!state.statsQueued) {
+    state.statsQueued = true;
+    requestAnimationFrame(() => { state.statsQueued = false; renderStats(); });
+  }
+  if (ev.group_id) {
+    const times = state.groups.get(ev.group_id) || [];
+    times.push(Date.now());
+    state.groups.set(ev.group_id, times);
+  }
+  const item = { ev, key: ev.id, recalled: null };
+  if (ev.type.endsWith('.sent')) {
+    for (const k of messageKeys(ev)) state.byMessage.set(k, item);
+  } else {
+    for (const k of messageKeys(ev)) {
+      const target = state.byMessage.get(k);
+      if (target && !target.recalled) {
+        target.recalled = { by: ev.operator || ev.from, at: ev.time || ev.received };
+        redraw(target);
+      }
+    }
+  }
+  state.items.unshift(item);
+  if (state.items.length > KEEP) {
+    for (const old of state.items.splice(KEEP)) {
+      for (const k of messageKeys(old.ev)) if (state.byMessage.get(k) === old) state.byMessage.delete(k);
+    }
+  }
+  if (!state.paused && matches(ev, filter())) {
+    const feed = $('feed');
+    feed.insertAdjacentHTML('afterbegin', card(item));
+    while (feed.children.length > SHOW) feed.lastElementChild.remove();
+  }
+}
+
+// redraw replaces an item's card in place, if it is on the page.
+function redraw(item) {
+  const el = $('feed').querySelector(`li[data-key="${CSS.escape(item.key)}"]`);
+  if (el) el.outerHTML = card(item);
+}
+
+function filter() {
+  const f = new FormData($('filters'));
+  return { type: f.get('type') || '', group: (f.get('group') || '').trim(), user: (f.get('user') || '').trim(), text: (f.get('text') || '').trim() };
+}
+
+function renderFeed() {
+  const f = filter();
+  const shown = [];
+  for (const item of state.items) {
+    if (matches(item.ev, f)) shown.push(card(item));
+    if (shown.length === SHOW) break;
+  }
+  $('feed').innerHTML = shown.join('');
+}
+
+function renderChannels() {
+  $('channel-list').innerHTML = state.channels
+    .map((c) => `<li>${c.replace(/[&<>"]/g, '')}<button type="button" data-channel="${encodeURIComponent(c)}" aria-label="Unsubscribe ${c.replace(/[&<>"]/g, '')}">×</button></li>`)
+    .join('');
+}
+
+// ---- the once-a-second view: rate chart, counters, busiest groups ----
+
+function renderStats() {
+  $('counters').innerHTML = Object.entries(TYPES)
+    .map(([t, label]) => `<div><dt>${label}</dt><dd>${state.counts[t] || 0}</dd></div>`)
+    .join('');
+}
+
+function tick() {
+  const eps = state.perSecond[state.perSecond.length - 1];
+  $('eps').textContent = eps;
+  state.perSecond.shift();
+  state.perSecond.push(0);
+  drawRate();
+  renderStats();
+  const cutoff = Date.now() - 5 * 60 * 1000;
+  const ranked = [];
+  for (const [g, times] of state.groups) {
+    while (times.length && times[0] < cutoff) times.shift();
+    if (times.length) ranked.push([g, times.length]);
+    else state.groups.delete(g);
+  }
+  ranked.sort((a, b) => b[1] - a[1]);
+  const esc = (s) => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+  $('groups').innerHTML = ranked.slice(0, 10)
+    .map(([g, n]) => `<li><button type="button" data-group="${esc(g)}">${esc(g)}</button> <span class="dim">${n}</span></li>`)
+    .join('');
+}
+
+function drawRate() {
+  const cv = $('rate');
+  const ctx = cv.getContext('2d');
+  const max = Math.max(1, ...state.perSecond);
+  ctx.clearRect(0, 0, cv.width, cv.height);
+  ctx.fillStyle = '#0b5cad';
+  const w = cv.width / state.perSecond.length;
+  state.perSecond.forEach((n, i) => {
+    const h = (n / max) * (cv.height - 2);
+    ctx.fillRect(i * w, cv.height - h, Math.max(1, w - 1), h);
+  });
+}
+
+// ---- wiring ----
+
+function init() {
+  $('connect').addEventListener('submit', (e) => {
+    e.preventDefault();
+    state.token = $('token').value.trim();
+    sessionStorage.setItem('imhub.token', state.token);
+    connect();
+  });
+  $('demo-token').addEventListener('click', async () => {
+    state.token = await devToken();
+    connect();
+  });
+  $('channels').addEventListener('submit', (e) => {
+    e.preventDefault();
+    const c = $('channel').value.trim();
+    if (!c || state.channels.includes(c)) return;
+    state.channels.push(c);
+    $('channel').value = '';
+    renderChannels();
+    subscribe(c);
+  });
+  $('channel-list').addEventListener('click', (e) => {
+    const c = e.target.dataset && e.target.dataset.channel;
+    if (!c) return;
+    const channel = decodeURIComponent(c);
+    state.channels = state.channels.filter((x) => x !== channel);
+    state.offsets.delete(channel);
+    send({ op: 'unsubscribe', channel });
+    renderChannels();
+  });
+  $('filters').addEventListener('input', renderFeed);
+  $('filters').addEventListener('change', renderFeed);
+  $('pause').addEventListener('click', () => {
+    state.paused = !state.paused;
+    $('pause').textContent = state.paused ? 'Resume' : 'Pause';
+    $('pause').setAttribute('aria-pressed', String(state.paused));
+    if (!state.paused) renderFeed();
+  });
+  $('clear').addEventListener('click', () => {
+    state.items = [];
+    state.byMessage.clear();
+    renderFeed();
+  });
+  $('groups').addEventListener('click', (e) => {
+    const g = e.target.dataset && e.target.dataset.group;
+    if (!g) return;
+    $('filters').elements.group.value = g;
+    renderFeed();
+  });
+  $('feed').addEventListener('click', (e) => {
+    if (!e.target.classList.contains('inspect')) return;
+    const key = e.target.closest('li').dataset.key;
+    const item = state.items.find((i) => i.key === key);
+    if (!item) return;
+    $('raw').textContent = JSON.stringify(item.ev, null, 2);
+    $('inspector').showModal();
+  });
+  setInterval(tick, 1000);
+  tick();
+
+  // In demo mode the hub mints tokens: connect at once.
+  fetch('/dev/token?sub=dashboard').then(async (r) => {
+    if (!r.ok) return;
+    state.dev = true;
+    $('demo-token').hidden = false;
+    if (!state.token) state.token = (await r.json()).token;
+    connect();
+  }, () => {}).finally(() => {
+    if (!state.dev && state.token) connect();
+  });
+}
+
+// For tests and the curious: the page's state, read-only by convention.
+window.imhub = { state, clock };
+init();
