@@ -28,7 +28,7 @@ func BenchmarkFanout(b *testing.B) {
 				s.writing = true // as if its writer were busy: frames stay queued
 				s.queue = make([][]byte, 0, 64)
 				sessions[i] = s
-				ch.subs[s] = &subscription{channel: "group:G"}
+				ch.subs[s] = &subscription{channel: "group:G", sent: broker.Position{Epoch: "e"}}
 			}
 			pub := broker.Publication{App: "1", Channel: "group:G", Position: broker.Position{Epoch: "e"},
 				Data: []byte(`{"id":"eef24da2794b48ef6e38843428b490cd","type":"group.message.sent","app":"1","time":1490686222000,"group_id":"G","body":[{"MsgType":"TIMTextElem","MsgContent":{"Text":"red packet"}}]}`)}
@@ -46,6 +46,12 @@ func BenchmarkFanout(b *testing.B) {
 				}
 			}
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(n), "ns/delivery")
+			if got := len(sessions[0].queue); got == 0 && b.N%64 != 0 {
+				b.Fatalf("frames were not queued: the benchmark measures the wrong path")
+			}
+			if sessions[0].subs == nil || len(ch.subs[sessions[0]].pending) > 0 {
+				b.Fatalf("frames were held back, not queued")
+			}
 		})
 	}
 }

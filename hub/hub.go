@@ -92,9 +92,7 @@ type Hub struct {
 
 	conns    atomic.Int64
 	draining atomic.Bool
-	// repairSem bounds the history reads of gap repairs running at once:
-	// after a broker reconnect every subscription checks its channel.
-	repairSem chan struct{}
+	repairs  repairQueue
 
 	sessMu   sync.Mutex
 	sessions map[*Session]struct{}
@@ -123,14 +121,13 @@ type hubChannel struct {
 func New(cfg Config, b broker.Broker, v *auth.Verifier) *Hub {
 	cfg.setDefaults()
 	h := &Hub{
-		cfg:       cfg,
-		broker:    b,
-		auth:      v,
-		log:       cfg.Logger,
-		m:         cfg.Metrics,
-		seed:      maphash.MakeSeed(),
-		sessions:  make(map[*Session]struct{}),
-		repairSem: make(chan struct{}, 8),
+		cfg:      cfg,
+		broker:   b,
+		auth:     v,
+		log:      cfg.Logger,
+		m:        cfg.Metrics,
+		seed:     maphash.MakeSeed(),
+		sessions: make(map[*Session]struct{}),
 	}
 	for i := range h.shards {
 		h.shards[i].channels = make(map[chanKey]*hubChannel)
@@ -172,25 +169,30 @@ func (h *Hub) HandlePublication(p broker.Publication) {
 }
 
 // HandleReconnect implements broker.Handler. Publications made while the
-// broker connection was down did not reach this node: every subscription
-// reads its channel's history after the last event it sent, so that a
-// channel with no further traffic is brought up to date too.
+// broker connection was down did not reach this node: every channel in use
+// is repaired from history, so that a channel with no further traffic is
+// brought up to date too.
 func (h *Hub) HandleReconnect() {
-	n := 0
+	var keys []chanKey
 	for i := range h.shards {
 		sh := &h.shards[i]
 		sh.mu.RLock()
-		for _, ch := range sh.channels {
+		for k, ch := range sh.channels {
 			for s, sub := range ch.subs {
 				s.mu.Lock()
-				s.repairLocked(sub)
+				if !s.closed {
+					sub.repairing, sub.needRepair = true, true
+				}
 				s.mu.Unlock()
-				n++
 			}
+			keys = append(keys, k)
 		}
 		sh.mu.RUnlock()
 	}
-	h.log.Info("broker subscriptions restored; filling gaps from history", "subscriptions", n)
+	for _, k := range keys {
+		h.enqueueRepair(k)
+	}
+	h.log.Info("broker subscriptions restored; filling gaps from history", "channels", len(keys))
 }
 
 // join adds sub of s to its channel, subscribing the node at the broker if
@@ -306,6 +308,7 @@ func (h *Hub) Drain(ctx context.Context, period time.Duration) {
 	case <-ctx.Done():
 		h.log.Warn("drain deadline passed with sessions still closing")
 	}
+	h.stopRepairs()
 }
 
 // Sessions returns how many sessions the node holds.

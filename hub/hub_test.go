@@ -35,6 +35,17 @@ type countingBroker struct {
 	mu          sync.Mutex
 	subscribes  map[string]int
 	unsubscribe map[string]int
+	// historyDelay slows History; historyFail makes it fail.
+	historyDelay atomic.Int64
+	historyFail  atomic.Bool
+}
+
+func (b *countingBroker) History(ctx context.Context, app, ch string, since *broker.Position) (broker.History, error) {
+	time.Sleep(time.Duration(b.historyDelay.Load()))
+	if b.historyFail.Load() {
+		return broker.History{}, fmt.Errorf("%w: history switched off", broker.ErrUnavailable)
+	}
+	return b.Memory.History(ctx, app, ch, since)
 }
 
 func (b *countingBroker) Subscribe(ctx context.Context, app, ch string) error {
@@ -663,4 +674,56 @@ func TestGapBeyondHistory(t *testing.T) {
 	assert.Equal(t, r.Positions[0].String(), f.Offset, "the offset to go on from")
 	e.publish("1400000000", "group:G") // 6
 	assert.Equal(t, 6, eventN(t, c.Read()))
+}
+
+// A slow repair after a broker reconnect holds live events back, more than
+// the send queue holds: the client is not closed for the hub's delay, and
+// gets every event once, in order.
+func TestSlowRepairKeepsClients(t *testing.T) {
+	e := newEnv(t, hub.Config{SendQueue: 16})
+	c := e.connect(e.token(groups("G")))
+	subscribe(t, c, "group:G", 1)
+	e.gate.closed.Store(true)
+	e.publish("1400000000", "group:G") // 1, missed
+	e.gate.closed.Store(false)
+	e.broker.historyDelay.Store(int64(300 * time.Millisecond))
+	e.hub.HandleReconnect()
+	for range 40 { // 2..41, live while the repair waits for history
+		e.publish("1400000000", "group:G")
+	}
+	for want := 1; want <= 41; want++ {
+		f, err := c.TryRead(10 * time.Second)
+		require.NoError(t, err, "the client was cut off after %d events", want-1)
+		require.Equal(t, want, eventN(t, f))
+	}
+}
+
+// A subscribe with since whose history read fails does not guess: it is
+// refused, and a retry works.
+func TestSinceWhenHistoryFails(t *testing.T) {
+	e := newEnv(t, hub.Config{})
+	c := e.connect(e.token(groups("G")))
+	first := subscribe(t, c, "group:G", 1)
+	for range 3 {
+		e.publish("1400000000", "group:G")
+	}
+	var offs []string
+	for range 3 {
+		offs = append(offs, c.Read().Offset)
+	}
+	c.Send(map[string]any{"op": "unsubscribe", "channel": "group:G"})
+	c.ReadOp("unsubscribed")
+	e.broker.historyFail.Store(true)
+	c.Send(map[string]any{"op": "subscribe", "channel": "group:G", "since": offs[1], "id": 2})
+	f := c.ReadOp("error")
+	assert.Equal(t, hub.CodeUnavailable, f.Code)
+	e.publish("1400000000", "group:G") // 4: not subscribed, not delivered
+	e.broker.historyFail.Store(false)
+	c.Send(map[string]any{"op": "subscribe", "channel": "group:G", "since": offs[1], "id": 3})
+	sub := c.ReadOp("subscribed")
+	require.NotNil(t, sub.Recovered)
+	assert.True(t, *sub.Recovered)
+	assert.Equal(t, 3, eventN(t, c.Read()), "from after the offset asked for")
+	assert.Equal(t, 4, eventN(t, c.Read()))
+	_ = first
 }

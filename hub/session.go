@@ -29,12 +29,16 @@ type Session struct {
 	// waits for them before it ends.
 	busy sync.WaitGroup
 
-	mu      sync.Mutex
-	id      *auth.Identity
-	subs    map[string]*subscription
-	queue   [][]byte
-	spare   [][]byte // the writer's last batch, reused for the next queue
-	writing bool     // a writer goroutine is running
+	mu    sync.Mutex
+	id    *auth.Identity
+	subs  map[string]*subscription
+	queue [][]byte
+	spare [][]byte // the writer's last batch, reused for the next queue
+	// burst counts frames of replays and repairs in the queue: bounded by
+	// history and sent at the hub's initiative, they do not count against
+	// SendQueue. It is cleared when the writer empties the queue.
+	burst   int
+	writing bool // a writer goroutine is running
 	closed  bool
 	code    websocket.StatusCode
 	reason  string
@@ -42,14 +46,27 @@ type Session struct {
 	pinger  *time.Timer
 }
 
-// subscription is one channel of a session. While joining, publications
-// are held back in pending so that "subscribed" and any replay go first.
+// subscription is one channel of a session. While it joins (a subscribe
+// reads history) or is repaired (a gap is filled from history), live
+// publications are held back in pending so that what history gives goes
+// first. All fields are guarded by the session's mu.
 type subscription struct {
 	channel string
-	joining bool
+	joining bool // a subscribe is reading history
+	// repairing: a repair is wanted or running; needRepair: the next
+	// channel repair should take this subscription.
+	repairing, needRepair bool
+	// gen counts the subscribes of this subscription; a repair begun
+	// under an older one gives way.
+	gen     uint64
 	pending []pendingPub
-	sent    broker.Position // position of the last event queued
+	// overflow: pending grew past SendQueue and was dropped; history,
+	// read again, stands in for it.
+	overflow bool
+	sent     broker.Position // position of the last event queued
 }
+
+func (sub *subscription) held() bool { return sub.joining || sub.repairing }
 
 type pendingPub struct {
 	frame []byte
@@ -115,7 +132,7 @@ func (s *Session) sendLocked(frame []byte) bool {
 	if s.closed {
 		return false
 	}
-	if len(s.queue) >= s.hub.cfg.SendQueue {
+	if len(s.queue) >= s.hub.cfg.SendQueue+s.burst {
 		s.hub.m.dropped.Add(float64(len(s.queue) + 1))
 		s.queue = nil
 		s.closeLocked(CloseTooSlow, "client too slow: send queue overflowed")
@@ -126,17 +143,24 @@ func (s *Session) sendLocked(frame []byte) bool {
 	return true
 }
 
+// sendBurstLocked queues a frame of a replay or repair.
+func (s *Session) sendBurstLocked(frame []byte) bool {
+	if s.closed {
+		return false
+	}
+	s.burst++
+	s.queue = append(s.queue, frame)
+	s.startWriterLocked()
+	return true
+}
+
 // deliver queues a publication of sub's channel; called by the hub's
 // fan-out. It reports whether the frame was queued.
 func (s *Session) deliver(sub *subscription, frame []byte, pos broker.Position) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if sub.joining {
-		if len(sub.pending) >= s.hub.cfg.SendQueue {
-			s.closeLocked(CloseTooSlow, "client too slow: send queue overflowed")
-			return false
-		}
-		sub.pending = append(sub.pending, pendingPub{frame, pos})
+	if sub.held() {
+		s.holdLocked(sub, frame, pos)
 		return false
 	}
 	if pos.Epoch == sub.sent.Epoch && pos.Offset <= sub.sent.Offset {
@@ -146,8 +170,8 @@ func (s *Session) deliver(sub *subscription, frame []byte, pos broker.Position) 
 		// Publications went missing on the way here (the broker
 		// connection dropped), or the stream started again: hold this one
 		// back and fill in from history first.
-		sub.pending = append(sub.pending, pendingPub{frame, pos})
-		s.repairLocked(sub)
+		s.holdLocked(sub, frame, pos)
+		s.requestRepairLocked(sub, 0)
 		return false
 	}
 	if !s.sendLocked(frame) {
@@ -155,87 +179,6 @@ func (s *Session) deliver(sub *subscription, frame []byte, pos broker.Position) 
 	}
 	sub.sent = pos
 	return true
-}
-
-// repairLocked brings sub up to date from history on a goroutine of its
-// own; meanwhile its publications are held back, as while joining.
-func (s *Session) repairLocked(sub *subscription) {
-	if s.closed || sub.joining {
-		return
-	}
-	sub.joining = true
-	s.busy.Add(1)
-	go func() {
-		defer s.busy.Done()
-		s.hub.repairSem <- struct{}{}
-		defer func() { <-s.hub.repairSem }()
-		s.repair(sub)
-	}()
-}
-
-// repair sends sub what history holds after the last event it sent, or,
-// when history cannot say, an unasked "subscribed" with recovered false
-// and the current offset, then what was held back.
-func (s *Session) repair(sub *subscription) {
-	s.mu.Lock()
-	since := sub.sent
-	s.mu.Unlock()
-	ctx, cancel := context.WithTimeout(context.Background(), s.hub.cfg.BrokerTimeout)
-	defer cancel()
-	hist, err := s.hub.broker.History(ctx, s.app, sub.channel, &since)
-	restarted := false
-	if err == nil && !hist.Recovered && since.Epoch != hist.Latest.Epoch {
-		// The stream started again (Redis lost its keys). What is lost is
-		// lost, and the client is told; what the new stream holds from its
-		// start is still sent.
-		if fresh, ferr := s.hub.broker.History(ctx, s.app, sub.channel, &broker.Position{}); ferr == nil && fresh.Recovered {
-			hist, restarted = fresh, true
-		}
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed || s.subs[sub.channel] != sub {
-		return
-	}
-	sub.joining = false
-	if restarted {
-		start := broker.Position{Epoch: hist.Latest.Epoch}
-		f := serverFrame{Op: "subscribed", Channel: sub.channel, Offset: start.String(), Recovered: new(bool)}
-		if !s.sendLocked(f.encode()) {
-			return
-		}
-		sub.sent = start
-	}
-	switch {
-	case err != nil:
-		s.hub.log.Warn("filling a gap from history failed; the client recovers with since", "channel", sub.channel, "err", err)
-		s.hub.m.repairs.WithLabelValues("failed").Inc()
-	case hist.Recovered:
-		filled := 0
-		for _, p := range hist.Publications {
-			if p.Offset > sub.sent.Offset {
-				if !s.sendLocked(eventFrame(p)) {
-					return
-				}
-				sub.sent = p.Position
-				filled++
-			}
-		}
-		switch {
-		case restarted:
-			s.hub.m.repairs.WithLabelValues("restarted").Inc()
-		case filled > 0:
-			s.hub.m.repairs.WithLabelValues("recovered").Inc()
-		}
-	default:
-		f := serverFrame{Op: "subscribed", Channel: sub.channel, Offset: hist.Latest.String(), Recovered: new(bool)}
-		if !s.sendLocked(f.encode()) {
-			return
-		}
-		sub.sent = hist.Latest
-		s.hub.m.repairs.WithLabelValues("lost").Inc()
-	}
-	s.flushPendingLocked(sub)
 }
 
 // reply queues a control frame.
@@ -339,6 +282,7 @@ func (s *Session) subscribe(ctx context.Context, f clientFrame) {
 		s.subs[f.Channel] = sub
 	}
 	sub.joining = true
+	sub.gen++
 	s.mu.Unlock()
 
 	bctx, cancel := context.WithTimeout(ctx, s.hub.cfg.BrokerTimeout)
@@ -367,21 +311,29 @@ func (s *Session) subscribe(ctx context.Context, f clientFrame) {
 		since = &p
 	}
 	hist, err := s.hub.broker.History(bctx, s.app, f.Channel, since)
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	if err != nil {
 		s.hub.log.Warn("history failed", "app", s.app, "channel", f.Channel, "err", err)
-		sub.joining = false
-		s.flushPendingLocked(sub)
-		if !existing {
-			// Keep the subscription: live events flow; only the
-			// starting point is unknown. Say so.
-			s.sendLocked(serverFrame{Op: "error", Code: CodeUnavailable, Channel: f.Channel, ID: f.ID,
-				Message: "subscribed, but the channel's offset could not be read"}.encode())
-		} else {
-			s.sendLocked(serverFrame{Op: "error", Code: CodeUnavailable, Channel: f.Channel, ID: f.ID,
-				Message: "history could not be read, try again"}.encode())
+		s.mu.Lock()
+		if existing {
+			// The subscription goes on as it was; only the replay asked
+			// for failed.
+			sub.joining = false
+			s.flushPendingLocked(sub, false)
+		} else if s.subs != nil {
+			delete(s.subs, f.Channel)
 		}
+		s.mu.Unlock()
+		if !existing {
+			// Without a starting point the stream cannot be delivered
+			// without a gap or a repeat: no subscription, try again.
+			s.hub.leave(s, sub)
+		}
+		s.fail(f.ID, f.Channel, CodeUnavailable, "history could not be read now, subscribe again")
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed || s.subs[f.Channel] != sub {
 		return
 	}
 	reply := serverFrame{Op: "subscribed", Channel: f.Channel, Offset: hist.Latest.String(), ID: f.ID}
@@ -392,28 +344,52 @@ func (s *Session) subscribe(ctx context.Context, f clientFrame) {
 		return
 	}
 	for _, p := range hist.Publications {
-		if !s.sendLocked(eventFrame(p)) {
+		if !s.sendBurstLocked(eventFrame(p)) {
 			return
 		}
 	}
 	sub.sent = hist.Latest
-	sub.joining = false
-	s.flushPendingLocked(sub)
+	// History was just read: a repair asked for before is answered by it
+	// (one still queued finds nothing to add).
+	sub.joining, sub.repairing = false, false
+	s.flushPendingLocked(sub, true)
 }
 
 // flushPendingLocked queues what arrived while sub was joining and is newer
 // than what was sent. A gap among those starts a repair, holding back the
 // rest.
-func (s *Session) flushPendingLocked(sub *subscription) {
+//
+// fresh says sub.sent was just read from the broker, so its epoch is the
+// channel's current one and held-back publications of any other are of a
+// stream that is gone.
+func (s *Session) flushPendingLocked(sub *subscription, fresh bool) {
+	if sub.overflow {
+		// What was held back was dropped: read it from history.
+		sub.overflow, sub.pending = false, nil
+		s.requestRepairLocked(sub, 0)
+		return
+	}
 	pending := sub.pending
 	sub.pending = nil
+	if fresh {
+		n := 0
+		for _, p := range pending {
+			if p.pos.Epoch == sub.sent.Epoch {
+				pending[n] = p
+				n++
+			}
+		}
+		pending = pending[:n]
+	}
 	for i, p := range pending {
 		if p.pos.Epoch == sub.sent.Epoch && p.pos.Offset <= sub.sent.Offset {
 			continue
 		}
 		if p.pos.Epoch != sub.sent.Epoch || p.pos.Offset > sub.sent.Offset+1 {
 			sub.pending = pending[i:]
-			s.repairLocked(sub)
+			// Right after a repair or a replay, another gap means the
+			// stream is still broken: try again a little later.
+			s.requestRepairLocked(sub, repairRetry)
 			return
 		}
 		if !s.sendLocked(p.frame) {
@@ -491,7 +467,7 @@ func (s *Session) writeLoop() {
 			return
 		}
 		if len(s.queue) == 0 {
-			s.writing = false
+			s.writing, s.burst = false, 0
 			s.mu.Unlock()
 			return
 		}

@@ -75,6 +75,9 @@ type Spool struct {
 	tail    *os.File   // the last segment, open for appending
 	nextID  uint64
 	closed  bool
+	// broken is set when a sync failed: what the disk holds is then
+	// unknown, and nothing more is acknowledged until a restart reads it.
+	broken error
 
 	published prometheus.Counter
 }
@@ -207,6 +210,9 @@ func (s *Spool) append(m broker.Message) error {
 	if s.closed {
 		return fmt.Errorf("%w: spool is closed", broker.ErrUnavailable)
 	}
+	if s.broken != nil {
+		return fmt.Errorf("%w: spool: %w", broker.ErrUnavailable, s.broken)
+	}
 	if s.bytes+int64(len(buf)) > s.cfg.MaxBytes {
 		return fmt.Errorf("%w: %w (%d of %d bytes)", broker.ErrUnavailable, ErrFull, s.bytes, s.cfg.MaxBytes)
 	}
@@ -215,10 +221,17 @@ func (s *Spool) append(m broker.Message) error {
 		return fmt.Errorf("%w: spool: %w", broker.ErrUnavailable, err)
 	}
 	if _, err := s.tail.Write(buf); err != nil {
+		// Part of the record may be in the file: cut it off, so that the
+		// records appended after it are readable, and go on in a new
+		// segment.
+		s.rollBack(seg, err)
 		return fmt.Errorf("%w: spool write: %w", broker.ErrUnavailable, err)
 	}
 	// The message is acknowledged once this returns: it must be on disk.
 	if err := s.tail.Sync(); err != nil {
+		s.rollBack(seg, err)
+		s.broken = fmt.Errorf("sync failed, restart to recover: %w", err)
+		s.log.Error("spool sync failed; refusing callbacks until restart", "err", err)
 		return fmt.Errorf("%w: spool sync: %w", broker.ErrUnavailable, err)
 	}
 	seg.size += int64(len(buf))
@@ -230,6 +243,17 @@ func (s *Spool) append(m broker.Message) error {
 	default:
 	}
 	return nil
+}
+
+// rollBack cuts seg's file back to its last whole record after a failed
+// append and closes it; the next append starts a new segment.
+func (s *Spool) rollBack(seg *segment, cause error) {
+	if err := os.Truncate(seg.path, seg.size); err != nil {
+		s.broken = fmt.Errorf("cutting a failed append (%v) failed: %w", cause, err)
+		s.log.Error("spool cannot cut a failed append; refusing callbacks until restart", "err", err)
+	}
+	_ = s.tail.Close()
+	s.tail = nil
 }
 
 // tailSegment returns the segment to append n bytes to, starting a new

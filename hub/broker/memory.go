@@ -75,6 +75,10 @@ type memEntry struct {
 	at  time.Time
 }
 
+// memoryMetaTTL is how long a quiet channel keeps its offsets, as
+// RedisConfig.MetaTTL does by default.
+const memoryMetaTTL = 24 * time.Hour
+
 // NewMemory returns an in-process broker.
 func NewMemory(cfg Config) *Memory {
 	var b [6]byte
@@ -123,10 +127,10 @@ func (m *Memory) Publish(_ context.Context, msg Message) (Result, error) {
 }
 
 // channel returns the state of k, creating it with a fresh epoch when it is
-// new or when its history has expired and it is not subscribed.
+// new or when it has been quiet past the meta TTL and is not subscribed.
 func (m *Memory) channel(k chanKey, now time.Time) *memChannel {
 	ch := m.channels[k]
-	if ch != nil && (ch.subscribed || !m.expired(ch, now)) {
+	if ch != nil && (ch.subscribed || now.Sub(ch.last) <= max(memoryMetaTTL, m.cfg.HistoryTTL)) {
 		return ch
 	}
 	sub := ch != nil && ch.subscribed
@@ -138,10 +142,6 @@ func (m *Memory) channel(k chanKey, now time.Time) *memChannel {
 	}
 	m.channels[k] = ch
 	return ch
-}
-
-func (m *Memory) expired(ch *memChannel, now time.Time) bool {
-	return m.cfg.HistoryTTL > 0 && now.Sub(ch.last) > m.cfg.HistoryTTL
 }
 
 // expireSeen forgets the ids whose window has passed. The queue is
@@ -207,16 +207,22 @@ func (m *Memory) Run(ctx context.Context, h Handler) error {
 	}
 }
 
-// sweep drops channels nobody subscribes to whose history has expired, so
-// memory follows the channels in use rather than every channel ever seen.
+// sweep frees the history of channels quiet past the history TTL, and
+// drops the channels nobody subscribes to that are quiet past the meta
+// TTL, so memory follows the channels in use rather than every channel
+// ever seen.
 func (m *Memory) sweep() {
 	now := m.now()
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.expireSeen(now)
 	for k, ch := range m.channels {
-		if !ch.subscribed && m.expired(ch, now) {
+		quiet := now.Sub(ch.last)
+		switch {
+		case !ch.subscribed && quiet > max(memoryMetaTTL, m.cfg.HistoryTTL):
 			delete(m.channels, k)
+		case m.cfg.HistoryTTL > 0 && quiet > m.cfg.HistoryTTL:
+			ch.history, ch.histStart = nil, 0
 		}
 	}
 }

@@ -12,14 +12,15 @@
 -- ARGV[4]            history TTL in ms
 -- ARGV[5]            meta TTL in ms (how long offsets outlive silence)
 -- ARGV[6]            epoch for a channel whose stream starts now
--- ARGV[6+i]          pub/sub channel name of channel i
+-- ARGV[7]            the publish time in unix ms, kept with each history entry
+-- ARGV[7+i]          pub/sub channel name of channel i
 --
 -- Returns false for a duplicate, else {offset1, epoch1, offset2, epoch2, ...}.
 if ARGV[1] ~= '0' and redis.call('EXISTS', KEYS[1]) == 1 then
   return false
 end
 local out = {}
-for i = 1, #ARGV - 6 do
+for i = 1, #ARGV - 7 do
   local meta, hist = KEYS[2 * i], KEYS[2 * i + 1]
   local epoch = redis.call('HGET', meta, 'e')
   if not epoch then
@@ -32,10 +33,10 @@ for i = 1, #ARGV - 6 do
   local off = redis.call('HINCRBY', meta, 'o', 1)
   redis.call('PEXPIRE', meta, ARGV[5])
   if ARGV[3] ~= '0' then
-    redis.call('XADD', hist, 'MAXLEN', ARGV[3], off .. '-0', 'd', ARGV[2])
+    redis.call('XADD', hist, 'MAXLEN', ARGV[3], off .. '-0', 'd', ARGV[2], 't', ARGV[7])
     redis.call('PEXPIRE', hist, ARGV[4])
   end
-  redis.call('PUBLISH', ARGV[6 + i], off .. ' ' .. epoch .. ' ' .. ARGV[2])
+  redis.call('PUBLISH', ARGV[7 + i], off .. ' ' .. epoch .. ' ' .. ARGV[2])
   out[#out + 1] = off
   out[#out + 1] = epoch
 end

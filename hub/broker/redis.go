@@ -124,7 +124,7 @@ func (r *Redis) splitStreamKey(name string) (app, channel string, ok bool) {
 // many channels the message names.
 func (r *Redis) Publish(ctx context.Context, m Message) (Result, error) {
 	keys := make([]string, 0, 1+2*len(m.Channels))
-	args := make([]any, 0, 6+len(m.Channels))
+	args := make([]any, 0, 7+len(m.Channels))
 	keys = append(keys, r.cfg.Prefix+":{"+m.App+"}:seen:"+m.ID)
 	args = append(args,
 		r.cfg.DedupeWindow.Milliseconds(),
@@ -133,6 +133,7 @@ func (r *Redis) Publish(ctx context.Context, m Message) (Result, error) {
 		max(r.cfg.HistoryTTL.Milliseconds(), 1),
 		r.cfg.MetaTTL.Milliseconds(),
 		newEpoch(),
+		time.Now().UnixMilli(),
 	)
 	for _, ch := range m.Channels {
 		sk := r.streamKey(m.App, ch)
@@ -182,10 +183,16 @@ func (r *Redis) History(ctx context.Context, app, channel string, since *Positio
 	}
 	entries, _ := reply[2].([]any)
 	held := make([]Publication, 0, len(entries))
+	// Entries older than the history TTL are not history any more, as
+	// with the in-process broker; they leave from the front.
+	oldest := time.Now().Add(-r.cfg.HistoryTTL).UnixMilli()
 	for _, e := range entries {
-		p, ok := parseEntry(e)
+		p, at, ok := parseEntry(e)
 		if !ok {
 			return History{}, fmt.Errorf("%w: history %s: malformed entry", ErrUnavailable, channel)
+		}
+		if len(held) == 0 && r.cfg.HistoryTTL > 0 && at < oldest {
+			continue
 		}
 		p.App, p.Channel, p.Epoch = app, channel, epoch
 		held = append(held, p)
@@ -195,21 +202,34 @@ func (r *Redis) History(ctx context.Context, app, channel string, since *Positio
 }
 
 // parseEntry reads one XRANGE entry, [id, [field, value, ...]], written by
-// publish.lua with id "<offset>-0" and field "d".
-func parseEntry(e any) (Publication, bool) {
+// publish.lua with id "<offset>-0" and fields "d" (the data) and "t" (the
+// publish time, unix ms).
+func parseEntry(e any) (Publication, int64, bool) {
 	pair, ok := e.([]any)
 	if !ok || len(pair) != 2 {
-		return Publication{}, false
+		return Publication{}, 0, false
 	}
 	id, _ := pair[0].(string)
 	fields, _ := pair[1].([]any)
 	off, _, _ := strings.Cut(id, "-")
 	n, err := strconv.ParseUint(off, 10, 64)
-	if err != nil || len(fields) != 2 {
-		return Publication{}, false
+	if err != nil || len(fields)%2 != 0 {
+		return Publication{}, 0, false
 	}
-	data, _ := fields[1].(string)
-	return Publication{Position: Position{Offset: n}, Data: []byte(data)}, true
+	var p Publication
+	var at int64
+	for i := 0; i < len(fields); i += 2 {
+		k, _ := fields[i].(string)
+		v, _ := fields[i+1].(string)
+		switch k {
+		case "d":
+			p.Data = []byte(v)
+		case "t":
+			at, _ = strconv.ParseInt(v, 10, 64)
+		}
+	}
+	p.Position = Position{Offset: n}
+	return p, at, p.Data != nil
 }
 
 func newEpoch() string { return strconv.FormatUint(rand.Uint64(), 36) }

@@ -171,6 +171,7 @@ type frame struct {
 	Code      string          `json:"code"`
 	Message   string          `json:"message"`
 	Event     json.RawMessage `json:"event"`
+	ID        json.RawMessage `json:"id"`
 }
 
 // session runs one connection until it ends.
@@ -218,15 +219,25 @@ func (c *Client) session(ctx context.Context, url string, handle func(Event)) er
 		c.conn, c.node = nil, ""
 		c.mu.Unlock()
 	}()
+	// A channel resubscribed with since may still deliver live events of
+	// the old subscription before its answer; the replay that follows the
+	// answer covers them, in order, so they are skipped until then.
+	// The answer is told by its id: the hub's own subscription of the
+	// user's channel is answered too, without one.
+	awaiting := map[string]string{} // channel -> id of the since subscribe
 	for _, f := range subs {
-		b, _ := json.Marshal(f)
-		wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		err := conn.Write(wctx, websocket.MessageText, b)
-		cancel()
-		if err != nil {
+		if _, ok := f["since"]; ok {
+			awaiting[f["channel"].(string)] = fmt.Sprint(f["id"])
+		}
+		if err := write(ctx, conn, f); err != nil {
 			return err
 		}
 	}
+	nextID := len(channels) + 1
+	var retries sync.WaitGroup
+	defer retries.Wait()
+	rctx, stopRetries := context.WithCancel(ctx)
+	defer stopRetries()
 	for {
 		var f frame
 		if err := readFrame(ctx, conn, &f); err != nil {
@@ -234,17 +245,59 @@ func (c *Client) session(ctx context.Context, url string, handle func(Event)) er
 		}
 		switch f.Op {
 		case "event":
+			if _, wait := awaiting[f.Channel]; wait {
+				continue
+			}
 			if c.advance(f.Channel, f.Offset) {
 				handle(Event{Channel: f.Channel, Offset: f.Offset, Data: f.Event})
 			}
 		case "subscribed":
+			if id, wait := awaiting[f.Channel]; wait && id != string(f.ID) {
+				continue // the answer to an earlier subscribe
+			}
+			delete(awaiting, f.Channel)
 			c.subscribed(f)
 		case "error":
+			if id, wait := awaiting[f.Channel]; wait && id == string(f.ID) {
+				delete(awaiting, f.Channel)
+			}
 			if c.cfg.OnError != nil {
 				c.cfg.OnError(f.Code, f.Message, f.Channel)
 			}
+			if f.Code == "unavailable" && f.Channel != "" {
+				// The hub could not reach its broker: ask again shortly.
+				ch, id := f.Channel, nextID
+				nextID++
+				sub := map[string]any{"op": "subscribe", "channel": ch, "id": id}
+				if p, ok := c.position(ch); ok {
+					sub["since"] = p
+					awaiting[ch] = fmt.Sprint(id)
+				}
+				retries.Go(func() {
+					select {
+					case <-rctx.Done():
+						return
+					case <-time.After(c.cfg.MinBackoff + rand.N(time.Second)):
+					}
+					_ = write(rctx, conn, sub)
+				})
+			}
 		}
 	}
+}
+
+func write(ctx context.Context, conn *websocket.Conn, f map[string]any) error {
+	b, _ := json.Marshal(f)
+	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	return conn.Write(wctx, websocket.MessageText, b)
+}
+
+func (c *Client) position(channel string) (string, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	p, ok := c.offsets[channel]
+	return p.raw, ok
 }
 
 func readFrame(ctx context.Context, conn *websocket.Conn, f *frame) error {

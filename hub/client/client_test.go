@@ -86,6 +86,7 @@ func (f *fixture) start(t *testing.T) *Client {
 		Token:      f.token,
 		Channels:   []string{"group:G"},
 		MinBackoff: time.Millisecond,
+		MaxBackoff: 20 * time.Millisecond,
 		Logger:     slog.New(slog.DiscardHandler),
 		OnReset: func(ch, off string) {
 			f.mu.Lock()
@@ -148,8 +149,19 @@ func TestRecoversAfterDisconnect(t *testing.T) {
 			user = append(user, g)
 		}
 	}
-	assert.Equal(t, []string{"group:G/1", "group:G/3", "group:G/5", "group:G/6"}, group)
-	assert.Equal(t, []string{"user:jared/2", "user:jared/4"}, user)
+	require.Len(t, group, 4)
+	assert.Equal(t, []string{"group:G/1", "group:G/3", "group:G/5"}, group[:3])
+	// Every user-channel event published, once, in order.
+	var want []string
+	for n := 1; n <= f.seq; n++ {
+		for _, u := range user {
+			if u == fmt.Sprintf("user:jared/%d", n) {
+				want = append(want, u)
+			}
+		}
+	}
+	assert.Equal(t, want, user, "in order, no repeats")
+	assert.Equal(t, f.seq-4, len(user), "none missing: every event but the four group ones")
 	assert.Empty(t, f.reset)
 }
 
@@ -182,4 +194,59 @@ func TestAdvanceDropsRepeats(t *testing.T) {
 	assert.True(t, c.advance("g", "6:e"))
 	assert.True(t, c.advance("g", "1:f"), "a new epoch starts again")
 	assert.Equal(t, "1:f", c.Offsets()["g"])
+}
+
+// Reconnect after reconnect while the user's own channel streams: its live
+// events race each resubscription's replay, and every one still arrives
+// once, in order.
+func TestUserChannelAcrossReconnects(t *testing.T) {
+	f := newFixture(t, 1000)
+	f.gate <- struct{}{}
+	c := f.start(t)
+	waitSubscribed(t, c, "user:jared")
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			f.mu.Lock()
+			f.publish(t, "user:jared")
+			f.mu.Unlock()
+			time.Sleep(500 * time.Microsecond)
+		}
+	}()
+	for range 15 {
+		time.Sleep(20 * time.Millisecond)
+		c.mu.Lock()
+		conn := c.conn
+		c.mu.Unlock()
+		if conn != nil {
+			_ = conn.CloseNow()
+		}
+		f.gate <- struct{}{}
+		require.Eventually(t, func() bool { c.mu.Lock(); defer c.mu.Unlock(); return c.conn != nil && c.conn != conn },
+			5*time.Second, time.Millisecond)
+	}
+	close(stop)
+	<-done
+	for range 10 {
+		f.gate <- struct{}{} // any further reconnect may go ahead
+	}
+	f.mu.Lock()
+	total := f.seq
+	f.mu.Unlock()
+	require.Eventually(t, func() bool { return len(f.received()) >= total }, 10*time.Second, 5*time.Millisecond,
+		"got %d of %d", len(f.received()), total)
+	time.Sleep(100 * time.Millisecond)
+	got := f.received()
+	require.Len(t, got, total, "no repeats")
+	for i, g := range got {
+		require.Equal(t, fmt.Sprintf("user:jared/%d", i+1), g, "in order, none missing")
+	}
+	assert.Empty(t, f.reset)
 }

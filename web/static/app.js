@@ -19,6 +19,9 @@ const state = {
   items: [], // newest first: {ev, key, recalled}
   byMessage: new Map(), // message identity -> item, to strike recalls through
   waiting: new Set(), // subscriptions not yet answered
+  // Channels resubscribed with since: their live events until the answer
+  // are covered by the replay that follows it, so they are skipped.
+  replaying: new Set(),
   paused: false,
   backoff: 0,
   retry: null,
@@ -101,6 +104,7 @@ function send(frame) {
 function subscribe(channel) {
   const since = state.offsets.get(channel);
   state.waiting.add(channel);
+  if (since) state.replaying.add(channel);
   send(since ? { op: 'subscribe', channel, since, id: channel } : { op: 'subscribe', channel, id: channel });
 }
 
@@ -111,24 +115,31 @@ function onFrame(f) {
       state.backoff = 0;
       state.node = f.node;
       state.waiting = new Set();
+      state.replaying = new Set();
       // Our own channel again with since, to recover what it missed.
       if (state.offsets.has('user:' + f.user)) subscribe('user:' + f.user);
       state.channels.forEach(subscribe);
       updateLive();
       break;
     case 'subscribed':
+      // Our requests carry the channel as id; the hub's own subscription
+      // of the user's channel is answered without one.
+      if (f.id !== f.channel && state.waiting.has(f.channel)) return;
       state.waiting.delete(f.channel);
+      state.replaying.delete(f.channel);
       if (!state.offsets.has(f.channel) || f.recovered === false) state.offsets.set(f.channel, f.offset);
       if (f.recovered === false) note(`Some events of ${f.channel} were missed: history did not reach back that far.`);
       updateLive();
       break;
     case 'event':
+      if (state.replaying.has(f.channel)) return;
       if (!newer(f.offset, state.offsets.get(f.channel))) return; // a replayed repeat
       state.offsets.set(f.channel, f.offset);
       add(f.event);
       break;
     case 'error':
       state.waiting.delete(f.channel);
+      state.replaying.delete(f.channel);
       note(`${f.channel ? f.channel + ': ' : ''}${f.message} (${f.code})`);
       if (f.channel) {
         state.channels = state.channels.filter((c) => c !== f.channel);

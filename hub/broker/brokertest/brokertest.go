@@ -144,6 +144,7 @@ func Run(t *testing.T, f Factory) {
 	t.Run("HistoryReplay", func(t *testing.T) { testHistoryReplay(t, f) })
 	t.Run("HistoryOverflow", func(t *testing.T) { testHistoryOverflow(t, f) })
 	t.Run("HistoryExpires", func(t *testing.T) { testHistoryExpiry(t, f) })
+	t.Run("HistoryEntriesAgeOutOneByOne", func(t *testing.T) { testHistoryEntryAge(t, f) })
 }
 
 func testDeliver(t *testing.T, f Factory) {
@@ -432,4 +433,26 @@ func testHistoryExpiry(t *testing.T, f Factory) {
 		require.True(t, time.Now().Before(deadline), "history outlived its TTL by far")
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// On a busy channel each entry still leaves history at its own age: the
+// TTL is per event, not per channel.
+func testHistoryEntryAge(t *testing.T, f Factory) {
+	cfg := DefaultConfig
+	cfg.HistoryTTL = 300 * time.Millisecond
+	b := f(t, cfg)
+	Start(t, b)
+	start, err := b.History(ctx(t), "1", "group:A", nil)
+	require.NoError(t, err)
+	first := publishN(t, b, "1", "group:A", 1, 1)
+	time.Sleep(400 * time.Millisecond)
+	publishN(t, b, "1", "group:A", 2, 2)
+	h, err := b.History(ctx(t), "1", "group:A", &start.Latest)
+	require.NoError(t, err)
+	assert.False(t, h.Recovered, "event 1 is older than the TTL")
+	h, err = b.History(ctx(t), "1", "group:A", &first[0])
+	require.NoError(t, err)
+	assert.True(t, h.Recovered)
+	require.Len(t, h.Publications, 1)
+	assert.Equal(t, "2", string(h.Publications[0].Data))
 }

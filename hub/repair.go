@@ -1,0 +1,260 @@
+package hub
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/imhub/imhub/hub/broker"
+)
+
+// Gap repair. A subscription whose live stream has a hole (the broker's
+// connection dropped, or the channel's stream started again) holds its
+// live publications back and asks for a repair; a pool of workers reads
+// the channel's history once for all the subscriptions of the channel that
+// asked, and each of them sends what it lacks, then what it held back.
+
+const (
+	repairWorkers = 8
+	repairRetry   = 200 * time.Millisecond
+	repairMaxWait = 5 * time.Second
+)
+
+// repairQueue is the hub's queue of channels to repair, worked by a pool
+// that starts on first use and stops in Drain.
+type repairQueue struct {
+	once    sync.Once
+	mu      sync.Mutex
+	keys    []chanKey
+	queued  map[chanKey]bool
+	stopped bool
+	wake    chan struct{}
+	done    chan struct{}
+	workers sync.WaitGroup
+}
+
+// enqueueRepair queues channel k for repair.
+func (h *Hub) enqueueRepair(k chanKey) {
+	q := &h.repairs
+	q.once.Do(func() {
+		q.queued = make(map[chanKey]bool)
+		q.wake = make(chan struct{}, repairWorkers)
+		q.done = make(chan struct{})
+		for range repairWorkers {
+			q.workers.Go(h.repairWorker)
+		}
+	})
+	q.mu.Lock()
+	if q.stopped || q.queued[k] {
+		q.mu.Unlock()
+		return
+	}
+	q.queued[k] = true
+	q.keys = append(q.keys, k)
+	q.mu.Unlock()
+	select {
+	case q.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (h *Hub) repairWorker() {
+	q := &h.repairs
+	for {
+		q.mu.Lock()
+		for len(q.keys) == 0 {
+			q.mu.Unlock()
+			select {
+			case <-q.wake:
+			case <-q.done:
+				return
+			}
+			q.mu.Lock()
+		}
+		k := q.keys[0]
+		q.keys = q.keys[1:]
+		// Requests from here on queue the channel again: they may come
+		// after this worker has looked at the subscriptions.
+		delete(q.queued, k)
+		q.mu.Unlock()
+		h.repairChannel(k)
+	}
+}
+
+// stopRepairs ends the workers, after their current repair.
+func (h *Hub) stopRepairs() {
+	q := &h.repairs
+	q.once.Do(func() { q.done = make(chan struct{}) })
+	q.mu.Lock()
+	if !q.stopped {
+		q.stopped = true
+		close(q.done)
+	}
+	q.mu.Unlock()
+	q.workers.Wait()
+}
+
+// requestRepairLocked marks sub for repair and queues its channel, at once
+// or after delay. Its live publications are held back meanwhile.
+func (s *Session) requestRepairLocked(sub *subscription, delay time.Duration) {
+	if s.closed {
+		return
+	}
+	sub.repairing, sub.needRepair = true, true
+	k := chanKey{s.app, sub.channel}
+	if delay <= 0 {
+		s.hub.enqueueRepair(k)
+		return
+	}
+	time.AfterFunc(delay, func() { s.hub.enqueueRepair(k) })
+}
+
+// holdLocked keeps a publication back while sub joins or is repaired. Past
+// SendQueue they are dropped and history, read again, stands in for them:
+// the hub's own delay must not cost the client its connection.
+func (s *Session) holdLocked(sub *subscription, frame []byte, pos broker.Position) {
+	if sub.overflow {
+		return
+	}
+	if len(sub.pending) >= s.hub.cfg.SendQueue {
+		sub.pending, sub.overflow = nil, true
+		return
+	}
+	sub.pending = append(sub.pending, pendingPub{frame, pos})
+}
+
+type repairItem struct {
+	s     *Session
+	sub   *subscription
+	gen   uint64
+	since broker.Position
+}
+
+// takeRepairs collects the subscriptions of k that asked for a repair.
+func (h *Hub) takeRepairs(k chanKey) []repairItem {
+	sh := h.shard(k)
+	sh.mu.RLock()
+	defer sh.mu.RUnlock()
+	ch := sh.channels[k]
+	if ch == nil {
+		return nil
+	}
+	var items []repairItem
+	for s, sub := range ch.subs {
+		s.mu.Lock()
+		if sub.needRepair && !s.closed {
+			sub.needRepair = false
+			items = append(items, repairItem{s, sub, sub.gen, sub.sent})
+		}
+		s.mu.Unlock()
+	}
+	return items
+}
+
+// repairResult is what history says for one starting point.
+type repairResult struct {
+	hist      broker.History
+	err       error
+	restarted bool // the stream started again; hist is the new one from its start
+}
+
+func (h *Hub) repairChannel(k chanKey) {
+	items := h.takeRepairs(k)
+	if len(items) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), h.cfg.BrokerTimeout)
+	defer cancel()
+	// One read per epoch the subscriptions are in (nearly always one),
+	// from the oldest position among them.
+	from := map[string]broker.Position{}
+	for _, it := range items {
+		if p, ok := from[it.since.Epoch]; !ok || it.since.Offset < p.Offset {
+			from[it.since.Epoch] = it.since
+		}
+	}
+	results := map[broker.Position]repairResult{}
+	read := func(since broker.Position) repairResult {
+		if r, ok := results[since]; ok {
+			return r
+		}
+		hist, err := h.broker.History(ctx, k.app, k.channel, &since)
+		r := repairResult{hist: hist, err: err}
+		if err == nil && !hist.Recovered && since.Epoch != hist.Latest.Epoch {
+			// The stream started again (Redis lost its keys). What is lost
+			// is lost, and the client is told; what the new stream holds
+			// from its start is still sent.
+			if fresh, ferr := h.broker.History(ctx, k.app, k.channel, &broker.Position{}); ferr == nil && fresh.Recovered {
+				r = repairResult{hist: fresh, restarted: true}
+			}
+		}
+		results[since] = r
+		return r
+	}
+	for _, it := range items {
+		r := read(from[it.since.Epoch])
+		if r.err == nil && !r.hist.Recovered && !r.restarted && it.since != from[it.since.Epoch] {
+			r = read(it.since) // the oldest cannot be recovered; this one may
+		}
+		it.s.applyRepair(it, r)
+	}
+}
+
+// applyRepair sends sub what history gave after its last event, or says
+// plainly that events were lost, then what was held back.
+func (s *Session) applyRepair(it repairItem, r repairResult) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	sub := it.sub
+	if s.closed || s.subs[sub.channel] != sub {
+		return
+	}
+	if sub.gen != it.gen {
+		// A subscribe began meanwhile: it reads history itself and sends
+		// what was held back, or did so already.
+		if !sub.joining {
+			sub.repairing = false
+		}
+		return
+	}
+	m := s.hub.m.repairs
+	if r.err != nil {
+		s.hub.log.Warn("filling a gap from history failed; trying again", "channel", sub.channel, "err", r.err)
+		m.WithLabelValues("failed").Inc()
+		s.requestRepairLocked(sub, repairRetry)
+		return
+	}
+	if r.restarted {
+		start := broker.Position{Epoch: r.hist.Latest.Epoch}
+		f := serverFrame{Op: "subscribed", Channel: sub.channel, Offset: start.String(), Recovered: new(bool)}
+		if !s.sendLocked(f.encode()) {
+			return
+		}
+		sub.sent = start
+		m.WithLabelValues("restarted").Inc()
+	}
+	if r.hist.Recovered {
+		filled := 0
+		for _, p := range r.hist.Publications {
+			if p.Epoch == sub.sent.Epoch && p.Offset > sub.sent.Offset {
+				if !s.sendBurstLocked(eventFrame(p)) {
+					return
+				}
+				sub.sent = p.Position
+				filled++
+			}
+		}
+		if filled > 0 && !r.restarted {
+			m.WithLabelValues("recovered").Inc()
+		}
+	} else {
+		f := serverFrame{Op: "subscribed", Channel: sub.channel, Offset: r.hist.Latest.String(), Recovered: new(bool)}
+		if !s.sendLocked(f.encode()) {
+			return
+		}
+		sub.sent = r.hist.Latest
+		m.WithLabelValues("lost").Inc()
+	}
+	sub.repairing = false
+	s.flushPendingLocked(sub, true)
+}
