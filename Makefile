@@ -35,9 +35,12 @@ lint:
 	  if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 
-## bench: Go benchmarks of the hot paths
-bench: deps
+## bench: Go benchmarks of the hot paths, then a short load run with Redis
+## (the presets of BENCHMARKS.md: ./bin/hubbench -preset fanout -start -redis)
+bench: deps build
 	$(GO) test -run '^$$' -bench . -benchmem ./...
+	$(GO) build -trimpath -o bin/hubbench ./cmd/hubbench
+	./bin/hubbench -start -redis -conns 2000 -channels 20 -rate 100 -duration 10s
 
 ## fuzz: each fuzz target for FUZZTIME
 fuzz:

@@ -1,0 +1,97 @@
+package main
+
+import (
+	"errors"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Config is one run.
+type Config struct {
+	Preset        string
+	Hub           string
+	HubPID        int
+	Start         bool
+	HubBin        string
+	Redis         bool
+	Secret        string
+	App           string
+	CallbackToken string
+	Conns         int
+	Channels      int
+	UserChannels  bool
+	Rate          float64
+	Publishers    int
+	Duration      time.Duration
+	Payload       int
+	Sources       int
+	JSONOnly      bool
+}
+
+func defaultConfig() Config {
+	return Config{
+		Secret:        "hubbench-secret-hubbench-secret-hubbench",
+		App:           "1400000000",
+		CallbackToken: "hubbench-callback-token",
+		Conns:         1000,
+		Channels:      10,
+		Rate:          50,
+		Publishers:    8,
+		Duration:      10 * time.Second,
+		Payload:       200,
+		Sources:       1,
+	}
+}
+
+// presets are the named scenarios; each is reproducible from one command.
+var presets = map[string]func(*Config){
+	// 10,000 connections over 100 channels, 200 callbacks/s: 20,000
+	// deliveries/s.
+	"fanout": func(c *Config) { c.Conns, c.Channels, c.Rate, c.Duration = 10000, 100, 200, 30*time.Second },
+	// One channel, 10,000 subscribers.
+	"broadcast": func(c *Config) { c.Conns, c.Channels, c.Rate, c.Duration = 10000, 1, 2, 30*time.Second },
+	// Each connection on its own user channel plus one group.
+	"many-channels": func(c *Config) {
+		c.Conns, c.Channels, c.UserChannels, c.Rate, c.Duration = 10000, 100, true, 400, 30*time.Second
+	},
+	// Callbacks/s the endpoint sustains, no subscribers.
+	"ingest": func(c *Config) { c.Conns, c.Channels, c.Rate, c.Publishers, c.Duration = 0, 100, 0, 64, 20*time.Second },
+	// RSS per idle, subscribed connection.
+	"idle": func(c *Config) { c.Conns, c.Channels, c.Rate, c.Duration = 10000, 100, 0, 10*time.Second },
+	// Raise the rate until loss or p99 over 1s; the last good rate.
+	"max": func(c *Config) { c.Conns, c.Channels, c.Rate, c.Duration = 10000, 100, 200, 10*time.Second },
+}
+
+func presetNames() string {
+	var names []string
+	for n := range presets {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	return strings.Join(names, ", ")
+}
+
+func (c Config) idle() bool { return c.Preset == "idle" }
+
+func (c Config) validate() error {
+	switch {
+	case c.Hub == "" && !c.Start:
+		return errors.New("give -hub URL of a running hub, or -start")
+	case c.Hub != "" && c.Start:
+		return errors.New("-hub and -start exclude each other")
+	case c.Conns < 0, c.Channels < 0, c.Rate < 0, c.Payload < 0:
+		return errors.New("sizes and rates must not be negative")
+	case c.Conns > 0 && c.Channels == 0 && !c.UserChannels:
+		return errors.New("connections need -channels or -user-channels")
+	case c.Publishers < 1:
+		return errors.New("-publishers must be at least 1")
+	case c.Sources < 1 || c.Sources > 250:
+		return errors.New("-sources must be between 1 and 250")
+	case c.Duration <= 0 || c.Duration > time.Hour:
+		return errors.New("-duration must be between 0 and 1h")
+	case c.Conns > 28000*c.Sources:
+		return errors.New("more connections than the source addresses have ports: raise -sources")
+	}
+	return nil
+}

@@ -1,0 +1,164 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// env is the hub under test, and what hubbench started for it.
+type env struct {
+	hub   string // base URL
+	pid   int
+	procs []*exec.Cmd
+	dirs  []string
+}
+
+func setUp(ctx context.Context, cfg Config, progress io.Writer) (*env, error) {
+	e := &env{hub: strings.TrimSuffix(cfg.Hub, "/"), pid: cfg.HubPID}
+	if !cfg.Start {
+		return e, waitReady(ctx, e.hub)
+	}
+	dir, err := os.MkdirTemp("", "hubbench")
+	if err != nil {
+		return nil, err
+	}
+	e.dirs = append(e.dirs, dir)
+	args := []string{"-apps", cfg.App + ":" + cfg.CallbackToken, "-jwt-secret", cfg.Secret,
+		"-max-conns", "1000000", "-log-level", "warn", "-dedupe-window", "1m"}
+	if cfg.Redis {
+		sock := filepath.Join(dir, "redis.sock")
+		redis := exec.Command("redis-server", "--port", "0", "--unixsocket", sock, "--unixsocketperm", "700",
+			"--save", "", "--appendonly", "no", "--dir", dir, "--loglevel", "warning")
+		if err := redis.Start(); err != nil {
+			e.tearDown()
+			return nil, fmt.Errorf("start redis-server (apt-get install redis-server): %w", err)
+		}
+		e.procs = append(e.procs, redis)
+		args = append(args, "-redis", "unix://"+sock)
+		for i := 0; ; i++ {
+			if c, err := net.Dial("unix", sock); err == nil {
+				c.Close()
+				break
+			}
+			if i > 500 {
+				e.tearDown()
+				return nil, fmt.Errorf("redis-server did not start")
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		e.tearDown()
+		return nil, err
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	hub := exec.Command(cfg.HubBin, append(args, "-addr", addr)...)
+	logFile, err := os.Create(filepath.Join(dir, "hub.log"))
+	if err != nil {
+		e.tearDown()
+		return nil, err
+	}
+	hub.Stdout, hub.Stderr = logFile, logFile
+	if err := hub.Start(); err != nil {
+		e.tearDown()
+		return nil, fmt.Errorf("start %s (make build): %w", cfg.HubBin, err)
+	}
+	e.procs = append(e.procs, hub)
+	e.hub, e.pid = "http://"+addr, hub.Process.Pid
+	fmt.Fprintf(progress, "started hub %s (pid %d, broker %s)\n", e.hub, e.pid, map[bool]string{true: "redis", false: "memory"}[cfg.Redis])
+	if err := waitReady(ctx, e.hub); err != nil {
+		log, _ := os.ReadFile(logFile.Name())
+		e.tearDown()
+		return nil, fmt.Errorf("%w\n%s", err, log)
+	}
+	return e, nil
+}
+
+func waitReady(ctx context.Context, base string) error {
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, base+"/readyz", nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return fmt.Errorf("hub at %s is not ready: %v", base, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// tearDown stops what setUp started, hub first.
+func (e *env) tearDown() {
+	for i := len(e.procs) - 1; i >= 0; i-- {
+		p := e.procs[i]
+		_ = p.Process.Signal(syscall.SIGTERM)
+		done := make(chan struct{})
+		go func() { _ = p.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(20 * time.Second):
+			_ = p.Process.Kill()
+			<-done
+		}
+	}
+	for _, d := range e.dirs {
+		os.RemoveAll(d)
+	}
+}
+
+// procStats reads a process's CPU seconds (user+system) and RSS bytes.
+func procStats(pid int) (cpu float64, rss int64, ok bool) {
+	if pid <= 0 {
+		return 0, 0, false
+	}
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, 0, false
+	}
+	// Fields after the command name, which is in parentheses.
+	rest := string(stat[strings.LastIndexByte(string(stat), ')')+2:])
+	f := strings.Fields(rest)
+	if len(f) < 22 {
+		return 0, 0, false
+	}
+	utime, _ := strconv.ParseFloat(f[11], 64)
+	stime, _ := strconv.ParseFloat(f[12], 64)
+	const ticks = 100 // USER_HZ on Linux
+	rssPages, _ := strconv.ParseInt(f[21], 10, 64)
+	return (utime + stime) / ticks, rssPages * int64(os.Getpagesize()), true
+}
+
+// selfCPU is this process's CPU seconds.
+func selfCPU() float64 {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	tv := func(t syscall.Timeval) float64 { return float64(t.Sec) + float64(t.Usec)/1e6 }
+	return tv(ru.Utime) + tv(ru.Stime)
+}
+
+// raiseFileLimit lifts the soft open-file limit to the hard one: each
+// connection is a file.
+func raiseFileLimit() {
+	var lim syscall.Rlimit
+	if syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim) == nil && lim.Cur < lim.Max {
+		lim.Cur = lim.Max
+		_ = syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim)
+	}
+}

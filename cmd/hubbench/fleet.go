@@ -1,0 +1,202 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/HdrHistogram/hdrhistogram-go"
+	"github.com/coder/websocket"
+	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/imhub/imhub/hub/auth"
+)
+
+// fleet is the WebSocket clients. Each reads its frames on a goroutine of
+// its own with a reused buffer, finds the send time in each event and
+// records the latency in one of a few shared histograms.
+type fleet struct {
+	conns    []*websocket.Conn
+	received atomic.Int64
+	hists    [32]struct {
+		mu sync.Mutex
+		h  *hdrhistogram.Histogram
+	}
+	readers sync.WaitGroup
+	cancel  context.CancelFunc
+}
+
+func newFleet() *fleet {
+	f := &fleet{}
+	for i := range f.hists {
+		f.hists[i].h = hdrhistogram.New(1, int64(time.Minute/time.Microsecond), 3)
+	}
+	return f
+}
+
+// connect opens cfg.Conns connections, each subscribed to its user channel
+// and to group G<i mod Channels>, spread over the source addresses.
+func connect(ctx context.Context, cfg Config, base string, progress io.Writer) (*fleet, time.Duration, error) {
+	f := newFleet()
+	rctx, cancel := context.WithCancel(context.Background())
+	f.cancel = cancel
+	if cfg.Conns == 0 {
+		return f, 0, nil
+	}
+	wsURL := "ws" + strings.TrimPrefix(base, "http") + "/ws"
+	clients := make([]*http.Client, cfg.Sources)
+	for i := range clients {
+		d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, byte(i+1))}, Timeout: 10 * time.Second}
+		clients[i] = &http.Client{Transport: &http.Transport{DialContext: d.DialContext}}
+	}
+	f.conns = make([]*websocket.Conn, cfg.Conns)
+	start := time.Now()
+	var (
+		next    atomic.Int64
+		failed  atomic.Value
+		workers sync.WaitGroup
+	)
+	for range 32 {
+		workers.Go(func() {
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= cfg.Conns || ctx.Err() != nil || failed.Load() != nil {
+					return
+				}
+				c, err := dial(ctx, cfg, wsURL, clients[i%len(clients)], i)
+				if err != nil {
+					failed.CompareAndSwap(nil, fmt.Errorf("connection %d: %w", i, err))
+					return
+				}
+				f.conns[i] = c
+				f.readers.Go(func() { f.read(rctx, c, i) })
+				if n := i + 1; n%2000 == 0 {
+					fmt.Fprintf(progress, "  %d connections\n", n)
+				}
+			}
+		})
+	}
+	workers.Wait()
+	took := time.Since(start)
+	if err, _ := failed.Load().(error); err != nil {
+		f.close()
+		return nil, took, err
+	}
+	if ctx.Err() != nil {
+		f.close()
+		return nil, took, ctx.Err()
+	}
+	return f, took, nil
+}
+
+func token(cfg Config, i int) string {
+	c := auth.Claims{App: cfg.App, Groups: []string{"*"}}
+	c.Subject = "u" + strconv.Itoa(i)
+	c.ExpiresAt = jwt.NewNumericDate(time.Now().Add(24 * time.Hour))
+	t, _ := auth.Mint([]byte(cfg.Secret), c)
+	return t
+}
+
+// dial connects client i and waits for its subscriptions.
+func dial(ctx context.Context, cfg Config, wsURL string, hc *http.Client, i int) (*websocket.Conn, error) {
+	dctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	c, _, err := websocket.Dial(dctx, wsURL, &websocket.DialOptions{
+		HTTPClient: hc,
+		HTTPHeader: http.Header{"Authorization": {"Bearer " + token(cfg, i)}},
+	})
+	if err != nil {
+		return nil, err
+	}
+	c.SetReadLimit(1 << 20)
+	want := 2 // connected, subscribed user:u<i>
+	if cfg.Channels > 0 {
+		sub, _ := json.Marshal(map[string]any{"op": "subscribe", "channel": "group:G" + strconv.Itoa(i%cfg.Channels)})
+		if err := c.Write(dctx, websocket.MessageText, sub); err != nil {
+			c.CloseNow()
+			return nil, err
+		}
+		want++
+	}
+	for range want {
+		_, b, err := c.Read(dctx)
+		if err != nil {
+			c.CloseNow()
+			return nil, err
+		}
+		if bytes.Contains(b, []byte(`"op":"error"`)) {
+			c.CloseNow()
+			return nil, fmt.Errorf("hub refused: %s", b)
+		}
+	}
+	return c, nil
+}
+
+var sentMarker = []byte(`"Text":"t=`)
+
+// read counts each event frame and records its end-to-end latency.
+func (f *fleet) read(ctx context.Context, c *websocket.Conn, i int) {
+	var buf bytes.Buffer
+	h := &f.hists[i%len(f.hists)]
+	for {
+		_, r, err := c.Reader(ctx)
+		if err != nil {
+			return
+		}
+		buf.Reset()
+		if _, err := buf.ReadFrom(r); err != nil {
+			return
+		}
+		b := buf.Bytes()
+		at := bytes.Index(b, sentMarker)
+		if at < 0 {
+			continue
+		}
+		b = b[at+len(sentMarker):]
+		var sent int64
+		for _, d := range b {
+			if d < '0' || d > '9' {
+				break
+			}
+			sent = sent*10 + int64(d-'0')
+		}
+		lat := time.Now().UnixNano() - sent
+		f.received.Add(1)
+		h.mu.Lock()
+		_ = h.h.RecordValue(max(lat/1000, 1))
+		h.mu.Unlock()
+	}
+}
+
+// latency merges the histograms and resets them.
+func (f *fleet) latency() *hdrhistogram.Histogram {
+	all := hdrhistogram.New(1, int64(time.Minute/time.Microsecond), 3)
+	for i := range f.hists {
+		h := &f.hists[i]
+		h.mu.Lock()
+		all.Merge(h.h)
+		h.h.Reset()
+		h.mu.Unlock()
+	}
+	return all
+}
+
+// close ends every connection and waits for the readers.
+func (f *fleet) close() {
+	f.cancel()
+	for _, c := range f.conns {
+		if c != nil {
+			_ = c.CloseNow()
+		}
+	}
+	f.readers.Wait()
+}

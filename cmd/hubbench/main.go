@@ -1,0 +1,118 @@
+// Command hubbench drives a hub through its public interfaces only (the
+// WebSocket and the IM callback endpoint) and reports what it sustains: N
+// WebSocket clients over C channels, a publisher posting signed group
+// message callbacks at a target rate with the send time inside each
+// message, and the resulting deliveries, loss, end-to-end latency, and the
+// hub process's CPU and memory.
+//
+//	hubbench -preset fanout -start -redis          # start a hub and Redis, run the preset
+//	hubbench -hub http://127.0.0.1:8080 -hub-pid 1234 -conns 2000 -channels 20 -rate 100
+//
+// It stops by itself after -duration; every loop in it is bounded.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+)
+
+func main() {
+	cfg := defaultConfig()
+	// A preset sets the defaults of the flags; flags given still win.
+	if name := presetArg(os.Args[1:]); name != "" {
+		p, ok := presets[name]
+		if !ok {
+			fmt.Fprintf(os.Stderr, "hubbench: unknown preset %q; presets: %s\n", name, presetNames())
+			os.Exit(2)
+		}
+		p(&cfg)
+		cfg.Preset = name
+	}
+	flag.StringVar(&cfg.Preset, "preset", cfg.Preset, "named scenario: "+presetNames())
+	flag.StringVar(&cfg.Hub, "hub", "", "base URL of a running hub, http://127.0.0.1:8080")
+	flag.IntVar(&cfg.HubPID, "hub-pid", 0, "process id of that hub, to read its CPU and memory")
+	flag.BoolVar(&cfg.Start, "start", false, "start a hub (see -hub-bin) for the run")
+	flag.StringVar(&cfg.HubBin, "hub-bin", "bin/hub", "hub binary for -start")
+	flag.BoolVar(&cfg.Redis, "redis", false, "with -start: start a redis-server and give the hub -redis")
+	flag.StringVar(&cfg.Secret, "secret", cfg.Secret, "the hub's HS256 JWT secret (tokens are minted with it)")
+	flag.StringVar(&cfg.App, "app", cfg.App, "SdkAppid")
+	flag.StringVar(&cfg.CallbackToken, "callback-token", cfg.CallbackToken, "the app's callback token (callbacks are signed with it)")
+	flag.IntVar(&cfg.Conns, "conns", cfg.Conns, "WebSocket connections")
+	flag.IntVar(&cfg.Channels, "channels", cfg.Channels, "group channels the connections are spread over (0: none)")
+	flag.BoolVar(&cfg.UserChannels, "user-channels", cfg.UserChannels, "also send one-to-one messages to the connections' own user channels")
+	flag.Float64Var(&cfg.Rate, "rate", cfg.Rate, "callbacks per second (0: as fast as the publishers go)")
+	flag.IntVar(&cfg.Publishers, "publishers", cfg.Publishers, "concurrent callback senders")
+	flag.DurationVar(&cfg.Duration, "duration", cfg.Duration, "how long to publish (or, idle, to hold the connections)")
+	flag.IntVar(&cfg.Payload, "payload", cfg.Payload, "message text size in bytes")
+	flag.IntVar(&cfg.Sources, "sources", cfg.Sources, "loopback source addresses to spread connections over (127.0.0.1…127.0.0.N), ~28k connections each")
+	flag.BoolVar(&cfg.JSONOnly, "json", false, "print only the JSON line")
+	flag.Parse()
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, cfg, os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "hubbench: "+err.Error())
+		var ue usageError
+		if errors.As(err, &ue) {
+			os.Exit(2)
+		}
+		os.Exit(1)
+	}
+}
+
+// presetArg finds -preset's value among the arguments.
+func presetArg(args []string) string {
+	for i, a := range args {
+		a = strings.TrimPrefix(strings.TrimPrefix(a, "-"), "-")
+		if v, ok := strings.CutPrefix(a, "preset="); ok {
+			return v
+		}
+		if a == "preset" && i+1 < len(args) {
+			return args[i+1]
+		}
+	}
+	return ""
+}
+
+type usageError struct{ error }
+
+func run(ctx context.Context, cfg Config, out, progress *os.File) error {
+	if err := cfg.validate(); err != nil {
+		return usageError{err}
+	}
+	raiseFileLimit()
+	// Every run ends: the whole of it is bounded by its duration plus the
+	// time to connect, drain and measure.
+	ctx, cancel := context.WithTimeout(ctx, cfg.Duration+cfg.budget())
+	defer cancel()
+	env, err := setUp(ctx, cfg, progress)
+	if err != nil {
+		return err
+	}
+	defer env.tearDown()
+	var res *Result
+	if cfg.Preset == "max" {
+		res, err = findMax(ctx, cfg, env, progress)
+	} else {
+		res, err = measure(ctx, cfg, env, progress)
+	}
+	if err != nil {
+		return err
+	}
+	res.print(out, cfg.JSONOnly)
+	return nil
+}
+
+func (c Config) budget() time.Duration {
+	b := 2*time.Minute + time.Duration(c.Conns)*2*time.Millisecond
+	if c.Preset == "max" {
+		b += 10 * c.Duration
+	}
+	return b
+}

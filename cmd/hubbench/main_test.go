@@ -1,0 +1,58 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/imhub/imhub/internal/hubtest"
+)
+
+func TestMain(m *testing.M) { hubtest.Main(m) }
+
+// hubbench runs once at a tiny size against a hub it starts, with each
+// broker, so that it cannot rot; the figures of real runs are in
+// BENCHMARKS.md.
+func TestTinyRun(t *testing.T) {
+	for _, redis := range []bool{false, true} {
+		t.Run(map[bool]string{false: "memory", true: "redis"}[redis], func(t *testing.T) {
+			cfg := defaultConfig()
+			cfg.Start, cfg.HubBin, cfg.Redis = true, hubtest.Binary(t), redis
+			cfg.Conns, cfg.Channels, cfg.Rate, cfg.Duration, cfg.UserChannels = 30, 3, 40, 1500*time.Millisecond, true
+			out, err := os.CreateTemp(t.TempDir(), "out")
+			require.NoError(t, err)
+			progress, err := os.CreateTemp(t.TempDir(), "progress")
+			require.NoError(t, err)
+			require.NoError(t, run(context.Background(), cfg, out, progress))
+			b, err := os.ReadFile(out.Name())
+			require.NoError(t, err)
+			lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+			var r Result
+			require.NoError(t, json.Unmarshal([]byte(lines[len(lines)-1]), &r), "the last line is JSON")
+			assert.Positive(t, r.Published)
+			assert.Zero(t, r.Refused)
+			assert.Equal(t, r.Expected, r.Received, "no delivery lost")
+			assert.Zero(t, r.Lost)
+			assert.Positive(t, r.P99ms)
+			assert.Positive(t, r.HubRSSLoaded)
+			assert.True(t, bytes.Contains(b, []byte("deliveries")), "and a table for people")
+		})
+	}
+}
+
+func TestConfigChecks(t *testing.T) {
+	c := defaultConfig()
+	assert.ErrorContains(t, c.validate(), "-hub URL")
+	c.Start = true
+	c.Conns, c.Sources = 60000, 1
+	assert.ErrorContains(t, c.validate(), "raise -sources")
+	assert.Equal(t, "fanout", presetArg([]string{"-preset", "fanout", "-redis"}))
+	assert.Equal(t, "idle", presetArg([]string{"--preset=idle"}))
+}

@@ -1,0 +1,235 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+// Result is one run's figures. Names are stable: scripts read the JSON.
+type Result struct {
+	Preset         string  `json:"preset"`
+	Broker         string  `json:"broker"`
+	Conns          int     `json:"conns"`
+	Channels       int     `json:"channels"`
+	ConnectSeconds float64 `json:"connect_seconds"`
+	TargetRate     float64 `json:"target_callbacks_per_s"`
+	Published      int64   `json:"callbacks_acked"`
+	Refused        int64   `json:"callbacks_refused"`
+	CallbacksPerS  float64 `json:"callbacks_per_s"`
+	Expected       int64   `json:"deliveries_expected"`
+	Received       int64   `json:"deliveries_received"`
+	Lost           int64   `json:"deliveries_lost"`
+	DeliveriesPerS float64 `json:"deliveries_per_s"`
+	P50ms          float64 `json:"latency_p50_ms"`
+	P90ms          float64 `json:"latency_p90_ms"`
+	P99ms          float64 `json:"latency_p99_ms"`
+	P999ms         float64 `json:"latency_p999_ms"`
+	Maxms          float64 `json:"latency_max_ms"`
+	HubCPU         float64 `json:"hub_cpu_seconds"`
+	HubCPUPerM     float64 `json:"hub_cpu_seconds_per_million_deliveries"`
+	HubRSSBefore   int64   `json:"hub_rss_bytes_before"`
+	HubRSSLoaded   int64   `json:"hub_rss_bytes_loaded"`
+	HubRSSAfter    int64   `json:"hub_rss_bytes_after"`
+	RSSPerConnKiB  float64 `json:"hub_rss_kib_per_conn"`
+	GoroutinesIdle int64   `json:"hub_goroutines_before"`
+	GoroutinesEnd  int64   `json:"hub_goroutines_after"`
+	ToolCPU        float64 `json:"tool_cpu_seconds"`
+	Seconds        float64 `json:"seconds"`
+}
+
+// measure connects the fleet, publishes for the duration, drains, and
+// reads the hub's cost.
+func measure(ctx context.Context, cfg Config, e *env, progress io.Writer) (*Result, error) {
+	res := &Result{Preset: cfg.Preset, Broker: brokerOf(cfg), Conns: cfg.Conns, Channels: cfg.Channels, TargetRate: cfg.Rate}
+	_, res.HubRSSBefore, _ = procStats(e.pid)
+	res.GoroutinesIdle = goroutines(e.hub)
+	fmt.Fprintf(progress, "connecting %d clients over %d channels…\n", cfg.Conns, cfg.Channels)
+	f, took, err := connect(ctx, cfg, e.hub, progress)
+	if err != nil {
+		return nil, err
+	}
+	res.ConnectSeconds = took.Seconds()
+	step, err := publishFor(ctx, cfg, e, f, cfg.Rate, progress)
+	f.close()
+	if err != nil {
+		return nil, err
+	}
+	step.fill(res)
+	// Memory flat: the hub gives back what the clients took.
+	time.Sleep(3 * time.Second)
+	_, res.HubRSSAfter, _ = procStats(e.pid)
+	res.GoroutinesEnd = goroutines(e.hub)
+	return res, nil
+}
+
+// step is one publishing period.
+type step struct {
+	rate              float64
+	acked, refused    int64
+	expected, got     int64
+	seconds           float64
+	hubCPU, toolCPU   float64
+	rssLoaded         int64
+	p50, p90, p99     float64
+	p999, max         float64
+	conns, connsAlive int
+}
+
+func (s step) fill(r *Result) {
+	r.Published, r.Refused, r.Expected, r.Received = s.acked, s.refused, s.expected, s.got
+	r.Lost = max(s.expected-s.got, 0)
+	r.Seconds = s.seconds
+	r.CallbacksPerS = float64(s.acked) / s.seconds
+	r.DeliveriesPerS = float64(s.got) / s.seconds
+	r.P50ms, r.P90ms, r.P99ms, r.P999ms, r.Maxms = s.p50, s.p90, s.p99, s.p999, s.max
+	r.HubCPU, r.ToolCPU, r.HubRSSLoaded = s.hubCPU, s.toolCPU, s.rssLoaded
+	if s.got > 0 {
+		r.HubCPUPerM = s.hubCPU / float64(s.got) * 1e6
+	}
+	if r.Conns > 0 {
+		r.RSSPerConnKiB = float64(s.rssLoaded-r.HubRSSBefore) / float64(r.Conns) / 1024
+	}
+}
+
+func publishFor(ctx context.Context, cfg Config, e *env, f *fleet, rate float64, progress io.Writer) (step, error) {
+	c := cfg
+	c.Rate = rate
+	p := newPublisher(c, e.hub)
+	f.latency() // start clean
+	got0 := f.received.Load()
+	cpu0, _, _ := procStats(e.pid)
+	tool0 := selfCPU()
+	start := time.Now()
+	pctx, stop := context.WithTimeout(ctx, cfg.Duration)
+	done := make(chan struct{})
+	if !cfg.idle() {
+		go func() { p.run(pctx); close(done) }()
+	} else {
+		close(done)
+	}
+	tick := time.NewTicker(time.Second)
+	for waiting := true; waiting; {
+		select {
+		case <-pctx.Done():
+			waiting = false
+		case <-tick.C:
+			_, rss, _ := procStats(e.pid)
+			fmt.Fprintf(progress, "  %4.0fs  callbacks %d  deliveries %d/%d  hub rss %d MiB\n",
+				time.Since(start).Seconds(), p.acked.Load(), f.received.Load()-got0, p.expected.Load(), rss>>20)
+		}
+	}
+	tick.Stop()
+	stop()
+	<-done
+	elapsed := time.Since(start)
+	// Drain: what was published arrives, or is lost.
+	deadline := time.Now().Add(5 * time.Second)
+	for f.received.Load()-got0 < p.expected.Load() && time.Now().Before(deadline) && ctx.Err() == nil {
+		time.Sleep(20 * time.Millisecond)
+	}
+	cpu1, rss, _ := procStats(e.pid)
+	h := f.latency()
+	s := step{
+		rate: rate, acked: p.acked.Load(), refused: p.refused.Load(), expected: p.expected.Load(),
+		got: f.received.Load() - got0, seconds: elapsed.Seconds(), hubCPU: cpu1 - cpu0, toolCPU: selfCPU() - tool0,
+		rssLoaded: rss,
+		p50:       ms(h.ValueAtQuantile(50)), p90: ms(h.ValueAtQuantile(90)), p99: ms(h.ValueAtQuantile(99)),
+		p999: ms(h.ValueAtQuantile(99.9)), max: ms(h.Max()),
+	}
+	return s, ctx.Err()
+}
+
+func ms(us int64) float64 { return float64(us) / 1000 }
+
+// findMax raises the rate by half each step, with the same clients, until
+// deliveries are lost or p99 passes 1s, and reports the last good step.
+func findMax(ctx context.Context, cfg Config, e *env, progress io.Writer) (*Result, error) {
+	res := &Result{Preset: cfg.Preset, Broker: brokerOf(cfg), Conns: cfg.Conns, Channels: cfg.Channels}
+	_, res.HubRSSBefore, _ = procStats(e.pid)
+	res.GoroutinesIdle = goroutines(e.hub)
+	f, took, err := connect(ctx, cfg, e.hub, progress)
+	if err != nil {
+		return nil, err
+	}
+	defer f.close()
+	res.ConnectSeconds = took.Seconds()
+	var good *step
+	for rate, i := cfg.Rate, 0; i < 10; rate, i = rate*1.5, i+1 {
+		fmt.Fprintf(progress, "step %d: %.0f callbacks/s (%.0f deliveries/s)\n", i+1, rate, rate*float64(cfg.Conns)/float64(max(cfg.Channels, 1)))
+		s, err := publishFor(ctx, cfg, e, f, rate, progress)
+		if err != nil {
+			return nil, err
+		}
+		fmt.Fprintf(progress, "  → %.0f deliveries/s, lost %d, p99 %.1f ms\n", float64(s.got)/s.seconds, s.expected-s.got, s.p99)
+		if s.got < s.expected || s.p99 > 1000 || float64(s.acked) < 0.9*rate*s.seconds {
+			break
+		}
+		good = &s
+	}
+	if good == nil {
+		return nil, fmt.Errorf("even the first step (%.0f callbacks/s) lost deliveries or was too slow", cfg.Rate)
+	}
+	res.TargetRate = good.rate
+	good.fill(res)
+	return res, nil
+}
+
+func brokerOf(cfg Config) string {
+	switch {
+	case !cfg.Start:
+		return "external"
+	case cfg.Redis:
+		return "redis"
+	}
+	return "memory"
+}
+
+// goroutines reads go_goroutines from the hub's metrics.
+func goroutines(base string) int64 {
+	resp, err := http.Get(base + "/metrics")
+	if err != nil {
+		return -1
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "go_goroutines "); ok {
+			n, _ := strconv.ParseFloat(strings.TrimSpace(v), 64)
+			return int64(n)
+		}
+	}
+	return -1
+}
+
+func (r *Result) print(w io.Writer, jsonOnly bool) {
+	if !jsonOnly {
+		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		row := func(k, format string, v ...any) { fmt.Fprintf(tw, "%s\t"+format+"\n", append([]any{k}, v...)...) }
+		row("scenario", "%s (%s broker)", orDash(r.Preset), r.Broker)
+		row("connections", "%d over %d channels, connected in %.1fs", r.Conns, r.Channels, r.ConnectSeconds)
+		row("callbacks", "%d acked, %d refused, %.0f/s (target %.0f/s)", r.Published, r.Refused, r.CallbacksPerS, r.TargetRate)
+		row("deliveries", "%d of %d expected, %d lost, %.0f/s", r.Received, r.Expected, r.Lost, r.DeliveriesPerS)
+		row("latency", "p50 %.1f ms  p90 %.1f ms  p99 %.1f ms  p99.9 %.1f ms  max %.1f ms", r.P50ms, r.P90ms, r.P99ms, r.P999ms, r.Maxms)
+		row("hub cpu", "%.1f s, %.1f s per million deliveries", r.HubCPU, r.HubCPUPerM)
+		row("hub rss", "%d MiB before, %d MiB loaded (%.1f KiB per connection), %d MiB after", r.HubRSSBefore>>20, r.HubRSSLoaded>>20, r.RSSPerConnKiB, r.HubRSSAfter>>20)
+		row("hub goroutines", "%d before, %d after", r.GoroutinesIdle, r.GoroutinesEnd)
+		row("hubbench cpu", "%.1f s (it shares the machine)", r.ToolCPU)
+		tw.Flush()
+	}
+	b, _ := json.Marshal(r)
+	fmt.Fprintf(w, "%s\n", b)
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "custom"
+	}
+	return s
+}

@@ -1,0 +1,142 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/imhub/imhub/callback"
+)
+
+// publisher posts signed callbacks: group messages to G<seq mod
+// Channels>, and with UserChannels every other one a one-to-one message to
+// user u<…>. Each carries its send time, "t=<unix ns>", in its text.
+type publisher struct {
+	cfg      Config
+	base     string
+	client   *http.Client
+	seq      atomic.Int64
+	acked    atomic.Int64
+	refused  atomic.Int64
+	expected atomic.Int64 // deliveries the acknowledged callbacks should make
+	subsOf   []int64      // subscribers of each group channel
+	pad      string
+}
+
+func newPublisher(cfg Config, base string) *publisher {
+	p := &publisher{cfg: cfg, base: base, client: &http.Client{
+		Timeout:   10 * time.Second,
+		Transport: &http.Transport{MaxIdleConnsPerHost: cfg.Publishers * 2},
+	}}
+	if cfg.Channels > 0 {
+		p.subsOf = make([]int64, cfg.Channels)
+		for i := range cfg.Conns {
+			p.subsOf[i%cfg.Channels]++
+		}
+	}
+	if cfg.Payload > 24 {
+		p.pad = strings.Repeat("x", cfg.Payload-24)
+	}
+	return p
+}
+
+// run posts at cfg.Rate (or as fast as it can at rate 0) until ctx ends.
+func (p *publisher) run(ctx context.Context) {
+	work := make(chan struct{}, p.cfg.Publishers)
+	var wg sync.WaitGroup
+	for range p.cfg.Publishers {
+		wg.Go(func() {
+			for range work {
+				p.post(ctx)
+			}
+		})
+	}
+	defer func() { close(work); wg.Wait() }()
+	if p.cfg.Rate == 0 {
+		for ctx.Err() == nil {
+			select {
+			case work <- struct{}{}:
+			case <-ctx.Done():
+			}
+		}
+		return
+	}
+	// A ticker at up to 1kHz, with as many posts per tick as the rate
+	// asks; a tick whose posts cannot be handed over is skipped, and shows
+	// as a lower rate achieved.
+	interval := max(time.Second/time.Duration(max(p.cfg.Rate, 1)), time.Millisecond)
+	perTick := p.cfg.Rate * interval.Seconds()
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	owed := 0.0
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		owed += perTick
+		for ; owed >= 1; owed-- {
+			select {
+			case work <- struct{}{}:
+			default:
+				owed = 0 // the senders are behind: do not pile up
+			}
+		}
+	}
+}
+
+func (p *publisher) post(ctx context.Context) {
+	seq := p.seq.Add(1)
+	cmd, body, deliveries := p.callback(seq)
+	rt := strconv.FormatInt(time.Now().Unix(), 10)
+	u := p.base + "/im/callback?SdkAppid=" + p.cfg.App + "&CallbackCommand=" + cmd +
+		"&RequestTime=" + rt + "&Sign=" + callback.Sign(p.cfg.CallbackToken, rt)
+	// A callback sent is let finish even when the run ends, so that what
+	// the hub published is counted as acknowledged.
+	req, err := http.NewRequestWithContext(context.WithoutCancel(ctx), http.MethodPost, u, strings.NewReader(body))
+	if err != nil {
+		return
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := p.client.Do(req)
+	if err != nil {
+		p.refused.Add(1)
+		return
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode == http.StatusOK {
+		p.acked.Add(1)
+		p.expected.Add(deliveries)
+	} else {
+		p.refused.Add(1)
+	}
+}
+
+func (p *publisher) callback(seq int64) (cmd, body string, deliveries int64) {
+	text := fmt.Sprintf("t=%d %s", time.Now().UnixNano(), p.pad)
+	if p.cfg.UserChannels && p.cfg.Conns > 0 && (seq%2 == 0 || p.cfg.Channels == 0) {
+		to := "u" + strconv.FormatInt(seq/2%int64(p.cfg.Conns), 10)
+		return "C2C.CallbackAfterSendMsg", fmt.Sprintf(
+			`{"From_Account":"bench","To_Account":%q,"MsgKey":"k%d","MsgSeq":%d,"MsgBody":[{"MsgType":"TIMTextElem","MsgContent":{"Text":%q}}]}`,
+			to, seq, seq, text), 1
+	}
+	g := int64(0)
+	if p.cfg.Channels > 0 {
+		g = seq % int64(p.cfg.Channels)
+	}
+	var subs int64
+	if p.subsOf != nil {
+		subs = p.subsOf[g]
+	}
+	return "Group.CallbackAfterSendMsg", fmt.Sprintf(
+		`{"GroupId":"G%d","From_Account":"bench","MsgSeq":%d,"Random":%d,"MsgBody":[{"MsgType":"TIMTextElem","MsgContent":{"Text":%q}}]}`,
+		g, seq, seq, text), subs
+}
