@@ -128,6 +128,8 @@ func publishFor(ctx context.Context, cfg Config, e *env, f *fleet, rate float64,
 	tick.Stop()
 	stop()
 	<-done
+	// Idle keep-alive connections would count as the hub's goroutines.
+	defer p.client.CloseIdleConnections()
 	elapsed := time.Since(start)
 	// Drain: what was published arrives, or is lost.
 	deadline := time.Now().Add(5 * time.Second)
@@ -158,8 +160,13 @@ func findMax(ctx context.Context, cfg Config, e *env, progress io.Writer) (*Resu
 	if err != nil {
 		return nil, err
 	}
-	defer f.close()
 	res.ConnectSeconds = took.Seconds()
+	defer func() {
+		f.close()
+		time.Sleep(3 * time.Second)
+		_, res.HubRSSAfter, _ = procStats(e.pid)
+		res.GoroutinesEnd = goroutines(e.hub)
+	}()
 	var good *step
 	for rate, i := cfg.Rate, 0; i < 10; rate, i = rate*1.5, i+1 {
 		fmt.Fprintf(progress, "step %d: %.0f callbacks/s (%.0f deliveries/s)\n", i+1, rate, rate*float64(cfg.Conns)/float64(max(cfg.Channels, 1)))
@@ -178,7 +185,7 @@ func findMax(ctx context.Context, cfg Config, e *env, progress io.Writer) (*Resu
 	}
 	res.TargetRate = good.rate
 	good.fill(res)
-	return res, nil
+	return res, nil // the deferred close fills in the after figures first
 }
 
 func brokerOf(cfg Config) string {
