@@ -223,18 +223,29 @@ func (h *Hub) join(ctx context.Context, s *Session, sub *subscription) error {
 		h.m.channels.Inc()
 		return nil
 	}
-	delete(ch.subs, s)
-	empty := len(ch.subs) == 0
-	if empty {
-		delete(sh.channels, k)
-	}
 	sh.mu.Unlock()
-	h.m.subscriptions.Dec()
-	if empty {
+	if _, empty := h.remove(sh, k, s, sub); empty {
 		// The broker may still complete the subscription later.
 		h.unsubscribeBroker(k)
 	}
 	return err
+}
+
+// remove takes sub of s out of channel k, and the channel out of the shard
+// when it was the last. The caller holds sh.op.
+func (h *Hub) remove(sh *shard, k chanKey, s *Session, sub *subscription) (ch *hubChannel, empty bool) {
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	ch = sh.channels[k]
+	if ch == nil || ch.subs[s] != sub {
+		return nil, false
+	}
+	delete(ch.subs, s)
+	h.m.subscriptions.Dec()
+	if empty = len(ch.subs) == 0; empty {
+		delete(sh.channels, k)
+	}
+	return ch, empty
 }
 
 // leave removes sub of s from its channel, unsubscribing the node at the
@@ -244,20 +255,7 @@ func (h *Hub) leave(s *Session, sub *subscription) {
 	sh := h.shard(k)
 	sh.op.Lock()
 	defer sh.op.Unlock()
-	sh.mu.Lock()
-	ch := sh.channels[k]
-	if ch == nil || ch.subs[s] != sub {
-		sh.mu.Unlock()
-		return
-	}
-	delete(ch.subs, s)
-	empty := len(ch.subs) == 0
-	if empty {
-		delete(sh.channels, k)
-	}
-	sh.mu.Unlock()
-	h.m.subscriptions.Dec()
-	if empty && ch.live {
+	if ch, empty := h.remove(sh, k, s, sub); empty && ch.live {
 		h.m.channels.Dec()
 		h.unsubscribeBroker(k)
 	}
