@@ -1,0 +1,141 @@
+// Package kubernetes checks the manifests: each document decodes strictly
+// into the official Kubernetes API types (an unknown or misspelt field, or
+// a value of the wrong type, fails), and the parts that must agree with the
+// hub do.
+package kubernetes
+
+import (
+	"bytes"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
+	"sigs.k8s.io/yaml"
+)
+
+type manifests struct {
+	config     corev1.ConfigMap
+	secret     corev1.Secret
+	deployment appsv1.Deployment
+	service    corev1.Service
+	pdb        policyv1.PodDisruptionBudget
+}
+
+func load(t *testing.T) manifests {
+	b, err := os.ReadFile("hub.yaml")
+	require.NoError(t, err)
+	var m manifests
+	seen := map[string]bool{}
+	for _, doc := range bytes.Split(b, []byte("\n---\n")) {
+		var head struct{ Kind, APIVersion string }
+		require.NoError(t, yaml.Unmarshal(doc, &head))
+		var target any
+		switch head.APIVersion + "/" + head.Kind {
+		case "v1/ConfigMap":
+			target = &m.config
+		case "v1/Secret":
+			target = &m.secret
+		case "apps/v1/Deployment":
+			target = &m.deployment
+		case "v1/Service":
+			target = &m.service
+		case "policy/v1/PodDisruptionBudget":
+			target = &m.pdb
+		default:
+			t.Fatalf("unexpected document %s %s", head.APIVersion, head.Kind)
+		}
+		require.NoError(t, yaml.UnmarshalStrict(doc, target), "%s does not match the API schema", head.Kind)
+		seen[head.Kind] = true
+	}
+	for _, k := range []string{"ConfigMap", "Secret", "Deployment", "Service", "PodDisruptionBudget"} {
+		require.True(t, seen[k], "missing %s", k)
+	}
+	return m
+}
+
+func TestManifests(t *testing.T) {
+	m := load(t)
+	d := m.deployment
+	pod := d.Spec.Template
+	labels := pod.Labels
+	for k, v := range d.Spec.Selector.MatchLabels {
+		assert.Equal(t, v, labels[k], "the Deployment selects its own pods")
+	}
+	for k, v := range m.service.Spec.Selector {
+		assert.Equal(t, v, labels[k], "the Service selects the pods")
+	}
+	for k, v := range m.pdb.Spec.Selector.MatchLabels {
+		assert.Equal(t, v, labels[k], "the PodDisruptionBudget covers the pods")
+	}
+
+	require.Len(t, pod.Spec.Containers, 1)
+	c := pod.Spec.Containers[0]
+	assert.Equal(t, "/readyz", c.ReadinessProbe.HTTPGet.Path)
+	assert.Equal(t, "/healthz", c.LivenessProbe.HTTPGet.Path)
+	assert.NotNil(t, c.Resources.Requests.Cpu())
+	assert.False(t, c.Resources.Requests.Memory().IsZero())
+	require.NotNil(t, c.SecurityContext)
+	assert.True(t, *c.SecurityContext.ReadOnlyRootFilesystem)
+	assert.False(t, *c.SecurityContext.AllowPrivilegeEscalation)
+	assert.True(t, *pod.Spec.SecurityContext.RunAsNonRoot)
+
+	// The grace period covers preStop, the hub's drain and a margin for
+	// close handshakes, or Kubernetes kills sessions mid-drain.
+	drain, err := time.ParseDuration(m.config.Data["HUB_DRAIN"])
+	require.NoError(t, err)
+	preStop := time.Duration(c.Lifecycle.PreStop.Sleep.Seconds) * time.Second
+	grace := time.Duration(*pod.Spec.TerminationGracePeriodSeconds) * time.Second
+	assert.GreaterOrEqual(t, grace, preStop+drain+5*time.Second)
+
+	// Every setting is one the hub knows.
+	flags := hubFlags(t)
+	for k := range m.config.Data {
+		assert.Contains(t, flags, k, "ConfigMap key %s is not a hub flag", k)
+	}
+	for k := range m.secret.StringData {
+		assert.Contains(t, flags, k, "Secret key %s is not a hub flag", k)
+	}
+	for _, e := range c.Env {
+		assert.Contains(t, flags, e.Name)
+	}
+	assert.Equal(t, "/readyz", c.ReadinessProbe.HTTPGet.Path)
+	assert.Equal(t, "8080", pod.Annotations["prometheus.io/port"])
+}
+
+// hubFlags lists the HUB_* variables the hub's config reads.
+func hubFlags(t *testing.T) map[string]bool {
+	b, err := os.ReadFile("../../cmd/hub/config.go")
+	require.NoError(t, err)
+	flags := map[string]bool{}
+	for _, line := range strings.Split(string(b), "\n") {
+		if _, rest, ok := strings.Cut(line, `fs.`); ok {
+			if _, name, ok := strings.Cut(rest, `, "`); ok {
+				name, _, _ = strings.Cut(name, `"`)
+				flags["HUB_"+strings.ToUpper(strings.ReplaceAll(name, "-", "_"))] = true
+			}
+		}
+	}
+	require.Contains(t, flags, "HUB_REDIS")
+	return flags
+}
+
+// The Dockerfile builds as make build does, onto a non-root base.
+func TestDockerfile(t *testing.T) {
+	b, err := os.ReadFile("../../Dockerfile")
+	require.NoError(t, err)
+	df := string(b)
+	mk, err := os.ReadFile("../../Makefile")
+	require.NoError(t, err)
+	assert.Contains(t, string(mk), "build -trimpath")
+	assert.Contains(t, df, "go build -trimpath", "the same flags as make build")
+	assert.Contains(t, df, "CGO_ENABLED=0", "a static binary")
+	assert.Contains(t, df, "./cmd/hub")
+	assert.Contains(t, df, "USER nonroot")
+	assert.Contains(t, df, "FROM gcr.io/distroless/static")
+}
