@@ -8,7 +8,7 @@ FUZZTIME ?= 30s
 # apt-get as root, else through sudo.
 APT      := $(if $(filter 0,$(shell id -u)),,sudo) env DEBIAN_FRONTEND=noninteractive apt-get
 
-.PHONY: build run demo test lint bench fuzz deps clean
+.PHONY: build run demo test lint bench fuzz deps clean cluster-up cluster-down
 
 ## build: the hub binary in bin/
 build:
@@ -21,6 +21,14 @@ run: build
 ## demo: realistic callbacks to the hub of `make run` (in a second terminal)
 demo:
 	$(GO) run ./cmd/hubdemo -url http://$(ADDR) -app 1400000000
+
+## cluster-up / cluster-down: Redis, three hubs and HAProxy on loopback
+## (the dashboard through the load balancer at http://127.0.0.1:8080/)
+cluster-up: build
+	deploy/local/cluster.sh up
+
+cluster-down:
+	deploy/local/cluster.sh down
 
 ## test: every test, with the race detector; screenshots in test-output/
 test: deps
@@ -54,10 +62,11 @@ deps:
 	  command -v chromium >/dev/null || missing="$$missing chromium"; \
 	  command -v node >/dev/null || missing="$$missing nodejs"; \
 	  command -v curl >/dev/null || missing="$$missing curl"; \
+	  command -v haproxy >/dev/null || missing="$$missing haproxy"; \
 	  if [ -n "$$missing" ]; then \
 	    echo "installing$$missing"; \
 	    $(APT) update && $(APT) install -y $$missing; \
 	  fi
 
 clean:
-	rm -rf bin test-output
+	rm -rf bin test-output .cluster

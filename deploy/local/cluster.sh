@@ -1,0 +1,143 @@
+#!/usr/bin/env bash
+# A local imhub cluster on loopback: one Redis, three hubs and HAProxy in
+# front of them. Everything it starts keeps its pid and log in $CLUSTER_DIR,
+# and `down` stops only those.
+#
+#   deploy/local/cluster.sh up          # start (builds bin/hub if missing)
+#   deploy/local/cluster.sh restart N   # drain hub N (1..3) with SIGTERM, start it again
+#   deploy/local/cluster.sh status
+#   deploy/local/cluster.sh down
+#
+# Settings: LB_ADDR (127.0.0.1:8080), HUB_PORT_BASE (8081), CLUSTER_DIR
+# (.cluster in the repository), HUBS (3), APP (1400000000), JWT_SECRET,
+# DRAIN (5s).
+set -euo pipefail
+root=$(cd "$(dirname "$0")/../.." && pwd)
+dir=${CLUSTER_DIR:-$root/.cluster}
+lb=${LB_ADDR:-127.0.0.1:8080}
+base=${HUB_PORT_BASE:-8081}
+hubs=${HUBS:-3}
+app=${APP:-1400000000}
+secret=${JWT_SECRET:-local-cluster-secret-change-me-local-cluster}
+drain=${DRAIN:-5s}
+hub=${HUB_BIN:-$root/bin/hub}
+
+running() { [ -f "$dir/$1.pid" ] && kill -0 "$(cat "$dir/$1.pid")" 2>/dev/null; }
+
+wait_http() { # url, seconds
+  for _ in $(seq 1 $(( $2 * 20 ))); do
+    curl -fsS -o /dev/null "$1" 2>/dev/null && return 0
+    sleep 0.05
+  done
+  echo "cluster: $1 did not answer within $2s" >&2
+  return 1
+}
+
+start_redis() {
+  running redis && return
+  redis-server --port 0 --unixsocket "$dir/redis.sock" --unixsocketperm 700 --dir "$dir" \
+    --appendonly yes --appendfsync everysec --maxmemory-policy noeviction --save "" \
+    --daemonize no --loglevel warning >>"$dir/redis.log" 2>&1 &
+  echo $! >"$dir/redis.pid"
+  for _ in $(seq 1 200); do [ -S "$dir/redis.sock" ] && return; sleep 0.05; done
+  echo "cluster: redis did not start, see $dir/redis.log" >&2; exit 1
+}
+
+start_hub() { # n
+  local n=$1 port=$((base + $1 - 1))
+  running "hub$n" && return
+  mkdir -p "$dir/spool$n"
+  "$hub" -dev -addr "127.0.0.1:$port" -node "hub-$n" -redis "unix://$dir/redis.sock" \
+    -apps "$app" -jwt-secret "$secret" -drain "$drain" -spool-dir "$dir/spool$n" \
+    -log-format json >>"$dir/hub$n.log" 2>&1 &
+  echo $! >"$dir/hub$n.pid"
+  wait_http "http://127.0.0.1:$port/readyz" 30
+}
+
+start_haproxy() {
+  running haproxy && return
+  {
+    cat <<CFG
+global
+  # Each proxied connection takes two file descriptors.
+  maxconn ${LB_MAXCONN:-9000}
+  log stderr format short local0 warning
+
+defaults
+  mode http
+  log global
+  option dontlognull
+  timeout connect 5s
+  timeout client 60s
+  timeout server 60s
+  # WebSockets live long: once upgraded, only this applies. The hub pings
+  # silent clients every 25s, well inside it.
+  timeout tunnel 1h
+  timeout client-fin 5s
+  timeout http-request 10s
+
+frontend imhub
+  bind $lb
+  default_backend hubs
+
+backend hubs
+  balance leastconn
+  # A hub that is draining fails /readyz at once: it gets no new clients,
+  # and its sessions are closed by the hub itself, with 1012, over -drain
+  # (no shutdown-sessions here, which would cut them all at once).
+  option httpchk GET /readyz
+  http-check expect status 200
+  default-server inter 500ms fall 1 rise 2
+CFG
+    for n in $(seq 1 "$hubs"); do
+      echo "  server hub$n 127.0.0.1:$((base + n - 1)) check"
+    done
+  } >"$dir/haproxy.cfg"
+  haproxy -f "$dir/haproxy.cfg" -db >>"$dir/haproxy.log" 2>&1 &
+  echo $! >"$dir/haproxy.pid"
+  wait_http "http://$lb/healthz" 30
+}
+
+stop() { # name
+  running "$1" || { rm -f "$dir/$1.pid"; return 0; }
+  local pid
+  pid=$(cat "$dir/$1.pid")
+  kill -TERM "$pid"
+  for _ in $(seq 1 600); do kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done
+  kill -0 "$pid" 2>/dev/null && kill -KILL "$pid"
+  rm -f "$dir/$1.pid"
+}
+
+case ${1:-} in
+up)
+  for cmd in redis-server haproxy curl; do
+    command -v $cmd >/dev/null || { echo "cluster: $cmd is missing: apt-get install -y ${cmd/curl/curl}" >&2; exit 1; }
+  done
+  [ -x "$hub" ] || (cd "$root" && make build >/dev/null)
+  mkdir -p "$dir"
+  start_redis
+  for n in $(seq 1 "$hubs"); do start_hub "$n"; done
+  start_haproxy
+  echo "imhub cluster is up: http://$lb/ (hubs on 127.0.0.1:$base…, logs and pids in $dir)"
+  ;;
+restart)
+  n=${2:?which hub, 1..$hubs}
+  stop "hub$n"
+  start_hub "$n"
+  ;;
+status)
+  for name in redis $(for n in $(seq 1 "$hubs"); do echo "hub$n"; done) haproxy; do
+    if running "$name"; then echo "$name running (pid $(cat "$dir/$name.pid"))"; else echo "$name stopped"; fi
+  done
+  ;;
+down)
+  stop haproxy
+  for n in $(seq 1 "$hubs"); do stop "hub$n"; done
+  stop redis
+  echo "imhub cluster is down"
+  ;;
+*)
+  sed -n '2,16p' "$0" >&2
+  exit 2
+  ;;
+esac

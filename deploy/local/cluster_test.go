@@ -1,0 +1,240 @@
+// Package local tests deploy/local/cluster.sh: the real stack of Redis,
+// three hubs and HAProxy, driven through the load balancer.
+package local
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/imhub/imhub/callback"
+	"github.com/imhub/imhub/hub/auth"
+	"github.com/imhub/imhub/hub/client"
+	"github.com/imhub/imhub/internal/hubtest"
+)
+
+func TestMain(m *testing.M) { hubtest.Main(m) }
+
+const secret = "cluster-test-secret-cluster-test-secret"
+
+// freePorts finds n consecutive free loopback ports.
+func freePorts(t *testing.T, n int) int {
+	for try := 0; try < 50; try++ {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		require.NoError(t, err)
+		base := ln.Addr().(*net.TCPAddr).Port
+		ln.Close()
+		ok := base+n < 65000
+		for p := base; ok && p < base+n; p++ {
+			l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(p))
+			if err != nil {
+				ok = false
+				break
+			}
+			l.Close()
+		}
+		if ok {
+			return base
+		}
+	}
+	t.Fatal("no free ports")
+	return 0
+}
+
+type stack struct {
+	t   *testing.T
+	env []string
+	lb  string
+	hub []string // hub addresses
+}
+
+func (s *stack) run(args ...string) {
+	s.t.Helper()
+	cmd := exec.Command("./cluster.sh", args...)
+	cmd.Env = append(os.Environ(), s.env...)
+	out, err := cmd.CombinedOutput()
+	require.NoError(s.t, err, "cluster.sh %v:\n%s", args, out)
+}
+
+func up(t *testing.T) *stack {
+	for _, c := range []string{"haproxy", "redis-server", "curl"} {
+		if _, err := exec.LookPath(c); err != nil {
+			t.Fatalf("%s is not installed, so the load-balanced stack cannot be tested: run `make test`, which installs it", c)
+		}
+	}
+	base := freePorts(t, 4)
+	dir, err := os.MkdirTemp("", "cluster")
+	require.NoError(t, err)
+	s := &stack{t: t, lb: "127.0.0.1:" + strconv.Itoa(base+3)}
+	s.env = []string{"CLUSTER_DIR=" + dir, "LB_ADDR=" + s.lb, "HUB_PORT_BASE=" + strconv.Itoa(base),
+		"HUB_BIN=" + hubtest.Binary(t), "JWT_SECRET=" + secret, "DRAIN=2s"}
+	for i := range 3 {
+		s.hub = append(s.hub, "127.0.0.1:"+strconv.Itoa(base+i))
+	}
+	t.Cleanup(func() {
+		s.run("down")
+		if t.Failed() {
+			for _, f := range []string{"haproxy.log", "hub1.log", "hub2.log", "hub3.log"} {
+				b, _ := os.ReadFile(dir + "/" + f)
+				t.Logf("%s:\n%s", f, b)
+			}
+		}
+		os.RemoveAll(dir)
+	})
+	s.run("up")
+	return s
+}
+
+func connections(t *testing.T, addr string) int {
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		return -1
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "imhub_ws_connections "); ok {
+			n, _ := strconv.ParseFloat(v, 64)
+			return int(n)
+		}
+	}
+	return -1
+}
+
+// Clients connect through HAProxy, callbacks go through HAProxy, and each
+// replica is drained and restarted in turn while traffic flows: every
+// client ends with every event of its channel exactly once, in order, and
+// the connections spread over the replicas again.
+func TestRollingRestartThroughTheLoadBalancer(t *testing.T) {
+	s := up(t)
+	const clients, groups = 240, 8
+	type got struct {
+		mu   sync.Mutex
+		seqs []int64
+	}
+	received := make([]*got, clients)
+	ctx, cancel := context.WithCancel(context.Background())
+	var running sync.WaitGroup
+	defer func() { cancel(); running.Wait() }()
+	for i := range clients {
+		received[i] = &got{}
+		c := auth.Claims{Groups: []string{"*"}}
+		c.Subject = fmt.Sprint("u", i)
+		c.ExpiresAt = jwt.NewNumericDate(time.Now().Add(time.Hour))
+		tok, err := auth.Mint([]byte(secret), c)
+		require.NoError(t, err)
+		cl := client.New(client.Config{
+			URLs:       []string{"ws://" + s.lb + "/ws"},
+			Token:      func(context.Context) (string, error) { return tok, nil },
+			Channels:   []string{fmt.Sprint("group:G", i%groups)},
+			MinBackoff: 50 * time.Millisecond,
+			MaxBackoff: time.Second,
+			Logger:     slog.New(slog.DiscardHandler),
+		})
+		r := received[i]
+		running.Go(func() {
+			_ = cl.Run(ctx, func(e client.Event) {
+				var ev callback.Event
+				if json.Unmarshal(e.Data, &ev) == nil && len(ev.Messages) > 0 {
+					r.mu.Lock()
+					r.seqs = append(r.seqs, ev.Messages[0].Seq)
+					r.mu.Unlock()
+				}
+			})
+		})
+	}
+	require.Eventually(t, func() bool {
+		total := 0
+		for _, h := range s.hub {
+			total += max(connections(t, h), 0)
+		}
+		return total == clients
+	}, 30*time.Second, 100*time.Millisecond, "all clients connected through the load balancer")
+
+	// Callbacks through the load balancer, at a steady pace, until the
+	// restarts are over.
+	var (
+		mu    sync.Mutex
+		acked = make([][]int64, groups)
+	)
+	stopPub := make(chan struct{})
+	var pub sync.WaitGroup
+	pub.Go(func() {
+		for seq := int64(1); ; seq++ {
+			select {
+			case <-stopPub:
+				return
+			case <-time.After(20 * time.Millisecond):
+			}
+			g := seq % groups
+			body := fmt.Sprintf(`{"GroupId":"G%d","From_Account":"x","MsgSeq":%d,"MsgBody":[]}`, g, seq)
+			resp, err := http.Post("http://"+s.lb+"/im/callback?SdkAppid=1400000000&CallbackCommand=Group.CallbackAfterSendMsg", "application/json", strings.NewReader(body))
+			if err != nil {
+				continue
+			}
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				mu.Lock()
+				acked[g] = append(acked[g], seq)
+				mu.Unlock()
+			}
+		}
+	})
+	time.Sleep(time.Second)
+	for n := 1; n <= 3; n++ {
+		s.run("restart", strconv.Itoa(n))
+		time.Sleep(time.Second)
+	}
+	close(stopPub)
+	pub.Wait()
+
+	for i, r := range received {
+		g := i % groups
+		mu.Lock()
+		want := acked[g]
+		mu.Unlock()
+		count := func() int { r.mu.Lock(); defer r.mu.Unlock(); return len(r.seqs) }
+		require.Eventually(t, func() bool { return count() >= len(want) }, 30*time.Second, 50*time.Millisecond,
+			"client %d did not get all %d events", i, len(want))
+	}
+	time.Sleep(200 * time.Millisecond)
+	for i, r := range received {
+		r.mu.Lock()
+		assert.Equal(t, acked[i%groups], r.seqs, "client %d: every event of its group once, in order", i)
+		r.mu.Unlock()
+	}
+	// Each replica drained sent its clients to the others; leastconn sent
+	// the clients of the next one drained to the replica restarted before
+	// it, which was empty. The last one restarted has no later drain to
+	// refill it.
+	total := 0
+	for i, h := range s.hub {
+		n := connections(t, h)
+		total += n
+		if i < len(s.hub)-1 {
+			assert.Positive(t, n, "hub %d took clients again after its restart", i+1)
+		}
+	}
+	assert.Equal(t, clients, total, "every client is connected again")
+	callbacks := 0
+	for _, g := range acked {
+		callbacks += len(g)
+	}
+	t.Logf("%d callbacks acknowledged through the load balancer during three rolling restarts", callbacks)
+}
