@@ -17,11 +17,14 @@ import (
 // publisher posts signed callbacks: group messages to G<seq mod
 // Channels>, and with UserChannels every other one a one-to-one message to
 // user u<…>. Each carries its send time, "t=<unix ns>", in its text.
+// lastSeq numbers callbacks across every publisher of the run: the hub
+// drops a repeated message identity as a retry of the IM backend.
+var lastSeq atomic.Int64
+
 type publisher struct {
 	cfg      Config
 	base     string
 	client   *http.Client
-	seq      atomic.Int64
 	acked    atomic.Int64
 	refused  atomic.Int64
 	expected atomic.Int64 // deliveries the acknowledged callbacks should make
@@ -93,7 +96,7 @@ func (p *publisher) run(ctx context.Context) {
 }
 
 func (p *publisher) post(ctx context.Context) {
-	seq := p.seq.Add(1)
+	seq := lastSeq.Add(1)
 	cmd, body, deliveries := p.callback(seq)
 	rt := strconv.FormatInt(time.Now().Unix(), 10)
 	u := p.base + "/im/callback?SdkAppid=" + p.cfg.App + "&CallbackCommand=" + cmd +
