@@ -95,18 +95,36 @@ func (h *Hub) stopRepairs() {
 }
 
 // requestRepairLocked marks sub for repair and queues its channel, at once
-// or after delay. Its live publications are held back meanwhile.
+// or after delay. Its live publications are held back meanwhile. A delayed
+// request is marked only when its time comes, so that repairs of the
+// channel run for other subscriptions meanwhile do not take it early.
 func (s *Session) requestRepairLocked(sub *subscription, delay time.Duration) {
 	if s.closed {
 		return
 	}
-	sub.repairing, sub.needRepair = true, true
+	sub.repairing = true
 	k := chanKey{s.app, sub.channel}
 	if delay <= 0 {
+		sub.needRepair = true
 		s.hub.enqueueRepair(k)
 		return
 	}
-	time.AfterFunc(delay, func() { s.hub.enqueueRepair(k) })
+	time.AfterFunc(delay, func() {
+		s.mu.Lock()
+		live := !s.closed && s.subs[sub.channel] == sub
+		if live {
+			sub.needRepair = true
+		}
+		s.mu.Unlock()
+		if live {
+			s.hub.enqueueRepair(k)
+		}
+	})
+}
+
+// retryDelay backs off a subscription's failed repairs.
+func retryDelay(fails int) time.Duration {
+	return min(repairRetry<<min(fails, 8), repairMaxWait)
 }
 
 // holdLocked keeps a publication back while sub joins or is repaired. Past
@@ -142,7 +160,9 @@ func (h *Hub) takeRepairs(k chanKey) []repairItem {
 	var items []repairItem
 	for s, sub := range ch.subs {
 		s.mu.Lock()
-		if sub.needRepair && !s.closed {
+		// A subscription that is joining is left marked: its subscribe
+		// asks again when it ends.
+		if sub.needRepair && !s.closed && !sub.joining {
 			sub.needRepair = false
 			items = append(items, repairItem{s, sub, sub.gen, sub.sent})
 		}
@@ -209,21 +229,27 @@ func (s *Session) applyRepair(it repairItem, r repairResult) {
 	if s.closed || s.subs[sub.channel] != sub {
 		return
 	}
+	if sub.joining {
+		// A subscribe is reading history: it asks again when it ends.
+		sub.needRepair = true
+		return
+	}
 	if sub.gen != it.gen {
-		// A subscribe began meanwhile: it reads history itself and sends
-		// what was held back, or did so already.
-		if !sub.joining {
-			sub.repairing = false
-		}
+		// A subscribe came and went meanwhile; it answered this, or asked
+		// again itself.
 		return
 	}
 	m := s.hub.m.repairs
 	if r.err != nil {
-		s.hub.log.Warn("filling a gap from history failed; trying again", "channel", sub.channel, "err", r.err)
+		sub.fails++
+		if sub.fails == 1 {
+			s.hub.log.Warn("filling a gap from history failed; retrying with backoff", "channel", sub.channel, "err", r.err)
+		}
 		m.WithLabelValues("failed").Inc()
-		s.requestRepairLocked(sub, repairRetry)
+		s.requestRepairLocked(sub, retryDelay(sub.fails))
 		return
 	}
+	sub.fails = 0
 	if r.restarted {
 		start := broker.Position{Epoch: r.hist.Latest.Epoch}
 		f := serverFrame{Op: "subscribed", Channel: sub.channel, Offset: start.String(), Recovered: new(bool)}

@@ -63,6 +63,7 @@ type subscription struct {
 	// overflow: pending grew past SendQueue and was dropped; history,
 	// read again, stands in for it.
 	overflow bool
+	fails    int             // repairs failed in a row, for backoff
 	sent     broker.Position // position of the last event queued
 }
 
@@ -143,9 +144,20 @@ func (s *Session) sendLocked(frame []byte) bool {
 	return true
 }
 
+// maxBurst bounds the replay and repair frames a session may have queued
+// besides its SendQueue: a client that keeps asking for replays and does
+// not read them is too slow all the same.
+func (s *Session) maxBurst() int { return max(s.hub.cfg.SendQueue, 4096) }
+
 // sendBurstLocked queues a frame of a replay or repair.
 func (s *Session) sendBurstLocked(frame []byte) bool {
 	if s.closed {
+		return false
+	}
+	if s.burst >= s.maxBurst() {
+		s.hub.m.dropped.Add(float64(len(s.queue) + 1))
+		s.queue = nil
+		s.closeLocked(CloseTooSlow, "client too slow: replays not read")
 		return false
 	}
 	s.burst++
@@ -316,9 +328,13 @@ func (s *Session) subscribe(ctx context.Context, f clientFrame) {
 		s.mu.Lock()
 		if existing {
 			// The subscription goes on as it was; only the replay asked
-			// for failed.
+			// for failed. A repair wanted meanwhile is asked for now.
 			sub.joining = false
-			s.flushPendingLocked(sub, false)
+			if sub.repairing || sub.needRepair {
+				s.requestRepairLocked(sub, 0)
+			} else {
+				s.flushPendingLocked(sub, false)
+			}
 		} else if s.subs != nil {
 			delete(s.subs, f.Channel)
 		}
@@ -349,10 +365,14 @@ func (s *Session) subscribe(ctx context.Context, f clientFrame) {
 		}
 	}
 	sub.sent = hist.Latest
-	// History was just read: a repair asked for before is answered by it
-	// (one still queued finds nothing to add).
-	sub.joining, sub.repairing = false, false
+	// History was just read: a repair asked for before it is answered. One
+	// asked for while it was read (the broker reconnected) runs now.
+	again := sub.needRepair
+	sub.joining, sub.repairing, sub.needRepair = false, false, false
 	s.flushPendingLocked(sub, true)
+	if again {
+		s.requestRepairLocked(sub, 0)
+	}
 }
 
 // flushPendingLocked queues what arrived while sub was joining and is newer
