@@ -26,7 +26,8 @@ import (
 // records the latency in one of a few shared histograms.
 type fleet struct {
 	conns    []*websocket.Conn
-	received atomic.Int64
+	received atomic.Int64 // events received once
+	repeats  atomic.Int64 // events received again, or out of order
 	hists    [32]struct {
 		mu sync.Mutex
 		h  *hdrhistogram.Histogram
@@ -141,12 +142,32 @@ func dial(ctx context.Context, cfg Config, wsURL string, hc *http.Client, i int)
 	return c, nil
 }
 
-var sentMarker = []byte(`"Text":"t=`)
+var (
+	sentMarker = []byte(`"Text":"t=`)
+	seqMarker  = []byte(`"seq":`)
+	userFrame  = []byte(`"channel":"user:`)
+)
+
+// number reads the decimal digits at the start of b.
+func number(b []byte) int64 {
+	var n int64
+	for _, d := range b {
+		if d < '0' || d > '9' {
+			break
+		}
+		n = n*10 + int64(d-'0')
+	}
+	return n
+}
 
 // read counts each event frame and records its end-to-end latency.
 func (f *fleet) read(ctx context.Context, c *websocket.Conn, i int) {
 	var buf bytes.Buffer
 	h := &f.hists[i%len(f.hists)]
+	// Message numbers only grow, and each channel is delivered in order:
+	// one not above the last of its channel is a repeat (or out of order),
+	// which would otherwise hide a loss in the count.
+	var lastGroup, lastUser int64
 	for {
 		_, r, err := c.Reader(ctx)
 		if err != nil {
@@ -161,13 +182,18 @@ func (f *fleet) read(ctx context.Context, c *websocket.Conn, i int) {
 		if at < 0 {
 			continue
 		}
-		b = b[at+len(sentMarker):]
-		var sent int64
-		for _, d := range b {
-			if d < '0' || d > '9' {
-				break
+		sent := number(b[at+len(sentMarker):])
+		last := &lastGroup
+		if bytes.Contains(b[:min(len(b), 40)], userFrame) {
+			last = &lastUser
+		}
+		if k := bytes.Index(b, seqMarker); k >= 0 {
+			seq := number(b[k+len(seqMarker):])
+			if seq <= *last {
+				f.repeats.Add(1)
+				continue
 			}
-			sent = sent*10 + int64(d-'0')
+			*last = seq
 		}
 		lat := time.Now().UnixNano() - sent
 		f.received.Add(1)

@@ -40,6 +40,7 @@ func TestTinyRun(t *testing.T) {
 			assert.Zero(t, r.Refused)
 			assert.Equal(t, r.Expected, r.Received, "no delivery lost")
 			assert.Zero(t, r.Lost)
+			assert.Zero(t, r.Repeats)
 			assert.Positive(t, r.P99ms)
 			assert.Positive(t, r.HubRSSLoaded)
 			assert.True(t, bytes.Contains(b, []byte("deliveries")), "and a table for people")

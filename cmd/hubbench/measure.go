@@ -26,6 +26,7 @@ type Result struct {
 	Expected       int64   `json:"deliveries_expected"`
 	Received       int64   `json:"deliveries_received"`
 	Lost           int64   `json:"deliveries_lost"`
+	Repeats        int64   `json:"deliveries_repeated"`
 	DeliveriesPerS float64 `json:"deliveries_per_s"`
 	P50ms          float64 `json:"latency_p50_ms"`
 	P90ms          float64 `json:"latency_p90_ms"`
@@ -74,6 +75,7 @@ type step struct {
 	rate              float64
 	acked, refused    int64
 	expected, got     int64
+	repeats           int64
 	seconds           float64
 	hubCPU, toolCPU   float64
 	rssLoaded         int64
@@ -85,6 +87,7 @@ type step struct {
 func (s step) fill(r *Result) {
 	r.Published, r.Refused, r.Expected, r.Received = s.acked, s.refused, s.expected, s.got
 	r.Lost = max(s.expected-s.got, 0)
+	r.Repeats = s.repeats
 	r.Seconds = s.seconds
 	r.CallbacksPerS = float64(s.acked) / s.seconds
 	r.DeliveriesPerS = float64(s.got) / s.seconds
@@ -103,7 +106,7 @@ func publishFor(ctx context.Context, cfg Config, e *env, f *fleet, rate float64,
 	c.Rate = rate
 	p := newPublisher(c, e.hub)
 	f.latency() // start clean
-	got0 := f.received.Load()
+	got0, rep0 := f.received.Load(), f.repeats.Load()
 	cpu0, _, _ := procStats(e.pid)
 	tool0 := selfCPU()
 	start := time.Now()
@@ -140,7 +143,7 @@ func publishFor(ctx context.Context, cfg Config, e *env, f *fleet, rate float64,
 	h := f.latency()
 	s := step{
 		rate: rate, acked: p.acked.Load(), refused: p.refused.Load(), expected: p.expected.Load(),
-		got: f.received.Load() - got0, seconds: elapsed.Seconds(), hubCPU: cpu1 - cpu0, toolCPU: selfCPU() - tool0,
+		got: f.received.Load() - got0, repeats: f.repeats.Load() - rep0, seconds: elapsed.Seconds(), hubCPU: cpu1 - cpu0, toolCPU: selfCPU() - tool0,
 		rssLoaded: rss,
 		p50:       ms(h.ValueAtQuantile(50)), p90: ms(h.ValueAtQuantile(90)), p99: ms(h.ValueAtQuantile(99)),
 		p999: ms(h.ValueAtQuantile(99.9)), max: ms(h.Max()),
@@ -175,7 +178,7 @@ func findMax(ctx context.Context, cfg Config, e *env, progress io.Writer) (*Resu
 			return nil, err
 		}
 		fmt.Fprintf(progress, "  → %.0f deliveries/s, lost %d, p99 %.1f ms\n", float64(s.got)/s.seconds, s.expected-s.got, s.p99)
-		if s.got < s.expected || s.p99 > 1000 || float64(s.acked) < 0.9*rate*s.seconds {
+		if s.got < s.expected || s.repeats > 0 || s.p99 > 1000 || float64(s.acked) < 0.9*rate*s.seconds {
 			break
 		}
 		good = &s
@@ -222,7 +225,7 @@ func (r *Result) print(w io.Writer, jsonOnly bool) {
 		row("scenario", "%s (%s broker)", orDash(r.Preset), r.Broker)
 		row("connections", "%d over %d channels, connected in %.1fs", r.Conns, r.Channels, r.ConnectSeconds)
 		row("callbacks", "%d acked, %d refused, %.0f/s (target %.0f/s)", r.Published, r.Refused, r.CallbacksPerS, r.TargetRate)
-		row("deliveries", "%d of %d expected, %d lost, %.0f/s", r.Received, r.Expected, r.Lost, r.DeliveriesPerS)
+		row("deliveries", "%d of %d expected, %d lost, %d repeated, %.0f/s", r.Received, r.Expected, r.Lost, r.Repeats, r.DeliveriesPerS)
 		row("latency", "p50 %.1f ms  p90 %.1f ms  p99 %.1f ms  p99.9 %.1f ms  max %.1f ms", r.P50ms, r.P90ms, r.P99ms, r.P999ms, r.Maxms)
 		row("hub cpu", "%.1f s, %.1f s per million deliveries", r.HubCPU, r.HubCPUPerM)
 		row("hub rss", "%d MiB before, %d MiB loaded (%.1f KiB per connection), %d MiB after", r.HubRSSBefore>>20, r.HubRSSLoaded>>20, r.RSSPerConnKiB, r.HubRSSAfter>>20)

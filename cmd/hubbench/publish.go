@@ -17,9 +17,15 @@ import (
 // publisher posts signed callbacks: group messages to G<seq mod
 // Channels>, and with UserChannels every other one a one-to-one message to
 // user u<…>. Each carries its send time, "t=<unix ns>", in its text.
-// lastSeq numbers callbacks across every publisher of the run: the hub
-// drops a repeated message identity as a retry of the IM backend.
-var lastSeq atomic.Int64
+// lastSeq numbers callbacks across every publisher of the run, from a base
+// of its start time, so that neither another step nor another run within
+// the hub's dedupe window repeats a message identity: the hub drops a
+// repeat as a retry of the IM backend.
+var lastSeq = func() *atomic.Int64 {
+	var n atomic.Int64
+	n.Store(time.Now().UnixMilli() * 1000)
+	return &n
+}()
 
 type publisher struct {
 	cfg      Config
@@ -88,9 +94,11 @@ func (p *publisher) run(ctx context.Context) {
 		for ; owed >= 1; owed-- {
 			select {
 			case work <- struct{}{}:
+				continue
 			default:
-				owed = 0 // the senders are behind: do not pile up
 			}
+			owed = 0 // the senders are behind: do not pile up
+			break
 		}
 	}
 }

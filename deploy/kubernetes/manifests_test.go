@@ -7,6 +7,7 @@ package kubernetes
 import (
 	"bytes"
 	"os"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -24,6 +25,7 @@ type manifests struct {
 	secret     corev1.Secret
 	deployment appsv1.Deployment
 	service    corev1.Service
+	callbacks  corev1.Service
 	pdb        policyv1.PodDisruptionBudget
 }
 
@@ -44,7 +46,12 @@ func load(t *testing.T) manifests {
 		case "apps/v1/Deployment":
 			target = &m.deployment
 		case "v1/Service":
+			var meta struct{ Metadata struct{ Name string } }
+			require.NoError(t, yaml.Unmarshal(doc, &meta))
 			target = &m.service
+			if meta.Metadata.Name == "imhub-callbacks" {
+				target = &m.callbacks
+			}
 		case "policy/v1/PodDisruptionBudget":
 			target = &m.pdb
 		default:
@@ -70,6 +77,18 @@ func TestManifests(t *testing.T) {
 	for k, v := range m.service.Spec.Selector {
 		assert.Equal(t, v, labels[k], "the Service selects the pods")
 	}
+	for k, v := range m.callbacks.Spec.Selector {
+		assert.Equal(t, v, labels[k], "the callbacks Service selects the pods")
+	}
+	assert.True(t, m.callbacks.Spec.PublishNotReadyAddresses,
+		"callbacks reach a hub whose Redis is away, so that it spools them")
+
+	// The connection cap fits the memory limit at the measured ~40 KiB per
+	// busy connection, with 100 MiB for the rest.
+	maxConns, err := strconv.Atoi(m.config.Data["HUB_MAX_CONNS"])
+	require.NoError(t, err, "HUB_MAX_CONNS is set")
+	limit := pod.Spec.Containers[0].Resources.Limits.Memory().Value()
+	assert.LessOrEqual(t, int64(maxConns)*40<<10+100<<20, limit)
 	for k, v := range m.pdb.Spec.Selector.MatchLabels {
 		assert.Equal(t, v, labels[k], "the PodDisruptionBudget covers the pods")
 	}

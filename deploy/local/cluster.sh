@@ -78,7 +78,22 @@ defaults
 
 frontend imhub
   bind $lb
+  # Callbacks go to any live hub, ready or not: a hub whose Redis is away
+  # fails /readyz but still spools callbacks, which must reach it.
+  acl callback path_beg /im/callback
+  use_backend callbacks if callback
   default_backend hubs
+
+backend callbacks
+  balance roundrobin
+  option httpchk GET /healthz
+  http-check expect status 200
+  default-server inter 500ms fall 1 rise 2
+CFG
+    for n in $(seq 1 "$hubs"); do
+      echo "  server hub$n 127.0.0.1:$((base + n - 1)) check"
+    done
+    cat <<CFG
 
 backend hubs
   balance leastconn
@@ -110,6 +125,12 @@ stop() { # name
 
 case ${1:-} in
 up)
+  # The hubs run in -dev mode, whose /dev/token mints tokens for anyone:
+  # the load balancer must not be reachable from elsewhere.
+  case ${lb%:*} in
+    127.*|localhost|\[::1\]) ;;
+    *) echo "cluster: LB_ADDR $lb is not a loopback address; this demo cluster serves /dev/token" >&2; exit 2 ;;
+  esac
   for cmd in redis-server haproxy curl; do
     command -v $cmd >/dev/null || { echo "cluster: $cmd is missing: apt-get install -y ${cmd/curl/curl}" >&2; exit 1; }
   done

@@ -238,3 +238,30 @@ func TestRollingRestartThroughTheLoadBalancer(t *testing.T) {
 	}
 	t.Logf("%d callbacks acknowledged through the load balancer during three rolling restarts", callbacks)
 }
+
+// With Redis away every hub fails /readyz, yet a callback through the load
+// balancer still reaches a hub, which spools it: answered OK in the IM's
+// own shape, not HAProxy's "no server available".
+func TestCallbacksReachTheSpoolWhenRedisIsDown(t *testing.T) {
+	s := up(t)
+	dir := strings.TrimPrefix(s.env[0], "CLUSTER_DIR=")
+	pid, err := os.ReadFile(dir + "/redis.pid")
+	require.NoError(t, err)
+	require.NoError(t, exec.Command("kill", "-KILL", strings.TrimSpace(string(pid))).Run())
+	require.Eventually(t, func() bool {
+		resp, err := http.Get("http://" + s.hub[0] + "/readyz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == 503
+	}, 15*time.Second, 50*time.Millisecond, "hubs fail readiness while Redis is away")
+	time.Sleep(time.Second) // HAProxy has marked them down for WebSockets
+	resp, err := http.Post("http://"+s.lb+"/im/callback?SdkAppid=1400000000&CallbackCommand=Group.CallbackAfterSendMsg",
+		"application/json", strings.NewReader(`{"GroupId":"G","MsgSeq":1,"MsgBody":[]}`))
+	require.NoError(t, err)
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	assert.Equal(t, 200, resp.StatusCode)
+	assert.Equal(t, `{"ActionStatus":"OK","ErrorInfo":"","ErrorCode":0}`, string(b), "spooled by a hub")
+}
