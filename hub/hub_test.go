@@ -23,6 +23,7 @@ import (
 	"github.com/imhub/imhub/hub"
 	"github.com/imhub/imhub/hub/auth"
 	"github.com/imhub/imhub/hub/broker"
+	"github.com/imhub/imhub/internal/hubtest"
 	"github.com/imhub/imhub/internal/wstest"
 )
 
@@ -116,20 +117,7 @@ func newEnvWith(t *testing.T, cfg hub.Config, bc broker.Config, apps ...string) 
 	cfg.Logger = slog.New(slog.DiscardHandler)
 	h := hub.New(cfg, b, v)
 	g := &gate{h: h}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { _ = b.Run(ctx, g); close(done) }()
-	mux := http.NewServeMux()
-	mux.Handle("/ws", h)
-	srv := httptest.NewServer(mux)
-	t.Cleanup(func() {
-		dctx, dcancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer dcancel()
-		h.Drain(dctx, 0)
-		srv.Close()
-		cancel()
-		<-done
-	})
+	srv := hubtest.Serve(t, h, b, g)
 	return &env{t: t, hub: h, gate: g, broker: b, srv: srv, reg: reg}
 }
 
@@ -703,7 +691,7 @@ func TestSlowRepairKeepsClients(t *testing.T) {
 func TestSinceWhenHistoryFails(t *testing.T) {
 	e := newEnv(t, hub.Config{})
 	c := e.connect(e.token(groups("G")))
-	first := subscribe(t, c, "group:G", 1)
+	subscribe(t, c, "group:G", 1)
 	for range 3 {
 		e.publish("1400000000", "group:G")
 	}
@@ -725,5 +713,4 @@ func TestSinceWhenHistoryFails(t *testing.T) {
 	assert.True(t, *sub.Recovered)
 	assert.Equal(t, 3, eventN(t, c.Read()), "from after the offset asked for")
 	assert.Equal(t, 4, eventN(t, c.Read()))
-	_ = first
 }

@@ -3,8 +3,6 @@ package hub_test
 import (
 	"context"
 	"log/slog"
-	"net/http"
-	"net/http/httptest"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -18,6 +16,7 @@ import (
 	"github.com/imhub/imhub/hub"
 	"github.com/imhub/imhub/hub/auth"
 	"github.com/imhub/imhub/hub/broker"
+	"github.com/imhub/imhub/internal/hubtest"
 	"github.com/imhub/imhub/internal/wstest"
 )
 
@@ -84,13 +83,12 @@ func TestRepairDuringJoin(t *testing.T) {
 	require.NoError(t, err)
 	b := &slowAnswer{Memory: broker.NewMemory(broker.Config{HistorySize: 100, HistoryTTL: time.Minute})}
 	h := hub.New(hub.Config{Node: "n", Metrics: hub.NewMetrics(prometheus.NewRegistry()), Logger: slog.New(slog.DiscardHandler)}, b, v)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { _ = b.Run(ctx, h); close(done) }()
-	srv := httptest.NewServer(http.Handler(h))
+	srv := hubtest.Serve(t, h, b, h)
+	ctx := context.Background()
 	e := &env{t: t}
-	c := wstest.Dial(t, "ws"+strings.TrimPrefix(srv.URL, "http"), e.token(groups("G")))
-	defer func() { _ = c.C.CloseNow(); h.Drain(context.Background(), 0); srv.Close(); cancel(); <-done }()
+	// Dialled after Serve, its cleanup (closing the client) runs before the
+	// drain's, which then does not wait on a close handshake.
+	c := wstest.Dial(t, "ws"+strings.TrimPrefix(srv.URL, "http")+"/ws", e.token(groups("G")))
 	c.ReadOp("connected")
 	c.ReadOp("subscribed")
 

@@ -115,13 +115,12 @@ func TestPassThroughAndSpoolInOrder(t *testing.T) {
 
 	b.down.Store(false)
 	// Spooled events go first: this one is queued behind them.
-	res, err = s.Publish(ctx, msg(5))
+	_, err = s.Publish(ctx, msg(5))
 	require.NoError(t, err)
 	pubs := rec.WaitCount(t, 5)
 	assert.Equal(t, []string{`{"n":1}`, `{"n":2}`, `{"n":3}`, `{"n":4}`, `{"n":5}`}, data(pubs))
 	require.Eventually(t, func() bool { n, _, _ := s.Depth(); return n == 0 }, 5*time.Second, 10*time.Millisecond)
 	assert.Empty(t, files(t, dir), "published segments are removed")
-	_ = res
 }
 
 // What was spooled survives the process: a new spool on the same
@@ -223,8 +222,7 @@ func TestRedisOutage(t *testing.T) {
 		publish(i)
 	}
 	require.Eventually(t, func() bool { return rec.Reconnects() >= 1 }, 15*time.Second, 10*time.Millisecond)
-	pubs := rec.WaitFor(t, 20*time.Second, "all 20 events", func(p []broker.Publication) bool { return len(p) >= 20 })
+	rec.WaitFor(t, 20*time.Second, "all 20 events", func(p []broker.Publication) bool { return len(p) >= 20 })
 	time.Sleep(100 * time.Millisecond)
 	assert.Equal(t, want, data(rec.Publications()), "every event once, in order")
-	_ = pubs
 }

@@ -54,6 +54,12 @@ start_hub() { # n
   wait_http "http://127.0.0.1:$port/readyz" 30
 }
 
+servers() { # the hubs, as HAProxy server lines
+  for n in $(seq 1 "$hubs"); do
+    echo "  server hub$n 127.0.0.1:$((base + n - 1)) check"
+  done
+}
+
 start_haproxy() {
   running haproxy && return
   {
@@ -90,9 +96,7 @@ backend callbacks
   http-check expect status 200
   default-server inter 500ms fall 1 rise 2
 CFG
-    for n in $(seq 1 "$hubs"); do
-      echo "  server hub$n 127.0.0.1:$((base + n - 1)) check"
-    done
+    servers
     cat <<CFG
 
 backend hubs
@@ -104,9 +108,7 @@ backend hubs
   http-check expect status 200
   default-server inter 500ms fall 1 rise 2
 CFG
-    for n in $(seq 1 "$hubs"); do
-      echo "  server hub$n 127.0.0.1:$((base + n - 1)) check"
-    done
+    servers
   } >"$dir/haproxy.cfg"
   haproxy -f "$dir/haproxy.cfg" -db >>"$dir/haproxy.log" 2>&1 &
   echo $! >"$dir/haproxy.pid"

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
-	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -18,6 +17,7 @@ import (
 	"github.com/imhub/imhub/hub"
 	"github.com/imhub/imhub/hub/auth"
 	"github.com/imhub/imhub/hub/broker"
+	"github.com/imhub/imhub/internal/hubtest"
 )
 
 var secret = []byte("client-test-secret-client-test-secret")
@@ -37,19 +37,8 @@ func newFixture(t *testing.T, history int) *fixture {
 	require.NoError(t, err)
 	b := broker.NewMemory(broker.Config{DedupeWindow: time.Minute, HistorySize: history, HistoryTTL: time.Minute})
 	h := hub.New(hub.Config{Logger: slog.New(slog.DiscardHandler)}, b, v)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { _ = b.Run(ctx, h); close(done) }()
-	srv := httptest.NewServer(h)
-	t.Cleanup(func() {
-		dctx, dcancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer dcancel()
-		h.Drain(dctx, 0)
-		srv.Close()
-		cancel()
-		<-done
-	})
-	return &fixture{b: b, url: "ws" + strings.TrimPrefix(srv.URL, "http"), gate: make(chan struct{}, 100)}
+	srv := hubtest.Serve(t, h, b, h)
+	return &fixture{b: b, url: "ws" + strings.TrimPrefix(srv.URL, "http") + "/ws", gate: make(chan struct{}, 100)}
 }
 
 func (f *fixture) token(context.Context) (string, error) {
