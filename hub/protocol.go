@@ -11,15 +11,14 @@ import (
 
 // Close codes the hub ends a connection with.
 const (
-	CloseInvalidToken  websocket.StatusCode = 4001
-	CloseTokenExpired  websocket.StatusCode = 4002
-	CloseTooSlow       websocket.StatusCode = 4008
-	CloseTooManyConns  websocket.StatusCode = 4009
-	CloseMalformed                          = websocket.StatusPolicyViolation // 1008
-	CloseTooLarge                           = websocket.StatusMessageTooBig   // 1009
-	CloseShuttingDown                       = websocket.StatusServiceRestart  // 1012
-	closeNormal                             = websocket.StatusNormalClosure
-	closeInternalError                      = websocket.StatusInternalError
+	CloseInvalidToken websocket.StatusCode = 4001
+	CloseTokenExpired websocket.StatusCode = 4002
+	CloseTooSlow      websocket.StatusCode = 4008
+	CloseTooManyConns websocket.StatusCode = 4009
+	CloseMalformed                         = websocket.StatusPolicyViolation // 1008
+	CloseTooLarge                          = websocket.StatusMessageTooBig   // 1009
+	CloseShuttingDown                      = websocket.StatusServiceRestart  // 1012
+	closeNormal                            = websocket.StatusNormalClosure
 )
 
 // Error codes of an "error" frame.

@@ -6,7 +6,6 @@ package wstest
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"net/http"
 	"net/url"
 	"testing"
@@ -154,13 +153,4 @@ func (c *Conn) ExpectClose(code websocket.StatusCode) []Frame {
 	}
 	c.t.Fatalf("connection not closed within %v", Timeout)
 	return nil
-}
-
-// CloseReason returns the close error's reason, if err is a close.
-func CloseReason(err error) string {
-	var ce websocket.CloseError
-	if errors.As(err, &ce) {
-		return ce.Reason
-	}
-	return ""
 }
