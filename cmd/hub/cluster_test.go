@@ -36,11 +36,11 @@ func mint(t testing.TB, app, sub string, admin bool, groups ...string) string {
 	return tok
 }
 
-func startNodes(t *testing.T, srv *redistest.Server, n int, extra ...string) []*hubtest.Process {
+func startNodes(t *testing.T, redisURL string, n int, extra ...string) []*hubtest.Process {
 	t.Helper()
 	var nodes []*hubtest.Process
 	for i := range n {
-		args := append([]string{"-redis", srv.URL(), "-apps", "100,200", "-jwt-secret", clusterSecret,
+		args := append([]string{"-redis", redisURL, "-apps", "100,200", "-jwt-secret", clusterSecret,
 			"-node", fmt.Sprintf("hub-%c", 'a'+i)}, extra...)
 		nodes = append(nodes, hubtest.Start(t, args))
 	}
@@ -156,7 +156,58 @@ func (l *listener) total() int {
 // no session and the nodes recover by themselves.
 func TestMultiNode(t *testing.T) {
 	srv := redistest.Start(t)
-	nodes := startNodes(t, srv, 3)
+	testMultiNode(t, redisUnderTest{url: srv.URL(), stop: srv.Stop, restart: srv.Restart})
+}
+
+// The same on a Redis Cluster of three primaries: publications spread over
+// the shards by channel, and one shard going away and coming back is
+// survived like a single Redis restarting.
+func TestMultiNodeRedisCluster(t *testing.T) {
+	cl := redistest.StartCluster(t, 3)
+	// The shard that serves group:G1 is the one that goes away, so every
+	// node has a subscription on it to restore.
+	down := cl.Owner(streamKey("100", "group:G1"))
+	testMultiNode(t, redisUnderTest{
+		url: cl.URL(),
+		published: func(t *testing.T, perChannel map[string]int) {
+			want := map[*redistest.Server]int{}
+			for ch, n := range perChannel {
+				want[cl.Owner(streamKey("100", ch))] += n
+			}
+			require.GreaterOrEqual(t, len(want), 2, "the channels are on more than one shard")
+			for _, s := range cl.Nodes {
+				assert.Equal(t, want[s], redistest.CommandCalls(t, s, "spublish"), "SPUBLISHes on %s", s.Addr())
+				assert.Zero(t, redistest.CommandCalls(t, s, "publish"), "no cluster-wide PUBLISH on %s", s.Addr())
+			}
+		},
+		stop: func() {
+			down.Stop()
+			cl.WaitState("fail")
+		},
+		restart: func() {
+			down.Restart()
+			cl.WaitOK()
+		},
+	})
+}
+
+// streamKey is the hub's name for a channel's keys and pub/sub channel in
+// Redis, with the default prefix.
+func streamKey(app, channel string) string { return "imhub:{" + app + ":" + channel + "}" }
+
+// redisUnderTest is the Redis a multi-node test runs on.
+type redisUnderTest struct {
+	url string
+	// published, if set, checks the Redis side once the first events are
+	// delivered, given how many publications each channel had.
+	published func(t *testing.T, perChannel map[string]int)
+	// stop returns once the hubs can no longer publish; restart once Redis
+	// is back.
+	stop, restart func()
+}
+
+func testMultiNode(t *testing.T, rd redisUnderTest) {
+	nodes := startNodes(t, rd.url, 3)
 
 	var all []*listener
 	type expect struct {
@@ -265,15 +316,21 @@ func TestMultiNode(t *testing.T) {
 
 	round(30)
 	waitAll()
+	if rd.published != nil {
+		rd.published(t, map[string]int{
+			"group:G1": len(wantG1), "group:G2": len(wantG2),
+			"user:alice": len(wantAlice), "user:bob": len(wantBob), "app": len(wantApp),
+		})
+	}
 
 	// Redis goes away and comes back: callbacks are refused meanwhile,
 	// no session is dropped, and the nodes pick up again by themselves.
-	srv.Stop()
+	rd.stop()
 	for _, p := range nodes {
 		p.WaitReady(503)
 	}
 	assert.Equal(t, 503, postCommand(t, nodes[0], "100", "Group.CallbackAfterSendMsg", groupMsg("G1", 9999)))
-	srv.Restart()
+	rd.restart()
 	for _, p := range nodes {
 		p.WaitReady(200)
 		p.WaitLog(20*time.Second, "subscriptions restored", func(l map[string]any) bool {
@@ -294,7 +351,7 @@ func TestMultiNode(t *testing.T) {
 // nodes' clients carry on.
 func TestDrainOneNode(t *testing.T) {
 	srv := redistest.Start(t)
-	nodes := startNodes(t, srv, 3, "-drain", "3s")
+	nodes := startNodes(t, srv.URL(), 3, "-drain", "3s")
 	var victims []*listener
 	for i := range 2 {
 		victims = append(victims, listen(t, fmt.Sprint("victim", i), nodes[0], mint(t, "100", fmt.Sprintf("u%d", i), false, "G")))

@@ -24,6 +24,7 @@ const DemoApp = "1400000000"
 type Config struct {
 	Addr           string
 	Redis          string
+	RedisCA        string
 	Apps           []callback.App
 	JWTSecret      string
 	JWTPublicKey   string
@@ -67,7 +68,8 @@ func parseConfig(args []string, env func(string) string, out io.Writer) (Config,
 	fs := flag.NewFlagSet("hub", flag.ContinueOnError)
 	fs.SetOutput(out)
 	fs.StringVar(&c.Addr, "addr", ":8080", "listen `address`")
-	fs.StringVar(&c.Redis, "redis", "", "Redis `URL` (redis://, rediss://, unix://); empty = in-process broker, one node")
+	fs.StringVar(&c.Redis, "redis", "", "Redis `URL`: redis://, rediss://, unix:// (one server), redis+cluster:// (Redis Cluster, sharded pub/sub), redis+sentinel://…?master_name= (Sentinel); empty = in-process broker, one node")
+	fs.StringVar(&c.RedisCA, "redis-ca", "", "PEM `file` of the CAs that a rediss:// server's certificate is checked against; empty = the system's")
 	fs.StringVar(&apps, "apps", "", "the apps this hub accepts, comma-separated: `SdkAppid[:callbackToken]`,…")
 	fs.StringVar(&c.JWTSecret, "jwt-secret", "", "HS256 `secret` for client tokens")
 	fs.StringVar(&c.JWTPublicKey, "jwt-public-key", "", "PEM `file` with the RS256 / ES256 / EdDSA public key for client tokens")
@@ -198,9 +200,11 @@ func (c *Config) validate() error {
 		}
 	}
 	if c.Redis != "" {
-		if err := checkRedisURL(c.Redis); err != nil {
+		if err := checkRedisURL(c.Redis, c.RedisCA); err != nil {
 			return err
 		}
+	} else if c.RedisCA != "" {
+		return errors.New("-redis-ca is for a rediss:// -redis URL, and there is no -redis")
 	}
 	if c.LogFormat != "text" && c.LogFormat != "json" {
 		return fmt.Errorf("-log-format %q: want text or json", c.LogFormat)

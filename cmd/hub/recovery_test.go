@@ -121,7 +121,7 @@ func waitSeqs(t *testing.T, col *collector, want []int) {
 // the published sequence.
 func TestNodeKilledClientRecovers(t *testing.T) {
 	srv := redistest.Start(t)
-	nodes := startNodes(t, srv, 2)
+	nodes := startNodes(t, srv.URL(), 2)
 	col := collect(t, wsURL(nodes[0]), wsURL(nodes[1]))
 	require.Equal(t, "hub-a", col.c.Node())
 

@@ -9,8 +9,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
-	"net/url"
-	"strings"
 	"sync/atomic"
 	"time"
 
@@ -27,14 +25,11 @@ import (
 	"github.com/imhub/imhub/web"
 )
 
-func checkRedisURL(u string) error {
-	if _, err := redis.ParseURL(u); err != nil {
-		shown := "(unparsable URL)"
-		if pu, perr := url.Parse(u); perr == nil {
-			shown = pu.Redacted()
-		}
-		return fmt.Errorf("-redis %q: %v; want redis://host:6379/0, rediss://host:6380 or unix:///path/to/redis.sock",
-			shown, strings.ReplaceAll(err.Error(), u, shown))
+func checkRedisURL(u, caFile string) error {
+	if err := broker.CheckRedisURL(u, caFile); err != nil {
+		// The broker's error shows the URL, redacted.
+		return fmt.Errorf("-redis: %w; want redis://host:6379/0, rediss://host:6380, unix:///path/to/redis.sock, "+
+			"redis+cluster://node1:6379?addr=node2:6379 or redis+sentinel://sentinel1:26379?master_name=NAME", err)
 	}
 	return nil
 }
@@ -64,7 +59,7 @@ func newBroker(cfg Config, log *slog.Logger) (broker.Broker, error) {
 		return broker.NewMemory(bc), nil
 	}
 	redis.SetLogger(redisLogger{log})
-	return broker.NewRedis(broker.RedisConfig{Config: bc, URL: cfg.Redis, Logger: log})
+	return broker.NewRedis(broker.RedisConfig{Config: bc, URL: cfg.Redis, CAFile: cfg.RedisCA, Logger: log})
 }
 
 // run serves until ctx is done, then shuts down gracefully: readiness fails

@@ -81,13 +81,16 @@ type Publication struct {
 
 // Handler receives the publications of the channels a node subscribed to.
 //
-// A Handler is called from one goroutine at a time, in channel order, and
-// must not block: it is on the path of every publication of the node.
+// The publications of one channel come from one goroutine, in order; those
+// of different channels may come concurrently (a Redis Cluster has a
+// connection per shard). A Handler must not block: it is on the path of
+// every publication of the node.
 type Handler interface {
 	HandlePublication(Publication)
-	// HandleReconnect is called after the broker lost its subscription
-	// connection and subscribed again. Publications made in between were not
-	// delivered; a handler that needs them reads them from history.
+	// HandleReconnect is called after the broker lost a subscription
+	// connection and subscribed again, or moved channels to another Redis
+	// Cluster shard. Publications made in between were not delivered; a
+	// handler that needs them reads them from history.
 	HandleReconnect()
 }
 

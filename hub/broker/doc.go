@@ -9,6 +9,7 @@
 //
 // Two implementations share one contract, checked by the conformance suite in
 // package brokertest: [Memory], for a single node, and [Redis], which joins any
-// number of nodes through Redis pub/sub. Start with [Broker], then [NewMemory]
+// number of nodes through Redis pub/sub: one server, a primary watched by
+// Sentinel, or a Redis Cluster with sharded pub/sub. Start with [Broker], then [NewMemory]
 // or [NewRedis].
 package broker

@@ -29,9 +29,22 @@ var (
 // RedisConfig configures [NewRedis].
 type RedisConfig struct {
 	Config
-	// URL is a redis://, rediss:// or unix:// URL as understood by
-	// redis.ParseURL.
+	// URL names the Redis to use:
+	//
+	//   - redis://, rediss:// or unix:// for one server, as read by
+	//     redis.ParseURL;
+	//   - redis+cluster:// or rediss+cluster:// for a Redis Cluster: the URL
+	//     names one node, ?addr=host:port adds more (redis.ParseClusterURL).
+	//     Channels then use sharded pub/sub, so that each publication goes to
+	//     one shard rather than to every node;
+	//   - redis+sentinel:// or rediss+sentinel:// for a primary watched by
+	//     Sentinel: the URL names a sentinel, ?addr=host:port adds more,
+	//     ?master_name= names the primary, and ?username= and ?password=
+	//     are the primary's (the URL's own user part is the sentinels').
 	URL string
+	// CAFile is a PEM file of the certificate authorities a rediss:// server
+	// is checked against, instead of the system's.
+	CAFile string
 	// Prefix starts every key and pub/sub channel name. Default "imhub".
 	Prefix string
 	// MetaTTL is how long a channel's offset counter outlives the channel's
@@ -44,34 +57,37 @@ type RedisConfig struct {
 	Logger *slog.Logger
 }
 
-// Redis is a broker that joins hub nodes through one Redis server. Every
-// channel is a Redis pub/sub channel; offsets, history and the dedupe set
-// live in keys hash-tagged with their channel.
+// Redis is a broker that joins hub nodes through Redis: one server, a
+// primary managed by Sentinel, or a Redis Cluster. Every channel is a Redis
+// pub/sub channel (a sharded one on a cluster); its offsets, history and
+// dedupe keys are hash-tagged with the channel, so on a cluster everything
+// about one channel lives on one shard and a publication is one script on
+// that shard.
 //
 // Redis going away is survived: Publish fails with ErrUnavailable, Ready
 // reports it, and when Redis is back the broker reconnects and subscribes
 // to its channels again by itself.
 type Redis struct {
-	cfg    RedisConfig
-	log    *slog.Logger
-	client *redis.Client
+	cfg     RedisConfig
+	log     *slog.Logger
+	client  redis.UniversalClient
+	cluster *redis.ClusterClient // nil unless a cluster
+	desc    string
+	pubCmd  string // PUBLISH, or SPUBLISH on a cluster
 
-	up     atomic.Bool // last ping of the command connection succeeded
-	subsUp atomic.Bool // the subscription connection is live
+	up     atomic.Bool   // last ping of the command connection(s) succeeded
+	rehome chan struct{} // a cluster's subscriptions may have moved
 
-	mu       sync.Mutex
-	ps       *redis.PubSub
-	channels map[string]struct{}      // pub/sub names subscribed, to renew a dead connection with
-	pongs    map[string]chan struct{} // PING payload -> Subscribe call awaiting it
+	mu      sync.Mutex
+	subs    map[string]*subConn // by node address; "" on a non-cluster Redis
+	home    map[string]*subConn // pub/sub name -> the connection carrying it
+	runCtx  context.Context     // set by Run; subscription connections live in it
+	handler Handler
 }
 
 // NewRedis returns a Redis broker for cfg.URL. It does not connect yet:
 // Run does, and keeps trying while Redis is unreachable.
 func NewRedis(cfg RedisConfig) (*Redis, error) {
-	opts, err := redis.ParseURL(cfg.URL)
-	if err != nil {
-		return nil, fmt.Errorf("redis url: %w", err)
-	}
 	if cfg.Prefix == "" {
 		cfg.Prefix = "imhub"
 	}
@@ -85,20 +101,26 @@ func NewRedis(cfg RedisConfig) (*Redis, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	// Fail fast while Redis is down: callers answer 503 and the IM backend
-	// retries, which beats holding callbacks for the default timeouts.
-	opts.DialTimeout = 2 * time.Second
-	opts.ReadTimeout = 3 * time.Second
-	opts.WriteTimeout = 3 * time.Second
-	opts.MaxRetries = 1
-	client := redis.NewClient(opts)
+	target, err := newRedisTarget(cfg)
+	if err != nil {
+		return nil, err
+	}
 	r := &Redis{
-		cfg:      cfg,
-		log:      cfg.Logger,
-		client:   client,
-		ps:       client.Subscribe(context.Background()),
-		channels: make(map[string]struct{}),
-		pongs:    make(map[string]chan struct{}),
+		cfg:     cfg,
+		log:     cfg.Logger,
+		client:  target.client,
+		cluster: target.cluster,
+		desc:    target.desc,
+		pubCmd:  "PUBLISH",
+		rehome:  make(chan struct{}, 1),
+		subs:    make(map[string]*subConn),
+		home:    make(map[string]*subConn),
+	}
+	if r.cluster != nil {
+		r.pubCmd = "SPUBLISH"
+	} else {
+		// One connection, there from the start: readiness includes it.
+		r.subs[""] = newSubConn(r, target.client.(*redis.Client), "", false)
 	}
 	return r, nil
 }
@@ -120,41 +142,69 @@ func (r *Redis) splitStreamKey(name string) (app, channel string, ok bool) {
 	return app, channel, ok
 }
 
-// Publish implements [Broker] with one script call: one round trip however
-// many channels the message names.
+// Publish implements [Broker]. Each channel gets one script call that
+// dedupes, assigns the offset, appends to history and publishes, all on the
+// channel's own keys (one shard of a cluster). The calls of one message go
+// out in one pipeline: one round trip per shard touched.
+//
+// Deduplication is per channel: if a publish fails part way, its retry
+// publishes to the channels that missed it and not again to the others.
 func (r *Redis) Publish(ctx context.Context, m Message) (Result, error) {
-	keys := make([]string, 0, 1+2*len(m.Channels))
-	args := make([]any, 0, 7+len(m.Channels))
-	keys = append(keys, r.cfg.Prefix+":{"+m.App+"}:seen:"+m.ID)
-	args = append(args,
-		r.cfg.DedupeWindow.Milliseconds(),
-		m.Data,
-		r.cfg.HistorySize,
-		max(r.cfg.HistoryTTL.Milliseconds(), 1),
-		r.cfg.MetaTTL.Milliseconds(),
-		newEpoch(),
-		time.Now().UnixMilli(),
-	)
-	for _, ch := range m.Channels {
+	now := time.Now().UnixMilli()
+	epoch := newEpoch()
+	call := func(ch string) ([]string, []any) {
 		sk := r.streamKey(m.App, ch)
-		keys = append(keys, sk+":meta", sk+":hist")
-		args = append(args, sk)
+		return []string{sk + ":seen:" + m.ID, sk + ":meta", sk + ":hist"}, []any{
+			r.cfg.DedupeWindow.Milliseconds(),
+			m.Data,
+			r.cfg.HistorySize,
+			max(r.cfg.HistoryTTL.Milliseconds(), 1),
+			r.cfg.MetaTTL.Milliseconds(),
+			epoch,
+			now,
+			sk,
+			r.pubCmd,
+		}
 	}
-	reply, err := publishScript.Run(ctx, r.client, keys, args...).Slice()
-	if errors.Is(err, redis.Nil) {
-		return Result{Duplicate: true}, nil
+	cmds := make([]*redis.Cmd, len(m.Channels))
+	if len(m.Channels) == 1 {
+		keys, args := call(m.Channels[0])
+		cmds[0] = publishScript.Run(ctx, r.client, keys, args...)
+	} else {
+		// EVALSHA in a pipeline; a server that has not seen the script yet
+		// (just restarted, or a new shard) gets it by EVAL below.
+		_, _ = r.client.Pipelined(ctx, func(p redis.Pipeliner) error {
+			for i, ch := range m.Channels {
+				keys, args := call(ch)
+				cmds[i] = publishScript.EvalSha(ctx, p, keys, args...)
+			}
+			return nil
+		})
+		for i, ch := range m.Channels {
+			if err := cmds[i].Err(); err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
+				keys, args := call(ch)
+				cmds[i] = publishScript.Run(ctx, r.client, keys, args...)
+			}
+		}
 	}
-	if err != nil {
-		return Result{}, fmt.Errorf("%w: publish %s: %w", ErrUnavailable, m.ID, err)
+	res := Result{Duplicate: true, Positions: make([]Position, len(m.Channels))}
+	for i, c := range cmds {
+		reply, err := c.Slice()
+		switch {
+		case errors.Is(err, redis.Nil):
+			continue // this channel has it already
+		case err != nil:
+			return Result{}, fmt.Errorf("%w: publish %s to %s: %w", ErrUnavailable, m.ID, m.Channels[i], err)
+		case len(reply) != 2:
+			return Result{}, fmt.Errorf("%w: publish %s to %s: script returned %d values", ErrUnavailable, m.ID, m.Channels[i], len(reply))
+		}
+		off, _ := reply[0].(int64)
+		ep, _ := reply[1].(string)
+		res.Positions[i] = Position{Offset: uint64(off), Epoch: ep}
+		res.Duplicate = false
 	}
-	if len(reply) != 2*len(m.Channels) {
-		return Result{}, fmt.Errorf("%w: publish %s: script returned %d values for %d channels", ErrUnavailable, m.ID, len(reply), len(m.Channels))
-	}
-	res := Result{Positions: make([]Position, len(m.Channels))}
-	for i := range m.Channels {
-		off, _ := reply[2*i].(int64)
-		epoch, _ := reply[2*i+1].(string)
-		res.Positions[i] = Position{Offset: uint64(off), Epoch: epoch}
+	if res.Duplicate {
+		res.Positions = nil
 	}
 	return res, nil
 }
@@ -234,18 +284,16 @@ func parseEntry(e any) (Publication, int64, bool) {
 
 func newEpoch() string { return strconv.FormatUint(rand.Uint64(), 36) }
 
-// Subscribe implements [Broker]. It sends SUBSCRIBE and then waits until
-// the subscription connection has processed it (see sync). Run must be
-// running.
+// Subscribe implements [Broker]. It sends SUBSCRIBE (SSUBSCRIBE to the
+// channel's shard on a cluster) and then waits until the connection has
+// processed it. Run must be running.
 func (r *Redis) Subscribe(ctx context.Context, app, channel string) error {
 	name := r.streamKey(app, channel)
-	r.mu.Lock()
-	r.channels[name] = struct{}{}
-	r.mu.Unlock()
-	// Errors of the command itself mean the connection broke; the channel
-	// is in go-redis's set and in ours, and a new connection has it.
-	err := r.sync(ctx, func(ps *redis.PubSub) { _ = ps.Subscribe(ctx, name) })
+	sc, err := r.connFor(ctx, name, true)
 	if err != nil {
+		return fmt.Errorf("%w: subscribe %s: %w", ErrUnavailable, channel, err)
+	}
+	if err := sc.sync(ctx, func() { sc.add(ctx, name) }); err != nil {
 		return fmt.Errorf("%w: subscribe %s: %w", ErrUnavailable, channel, err)
 	}
 	return nil
@@ -256,112 +304,211 @@ func (r *Redis) Subscribe(ctx context.Context, app, channel string) error {
 func (r *Redis) Unsubscribe(ctx context.Context, app, channel string) error {
 	name := r.streamKey(app, channel)
 	r.mu.Lock()
-	delete(r.channels, name)
+	sc := r.home[name]
+	delete(r.home, name)
 	r.mu.Unlock()
-	err := r.sync(ctx, func(ps *redis.PubSub) { _ = ps.Unsubscribe(ctx, name) })
-	if err != nil {
+	if sc == nil {
+		return nil
+	}
+	if err := sc.sync(ctx, func() { sc.remove(ctx, name) }); err != nil {
 		// Forgotten even so: a replaced connection does not have it.
 		return fmt.Errorf("%w: unsubscribe %s: %w", ErrUnavailable, channel, err)
 	}
 	return nil
 }
 
-// sync runs cmd on the subscription connection, then sends a PING with a
-// payload of its own and waits for its PONG: Redis answers in order, so the
-// PONG proves cmd processed. If the connection is replaced meanwhile, it
-// tries again on the new one until ctx is done.
-func (r *Redis) sync(ctx context.Context, cmd func(*redis.PubSub)) error {
+// connFor returns the connection that carries name: the only one, or on a
+// cluster the one to the primary serving name's slot, made on first use.
+// With home, it also records it as name's connection, in the same step, so
+// that the rehome loop does not take it for unused.
+func (r *Redis) connFor(ctx context.Context, name string, home bool) (*subConn, error) {
+	var addr string
+	var node *redis.Client
+	if r.cluster != nil {
+		var err error
+		if node, err = r.cluster.MasterForKey(ctx, name); err != nil {
+			return nil, fmt.Errorf("find the shard: %w", err)
+		}
+		addr = node.Options().Addr
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	sc := r.subs[addr]
+	if home && sc != nil {
+		r.home[name] = sc
+	}
+	if sc == nil {
+		sc = newSubConn(r, node, addr, true)
+		r.subs[addr] = sc
+		if r.runCtx != nil {
+			sc.start(r.runCtx, r.handler)
+		}
+		if home {
+			r.home[name] = sc
+		}
+	}
+	return sc, nil
+}
+
+// lost and moved tell a cluster's rehome loop that a connection's channels
+// may be served elsewhere now: its primary is unreachable (perhaps replaced
+// by a replica at another address), or a slot moved.
+func (r *Redis) lost(*subConn)  { r.poke() }
+func (r *Redis) moved(*subConn) { r.poke() }
+
+func (r *Redis) poke() {
+	if r.cluster == nil {
+		return
+	}
+	select {
+	case r.rehome <- struct{}{}:
+	default:
+	}
+}
+
+// rehomeLoop keeps each of a cluster's channels on the connection to the
+// primary that serves its slot, checking every PingInterval and when told.
+func (r *Redis) rehomeLoop(ctx context.Context, h Handler) {
+	t := time.NewTicker(r.cfg.PingInterval)
+	defer t.Stop()
 	for {
-		token := "sync-" + newEpoch()
-		done := make(chan struct{})
-		r.mu.Lock()
-		r.pongs[token] = done
-		ps := r.ps
-		r.mu.Unlock()
-		cmd(ps)
-		_ = ps.Ping(ctx, token)
-		t := time.NewTimer(2*r.cfg.PingInterval + time.Second)
 		select {
-		case <-done:
-			t.Stop()
-			return nil
 		case <-ctx.Done():
-			t.Stop()
-			r.dropPong(token)
-			return ctx.Err()
+			return
 		case <-t.C:
-			r.dropPong(token)
+		case <-r.rehome:
+		}
+		if r.rehomeOnce(ctx) > 0 {
+			h.HandleReconnect()
 		}
 	}
 }
 
-func (r *Redis) dropPong(token string) {
+// rehomeOnce moves every channel whose slot is now served by another
+// primary to that primary's connection, waits until those connections have
+// subscribed, and closes connections left with nothing to carry. It returns
+// how many channels moved: their publications in between are missed and
+// must be repaired from history.
+func (r *Redis) rehomeOnce(ctx context.Context) int {
 	r.mu.Lock()
-	delete(r.pongs, token)
-	r.mu.Unlock()
-}
-
-func (r *Redis) pong(payload string) {
-	r.mu.Lock()
-	done := r.pongs[payload]
-	delete(r.pongs, payload)
-	r.mu.Unlock()
-	if done != nil {
-		close(done)
+	names := make(map[string]*subConn, len(r.home))
+	for n, sc := range r.home {
+		names[n] = sc
 	}
-}
-
-// renew replaces a subscription connection that stopped answering with a
-// new one subscribed to every channel. go-redis replaces a connection that
-// fails, but not one that merely goes silent (a dead host, a moved
-// address): that one only the unanswered PING reveals.
-func (r *Redis) renew(ctx context.Context) {
-	r.mu.Lock()
-	old := r.ps
-	r.ps = r.client.Subscribe(context.Background())
-	names := make([]string, 0, len(r.channels))
-	for n := range r.channels {
-		names = append(names, n)
-	}
-	ps := r.ps
 	r.mu.Unlock()
-	_ = old.Close()
-	if len(names) > 0 {
-		// Records the channels even if Redis is unreachable now; they are
-		// subscribed when the connection is made.
-		sctx, cancel := context.WithTimeout(ctx, r.cfg.PingInterval)
-		_ = ps.Subscribe(sctx, names...)
+	moved := 0
+	touched := map[*subConn]bool{}
+	for name, old := range names {
+		sc, err := r.connFor(ctx, name, false)
+		if err != nil || sc == old {
+			continue
+		}
+		r.mu.Lock()
+		still := r.home[name] == old
+		if still {
+			r.home[name] = sc
+		}
+		r.mu.Unlock()
+		if !still {
+			continue // unsubscribed or moved meanwhile
+		}
+		if old.up.Load() {
+			old.remove(ctx, name)
+		} else {
+			// Sending to a primary that is gone would wait for a dial
+			// timeout per channel.
+			old.forget(name)
+		}
+		sc.add(ctx, name)
+		touched[sc] = true
+		moved++
+	}
+	for sc := range touched {
+		sctx, cancel := context.WithTimeout(ctx, 2*r.cfg.PingInterval+time.Second)
+		if err := sc.sync(sctx, func() {}); err != nil {
+			r.log.Warn("redis shard did not confirm moved subscriptions", "node", sc.addr, "err", err)
+		}
 		cancel()
 	}
+	if moved > 0 {
+		r.log.Info("redis cluster slots moved; channels resubscribed on their new shards", "channels", moved)
+	}
+	r.mu.Lock()
+	inUse := make(map[*subConn]bool, len(r.subs))
+	for _, sc := range r.home {
+		inUse[sc] = true
+	}
+	var idle []*subConn
+	for addr, sc := range r.subs {
+		if _, n := sc.has(""); n == 0 && !inUse[sc] {
+			delete(r.subs, addr)
+			idle = append(idle, sc)
+		}
+	}
+	r.mu.Unlock()
+	for _, sc := range idle {
+		_ = sc.close()
+	}
+	return moved
 }
 
-// Run implements [Broker]: it checks the command connection every
-// PingInterval and reads the subscription connection, reconnecting both
+// Run implements [Broker]: it checks the command connections every
+// PingInterval and reads the subscription connections, reconnecting them
 // with backoff while Redis is away.
 func (r *Redis) Run(ctx context.Context, h Handler) error {
+	r.mu.Lock()
+	r.runCtx, r.handler = ctx, h
+	for _, sc := range r.subs {
+		sc.start(ctx, h)
+	}
+	r.mu.Unlock()
 	var wg sync.WaitGroup
-	wg.Go(func() { r.watch(ctx) })
-	r.receive(ctx, h)
+	if r.cluster != nil {
+		wg.Go(func() { r.rehomeLoop(ctx, h) })
+	}
+	r.watch(ctx)
 	wg.Wait()
+	r.mu.Lock()
+	subs := make([]*subConn, 0, len(r.subs))
+	for _, sc := range r.subs {
+		subs = append(subs, sc)
+	}
+	r.mu.Unlock()
+	for _, sc := range subs {
+		if sc.stop != nil {
+			sc.stop()
+			<-sc.done
+		}
+	}
 	return nil
 }
 
-// watch keeps r.up current.
+// watch keeps r.up current: on a cluster, every primary must answer.
 func (r *Redis) watch(ctx context.Context) {
 	t := time.NewTicker(r.cfg.PingInterval)
 	defer t.Stop()
 	for {
 		pctx, cancel := context.WithTimeout(ctx, r.cfg.PingInterval)
-		err := r.client.Ping(pctx).Err()
+		var err error
+		if r.cluster != nil {
+			err = r.cluster.ForEachMaster(pctx, func(ctx context.Context, c *redis.Client) error {
+				if err := c.Ping(ctx).Err(); err != nil {
+					return fmt.Errorf("%s: %w", c.Options().Addr, err)
+				}
+				return nil
+			})
+		} else {
+			err = r.client.Ping(pctx).Err()
+		}
 		cancel()
 		if ctx.Err() != nil {
 			return
 		}
 		switch was := r.up.Swap(err == nil); {
 		case err == nil && !was:
-			r.log.Info("redis is up", "addr", r.client.Options().Addr)
+			r.log.Info("redis is up", "redis", r.desc)
 		case err != nil && was:
-			r.log.Warn("redis is down", "addr", r.client.Options().Addr, "err", err)
+			r.log.Warn("redis is down", "redis", r.desc, "err", err)
 		}
 		select {
 		case <-ctx.Done():
@@ -370,83 +517,6 @@ func (r *Redis) watch(ctx context.Context) {
 		}
 	}
 }
-
-// receive reads the subscription connection until ctx is done.
-//
-// After the connection is lost, go-redis dials again and re-subscribes
-// every channel on the next call. The PING sent after that is answered only
-// after all those SUBSCRIBEs, so its PONG marks the moment every channel is
-// live again and the handler can repair what it missed.
-func (r *Redis) receive(ctx context.Context, h Handler) {
-	lost, backoff := true, time.Duration(0)
-	first := true
-	awaiting := false // a health PING is unanswered
-	for ctx.Err() == nil {
-		r.mu.Lock()
-		ps := r.ps
-		r.mu.Unlock()
-		if lost {
-			if err := ps.Ping(ctx, healthPing); err != nil {
-				backoff = nextBackoff(backoff)
-				sleep(ctx, backoff)
-				continue
-			}
-			awaiting = true
-		}
-		msg, err := ps.ReceiveTimeout(ctx, r.cfg.PingInterval)
-		if err != nil {
-			if ctx.Err() != nil {
-				return
-			}
-			var nerr interface{ Timeout() bool }
-			timeout := errors.As(err, &nerr) && nerr.Timeout()
-			switch {
-			case timeout && !awaiting:
-				// Quiet connection: prove it alive.
-				if err := ps.Ping(ctx, healthPing); err == nil {
-					awaiting = true
-					continue
-				}
-			case timeout:
-				err = errors.New("PING unanswered")
-				r.renew(ctx)
-			}
-			if !lost {
-				r.log.Warn("redis subscription connection lost", "err", err)
-				r.subsUp.Store(false)
-			}
-			lost, awaiting = true, false
-			backoff = nextBackoff(backoff)
-			sleep(ctx, backoff)
-			continue
-		}
-		awaiting = false // anything received proves the connection alive
-		switch m := msg.(type) {
-		case *redis.Pong:
-			if m.Payload != healthPing {
-				r.pong(m.Payload)
-			}
-			if lost {
-				lost, backoff = false, 0
-				r.subsUp.Store(true)
-				if !first {
-					r.log.Info("redis subscription connection restored")
-					h.HandleReconnect()
-				}
-				first = false
-			}
-		case *redis.Message:
-			if pub, ok := r.parse(m); ok {
-				h.HandlePublication(pub)
-			} else {
-				r.log.Error("malformed publication", "channel", m.Channel)
-			}
-		}
-	}
-}
-
-// healthPing is the payload of the receive loop's own PINGs.
-const healthPing = "health"
 
 // parse decodes "offset epoch data" as written by publish.lua.
 func (r *Redis) parse(m *redis.Message) (Publication, bool) {
@@ -470,11 +540,15 @@ func (r *Redis) parse(m *redis.Message) (Publication, bool) {
 
 // Ready implements [Broker].
 func (r *Redis) Ready() error {
-	switch {
-	case !r.up.Load():
-		return fmt.Errorf("%w: redis at %s does not answer", ErrUnavailable, r.client.Options().Addr)
-	case !r.subsUp.Load():
-		return fmt.Errorf("%w: redis subscription connection is down", ErrUnavailable)
+	if !r.up.Load() {
+		return fmt.Errorf("%w: redis (%s) does not answer", ErrUnavailable, r.desc)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, sc := range r.subs {
+		if _, n := sc.has(""); !sc.up.Load() && (sc.addr == "" || n > 0) {
+			return fmt.Errorf("%w: redis subscription connection %s is down", ErrUnavailable, sc.addr)
+		}
 	}
 	return nil
 }
@@ -482,9 +556,14 @@ func (r *Redis) Ready() error {
 // Close implements [Broker].
 func (r *Redis) Close() error {
 	r.mu.Lock()
-	ps := r.ps
+	subs := r.subs
+	r.subs = map[string]*subConn{}
 	r.mu.Unlock()
-	return errors.Join(ps.Close(), r.client.Close())
+	var errs []error
+	for _, sc := range subs {
+		errs = append(errs, sc.close())
+	}
+	return errors.Join(append(errs, r.client.Close())...)
 }
 
 func nextBackoff(d time.Duration) time.Duration {

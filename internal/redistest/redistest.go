@@ -19,14 +19,30 @@ import (
 )
 
 // Server is one redis-server process that can be stopped and started again
-// on the same socket, to test what happens while Redis is away.
+// on the same socket and ports, to test what happens while Redis is away.
 type Server struct {
-	t       testing.TB
-	dir     string
-	sock    string
-	persist bool
-	cmd     *exec.Cmd
-	exit    chan struct{}
+	t    testing.TB
+	dir  string
+	sock string // "" for a sentinel, which is reached on Port
+	opts Options
+	cmd  *exec.Cmd
+	exit chan struct{}
+}
+
+// Options adds to the server Start runs.
+type Options struct {
+	// Persist keeps an append-only file synced on every write: after Stop
+	// and Restart the server has its data back, as a production Redis with
+	// persistence does after a crash.
+	Persist bool
+	// Port, when not zero, is a loopback TCP port to listen on as well
+	// (see FreePort).
+	Port int
+	// Conf are more configuration lines, such as "cluster-enabled yes".
+	Conf []string
+	// Sentinel runs the process as a Redis Sentinel on Port, with Conf as
+	// its configuration, instead of as a server.
+	Sentinel bool
 }
 
 func init() {
@@ -43,18 +59,17 @@ func (quiet) Printf(context.Context, string, ...any) {}
 // loudly, when redis-server is not installed: `make test` installs it.
 func Start(t testing.TB) *Server {
 	t.Helper()
-	return start(t, false)
+	return StartWith(t, Options{})
 }
 
-// StartPersistent is Start with an append-only file synced on every write:
-// after Stop and Restart the server has its data back, as a production
-// Redis with persistence does after a crash.
+// StartPersistent is Start with Options.Persist.
 func StartPersistent(t testing.TB) *Server {
 	t.Helper()
-	return start(t, true)
+	return StartWith(t, Options{Persist: true})
 }
 
-func start(t testing.TB, persist bool) *Server {
+// StartWith is Start with more options.
+func StartWith(t testing.TB, opts Options) *Server {
 	t.Helper()
 	if _, err := exec.LookPath("redis-server"); err != nil {
 		t.Fatalf("redis-server is not installed, so this test cannot run: use `make test`, which installs it, or `apt-get install -y redis-server` (%v)", err)
@@ -65,13 +80,45 @@ func start(t testing.TB, persist bool) *Server {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &Server{t: t, dir: dir, sock: filepath.Join(dir, "redis.sock"), persist: persist}
+	s := &Server{t: t, dir: dir, opts: opts}
+	if !opts.Sentinel {
+		s.sock = filepath.Join(dir, "redis.sock")
+	}
 	t.Cleanup(func() {
 		s.Stop()
 		os.RemoveAll(dir)
 	})
 	s.Restart()
 	return s
+}
+
+// FreePort returns a loopback TCP port that was free a moment ago.
+func FreePort(t testing.TB) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// Addr is the server's loopback TCP address, when it has a Port.
+func (s *Server) Addr() string { return fmt.Sprintf("127.0.0.1:%d", s.opts.Port) }
+
+// Dir is the server's working directory, removed when the test ends.
+func (s *Server) Dir() string { return s.dir }
+
+// Client returns a client of the server's unix socket (its TCP address for
+// a sentinel), closed when the test ends.
+func (s *Server) Client() *redis.Client {
+	o := &redis.Options{Network: "unix", Addr: s.sock}
+	if s.sock == "" {
+		o = &redis.Options{Addr: s.Addr()}
+	}
+	c := redis.NewClient(o)
+	s.t.Cleanup(func() { _ = c.Close() })
+	return c
 }
 
 // URL is the server's URL for redis.ParseURL and the hub's -redis flag.
@@ -87,18 +134,31 @@ func (s *Server) Restart() {
 	if s.cmd != nil {
 		s.t.Fatal("redistest: Restart while running")
 	}
-	aof := []string{"--appendonly", "no"}
-	if s.persist {
-		aof = []string{"--appendonly", "yes", "--appendfsync", "always"}
+	conf := []string{"dir " + s.dir, "loglevel warning", fmt.Sprintf("port %d", s.opts.Port)}
+	if s.opts.Port != 0 {
+		conf = append(conf, "bind 127.0.0.1")
 	}
-	cmd := exec.Command("redis-server", append([]string{
-		"--port", "0",
-		"--unixsocket", s.sock,
-		"--unixsocketperm", "700",
-		"--dir", s.dir,
-		"--save", "",
-		"--loglevel", "warning",
-	}, aof...)...)
+	if !s.opts.Sentinel {
+		conf = append(conf, "unixsocket "+s.sock, "unixsocketperm 700", `save ""`)
+		if s.opts.Persist {
+			conf = append(conf, "appendonly yes", "appendfsync always")
+		} else {
+			conf = append(conf, "appendonly no")
+		}
+	}
+	conf = append(conf, s.opts.Conf...)
+	// A sentinel rewrites its file; a server's is written afresh each time.
+	path := filepath.Join(s.dir, "redis.conf")
+	if _, err := os.Stat(path); err != nil || !s.opts.Sentinel {
+		if err := os.WriteFile(path, []byte(strings.Join(conf, "\n")+"\n"), 0o600); err != nil {
+			s.t.Fatal(err)
+		}
+	}
+	args := []string{path}
+	if s.opts.Sentinel {
+		args = append(args, "--sentinel")
+	}
+	cmd := exec.Command("redis-server", args...)
 	log, err := os.OpenFile(filepath.Join(s.dir, "redis.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		s.t.Fatal(err)
@@ -113,7 +173,7 @@ func (s *Server) Restart() {
 	go func() { _ = cmd.Wait(); close(s.exit) }()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		if err := ping(s.sock); err == nil {
+		if err := s.ping(); err == nil {
 			return
 		} else if time.Now().After(deadline) {
 			out, _ := os.ReadFile(filepath.Join(s.dir, "redis.log"))
@@ -137,11 +197,17 @@ func (s *Server) Stop() {
 	_ = s.cmd.Process.Kill()
 	<-s.exit
 	s.cmd = nil
-	os.Remove(s.sock)
+	if s.sock != "" {
+		os.Remove(s.sock)
+	}
 }
 
-func ping(sock string) error {
-	c, err := net.DialTimeout("unix", sock, time.Second)
+func (s *Server) ping() error {
+	network, addr := "unix", s.sock
+	if addr == "" {
+		network, addr = "tcp", s.Addr()
+	}
+	c, err := net.DialTimeout(network, addr, time.Second)
 	if err != nil {
 		return err
 	}

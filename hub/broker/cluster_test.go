@@ -1,0 +1,167 @@
+package broker_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/imhub/imhub/hub/broker"
+	"github.com/imhub/imhub/hub/broker/brokertest"
+	"github.com/imhub/imhub/internal/redistest"
+)
+
+func TestRedisClusterConformance(t *testing.T) {
+	cl := redistest.StartCluster(t, 3)
+	brokertest.Run(t, func(t *testing.T, cfg broker.Config) broker.Broker {
+		b := newRedis(t, cl.URL(), cfg)
+		require.NoError(t, b.FlushForTest(context.Background()))
+		return b
+	})
+}
+
+// Channels spread over the shards: each publication is one SPUBLISH on the
+// shard that serves its channel, never a cluster-wide PUBLISH, and each
+// shard carries the sharded subscriptions of its own channels.
+//
+// The brokers log in as an ACL user limited to imhub's keys and channels.
+func TestRedisClusterSpreadsChannels(t *testing.T) {
+	cl := redistest.StartCluster(t, 3, "user imhub on >s3cret resetchannels &imhub:* ~imhub:* +@all -@dangerous")
+	cfg := brokertest.DefaultConfig
+	url := cl.UserURL("imhub:s3cret")
+	a, b := newRedis(t, url, cfg), newRedis(t, url, cfg)
+	recB := brokertest.Start(t, b)
+	brokertest.Start(t, a)
+	ctx := context.Background()
+
+	const channels = 30
+	names := make([]string, channels)
+	for i := range names {
+		names[i] = fmt.Sprintf("group:G%d", i)
+		require.NoError(t, b.Subscribe(ctx, "1", names[i]))
+	}
+	perShard := map[*redistest.Server]int{}
+	for i, ch := range names {
+		res, err := a.Publish(ctx, broker.Message{App: "1", ID: fmt.Sprint("m", i), Channels: []string{ch}, Data: []byte(ch)})
+		require.NoError(t, err)
+		assert.Equal(t, uint64(1), res.Positions[0].Offset)
+		perShard[cl.Owner(a.StreamKeyForTest("1", ch))]++
+	}
+	// One message for channels on different shards: one pipeline, every
+	// channel gets it once, and its retry is a duplicate everywhere.
+	multi := broker.Message{App: "1", ID: "multi", Channels: names[:6], Data: []byte("multi")}
+	res, err := a.Publish(ctx, multi)
+	require.NoError(t, err)
+	require.Len(t, res.Positions, 6)
+	for i, ch := range multi.Channels {
+		assert.Equal(t, uint64(2), res.Positions[i].Offset, ch)
+		perShard[cl.Owner(a.StreamKeyForTest("1", ch))]++
+	}
+	dup, err := a.Publish(ctx, multi)
+	require.NoError(t, err)
+	assert.True(t, dup.Duplicate)
+
+	pubs := recB.WaitCount(t, channels+6)
+	got := map[string][]string{}
+	for _, p := range pubs {
+		got[p.Channel] = append(got[p.Channel], string(p.Data))
+	}
+	for i, ch := range names {
+		want := []string{ch}
+		if i < 6 {
+			want = append(want, "multi")
+		}
+		assert.Equal(t, want, got[ch])
+	}
+
+	require.Len(t, perShard, 3, "30 channels land on every one of 3 shards")
+	for _, s := range cl.Nodes {
+		assert.Equal(t, perShard[s], redistest.CommandCalls(t, s, "spublish"), "SPUBLISHes on %s", s.Addr())
+		assert.Zero(t, redistest.CommandCalls(t, s, "publish"), "no cluster-wide PUBLISH on %s", s.Addr())
+		shardChans, err := s.Client().PubSubShardChannels(ctx, "*").Result()
+		require.NoError(t, err)
+		for _, name := range shardChans {
+			assert.Equal(t, s, cl.Owner(name), "%s carries the subscription of a channel it does not serve", s.Addr())
+		}
+		assert.NotEmpty(t, shardChans, "%s carries its channels' subscriptions", s.Addr())
+	}
+}
+
+// A channel's slot moves to another shard (resharding): the cluster drops
+// the sharded subscription, the broker subscribes again on the new shard,
+// tells the handler to repair, and the channel's offsets continue.
+func TestRedisClusterSlotMove(t *testing.T) {
+	cl := redistest.StartCluster(t, 3)
+	cfg := brokertest.DefaultConfig
+	b := newRedis(t, cl.URL(), cfg)
+	rec := brokertest.Start(t, b)
+	ctx := context.Background()
+	require.NoError(t, b.Subscribe(ctx, "1", "group:M"))
+	_, err := b.Publish(ctx, broker.Message{App: "1", ID: "1", Channels: []string{"group:M"}, Data: []byte("1")})
+	require.NoError(t, err)
+	rec.WaitCount(t, 1)
+
+	key := b.StreamKeyForTest("1", "group:M")
+	from := cl.Owner(key)
+	to := cl.Nodes[0]
+	if to == from {
+		to = cl.Nodes[1]
+	}
+	cl.MoveSlot(key, to)
+	require.Eventually(t, func() bool { return rec.Reconnects() >= 1 }, 20*time.Second, 10*time.Millisecond,
+		"the handler is told to repair after the move")
+
+	res, err := b.Publish(ctx, broker.Message{App: "1", ID: "2", Channels: []string{"group:M"}, Data: []byte("2")})
+	require.NoError(t, err)
+	assert.Equal(t, uint64(2), res.Positions[0].Offset, "the keys moved with the slot")
+	pubs := rec.WaitCount(t, 2)
+	assert.Equal(t, "2", string(pubs[1].Data), "subscribed again on the new shard")
+	assert.Equal(t, pubs[0].Epoch, pubs[1].Epoch)
+	ch, err := to.Client().PubSubShardChannels(ctx, "*").Result()
+	require.NoError(t, err)
+	assert.Contains(t, ch, key)
+	require.NoError(t, b.Ready())
+}
+
+// A shard restarts (empty, as without persistence): the broker's
+// connection to it comes back with every channel of that shard subscribed
+// again, one SSUBSCRIBE per channel, since a cluster refuses one command
+// for channels of several slots.
+func TestRedisClusterShardRestart(t *testing.T) {
+	cl := redistest.StartCluster(t, 3)
+	b := newRedis(t, cl.URL(), brokertest.DefaultConfig)
+	rec := brokertest.Start(t, b)
+	ctx := context.Background()
+	down := cl.Nodes[1]
+	var onDown []string
+	for i := range 30 {
+		ch := fmt.Sprintf("group:R%d", i)
+		require.NoError(t, b.Subscribe(ctx, "1", ch))
+		if cl.Owner(b.StreamKeyForTest("1", ch)) == down {
+			onDown = append(onDown, ch)
+		}
+	}
+	require.GreaterOrEqual(t, len(onDown), 2, "several channels on the shard that restarts")
+	waitReady(t, b, true)
+
+	down.Stop()
+	cl.WaitState("fail")
+	waitReady(t, b, false)
+	down.Restart()
+	cl.WaitOK()
+	waitReady(t, b, true)
+	require.Eventually(t, func() bool { return rec.Reconnects() >= 1 }, 20*time.Second, 10*time.Millisecond)
+	for i, ch := range onDown {
+		_, err := b.Publish(ctx, broker.Message{App: "1", ID: fmt.Sprint("after", i), Channels: []string{ch}, Data: []byte(ch)})
+		require.NoError(t, err)
+	}
+	pubs := rec.WaitCount(t, len(onDown))
+	got := make([]string, len(pubs))
+	for i, p := range pubs {
+		got[i] = p.Channel
+	}
+	assert.ElementsMatch(t, onDown, got, "every channel of the restarted shard is live again")
+}

@@ -1,0 +1,157 @@
+package broker
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// redisTarget is what a Redis URL names: one server, a Redis Cluster, or a
+// primary found through Sentinel.
+type redisTarget struct {
+	client  redis.UniversalClient
+	cluster *redis.ClusterClient // nil unless a cluster
+	desc    string               // for logs; no password
+}
+
+// CheckRedisURL reports whether NewRedis accepts u and, if not empty,
+// caFile. The error never contains the URL's password.
+func CheckRedisURL(u, caFile string) error {
+	roots, err := loadCA(caFile)
+	if err != nil {
+		return err
+	}
+	_, err = parseRedisURL(u, roots)
+	return err
+}
+
+// loadCA reads a PEM file of CA certificates; "" means none.
+func loadCA(file string) (*x509.CertPool, error) {
+	if file == "" {
+		return nil, nil
+	}
+	pem, err := os.ReadFile(file)
+	if err != nil {
+		return nil, fmt.Errorf("redis CA file: %w", err)
+	}
+	roots := x509.NewCertPool()
+	if !roots.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("redis CA file %s: no PEM certificate in it", file)
+	}
+	return roots, nil
+}
+
+type redisOptions struct {
+	single   *redis.Options
+	cluster  *redis.ClusterOptions
+	failover *redis.FailoverOptions
+}
+
+// parseRedisURL reads the URL forms NewRedis documents.
+func parseRedisURL(raw string, roots *x509.CertPool) (redisOptions, error) {
+	scheme, _, _ := strings.Cut(raw, "://")
+	base, mode, _ := strings.Cut(scheme, "+")
+	var o redisOptions
+	var err error
+	// go-redis's own parsers take "redis"/"rediss"; the "+cluster" and
+	// "+sentinel" suffix only chooses which of them reads the rest.
+	rest := base + raw[len(scheme):]
+	switch {
+	case mode == "" && (base == "redis" || base == "rediss" || base == "unix"):
+		o.single, err = redis.ParseURL(raw)
+	case mode == "cluster" && (base == "redis" || base == "rediss"):
+		o.cluster, err = redis.ParseClusterURL(rest)
+	case mode == "sentinel" && (base == "redis" || base == "rediss"):
+		o.failover, err = redis.ParseFailoverURL(rest)
+		if err == nil && o.failover.MasterName == "" {
+			err = errors.New("a sentinel URL needs ?master_name=<name>")
+		}
+	default:
+		err = fmt.Errorf("unknown scheme %q", scheme)
+	}
+	if err != nil {
+		return o, fmt.Errorf("redis url %s: %w", redact(raw), redactErr(err, raw))
+	}
+	tlsCfg := o.tls()
+	if roots != nil && tlsCfg == nil {
+		return o, fmt.Errorf("redis url %s: a CA file is given but the URL is not rediss://", redact(raw))
+	}
+	if tlsCfg != nil {
+		tlsCfg.MinVersion = tls.VersionTLS12
+		if roots != nil {
+			tlsCfg.RootCAs = roots
+		}
+	}
+	return o, nil
+}
+
+func (o redisOptions) tls() *tls.Config {
+	switch {
+	case o.single != nil:
+		return o.single.TLSConfig
+	case o.cluster != nil:
+		return o.cluster.TLSConfig
+	default:
+		return o.failover.TLSConfig
+	}
+}
+
+// newRedisTarget builds the client for cfg's URL, with the broker's
+// timeouts.
+func newRedisTarget(cfg RedisConfig) (redisTarget, error) {
+	roots, err := loadCA(cfg.CAFile)
+	if err != nil {
+		return redisTarget{}, err
+	}
+	o, err := parseRedisURL(cfg.URL, roots)
+	if err != nil {
+		return redisTarget{}, err
+	}
+	// Fail fast while Redis is down: callers answer 503 and the IM backend
+	// retries, which beats holding callbacks for the default timeouts.
+	const dial, rw, retries = 2 * time.Second, 3 * time.Second, 1
+	switch {
+	case o.single != nil:
+		o.single.DialTimeout, o.single.ReadTimeout, o.single.WriteTimeout, o.single.MaxRetries = dial, rw, rw, retries
+		return redisTarget{client: redis.NewClient(o.single), desc: o.single.Addr}, nil
+	case o.cluster != nil:
+		o.cluster.DialTimeout, o.cluster.ReadTimeout, o.cluster.WriteTimeout, o.cluster.MaxRetries = dial, rw, rw, retries
+		c := redis.NewClusterClient(o.cluster)
+		return redisTarget{client: c, cluster: c, desc: "cluster " + strings.Join(o.cluster.Addrs, ",")}, nil
+	default:
+		o.failover.DialTimeout, o.failover.ReadTimeout, o.failover.WriteTimeout, o.failover.MaxRetries = dial, rw, rw, retries
+		return redisTarget{
+			client: redis.NewFailoverClient(o.failover),
+			desc:   "primary " + o.failover.MasterName + " via sentinel " + strings.Join(o.failover.SentinelAddrs, ","),
+		}, nil
+	}
+}
+
+// redact shows raw without its passwords, in the user part or the query.
+func redact(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "(unparsable URL)"
+	}
+	if q := u.Query(); q.Has("password") {
+		q.Set("password", "xxxxx")
+		u.RawQuery = q.Encode()
+	}
+	return u.Redacted()
+}
+
+// redactErr is err with any copy of the raw URL (parsers quote it) shown
+// redacted, so that no password reaches a log.
+func redactErr(err error, raw string) error {
+	if !strings.Contains(err.Error(), raw) {
+		return err
+	}
+	return errors.New(strings.ReplaceAll(err.Error(), raw, redact(raw)))
+}

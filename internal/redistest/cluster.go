@@ -1,0 +1,245 @@
+package redistest
+
+import (
+	"context"
+	"fmt"
+	"os/exec"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Cluster is a real Redis Cluster of primaries without replicas, on
+// loopback ports, made with redis-cli --cluster create.
+type Cluster struct {
+	t     testing.TB
+	Nodes []*Server
+}
+
+// StartCluster starts n cluster-enabled redis-servers, joins them into one
+// cluster that shares the slots out evenly, and waits until every node
+// reports the cluster ok. The nodes give up on an unreachable peer after a
+// second, so that tests of failures run quickly. conf adds configuration
+// lines to every node.
+func StartCluster(t testing.TB, n int, conf ...string) *Cluster {
+	t.Helper()
+	if _, err := exec.LookPath("redis-cli"); err != nil {
+		t.Fatalf("redis-cli is not installed, so this test cannot run: use `make test`, which installs it, or `apt-get install -y redis-server` (%v)", err)
+	}
+	c := &Cluster{t: t}
+	args := []string{"--cluster", "create"}
+	for range n {
+		s := StartWith(t, Options{Port: FreePort(t), Conf: append([]string{
+			"cluster-enabled yes",
+			"cluster-config-file nodes.conf",
+			"cluster-node-timeout 1000",
+			fmt.Sprintf("cluster-port %d", FreePort(t)),
+		}, conf...)})
+		c.Nodes = append(c.Nodes, s)
+		args = append(args, s.Addr())
+	}
+	args = append(args, "--cluster-replicas", "0", "--cluster-yes")
+	if out, err := exec.Command("redis-cli", args...).CombinedOutput(); err != nil {
+		t.Fatalf("redis-cli --cluster create: %v\n%s", err, out)
+	}
+	c.WaitOK()
+	return c
+}
+
+// URL is the cluster's URL for the hub's -redis flag: every node is a seed.
+func (c *Cluster) URL() string { return c.UserURL("") }
+
+// UserURL is URL with userinfo, such as "user:password", if not empty.
+func (c *Cluster) UserURL(userinfo string) string {
+	if userinfo != "" {
+		userinfo += "@"
+	}
+	u := "redis+cluster://" + userinfo + c.Nodes[0].Addr()
+	for i, s := range c.Nodes[1:] {
+		sep := "&"
+		if i == 0 {
+			sep = "?"
+		}
+		u += sep + "addr=" + s.Addr()
+	}
+	return u
+}
+
+// WaitOK waits until every running node reports cluster_state:ok and
+// agrees on who serves every slot.
+func (c *Cluster) WaitOK() {
+	c.t.Helper()
+	c.WaitState("ok")
+}
+
+// WaitState waits until every running node reports cluster_state:state
+// and, for "ok", agrees on who serves every slot.
+func (c *Cluster) WaitState(state string) {
+	c.t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		err := c.check(state)
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			c.t.Fatalf("redis cluster not %s after 30s: %v", state, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func (c *Cluster) check(state string) error {
+	ctx := context.Background()
+	var first string
+	for _, s := range c.Nodes {
+		if s.cmd == nil {
+			continue
+		}
+		cl := redis.NewClient(&redis.Options{Network: "unix", Addr: s.sock})
+		info, err := cl.ClusterInfo(ctx).Result()
+		var slots string
+		if err == nil {
+			slots, err = cl.ClusterNodes(ctx).Result()
+			slots = slotsOnly(slots)
+		}
+		_ = cl.Close()
+		if err != nil {
+			return fmt.Errorf("%s: %w", s.Addr(), err)
+		}
+		if !strings.Contains(info, "cluster_state:"+state) {
+			return fmt.Errorf("%s: cluster state not %s", s.Addr(), state)
+		}
+		if state != "ok" {
+			continue
+		}
+		if first == "" {
+			first = slots
+		} else if slots != first {
+			return fmt.Errorf("%s: does not agree on the slots yet", s.Addr())
+		}
+	}
+	return nil
+}
+
+// slotsOnly keeps, of CLUSTER NODES, each primary's address and slots.
+func slotsOnly(nodes string) string {
+	var out []string
+	for _, line := range strings.Split(strings.TrimSpace(nodes), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 8 || !strings.Contains(f[2], "master") {
+			continue
+		}
+		addr, _, _ := strings.Cut(f[1], "@")
+		out = append(out, addr+" "+strings.Join(f[8:], " "))
+	}
+	slices.Sort(out)
+	return strings.Join(out, "\n")
+}
+
+// NodeID is the cluster node ID of s.
+func (c *Cluster) NodeID(s *Server) string {
+	c.t.Helper()
+	id, err := s.Client().Do(context.Background(), "CLUSTER", "MYID").Text()
+	if err != nil {
+		c.t.Fatalf("CLUSTER MYID: %v", err)
+	}
+	return id
+}
+
+// Owner returns the node that serves key's slot.
+func (c *Cluster) Owner(key string) *Server {
+	c.t.Helper()
+	ctx := context.Background()
+	slot, err := c.Nodes[0].Client().ClusterKeySlot(ctx, key).Result()
+	if err != nil {
+		c.t.Fatalf("CLUSTER KEYSLOT: %v", err)
+	}
+	nodes, err := c.Nodes[0].Client().ClusterSlots(ctx).Result()
+	if err != nil {
+		c.t.Fatalf("CLUSTER SLOTS: %v", err)
+	}
+	for _, r := range nodes {
+		if int64(r.Start) <= slot && slot <= int64(r.End) {
+			for _, s := range c.Nodes {
+				if r.Nodes[0].Addr == s.Addr() {
+					return s
+				}
+			}
+		}
+	}
+	c.t.Fatalf("no node serves slot %d of %q", slot, key)
+	return nil
+}
+
+// MoveSlot moves the slot of key, and the keys in it, to the node to, the
+// way redis-cli --cluster reshard does: IMPORTING, MIGRATING, MIGRATE,
+// then SETSLOT NODE on every node.
+func (c *Cluster) MoveSlot(key string, to *Server) {
+	c.t.Helper()
+	ctx := context.Background()
+	from := c.Owner(key)
+	if from == to {
+		c.t.Fatalf("slot of %q is on %s already", key, to.Addr())
+	}
+	slot, err := from.Client().ClusterKeySlot(ctx, key).Result()
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	fromID, toID := c.NodeID(from), c.NodeID(to)
+	must := func(err error) {
+		c.t.Helper()
+		if err != nil {
+			c.t.Fatalf("move slot %d: %v", slot, err)
+		}
+	}
+	must(to.Client().Do(ctx, "CLUSTER", "SETSLOT", slot, "IMPORTING", fromID).Err())
+	must(from.Client().Do(ctx, "CLUSTER", "SETSLOT", slot, "MIGRATING", toID).Err())
+	for {
+		keys, err := from.Client().ClusterGetKeysInSlot(ctx, int(slot), 100).Result()
+		must(err)
+		if len(keys) == 0 {
+			break
+		}
+		args := []any{"MIGRATE", "127.0.0.1", to.opts.Port, "", 0, 5000, "KEYS"}
+		for _, k := range keys {
+			args = append(args, k)
+		}
+		must(from.Client().Do(ctx, args...).Err())
+	}
+	for _, s := range []*Server{to, from} {
+		must(s.Client().Do(ctx, "CLUSTER", "SETSLOT", slot, "NODE", toID).Err())
+	}
+	for _, s := range c.Nodes {
+		if s != to && s != from && s.cmd != nil {
+			must(s.Client().Do(ctx, "CLUSTER", "SETSLOT", slot, "NODE", toID).Err())
+		}
+	}
+	c.WaitOK()
+}
+
+// CommandCalls returns how many times s ran cmd (lower case, as INFO
+// commandstats names it), scripts' calls included.
+func CommandCalls(t testing.TB, s *Server, cmd string) int {
+	t.Helper()
+	info, err := s.Client().Info(context.Background(), "commandstats").Result()
+	if err != nil {
+		t.Fatalf("INFO commandstats: %v", err)
+	}
+	for _, line := range strings.Split(info, "\n") {
+		rest, ok := strings.CutPrefix(strings.TrimSpace(line), "cmdstat_"+cmd+":calls=")
+		if ok {
+			n, _, _ := strings.Cut(rest, ",")
+			calls, err := strconv.Atoi(n)
+			if err != nil {
+				t.Fatalf("INFO commandstats: %q", line)
+			}
+			return calls
+		}
+	}
+	return 0
+}
