@@ -21,7 +21,8 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// compressor window per connection.
 		opts.CompressionMode = websocket.CompressionNoContextTakeover
 	}
-	conn, err := websocket.Accept(w, r, opts)
+	hj := &hijacker{ResponseWriter: w}
+	conn, err := websocket.Accept(hj, r, opts)
 	if err != nil {
 		// Accept has answered (bad handshake or a foreign Origin).
 		h.log.Debug("websocket handshake refused", "remote", r.RemoteAddr, "err", err)
@@ -55,7 +56,7 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	s := newSession(h, conn, id)
+	s := newSession(h, conn, hj.conn, id)
 	h.sessMu.Lock()
 	if h.draining.Load() {
 		h.sessMu.Unlock()

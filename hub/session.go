@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"net"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -22,7 +23,8 @@ import (
 type Session struct {
 	hub  *Hub
 	conn *websocket.Conn
-	app  string // fixed for the session's life; refresh may not change it
+	raw  net.Conn // under conn, for write deadlines
+	app  string   // fixed for the session's life; refresh may not change it
 
 	lastRead atomic.Int64 // unix nanoseconds of the last frame received
 	// busy counts the writer and ping goroutines running; the session
@@ -74,10 +76,11 @@ type pendingPub struct {
 	pos   broker.Position
 }
 
-func newSession(h *Hub, conn *websocket.Conn, id *auth.Identity) *Session {
+func newSession(h *Hub, conn *websocket.Conn, raw net.Conn, id *auth.Identity) *Session {
 	s := &Session{
 		hub:  h,
 		conn: conn,
+		raw:  raw,
 		app:  id.App,
 		id:   id,
 		subs: make(map[string]*subscription),
@@ -220,9 +223,26 @@ func (s *Session) run(ctx context.Context) {
 	s.mu.Lock()
 	user := s.id.User
 	s.mu.Unlock()
-	s.reply(serverFrame{Op: "connected", User: user, App: s.app, Node: s.hub.cfg.Node, Channels: []string{"user:" + user}})
-	s.subscribe(ctx, clientFrame{Op: "subscribe", Channel: "user:" + user})
+	aside(func() {
+		s.reply(serverFrame{Op: "connected", User: user, App: s.app, Node: s.hub.cfg.Node, Channels: []string{"user:" + user}})
+		s.subscribe(ctx, clientFrame{Op: "subscribe", Channel: "user:" + user})
+	})
 	s.readLoop(ctx)
+}
+
+// aside runs fn on a short-lived goroutine and waits for it. What a client
+// frame asks for (JSON, token checks, broker round trips) needs a deep
+// stack, and a goroutine's stack, once grown, stays that size for as long
+// as the goroutine lives; the reader lives as long as the connection, and
+// so it keeps to what a blocked read needs: a few KiB less per idle
+// connection.
+func aside(fn func()) {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		fn()
+	}()
+	<-done
 }
 
 func (s *Session) readLoop(ctx context.Context) {
@@ -241,30 +261,40 @@ func (s *Session) readLoop(ctx context.Context) {
 			s.close(CloseMalformed, "frames are JSON text")
 			return
 		}
-		var f clientFrame
-		if err := json.Unmarshal(data, &f); err != nil {
-			s.close(CloseMalformed, "malformed frame: not a JSON object")
+		ok := true
+		aside(func() { ok = s.handle(ctx, data) })
+		if !ok {
 			return
 		}
-		if !validID(f.ID) {
-			s.fail(nil, f.Channel, CodeBadRequest, "id must be a number or a string")
-			continue
-		}
-		switch f.Op {
-		case "subscribe":
-			s.subscribe(ctx, f)
-		case "unsubscribe":
-			s.unsubscribe(f)
-		case "refresh":
-			s.refresh(f)
-		case "ping":
-			s.reply(serverFrame{Op: "pong", ID: f.ID})
-		case "":
-			s.fail(f.ID, f.Channel, CodeBadRequest, "op is required")
-		default:
-			s.fail(f.ID, f.Channel, CodeBadRequest, "unknown op "+f.Op)
-		}
 	}
+}
+
+// handle carries out one client frame; false ends the session.
+func (s *Session) handle(ctx context.Context, data []byte) bool {
+	var f clientFrame
+	if err := json.Unmarshal(data, &f); err != nil {
+		s.close(CloseMalformed, "malformed frame: not a JSON object")
+		return false
+	}
+	if !validID(f.ID) {
+		s.fail(nil, f.Channel, CodeBadRequest, "id must be a number or a string")
+		return true
+	}
+	switch f.Op {
+	case "subscribe":
+		s.subscribe(ctx, f)
+	case "unsubscribe":
+		s.unsubscribe(f)
+	case "refresh":
+		s.refresh(f)
+	case "ping":
+		s.reply(serverFrame{Op: "pong", ID: f.ID})
+	case "":
+		s.fail(f.ID, f.Channel, CodeBadRequest, "op is required")
+	default:
+		s.fail(f.ID, f.Channel, CodeBadRequest, "unknown op "+f.Op)
+	}
+	return true
 }
 
 func (s *Session) subscribe(ctx context.Context, f clientFrame) {
@@ -529,16 +559,26 @@ func (s *Session) ping() {
 	s.pinger.Reset(cfg.PingInterval)
 }
 
-// write writes frames, each under the write deadline.
+// write writes frames under one write deadline per frame, set on the
+// connection itself: a context and a timer per frame cost more than the
+// fan-out around them.
 func (s *Session) write(frames [][]byte) bool {
 	for _, f := range frames {
-		ctx, cancel := context.WithTimeout(context.Background(), s.hub.cfg.WriteTimeout)
-		err := s.conn.Write(ctx, websocket.MessageText, f)
-		cancel()
+		err := setWriteDeadline(s.raw, time.Now().Add(s.hub.cfg.WriteTimeout))
+		if err == nil {
+			err = s.conn.Write(context.Background(), websocket.MessageText, f)
+		}
 		if err != nil {
 			s.abort()
 			return false
 		}
+	}
+	// Cleared, so that the library's own later writes (a pong, a close)
+	// are bounded by their own timeouts rather than by a deadline long
+	// past.
+	if err := setWriteDeadline(s.raw, time.Time{}); err != nil {
+		s.abort()
+		return false
 	}
 	return true
 }

@@ -1,0 +1,119 @@
+package hub_test
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/imhub/imhub/hub"
+	"github.com/imhub/imhub/hub/broker"
+)
+
+// clientFrame encodes a masked client text frame.
+func clientFrame(payload []byte) []byte {
+	f := []byte{0x81}
+	switch n := len(payload); {
+	case n < 126:
+		f = append(f, 0x80|byte(n))
+	default:
+		f = append(f, 0x80|126, byte(n>>8), byte(n))
+	}
+	mask := [4]byte{1, 2, 3, 4}
+	f = append(f, mask[:]...)
+	for i, b := range payload {
+		f = append(f, b^mask[i%4])
+	}
+	return f
+}
+
+// readServerFrame reads one unmasked server frame's payload.
+func readServerFrame(t *testing.T, r *bufio.Reader) []byte {
+	t.Helper()
+	var h [2]byte
+	_, err := io.ReadFull(r, h[:])
+	require.NoError(t, err)
+	n := uint64(h[1] & 0x7f)
+	switch n {
+	case 126:
+		var b [2]byte
+		_, err = io.ReadFull(r, b[:])
+		n = uint64(binary.BigEndian.Uint16(b[:]))
+	case 127:
+		var b [8]byte
+		_, err = io.ReadFull(r, b[:])
+		n = binary.BigEndian.Uint64(b[:])
+	}
+	require.NoError(t, err)
+	p := make([]byte, n)
+	_, err = io.ReadFull(r, p)
+	require.NoError(t, err)
+	return p
+}
+
+// A client that sends its first frames in the same packet as its upgrade
+// request has them read, not lost in the buffer of the HTTP server that
+// read the request; and an event larger than a write buffer arrives whole.
+func TestFramesWithTheHandshake(t *testing.T) {
+	e := newEnv(t, hub.Config{})
+	c, err := net.Dial("tcp", strings.TrimPrefix(e.srv.URL, "http://"))
+	require.NoError(t, err)
+	defer c.Close()
+	require.NoError(t, c.SetDeadline(time.Now().Add(10*time.Second)))
+	req := "GET /ws?token=" + e.token(groups("G")) + " HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+	msg := append([]byte(req), clientFrame([]byte(`{"op":"ping","id":1}`))...)
+	msg = append(msg, clientFrame([]byte(`{"op":"subscribe","channel":"group:G","id":2}`))...)
+	_, err = c.Write(msg)
+	require.NoError(t, err)
+
+	r := bufio.NewReader(c)
+	resp, err := http.ReadResponse(r, nil)
+	require.NoError(t, err)
+	require.Equal(t, http.StatusSwitchingProtocols, resp.StatusCode)
+	var ops []string
+	for len(ops) < 4 {
+		var f struct{ Op string }
+		require.NoError(t, json.Unmarshal(readServerFrame(t, r), &f))
+		ops = append(ops, f.Op)
+	}
+	assert.Equal(t, []string{"connected", "subscribed", "pong", "subscribed"}, ops)
+
+	big := fmt.Sprintf(`{"id":"big","type":"group.message.sent","text":%q}`, strings.Repeat("x", 20000))
+	_, err = e.broker.Publish(context.Background(), broker.Message{App: "1400000000", ID: "big", Channels: []string{"group:G"}, Data: []byte(big)})
+	require.NoError(t, err)
+	var ev struct {
+		Op    string
+		Event json.RawMessage
+	}
+	require.NoError(t, json.Unmarshal(readServerFrame(t, r), &ev))
+	assert.Equal(t, "event", ev.Op)
+	assert.JSONEq(t, big, string(ev.Event))
+}
+
+// A client that stops reading while events flow fills the socket's
+// buffers; the write then blocked is ended by the write deadline, and the
+// session with it, long before any ping would notice.
+func TestStuckWriteTimesOut(t *testing.T) {
+	e := newEnv(t, hub.Config{PingInterval: time.Hour, WriteTimeout: 300 * time.Millisecond, SendQueue: 100000})
+	c := e.connect(e.token(groups("G")))
+	subscribe(t, c, "group:G", 1)
+	// c reads nothing from now on.
+	big := fmt.Sprintf(`{"id":"big","type":"group.message.sent","text":%q}`, strings.Repeat("x", 100<<10))
+	for i := range 300 { // 30 MiB: more than loopback socket buffers hold
+		_, err := e.broker.Publish(context.Background(), broker.Message{App: "1400000000", ID: fmt.Sprint(i), Channels: []string{"group:G"}, Data: []byte(big)})
+		require.NoError(t, err)
+	}
+	require.Eventually(t, func() bool { return e.hub.Sessions() == 0 }, 20*time.Second, 20*time.Millisecond,
+		"the blocked write timed out and the session ended")
+}
