@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/http"
 	"strconv"
 	"strings"
 	"sync"
@@ -15,7 +14,6 @@ import (
 	"time"
 
 	"github.com/HdrHistogram/hdrhistogram-go"
-	"github.com/coder/websocket"
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/imhub/imhub/hub/auth"
@@ -25,7 +23,7 @@ import (
 // its own with a reused buffer, finds the send time in each event and
 // records the latency in one of a few shared histograms.
 type fleet struct {
-	conns    []*websocket.Conn
+	conns    []*wsClient
 	received atomic.Int64 // events received once
 	repeats  atomic.Int64 // events received again, or out of order
 	hists    [32]struct {
@@ -33,7 +31,6 @@ type fleet struct {
 		h  *hdrhistogram.Histogram
 	}
 	readers sync.WaitGroup
-	cancel  context.CancelFunc
 }
 
 func newFleet() *fleet {
@@ -48,18 +45,15 @@ func newFleet() *fleet {
 // and to group G<i mod Channels>, spread over the source addresses.
 func connect(ctx context.Context, cfg Config, base string, progress io.Writer) (*fleet, time.Duration, error) {
 	f := newFleet()
-	rctx, cancel := context.WithCancel(context.Background())
-	f.cancel = cancel
 	if cfg.Conns == 0 {
 		return f, 0, nil
 	}
-	wsURL := "ws" + strings.TrimPrefix(base, "http") + "/ws"
-	clients := make([]*http.Client, cfg.Sources)
-	for i := range clients {
-		d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, byte(i+1))}, Timeout: 10 * time.Second}
-		clients[i] = &http.Client{Transport: &http.Transport{DialContext: d.DialContext}}
+	host := strings.TrimPrefix(base, "http://")
+	dialers := make([]*net.Dialer, cfg.Sources)
+	for i := range dialers {
+		dialers[i] = &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, byte(i+1))}, Timeout: 10 * time.Second}
 	}
-	f.conns = make([]*websocket.Conn, cfg.Conns)
+	f.conns = make([]*wsClient, cfg.Conns)
 	start := time.Now()
 	var (
 		next    atomic.Int64
@@ -73,13 +67,13 @@ func connect(ctx context.Context, cfg Config, base string, progress io.Writer) (
 				if i >= cfg.Conns || ctx.Err() != nil || failed.Load() != nil {
 					return
 				}
-				c, err := dial(ctx, cfg, wsURL, clients[i%len(clients)], i)
+				c, err := dial(ctx, cfg, host, dialers[i%len(dialers)], i)
 				if err != nil {
 					failed.CompareAndSwap(nil, fmt.Errorf("connection %d: %w", i, err))
 					return
 				}
 				f.conns[i] = c
-				f.readers.Go(func() { f.read(rctx, c, i) })
+				f.readers.Go(func() { f.read(c, i) })
 				if n := i + 1; n%2000 == 0 {
 					fmt.Fprintf(progress, "  %d connections\n", n)
 				}
@@ -108,37 +102,36 @@ func token(cfg Config, i int) string {
 }
 
 // dial connects client i and waits for its subscriptions.
-func dial(ctx context.Context, cfg Config, wsURL string, hc *http.Client, i int) (*websocket.Conn, error) {
+func dial(ctx context.Context, cfg Config, host string, d *net.Dialer, i int) (*wsClient, error) {
 	dctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	c, _, err := websocket.Dial(dctx, wsURL, &websocket.DialOptions{
-		HTTPClient: hc,
-		HTTPHeader: http.Header{"Authorization": {"Bearer " + token(cfg, i)}},
-	})
+	c, err := dialWS(dctx, d, host, token(cfg, i))
 	if err != nil {
 		return nil, err
 	}
-	c.SetReadLimit(1 << 20)
+	dl, _ := dctx.Deadline()
+	_ = c.conn.SetDeadline(dl)
 	want := 2 // connected, subscribed user:u<i>
 	if cfg.Channels > 0 {
 		sub, _ := json.Marshal(map[string]any{"op": "subscribe", "channel": "group:G" + strconv.Itoa(i%cfg.Channels)})
-		if err := c.Write(dctx, websocket.MessageText, sub); err != nil {
-			c.CloseNow()
+		if err := c.write(opText, sub); err != nil {
+			c.close()
 			return nil, err
 		}
 		want++
 	}
 	for range want {
-		_, b, err := c.Read(dctx)
+		b, err := c.next()
 		if err != nil {
-			c.CloseNow()
+			c.close()
 			return nil, err
 		}
 		if bytes.Contains(b, []byte(`"op":"error"`)) {
-			c.CloseNow()
+			c.close()
 			return nil, fmt.Errorf("hub refused: %s", b)
 		}
 	}
+	_ = c.conn.SetDeadline(time.Time{})
 	return c, nil
 }
 
@@ -160,24 +153,19 @@ func number(b []byte) int64 {
 	return n
 }
 
-// read counts each event frame and records its end-to-end latency.
-func (f *fleet) read(ctx context.Context, c *websocket.Conn, i int) {
-	var buf bytes.Buffer
+// read counts each event frame and records its end-to-end latency, until
+// close closes the connection.
+func (f *fleet) read(c *wsClient, i int) {
 	h := &f.hists[i%len(f.hists)]
 	// Message numbers only grow, and each channel is delivered in order:
 	// one not above the last of its channel is a repeat (or out of order),
 	// which would otherwise hide a loss in the count.
 	var lastGroup, lastUser int64
 	for {
-		_, r, err := c.Reader(ctx)
+		b, err := c.next()
 		if err != nil {
 			return
 		}
-		buf.Reset()
-		if _, err := buf.ReadFrom(r); err != nil {
-			return
-		}
-		b := buf.Bytes()
 		at := bytes.Index(b, sentMarker)
 		if at < 0 {
 			continue
@@ -218,10 +206,9 @@ func (f *fleet) latency() *hdrhistogram.Histogram {
 
 // close ends every connection and waits for the readers.
 func (f *fleet) close() {
-	f.cancel()
 	for _, c := range f.conns {
 		if c != nil {
-			_ = c.CloseNow()
+			_ = c.close()
 		}
 	}
 	f.readers.Wait()

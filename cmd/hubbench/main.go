@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"strings"
 	"syscall"
 	"time"
@@ -53,11 +54,24 @@ func main() {
 	flag.IntVar(&cfg.Payload, "payload", cfg.Payload, "message text size in bytes")
 	flag.IntVar(&cfg.Sources, "sources", cfg.Sources, "loopback source addresses to spread connections over (127.0.0.1…127.0.0.N), ~28k connections each")
 	flag.BoolVar(&cfg.JSONOnly, "json", false, "print only the JSON line")
+	cpuProfile := flag.String("cpuprofile", "", "write the tool's own CPU profile to `file`")
 	flag.Parse()
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err == nil {
+			err = pprof.StartCPUProfile(f)
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "hubbench: -cpuprofile: "+err.Error())
+			os.Exit(2)
+		}
+		defer pprof.StopCPUProfile()
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, cfg, os.Stdout, os.Stderr); err != nil {
 		fmt.Fprintln(os.Stderr, "hubbench: "+err.Error())
+		pprof.StopCPUProfile()
 		var ue usageError
 		if errors.As(err, &ue) {
 			os.Exit(2)
