@@ -81,10 +81,12 @@ type Publication struct {
 
 // Handler receives the publications of the channels a node subscribed to.
 //
-// The publications of one channel come from one goroutine, in order; those
+// The publications of one channel come in order, from one goroutine; those
 // of different channels may come concurrently (a Redis Cluster has a
-// connection per shard). A Handler must not block: it is on the path of
-// every publication of the node.
+// connection per shard). While a channel moves between shards, a late
+// publication from its old shard may overlap the new one's: offsets tell
+// them apart. A Handler must not block: it is on the path of every
+// publication of the node.
 type Handler interface {
 	HandlePublication(Publication)
 	// HandleReconnect is called after the broker lost a subscription

@@ -3,6 +3,7 @@ package broker_test
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"testing"
 	"time"
 
@@ -164,4 +165,83 @@ func TestRedisClusterShardRestart(t *testing.T) {
 		got[i] = p.Channel
 	}
 	assert.ElementsMatch(t, onDown, got, "every channel of the restarted shard is live again")
+}
+
+// A slot moves away and back: each time the channel is subscribed again
+// where its slot is, never left refused on a shard that no longer (or not
+// yet) serves it; and a channel unsubscribed right after its slot moved is
+// let go at once, its idle connection closed.
+func TestRedisClusterSlotMovesBack(t *testing.T) {
+	cl := redistest.StartCluster(t, 3)
+	b := newRedis(t, cl.URL(), brokertest.DefaultConfig)
+	rec := brokertest.Start(t, b)
+	ctx := context.Background()
+	require.NoError(t, b.Subscribe(ctx, "1", "group:B"))
+	key := b.StreamKeyForTest("1", "group:B")
+	home := cl.Owner(key)
+	away := cl.Nodes[0]
+	if away == home {
+		away = cl.Nodes[1]
+	}
+	publish := func(id string) {
+		t.Helper()
+		_, err := b.Publish(ctx, broker.Message{App: "1", ID: id, Channels: []string{"group:B"}, Data: []byte(id)})
+		require.NoError(t, err)
+		rec.WaitFor(t, 10*time.Second, "publication "+id, func(ps []broker.Publication) bool {
+			return len(ps) > 0 && string(ps[len(ps)-1].Data) == id
+		})
+	}
+	// carried reports whether only the shard to carries the channel.
+	carried := func(to *redistest.Server) bool {
+		for _, s := range cl.Nodes {
+			ch, err := s.Client().PubSubShardChannels(ctx, "*").Result()
+			if err != nil || (len(ch) == 1) != (s == to) {
+				return false
+			}
+		}
+		return true
+	}
+	publish("1")
+	for i, to := range []*redistest.Server{away, home, away} {
+		before := rec.Reconnects()
+		cl.MoveSlot(key, to)
+		require.Eventually(t, func() bool { return carried(to) && rec.Reconnects() > before }, 20*time.Second, 10*time.Millisecond,
+			"move %d: subscribed on the new shard only, and a repair asked for", i)
+		publish(fmt.Sprint("after-move-", i))
+	}
+
+	// Subscribe another channel on the same slot's shard, move the slot,
+	// and unsubscribe at once: no wait for a connection being closed.
+	require.NoError(t, b.Unsubscribe(ctx, "1", "group:B"))
+	require.NoError(t, b.Subscribe(ctx, "1", "group:B"))
+	cl.MoveSlot(key, home)
+	uctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	require.NoError(t, b.Unsubscribe(uctx, "1", "group:B"))
+	require.Eventually(t, func() bool { return carried(nil) }, 10*time.Second, 20*time.Millisecond,
+		"no shard carries the channel any more")
+	require.NoError(t, b.Ready())
+}
+
+// rediss+cluster://: every node is checked against the private CA, under
+// its own address, and the cluster works as without TLS.
+func TestRedisClusterTLS(t *testing.T) {
+	cl := redistest.StartTLSCluster(t, 3)
+	b, err := broker.NewRedis(broker.RedisConfig{Config: brokertest.DefaultConfig, URL: cl.URL(), CAFile: cl.CAFile,
+		PingInterval: 50 * time.Millisecond, Logger: slog.New(slog.DiscardHandler)})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = b.Close() })
+	rec := brokertest.Start(t, b)
+	waitReady(t, b, true)
+	ctx := context.Background()
+	shards := map[*redistest.Server]bool{}
+	for i := range 12 {
+		ch := fmt.Sprintf("group:T%d", i)
+		require.NoError(t, b.Subscribe(ctx, "1", ch))
+		_, err := b.Publish(ctx, broker.Message{App: "1", ID: fmt.Sprint(i), Channels: []string{ch}, Data: []byte(ch)})
+		require.NoError(t, err)
+		shards[cl.Owner(b.StreamKeyForTest("1", ch))] = true
+	}
+	rec.WaitCount(t, 12)
+	assert.Len(t, shards, 3, "every node was reached over TLS")
 }

@@ -80,9 +80,10 @@ type Redis struct {
 
 	mu      sync.Mutex
 	subs    map[string]*subConn // by node address; "" on a non-cluster Redis
-	home    map[string]*subConn // pub/sub name -> the connection carrying it
-	runCtx  context.Context     // set by Run; subscription connections live in it
+	home    map[string]*subConn // pub/sub name -> the connection that should carry it
+	runCtx  context.Context     // set while Run runs; subscription connections live in it
 	handler Handler
+	closed  bool
 }
 
 // NewRedis returns a Redis broker for cfg.URL. It does not connect yet:
@@ -285,18 +286,40 @@ func parseEntry(e any) (Publication, int64, bool) {
 func newEpoch() string { return strconv.FormatUint(rand.Uint64(), 36) }
 
 // Subscribe implements [Broker]. It sends SUBSCRIBE (SSUBSCRIBE to the
-// channel's shard on a cluster) and then waits until the connection has
-// processed it. Run must be running.
+// channel's shard on a cluster) and returns once Redis has confirmed it.
+// Run must be running.
 func (r *Redis) Subscribe(ctx context.Context, app, channel string) error {
 	name := r.streamKey(app, channel)
-	sc, err := r.connFor(ctx, name, true)
-	if err != nil {
-		return fmt.Errorf("%w: subscribe %s: %w", ErrUnavailable, channel, err)
+	for {
+		sc, err := r.connFor(ctx, name, true)
+		if err != nil {
+			return fmt.Errorf("%w: subscribe %s: %w", ErrUnavailable, channel, err)
+		}
+		err = sc.sync(ctx, func() { sc.send(ctx, name, true) })
+		if errors.Is(err, errConnClosed) {
+			continue // the channel moved to another shard meanwhile
+		}
+		if err != nil {
+			return fmt.Errorf("%w: subscribe %s: not confirmed: %w", ErrUnavailable, channel, err)
+		}
+		recorded, confirmed, _ := sc.state(name)
+		if confirmed {
+			return nil
+		}
+		if recorded {
+			// Refused (a slot that moved before this node knew, a
+			// missing permission), or confirmed on a connection that was
+			// replaced since. Try again once a cluster's layout is read
+			// again.
+			r.poke()
+		}
+		// Moved by the rehome loop meanwhile, or not confirmed: again.
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%w: subscribe %s: not confirmed: %w", ErrUnavailable, channel, ctx.Err())
+		case <-time.After(r.cfg.PingInterval / 4):
+		}
 	}
-	if err := sc.sync(ctx, func() { sc.add(ctx, name) }); err != nil {
-		return fmt.Errorf("%w: subscribe %s: %w", ErrUnavailable, channel, err)
-	}
-	return nil
 }
 
 // Unsubscribe implements [Broker]. When it returns, no publication of the
@@ -306,21 +329,28 @@ func (r *Redis) Unsubscribe(ctx context.Context, app, channel string) error {
 	r.mu.Lock()
 	sc := r.home[name]
 	delete(r.home, name)
+	if sc != nil {
+		sc.forget(name)
+	}
 	r.mu.Unlock()
 	if sc == nil {
 		return nil
 	}
-	if err := sc.sync(ctx, func() { sc.remove(ctx, name) }); err != nil {
+	err := sc.sync(ctx, func() { sc.send(ctx, name, false) })
+	if err != nil && !errors.Is(err, errConnClosed) {
 		// Forgotten even so: a replaced connection does not have it.
 		return fmt.Errorf("%w: unsubscribe %s: %w", ErrUnavailable, channel, err)
 	}
 	return nil
 }
 
-// connFor returns the connection that carries name: the only one, or on a
-// cluster the one to the primary serving name's slot, made on first use.
-// With home, it also records it as name's connection, in the same step, so
-// that the rehome loop does not take it for unused.
+// errClosed is returned by calls made after Close.
+var errClosed = errors.New("broker closed")
+
+// connFor returns the connection that should carry name: the only one, or
+// on a cluster the one to the primary serving name's slot, made on first
+// use. With home, it also records name as that connection's, in the same
+// step, so that the rehome loop sees one consistent picture.
 func (r *Redis) connFor(ctx context.Context, name string, home bool) (*subConn, error) {
 	var addr string
 	var node *redis.Client
@@ -333,29 +363,33 @@ func (r *Redis) connFor(ctx context.Context, name string, home bool) (*subConn, 
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	sc := r.subs[addr]
-	if home && sc != nil {
-		r.home[name] = sc
+	if r.closed {
+		return nil, errClosed
 	}
+	sc := r.subs[addr]
 	if sc == nil {
 		sc = newSubConn(r, node, addr, true)
+		// Made for channels moved here: until it is up, publications to
+		// them are missed.
+		sc.repair.Store(!home)
 		r.subs[addr] = sc
 		if r.runCtx != nil {
 			sc.start(r.runCtx, r.handler)
 		}
-		if home {
-			r.home[name] = sc
+	}
+	if home {
+		if old := r.home[name]; old != nil && old != sc {
+			old.forget(name)
 		}
+		r.home[name] = sc
+		sc.record(name)
 	}
 	return sc, nil
 }
 
-// lost and moved tell a cluster's rehome loop that a connection's channels
-// may be served elsewhere now: its primary is unreachable (perhaps replaced
-// by a replica at another address), or a slot moved.
-func (r *Redis) lost(*subConn)  { r.poke() }
-func (r *Redis) moved(*subConn) { r.poke() }
-
+// poke tells a cluster's rehome loop that channels may be served elsewhere
+// now: a connection's primary is unreachable (perhaps replaced by a replica
+// at another address), a slot moved, or a subscribe was refused.
 func (r *Redis) poke() {
 	if r.cluster == nil {
 		return
@@ -367,7 +401,7 @@ func (r *Redis) poke() {
 }
 
 // rehomeLoop keeps each of a cluster's channels on the connection to the
-// primary that serves its slot, checking every PingInterval and when told.
+// primary that serves its slot, checking every PingInterval and when poked.
 func (r *Redis) rehomeLoop(ctx context.Context, h Handler) {
 	t := time.NewTicker(r.cfg.PingInterval)
 	defer t.Stop()
@@ -385,53 +419,69 @@ func (r *Redis) rehomeLoop(ctx context.Context, h Handler) {
 }
 
 // rehomeOnce moves every channel whose slot is now served by another
-// primary to that primary's connection, waits until those connections have
-// subscribed, and closes connections left with nothing to carry. It returns
-// how many channels moved: their publications in between are missed and
-// must be repaired from history.
+// primary to that primary's connection, subscribes again those a live
+// connection has left unconfirmed for a while (refused, as after a slot
+// moved and came back), waits until those connections have subscribed,
+// and closes connections left with nothing to carry. It returns how many
+// channels it subscribed again: their publications in between were missed
+// and must be repaired from history.
 func (r *Redis) rehomeOnce(ctx context.Context) int {
 	r.mu.Lock()
-	names := make(map[string]*subConn, len(r.home))
+	homes := make(map[string]*subConn, len(r.home))
 	for n, sc := range r.home {
-		names[n] = sc
+		homes[n] = sc
+	}
+	subs := make([]*subConn, 0, len(r.subs))
+	for _, sc := range r.subs {
+		subs = append(subs, sc)
 	}
 	r.mu.Unlock()
+	retry := map[string]bool{}
+	for _, sc := range subs {
+		for _, n := range sc.stale(2*r.cfg.PingInterval + time.Second) {
+			retry[n] = true
+		}
+	}
 	moved := 0
 	touched := map[*subConn]bool{}
-	for name, old := range names {
+	for name, old := range homes {
 		sc, err := r.connFor(ctx, name, false)
-		if err != nil || sc == old {
+		if err != nil || (sc == old && !retry[name]) {
 			continue
 		}
 		r.mu.Lock()
 		still := r.home[name] == old
 		if still {
+			if sc != old {
+				old.forget(name)
+			}
 			r.home[name] = sc
+			sc.record(name)
 		}
 		r.mu.Unlock()
 		if !still {
 			continue // unsubscribed or moved meanwhile
 		}
-		if old.up.Load() {
-			old.remove(ctx, name)
-		} else {
+		if sc != old && old.up.Load() {
 			// Sending to a primary that is gone would wait for a dial
 			// timeout per channel.
-			old.forget(name)
+			old.send(ctx, name, false)
 		}
-		sc.add(ctx, name)
+		sc.send(ctx, name, true)
 		touched[sc] = true
 		moved++
 	}
 	for sc := range touched {
 		sctx, cancel := context.WithTimeout(ctx, 2*r.cfg.PingInterval+time.Second)
-		if err := sc.sync(sctx, func() {}); err != nil {
+		if err := sc.sync(sctx, func() {}); err != nil && !errors.Is(err, errConnClosed) {
+			// Repaired now and again once it is up.
+			sc.repair.Store(true)
 			r.log.Warn("redis shard did not confirm moved subscriptions", "node", sc.addr, "err", err)
 		}
 		cancel()
 	}
 	if moved > 0 {
-		r.log.Info("redis cluster slots moved; channels resubscribed on their new shards", "channels", moved)
+		r.log.Info("redis cluster channels subscribed again on the shards that serve them", "channels", moved)
 	}
 	r.mu.Lock()
 	inUse := make(map[*subConn]bool, len(r.subs))
@@ -440,7 +490,7 @@ func (r *Redis) rehomeOnce(ctx context.Context) int {
 	}
 	var idle []*subConn
 	for addr, sc := range r.subs {
-		if _, n := sc.has(""); n == 0 && !inUse[sc] {
+		if _, _, n := sc.state(""); n == 0 && !inUse[sc] && !sc.busy() {
 			delete(r.subs, addr)
 			idle = append(idle, sc)
 		}
@@ -469,6 +519,7 @@ func (r *Redis) Run(ctx context.Context, h Handler) error {
 	r.watch(ctx)
 	wg.Wait()
 	r.mu.Lock()
+	r.runCtx = nil // later connections are not started
 	subs := make([]*subConn, 0, len(r.subs))
 	for _, sc := range r.subs {
 		subs = append(subs, sc)
@@ -546,7 +597,7 @@ func (r *Redis) Ready() error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for _, sc := range r.subs {
-		if _, n := sc.has(""); !sc.up.Load() && (sc.addr == "" || n > 0) {
+		if _, _, n := sc.state(""); !sc.up.Load() && (sc.addr == "" || n > 0) {
 			return fmt.Errorf("%w: redis subscription connection %s is down", ErrUnavailable, sc.addr)
 		}
 	}
@@ -558,6 +609,7 @@ func (r *Redis) Close() error {
 	r.mu.Lock()
 	subs := r.subs
 	r.subs = map[string]*subConn{}
+	r.closed = true
 	r.mu.Unlock()
 	var errs []error
 	for _, sc := range subs {

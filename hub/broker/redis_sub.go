@@ -10,6 +10,10 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
+// errConnClosed says a subscription connection was closed while a call
+// waited on it: a cluster's channels moved away from it.
+var errConnClosed = errors.New("subscription connection closed")
+
 // subConn is one pub/sub connection to one Redis node and the channels it
 // carries. A single server or a Sentinel-managed primary has one; a Redis
 // Cluster has one per primary, each holding the sharded subscriptions
@@ -20,22 +24,35 @@ type subConn struct {
 	addr    string // "" for the only connection of a non-cluster Redis
 	sharded bool
 	up      atomic.Bool // the connection is live and its channels subscribed
+	// repair asks for HandleReconnect when the connection is next up: it
+	// was given channels moved from another shard before it could
+	// confirm them.
+	repair atomic.Bool
 
-	mu       sync.Mutex
-	ps       *redis.PubSub
-	channels map[string]struct{}      // pub/sub names, to renew a dead connection with
-	pongs    map[string]chan struct{} // PING payload -> sync call awaiting it
+	mu sync.Mutex
+	ps *redis.PubSub
+	// channels are the pub/sub names the connection should carry, with
+	// when each was asked for; confirmed those the server has confirmed on
+	// the current connection. A name asked for and not confirmed was
+	// refused (a slot that moved, a missing permission) or is on its way.
+	channels  map[string]time.Time
+	confirmed map[string]bool
+	pongs     map[string]chan struct{} // PING payload -> sync call awaiting it
+	shut      bool
 
-	stop context.CancelFunc // ends receive; nil until started
-	done chan struct{}      // closed when receive has returned
+	closed chan struct{}      // closed by close
+	stop   context.CancelFunc // ends receive; nil until started
+	done   chan struct{}      // closed when receive has returned
 }
 
 func newSubConn(r *Redis, client *redis.Client, addr string, sharded bool) *subConn {
 	sc := &subConn{
 		r: r, client: client, addr: addr, sharded: sharded,
-		channels: make(map[string]struct{}),
-		pongs:    make(map[string]chan struct{}),
-		done:     make(chan struct{}),
+		channels:  make(map[string]time.Time),
+		confirmed: make(map[string]bool),
+		pongs:     make(map[string]chan struct{}),
+		closed:    make(chan struct{}),
+		done:      make(chan struct{}),
 	}
 	sc.ps = sc.open()
 	return sc
@@ -48,7 +65,7 @@ func (sc *subConn) open() *redis.PubSub {
 	return sc.client.Subscribe(context.Background())
 }
 
-// start runs receive until stop is called.
+// start runs receive until the connection is closed or ctx is done.
 func (sc *subConn) start(ctx context.Context, h Handler) {
 	ctx, sc.stop = context.WithCancel(ctx)
 	go func() {
@@ -57,71 +74,106 @@ func (sc *subConn) start(ctx context.Context, h Handler) {
 	}()
 }
 
-// close stops receive, if started, and closes the connection.
+// close stops receive, if started, and closes the connection. Calls
+// waiting in sync return errConnClosed.
 func (sc *subConn) close() error {
+	sc.mu.Lock()
+	if sc.shut {
+		sc.mu.Unlock()
+		return nil
+	}
+	sc.shut = true
+	close(sc.closed)
+	sc.mu.Unlock()
 	if sc.stop != nil {
 		sc.stop()
 		<-sc.done
 	}
-	sc.mu.Lock()
-	defer sc.mu.Unlock()
 	return sc.ps.Close()
 }
 
-// add records name and sends its SUBSCRIBE; remove forgets it and sends
-// UNSUBSCRIBE. Neither waits: sync does. Errors of the command itself mean
-// the connection broke, and a new connection subscribes to what is
-// recorded.
-func (sc *subConn) add(ctx context.Context, name string) {
+// busy reports whether a sync call waits on the connection.
+func (sc *subConn) busy() bool {
 	sc.mu.Lock()
-	sc.channels[name] = struct{}{}
-	ps := sc.ps
-	sc.mu.Unlock()
-	if sc.sharded {
-		_ = ps.SSubscribe(ctx, name)
-	} else {
-		_ = ps.Subscribe(ctx, name)
-	}
+	defer sc.mu.Unlock()
+	return len(sc.pongs) > 0
 }
 
-func (sc *subConn) remove(ctx context.Context, name string) {
+// send writes name's SUBSCRIBE (SSUBSCRIBE) or UNSUBSCRIBE without waiting:
+// sync does. Errors of the command itself mean the connection broke, and a
+// new connection subscribes to what is recorded.
+func (sc *subConn) send(ctx context.Context, name string, subscribe bool) {
 	sc.mu.Lock()
-	delete(sc.channels, name)
 	ps := sc.ps
 	sc.mu.Unlock()
-	if sc.sharded {
+	switch {
+	case subscribe && sc.sharded:
+		_ = ps.SSubscribe(ctx, name)
+	case subscribe:
+		_ = ps.Subscribe(ctx, name)
+	case sc.sharded:
 		_ = ps.SUnsubscribe(ctx, name)
-	} else {
+	default:
 		_ = ps.Unsubscribe(ctx, name)
 	}
 }
 
-// forget forgets name without telling the server.
-func (sc *subConn) forget(name string) {
+// record and forget change what the connection should carry. The caller
+// holds r.mu, so that they agree with r.home.
+func (sc *subConn) record(name string) {
 	sc.mu.Lock()
-	delete(sc.channels, name)
+	sc.channels[name] = time.Now()
 	sc.mu.Unlock()
 }
 
-// has reports whether name is recorded, and how many names are.
-func (sc *subConn) has(name string) (bool, int) {
+func (sc *subConn) forget(name string) {
+	sc.mu.Lock()
+	delete(sc.channels, name)
+	delete(sc.confirmed, name)
+	sc.mu.Unlock()
+}
+
+// state reports whether name is recorded and confirmed, and how many
+// names are recorded.
+func (sc *subConn) state(name string) (recorded, confirmed bool, n int) {
 	sc.mu.Lock()
 	defer sc.mu.Unlock()
-	_, ok := sc.channels[name]
-	return ok, len(sc.channels)
+	_, recorded = sc.channels[name]
+	return recorded, sc.confirmed[name], len(sc.channels)
+}
+
+// stale returns the recorded names that are still not confirmed after
+// wait, on a connection that is up: their subscribe was refused.
+func (sc *subConn) stale(wait time.Duration) []string {
+	if !sc.up.Load() {
+		return nil // restoring the connection subscribes them all
+	}
+	sc.mu.Lock()
+	defer sc.mu.Unlock()
+	var out []string
+	for n, at := range sc.channels {
+		if !sc.confirmed[n] && time.Since(at) > wait {
+			out = append(out, n)
+		}
+	}
+	return out
 }
 
 // sync waits until the connection has processed every command sent on it
 // so far: it sends a PING with a payload of its own and waits for its PONG,
 // which Redis answers in order. If the connection is replaced meanwhile,
-// it resends fn's command on the new one and tries again, until ctx is
-// done.
+// it calls fn again (to resend its command) and tries again, until ctx is
+// done or the connection is closed.
 func (sc *subConn) sync(ctx context.Context, fn func()) error {
 	for {
 		fn()
 		token := "sync-" + newEpoch()
 		done := make(chan struct{})
 		sc.mu.Lock()
+		if sc.shut {
+			sc.mu.Unlock()
+			return errConnClosed
+		}
 		sc.pongs[token] = done
 		ps := sc.ps
 		sc.mu.Unlock()
@@ -135,6 +187,9 @@ func (sc *subConn) sync(ctx context.Context, fn func()) error {
 			t.Stop()
 			sc.dropPong(token)
 			return ctx.Err()
+		case <-sc.closed:
+			t.Stop()
+			return errConnClosed
 		case <-t.C:
 			sc.dropPong(token)
 		}
@@ -157,45 +212,67 @@ func (sc *subConn) pong(payload string) {
 	}
 }
 
-// renew replaces a connection that stopped answering with a new one
-// subscribed to every channel (a sharded one subscribes when it connects,
-// see resubscribe). go-redis replaces a connection that fails,
-// but not one that merely goes silent (a dead host, a moved address): that
-// one only the unanswered PING reveals.
-func (sc *subConn) renew(ctx context.Context) {
+// renew replaces a connection that stopped answering with a new one. go-redis
+// replaces a connection that fails, but not one that merely goes silent (a
+// dead host, a moved address): that one only the unanswered PING reveals.
+// The new connection subscribes when it connects, see resubscribe.
+func (sc *subConn) renew() {
 	sc.mu.Lock()
 	old := sc.ps
 	sc.ps = sc.open()
+	sc.mu.Unlock()
+	_ = old.Close()
+}
+
+// resubscribe sends SUBSCRIBE for what the connection should carry, at
+// (re)connection. go-redis renews a lost connection's subscriptions itself,
+// but only those it was given on that PubSub, and in one SSUBSCRIBE, which
+// a cluster refuses (CROSSSLOT) when the channels are in different slots,
+// as they usually are: each channel here has a hash tag of its own.
+func (sc *subConn) resubscribe(ctx context.Context, ps *redis.PubSub) error {
+	sc.mu.Lock()
 	names := make([]string, 0, len(sc.channels))
 	for n := range sc.channels {
 		names = append(names, n)
 	}
-	ps := sc.ps
+	clear(sc.confirmed) // a new connection confirms again
 	sc.mu.Unlock()
-	_ = old.Close()
-	if len(names) > 0 && !sc.sharded {
-		// Records the channels even if Redis is unreachable now; they are
-		// subscribed when the connection is made.
-		sctx, cancel := context.WithTimeout(ctx, sc.r.cfg.PingInterval)
-		if sc.sharded {
-			_ = ps.SSubscribe(sctx, names...)
-		} else {
-			_ = ps.Subscribe(sctx, names...)
+	if !sc.sharded {
+		if len(names) == 0 {
+			return nil
 		}
-		cancel()
+		return ps.Subscribe(ctx, names...)
 	}
+	for _, n := range names {
+		if err := ps.SSubscribe(ctx, n); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// refused reports whether err is a Redis error reply to a subscription
+// command rather than a failed connection: the command's channel is then
+// not confirmed and the rehome loop deals with it.
+func refused(err error) bool {
+	for _, p := range []string{"MOVED", "ASK", "CROSSSLOT", "NOPERM", "TRYAGAIN"} {
+		if redis.HasErrorPrefix(err, p) {
+			return true
+		}
+	}
+	return false
 }
 
 // receive reads the connection until ctx is done.
 //
-// After the connection is lost, go-redis dials again and re-subscribes
-// every channel on the next call. The PING sent after that is answered only
-// after all those SUBSCRIBEs, so its PONG marks the moment every channel is
-// live again and the handler can repair what it missed.
+// After the connection is lost, go-redis dials again on the next call and
+// resubscribe subscribes every channel. The PING sent after that is
+// answered only after all those SUBSCRIBEs, so its PONG marks the moment
+// every channel is live again and the handler can repair what it missed.
 func (sc *subConn) receive(ctx context.Context, h Handler) {
 	log := sc.r.log.With("node", sc.addr)
 	lost, backoff := true, time.Duration(0)
-	first := true
+	first := true     // nothing to repair on the first connection, unless asked
 	awaiting := false // a health PING is unanswered
 	for ctx.Err() == nil {
 		sc.mu.Lock()
@@ -207,7 +284,7 @@ func (sc *subConn) receive(ctx context.Context, h Handler) {
 				err = ps.Ping(ctx, healthPing)
 			}
 			if err != nil {
-				sc.r.lost(sc)
+				sc.r.poke()
 				backoff = nextBackoff(backoff)
 				sleep(ctx, backoff)
 				continue
@@ -215,13 +292,9 @@ func (sc *subConn) receive(ctx context.Context, h Handler) {
 			awaiting = true
 		}
 		msg, err := ps.ReceiveTimeout(ctx, sc.r.cfg.PingInterval)
-		var rerr redis.Error
-		if errors.As(err, &rerr) {
-			// An error reply, not a broken connection: a bulk SSUBSCRIBE
-			// across slots (CROSSSLOT) that resubscribe makes up for, or a
-			// slot that moved (MOVED), which the rehome loop follows.
+		if err != nil && refused(err) {
 			log.Debug("redis subscription command refused", "err", err)
-			sc.r.moved(sc)
+			sc.r.poke()
 			continue
 		}
 		if err != nil {
@@ -239,13 +312,13 @@ func (sc *subConn) receive(ctx context.Context, h Handler) {
 				}
 			case timeout:
 				err = errors.New("PING unanswered")
-				sc.renew(ctx)
+				sc.renew()
 			}
 			if !lost {
 				log.Warn("redis subscription connection lost", "err", err)
 				sc.up.Store(false)
 			}
-			sc.r.lost(sc)
+			sc.r.poke()
 			lost, awaiting = true, false
 			backoff = nextBackoff(backoff)
 			sleep(ctx, backoff)
@@ -256,12 +329,15 @@ func (sc *subConn) receive(ctx context.Context, h Handler) {
 		case *redis.Pong:
 			if m.Payload != healthPing {
 				sc.pong(m.Payload)
-			}
-			if lost {
+			} else if lost {
+				// Only the PING sent after resubscribe proves every
+				// channel subscribed again.
 				lost, backoff = false, 0
 				sc.up.Store(true)
 				if !first {
 					log.Info("redis subscription connection restored")
+				}
+				if !first || sc.repair.Swap(false) {
 					h.HandleReconnect()
 				}
 				first = false
@@ -273,38 +349,29 @@ func (sc *subConn) receive(ctx context.Context, h Handler) {
 				log.Error("malformed publication", "channel", m.Channel)
 			}
 		case *redis.Subscription:
-			// A cluster unsubscribes a sharded channel by itself when its
-			// slot moves to another primary.
-			if m.Kind == "sunsubscribe" {
-				if ok, _ := sc.has(m.Channel); ok {
-					sc.r.moved(sc)
-				}
-			}
+			sc.confirm(m)
 		}
 	}
 }
 
-// resubscribe sends SSUBSCRIBE for each channel of a sharded connection
-// that is not yet known to be live. go-redis renews a lost connection's
-// subscriptions itself, but in one SSUBSCRIBE, which a cluster refuses
-// (CROSSSLOT) when the channels are in different slots, as they usually
-// are: each channel here has a hash tag of its own.
-func (sc *subConn) resubscribe(ctx context.Context, ps *redis.PubSub) error {
-	if !sc.sharded {
-		return nil
-	}
+// confirm records a (un)subscribe confirmation. A cluster unsubscribes a
+// sharded channel by itself when its slot moves to another primary: a
+// channel still wanted here is then homed again.
+func (sc *subConn) confirm(m *redis.Subscription) {
 	sc.mu.Lock()
-	names := make([]string, 0, len(sc.channels))
-	for n := range sc.channels {
-		names = append(names, n)
+	_, wanted := sc.channels[m.Channel]
+	switch m.Kind {
+	case "subscribe", "ssubscribe":
+		if wanted {
+			sc.confirmed[m.Channel] = true
+		}
+	case "unsubscribe", "sunsubscribe":
+		delete(sc.confirmed, m.Channel)
 	}
 	sc.mu.Unlock()
-	for _, n := range names {
-		if err := ps.SSubscribe(ctx, n); err != nil {
-			return err
-		}
+	if wanted && m.Kind == "sunsubscribe" {
+		sc.r.poke()
 	}
-	return nil
 }
 
 // healthPing is the payload of the receive loop's own PINGs.

@@ -1,10 +1,12 @@
 package broker
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"net"
 	"net/url"
 	"os"
 	"strings"
@@ -77,7 +79,7 @@ func parseRedisURL(raw string, roots *x509.CertPool) (redisOptions, error) {
 		err = fmt.Errorf("unknown scheme %q", scheme)
 	}
 	if err != nil {
-		return o, fmt.Errorf("redis url %s: %w", redact(raw), redactErr(err, raw))
+		return o, fmt.Errorf("redis url %s: %w", redact(raw), redactErr(redactErr(err, raw), rest))
 	}
 	tlsCfg := o.tls()
 	if roots != nil && tlsCfg == nil {
@@ -123,14 +125,34 @@ func newRedisTarget(cfg RedisConfig) (redisTarget, error) {
 		return redisTarget{client: redis.NewClient(o.single), desc: o.single.Addr}, nil
 	case o.cluster != nil:
 		o.cluster.DialTimeout, o.cluster.ReadTimeout, o.cluster.WriteTimeout, o.cluster.MaxRetries = dial, rw, rw, retries
+		o.cluster.Dialer = tlsDialer(o.cluster.TLSConfig, dial)
 		c := redis.NewClusterClient(o.cluster)
 		return redisTarget{client: c, cluster: c, desc: "cluster " + strings.Join(o.cluster.Addrs, ",")}, nil
 	default:
 		o.failover.DialTimeout, o.failover.ReadTimeout, o.failover.WriteTimeout, o.failover.MaxRetries = dial, rw, rw, retries
+		o.failover.Dialer = tlsDialer(o.failover.TLSConfig, dial)
 		return redisTarget{
 			client: redis.NewFailoverClient(o.failover),
 			desc:   "primary " + o.failover.MasterName + " via sentinel " + strings.Join(o.failover.SentinelAddrs, ","),
 		}, nil
+	}
+}
+
+// tlsDialer dials TLS connections that check each server's certificate
+// against the server's own host name. go-redis would check every node of a
+// cluster, and a primary found through Sentinel, against the host name of
+// the URL. Without TLS it returns nil: go-redis's own dialer.
+func tlsDialer(cfg *tls.Config, timeout time.Duration) func(ctx context.Context, network, addr string) (net.Conn, error) {
+	if cfg == nil {
+		return nil
+	}
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c := cfg.Clone()
+		if host, _, err := net.SplitHostPort(addr); err == nil {
+			c.ServerName = host
+		}
+		d := &tls.Dialer{NetDialer: &net.Dialer{Timeout: timeout, KeepAlive: 5 * time.Minute}, Config: c}
+		return d.DialContext(ctx, network, addr)
 	}
 }
 

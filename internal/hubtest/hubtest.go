@@ -97,6 +97,8 @@ func Launch(t testing.TB, args []string, env ...string) *Process {
 	p := &Process{t: t, exited: make(chan struct{})}
 	p.cmd = exec.Command(Binary(t), args...)
 	p.cmd.Env = append(os.Environ(), env...)
+	// Dies with the test binary, also when it times out.
+	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	p.cmd.Stdout, p.cmd.Stderr = &p.stdout, &p.stderr
 	if err := p.cmd.Start(); err != nil {
 		t.Fatalf("start hub: %v", err)

@@ -18,32 +18,57 @@ import (
 type Cluster struct {
 	t     testing.TB
 	Nodes []*Server
+	// CAFile is set for a cluster that speaks TLS (StartTLSCluster).
+	CAFile string
 }
 
 // StartCluster starts n cluster-enabled redis-servers, joins them into one
 // cluster that shares the slots out evenly, and waits until every node
-// reports the cluster ok. The nodes give up on an unreachable peer after a
-// second, so that tests of failures run quickly. conf adds configuration
+// reports the cluster ok. The nodes give up on an unreachable peer after
+// two seconds, so that tests of failures run quickly (and not so quickly
+// that a loaded machine makes a node seem gone). conf adds configuration
 // lines to every node.
 func StartCluster(t testing.TB, n int, conf ...string) *Cluster {
+	t.Helper()
+	return startCluster(t, n, false, conf)
+}
+
+// StartTLSCluster is StartCluster with TLS between clients and nodes and
+// between the nodes, with certificates of a CA in CAFile.
+func StartTLSCluster(t testing.TB, n int, conf ...string) *Cluster {
+	t.Helper()
+	return startCluster(t, n, true, conf)
+}
+
+func startCluster(t testing.TB, n int, useTLS bool, conf []string) *Cluster {
 	t.Helper()
 	if _, err := exec.LookPath("redis-cli"); err != nil {
 		t.Fatalf("redis-cli is not installed, so this test cannot run: use `make test`, which installs it, or `apt-get install -y redis-server` (%v)", err)
 	}
 	c := &Cluster{t: t}
 	args := []string{"--cluster", "create"}
+	if useTLS {
+		var tlsConf []string
+		tlsConf, c.CAFile = tlsFiles(t)
+		conf = append(append(tlsConf, "tls-cluster yes"), conf...)
+		args = []string{"--tls", "--cacert", c.CAFile, "--cluster", "create"}
+	}
 	for range n {
-		s := StartWith(t, Options{Port: FreePort(t), Conf: append([]string{
+		s := StartWith(t, Options{Port: FreePort(t), TLS: useTLS, Conf: append([]string{
 			"cluster-enabled yes",
 			"cluster-config-file nodes.conf",
-			"cluster-node-timeout 1000",
+			"cluster-node-timeout 2000",
 			fmt.Sprintf("cluster-port %d", FreePort(t)),
 		}, conf...)})
 		c.Nodes = append(c.Nodes, s)
 		args = append(args, s.Addr())
 	}
 	args = append(args, "--cluster-replicas", "0", "--cluster-yes")
-	if out, err := exec.Command("redis-cli", args...).CombinedOutput(); err != nil {
+	// The command waits for the nodes to agree; bounded, so that a node
+	// that never joins fails the test instead of hanging it.
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if out, err := exec.CommandContext(ctx, "redis-cli", args...).CombinedOutput(); err != nil {
 		t.Fatalf("redis-cli --cluster create: %v\n%s", err, out)
 	}
 	c.WaitOK()
@@ -58,7 +83,11 @@ func (c *Cluster) UserURL(userinfo string) string {
 	if userinfo != "" {
 		userinfo += "@"
 	}
-	u := "redis+cluster://" + userinfo + c.Nodes[0].Addr()
+	scheme := "redis+cluster://"
+	if c.CAFile != "" {
+		scheme = "rediss+cluster://"
+	}
+	u := scheme + userinfo + c.Nodes[0].Addr()
 	for i, s := range c.Nodes[1:] {
 		sep := "&"
 		if i == 0 {

@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -38,6 +39,8 @@ type Options struct {
 	// Port, when not zero, is a loopback TCP port to listen on as well
 	// (see FreePort).
 	Port int
+	// TLS makes Port a TLS port; Conf must name the certificates.
+	TLS bool
 	// Conf are more configuration lines, such as "cluster-enabled yes".
 	Conf []string
 	// Sentinel runs the process as a Redis Sentinel on Port, with Conf as
@@ -135,6 +138,9 @@ func (s *Server) Restart() {
 		s.t.Fatal("redistest: Restart while running")
 	}
 	conf := []string{"dir " + s.dir, "loglevel warning", fmt.Sprintf("port %d", s.opts.Port)}
+	if s.opts.TLS {
+		conf = append(conf, "port 0", fmt.Sprintf("tls-port %d", s.opts.Port))
+	}
 	if s.opts.Port != 0 {
 		conf = append(conf, "bind 127.0.0.1")
 	}
@@ -159,6 +165,9 @@ func (s *Server) Restart() {
 		args = append(args, "--sentinel")
 	}
 	cmd := exec.Command("redis-server", args...)
+	// Dies with the test binary, also when a test times out and the
+	// binary exits without running its cleanups.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	log, err := os.OpenFile(filepath.Join(s.dir, "redis.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		s.t.Fatal(err)

@@ -21,6 +21,14 @@ import (
 // (and plain TCP on no port) with them, and the CA's PEM file for clients.
 func TLSConf(t testing.TB, port int) (conf []string, caFile string) {
 	t.Helper()
+	conf, caFile = tlsFiles(t)
+	return append(conf, fmt.Sprintf("tls-port %d", port)), caFile
+}
+
+// tlsFiles writes the CA and the server certificate, and returns the
+// configuration lines that name them.
+func tlsFiles(t testing.TB) (conf []string, caFile string) {
+	t.Helper()
 	dir := t.TempDir()
 	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -54,7 +62,9 @@ func TLSConf(t testing.TB, port int) (conf []string, caFile string) {
 		NotBefore:    time.Now().Add(-time.Hour),
 		NotAfter:     time.Now().Add(24 * time.Hour),
 		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		// Client too: a cluster's nodes present it to each other, and
+		// the cluster bus always asks for a client certificate.
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
 	}, ca, &key.PublicKey, caKey)
 	if err != nil {
 		t.Fatal(err)
@@ -72,7 +82,6 @@ func TLSConf(t testing.TB, port int) (conf []string, caFile string) {
 	}
 	caFile = write("ca.pem", "CERTIFICATE", caDER)
 	return []string{
-		fmt.Sprintf("tls-port %d", port),
 		"tls-cert-file " + write("server.pem", "CERTIFICATE", der),
 		"tls-key-file " + write("server.key", "EC PRIVATE KEY", keyDER),
 		"tls-ca-cert-file " + caFile,
