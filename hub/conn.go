@@ -6,28 +6,38 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"sync"
 	"time"
 )
 
 // Buffer sizes of a WebSocket connection. net/http hands a hijacked
 // connection its own 4 KiB reader and 4 KiB writer, a third of an idle
 // connection's memory. Client frames are small (subscribe, refresh, ping),
-// and a frame larger than a buffer is still read or written whole, in more
-// than one system call.
+// and a frame larger than the reader is still read whole, in more than one
+// system call. The writer only has to hold a control frame (a pong, a
+// close: at most 125 bytes and a header) so that it leaves in one write:
+// the session's own frames are gathered by the connection's cork.
 const (
-	readBufferSize = 512
-	// writeBufferSize holds a typical event frame with its header in one
-	// write; a larger frame takes two.
-	writeBufferSize = 2048
+	readBufferSize  = 512
+	writeBufferSize = 256
 )
 
+// corkFlushSize is how much a corked connection gathers before it writes
+// anyway: a replay of thousands of frames goes out in pieces of this size
+// rather than being copied whole into memory first.
+const corkFlushSize = 32 << 10
+
+// corkBufs are the buffers of corked connections, returned after each
+// flush so that an idle connection holds none.
+var corkBufs = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
+
 // hijacker wraps the ResponseWriter given to websocket.Accept: its Hijack
-// returns buffers of this hub's sizes and keeps the connection, so that
-// the session can set write deadlines on it directly instead of through a
-// context and a timer per frame.
+// returns buffers of this hub's sizes over a [wsConn], which the session
+// keeps to batch its writes and bound them with socket deadlines.
 type hijacker struct {
 	http.ResponseWriter
-	conn net.Conn
+	timeout time.Duration
+	conn    *wsConn
 }
 
 // Hijack implements http.Hijacker.
@@ -42,8 +52,8 @@ func (h *hijacker) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 		b, _ := brw.Reader.Peek(n)
 		c = &prefixedConn{Conn: c, prefix: io.MultiReader(bytes.NewReader(bytes.Clone(b)), c)}
 	}
-	h.conn = c
-	return c, bufio.NewReadWriter(bufio.NewReaderSize(c, readBufferSize), bufio.NewWriterSize(c, writeBufferSize)), nil
+	h.conn = &wsConn{Conn: c, timeout: h.timeout}
+	return h.conn, bufio.NewReadWriter(bufio.NewReaderSize(h.conn, readBufferSize), bufio.NewWriterSize(h.conn, writeBufferSize)), nil
 }
 
 // Unwrap lets http.ResponseController reach the server's writer.
@@ -57,11 +67,92 @@ type prefixedConn struct {
 
 func (c *prefixedConn) Read(p []byte) (int, error) { return c.prefix.Read(p) }
 
-// deadline sets or clears (zero t) the write deadline of a hijacked
-// connection.
-func setWriteDeadline(c net.Conn, t time.Time) error {
-	if c == nil {
+// wsConn is the socket under a session's WebSocket.
+//
+// Every write to the socket is bounded by a deadline WriteTimeout ahead,
+// set before it (or kept, while the one set is at least half that far
+// ahead: moving a deadline costs as much as a small write). So the
+// WebSocket library's own writes, pongs and close frames, are bounded as
+// well as the session's, with no deadline to clear afterwards and no
+// context or timer per frame.
+//
+// While corked, writes are gathered in memory and leave as one write when
+// uncorked: the frames queued for a client with a backlog go out in one
+// system call. Writes are ordered by mu, held during the socket write
+// itself, so that a frame the library writes in two pieces is never split
+// by a flush.
+type wsConn struct {
+	net.Conn
+	timeout time.Duration
+
+	mu       sync.Mutex
+	corked   bool
+	buf      *[]byte   // gathered while corked; from corkBufs
+	deadline time.Time // the write deadline set on the socket
+}
+
+// Write implements net.Conn.
+func (c *wsConn) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.corked {
+		return c.writeLocked(p)
+	}
+	if c.buf == nil {
+		c.buf = corkBufs.Get().(*[]byte)
+	}
+	if len(*c.buf)+len(p) > corkFlushSize {
+		if err := c.flushLocked(); err != nil {
+			return 0, err
+		}
+		if len(p) > corkFlushSize {
+			return c.writeLocked(p)
+		}
+		c.buf = corkBufs.Get().(*[]byte)
+	}
+	*c.buf = append(*c.buf, p...)
+	return len(p), nil
+}
+
+// cork starts gathering writes; uncork writes what was gathered.
+func (c *wsConn) cork() {
+	c.mu.Lock()
+	c.corked = true
+	c.mu.Unlock()
+}
+
+func (c *wsConn) uncork() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.corked = false
+	return c.flushLocked()
+}
+
+// flushLocked writes what was gathered and gives the buffer back.
+func (c *wsConn) flushLocked() error {
+	if c.buf == nil {
 		return nil
 	}
-	return c.SetWriteDeadline(t)
+	b := c.buf
+	c.buf = nil
+	var err error
+	if len(*b) > 0 {
+		_, err = c.writeLocked(*b)
+	}
+	if cap(*b) <= 2*corkFlushSize {
+		*b = (*b)[:0]
+		corkBufs.Put(b)
+	}
+	return err
+}
+
+func (c *wsConn) writeLocked(p []byte) (int, error) {
+	now := time.Now()
+	if c.deadline.Sub(now) < c.timeout/2 {
+		c.deadline = now.Add(c.timeout)
+		if err := c.Conn.SetWriteDeadline(c.deadline); err != nil {
+			return 0, err
+		}
+	}
+	return c.Conn.Write(p)
 }

@@ -21,7 +21,7 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// compressor window per connection.
 		opts.CompressionMode = websocket.CompressionNoContextTakeover
 	}
-	hj := &hijacker{ResponseWriter: w}
+	hj := &hijacker{ResponseWriter: w, timeout: h.cfg.WriteTimeout}
 	conn, err := websocket.Accept(hj, r, opts)
 	if err != nil {
 		// Accept has answered (bad handshake or a foreign Origin).

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"net"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -23,8 +22,8 @@ import (
 type Session struct {
 	hub  *Hub
 	conn *websocket.Conn
-	raw  net.Conn // under conn, for write deadlines
-	app  string   // fixed for the session's life; refresh may not change it
+	raw  *wsConn // under conn: batches the session's writes
+	app  string  // fixed for the session's life; refresh may not change it
 
 	lastRead atomic.Int64 // unix nanoseconds of the last frame received
 	// busy counts the writer and ping goroutines running; the session
@@ -76,7 +75,7 @@ type pendingPub struct {
 	pos   broker.Position
 }
 
-func newSession(h *Hub, conn *websocket.Conn, raw net.Conn, id *auth.Identity) *Session {
+func newSession(h *Hub, conn *websocket.Conn, raw *wsConn, id *auth.Identity) *Session {
 	s := &Session{
 		hub:  h,
 		conn: conn,
@@ -559,24 +558,19 @@ func (s *Session) ping() {
 	s.pinger.Reset(cfg.PingInterval)
 }
 
-// write writes frames under one write deadline per frame, set on the
-// connection itself: a context and a timer per frame cost more than the
-// fan-out around them.
+// write writes frames in as few system calls as the connection's cork
+// allows: one for a backlog of small frames. Each socket write is bounded
+// by WriteTimeout (see wsConn).
 func (s *Session) write(frames [][]byte) bool {
+	s.raw.cork()
 	for _, f := range frames {
-		err := setWriteDeadline(s.raw, time.Now().Add(s.hub.cfg.WriteTimeout))
-		if err == nil {
-			err = s.conn.Write(context.Background(), websocket.MessageText, f)
-		}
-		if err != nil {
+		if err := s.conn.Write(context.Background(), websocket.MessageText, f); err != nil {
+			_ = s.raw.uncork()
 			s.abort()
 			return false
 		}
 	}
-	// Cleared, so that the library's own later writes (a pong, a close)
-	// are bounded by their own timeouts rather than by a deadline long
-	// past.
-	if err := setWriteDeadline(s.raw, time.Time{}); err != nil {
+	if err := s.raw.uncork(); err != nil {
 		s.abort()
 		return false
 	}
