@@ -10,7 +10,8 @@
 #
 # Settings: LB_ADDR (127.0.0.1:8080), HUB_PORT_BASE (8081), CLUSTER_DIR
 # (.cluster in the repository), HUBS (3), APP (1400000000), JWT_SECRET,
-# DRAIN (5s).
+# DRAIN (5s), REDIS_URL (the hubs' -redis; when set, no Redis is started:
+# for example a redis+cluster:// URL of a Redis Cluster of your own).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 dir=${CLUSTER_DIR:-$root/.cluster}
@@ -21,6 +22,7 @@ app=${APP:-1400000000}
 secret=${JWT_SECRET:-local-cluster-secret-change-me-local-cluster}
 drain=${DRAIN:-5s}
 hub=${HUB_BIN:-$root/bin/hub}
+redis_url=${REDIS_URL:-unix://$dir/redis.sock}
 
 running() { [ -f "$dir/$1.pid" ] && kill -0 "$(cat "$dir/$1.pid")" 2>/dev/null; }
 
@@ -34,6 +36,7 @@ wait_http() { # url, seconds
 }
 
 start_redis() {
+  [ -n "${REDIS_URL:-}" ] && return
   running redis && return
   redis-server --port 0 --unixsocket "$dir/redis.sock" --unixsocketperm 700 --dir "$dir" \
     --appendonly yes --appendfsync everysec --maxmemory-policy noeviction --save "" \
@@ -47,7 +50,7 @@ start_hub() { # n
   local n=$1 port=$((base + $1 - 1))
   running "hub$n" && return
   mkdir -p "$dir/spool$n"
-  "$hub" -dev -addr "127.0.0.1:$port" -node "hub-$n" -redis "unix://$dir/redis.sock" \
+  "$hub" -dev -addr "127.0.0.1:$port" -node "hub-$n" -redis "$redis_url" \
     -apps "$app" -jwt-secret "$secret" -drain "$drain" -spool-dir "$dir/spool$n" \
     -log-format json >>"$dir/hub$n.log" 2>&1 &
   echo $! >"$dir/hub$n.pid"

@@ -26,6 +26,7 @@ import (
 	"github.com/imhub/imhub/hub/auth"
 	"github.com/imhub/imhub/hub/client"
 	"github.com/imhub/imhub/internal/hubtest"
+	"github.com/imhub/imhub/internal/redistest"
 )
 
 func TestMain(m *testing.M) { hubtest.Main(m) }
@@ -71,7 +72,8 @@ func (s *stack) run(args ...string) {
 	require.NoError(s.t, err, "cluster.sh %v:\n%s", args, out)
 }
 
-func up(t *testing.T) *stack {
+// up starts the stack with cluster.sh; env adds its settings.
+func up(t *testing.T, env ...string) *stack {
 	for _, c := range []string{"haproxy", "redis-server", "curl"} {
 		if _, err := exec.LookPath(c); err != nil {
 			t.Fatalf("%s is not installed, so the load-balanced stack cannot be tested: run `make test`, which installs it", c)
@@ -83,6 +85,7 @@ func up(t *testing.T) *stack {
 	s := &stack{t: t, lb: "127.0.0.1:" + strconv.Itoa(base+3)}
 	s.env = []string{"CLUSTER_DIR=" + dir, "LB_ADDR=" + s.lb, "HUB_PORT_BASE=" + strconv.Itoa(base),
 		"HUB_BIN=" + hubtest.Binary(t), "JWT_SECRET=" + secret, "DRAIN=2s"}
+	s.env = append(s.env, env...)
 	for i := range 3 {
 		s.hub = append(s.hub, "127.0.0.1:"+strconv.Itoa(base+i))
 	}
@@ -121,7 +124,38 @@ func connections(t *testing.T, addr string) int {
 // client ends with every event of its channel exactly once, in order, and
 // the connections spread over the replicas again.
 func TestRollingRestartThroughTheLoadBalancer(t *testing.T) {
-	s := up(t)
+	rollingRestart(t, up(t))
+}
+
+// The same on a Redis Cluster of three primaries: publications are spread
+// over the shards by channel (SPUBLISH on the shard of each channel, no
+// cluster-wide PUBLISH).
+func TestRollingRestartOnRedisCluster(t *testing.T) {
+	cl := redistest.StartCluster(t, 3)
+	acked := rollingRestart(t, up(t, "REDIS_URL="+cl.URL()))
+	want := map[*redistest.Server]int{}
+	shard := func(channel string) *redistest.Server { return cl.Owner("imhub:{1400000000:" + channel + "}") }
+	for g, seqs := range acked {
+		// Each group message goes to its group's channel and to the app
+		// firehose.
+		want[shard(fmt.Sprint("group:G", g))] += len(seqs)
+		want[shard("app")] += len(seqs)
+	}
+	require.GreaterOrEqual(t, len(want), 2, "the channels are on more than one shard")
+	for _, n := range cl.Nodes {
+		// At least: a callback published whose answer was lost in a
+		// restart is published and not acknowledged.
+		assert.GreaterOrEqual(t, redistest.CommandCalls(t, n, "spublish"), want[n], "SPUBLISHes on %s", n.Addr())
+		assert.Zero(t, redistest.CommandCalls(t, n, "publish"), "no cluster-wide PUBLISH on %s", n.Addr())
+	}
+}
+
+// rollingRestart connects clients through the load balancer of s, posts
+// callbacks through it while each replica is drained and restarted in
+// turn, checks that every client got every event of its channel once, in
+// order, and that the connections spread over the replicas again. It
+// returns the sequence numbers acknowledged per group.
+func rollingRestart(t *testing.T, s *stack) (acked [][]int64) {
 	const clients, groups = 240, 8
 	type got struct {
 		mu   sync.Mutex
@@ -168,10 +202,8 @@ func TestRollingRestartThroughTheLoadBalancer(t *testing.T) {
 
 	// Callbacks through the load balancer, at a steady pace, until the
 	// restarts are over.
-	var (
-		mu    sync.Mutex
-		acked = make([][]int64, groups)
-	)
+	var mu sync.Mutex
+	acked = make([][]int64, groups)
 	stopPub := make(chan struct{})
 	var pub sync.WaitGroup
 	pub.Go(func() {
@@ -237,6 +269,7 @@ func TestRollingRestartThroughTheLoadBalancer(t *testing.T) {
 		callbacks += len(g)
 	}
 	t.Logf("%d callbacks acknowledged through the load balancer during three rolling restarts", callbacks)
+	return acked
 }
 
 // With Redis away every hub fails /readyz, yet a callback through the load
