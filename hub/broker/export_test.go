@@ -22,3 +22,29 @@ func (r *Redis) StreamKeyForTest(app, channel string) string { return r.streamKe
 
 // SetClockForTest replaces the in-process broker's clock.
 func SetClockForTest(m *Memory, now func() time.Time) { m.now = now }
+
+// SubscribeRawForTest subscribes name on the connection that would carry
+// it, without recording it, as go-redis does with names it was once given
+// when it connects again.
+func (r *Redis) SubscribeRawForTest(ctx context.Context, app, channel string) error {
+	sc, err := r.connFor(ctx, r.streamKey(app, channel), false)
+	if err != nil {
+		return err
+	}
+	sc.mu.Lock()
+	ps := sc.ps
+	sc.mu.Unlock()
+	return ps.Subscribe(ctx, r.streamKey(app, channel))
+}
+
+// SendForTest sends channel's (un)subscribe as the broker would on the
+// connection that carries it.
+func (r *Redis) SendForTest(ctx context.Context, app, channel string, subscribe bool) error {
+	name := r.streamKey(app, channel)
+	sc, err := r.connFor(ctx, name, false)
+	if err != nil {
+		return err
+	}
+	sc.send(ctx, name, subscribe)
+	return sc.sync(ctx, func() {})
+}

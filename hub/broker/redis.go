@@ -443,7 +443,7 @@ func (r *Redis) rehomeOnce(ctx context.Context) int {
 		}
 	}
 	moved := 0
-	touched := map[*subConn]bool{}
+	touched := map[*subConn][]string{}
 	for name, old := range homes {
 		sc, err := r.connFor(ctx, name, false)
 		if err != nil || (sc == old && !retry[name]) {
@@ -467,15 +467,22 @@ func (r *Redis) rehomeOnce(ctx context.Context) int {
 			// timeout per channel.
 			old.send(ctx, name, false)
 		}
-		sc.send(ctx, name, true)
-		touched[sc] = true
 		moved++
+		if !sc.up.Load() {
+			// Likewise for a new primary, or one not reachable yet: it
+			// subscribes what it records once it is up, and repairs then.
+			sc.repair.Store(true)
+			continue
+		}
+		sc.send(ctx, name, true)
+		touched[sc] = append(touched[sc], name)
 	}
-	for sc := range touched {
+	for sc, names := range touched {
 		sctx, cancel := context.WithTimeout(ctx, 2*r.cfg.PingInterval+time.Second)
 		if err := sc.sync(sctx, func() {}); err != nil && !errors.Is(err, errConnClosed) {
-			// Repaired now and again once it is up.
-			sc.repair.Store(true)
+			// Repaired now, for the others, and again once the shard
+			// has confirmed these.
+			sc.awaitRepair(names)
 			r.log.Warn("redis shard did not confirm moved subscriptions", "node", sc.addr, "err", err)
 		}
 		cancel()

@@ -28,6 +28,16 @@ type subConn struct {
 	// was given channels moved from another shard before it could
 	// confirm them.
 	repair atomic.Bool
+	// repairDue asks receive for HandleReconnect now: the channels moved
+	// here that a shard was slow to confirm are all confirmed.
+	repairDue atomic.Bool
+	// broken: a command could not be written. go-redis then connects
+	// again by itself, and receive must subscribe everything again.
+	broken atomic.Bool
+
+	// sendMu orders the (un)subscribe commands written on the connection
+	// with the record of what it should carry: see send.
+	sendMu sync.Mutex
 
 	mu sync.Mutex
 	ps *redis.PubSub
@@ -37,8 +47,11 @@ type subConn struct {
 	// refused (a slot that moved, a missing permission) or is on its way.
 	channels  map[string]time.Time
 	confirmed map[string]bool
-	pongs     map[string]chan struct{} // PING payload -> sync call awaiting it
-	shut      bool
+	// repairOn are channels moved here and not yet confirmed when the
+	// move gave up waiting: once they are, repairDue is set.
+	repairOn map[string]bool
+	pongs    map[string]chan struct{} // PING payload -> sync call awaiting it
+	shut     bool
 
 	closed chan struct{}      // closed by close
 	stop   context.CancelFunc // ends receive; nil until started
@@ -50,6 +63,7 @@ func newSubConn(r *Redis, client *redis.Client, addr string, sharded bool) *subC
 		r: r, client: client, addr: addr, sharded: sharded,
 		channels:  make(map[string]time.Time),
 		confirmed: make(map[string]bool),
+		repairOn:  make(map[string]bool),
 		pongs:     make(map[string]chan struct{}),
 		closed:    make(chan struct{}),
 		done:      make(chan struct{}),
@@ -100,21 +114,36 @@ func (sc *subConn) busy() bool {
 }
 
 // send writes name's SUBSCRIBE (SSUBSCRIBE) or UNSUBSCRIBE without waiting:
-// sync does. Errors of the command itself mean the connection broke, and a
-// new connection subscribes to what is recorded.
+// sync does. It makes the server agree with the record: a subscribe is
+// sent only while name is recorded, an unsubscribe only while it is not,
+// both checked under sendMu, so that an Unsubscribe racing a move never
+// leaves the channel subscribed behind it.
+//
+// An error of the command itself means the connection broke: go-redis
+// connects again, and receive subscribes again what is recorded.
 func (sc *subConn) send(ctx context.Context, name string, subscribe bool) {
+	sc.sendMu.Lock()
+	defer sc.sendMu.Unlock()
 	sc.mu.Lock()
+	_, recorded := sc.channels[name]
 	ps := sc.ps
 	sc.mu.Unlock()
+	if recorded != subscribe {
+		return
+	}
+	var err error
 	switch {
 	case subscribe && sc.sharded:
-		_ = ps.SSubscribe(ctx, name)
+		err = ps.SSubscribe(ctx, name)
 	case subscribe:
-		_ = ps.Subscribe(ctx, name)
+		err = ps.Subscribe(ctx, name)
 	case sc.sharded:
-		_ = ps.SUnsubscribe(ctx, name)
+		err = ps.SUnsubscribe(ctx, name)
 	default:
-		_ = ps.Unsubscribe(ctx, name)
+		err = ps.Unsubscribe(ctx, name)
+	}
+	if err != nil && ctx.Err() == nil {
+		sc.broken.Store(true)
 	}
 }
 
@@ -130,7 +159,31 @@ func (sc *subConn) forget(name string) {
 	sc.mu.Lock()
 	delete(sc.channels, name)
 	delete(sc.confirmed, name)
+	sc.settleLocked(name)
 	sc.mu.Unlock()
+}
+
+// awaitRepair notes the names moved here that the shard has not confirmed
+// yet: once it has confirmed them all, receive repairs from history.
+func (sc *subConn) awaitRepair(names []string) {
+	sc.mu.Lock()
+	defer sc.mu.Unlock()
+	for _, n := range names {
+		if _, ok := sc.channels[n]; ok && !sc.confirmed[n] {
+			sc.repairOn[n] = true
+		}
+	}
+}
+
+// settleLocked takes name off repairOn; the last one off makes the repair
+// due.
+func (sc *subConn) settleLocked(name string) {
+	if sc.repairOn[name] {
+		delete(sc.repairOn, name)
+		if len(sc.repairOn) == 0 {
+			sc.repairDue.Store(true)
+		}
+	}
 }
 
 // state reports whether name is recorded and confirmed, and how many
@@ -230,6 +283,8 @@ func (sc *subConn) renew() {
 // a cluster refuses (CROSSSLOT) when the channels are in different slots,
 // as they usually are: each channel here has a hash tag of its own.
 func (sc *subConn) resubscribe(ctx context.Context, ps *redis.PubSub) error {
+	sc.sendMu.Lock()
+	defer sc.sendMu.Unlock()
 	sc.mu.Lock()
 	names := make([]string, 0, len(sc.channels))
 	for n := range sc.channels {
@@ -274,11 +329,26 @@ func (sc *subConn) receive(ctx context.Context, h Handler) {
 	lost, backoff := true, time.Duration(0)
 	first := true     // nothing to repair on the first connection, unless asked
 	awaiting := false // a health PING is unanswered
+	// sent: resubscribe and its PING went out on this connection. Their
+	// answers come one by one, and the connection is restored only with
+	// the PONG: until then nothing is sent again.
+	sent := false
 	for ctx.Err() == nil {
+		if sc.repairDue.Swap(false) {
+			h.HandleReconnect()
+		}
+		if sc.broken.Swap(false) {
+			if !lost {
+				log.Warn("redis subscription connection lost", "err", "a command could not be written")
+				sc.up.Store(false)
+			}
+			sc.r.poke()
+			lost, sent, awaiting = true, false, false
+		}
 		sc.mu.Lock()
 		ps := sc.ps
 		sc.mu.Unlock()
-		if lost {
+		if lost && !sent {
 			err := sc.resubscribe(ctx, ps)
 			if err == nil {
 				err = ps.Ping(ctx, healthPing)
@@ -289,7 +359,7 @@ func (sc *subConn) receive(ctx context.Context, h Handler) {
 				sleep(ctx, backoff)
 				continue
 			}
-			awaiting = true
+			sent, awaiting = true, true
 		}
 		msg, err := ps.ReceiveTimeout(ctx, sc.r.cfg.PingInterval)
 		if err != nil && refused(err) {
@@ -319,7 +389,7 @@ func (sc *subConn) receive(ctx context.Context, h Handler) {
 				sc.up.Store(false)
 			}
 			sc.r.poke()
-			lost, awaiting = true, false
+			lost, sent, awaiting = true, false, false
 			backoff = nextBackoff(backoff)
 			sleep(ctx, backoff)
 			continue
@@ -349,27 +419,32 @@ func (sc *subConn) receive(ctx context.Context, h Handler) {
 				log.Error("malformed publication", "channel", m.Channel)
 			}
 		case *redis.Subscription:
-			sc.confirm(m)
+			sc.confirm(ctx, m)
 		}
 	}
 }
 
 // confirm records a (un)subscribe confirmation. A cluster unsubscribes a
 // sharded channel by itself when its slot moves to another primary: a
-// channel still wanted here is then homed again.
-func (sc *subConn) confirm(m *redis.Subscription) {
+// channel still wanted here is then homed again. A channel confirmed that
+// is no longer wanted (go-redis subscribes again, after a reconnect, names
+// it was given) is unsubscribed.
+func (sc *subConn) confirm(ctx context.Context, m *redis.Subscription) {
 	sc.mu.Lock()
 	_, wanted := sc.channels[m.Channel]
-	switch m.Kind {
-	case "subscribe", "ssubscribe":
-		if wanted {
-			sc.confirmed[m.Channel] = true
-		}
-	case "unsubscribe", "sunsubscribe":
+	subscribed := m.Kind == "subscribe" || m.Kind == "ssubscribe"
+	switch {
+	case subscribed && wanted:
+		sc.confirmed[m.Channel] = true
+		sc.settleLocked(m.Channel)
+	case !subscribed:
 		delete(sc.confirmed, m.Channel)
 	}
 	sc.mu.Unlock()
-	if wanted && m.Kind == "sunsubscribe" {
+	switch {
+	case subscribed && !wanted:
+		sc.send(ctx, m.Channel, false)
+	case !subscribed && wanted && m.Kind == "sunsubscribe":
 		sc.r.poke()
 	}
 }

@@ -231,3 +231,55 @@ func TestRedisSubscribeChurn(t *testing.T) {
 	}
 	assert.Equal(t, "last", string(pubs[20].Data))
 }
+
+// A lost subscription connection subscribes its channels again once, in
+// one SUBSCRIBE, not once for every confirmation that comes back.
+func TestRedisReconnectSubscribesOnce(t *testing.T) {
+	srv := redistest.Start(t)
+	b := newRedis(t, srv.URL(), brokertest.DefaultConfig)
+	rec := brokertest.Start(t, b)
+	ctx := context.Background()
+	const n = 200
+	for i := range n {
+		require.NoError(t, b.Subscribe(ctx, "1", fmt.Sprint("group:G", i)))
+	}
+	before := redistest.CommandCalls(t, srv, "subscribe")
+	require.NoError(t, srv.Client().ClientKillByFilter(ctx, "TYPE", "pubsub").Err())
+	require.Eventually(t, func() bool { return rec.Reconnects() == 1 }, 15*time.Second, 10*time.Millisecond,
+		"the connection is restored")
+	time.Sleep(300 * time.Millisecond) // several PingIntervals: any repeat would show
+	assert.LessOrEqual(t, redistest.CommandCalls(t, srv, "subscribe")-before, 2,
+		"the %d channels subscribed again in one command", n)
+	_, err := b.Publish(ctx, broker.Message{App: "1", ID: "1", Channels: []string{"group:G7"}, Data: []byte("1")})
+	require.NoError(t, err)
+	rec.WaitCount(t, 1)
+}
+
+// What the connection writes agrees with what it should carry: a subscribe
+// for a channel no longer wanted (an Unsubscribe raced a move) is not
+// sent, and a channel subscribed behind the broker's back (go-redis's own
+// resubscribe of a name once given) is unsubscribed when confirmed.
+func TestRedisSubscriptionsFollowTheRecord(t *testing.T) {
+	srv := redistest.Start(t)
+	b := newRedis(t, srv.URL(), brokertest.DefaultConfig)
+	brokertest.Start(t, b)
+	waitReady(t, b, true)
+	ctx := context.Background()
+	channels := func() []string {
+		ch, err := srv.Client().PubSubChannels(ctx, "*").Result()
+		require.NoError(t, err)
+		return ch
+	}
+	require.NoError(t, b.Subscribe(ctx, "1", "group:kept"))
+	kept := b.StreamKeyForTest("1", "group:kept")
+
+	require.NoError(t, b.SendForTest(ctx, "1", "group:gone", true))
+	assert.Equal(t, []string{kept}, channels(), "a subscribe for an unrecorded channel is not sent")
+	require.NoError(t, b.SendForTest(ctx, "1", "group:kept", false))
+	assert.Equal(t, []string{kept}, channels(), "an unsubscribe for a recorded channel is not sent")
+
+	require.NoError(t, b.SubscribeRawForTest(ctx, "1", "group:stray"))
+	require.Eventually(t, func() bool { return len(channels()) == 1 }, 5*time.Second, 10*time.Millisecond,
+		"the stray subscription is undone: %v", channels())
+	assert.Equal(t, []string{kept}, channels())
+}

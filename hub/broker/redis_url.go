@@ -139,9 +139,12 @@ func newRedisTarget(cfg RedisConfig) (redisTarget, error) {
 }
 
 // tlsDialer dials TLS connections that check each server's certificate
-// against the server's own host name. go-redis would check every node of a
-// cluster, and a primary found through Sentinel, against the host name of
-// the URL. Without TLS it returns nil: go-redis's own dialer.
+// against the server's own host name, where it has one. go-redis would
+// check every node of a cluster, and a primary found through Sentinel,
+// against the host name of the URL. A node announced by IP address is
+// checked against the URL's host name when that is a name (a certificate
+// for the service's name, as managed Redis services give), else against
+// its address. Without TLS it returns nil: go-redis's own dialer.
 func tlsDialer(cfg *tls.Config, timeout time.Duration) func(ctx context.Context, network, addr string) (net.Conn, error) {
 	if cfg == nil {
 		return nil
@@ -149,7 +152,9 @@ func tlsDialer(cfg *tls.Config, timeout time.Duration) func(ctx context.Context,
 	return func(ctx context.Context, network, addr string) (net.Conn, error) {
 		c := cfg.Clone()
 		if host, _, err := net.SplitHostPort(addr); err == nil {
-			c.ServerName = host
+			if net.ParseIP(host) == nil || c.ServerName == "" || net.ParseIP(c.ServerName) != nil {
+				c.ServerName = host
+			}
 		}
 		d := &tls.Dialer{NetDialer: &net.Dialer{Timeout: timeout, KeepAlive: 5 * time.Minute}, Config: c}
 		return d.DialContext(ctx, network, addr)
