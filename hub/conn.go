@@ -3,6 +3,7 @@ package hub
 import (
 	"bufio"
 	"bytes"
+	"encoding/binary"
 	"io"
 	"net"
 	"net/http"
@@ -84,6 +85,9 @@ func (c *prefixedConn) Read(p []byte) (int, error) { return c.prefix.Read(p) }
 type wsConn struct {
 	net.Conn
 	timeout time.Duration
+	// plain: no permessage-deflate was agreed, so the session writes its
+	// frames itself (writeText).
+	plain bool
 
 	mu       sync.Mutex
 	corked   bool
@@ -95,6 +99,44 @@ type wsConn struct {
 func (c *wsConn) Write(p []byte) (int, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	return c.writePartLocked(p)
+}
+
+// writeText writes p as one text frame: final, unmasked, uncompressed
+// (RFC 6455, section 5.2). A session's events and replies need nothing
+// more, and this skips the WebSocket library's locks, contexts and
+// buffer per message. It is used only on connections without
+// permessage-deflate, where the library itself writes nothing but control
+// frames: those fit its write buffer, so each reaches this connection in
+// one Write, and frames of the two never interleave.
+func (c *wsConn) writeText(p []byte) error {
+	var h [10]byte
+	hdr := appendTextHeader(h[:0], len(p))
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, err := c.writePartLocked(hdr); err != nil {
+		return err
+	}
+	_, err := c.writePartLocked(p)
+	return err
+}
+
+// appendTextHeader appends the header of a final, unmasked text frame
+// with n bytes of payload.
+func appendTextHeader(b []byte, n int) []byte {
+	const finText = 0x80 | 0x1
+	switch {
+	case n < 126:
+		return append(b, finText, byte(n))
+	case n < 1<<16:
+		return append(b, finText, 126, byte(n>>8), byte(n))
+	default:
+		return binary.BigEndian.AppendUint64(append(b, finText, 127), uint64(n))
+	}
+}
+
+// writePartLocked writes p to the socket, or gathers it while corked.
+func (c *wsConn) writePartLocked(p []byte) (int, error) {
 	if !c.corked {
 		return c.writeLocked(p)
 	}

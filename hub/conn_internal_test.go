@@ -180,3 +180,67 @@ func TestConnWriteDeadline(t *testing.T) {
 	require.NoError(t, err, "gathered, not written")
 	assert.ErrorIs(t, c.uncork(), os.ErrDeadlineExceeded, "the flush is bounded too")
 }
+
+// The session's own text frames are read whole by a WebSocket client at
+// every length encoding (7-bit, 16-bit, 64-bit), corked or not, and
+// interleave cleanly with the library's control frames.
+func TestWriteText(t *testing.T) {
+	client, server, raw, counted := acceptCorked(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	sizes := []int{0, 1, 125, 126, 127, 1000, 65535, 65536, 70000}
+	msg := func(n int) []byte { return bytes.Repeat([]byte{'a' + byte(n%26)}, n) }
+	for _, n := range sizes {
+		require.NoError(t, raw.writeText(msg(n)))
+	}
+	raw.cork()
+	for _, n := range sizes {
+		require.NoError(t, raw.writeText(msg(n)))
+	}
+	before := counted.writes.Load()
+	require.NoError(t, raw.uncork())
+	assert.LessOrEqual(t, counted.writes.Load()-before, int64(3), "the corked frames leave in a few writes")
+	for round := range 2 {
+		for _, n := range sizes {
+			typ, got, err := client.Read(ctx)
+			require.NoError(t, err)
+			require.Equal(t, websocket.MessageText, typ)
+			require.Equal(t, msg(n), got, "round %d, %d bytes", round, n)
+		}
+	}
+
+	// With pings from the client answered by the library meanwhile.
+	go func() { _, _, _ = server.Read(ctx) }() // answers pings
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for i := 0; i < 500; i += 10 {
+			raw.cork()
+			for j := i; j < i+10; j++ {
+				if err := raw.writeText([]byte(fmt.Sprint(j))); err != nil {
+					t.Error(err)
+				}
+			}
+			if err := raw.uncork(); err != nil {
+				t.Error(err)
+			}
+		}
+	})
+	pings := make(chan error, 1)
+	go func() {
+		for range 20 {
+			if err := client.Ping(ctx); err != nil {
+				pings <- err
+				return
+			}
+		}
+		pings <- nil
+	}()
+	for i := range 500 {
+		_, got, err := client.Read(ctx) // reading also takes the pongs
+		require.NoError(t, err)
+		require.Equal(t, fmt.Sprint(i), string(got))
+	}
+	wg.Wait()
+	go func() { _, _, _ = client.Read(ctx) }() // takes the pongs still due
+	require.NoError(t, <-pings)
+}

@@ -29,6 +29,9 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	conn.SetReadLimit(h.cfg.MaxFrame)
+	// Accept has set the response headers it sent: without an agreed
+	// extension, frames are plain and the session writes them itself.
+	hj.conn.plain = w.Header().Get("Sec-WebSocket-Extensions") == ""
 
 	n := h.conns.Add(1)
 	counted := true

@@ -564,7 +564,13 @@ func (s *Session) ping() {
 func (s *Session) write(frames [][]byte) bool {
 	s.raw.cork()
 	for _, f := range frames {
-		if err := s.conn.Write(context.Background(), websocket.MessageText, f); err != nil {
+		var err error
+		if s.raw.plain {
+			err = s.raw.writeText(f)
+		} else {
+			err = s.conn.Write(context.Background(), websocket.MessageText, f)
+		}
+		if err != nil {
 			_ = s.raw.uncork()
 			s.abort()
 			return false
