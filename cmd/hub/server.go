@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"runtime/debug"
 	"sync/atomic"
 	"time"
 
@@ -188,11 +189,15 @@ func run(ctx context.Context, cfg Config, stdout io.Writer, log *slog.Logger) er
 		}
 		return nil
 	})
-	var debug *http.Server
+	g.Go(func() error {
+		reclaimMemory(ctx, node.Sessions, 2*time.Second, debug.FreeOSMemory)
+		return nil
+	})
+	var debugSrv *http.Server
 	if debugLn != nil {
-		debug = &http.Server{Handler: pprofMux(), ReadHeaderTimeout: 10 * time.Second}
+		debugSrv = &http.Server{Handler: pprofMux(), ReadHeaderTimeout: 10 * time.Second}
 		g.Go(func() error {
-			if err := debug.Serve(debugLn); !errors.Is(err, http.ErrServerClosed) {
+			if err := debugSrv.Serve(debugLn); !errors.Is(err, http.ErrServerClosed) {
 				stop()
 				return fmt.Errorf("serve pprof: %w", err)
 			}
@@ -211,8 +216,8 @@ func run(ctx context.Context, cfg Config, stdout io.Writer, log *slog.Logger) er
 	defer cancel()
 	node.Drain(sctx, cfg.Drain)
 	shutdownErr := srv.Shutdown(sctx)
-	if debug != nil {
-		_ = debug.Close()
+	if debugSrv != nil {
+		_ = debugSrv.Close()
 	}
 	stopBroker()
 	if err := g.Wait(); err != nil {
