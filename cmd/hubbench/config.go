@@ -59,8 +59,13 @@ var presets = map[string]func(*Config){
 	"ingest": func(c *Config) { c.Conns, c.Channels, c.Rate, c.Publishers, c.Duration = 0, 100, 0, 64, 20*time.Second },
 	// RSS per idle, subscribed connection.
 	"idle": func(c *Config) { c.Conns, c.Channels, c.Rate, c.Duration = 10000, 100, 0, 10*time.Second },
-	// Raise the rate until loss or p99 over 1s; the last good rate.
-	"max": func(c *Config) { c.Conns, c.Channels, c.Rate, c.Duration = 10000, 100, 200, 10*time.Second },
+	// Raise the rate until loss or p99 over 1s; the last good rate. With
+	// more senders than the others: under this load a callback waits
+	// longer for the busy hub, and eight senders could not keep the rate
+	// though the hub kept up (an IM backend sends from many servers).
+	"max": func(c *Config) {
+		c.Conns, c.Channels, c.Rate, c.Publishers, c.Duration = 10000, 100, 200, 32, 10*time.Second
+	},
 }
 
 func presetNames() string {

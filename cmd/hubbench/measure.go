@@ -171,17 +171,31 @@ func findMax(ctx context.Context, cfg Config, e *env, progress io.Writer) (*Resu
 		res.GoroutinesEnd = goroutines(e.hub)
 	}()
 	var good *step
-	for rate, i := cfg.Rate, 0; i < 10; rate, i = rate*1.5, i+1 {
+	// The rate rises by half each step until one fails; then two more
+	// steps halve the interval between the last good rate and the failed
+	// one, so that the answer is not only a power of 1.5.
+	rate, failed := cfg.Rate, 0.0
+	for i := 0; i < 12; i++ {
 		fmt.Fprintf(progress, "step %d: %.0f callbacks/s (%.0f deliveries/s)\n", i+1, rate, rate*float64(cfg.Conns)/float64(max(cfg.Channels, 1)))
 		s, err := publishFor(ctx, cfg, e, f, rate, progress)
 		if err != nil {
 			return nil, err
 		}
 		fmt.Fprintf(progress, "  → %.0f deliveries/s, lost %d, p99 %.1f ms\n", float64(s.got)/s.seconds, s.expected-s.got, s.p99)
-		if s.got < s.expected || s.repeats > 0 || s.p99 > 1000 || float64(s.acked) < 0.9*rate*s.seconds {
+		ok := s.got == s.expected && s.repeats == 0 && s.p99 <= 1000 && float64(s.acked) >= 0.9*rate*s.seconds
+		if ok {
+			good = &s
+		} else {
+			failed = rate
+		}
+		if failed == 0 {
+			rate *= 1.5
+			continue
+		}
+		if good == nil || failed/good.rate < 1.1 {
 			break
 		}
-		good = &s
+		rate = (good.rate + failed) / 2
 	}
 	if good == nil {
 		return nil, fmt.Errorf("even the first step (%.0f callbacks/s) lost deliveries or was too slow", cfg.Rate)
