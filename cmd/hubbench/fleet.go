@@ -137,7 +137,7 @@ func dial(ctx context.Context, cfg Config, host string, d *net.Dialer, i int) (*
 
 var (
 	sentMarker = []byte(`"Text":"t=`)
-	seqMarker  = []byte(`"seq":`)
+	offMarker  = []byte(`"offset":"`)
 	userFrame  = []byte(`"channel":"user:`)
 )
 
@@ -157,9 +157,11 @@ func number(b []byte) int64 {
 // close closes the connection.
 func (f *fleet) read(c *wsClient, i int) {
 	h := &f.hists[i%len(f.hists)]
-	// Message numbers only grow, and each channel is delivered in order:
-	// one not above the last of its channel is a repeat (or out of order),
-	// which would otherwise hide a loss in the count.
+	// Each channel is delivered in the order of its offsets: an offset not
+	// above the last of its channel is a repeat (or out of order), which
+	// would otherwise hide a loss in the count. (The message numbers the
+	// publisher gives need not arrive in order: two callbacks in flight
+	// at once may be published in either order.)
 	var lastGroup, lastUser int64
 	for {
 		b, err := c.next()
@@ -175,13 +177,13 @@ func (f *fleet) read(c *wsClient, i int) {
 		if bytes.Contains(b[:min(len(b), 40)], userFrame) {
 			last = &lastUser
 		}
-		if k := bytes.Index(b, seqMarker); k >= 0 {
-			seq := number(b[k+len(seqMarker):])
-			if seq <= *last {
+		if k := bytes.Index(b, offMarker); k >= 0 {
+			off := number(b[k+len(offMarker):])
+			if off <= *last {
 				f.repeats.Add(1)
 				continue
 			}
-			*last = seq
+			*last = off
 		}
 		lat := time.Now().UnixNano() - sent
 		f.received.Add(1)

@@ -181,7 +181,7 @@ func findMax(ctx context.Context, cfg Config, e *env, progress io.Writer) (*Resu
 		if err != nil {
 			return nil, err
 		}
-		fmt.Fprintf(progress, "  → %.0f deliveries/s, lost %d, p99 %.1f ms\n", float64(s.got)/s.seconds, s.expected-s.got, s.p99)
+		fmt.Fprintf(progress, "  → %.0f deliveries/s, lost %d, repeated %d, p99 %.1f ms\n", float64(s.got)/s.seconds, s.expected-s.got, s.repeats, s.p99)
 		ok := s.got == s.expected && s.repeats == 0 && s.p99 <= 1000 && float64(s.acked) >= 0.9*rate*s.seconds
 		if ok {
 			good = &s
