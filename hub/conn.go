@@ -93,13 +93,33 @@ type wsConn struct {
 	corked   bool
 	buf      *[]byte   // gathered while corked; from corkBufs
 	deadline time.Time // the write deadline set on the socket
+	// closeSent: the library wrote a close frame. No data frame may
+	// follow it (RFC 6455, section 5.5.1).
+	closeSent bool
 }
 
-// Write implements net.Conn.
+// closeFrame is the first byte of a close frame: final, opcode 0x8.
+const closeFrame = 0x88
+
+// Write implements net.Conn. The library writes through it; on a plain
+// connection only control frames, each in one Write, so a close frame is
+// known by its first byte. A close frame is written at once even while
+// corked: the library closes the socket right after it when it answers
+// the client's close, and gathered it would be lost. (On a compressed
+// connection a piece of a data frame may start with the same byte: it is
+// then only flushed early.)
 func (c *wsConn) Write(p []byte) (int, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.writePartLocked(p)
+	closing := len(p) > 0 && p[0] == closeFrame
+	if closing {
+		c.closeSent = true
+	}
+	n, err := c.writePartLocked(p)
+	if err == nil && closing && c.corked {
+		err = c.flushLocked()
+	}
+	return n, err
 }
 
 // writeText writes p as one text frame: final, unmasked, uncompressed
@@ -114,6 +134,9 @@ func (c *wsConn) writeText(p []byte) error {
 	hdr := appendTextHeader(h[:0], len(p))
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.closeSent {
+		return net.ErrClosed
+	}
 	if _, err := c.writePartLocked(hdr); err != nil {
 		return err
 	}
@@ -191,10 +214,11 @@ func (c *wsConn) flushLocked() error {
 func (c *wsConn) writeLocked(p []byte) (int, error) {
 	now := time.Now()
 	if c.deadline.Sub(now) < c.timeout/2 {
-		c.deadline = now.Add(c.timeout)
-		if err := c.Conn.SetWriteDeadline(c.deadline); err != nil {
+		d := now.Add(c.timeout)
+		if err := c.Conn.SetWriteDeadline(d); err != nil {
 			return 0, err
 		}
+		c.deadline = d
 	}
 	return c.Conn.Write(p)
 }

@@ -244,3 +244,35 @@ func TestWriteText(t *testing.T) {
 	go func() { _, _, _ = client.Read(ctx) }() // takes the pongs still due
 	require.NoError(t, <-pings)
 }
+
+// Once the library has written a close frame (here, closing on its own as
+// it does on a protocol error), the session's frames are refused: no data
+// frame follows a close frame.
+func TestNoDataAfterTheLibrarysClose(t *testing.T) {
+	client, server, raw, _ := acceptCorked(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	go func() { _ = server.Close(websocket.StatusPolicyViolation, "bye") }() // waits for the client's answer
+	require.Eventually(t, func() bool {
+		raw.mu.Lock()
+		defer raw.mu.Unlock()
+		return raw.closeSent
+	}, 5*time.Second, time.Millisecond, "the close frame went through the connection")
+	assert.ErrorIs(t, raw.writeText([]byte("late")), net.ErrClosed)
+	_, _, err := client.Read(ctx)
+	assert.Equal(t, websocket.StatusPolicyViolation, websocket.CloseStatus(err), "the close comes first and nothing after it: %v", err)
+}
+
+// A client's close that arrives while the session is corked is answered
+// at once: the library closes the socket right after its answer, and an
+// answer gathered in the cork would be lost.
+func TestCloseAnsweredWhileCorked(t *testing.T) {
+	client, server, raw, _ := acceptCorked(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	go func() { _, _, _ = server.Read(ctx) }() // reads the close and answers it
+	raw.cork()
+	require.NoError(t, raw.writeText([]byte("before")))
+	assert.NoError(t, client.Close(websocket.StatusNormalClosure, "bye"), "a clean close handshake")
+	_ = raw.uncork()
+}

@@ -117,3 +117,58 @@ func TestStuckWriteTimesOut(t *testing.T) {
 	require.Eventually(t, func() bool { return e.hub.Sessions() == 0 }, 20*time.Second, 20*time.Millisecond,
 		"the blocked write timed out and the session ended")
 }
+
+// rawFrame reads one server frame and returns its first header byte and
+// payload.
+func rawFrame(t *testing.T, r *bufio.Reader) (first byte, payload []byte) {
+	t.Helper()
+	first, err := r.ReadByte()
+	require.NoError(t, err)
+	require.NoError(t, r.UnreadByte())
+	return first, readServerFrame(t, r)
+}
+
+// With -compression, event frames to a client that agreed permessage-deflate
+// are compressed (RSV1 set); without it, or when the client did not offer
+// it, they are plain text frames.
+func TestFramesCompressedOnlyWhenAgreed(t *testing.T) {
+	for _, tc := range []struct {
+		hubOn, clientOffers, compressed bool
+	}{{true, true, true}, {true, false, false}, {false, true, false}} {
+		t.Run(fmt.Sprintf("hub=%v,client=%v", tc.hubOn, tc.clientOffers), func(t *testing.T) {
+			e := newEnv(t, hub.Config{Compression: tc.hubOn})
+			c, err := net.Dial("tcp", strings.TrimPrefix(e.srv.URL, "http://"))
+			require.NoError(t, err)
+			defer c.Close()
+			require.NoError(t, c.SetDeadline(time.Now().Add(10*time.Second)))
+			req := "GET /ws?token=" + e.token(groups("G")) + " HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+				"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+			if tc.clientOffers {
+				req += "Sec-WebSocket-Extensions: permessage-deflate; client_no_context_takeover; server_no_context_takeover\r\n"
+			}
+			_, err = c.Write([]byte(req + "\r\n"))
+			require.NoError(t, err)
+			r := bufio.NewReader(c)
+			resp, err := http.ReadResponse(r, nil)
+			require.NoError(t, err)
+			require.Equal(t, http.StatusSwitchingProtocols, resp.StatusCode)
+			for range 2 { // connected, subscribed: short, never compressed
+				rawFrame(t, r)
+			}
+			_, err = c.Write(clientFrame([]byte(`{"op":"subscribe","channel":"group:G","id":1}`)))
+			require.NoError(t, err)
+			rawFrame(t, r) // subscribed
+			big := fmt.Sprintf(`{"id":"big","type":"group.message.sent","text":%q}`, strings.Repeat("compressible ", 200))
+			_, err = e.broker.Publish(context.Background(), broker.Message{App: "1400000000", ID: "big", Channels: []string{"group:G"}, Data: []byte(big)})
+			require.NoError(t, err)
+			first, payload := rawFrame(t, r)
+			assert.Equal(t, byte(0x1), first&0x0f, "a text frame")
+			assert.Equal(t, tc.compressed, first&0x40 != 0, "RSV1 (compressed)")
+			if !tc.compressed {
+				assert.Contains(t, string(payload), `"id":"big"`)
+			} else {
+				assert.Less(t, len(payload), len(big)/2, "compressed")
+			}
+		})
+	}
+}
