@@ -549,6 +549,10 @@ func (r *Redis) watch(ctx context.Context) {
 		pctx, cancel := context.WithTimeout(ctx, r.cfg.PingInterval)
 		var err error
 		if r.cluster != nil {
+			// ForEachMaster also reloads the slot map (go-redis otherwise
+			// does so once a minute, or on MOVED): the rehome loop's
+			// MasterForKey relies on this to see slots move within a
+			// PingInterval.
 			err = r.cluster.ForEachMaster(pctx, func(ctx context.Context, c *redis.Client) error {
 				if err := c.Ping(ctx).Err(); err != nil {
 					return fmt.Errorf("%s: %w", c.Options().Addr, err)
