@@ -61,26 +61,33 @@ func readServerFrame(t *testing.T, r *bufio.Reader) []byte {
 	return p
 }
 
+// rawUpgrade opens a WebSocket to e by hand, with the request headers
+// extra and the bytes after sent in the same write as the request, and
+// returns the reader positioned after the 101 response.
+func rawUpgrade(t *testing.T, e *env, extra string, after []byte) *bufio.Reader {
+	t.Helper()
+	c, err := net.Dial("tcp", strings.TrimPrefix(e.srv.URL, "http://"))
+	require.NoError(t, err)
+	t.Cleanup(func() { c.Close() })
+	require.NoError(t, c.SetDeadline(time.Now().Add(10*time.Second)))
+	req := "GET /ws?token=" + e.token(groups("G")) + " HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n" + extra + "\r\n"
+	_, err = c.Write(append([]byte(req), after...))
+	require.NoError(t, err)
+	r := bufio.NewReader(c)
+	resp, err := http.ReadResponse(r, nil)
+	require.NoError(t, err)
+	require.Equal(t, http.StatusSwitchingProtocols, resp.StatusCode)
+	return r
+}
+
 // A client that sends its first frames in the same packet as its upgrade
 // request has them read, not lost in the buffer of the HTTP server that
 // read the request; and an event larger than a write buffer arrives whole.
 func TestFramesWithTheHandshake(t *testing.T) {
 	e := newEnv(t, hub.Config{})
-	c, err := net.Dial("tcp", strings.TrimPrefix(e.srv.URL, "http://"))
-	require.NoError(t, err)
-	defer c.Close()
-	require.NoError(t, c.SetDeadline(time.Now().Add(10*time.Second)))
-	req := "GET /ws?token=" + e.token(groups("G")) + " HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
-		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
-	msg := append([]byte(req), clientFrame([]byte(`{"op":"ping","id":1}`))...)
-	msg = append(msg, clientFrame([]byte(`{"op":"subscribe","channel":"group:G","id":2}`))...)
-	_, err = c.Write(msg)
-	require.NoError(t, err)
-
-	r := bufio.NewReader(c)
-	resp, err := http.ReadResponse(r, nil)
-	require.NoError(t, err)
-	require.Equal(t, http.StatusSwitchingProtocols, resp.StatusCode)
+	first := append(clientFrame([]byte(`{"op":"ping","id":1}`)), clientFrame([]byte(`{"op":"subscribe","channel":"group:G","id":2}`))...)
+	r := rawUpgrade(t, e, "", first)
 	var ops []string
 	for len(ops) < 4 {
 		var f struct{ Op string }
@@ -90,7 +97,7 @@ func TestFramesWithTheHandshake(t *testing.T) {
 	assert.Equal(t, []string{"connected", "subscribed", "pong", "subscribed"}, ops)
 
 	big := fmt.Sprintf(`{"id":"big","type":"group.message.sent","text":%q}`, strings.Repeat("x", 20000))
-	_, err = e.broker.Publish(context.Background(), broker.Message{App: "1400000000", ID: "big", Channels: []string{"group:G"}, Data: []byte(big)})
+	_, err := e.broker.Publish(context.Background(), broker.Message{App: "1400000000", ID: "big", Channels: []string{"group:G"}, Data: []byte(big)})
 	require.NoError(t, err)
 	var ev struct {
 		Op    string
@@ -137,29 +144,16 @@ func TestFramesCompressedOnlyWhenAgreed(t *testing.T) {
 	}{{true, true, true}, {true, false, false}, {false, true, false}} {
 		t.Run(fmt.Sprintf("hub=%v,client=%v", tc.hubOn, tc.clientOffers), func(t *testing.T) {
 			e := newEnv(t, hub.Config{Compression: tc.hubOn})
-			c, err := net.Dial("tcp", strings.TrimPrefix(e.srv.URL, "http://"))
-			require.NoError(t, err)
-			defer c.Close()
-			require.NoError(t, c.SetDeadline(time.Now().Add(10*time.Second)))
-			req := "GET /ws?token=" + e.token(groups("G")) + " HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
-				"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+			offer := ""
 			if tc.clientOffers {
-				req += "Sec-WebSocket-Extensions: permessage-deflate; client_no_context_takeover; server_no_context_takeover\r\n"
+				offer = "Sec-WebSocket-Extensions: permessage-deflate; client_no_context_takeover; server_no_context_takeover\r\n"
 			}
-			_, err = c.Write([]byte(req + "\r\n"))
-			require.NoError(t, err)
-			r := bufio.NewReader(c)
-			resp, err := http.ReadResponse(r, nil)
-			require.NoError(t, err)
-			require.Equal(t, http.StatusSwitchingProtocols, resp.StatusCode)
-			for range 2 { // connected, subscribed: short, never compressed
+			r := rawUpgrade(t, e, offer, clientFrame([]byte(`{"op":"subscribe","channel":"group:G","id":1}`)))
+			for range 3 { // connected, subscribed user and group: short, never compressed
 				rawFrame(t, r)
 			}
-			_, err = c.Write(clientFrame([]byte(`{"op":"subscribe","channel":"group:G","id":1}`)))
-			require.NoError(t, err)
-			rawFrame(t, r) // subscribed
 			big := fmt.Sprintf(`{"id":"big","type":"group.message.sent","text":%q}`, strings.Repeat("compressible ", 200))
-			_, err = e.broker.Publish(context.Background(), broker.Message{App: "1400000000", ID: "big", Channels: []string{"group:G"}, Data: []byte(big)})
+			_, err := e.broker.Publish(context.Background(), broker.Message{App: "1400000000", ID: "big", Channels: []string{"group:G"}, Data: []byte(big)})
 			require.NoError(t, err)
 			first, payload := rawFrame(t, r)
 			assert.Equal(t, byte(0x1), first&0x0f, "a text frame")

@@ -378,13 +378,19 @@ func (r *Redis) connFor(ctx context.Context, name string, home bool) (*subConn, 
 		}
 	}
 	if home {
-		if old := r.home[name]; old != nil && old != sc {
-			old.forget(name)
-		}
-		r.home[name] = sc
-		sc.record(name)
+		r.homeLocked(name, sc)
 	}
 	return sc, nil
+}
+
+// homeLocked makes sc the connection that should carry name, in r.home and
+// in the connections' own records, in one step under r.mu.
+func (r *Redis) homeLocked(name string, sc *subConn) {
+	if old := r.home[name]; old != nil && old != sc {
+		old.forget(name)
+	}
+	r.home[name] = sc
+	sc.record(name)
 }
 
 // poke tells a cluster's rehome loop that channels may be served elsewhere
@@ -452,11 +458,7 @@ func (r *Redis) rehomeOnce(ctx context.Context) int {
 		r.mu.Lock()
 		still := r.home[name] == old
 		if still {
-			if sc != old {
-				old.forget(name)
-			}
-			r.home[name] = sc
-			sc.record(name)
+			r.homeLocked(name, sc)
 		}
 		r.mu.Unlock()
 		if !still {
