@@ -16,9 +16,10 @@ const reclaimMinPeak = 256
 // clients (drained to others in a deploy, a network blip) would keep its
 // peak RSS all that time, and RSS is what a container's memory limit and
 // the scheduler see. So when the sessions fall below half of their peak
-// since the last reclaim, free (debug.FreeOSMemory: one collection) runs.
-// It checks every period until ctx is done.
-func reclaimMemory(ctx context.Context, sessions func() int, period time.Duration, free func()) {
+// since the last reclaim, free runs (debug.FreeOSMemory: one collection),
+// told the peak and the sessions now. It checks every period until ctx is
+// done.
+func reclaimMemory(ctx context.Context, sessions func() int, period time.Duration, free func(peak, now int)) {
 	t := time.NewTicker(period)
 	defer t.Stop()
 	peak := sessions()
@@ -31,7 +32,7 @@ func reclaimMemory(ctx context.Context, sessions func() int, period time.Duratio
 		n := sessions()
 		peak = max(peak, n)
 		if peak >= reclaimMinPeak && n < peak/2 {
-			free()
+			free(peak, n)
 			peak = n
 		}
 	}

@@ -190,7 +190,10 @@ func run(ctx context.Context, cfg Config, stdout io.Writer, log *slog.Logger) er
 		return nil
 	})
 	g.Go(func() error {
-		reclaimMemory(ctx, node.Sessions, 2*time.Second, debug.FreeOSMemory)
+		reclaimMemory(ctx, node.Sessions, 2*time.Second, func(peak, now int) {
+			debug.FreeOSMemory()
+			log.Info("memory of closed sessions returned to the system", "peak_sessions", peak, "sessions", now)
+		})
 		return nil
 	})
 	var debugSrv *http.Server
