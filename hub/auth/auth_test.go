@@ -477,3 +477,46 @@ func TestJWKSFetchTimeout(t *testing.T) {
 	assert.Contains(t, log.String(), "fetching JWKS failed")
 	wantReason(t, v, sign(t, jwt.SigningMethodRS256, testKeys(t).rsa, claims(), "rsa1"), auth.ReasonSignature)
 }
+
+// routeTransport answers requests for host itself and passes the rest on.
+type routeTransport struct {
+	host string
+	h    http.Handler
+	next http.RoundTripper
+}
+
+func (rt routeTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	if req.URL.Host != rt.host {
+		return rt.next.RoundTrip(req)
+	}
+	w := httptest.NewRecorder()
+	rt.h.ServeHTTP(w, req)
+	return w.Result(), nil
+}
+
+// An https JWKS URL that redirects to plain http on another host is not
+// followed: the keys would come over plain http after all.
+func TestJWKSRedirectToHTTP(t *testing.T) {
+	ks := testKeys(t)
+	keys := newJWKSServer(t, httptest.NewServer)
+	keys.add(t, &ks.rsa.PublicKey, "rsa1")
+	redirect := httptest.NewTLSServer(http.RedirectHandler("http://keys.example/jwks", http.StatusFound))
+	t.Cleanup(redirect.Close)
+	client := redirect.Client()
+	client.Transport = routeTransport{"keys.example", keys.Config.Handler, client.Transport}
+	tok := sign(t, jwt.SigningMethodRS256, ks.rsa, claims(), "rsa1")
+
+	// The route works: asked for directly over https, it serves the keys.
+	direct := httptest.NewTLSServer(http.RedirectHandler("https://keys.example/jwks", http.StatusFound))
+	t.Cleanup(direct.Close)
+	dc := direct.Client()
+	dc.Transport = routeTransport{"keys.example", keys.Config.Handler, dc.Transport}
+	_, err := verifier(t, auth.Config{JWKSURL: direct.URL, HTTPClient: dc}).Verify(tok)
+	require.NoError(t, err)
+
+	var log syncLog
+	v := verifier(t, auth.Config{JWKSURL: redirect.URL, HTTPClient: client, JWKSRefreshUnknown: time.Hour,
+		Logger: slog.New(slog.NewTextHandler(&log, nil))})
+	wantReason(t, v, tok, auth.ReasonSignature)
+	assert.Contains(t, log.String(), "http is allowed on a loopback host only")
+}
