@@ -7,13 +7,13 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"net/url"
 	"os"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/imhub/imhub/callback"
+	"github.com/imhub/imhub/hub/auth"
 )
 
 // DemoApp is the SdkAppid -dev mode accepts when -apps is empty.
@@ -29,6 +29,9 @@ type Config struct {
 	JWTSecret      string
 	JWTPublicKey   string
 	JWTJWKSURL     string
+	JWTMaxTTL      time.Duration
+	JWTAudience    string
+	JWTIssuer      string
 	Dev            bool
 	LogLevel       slog.Level
 	LogFormat      string
@@ -71,10 +74,15 @@ func parseConfig(args []string, env func(string) string, out io.Writer) (Config,
 	fs.StringVar(&c.Redis, "redis", "", "Redis `URL`: redis://, rediss://, unix:// (one server), redis+cluster:// (Redis Cluster, sharded pub/sub), redis+sentinel://…?master_name= (Sentinel); empty = in-process broker, one node")
 	fs.StringVar(&c.RedisCA, "redis-ca", "", "PEM `file` of the CAs that a rediss:// server's certificate is checked against; empty = the system's")
 	fs.StringVar(&apps, "apps", "", "the apps this hub accepts, comma-separated: `SdkAppid[:callbackToken]`,…")
-	fs.StringVar(&c.JWTSecret, "jwt-secret", "", "HS256 `secret` for client tokens")
+	fs.StringVar(&c.JWTSecret, "jwt-secret", "", "HS256 `secret` for client tokens, at least 32 bytes (openssl rand -base64 32)")
 	fs.StringVar(&c.JWTPublicKey, "jwt-public-key", "", "PEM `file` with the RS256 / ES256 / EdDSA public key for client tokens")
-	fs.StringVar(&c.JWTJWKSURL, "jwt-jwks-url", "", "JWKS `URL` with the public keys for client tokens")
-	fs.BoolVar(&c.Dev, "dev", false, "demo mode: serve /dev/token, accept the demo app; refused unless -addr is loopback")
+	fs.StringVar(&c.JWTJWKSURL, "jwt-jwks-url", "", "JWKS `URL` with the public keys for client tokens: https (http on a loopback host only)")
+	fs.DurationVar(&c.JWTMaxTTL, "jwt-max-ttl", 24*time.Hour, "longest lifetime a client token may claim, exp - iat (exp - now without iat); 0 = no limit")
+	fs.StringVar(&c.JWTAudience, "jwt-audience", "", "when set, a client token's aud must include this `value`")
+	fs.StringVar(&c.JWTIssuer, "jwt-issuer", "", "when set, a client token's iss must be this `value`")
+	fs.BoolVar(&c.Dev, "dev", false, "demo mode: serve /dev/token, accept the demo app; refused unless -addr is loopback. "+
+		"/dev/token signs with a demo key, derived from -jwt-secret when one is given, that only -dev hubs accept: "+
+		"its tokens are refused by hubs without -dev, so a demo token is never a production one")
 	fs.StringVar(&level, "log-level", "info", "log `level`: debug, info, warn, error")
 	fs.StringVar(&c.LogFormat, "log-format", "text", "log `format`: text or json")
 	fs.Var(&maxBody, "max-body", "largest callback `size` (413 beyond)")
@@ -194,10 +202,16 @@ func (c *Config) validate() error {
 			return fmt.Errorf("-jwt-public-key: %w", err)
 		}
 	}
+	if c.JWTSecret != "" && len(c.JWTSecret) < auth.MinSecretLen {
+		return fmt.Errorf("-jwt-secret is %d bytes; HS256 needs at least %d (RFC 7518 §3.2): make one with openssl rand -base64 32", len(c.JWTSecret), auth.MinSecretLen)
+	}
 	if c.JWTJWKSURL != "" {
-		if u, err := url.Parse(c.JWTJWKSURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-			return fmt.Errorf("-jwt-jwks-url %q: want an http(s) URL", c.JWTJWKSURL)
+		if err := auth.CheckJWKSURL(c.JWTJWKSURL); err != nil {
+			return fmt.Errorf("-jwt-jwks-url %q: %w", c.JWTJWKSURL, err)
 		}
+	}
+	if c.JWTMaxTTL < 0 {
+		return errors.New("-jwt-max-ttl must not be negative (0 = no limit)")
 	}
 	if c.Redis != "" {
 		if err := checkRedisURL(c.Redis, c.RedisCA); err != nil {

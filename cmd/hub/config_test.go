@@ -13,12 +13,15 @@ import (
 	"github.com/imhub/imhub/callback"
 )
 
+// testSecret is a -jwt-secret of the length HS256 needs.
+const testSecret = "config-test-secret-config-test-secret"
+
 func env(m map[string]string) func(string) string {
 	return func(k string) string { return m[k] }
 }
 
 func TestConfigDefaults(t *testing.T) {
-	c, err := parseConfig([]string{"-apps", "1400000000", "-jwt-secret", "x"}, env(nil), &bytes.Buffer{})
+	c, err := parseConfig([]string{"-apps", "1400000000", "-jwt-secret", testSecret}, env(nil), &bytes.Buffer{})
 	require.NoError(t, err)
 	assert.Equal(t, ":8080", c.Addr)
 	assert.Equal(t, int64(1<<20), c.MaxBody)
@@ -34,13 +37,19 @@ func TestConfigDefaults(t *testing.T) {
 	assert.Equal(t, 10*time.Second, c.WriteTimeout)
 	assert.Equal(t, 10*time.Second, c.Drain)
 	assert.Equal(t, "text", c.LogFormat)
+	assert.Equal(t, 24*time.Hour, c.JWTMaxTTL)
+	assert.Empty(t, c.JWTAudience)
+	assert.Empty(t, c.JWTIssuer)
 	assert.Equal(t, []callback.App{{ID: "1400000000"}}, c.Apps)
 }
 
 func TestConfigEnvAndFlags(t *testing.T) {
 	c, err := parseConfig([]string{"-max-subs", "9"}, env(map[string]string{
 		"HUB_APPS":            "1:tok, 2",
-		"HUB_JWT_SECRET":      "s",
+		"HUB_JWT_SECRET":      testSecret,
+		"HUB_JWT_MAX_TTL":     "1h",
+		"HUB_JWT_AUDIENCE":    "imhub",
+		"HUB_JWT_ISSUER":      "https://idp.example",
 		"HUB_MAX_SUBS":        "5",
 		"HUB_MAX_BODY":        "2MiB",
 		"HUB_ALLOWED_ORIGINS": "https://a.example, https://*.b.example",
@@ -54,6 +63,18 @@ func TestConfigEnvAndFlags(t *testing.T) {
 	assert.Equal(t, []string{"https://a.example", "https://*.b.example"}, c.AllowedOrigins)
 	assert.True(t, c.Compression)
 	assert.Equal(t, "DEBUG", c.LogLevel.String())
+	assert.Equal(t, time.Hour, c.JWTMaxTTL)
+	assert.Equal(t, "imhub", c.JWTAudience)
+	assert.Equal(t, "https://idp.example", c.JWTIssuer)
+}
+
+// A JWKS URL over plain http is taken only on loopback (tests, a sidecar).
+func TestConfigJWKSURL(t *testing.T) {
+	for _, u := range []string{"https://idp.example/jwks", "http://127.0.0.1:8081/jwks", "http://localhost/jwks", "http://[::1]:9/jwks"} {
+		c, err := parseConfig([]string{"-apps", "1", "-jwt-jwks-url", u}, env(nil), &bytes.Buffer{})
+		require.NoError(t, err, u)
+		assert.Equal(t, u, c.JWTJWKSURL)
+	}
 }
 
 func TestConfigDev(t *testing.T) {
@@ -69,21 +90,26 @@ func TestConfigDev(t *testing.T) {
 // Every invalid configuration is refused with one line that says what is
 // wrong and how to fix it.
 func TestConfigErrors(t *testing.T) {
-	ok := []string{"-apps", "1", "-jwt-secret", "s"}
+	ok := []string{"-apps", "1", "-jwt-secret", testSecret}
 	for _, tc := range []struct {
 		name string
 		args []string
 		env  map[string]string
 		want string
 	}{
-		{"no apps", []string{"-jwt-secret", "s"}, nil, "no apps configured: set -apps"},
-		{"bad app id", []string{"-apps", "abc", "-jwt-secret", "s"}, nil, `-apps: "abc" is not a SdkAppid`},
-		{"empty token", []string{"-apps", "1:", "-jwt-secret", "s"}, nil, "empty callback token"},
-		{"app twice", []string{"-apps", "1,1:t", "-jwt-secret", "s"}, nil, "app 1 is listed twice"},
+		{"no apps", []string{"-jwt-secret", testSecret}, nil, "no apps configured: set -apps"},
+		{"bad app id", []string{"-apps", "abc", "-jwt-secret", testSecret}, nil, `-apps: "abc" is not a SdkAppid`},
+		{"empty token", []string{"-apps", "1:", "-jwt-secret", testSecret}, nil, "empty callback token"},
+		{"app twice", []string{"-apps", "1,1:t", "-jwt-secret", testSecret}, nil, "app 1 is listed twice"},
 		{"no jwt key", []string{"-apps", "1"}, nil, "no JWT key configured"},
 		{"two jwt keys", append(ok, "-jwt-jwks-url", "https://idp.example/jwks"), nil, "more than one JWT key"},
 		{"missing pem", []string{"-apps", "1", "-jwt-public-key", "/nonexistent.pem"}, nil, "-jwt-public-key"},
-		{"bad jwks url", []string{"-apps", "1", "-jwt-jwks-url", "ftp://x"}, nil, "want an http(s) URL"},
+		{"bad jwks url", []string{"-apps", "1", "-jwt-jwks-url", "ftp://x"}, nil, "want an https URL"},
+		{"plain http jwks url", []string{"-apps", "1", "-jwt-jwks-url", "http://idp.example/jwks"}, nil, "http is allowed on a loopback host only"},
+		{"short jwt secret", []string{"-apps", "1", "-jwt-secret", "hunter2"}, nil, "-jwt-secret is 7 bytes; HS256 needs at least 32"},
+		{"short jwt secret env", []string{"-apps", "1"}, map[string]string{"HUB_JWT_SECRET": "hunter2hunter2hunter2hunter2hun"}, "-jwt-secret is 31 bytes"},
+		{"short jwt secret with dev", []string{"-dev", "-addr", "127.0.0.1:0", "-jwt-secret", "hunter2"}, nil, "-jwt-secret is 7 bytes"},
+		{"negative max ttl", append(ok, "-jwt-max-ttl", "-1h"), nil, "-jwt-max-ttl must not be negative"},
 		{"dev on all interfaces", []string{"-dev"}, nil, "needs a loopback -addr"},
 		{"dev on public address", []string{"-dev", "-addr", "0.0.0.0:8080"}, nil, "needs a loopback -addr"},
 		{"bad redis url", append(ok, "-redis", "http://localhost:6379"), nil, `-redis: redis url http://localhost:6379: unknown scheme "http"`},

@@ -45,7 +45,7 @@ const okBody = `{"ActionStatus":"OK","ErrorInfo":"","ErrorCode":0}`
 func TestBinaryHelp(t *testing.T) {
 	out, err := exec.Command(hubtest.Binary(t), "-h").CombinedOutput()
 	require.NoError(t, err, "hub -h exits 0")
-	for _, f := range []string{"addr", "redis", "apps", "jwt-secret", "jwt-public-key", "jwt-jwks-url", "dev",
+	for _, f := range []string{"addr", "redis", "apps", "jwt-secret", "jwt-public-key", "jwt-jwks-url", "jwt-max-ttl", "jwt-audience", "jwt-issuer", "dev",
 		"log-level", "log-format", "max-body", "dedupe-window", "history-size", "history-ttl", "spool-dir",
 		"spool-max-bytes", "max-conns", "max-subs", "max-frame", "send-queue", "ping-interval", "write-timeout",
 		"allowed-origins", "compression", "drain", "debug-addr"} {
@@ -63,18 +63,25 @@ func TestBinaryConfigError(t *testing.T) {
 	assert.Equal(t, 2, ee.ExitCode())
 	assert.Equal(t, "hub: no JWT key configured: set one of -jwt-secret, -jwt-public-key or -jwt-jwks-url (or use -dev for a local demo)\n", string(out))
 
-	cmd = exec.Command(hubtest.Binary(t), "-jwt-secret", "s")
+	cmd = exec.Command(hubtest.Binary(t), "-jwt-secret", clusterSecret)
 	cmd.Env = append(cmd.Environ(), "HUB_APPS=x", "HUB_REDIS=")
 	out, err = cmd.CombinedOutput()
 	require.ErrorAs(t, err, &ee)
 	assert.Equal(t, 2, ee.ExitCode())
 	assert.Contains(t, string(out), `-apps: "x" is not a SdkAppid`)
+
+	cmd = exec.Command(hubtest.Binary(t), "-apps", "1400000000")
+	cmd.Env = append(cmd.Environ(), "HUB_JWT_SECRET=tooshort")
+	out, err = cmd.CombinedOutput()
+	require.ErrorAs(t, err, &ee)
+	assert.Equal(t, 2, ee.ExitCode())
+	assert.Equal(t, "hub: -jwt-secret is 8 bytes; HS256 needs at least 32 (RFC 7518 §3.2): make one with openssl rand -base64 32\n", string(out))
 }
 
 // The environment configures the hub as flags do; secrets never reach the
 // log, nor message text at info level; SIGTERM stops it cleanly.
 func TestBinaryServesFromEnv(t *testing.T) {
-	p := hubtest.Start(t, nil, "HUB_APPS=1400000001:callbacktoken", "HUB_JWT_SECRET=jwtsecret-value", "HUB_LOG_LEVEL=info")
+	p := hubtest.Start(t, nil, "HUB_APPS=1400000001:callbacktoken", "HUB_JWT_SECRET=jwtsecret-value-jwtsecret-value-jwtsecret", "HUB_LOG_LEVEL=info")
 	code, body := p.Get("/healthz")
 	assert.Equal(t, 200, code)
 	assert.Equal(t, "ok\n", body)

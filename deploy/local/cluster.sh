@@ -9,7 +9,7 @@
 #   deploy/local/cluster.sh down
 #
 # Settings: LB_ADDR (127.0.0.1:8080), HUB_PORT_BASE (8081), CLUSTER_DIR
-# (.cluster in the repository), HUBS (3), APP (1400000000), JWT_SECRET,
+# (.cluster in the repository), HUBS (3), APP (1400000000), JWT_SECRET (32 bytes or more),
 # DRAIN (5s), REDIS_URL (the hubs' -redis; when set, no Redis is started:
 # for example a redis+cluster:// URL of a Redis Cluster of your own).
 set -euo pipefail

@@ -3,8 +3,9 @@
 //
 // A [Verifier] is built from exactly one key source: an HS256 secret, a PEM
 // public key (RS256, ES256 or EdDSA, the algorithm pinned by the key's
-// type), or a JWKS URL refreshed in the background. Tokens signed with any
-// other algorithm, including "none", are rejected.
+// type), or a JWKS URL refreshed in the background; a demo hub adds a
+// second HS256 secret of its own for the tokens it mints. Tokens signed
+// with any other algorithm, including "none", are rejected.
 package auth
 
 import (
@@ -22,9 +23,7 @@ import (
 	"slices"
 	"time"
 
-	"github.com/MicahParks/keyfunc/v3"
 	"github.com/golang-jwt/jwt/v5"
-	"golang.org/x/time/rate"
 )
 
 // Claims are the claims imhub reads from a token.
@@ -64,7 +63,12 @@ const (
 	ReasonNotYet     = "not_yet_valid"
 	ReasonClaims     = "claims"
 	ReasonUnknownApp = "app"
+	ReasonLifetime   = "lifetime"
 )
+
+// MinSecretLen is the shortest HS256 secret accepted: RFC 7518 §3.2 asks
+// for a key at least as long as the hash, 256 bits.
+const MinSecretLen = 32
 
 // Error says why a token was refused. Reason is one of the Reason
 // constants, fit for a metric label; the message is for people.
@@ -83,18 +87,34 @@ func Expired(err error) bool {
 	return errors.As(err, &e) && e.Reason == ReasonExpired
 }
 
-// Config configures a Verifier. Exactly one of Secret, PublicKeyPEM and
-// JWKSURL is set.
+// Config configures a Verifier. At most one of Secret, PublicKeyPEM and
+// JWKSURL is set, and one of them or DevSecret.
 type Config struct {
+	// Secret is the HS256 secret, at least MinSecretLen bytes.
 	Secret       []byte
 	PublicKeyPEM []byte
-	JWKSURL      string
+	// JWKSURL is https, or http on a loopback host only.
+	JWKSURL string
+	// DevSecret, at least MinSecretLen bytes, is accepted for HS256 tokens
+	// beside the key above: a demo hub signs the tokens it hands out with
+	// it, so that they are not valid where only the real key is.
+	DevSecret []byte
 	// Apps are the SdkAppids the hub serves.
 	Apps []string
 	// Leeway absorbs clock skew on exp, nbf and iat; default 5s.
 	Leeway time.Duration
-	// HTTPClient fetches the JWKS; default http.DefaultClient.
+	// MaxTTL is the longest lifetime a token may claim: exp - iat, or
+	// exp - now when it has no iat. Zero is no limit.
+	MaxTTL time.Duration
+	// Audience and Issuer, when set, must be the token's aud (one of its
+	// values) and iss; a token without them is refused.
+	Audience string
+	Issuer   string
+	// HTTPClient fetches the JWKS; default a new client. It is copied and
+	// its transport wrapped to bound what a fetch reads.
 	HTTPClient *http.Client
+	// JWKSTimeout bounds one JWKS fetch, body included; default 10s.
+	JWKSTimeout time.Duration
 	// JWKSRefresh is how often the JWKS is fetched again; default 1h. A
 	// token with an unknown key id also triggers a fetch, at most one per
 	// JWKSRefreshUnknown (default 1m).
@@ -110,6 +130,9 @@ type Verifier struct {
 	keyfunc jwt.Keyfunc
 	parser  *jwt.Parser
 	apps    []string
+	maxTTL  time.Duration
+	leeway  time.Duration
+	now     func() time.Time
 }
 
 // New returns a Verifier. With a JWKS URL, ctx bounds the background
@@ -121,79 +144,89 @@ func New(ctx context.Context, cfg Config) (*Verifier, error) {
 	if cfg.Leeway == 0 {
 		cfg.Leeway = 5 * time.Second
 	}
+	if cfg.MaxTTL < 0 {
+		return nil, errors.New("auth: negative MaxTTL")
+	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	for _, k := range []struct {
+		name   string
+		secret []byte
+	}{{"secret", cfg.Secret}, {"dev secret", cfg.DevSecret}} {
+		if len(k.secret) > 0 && len(k.secret) < MinSecretLen {
+			return nil, fmt.Errorf("auth: %s is %d bytes; HS256 needs at least %d", k.name, len(k.secret), MinSecretLen)
+		}
+	}
+	// HMAC secrets verify HS256 tokens and nothing else; the public key
+	// source, if any, verifies the rest. Sending each algorithm only to
+	// its own keys means a public key is never taken for an HMAC secret.
 	var (
-		kf      jwt.Keyfunc
-		methods []string
+		hmacKeys []jwt.VerificationKey
+		public   jwt.Keyfunc
+		methods  []string
 	)
 	switch {
 	case len(cfg.Secret) > 0:
-		secret := cfg.Secret
-		kf = func(*jwt.Token) (any, error) { return secret, nil }
-		methods = []string{"HS256"}
+		hmacKeys = append(hmacKeys, cfg.Secret)
 	case len(cfg.PublicKeyPEM) > 0:
 		key, method, err := ParsePublicKey(cfg.PublicKeyPEM)
 		if err != nil {
 			return nil, err
 		}
-		kf = func(*jwt.Token) (any, error) { return key, nil }
+		public = func(*jwt.Token) (any, error) { return key, nil }
 		methods = []string{method}
 	case cfg.JWKSURL != "":
 		k, err := newJWKS(ctx, cfg)
 		if err != nil {
 			return nil, err
 		}
-		kf = k
+		public = k
 		// Each key's type pins its algorithm when the signature is
-		// checked; this list keeps HS256 and none out entirely.
+		// checked; this list keeps none out entirely.
 		methods = []string{"RS256", "ES256", "EdDSA"}
-	default:
+	case len(cfg.DevSecret) == 0:
 		return nil, errors.New("auth: no key configured")
+	}
+	if len(cfg.DevSecret) > 0 {
+		hmacKeys = append(hmacKeys, cfg.DevSecret)
+	}
+	if len(hmacKeys) > 0 {
+		methods = append(methods, "HS256")
+	}
+	kf := func(t *jwt.Token) (any, error) {
+		if t.Method.Alg() == "HS256" {
+			return jwt.VerificationKeySet{Keys: hmacKeys}, nil
+		}
+		if public == nil {
+			return nil, errors.New("no key for this algorithm")
+		}
+		return public(t)
+	}
+	opts := []jwt.ParserOption{
+		jwt.WithValidMethods(methods),
+		jwt.WithExpirationRequired(),
+		jwt.WithIssuedAt(),
+		jwt.WithLeeway(cfg.Leeway),
+		jwt.WithTimeFunc(cfg.Now),
+	}
+	if cfg.Audience != "" {
+		opts = append(opts, jwt.WithAudience(cfg.Audience))
+	}
+	if cfg.Issuer != "" {
+		opts = append(opts, jwt.WithIssuer(cfg.Issuer))
 	}
 	return &Verifier{
 		keyfunc: kf,
-		parser: jwt.NewParser(
-			jwt.WithValidMethods(methods),
-			jwt.WithExpirationRequired(),
-			jwt.WithIssuedAt(),
-			jwt.WithLeeway(cfg.Leeway),
-			jwt.WithTimeFunc(cfg.Now),
-		),
-		apps: cfg.Apps,
+		parser:  jwt.NewParser(opts...),
+		apps:    cfg.Apps,
+		maxTTL:  cfg.MaxTTL,
+		leeway:  cfg.Leeway,
+		now:     cfg.Now,
 	}, nil
-}
-
-func newJWKS(ctx context.Context, cfg Config) (jwt.Keyfunc, error) {
-	refresh, unknown := cfg.JWKSRefresh, cfg.JWKSRefreshUnknown
-	if refresh <= 0 {
-		refresh = time.Hour
-	}
-	if unknown <= 0 {
-		unknown = time.Minute
-	}
-	noErr := true // start even if the JWKS is down now; tokens fail until it is back
-	k, err := keyfunc.NewDefaultOverrideCtx(ctx, []string{cfg.JWKSURL}, keyfunc.Override{
-		Client:                    cfg.HTTPClient,
-		HTTPTimeout:               10 * time.Second,
-		NoErrorReturnFirstHTTPReq: &noErr,
-		RateLimitWaitMax:          time.Second,
-		RefreshInterval:           refresh,
-		RefreshUnknownKID:         rate.NewLimiter(rate.Every(unknown), 1),
-		RefreshErrorHandlerFunc: func(u string) func(context.Context, error) {
-			return func(ctx context.Context, err error) {
-				cfg.Logger.WarnContext(ctx, "fetching JWKS failed", "url", u, "err", err)
-			}
-		},
-	})
-	if err != nil {
-		return nil, fmt.Errorf("auth: jwks %s: %w", cfg.JWKSURL, err)
-	}
-	return k.Keyfunc, nil
 }
 
 // ParsePublicKey reads a PEM public key and returns it with the one
@@ -242,6 +275,10 @@ func (v *Verifier) Verify(token string) (*Identity, error) {
 		return nil, &Error{ReasonNotYet, errors.New("token is not valid yet")}
 	case errors.Is(err, jwt.ErrTokenRequiredClaimMissing):
 		return nil, &Error{ReasonClaims, fmt.Errorf("token: %w", err)}
+	case errors.Is(err, jwt.ErrTokenInvalidAudience):
+		return nil, &Error{ReasonClaims, errors.New("token has an aud claim that is not this hub's audience")}
+	case errors.Is(err, jwt.ErrTokenInvalidIssuer):
+		return nil, &Error{ReasonClaims, errors.New("token has an iss claim that is not this hub's issuer")}
 	case errors.Is(err, jwt.ErrTokenMalformed):
 		return nil, &Error{ReasonMalformed, errors.New("token is malformed")}
 	default:
@@ -251,6 +288,9 @@ func (v *Verifier) Verify(token string) (*Identity, error) {
 	}
 	if c.Subject == "" {
 		return nil, &Error{ReasonClaims, errors.New("token has no sub claim")}
+	}
+	if err := v.checkLifetime(&c); err != nil {
+		return nil, err
 	}
 	app := c.App
 	switch {
@@ -270,6 +310,26 @@ func (v *Verifier) Verify(token string) (*Identity, error) {
 		}
 	}
 	return id, nil
+}
+
+// checkLifetime refuses a token that claims to live longer than maxTTL, so
+// that a leaked token, or one minted by mistake with a far exp, is not good
+// for years. Without iat, the lifetime left is what counts.
+func (v *Verifier) checkLifetime(c *Claims) error {
+	if v.maxTTL == 0 {
+		return nil
+	}
+	exp := c.ExpiresAt.Time
+	var life time.Duration
+	if c.IssuedAt != nil {
+		life = exp.Sub(c.IssuedAt.Time)
+	} else {
+		life = exp.Sub(v.now()) - v.leeway
+	}
+	if life > v.maxTTL {
+		return &Error{ReasonLifetime, fmt.Errorf("token lives %v (exp - iat, or exp - now without iat), longer than the %v this hub accepts", life.Round(time.Second), v.maxTTL)}
+	}
+	return nil
 }
 
 // Mint signs claims with an HS256 secret: for -dev tokens, tests and load
