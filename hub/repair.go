@@ -262,7 +262,7 @@ func (s *Session) applyRepair(it repairItem, r repairResult) {
 	if r.hist.Recovered {
 		filled := 0
 		for _, p := range r.hist.Publications {
-			if p.Epoch == sub.sent.Epoch && p.Offset > sub.sent.Offset {
+			if (p.Epoch == sub.sent.Epoch && p.Offset > sub.sent.Offset) || broker.Follows(sub.sent, p.Position) {
 				if !s.sendBurstLocked(eventFrame(p)) {
 					return
 				}

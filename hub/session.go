@@ -180,7 +180,7 @@ func (s *Session) deliver(sub *subscription, frame []byte, pos broker.Position) 
 	if pos.Epoch == sub.sent.Epoch && pos.Offset <= sub.sent.Offset {
 		return false // already sent, by a replay
 	}
-	if pos.Epoch != sub.sent.Epoch || pos.Offset > sub.sent.Offset+1 {
+	if !broker.Follows(sub.sent, pos) {
 		// Publications went missing on the way here (the broker
 		// connection dropped), or the stream started again: hold this one
 		// back and fill in from history first.
@@ -410,7 +410,8 @@ func (s *Session) subscribe(ctx context.Context, f clientFrame) {
 //
 // fresh says sub.sent was just read from the broker, so its epoch is the
 // channel's current one and held-back publications of any other are of a
-// stream that is gone.
+// stream that is gone; but for an empty channel's position, which the
+// stream that starts after it follows.
 func (s *Session) flushPendingLocked(sub *subscription, fresh bool) {
 	if sub.overflow {
 		// What was held back was dropped: read it from history.
@@ -423,7 +424,7 @@ func (s *Session) flushPendingLocked(sub *subscription, fresh bool) {
 	if fresh {
 		n := 0
 		for _, p := range pending {
-			if p.pos.Epoch == sub.sent.Epoch {
+			if p.pos.Epoch == sub.sent.Epoch || sub.sent.Empty() {
 				pending[n] = p
 				n++
 			}
@@ -434,7 +435,7 @@ func (s *Session) flushPendingLocked(sub *subscription, fresh bool) {
 		if p.pos.Epoch == sub.sent.Epoch && p.pos.Offset <= sub.sent.Offset {
 			continue
 		}
-		if p.pos.Epoch != sub.sent.Epoch || p.pos.Offset > sub.sent.Offset+1 {
+		if !broker.Follows(sub.sent, p.pos) {
 			sub.pending = pending[i:]
 			// Right after a repair or a replay, another gap means the
 			// stream is still broken: try again a little later.

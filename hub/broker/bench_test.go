@@ -2,7 +2,10 @@ package broker_test
 
 import (
 	"context"
+	"log/slog"
+	"runtime"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -95,3 +98,94 @@ func BenchmarkPublishMemorySteady(b *testing.B) {
 		}
 	}
 }
+
+// subscribeEmpty subscribes to n distinct channels that have no
+// publication, reads each one's position as a subscribe does, and leaves
+// them again: what a client naming many channels costs afterwards.
+func subscribeEmpty(b *testing.B, br broker.Broker, n int) {
+	ctx := context.Background()
+	for i := range n {
+		ch := "group:empty-" + strconv.Itoa(i)
+		if err := br.Subscribe(ctx, "1400000000", ch); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := br.History(ctx, "1400000000", ch, nil); err != nil {
+			b.Fatal(err)
+		}
+		if err := br.Unsubscribe(ctx, "1400000000", ch); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkEmptyChannelsMemory reports the heap the in-process broker still
+// holds after 200,000 empty channels came and went. Run with -benchtime=1x.
+func BenchmarkEmptyChannelsMemory(b *testing.B) {
+	for b.Loop() {
+		m := broker.NewMemory(benchConfig)
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { _ = m.Run(ctx, nopHandler{}); close(done) }()
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		subscribeEmpty(b, m, 200_000)
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		b.ReportMetric(float64(int64(after.HeapAlloc)-int64(before.HeapAlloc))/(1<<20), "MB-kept")
+		b.ReportMetric(float64(len(broker.ChannelsForTest(m))), "channels-kept")
+		runtime.KeepAlive(m)
+		cancel()
+		<-done
+	}
+}
+
+// BenchmarkEmptyChannelsRedis reports the keys and memory a Redis still
+// holds after 20,000 empty channels came and went. Run with -benchtime=1x.
+func BenchmarkEmptyChannelsRedis(b *testing.B) {
+	srv := redistest.Start(b)
+	for b.Loop() {
+		br, err := broker.NewRedis(broker.RedisConfig{Config: benchConfig, URL: srv.URL(), Logger: slog.New(slog.DiscardHandler)})
+		if err != nil {
+			b.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { _ = br.Run(ctx, nopHandler{}); close(done) }()
+		c := srv.Client()
+		if err := c.FlushAll(ctx).Err(); err != nil {
+			b.Fatal(err)
+		}
+		before := usedMemory(b, srv)
+		subscribeEmpty(b, br, 20_000)
+		keys, err := c.DBSize(ctx).Result()
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.ReportMetric(float64(keys), "keys-kept")
+		b.ReportMetric(float64(usedMemory(b, srv)-before)/(1<<20), "MB-kept")
+		cancel()
+		<-done
+		_ = br.Close()
+	}
+}
+
+func usedMemory(b *testing.B, srv *redistest.Server) int64 {
+	info, err := srv.Client().Info(context.Background(), "memory").Result()
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, line := range strings.Split(info, "\r\n") {
+		if v, ok := strings.CutPrefix(line, "used_memory:"); ok {
+			n, _ := strconv.ParseInt(v, 10, 64)
+			return n
+		}
+	}
+	b.Fatal("no used_memory in INFO")
+	return 0
+}
+
+type nopHandler struct{}
+
+func (nopHandler) HandlePublication(broker.Publication) {}
+func (nopHandler) HandleReconnect()                     {}

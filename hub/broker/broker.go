@@ -42,10 +42,25 @@ type Result struct {
 
 // Position is a place in one channel's stream of publications.
 //
-// Offsets increase by one per publication within an epoch. The epoch changes
-// when the channel's stream starts again from zero (the in-process broker
-// restarted, or Redis lost the channel's keys), so a client holding an offset
-// of an older epoch can tell that it cannot be continued.
+// Offsets increase by one per publication within an epoch. A channel's
+// stream starts with its first publication, under a new epoch, and lives
+// until it has been quiet for a while (RedisConfig.MetaTTL, a day by
+// default; the in-process broker keeps a subscribed channel's stream for as
+// long as it is subscribed). A stream that starts again, after that or
+// because the in-process broker restarted or Redis lost the channel's keys,
+// has another epoch, so a client holding an offset of an older epoch can
+// tell that it cannot be continued.
+//
+// A channel without a stream keeps no state at all. Its position is offset
+// 0 of an epoch of its own, which says "nothing seen as of now": it names
+// the data set it was read from and the time it was read, and contains a
+// '.', which a stream's epoch never does. The first publication of the
+// stream that starts next follows it (see [Follows]), and History recovers
+// from it, as long as the data set is the same and that stream started
+// (or, with none, the read is) within the shortest life of a stream after
+// the position was read: sooner than another stream could have come and
+// gone in between. Two reads of an empty channel may give different
+// positions; each is continued as said.
 type Position struct {
 	Offset uint64
 	Epoch  string
@@ -108,16 +123,18 @@ type Broker interface {
 	// the handler given to Run. It returns once the subscription is in
 	// effect: every publication made after Subscribe returns is delivered.
 	// Subscribing to a channel already subscribed is a no-op; counting
-	// local interest is the caller's job.
+	// local interest is the caller's job. It keeps nothing about the
+	// channel beyond the subscription.
 	Subscribe(ctx context.Context, app, channel string) error
 
-	// Unsubscribe stops deliveries of app's channel.
+	// Unsubscribe stops deliveries of app's channel. A channel that has
+	// no stream is then forgotten.
 	Unsubscribe(ctx context.Context, app, channel string) error
 
 	// History returns the channel's current position and, when since is
-	// not nil, the publications after it that history still holds. A
-	// channel's stream (its epoch) starts here if it has none yet, so the
-	// position returned can always be continued.
+	// not nil, the publications after it that history still holds. It
+	// leaves no state behind: a channel without a stream gets the position
+	// of an empty channel, which the stream that starts next continues.
 	History(ctx context.Context, app, channel string, since *Position) (History, error)
 
 	// Run delivers publications to h until ctx is done, keeping the
@@ -133,13 +150,15 @@ type Broker interface {
 
 // History is the answer of Broker.History.
 type History struct {
-	// Latest is the position of the channel's newest publication (offset 0
-	// when there has been none in this epoch).
+	// Latest is the position of the channel's newest publication, or an
+	// empty channel's position (offset 0) when it has no stream.
 	Latest Position
 	// Publications are those after since, oldest first, when Recovered.
 	Publications []Publication
 	// Recovered is true when Publications are every publication after
-	// since: since is of the current epoch and history reaches back to it.
+	// since: since is of the current epoch and history reaches back to it,
+	// or since is an empty channel's position that the current stream
+	// continues (see [Position]) and history reaches back to its start.
 	// A since with an empty epoch and offset 0 means "from the start of
 	// the current epoch".
 	Recovered bool

@@ -21,7 +21,7 @@ func TestRedisClusterConformance(t *testing.T) {
 		b := newRedis(t, cl.URL(), cfg)
 		require.NoError(t, b.FlushForTest(context.Background()))
 		return b
-	})
+	}, redisLeftovers)
 }
 
 // Channels spread over the shards: each publication is one SPUBLISH on the

@@ -2,6 +2,7 @@ package broker
 
 import (
 	"context"
+	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -47,4 +48,44 @@ func (r *Redis) SendForTest(ctx context.Context, app, channel string, subscribe 
 	}
 	sc.send(ctx, name, subscribe)
 	return sc.sync(ctx, func() {})
+}
+
+// ChannelsForTest lists the channels the in-process broker keeps a record
+// of.
+func ChannelsForTest(m *Memory) []string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := make([]string, 0, len(m.channels))
+	for k := range m.channels {
+		out = append(out, k.app+"/"+k.channel)
+	}
+	return out
+}
+
+// KeysForTest lists the keys of the Redis data set, every shard of a
+// cluster, with their TTLs, but for the data set's own id.
+func (r *Redis) KeysForTest(ctx context.Context) (map[string]time.Duration, error) {
+	keys := map[string]time.Duration{}
+	var mu sync.Mutex
+	scan := func(ctx context.Context, c *redis.Client) error {
+		iter := c.Scan(ctx, 0, "*", 1000).Iterator()
+		for iter.Next(ctx) {
+			k := iter.Val()
+			if r.isRunKey(k) {
+				continue
+			}
+			ttl, err := c.PTTL(ctx, k).Result()
+			if err != nil {
+				return err
+			}
+			mu.Lock()
+			keys[k] = ttl
+			mu.Unlock()
+		}
+		return iter.Err()
+	}
+	if r.cluster != nil {
+		return keys, r.cluster.ForEachMaster(ctx, scan)
+	}
+	return keys, scan(ctx, r.client.(*redis.Client))
 }

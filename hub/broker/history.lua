@@ -1,23 +1,27 @@
--- Reads a channel's position and, optionally, its history; starts the
--- channel's stream (its epoch) if it has none, so the position returned
--- can be continued by later publications.
+-- Reads a channel's position and, optionally, its history. It creates no
+-- key of the channel: a channel without a stream has none. It answers with
+-- the data set's id, kept in a key of the channel's slot and made here if
+-- missing, so that the position of an empty channel names the data set it
+-- was read from (see streamState.replay).
 --
 -- KEYS[1], KEYS[2]  meta hash and history stream of the channel
--- ARGV[1]           epoch for a stream that starts now
--- ARGV[2]           meta TTL in ms
--- ARGV[3]           "1" to return history, "0" for the position alone
+-- KEYS[3]           the data set id of the channel's slot
+-- ARGV[1]           an id for a data set that has none yet
+-- ARGV[2]           "1" to return history, "0" for the position alone
 --
--- Returns {epoch, offset, entries} with entries as XRANGE gives them.
-local epoch = redis.call('HGET', KEYS[1], 'e')
-if not epoch then
-  epoch = ARGV[1]
-  redis.call('HSET', KEYS[1], 'e', epoch)
-  redis.call('DEL', KEYS[2])
-  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+-- Returns {epoch or false, offset, start ms, data set id, entries} with
+-- entries as XRANGE gives them.
+local run = redis.call('GET', KEYS[3])
+if not run then
+  run = ARGV[1]
+  redis.call('SET', KEYS[3], run)
 end
-local off = tonumber(redis.call('HGET', KEYS[1], 'o') or '0')
+local meta = redis.call('HMGET', KEYS[1], 'e', 'o', 's')
+if not meta[1] then
+  return {false, 0, 0, run, {}}
+end
 local entries = {}
-if ARGV[3] == '1' then
+if ARGV[2] == '1' then
   entries = redis.call('XRANGE', KEYS[2], '-', '+')
 end
-return {epoch, off, entries}
+return {meta[1], tonumber(meta[2] or '0'), tonumber(meta[3] or '0'), run, entries}

@@ -11,20 +11,24 @@ import (
 )
 
 // Memory is the in-process broker: one node, nothing shared, nothing kept
-// across restarts. Each channel's epoch starts with a value drawn when the
-// broker is created, so offsets handed out before a restart are recognised
-// as belonging to another epoch afterwards.
+// across restarts. Epochs start with a value drawn when the broker is
+// created, so offsets handed out before a restart are recognised as
+// belonging to another epoch afterwards.
+//
+// A channel is recorded while it is subscribed or has a stream (a
+// publication within the stream's life, see [Broker]); a channel that is
+// neither is forgotten at once on Unsubscribe, or by Run's sweep.
 type Memory struct {
 	cfg   Config
 	now   func() time.Time
-	epoch string // prefix of every channel epoch of this broker
+	epoch string // prefix of every epoch of this broker, and its data set id
 
 	running chan struct{} // closed once Run has attached the handler
 
 	mu       sync.Mutex
 	handler  Handler
 	channels map[chanKey]*memChannel
-	gen      uint64 // channels created so far, makes epochs unique
+	gen      uint64 // streams started so far, makes epochs unique
 	seen     map[dedupeKey]time.Time
 	seenFIFO []dedupeEntry // seen in insertion (= expiry) order, from seenHead
 	seenHead int
@@ -40,7 +44,10 @@ type dedupeEntry struct {
 }
 
 type memChannel struct {
+	// pos is the stream's latest position; its Epoch is "" while the
+	// channel has no stream.
 	pos        Position
+	start      time.Time // when the stream started
 	subscribed bool
 	// history is a ring of at most cfg.HistorySize entries; the oldest is
 	// at histStart once the ring is full.
@@ -79,6 +86,16 @@ type memEntry struct {
 // RedisConfig.MetaTTL does by default.
 const memoryMetaTTL = 24 * time.Hour
 
+// life is how long a stream outlives its last publication while nobody
+// subscribes.
+func (m *Memory) life() time.Duration { return max(memoryMetaTTL, m.cfg.HistoryTTL) }
+
+// live reports whether ch has a stream that goes on: one started, and
+// subscribed or not quiet past its life.
+func (m *Memory) live(ch *memChannel, now time.Time) bool {
+	return ch.pos.Epoch != "" && (ch.subscribed || now.Sub(ch.last) <= m.life())
+}
+
 // NewMemory returns an in-process broker.
 func NewMemory(cfg Config) *Memory {
 	var b [6]byte
@@ -111,7 +128,7 @@ func (m *Memory) Publish(_ context.Context, msg Message) (Result, error) {
 	}
 	res := Result{Positions: make([]Position, len(msg.Channels))}
 	for i, name := range msg.Channels {
-		ch := m.channel(chanKey{msg.App, name}, now)
+		ch := m.stream(chanKey{msg.App, name}, now)
 		ch.pos.Offset++
 		ch.last = now
 		pub := Publication{App: msg.App, Channel: name, Position: ch.pos, Data: msg.Data}
@@ -126,21 +143,21 @@ func (m *Memory) Publish(_ context.Context, msg Message) (Result, error) {
 	return res, nil
 }
 
-// channel returns the state of k, creating it with a fresh epoch when it is
-// new or when it has been quiet past the meta TTL and is not subscribed.
-func (m *Memory) channel(k chanKey, now time.Time) *memChannel {
+// stream returns the state of k for a publication, starting a stream with
+// a fresh epoch when k has none that goes on.
+func (m *Memory) stream(k chanKey, now time.Time) *memChannel {
 	ch := m.channels[k]
-	if ch != nil && (ch.subscribed || now.Sub(ch.last) <= max(memoryMetaTTL, m.cfg.HistoryTTL)) {
+	if ch != nil && m.live(ch, now) {
 		return ch
 	}
-	sub := ch != nil && ch.subscribed
-	m.gen++
-	ch = &memChannel{
-		pos:        Position{Epoch: m.epoch + strconv.FormatUint(m.gen, 36)},
-		subscribed: sub,
-		last:       now,
+	if ch == nil {
+		ch = &memChannel{}
+		m.channels[k] = ch
 	}
-	m.channels[k] = ch
+	m.gen++
+	ch.pos = Position{Epoch: m.epoch + strconv.FormatUint(m.gen, 36)}
+	ch.start, ch.last = now, now
+	ch.history, ch.histStart = nil, 0
 	return ch
 }
 
@@ -170,16 +187,28 @@ func (m *Memory) Subscribe(ctx context.Context, app, channel string) error {
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.channel(chanKey{app, channel}, m.now()).subscribed = true
+	k := chanKey{app, channel}
+	ch := m.channels[k]
+	if ch == nil {
+		ch = &memChannel{}
+		m.channels[k] = ch
+	}
+	ch.subscribed = true
 	return nil
 }
 
-// Unsubscribe implements [Broker].
+// Unsubscribe implements [Broker]. A channel left without a stream is
+// forgotten.
 func (m *Memory) Unsubscribe(_ context.Context, app, channel string) error {
+	now := m.now()
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if ch := m.channels[chanKey{app, channel}]; ch != nil {
+	k := chanKey{app, channel}
+	if ch := m.channels[k]; ch != nil {
 		ch.subscribed = false
+		if !m.live(ch, now) {
+			delete(m.channels, k)
+		}
 	}
 	return nil
 }
@@ -208,20 +237,18 @@ func (m *Memory) Run(ctx context.Context, h Handler) error {
 }
 
 // sweep frees the history of channels quiet past the history TTL, and
-// drops the channels nobody subscribes to that are quiet past the meta
-// TTL, so memory follows the channels in use rather than every channel
-// ever seen.
+// drops the channels nobody subscribes to whose stream has ended, so
+// memory follows the channels in use rather than every channel ever seen.
 func (m *Memory) sweep() {
 	now := m.now()
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.expireSeen(now)
 	for k, ch := range m.channels {
-		quiet := now.Sub(ch.last)
 		switch {
-		case !ch.subscribed && quiet > max(memoryMetaTTL, m.cfg.HistoryTTL):
+		case !m.live(ch, now) && !ch.subscribed:
 			delete(m.channels, k)
-		case m.cfg.HistoryTTL > 0 && quiet > m.cfg.HistoryTTL:
+		case m.cfg.HistoryTTL > 0 && now.Sub(ch.last) > m.cfg.HistoryTTL:
 			ch.history, ch.histStart = nil, 0
 		}
 	}
@@ -233,16 +260,25 @@ func (m *Memory) Ready() error { return nil }
 // Close implements [Broker].
 func (m *Memory) Close() error { return nil }
 
-// History implements [Broker].
+// History implements [Broker]. It records nothing: a channel without a
+// stream reports the position of an empty channel.
 func (m *Memory) History(ctx context.Context, app, channel string, since *Position) (History, error) {
 	now := m.now()
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	ch := m.channel(chanKey{app, channel}, now)
-	h := History{Latest: ch.pos}
+	st := streamState{run: m.epoch, now: now, life: m.life()}
+	if ch := m.channels[chanKey{app, channel}]; ch != nil && m.live(ch, now) {
+		st.latest, st.start = ch.pos, ch.start
+		if since != nil {
+			st.held = ch.held(now, m.cfg.HistoryTTL)
+		}
+	} else {
+		st.latest = Position{Epoch: emptyEpoch(m.epoch, now)}
+	}
+	h := History{Latest: st.latest}
 	if since == nil {
 		return h, nil
 	}
-	h.Publications, h.Recovered = replayAfter(*since, ch.pos, ch.held(now, m.cfg.HistoryTTL))
+	h.Publications, h.Recovered = st.replay(*since)
 	return h, nil
 }

@@ -12,5 +12,7 @@ func TestMemoryConformance(t *testing.T) {
 		b := broker.NewMemory(cfg)
 		t.Cleanup(func() { _ = b.Close() })
 		return b
+	}, func(t *testing.T, b broker.Broker) []string {
+		return broker.ChannelsForTest(b.(*broker.Memory))
 	})
 }

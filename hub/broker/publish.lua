@@ -6,7 +6,7 @@
 -- not be taken for a duplicate of an event that never fully went out.
 --
 -- KEYS[1]  dedupe key of the message ID in this channel
--- KEYS[2]  the channel's meta hash (epoch "e", offset "o")
+-- KEYS[2]  the channel's meta hash (epoch "e", offset "o", start "s")
 -- KEYS[3]  the channel's history stream
 -- ARGV[1]  dedupe window in ms; "0" disables deduplication
 -- ARGV[2]  the encoded event
@@ -14,7 +14,8 @@
 -- ARGV[4]  history TTL in ms
 -- ARGV[5]  meta TTL in ms (how long offsets outlive silence)
 -- ARGV[6]  epoch for a channel whose stream starts now
--- ARGV[7]  the publish time in unix ms, kept with the history entry
+-- ARGV[7]  the publish time in unix ms, kept with the history entry and
+--          as the start of a stream that starts now
 -- ARGV[8]  the pub/sub channel name
 -- ARGV[9]  PUBLISH, or SPUBLISH on a cluster
 --
@@ -28,7 +29,7 @@ if not epoch then
   -- A new stream: any history left from an older epoch cannot be
   -- continued, and stream IDs must start again from 1.
   epoch = ARGV[6]
-  redis.call('HSET', meta, 'e', epoch)
+  redis.call('HSET', meta, 'e', epoch, 's', ARGV[7])
   redis.call('DEL', hist)
 end
 local off = redis.call('HINCRBY', meta, 'o', 1)

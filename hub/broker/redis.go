@@ -50,6 +50,12 @@ type RedisConfig struct {
 	// MetaTTL is how long a channel's offset counter outlives the channel's
 	// last publication. After that its stream starts again with a new
 	// epoch. Default 24h (and never less than HistoryTTL).
+	//
+	// It is longer than the history TTL on purpose: a client that saw the
+	// last event of a channel that has gone quiet, whether still connected
+	// or coming back, goes on from its offset without being told that
+	// events may be lost. Only a publication makes the counter: reading or
+	// subscribing to a channel that has none makes no key.
 	MetaTTL time.Duration
 	// PingInterval is how often connections are checked. Default 1s.
 	PingInterval time.Duration
@@ -63,6 +69,14 @@ type RedisConfig struct {
 // dedupe keys are hash-tagged with the channel, so on a cluster everything
 // about one channel lives on one shard and a publication is one script on
 // that shard.
+//
+// Only publications make a channel's keys: its meta hash (epoch, offset,
+// start of the stream) lives MetaTTL after the last publication, its
+// history the history TTL, each message ID the dedupe window. Subscribing
+// and reading make none. Besides those, one key per cluster slot (one on a
+// single server) holds the data set's id, without a TTL: there are at most
+// 16384, and losing it is how a data set that lost its keys is told from
+// the one an empty channel's position was read from.
 //
 // Redis going away is survived: Publish fails with ErrUnavailable, Ready
 // reports it, and when Redis is back the broker reconnects and subscribes
@@ -211,44 +225,56 @@ func (r *Redis) Publish(ctx context.Context, m Message) (Result, error) {
 }
 
 // History implements [Broker]. Position and history are read in one
-// script, so they agree with each other.
+// script, so they agree with each other. It creates no key of the channel.
 func (r *Redis) History(ctx context.Context, app, channel string, since *Position) (History, error) {
 	sk := r.streamKey(app, channel)
 	want := "0"
 	if since != nil {
 		want = "1"
 	}
-	reply, err := historyScript.Run(ctx, r.client, []string{sk + ":meta", sk + ":hist"},
-		newEpoch(), r.cfg.MetaTTL.Milliseconds(), want).Slice()
+	reply, err := historyScript.Run(ctx, r.client, []string{sk + ":meta", sk + ":hist", r.runKey(sk)},
+		newEpoch(), want).Slice()
 	if err != nil {
 		return History{}, fmt.Errorf("%w: history %s: %w", ErrUnavailable, channel, err)
 	}
-	if len(reply) != 3 {
+	if len(reply) != 5 {
 		return History{}, fmt.Errorf("%w: history %s: script returned %d values", ErrUnavailable, channel, len(reply))
 	}
+	now := time.Now()
 	epoch, _ := reply[0].(string)
 	off, _ := reply[1].(int64)
-	h := History{Latest: Position{Offset: uint64(off), Epoch: epoch}}
+	startMs, _ := reply[2].(int64)
+	run, _ := reply[3].(string)
+	st := streamState{run: run, now: now, life: r.cfg.MetaTTL}
+	if epoch == "" {
+		st.latest = Position{Epoch: emptyEpoch(run, now)}
+	} else {
+		st.latest = Position{Offset: uint64(off), Epoch: epoch}
+		if startMs > 0 {
+			st.start = time.UnixMilli(startMs)
+		}
+	}
+	h := History{Latest: st.latest}
 	if since == nil {
 		return h, nil
 	}
-	entries, _ := reply[2].([]any)
-	held := make([]Publication, 0, len(entries))
+	entries, _ := reply[4].([]any)
+	st.held = make([]Publication, 0, len(entries))
 	// Entries older than the history TTL are not history any more, as
 	// with the in-process broker; they leave from the front.
-	oldest := time.Now().Add(-r.cfg.HistoryTTL).UnixMilli()
+	oldest := now.Add(-r.cfg.HistoryTTL).UnixMilli()
 	for _, e := range entries {
 		p, at, ok := parseEntry(e)
 		if !ok {
 			return History{}, fmt.Errorf("%w: history %s: malformed entry", ErrUnavailable, channel)
 		}
-		if len(held) == 0 && r.cfg.HistoryTTL > 0 && at < oldest {
+		if len(st.held) == 0 && r.cfg.HistoryTTL > 0 && at < oldest {
 			continue
 		}
 		p.App, p.Channel, p.Epoch = app, channel, epoch
-		held = append(held, p)
+		st.held = append(st.held, p)
 	}
-	h.Publications, h.Recovered = replayAfter(*since, h.Latest, held)
+	h.Publications, h.Recovered = st.replay(*since)
 	return h, nil
 }
 

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -32,7 +33,18 @@ func TestRedisConformance(t *testing.T) {
 		// Each test gets an empty data set, so offsets start from 1.
 		flush(t, srv)
 		return newRedis(t, srv.URL(), cfg)
-	})
+	}, redisLeftovers)
+}
+
+// redisLeftovers lists the keys of b's Redis with their TTLs.
+func redisLeftovers(t *testing.T, b broker.Broker) []string {
+	keys, err := b.(*broker.Redis).KeysForTest(context.Background())
+	require.NoError(t, err)
+	var out []string
+	for k, ttl := range keys {
+		out = append(out, fmt.Sprintf("%s (ttl %v)", k, ttl))
+	}
+	return out
 }
 
 func flush(t *testing.T, srv *redistest.Server) {
@@ -282,4 +294,47 @@ func TestRedisSubscriptionsFollowTheRecord(t *testing.T) {
 	require.Eventually(t, func() bool { return len(channels()) == 1 }, 5*time.Second, 10*time.Millisecond,
 		"the stray subscription is undone: %v", channels())
 	assert.Equal(t, []string{kept}, channels())
+}
+
+// Every key the broker makes expires, each within its own window: message
+// IDs the dedupe window, history the history TTL, a channel's offsets
+// MetaTTL. The only key without a TTL is the data set's id.
+func TestRedisKeysExpire(t *testing.T) {
+	srv := redistest.Start(t)
+	cfg := broker.Config{DedupeWindow: 2 * time.Minute, HistorySize: 10, HistoryTTL: 5 * time.Minute}
+	b, err := broker.NewRedis(broker.RedisConfig{Config: cfg, URL: srv.URL(), MetaTTL: time.Hour, Logger: slog.New(slog.DiscardHandler)})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = b.Close() })
+	brokertest.Start(t, b)
+	ctx := context.Background()
+	for i := range 5 {
+		ch := fmt.Sprint("group:K", i)
+		require.NoError(t, b.Subscribe(ctx, "1", ch))
+		_, err := b.History(ctx, "1", ch, nil)
+		require.NoError(t, err)
+		if i%2 == 0 {
+			_, err = b.Publish(ctx, broker.Message{App: "1", ID: fmt.Sprint("m", i), Channels: []string{ch}, Data: []byte("x")})
+			require.NoError(t, err)
+		}
+		require.NoError(t, b.Unsubscribe(ctx, "1", ch))
+	}
+	keys, err := b.KeysForTest(ctx)
+	require.NoError(t, err)
+	limit := map[string]time.Duration{":seen:": 2 * time.Minute, ":hist": 5 * time.Minute, ":meta": time.Hour}
+	kinds := map[string]int{}
+	for k, ttl := range keys {
+		kind := ""
+		for suffix := range limit {
+			if strings.Contains(k, suffix) {
+				kind = suffix
+			}
+		}
+		require.NotEmpty(t, kind, "unexpected key %s", k)
+		kinds[kind]++
+		assert.True(t, ttl > 0 && ttl <= limit[kind], "%s lives %v, more than %v", k, ttl, limit[kind])
+	}
+	assert.Equal(t, map[string]int{":seen:": 3, ":hist": 3, ":meta": 3}, kinds, "the keys of the 3 channels published to")
+	all, err := srv.Client().DBSize(ctx).Result()
+	require.NoError(t, err)
+	assert.Equal(t, int64(len(keys)+1), all, "and one data set id")
 }

@@ -131,8 +131,15 @@ func msg(app, id string, data string, channels ...string) broker.Message {
 	return broker.Message{App: app, ID: id, Channels: channels, Data: []byte(data)}
 }
 
-// Run runs the conformance suite against brokers made by f.
-func Run(t *testing.T, f Factory) {
+// Leftovers lists what the backend of b (and of the other brokers of the
+// same factory) still holds about channels: the in-process broker's channel
+// records, or a Redis's keys. Bounded state that is not per channel (the
+// Redis data set's own id) is not listed.
+type Leftovers func(t *testing.T, b broker.Broker) []string
+
+// Run runs the conformance suite against brokers made by f; left tells
+// what a broker keeps.
+func Run(t *testing.T, f Factory, left Leftovers) {
 	t.Run("PublishDeliversToSubscribedChannels", func(t *testing.T) { testDeliver(t, f) })
 	t.Run("UnsubscribedChannelsAreNotDelivered", func(t *testing.T) { testUnsubscribe(t, f) })
 	t.Run("Dedupe", func(t *testing.T) { testDedupe(t, f) })
@@ -145,6 +152,9 @@ func Run(t *testing.T, f Factory) {
 	t.Run("HistoryOverflow", func(t *testing.T) { testHistoryOverflow(t, f) })
 	t.Run("HistoryExpires", func(t *testing.T) { testHistoryExpiry(t, f) })
 	t.Run("HistoryEntriesAgeOutOneByOne", func(t *testing.T) { testHistoryEntryAge(t, f) })
+	t.Run("EmptyChannelsLeaveNothing", func(t *testing.T) { testEmptyChannelsLeaveNothing(t, f, left) })
+	t.Run("SinceFromAnEmptyChannel", func(t *testing.T) { testSinceFromEmpty(t, f) })
+	t.Run("SinceFromAnEmptyChannelOfLostState", func(t *testing.T) { testSinceFromEmptyLost(t, f) })
 }
 
 func testDeliver(t *testing.T, f Factory) {
@@ -332,8 +342,8 @@ func publishN(t *testing.T, b broker.Broker, app, channel string, from, to int) 
 	return out
 }
 
-// A new channel has a position (offset 0 of an epoch) that its first
-// publication continues.
+// A new channel has a position (offset 0) that its first publication
+// follows.
 func testHistoryPosition(t *testing.T, f Factory) {
 	b := f(t, DefaultConfig)
 	Start(t, b)
@@ -342,15 +352,21 @@ func testHistoryPosition(t *testing.T, f Factory) {
 	assert.Equal(t, uint64(0), h.Latest.Offset)
 	assert.NotEmpty(t, h.Latest.Epoch)
 	assert.Nil(t, h.Publications)
-	again, err := b.History(ctx(t), "1", "group:new", nil)
+	again, err := b.History(ctx(t), "1", "group:new", &h.Latest)
 	require.NoError(t, err)
-	assert.Equal(t, h.Latest, again.Latest, "reading does not move the position")
+	assert.True(t, again.Recovered, "reading does not move the position")
+	assert.Empty(t, again.Publications)
+	assert.Equal(t, uint64(0), again.Latest.Offset)
 
 	pos := publishN(t, b, "1", "group:new", 1, 1)
-	assert.Equal(t, broker.Position{Offset: 1, Epoch: h.Latest.Epoch}, pos[0])
+	assert.Equal(t, uint64(1), pos[0].Offset)
+	assert.True(t, broker.Follows(h.Latest, pos[0]), "the first publication follows the empty channel's position")
 	h, err = b.History(ctx(t), "1", "group:new", nil)
 	require.NoError(t, err)
 	assert.Equal(t, pos[0], h.Latest)
+	pos2 := publishN(t, b, "1", "group:new", 2, 2)
+	assert.Equal(t, broker.Position{Offset: 2, Epoch: pos[0].Epoch}, pos2[0], "later ones continue its epoch")
+	assert.True(t, broker.Follows(pos[0], pos2[0]))
 }
 
 func testHistoryReplay(t *testing.T, f Factory) {
@@ -371,7 +387,7 @@ func testHistoryReplay(t *testing.T, f Factory) {
 		{"from the start of the epoch", broker.Position{}, []string{"1", "2", "3", "4", "5"}, true},
 		{"from the middle", pos[2], []string{"4", "5"}, true},
 		{"from the latest", pos[4], nil, true},
-		{"from the future", broker.Position{Offset: 9, Epoch: start.Latest.Epoch}, nil, false},
+		{"from the future", broker.Position{Offset: 9, Epoch: pos[0].Epoch}, nil, false},
 		{"from another epoch", broker.Position{Offset: 2, Epoch: "old"}, nil, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -387,7 +403,7 @@ func testHistoryReplay(t *testing.T, f Factory) {
 				if i > 0 {
 					assert.Equal(t, h.Publications[i-1].Offset+1, p.Offset)
 				}
-				assert.Equal(t, start.Latest.Epoch, p.Epoch)
+				assert.Equal(t, pos[0].Epoch, p.Epoch)
 			}
 			assert.Equal(t, tc.want, got)
 		})
@@ -455,4 +471,93 @@ func testHistoryEntryAge(t *testing.T, f Factory) {
 	assert.True(t, h.Recovered)
 	require.Len(t, h.Publications, 1)
 	assert.Equal(t, "2", string(h.Publications[0].Data))
+}
+
+// Subscribing to channels that never get a publication, reading their
+// position (as a subscribe does), and leaving them leaves nothing behind:
+// a client may name as many channels as it likes.
+func testEmptyChannelsLeaveNothing(t *testing.T, f Factory, left Leftovers) {
+	b := f(t, DefaultConfig)
+	Start(t, b)
+	const n = 200
+	for i := range n {
+		ch := fmt.Sprint("group:E", i)
+		require.NoError(t, b.Subscribe(ctx(t), "1", ch))
+		h, err := b.History(ctx(t), "1", ch, nil)
+		require.NoError(t, err)
+		_, err = b.History(ctx(t), "1", ch, &h.Latest)
+		require.NoError(t, err)
+		require.NoError(t, b.Unsubscribe(ctx(t), "1", ch))
+		_, err = b.History(ctx(t), "1", fmt.Sprint("user:read-only-", i), &broker.Position{})
+		require.NoError(t, err)
+	}
+	kept := left(t, b)
+	assert.Zero(t, len(kept), "%d empty channels left %d records behind, such as %v", 2*n, len(kept), kept[:min(len(kept), 3)])
+
+	// A channel with publications is kept, subscribed or not.
+	publishN(t, b, "1", "group:E7", 1, 1)
+	assert.NotEmpty(t, left(t, b), "a channel with history is kept")
+}
+
+// A client that subscribed to an empty channel and comes back with the
+// offset it got is recovered: with nothing while nothing was published,
+// with every publication since, in order, once there were some. Live
+// deliveries follow the empty channel's position without a gap.
+func testSinceFromEmpty(t *testing.T, f Factory) {
+	b := f(t, DefaultConfig)
+	rec := Start(t, b)
+	require.NoError(t, b.Subscribe(ctx(t), "1", "group:S"))
+	empty, err := b.History(ctx(t), "1", "group:S", nil)
+	require.NoError(t, err)
+	require.NoError(t, b.Unsubscribe(ctx(t), "1", "group:S"))
+
+	h, err := b.History(ctx(t), "1", "group:S", &empty.Latest)
+	require.NoError(t, err)
+	assert.True(t, h.Recovered, "nothing was published")
+	assert.Empty(t, h.Publications)
+
+	require.NoError(t, b.Subscribe(ctx(t), "1", "group:S"))
+	again, err := b.History(ctx(t), "1", "group:S", &empty.Latest)
+	require.NoError(t, err)
+	require.True(t, again.Recovered)
+	pos := publishN(t, b, "1", "group:S", 1, 3)
+	live := rec.WaitCount(t, 3)
+	assert.True(t, broker.Follows(again.Latest, live[0].Position), "the first live publication follows the position read")
+	for i := 1; i < len(live); i++ {
+		assert.True(t, broker.Follows(live[i-1].Position, live[i].Position))
+	}
+
+	for _, since := range []broker.Position{empty.Latest, again.Latest} {
+		h, err = b.History(ctx(t), "1", "group:S", &since)
+		require.NoError(t, err)
+		assert.True(t, h.Recovered, "from %v", since)
+		assert.Equal(t, pos[2], h.Latest)
+		require.Len(t, h.Publications, 3)
+		for i, p := range h.Publications {
+			assert.Equal(t, pos[i], p.Position, "in order")
+			assert.Equal(t, fmt.Sprint(i+1), string(p.Data))
+		}
+	}
+	// An offset 0 of an empty channel is no starting point in a stream.
+	h, err = b.History(ctx(t), "1", "group:S", &broker.Position{Offset: 1, Epoch: empty.Latest.Epoch})
+	require.NoError(t, err)
+	assert.False(t, h.Recovered)
+}
+
+// The position of an empty channel read before the backend lost its state
+// (the in-process broker restarted, Redis lost its data) cannot be
+// continued: what was published in between is gone.
+func testSinceFromEmptyLost(t *testing.T, f Factory) {
+	before := f(t, DefaultConfig)
+	Start(t, before)
+	empty, err := before.History(ctx(t), "1", "group:L", nil)
+	require.NoError(t, err)
+
+	b := f(t, DefaultConfig) // a fresh backend, as after a restart
+	Start(t, b)
+	publishN(t, b, "1", "group:L", 1, 2)
+	h, err := b.History(ctx(t), "1", "group:L", &empty.Latest)
+	require.NoError(t, err)
+	assert.False(t, h.Recovered)
+	assert.Empty(t, h.Publications)
 }

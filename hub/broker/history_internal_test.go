@@ -1,0 +1,49 @@
+package broker
+
+import (
+	"testing"
+	"time"
+)
+
+// What an empty channel's position read at t0 recovers, as the channel's
+// state later stands.
+func TestReplayFromEmpty(t *testing.T) {
+	t0 := time.UnixMilli(1_700_000_000_000)
+	life := time.Hour
+	since := Position{Epoch: emptyEpoch("run1", t0)}
+	stream := func(start time.Time, n uint64) streamState {
+		st := streamState{latest: Position{Offset: n, Epoch: "e1"}, start: start, run: "run1", now: start.Add(time.Minute), life: life}
+		for i := uint64(1); i <= n; i++ {
+			st.held = append(st.held, Publication{Position: Position{Offset: i, Epoch: "e1"}})
+		}
+		return st
+	}
+	empty := func(now time.Time) streamState {
+		return streamState{latest: Position{Epoch: emptyEpoch("run1", now)}, run: "run1", now: now, life: life}
+	}
+	for _, tc := range []struct {
+		name  string
+		since Position
+		st    streamState
+		want  int
+		ok    bool
+	}{
+		{"still empty", since, empty(t0.Add(time.Minute)), 0, true},
+		{"still empty, read again much later", since, empty(t0.Add(2 * life)), 0, false},
+		{"a stream started soon after", since, stream(t0.Add(time.Minute), 3), 3, true},
+		{"a stream started before (clocks apart)", since, stream(t0.Add(-time.Second), 2), 2, true},
+		{"a stream started after another could have come and gone", since, stream(t0.Add(life+time.Second), 3), 0, false},
+		{"a stream of unknown start", since, stream(time.Time{}, 1), 0, false},
+		{"another data set", since, func() streamState { st := stream(t0.Add(time.Minute), 1); st.run = "run2"; return st }(), 0, false},
+		{"history no longer reaches the start", since, func() streamState { st := stream(t0.Add(time.Minute), 3); st.held = st.held[1:]; return st }(), 0, false},
+		{"an offset past 0 of an empty epoch", Position{Offset: 1, Epoch: since.Epoch}, stream(t0.Add(time.Minute), 3), 0, false},
+		{"a malformed empty epoch", Position{Epoch: "run1.!"}, stream(t0.Add(time.Minute), 3), 0, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			pubs, ok := tc.st.replay(tc.since)
+			if ok != tc.ok || len(pubs) != tc.want {
+				t.Fatalf("replay = %d publications, %v; want %d, %v", len(pubs), ok, tc.want, tc.ok)
+			}
+		})
+	}
+}

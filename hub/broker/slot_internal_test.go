@@ -1,0 +1,28 @@
+package broker
+
+import "testing"
+
+// The slots agree with Redis Cluster's own (CLUSTER KEYSLOT), and every
+// slot has a tag in it.
+func TestKeySlot(t *testing.T) {
+	for _, tc := range []struct {
+		key  string
+		slot int
+	}{
+		{"123456789", 12739}, // the CRC-16/XMODEM check value 0x31C3
+		{"foo", 12182},
+		{"{user1000}.following", 3443},
+		{"foo{}{bar}", 8363},
+		{"foo{{bar}}zap", 4015},
+		{"imhub:{1:group:G1}:meta", keySlot("1:group:G1")},
+	} {
+		if got := keySlot(tc.key); got != tc.slot {
+			t.Errorf("keySlot(%q) = %d, want %d", tc.key, got, tc.slot)
+		}
+	}
+	for s, tag := range slotTags() {
+		if tag == "" || keySlot("x{"+tag+"}y") != s {
+			t.Fatalf("slot %d has tag %q", s, tag)
+		}
+	}
+}
