@@ -9,6 +9,8 @@ import (
 	"net/http"
 	"sync"
 	"time"
+
+	"github.com/coder/websocket"
 )
 
 // Buffer sizes of a WebSocket connection. net/http hands a hijacked
@@ -47,13 +49,21 @@ func (h *hijacker) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	if err != nil {
 		return nil, nil, err
 	}
+	// The server's read deadline bounds the arrival of a request (its
+	// ReadTimeout); a WebSocket is not one, and may be silent for as long
+	// as it answers pings.
+	if err := c.SetReadDeadline(time.Time{}); err != nil {
+		c.Close()
+		return nil, nil, err
+	}
+	raw := c
 	if n := brw.Reader.Buffered(); n > 0 {
 		// The client sent more after its request (its first frames):
 		// those bytes are read before the connection's.
 		b, _ := brw.Reader.Peek(n)
 		c = &prefixedConn{Conn: c, prefix: io.MultiReader(bytes.NewReader(bytes.Clone(b)), c)}
 	}
-	h.conn = &wsConn{Conn: c, timeout: h.timeout}
+	h.conn = &wsConn{Conn: c, raw: raw, timeout: h.timeout}
 	return h.conn, bufio.NewReadWriter(bufio.NewReaderSize(h.conn, readBufferSize), bufio.NewWriterSize(h.conn, writeBufferSize)), nil
 }
 
@@ -84,6 +94,7 @@ func (c *prefixedConn) Read(p []byte) (int, error) { return c.prefix.Read(p) }
 // by a flush.
 type wsConn struct {
 	net.Conn
+	raw     net.Conn // the socket itself, under any bytes put back
 	timeout time.Duration
 	// plain: no permessage-deflate was agreed, so the session writes its
 	// frames itself (writeText).
@@ -221,4 +232,40 @@ func (c *wsConn) writeLocked(p []byte) (int, error) {
 		c.deadline = d
 	}
 	return c.Conn.Write(p)
+}
+
+// refuseTimeout bounds the refusal of a connection the hub does not admit:
+// the write of its close frame, then the wait for the client to close too.
+const refuseTimeout = time.Second
+
+// refuse writes a close frame with code and reason, shuts the sending side
+// of the socket, and reads what the client still sends until it closes
+// too, for refuseTimeout in all. The library's Close would wait 5 s for
+// the client's close frame, which a refused client may never send. Reading
+// before the socket is closed is what lets the close frame arrive: closing
+// a socket with unread input resets the connection, and a reset can
+// destroy the close frame before the client has read it.
+func (c *wsConn) refuse(code websocket.StatusCode, reason string) {
+	frame := make([]byte, 0, 4+len(reason))
+	frame = append(frame, closeFrame, byte(2+len(reason)))
+	frame = binary.BigEndian.AppendUint16(frame, uint16(code))
+	frame = append(frame, reason...)
+	deadline := time.Now().Add(refuseTimeout)
+	c.mu.Lock()
+	c.closeSent = true
+	err := c.Conn.SetWriteDeadline(deadline)
+	if err == nil {
+		c.deadline = deadline
+		_, err = c.Conn.Write(frame)
+	}
+	c.mu.Unlock()
+	if err != nil {
+		return
+	}
+	if cw, ok := c.raw.(interface{ CloseWrite() error }); ok {
+		_ = cw.CloseWrite()
+	}
+	if c.Conn.SetReadDeadline(deadline) == nil {
+		_, _ = io.Copy(io.Discard, io.LimitReader(c.Conn, 64<<10))
+	}
 }

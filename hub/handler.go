@@ -8,12 +8,18 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/imhub/imhub/hub/auth"
+	"github.com/imhub/imhub/internal/clientaddr"
 )
 
 // ServeHTTP serves GET /ws: it upgrades the request, authenticates the
 // token, and runs the session until it ends. Refusals that a browser must
 // be able to read (bad token, too many connections, shutting down) are
 // made after the upgrade, as close codes.
+//
+// A connection is counted against MaxConns and MaxConnsPerIP only once
+// its token is valid, and a refused one is dropped at once (see
+// wsConn.refuse): connections that are never admitted cannot lock valid
+// clients out.
 func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	opts := &websocket.AcceptOptions{OriginPatterns: h.cfg.AllowedOrigins}
 	if h.cfg.Compression {
@@ -33,19 +39,8 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// extension, frames are plain and the session writes them itself.
 	hj.conn.plain = w.Header().Get("Sec-WebSocket-Extensions") == ""
 
-	n := h.conns.Add(1)
-	counted := true
-	defer func() {
-		if counted {
-			h.conns.Add(-1)
-		}
-	}()
-	switch {
-	case h.draining.Load():
-		h.refuse(conn, CloseShuttingDown, "node shutting down, reconnect")
-		return
-	case n > int64(h.cfg.MaxConns):
-		h.refuse(conn, CloseTooManyConns, "too many connections on this node")
+	if h.draining.Load() {
+		h.refuse(conn, hj.conn, CloseShuttingDown, "node shutting down, reconnect")
 		return
 	}
 	id, err := h.auth.Verify(token(r))
@@ -55,22 +50,37 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if auth.Expired(err) {
 			code = CloseTokenExpired
 		}
-		h.refuse(conn, code, err.Error())
+		h.refuse(conn, hj.conn, code, err.Error())
 		return
+	}
+	if n := h.conns.Add(1); n > int64(h.cfg.MaxConns) {
+		h.conns.Add(-1)
+		h.refuse(conn, hj.conn, CloseTooManyConns, "too many connections on this node")
+		return
+	}
+	addr := clientaddr.FromRequest(r)
+	if !h.perAddr.acquire(addr) {
+		h.conns.Add(-1)
+		h.refuse(conn, hj.conn, CloseTooManyConns, "too many connections from this address")
+		return
+	}
+	release := func() {
+		h.perAddr.release(addr)
+		h.conns.Add(-1)
 	}
 
 	s := newSession(h, conn, hj.conn, id)
 	h.sessMu.Lock()
 	if h.draining.Load() {
 		h.sessMu.Unlock()
-		h.refuse(conn, CloseShuttingDown, "node shutting down, reconnect")
+		release()
+		h.refuse(conn, hj.conn, CloseShuttingDown, "node shutting down, reconnect")
 		return
 	}
 	h.sessions[s] = struct{}{}
 	h.wg.Add(1)
 	h.sessMu.Unlock()
 	h.m.connections.Inc()
-	counted = false // the session's goroutine gives the connection back
 	// The session runs on a goroutine of its own, owned by the hub (Drain
 	// ends it, h.wg waits for it): returning frees the HTTP request and
 	// the deep stack of the server's connection goroutine.
@@ -80,19 +90,21 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			delete(h.sessions, s)
 			h.sessMu.Unlock()
 			h.m.connections.Dec()
-			h.conns.Add(-1)
+			release()
 			h.wg.Done()
 		}()
 		s.run(context.Background())
 	}()
 }
 
-func (h *Hub) refuse(conn *websocket.Conn, code websocket.StatusCode, reason string) {
+// refuse ends a connection that is not admitted with code, quickly.
+func (h *Hub) refuse(conn *websocket.Conn, wc *wsConn, code websocket.StatusCode, reason string) {
 	h.m.closed(code)
 	if len(reason) > 120 {
 		reason = reason[:120] // a close reason is at most 123 bytes
 	}
-	_ = conn.Close(code, reason)
+	wc.refuse(code, reason)
+	_ = conn.CloseNow()
 }
 
 // token is the bearer token of the Authorization header, else the token

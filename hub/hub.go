@@ -20,6 +20,11 @@ type Config struct {
 	// MaxConns is the most sessions this node holds; more are closed with
 	// 4009 [100000].
 	MaxConns int
+	// MaxConnsPerIP is the most sessions of one client address (an IPv6
+	// /64 counts as one address); more are closed with 4009 [1000]. The
+	// address is the one internal/clientaddr found for the request, else
+	// its peer's.
+	MaxConnsPerIP int
 	// MaxSubs is the most channels one session may subscribe to [256].
 	MaxSubs int
 	// MaxFrame is the largest client frame; larger closes with 1009 [64KiB].
@@ -49,6 +54,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.MaxConns <= 0 {
 		c.MaxConns = 100000
+	}
+	if c.MaxConnsPerIP <= 0 {
+		c.MaxConnsPerIP = 1000
 	}
 	if c.MaxSubs <= 0 {
 		c.MaxSubs = 256
@@ -91,6 +99,7 @@ type Hub struct {
 	shards [nShards]shard
 
 	conns    atomic.Int64
+	perAddr  addrLimit
 	draining atomic.Bool
 	repairs  repairQueue
 
@@ -128,6 +137,7 @@ func New(cfg Config, b broker.Broker, v *auth.Verifier) *Hub {
 		m:        cfg.Metrics,
 		seed:     maphash.MakeSeed(),
 		sessions: make(map[*Session]struct{}),
+		perAddr:  addrLimit{max: cfg.MaxConnsPerIP},
 	}
 	for i := range h.shards {
 		h.shards[i].channels = make(map[chanKey]*hubChannel)

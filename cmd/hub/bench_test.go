@@ -22,7 +22,8 @@ func BenchmarkIdleConnection(b *testing.B) {
 	if b.N > 15000 {
 		b.Fatalf("%d connections would pass the open-file limit; use -benchtime Nx with N <= 15000", b.N)
 	}
-	p := hubtest.Start(b, []string{"-dev", "-jwt-secret", clusterSecret})
+	// Every connection comes from loopback: one client address.
+	p := hubtest.Start(b, []string{"-dev", "-jwt-secret", clusterSecret, "-max-conns-per-ip", "100000"})
 	tok := mint(b, "1400000000", "idle", false, "G")
 	url := "ws://" + p.Addr + "/ws"
 	warm := wstest.Dial(b, url, tok)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/imhub/imhub/callback"
 	"github.com/imhub/imhub/hub/auth"
+	"github.com/imhub/imhub/internal/clientaddr"
 )
 
 // DemoApp is the SdkAppid -dev mode accepts when -apps is empty.
@@ -52,6 +54,15 @@ type Config struct {
 	Drain          time.Duration
 	DebugAddr      string
 	Node           string
+
+	// The network edge: how long a request may take to arrive, TLS, and
+	// who may connect and call back.
+	ReadTimeout    time.Duration
+	TLSCert        string
+	TLSKey         string
+	CallbackAllow  clientaddr.Prefixes
+	TrustedProxies clientaddr.Prefixes
+	MaxConnsPerIP  int
 }
 
 // envName is the environment variable of a flag: -redis is HUB_REDIS.
@@ -102,6 +113,12 @@ func parseConfig(args []string, env func(string) string, out io.Writer) (Config,
 	fs.DurationVar(&c.Drain, "drain", 10*time.Second, "on SIGTERM: fail readiness, then close sessions with 1012 over this period")
 	fs.StringVar(&c.DebugAddr, "debug-addr", "", "loopback `address` for pprof")
 	fs.StringVar(&c.Node, "node", "", "this node's `name` in connected frames and logs (default: the host name)")
+	fs.DurationVar(&c.ReadTimeout, "read-timeout", 30*time.Second, "longest time to read a request, headers and body (WebSockets are exempt once upgraded)")
+	fs.StringVar(&c.TLSCert, "tls-cert", "", "PEM certificate `file` (chain included): serve HTTPS and WSS; reread when it changes on disk")
+	fs.StringVar(&c.TLSKey, "tls-key", "", "PEM private key `file` of -tls-cert")
+	fs.Var((*prefixes)(&c.CallbackAllow), "callback-allow", "`CIDRs` the IM's callbacks may come from, comma-separated (403 otherwise); empty = any")
+	fs.Var((*prefixes)(&c.TrustedProxies), "trusted-proxies", "`CIDRs` of load balancers whose X-Forwarded-For is believed, comma-separated")
+	fs.IntVar(&c.MaxConnsPerIP, "max-conns-per-ip", 1000, "WebSocket connections per client address, an IPv6 /64 counting as one (4009 beyond)")
 	fs.Usage = func() {
 		fmt.Fprintf(out, "Usage: hub [flags]\n\n"+
 			"imhub turns Tencent Cloud Chat (IM) callbacks into live WebSocket streams.\n"+
@@ -223,6 +240,9 @@ func (c *Config) validate() error {
 	if c.LogFormat != "text" && c.LogFormat != "json" {
 		return fmt.Errorf("-log-format %q: want text or json", c.LogFormat)
 	}
+	if err := c.validateEdge(); err != nil {
+		return err
+	}
 	if c.DebugAddr != "" && !isLoopback(c.DebugAddr) {
 		return fmt.Errorf("-debug-addr %q: pprof is served on loopback only, such as 127.0.0.1:6060", c.DebugAddr)
 	}
@@ -250,6 +270,39 @@ func (c *Config) validate() error {
 			return fmt.Errorf("%s must not be negative", p.name)
 		}
 	}
+	return nil
+}
+
+// validateEdge checks the settings of the network edge.
+func (c *Config) validateEdge() error {
+	if c.ReadTimeout <= 0 {
+		return errors.New("-read-timeout must be greater than zero")
+	}
+	if c.MaxConnsPerIP <= 0 {
+		return errors.New("-max-conns-per-ip must be greater than zero")
+	}
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		return errors.New("-tls-cert and -tls-key go together: give both files to serve HTTPS, or neither")
+	}
+	if c.TLSCert != "" {
+		if _, err := tls.LoadX509KeyPair(c.TLSCert, c.TLSKey); err != nil {
+			return fmt.Errorf("-tls-cert/-tls-key: %w", err)
+		}
+	}
+	return nil
+}
+
+// prefixes is a flag of comma-separated CIDRs or addresses.
+type prefixes clientaddr.Prefixes
+
+func (p *prefixes) String() string { return clientaddr.Prefixes(*p).String() }
+
+func (p *prefixes) Set(v string) error {
+	ps, err := clientaddr.Parse(v)
+	if err != nil {
+		return err
+	}
+	*p = prefixes(ps)
 	return nil
 }
 

@@ -159,3 +159,57 @@ func TestSize(t *testing.T) {
 	s := size(64 << 10)
 	assert.Equal(t, "64KiB", s.String())
 }
+
+// The settings of the network edge: defaults, the environment, and one
+// line that says what to fix for each mistake.
+func TestConfigEdge(t *testing.T) {
+	ok := []string{"-apps", "1", "-jwt-secret", "s"}
+	c, err := parseConfig(ok, env(nil), &bytes.Buffer{})
+	require.NoError(t, err)
+	assert.Equal(t, 30*time.Second, c.ReadTimeout)
+	assert.Equal(t, 1000, c.MaxConnsPerIP)
+	assert.Empty(t, c.CallbackAllow, "callbacks from anywhere by default")
+	assert.Empty(t, c.TrustedProxies)
+	assert.Empty(t, c.TLSCert)
+
+	dir := t.TempDir()
+	writeCert(t, dir, "hub")
+	certFile, keyFile := dir+"/cert.pem", dir+"/key.pem"
+	c, err = parseConfig(append(ok, "-tls-cert", certFile), env(map[string]string{
+		"HUB_TLS_KEY":          keyFile,
+		"HUB_CALLBACK_ALLOW":   "183.192.202.0/25, 127.0.0.2",
+		"HUB_TRUSTED_PROXIES":  "10.0.0.0/8",
+		"HUB_MAX_CONNS_PER_IP": "5",
+		"HUB_READ_TIMEOUT":     "5s",
+	}), &bytes.Buffer{})
+	require.NoError(t, err)
+	assert.Equal(t, "183.192.202.0/25,127.0.0.2/32", c.CallbackAllow.String())
+	assert.Equal(t, "10.0.0.0/8", c.TrustedProxies.String())
+	assert.Equal(t, 5, c.MaxConnsPerIP)
+	assert.Equal(t, 5*time.Second, c.ReadTimeout)
+	assert.Equal(t, keyFile, c.TLSKey)
+
+	for _, tc := range []struct {
+		name string
+		args []string
+		env  map[string]string
+		want string
+	}{
+		{"cert without key", []string{"-tls-cert", certFile}, nil, "-tls-cert and -tls-key go together"},
+		{"key without cert", nil, map[string]string{"HUB_TLS_KEY": keyFile}, "-tls-cert and -tls-key go together"},
+		{"missing cert", []string{"-tls-cert", dir + "/nope.pem", "-tls-key", keyFile}, nil, "-tls-cert/-tls-key: open " + dir + "/nope.pem"},
+		{"key of another cert", []string{"-tls-cert", certFile, "-tls-key", "config_test.go"}, nil, "-tls-cert/-tls-key:"},
+		{"bad allow range", []string{"-callback-allow", "10.0.0.0/33"}, nil, `invalid value "10.0.0.0/33" for flag -callback-allow: "10.0.0.0/33" is not a CIDR`},
+		{"host name in allow", []string{"-callback-allow", "im.example.com"}, nil, `"im.example.com" is not an address or a CIDR`},
+		{"bad proxy env", nil, map[string]string{"HUB_TRUSTED_PROXIES": "lb1"}, `HUB_TRUSTED_PROXIES: "lb1" is not an address or a CIDR`},
+		{"zero per-address", []string{"-max-conns-per-ip", "0"}, nil, "-max-conns-per-ip must be greater than zero"},
+		{"zero read timeout", []string{"-read-timeout", "0s"}, nil, "-read-timeout must be greater than zero"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := parseConfig(append(append([]string(nil), ok...), tc.args...), env(tc.env), &bytes.Buffer{})
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), tc.want)
+			assert.NotContains(t, err.Error(), "\n", "one line")
+		})
+	}
+}

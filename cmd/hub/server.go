@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -23,6 +24,7 @@ import (
 	"github.com/imhub/imhub/callback/spool"
 	"github.com/imhub/imhub/hub"
 	"github.com/imhub/imhub/hub/broker"
+	"github.com/imhub/imhub/internal/clientaddr"
 	"github.com/imhub/imhub/web"
 )
 
@@ -97,6 +99,7 @@ func run(ctx context.Context, cfg Config, stdout io.Writer, log *slog.Logger) er
 	node := hub.New(hub.Config{
 		Node:           cfg.Node,
 		MaxConns:       cfg.MaxConns,
+		MaxConnsPerIP:  cfg.MaxConnsPerIP,
 		MaxSubs:        cfg.MaxSubs,
 		MaxFrame:       cfg.MaxFrame,
 		SendQueue:      cfg.SendQueue,
@@ -125,12 +128,17 @@ func run(ctx context.Context, cfg Config, stdout io.Writer, log *slog.Logger) er
 	if cfg.Dev {
 		mux.Handle("GET /dev/token", devTokenHandler(cfg, devSecret))
 	}
-	mux.Handle("/im/callback", callback.NewHandler(callback.Config{
+	cbMetrics := callback.NewMetrics(reg)
+	mux.Handle("/im/callback", callback.Allow(callback.AllowConfig{
+		Allowed: cfg.CallbackAllow,
+		Logger:  log,
+		Metrics: cbMetrics,
+	}, callback.NewHandler(callback.Config{
 		Apps:    cfg.Apps,
 		MaxBody: cfg.MaxBody,
 		Logger:  log,
-		Metrics: callback.NewMetrics(reg),
-	}, publisher))
+		Metrics: cbMetrics,
+	}, publisher)))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		fmt.Fprintln(w, "ok")
 	})
@@ -149,14 +157,17 @@ func run(ctx context.Context, cfg Config, stdout io.Writer, log *slog.Logger) er
 			return fmt.Errorf("-debug-addr: listen on %s: %w", cfg.DebugAddr, err)
 		}
 	}
-	srv := &http.Server{
-		Handler:           mux,
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	srv, err := newServer(cfg, mux, log)
+	if err != nil {
+		ln.Close()
+		if debugLn != nil {
+			debugLn.Close()
+		}
+		return err
 	}
 	addr := ln.Addr().String()
-	log.Info("listening", "addr", addr, "broker", brokerName(cfg), "apps", len(cfg.Apps), "dev", cfg.Dev)
+	warnTokenless(cfg, log)
+	log.Info("listening", "addr", addr, "broker", brokerName(cfg), "apps", len(cfg.Apps), "dev", cfg.Dev, "tls", srv.TLSConfig != nil)
 	if cfg.Dev {
 		printBanner(stdout, addr, cfg)
 	}
@@ -174,7 +185,12 @@ func run(ctx context.Context, cfg Config, stdout io.Writer, log *slog.Logger) er
 		g.Go(func() error { return sp.Run(brokerCtx) })
 	}
 	g.Go(func() error {
-		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+		serve := srv.Serve
+		if srv.TLSConfig != nil {
+			// The certificate comes from TLSConfig.GetCertificate.
+			serve = func(ln net.Listener) error { return srv.ServeTLS(ln, "", "") }
+		}
+		if err := serve(ln); !errors.Is(err, http.ErrServerClosed) {
 			stop()
 			return fmt.Errorf("serve http: %w", err)
 		}
@@ -224,6 +240,57 @@ func run(ctx context.Context, cfg Config, stdout io.Writer, log *slog.Logger) er
 	return nil
 }
 
+// maxHeaderBytes bounds a request's line and headers. The largest that
+// are expected, a WebSocket upgrade with a JWT in the query or
+// Authorization header, take a few KiB.
+const maxHeaderBytes = 64 << 10
+
+// newServer returns the HTTP server of handler, serving TLS when cfg has a
+// certificate.
+//
+// ReadTimeout bounds the arrival of every request, headers and body, on
+// the server rather than in each handler: it also covers the bodies no
+// handler reads, which net/http still reads after the handler to reuse
+// the connection (a callback refused for its signature, a POST to any
+// other path), and handlers added later. A WebSocket leaves it behind when
+// it is upgraded: the hub's hijacker clears the read deadline.
+func newServer(cfg Config, handler http.Handler, log *slog.Logger) (*http.Server, error) {
+	resolver := &clientaddr.Resolver{Trusted: cfg.TrustedProxies}
+	srv := &http.Server{
+		Handler:           resolver.Handler(handler),
+		ReadHeaderTimeout: min(10*time.Second, cfg.ReadTimeout),
+		ReadTimeout:       cfg.ReadTimeout,
+		MaxHeaderBytes:    maxHeaderBytes,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	if cfg.TLSCert == "" {
+		return srv, nil
+	}
+	certs, err := newCertFiles(cfg.TLSCert, cfg.TLSKey, log)
+	if err != nil {
+		return nil, err
+	}
+	srv.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: certs.getCertificate}
+	// HTTP/1.1 only, as without TLS: the WebSocket is an HTTP/1.1
+	// upgrade, and a browser that found HTTP/2 here could try to open it
+	// over HTTP/2 (RFC 8441), which the hub does not accept.
+	srv.Protocols = new(http.Protocols)
+	srv.Protocols.SetHTTP1(true)
+	return srv, nil
+}
+
+// warnTokenless says, once per app, that an app without a callback token
+// takes callbacks from anyone who knows the URL.
+func warnTokenless(cfg Config, log *slog.Logger) {
+	for _, a := range cfg.Apps {
+		if a.Token == "" {
+			log.Warn("app has no callback token: anyone who can reach /im/callback can post its events; set the console's token with -apps SdkAppid:token",
+				"app", a.ID)
+		}
+	}
+}
+
 func brokerName(cfg Config) string {
 	if cfg.Redis == "" {
 		return "memory"
@@ -252,10 +319,14 @@ func pprofMux() *http.ServeMux {
 func printBanner(w io.Writer, addr string, cfg Config) {
 	app := cfg.Apps[0].ID
 	base := "http://" + addr
+	ws := "ws://" + addr
+	if cfg.TLSCert != "" {
+		base, ws = "https://"+addr, "wss://"+addr
+	}
 	fmt.Fprintf(w, `
 imhub is running in demo mode.
   dashboard   %[1]s/
-  websocket   ws://%[3]s/ws   (token: %[1]s/dev/token?sub=jared)
+  websocket   %[3]s/ws   (token: %[1]s/dev/token?sub=jared)
   callbacks   %[1]s/im/callback?SdkAppid=%[2]s&CallbackCommand=…
   health      %[1]s/healthz  %[1]s/readyz  %[1]s/metrics
 
@@ -269,5 +340,5 @@ Post a sample group message callback:
     -H 'Content-Type: application/json' \
     -d '{"CallbackCommand":"Group.CallbackAfterSendMsg","GroupId":"@TGS#2J4SZEAEL","Type":"Public","From_Account":"jared","Operator_Account":"admin","Random":123456,"MsgSeq":123,"MsgTime":1490686222,"OnlineOnlyFlag":1,"MsgBody":[{"MsgType":"TIMTextElem","MsgContent":{"Text":"red packet"}}],"CloudCustomData":"your cloud custom data"}'
 
-`, base, app, addr)
+`, base, app, ws)
 }

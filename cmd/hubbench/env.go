@@ -34,7 +34,7 @@ func setUp(ctx context.Context, cfg Config, progress io.Writer) (*env, error) {
 	}
 	e.dirs = append(e.dirs, dir)
 	args := []string{"-apps", cfg.App + ":" + cfg.CallbackToken, "-jwt-secret", cfg.Secret,
-		"-max-conns", "1000000", "-log-level", "warn", "-dedupe-window", "1m"}
+		"-max-conns", "1000000", "-max-conns-per-ip", "1000000", "-log-level", "warn", "-dedupe-window", "1m"}
 	if cfg.Redis {
 		sock := filepath.Join(dir, "redis.sock")
 		redis := exec.Command("redis-server", "--port", "0", "--unixsocket", sock, "--unixsocketperm", "700",
