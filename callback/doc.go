@@ -6,4 +6,8 @@
 // in the IM's own response shape, and publishes an accepted event once, even
 // when the IM backend retries. [Parse] is the pure part: one callback body in,
 // one [Event] and its channels out. Start with [NewHandler].
+//
+// Text that is not valid UTF-8 is repaired before it becomes an event (each
+// bad byte U+FFFD, counted in imhub_callback_invalid_utf8_total), because one
+// such event in a channel's history would fail every client that replays it.
 package callback

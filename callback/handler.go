@@ -118,7 +118,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.reject(w, r, req, http.StatusBadRequest, ResultBadRequest, "CallbackCommand query parameter is required")
 		return
 	}
-	ev, channels, err := Parse(req, body)
+	ev, channels, repaired, err := parseRepairing(req, body)
+	if repaired {
+		h.cfg.Metrics.countInvalidUTF8(req.Command)
+		h.log.Debug("callback text is not valid UTF-8: each bad byte replaced by U+FFFD",
+			"app", req.App, "command", req.Command)
+	}
 	switch {
 	case errors.Is(err, ErrUnknownCommand):
 		h.cfg.Metrics.count(req.Command, ResultIgnored)
