@@ -144,10 +144,23 @@ func (p *countingPublisher) Publish(_ context.Context, m broker.Message) (broker
 	return broker.Result{Positions: make([]broker.Position, len(m.Channels))}, nil
 }
 
+// logLines fails the test on a log line longer than limit.
+type logLines struct {
+	t     *testing.T
+	limit int
+}
+
+func (l logLines) Write(p []byte) (int, error) {
+	if len(p) > l.limit {
+		l.t.Fatalf("log line of %d bytes: %.300q…", len(p), p)
+	}
+	return len(p), nil
+}
+
 // FuzzHandler drives the whole endpoint with arbitrary query strings,
-// signatures and bodies: it never panics, always answers IM-shaped JSON,
-// publishes only what it answers 200 for, and publishes
-// only valid UTF-8.
+// signatures and bodies: it never panics, always answers IM-shaped JSON of
+// a bounded size, logs lines of a bounded size, publishes only what it
+// answers 200 for, and publishes only valid UTF-8.
 func FuzzHandler(f *testing.F) {
 	now := time.Unix(1700000000, 0)
 	rt := strconv.FormatInt(now.Unix(), 10)
@@ -177,8 +190,10 @@ func FuzzHandler(f *testing.F) {
 		h := callback.NewHandler(callback.Config{
 			Apps:    []callback.App{{ID: "1"}, {ID: "2", Token: "tok"}},
 			MaxBody: 1 << 16,
-			Logger:  slog.New(slog.DiscardHandler),
-			Now:     func() time.Time { return now },
+			// The event a debug line shows is clipped to 4 KiB before
+			// the log escapes it.
+			Logger: slog.New(slog.NewJSONHandler(logLines{t, 12 << 10}, &slog.HandlerOptions{Level: slog.LevelDebug})),
+			Now:    func() time.Time { return now },
 		}, pub)
 		req := httptest.NewRequest("POST", "/im/callback", strings.NewReader(body))
 		req.Method = method
@@ -193,8 +208,8 @@ func FuzzHandler(f *testing.F) {
 		if err := json.Unmarshal(w.Body.Bytes(), &resp); err != nil || resp.ErrorCode == nil {
 			t.Fatalf("answer is not IM-shaped: %q", w.Body.String())
 		}
-		if !utf8.Valid(w.Body.Bytes()) {
-			t.Fatalf("answer is not valid UTF-8: %q", w.Body.String())
+		if !utf8.Valid(w.Body.Bytes()) || len(resp.ErrorInfo) > 512 {
+			t.Fatalf("answer is not short valid UTF-8: %q", w.Body.String())
 		}
 		if pub.n > 0 && (!utf8.Valid(pub.last.Data) || !json.Valid(pub.last.Data)) {
 			t.Fatalf("published event is not valid UTF-8 JSON: %q", pub.last.Data)

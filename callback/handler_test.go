@@ -335,3 +335,73 @@ func TestHandlerRepairsInvalidUTF8(t *testing.T) {
 		})
 	}
 }
+
+// Nothing a caller sends reaches a log line or an answer whole: an
+// unauthenticated caller must not be able to write a megabyte to the log
+// with every request. Debug lines too; the one that shows a published
+// event shows its first 4 KiB.
+func TestHandlerBoundsEchoedText(t *testing.T) {
+	const (
+		maxAnswer     = 512  // bytes of the whole answer body
+		maxLogLine    = 1024 // bytes of one log line
+		maxEventLine  = 5120 // bytes of the line that shows an event
+		publishedLine = `"msg":"event published"`
+	)
+	huge := strings.Repeat("7", 1<<20)
+	hugeCmd := "Group." + strings.Repeat("X", 1<<20)
+	field := strings.Repeat("9", 100<<10)
+	for _, tc := range []struct {
+		name   string
+		q      url.Values
+		body   string
+		status int
+		reason string // the answer's ErrorInfo starts with it
+	}{
+		{"1 MB SdkAppid", query(huge, callback.CommandGroupSend), seed(t, "group_send"), 403, "SdkAppid is not an app"},
+		{"1 MB CallbackCommand, unknown app", query(huge, hugeCmd), "", 403, "SdkAppid is not an app"},
+		{"1 MB CallbackCommand against the body's", query(openApp, hugeCmd), seed(t, "group_send"), 400, "CallbackCommand"},
+		{"1 MB CallbackCommand, GET", url.Values{"SdkAppid": {huge}, "CallbackCommand": {hugeCmd}}, "", 405, "method must be POST"},
+		{"1 MB Sign and RequestTime", url.Values{"SdkAppid": {signedApp}, "CallbackCommand": {hugeCmd}, "Sign": {huge}, "RequestTime": {huge}}, "", 401, "RequestTime"},
+		{"100 KB integer", query(openApp, callback.CommandGroupSend), `{"GroupId":"G","MsgSeq":` + field + `,"MsgBody":[]}`, 400, "MsgSeq: want integer"},
+		{"100 KB CallbackCommand in the body", query(openApp, callback.CommandGroupSend), `{"CallbackCommand":"` + field + `"}`, 400, "CallbackCommand"},
+		{"100 KB object as CallbackCommand", query(openApp, callback.CommandGroupSend), `{"CallbackCommand":{"a":"` + field + `"}}`, 400, "CallbackCommand"},
+		{"100 KB recall entry", query(openApp, callback.CommandGroupRecall), `{"GroupId":"G","MsgSeqList":[{"MsgSeq":` + field + `}]}`, 400, "MsgSeqList[0].MsgSeq: want integer"},
+		{"1 MB CallbackCommand, ignored", query(openApp, hugeCmd), "{\"x\":\"\xff\"}", 200, ""},
+		{"100 KB published", query(openApp, callback.CommandGroupSend), `{"GroupId":"G","MsgSeq":1,"MsgBody":[],"CloudCustomData":"` + field + `"}`, 200, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t, nil)
+			method := http.MethodPost
+			if tc.status == http.StatusMethodNotAllowed {
+				method = http.MethodGet
+			}
+			// The body limit is not what is tested here.
+			req := httptest.NewRequest(method, "/im/callback?"+tc.q.Encode(), strings.NewReader(tc.body))
+			w := httptest.NewRecorder()
+			callback.NewHandler(callback.Config{
+				Apps:    []callback.App{{ID: openApp}, {ID: signedApp, Token: token}},
+				Metrics: f.metrics,
+				Logger:  slog.New(slog.NewJSONHandler(f.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+				Now:     func() time.Time { return now },
+			}, f.broker).ServeHTTP(w, req)
+			assert.Equal(t, tc.status, w.Code)
+			assert.LessOrEqual(t, w.Body.Len(), maxAnswer, "answer %.300q…", w.Body.String())
+			var resp struct{ ErrorInfo string }
+			require.NoError(t, json.Unmarshal(w.Body.Bytes(), &resp))
+			assert.True(t, strings.HasPrefix(resp.ErrorInfo, tc.reason), "ErrorInfo %.300q", resp.ErrorInfo)
+			assert.True(t, utf8.ValidString(resp.ErrorInfo))
+			lines := strings.Split(strings.TrimSuffix(f.logs.String(), "\n"), "\n")
+			require.NotEmpty(t, lines)
+			if tc.status != http.StatusOK {
+				assert.Contains(t, lines[len(lines)-1], "callback rejected")
+			}
+			for _, line := range lines {
+				limit := maxLogLine
+				if strings.Contains(line, publishedLine) {
+					limit = maxEventLine
+				}
+				assert.LessOrEqual(t, len(line), limit, "log line %.300q…", line)
+			}
+		})
+	}
+}

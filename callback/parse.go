@@ -95,7 +95,7 @@ func parse(req Request, body []byte) (*Event, []string, error) {
 	if raw, ok := f.get("CallbackCommand"); ok {
 		var cmd string
 		if json.Unmarshal(raw, &cmd) != nil || cmd != req.Command {
-			return nil, nil, badRequest("CallbackCommand %s in the body differs from %q in the query", raw, req.Command)
+			return nil, nil, badRequest("CallbackCommand %s in the body differs from %q in the query", clip(string(raw)), clip(req.Command))
 		}
 	}
 	var (
@@ -211,7 +211,7 @@ func integer(name string, raw json.RawMessage) (int64, error) {
 		return 0, badRequest("%s: want integer, got %s", name, kind(raw))
 	}
 	if err := json.Unmarshal(raw, &n); err != nil {
-		return 0, badRequest("%s: want integer, got %s", name, raw)
+		return 0, badRequest("%s: want integer, got %s", name, clip(string(raw)))
 	}
 	return n, nil
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"os"
+	"strings"
 	"testing"
 	"unicode/utf8"
 
@@ -54,6 +55,32 @@ func TestRepairUTF8ValidIsUnchanged(t *testing.T) {
 	s, repaired = repairString("ja\xffred")
 	assert.Equal(t, "ja\uFFFDred", s)
 	assert.True(t, repaired)
+}
+
+func TestClip(t *testing.T) {
+	const bad = "\uFFFD"
+	for _, tc := range []struct {
+		name, in, want string
+	}{
+		{"short", "Group.CallbackAfterSendMsg", "Group.CallbackAfterSendMsg"},
+		{"empty", "", ""},
+		{"exactly the limit", strings.Repeat("a", maxQuoted), strings.Repeat("a", maxQuoted)},
+		{"one over", strings.Repeat("a", maxQuoted+1), strings.Repeat("a", maxQuoted) + "…(+1 bytes)"},
+		{"a megabyte", strings.Repeat("7", 1<<20), strings.Repeat("7", maxQuoted) + "…(+1048480 bytes)"},
+		{"cut between characters", strings.Repeat("a", maxQuoted-1) + "紅包", strings.Repeat("a", maxQuoted-1) + "…(+6 bytes)"},
+		{"bad bytes", "ja\xffred\xc3", "ja" + bad + "red" + bad},
+		{"bad bytes count as what they become", strings.Repeat("\xff", maxQuoted), strings.Repeat(bad, maxQuoted/3) + "…(+64 bytes)"},
+		{"line breaks and tabs", "a\nb\r\nc\td", "a b  c d"},
+		{"control characters", "a\x00b\x1b[31mc\x7fd\u0085e", "a" + bad + "b" + bad + "[31mc" + bad + "d" + bad + "e"},
+		{"U+FFFD itself", "a" + bad, "a" + bad},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := clip(tc.in)
+			assert.Equal(t, tc.want, got)
+			assert.True(t, utf8.ValidString(got))
+			assert.LessOrEqual(t, len(got), maxQuoted+len("…(+1048576 bytes)"))
+		})
+	}
 }
 
 // BenchmarkRepairUTF8 is what the repair adds to each callback: one scan
