@@ -30,7 +30,9 @@ type Event struct {
 	// Messages identifies the messages the event is about: the one sent,
 	// or every one recalled.
 	Messages []MessageRef `json:"messages,omitempty"`
-	// Body is the IM MsgBody, passed through unchanged.
+	// Body is the IM MsgBody, passed through as it is, except that text
+	// that is not valid UTF-8 is repaired (see [Parse]). Encode does not
+	// check it again: whoever sets Body keeps it valid UTF-8.
 	Body            json.RawMessage `json:"body,omitempty"`
 	CloudCustomData string          `json:"cloud_custom_data,omitempty"`
 	OnlineOnly      bool            `json:"online_only,omitempty"`

@@ -6,3 +6,9 @@ import "github.com/prometheus/client_golang/prometheus"
 func (m *Metrics) CounterForTest(cmd, result string) prometheus.Collector {
 	return m.callbacks.WithLabelValues(commandLabel(cmd), result)
 }
+
+// InvalidUTF8ForTest returns the counter of repaired callbacks of one
+// command.
+func (m *Metrics) InvalidUTF8ForTest(cmd string) prometheus.Collector {
+	return m.invalidUTF8.WithLabelValues(commandLabel(cmd))
+}

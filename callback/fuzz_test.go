@@ -9,10 +9,12 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/imhub/imhub/callback"
 	"github.com/imhub/imhub/hub/broker"
@@ -39,10 +41,60 @@ func seedBodies(f *testing.F) map[string]string {
 	return out
 }
 
+// stringValue is the start of a string value in a seed body; key is a key.
+var (
+	stringValue = regexp.MustCompile(`("[A-Za-z_]+": *")`)
+	key         = regexp.MustCompile(`"([A-Za-z_]+)":`)
+)
+
+// spoiled are variants of body whose text is not valid UTF-8: a bad byte
+// at the start of every string value (the CallbackCommand's aside, which
+// must match the query), a cut sequence in every key Parse does not
+// require, an encoded surrogate at the start of every string value.
+func spoiled(body string) []string {
+	prefixValues := func(bad string) string {
+		return stringValue.ReplaceAllStringFunc(body, func(m string) string {
+			if strings.HasPrefix(m, `"CallbackCommand"`) {
+				return m
+			}
+			return m + bad
+		})
+	}
+	keys := key.ReplaceAllStringFunc(body, func(m string) string {
+		switch m {
+		case `"CallbackCommand":`, `"GroupId":`, `"MsgSeq":`, `"MsgBody":`, `"MsgSeqList":`,
+			`"From_Account":`, `"To_Account":`, `"MsgKey":`, `"MsgId":`:
+			return m
+		}
+		return "\"\xe7\xba" + m[1:]
+	})
+	return []string{prefixValues("\xff"), keys, prefixValues("\xed\xa0\x80")}
+}
+
+// invalidUTF8Bodies are bodies whose text is not valid UTF-8 in each kind
+// of place: a required id, MsgBody text and keys, CloudCustomData, a key
+// not ours, and outside any string, where it is not JSON.
+var invalidUTF8Bodies = map[string]string{
+	"{\"GroupId\":\"G\xff\",\"MsgSeq\":1,\"MsgBody\":[]}":                                                                                                 "Group.CallbackAfterSendMsg",
+	"{\"GroupId\":\"G\",\"MsgSeq\":1,\"MsgBody\":[{\"MsgType\":\"TIMTextElem\",\"MsgContent\":{\"Text\":\"red \xe7\xba\"}}]}":                             "Group.CallbackAfterSendMsg",
+	"{\"GroupId\":\"G\",\"MsgSeq\":1,\"MsgBody\":[{\"MsgType\xc0\":\"TIMTextElem\",\"MsgCont\xffent\":{}}]}":                                              "Group.CallbackAfterSendMsg",
+	"{\"GroupId\":\"G\",\"MsgSeq\":1,\"MsgBody\":[],\"CloudCustomData\":\"\xf0\x80\x80\x80\",\"Ext\xff\":1}":                                              "Group.CallbackAfterSendMsg",
+	"{\"GroupId\":\"G\",\"MsgSeq\":1,\"MsgBody\":[]\xff}":                                                                                                 "Group.CallbackAfterSendMsg",
+	"{\"From_Account\":\"\xed\xa0\x80\",\"To_Account\":\"b\",\"MsgKey\":\"k\x80\"}":                                                                       "C2C.CallbackAfterMsgWithDraw",
+	"{\"From_Account\":\"a\",\"To_Account\":\"b\",\"MsgKey\":\"k\",\"MsgBody\":[{\"MsgType\":\"TIMCustomElem\",\"MsgContent\":{\"Data\":\"\xff\xfe\"}}]}": "C2C.CallbackAfterSendMsg",
+	"{\"GroupId\":\"G\",\"MsgSeqList\":[{\"MsgSeq\":1,\"MsgId\":\"\xf4\x90\x80\x80\"}]}":                                                                  "Group.CallbackAfterRecallMsg",
+}
+
 // FuzzParse: no body makes Parse panic, and whatever it accepts becomes an
-// event that encodes to JSON and goes to well-formed channels.
+// event that encodes to valid UTF-8 JSON and goes to well-formed channels.
 func FuzzParse(f *testing.F) {
 	for body, cmd := range seedBodies(f) {
+		f.Add(cmd, []byte(body))
+		for _, b := range spoiled(body) {
+			f.Add(cmd, []byte(b))
+		}
+	}
+	for body, cmd := range invalidUTF8Bodies {
 		f.Add(cmd, []byte(body))
 	}
 	f.Add("Group.CallbackAfterSendMsg", []byte(`{"GroupId":"G","MsgSeq":1,"MsgBody":[],"EventTime":"12"}`))
@@ -62,11 +114,14 @@ func FuzzParse(f *testing.F) {
 		if !json.Valid(data) || ev.ID == "" || ev.Type == "" {
 			t.Fatalf("bad event %s", data)
 		}
+		if !utf8.Valid(data) {
+			t.Fatalf("event is not valid UTF-8: %q", data)
+		}
 		if len(channels) < 2 || channels[len(channels)-1] != "app" {
 			t.Fatalf("channels %q", channels)
 		}
 		for _, c := range channels[:len(channels)-1] {
-			if !strings.HasPrefix(c, "group:") && !strings.HasPrefix(c, "user:") || len(c) <= len("user:") {
+			if !strings.HasPrefix(c, "group:") && !strings.HasPrefix(c, "user:") || len(c) <= len("user:") || !utf8.ValidString(c) {
 				t.Fatalf("channel %q", c)
 			}
 		}
@@ -77,17 +132,35 @@ func FuzzParse(f *testing.F) {
 	})
 }
 
-// countingPublisher counts what reaches it.
-type countingPublisher struct{ n int }
+// countingPublisher counts what reaches it and keeps the last message.
+type countingPublisher struct {
+	n    int
+	last broker.Message
+}
 
 func (p *countingPublisher) Publish(_ context.Context, m broker.Message) (broker.Result, error) {
 	p.n++
+	p.last = m
 	return broker.Result{Positions: make([]broker.Position, len(m.Channels))}, nil
 }
 
+// logLines fails the test on a log line longer than limit.
+type logLines struct {
+	t     *testing.T
+	limit int
+}
+
+func (l logLines) Write(p []byte) (int, error) {
+	if len(p) > l.limit {
+		l.t.Fatalf("log line of %d bytes: %.300q…", len(p), p)
+	}
+	return len(p), nil
+}
+
 // FuzzHandler drives the whole endpoint with arbitrary query strings,
-// signatures and bodies: it never panics, always answers IM-shaped JSON,
-// and publishes only what it answers 200 for.
+// signatures and bodies: it never panics, always answers IM-shaped JSON of
+// a bounded size, logs lines of a bounded size, publishes only what it
+// answers 200 for, and publishes only valid UTF-8.
 func FuzzHandler(f *testing.F) {
 	now := time.Unix(1700000000, 0)
 	rt := strconv.FormatInt(now.Unix(), 10)
@@ -101,8 +174,14 @@ func FuzzHandler(f *testing.F) {
 		q.Set("Sign", callback.Sign("tok", rt)[1:]+"0")
 		f.Add("POST", q.Encode(), body)
 	}
+	for body, cmd := range invalidUTF8Bodies {
+		q := url.Values{"SdkAppid": {"1"}, "CallbackCommand": {cmd}, "ClientIP": {"10.0.0.\xff"}, "OptPlatform": {"\xc3"}}
+		f.Add("POST", q.Encode(), body)
+	}
 	f.Add("GET", "SdkAppid=1", "")
 	f.Add("POST", "SdkAppid=1&CallbackCommand=%ZZ", "{")
+	f.Add("POST", "SdkAppid=%FF&CallbackCommand=%C3%28", "{}")
+	f.Add("POST", "SdkAppid=1&CallbackCommand=Group.CallbackAfterSendMsg&ClientIP=%ED%A0%80", `{"GroupId":"G","MsgSeq":1,"MsgBody":[]}`)
 	f.Fuzz(func(t *testing.T, method, rawQuery, body string) {
 		if method == "" || strings.ContainsAny(method, " \t\r\n()<>@,;:\\\"/[]?={}") {
 			return // not an HTTP method token
@@ -111,8 +190,10 @@ func FuzzHandler(f *testing.F) {
 		h := callback.NewHandler(callback.Config{
 			Apps:    []callback.App{{ID: "1"}, {ID: "2", Token: "tok"}},
 			MaxBody: 1 << 16,
-			Logger:  slog.New(slog.DiscardHandler),
-			Now:     func() time.Time { return now },
+			// The event a debug line shows is clipped to 4 KiB before
+			// the log escapes it.
+			Logger: slog.New(slog.NewJSONHandler(logLines{t, 12 << 10}, &slog.HandlerOptions{Level: slog.LevelDebug})),
+			Now:    func() time.Time { return now },
 		}, pub)
 		req := httptest.NewRequest("POST", "/im/callback", strings.NewReader(body))
 		req.Method = method
@@ -126,6 +207,12 @@ func FuzzHandler(f *testing.F) {
 		}
 		if err := json.Unmarshal(w.Body.Bytes(), &resp); err != nil || resp.ErrorCode == nil {
 			t.Fatalf("answer is not IM-shaped: %q", w.Body.String())
+		}
+		if !utf8.Valid(w.Body.Bytes()) || len(resp.ErrorInfo) > 512 {
+			t.Fatalf("answer is not short valid UTF-8: %q", w.Body.String())
+		}
+		if pub.n > 0 && (!utf8.Valid(pub.last.Data) || !json.Valid(pub.last.Data)) {
+			t.Fatalf("published event is not valid UTF-8 JSON: %q", pub.last.Data)
 		}
 		switch w.Code {
 		case http.StatusOK:

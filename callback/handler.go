@@ -118,11 +118,16 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.reject(w, r, req, http.StatusBadRequest, ResultBadRequest, "CallbackCommand query parameter is required")
 		return
 	}
-	ev, channels, err := Parse(req, body)
+	ev, channels, repaired, err := parseRepairing(req, body)
+	if repaired {
+		h.cfg.Metrics.countInvalidUTF8(req.Command)
+		h.log.Debug("callback text is not valid UTF-8: each bad byte replaced by U+FFFD",
+			"app", clip(req.App), "command", clip(req.Command))
+	}
 	switch {
 	case errors.Is(err, ErrUnknownCommand):
 		h.cfg.Metrics.count(req.Command, ResultIgnored)
-		h.log.Debug("callback ignored: command is not published", "app", req.App, "command", req.Command)
+		h.log.Debug("callback ignored: command is not published", "app", clip(req.App), "command", clip(req.Command))
 		writeOK(w)
 		return
 	case err != nil:
@@ -156,7 +161,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.cfg.Metrics.count(req.Command, ResultPublished)
 		if h.log.Enabled(r.Context(), slog.LevelDebug) {
 			h.log.Debug("event published", "app", req.App, "id", ev.ID, "type", ev.Type,
-				"channels", channels, "positions", res.Positions, "event", string(data))
+				"channels", channels, "positions", res.Positions, "event", clipTo(string(data), maxLoggedEvent))
 		}
 	}
 	writeOK(w)
@@ -171,17 +176,20 @@ func (h *Handler) readBody(w http.ResponseWriter, r *http.Request) ([]byte, erro
 	return io.ReadAll(http.MaxBytesReader(w, r.Body, h.cfg.MaxBody))
 }
 
+// reject answers a callback that failed a check. Values taken from the
+// request are quoted through clip, here and in the reasons, because the
+// checks run before anything about the caller is known.
 func (h *Handler) reject(w http.ResponseWriter, r *http.Request, req Request, status int, result, reason string) {
 	h.cfg.Metrics.count(req.Command, result)
-	h.log.Info("callback rejected", "status", status, "reason", reason, "app", req.App,
-		"command", req.Command, "remote", r.RemoteAddr)
+	h.log.Info("callback rejected", "status", status, "reason", clipTo(reason, maxReason), "app", clip(req.App),
+		"command", clip(req.Command), "remote", clip(r.RemoteAddr))
 	writeFail(w, status, reason)
 }
 
 func (h *Handler) fail(w http.ResponseWriter, req Request, err error) {
 	h.cfg.Metrics.count(req.Command, ResultUnavailable)
-	h.log.Warn("callback not published, answered 503 so the IM retries", "app", req.App,
-		"command", req.Command, "err", err)
+	h.log.Warn("callback not published, answered 503 so the IM retries", "app", clip(req.App),
+		"command", clip(req.Command), "err", err)
 	writeFail(w, http.StatusServiceUnavailable, "event could not be stored, retry later")
 }
 
@@ -199,8 +207,10 @@ type failResponse struct {
 	ErrorCode    int
 }
 
+// writeFail answers a rejection. The reason is clipped to maxReason bytes:
+// whatever quotes a request in it, the answer stays small.
 func writeFail(w http.ResponseWriter, status int, reason string) {
-	b, _ := json.Marshal(failResponse{ActionStatus: "FAIL", ErrorInfo: reason, ErrorCode: 1})
+	b, _ := json.Marshal(failResponse{ActionStatus: "FAIL", ErrorInfo: clipTo(reason, maxReason), ErrorCode: 1})
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Content-Length", strconv.Itoa(len(b)))
 	w.WriteHeader(status)

@@ -1,7 +1,9 @@
 package callback_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
@@ -11,8 +13,10 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -36,9 +40,29 @@ var now = time.Unix(1700000000, 0)
 // channel of both apps is watched.
 type fixture struct {
 	h       *callback.Handler
+	broker  broker.Broker
 	rec     *brokertest.Recorder
 	reg     *prometheus.Registry
 	metrics *callback.Metrics
+	logs    *syncBuffer // the handler's log, one JSON object a line
+}
+
+// syncBuffer is a bytes.Buffer the handler may log to while a test reads.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
 
 func newFixture(t *testing.T, pub callback.Publisher) *fixture {
@@ -53,14 +77,15 @@ func newFixture(t *testing.T, pub callback.Publisher) *fixture {
 	}
 	reg := prometheus.NewRegistry()
 	m := callback.NewMetrics(reg)
+	logs := &syncBuffer{}
 	h := callback.NewHandler(callback.Config{
 		Apps:    []callback.App{{ID: openApp}, {ID: signedApp, Token: token}},
 		MaxBody: 4096,
 		Metrics: m,
-		Logger:  slog.New(slog.DiscardHandler),
+		Logger:  slog.New(slog.NewJSONHandler(logs, nil)),
 		Now:     func() time.Time { return now },
 	}, pub)
-	return &fixture{h: h, rec: rec, reg: reg, metrics: m}
+	return &fixture{h: h, broker: b, rec: rec, reg: reg, metrics: m, logs: logs}
 }
 
 func query(app, cmd string) url.Values {
@@ -234,4 +259,149 @@ func TestHandlerUnavailable(t *testing.T) {
 
 func (f *fixture) counter(cmd, result string) prometheus.Collector {
 	return f.metrics.CounterForTest(cmd, result)
+}
+
+// Text that is not valid UTF-8 never reaches a client: each bad byte
+// becomes U+FFFD, wherever it was (a string field, a key, MsgBody passed
+// through as it is, the query), and the callback is counted. A text frame
+// that is not UTF-8 fails the client's connection, and the event would be
+// replayed from history on every reconnect.
+func TestHandlerRepairsInvalidUTF8(t *testing.T) {
+	const bad = "\uFFFD"
+	groupSend := func(fields string) string {
+		return `{"GroupId":"G","MsgSeq":1,"MsgBody":[{"MsgType":"TIMTextElem","MsgContent":{"Text":"hi"}}]` + fields + `}`
+	}
+	for _, tc := range []struct {
+		name     string
+		cmd      string
+		query    map[string]string
+		body     string
+		channel  string // the event's own channel, besides "app"
+		want     string // in the published event
+		repaired bool
+	}{
+		{"From_Account", callback.CommandC2CWithdraw, nil, `{"From_Account":"ja` + "\xff" + `red","To_Account":"b","MsgKey":"k"}`,
+			"user:ja" + bad + "red", `"from":"ja` + bad + `red"`, true},
+		{"GroupId", callback.CommandGroupSend, nil, `{"GroupId":"G` + "\xfe" + `1","MsgSeq":1,"MsgBody":[]}`,
+			"group:G" + bad + "1", `"group_id":"G` + bad + `1"`, true},
+		{"MsgBody text, a cut sequence", callback.CommandGroupSend, nil,
+			`{"GroupId":"G","MsgSeq":1,"MsgBody":[{"MsgType":"TIMTextElem","MsgContent":{"Text":"red ` + "\xe7\xba" + ` packet"}}]}`,
+			"group:G", `"Text":"red ` + bad + bad + ` packet"`, true},
+		{"MsgBody text, an overlong sequence", callback.CommandGroupSend, nil,
+			`{"GroupId":"G","MsgSeq":1,"MsgBody":[{"MsgType":"TIMTextElem","MsgContent":{"Text":"` + "\xf0\x80\x80\x80" + `"}}]}`,
+			"group:G", `"Text":"` + bad + bad + bad + bad + `"`, true},
+		{"MsgBody key", callback.CommandGroupSend, nil,
+			`{"GroupId":"G","MsgSeq":1,"MsgBody":[{"MsgType":"TIMTextElem","MsgCont` + "\xff" + `ent":{"Text":"hi"}}]}`,
+			"group:G", `"MsgCont` + bad + `ent":{"Text":"hi"}`, true},
+		{"CloudCustomData, an encoded surrogate", callback.CommandGroupSend, nil, groupSend(`,"CloudCustomData":"a` + "\xed\xa0\x80" + `b"`),
+			"group:G", `"cloud_custom_data":"a` + bad + bad + bad + `b"`, true},
+		{"C2C MsgBody and ErrorInfo", callback.CommandC2CSend, nil,
+			`{"From_Account":"a","To_Account":"b","MsgKey":"k","SendMsgResult":1,"ErrorInfo":"` + "\x80" + `","MsgBody":[{"MsgType":"TIMCustomElem","MsgContent":{"Data":"` + "\xc0\xaf" + `"}}]}`,
+			"user:a", `"body":[{"MsgType":"TIMCustomElem","MsgContent":{"Data":"` + bad + bad + `"}}]`, true},
+		{"a key that is not ours", callback.CommandGroupSend, nil, groupSend(`,"Ext` + "\xff" + `":"x"`),
+			"group:G", `"group_id":"G"`, true},
+		{"ClientIP in the query", callback.CommandGroupSend, map[string]string{"ClientIP": "10.0.0.\xff"}, groupSend(``),
+			"group:G", `"client_ip":"10.0.0.` + bad + `"`, true},
+		{"OptPlatform in the query", callback.CommandGroupSend, map[string]string{"OptPlatform": "i\xffOS"}, groupSend(``),
+			"group:G", `"platform":"i` + bad + `OS"`, true},
+		{"valid text, U+FFFD itself included, is not counted", callback.CommandGroupSend, nil, groupSend(`,"CloudCustomData":"紅包 ` + bad + ` 🧧"`),
+			"group:G", `"cloud_custom_data":"紅包 ` + bad + ` 🧧"`, false},
+		{"escaped text is not counted", callback.CommandGroupSend, nil, groupSend(`,"CloudCustomData":"\u00ff"`),
+			"group:G", `"cloud_custom_data":"ÿ"`, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t, nil)
+			require.NoError(t, f.broker.Subscribe(context.Background(), openApp, tc.channel))
+			q := query(openApp, tc.cmd)
+			for k, v := range tc.query {
+				q.Set(k, v)
+			}
+			code, resp := f.do(t, http.MethodPost, q, tc.body)
+			require.Equal(t, http.StatusOK, code, resp)
+			pubs := f.rec.WaitCount(t, 2)
+			var channels []string
+			for _, p := range pubs {
+				channels = append(channels, p.Channel)
+				assert.True(t, utf8.Valid(p.Data), "published event is not UTF-8: %q", p.Data)
+				assert.True(t, json.Valid(p.Data), "published event is not JSON: %q", p.Data)
+				assert.Contains(t, string(p.Data), tc.want)
+			}
+			assert.ElementsMatch(t, []string{"app", tc.channel}, channels)
+			wantCount := 0.0
+			if tc.repaired {
+				wantCount = 1
+			}
+			assert.Equal(t, wantCount, testutil.ToFloat64(f.metrics.InvalidUTF8ForTest(tc.cmd)), "callbacks repaired")
+		})
+	}
+}
+
+// Nothing a caller sends reaches a log line or an answer whole: an
+// unauthenticated caller must not be able to write a megabyte to the log
+// with every request. Debug lines too; the one that shows a published
+// event shows its first 4 KiB.
+func TestHandlerBoundsEchoedText(t *testing.T) {
+	const (
+		maxAnswer     = 512  // bytes of the whole answer body
+		maxLogLine    = 1024 // bytes of one log line
+		maxEventLine  = 5120 // bytes of the line that shows an event
+		publishedLine = `"msg":"event published"`
+	)
+	huge := strings.Repeat("7", 1<<20)
+	hugeCmd := "Group." + strings.Repeat("X", 1<<20)
+	field := strings.Repeat("9", 100<<10)
+	for _, tc := range []struct {
+		name   string
+		q      url.Values
+		body   string
+		status int
+		reason string // the answer's ErrorInfo starts with it
+	}{
+		{"1 MB SdkAppid", query(huge, callback.CommandGroupSend), seed(t, "group_send"), 403, "SdkAppid is not an app"},
+		{"1 MB CallbackCommand, unknown app", query(huge, hugeCmd), "", 403, "SdkAppid is not an app"},
+		{"1 MB CallbackCommand against the body's", query(openApp, hugeCmd), seed(t, "group_send"), 400, "CallbackCommand"},
+		{"1 MB CallbackCommand, GET", url.Values{"SdkAppid": {huge}, "CallbackCommand": {hugeCmd}}, "", 405, "method must be POST"},
+		{"1 MB Sign and RequestTime", url.Values{"SdkAppid": {signedApp}, "CallbackCommand": {hugeCmd}, "Sign": {huge}, "RequestTime": {huge}}, "", 401, "RequestTime"},
+		{"100 KB integer", query(openApp, callback.CommandGroupSend), `{"GroupId":"G","MsgSeq":` + field + `,"MsgBody":[]}`, 400, "MsgSeq: want integer"},
+		{"100 KB CallbackCommand in the body", query(openApp, callback.CommandGroupSend), `{"CallbackCommand":"` + field + `"}`, 400, "CallbackCommand"},
+		{"100 KB object as CallbackCommand", query(openApp, callback.CommandGroupSend), `{"CallbackCommand":{"a":"` + field + `"}}`, 400, "CallbackCommand"},
+		{"100 KB recall entry", query(openApp, callback.CommandGroupRecall), `{"GroupId":"G","MsgSeqList":[{"MsgSeq":` + field + `}]}`, 400, "MsgSeqList[0].MsgSeq: want integer"},
+		{"1 MB CallbackCommand, ignored", query(openApp, hugeCmd), "{\"x\":\"\xff\"}", 200, ""},
+		{"100 KB published", query(openApp, callback.CommandGroupSend), `{"GroupId":"G","MsgSeq":1,"MsgBody":[],"CloudCustomData":"` + field + `"}`, 200, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t, nil)
+			method := http.MethodPost
+			if tc.status == http.StatusMethodNotAllowed {
+				method = http.MethodGet
+			}
+			// The body limit is not what is tested here.
+			req := httptest.NewRequest(method, "/im/callback?"+tc.q.Encode(), strings.NewReader(tc.body))
+			w := httptest.NewRecorder()
+			callback.NewHandler(callback.Config{
+				Apps:    []callback.App{{ID: openApp}, {ID: signedApp, Token: token}},
+				Metrics: f.metrics,
+				Logger:  slog.New(slog.NewJSONHandler(f.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+				Now:     func() time.Time { return now },
+			}, f.broker).ServeHTTP(w, req)
+			assert.Equal(t, tc.status, w.Code)
+			assert.LessOrEqual(t, w.Body.Len(), maxAnswer, "answer %.300q…", w.Body.String())
+			var resp struct{ ErrorInfo string }
+			require.NoError(t, json.Unmarshal(w.Body.Bytes(), &resp))
+			assert.True(t, strings.HasPrefix(resp.ErrorInfo, tc.reason), "ErrorInfo %.300q", resp.ErrorInfo)
+			assert.True(t, utf8.ValidString(resp.ErrorInfo))
+			lines := strings.Split(strings.TrimSuffix(f.logs.String(), "\n"), "\n")
+			require.NotEmpty(t, lines)
+			if tc.status != http.StatusOK {
+				assert.Contains(t, lines[len(lines)-1], "callback rejected")
+			}
+			for _, line := range lines {
+				limit := maxLogLine
+				if strings.Contains(line, publishedLine) {
+					limit = maxEventLine
+				}
+				assert.LessOrEqual(t, len(line), limit, "log line %.300q…", line)
+			}
+		})
+	}
 }

@@ -22,9 +22,10 @@ const (
 
 // Metrics are the callback endpoint's Prometheus metrics.
 type Metrics struct {
-	callbacks *prometheus.CounterVec
-	publish   prometheus.Histogram
-	dedupe    prometheus.Counter
+	callbacks   *prometheus.CounterVec
+	invalidUTF8 *prometheus.CounterVec
+	publish     prometheus.Histogram
+	dedupe      prometheus.Counter
 }
 
 // NewMetrics registers the callback metrics with reg.
@@ -34,6 +35,12 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "imhub_callbacks_total",
 			Help: "IM callbacks received, by command and result.",
 		}, []string{"command", "result"}),
+		// Its own counter, not a result: a repaired callback still has a
+		// result (published, duplicate, bad_request…), counted as usual.
+		invalidUTF8: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "imhub_callback_invalid_utf8_total",
+			Help: "IM callbacks whose text (body, ClientIP or OptPlatform) was not valid UTF-8 and was repaired, each bad byte replaced by U+FFFD, by command.",
+		}, []string{"command"}),
 		publish: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "imhub_publish_duration_seconds",
 			Help:    "Time to publish one event to the broker, deduplication included.",
@@ -44,7 +51,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Callbacks recognised as a repeat of an event already published.",
 		}),
 	}
-	reg.MustRegister(m.callbacks, m.publish, m.dedupe)
+	reg.MustRegister(m.callbacks, m.invalidUTF8, m.publish, m.dedupe)
 	return m
 }
 
@@ -64,6 +71,14 @@ func (m *Metrics) count(cmd, result string) {
 	m.callbacks.WithLabelValues(commandLabel(cmd), result).Inc()
 	if result == ResultDuplicate {
 		m.dedupe.Inc()
+	}
+}
+
+// countInvalidUTF8 counts a callback whose text had to be repaired, once
+// however many bytes were bad.
+func (m *Metrics) countInvalidUTF8(cmd string) {
+	if m != nil {
+		m.invalidUTF8.WithLabelValues(commandLabel(cmd)).Inc()
 	}
 }
 

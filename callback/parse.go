@@ -58,7 +58,28 @@ func badRequest(format string, args ...any) error {
 // field of an unexpected type is left out of the event rather than
 // refusing the callback: the IM adds and changes fields over time, and an
 // event is worth more than a perfect one.
+//
+// Text that is not valid UTF-8, in the body or in req's ClientIP and
+// Platform, is repaired: each bad byte becomes U+FFFD, in keys and in
+// MsgBody too, so the event always encodes to valid UTF-8.
 func Parse(req Request, body []byte) (*Event, []string, error) {
+	ev, channels, _, err := parseRepairing(req, body)
+	return ev, channels, err
+}
+
+// parseRepairing is Parse, and also says whether any text was repaired.
+// body is not modified; the repair, when one is needed, is a copy.
+func parseRepairing(req Request, body []byte) (ev *Event, channels []string, repaired bool, err error) {
+	body, badBody := repairUTF8(body)
+	var badIP, badPlatform bool
+	req.ClientIP, badIP = repairString(req.ClientIP)
+	req.Platform, badPlatform = repairString(req.Platform)
+	ev, channels, err = parse(req, body)
+	return ev, channels, badBody || badIP || badPlatform, err
+}
+
+// parse is Parse for text that is valid UTF-8.
+func parse(req Request, body []byte) (*Event, []string, error) {
 	trimmed := bytes.TrimLeft(body, " \t\r\n")
 	if len(trimmed) == 0 || trimmed[0] != '{' {
 		return nil, nil, badRequest("body is not a JSON object")
@@ -74,7 +95,7 @@ func Parse(req Request, body []byte) (*Event, []string, error) {
 	if raw, ok := f.get("CallbackCommand"); ok {
 		var cmd string
 		if json.Unmarshal(raw, &cmd) != nil || cmd != req.Command {
-			return nil, nil, badRequest("CallbackCommand %s in the body differs from %q in the query", raw, req.Command)
+			return nil, nil, badRequest("CallbackCommand %s in the body differs from %q in the query", clip(string(raw)), clip(req.Command))
 		}
 	}
 	var (
@@ -190,7 +211,7 @@ func integer(name string, raw json.RawMessage) (int64, error) {
 		return 0, badRequest("%s: want integer, got %s", name, kind(raw))
 	}
 	if err := json.Unmarshal(raw, &n); err != nil {
-		return 0, badRequest("%s: want integer, got %s", name, raw)
+		return 0, badRequest("%s: want integer, got %s", name, clip(string(raw)))
 	}
 	return n, nil
 }
