@@ -45,7 +45,7 @@ func Allow(cfg AllowConfig, next http.Handler) http.Handler {
 		cmd := r.URL.Query().Get("CallbackCommand")
 		cfg.Metrics.count(cmd, ResultForbiddenAddr)
 		cfg.Logger.Info("callback rejected", "status", http.StatusForbidden, "reason", "address not allowed",
-			"client", addr.String(), "command", cmd, "remote", r.RemoteAddr)
+			"client", addr.String(), "command", clip(cmd), "remote", clip(r.RemoteAddr))
 		writeFail(w, http.StatusForbidden,
 			fmt.Sprintf("callbacks are not accepted from %s: it is outside the hub's -callback-allow ranges", addr))
 	})

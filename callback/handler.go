@@ -171,8 +171,8 @@ func (h *Handler) readBody(w http.ResponseWriter, r *http.Request) ([]byte, erro
 	if r.ContentLength > h.cfg.MaxBody {
 		return nil, &http.MaxBytesError{Limit: h.cfg.MaxBody}
 	}
-	// A slow sender must not hold a handler goroutine for ever.
-	_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(30 * time.Second))
+	// How long a slow sender may take is the server's ReadTimeout: it also
+	// bounds the bodies that no handler reads.
 	return io.ReadAll(http.MaxBytesReader(w, r.Body, h.cfg.MaxBody))
 }
 
