@@ -4,9 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/coder/websocket"
 
@@ -198,8 +200,11 @@ func (s *Session) deliver(sub *subscription, frame []byte, pos broker.Position) 
 // reply queues a control frame.
 func (s *Session) reply(f serverFrame) { s.send(f.encode()) }
 
+// fail answers a frame with an error. The channel is the client's own,
+// echoed so that it can tell which subscription failed; one longer than
+// any channel can be is clipped.
 func (s *Session) fail(id json.RawMessage, channel, code, msg string) {
-	s.reply(serverFrame{Op: "error", Code: code, Message: msg, Channel: channel, ID: id})
+	s.reply(serverFrame{Op: "error", Code: code, Message: msg, Channel: clip(channel, maxChannelLen), ID: id})
 }
 
 // run serves the session until the client goes or the hub closes it.
@@ -260,6 +265,13 @@ func (s *Session) readLoop(ctx context.Context) {
 			s.close(CloseMalformed, "frames are JSON text")
 			return
 		}
+		// The WebSocket library does not check text frames, and
+		// encoding/json would quietly mend what is broken; the hub must
+		// not echo such bytes in its answers either.
+		if !utf8.Valid(data) {
+			s.close(CloseInvalidUTF8, "text frames must be valid UTF-8")
+			return
+		}
 		ok := true
 		aside(func() { ok = s.handle(ctx, data) })
 		if !ok {
@@ -276,7 +288,7 @@ func (s *Session) handle(ctx context.Context, data []byte) bool {
 		return false
 	}
 	if !validID(f.ID) {
-		s.fail(nil, f.Channel, CodeBadRequest, "id must be a number or a string")
+		s.fail(nil, f.Channel, CodeBadRequest, "id must be a number or a string of at most "+strconv.Itoa(maxIDLen)+" bytes")
 		return true
 	}
 	switch f.Op {
@@ -291,7 +303,7 @@ func (s *Session) handle(ctx context.Context, data []byte) bool {
 	case "":
 		s.fail(f.ID, f.Channel, CodeBadRequest, "op is required")
 	default:
-		s.fail(f.ID, f.Channel, CodeBadRequest, "unknown op "+f.Op)
+		s.fail(f.ID, f.Channel, CodeBadRequest, "unknown op "+clip(f.Op, maxEcho))
 	}
 	return true
 }
@@ -469,7 +481,7 @@ func (s *Session) refresh(f clientFrame) {
 	id, err := s.hub.auth.Verify(f.Token)
 	if err != nil {
 		s.hub.m.authFailures.WithLabelValues(reasonOf(err)).Inc()
-		s.fail(f.ID, "", CodeForbidden, "refresh refused: "+err.Error())
+		s.fail(f.ID, "", CodeForbidden, "refresh refused: "+clip(err.Error(), 4*maxEcho))
 		return
 	}
 	s.mu.Lock()
