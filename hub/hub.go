@@ -27,6 +27,15 @@ type Config struct {
 	// SendQueue is how many frames may wait for a session; a session that
 	// falls further behind is closed with 4008 [1024].
 	SendQueue int
+	// ClientRate is how many frames a second a client may send, on
+	// average [50]. A frame past it is refused with a rate_limited error;
+	// a client that goes on sending owes more and more, and is closed
+	// with 1008 once it owes a second's worth (at least 10 frames).
+	ClientRate float64
+	// ClientBurst is how many frames a client may send at once [MaxSubs
+	// + 64: a client that resubscribes to all its channels on connecting
+	// is not refused].
+	ClientBurst int
 	// PingInterval is how long a session may be silent before the hub
 	// pings it [25s].
 	PingInterval time.Duration
@@ -58,6 +67,12 @@ func (c *Config) setDefaults() {
 	}
 	if c.SendQueue <= 0 {
 		c.SendQueue = 1024
+	}
+	if c.ClientRate <= 0 {
+		c.ClientRate = 50
+	}
+	if c.ClientBurst <= 0 {
+		c.ClientBurst = c.MaxSubs + 64
 	}
 	if c.PingInterval <= 0 {
 		c.PingInterval = 25 * time.Second

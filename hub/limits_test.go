@@ -1,10 +1,13 @@
 package hub_test
 
 import (
+	"bufio"
 	"encoding/binary"
+	"encoding/json"
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -12,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/imhub/imhub/hub"
+	"github.com/imhub/imhub/internal/wstest"
 )
 
 // A text frame that is not valid UTF-8 closes the connection with 1007,
@@ -69,4 +73,92 @@ func TestEchoesAreClipped(t *testing.T) {
 	}
 	c.Send(map[string]any{"op": "ping", "id": strings.Repeat("x", 62)}) // 64 bytes as JSON
 	assert.Equal(t, `"`+strings.Repeat("x", 62)+`"`, string(c.ReadOp("pong").ID), "an id of the longest kind is echoed whole")
+}
+
+// readUntilClose reads raw server frames until the close frame, and
+// returns the ops of those before it and the close code.
+func readUntilClose(t *testing.T, r *bufio.Reader) (ops []wstest.Frame, code int) {
+	t.Helper()
+	for {
+		first, p := rawFrame(t, r)
+		if first == 0x88 {
+			require.GreaterOrEqual(t, len(p), 2)
+			return ops, int(binary.BigEndian.Uint16(p))
+		}
+		var f wstest.Frame
+		require.NoError(t, json.Unmarshal(p, &f))
+		f.Raw = string(p)
+		ops = append(ops, f)
+	}
+}
+
+// A client that floods the hub with frames gets a burst's worth answered,
+// then rate_limited errors for frames not carried out, then is closed
+// with 1008.
+func TestFloodIsRateLimited(t *testing.T) {
+	e := newEnv(t, hub.Config{ClientRate: 1, ClientBurst: 20})
+	var flood []byte
+	for i := range 500 {
+		flood = append(flood, clientFrame([]byte(fmt.Sprintf(`{"op":"ping","id":%d}`, i)))...)
+	}
+	r := rawUpgrade(t, e, "", flood)
+	frames, code := readUntilClose(t, r)
+	assert.Equal(t, int(hub.CloseMalformed), code)
+	var pongs, limited int
+	for _, f := range frames[2:] { // after connected and subscribed
+		switch f.Op {
+		case "pong":
+			require.Zero(t, limited, "no frame is carried out once the limit is passed: %s", f.Raw)
+			pongs++
+		case "error":
+			require.Equal(t, hub.CodeRateLimited, f.Code, f.Raw)
+			assert.JSONEq(t, fmt.Sprint(pongs+limited), string(f.ID), "the refused frame's id")
+			limited++
+		default:
+			t.Fatalf("unexpected frame %s", f.Raw)
+		}
+	}
+	// The bucket refills by one a second: a slow machine may let a few more
+	// through, never the flood.
+	assert.GreaterOrEqual(t, pongs, 20, "the burst is answered")
+	assert.Less(t, pongs, 30)
+	assert.GreaterOrEqual(t, limited, 10, "a second's worth is refused before the close (at least 10)")
+	assert.Less(t, limited, 30)
+	assert.Equal(t, float64(limited+1), testutil.ToFloat64(e.metric("imhub_ws_frames_rate_limited_total")))
+	assert.Equal(t, 1.0, testutil.ToFloat64(e.metric("imhub_ws_closes_total", "code", "1008")))
+}
+
+// With the default rate and burst, a client that subscribes to as many
+// channels as it may, all at once on connecting, has every one answered.
+func TestSubscribeBurstAtConnect(t *testing.T) {
+	e := newEnv(t, hub.Config{MaxSubs: 100})
+	c := e.connect(e.token(groups("*")))
+	// As a reconnecting client does: its own channel again, with since,
+	// then the others, and a ping on top.
+	c.Send(map[string]any{"op": "subscribe", "channel": "user:jared", "since": "0:x", "id": 99})
+	for i := range 99 {
+		c.Send(map[string]any{"op": "subscribe", "channel": fmt.Sprintf("group:G%d", i), "id": i})
+	}
+	c.Send(map[string]any{"op": "ping", "id": "last"})
+	assert.JSONEq(t, "99", string(c.ReadOp("subscribed").ID))
+	for i := range 99 {
+		f := c.ReadOp("subscribed")
+		assert.JSONEq(t, fmt.Sprint(i), string(f.ID))
+	}
+	assert.JSONEq(t, `"last"`, string(c.ReadOp("pong").ID))
+	assert.Zero(t, testutil.ToFloat64(e.metric("imhub_ws_frames_rate_limited_total")))
+}
+
+// A client that sends steadily below the rate is never refused, however
+// long it goes on: the bucket refills as fast as it spends.
+func TestSteadyClientIsNeverRefused(t *testing.T) {
+	e := newEnv(t, hub.Config{ClientRate: 50, ClientBurst: 2})
+	c := e.connect(e.token())
+	for i := range 60 { // 25 a second, for 2.4 s: 120 over the burst at the limit
+		c.Send(map[string]any{"op": "ping", "id": i})
+		f := c.Read()
+		require.Equal(t, "pong", f.Op, "frame %d: %s", i, f.Raw)
+		time.Sleep(40 * time.Millisecond)
+	}
+	assert.Zero(t, testutil.ToFloat64(e.metric("imhub_ws_frames_rate_limited_total")))
 }

@@ -29,6 +29,9 @@ const (
 	CodeForbidden      = "forbidden"
 	CodeUnknownChannel = "unknown_channel"
 	CodeTooManySubs    = "too_many_subscriptions"
+	// CodeRateLimited: the client sends frames faster than the hub takes
+	// them; the frame was not carried out.
+	CodeRateLimited = "rate_limited"
 	// CodeUnavailable: the broker could not be reached; try again.
 	CodeUnavailable = "unavailable"
 )

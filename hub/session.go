@@ -28,6 +28,7 @@ type Session struct {
 	app  string  // fixed for the session's life; refresh may not change it
 
 	lastRead atomic.Int64 // unix nanoseconds of the last frame received
+	budget   frameBudget  // the reader's alone
 	// busy counts the writer and ping goroutines running; the session
 	// waits for them before it ends.
 	busy sync.WaitGroup
@@ -86,7 +87,9 @@ func newSession(h *Hub, conn *websocket.Conn, raw *wsConn, id *auth.Identity) *S
 		id:   id,
 		subs: make(map[string]*subscription),
 	}
-	s.lastRead.Store(time.Now().UnixNano())
+	now := time.Now().UnixNano()
+	s.lastRead.Store(now)
+	s.budget = newFrameBudget(now, h.cfg.ClientBurst)
 	s.expires = time.AfterFunc(time.Until(id.Expires), s.expire)
 	s.pinger = time.AfterFunc(h.cfg.PingInterval, s.ping)
 	return s
@@ -260,7 +263,8 @@ func (s *Session) readLoop(ctx context.Context) {
 			}
 			return
 		}
-		s.lastRead.Store(time.Now().UnixNano())
+		now := time.Now().UnixNano()
+		s.lastRead.Store(now)
 		if typ != websocket.MessageText {
 			s.close(CloseMalformed, "frames are JSON text")
 			return
@@ -272,16 +276,25 @@ func (s *Session) readLoop(ctx context.Context) {
 			s.close(CloseInvalidUTF8, "text frames must be valid UTF-8")
 			return
 		}
+		v := s.budget.take(now, s.hub.cfg.ClientRate, s.hub.cfg.ClientBurst)
+		if v != frameAllowed {
+			s.hub.m.rateLimited.Inc()
+		}
+		if v == frameTooMany {
+			s.close(CloseMalformed, "too many frames: over the rate limit")
+			return
+		}
 		ok := true
-		aside(func() { ok = s.handle(ctx, data) })
+		aside(func() { ok = s.handle(ctx, data, v == frameRefused) })
 		if !ok {
 			return
 		}
 	}
 }
 
-// handle carries out one client frame; false ends the session.
-func (s *Session) handle(ctx context.Context, data []byte) bool {
+// handle carries out one client frame, or only answers it when it came
+// too fast (refused); false ends the session.
+func (s *Session) handle(ctx context.Context, data []byte, refused bool) bool {
 	var f clientFrame
 	if err := json.Unmarshal(data, &f); err != nil {
 		s.close(CloseMalformed, "malformed frame: not a JSON object")
@@ -289,6 +302,11 @@ func (s *Session) handle(ctx context.Context, data []byte) bool {
 	}
 	if !validID(f.ID) {
 		s.fail(nil, f.Channel, CodeBadRequest, "id must be a number or a string of at most "+strconv.Itoa(maxIDLen)+" bytes")
+		return true
+	}
+	if refused {
+		s.fail(f.ID, f.Channel, CodeRateLimited, "too many frames, this one was not carried out: send at most "+
+			strconv.FormatFloat(s.hub.cfg.ClientRate, 'g', -1, 64)+" a second")
 		return true
 	}
 	switch f.Op {

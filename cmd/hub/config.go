@@ -42,6 +42,8 @@ type Config struct {
 	MaxSubs        int
 	MaxFrame       int64
 	SendQueue      int
+	ClientRate     float64
+	ClientBurst    int
 	PingInterval   time.Duration
 	WriteTimeout   time.Duration
 	AllowedOrigins []string
@@ -87,6 +89,8 @@ func parseConfig(args []string, env func(string) string, out io.Writer) (Config,
 	fs.IntVar(&c.MaxSubs, "max-subs", 256, "subscriptions per connection")
 	fs.Var(&maxFrm, "max-frame", "largest client frame `size` (1009 beyond)")
 	fs.IntVar(&c.SendQueue, "send-queue", 1024, "frames queued per connection before it is closed with 4008")
+	fs.Float64Var(&c.ClientRate, "client-rate", 50, "frames a second a connection may send on average (rate_limited beyond, 1008 if it goes on)")
+	fs.IntVar(&c.ClientBurst, "client-burst", 0, "frames a connection may send at once; at least -max-subs, so that a client resubscribing on connect is not refused (default -max-subs + 64)")
 	fs.DurationVar(&c.PingInterval, "ping-interval", 25*time.Second, "keep-alive ping interval")
 	fs.DurationVar(&c.WriteTimeout, "write-timeout", 10*time.Second, "deadline of each WebSocket write")
 	fs.StringVar(&origins, "allowed-origins", "", "browser Origin `patterns` allowed besides the hub's own host, comma-separated")
@@ -224,6 +228,12 @@ func (c *Config) validate() error {
 		if p.v <= 0 {
 			return fmt.Errorf("%s must be greater than zero", p.name)
 		}
+	}
+	if !(c.ClientRate > 0) { // NaN too
+		return errors.New("-client-rate must be greater than zero, such as 50 (frames a second)")
+	}
+	if c.ClientBurst != 0 && c.ClientBurst < c.MaxSubs {
+		return fmt.Errorf("-client-burst %d is below -max-subs %d: a client resubscribing to its channels on connect would be refused; raise it or leave it unset", c.ClientBurst, c.MaxSubs)
 	}
 	for _, p := range []struct {
 		name string

@@ -31,6 +31,8 @@ func TestConfigDefaults(t *testing.T) {
 	assert.Equal(t, int64(64<<10), c.MaxFrame)
 	assert.Equal(t, 1024, c.SendQueue)
 	assert.Equal(t, 25*time.Second, c.PingInterval)
+	assert.Equal(t, 50.0, c.ClientRate)
+	assert.Zero(t, c.ClientBurst, "the hub's own default: -max-subs + 64")
 	assert.Equal(t, 10*time.Second, c.WriteTimeout)
 	assert.Equal(t, 10*time.Second, c.Drain)
 	assert.Equal(t, "text", c.LogFormat)
@@ -46,6 +48,8 @@ func TestConfigEnvAndFlags(t *testing.T) {
 		"HUB_ALLOWED_ORIGINS": "https://a.example, https://*.b.example",
 		"HUB_COMPRESSION":     "true",
 		"HUB_LOG_LEVEL":       "debug",
+		"HUB_CLIENT_RATE":     "2.5",
+		"HUB_CLIENT_BURST":    "10",
 	}), &bytes.Buffer{})
 	require.NoError(t, err)
 	assert.Equal(t, []callback.App{{ID: "1", Token: "tok"}, {ID: "2"}}, c.Apps)
@@ -54,6 +58,8 @@ func TestConfigEnvAndFlags(t *testing.T) {
 	assert.Equal(t, []string{"https://a.example", "https://*.b.example"}, c.AllowedOrigins)
 	assert.True(t, c.Compression)
 	assert.Equal(t, "DEBUG", c.LogLevel.String())
+	assert.Equal(t, 2.5, c.ClientRate)
+	assert.Equal(t, 10, c.ClientBurst)
 }
 
 func TestConfigDev(t *testing.T) {
@@ -100,6 +106,10 @@ func TestConfigErrors(t *testing.T) {
 		{"negative history", append(ok, "-history-size", "-1"), nil, "-history-size must not be negative"},
 		{"zero history ttl", append(ok, "-history-ttl", "0s"), nil, "-history-ttl must be greater than zero"},
 		{"redis password not shown", append(ok, "-redis", "redis://:hunter2@localhost:6379/notadb"), nil, "-redis"},
+		{"zero client rate", append(ok, "-client-rate", "0"), nil, "-client-rate must be greater than zero"},
+		{"NaN client rate", append(ok, "-client-rate", "NaN"), nil, "-client-rate must be greater than zero"},
+		{"client burst below max subs", append(ok, "-client-burst", "100"), nil, "-client-burst 100 is below -max-subs 256"},
+		{"negative client burst", append(ok, "-client-burst", "-1", "-max-subs", "1"), nil, "-client-burst -1 is below -max-subs 1"},
 		{"public pprof", append(ok, "-debug-addr", ":6060"), nil, "loopback only"},
 		{"stray argument", append(ok, "serve"), nil, "unexpected argument"},
 	} {

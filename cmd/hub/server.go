@@ -100,6 +100,8 @@ func run(ctx context.Context, cfg Config, stdout io.Writer, log *slog.Logger) er
 		MaxSubs:        cfg.MaxSubs,
 		MaxFrame:       cfg.MaxFrame,
 		SendQueue:      cfg.SendQueue,
+		ClientRate:     cfg.ClientRate,
+		ClientBurst:    cfg.ClientBurst,
 		PingInterval:   cfg.PingInterval,
 		WriteTimeout:   cfg.WriteTimeout,
 		AllowedOrigins: cfg.AllowedOrigins,
