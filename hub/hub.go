@@ -27,6 +27,11 @@ type Config struct {
 	// SendQueue is how many frames may wait for a session; a session that
 	// falls further behind is closed with 4008 [1024].
 	SendQueue int
+	// SendQueueBytes bounds the bytes waiting for a session, live frames
+	// and replays alike: a frame to be queued while more wait closes the
+	// session with 4008. A replay is let in whole once it starts, so one
+	// replay larger than this is still sent [4MiB].
+	SendQueueBytes int64
 	// ClientRate is how many frames a second a client may send, on
 	// average [50]. A frame past it is refused with a rate_limited error;
 	// a client that goes on sending owes more and more, and is closed
@@ -68,6 +73,9 @@ func (c *Config) setDefaults() {
 	if c.SendQueue <= 0 {
 		c.SendQueue = 1024
 	}
+	if c.SendQueueBytes <= 0 {
+		c.SendQueueBytes = 4 << 20
+	}
 	if c.ClientRate <= 0 {
 		c.ClientRate = 50
 	}
@@ -108,6 +116,7 @@ type Hub struct {
 	conns    atomic.Int64
 	draining atomic.Bool
 	repairs  repairQueue
+	replays  replayFrames
 
 	sessMu   sync.Mutex
 	sessions map[*Session]struct{}

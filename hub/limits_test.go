@@ -2,19 +2,23 @@ package hub_test
 
 import (
 	"bufio"
+	"context"
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 	"unicode/utf8"
 
+	"github.com/coder/websocket"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/imhub/imhub/hub"
+	"github.com/imhub/imhub/hub/broker"
 	"github.com/imhub/imhub/internal/wstest"
 )
 
@@ -161,4 +165,58 @@ func TestSteadyClientIsNeverRefused(t *testing.T) {
 		time.Sleep(40 * time.Millisecond)
 	}
 	assert.Zero(t, testutil.ToFloat64(e.metric("imhub_ws_frames_rate_limited_total")))
+}
+
+// Clients that ask for replays of large events again and again and read
+// none are closed with 4008 once what waits for them passes the byte
+// budget, long before the frame bounds would; a client that asks for the
+// same and reads it is not.
+func TestQueuedBytesAreBounded(t *testing.T) {
+	e := newEnv(t, hub.Config{SendQueueBytes: 2 << 20, ClientRate: 1000, ClientBurst: 1000})
+	ctx := context.Background()
+	big := strings.Repeat("x", 12<<10)
+	var first string
+	for i := range 100 {
+		r, err := e.broker.Publish(ctx, broker.Message{App: "1400000000", ID: fmt.Sprint(i), Channels: []string{"group:G"},
+			Data: fmt.Appendf(nil, `{"n":%d,"pad":%q}`, i+1, big)})
+		require.NoError(t, err)
+		if i == 0 {
+			first = r.Positions[0].String()
+		}
+	}
+	replay := map[string]any{"op": "subscribe", "channel": "group:G", "since": first}
+
+	reader := e.connect(e.token(groups("G"), user("reader")))
+	for range 40 {
+		reader.Send(replay)
+		reader.ReadOp("subscribed")
+		for want := 2; want <= 100; want++ {
+			require.Equal(t, want, eventN(t, reader.Read()))
+		}
+	}
+
+	// The sinks ask for 30 replays (36 MB) and read nothing meanwhile;
+	// then they read what they were sent, up to the close. Loopback socket
+	// buffers take some megabytes before the hub's queue grows at all.
+	// Without the byte budget, replays were bounded at 4096 frames only:
+	// 41 of these, and none of the sinks would have been closed.
+	var closed sync.WaitGroup
+	for i := range 3 {
+		c := e.connect(e.token(groups("G"), user(fmt.Sprint("sink", i))))
+		closed.Go(func() {
+			b, _ := json.Marshal(replay)
+			for range 30 {
+				if c.C.Write(ctx, websocket.MessageText, b) != nil {
+					break // closed: ExpectClose says how
+				}
+				// Give the hub the time to queue each replay, as the
+				// client's own pace would.
+				time.Sleep(10 * time.Millisecond)
+			}
+			c.ExpectClose(hub.CloseTooSlow)
+		})
+	}
+	closed.Wait()
+	reader.Send(map[string]any{"op": "ping", "id": "still"})
+	assert.Equal(t, "pong", reader.Read().Op, "the reading client is still served")
 }

@@ -260,10 +260,14 @@ func (s *Session) applyRepair(it repairItem, r repairResult) {
 		m.WithLabelValues("restarted").Inc()
 	}
 	if r.hist.Recovered {
+		if s.overBudgetLocked() {
+			s.tooSlowLocked("client too slow: too many bytes wait for it")
+			return
+		}
 		filled := 0
 		for _, p := range r.hist.Publications {
 			if p.Epoch == sub.sent.Epoch && p.Offset > sub.sent.Offset {
-				if !s.sendBurstLocked(eventFrame(p)) {
+				if !s.sendBurstLocked(s.hub.replays.frame(p)) {
 					return
 				}
 				sub.sent = p.Position

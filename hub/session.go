@@ -38,6 +38,9 @@ type Session struct {
 	subs  map[string]*subscription
 	queue [][]byte
 	spare [][]byte // the writer's last batch, reused for the next queue
+	// queued is the bytes of the frames queued and of the batch being
+	// written, for SendQueueBytes.
+	queued int
 	// burst counts frames of replays and repairs in the queue: bounded by
 	// history and sent at the hub's initiative, they do not count against
 	// SendQueue. It is cleared when the writer empties the queue.
@@ -137,40 +140,55 @@ func (s *Session) send(frame []byte) bool {
 }
 
 func (s *Session) sendLocked(frame []byte) bool {
-	if s.closed {
+	switch {
+	case s.closed:
 		return false
+	case len(s.queue) >= s.hub.cfg.SendQueue+s.burst:
+		return s.tooSlowLocked("client too slow: send queue overflowed")
+	case s.overBudgetLocked():
+		return s.tooSlowLocked("client too slow: too many bytes wait for it")
 	}
-	if len(s.queue) >= s.hub.cfg.SendQueue+s.burst {
-		s.hub.m.dropped.Add(float64(len(s.queue) + 1))
-		s.queue = nil
-		s.closeLocked(CloseTooSlow, "client too slow: send queue overflowed")
-		return false
-	}
-	s.queue = append(s.queue, frame)
-	s.startWriterLocked()
+	s.queueLocked(frame)
 	return true
 }
+
+// overBudgetLocked says whether more than SendQueueBytes wait for the
+// session.
+func (s *Session) overBudgetLocked() bool { return int64(s.queued) > s.hub.cfg.SendQueueBytes }
 
 // maxBurst bounds the replay and repair frames a session may have queued
 // besides its SendQueue: a client that keeps asking for replays and does
 // not read them is too slow all the same.
 func (s *Session) maxBurst() int { return max(s.hub.cfg.SendQueue, 4096) }
 
-// sendBurstLocked queues a frame of a replay or repair.
+// sendBurstLocked queues a frame of a replay or repair. The byte budget
+// is checked once, when the replay starts, by the caller: a replay is
+// sent whole or not at all.
 func (s *Session) sendBurstLocked(frame []byte) bool {
-	if s.closed {
+	switch {
+	case s.closed:
 		return false
-	}
-	if s.burst >= s.maxBurst() {
-		s.hub.m.dropped.Add(float64(len(s.queue) + 1))
-		s.queue = nil
-		s.closeLocked(CloseTooSlow, "client too slow: replays not read")
-		return false
+	case s.burst >= s.maxBurst():
+		return s.tooSlowLocked("client too slow: replays not read")
 	}
 	s.burst++
-	s.queue = append(s.queue, frame)
-	s.startWriterLocked()
+	s.queueLocked(frame)
 	return true
+}
+
+func (s *Session) queueLocked(frame []byte) {
+	s.queue = append(s.queue, frame)
+	s.queued += len(frame)
+	s.startWriterLocked()
+}
+
+// tooSlowLocked closes the session with 4008, dropping what waits for it.
+// It returns false, for the sender to return.
+func (s *Session) tooSlowLocked(reason string) bool {
+	s.hub.m.dropped.Add(float64(len(s.queue) + 1))
+	s.queue = nil
+	s.closeLocked(CloseTooSlow, reason)
+	return false
 }
 
 // deliver queues a publication of sub's channel; called by the hub's
@@ -419,7 +437,7 @@ func (s *Session) subscribe(ctx context.Context, f clientFrame) {
 		return
 	}
 	for _, p := range hist.Publications {
-		if !s.sendBurstLocked(eventFrame(p)) {
+		if !s.sendBurstLocked(s.hub.replays.frame(p)) {
 			return
 		}
 	}
@@ -554,11 +572,16 @@ func (s *Session) writeLoop() {
 		s.queue = s.spare[:0]
 		s.spare = nil
 		s.mu.Unlock()
+		n := 0
+		for _, f := range batch {
+			n += len(f)
+		}
 		if !s.write(batch) {
 			return
 		}
 		clear(batch) // drop references to frames already written
 		s.mu.Lock()
+		s.queued -= n
 		s.spare = batch
 		s.mu.Unlock()
 	}

@@ -30,6 +30,7 @@ func TestConfigDefaults(t *testing.T) {
 	assert.Equal(t, 256, c.MaxSubs)
 	assert.Equal(t, int64(64<<10), c.MaxFrame)
 	assert.Equal(t, 1024, c.SendQueue)
+	assert.Equal(t, int64(4<<20), c.SendQueueBytes)
 	assert.Equal(t, 25*time.Second, c.PingInterval)
 	assert.Equal(t, 50.0, c.ClientRate)
 	assert.Zero(t, c.ClientBurst, "the hub's own default: -max-subs + 64")
@@ -41,15 +42,16 @@ func TestConfigDefaults(t *testing.T) {
 
 func TestConfigEnvAndFlags(t *testing.T) {
 	c, err := parseConfig([]string{"-max-subs", "9"}, env(map[string]string{
-		"HUB_APPS":            "1:tok, 2",
-		"HUB_JWT_SECRET":      "s",
-		"HUB_MAX_SUBS":        "5",
-		"HUB_MAX_BODY":        "2MiB",
-		"HUB_ALLOWED_ORIGINS": "https://a.example, https://*.b.example",
-		"HUB_COMPRESSION":     "true",
-		"HUB_LOG_LEVEL":       "debug",
-		"HUB_CLIENT_RATE":     "2.5",
-		"HUB_CLIENT_BURST":    "10",
+		"HUB_APPS":             "1:tok, 2",
+		"HUB_JWT_SECRET":       "s",
+		"HUB_MAX_SUBS":         "5",
+		"HUB_MAX_BODY":         "2MiB",
+		"HUB_ALLOWED_ORIGINS":  "https://a.example, https://*.b.example",
+		"HUB_COMPRESSION":      "true",
+		"HUB_LOG_LEVEL":        "debug",
+		"HUB_CLIENT_RATE":      "2.5",
+		"HUB_CLIENT_BURST":     "10",
+		"HUB_SEND_QUEUE_BYTES": "16MiB",
 	}), &bytes.Buffer{})
 	require.NoError(t, err)
 	assert.Equal(t, []callback.App{{ID: "1", Token: "tok"}, {ID: "2"}}, c.Apps)
@@ -60,6 +62,7 @@ func TestConfigEnvAndFlags(t *testing.T) {
 	assert.Equal(t, "DEBUG", c.LogLevel.String())
 	assert.Equal(t, 2.5, c.ClientRate)
 	assert.Equal(t, 10, c.ClientBurst)
+	assert.Equal(t, int64(16<<20), c.SendQueueBytes)
 }
 
 func TestConfigDev(t *testing.T) {
@@ -106,6 +109,7 @@ func TestConfigErrors(t *testing.T) {
 		{"negative history", append(ok, "-history-size", "-1"), nil, "-history-size must not be negative"},
 		{"zero history ttl", append(ok, "-history-ttl", "0s"), nil, "-history-ttl must be greater than zero"},
 		{"redis password not shown", append(ok, "-redis", "redis://:hunter2@localhost:6379/notadb"), nil, "-redis"},
+		{"zero send queue bytes", append(ok, "-send-queue-bytes", "0"), nil, "-send-queue-bytes must be greater than zero"},
 		{"zero client rate", append(ok, "-client-rate", "0"), nil, "-client-rate must be greater than zero"},
 		{"NaN client rate", append(ok, "-client-rate", "NaN"), nil, "-client-rate must be greater than zero"},
 		{"client burst below max subs", append(ok, "-client-burst", "100"), nil, "-client-burst 100 is below -max-subs 256"},

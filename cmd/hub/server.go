@@ -100,6 +100,7 @@ func run(ctx context.Context, cfg Config, stdout io.Writer, log *slog.Logger) er
 		MaxSubs:        cfg.MaxSubs,
 		MaxFrame:       cfg.MaxFrame,
 		SendQueue:      cfg.SendQueue,
+		SendQueueBytes: cfg.SendQueueBytes,
 		ClientRate:     cfg.ClientRate,
 		ClientBurst:    cfg.ClientBurst,
 		PingInterval:   cfg.PingInterval,
