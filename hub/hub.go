@@ -205,7 +205,8 @@ func (h *Hub) HandleReconnect() {
 			for s, sub := range ch.subs {
 				s.mu.Lock()
 				if !s.closed {
-					sub.repairing, sub.needRepair = true, true
+					sub.wantRepair()
+					sub.markForRepair()
 				}
 				s.mu.Unlock()
 			}

@@ -53,34 +53,6 @@ type Session struct {
 	pinger  *time.Timer
 }
 
-// subscription is one channel of a session. While it joins (a subscribe
-// reads history) or is repaired (a gap is filled from history), live
-// publications are held back in pending so that what history gives goes
-// first. All fields are guarded by the session's mu.
-type subscription struct {
-	channel string
-	joining bool // a subscribe is reading history
-	// repairing: a repair is wanted or running; needRepair: the next
-	// channel repair should take this subscription.
-	repairing, needRepair bool
-	// gen counts the subscribes of this subscription; a repair begun
-	// under an older one gives way.
-	gen     uint64
-	pending []pendingPub
-	// overflow: pending grew past SendQueue and was dropped; history,
-	// read again, stands in for it.
-	overflow bool
-	fails    int             // repairs failed in a row, for backoff
-	sent     broker.Position // position of the last event queued
-}
-
-func (sub *subscription) held() bool { return sub.joining || sub.repairing }
-
-type pendingPub struct {
-	frame []byte
-	pos   broker.Position
-}
-
 func newSession(h *Hub, conn *websocket.Conn, raw *wsConn, id *auth.Identity) *Session {
 	s := &Session{
 		hub:  h,
@@ -200,10 +172,10 @@ func (s *Session) deliver(sub *subscription, frame []byte, pos broker.Position) 
 		s.holdLocked(sub, frame, pos)
 		return false
 	}
-	if pos.Epoch == sub.sent.Epoch && pos.Offset <= sub.sent.Offset {
-		return false // already sent, by a replay
-	}
-	if pos.Epoch != sub.sent.Epoch || pos.Offset > sub.sent.Offset+1 {
+	switch sub.follows(pos) {
+	case stepSent:
+		return false // by a replay
+	case stepGap:
 		// Publications went missing on the way here (the broker
 		// connection dropped), or the stream started again: hold this one
 		// back and fill in from history first.
@@ -214,7 +186,7 @@ func (s *Session) deliver(sub *subscription, frame []byte, pos broker.Position) 
 	if !s.sendLocked(frame) {
 		return false
 	}
-	sub.sent = pos
+	sub.sentUpTo(pos)
 	return true
 }
 
@@ -370,8 +342,7 @@ func (s *Session) subscribe(ctx context.Context, f clientFrame) {
 		sub = &subscription{channel: f.Channel}
 		s.subs[f.Channel] = sub
 	}
-	sub.joining = true
-	sub.gen++
+	sub.startJoin()
 	s.mu.Unlock()
 
 	bctx, cancel := context.WithTimeout(ctx, s.hub.cfg.BrokerTimeout)
@@ -406,8 +377,7 @@ func (s *Session) subscribe(ctx context.Context, f clientFrame) {
 		if existing {
 			// The subscription goes on as it was; only the replay asked
 			// for failed. A repair wanted meanwhile is asked for now.
-			sub.joining = false
-			if sub.repairing || sub.needRepair {
+			if sub.joinFailed() {
 				s.requestRepairLocked(sub, 0)
 			} else {
 				s.flushPendingLocked(sub, false)
@@ -441,11 +411,9 @@ func (s *Session) subscribe(ctx context.Context, f clientFrame) {
 			return
 		}
 	}
-	sub.sent = hist.Latest
 	// History was just read: a repair asked for before it is answered. One
 	// asked for while it was read (the broker reconnected) runs now.
-	again := sub.needRepair
-	sub.joining, sub.repairing, sub.needRepair = false, false, false
+	again := sub.joined(hist.Latest)
 	s.flushPendingLocked(sub, true)
 	if again {
 		s.requestRepairLocked(sub, 0)
@@ -456,34 +424,20 @@ func (s *Session) subscribe(ctx context.Context, f clientFrame) {
 // than what was sent. A gap among those starts a repair, holding back the
 // rest.
 //
-// fresh says sub.sent was just read from the broker, so its epoch is the
-// channel's current one and held-back publications of any other are of a
-// stream that is gone.
+// fresh says sub.sent was just read from the broker (see takePending).
 func (s *Session) flushPendingLocked(sub *subscription, fresh bool) {
-	if sub.overflow {
+	pending, overflowed := sub.takePending(fresh)
+	if overflowed {
 		// What was held back was dropped: read it from history.
-		sub.overflow, sub.pending = false, nil
 		s.requestRepairLocked(sub, 0)
 		return
 	}
-	pending := sub.pending
-	sub.pending = nil
-	if fresh {
-		n := 0
-		for _, p := range pending {
-			if p.pos.Epoch == sub.sent.Epoch {
-				pending[n] = p
-				n++
-			}
-		}
-		pending = pending[:n]
-	}
 	for i, p := range pending {
-		if p.pos.Epoch == sub.sent.Epoch && p.pos.Offset <= sub.sent.Offset {
+		switch sub.follows(p.pos) {
+		case stepSent:
 			continue
-		}
-		if p.pos.Epoch != sub.sent.Epoch || p.pos.Offset > sub.sent.Offset+1 {
-			sub.pending = pending[i:]
+		case stepGap:
+			sub.keepPending(pending[i:])
 			// Right after a repair or a replay, another gap means the
 			// stream is still broken: try again a little later.
 			s.requestRepairLocked(sub, repairRetry)
@@ -492,7 +446,7 @@ func (s *Session) flushPendingLocked(sub *subscription, fresh bool) {
 		if !s.sendLocked(p.frame) {
 			return
 		}
-		sub.sent = p.pos
+		sub.sentUpTo(p.pos)
 	}
 }
 
