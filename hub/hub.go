@@ -290,7 +290,7 @@ func (h *Hub) unsubscribeBroker(k chanKey) {
 	ctx, cancel := context.WithTimeout(context.Background(), h.cfg.BrokerTimeout)
 	defer cancel()
 	if err := h.broker.Unsubscribe(ctx, k.app, k.channel); err != nil {
-		h.log.Warn("broker unsubscribe failed", "app", k.app, "channel", k.channel, "err", err)
+		h.log.Warn("broker unsubscribe failed", "app", k.app, "channel", clip(k.channel, maxEcho), "err", err)
 	}
 }
 

@@ -235,7 +235,7 @@ func (s *Session) applyRepair(it repairItem, r repairResult) {
 	if r.err != nil {
 		fails := sub.repairFailed()
 		if fails == 1 {
-			s.hub.log.Warn("filling a gap from history failed; retrying with backoff", "channel", sub.channel, "err", r.err)
+			s.hub.log.Warn("filling a gap from history failed; retrying with backoff", "channel", clip(sub.channel, maxEcho), "err", r.err)
 		}
 		m.WithLabelValues("failed").Inc()
 		s.requestRepairLocked(sub, retryDelay(fails))

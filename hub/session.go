@@ -354,7 +354,7 @@ func (s *Session) subscribe(ctx context.Context, f clientFrame) {
 				delete(s.subs, f.Channel)
 			}
 			s.mu.Unlock()
-			s.hub.log.Warn("subscribe failed", "app", s.app, "channel", f.Channel, "err", err)
+			s.hub.log.Warn("subscribe failed", "app", s.app, "channel", clip(f.Channel, maxEcho), "err", err)
 			s.fail(f.ID, f.Channel, CodeUnavailable, "could not subscribe now, try again")
 			return
 		}
@@ -372,7 +372,7 @@ func (s *Session) subscribe(ctx context.Context, f clientFrame) {
 	}
 	hist, err := s.hub.broker.History(bctx, s.app, f.Channel, since)
 	if err != nil {
-		s.hub.log.Warn("history failed", "app", s.app, "channel", f.Channel, "err", err)
+		s.hub.log.Warn("history failed", "app", s.app, "channel", clip(f.Channel, maxEcho), "err", err)
 		s.mu.Lock()
 		if existing {
 			// The subscription goes on as it was; only the replay asked
