@@ -1,7 +1,10 @@
 package hub
 
 import (
+	"context"
 	"fmt"
+	"runtime"
+	"strings"
 	"testing"
 	"time"
 
@@ -51,6 +54,61 @@ func BenchmarkFanout(b *testing.B) {
 			}
 			if sessions[0].subs == nil || len(ch.subs[sessions[0]].pending) > 0 {
 				b.Fatalf("frames were held back, not queued")
+			}
+		})
+	}
+}
+
+// BenchmarkReplayMemory measures what ten clients that read nothing cost
+// the hub when each asks for 40 replays of a channel of 100 events of
+// 12 KiB (the most that the bound of 4096 replayed frames lets wait): the
+// heap their queues hold, and the bytes queued, shared or not. Run with
+// -benchtime=1x.
+func BenchmarkReplayMemory(b *testing.B) {
+	for _, tc := range []struct {
+		name   string
+		budget int64
+	}{{"budget=default", 0}, {"budget=none", 1 << 40}} {
+		b.Run(tc.name, func(b *testing.B) {
+			ctx := context.Background()
+			br := broker.NewMemory(broker.Config{HistorySize: 100, HistoryTTL: time.Hour})
+			h := New(Config{SendQueueBytes: tc.budget}, br, nil)
+			pad := strings.Repeat("x", 12<<10)
+			for i := range 100 {
+				if _, err := br.Publish(ctx, broker.Message{App: "1", ID: fmt.Sprint(i), Channels: []string{"group:G"}, Data: fmt.Appendf(nil, `{"n":%d,"pad":%q}`, i, pad)}); err != nil {
+					b.Fatal(err)
+				}
+			}
+			hist, _ := br.History(ctx, "1", "group:G", nil)
+			since := "0:" + hist.Latest.Epoch
+			var before, after runtime.MemStats
+			for b.Loop() {
+				runtime.GC()
+				runtime.ReadMemStats(&before)
+				sessions := make([]*Session, 10)
+				for i := range sessions {
+					s := stuckSession(h, fmt.Sprint(i))
+					s.subs["group:G"] = &subscription{channel: "group:G"}
+					for range 40 {
+						s.subscribe(ctx, clientFrame{Op: "subscribe", Channel: "group:G", Since: &since})
+					}
+					sessions[i] = s
+				}
+				runtime.GC()
+				runtime.ReadMemStats(&after)
+				queued, closed := 0, 0
+				for _, s := range sessions {
+					for _, f := range s.queue {
+						queued += len(f)
+					}
+					if s.closed {
+						closed++
+					}
+				}
+				b.ReportMetric(float64(closed), "closed")
+				b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/(1<<20), "heapMB")
+				b.ReportMetric(float64(queued)/(1<<20), "queuedMB")
+				runtime.KeepAlive(sessions)
 			}
 		})
 	}

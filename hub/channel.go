@@ -25,7 +25,7 @@ func authorize(id *auth.Identity, channel string) (code, msg string) {
 		if id.MayGroup(name) {
 			return "", ""
 		}
-		return CodeForbidden, "the token does not grant group " + name
+		return CodeForbidden, "the token does not grant group " + clip(name, maxEcho)
 	case kind == "user" && name != "":
 		if name == id.User || id.Admin {
 			return "", ""

@@ -32,6 +32,20 @@ type Config struct {
 	// SendQueue is how many frames may wait for a session; a session that
 	// falls further behind is closed with 4008 [1024].
 	SendQueue int
+	// SendQueueBytes bounds the bytes waiting for a session, live frames
+	// and replays alike: a frame to be queued while more wait closes the
+	// session with 4008. A replay is let in whole once it starts, so one
+	// replay larger than this is still sent [4MiB].
+	SendQueueBytes int64
+	// ClientRate is how many frames a second a client may send, on
+	// average [50]. A frame past it is refused with a rate_limited error;
+	// a client that goes on sending owes more and more, and is closed
+	// with 1008 once it owes a second's worth (at least 10 frames).
+	ClientRate float64
+	// ClientBurst is how many frames a client may send at once [MaxSubs
+	// + 64: a client that resubscribes to all its channels on connecting
+	// is not refused].
+	ClientBurst int
 	// PingInterval is how long a session may be silent before the hub
 	// pings it [25s].
 	PingInterval time.Duration
@@ -66,6 +80,15 @@ func (c *Config) setDefaults() {
 	}
 	if c.SendQueue <= 0 {
 		c.SendQueue = 1024
+	}
+	if c.SendQueueBytes <= 0 {
+		c.SendQueueBytes = 4 << 20
+	}
+	if c.ClientRate <= 0 {
+		c.ClientRate = 50
+	}
+	if c.ClientBurst <= 0 {
+		c.ClientBurst = c.MaxSubs + 64
 	}
 	if c.PingInterval <= 0 {
 		c.PingInterval = 25 * time.Second
@@ -102,6 +125,7 @@ type Hub struct {
 	perAddr  addrLimit
 	draining atomic.Bool
 	repairs  repairQueue
+	replays  replayFrames
 
 	sessMu   sync.Mutex
 	sessions map[*Session]struct{}
@@ -191,7 +215,8 @@ func (h *Hub) HandleReconnect() {
 			for s, sub := range ch.subs {
 				s.mu.Lock()
 				if !s.closed {
-					sub.repairing, sub.needRepair = true, true
+					sub.wantRepair()
+					sub.markForRepair()
 				}
 				s.mu.Unlock()
 			}
@@ -275,7 +300,7 @@ func (h *Hub) unsubscribeBroker(k chanKey) {
 	ctx, cancel := context.WithTimeout(context.Background(), h.cfg.BrokerTimeout)
 	defer cancel()
 	if err := h.broker.Unsubscribe(ctx, k.app, k.channel); err != nil {
-		h.log.Warn("broker unsubscribe failed", "app", k.app, "channel", k.channel, "err", err)
+		h.log.Warn("broker unsubscribe failed", "app", k.app, "channel", clip(k.channel, maxEcho), "err", err)
 	}
 }
 

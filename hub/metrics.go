@@ -14,6 +14,7 @@ type Metrics struct {
 	channels      prometheus.Gauge
 	delivered     prometheus.Counter
 	dropped       prometheus.Counter
+	rateLimited   prometheus.Counter
 	closes        *prometheus.CounterVec
 	authFailures  *prometheus.CounterVec
 	fanout        prometheus.Histogram
@@ -38,6 +39,9 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		dropped: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "imhub_ws_frames_dropped_total", Help: "Frames not delivered because their session was closed as too slow.",
 		}),
+		rateLimited: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "imhub_ws_frames_rate_limited_total", Help: "Client frames not carried out because the client sent too fast (answered rate_limited, or closed with 1008).",
+		}),
 		closes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "imhub_ws_closes_total", Help: "Sessions the hub closed, by close code.",
 		}, []string{"code"}),
@@ -54,7 +58,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Gaps in a subscription's stream filled from history, by outcome: recovered; restarted (the stream began anew, the client was told and got the new stream); lost (history did not reach back, the client was told); failed.",
 		}, []string{"outcome"}),
 	}
-	reg.MustRegister(m.repairs, m.connections, m.subscriptions, m.channels, m.delivered, m.dropped, m.closes, m.authFailures, m.fanout)
+	reg.MustRegister(m.repairs, m.connections, m.subscriptions, m.channels, m.delivered, m.dropped, m.rateLimited, m.closes, m.authFailures, m.fanout)
 	return m
 }
 

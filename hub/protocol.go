@@ -3,6 +3,7 @@ package hub
 import (
 	"encoding/json"
 	"strconv"
+	"unicode/utf8"
 
 	"github.com/coder/websocket"
 
@@ -15,9 +16,10 @@ const (
 	CloseTokenExpired websocket.StatusCode = 4002
 	CloseTooSlow      websocket.StatusCode = 4008
 	CloseTooManyConns websocket.StatusCode = 4009
-	CloseMalformed                         = websocket.StatusPolicyViolation // 1008
-	CloseTooLarge                          = websocket.StatusMessageTooBig   // 1009
-	CloseShuttingDown                      = websocket.StatusServiceRestart  // 1012
+	CloseInvalidUTF8                       = websocket.StatusInvalidFramePayloadData // 1007
+	CloseMalformed                         = websocket.StatusPolicyViolation         // 1008
+	CloseTooLarge                          = websocket.StatusMessageTooBig           // 1009
+	CloseShuttingDown                      = websocket.StatusServiceRestart          // 1012
 	closeNormal                            = websocket.StatusNormalClosure
 )
 
@@ -27,6 +29,9 @@ const (
 	CodeForbidden      = "forbidden"
 	CodeUnknownChannel = "unknown_channel"
 	CodeTooManySubs    = "too_many_subscriptions"
+	// CodeRateLimited: the client sends frames faster than the hub takes
+	// them; the frame was not carried out.
+	CodeRateLimited = "rate_limited"
 	// CodeUnavailable: the broker could not be reached; try again.
 	CodeUnavailable = "unavailable"
 )
@@ -84,11 +89,19 @@ func eventFrame(p broker.Publication) []byte {
 	return b
 }
 
+// maxIDLen bounds a client's frame id, as JSON: the hub echoes it in every
+// answer, and an id of kilobytes would have it repeat them. An id cannot be
+// clipped like other echoed values without becoming another id.
+const maxIDLen = 64
+
 // validID reports whether a client's frame id is one the hub echoes: a
-// number or a string.
+// number or a string, at most maxIDLen bytes as JSON.
 func validID(id json.RawMessage) bool {
 	if len(id) == 0 {
 		return true
+	}
+	if len(id) > maxIDLen {
+		return false
 	}
 	var v any
 	if json.Unmarshal(id, &v) != nil {
@@ -99,4 +112,20 @@ func validID(id json.RawMessage) bool {
 		return true
 	}
 	return false
+}
+
+// maxEcho bounds a client's value quoted in an error message or a log line.
+const maxEcho = 64
+
+// clip bounds a client's value that the hub repeats, in an error frame or
+// a log line, to n bytes, cut at a character boundary and marked by "…":
+// a client must not have the hub repeat kilobytes of its choosing.
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "…"
 }

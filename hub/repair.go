@@ -102,10 +102,10 @@ func (s *Session) requestRepairLocked(sub *subscription, delay time.Duration) {
 	if s.closed {
 		return
 	}
-	sub.repairing = true
+	sub.wantRepair()
 	k := chanKey{s.app, sub.channel}
 	if delay <= 0 {
-		sub.needRepair = true
+		sub.markForRepair()
 		s.hub.enqueueRepair(k)
 		return
 	}
@@ -113,7 +113,7 @@ func (s *Session) requestRepairLocked(sub *subscription, delay time.Duration) {
 		s.mu.Lock()
 		live := !s.closed && s.subs[sub.channel] == sub
 		if live {
-			sub.needRepair = true
+			sub.markForRepair()
 		}
 		s.mu.Unlock()
 		if live {
@@ -131,14 +131,7 @@ func retryDelay(fails int) time.Duration {
 // SendQueue they are dropped and history, read again, stands in for them:
 // the hub's own delay must not cost the client its connection.
 func (s *Session) holdLocked(sub *subscription, frame []byte, pos broker.Position) {
-	if sub.overflow {
-		return
-	}
-	if len(sub.pending) >= s.hub.cfg.SendQueue {
-		sub.pending, sub.overflow = nil, true
-		return
-	}
-	sub.pending = append(sub.pending, pendingPub{frame, pos})
+	sub.hold(frame, pos, s.hub.cfg.SendQueue)
 }
 
 type repairItem struct {
@@ -162,8 +155,7 @@ func (h *Hub) takeRepairs(k chanKey) []repairItem {
 		s.mu.Lock()
 		// A subscription that is joining is left marked: its subscribe
 		// asks again when it ends.
-		if sub.needRepair && !s.closed && !sub.joining {
-			sub.needRepair = false
+		if !s.closed && sub.takeForRepair() {
 			items = append(items, repairItem{s, sub, sub.gen, sub.sent})
 		}
 		s.mu.Unlock()
@@ -231,7 +223,7 @@ func (s *Session) applyRepair(it repairItem, r repairResult) {
 	}
 	if sub.joining {
 		// A subscribe is reading history: it asks again when it ends.
-		sub.needRepair = true
+		sub.markForRepair()
 		return
 	}
 	if sub.gen != it.gen {
@@ -241,32 +233,36 @@ func (s *Session) applyRepair(it repairItem, r repairResult) {
 	}
 	m := s.hub.m.repairs
 	if r.err != nil {
-		sub.fails++
-		if sub.fails == 1 {
-			s.hub.log.Warn("filling a gap from history failed; retrying with backoff", "channel", sub.channel, "err", r.err)
+		fails := sub.repairFailed()
+		if fails == 1 {
+			s.hub.log.Warn("filling a gap from history failed; retrying with backoff", "channel", clip(sub.channel, maxEcho), "err", r.err)
 		}
 		m.WithLabelValues("failed").Inc()
-		s.requestRepairLocked(sub, retryDelay(sub.fails))
+		s.requestRepairLocked(sub, retryDelay(fails))
 		return
 	}
-	sub.fails = 0
+	sub.repairRead()
 	if r.restarted {
 		start := broker.Position{Epoch: r.hist.Latest.Epoch}
 		f := serverFrame{Op: "subscribed", Channel: sub.channel, Offset: start.String(), Recovered: new(bool)}
 		if !s.sendLocked(f.encode()) {
 			return
 		}
-		sub.sent = start
+		sub.sentUpTo(start)
 		m.WithLabelValues("restarted").Inc()
 	}
 	if r.hist.Recovered {
+		if s.overBudgetLocked() {
+			s.tooSlowLocked("client too slow: too many bytes wait for it")
+			return
+		}
 		filled := 0
 		for _, p := range r.hist.Publications {
-			if (p.Epoch == sub.sent.Epoch && p.Offset > sub.sent.Offset) || broker.Follows(sub.sent, p.Position) {
-				if !s.sendBurstLocked(eventFrame(p)) {
+			if sub.after(p.Position) {
+				if !s.sendBurstLocked(s.hub.replays.frame(p)) {
 					return
 				}
-				sub.sent = p.Position
+				sub.sentUpTo(p.Position)
 				filled++
 			}
 		}
@@ -278,9 +274,9 @@ func (s *Session) applyRepair(it repairItem, r repairResult) {
 		if !s.sendLocked(f.encode()) {
 			return
 		}
-		sub.sent = r.hist.Latest
+		sub.sentUpTo(r.hist.Latest)
 		m.WithLabelValues("lost").Inc()
 	}
-	sub.repairing = false
+	sub.repaired()
 	s.flushPendingLocked(sub, true)
 }

@@ -4,9 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/coder/websocket"
 
@@ -26,6 +28,7 @@ type Session struct {
 	app  string  // fixed for the session's life; refresh may not change it
 
 	lastRead atomic.Int64 // unix nanoseconds of the last frame received
+	budget   frameBudget  // the reader's alone
 	// busy counts the writer and ping goroutines running; the session
 	// waits for them before it ends.
 	busy sync.WaitGroup
@@ -35,6 +38,9 @@ type Session struct {
 	subs  map[string]*subscription
 	queue [][]byte
 	spare [][]byte // the writer's last batch, reused for the next queue
+	// queued is the bytes of the frames queued and of the batch being
+	// written, for SendQueueBytes.
+	queued int
 	// burst counts frames of replays and repairs in the queue: bounded by
 	// history and sent at the hub's initiative, they do not count against
 	// SendQueue. It is cleared when the writer empties the queue.
@@ -47,34 +53,6 @@ type Session struct {
 	pinger  *time.Timer
 }
 
-// subscription is one channel of a session. While it joins (a subscribe
-// reads history) or is repaired (a gap is filled from history), live
-// publications are held back in pending so that what history gives goes
-// first. All fields are guarded by the session's mu.
-type subscription struct {
-	channel string
-	joining bool // a subscribe is reading history
-	// repairing: a repair is wanted or running; needRepair: the next
-	// channel repair should take this subscription.
-	repairing, needRepair bool
-	// gen counts the subscribes of this subscription; a repair begun
-	// under an older one gives way.
-	gen     uint64
-	pending []pendingPub
-	// overflow: pending grew past SendQueue and was dropped; history,
-	// read again, stands in for it.
-	overflow bool
-	fails    int             // repairs failed in a row, for backoff
-	sent     broker.Position // position of the last event queued
-}
-
-func (sub *subscription) held() bool { return sub.joining || sub.repairing }
-
-type pendingPub struct {
-	frame []byte
-	pos   broker.Position
-}
-
 func newSession(h *Hub, conn *websocket.Conn, raw *wsConn, id *auth.Identity) *Session {
 	s := &Session{
 		hub:  h,
@@ -84,7 +62,9 @@ func newSession(h *Hub, conn *websocket.Conn, raw *wsConn, id *auth.Identity) *S
 		id:   id,
 		subs: make(map[string]*subscription),
 	}
-	s.lastRead.Store(time.Now().UnixNano())
+	now := time.Now().UnixNano()
+	s.lastRead.Store(now)
+	s.budget = newFrameBudget(now, h.cfg.ClientBurst)
 	s.expires = time.AfterFunc(time.Until(id.Expires), s.expire)
 	s.pinger = time.AfterFunc(h.cfg.PingInterval, s.ping)
 	return s
@@ -132,40 +112,55 @@ func (s *Session) send(frame []byte) bool {
 }
 
 func (s *Session) sendLocked(frame []byte) bool {
-	if s.closed {
+	switch {
+	case s.closed:
 		return false
+	case len(s.queue) >= s.hub.cfg.SendQueue+s.burst:
+		return s.tooSlowLocked("client too slow: send queue overflowed")
+	case s.overBudgetLocked():
+		return s.tooSlowLocked("client too slow: too many bytes wait for it")
 	}
-	if len(s.queue) >= s.hub.cfg.SendQueue+s.burst {
-		s.hub.m.dropped.Add(float64(len(s.queue) + 1))
-		s.queue = nil
-		s.closeLocked(CloseTooSlow, "client too slow: send queue overflowed")
-		return false
-	}
-	s.queue = append(s.queue, frame)
-	s.startWriterLocked()
+	s.queueLocked(frame)
 	return true
 }
+
+// overBudgetLocked says whether more than SendQueueBytes wait for the
+// session.
+func (s *Session) overBudgetLocked() bool { return int64(s.queued) > s.hub.cfg.SendQueueBytes }
 
 // maxBurst bounds the replay and repair frames a session may have queued
 // besides its SendQueue: a client that keeps asking for replays and does
 // not read them is too slow all the same.
 func (s *Session) maxBurst() int { return max(s.hub.cfg.SendQueue, 4096) }
 
-// sendBurstLocked queues a frame of a replay or repair.
+// sendBurstLocked queues a frame of a replay or repair. The byte budget
+// is checked once, when the replay starts, by the caller: a replay is
+// sent whole or not at all.
 func (s *Session) sendBurstLocked(frame []byte) bool {
-	if s.closed {
+	switch {
+	case s.closed:
 		return false
-	}
-	if s.burst >= s.maxBurst() {
-		s.hub.m.dropped.Add(float64(len(s.queue) + 1))
-		s.queue = nil
-		s.closeLocked(CloseTooSlow, "client too slow: replays not read")
-		return false
+	case s.burst >= s.maxBurst():
+		return s.tooSlowLocked("client too slow: replays not read")
 	}
 	s.burst++
-	s.queue = append(s.queue, frame)
-	s.startWriterLocked()
+	s.queueLocked(frame)
 	return true
+}
+
+func (s *Session) queueLocked(frame []byte) {
+	s.queue = append(s.queue, frame)
+	s.queued += len(frame)
+	s.startWriterLocked()
+}
+
+// tooSlowLocked closes the session with 4008, dropping what waits for it.
+// It returns false, for the sender to return.
+func (s *Session) tooSlowLocked(reason string) bool {
+	s.hub.m.dropped.Add(float64(len(s.queue) + 1))
+	s.queue = nil
+	s.closeLocked(CloseTooSlow, reason)
+	return false
 }
 
 // deliver queues a publication of sub's channel; called by the hub's
@@ -177,10 +172,10 @@ func (s *Session) deliver(sub *subscription, frame []byte, pos broker.Position) 
 		s.holdLocked(sub, frame, pos)
 		return false
 	}
-	if pos.Epoch == sub.sent.Epoch && pos.Offset <= sub.sent.Offset {
-		return false // already sent, by a replay
-	}
-	if !broker.Follows(sub.sent, pos) {
+	switch sub.follows(pos) {
+	case stepSent:
+		return false // by a replay
+	case stepGap:
 		// Publications went missing on the way here (the broker
 		// connection dropped), or the stream started again: hold this one
 		// back and fill in from history first.
@@ -191,15 +186,18 @@ func (s *Session) deliver(sub *subscription, frame []byte, pos broker.Position) 
 	if !s.sendLocked(frame) {
 		return false
 	}
-	sub.sent = pos
+	sub.sentUpTo(pos)
 	return true
 }
 
 // reply queues a control frame.
 func (s *Session) reply(f serverFrame) { s.send(f.encode()) }
 
+// fail answers a frame with an error. The channel is the client's own,
+// echoed so that it can tell which subscription failed; one longer than
+// any channel can be is clipped.
 func (s *Session) fail(id json.RawMessage, channel, code, msg string) {
-	s.reply(serverFrame{Op: "error", Code: code, Message: msg, Channel: channel, ID: id})
+	s.reply(serverFrame{Op: "error", Code: code, Message: msg, Channel: clip(channel, maxChannelLen), ID: id})
 }
 
 // run serves the session until the client goes or the hub closes it.
@@ -255,28 +253,50 @@ func (s *Session) readLoop(ctx context.Context) {
 			}
 			return
 		}
-		s.lastRead.Store(time.Now().UnixNano())
+		now := time.Now().UnixNano()
+		s.lastRead.Store(now)
 		if typ != websocket.MessageText {
 			s.close(CloseMalformed, "frames are JSON text")
 			return
 		}
+		// The WebSocket library does not check text frames, and
+		// encoding/json would quietly mend what is broken; the hub must
+		// not echo such bytes in its answers either.
+		if !utf8.Valid(data) {
+			s.close(CloseInvalidUTF8, "text frames must be valid UTF-8")
+			return
+		}
+		v := s.budget.take(now, s.hub.cfg.ClientRate, s.hub.cfg.ClientBurst)
+		if v != frameAllowed {
+			s.hub.m.rateLimited.Inc()
+		}
+		if v == frameTooMany {
+			s.close(CloseMalformed, "too many frames: over the rate limit")
+			return
+		}
 		ok := true
-		aside(func() { ok = s.handle(ctx, data) })
+		aside(func() { ok = s.handle(ctx, data, v == frameRefused) })
 		if !ok {
 			return
 		}
 	}
 }
 
-// handle carries out one client frame; false ends the session.
-func (s *Session) handle(ctx context.Context, data []byte) bool {
+// handle carries out one client frame, or only answers it when it came
+// too fast (refused); false ends the session.
+func (s *Session) handle(ctx context.Context, data []byte, refused bool) bool {
 	var f clientFrame
 	if err := json.Unmarshal(data, &f); err != nil {
 		s.close(CloseMalformed, "malformed frame: not a JSON object")
 		return false
 	}
 	if !validID(f.ID) {
-		s.fail(nil, f.Channel, CodeBadRequest, "id must be a number or a string")
+		s.fail(nil, f.Channel, CodeBadRequest, "id must be a number or a string of at most "+strconv.Itoa(maxIDLen)+" bytes")
+		return true
+	}
+	if refused {
+		s.fail(f.ID, f.Channel, CodeRateLimited, "too many frames, this one was not carried out: send at most "+
+			strconv.FormatFloat(s.hub.cfg.ClientRate, 'g', -1, 64)+" a second")
 		return true
 	}
 	switch f.Op {
@@ -291,7 +311,7 @@ func (s *Session) handle(ctx context.Context, data []byte) bool {
 	case "":
 		s.fail(f.ID, f.Channel, CodeBadRequest, "op is required")
 	default:
-		s.fail(f.ID, f.Channel, CodeBadRequest, "unknown op "+f.Op)
+		s.fail(f.ID, f.Channel, CodeBadRequest, "unknown op "+clip(f.Op, maxEcho))
 	}
 	return true
 }
@@ -322,8 +342,7 @@ func (s *Session) subscribe(ctx context.Context, f clientFrame) {
 		sub = &subscription{channel: f.Channel}
 		s.subs[f.Channel] = sub
 	}
-	sub.joining = true
-	sub.gen++
+	sub.startJoin()
 	s.mu.Unlock()
 
 	bctx, cancel := context.WithTimeout(ctx, s.hub.cfg.BrokerTimeout)
@@ -335,7 +354,7 @@ func (s *Session) subscribe(ctx context.Context, f clientFrame) {
 				delete(s.subs, f.Channel)
 			}
 			s.mu.Unlock()
-			s.hub.log.Warn("subscribe failed", "app", s.app, "channel", f.Channel, "err", err)
+			s.hub.log.Warn("subscribe failed", "app", s.app, "channel", clip(f.Channel, maxEcho), "err", err)
 			s.fail(f.ID, f.Channel, CodeUnavailable, "could not subscribe now, try again")
 			return
 		}
@@ -353,13 +372,12 @@ func (s *Session) subscribe(ctx context.Context, f clientFrame) {
 	}
 	hist, err := s.hub.broker.History(bctx, s.app, f.Channel, since)
 	if err != nil {
-		s.hub.log.Warn("history failed", "app", s.app, "channel", f.Channel, "err", err)
+		s.hub.log.Warn("history failed", "app", s.app, "channel", clip(f.Channel, maxEcho), "err", err)
 		s.mu.Lock()
 		if existing {
 			// The subscription goes on as it was; only the replay asked
 			// for failed. A repair wanted meanwhile is asked for now.
-			sub.joining = false
-			if sub.repairing || sub.needRepair {
+			if sub.joinFailed() {
 				s.requestRepairLocked(sub, 0)
 			} else {
 				s.flushPendingLocked(sub, false)
@@ -389,15 +407,13 @@ func (s *Session) subscribe(ctx context.Context, f clientFrame) {
 		return
 	}
 	for _, p := range hist.Publications {
-		if !s.sendBurstLocked(eventFrame(p)) {
+		if !s.sendBurstLocked(s.hub.replays.frame(p)) {
 			return
 		}
 	}
-	sub.sent = hist.Latest
 	// History was just read: a repair asked for before it is answered. One
 	// asked for while it was read (the broker reconnected) runs now.
-	again := sub.needRepair
-	sub.joining, sub.repairing, sub.needRepair = false, false, false
+	again := sub.joined(hist.Latest)
 	s.flushPendingLocked(sub, true)
 	if again {
 		s.requestRepairLocked(sub, 0)
@@ -408,35 +424,20 @@ func (s *Session) subscribe(ctx context.Context, f clientFrame) {
 // than what was sent. A gap among those starts a repair, holding back the
 // rest.
 //
-// fresh says sub.sent was just read from the broker, so its epoch is the
-// channel's current one and held-back publications of any other are of a
-// stream that is gone; but for an empty channel's position, which the
-// stream that starts after it follows.
+// fresh says sub.sent was just read from the broker (see takePending).
 func (s *Session) flushPendingLocked(sub *subscription, fresh bool) {
-	if sub.overflow {
+	pending, overflowed := sub.takePending(fresh)
+	if overflowed {
 		// What was held back was dropped: read it from history.
-		sub.overflow, sub.pending = false, nil
 		s.requestRepairLocked(sub, 0)
 		return
 	}
-	pending := sub.pending
-	sub.pending = nil
-	if fresh {
-		n := 0
-		for _, p := range pending {
-			if p.pos.Epoch == sub.sent.Epoch || sub.sent.Empty() {
-				pending[n] = p
-				n++
-			}
-		}
-		pending = pending[:n]
-	}
 	for i, p := range pending {
-		if p.pos.Epoch == sub.sent.Epoch && p.pos.Offset <= sub.sent.Offset {
+		switch sub.follows(p.pos) {
+		case stepSent:
 			continue
-		}
-		if !broker.Follows(sub.sent, p.pos) {
-			sub.pending = pending[i:]
+		case stepGap:
+			sub.keepPending(pending[i:])
 			// Right after a repair or a replay, another gap means the
 			// stream is still broken: try again a little later.
 			s.requestRepairLocked(sub, repairRetry)
@@ -445,7 +446,7 @@ func (s *Session) flushPendingLocked(sub *subscription, fresh bool) {
 		if !s.sendLocked(p.frame) {
 			return
 		}
-		sub.sent = p.pos
+		sub.sentUpTo(p.pos)
 	}
 }
 
@@ -470,7 +471,7 @@ func (s *Session) refresh(f clientFrame) {
 	id, err := s.hub.auth.Verify(f.Token)
 	if err != nil {
 		s.hub.m.authFailures.WithLabelValues(reasonOf(err)).Inc()
-		s.fail(f.ID, "", CodeForbidden, "refresh refused: "+err.Error())
+		s.fail(f.ID, "", CodeForbidden, "refresh refused: "+clip(err.Error(), 4*maxEcho))
 		return
 	}
 	s.mu.Lock()
@@ -525,11 +526,16 @@ func (s *Session) writeLoop() {
 		s.queue = s.spare[:0]
 		s.spare = nil
 		s.mu.Unlock()
+		n := 0
+		for _, f := range batch {
+			n += len(f)
+		}
 		if !s.write(batch) {
 			return
 		}
 		clear(batch) // drop references to frames already written
 		s.mu.Lock()
+		s.queued -= n
 		s.spare = batch
 		s.mu.Unlock()
 	}

@@ -47,6 +47,9 @@ type Config struct {
 	MaxSubs        int
 	MaxFrame       int64
 	SendQueue      int
+	SendQueueBytes int64
+	ClientRate     float64
+	ClientBurst    int
 	PingInterval   time.Duration
 	WriteTimeout   time.Duration
 	AllowedOrigins []string
@@ -78,6 +81,7 @@ func parseConfig(args []string, env func(string) string, out io.Writer) (Config,
 		c                      Config
 		apps, level, origins   string
 		maxBody, spool, maxFrm = size(1 << 20), size(256 << 20), size(64 << 10)
+		sendBytes              = size(4 << 20)
 	)
 	fs := flag.NewFlagSet("hub", flag.ContinueOnError)
 	fs.SetOutput(out)
@@ -106,6 +110,9 @@ func parseConfig(args []string, env func(string) string, out io.Writer) (Config,
 	fs.IntVar(&c.MaxSubs, "max-subs", 256, "subscriptions per connection")
 	fs.Var(&maxFrm, "max-frame", "largest client frame `size` (1009 beyond)")
 	fs.IntVar(&c.SendQueue, "send-queue", 1024, "frames queued per connection before it is closed with 4008")
+	fs.Var(&sendBytes, "send-queue-bytes", "bytes queued per connection, live frames and replays, before it is closed with 4008 (a replay already begun is sent whole)")
+	fs.Float64Var(&c.ClientRate, "client-rate", 50, "frames a second a connection may send on average (rate_limited beyond, 1008 if it goes on)")
+	fs.IntVar(&c.ClientBurst, "client-burst", 0, "frames a connection may send at once; at least -max-subs, so that a client resubscribing on connect is not refused (default -max-subs + 64)")
 	fs.DurationVar(&c.PingInterval, "ping-interval", 25*time.Second, "keep-alive ping interval")
 	fs.DurationVar(&c.WriteTimeout, "write-timeout", 10*time.Second, "deadline of each WebSocket write")
 	fs.StringVar(&origins, "allowed-origins", "", "browser Origin `patterns` allowed besides the hub's own host, comma-separated")
@@ -147,7 +154,7 @@ func parseConfig(args []string, env func(string) string, out io.Writer) (Config,
 	if fs.NArg() > 0 {
 		return c, fmt.Errorf("unexpected argument %q: every setting is a flag (see hub -h)", fs.Arg(0))
 	}
-	c.MaxBody, c.SpoolMaxBytes, c.MaxFrame = int64(maxBody), int64(spool), int64(maxFrm)
+	c.MaxBody, c.SpoolMaxBytes, c.MaxFrame, c.SendQueueBytes = int64(maxBody), int64(spool), int64(maxFrm), int64(sendBytes)
 	if origins != "" {
 		for o := range strings.SplitSeq(origins, ",") {
 			if o = strings.TrimSpace(o); o != "" {
@@ -251,13 +258,19 @@ func (c *Config) validate() error {
 		v    int64
 	}{
 		{"-max-body", c.MaxBody}, {"-max-conns", int64(c.MaxConns)}, {"-max-subs", int64(c.MaxSubs)},
-		{"-max-frame", c.MaxFrame}, {"-send-queue", int64(c.SendQueue)},
+		{"-max-frame", c.MaxFrame}, {"-send-queue", int64(c.SendQueue)}, {"-send-queue-bytes", c.SendQueueBytes},
 		{"-ping-interval", int64(c.PingInterval)}, {"-write-timeout", int64(c.WriteTimeout)},
 		{"-spool-max-bytes", c.SpoolMaxBytes}, {"-history-ttl", int64(c.HistoryTTL)},
 	} {
 		if p.v <= 0 {
 			return fmt.Errorf("%s must be greater than zero", p.name)
 		}
+	}
+	if !(c.ClientRate > 0) { // NaN too
+		return errors.New("-client-rate must be greater than zero, such as 50 (frames a second)")
+	}
+	if c.ClientBurst != 0 && c.ClientBurst < c.MaxSubs {
+		return fmt.Errorf("-client-burst %d is below -max-subs %d: a client resubscribing to its channels on connect would be refused; raise it or leave it unset", c.ClientBurst, c.MaxSubs)
 	}
 	for _, p := range []struct {
 		name string

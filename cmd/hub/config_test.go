@@ -33,7 +33,10 @@ func TestConfigDefaults(t *testing.T) {
 	assert.Equal(t, 256, c.MaxSubs)
 	assert.Equal(t, int64(64<<10), c.MaxFrame)
 	assert.Equal(t, 1024, c.SendQueue)
+	assert.Equal(t, int64(4<<20), c.SendQueueBytes)
 	assert.Equal(t, 25*time.Second, c.PingInterval)
+	assert.Equal(t, 50.0, c.ClientRate)
+	assert.Zero(t, c.ClientBurst, "the hub's own default: -max-subs + 64")
 	assert.Equal(t, 10*time.Second, c.WriteTimeout)
 	assert.Equal(t, 10*time.Second, c.Drain)
 	assert.Equal(t, "text", c.LogFormat)
@@ -45,16 +48,19 @@ func TestConfigDefaults(t *testing.T) {
 
 func TestConfigEnvAndFlags(t *testing.T) {
 	c, err := parseConfig([]string{"-max-subs", "9"}, env(map[string]string{
-		"HUB_APPS":            "1:tok, 2",
-		"HUB_JWT_SECRET":      testSecret,
-		"HUB_JWT_MAX_TTL":     "1h",
-		"HUB_JWT_AUDIENCE":    "imhub",
-		"HUB_JWT_ISSUER":      "https://idp.example",
-		"HUB_MAX_SUBS":        "5",
-		"HUB_MAX_BODY":        "2MiB",
-		"HUB_ALLOWED_ORIGINS": "https://a.example, https://*.b.example",
-		"HUB_COMPRESSION":     "true",
-		"HUB_LOG_LEVEL":       "debug",
+		"HUB_APPS":             "1:tok, 2",
+		"HUB_JWT_SECRET":       testSecret,
+		"HUB_JWT_MAX_TTL":      "1h",
+		"HUB_JWT_AUDIENCE":     "imhub",
+		"HUB_JWT_ISSUER":       "https://idp.example",
+		"HUB_MAX_SUBS":         "5",
+		"HUB_MAX_BODY":         "2MiB",
+		"HUB_ALLOWED_ORIGINS":  "https://a.example, https://*.b.example",
+		"HUB_COMPRESSION":      "true",
+		"HUB_LOG_LEVEL":        "debug",
+		"HUB_CLIENT_RATE":      "2.5",
+		"HUB_CLIENT_BURST":     "10",
+		"HUB_SEND_QUEUE_BYTES": "16MiB",
 	}), &bytes.Buffer{})
 	require.NoError(t, err)
 	assert.Equal(t, []callback.App{{ID: "1", Token: "tok"}, {ID: "2"}}, c.Apps)
@@ -66,6 +72,9 @@ func TestConfigEnvAndFlags(t *testing.T) {
 	assert.Equal(t, time.Hour, c.JWTMaxTTL)
 	assert.Equal(t, "imhub", c.JWTAudience)
 	assert.Equal(t, "https://idp.example", c.JWTIssuer)
+	assert.Equal(t, 2.5, c.ClientRate)
+	assert.Equal(t, 10, c.ClientBurst)
+	assert.Equal(t, int64(16<<20), c.SendQueueBytes)
 }
 
 // A JWKS URL over plain http is taken only on loopback (tests, a sidecar).
@@ -126,6 +135,11 @@ func TestConfigErrors(t *testing.T) {
 		{"negative history", append(ok, "-history-size", "-1"), nil, "-history-size must not be negative"},
 		{"zero history ttl", append(ok, "-history-ttl", "0s"), nil, "-history-ttl must be greater than zero"},
 		{"redis password not shown", append(ok, "-redis", "redis://:hunter2@localhost:6379/notadb"), nil, "-redis"},
+		{"zero send queue bytes", append(ok, "-send-queue-bytes", "0"), nil, "-send-queue-bytes must be greater than zero"},
+		{"zero client rate", append(ok, "-client-rate", "0"), nil, "-client-rate must be greater than zero"},
+		{"NaN client rate", append(ok, "-client-rate", "NaN"), nil, "-client-rate must be greater than zero"},
+		{"client burst below max subs", append(ok, "-client-burst", "100"), nil, "-client-burst 100 is below -max-subs 256"},
+		{"negative client burst", append(ok, "-client-burst", "-1", "-max-subs", "1"), nil, "-client-burst -1 is below -max-subs 1"},
 		{"public pprof", append(ok, "-debug-addr", ":6060"), nil, "loopback only"},
 		{"stray argument", append(ok, "serve"), nil, "unexpected argument"},
 	} {
@@ -163,7 +177,7 @@ func TestSize(t *testing.T) {
 // The settings of the network edge: defaults, the environment, and one
 // line that says what to fix for each mistake.
 func TestConfigEdge(t *testing.T) {
-	ok := []string{"-apps", "1", "-jwt-secret", "s"}
+	ok := []string{"-apps", "1", "-jwt-secret", testSecret}
 	c, err := parseConfig(ok, env(nil), &bytes.Buffer{})
 	require.NoError(t, err)
 	assert.Equal(t, 30*time.Second, c.ReadTimeout)

@@ -1,0 +1,152 @@
+package hub
+
+import (
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+
+	"github.com/imhub/imhub/hub/broker"
+)
+
+func pos(off uint64, epoch string) broker.Position { return broker.Position{Offset: off, Epoch: epoch} }
+
+func TestSubscriptionFollows(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		sent  broker.Position
+		pos   broker.Position
+		want  step
+		after bool
+	}{
+		{"the next", pos(5, "e"), pos(6, "e"), stepNext, true},
+		{"the last again", pos(5, "e"), pos(5, "e"), stepSent, false},
+		{"an older one", pos(5, "e"), pos(2, "e"), stepSent, false},
+		{"one missing before it", pos(5, "e"), pos(7, "e"), stepGap, true},
+		{"a new stream", pos(5, "e"), pos(1, "f"), stepGap, false},
+		{"a new stream from where the old one was", pos(5, "e"), pos(6, "f"), stepGap, false},
+		{"the first of a stream joined at its start", pos(0, "e"), pos(1, "e"), stepNext, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			sub := &subscription{channel: "group:G"}
+			sub.sentUpTo(tc.sent)
+			assert.Equal(t, tc.want, sub.follows(tc.pos))
+			assert.Equal(t, tc.after, sub.after(tc.pos), "after")
+		})
+	}
+}
+
+// The steps of a subscription's join and repair, each from the state the
+// one before left.
+func TestSubscriptionSteps(t *testing.T) {
+	type state struct{ held, marked bool }
+	get := func(sub *subscription) state { return state{sub.held(), sub.markedForRepair} }
+	for _, tc := range []struct {
+		name  string
+		steps []func(*subscription) any
+		want  []any // what each step returned, or the state after it
+		end   state
+	}{
+		{
+			name: "a subscribe joins and goes live",
+			steps: []func(*subscription) any{
+				func(s *subscription) any { s.startJoin(); return get(s) },
+				func(s *subscription) any { return s.joined(pos(3, "e")) },
+			},
+			want: []any{state{held: true}, false},
+		},
+		{
+			name: "a repair asked for while joining runs after it",
+			steps: []func(*subscription) any{
+				func(s *subscription) any { s.startJoin(); return nil },
+				func(s *subscription) any { s.wantRepair(); s.markForRepair(); return get(s) },
+				func(s *subscription) any { return s.takeForRepair() },
+				func(s *subscription) any { return s.joined(pos(3, "e")) },
+			},
+			want: []any{nil, state{held: true, marked: true}, false, true},
+		},
+		{
+			name: "a failed join with no repair wanted goes on as it was",
+			steps: []func(*subscription) any{
+				func(s *subscription) any { s.startJoin(); return nil },
+				func(s *subscription) any { return s.joinFailed() },
+			},
+			want: []any{nil, false},
+		},
+		{
+			name: "a failed join with a repair wanted asks for it",
+			steps: []func(*subscription) any{
+				func(s *subscription) any { s.startJoin(); s.wantRepair(); return nil },
+				func(s *subscription) any { return s.joinFailed() },
+			},
+			want: []any{nil, true},
+			end:  state{held: true},
+		},
+		{
+			name: "a repair pass takes a marked subscription once",
+			steps: []func(*subscription) any{
+				func(s *subscription) any { s.wantRepair(); s.markForRepair(); return s.takeForRepair() },
+				func(s *subscription) any { return s.takeForRepair() },
+				func(s *subscription) any { return get(s) },
+				func(s *subscription) any { s.repaired(); return get(s) },
+			},
+			want: []any{true, false, state{held: true}, state{}},
+		},
+		{
+			name: "a delayed retry holds back but is not taken before it is marked",
+			steps: []func(*subscription) any{
+				func(s *subscription) any { s.wantRepair(); return s.takeForRepair() },
+			},
+			want: []any{false},
+			end:  state{held: true},
+		},
+		{
+			name: "failed repairs are counted until one reads history",
+			steps: []func(*subscription) any{
+				func(s *subscription) any { return s.repairFailed() },
+				func(s *subscription) any { return s.repairFailed() },
+				func(s *subscription) any { s.repairRead(); return s.repairFailed() },
+			},
+			want: []any{1, 2, 1},
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			sub := &subscription{channel: "group:G"}
+			var got []any
+			for _, st := range tc.steps {
+				got = append(got, st(sub))
+			}
+			assert.Equal(t, tc.want, got)
+			assert.Equal(t, tc.end, get(sub), "the state at the end")
+		})
+	}
+}
+
+func TestSubscriptionHold(t *testing.T) {
+	sub := &subscription{channel: "group:G"}
+	sub.sentUpTo(pos(1, "new"))
+	sub.hold([]byte("a"), pos(9, "old"), 3)
+	sub.hold([]byte("b"), pos(2, "new"), 3)
+	p, over := sub.takePending(false)
+	assert.False(t, over)
+	assert.Len(t, p, 2, "all, when sent is not fresh from the broker")
+
+	sub.hold([]byte("a"), pos(9, "old"), 3)
+	sub.hold([]byte("b"), pos(2, "new"), 3)
+	p, over = sub.takePending(true)
+	assert.False(t, over)
+	assert.Equal(t, []pendingPub{{[]byte("b"), pos(2, "new")}}, p, "fresh: the old stream's are left out")
+	sub.keepPending(p)
+	p, _ = sub.takePending(false)
+	assert.Len(t, p, 1, "kept back")
+
+	for i := range 4 {
+		sub.hold([]byte("x"), pos(uint64(i+2), "new"), 3)
+	}
+	sub.hold([]byte("y"), pos(9, "new"), 3)
+	p, over = sub.takePending(false)
+	assert.True(t, over, "past the limit they are dropped, and history stands in")
+	assert.Empty(t, p)
+	p, over = sub.takePending(false)
+	assert.False(t, over, "said once")
+	assert.Empty(t, p)
+}
