@@ -32,12 +32,13 @@ const chaosToken = "chaos-callback-token"
 const chaosEvery = 125 * time.Millisecond
 
 // chaosHistory is the history kept per channel. The app channel carries
-// every event (48/s); in the Redis phases the spools publish what they
-// held in one burst when Redis is back, and a node whose subscription
-// came back after the burst fills the gap from history. The default 100
-// would be 2 s of the app channel, less than an outage plus the time to
-// notice it, so clients of that channel would be told recovered:false;
-// 1000 is 20 s of it, and far more for every other channel.
+// every event (48/s), and in the last phase the clients of the killed hub
+// are away for seconds, while Redis is down and then while the spools
+// publish what they held in a burst: by the time they resubscribe with
+// since, more than 100 events (the default) went out on that channel, and
+// they are rightly told recovered:false (measured: the admin on app was,
+// having missed about 190 events). 1000 is 20 s of the app channel,
+// and far more of every other channel.
 const chaosHistory = "1000"
 
 // chaosNode is one hub of the chaos test: its address and spool stay the
