@@ -4,10 +4,14 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -21,40 +25,79 @@ import (
 	"github.com/imhub/imhub/internal/redistest"
 )
 
-// collector is a client.Client that records the MsgSeq of every event it
-// gets on group:G.
+// collector is a client.Client that records every event it gets, by
+// channel, with its offset.
 type collector struct {
-	c      *client.Client
-	mu     sync.Mutex
-	seqs   []int
-	resets int
-	done   chan error
-	cancel context.CancelFunc
+	name string
+	c    *client.Client
+	// channels are the channels it listens to, its user's included.
+	channels []string
+	mu       sync.Mutex
+	events   map[string][]received // channel -> events, in arrival order
+	// resets are the channels answered recovered:false on a resubscribe.
+	resets     []string
+	reconnects atomic.Int64
+	done       chan error
+	cancel     context.CancelFunc
 }
 
+// received is one event as a collector got it.
+type received struct {
+	offset string
+	key    string // messageKey of the event
+	seq    int    // the MsgSeq of its first message
+}
+
+// collectConfig says who a collector is and what it listens to.
+type collectConfig struct {
+	name     string
+	app      string // default "100"
+	user     string
+	admin    bool
+	groups   []string // the token's groups
+	channels []string // subscribed besides user:<user>
+	urls     []string // tried in turn on each reconnect
+}
+
+// collect is a collector of group:G, as user "watcher".
 func collect(t *testing.T, urls ...string) *collector {
 	t.Helper()
-	col := &collector{done: make(chan error, 1)}
-	tok := mint(t, "100", "watcher", false, "G")
+	return collectWith(t, collectConfig{name: "watcher", user: "watcher", groups: []string{"G"}, channels: []string{"group:G"}, urls: urls})
+}
+
+// collectWith starts a collector and waits until it is subscribed to each
+// of its channels; it stops when the test ends.
+func collectWith(t *testing.T, cfg collectConfig) *collector {
+	t.Helper()
+	if cfg.app == "" {
+		cfg.app = "100"
+	}
+	col := &collector{name: cfg.name, events: map[string][]received{}, done: make(chan error, 1)}
+	tok := mint(t, cfg.app, cfg.user, cfg.admin, cfg.groups...)
 	col.c = client.New(client.Config{
-		URLs:       urls,
+		URLs:       cfg.urls,
 		Token:      func(context.Context) (string, error) { return tok, nil },
-		Channels:   []string{"group:G"},
+		Channels:   cfg.channels,
 		MinBackoff: 20 * time.Millisecond,
 		MaxBackoff: 500 * time.Millisecond,
-		Logger:     slog.New(slog.DiscardHandler),
-		OnReset:    func(string, string) { col.mu.Lock(); col.resets++; col.mu.Unlock() },
+		Logger:     slog.New(reconnectCounter{&col.reconnects}),
+		OnReset: func(ch, _ string) {
+			col.mu.Lock()
+			col.resets = append(col.resets, ch)
+			col.mu.Unlock()
+		},
 	})
 	ctx, cancel := context.WithCancel(context.Background())
 	col.cancel = cancel
 	go func() {
 		col.done <- col.c.Run(ctx, func(e client.Event) {
+			r := received{offset: e.Offset, key: messageKey(e.Data)}
 			var ev callback.Event
-			if json.Unmarshal(e.Data, &ev) != nil || len(ev.Messages) == 0 {
-				return
+			if json.Unmarshal(e.Data, &ev) == nil && len(ev.Messages) > 0 {
+				r.seq = int(ev.Messages[0].Seq)
 			}
 			col.mu.Lock()
-			col.seqs = append(col.seqs, int(ev.Messages[0].Seq))
+			col.events[e.Channel] = append(col.events[e.Channel], r)
 			col.mu.Unlock()
 		})
 	}()
@@ -62,14 +105,58 @@ func collect(t *testing.T, urls ...string) *collector {
 		cancel()
 		assert.NoError(t, <-col.done)
 	})
-	require.Eventually(t, func() bool { return col.c.Offsets()["group:G"] != "" }, 10*time.Second, 10*time.Millisecond)
+	col.channels = append([]string{"user:" + cfg.user}, cfg.channels...)
+	all := col.channels
+	require.Eventually(t, func() bool {
+		offs := col.c.Offsets()
+		for _, ch := range all {
+			if offs[ch] == "" {
+				return false
+			}
+		}
+		return true
+	}, 10*time.Second, 10*time.Millisecond, "%s subscribed to %v", cfg.name, all)
 	return col
 }
 
+// got returns the MsgSeqs of the events on group:G.
 func (col *collector) got() []int {
 	col.mu.Lock()
 	defer col.mu.Unlock()
-	return append([]int(nil), col.seqs...)
+	var seqs []int
+	for _, r := range col.events["group:G"] {
+		seqs = append(seqs, r.seq)
+	}
+	return seqs
+}
+
+// channel returns what the collector got on ch.
+func (col *collector) channel(ch string) []received {
+	col.mu.Lock()
+	defer col.mu.Unlock()
+	return slices.Clone(col.events[ch])
+}
+
+// resetCount is how many times a resubscription was answered
+// recovered:false.
+func (col *collector) resetCount() int {
+	col.mu.Lock()
+	defer col.mu.Unlock()
+	return len(col.resets)
+}
+
+// reconnectCounter is a slog handler that counts the client's reconnects
+// and discards the rest.
+type reconnectCounter struct{ n *atomic.Int64 }
+
+func (h reconnectCounter) Enabled(context.Context, slog.Level) bool { return true }
+func (h reconnectCounter) WithAttrs([]slog.Attr) slog.Handler       { return h }
+func (h reconnectCounter) WithGroup(string) slog.Handler            { return h }
+func (h reconnectCounter) Handle(_ context.Context, r slog.Record) error {
+	if strings.HasPrefix(r.Message, "hub connection ended") {
+		h.n.Add(1)
+	}
+	return nil
 }
 
 // publisher posts numbered group messages at a steady pace and records
@@ -79,18 +166,17 @@ type publisher struct {
 	acked   []int
 	refused []int
 	target  func() *hubtest.Process
+	// token, when set, signs every attempt as the IM does for an app with
+	// a callback token: RequestTime now, Sign over it.
+	token string
+	// client, when set, is used instead of http.DefaultClient; give it a
+	// timeout when a node may stop answering.
+	client *http.Client
 }
 
 func (p *publisher) run(t *testing.T, from, to int, every time.Duration) {
 	for seq := from; seq <= to; seq++ {
-		node := p.target()
-		code := 0
-		resp, err := http.Post(node.URL("/im/callback?SdkAppid=100&CallbackCommand=Group.CallbackAfterSendMsg"),
-			"application/json", strings.NewReader(groupMsg("G", seq)))
-		if err == nil {
-			code = resp.StatusCode
-			resp.Body.Close()
-		}
+		code, _ := p.post(p.target().URL(""), "100", "Group.CallbackAfterSendMsg", groupMsg("G", seq))
 		p.mu.Lock()
 		if code == http.StatusOK {
 			p.acked = append(p.acked, seq)
@@ -105,7 +191,49 @@ func (p *publisher) run(t *testing.T, from, to int, every time.Duration) {
 func (p *publisher) result() (acked, refused []int) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return append([]int(nil), p.acked...), append([]int(nil), p.refused...)
+	return slices.Clone(p.acked), slices.Clone(p.refused)
+}
+
+// post sends one callback to the hub at base (http://host:port) and
+// returns the status, 0 when there was no answer.
+func (p *publisher) post(base, app, command, body string) (int, error) {
+	u := base + "/im/callback?SdkAppid=" + app + "&CallbackCommand=" + command
+	if p.token != "" {
+		now := strconv.FormatInt(time.Now().Unix(), 10)
+		u += "&RequestTime=" + now + "&Sign=" + callback.Sign(p.token, now)
+	}
+	c := p.client
+	if c == nil {
+		c = http.DefaultClient
+	}
+	resp, err := c.Post(u, "application/json", strings.NewReader(body))
+	if err != nil {
+		return 0, err
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode, nil
+}
+
+// deliver posts one callback until a hub answers 200 OK, as an IM backend
+// that retries would: attempt i goes to base(i), so a caller can move to
+// another node after each failure (a 503, no connection, a timeout). It
+// records seq acknowledged and returns the number of attempts, or an error
+// when ctx ends first.
+func (p *publisher) deliver(ctx context.Context, seq int, command, body string, base func(attempt int) string) (int, error) {
+	for attempt := 0; ; attempt++ {
+		if code, _ := p.post(base(attempt), "100", command, body); code == http.StatusOK {
+			p.mu.Lock()
+			p.acked = append(p.acked, seq)
+			p.mu.Unlock()
+			return attempt + 1, nil
+		}
+		select {
+		case <-ctx.Done():
+			return attempt + 1, fmt.Errorf("callback %d not acknowledged after %d attempts: %w", seq, attempt+1, ctx.Err())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
 }
 
 func waitSeqs(t *testing.T, col *collector, want []int) {
@@ -136,7 +264,7 @@ func TestNodeKilledClientRecovers(t *testing.T) {
 	assert.Empty(t, refused)
 	waitSeqs(t, col, acked)
 	assert.Equal(t, "hub-b", col.c.Node(), "it moved to the surviving node")
-	assert.Zero(t, col.resets)
+	assert.Zero(t, col.resetCount())
 }
 
 // Redis goes away while callbacks arrive at a steady rate, and comes back
@@ -187,7 +315,7 @@ func testRedisOutage(t *testing.T, restartHub bool) {
 	}
 	t.Logf("acknowledged %d, refused %d (the node was restarting)", len(acked), len(refused))
 	waitSeqs(t, col, acked)
-	assert.Zero(t, col.resets, "Redis kept its data: nothing to reset")
+	assert.Zero(t, col.resetCount(), "Redis kept its data: nothing to reset")
 }
 
 func TestRedisOutageWithSpool(t *testing.T)           { testRedisOutage(t, false) }

@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -67,6 +68,8 @@ func Binary(t testing.TB) string {
 type Process struct {
 	t      testing.TB
 	cmd    *exec.Cmd
+	args   []string
+	env    []string
 	Addr   string // host:port it listens on
 	stdout syncBuffer
 	stderr syncBuffer
@@ -94,7 +97,7 @@ func Launch(t testing.TB, args []string, env ...string) *Process {
 	if !strings.Contains(joined, " -log-format") {
 		args = append([]string{"-log-format", "json"}, args...)
 	}
-	p := &Process{t: t, exited: make(chan struct{})}
+	p := &Process{t: t, args: args, env: env, exited: make(chan struct{})}
 	p.cmd = exec.Command(Binary(t), args...)
 	p.cmd.Env = append(os.Environ(), env...)
 	// Dies with the test binary, also when it times out.
@@ -205,6 +208,55 @@ func (p *Process) Signal(sig syscall.Signal) {
 	if err := p.cmd.Process.Signal(sig); err != nil {
 		p.t.Fatalf("signal hub: %v", err)
 	}
+}
+
+// Kill kills the process with SIGKILL, as a crash or the kernel's OOM
+// killer would: nothing is flushed or drained. It returns once the process
+// has exited.
+func (p *Process) Kill() {
+	p.t.Helper()
+	select {
+	case <-p.exited:
+		return
+	default:
+	}
+	p.Signal(syscall.SIGKILL)
+	<-p.exited
+}
+
+// Exited reports whether the process has exited.
+func (p *Process) Exited() bool {
+	select {
+	case <-p.exited:
+		return true
+	default:
+		return false
+	}
+}
+
+// Restart starts the hub again, after it exited, with the arguments and
+// environment it was started with, on the address it listened on (so
+// clients that know the address find it again), and waits until it
+// listens. It returns the new process; p stays as it was, with its logs.
+func (p *Process) Restart() *Process {
+	p.t.Helper()
+	if !p.Exited() {
+		p.t.Fatal("hubtest: Restart while the hub still runs")
+	}
+	args := slices.Clone(p.args)
+	if p.Addr != "" {
+		for i, a := range args {
+			switch {
+			case (a == "-addr" || a == "--addr") && i+1 < len(args):
+				args[i+1] = p.Addr
+			case strings.HasPrefix(a, "-addr=") || strings.HasPrefix(a, "--addr="):
+				args[i] = "-addr=" + p.Addr
+			}
+		}
+	}
+	next := Launch(p.t, args, p.env...)
+	next.WaitListening()
+	return next
 }
 
 // Wait waits for the process to exit and returns its exit code.

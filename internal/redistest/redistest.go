@@ -211,6 +211,54 @@ func (s *Server) Stop() {
 	}
 }
 
+// Kill is Stop: the server is killed with SIGKILL, as in a crash, with no
+// chance to write anything more. With Persist, what it acknowledged is in
+// its append-only file all the same.
+func (s *Server) Kill() { s.Stop() }
+
+// Shutdown stops the server cleanly with the SHUTDOWN command, as an
+// operator would, and waits for it to exit; Restart starts it again.
+func (s *Server) Shutdown() {
+	s.t.Helper()
+	if s.cmd == nil {
+		return
+	}
+	network, addr := "unix", s.sock
+	if addr == "" {
+		network, addr = "tcp", s.Addr()
+	}
+	c, err := net.DialTimeout(network, addr, time.Second)
+	if err != nil {
+		s.t.Fatalf("redistest: connect to send SHUTDOWN: %v", err)
+	}
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	_, err = c.Write([]byte("SHUTDOWN\r\n"))
+	if err == nil {
+		// The server answers only when it refuses; it closes the
+		// connection when it goes.
+		var line string
+		line, err = bufio.NewReader(c).ReadString('\n')
+		if err == nil {
+			err = fmt.Errorf("SHUTDOWN answered %q", strings.TrimSpace(line))
+		} else {
+			err = nil
+		}
+	}
+	c.Close()
+	if err != nil {
+		s.t.Fatalf("redistest: %v", err)
+	}
+	select {
+	case <-s.exit:
+	case <-time.After(20 * time.Second):
+		s.t.Fatal("redistest: redis-server did not exit within 20s of SHUTDOWN")
+	}
+	s.cmd = nil
+	if s.sock != "" {
+		os.Remove(s.sock)
+	}
+}
+
 func (s *Server) ping() error {
 	network, addr := "unix", s.sock
 	if addr == "" {
