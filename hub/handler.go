@@ -21,7 +21,13 @@ import (
 // wsConn.refuse): connections that are never admitted cannot lock valid
 // clients out.
 func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	opts := &websocket.AcceptOptions{OriginPatterns: h.cfg.AllowedOrigins}
+	var s *Session // set before the library reads a frame
+	opts := &websocket.AcceptOptions{
+		OriginPatterns: h.cfg.AllowedOrigins,
+		// A ping is a frame like any other: the library answers each
+		// with a pong, unless the client is past its rate.
+		OnPingReceived: func(context.Context, []byte) bool { return s == nil || s.pinged() },
+	}
 	if h.cfg.Compression {
 		// No context takeover: a few KiB per connection instead of a
 		// compressor window per connection.
@@ -69,7 +75,7 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.conns.Add(-1)
 	}
 
-	s := newSession(h, conn, hj.conn, id)
+	s = newSession(h, conn, hj.conn, id)
 	h.sessMu.Lock()
 	if h.draining.Load() {
 		h.sessMu.Unlock()
