@@ -106,10 +106,8 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // refuse ends a connection that is not admitted with code, quickly.
 func (h *Hub) refuse(conn *websocket.Conn, wc *wsConn, code websocket.StatusCode, reason string) {
 	h.m.closed(code)
-	if len(reason) > 120 {
-		reason = reason[:120] // a close reason is at most 123 bytes
-	}
-	wc.refuse(code, reason)
+	// A close reason is at most 123 bytes, and UTF-8: 120 and "…".
+	wc.refuse(code, clip(reason, 120))
 	_ = conn.CloseNow()
 }
 

@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/coder/websocket"
 	"github.com/golang-jwt/jwt/v5"
@@ -231,6 +232,24 @@ func TestAuthCloses(t *testing.T) {
 		})
 	}
 	assert.Equal(t, 1.0, testutil.ToFloat64(e.metric("imhub_ws_auth_failures_total", "reason", "expired")))
+}
+
+// A close reason too long for a close frame is cut between characters:
+// a reason that is not valid UTF-8 fails the connection in a browser,
+// which then never sees the close code.
+func TestRefusalReasonIsValidUTF8(t *testing.T) {
+	e := newEnv(t, hub.Config{})
+	// "token is for app \"x" is 19 bytes: a two-byte character straddles
+	// byte 120.
+	tok := e.token(func(c *auth.Claims) { c.App = "x" + strings.Repeat("é", 100) })
+	c := wstest.Dial(t, e.wsURL(), tok)
+	_, err := c.TryRead(wstest.Timeout)
+	var ce websocket.CloseError
+	require.ErrorAs(t, err, &ce)
+	assert.Equal(t, hub.CloseInvalidToken, ce.Code)
+	assert.True(t, utf8.ValidString(ce.Reason), "reason %q", ce.Reason)
+	assert.LessOrEqual(t, len(ce.Reason), 123, "a close frame holds at most 123 bytes of reason")
+	assert.Contains(t, ce.Reason, "token is for app")
 }
 
 func (e *env) metric(name string, labels ...string) prometheus.Collector {
