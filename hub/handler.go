@@ -37,7 +37,8 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	conn, err := websocket.Accept(hj, r, opts)
 	if err != nil {
 		// Accept has answered (bad handshake or a foreign Origin).
-		h.log.Debug("websocket handshake refused", "remote", r.RemoteAddr, "err", err)
+		// Its error quotes the client's Origin and Host.
+		h.log.Debug("websocket handshake refused", "remote", r.RemoteAddr, "err", clip(err.Error(), 4*maxEcho))
 		return
 	}
 	conn.SetReadLimit(h.cfg.MaxFrame)

@@ -115,7 +115,9 @@ func newEnvWith(t *testing.T, cfg hub.Config, bc broker.Config, apps ...string) 
 	reg := prometheus.NewRegistry()
 	cfg.Node = "node-a"
 	cfg.Metrics = hub.NewMetrics(reg)
-	cfg.Logger = slog.New(slog.DiscardHandler)
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
 	h := hub.New(cfg, b, v)
 	g := &gate{h: h}
 	srv := hubtest.Serve(t, h, b, g)
@@ -444,6 +446,18 @@ func TestMalformedFrames(t *testing.T) {
 	c = e.connect(e.token())
 	c.SendRaw(websocket.MessageText, []byte(`{"op":"ping","pad":"`+strings.Repeat("x", 2000)+`"}`))
 	c.ExpectClose(hub.CloseTooLarge)
+}
+
+// A refused handshake's log line quotes what the client sent (its Origin
+// and Host, up to the header limit) only clipped.
+func TestRefusedHandshakeLogIsClipped(t *testing.T) {
+	var logs hubtest.SyncBuffer
+	e := newEnv(t, hub.Config{Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+	origin := "http://" + strings.Repeat("o", 20000) + ".example"
+	_, err := wstest.TryDial(t, e.wsURL(), e.token(), http.Header{"Origin": {origin}})
+	require.Error(t, err, "a foreign Origin is refused")
+	require.Eventually(t, func() bool { return strings.Contains(logs.String(), "websocket handshake refused") }, 5*time.Second, 10*time.Millisecond)
+	assert.Less(t, len(logs.String()), 1000, "the log line is short")
 }
 
 func TestTooManyConnections(t *testing.T) {
