@@ -1,7 +1,6 @@
 package callback_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -13,7 +12,6 @@ import (
 	"os"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 	"unicode/utf8"
@@ -26,6 +24,7 @@ import (
 	"github.com/imhub/imhub/callback"
 	"github.com/imhub/imhub/hub/broker"
 	"github.com/imhub/imhub/hub/broker/brokertest"
+	"github.com/imhub/imhub/internal/hubtest"
 )
 
 const (
@@ -44,25 +43,7 @@ type fixture struct {
 	rec     *brokertest.Recorder
 	reg     *prometheus.Registry
 	metrics *callback.Metrics
-	logs    *syncBuffer // the handler's log, one JSON object a line
-}
-
-// syncBuffer is a bytes.Buffer the handler may log to while a test reads.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
+	logs    *hubtest.SyncBuffer // the handler's log, one JSON object a line
 }
 
 func newFixture(t *testing.T, pub callback.Publisher) *fixture {
@@ -77,7 +58,7 @@ func newFixture(t *testing.T, pub callback.Publisher) *fixture {
 	}
 	reg := prometheus.NewRegistry()
 	m := callback.NewMetrics(reg)
-	logs := &syncBuffer{}
+	logs := &hubtest.SyncBuffer{}
 	h := callback.NewHandler(callback.Config{
 		Apps:    []callback.App{{ID: openApp}, {ID: signedApp, Token: token}},
 		MaxBody: 4096,

@@ -21,7 +21,13 @@ import (
 // wsConn.refuse): connections that are never admitted cannot lock valid
 // clients out.
 func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	opts := &websocket.AcceptOptions{OriginPatterns: h.cfg.AllowedOrigins}
+	var s *Session // set before the library reads a frame
+	opts := &websocket.AcceptOptions{
+		OriginPatterns: h.cfg.AllowedOrigins,
+		// A ping is a frame like any other: the library answers each
+		// with a pong, unless the client is past its rate.
+		OnPingReceived: func(context.Context, []byte) bool { return s == nil || s.pinged() },
+	}
 	if h.cfg.Compression {
 		// No context takeover: a few KiB per connection instead of a
 		// compressor window per connection.
@@ -31,7 +37,8 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	conn, err := websocket.Accept(hj, r, opts)
 	if err != nil {
 		// Accept has answered (bad handshake or a foreign Origin).
-		h.log.Debug("websocket handshake refused", "remote", r.RemoteAddr, "err", err)
+		// Its error quotes the client's Origin and Host.
+		h.log.Debug("websocket handshake refused", "remote", r.RemoteAddr, "err", clip(err.Error(), 4*maxEcho))
 		return
 	}
 	conn.SetReadLimit(h.cfg.MaxFrame)
@@ -69,7 +76,7 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.conns.Add(-1)
 	}
 
-	s := newSession(h, conn, hj.conn, id)
+	s = newSession(h, conn, hj.conn, id)
 	h.sessMu.Lock()
 	if h.draining.Load() {
 		h.sessMu.Unlock()
@@ -100,10 +107,8 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // refuse ends a connection that is not admitted with code, quickly.
 func (h *Hub) refuse(conn *websocket.Conn, wc *wsConn, code websocket.StatusCode, reason string) {
 	h.m.closed(code)
-	if len(reason) > 120 {
-		reason = reason[:120] // a close reason is at most 123 bytes
-	}
-	wc.refuse(code, reason)
+	// A close reason is at most 123 bytes, and UTF-8: 120 and "…".
+	wc.refuse(code, clip(reason, 120))
 	_ = conn.CloseNow()
 }
 

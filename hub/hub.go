@@ -37,10 +37,11 @@ type Config struct {
 	// session with 4008. A replay is let in whole once it starts, so one
 	// replay larger than this is still sent [4MiB].
 	SendQueueBytes int64
-	// ClientRate is how many frames a second a client may send, on
-	// average [50]. A frame past it is refused with a rate_limited error;
-	// a client that goes on sending owes more and more, and is closed
-	// with 1008 once it owes a second's worth (at least 10 frames).
+	// ClientRate is how many frames a second a client may send, its
+	// WebSocket pings included, on average [50]. A frame past it is
+	// refused with a rate_limited error (a ping, with no pong); a client
+	// that goes on sending owes more and more, and is closed with 1008
+	// once it owes a second's worth (at least 10 frames).
 	ClientRate float64
 	// ClientBurst is how many frames a client may send at once [MaxSubs
 	// + 64: a client that resubscribes to all its channels on connecting

@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/coder/websocket"
 	"github.com/golang-jwt/jwt/v5"
@@ -114,7 +115,9 @@ func newEnvWith(t *testing.T, cfg hub.Config, bc broker.Config, apps ...string) 
 	reg := prometheus.NewRegistry()
 	cfg.Node = "node-a"
 	cfg.Metrics = hub.NewMetrics(reg)
-	cfg.Logger = slog.New(slog.DiscardHandler)
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
 	h := hub.New(cfg, b, v)
 	g := &gate{h: h}
 	srv := hubtest.Serve(t, h, b, g)
@@ -231,6 +234,24 @@ func TestAuthCloses(t *testing.T) {
 		})
 	}
 	assert.Equal(t, 1.0, testutil.ToFloat64(e.metric("imhub_ws_auth_failures_total", "reason", "expired")))
+}
+
+// A close reason too long for a close frame is cut between characters:
+// a reason that is not valid UTF-8 fails the connection in a browser,
+// which then never sees the close code.
+func TestRefusalReasonIsValidUTF8(t *testing.T) {
+	e := newEnv(t, hub.Config{})
+	// "token is for app \"x" is 19 bytes: a two-byte character straddles
+	// byte 120.
+	tok := e.token(func(c *auth.Claims) { c.App = "x" + strings.Repeat("é", 100) })
+	c := wstest.Dial(t, e.wsURL(), tok)
+	_, err := c.TryRead(wstest.Timeout)
+	var ce websocket.CloseError
+	require.ErrorAs(t, err, &ce)
+	assert.Equal(t, hub.CloseInvalidToken, ce.Code)
+	assert.True(t, utf8.ValidString(ce.Reason), "reason %q", ce.Reason)
+	assert.LessOrEqual(t, len(ce.Reason), 123, "a close frame holds at most 123 bytes of reason")
+	assert.Contains(t, ce.Reason, "token is for app")
 }
 
 func (e *env) metric(name string, labels ...string) prometheus.Collector {
@@ -425,6 +446,18 @@ func TestMalformedFrames(t *testing.T) {
 	c = e.connect(e.token())
 	c.SendRaw(websocket.MessageText, []byte(`{"op":"ping","pad":"`+strings.Repeat("x", 2000)+`"}`))
 	c.ExpectClose(hub.CloseTooLarge)
+}
+
+// A refused handshake's log line quotes what the client sent (its Origin
+// and Host, up to the header limit) only clipped.
+func TestRefusedHandshakeLogIsClipped(t *testing.T) {
+	var logs hubtest.SyncBuffer
+	e := newEnv(t, hub.Config{Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+	origin := "http://" + strings.Repeat("o", 20000) + ".example"
+	_, err := wstest.TryDial(t, e.wsURL(), e.token(), http.Header{"Origin": {origin}})
+	require.Error(t, err, "a foreign Origin is refused")
+	require.Eventually(t, func() bool { return strings.Contains(logs.String(), "websocket handshake refused") }, 5*time.Second, 10*time.Millisecond)
+	assert.Less(t, len(logs.String()), 1000, "the log line is short")
 }
 
 func TestTooManyConnections(t *testing.T) {

@@ -132,6 +132,40 @@ func TestFloodIsRateLimited(t *testing.T) {
 	assert.Equal(t, 1.0, testutil.ToFloat64(e.metric("imhub_ws_closes_total", "code", "1008")))
 }
 
+// WebSocket pings count against the rate as other frames do: the hub
+// answers a burst's worth with pongs, then none, and closes a client that
+// goes on with 1008. Unlimited, thousands of pings packed into one packet
+// would each have the hub write a pong.
+func TestPingFloodIsRateLimited(t *testing.T) {
+	e := newEnv(t, hub.Config{ClientRate: 1, ClientBurst: 20})
+	var flood []byte
+	for range 500 {
+		flood = append(flood, 0x89, 0x80, 1, 2, 3, 4) // final ping, masked, no payload
+	}
+	flood = append(flood, clientFrame([]byte(`{"op":"ping","id":"last"}`))...)
+	r := rawUpgrade(t, e, "", flood)
+	pongs := 0
+	for {
+		first, p := rawFrame(t, r)
+		if first == 0x88 {
+			require.GreaterOrEqual(t, len(p), 2)
+			assert.EqualValues(t, hub.CloseMalformed, binary.BigEndian.Uint16(p))
+			break
+		}
+		if first == 0x8a {
+			pongs++
+			continue
+		}
+		require.NotContains(t, string(p), `"last"`, "the frame after the flood is carried out: %d pongs before it", pongs)
+	}
+	// The bucket refills by one a second: a slow machine may let a few more
+	// through, never the flood.
+	assert.GreaterOrEqual(t, pongs, 20, "the burst is answered")
+	assert.Less(t, pongs, 30)
+	assert.Equal(t, 1.0, testutil.ToFloat64(e.metric("imhub_ws_closes_total", "code", "1008")))
+	assert.Greater(t, testutil.ToFloat64(e.metric("imhub_ws_frames_rate_limited_total")), 10.0)
+}
+
 // With the default rate and burst, a client that subscribes to as many
 // channels as it may, all at once on connecting, has every one answered.
 func TestSubscribeBurstAtConnect(t *testing.T) {

@@ -4,7 +4,7 @@ package hub
 // cfg.ClientBurst at once. A refused frame costs a token too, so that a
 // client that goes on sending past the limit owes more and more rather
 // than getting every refill's worth through; once it owes a second's worth
-// it is closed. It is the reader's alone: no lock, no allocation.
+// it is closed. It allocates nothing; the session serializes its use.
 type frameBudget struct {
 	tokens float64 // frames the client may send now; below zero, owed
 	at     int64   // unix nanoseconds of the last frame

@@ -28,7 +28,10 @@ type Session struct {
 	app  string  // fixed for the session's life; refresh may not change it
 
 	lastRead atomic.Int64 // unix nanoseconds of the last frame received
-	budget   frameBudget  // the reader's alone
+	// budget is charged by the reader, and by the library's read of the
+	// close handshake on the writer's goroutine when pings come then.
+	budgetMu sync.Mutex
+	budget   frameBudget
 	// busy counts the writer and ping goroutines running; the session
 	// waits for them before it ends.
 	busy sync.WaitGroup
@@ -266,10 +269,7 @@ func (s *Session) readLoop(ctx context.Context) {
 			s.close(CloseInvalidUTF8, "text frames must be valid UTF-8")
 			return
 		}
-		v := s.budget.take(now, s.hub.cfg.ClientRate, s.hub.cfg.ClientBurst)
-		if v != frameAllowed {
-			s.hub.m.rateLimited.Inc()
-		}
+		v := s.takeFrame(now)
 		if v == frameTooMany {
 			s.close(CloseMalformed, "too many frames: over the rate limit")
 			return
@@ -280,6 +280,30 @@ func (s *Session) readLoop(ctx context.Context) {
 			return
 		}
 	}
+}
+
+// takeFrame charges a frame read at now against the client's rate.
+func (s *Session) takeFrame(now int64) verdict {
+	s.budgetMu.Lock()
+	v := s.budget.take(now, s.hub.cfg.ClientRate, s.hub.cfg.ClientBurst)
+	s.budgetMu.Unlock()
+	if v != frameAllowed {
+		s.hub.m.rateLimited.Inc()
+	}
+	return v
+}
+
+// pinged charges a WebSocket ping, which the library reads and answers by
+// itself, and says whether to answer it: a client that packs thousands of
+// pings into one packet must not have the hub write a pong for each.
+func (s *Session) pinged() bool {
+	switch s.takeFrame(time.Now().UnixNano()) {
+	case frameAllowed:
+		return true
+	case frameTooMany:
+		s.close(CloseMalformed, "too many frames: over the rate limit")
+	}
+	return false
 }
 
 // handle carries out one client frame, or only answers it when it came

@@ -25,6 +25,9 @@ func TestSubscriptionFollows(t *testing.T) {
 		{"a new stream", pos(5, "e"), pos(1, "f"), stepGap, false},
 		{"a new stream from where the old one was", pos(5, "e"), pos(6, "f"), stepGap, false},
 		{"the first of a stream joined at its start", pos(0, "e"), pos(1, "e"), stepNext, true},
+		{"the first of the stream after an empty channel", pos(0, "run.abc"), pos(1, "f"), stepNext, true},
+		{"a later one of the stream after an empty channel", pos(0, "run.abc"), pos(2, "f"), stepGap, false},
+		{"the first of a stream after offset 0 of another stream", pos(0, "e"), pos(1, "f"), stepGap, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			sub := &subscription{channel: "group:G"}

@@ -268,3 +268,38 @@ func TestBinaryMaxConnsPerIP(t *testing.T) {
 	require.NoError(t, err)
 	c.ExpectClose(hub.CloseTooManyConns)
 }
+
+// A client that asks for answers and reads none (here, requests pipelined
+// on one connection) does not hold the connection for ever: the writing of
+// an answer is bounded, and the connection is closed once it times out.
+func TestBinaryUnreadAnswersAreCutOff(t *testing.T) {
+	p := hubtest.Start(t, []string{"-apps", "100", "-jwt-secret", clusterSecret, "-read-timeout", "1s", "-write-timeout", "1s"})
+	c, err := net.Dial("tcp", p.Addr)
+	require.NoError(t, err)
+	defer c.Close()
+	// 2000 answers of the dashboard's script, some 24 MB: more than any
+	// socket buffers take while nobody reads.
+	const n = 2000
+	req := []byte(strings.Repeat("GET /app.js HTTP/1.1\r\nHost: x\r\n\r\n", n))
+	go func() { _, _ = c.Write(req) }()
+	// Longer than the hub gives the writing of an answer: -read-timeout,
+	// the time a callback's publish may take, and -write-timeout.
+	time.Sleep(10 * time.Second)
+	require.NoError(t, c.SetReadDeadline(time.Now().Add(30*time.Second)))
+	r := bufio.NewReader(c)
+	answered := 0
+	for ; answered < n; answered++ {
+		resp, err := http.ReadResponse(r, nil)
+		if err != nil {
+			break
+		}
+		_, err = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if err != nil {
+			break
+		}
+	}
+	assert.Less(t, answered, n, "the connection was closed while its answers waited, not kept open until read")
+	code, _ := p.Get("/healthz")
+	assert.Equal(t, 200, code)
+}

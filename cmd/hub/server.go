@@ -137,10 +137,11 @@ func run(ctx context.Context, cfg Config, stdout io.Writer, log *slog.Logger) er
 		Logger:  log,
 		Metrics: cbMetrics,
 	}, callback.NewHandler(callback.Config{
-		Apps:    cfg.Apps,
-		MaxBody: cfg.MaxBody,
-		Logger:  log,
-		Metrics: cbMetrics,
+		Apps:           cfg.Apps,
+		MaxBody:        cfg.MaxBody,
+		PublishTimeout: publishTimeout,
+		Logger:         log,
+		Metrics:        cbMetrics,
 	}, publisher)))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		fmt.Fprintln(w, "ok")
@@ -243,6 +244,10 @@ func run(ctx context.Context, cfg Config, stdout io.Writer, log *slog.Logger) er
 	return nil
 }
 
+// publishTimeout bounds a callback's publish, the longest a handler of
+// the server takes before it answers.
+const publishTimeout = 5 * time.Second
+
 // maxHeaderBytes bounds a request's line and headers. The largest that
 // are expected, a WebSocket upgrade with a JWT in the query or
 // Authorization header, take a few KiB.
@@ -257,12 +262,19 @@ const maxHeaderBytes = 64 << 10
 // the connection (a callback refused for its signature, a POST to any
 // other path), and handlers added later. A WebSocket leaves it behind when
 // it is upgraded: the hub's hijacker clears the read deadline.
+//
+// WriteTimeout bounds the writing of an answer, from the end of its
+// request's headers: room for the body, the handler and the write itself.
+// Without it a client that reads no answers (one that pipelines requests
+// for the dashboard's files, say) holds its connection and goroutine for
+// ever. A WebSocket sets a deadline of its own before each write.
 func newServer(cfg Config, handler http.Handler, log *slog.Logger) (*http.Server, error) {
 	resolver := &clientaddr.Resolver{Trusted: cfg.TrustedProxies}
 	srv := &http.Server{
 		Handler:           resolver.Handler(handler),
 		ReadHeaderTimeout: min(10*time.Second, cfg.ReadTimeout),
 		ReadTimeout:       cfg.ReadTimeout,
+		WriteTimeout:      cfg.ReadTimeout + publishTimeout + cfg.WriteTimeout,
 		MaxHeaderBytes:    maxHeaderBytes,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),

@@ -71,8 +71,8 @@ type Process struct {
 	args   []string
 	env    []string
 	Addr   string // host:port it listens on
-	stdout syncBuffer
-	stderr syncBuffer
+	stdout SyncBuffer
+	stderr SyncBuffer
 	exited chan struct{}
 	err    error
 }
@@ -305,18 +305,22 @@ func (p *Process) WaitReady(want int) {
 	}
 }
 
-type syncBuffer struct {
+// SyncBuffer is a bytes.Buffer that a process or a logger may write to
+// while a test reads it.
+type SyncBuffer struct {
 	mu sync.Mutex
 	b  bytes.Buffer
 }
 
-func (s *syncBuffer) Write(p []byte) (int, error) {
+// Write implements io.Writer.
+func (s *SyncBuffer) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.Write(p)
 }
 
-func (s *syncBuffer) String() string {
+// String returns what was written so far.
+func (s *SyncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
