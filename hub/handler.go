@@ -76,7 +76,6 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.conns.Add(-1)
 	}
 
-	s = newSession(h, conn, hj.conn, id)
 	h.sessMu.Lock()
 	if h.draining.Load() {
 		h.sessMu.Unlock()
@@ -84,6 +83,9 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.refuse(conn, hj.conn, CloseShuttingDown, "node shutting down, reconnect")
 		return
 	}
+	// Made only once it is sure to run: a session starts its expiry and
+	// ping timers, which only its run stops.
+	s = newSession(h, conn, hj.conn, id)
 	h.sessions[s] = struct{}{}
 	h.wg.Add(1)
 	h.sessMu.Unlock()

@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"os"
 	"sync"
-	"time"
 )
 
 // certFiles serves the certificate of -tls-cert and -tls-key, and loads
@@ -23,10 +22,16 @@ type certFiles struct {
 	lastErr  string // the last failure logged, so that it is logged once
 }
 
-// fileStamp is what tells that a file changed.
+// fileStamp is what tells that a file changed: its identity as well as
+// its time and size, since a renewal that replaces the file (an atomic
+// rename, a Kubernetes secret volume's symlink swap) may keep both.
 type fileStamp struct {
-	mod  time.Time
-	size int64
+	info os.FileInfo
+}
+
+func (a fileStamp) same(b fileStamp) bool {
+	return a.info != nil && b.info != nil && os.SameFile(a.info, b.info) &&
+		a.info.ModTime().Equal(b.info.ModTime()) && a.info.Size() == b.info.Size()
 }
 
 func stamp(path string) (fileStamp, error) {
@@ -34,7 +39,7 @@ func stamp(path string) (fileStamp, error) {
 	if err != nil {
 		return fileStamp{}, err
 	}
-	return fileStamp{fi.ModTime(), fi.Size()}, nil
+	return fileStamp{fi}, nil
 }
 
 func newCertFiles(certFile, keyFile string, log *slog.Logger) (*certFiles, error) {
@@ -57,7 +62,7 @@ func (c *certFiles) load() error {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.cert != nil && cs == c.certStat && ks == c.keyStat {
+	if c.cert != nil && cs.same(c.certStat) && ks.same(c.keyStat) {
 		return nil
 	}
 	cert, err := tls.LoadX509KeyPair(c.certFile, c.keyFile)

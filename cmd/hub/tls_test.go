@@ -103,3 +103,24 @@ func TestBinaryTLS(t *testing.T) {
 	require.NoError(t, err)
 	assert.Contains(t, string(b), `"op":"pong"`, "the session opened with the first certificate lives on")
 }
+
+// A renewal that replaces the file keeps neither its identity, even when
+// it keeps its time and size.
+func TestFileStampSeesReplacement(t *testing.T) {
+	dir := t.TempDir()
+	path, next := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "cert.pem.new")
+	require.NoError(t, os.WriteFile(path, []byte("aaaa"), 0o644))
+	before, err := stamp(path)
+	require.NoError(t, err)
+	again, err := stamp(path)
+	require.NoError(t, err)
+	assert.True(t, before.same(again), "an unchanged file")
+
+	require.NoError(t, os.WriteFile(next, []byte("bbbb"), 0o644))
+	require.NoError(t, os.Chtimes(next, before.info.ModTime(), before.info.ModTime()))
+	require.NoError(t, os.Rename(next, path))
+	after, err := stamp(path)
+	require.NoError(t, err)
+	assert.Equal(t, before.info.ModTime(), after.info.ModTime())
+	assert.False(t, before.same(after), "a file renamed into place with the same time and size")
+}

@@ -31,6 +31,11 @@ func Parse(s string) (Prefixes, error) {
 			if err != nil {
 				return nil, fmt.Errorf("%q is not a CIDR such as 10.0.0.0/8", item)
 			}
+			if a := p.Addr(); a.Is4In6() && p.Bits() >= 96 {
+				// ::ffff:10.0.0.0/104 is 10.0.0.0/8: addresses are
+				// matched unmapped.
+				p = netip.PrefixFrom(a.Unmap(), p.Bits()-96)
+			}
 			ps = append(ps, p.Masked())
 			continue
 		}

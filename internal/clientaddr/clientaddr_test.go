@@ -63,6 +63,16 @@ func TestParse(t *testing.T) {
 			t.Errorf("Contains(%s) = %v, want %v", addr, got, want)
 		}
 	}
+	// A range written as IPv4-mapped IPv6 matches IPv4 peers.
+	mapped := mustParse(t, "::ffff:10.0.0.0/104")
+	if got, want := mapped.String(), "10.0.0.0/8"; got != want {
+		t.Errorf("Parse(::ffff:10.0.0.0/104) = %s, want %s", got, want)
+	}
+	for addr, want := range map[string]bool{"10.9.8.7": true, "::ffff:10.9.8.7": true, "11.0.0.1": false} {
+		if got := mapped.Contains(netip.MustParseAddr(addr)); got != want {
+			t.Errorf("mapped range: Contains(%s) = %v, want %v", addr, got, want)
+		}
+	}
 	for _, bad := range []string{"10.0.0.0/33", "example.com", "10.0.0.1/x", "1.2.3"} {
 		if _, err := Parse(bad); err == nil {
 			t.Errorf("Parse(%q) gave no error", bad)
