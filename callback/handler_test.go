@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -415,6 +416,13 @@ func TestHandlerBoundsEchoedText(t *testing.T) {
 	huge := strings.Repeat("7", 1<<20)
 	hugeCmd := "Group." + strings.Repeat("X", 1<<20)
 	field := strings.Repeat("9", 100<<10)
+	// A join goes to each member's channel: the line that shows it must
+	// not show every channel.
+	var members []string
+	for i := range 1000 {
+		members = append(members, `{"Member_Account":"`+strings.Repeat("m", 196)+fmt.Sprintf("%04d", i)+`"}`)
+	}
+	manyMembers := `{"GroupId":"G","NewMemberList":[` + strings.Join(members, ",") + `]}`
 	for _, tc := range []struct {
 		name   string
 		q      url.Values
@@ -433,6 +441,7 @@ func TestHandlerBoundsEchoedText(t *testing.T) {
 		{"100 KB recall entry", query(openApp, callback.CommandGroupRecall), `{"GroupId":"G","MsgSeqList":[{"MsgSeq":` + field + `}]}`, 400, "MsgSeqList[0].MsgSeq: want integer"},
 		{"1 MB CallbackCommand, ignored", query(openApp, hugeCmd), "{\"x\":\"\xff\"}", 200, ""},
 		{"100 KB published", query(openApp, callback.CommandGroupSend), `{"GroupId":"G","MsgSeq":1,"MsgBody":[],"CloudCustomData":"` + field + `"}`, 200, ""},
+		{"1000 members of 200 bytes published", query(openApp, callback.CommandGroupMemberJoin), manyMembers, 200, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newFixture(t, nil)
