@@ -63,7 +63,10 @@ func spoiled(body string) []string {
 	keys := key.ReplaceAllStringFunc(body, func(m string) string {
 		switch m {
 		case `"CallbackCommand":`, `"GroupId":`, `"MsgSeq":`, `"MsgBody":`, `"MsgSeqList":`,
-			`"From_Account":`, `"To_Account":`, `"MsgKey":`, `"MsgId":`:
+			`"From_Account":`, `"To_Account":`, `"MsgKey":`, `"MsgId":`,
+			`"Info":`, `"Action":`, `"NewMemberList":`, `"ExitMemberList":`, `"Member_Account":`,
+			`"Report_Account":`, `"Peer_Account":`, `"LastReadTime":`,
+			`"GroupMsgReceiptList":`, `"ReadNum":`, `"UnreadNum":`:
 			return m
 		}
 		return "\"\xe7\xba" + m[1:]
@@ -83,6 +86,14 @@ var invalidUTF8Bodies = map[string]string{
 	"{\"From_Account\":\"\xed\xa0\x80\",\"To_Account\":\"b\",\"MsgKey\":\"k\x80\"}":                                                                       "C2C.CallbackAfterMsgWithDraw",
 	"{\"From_Account\":\"a\",\"To_Account\":\"b\",\"MsgKey\":\"k\",\"MsgBody\":[{\"MsgType\":\"TIMCustomElem\",\"MsgContent\":{\"Data\":\"\xff\xfe\"}}]}": "C2C.CallbackAfterSendMsg",
 	"{\"GroupId\":\"G\",\"MsgSeqList\":[{\"MsgSeq\":1,\"MsgId\":\"\xf4\x90\x80\x80\"}]}":                                                                  "Group.CallbackAfterRecallMsg",
+	"{\"Info\":{\"Action\":\"Login\",\"To_Account\":\"u\xff\",\"Reason\":\"Reg\xc0ister\"},\"KickedDevice\":[{\"Platform\":\"\xedWeb\"}]}":                "State.StateChange",
+	"{\"Info\":{\"Action\":\"Log\xffin\",\"To_Account\":\"u\"}}":                                                                                          "State.StateChange",
+	"{\"GroupId\":\"G\",\"JoinType\":\"\x80\",\"NewMemberList\":[{\"Member_Account\":\"a\xe7\xba\"},{\"Member_Account\":\"a\xe7\xbb\"}]}":                 "Group.CallbackAfterNewMemberJoin",
+	"{\"GroupId\":\"G\",\"ExitType\":\"Kicked\",\"Operator_Account\":\"\xf0\x80\x80\x80\",\"ExitMemberList\":[{\"Member_Account\":\"\xed\xa0\x80\"}]}":    "Group.CallbackAfterMemberExit",
+	"{\"Report_Account\":\"a\xff\",\"Peer_Account\":\"a\xfe\",\"LastReadTime\":1}":                                                                        "C2C.CallbackAfterMsgReport",
+	"{\"GroupId\":\"G\",\"TopicId\":\"\xff\",\"GroupMsgReceiptList\":[{\"MsgSeq\":1,\"ReadNum\":1,\"UnreadNum\":0,\"Read\xffReceiptMembers\":[]}]}":       "Group.CallbackAfterReadReceipt",
+	"{\"GroupId\":\"G\xc3\",\"Name\":\"\xc3\"}":                                                                                                           "Group.CallbackAfterGroupDestroyed",
+	"{\"GroupId\":\"G\",\"Name\":\"\xc3\",\"UserDefinedDataList\":[{\"Key\":\"k\xff\",\"Value\":\"\xff\"},{\"Key\":\"k\xfe\",\"Value\":\"v\"}]}":          "Group.CallbackAfterGroupInfoChanged",
 }
 
 // FuzzParse: no body makes Parse panic, and whatever it accepts becomes an

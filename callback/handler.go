@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/imhub/imhub/hub/broker"
@@ -160,8 +161,17 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	default:
 		h.cfg.Metrics.count(req.Command, ResultPublished)
 		if h.log.Enabled(r.Context(), slog.LevelDebug) {
+			// A join or a leave goes to each member's channel: a thousand of
+			// them would make a line of hundreds of kilobytes.
+			placed := make([]string, len(channels))
+			for i, c := range channels {
+				placed[i] = c
+				if i < len(res.Positions) {
+					placed[i] += "@" + res.Positions[i].String()
+				}
+			}
 			h.log.Debug("event published", "app", req.App, "id", ev.ID, "type", ev.Type,
-				"channels", channels, "positions", res.Positions, "event", clipTo(string(data), maxLoggedEvent))
+				"channels", clipTo(strings.Join(placed, " "), maxLoggedChannels), "event", clipTo(string(data), maxLoggedEvent))
 		}
 	}
 	writeOK(w)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -140,7 +141,7 @@ func TestHandlerDedupe(t *testing.T) {
 
 func TestHandlerUnknownCommand(t *testing.T) {
 	f := newFixture(t, nil)
-	code, body := f.do(t, http.MethodPost, query(openApp, "State.StateChange"), `{"CallbackCommand":"State.StateChange","Info":{"To_Account":"x"}}`)
+	code, body := f.do(t, http.MethodPost, query(openApp, "Group.CallbackAfterGroupFull"), `{"CallbackCommand":"Group.CallbackAfterGroupFull","GroupId":"x"}`)
 	assert.Equal(t, http.StatusOK, code)
 	assert.Equal(t, ok, body)
 	// Fields named like those of published commands, with other types.
@@ -151,6 +152,53 @@ func TestHandlerUnknownCommand(t *testing.T) {
 	f.do(t, http.MethodPost, query(openApp, callback.CommandGroupSend), seed(t, "group_send"))
 	pubs := f.rec.WaitCount(t, 1)
 	assert.Len(t, pubs, 1, "the unknown command was not published")
+}
+
+// Each IM document's example of the commands added to the live surface is
+// published once to "app" and the channels of its users, and its retry is
+// answered OK and not published again. Only the examples whose identity
+// does not rest on the receive time: the fixture's clock stands still.
+func TestHandlerLiveCommands(t *testing.T) {
+	f := newFixture(t, nil)
+	for _, ch := range []string{"user:testuser316", "user:jared", "user:tommy", "user:Jonh", "group:@TGS#2J4SZEAEL", "group:@TGS#2TTV7VSII"} {
+		require.NoError(t, f.broker.Subscribe(context.Background(), openApp, ch))
+	}
+	for _, tc := range []struct {
+		seed, cmd, typ string
+		channels       []string
+	}{
+		{"state_change", callback.CommandStateChange, callback.TypeUserStatus, []string{"user:testuser316"}},
+		{"group_member_join_eventtime", callback.CommandGroupMemberJoin, callback.TypeGroupMemberJoined, []string{"group:@TGS#2J4SZEAEL", "user:jared", "user:tommy"}},
+		{"group_member_exit_eventtime", callback.CommandGroupMemberExit, callback.TypeGroupMemberLeft, []string{"group:@TGS#2J4SZEAEL", "user:jared", "user:tommy"}},
+		{"c2c_msg_report", callback.CommandC2CReport, callback.TypeC2CRead, []string{"user:jared", "user:Jonh"}},
+		{"group_read_receipt", callback.CommandGroupReadReceipt, callback.TypeGroupRead, []string{"group:@TGS#2TTV7VSII"}},
+		{"group_destroyed", callback.CommandGroupDestroyed, callback.TypeGroupDestroyed, []string{"group:@TGS#2J4SZEAEL"}},
+		{"group_info_changed", callback.CommandGroupInfoChanged, callback.TypeGroupInfoChanged, []string{"group:@TGS#2J4SZEAEL"}},
+	} {
+		t.Run(tc.seed, func(t *testing.T) {
+			before := len(f.rec.Publications())
+			for range 2 {
+				code, body := f.do(t, http.MethodPost, query(openApp, tc.cmd), seed(t, tc.seed))
+				require.Equal(t, http.StatusOK, code, body)
+				assert.Equal(t, ok, body)
+			}
+			want := append([]string{"app"}, tc.channels...)
+			pubs := f.rec.WaitCount(t, before+len(want))[before:]
+			var got []string
+			for _, p := range pubs {
+				got = append(got, p.Channel)
+				assert.Contains(t, string(p.Data), `"type":"`+tc.typ+`"`)
+			}
+			assert.ElementsMatch(t, want, got)
+			assert.Equal(t, 1.0, testutil.ToFloat64(f.counter(tc.cmd, callback.ResultPublished)))
+			assert.Equal(t, 1.0, testutil.ToFloat64(f.counter(tc.cmd, callback.ResultDuplicate)), "the retry")
+		})
+	}
+	// Nothing else arrived before a last event: no retry was published late.
+	total := len(f.rec.Publications())
+	f.do(t, http.MethodPost, query(openApp, callback.CommandGroupSend), seed(t, "group_send"))
+	assert.Len(t, f.rec.WaitCount(t, total+2), total+2)
+	assert.Equal(t, 2+4+4+3+2+2+2, total)
 }
 
 // Every rejection of the contract, in the order the checks run: the first
@@ -285,6 +333,24 @@ func TestHandlerRepairsInvalidUTF8(t *testing.T) {
 			"group:G", `"client_ip":"10.0.0.` + bad + `"`, true},
 		{"OptPlatform in the query", callback.CommandGroupSend, map[string]string{"OptPlatform": "i\xffOS"}, groupSend(``),
 			"group:G", `"platform":"i` + bad + `OS"`, true},
+		{"Info.To_Account", callback.CommandStateChange, nil, `{"Info":{"Action":"Login","To_Account":"u` + "\xfe" + `"},"EventTime":1}`,
+			"user:u" + bad, `"from":"u` + bad + `"`, true},
+		{"KickedDevice platform", callback.CommandStateChange, nil, `{"Info":{"Action":"Login","To_Account":"u"},"KickedDevice":[{"Platform":"W` + "\xc0" + `eb"}]}`,
+			"user:u", `"kicked_devices":[{"platform":"W` + bad + `eb"}]`, true},
+		{"a new member", callback.CommandGroupMemberJoin, nil, `{"GroupId":"G","NewMemberList":[{"Member_Account":"ja` + "\xff" + `red"}]}`,
+			"user:ja" + bad + "red", `"members":["ja` + bad + `red"]`, true},
+		{"the operator who kicked", callback.CommandGroupMemberExit, nil, `{"GroupId":"G","Operator_Account":"` + "\xe7\xba" + `","ExitMemberList":[{"Member_Account":"a"}]}`,
+			"user:a", `"operator":"` + bad + bad + `"`, true},
+		{"the reader", callback.CommandC2CReport, nil, `{"Report_Account":"r` + "\x80" + `","Peer_Account":"p","LastReadTime":1}`,
+			"user:r" + bad, `"from":"r` + bad + `"`, true},
+		{"a receipt's member list, not ours", callback.CommandGroupReadReceipt, nil,
+			`{"GroupId":"G","GroupMsgReceiptList":[{"MsgSeq":1,"ReadNum":1,"UnreadNum":0,"ReadReceiptMembers":[{"Member_Account":"` + "\xff" + `"}]}]}`,
+			"group:G", `"receipts":[{"seq":1,"read":1,"unread":0}]`, true},
+		{"a destroyed group's id", callback.CommandGroupDestroyed, nil, `{"GroupId":"G` + "\xf0\x80\x80\x80" + `"}`,
+			"group:G" + bad + bad + bad + bad, `"group_id":"G` + bad + bad + bad + bad + `"`, true},
+		{"a changed custom field", callback.CommandGroupInfoChanged, nil,
+			`{"GroupId":"G","UserDefinedDataList":[{"Key":"k` + "\xed\xa0\x80" + `","Value":"v` + "\xff" + `"}]}`,
+			"group:G", `"custom":{"k` + bad + bad + bad + `":"v` + bad + `"}`, true},
 		{"valid text, U+FFFD itself included, is not counted", callback.CommandGroupSend, nil, groupSend(`,"CloudCustomData":"紅包 ` + bad + ` 🧧"`),
 			"group:G", `"cloud_custom_data":"紅包 ` + bad + ` 🧧"`, false},
 		{"escaped text is not counted", callback.CommandGroupSend, nil, groupSend(`,"CloudCustomData":"\u00ff"`),
@@ -331,6 +397,13 @@ func TestHandlerBoundsEchoedText(t *testing.T) {
 	huge := strings.Repeat("7", 1<<20)
 	hugeCmd := "Group." + strings.Repeat("X", 1<<20)
 	field := strings.Repeat("9", 100<<10)
+	// A join goes to each member's channel: the line that shows it must
+	// not show every channel.
+	var members []string
+	for i := range 1000 {
+		members = append(members, `{"Member_Account":"`+strings.Repeat("m", 196)+fmt.Sprintf("%04d", i)+`"}`)
+	}
+	manyMembers := `{"GroupId":"G","NewMemberList":[` + strings.Join(members, ",") + `]}`
 	for _, tc := range []struct {
 		name   string
 		q      url.Values
@@ -349,6 +422,7 @@ func TestHandlerBoundsEchoedText(t *testing.T) {
 		{"100 KB recall entry", query(openApp, callback.CommandGroupRecall), `{"GroupId":"G","MsgSeqList":[{"MsgSeq":` + field + `}]}`, 400, "MsgSeqList[0].MsgSeq: want integer"},
 		{"1 MB CallbackCommand, ignored", query(openApp, hugeCmd), "{\"x\":\"\xff\"}", 200, ""},
 		{"100 KB published", query(openApp, callback.CommandGroupSend), `{"GroupId":"G","MsgSeq":1,"MsgBody":[],"CloudCustomData":"` + field + `"}`, 200, ""},
+		{"1000 members of 200 bytes published", query(openApp, callback.CommandGroupMemberJoin), manyMembers, 200, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newFixture(t, nil)

@@ -19,10 +19,22 @@ const (
 	CommandGroupRecall = "Group.CallbackAfterRecallMsg"
 	CommandC2CSend     = "C2C.CallbackAfterSendMsg"
 	CommandC2CWithdraw = "C2C.CallbackAfterMsgWithDraw"
+
+	CommandStateChange      = "State.StateChange"
+	CommandGroupMemberJoin  = "Group.CallbackAfterNewMemberJoin"
+	CommandGroupMemberExit  = "Group.CallbackAfterMemberExit"
+	CommandC2CReport        = "C2C.CallbackAfterMsgReport"
+	CommandGroupReadReceipt = "Group.CallbackAfterReadReceipt"
+	CommandGroupDestroyed   = "Group.CallbackAfterGroupDestroyed"
+	CommandGroupInfoChanged = "Group.CallbackAfterGroupInfoChanged"
 )
 
 // Commands lists the published commands.
-var Commands = []string{CommandGroupSend, CommandGroupRecall, CommandC2CSend, CommandC2CWithdraw}
+var Commands = []string{
+	CommandGroupSend, CommandGroupRecall, CommandC2CSend, CommandC2CWithdraw,
+	CommandStateChange, CommandGroupMemberJoin, CommandGroupMemberExit, CommandC2CReport,
+	CommandGroupReadReceipt, CommandGroupDestroyed, CommandGroupInfoChanged,
+}
 
 // ErrUnknownCommand is returned by Parse for a command imhub does not
 // publish.
@@ -112,22 +124,27 @@ func parse(req Request, body []byte) (*Event, []string, error) {
 		ev, identity, err = f.c2cSend()
 	case CommandC2CWithdraw:
 		ev, identity, err = f.c2cWithdraw()
+	case CommandStateChange:
+		ev, identity, err = f.stateChange(req)
+	case CommandGroupMemberJoin:
+		ev, identity, err = f.memberJoin(req)
+	case CommandGroupMemberExit:
+		ev, identity, err = f.memberExit(req)
+	case CommandC2CReport:
+		ev, identity, err = f.c2cReport()
+	case CommandGroupReadReceipt:
+		ev, identity, err = f.readReceipt()
+	case CommandGroupDestroyed:
+		ev, identity, err = f.groupDestroyed(req)
+	case CommandGroupInfoChanged:
+		ev, identity, err = f.groupInfoChanged(req)
 	default:
 		return nil, nil, ErrUnknownCommand
 	}
 	if err != nil {
 		return nil, nil, err
 	}
-	var channels []string
-	if ev.GroupID != "" {
-		channels = []string{"group:" + ev.GroupID, "app"}
-	} else {
-		channels = []string{"user:" + ev.From}
-		if ev.To != ev.From {
-			channels = append(channels, "user:"+ev.To)
-		}
-		channels = append(channels, "app")
-	}
+	channels := channelsOf(ev)
 	ev.App = req.App
 	ev.Command = req.Command
 	ev.ID = eventID(req.App, req.Command, identity)
@@ -144,9 +161,34 @@ func parse(req Request, body []byte) (*Event, []string, error) {
 	return ev, channels, nil
 }
 
+// channelsOf returns the channels an event goes to: a group event to its
+// group and to each member who joined or left it (so that a client learns
+// it was added or removed without watching the group), any other to each
+// of its users once; every event also to "app".
+func channelsOf(ev *Event) []string {
+	var channels []string
+	if ev.GroupID != "" {
+		channels = make([]string, 0, 2+len(ev.Members))
+		channels = append(channels, "group:"+ev.GroupID)
+		for _, m := range ev.Members {
+			channels = append(channels, "user:"+m)
+		}
+	} else {
+		channels = []string{"user:" + ev.From}
+		if ev.To != "" && ev.To != ev.From {
+			channels = append(channels, "user:"+ev.To)
+		}
+	}
+	return append(channels, "app")
+}
+
 // eventID is stable across retries of one IM event, and differs between
 // apps and commands (a send and the recall of the same message are two
-// events).
+// events). identity says which event of the command it is: the message
+// identity for a message command; for the others, which carry none, what
+// each parser's comment gives (the IM's EventTime for a status change, a
+// join, a leave, a profile change and a group's end; the point read up to
+// for a read report; the counts for a read receipt).
 func eventID(app, command, identity string) string {
 	h := sha256.New()
 	h.Write([]byte(app))

@@ -27,6 +27,54 @@ func goldenRequest(t testing.TB, body []byte) Request {
 	return Request{App: "1400000000", Command: cmd.CallbackCommand, ClientIP: "127.0.0.1", Platform: "Web", Received: received}
 }
 
+// goldenSources says where each golden input comes from: the IM's webhook
+// page whose request example it is, with what differs from the example.
+// The examples' // comments are left out (they are not JSON).
+var goldenSources = map[string]string{
+	// https://www.tencentcloud.com/document/product/1047/34375
+	"group_send": "After a Group Message Is Sent",
+	// https://www.tencentcloud.com/document/product/1047/34375, with the
+	// TopicId, MsgId and EventTime of the topic schema version.
+	"group_send_topic": "After a Group Message Is Sent, topic version",
+	// https://www.tencentcloud.com/document/product/1047/46979, the three
+	// versions: without MsgId, with MsgId, with TopicId and EventTime.
+	"group_recall":       "Callback After Recalling Group Messages",
+	"group_recall_msgid": "Callback After Recalling Group Messages, MsgId version",
+	"group_recall_topic": "Callback After Recalling Group Messages, topic version",
+	// https://www.tencentcloud.com/document/product/1047/34365; the failed
+	// one with a non-zero SendMsgResult.
+	"c2c_send":        "After a One-to-One Message Is Sent",
+	"c2c_send_failed": "After a One-to-One Message Is Sent, not delivered",
+	// https://www.tencentcloud.com/document/product/1047/43466
+	"c2c_withdraw": "After A One-to-One Message Is Recalled",
+	// https://www.tencentcloud.com/document/product/1047/34357
+	"state_change": "Status Change Webhooks",
+	// https://www.tencentcloud.com/document/product/1047/34372: the
+	// example without EventTime, and the current one with EventTime as a
+	// decimal string (https://cloud.tencent.com/document/product/269/1667
+	// gives it as a number).
+	"group_member_join":           "After a User Joins a Group",
+	"group_member_join_eventtime": "After a User Joins a Group, EventTime version",
+	// https://www.tencentcloud.com/document/product/1047/34373, likewise.
+	"group_member_exit":           "After a Member Quits a Group",
+	"group_member_exit_eventtime": "After a Member Quits a Group, EventTime version",
+	// https://www.tencentcloud.com/document/product/1047/43465; the EventTime
+	// version is https://cloud.tencent.com/document/product/269/61696, whose
+	// example has EventTime (a number) and no UnreadMsgNum.
+	"c2c_msg_report":           "After a One-to-One message Is Marked as Read",
+	"c2c_msg_report_eventtime": "After a One-to-One message Is Marked as Read, EventTime version",
+	// https://www.tencentcloud.com/document/product/1047/60395, with the
+	// comma the example lacks after the first "UnreadNum": 6.
+	"group_read_receipt": "Callback After Read Receipt",
+	// https://www.tencentcloud.com/document/product/1047/34377
+	"group_destroyed": "After a Group Is Disbanded",
+	// https://www.tencentcloud.com/document/product/1047/34378: the current
+	// example, and the one that changes every basic field and custom
+	// fields.
+	"group_info_changed":        "After Group Profile Is Modified",
+	"group_info_changed_custom": "After Group Profile Is Modified, custom fields",
+}
+
 // The IM documents' examples, and the other schema versions they describe,
 // each normalized to the exact event and channels in its .golden file.
 func TestParseGolden(t *testing.T) {
@@ -36,6 +84,7 @@ func TestParseGolden(t *testing.T) {
 	for _, in := range inputs {
 		name := strings.TrimSuffix(filepath.Base(in), ".json")
 		t.Run(name, func(t *testing.T) {
+			require.Contains(t, goldenSources, name, "say in goldenSources which IM page the example is from")
 			body, err := os.ReadFile(in)
 			require.NoError(t, err)
 			ev, channels, err := Parse(goldenRequest(t, body), body)
@@ -149,6 +198,49 @@ func TestParseRejects(t *testing.T) {
 		{"withdraw no MsgKey", CommandC2CWithdraw, `{"From_Account":"a","To_Account":"b"}`, "MsgKey: required"},
 		{"c2c send no key", CommandC2CSend, `{"From_Account":"a","To_Account":"b","MsgBody":[]}`, "MsgKey: required"},
 		{"c2c send no body", CommandC2CSend, `{"From_Account":"a","To_Account":"b","MsgKey":"k"}`, "MsgBody: required"},
+		{"state no Info", CommandStateChange, `{"EventTime":1}`, "Info: required object"},
+		{"state Info null", CommandStateChange, `{"Info":null}`, "Info: required object"},
+		{"state Info array", CommandStateChange, `{"Info":[{"To_Account":"u","Action":"Login"}]}`, "Info: want object, got array"},
+		{"state Info string", CommandStateChange, `{"Info":"u"}`, "Info: want object, got string"},
+		{"state no To_Account", CommandStateChange, `{"Info":{"Action":"Login"}}`, "Info.To_Account: required"},
+		{"state To_Account number", CommandStateChange, `{"Info":{"To_Account":7,"Action":"Login"}}`, "Info.To_Account: want string, got number"},
+		{"state To_Account empty", CommandStateChange, `{"Info":{"To_Account":"","Action":"Login"}}`, "Info.To_Account: must not be empty"},
+		{"state To_Account long", CommandStateChange, `{"Info":{"To_Account":"` + long + `","Action":"Login"}}`, "Info.To_Account: longer than"},
+		{"state no Action", CommandStateChange, `{"Info":{"To_Account":"u"}}`, "Info.Action: required"},
+		{"state Action number", CommandStateChange, `{"Info":{"To_Account":"u","Action":1}}`, "Info.Action: want string, got number"},
+		{"join no GroupId", CommandGroupMemberJoin, `{"NewMemberList":[{"Member_Account":"a"}]}`, "GroupId: required"},
+		{"join GroupId object", CommandGroupMemberJoin, `{"GroupId":{},"NewMemberList":[{"Member_Account":"a"}]}`, "GroupId: want string, got object"},
+		{"join no list", CommandGroupMemberJoin, `{"GroupId":"G"}`, "NewMemberList: required non-empty array"},
+		{"join empty list", CommandGroupMemberJoin, `{"GroupId":"G","NewMemberList":[]}`, "NewMemberList: required non-empty array"},
+		{"join list object", CommandGroupMemberJoin, `{"GroupId":"G","NewMemberList":{"Member_Account":"a"}}`, "NewMemberList: want array of objects, got object"},
+		{"join list of strings", CommandGroupMemberJoin, `{"GroupId":"G","NewMemberList":["a"]}`, "NewMemberList: want array of objects"},
+		{"join member without account", CommandGroupMemberJoin, `{"GroupId":"G","NewMemberList":[{"Member_Account":"a"},{}]}`, "NewMemberList[1].Member_Account: required"},
+		{"join member account number", CommandGroupMemberJoin, `{"GroupId":"G","NewMemberList":[{"Member_Account":1}]}`, "NewMemberList[0].Member_Account: want string, got number"},
+		{"join member account empty", CommandGroupMemberJoin, `{"GroupId":"G","NewMemberList":[{"Member_Account":""}]}`, "NewMemberList[0].Member_Account: must not be empty"},
+		{"join too many members", CommandGroupMemberJoin, `{"GroupId":"G","NewMemberList":[` + strings.Repeat(`{"Member_Account":"a"},`, maxMembers) + `{"Member_Account":"b"}]}`, "NewMemberList: more than 1000 members"},
+		{"exit no GroupId", CommandGroupMemberExit, `{"ExitMemberList":[{"Member_Account":"a"}]}`, "GroupId: required"},
+		{"exit no list", CommandGroupMemberExit, `{"GroupId":"G","ExitType":"Quit"}`, "ExitMemberList: required non-empty array"},
+		{"exit list string", CommandGroupMemberExit, `{"GroupId":"G","ExitMemberList":"a"}`, "ExitMemberList: want array of objects, got string"},
+		{"exit member account null", CommandGroupMemberExit, `{"GroupId":"G","ExitMemberList":[{"Member_Account":null}]}`, "ExitMemberList[0].Member_Account: required"},
+		{"report no Report_Account", CommandC2CReport, `{"Peer_Account":"b","LastReadTime":1}`, "Report_Account: required"},
+		{"report Report_Account number", CommandC2CReport, `{"Report_Account":1,"Peer_Account":"b","LastReadTime":1}`, "Report_Account: want string, got number"},
+		{"report no Peer_Account", CommandC2CReport, `{"Report_Account":"a","LastReadTime":1}`, "Peer_Account: required"},
+		{"report no LastReadTime", CommandC2CReport, `{"Report_Account":"a","Peer_Account":"b"}`, "LastReadTime: required integer"},
+		{"report LastReadTime string", CommandC2CReport, `{"Report_Account":"a","Peer_Account":"b","LastReadTime":"1614754606"}`, "LastReadTime: want integer, got string"},
+		{"report LastReadTime fraction", CommandC2CReport, `{"Report_Account":"a","Peer_Account":"b","LastReadTime":1.5}`, "LastReadTime: want integer"},
+		{"report LastReadTime negative", CommandC2CReport, `{"Report_Account":"a","Peer_Account":"b","LastReadTime":-1}`, "LastReadTime: -1 is not a time in seconds"},
+		{"report LastReadTime overflows as ms", CommandC2CReport, `{"Report_Account":"a","Peer_Account":"b","LastReadTime":9223372036854776}`, "is not a time in seconds"},
+		{"receipt no GroupId", CommandGroupReadReceipt, `{"GroupMsgReceiptList":[{"MsgSeq":1,"ReadNum":1,"UnreadNum":0}]}`, "GroupId: required"},
+		{"receipt no list", CommandGroupReadReceipt, `{"GroupId":"G"}`, "GroupMsgReceiptList: required non-empty array"},
+		{"receipt empty list", CommandGroupReadReceipt, `{"GroupId":"G","GroupMsgReceiptList":[]}`, "GroupMsgReceiptList: required non-empty array"},
+		{"receipt list number", CommandGroupReadReceipt, `{"GroupId":"G","GroupMsgReceiptList":1}`, "GroupMsgReceiptList: want array of objects, got number"},
+		{"receipt no MsgSeq", CommandGroupReadReceipt, `{"GroupId":"G","GroupMsgReceiptList":[{"ReadNum":1,"UnreadNum":0}]}`, "GroupMsgReceiptList[0].MsgSeq: required"},
+		{"receipt no ReadNum", CommandGroupReadReceipt, `{"GroupId":"G","GroupMsgReceiptList":[{"MsgSeq":1,"UnreadNum":0}]}`, "GroupMsgReceiptList[0].ReadNum: required"},
+		{"receipt UnreadNum string", CommandGroupReadReceipt, `{"GroupId":"G","GroupMsgReceiptList":[{"MsgSeq":1,"ReadNum":1,"UnreadNum":0},{"MsgSeq":2,"ReadNum":1,"UnreadNum":"6"}]}`, "GroupMsgReceiptList[1].UnreadNum: want integer, got string"},
+		{"destroyed no GroupId", CommandGroupDestroyed, `{"Owner_Account":"o"}`, "GroupId: required"},
+		{"destroyed GroupId array", CommandGroupDestroyed, `{"GroupId":["G"]}`, "GroupId: want string, got array"},
+		{"info no GroupId", CommandGroupInfoChanged, `{"Name":"n"}`, "GroupId: required"},
+		{"info GroupId boolean", CommandGroupInfoChanged, `{"GroupId":true,"Name":"n"}`, "GroupId: want string, got boolean"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ev, channels, err := Parse(Request{App: "1", Command: tc.cmd}, []byte(tc.body))
@@ -175,12 +267,164 @@ func TestParseLenientOptionalFields(t *testing.T) {
 }
 
 func TestParseUnknownCommand(t *testing.T) {
-	_, _, err := Parse(Request{App: "1", Command: "State.StateChange"}, []byte(`{"Info":{}}`))
+	_, _, err := Parse(Request{App: "1", Command: "Group.CallbackAfterGroupFull"}, []byte(`{"GroupId":"G"}`))
 	assert.ErrorIs(t, err, ErrUnknownCommand)
 	// Fields named like ours, of other types, are no concern of ours.
 	_, _, err = Parse(Request{App: "1", Command: "Some.Cmd"}, []byte(`{"CallbackCommand":"Some.Cmd","Random":"abc","MsgBody":{},"GroupId":7}`))
 	assert.ErrorIs(t, err, ErrUnknownCommand)
-	_, _, err = Parse(Request{App: "1", Command: "State.StateChange"}, []byte(`[1]`))
+	_, _, err = Parse(Request{App: "1", Command: "Group.CallbackAfterGroupFull"}, []byte(`[1]`))
 	var bad *BadRequestError
 	assert.ErrorAs(t, err, &bad, "an unknown command must still send a JSON object")
+}
+
+// What makes two callbacks of the commands without a message identity the
+// same event (a retry, published once) or two events (each published).
+func TestParseIdentityLiveCommands(t *testing.T) {
+	const (
+		login     = `{"EventTime":1629883332497,"Info":{"Action":"Login","To_Account":"u","Reason":"Register"}}`
+		join      = `{"GroupId":"G","JoinType":"Apply","NewMemberList":[{"Member_Account":"a"},{"Member_Account":"b"}],"EventTime":"1670574414123"}`
+		exit      = `{"GroupId":"G","ExitType":"Kicked","ExitMemberList":[{"Member_Account":"a"},{"Member_Account":"b"}],"EventTime":"1670574414123"}`
+		report    = `{"Report_Account":"a","Peer_Account":"b","LastReadTime":1614754606,"UnreadMsgNum":7}`
+		receipt   = `{"GroupId":"G","GroupMsgReceiptList":[{"MsgSeq":1,"ReadNum":1,"UnreadNum":6},{"MsgSeq":2,"ReadNum":1,"UnreadNum":6}]}`
+		destroyed = `{"GroupId":"G","EventTime":"1670574414123"}`
+		info      = `{"GroupId":"G","Operator_Account":"o","Notification":"n","EventTime":"1670574414123"}`
+	)
+	later := received.Add(3 * time.Second)
+	for _, tc := range []struct {
+		name  string
+		cmd   string
+		a, b  string
+		later bool // b arrives 3 s after a
+		same  bool
+	}{
+		{"status retry", CommandStateChange, login, login, true, true},
+		{"status retry, devices listed again", CommandStateChange, login,
+			`{"EventTime":1629883332497,"Info":{"Action":"Login","To_Account":"u","Reason":"Register"},"KickedDevice":[{"Platform":"Web"}]}`, true, true},
+		{"status: the next login", CommandStateChange, login,
+			`{"EventTime":1629883999000,"Info":{"Action":"Login","To_Account":"u","Reason":"Register"}}`, false, false},
+		{"status: a logout at the same time", CommandStateChange, login,
+			`{"EventTime":1629883332497,"Info":{"Action":"Logout","To_Account":"u","Reason":"Unregister"}}`, false, false},
+		{"status: another user", CommandStateChange, login,
+			`{"EventTime":1629883332497,"Info":{"Action":"Login","To_Account":"v","Reason":"Register"}}`, false, false},
+		{"status without EventTime is never a repeat", CommandStateChange,
+			`{"Info":{"Action":"Login","To_Account":"u"}}`, `{"Info":{"Action":"Login","To_Account":"u"}}`, true, false},
+		{"join retry, members in another order", CommandGroupMemberJoin, join,
+			`{"GroupId":"G","JoinType":"Apply","NewMemberList":[{"Member_Account":"b"},{"Member_Account":"a"}],"EventTime":1670574414123}`, true, true},
+		{"join: the same members again later", CommandGroupMemberJoin, join,
+			`{"GroupId":"G","JoinType":"Apply","NewMemberList":[{"Member_Account":"a"},{"Member_Account":"b"}],"EventTime":"1670574999000"}`, true, false},
+		{"join: other members", CommandGroupMemberJoin, join,
+			`{"GroupId":"G","JoinType":"Apply","NewMemberList":[{"Member_Account":"a"}],"EventTime":"1670574414123"}`, false, false},
+		{"join: another group", CommandGroupMemberJoin, join,
+			`{"GroupId":"H","JoinType":"Apply","NewMemberList":[{"Member_Account":"a"},{"Member_Account":"b"}],"EventTime":"1670574414123"}`, false, false},
+		{"join without EventTime is never a repeat", CommandGroupMemberJoin,
+			`{"GroupId":"G","NewMemberList":[{"Member_Account":"a"}]}`, `{"GroupId":"G","NewMemberList":[{"Member_Account":"a"}]}`, true, false},
+		{"exit retry", CommandGroupMemberExit, exit, exit, true, true},
+		{"exit: kicked and quit are two", CommandGroupMemberExit, exit,
+			`{"GroupId":"G","ExitType":"Quit","ExitMemberList":[{"Member_Account":"a"},{"Member_Account":"b"}],"EventTime":"1670574414123"}`, false, false},
+		{"read retry, with EventTime or not", CommandC2CReport, report,
+			`{"Report_Account":"a","Peer_Account":"b","LastReadTime":1614754606,"EventTime":1670574414123}`, true, true},
+		{"read: further", CommandC2CReport, report, `{"Report_Account":"a","Peer_Account":"b","LastReadTime":1614754700}`, false, false},
+		{"read: the peer reads", CommandC2CReport, report, `{"Report_Account":"b","Peer_Account":"a","LastReadTime":1614754606}`, false, false},
+		{"receipt retry, another order", CommandGroupReadReceipt, receipt,
+			`{"GroupId":"G","GroupMsgReceiptList":[{"MsgSeq":2,"ReadNum":1,"UnreadNum":6},{"MsgSeq":1,"ReadNum":1,"UnreadNum":6}],"EventTime":"1670574414123"}`, true, true},
+		{"receipt: one more reader", CommandGroupReadReceipt, receipt,
+			`{"GroupId":"G","GroupMsgReceiptList":[{"MsgSeq":1,"ReadNum":2,"UnreadNum":5},{"MsgSeq":2,"ReadNum":1,"UnreadNum":6}]}`, false, false},
+		{"receipt: another topic", CommandGroupReadReceipt, receipt,
+			`{"GroupId":"G","TopicId":"T","GroupMsgReceiptList":[{"MsgSeq":1,"ReadNum":1,"UnreadNum":6},{"MsgSeq":2,"ReadNum":1,"UnreadNum":6}]}`, false, false},
+		{"destroyed retry", CommandGroupDestroyed, destroyed, destroyed, true, true},
+		{"destroyed: the id used again and destroyed again", CommandGroupDestroyed, destroyed, `{"GroupId":"G","EventTime":"1670574999000"}`, true, false},
+		{"info retry", CommandGroupInfoChanged, info, info, true, true},
+		{"info: another change at the same time", CommandGroupInfoChanged, info,
+			`{"GroupId":"G","Operator_Account":"o","Name":"n","EventTime":"1670574414123"}`, false, false},
+		{"info: cleared is not absent", CommandGroupInfoChanged, info,
+			`{"GroupId":"G","Operator_Account":"o","Notification":"","EventTime":"1670574414123"}`, false, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			reqA := Request{App: "1", Command: tc.cmd, Received: received}
+			reqB := reqA
+			if tc.later {
+				reqB.Received = later
+			}
+			a, _, err := Parse(reqA, []byte(tc.a))
+			require.NoError(t, err)
+			b, _, err := Parse(reqB, []byte(tc.b))
+			require.NoError(t, err)
+			if tc.same {
+				assert.Equal(t, a.ID, b.ID)
+			} else {
+				assert.NotEqual(t, a.ID, b.ID)
+			}
+		})
+	}
+}
+
+// The events of each new command: who gets them, and their fields.
+func TestParseLiveCommands(t *testing.T) {
+	ms := strconv.FormatInt(received.UnixMilli(), 10)
+	for _, tc := range []struct {
+		name, cmd, body string
+		channels        []string
+		event           string // the event but id, app, command, received
+	}{
+		{"logout", CommandStateChange, `{"Info":{"Action":"Logout","To_Account":"u","Reason":"Unregister"},"EventTime":5}`,
+			[]string{"user:u", "app"}, `{"type":"user.status","time":5,"from":"u","status":"logout","reason":"Unregister"}`},
+		{"disconnect, Action in other case", CommandStateChange, `{"Info":{"Action":"DISCONNECT","To_Account":"u","Reason":"TimeOut"}}`,
+			[]string{"user:u", "app"}, `{"type":"user.status","time":` + ms + `,"from":"u","status":"disconnect","reason":"TimeOut"}`},
+		{"status, optional fields of other types left out", CommandStateChange,
+			`{"Info":{"Action":"Login","To_Account":"u","Reason":7},"KickedDevice":[{"Platform":1},null,{"Platform":"IOS"},"Web"]}`,
+			[]string{"user:u", "app"}, `{"type":"user.status","time":` + ms + `,"from":"u","status":"login","kicked_devices":[{"platform":"IOS"}]}`},
+		{"status, KickedDevice not an array", CommandStateChange, `{"Info":{"Action":"Login","To_Account":"u"},"KickedDevice":{"Platform":"Web"}}`,
+			[]string{"user:u", "app"}, `{"type":"user.status","time":` + ms + `,"from":"u","status":"login"}`},
+		{"join: a member listed twice gets it once", CommandGroupMemberJoin,
+			`{"GroupId":"G","NewMemberList":[{"Member_Account":"a"},{"Member_Account":"b"},{"Member_Account":"a"}],"JoinType":"Invited","Operator_Account":"o"}`,
+			[]string{"group:G", "user:a", "user:b", "app"},
+			`{"type":"group.member.joined","time":` + ms + `,"group_id":"G","operator":"o","members":["a","b"],"join_type":"Invited"}`},
+		{"quit", CommandGroupMemberExit,
+			`{"GroupId":"G","Type":"Community","ExitType":"Quit","Operator_Account":"a","ExitMemberList":[{"Member_Account":"a"}],"EventTime":9}`,
+			[]string{"group:G", "user:a", "app"},
+			`{"type":"group.member.left","time":9,"group_id":"G","group_type":"Community","operator":"a","members":["a"],"exit_type":"Quit"}`},
+		{"read in a conversation with oneself", CommandC2CReport, `{"Report_Account":"a","Peer_Account":"a","LastReadTime":0,"UnreadMsgNum":0}`,
+			[]string{"user:a", "app"}, `{"type":"c2c.message.read","time":` + ms + `,"from":"a","to":"a","unread":0}`},
+		{"read, UnreadMsgNum of another type left out", CommandC2CReport, `{"Report_Account":"a","Peer_Account":"b","LastReadTime":2,"UnreadMsgNum":"7"}`,
+			[]string{"user:a", "user:b", "app"}, `{"type":"c2c.message.read","time":` + ms + `,"from":"a","to":"b","last_read_time":2000}`},
+		{"receipt, zero counts kept, topic", CommandGroupReadReceipt,
+			`{"GroupId":"G","TopicId":"T","GroupMsgReceiptList":[{"MsgSeq":3,"ReadNum":0,"UnreadNum":0}]}`,
+			[]string{"group:G", "app"}, `{"type":"group.message.read","time":` + ms + `,"group_id":"G","topic_id":"T","receipts":[{"seq":3,"read":0,"unread":0}]}`},
+		{"info: a cleared notification, custom fields of other types left out", CommandGroupInfoChanged,
+			`{"GroupId":"G","Notification":"","FaceUrl":5,"UserDefinedDataList":[{"Key":"k","Value":""},{"Key":"n","Value":1},{"Value":"v"},"x"]}`,
+			[]string{"group:G", "app"}, `{"type":"group.info.changed","time":` + ms + `,"group_id":"G","changes":{"notification":"","custom":{"k":""}}}`},
+		{"info: nothing we know changed", CommandGroupInfoChanged, `{"GroupId":"G","Operator_Account":"o","ShutUpAllMember":"On"}`,
+			[]string{"group:G", "app"}, `{"type":"group.info.changed","time":` + ms + `,"group_id":"G","operator":"o"}`},
+		{"destroyed of a community, no member list", CommandGroupDestroyed, `{"GroupId":"G","Type":"Community","Owner_Account":"o"}`,
+			[]string{"group:G", "app"}, `{"type":"group.destroyed","time":` + ms + `,"group_id":"G","group_type":"Community"}`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ev, channels, err := Parse(Request{App: "1", Command: tc.cmd, Received: received}, []byte(tc.body))
+			require.NoError(t, err)
+			assert.Equal(t, tc.channels, channels)
+			data, err := ev.Encode()
+			require.NoError(t, err)
+			var got map[string]any
+			require.NoError(t, json.Unmarshal(data, &got))
+			for _, k := range []string{"id", "app", "command", "received"} {
+				require.Contains(t, got, k)
+				delete(got, k)
+			}
+			rest, err := json.Marshal(got)
+			require.NoError(t, err)
+			assert.JSONEq(t, tc.event, string(rest))
+		})
+	}
+}
+
+// A status the hub does not know (the IM has added actions, such as a
+// custom status being set) is acknowledged and not published: clients are
+// promised login, logout or disconnect.
+func TestParseUnknownStatus(t *testing.T) {
+	ev, channels, err := Parse(Request{App: "1", Command: CommandStateChange},
+		[]byte(`{"Info":{"Action":"CustomStatusChange","To_Account":"u"},"EventTime":1}`))
+	assert.ErrorIs(t, err, ErrUnknownCommand)
+	assert.Contains(t, err.Error(), `"CustomStatusChange"`)
+	assert.Nil(t, ev)
+	assert.Nil(t, channels)
 }

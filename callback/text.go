@@ -65,6 +65,9 @@ const (
 	// maxLoggedEvent bounds the event a debug line shows: enough for a
 	// person to see what was published.
 	maxLoggedEvent = 4096
+	// maxLoggedChannels bounds the channels (and positions) that line
+	// shows.
+	maxLoggedChannels = 512
 )
 
 // clip returns s as a log line or an answer may quote it: at most maxQuoted
