@@ -18,9 +18,18 @@ build:
 run: build
 	./$(BIN) -dev -addr $(ADDR) -log-level debug
 
-## demo: realistic callbacks to the hub of `make run` (in a second terminal)
+## demo: realistic callbacks to the hub of `make run` (in a second terminal):
+## messages (each group message checked first with Group.CallbackBeforeSendMsg,
+## its verdict printed), recalls, reads, logins, members joining and leaving
 demo:
 	$(GO) run ./cmd/hubdemo -url http://$(ADDR) -app 1400000000
+
+## demo-backend: a stand-in for the app's own backend on BACKEND_ADDR, for a hub
+## run with -forward 1400000000=http://$(BACKEND_ADDR)/: it logs each callback
+## and denies one group message in ten
+BACKEND_ADDR ?= 127.0.0.1:9090
+demo-backend:
+	$(GO) run ./cmd/hubdemo -backend $(BACKEND_ADDR) -app 1400000000
 
 ## cluster-up / cluster-down: Redis, three hubs and HAProxy on loopback
 ## (the dashboard through the load balancer at http://127.0.0.1:8080/)

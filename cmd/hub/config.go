@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -41,7 +42,7 @@ type Config struct {
 	DedupeWindow   time.Duration
 	HistorySize    int
 	HistoryTTL     time.Duration
-	SpoolDir       string
+	SpoolDir       string // resolved: empty = no spool (-spool-dir off)
 	SpoolMaxBytes  int64
 	MaxConns       int
 	MaxSubs        int
@@ -104,7 +105,7 @@ func parseConfig(args []string, env func(string) string, out io.Writer) (Config,
 	fs.DurationVar(&c.DedupeWindow, "dedupe-window", 10*time.Minute, "how long a repeated IM event is recognised; 0 turns deduplication off")
 	fs.IntVar(&c.HistorySize, "history-size", 100, "events kept per channel for since replay; 0 keeps none")
 	fs.DurationVar(&c.HistoryTTL, "history-ttl", 10*time.Minute, "how long a channel's history is kept")
-	fs.StringVar(&c.SpoolDir, "spool-dir", "", "local spool `directory` for callbacks while Redis is down; empty = no spool (503 instead)")
+	fs.StringVar(&c.SpoolDir, "spool-dir", "", "local spool `directory` for callbacks while Redis is down, created 0700 if missing; off = no spool (503 instead) (default $XDG_STATE_HOME/imhub/spool, else ~/.local/state/imhub/spool)")
 	fs.Var(&spool, "spool-max-bytes", "largest spool `size`")
 	fs.IntVar(&c.MaxConns, "max-conns", 100000, "WebSocket connections per node (4009 beyond)")
 	fs.IntVar(&c.MaxSubs, "max-subs", 256, "subscriptions per connection")
@@ -169,7 +170,33 @@ func parseConfig(args []string, env func(string) string, out io.Writer) (Config,
 	if c.Apps, err = parseApps(apps); err != nil {
 		return c, err
 	}
+	if c.SpoolDir, err = resolveSpoolDir(c.SpoolDir, env); err != nil {
+		return c, err
+	}
 	return c, c.validate()
+}
+
+// resolveSpoolDir turns the -spool-dir value into the directory to use, ""
+// for none. The spool is on unless turned off, so that a hub that answered
+// a callback OK does not lose it when the broker is down: the IM does not
+// retry an after-event callback, whatever the hub answers.
+func resolveSpoolDir(v string, env func(string) string) (string, error) {
+	switch v {
+	case "off":
+		return "", nil
+	case "":
+	default:
+		return v, nil
+	}
+	// The XDG base directory rule: a relative path is invalid and ignored.
+	if d := env("XDG_STATE_HOME"); filepath.IsAbs(d) {
+		return filepath.Join(d, "imhub", "spool"), nil
+	}
+	if h := env("HOME"); filepath.IsAbs(h) {
+		return filepath.Join(h, ".local", "state", "imhub", "spool"), nil
+	}
+	return "", errors.New("-spool-dir: no default directory, as neither XDG_STATE_HOME nor HOME is set to an absolute path: " +
+		"give -spool-dir (HUB_SPOOL_DIR) a directory, or off to run without a spool (callbacks answered 503 while Redis is down)")
 }
 
 // parseApps parses "SdkAppid[:callbackToken],…".

@@ -16,8 +16,54 @@ import (
 // testSecret is a -jwt-secret of the length HS256 needs.
 const testSecret = "config-test-secret-config-test-secret"
 
+// env is a process environment holding m, and a HOME unless m sets one (a
+// real environment has one, and the spool's default directory is under it).
 func env(m map[string]string) func(string) string {
-	return func(k string) string { return m[k] }
+	return func(k string) string {
+		if v, ok := m[k]; ok {
+			return v
+		}
+		if k == "HOME" {
+			return "/home/hub"
+		}
+		return ""
+	}
+}
+
+// The spool is on unless turned off; its default directory is the user's
+// state directory, and with no home to put it in the hub refuses to start
+// with a line naming the flag rather than running without it.
+func TestConfigSpoolDir(t *testing.T) {
+	ok := []string{"-apps", "1", "-jwt-secret", testSecret}
+	for _, tc := range []struct {
+		name string
+		args []string
+		env  map[string]string
+		want string // the directory; "" = no spool
+		err  string
+	}{
+		{"XDG_STATE_HOME set", nil, map[string]string{"XDG_STATE_HOME": "/var/lib/u", "HOME": "/home/u"}, "/var/lib/u/imhub/spool", ""},
+		{"HOME only", nil, map[string]string{"HOME": "/home/u"}, "/home/u/.local/state/imhub/spool", ""},
+		{"relative XDG_STATE_HOME is ignored", nil, map[string]string{"XDG_STATE_HOME": "state", "HOME": "/home/u"}, "/home/u/.local/state/imhub/spool", ""},
+		{"neither", nil, map[string]string{"HOME": ""}, "", "-spool-dir: no default directory, as neither XDG_STATE_HOME nor HOME"},
+		{"relative HOME", nil, map[string]string{"HOME": "home"}, "", "give -spool-dir (HUB_SPOOL_DIR) a directory, or off"},
+		{"off", []string{"-spool-dir", "off"}, map[string]string{"HOME": ""}, "", ""},
+		{"off from the environment", nil, map[string]string{"HUB_SPOOL_DIR": "off"}, "", ""},
+		{"given", []string{"-spool-dir", "/srv/spool"}, map[string]string{"HOME": ""}, "/srv/spool", ""},
+		{"given in the environment", nil, map[string]string{"HUB_SPOOL_DIR": "/var/spool/imhub"}, "/var/spool/imhub", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := parseConfig(append(append([]string(nil), ok...), tc.args...), env(tc.env), &bytes.Buffer{})
+			if tc.err != "" {
+				require.Error(t, err)
+				assert.Contains(t, err.Error(), tc.err)
+				assert.NotContains(t, err.Error(), "\n", "one line")
+				return
+			}
+			require.NoError(t, err)
+			assert.Equal(t, tc.want, c.SpoolDir)
+		})
+	}
 }
 
 func TestConfigDefaults(t *testing.T) {

@@ -119,7 +119,7 @@ func run(ctx context.Context, cfg Config, stdout io.Writer, log *slog.Logger) er
 	if cfg.SpoolDir != "" {
 		sp, err = spool.Open(spool.Config{Dir: cfg.SpoolDir, MaxBytes: cfg.SpoolMaxBytes, Logger: log, Registerer: reg}, b)
 		if err != nil {
-			return fmt.Errorf("-spool-dir: %w", err)
+			return fmt.Errorf("-spool-dir %s: %w: give it a writable directory, or off to run without a spool", cfg.SpoolDir, err)
 		}
 		defer sp.Close()
 		publisher = sp

@@ -34,7 +34,10 @@ func setUp(ctx context.Context, cfg Config, progress io.Writer) (*env, error) {
 	}
 	e.dirs = append(e.dirs, dir)
 	args := []string{"-apps", cfg.App + ":" + cfg.CallbackToken, "-jwt-secret", cfg.Secret,
-		"-max-conns", "1000000", "-max-conns-per-ip", "1000000", "-log-level", "warn", "-dedupe-window", "1m"}
+		"-max-conns", "1000000", "-max-conns-per-ip", "1000000", "-log-level", "warn", "-dedupe-window", "1m",
+		// Its own spool: the default one is the user's, and a hub run later
+		// would publish what a benchmark left there.
+		"-spool-dir", filepath.Join(dir, "spool")}
 	if cfg.Redis {
 		sock := filepath.Join(dir, "redis.sock")
 		redis := exec.Command("redis-server", "--port", "0", "--unixsocket", sock, "--unixsocketperm", "700",

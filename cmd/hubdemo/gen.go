@@ -4,11 +4,29 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"time"
+)
+
+// The IM's callback commands the demo sends, named as the IM documents them.
+const (
+	cmdGroupSend       = "Group.CallbackAfterSendMsg"
+	cmdGroupBeforeSend = "Group.CallbackBeforeSendMsg"
+	cmdGroupRecall     = "Group.CallbackAfterRecallMsg"
+	cmdC2CSend         = "C2C.CallbackAfterSendMsg"
+	cmdC2CWithdraw     = "C2C.CallbackAfterMsgWithDraw"
+	cmdC2CRead         = "C2C.CallbackAfterMsgReport"
+	cmdState           = "State.StateChange"
+	cmdMemberJoin      = "Group.CallbackAfterNewMemberJoin"
+	cmdMemberExit      = "Group.CallbackAfterMemberExit"
+	cmdReadReceipt     = "Group.CallbackAfterReadReceipt"
+	cmdGroupDestroyed  = "Group.CallbackAfterGroupDestroyed"
+	cmdGroupInfo       = "Group.CallbackAfterGroupInfoChanged"
 )
 
 var (
 	platforms = []string{"iOS", "Android", "Web", "Windows", "Mac", "RESTAPI"}
+	devices   = []string{"iOS", "Android", "Web", "Windows", "iPad", "Mac", "Linux"}
 	users     = []string{"jared", "Jonh", "leah", "mina", "omar", "priya", "sven", "yuki", "zoe", "admin"}
 	groups    = []struct{ id, typ, topic string }{
 		{"@TGS#2J4SZEAEL", "Public", ""},
@@ -21,18 +39,36 @@ var (
 	}
 	texts = []string{"red packet", "see you at 3?", "👍", "the build is green", "who has the slides?",
 		"lunch?", "shipping it", "can someone review my PR", "good morning!", "meeting moved to Friday"}
+	groupNames    = []string{"Friday lunch", "Launch war room", "Book club", "Offsite 2026", "Hackathon team"}
+	notifications = []string{"Standup moves to 9:30 from Monday", "Please keep this group on topic", "Release freeze starts Thursday"}
+	intros        = []string{"Where the mobile team talks shop", "Questions about the new API go here", "Everything about the offsite"}
 )
 
 func pick[T any](r *rand.Rand, s []T) T { return s[r.IntN(len(s))] }
 
-// generator makes a plausible stream of callbacks: sends mostly, with
-// recalls of messages it sent a little earlier.
+// call is one callback: its command and its JSON body.
+type call struct {
+	cmd, body string
+}
+
+// generator makes a plausible stream of callbacks: group and one-to-one
+// messages mostly, recalls of messages it sent a little earlier, users
+// logging in and out, members joining and leaving, reads, and group
+// changes. A group message is first put to the app's backend
+// (Group.CallbackBeforeSendMsg); the IM sends it, and its
+// Group.CallbackAfterSendMsg follows, only when the verdict allows it.
 type generator struct {
 	r       *rand.Rand
-	seq     map[string]int64
-	recent  []groupRef // group messages that may be recalled
+	seq     map[string]int64 // the last MsgSeq of each group or topic
+	recent  []groupRef       // group messages that may be recalled
 	c2c     []c2cRef
 	c2cNext int64
+	online  map[string]bool
+	members map[string][]string // group id -> its members
+	held    map[string]any      // the group message a pending verdict decides on
+	heldAt  time.Time
+	allowed []call // sends whose verdict allowed them, to post next
+	groupNo int    // the last short-lived group made
 }
 
 type groupRef struct {
@@ -45,59 +81,135 @@ type c2cRef struct {
 }
 
 func newGenerator(r *rand.Rand) *generator {
-	return &generator{r: r, seq: map[string]int64{}}
+	g := &generator{r: r, seq: map[string]int64{}, online: map[string]bool{}, members: map[string][]string{}}
+	for _, grp := range groups {
+		if _, ok := g.members[grp.id]; ok {
+			continue
+		}
+		// Every group starts with about half of the users in it.
+		for _, u := range users {
+			if r.IntN(2) == 0 {
+				g.members[grp.id] = append(g.members[grp.id], u)
+			}
+		}
+	}
+	return g
 }
 
-// next returns the command and body of the next callback.
-func (g *generator) next(now time.Time) (string, string) {
+// next returns the next callback.
+func (g *generator) next(now time.Time) call {
+	if len(g.allowed) > 0 {
+		c := g.allowed[0]
+		g.allowed = g.allowed[1:]
+		return c
+	}
 	switch n := g.r.IntN(100); {
-	case n < 8 && len(g.recent) > 0:
+	case n < 6 && len(g.recent) > 0:
 		return g.groupRecall(now)
-	case n < 12 && len(g.c2c) > 0:
+	case n < 9 && len(g.c2c) > 0:
 		return g.c2cWithdraw(now)
-	case n < 30:
+	case n < 25:
 		return g.c2cSend(now)
+	case n < 31:
+		return g.stateChange(now)
+	case n < 35:
+		return g.memberJoin(now)
+	case n < 39:
+		return g.memberExit(now)
+	case n < 44 && len(g.c2c) > 0:
+		return g.msgReport(now)
+	case n < 48 && len(g.recent) > 0:
+		return g.readReceipt(now)
+	case n < 50:
+		return g.groupInfoChanged(now)
+	case n < 51:
+		return g.groupDestroyed(now)
+	case n < 66:
+		return g.beforeSend(now)
 	default:
 		return g.groupSend(now)
 	}
 }
 
-func (g *generator) groupSend(now time.Time) (string, string) {
+// verdict tells the generator what the app's backend answered to the last
+// Group.CallbackBeforeSendMsg: an allowed message is sent, and its
+// Group.CallbackAfterSendMsg comes next; a denied one is not.
+func (g *generator) verdict(allow bool) {
+	if g.held != nil && allow {
+		g.allowed = append(g.allowed, g.sent(g.heldAt, g.held))
+	}
+	g.held = nil
+}
+
+// groupMessage is a group message about to be sent: the fields the before
+// and after callbacks share.
+func (g *generator) groupMessage(now time.Time) map[string]any {
 	grp := pick(g.r, groups)
-	g.seq[grp.id+grp.topic]++
-	seq := g.seq[grp.id+grp.topic]
 	from := pick(g.r, users)
-	body := map[string]any{
-		"CallbackCommand":  "Group.CallbackAfterSendMsg",
+	m := map[string]any{
 		"GroupId":          grp.id,
 		"Type":             grp.typ,
 		"From_Account":     from,
 		"Operator_Account": from,
 		"Random":           g.r.Uint32(),
-		"MsgSeq":           seq,
-		"MsgTime":          now.Unix(),
 		"OnlineOnlyFlag":   0,
 		"MsgBody":          g.msgBody(),
 		"CloudCustomData":  "",
 	}
 	if grp.topic != "" {
-		body["TopicId"] = grp.topic
-		body["MsgId"] = fmt.Sprintf("144115213033478435-%d-%d", now.Unix(), g.r.Uint32())
-		body["EventTime"] = fmt.Sprint(now.UnixMilli())
+		m["TopicId"] = grp.topic
+		m["EventTime"] = fmt.Sprint(now.UnixMilli())
 	}
-	g.recent = append(g.recent, groupRef{grp.id, grp.typ, grp.topic, seq})
+	return m
+}
+
+// beforeSend asks the app's backend whether a group message may be sent;
+// the message's own callback waits for the verdict.
+func (g *generator) beforeSend(now time.Time) call {
+	m := g.groupMessage(now)
+	g.held, g.heldAt = m, now
+	body := map[string]any{"CallbackCommand": cmdGroupBeforeSend}
+	for k, v := range m {
+		body[k] = v
+	}
+	return call{cmdGroupBeforeSend, encode(body)}
+}
+
+func (g *generator) groupSend(now time.Time) call {
+	return g.sent(now, g.groupMessage(now))
+}
+
+// sent is the Group.CallbackAfterSendMsg of message m, which now has its
+// sequence number.
+func (g *generator) sent(now time.Time, m map[string]any) call {
+	body := make(map[string]any, len(m)+4)
+	for k, v := range m {
+		body[k] = v
+	}
+	grp, _ := body["GroupId"].(string)
+	topic, _ := body["TopicId"].(string)
+	typ, _ := body["Type"].(string)
+	g.seq[grp+topic]++
+	seq := g.seq[grp+topic]
+	body["CallbackCommand"] = cmdGroupSend
+	body["MsgSeq"] = seq
+	body["MsgTime"] = now.Unix()
+	if topic != "" {
+		body["MsgId"] = fmt.Sprintf("144115213033478435-%d-%d", now.Unix(), g.r.Uint32())
+	}
+	g.recent = append(g.recent, groupRef{grp, typ, topic, seq})
 	if len(g.recent) > 30 {
 		g.recent = g.recent[1:]
 	}
-	return "Group.CallbackAfterSendMsg", encode(body)
+	return call{cmdGroupSend, encode(body)}
 }
 
-func (g *generator) groupRecall(now time.Time) (string, string) {
+func (g *generator) groupRecall(now time.Time) call {
 	i := g.r.IntN(len(g.recent))
 	ref := g.recent[i]
-	g.recent = append(g.recent[:i], g.recent[i+1:]...)
+	g.recent = slices.Delete(g.recent, i, i+1)
 	body := map[string]any{
-		"CallbackCommand":  "Group.CallbackAfterRecallMsg",
+		"CallbackCommand":  cmdGroupRecall,
 		"Operator_Account": pick(g.r, []string{"admin", pick(g.r, users)}),
 		"Type":             ref.typ,
 		"GroupId":          ref.group,
@@ -107,19 +219,16 @@ func (g *generator) groupRecall(now time.Time) (string, string) {
 		body["TopicId"] = ref.topic
 		body["EventTime"] = fmt.Sprint(now.UnixMilli())
 	}
-	return "Group.CallbackAfterRecallMsg", encode(body)
+	return call{cmdGroupRecall, encode(body)}
 }
 
-func (g *generator) c2cSend(now time.Time) (string, string) {
-	from, to := pick(g.r, users), pick(g.r, users)
-	for to == from {
-		to = pick(g.r, users)
-	}
+func (g *generator) c2cSend(now time.Time) call {
+	from, to := g.twoUsers()
 	g.c2cNext++
 	random := g.r.Uint32()
 	key := fmt.Sprintf("%d_%d_%d", g.c2cNext, random, now.Unix())
 	body := map[string]any{
-		"CallbackCommand": "C2C.CallbackAfterSendMsg",
+		"CallbackCommand": cmdC2CSend,
 		"From_Account":    from,
 		"To_Account":      to,
 		"MsgSeq":          g.c2cNext,
@@ -141,20 +250,198 @@ func (g *generator) c2cSend(now time.Time) (string, string) {
 	if len(g.c2c) > 30 {
 		g.c2c = g.c2c[1:]
 	}
-	return "C2C.CallbackAfterSendMsg", encode(body)
+	return call{cmdC2CSend, encode(body)}
 }
 
-func (g *generator) c2cWithdraw(time.Time) (string, string) {
+func (g *generator) c2cWithdraw(time.Time) call {
 	i := g.r.IntN(len(g.c2c))
 	ref := g.c2c[i]
-	g.c2c = append(g.c2c[:i], g.c2c[i+1:]...)
-	return "C2C.CallbackAfterMsgWithDraw", encode(map[string]any{
-		"CallbackCommand": "C2C.CallbackAfterMsgWithDraw",
+	g.c2c = slices.Delete(g.c2c, i, i+1)
+	return call{cmdC2CWithdraw, encode(map[string]any{
+		"CallbackCommand": cmdC2CWithdraw,
 		"From_Account":    ref.from,
 		"To_Account":      ref.to,
 		"MsgKey":          ref.key,
 		"UnreadMsgNum":    g.r.IntN(12),
-	})
+	})}
+}
+
+// msgReport: the recipient of a recent one-to-one message reads it.
+func (g *generator) msgReport(now time.Time) call {
+	ref := pick(g.r, g.c2c)
+	return call{cmdC2CRead, encode(map[string]any{
+		"CallbackCommand": cmdC2CRead,
+		"Report_Account":  ref.to,
+		"Peer_Account":    ref.from,
+		"LastReadTime":    now.Unix(),
+		"UnreadMsgNum":    g.r.IntN(8),
+	})}
+}
+
+// stateChange logs a user in or out: one who is offline logs in (on a new
+// SDK, sometimes pushing another device of theirs off), one who is online
+// logs out or loses the network.
+func (g *generator) stateChange(now time.Time) call {
+	u := pick(g.r, users)
+	info := map[string]any{"To_Account": u}
+	body := map[string]any{"CallbackCommand": cmdState, "EventTime": now.UnixMilli(), "Info": info}
+	if !g.online[u] {
+		g.online[u] = true
+		info["Action"], info["Reason"] = "Login", "Register"
+		if g.r.IntN(4) == 0 {
+			body["KickedDevice"] = []map[string]any{{"Platform": pick(g.r, devices)}}
+		}
+	} else {
+		delete(g.online, u)
+		switch g.r.IntN(4) {
+		case 0:
+			info["Action"], info["Reason"] = "Disconnect", "LinkClose"
+		case 1:
+			info["Action"], info["Reason"] = "Disconnect", "TimeOut"
+		default:
+			info["Action"], info["Reason"] = "Logout", "Unregister"
+		}
+	}
+	return call{cmdState, encode(body)}
+}
+
+// memberJoin adds one or two users who are not yet members of a group:
+// by applying, or invited by a member.
+func (g *generator) memberJoin(now time.Time) call {
+	grp := pick(g.r, groups)
+	var outside []string
+	for _, u := range users {
+		if !slices.Contains(g.members[grp.id], u) {
+			outside = append(outside, u)
+		}
+	}
+	if len(outside) == 0 {
+		return g.memberExit(now)
+	}
+	g.r.Shuffle(len(outside), func(i, j int) { outside[i], outside[j] = outside[j], outside[i] })
+	joined := outside[:1+g.r.IntN(min(2, len(outside)))]
+	joinType, operator := "Apply", joined[0]
+	if len(g.members[grp.id]) > 0 && (len(joined) > 1 || g.r.IntN(2) == 0) {
+		joinType, operator = "Invited", pick(g.r, g.members[grp.id])
+	}
+	g.members[grp.id] = append(g.members[grp.id], joined...)
+	return call{cmdMemberJoin, encode(map[string]any{
+		"CallbackCommand":  cmdMemberJoin,
+		"GroupId":          grp.id,
+		"Type":             grp.typ,
+		"JoinType":         joinType,
+		"Operator_Account": operator,
+		"NewMemberList":    memberList(joined),
+		"EventTime":        now.UnixMilli(),
+	})}
+}
+
+// memberExit: a member quits, or an admin removes one.
+func (g *generator) memberExit(now time.Time) call {
+	grp := pick(g.r, groups)
+	ms := g.members[grp.id]
+	if len(ms) < 2 {
+		return g.memberJoin(now)
+	}
+	i := g.r.IntN(len(ms))
+	left := ms[i]
+	g.members[grp.id] = slices.Delete(slices.Clone(ms), i, i+1)
+	exitType, operator := "Quit", left
+	if g.r.IntN(2) == 0 {
+		exitType, operator = "Kicked", pick(g.r, g.members[grp.id])
+	}
+	return call{cmdMemberExit, encode(map[string]any{
+		"CallbackCommand":  cmdMemberExit,
+		"GroupId":          grp.id,
+		"Type":             grp.typ,
+		"ExitType":         exitType,
+		"Operator_Account": operator,
+		"ExitMemberList":   memberList([]string{left}),
+		"EventTime":        now.UnixMilli(),
+	})}
+}
+
+// readReceipt: members read recent messages of a group that asked for
+// read receipts.
+func (g *generator) readReceipt(now time.Time) call {
+	ref := pick(g.r, g.recent)
+	total := max(len(g.members[ref.group]), 2)
+	var receipts []map[string]any
+	for seq := max(ref.seq-1, 1); seq <= ref.seq; seq++ {
+		read := 1 + g.r.IntN(total-1)
+		receipts = append(receipts, map[string]any{
+			"MsgSeq": seq, "ReadNum": read, "UnreadNum": total - read,
+			"ReadReceiptMembers": memberList([]string{pick(g.r, users)}),
+		})
+	}
+	return call{cmdReadReceipt, encode(map[string]any{
+		"CallbackCommand":     cmdReadReceipt,
+		"GroupId":             ref.group,
+		"Type":                ref.typ,
+		"GroupMsgReceiptList": receipts,
+		"EventTime":           fmt.Sprint(now.UnixMilli()),
+	})}
+}
+
+// groupInfoChanged: a member changes the group's name, introduction,
+// notification or photo.
+func (g *generator) groupInfoChanged(now time.Time) call {
+	grp := pick(g.r, groups)
+	body := map[string]any{
+		"CallbackCommand":  cmdGroupInfo,
+		"GroupId":          grp.id,
+		"Type":             grp.typ,
+		"Operator_Account": pick(g.r, []string{"admin", pick(g.r, users)}),
+		"EventTime":        now.UnixMilli(),
+	}
+	switch g.r.IntN(4) {
+	case 0:
+		body["Name"] = pick(g.r, groupNames)
+	case 1:
+		body["Introduction"] = pick(g.r, intros)
+	case 2:
+		body["Notification"] = pick(g.r, notifications)
+	default:
+		body["FaceUrl"] = fmt.Sprintf("https://example.com/group/face-%d.png", g.r.IntN(100))
+	}
+	return call{cmdGroupInfo, encode(body)}
+}
+
+// groupDestroyed disbands a short-lived group (the demo's own groups stay).
+func (g *generator) groupDestroyed(now time.Time) call {
+	g.groupNo++
+	owner := pick(g.r, users)
+	ms := []string{owner}
+	for _, u := range users {
+		if u != owner && g.r.IntN(3) == 0 {
+			ms = append(ms, u)
+		}
+	}
+	return call{cmdGroupDestroyed, encode(map[string]any{
+		"CallbackCommand": cmdGroupDestroyed,
+		"GroupId":         fmt.Sprintf("@TGS#3TMP%05X", g.groupNo),
+		"Type":            pick(g.r, []string{"Work", "Meeting", "Public"}),
+		"Owner_Account":   owner,
+		"Name":            pick(g.r, groupNames),
+		"MemberList":      memberList(ms),
+		"EventTime":       now.UnixMilli(),
+	})}
+}
+
+func (g *generator) twoUsers() (string, string) {
+	from, to := pick(g.r, users), pick(g.r, users)
+	for to == from {
+		to = pick(g.r, users)
+	}
+	return from, to
+}
+
+func memberList(us []string) []map[string]any {
+	l := make([]map[string]any, len(us))
+	for i, u := range us {
+		l[i] = map[string]any{"Member_Account": u}
+	}
+	return l
 }
 
 // msgBody is one element of a type drawn by how often apps send them.

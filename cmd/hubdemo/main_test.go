@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"math/rand/v2"
 	"strings"
 	"testing"
@@ -17,14 +18,19 @@ import (
 
 func TestMain(m *testing.M) { hubtest.Main(m) }
 
-// Every callback the generator makes is one the hub accepts and publishes.
+// Every callback the generator makes of a command the hub publishes is one
+// the hub accepts; the others it answers OK without publishing.
 func TestGeneratorMakesValidCallbacks(t *testing.T) {
 	g := newGenerator(rand.New(rand.NewPCG(1, 2)))
 	seen := map[string]int{}
-	for range 2000 {
-		cmd, body := g.next(time.Unix(1700000000, 0))
-		ev, _, err := callback.Parse(callback.Request{App: "1", Command: cmd, Received: time.Now()}, []byte(body))
-		require.NoError(t, err, "%s %s", cmd, body)
+	for i := range 2000 {
+		c := g.next(time.Unix(1700000000, 0))
+		g.verdict(i%3 != 0)
+		ev, _, err := callback.Parse(callback.Request{App: "1", Command: c.cmd, Received: time.Now()}, []byte(c.body))
+		if errors.Is(err, callback.ErrUnknownCommand) {
+			continue
+		}
+		require.NoError(t, err, "%s %s", c.cmd, c.body)
 		seen[ev.Type]++
 	}
 	for _, typ := range []string{callback.TypeGroupSent, callback.TypeGroupRecalled, callback.TypeC2CSent, callback.TypeC2CRecalled} {
@@ -35,10 +41,13 @@ func TestGeneratorMakesValidCallbacks(t *testing.T) {
 func TestDemoAgainstAHub(t *testing.T) {
 	p := hubtest.Start(t, []string{"-dev", "-apps", "1400000000:tok"})
 	var out bytes.Buffer
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	require.NoError(t, run(ctx, "http://"+p.Addr, "1400000000", "tok", 200, 40, &out))
-	assert.Contains(t, out.String(), "40 callbacks posted, 0 refused")
+	require.NoError(t, run(ctx, "http://"+p.Addr, "1400000000", "tok", 200, 80, &out))
+	assert.Contains(t, out.String(), "80 callbacks posted, 0 refused")
+	// A hub with no backend to ask answers a Before callback OK: allowed.
+	assert.Regexp(t, `(?m)^hubdemo: Group\.CallbackBeforeSendMsg \S+ in \S+: .*: allowed$`, out.String())
+	assert.NotContains(t, out.String(), "denied")
 	_, metrics := p.Get("/metrics")
 	assert.True(t, strings.Contains(metrics, `result="published"`))
 }

@@ -125,6 +125,48 @@ func TestManifests(t *testing.T) {
 	}
 	assert.Equal(t, "/readyz", c.ReadinessProbe.HTTPGet.Path)
 	assert.Equal(t, "8080", pod.Annotations["prometheus.io/port"])
+
+	// The hub spools by default and will not start without a writable
+	// spool directory; the root filesystem is read-only, so the spool is
+	// on a volume of its own, large enough for HUB_SPOOL_MAX_BYTES.
+	dir := m.config.Data["HUB_SPOOL_DIR"]
+	require.NotEmpty(t, dir, "HUB_SPOOL_DIR is set")
+	require.NotEqual(t, "off", dir, "callbacks are spooled while Redis is away")
+	var mounted *corev1.VolumeMount
+	for i, vm := range c.VolumeMounts {
+		if vm.MountPath == dir {
+			mounted = &c.VolumeMounts[i]
+		}
+	}
+	require.NotNil(t, mounted, "a volume is mounted at HUB_SPOOL_DIR %s", dir)
+	assert.False(t, mounted.ReadOnly)
+	var spoolVol *corev1.Volume
+	for i, v := range pod.Spec.Volumes {
+		if v.Name == mounted.Name {
+			spoolVol = &pod.Spec.Volumes[i]
+		}
+	}
+	require.NotNil(t, spoolVol, "the volume %s is declared", mounted.Name)
+	if ed := spoolVol.EmptyDir; ed != nil && ed.SizeLimit != nil {
+		var max size
+		require.NoError(t, max.parse(m.config.Data["HUB_SPOOL_MAX_BYTES"]))
+		assert.GreaterOrEqual(t, ed.SizeLimit.Value(), int64(max), "the volume holds a full spool")
+	}
+}
+
+// size is a HUB_* size: a number with an optional KiB, MiB or GiB.
+type size int64
+
+func (s *size) parse(v string) error {
+	mult := int64(1)
+	for suffix, m := range map[string]int64{"KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30} {
+		if rest, ok := strings.CutSuffix(v, suffix); ok {
+			v, mult = rest, m
+		}
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	*s = size(n * mult)
+	return err
 }
 
 // hubFlags lists the HUB_* variables the hub's config reads.

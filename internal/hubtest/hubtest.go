@@ -78,8 +78,14 @@ type Process struct {
 }
 
 // Start runs the hub with args (-addr 127.0.0.1:0 and -log-format json are
-// added unless given) and env added to the test's environment, waits until
-// it listens, and kills it when the test ends if it still runs.
+// added unless given, and -spool-dir off unless the test places the spool
+// itself) and env added to the test's environment, waits until it listens,
+// and kills it when the test ends if it still runs.
+//
+// The hub's default spool directory is the user's, one for every hub: two
+// test hubs must not share it, nor leave events in it for a hub run later.
+// A test places the spool by giving -spool-dir, or HUB_SPOOL_DIR, HOME or
+// XDG_STATE_HOME in env.
 func Start(t testing.TB, args []string, env ...string) *Process {
 	t.Helper()
 	p := Launch(t, args, env...)
@@ -96,6 +102,9 @@ func Launch(t testing.TB, args []string, env ...string) *Process {
 	}
 	if !strings.Contains(joined, " -log-format") {
 		args = append([]string{"-log-format", "json"}, args...)
+	}
+	if !strings.Contains(joined, " -spool-dir") && !placesSpool(env) {
+		args = append([]string{"-spool-dir", "off"}, args...)
 	}
 	p := &Process{t: t, args: args, env: env, exited: make(chan struct{})}
 	p.cmd = exec.Command(Binary(t), args...)
@@ -119,6 +128,18 @@ func Launch(t testing.TB, args []string, env ...string) *Process {
 		}
 	})
 	return p
+}
+
+// placesSpool reports whether env says where the hub's spool goes.
+func placesSpool(env []string) bool {
+	for _, kv := range env {
+		name, _, _ := strings.Cut(kv, "=")
+		switch name {
+		case "HUB_SPOOL_DIR", "HOME", "XDG_STATE_HOME":
+			return true
+		}
+	}
+	return false
 }
 
 // WaitListening waits for the "listening" log line and records Addr.

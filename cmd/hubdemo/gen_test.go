@@ -1,0 +1,171 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// documented lists, per command, the fields the IM's webhook documentation
+// shows in every request and their JSON types ("Array[].Field" is a field
+// of each element), so that the demo sends what the IM sends, whatever the
+// hub's parser makes of it.
+var documented = map[string][]struct{ path, kind string }{
+	cmdGroupSend: {{"GroupId", "string"}, {"Type", "string"}, {"From_Account", "string"}, {"Operator_Account", "string"},
+		{"Random", "number"}, {"MsgSeq", "number"}, {"MsgTime", "number"}, {"OnlineOnlyFlag", "number"},
+		{"MsgBody", "array"}, {"MsgBody[].MsgType", "string"}, {"MsgBody[].MsgContent", "object"}},
+	cmdGroupBeforeSend: {{"GroupId", "string"}, {"Type", "string"}, {"From_Account", "string"}, {"Operator_Account", "string"},
+		{"Random", "number"}, {"OnlineOnlyFlag", "number"}, {"MsgBody", "array"}, {"MsgBody[].MsgType", "string"}, {"MsgBody[].MsgContent", "object"}},
+	cmdGroupRecall: {{"GroupId", "string"}, {"Type", "string"}, {"Operator_Account", "string"},
+		{"MsgSeqList", "array"}, {"MsgSeqList[].MsgSeq", "number"}},
+	cmdC2CSend: {{"From_Account", "string"}, {"To_Account", "string"}, {"MsgSeq", "number"}, {"MsgRandom", "number"},
+		{"MsgTime", "number"}, {"MsgKey", "string"}, {"OnlineOnlyFlag", "number"}, {"SendMsgResult", "number"},
+		{"ErrorInfo", "string"}, {"UnreadMsgNum", "number"}, {"MsgBody", "array"}},
+	cmdC2CWithdraw: {{"From_Account", "string"}, {"To_Account", "string"}, {"MsgKey", "string"}, {"UnreadMsgNum", "number"}},
+	cmdC2CRead:     {{"Report_Account", "string"}, {"Peer_Account", "string"}, {"LastReadTime", "number"}, {"UnreadMsgNum", "number"}},
+	cmdState:       {{"Info", "object"}, {"Info.Action", "string"}, {"Info.To_Account", "string"}, {"Info.Reason", "string"}, {"EventTime", "number"}},
+	cmdMemberJoin: {{"GroupId", "string"}, {"Type", "string"}, {"JoinType", "string"}, {"Operator_Account", "string"},
+		{"NewMemberList", "array"}, {"NewMemberList[].Member_Account", "string"}},
+	cmdMemberExit: {{"GroupId", "string"}, {"Type", "string"}, {"ExitType", "string"}, {"Operator_Account", "string"},
+		{"ExitMemberList", "array"}, {"ExitMemberList[].Member_Account", "string"}},
+	cmdReadReceipt: {{"GroupId", "string"}, {"Type", "string"}, {"GroupMsgReceiptList", "array"},
+		{"GroupMsgReceiptList[].MsgSeq", "number"}, {"GroupMsgReceiptList[].ReadNum", "number"}, {"GroupMsgReceiptList[].UnreadNum", "number"}},
+	cmdGroupDestroyed: {{"GroupId", "string"}, {"Type", "string"}, {"Owner_Account", "string"}, {"Name", "string"},
+		{"MemberList", "array"}, {"MemberList[].Member_Account", "string"}},
+	cmdGroupInfo: {{"GroupId", "string"}, {"Type", "string"}, {"Operator_Account", "string"}},
+}
+
+// The documented values of the fields that take one of a few.
+var documentedValues = map[string][]string{
+	"Info.Action": {"Login", "Logout", "Disconnect"},
+	"JoinType":    {"Apply", "Invited"},
+	"ExitType":    {"Kicked", "Quit"},
+}
+
+// Every body the generator makes is a JSON object with the fields the IM
+// documents for its command, of the documented types; every command the
+// demo is meant to show, and each kind of login, join and exit, turns up.
+func TestGeneratorBodiesAreDocumented(t *testing.T) {
+	g := newGenerator(rand.New(rand.NewPCG(3, 4)))
+	now := time.Unix(1700000000, 0)
+	seen := map[string]int{}
+	for i := range 3000 {
+		c := g.next(now.Add(time.Duration(i) * time.Second))
+		g.verdict(i%4 != 0)
+		var body map[string]any
+		d := json.NewDecoder(strings.NewReader(c.body))
+		require.NoError(t, d.Decode(&body), "%s: %s", c.cmd, c.body)
+		assert.False(t, d.More(), "one JSON value")
+		assert.Equal(t, c.cmd, body["CallbackCommand"], c.body)
+		fields, ok := documented[c.cmd]
+		require.True(t, ok, "the test knows the documented fields of %s", c.cmd)
+		for _, f := range fields {
+			for _, v := range lookup(body, f.path) {
+				assert.Equal(t, f.kind, kind(v), "%s %s in %s", c.cmd, f.path, c.body)
+			}
+			assert.NotEmpty(t, lookup(body, f.path), "%s has %s: %s", c.cmd, f.path, c.body)
+		}
+		for path, values := range documentedValues {
+			for _, v := range lookup(body, path) {
+				assert.Contains(t, values, v, "%s %s", c.cmd, path)
+				seen[c.cmd+" "+fmt.Sprint(v)]++
+			}
+		}
+		if c.cmd == cmdGroupInfo {
+			changed := 0
+			for _, k := range []string{"Name", "Introduction", "Notification", "FaceUrl"} {
+				if s, ok := body[k].(string); ok && s != "" {
+					changed++
+				}
+			}
+			assert.Equal(t, 1, changed, "a change names what changed: %s", c.body)
+		}
+		seen[c.cmd]++
+	}
+	for cmd := range documented {
+		assert.Positive(t, seen[cmd], "the demo sends %s", cmd)
+	}
+	for _, s := range []string{cmdState + " Login", cmdState + " Logout", cmdMemberExit + " Kicked", cmdMemberExit + " Quit",
+		cmdMemberJoin + " Apply", cmdMemberJoin + " Invited"} {
+		assert.Positive(t, seen[s], "the demo sends %s", s)
+	}
+}
+
+// A group message checked with the app's backend is sent when allowed, and
+// only then: its Group.CallbackAfterSendMsg follows the verdict.
+func TestGeneratorSendsOnlyAllowedMessages(t *testing.T) {
+	for _, allow := range []bool{true, false} {
+		t.Run(fmt.Sprint("allow=", allow), func(t *testing.T) {
+			g := newGenerator(rand.New(rand.NewPCG(5, 6)))
+			now := time.Unix(1700000000, 0)
+			before := g.beforeSend(now)
+			var b map[string]any
+			require.NoError(t, json.Unmarshal([]byte(before.body), &b))
+			g.verdict(allow)
+			sentSame := false
+			for range 50 {
+				c := g.next(now)
+				var a map[string]any
+				require.NoError(t, json.Unmarshal([]byte(c.body), &a))
+				if c.cmd == cmdGroupSend && a["Random"] == b["Random"] {
+					sentSame = true
+					assert.Equal(t, b["GroupId"], a["GroupId"])
+					assert.Equal(t, b["From_Account"], a["From_Account"])
+					assert.Equal(t, b["MsgBody"], a["MsgBody"])
+					assert.NotNil(t, a["MsgSeq"], "a sent message has its sequence number")
+				}
+				g.verdict(false)
+			}
+			assert.Equal(t, allow, sentSame)
+		})
+	}
+}
+
+// lookup returns the values at path: "A.B" is field B of object A, "A[].B"
+// field B of each element of array A.
+func lookup(v any, path string) []any {
+	if path == "" {
+		return []any{v}
+	}
+	head, rest, _ := strings.Cut(path, ".")
+	name, each := strings.CutSuffix(head, "[]")
+	m, ok := v.(map[string]any)
+	if !ok {
+		return nil
+	}
+	field, ok := m[name]
+	if !ok {
+		return nil
+	}
+	if !each {
+		return lookup(field, rest)
+	}
+	var out []any
+	l, _ := field.([]any)
+	for _, e := range l {
+		out = append(out, lookup(e, rest)...)
+	}
+	return out
+}
+
+func kind(v any) string {
+	switch v.(type) {
+	case string:
+		return "string"
+	case float64:
+		return "number"
+	case []any:
+		return "array"
+	case map[string]any:
+		return "object"
+	case bool:
+		return "bool"
+	}
+	return "null"
+}
