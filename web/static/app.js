@@ -17,7 +17,7 @@ const state = {
   offsets: new Map(), // channel -> last offset seen, for since
   seen: new Set(), // event ids shown, so one on several channels shows once
   seenOrder: [],
-  items: [], // newest first: {ev, key, recalled}
+  items: [], // newest first: {ev, key, recalled, read, ticked}
   byMessage: new Map(), // message identity -> item, to strike recalls through
   reads: new ReadIndex(), // sent messages, for the read receipts that tick them
   presence: new Presence(500), // user -> latest status
