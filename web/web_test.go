@@ -17,7 +17,7 @@ import (
 func TestServesEmbeddedDashboard(t *testing.T) {
 	srv := httptest.NewServer(web.Handler())
 	defer srv.Close()
-	for path, want := range map[string]string{"/": "<title>imhub", "/app.js": "import", "/render.js": "export function esc", "/app.css": ":root"} {
+	for path, want := range map[string]string{"/": "<title>imhub", "/app.js": "import", "/render.js": "export function esc", "/track.js": "export class ReadIndex", "/app.css": ":root"} {
 		resp, err := http.Get(srv.URL + path)
 		require.NoError(t, err)
 		b, _ := io.ReadAll(resp.Body)

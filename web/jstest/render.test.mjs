@@ -1,7 +1,7 @@
 // Unit tests of the dashboard's rendering functions: node --test web/jstest
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { card, clock, element, esc, matches, messageKeys, newer, safeURL } from '../static/render.js';
+import { card, clock, element, esc, lastReadMs, matches, members, messageKeys, newer, presenceList, safeURL, shows, statusUser } from '../static/render.js';
 
 test('esc escapes markup', () => {
   assert.equal(esc('<img src=x onerror="a">&\''), '&lt;img src=x onerror=&quot;a&quot;&gt;&amp;&#39;');
@@ -81,4 +81,108 @@ test('clock shows the date only for another day', () => {
   assert.equal(clock(new Date(2026, 10, 25, 9, 5, 7).getTime(), now), '09:05:07');
   assert.equal(clock(new Date(2017, 2, 28, 15, 30, 22).getTime(), now), '2017-03-28 15:30:22');
   assert.equal(clock(0, now), '');
+});
+
+// text is a rendering without its markup, as a reader sees it.
+const text = (html) => html.replace(/<[^>]*>/g, '').replace(/\s+/g, ' ').trim();
+// says is a line's sentence as a reader sees it.
+const says = (html) => text(html.match(/<span class="says">(.*)<\/span><button/s)[1]);
+const G = { group_id: 'G1', time: 1 };
+
+test('a status change is a line with a presence dot', () => {
+  const on = card({ ev: { id: 's1', type: 'user.status', to: 'carol', status: 'login', reason: 'Register', platform: 'Web', kicked_devices: ['Android', { Platform: 'iPad' }] }, key: 's1' });
+  assert.match(on, /class="ev line user-status online"/);
+  assert.match(on, /class="dot"/);
+  assert.equal(says(on), 'carol is online on Web · Register · signed out Android, iPad');
+  const off = card({ ev: { id: 's2', type: 'user.status', from: 'carol', status: 'disconnect', reason: 'LinkClose' }, key: 's2' });
+  assert.match(off, /class="ev line user-status offline"/);
+  assert.equal(says(off), 'carol disconnected · LinkClose');
+  assert.match(text(off), /carol disconnected · LinkClose/);
+  assert.match(text(card({ ev: { id: 's3', type: 'user.status', user: 'dan', status: 'logout' }, key: 's3' })), /dan went offline/);
+  assert.match(text(card({ ev: { id: 's4', type: 'user.status', to: 'eve', status: '<b>' }, key: 's4' })), /eve is &lt;b&gt;/);
+  assert.equal(statusUser({ to: 'carol' }), 'carol');
+});
+
+test('joins and leaves are lines that say who, where and by whom', () => {
+  const line = (ev) => says(card({ ev: { id: 'x', ...G, ...ev }, key: 'x' }));
+  assert.match(line({ type: 'group.member.joined', members: ['alice', 'bob'], join_type: 'Invited', operator: 'admin' }), /alice, bob joined G1 \(invited by admin\)/);
+  assert.match(line({ type: 'group.member.joined', members: [{ Member_Account: 'dave' }], join_type: 'Apply', operator: 'dave' }), /dave joined G1 \(asked to\)$/);
+  assert.match(line({ type: 'group.member.joined', members: [{ user: 'erin' }], join_type: 'Apply', operator: 'owner' }), /erin joined G1 \(asked to, approved by owner\)/);
+  assert.match(line({ type: 'group.member.joined', members: ['f'], operator: 'admin' }), /f joined G1 \(added by admin\)/);
+  assert.match(line({ type: 'group.member.left', members: ['carol'], exit_type: 'Kicked', operator: 'admin' }), /carol was kicked from G1 by admin/);
+  assert.match(line({ type: 'group.member.left', members: ['carol', 'dan'], exit_type: 'Kicked', operator: 'admin' }), /carol, dan were kicked from G1 by admin/);
+  assert.match(line({ type: 'group.member.left', members: ['carol'], exit_type: 'Quit' }), /carol left G1$/);
+  const many = line({ type: 'group.member.joined', members: Array.from({ length: 11 }, (_, i) => 'u' + i) });
+  assert.match(many, /u0, .*u7 and 3 more joined G1/);
+  assert.deepEqual(members({ members: ['a', { user: 'b' }, { Member_Account: 'c' }, null, { nothing: 1 }, 7] }), ['a', 'b', 'c', '7']);
+  assert.deepEqual(members({}), []);
+});
+
+test('group changes, read receipts and one-to-one reads are lines', () => {
+  const line = (ev) => says(card({ ev: { id: 'x', time: 1, ...ev }, key: 'x' }));
+  assert.match(line({ ...G, type: 'group.destroyed', operator: 'admin' }), /G1 was destroyed by admin/);
+  assert.match(line({ ...G, type: 'group.info.changed', operator: 'admin', notification: 'be <nice>' }), /admin changed the info of G1: notification “be &lt;nice&gt;”/);
+  assert.match(line({ ...G, type: 'group.info.changed' }), /^someone changed the info of G1$/);
+  assert.match(line({ ...G, type: 'group.message.read', receipts: [{ seq: 7, read: 3, unread: 2 }, { seq: 8, read: 1, unread: 0 }] }), /read receipts in G1: #7 3 read · 2 unread; #8 1 read · 0 unread/);
+  const at = new Date(2026, 0, 2, 10, 0, 5).getTime();
+  const c2c = line({ type: 'c2c.message.read', from: 'Jonh', to: 'jared', last_read_time: at / 1000, unread: 7 });
+  assert.match(c2c, /Jonh read the messages from jared up to .*10:00:05 · 7 unread in all/);
+  assert.equal(lastReadMs({ last_read_time: 1700000000 }), 1700000000000, 'seconds, as the IM gives them');
+  assert.equal(lastReadMs({ last_read_time: 1700000000123 }), 1700000000123, 'milliseconds');
+  assert.equal(lastReadMs({}), 0);
+});
+
+test('every value in a line is escaped', () => {
+  const evil = '<img src=x onerror=alert(1)>';
+  for (const ev of [
+    { type: 'user.status', to: evil, status: 'login', reason: evil, platform: evil, kicked_devices: [evil] },
+    { type: 'group.member.joined', group_id: evil, members: [evil], join_type: evil, operator: evil },
+    { type: 'group.member.left', group_id: evil, members: [{ user: evil }], exit_type: evil, operator: evil },
+    { type: 'group.message.read', group_id: evil, topic_id: evil, receipts: [{ seq: evil, read: evil, unread: evil }] },
+    { type: 'c2c.message.read', from: evil, to: evil, unread: evil },
+    { type: 'group.info.changed', group_id: evil, operator: evil, name: evil },
+    { type: 'group.destroyed', group_id: evil, operator: evil },
+  ]) {
+    assert.doesNotMatch(card({ ev: { id: evil, ...ev }, key: evil }), /<img/, ev.type);
+  }
+  assert.doesNotMatch(presenceList([{ user: evil, online: true, platform: evil, at: 1 }]), /<img/);
+});
+
+test('a message card shows its read ticks', () => {
+  const g = card({ ev: sent, key: 'e1', read: { count: 3, unread: 2, at: 1 } });
+  assert.match(g, /class="ev group-message-sent read"/);
+  assert.match(text(g), /✓✓ 3 read · 2 unread/);
+  const c = card({ ev: { id: 'c', type: 'c2c.message.sent', from: 'jared', to: 'Jonh', time: 1 }, key: 'c', read: { by: 'Jonh', at: 1 } });
+  assert.match(text(c), /✓✓ read by Jonh/);
+  assert.doesNotMatch(card({ ev: sent, key: 'e1' }), /✓/);
+});
+
+test('the filters find the new events by type, group, user and text', () => {
+  const joined = { type: 'group.member.joined', group_id: 'G1', members: ['alice', { Member_Account: 'bob' }], operator: 'admin', join_type: 'Invited' };
+  assert.ok(matches(joined, { type: 'group.member.joined', group: 'G1' }));
+  assert.ok(matches(joined, { user: 'bob' }), 'a member given as an object');
+  assert.ok(matches(joined, { user: 'admin' }));
+  assert.ok(!matches(joined, { user: 'carol' }));
+  assert.ok(matches(joined, { text: 'ALICE' }));
+  assert.ok(matches(joined, { text: 'invited' }));
+  const status = { type: 'user.status', to: 'carol', status: 'disconnect', reason: 'LinkClose' };
+  assert.ok(matches(status, { user: 'carol' }));
+  assert.ok(matches(status, { text: 'linkclose' }));
+  assert.ok(!matches(status, { group: 'G1' }));
+  assert.ok(matches({ type: 'group.member.left', group_id: 'G1', members: ['carol'], exit_type: 'Kicked' }, { text: 'kicked', user: 'carol' }));
+});
+
+test('a receipt shown as ticks leaves the feed unless its type is asked for', () => {
+  const receipt = { ev: { type: 'group.message.read', group_id: 'G1', receipts: [{ seq: 7, read: 1 }] }, ticked: true };
+  assert.ok(!shows(receipt, {}));
+  assert.ok(!shows(receipt, { group: 'G1' }));
+  assert.ok(shows(receipt, { type: 'group.message.read' }));
+  assert.ok(shows({ ...receipt, ticked: false }, {}), 'a receipt for messages not on hand is a line');
+  assert.ok(shows({ ev: sent }, {}));
+});
+
+test('the user list shows each user with a dot and a filter button', () => {
+  const html = presenceList([{ user: 'alice', online: true, platform: 'Web', at: 1 }, { user: 'carol', online: false, at: 1 }]);
+  assert.match(html, /<li class="online"><span class="dot".*data-user="alice">alice<\/button>.*online · Web/);
+  assert.match(html, /<li class="offline">.*data-user="carol">carol<\/button>.*offline ·/);
 });

@@ -1,6 +1,7 @@
 // The dashboard: one WebSocket to the hub, a capped list of recent events,
 // and a feed that shows the newest of those that pass the filters.
-import { TYPES, card, clock, matches, messageKeys, newer } from './render.js';
+import { TYPES, card, clock, messageKeys, newer, presenceList, shows } from './render.js';
+import { Presence, ReadIndex } from './track.js';
 
 const KEEP = 5000; // events kept in memory
 const SHOW = 500; // feed items in the page at most
@@ -16,8 +17,10 @@ const state = {
   offsets: new Map(), // channel -> last offset seen, for since
   seen: new Set(), // event ids shown, so one on several channels shows once
   seenOrder: [],
-  items: [], // newest first: {ev, key, recalled}
+  items: [], // newest first: {ev, key, recalled, read, ticked}
   byMessage: new Map(), // message identity -> item, to strike recalls through
+  reads: new ReadIndex(), // sent messages, for the read receipts that tick them
+  presence: new Presence(500), // user -> latest status
   waiting: new Set(), // subscriptions not yet answered
   // Channels resubscribed with since: their live events until the answer
   // are covered by the replay that follows it, so they are skipped.
@@ -179,10 +182,18 @@ function add(ev) {
     times.push(Date.now());
     state.groups.set(ev.group_id, times);
   }
-  const item = { ev, key: ev.id, recalled: null };
+  const item = { ev, key: ev.id, recalled: null, read: null, ticked: false };
   if (ev.type.endsWith('.sent')) {
     for (const k of messageKeys(ev)) state.byMessage.set(k, item);
-  } else {
+    state.reads.add(item);
+  } else if (ev.type.endsWith('.read')) {
+    for (const target of state.reads.apply(item)) redraw(target);
+  } else if (ev.type === 'user.status') {
+    if (state.presence.update(ev) && !state.usersQueued) {
+      state.usersQueued = true;
+      requestAnimationFrame(() => { state.usersQueued = false; renderUsers(); });
+    }
+  } else if (ev.type.endsWith('.recalled')) {
     for (const k of messageKeys(ev)) {
       const target = state.byMessage.get(k);
       if (target && !target.recalled) {
@@ -195,9 +206,10 @@ function add(ev) {
   if (state.items.length > KEEP) {
     for (const old of state.items.splice(KEEP)) {
       for (const k of messageKeys(old.ev)) if (state.byMessage.get(k) === old) state.byMessage.delete(k);
+      state.reads.remove(old);
     }
   }
-  if (!state.paused && matches(ev, filter())) {
+  if (!state.paused && shows(item, filter())) {
     const feed = $('feed');
     feed.insertAdjacentHTML('afterbegin', card(item));
     while (feed.children.length > SHOW) feed.lastElementChild.remove();
@@ -219,10 +231,14 @@ function renderFeed() {
   const f = filter();
   const shown = [];
   for (const item of state.items) {
-    if (matches(item.ev, f)) shown.push(card(item));
+    if (shows(item, f)) shown.push(card(item));
     if (shown.length === SHOW) break;
   }
   $('feed').innerHTML = shown.join('');
+}
+
+function renderUsers() {
+  $('users').innerHTML = presenceList(state.presence.recent(12));
 }
 
 function renderChannels() {
@@ -315,12 +331,19 @@ function init() {
   $('clear').addEventListener('click', () => {
     state.items = [];
     state.byMessage.clear();
+    state.reads = new ReadIndex();
     renderFeed();
   });
   $('groups').addEventListener('click', (e) => {
     const g = e.target.dataset && e.target.dataset.group;
     if (!g) return;
     $('filters').elements.group.value = g;
+    renderFeed();
+  });
+  $('users').addEventListener('click', (e) => {
+    const u = e.target.dataset && e.target.dataset.user;
+    if (!u) return;
+    $('filters').elements.user.value = u;
     renderFeed();
   });
   $('feed').addEventListener('click', (e) => {

@@ -6,7 +6,18 @@ export const TYPES = {
   'group.message.recalled': 'group recall',
   'c2c.message.sent': 'one-to-one message',
   'c2c.message.recalled': 'one-to-one recall',
+  'user.status': 'status',
+  'group.member.joined': 'joined',
+  'group.member.left': 'left',
+  'group.message.read': 'group read',
+  'c2c.message.read': 'one-to-one read',
+  'group.info.changed': 'group info',
+  'group.destroyed': 'group destroyed',
 };
+
+// LINES are the types shown as one compact line instead of a card: they
+// say that something happened, and carry no message to show.
+const LINES = new Set(['user.status', 'group.member.joined', 'group.member.left', 'group.message.read', 'c2c.message.read', 'group.info.changed', 'group.destroyed']);
 
 export function esc(v) {
   return String(v ?? '').replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' }[c]));
@@ -89,11 +100,13 @@ export function where(ev) {
   return `${esc(ev.from)} → ${esc(ev.to)}`;
 }
 
-// card renders one feed item: the event, and how it was recalled if it was.
+// card renders one feed item: the event, how it was recalled if it was,
+// and who read it if a receipt said so. The types in LINES get a line.
 export function card(item) {
   const ev = item.ev;
+  if (LINES.has(ev.type)) return line(item);
   const kind = ev.type.replaceAll('.', '-');
-  const cls = ['ev', kind, item.recalled ? 'recalled' : ''].join(' ').trim();
+  const cls = ['ev', kind, item.recalled ? 'recalled' : '', item.read ? 'read' : ''].join(' ').replace(/ +/g, ' ').trim();
   let body = '';
   if (Array.isArray(ev.body)) body = ev.body.map(element).join('');
   if (ev.type === 'group.message.recalled') {
@@ -111,25 +124,171 @@ export function card(item) {
     ? `<p class="recall-note">recalled by ${esc(item.recalled.by || 'unknown')} at ${esc(clock(item.recalled.at))}</p>`
     : '';
   return `<li class="${cls}" data-key="${esc(item.key)}">` +
-    `<div class="meta"><time datetime="${esc(new Date(ev.time || 0).toISOString())}">${esc(clock(ev.time))}</time>` +
+    `<div class="meta">${stamp(ev)}` +
     `<span class="badge">${esc(TYPES[ev.type] || ev.type)}</span>` +
     `<span class="where">${where(ev)}</span>` +
     (who ? `<span class="who">${esc(who)}</span>` : '') +
     (ev.platform ? `<span class="platform">${esc(ev.platform)}</span>` : '') +
+    ticks(item.read) +
     `<button type="button" class="inspect" aria-label="Show the raw JSON of this event">{ }</button></div>` +
     `<div class="body">${body}</div>${recall}</li>`;
+}
+
+function stamp(ev) {
+  return `<time datetime="${esc(new Date(ev.time || 0).toISOString())}">${esc(clock(ev.time))}</time>`;
+}
+
+// ticks shows what the read receipts said about a message: for a group
+// message how many members read it, for a one-to-one message who did.
+export function ticks(read) {
+  if (!read) return '';
+  if (read.by) {
+    return `<span class="ticks" title="read up to ${esc(clock(read.at))}">✓✓ read by ${esc(read.by)}</span>`;
+  }
+  const unread = read.unread !== undefined ? ` · ${esc(read.unread)} unread` : '';
+  return `<span class="ticks" title="${esc(read.count)} members read it${read.unread !== undefined ? `, ${esc(read.unread)} not yet` : ''}">✓✓ ${esc(read.count)} read${unread}</span>`;
+}
+
+// line renders one of the LINES types: time, badge and one sentence.
+export function line(item) {
+  const ev = item.ev;
+  const kind = ev.type.replaceAll('.', '-');
+  const extra = ev.type === 'user.status' ? (online(ev) ? ' online' : ' offline') : '';
+  return `<li class="ev line ${kind}${extra}" data-key="${esc(item.key)}">` +
+    `<div class="meta">${stamp(ev)}<span class="badge">${esc(TYPES[ev.type] || ev.type)}</span>` +
+    `<span class="says">${sentence(ev)}</span>` +
+    `<button type="button" class="inspect" aria-label="Show the raw JSON of this event">{ }</button></div></li>`;
+}
+
+const user = (u) => `<span class="user">${esc(u)}</span>`;
+const group = (ev) => `<span class="group">${esc(ev.group_id)}</span>${ev.topic_id ? ` <span class="dim">topic ${esc(ev.topic_id)}</span>` : ''}`;
+
+// people lists user ids, the first few by name and the rest as a count.
+function people(ids, most = 8) {
+  if (ids.length === 0) return user('someone');
+  const named = ids.slice(0, most).map(user).join(', ');
+  return ids.length > most ? `${named} and ${ids.length - most} more` : named;
+}
+
+// sentence says in words what an event of the LINES types did.
+export function sentence(ev) {
+  switch (ev.type) {
+    case 'user.status': {
+      const who = statusUser(ev);
+      const verb = { login: 'is online', logout: 'went offline', disconnect: 'disconnected' }[ev.status] || `is ${esc(ev.status || 'in an unknown state')}`;
+      const kicked = devices(ev);
+      return `<span class="dot" aria-hidden="true"></span>${user(who)} ${verb}` +
+        (ev.platform ? ` <span class="dim">on ${esc(ev.platform)}</span>` : '') +
+        (ev.reason ? ` <span class="dim">· ${esc(ev.reason)}</span>` : '') +
+        (kicked.length ? ` · <span class="kicked">signed out ${kicked.map(esc).join(', ')}</span>` : '');
+    }
+    case 'group.member.joined': {
+      const ids = members(ev);
+      const how = String(ev.join_type || '').toLowerCase();
+      const by = ev.operator && !ids.includes(ev.operator) ? ev.operator : '';
+      let why = '';
+      if (how.startsWith('invite')) why = by ? ` (invited by ${user(by)})` : ' (invited)';
+      else if (how === 'apply') why = by ? ` (asked to, approved by ${user(by)})` : ' (asked to)';
+      else if (by) why = ` (added by ${user(by)})`;
+      if (ev.join_type && !how.startsWith('invite') && how !== 'apply') why += ` <span class="dim">${esc(ev.join_type)}</span>`;
+      return `${people(ids)} joined ${group(ev)}${why}`;
+    }
+    case 'group.member.left': {
+      const ids = members(ev);
+      if (String(ev.exit_type).toLowerCase() === 'kicked') {
+        return `${people(ids)} ${ids.length > 1 ? 'were' : 'was'} kicked from ${group(ev)}${ev.operator ? ` by ${user(ev.operator)}` : ''}`;
+      }
+      const other = ev.exit_type && String(ev.exit_type).toLowerCase() !== 'quit' ? ` <span class="dim">${esc(ev.exit_type)}</span>` : '';
+      return `${people(ids)} left ${group(ev)}${other}`;
+    }
+    case 'group.message.read': {
+      const rs = receipts(ev);
+      const shown = rs.slice(0, 5).map((r) => `#${esc(r.seq)} ${esc(r.read)} read${r.unread !== undefined ? ` · ${esc(r.unread)} unread` : ''}`);
+      if (rs.length > 5) shown.push(`${rs.length - 5} more`);
+      return `read receipts in ${group(ev)}: ${shown.join('; ') || 'none'}`;
+    }
+    case 'c2c.message.read':
+      return `${user(ev.from)} read the messages from ${user(ev.to)}` +
+        (lastReadMs(ev) ? ` up to ${esc(clock(lastReadMs(ev)))}` : '') +
+        (ev.unread !== undefined ? ` <span class="dim">· ${esc(ev.unread)} unread in all</span>` : '');
+    case 'group.info.changed': {
+      const changed = ['name', 'introduction', 'notification', 'face_url']
+        .filter((k) => typeof ev[k] === 'string' && ev[k] !== '')
+        .map((k) => `${k.replace('_', ' ')} “${esc(ev[k])}”`);
+      return `${ev.operator ? user(ev.operator) : 'someone'} changed the info of ${group(ev)}${changed.length ? ': ' + changed.join(', ') : ''}`;
+    }
+    case 'group.destroyed':
+      return `${group(ev)} was destroyed${ev.operator ? ` by ${user(ev.operator)}` : ''}`;
+    default:
+      return esc(ev.type);
+  }
+}
+
+// members are the user ids a member event names. The event carries them
+// as strings; objects with a user or Member_Account field are accepted too.
+export function members(ev) {
+  const list = Array.isArray(ev.members) ? ev.members : [];
+  return list
+    .map((m) => (m !== null && typeof m === 'object' ? m.user ?? m.Member_Account ?? m.user_id : m))
+    .filter((m) => typeof m === 'string' || typeof m === 'number')
+    .map(String);
+}
+
+// statusUser is the user a user.status event is about.
+export function statusUser(ev) {
+  return ev.user || ev.from || ev.to || '';
+}
+
+// online says whether a user.status event leaves its user online.
+export function online(ev) {
+  return ev.status === 'login';
+}
+
+// devices are the platforms a login signed out, given as strings or as
+// objects with a Platform field.
+function devices(ev) {
+  const list = Array.isArray(ev.kicked_devices) ? ev.kicked_devices : [];
+  return list
+    .map((d) => (d !== null && typeof d === 'object' ? d.platform ?? d.Platform : d))
+    .filter((d) => typeof d === 'string' && d !== '');
+}
+
+// receipts are a group.message.read event's entries, each with a seq.
+export function receipts(ev) {
+  return (Array.isArray(ev.receipts) ? ev.receipts : []).filter((r) => r && r.seq !== undefined);
+}
+
+// lastReadMs is a c2c.message.read event's last_read_time in
+// milliseconds; the IM gives seconds, which are accepted too.
+export function lastReadMs(ev) {
+  const t = Number(ev.last_read_time);
+  if (!(t > 0)) return 0;
+  return t < 1e12 ? t * 1000 : t;
+}
+
+// users are every user an event names, for the user filter.
+export function users(ev) {
+  return [ev.from, ev.to, ev.operator, ev.user, ...members(ev)].filter(Boolean);
 }
 
 // matches applies the filter form to an event.
 export function matches(ev, f) {
   if (f.type && ev.type !== f.type) return false;
   if (f.group && ev.group_id !== f.group) return false;
-  if (f.user && ![ev.from, ev.to, ev.operator].includes(f.user)) return false;
+  if (f.user && !users(ev).includes(f.user)) return false;
   if (f.text) {
-    const hay = JSON.stringify([ev.body, ev.from, ev.to, ev.group_id, ev.topic_id, ev.operator]).toLowerCase();
+    const hay = JSON.stringify([ev.body, ev.group_id, ev.topic_id, users(ev), ev.status, ev.reason,
+      ev.join_type, ev.exit_type, ev.name, ev.introduction, ev.notification]).toLowerCase();
     if (!hay.includes(f.text.toLowerCase())) return false;
   }
   return true;
+}
+
+// shows says whether an item goes in the feed: a read receipt whose
+// messages are all on hand shows as their ticks, and as a line of its own
+// only when the type filter asks for read receipts.
+export function shows(item, f) {
+  return matches(item.ev, f) && !(item.ticked && f.type !== item.ev.type);
 }
 
 // messageKeys are the identities under which a sent message can be found
@@ -146,4 +305,12 @@ export function newer(a, b) {
   const [na, ea] = a.split(':');
   const [nb, eb] = b.split(':');
   return ea !== eb || Number(na) > Number(nb);
+}
+
+// presenceList renders users' latest statuses (from Presence.recent), each
+// a button that filters the feed to that user.
+export function presenceList(entries) {
+  return entries.map((p) => `<li class="${p.online ? 'online' : 'offline'}"><span class="dot" aria-hidden="true"></span>` +
+    `<button type="button" data-user="${esc(p.user)}">${esc(p.user)}</button> ` +
+    `<span class="dim">${p.online ? 'online' : 'offline'}${p.platform ? ' · ' + esc(p.platform) : ''} · ${esc(clock(p.at))}</span></li>`).join('');
 }
