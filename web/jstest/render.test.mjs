@@ -121,8 +121,9 @@ test('joins and leaves are lines that say who, where and by whom', () => {
 test('group changes, read receipts and one-to-one reads are lines', () => {
   const line = (ev) => says(card({ ev: { id: 'x', time: 1, ...ev }, key: 'x' }));
   assert.match(line({ ...G, type: 'group.destroyed', operator: 'admin' }), /G1 was destroyed by admin/);
-  assert.match(line({ ...G, type: 'group.info.changed', operator: 'admin', notification: 'be <nice>' }), /admin changed the info of G1: notification “be &lt;nice&gt;”/);
+  assert.match(line({ ...G, type: 'group.info.changed', operator: 'admin', changes: { notification: 'be <nice>' } }), /admin changed the info of G1: notification “be &lt;nice&gt;”/);
   assert.match(line({ ...G, type: 'group.info.changed' }), /^someone changed the info of G1$/);
+  assert.match(line({ ...G, type: 'group.info.changed', changes: { name: '', custom: { Level: '3' } } }), /G1: name cleared, Level “3”/);
   assert.match(line({ ...G, type: 'group.message.read', receipts: [{ seq: 7, read: 3, unread: 2 }, { seq: 8, read: 1, unread: 0 }] }), /read receipts in G1: #7 3 read · 2 unread; #8 1 read · 0 unread/);
   const at = new Date(2026, 0, 2, 10, 0, 5).getTime();
   const c2c = line({ type: 'c2c.message.read', from: 'Jonh', to: 'jared', last_read_time: at / 1000, unread: 7 });
@@ -140,7 +141,7 @@ test('every value in a line is escaped', () => {
     { type: 'group.member.left', group_id: evil, members: [{ user: evil }], exit_type: evil, operator: evil },
     { type: 'group.message.read', group_id: evil, topic_id: evil, receipts: [{ seq: evil, read: evil, unread: evil }] },
     { type: 'c2c.message.read', from: evil, to: evil, unread: evil },
-    { type: 'group.info.changed', group_id: evil, operator: evil, name: evil },
+    { type: 'group.info.changed', group_id: evil, operator: evil, changes: { name: evil, custom: { [evil]: evil } } },
     { type: 'group.destroyed', group_id: evil, operator: evil },
   ]) {
     assert.doesNotMatch(card({ ev: { id: evil, ...ev }, key: evil }), /<img/, ev.type);

@@ -212,9 +212,12 @@ export function sentence(ev) {
         (lastReadMs(ev) ? ` up to ${esc(clock(lastReadMs(ev)))}` : '') +
         (ev.unread !== undefined ? ` <span class="dim">· ${esc(ev.unread)} unread in all</span>` : '');
     case 'group.info.changed': {
+      // changes holds only the fields the IM sent; an empty one was cleared.
+      const c = ev.changes || {};
       const changed = ['name', 'introduction', 'notification', 'face_url']
-        .filter((k) => typeof ev[k] === 'string' && ev[k] !== '')
-        .map((k) => `${k.replace('_', ' ')} “${esc(ev[k])}”`);
+        .filter((k) => typeof c[k] === 'string')
+        .map((k) => (c[k] === '' ? `${k.replace('_', ' ')} cleared` : `${k.replace('_', ' ')} “${esc(c[k])}”`));
+      for (const [k, v] of Object.entries(c.custom || {})) changed.push(`${esc(k)} “${esc(v)}”`);
       return `${ev.operator ? user(ev.operator) : 'someone'} changed the info of ${group(ev)}${changed.length ? ': ' + changed.join(', ') : ''}`;
     }
     case 'group.destroyed':
@@ -278,7 +281,7 @@ export function matches(ev, f) {
   if (f.user && !users(ev).includes(f.user)) return false;
   if (f.text) {
     const hay = JSON.stringify([ev.body, ev.group_id, ev.topic_id, users(ev), ev.status, ev.reason,
-      ev.join_type, ev.exit_type, ev.name, ev.introduction, ev.notification]).toLowerCase();
+      ev.join_type, ev.exit_type, ev.changes]).toLowerCase();
     if (!hay.includes(f.text.toLowerCase())) return false;
   }
   return true;
