@@ -73,6 +73,7 @@ type Spool struct {
 	bytes   int64      // total size of the files
 	pending int        // messages not yet published
 	tail    *os.File   // the last segment, open for appending
+	lock    *os.File   // holds the directory's lock while open
 	nextID  uint64
 	closed  bool
 	// broken is set when a sync failed: what the disk holds is then
@@ -122,8 +123,13 @@ func Open(cfg Config, next Next) (*Spool, error) {
 	if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
 		return nil, fmt.Errorf("spool: %w", err)
 	}
-	s := &Spool{cfg: cfg, next: next, log: cfg.Logger, wake: make(chan struct{}, 1)}
+	lock, err := lockDir(cfg.Dir)
+	if err != nil {
+		return nil, err
+	}
+	s := &Spool{cfg: cfg, next: next, log: cfg.Logger, wake: make(chan struct{}, 1), lock: lock}
 	if err := s.load(); err != nil {
+		lock.Close()
 		return nil, err
 	}
 	s.metrics()
@@ -362,7 +368,11 @@ func (s *Spool) consume(seg *segment) {
 func (s *Spool) Close() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.closed {
+		return nil
+	}
 	s.closed = true
+	defer s.lock.Close()
 	if s.tail != nil {
 		err := s.tail.Close()
 		s.tail = nil

@@ -226,3 +226,18 @@ func TestRedisOutage(t *testing.T) {
 	time.Sleep(100 * time.Millisecond)
 	assert.Equal(t, want, data(rec.Publications()), "every event once, in order")
 }
+
+// Two spools on one directory would publish, and cut off, each other's
+// records: the second is refused until the first is closed.
+func TestOneSpoolPerDirectory(t *testing.T) {
+	b, _ := newSwitchable(t)
+	dir := t.TempDir()
+	s := open(t, dir, b, 1<<20)
+	_, err := spool.Open(spool.Config{Dir: dir, MaxBytes: 1 << 20, Logger: slog.New(slog.DiscardHandler)}, b)
+	require.ErrorIs(t, err, spool.ErrInUse)
+	assert.Contains(t, err.Error(), "-spool-dir")
+	require.NoError(t, s.Close())
+	require.NoError(t, s.Close(), "a second Close is harmless")
+	s2 := open(t, dir, b, 1<<20)
+	require.NoError(t, s2.Close())
+}

@@ -79,6 +79,16 @@ func TestBinarySpoolDefaultRefused(t *testing.T) {
 	}
 }
 
+// Two hubs on one spool directory (two make run hubs on the default one)
+// would publish each other's records: the second refuses to start.
+func TestBinarySpoolDirectoryIsOneHubs(t *testing.T) {
+	dir := t.TempDir()
+	hubtest.Start(t, []string{"-dev", "-spool-dir", dir})
+	second := hubtest.Launch(t, []string{"-dev", "-spool-dir", dir})
+	assert.Equal(t, 1, second.Wait(30*time.Second))
+	assert.Contains(t, second.Stderr(), "is in use by another process (each hub needs a -spool-dir of its own)")
+}
+
 // postBody posts one callback to p and returns the status and body.
 func postBody(t *testing.T, p *hubtest.Process, app, cmd, body string) (int, string) {
 	t.Helper()
