@@ -206,7 +206,7 @@ func TestBinaryRedisOutage(t *testing.T) {
 	p.WaitReady(200)
 	// The watcher re-subscribed by itself too; wait until it has.
 	require.Eventually(t, func() bool { return rec.Reconnects() >= 1 }, 15*time.Second, 10*time.Millisecond)
-	// The IM backend retries what was refused.
+	// A sender that retries what was refused (this hub runs with -spool-dir off).
 	for seq := 2; seq <= 4; seq++ {
 		code, body = post(t, p, DemoApp, seq)
 		require.Equal(t, 200, code, body)
