@@ -287,6 +287,9 @@ func (f *Forwarder) watchBacklog(ctx context.Context) {
 	}
 }
 
+// NewID returns a random name, 24 hex digits.
+func NewID() string { return randomID() }
+
 func randomID() string {
 	var b [12]byte
 	_, _ = rand.Read(b[:])

@@ -66,6 +66,9 @@ type Config struct {
 	CallbackAllow  clientaddr.Prefixes
 	TrustedProxies clientaddr.Prefixes
 	MaxConnsPerIP  int
+
+	// Forward is forwarding to apps' own backends (forward.go).
+	Forward ForwardConfig
 }
 
 // envName is the environment variable of a flag: -redis is HUB_REDIS.
@@ -126,6 +129,7 @@ func parseConfig(args []string, env func(string) string, out io.Writer) (Config,
 	fs.Var((*prefixes)(&c.CallbackAllow), "callback-allow", "`CIDRs` the IM's callbacks may come from, comma-separated (403 otherwise); empty = any")
 	fs.Var((*prefixes)(&c.TrustedProxies), "trusted-proxies", "`CIDRs` of load balancers whose X-Forwarded-For is believed, comma-separated")
 	fs.IntVar(&c.MaxConnsPerIP, "max-conns-per-ip", 1000, "WebSocket connections per client address, an IPv6 /64 counting as one (4009 beyond)")
+	forwardFlags(fs, &c.Forward)
 	fs.Usage = func() {
 		fmt.Fprintf(out, "Usage: hub [flags]\n\n"+
 			"imhub turns Tencent Cloud Chat (IM) callbacks into live WebSocket streams.\n"+
@@ -248,6 +252,9 @@ func (c *Config) validate() error {
 		return fmt.Errorf("-log-format %q: want text or json", c.LogFormat)
 	}
 	if err := c.validateEdge(); err != nil {
+		return err
+	}
+	if err := c.validateForward(); err != nil {
 		return err
 	}
 	if c.DebugAddr != "" && !isLoopback(c.DebugAddr) {
