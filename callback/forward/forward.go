@@ -273,11 +273,13 @@ func (f *Forwarder) watchBacklog(ctx context.Context) {
 	for {
 		for app := range f.targets {
 			bctx, cancel := context.WithTimeout(ctx, time.Second)
-			n, err := f.store.Backlog(bctx, app)
-			cancel()
-			if err == nil {
+			if n, err := f.store.Backlog(bctx, app); err == nil {
 				f.m.backlog.WithLabelValues(app).Set(float64(n))
 			}
+			if n, err := f.store.DeadCount(bctx, app); err == nil {
+				f.m.dead.WithLabelValues(app).Set(float64(n))
+			}
+			cancel()
 		}
 		select {
 		case <-ctx.Done():

@@ -137,22 +137,37 @@ func (h *hubFixture) post(t *testing.T, app, command, body string, extra ...stri
 // count is imhub_forward_total{app,result}.
 func (h *hubFixture) count(t *testing.T, app, result string) float64 {
 	t.Helper()
+	return h.metric(t, "imhub_forward_total", map[string]string{"app": app, "result": result})
+}
+
+// gauge is the gauge name{app}.
+func (h *hubFixture) gauge(t *testing.T, name, app string) float64 {
+	t.Helper()
+	return h.metric(t, name, map[string]string{"app": app})
+}
+
+// metric is the value of the series of name with labels; 0 if none.
+func (h *hubFixture) metric(t *testing.T, name string, labels map[string]string) float64 {
+	t.Helper()
 	mfs, err := h.reg.Gather()
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, mf := range mfs {
-		if mf.GetName() != "imhub_forward_total" {
+		if mf.GetName() != name {
 			continue
 		}
+	series:
 		for _, m := range mf.GetMetric() {
-			l := map[string]string{}
 			for _, lp := range m.GetLabel() {
-				l[lp.GetName()] = lp.GetValue()
+				if labels[lp.GetName()] != lp.GetValue() {
+					continue series
+				}
 			}
-			if l["app"] == app && l["result"] == result {
-				return m.GetCounter().GetValue()
+			if c := m.GetCounter(); c != nil {
+				return c.GetValue()
 			}
+			return m.GetGauge().GetValue()
 		}
 	}
 	return 0

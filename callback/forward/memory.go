@@ -166,8 +166,15 @@ func (s *MemoryStore) Dead(_ context.Context, it Item) error {
 	return nil
 }
 
-// DeadLetters returns a copy of app's dead letters, oldest first.
-func (s *MemoryStore) DeadLetters(app string) []Entry {
+// DeadCount implements [Store].
+func (s *MemoryStore) DeadCount(_ context.Context, app string) (int64, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return int64(len(s.app(app).dead)), nil
+}
+
+// ListDead returns a copy of app's dead letters, oldest first.
+func (s *MemoryStore) ListDead(app string) []Entry {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return append([]Entry(nil), s.app(app).dead...)

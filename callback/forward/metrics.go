@@ -18,6 +18,7 @@ type metrics struct {
 	total   *prometheus.CounterVec
 	backlog *prometheus.GaugeVec
 	lag     *prometheus.GaugeVec
+	dead    *prometheus.GaugeVec
 }
 
 // newMetrics makes the metrics, registered with reg when it is not nil.
@@ -37,16 +38,21 @@ func newMetrics(reg prometheus.Registerer, targets []Target) *metrics {
 			Name: "imhub_forward_lag_seconds",
 			Help: "Time from acceptance to delivery of the last callback delivered to an app's backend.",
 		}, []string{"app"}),
+		dead: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "imhub_forward_dead_letters",
+			Help: "Callbacks kept aside after failing for -forward-max-age; list and replay them with hub forward-dead.",
+		}, []string{"app"}),
 	}
 	for _, t := range targets {
 		m.backlog.WithLabelValues(t.App)
 		m.lag.WithLabelValues(t.App)
+		m.dead.WithLabelValues(t.App)
 		for _, r := range []string{resultQueued, resultDelivered, resultRetried, resultDead} {
 			m.total.WithLabelValues(t.App, r)
 		}
 	}
 	if reg != nil {
-		reg.MustRegister(m.total, m.backlog, m.lag)
+		reg.MustRegister(m.total, m.backlog, m.lag, m.dead)
 	}
 	return m
 }

@@ -173,6 +173,10 @@ func TestDeadBackendDoesNotDelayOthers(t *testing.T) {
 	eventually(t, 10*time.Second, "app B's deliveries", func() bool { return h.count(t, appB, "delivered") == 5 })
 	assert.Equal(t, int32(2), held.Load(), "app A has at most Concurrency deliveries in flight")
 	assert.Zero(t, h.count(t, appA, "delivered"))
+	eventually(t, 10*time.Second, "backlog gauges", func() bool {
+		return h.gauge(t, "imhub_forward_backlog", appA) == 10 && h.gauge(t, "imhub_forward_backlog", appB) == 0
+	})
+	assert.Greater(t, h.gauge(t, "imhub_forward_lag_seconds", appB), 0.0)
 }
 
 // TestDeadLetterAndReplay checks that an entry failing past MaxAge is kept
@@ -205,6 +209,7 @@ func TestDeadLetterAndReplay(t *testing.T) {
 	n, err := store.Backlog(t.Context(), appA)
 	require.NoError(t, err)
 	assert.Zero(t, n, "a dead letter is out of the backlog")
+	eventually(t, 10*time.Second, "dead-letter gauge", func() bool { return h.gauge(t, "imhub_forward_dead_letters", appA) == 1 })
 
 	up.Store(true)
 	replayed, err := store.ReplayDead(t.Context(), appA, 10, time.Now())

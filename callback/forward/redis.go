@@ -270,6 +270,15 @@ func (s *RedisStore) Backlog(ctx context.Context, app string) (int64, error) {
 	return xlen.Val() + zcard.Val(), nil
 }
 
+// DeadCount implements [Store].
+func (s *RedisStore) DeadCount(ctx context.Context, app string) (int64, error) {
+	n, err := s.client.XLen(ctx, s.DeadKey(app)).Result()
+	if err != nil {
+		return 0, fmt.Errorf("count dead letters of app %s: %w", app, err)
+	}
+	return n, nil
+}
+
 // Ready implements [Store].
 func (s *RedisStore) Ready() error {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)

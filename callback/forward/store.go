@@ -54,6 +54,8 @@ type Store interface {
 	// Backlog is the number of app's entries not yet delivered, dead
 	// letters excepted.
 	Backlog(ctx context.Context, app string) (int64, error)
+	// DeadCount is the number of app's dead letters.
+	DeadCount(ctx context.Context, app string) (int64, error)
 	// Ready reports whether the store can take entries now.
 	Ready() error
 }

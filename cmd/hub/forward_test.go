@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -253,4 +254,69 @@ func TestForwardReplicaKilled(t *testing.T) {
 	survivor.WaitLog(10*time.Second, "take-over log line", func(m map[string]any) bool {
 		return strings.HasPrefix(fmt.Sprint(m["msg"]), "forward entries taken over")
 	})
+}
+
+// hub forward-dead lists an app's dead letters and replays them into the
+// queue; its mistakes are one line each.
+func TestBinaryForwardDead(t *testing.T) {
+	srv := redistest.Start(t)
+	store := forward.NewRedisStore(srv.Client(), forward.RedisConfig{Block: 10 * time.Millisecond})
+	ctx := t.Context()
+	require.NoError(t, store.Add(ctx, forward.Entry{ID: "e1", App: forwardApp, Command: "Group.CallbackAfterSendMsg",
+		Query: "SdkAppid=" + forwardApp, Body: []byte(`{"MsgSeq":1}`), Accepted: time.Now().UnixMilli()}))
+	taken, err := store.Take(ctx, forwardApp, "c", 1)
+	require.NoError(t, err)
+	require.Len(t, taken, 1)
+	taken[0].Attempts, taken[0].LastError = 9, "backend answered 502"
+	require.NoError(t, store.Dead(ctx, taken[0]))
+
+	run := func(args ...string) (int, string, string) {
+		cmd := exec.Command(hubtest.Binary(t), append([]string{"forward-dead"}, args...)...)
+		var out, errOut bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &errOut
+		err := cmd.Run()
+		code := 0
+		var exit *exec.ExitError
+		if errors.As(err, &exit) {
+			code = exit.ExitCode()
+		}
+		return code, out.String(), errOut.String()
+	}
+	code, out, stderr := run("list", "-redis", srv.URL(), "-app", forwardApp)
+	require.Equal(t, 0, code, stderr)
+	var letter map[string]any
+	require.NoError(t, json.Unmarshal([]byte(out), &letter), out)
+	assert.Equal(t, "e1", letter["id"])
+	assert.Equal(t, 9.0, letter["attempts"])
+	assert.Equal(t, "backend answered 502", letter["last_error"])
+	assert.Equal(t, `{"MsgSeq":1}`, letter["body"])
+
+	code, out, stderr = run("replay", "-redis", srv.URL(), "-app", forwardApp)
+	require.Equal(t, 0, code, stderr)
+	assert.Equal(t, "replayed 1 dead letters of app "+forwardApp+"\n", out)
+	letters, err := store.ListDead(ctx, forwardApp, 10)
+	require.NoError(t, err)
+	assert.Empty(t, letters)
+	again, err := store.Take(ctx, forwardApp, "c", 10)
+	require.NoError(t, err)
+	require.Len(t, again, 1, "the replayed letter is queued again")
+	assert.Equal(t, "e1", again[0].ID)
+	assert.Zero(t, again[0].Attempts)
+
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"purge", "-redis", srv.URL(), "-app", forwardApp}, `"purge": want list or replay`},
+		{[]string{"list", "-app", forwardApp}, "-redis is required"},
+		{[]string{"list", "-redis", srv.URL()}, "-app is required"},
+		{[]string{"list", "-redis", srv.URL(), "-app", "x"}, `-app "x" is not a SdkAppid`},
+		{[]string{"list", "-redis", "http://x", "-app", forwardApp}, "unknown scheme"},
+		{[]string{"list", "-redis", srv.URL(), "-app", forwardApp, "-n", "0"}, "-n must be greater than zero"},
+	} {
+		code, _, stderr := run(tc.args...)
+		assert.Equal(t, 2, code, tc.args)
+		assert.Contains(t, stderr, tc.want, tc.args)
+		assert.Equal(t, 1, strings.Count(strings.TrimSpace(stderr), "\n")+1, "one line: %s", stderr)
+	}
 }
