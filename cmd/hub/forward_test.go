@@ -320,3 +320,37 @@ func TestBinaryForwardDead(t *testing.T) {
 		assert.Equal(t, 1, strings.Count(strings.TrimSpace(stderr), "\n")+1, "one line: %s", stderr)
 	}
 }
+
+// Without Redis, forwards are queued in memory, and the -forward-timeout
+// and -forward-fail flags reach the Before* answer.
+func TestForwardMemoryAndBefore(t *testing.T) {
+	b := newSeqBackend(t, 0)
+	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.Contains(r.URL.RawQuery, "CallbackBefore") {
+			// Read the body, so that the server notices the hub hang up.
+			_, _ = io.Copy(io.Discard, r.Body)
+			<-r.Context().Done() // never answers in time
+			return
+		}
+		b.Config.Handler.ServeHTTP(w, r)
+	}))
+	t.Cleanup(slow.Close)
+	p := hubtest.Start(t, []string{"-apps", forwardApp, "-jwt-secret", testSecret,
+		"-forward", forwardApp + "=" + slow.URL + "/cb", "-forward-timeout", "300ms", "-forward-fail", "deny"})
+	p.WaitLog(5*time.Second, "memory warning", func(m map[string]any) bool {
+		return strings.HasPrefix(fmt.Sprint(m["msg"]), "forwarding without -redis")
+	})
+	start := time.Now()
+	u := p.URL("/im/callback?SdkAppid=" + forwardApp + "&CallbackCommand=Group.CallbackBeforeSendMsg&contenttype=json")
+	resp, err := http.Post(u, "application/json", strings.NewReader(`{"GroupId":"G1"}`))
+	require.NoError(t, err)
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	assert.Less(t, time.Since(start), 2*time.Second, "the IM waits 2s at most")
+	assert.Equal(t, http.StatusOK, resp.StatusCode)
+	assert.JSONEq(t, `{"ActionStatus":"FAIL","ErrorInfo":"the app's backend did not answer","ErrorCode":1}`, string(body))
+
+	status, body2 := post(t, p, forwardApp, 1)
+	require.Equal(t, http.StatusOK, status, body2)
+	waitDelivered(t, b, []int{1}, 10*time.Second)
+}
