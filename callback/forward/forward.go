@@ -46,7 +46,7 @@ type Config struct {
 	// AttemptTimeout bounds one queued delivery attempt; default 10s.
 	AttemptTimeout time.Duration
 	// Concurrency is how many deliveries of one app are in flight at once;
-	// default 4.
+	// default 16.
 	Concurrency int
 	// MaxAnswer is the most of a backend's answer that is read; a longer
 	// answer is a failure. Default 64 KiB.
@@ -100,7 +100,7 @@ func New(cfg Config, store Store, queue Queue) *Forwarder {
 		cfg.AttemptTimeout = 10 * time.Second
 	}
 	if cfg.Concurrency <= 0 {
-		cfg.Concurrency = 4
+		cfg.Concurrency = 16
 	}
 	if cfg.MaxAnswer <= 0 {
 		cfg.MaxAnswer = 64 << 10

@@ -44,10 +44,15 @@ type RedisStore struct {
 	client redis.UniversalClient
 	log    *slog.Logger
 
-	mu        sync.Mutex
-	groups    map[string]bool      // apps whose group is known to exist
-	lastClaim map[string]time.Time // per app
+	mu          sync.Mutex
+	groups      map[string]bool      // apps whose group is known to exist
+	lastClaim   map[string]time.Time // per app
+	lastPromote map[string]time.Time // per app
 }
+
+// promoteEvery is how often due retries are moved back to the stream: a
+// retry is late by up to this much, or Block when the stream is idle.
+const promoteEvery = 100 * time.Millisecond
 
 // Group is the consumer group every replica reads through.
 const Group = "forward"
@@ -68,7 +73,7 @@ func NewRedisStore(client redis.UniversalClient, cfg RedisConfig) *RedisStore {
 		cfg.Logger = slog.Default()
 	}
 	return &RedisStore{cfg: cfg, client: client, log: cfg.Logger,
-		groups: map[string]bool{}, lastClaim: map[string]time.Time{}}
+		groups: map[string]bool{}, lastClaim: map[string]time.Time{}, lastPromote: map[string]time.Time{}}
 }
 
 // StreamKey is the key of app's queue.
@@ -110,15 +115,23 @@ func (s *RedisStore) Take(ctx context.Context, app, consumer string, n int) ([]I
 	}
 	key := s.StreamKey(app)
 	now := time.Now()
-	if err := promote.Run(ctx, s.client, []string{key, s.retryKey(app)}, now.UnixMilli(), 100).Err(); err != nil {
-		return nil, fmt.Errorf("move due forward retries of app %s: %w", app, err)
-	}
+	// Retries and take-overs are looked for now and then, not at each
+	// Take: under load Take runs for every few entries.
 	s.mu.Lock()
 	claim := now.Sub(s.lastClaim[app]) >= s.cfg.ClaimIdle/4
 	if claim {
 		s.lastClaim[app] = now
 	}
+	promoteDue := now.Sub(s.lastPromote[app]) >= promoteEvery
+	if promoteDue {
+		s.lastPromote[app] = now
+	}
 	s.mu.Unlock()
+	if promoteDue {
+		if err := promote.Run(ctx, s.client, []string{key, s.retryKey(app)}, now.UnixMilli(), 100).Err(); err != nil {
+			return nil, fmt.Errorf("move due forward retries of app %s: %w", app, err)
+		}
+	}
 	if claim {
 		msgs, _, err := s.client.XAutoClaim(ctx, &redis.XAutoClaimArgs{
 			Stream: key, Group: Group, Consumer: consumer, MinIdle: s.cfg.ClaimIdle, Start: "0-0", Count: int64(n),
