@@ -59,9 +59,11 @@ func TestRedisCluster(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, taken, 1)
 	require.NoError(t, store.Retry(ctx, taken[0], time.Now()))
-	taken, err = store.Take(ctx, appC, "tool", 1)
-	require.NoError(t, err)
-	require.Len(t, taken, 1, "a due retry is taken again")
+	eventually(t, 5*time.Second, "the due retry taken again", func() bool {
+		taken, err = store.Take(ctx, appC, "tool", 1)
+		require.NoError(t, err)
+		return len(taken) == 1
+	})
 	require.NoError(t, store.Dead(ctx, taken[0]))
 	n, err := store.ReplayDead(ctx, appC, 10, time.Now())
 	require.NoError(t, err)
