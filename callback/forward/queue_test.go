@@ -239,6 +239,18 @@ func TestTakeOver(t *testing.T) {
 	eventually(t, 10*time.Second, "take-over", func() bool { return h.count(t, appA, "delivered") == 1 })
 	require.Len(t, b.requests(), 1)
 	assert.Equal(t, groupMsg(1), b.requests()[0].Body)
+
+	// The dead consumer, holding nothing now, is forgotten after 10×ClaimIdle.
+	eventually(t, 15*time.Second, "the dead consumer forgotten", func() bool {
+		consumers, err := srv.Client().XInfoConsumers(t.Context(), store.StreamKey(appA), forward.Group).Result()
+		require.NoError(t, err)
+		for _, c := range consumers {
+			if c.Name == "dead-replica" {
+				return false
+			}
+		}
+		return len(consumers) == 1
+	})
 }
 
 // TestSpoolWhileRedisAway checks that callbacks accepted while Redis is

@@ -143,6 +143,7 @@ func (s *RedisStore) Take(ctx context.Context, app, consumer string, n int) ([]I
 			s.log.Info("forward entries taken over from a consumer that held them too long", "app", app, "entries", len(msgs))
 			return s.items(ctx, key, msgs), nil
 		}
+		s.forgetConsumers(ctx, app)
 	}
 	streams, err := s.client.XReadGroup(ctx, &redis.XReadGroupArgs{
 		Group: Group, Consumer: consumer, Streams: []string{key, ">"}, Count: int64(n), Block: s.cfg.Block,
@@ -158,6 +159,26 @@ func (s *RedisStore) Take(ctx context.Context, app, consumer string, n int) ([]I
 		items = append(items, s.items(ctx, key, st.Messages)...)
 	}
 	return items, nil
+}
+
+// forgetConsumers removes from app's group the consumers that hold
+// nothing and have not read for 10×ClaimIdle: hubs that stopped. Every
+// process is a new consumer, so without this the group's list grows with
+// each restart. A live consumer reads at least every Block, and one
+// removed by mistake is made again by its next read.
+func (s *RedisStore) forgetConsumers(ctx context.Context, app string) {
+	key := s.StreamKey(app)
+	consumers, err := s.client.XInfoConsumers(ctx, key, Group).Result()
+	if err != nil {
+		return // tried again at the next claim
+	}
+	for _, c := range consumers {
+		if c.Pending == 0 && c.Idle > 10*s.cfg.ClaimIdle {
+			if err := s.client.XGroupDelConsumer(ctx, key, Group, c.Name).Err(); err == nil {
+				s.log.Debug("forward consumer of a stopped hub forgotten", "app", app, "consumer", c.Name)
+			}
+		}
+	}
 }
 
 // items decodes msgs. One that does not decode is removed: no attempt can
