@@ -135,7 +135,8 @@ func parseConfig(args []string, env func(string) string, out io.Writer) (Config,
 			"imhub turns Tencent Cloud Chat (IM) callbacks into live WebSocket streams.\n"+
 			"Every flag can also be set by an environment variable: -redis by HUB_REDIS,\n"+
 			"-jwt-secret by HUB_JWT_SECRET, and so on; a flag on the command line wins.\n"+
-			"Sizes take KiB, MiB or GiB; durations use Go syntax (10s, 5m).\n\nFlags:\n")
+			"Sizes take KiB, MiB or GiB; durations use Go syntax (10s, 5m).\n"+
+			"Forwards kept as dead letters: hub forward-dead list|replay (hub forward-dead -h).\n\nFlags:\n")
 		fs.VisitAll(func(f *flag.Flag) { f.Usage += " [$" + envName(f.Name) + "]" })
 		fs.PrintDefaults()
 	}

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/imhub/imhub/callback/forward"
@@ -41,8 +42,11 @@ func forwardDead(ctx context.Context, args []string, env func(string) string, st
 		fs.Usage()
 		return 2
 	}
-	cmd := args[0]
-	if err := fs.Parse(args[1:]); err != nil {
+	cmd, rest := args[0], args[1:]
+	if strings.HasPrefix(cmd, "-") { // flags first: -h, or a mistake said below
+		cmd, rest = "", args
+	}
+	if err := fs.Parse(rest); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
 		}
@@ -53,6 +57,8 @@ func forwardDead(ctx context.Context, args []string, env func(string) string, st
 		return 2
 	}
 	switch {
+	case cmd == "" && fs.NArg() > 0:
+		return fail("put list or replay before the flags")
 	case cmd != "list" && cmd != "replay":
 		return fail("%q: want list or replay", cmd)
 	case *redisURL == "":

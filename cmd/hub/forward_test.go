@@ -303,12 +303,18 @@ func TestBinaryForwardDead(t *testing.T) {
 	assert.Equal(t, "e1", again[0].ID)
 	assert.Zero(t, again[0].Attempts)
 
+	code, _, stderr = run("-h")
+	assert.Equal(t, 0, code)
+	assert.Contains(t, stderr, "Usage: hub forward-dead list|replay")
+
 	for _, tc := range []struct {
 		args []string
 		want string
 	}{
 		{[]string{"purge", "-redis", srv.URL(), "-app", forwardApp}, `"purge": want list or replay`},
 		{[]string{"list", "-app", forwardApp}, "-redis is required"},
+		{[]string{"-app", forwardApp, "list"}, "put list or replay before the flags"},
+		{[]string{"-app", forwardApp}, `"": want list or replay`},
 		{[]string{"list", "-redis", srv.URL()}, "-app is required"},
 		{[]string{"list", "-redis", srv.URL(), "-app", "x"}, `-app "x" is not a SdkAppid`},
 		{[]string{"list", "-redis", "http://x", "-app", forwardApp}, "unknown scheme"},
