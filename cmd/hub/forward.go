@@ -145,6 +145,10 @@ func newForwarding(cfg Config, log *slog.Logger, reg prometheus.Registerer) (*fo
 			fw.spool = sp
 			fw.closers = append(fw.closers, sp.Close)
 			queue = sp
+			reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+				Name: "imhub_forward_spooled",
+				Help: "Forwards waiting in the local spool for Redis, all apps together.",
+			}, func() float64 { n, _, _ := sp.Depth(); return float64(n) }))
 		}
 	}
 	fw.fwd = forward.New(forward.Config{

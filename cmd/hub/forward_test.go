@@ -212,6 +212,8 @@ func TestForwardRedisKilled(t *testing.T) {
 		case 16:
 			srv.Stop()
 		case 31:
+			_, metrics := p.Get("/metrics")
+			assert.Regexp(t, `(?m)^imhub_forward_spooled 15$`, metrics, "the callbacks accepted while Redis is away wait in the spool")
 			srv.Restart()
 		}
 		if status, _ := post(t, p, forwardApp, seq); status == http.StatusOK {
