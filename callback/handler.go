@@ -44,6 +44,22 @@ type Config struct {
 	Metrics *Metrics
 	// Now is the clock; default time.Now.
 	Now func() time.Time
+	// Forward, when set, passes accepted callbacks on to apps' own
+	// backends (PROTOCOL §5).
+	Forward Forwarder
+}
+
+// Forwarder passes accepted callbacks on to an app's own backend; package
+// callback/forward has the one the hub uses.
+type Forwarder interface {
+	// Answers reports whether the forwarder answers app's command itself,
+	// synchronously: one the IM waits on a verdict for.
+	Answers(app, command string) bool
+	// Answer proxies such a callback and writes the IM's answer.
+	Answer(w http.ResponseWriter, r *http.Request, app string, body []byte)
+	// Enqueue queues any other accepted callback for delivery. An error
+	// means it was not made durable, and the IM is answered 503.
+	Enqueue(ctx context.Context, r *http.Request, app string, body []byte) error
 }
 
 // Handler serves the IM callback endpoint.
@@ -127,6 +143,14 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	switch {
 	case errors.Is(err, ErrUnknownCommand):
+		if h.cfg.Forward != nil && h.cfg.Forward.Answers(req.App, req.Command) {
+			h.cfg.Metrics.count(req.Command, ResultForwarded)
+			h.cfg.Forward.Answer(w, r, req.App, body)
+			return
+		}
+		if !h.forward(w, r, req, body) {
+			return
+		}
 		h.cfg.Metrics.count(req.Command, ResultIgnored)
 		h.log.Debug("callback ignored: command is not published", "app", clip(req.App), "command", clip(req.Command))
 		writeOK(w)
@@ -149,6 +173,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.cfg.Metrics.observePublish(time.Since(start).Seconds())
 	if err != nil {
 		h.fail(w, req, err)
+		return
+	}
+	if !h.forward(w, r, req, body) {
 		return
 	}
 	switch {
@@ -175,6 +202,22 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	writeOK(w)
+}
+
+// forward queues an accepted callback for the app's own backend, if it
+// has one, and answers 503 when that fails. Repeats are forwarded too: the
+// backend would have had them from the IM without the hub.
+func (h *Handler) forward(w http.ResponseWriter, r *http.Request, req Request, body []byte) bool {
+	if h.cfg.Forward == nil {
+		return true
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), h.cfg.PublishTimeout)
+	defer cancel()
+	if err := h.cfg.Forward.Enqueue(ctx, r, req.App, body); err != nil {
+		h.fail(w, req, err)
+		return false
+	}
+	return true
 }
 
 func (h *Handler) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {

@@ -20,6 +20,10 @@ const (
 	ResultUnavailable  = "unavailable"
 )
 
+// ResultForwarded is the result of a callback the app's own backend
+// answered, or -forward-fail answered for it (PROTOCOL §5).
+const ResultForwarded = "forwarded"
+
 // Metrics are the callback endpoint's Prometheus metrics.
 type Metrics struct {
 	callbacks   *prometheus.CounterVec

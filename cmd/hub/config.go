@@ -67,6 +67,9 @@ type Config struct {
 	CallbackAllow  clientaddr.Prefixes
 	TrustedProxies clientaddr.Prefixes
 	MaxConnsPerIP  int
+
+	// Forward is forwarding to apps' own backends (forward.go).
+	Forward ForwardConfig
 }
 
 // envName is the environment variable of a flag: -redis is HUB_REDIS.
@@ -127,12 +130,14 @@ func parseConfig(args []string, env func(string) string, out io.Writer) (Config,
 	fs.Var((*prefixes)(&c.CallbackAllow), "callback-allow", "`CIDRs` the IM's callbacks may come from, comma-separated (403 otherwise); empty = any")
 	fs.Var((*prefixes)(&c.TrustedProxies), "trusted-proxies", "`CIDRs` of load balancers whose X-Forwarded-For is believed, comma-separated")
 	fs.IntVar(&c.MaxConnsPerIP, "max-conns-per-ip", 1000, "WebSocket connections per client address, an IPv6 /64 counting as one (4009 beyond)")
+	forwardFlags(fs, &c.Forward)
 	fs.Usage = func() {
 		fmt.Fprintf(out, "Usage: hub [flags]\n\n"+
 			"imhub turns Tencent Cloud Chat (IM) callbacks into live WebSocket streams.\n"+
 			"Every flag can also be set by an environment variable: -redis by HUB_REDIS,\n"+
 			"-jwt-secret by HUB_JWT_SECRET, and so on; a flag on the command line wins.\n"+
-			"Sizes take KiB, MiB or GiB; durations use Go syntax (10s, 5m).\n\nFlags:\n")
+			"Sizes take KiB, MiB or GiB; durations use Go syntax (10s, 5m).\n"+
+			"Forwards kept as dead letters: hub forward-dead list|replay (hub forward-dead -h).\n\nFlags:\n")
 		fs.VisitAll(func(f *flag.Flag) { f.Usage += " [$" + envName(f.Name) + "]" })
 		fs.PrintDefaults()
 	}
@@ -275,6 +280,9 @@ func (c *Config) validate() error {
 		return fmt.Errorf("-log-format %q: want text or json", c.LogFormat)
 	}
 	if err := c.validateEdge(); err != nil {
+		return err
+	}
+	if err := c.validateForward(); err != nil {
 		return err
 	}
 	if c.DebugAddr != "" && !isLoopback(c.DebugAddr) {

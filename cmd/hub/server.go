@@ -125,6 +125,12 @@ func run(ctx context.Context, cfg Config, stdout io.Writer, log *slog.Logger) er
 		publisher = sp
 	}
 
+	fwd, err := newForwarding(cfg, log, reg)
+	if err != nil {
+		return err
+	}
+	defer fwd.close()
+
 	var draining atomic.Bool
 	mux := http.NewServeMux()
 	mux.Handle("GET /ws", node)
@@ -142,6 +148,7 @@ func run(ctx context.Context, cfg Config, stdout io.Writer, log *slog.Logger) er
 		PublishTimeout: publishTimeout,
 		Logger:         log,
 		Metrics:        cbMetrics,
+		Forward:        fwd.handler(),
 	}, publisher)))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		fmt.Fprintln(w, "ok")
@@ -188,6 +195,7 @@ func run(ctx context.Context, cfg Config, stdout io.Writer, log *slog.Logger) er
 	if sp != nil {
 		g.Go(func() error { return sp.Run(brokerCtx) })
 	}
+	g.Go(func() error { return fwd.run(brokerCtx) })
 	g.Go(func() error {
 		serve := srv.Serve
 		if srv.TLSConfig != nil {

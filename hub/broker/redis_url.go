@@ -182,3 +182,16 @@ func redactErr(err error, raw string) error {
 	}
 	return errors.New(strings.ReplaceAll(err.Error(), raw, redact(raw)))
 }
+
+// NewRedisClient returns a client of the Redis that url names, in any form
+// NewRedis takes (one server, Cluster, Sentinel), with the broker's
+// timeouts, for other parts of the hub that keep state in the same Redis.
+// On a Cluster, keys that one script or transaction touches must share a
+// hash tag.
+func NewRedisClient(url, caFile string) (redis.UniversalClient, error) {
+	t, err := newRedisTarget(RedisConfig{URL: url, CAFile: caFile})
+	if err != nil {
+		return nil, err
+	}
+	return t.client, nil
+}

@@ -1,0 +1,211 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/imhub/imhub/callback"
+	"github.com/imhub/imhub/callback/forward"
+	"github.com/imhub/imhub/callback/spool"
+	"github.com/imhub/imhub/hub/broker"
+)
+
+// ForwardConfig is forwarding to apps' own backends (PROTOCOL §5).
+type ForwardConfig struct {
+	// Spec is -forward as given: SdkAppid=URL,…
+	Spec string
+	// Targets is Spec parsed, each with its app's callback token.
+	Targets   []forward.Target
+	Timeout   time.Duration
+	Fail      string // allow or deny
+	MaxAge    time.Duration
+	ClaimIdle time.Duration
+}
+
+func forwardFlags(fs *flag.FlagSet, c *ForwardConfig) {
+	fs.StringVar(&c.Spec, "forward", "", "forward each app's accepted callbacks to its own backend: `SdkAppid=URL`,… (http or https)")
+	fs.DurationVar(&c.Timeout, "forward-timeout", 1500*time.Millisecond, "how long a Before* callback waits for the app's backend (the IM waits 2s at most)")
+	fs.StringVar(&c.Fail, "forward-fail", "allow", "answer to a Before* callback whose backend failed or timed out: allow (OK, as the IM does on a timeout) or deny (ErrorCode 1)")
+	fs.DurationVar(&c.MaxAge, "forward-max-age", 24*time.Hour, "how long a queued forward is retried before it is kept as a dead letter (see hub forward-dead)")
+	fs.DurationVar(&c.ClaimIdle, "forward-claim-idle", 30*time.Second, "how long a forward may stay in the hands of one replica before another takes it over (a replica that died); one attempt is given half of it, at most 10s")
+}
+
+// validateForward parses -forward against the configured apps and checks
+// the other -forward-* flags.
+func (c *Config) validateForward() error {
+	f := &c.Forward
+	if f.Timeout <= 0 {
+		return errors.New("-forward-timeout must be greater than zero, such as 1.5s")
+	}
+	if f.MaxAge <= 0 {
+		return errors.New("-forward-max-age must be greater than zero, such as 24h")
+	}
+	if f.ClaimIdle <= 0 {
+		return errors.New("-forward-claim-idle must be greater than zero, such as 30s")
+	}
+	if f.Fail != "allow" && f.Fail != "deny" {
+		return fmt.Errorf("-forward-fail %q: want allow or deny", f.Fail)
+	}
+	tokens := map[string]string{}
+	for _, a := range c.Apps {
+		tokens[a.ID] = a.Token
+	}
+	f.Targets = nil
+	seen := map[string]bool{}
+	for item := range strings.SplitSeq(f.Spec, ",") {
+		item = strings.TrimSpace(item)
+		if item == "" {
+			continue
+		}
+		app, raw, ok := strings.Cut(item, "=")
+		if !ok {
+			return fmt.Errorf("-forward: %q is not SdkAppid=URL", redactURL(item))
+		}
+		token, known := tokens[app]
+		if !known {
+			return fmt.Errorf("-forward: app %q is not in -apps; add it there or drop it here", app)
+		}
+		if seen[app] {
+			return fmt.Errorf("-forward: app %s is listed twice", app)
+		}
+		seen[app] = true
+		u, err := url.Parse(raw)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return fmt.Errorf("-forward: app %s: %q is not an http:// or https:// URL", app, redactURL(raw))
+		}
+		if u.Fragment != "" {
+			return fmt.Errorf("-forward: app %s: the URL has a #fragment, which is never sent", app)
+		}
+		f.Targets = append(f.Targets, forward.Target{App: app, URL: raw, Token: token})
+	}
+	return nil
+}
+
+// redactURL hides a password in something that may be a URL.
+func redactURL(s string) string {
+	if u, err := url.Parse(s); err == nil && u.User != nil {
+		return u.Redacted()
+	}
+	if i := strings.Index(s, "@"); i >= 0 {
+		return "…" + s[i:]
+	}
+	return s
+}
+
+// forwarding is the running forwarder and what it needs: the store's
+// Redis client, the spool in front of it.
+type forwarding struct {
+	fwd     *forward.Forwarder
+	spool   *spool.Spool
+	closers []func() error
+}
+
+// newForwarding sets up forwarding for cfg, or returns nil when -forward
+// is empty. With Redis the queue is there, behind a spool of its own in
+// the spool directory's "forward" folder; without, it is in memory.
+func newForwarding(cfg Config, log *slog.Logger, reg prometheus.Registerer) (*forwarding, error) {
+	fc := cfg.Forward
+	if len(fc.Targets) == 0 {
+		return nil, nil
+	}
+	fw := &forwarding{}
+	var store forward.Store
+	var queue forward.Queue
+	if cfg.Redis == "" {
+		store = forward.NewMemoryStore(0)
+		log.Warn("forwarding without -redis: queued forwards are kept in memory and lost when the hub stops")
+	} else {
+		client, err := broker.NewRedisClient(cfg.Redis, cfg.RedisCA)
+		if err != nil {
+			return nil, fmt.Errorf("-forward: %w", err)
+		}
+		fw.closers = append(fw.closers, client.Close)
+		rs := forward.NewRedisStore(client, forward.RedisConfig{ClaimIdle: fc.ClaimIdle, Logger: log})
+		store = rs
+		if cfg.SpoolDir != "" {
+			// A spool of its own: its entries go to the forward store,
+			// not the broker. Its metrics are the forwarder's.
+			sp, err := spool.Open(spool.Config{
+				Dir: filepath.Join(cfg.SpoolDir, "forward"), MaxBytes: cfg.SpoolMaxBytes, Logger: log,
+			}, forward.StoreQueue(rs, time.Second, log))
+			if err != nil {
+				fw.close()
+				return nil, fmt.Errorf("-spool-dir: forward spool: %w", err)
+			}
+			fw.spool = sp
+			fw.closers = append(fw.closers, sp.Close)
+			queue = sp
+			reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+				Name: "imhub_forward_spooled",
+				Help: "Forwards waiting in the local spool for Redis, all apps together.",
+			}, func() float64 { n, _, _ := sp.Depth(); return float64(n) }))
+		}
+	}
+	fw.fwd = forward.New(forward.Config{
+		Targets:        fc.Targets,
+		Timeout:        fc.Timeout,
+		Deny:           fc.Fail == "deny",
+		MaxAge:         fc.MaxAge,
+		AttemptTimeout: min(10*time.Second, fc.ClaimIdle/2),
+		Consumer:       consumerName(cfg.Node),
+		Logger:         log,
+		Registerer:     reg,
+	}, store, queue)
+	for _, t := range fc.Targets {
+		u, _ := url.Parse(t.URL)
+		log.Info("forwarding callbacks", "app", t.App, "to", u.Redacted(), "timeout", fc.Timeout, "fail", fc.Fail)
+	}
+	return fw, nil
+}
+
+// consumerName names this process in the store's consumer group: the
+// node, and a random part, so that a restarted node is a new consumer and
+// two nodes with one host name are two.
+func consumerName(node string) string {
+	id := forward.NewID()[:8]
+	if node == "" {
+		return id
+	}
+	return node + "-" + id
+}
+
+// handler is the callback handler's Forwarder: nil, not a nil pointer,
+// when there is no forwarding.
+func (fw *forwarding) handler() callback.Forwarder {
+	if fw == nil {
+		return nil
+	}
+	return fw.fwd
+}
+
+// run delivers forwards until ctx is done.
+func (fw *forwarding) run(ctx context.Context) error {
+	if fw == nil {
+		return nil
+	}
+	var g errgroup.Group
+	g.Go(func() error { return fw.fwd.Run(ctx) })
+	if fw.spool != nil {
+		g.Go(func() error { return fw.spool.Run(ctx) })
+	}
+	return g.Wait()
+}
+
+func (fw *forwarding) close() {
+	if fw == nil {
+		return
+	}
+	for i := len(fw.closers) - 1; i >= 0; i-- {
+		_ = fw.closers[i]()
+	}
+}
