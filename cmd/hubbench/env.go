@@ -21,6 +21,8 @@ type env struct {
 	pid   int
 	procs []*exec.Cmd
 	dirs  []string
+	// backend is where the hub forwards, or nil.
+	backend *backend
 }
 
 func setUp(ctx context.Context, cfg Config, progress io.Writer) (*env, error) {
@@ -35,6 +37,9 @@ func setUp(ctx context.Context, cfg Config, progress io.Writer) (*env, error) {
 	e.dirs = append(e.dirs, dir)
 	args := []string{"-apps", cfg.App + ":" + cfg.CallbackToken, "-jwt-secret", cfg.Secret,
 		"-max-conns", "1000000", "-max-conns-per-ip", "1000000", "-log-level", "warn", "-dedupe-window", "1m"}
+	if cfg.forwardTo != "" {
+		args = append(args, "-forward", cfg.App+"="+cfg.forwardTo)
+	}
 	if cfg.Redis {
 		sock := filepath.Join(dir, "redis.sock")
 		redis := exec.Command("redis-server", "--port", "0", "--unixsocket", sock, "--unixsocketperm", "700",
@@ -77,7 +82,11 @@ func setUp(ctx context.Context, cfg Config, progress io.Writer) (*env, error) {
 	}
 	e.procs = append(e.procs, hub)
 	e.hub, e.pid = "http://"+addr, hub.Process.Pid
-	fmt.Fprintf(progress, "started hub %s (pid %d, broker %s)\n", e.hub, e.pid, map[bool]string{true: "redis", false: "memory"}[cfg.Redis])
+	fmt.Fprintf(progress, "started hub %s (pid %d, broker %s", e.hub, e.pid, map[bool]string{true: "redis", false: "memory"}[cfg.Redis])
+	if cfg.forwardTo != "" {
+		fmt.Fprintf(progress, ", forwarding to %s", cfg.forwardTo)
+	}
+	fmt.Fprintln(progress, ")")
 	if err := waitReady(ctx, e.hub); err != nil {
 		log, _ := os.ReadFile(logFile.Name())
 		e.tearDown()
