@@ -63,7 +63,7 @@ func TestForwardTable(t *testing.T) {
 	r := ForwardReport{
 		Off: &Result{Broker: "redis", Published: 95500, CallbacksPerS: 4775, HubCPU: 30},
 		On: &Result{Broker: "redis", Published: 66520, CallbacksPerS: 3326, HubCPU: 33.26,
-			ForwardAccepted: 66520, ForwardReceived: 66520, ForwardsPerS: 3300, ForwardDrainSeconds: 0.16},
+			ForwardAccepted: 66520, ForwardReceived: 66520, ForwardsPerS: 3300, ForwardsPerSPublishing: 1663, ForwardDrainSeconds: 0.16},
 		Probe: Probe{N: 1000, DirectP50ms: 0.1, DirectP99ms: 0.3, HubP50ms: 0.46, HubP99ms: 1.08, AddedP50ms: 0.36, AddedP99ms: 0.78},
 	}
 	var b bytes.Buffer
@@ -72,7 +72,8 @@ func TestForwardTable(t *testing.T) {
 callbacks/s accepted                     4775                 3326             0.70
 callbacks refused                        0                    0
 hub CPU-s per 10,000 callbacks           3.14                 5.00             1.59
-forwards delivered/s                     —                    3300             0.99 of accepted/s
+forwards delivered/s while accepting     —                    1663             0.50 of accepted/s
+forwards delivered/s, to the last        —                    3300             0.99 of accepted/s
 backend received / accepted              —                    66520 / 66520
 backlog drained after the last callback  —                    0.16 s
 

@@ -46,12 +46,15 @@ type Result struct {
 	// With -forward: what the backend received of the callbacks the hub
 	// accepted, how fast, and how long after the last callback it had
 	// them all.
-	ForwardAccepted     int64   `json:"forward_accepted,omitempty"`
-	ForwardReceived     int64   `json:"forward_received,omitempty"`
-	ForwardMissing      int64   `json:"forward_missing,omitempty"`
-	ForwardRepeats      int64   `json:"forward_repeats,omitempty"`
-	ForwardsPerS        float64 `json:"forwards_per_s,omitempty"`
-	ForwardDrainSeconds float64 `json:"forward_drain_seconds,omitempty"`
+	ForwardAccepted int64   `json:"forward_accepted,omitempty"`
+	ForwardReceived int64   `json:"forward_received,omitempty"`
+	ForwardMissing  int64   `json:"forward_missing,omitempty"`
+	ForwardRepeats  int64   `json:"forward_repeats,omitempty"`
+	ForwardsPerS    float64 `json:"forwards_per_s,omitempty"`
+	// ForwardsPerSPublishing is the rate while callbacks were still
+	// coming: the forwards compete with them for the hub and Redis.
+	ForwardsPerSPublishing float64 `json:"forwards_per_s_while_publishing,omitempty"`
+	ForwardDrainSeconds    float64 `json:"forward_drain_seconds,omitempty"`
 }
 
 // measure connects the fleet, publishes for the duration, drains, and
@@ -95,6 +98,7 @@ type step struct {
 	// had every accepted callback, counted from the end of publishing.
 	forwarding bool
 	fwd        counts
+	fwdByEnd   int64 // received by the end of publishing
 	drain      time.Duration
 }
 
@@ -114,6 +118,7 @@ func (s step) fill(r *Result) {
 		r.ForwardAccepted, r.ForwardReceived, r.ForwardMissing, r.ForwardRepeats = s.fwd.accepted, s.fwd.distinct, s.fwd.missing, s.fwd.repeats
 		r.ForwardDrainSeconds = s.drain.Seconds()
 		r.ForwardsPerS = float64(s.fwd.distinct) / (s.seconds + s.drain.Seconds())
+		r.ForwardsPerSPublishing = float64(s.fwdByEnd) / s.seconds
 	}
 	if r.Conns > 0 {
 		r.RSSPerConnKiB = float64(s.rssLoaded-r.HubRSSBefore) / float64(r.Conns) / 1024
@@ -162,8 +167,12 @@ func publishFor(ctx context.Context, cfg Config, e *env, f *fleet, rate float64,
 	// Idle keep-alive connections would count as the hub's goroutines.
 	defer p.client.CloseIdleConnections()
 	elapsed := time.Since(start)
-	var drain time.Duration
+	var (
+		drain    time.Duration
+		fwdByEnd int64
+	)
 	if e.backend != nil {
+		fwdByEnd = e.backend.counts().distinct - fwd0.distinct
 		fmt.Fprintf(progress, "  waiting for the backend to receive every accepted callback…\n")
 		// Not an error here: the run reports what is missing and fails.
 		drain, _ = e.backend.waitDrained(ctx, cfg.drainLimit)
@@ -184,7 +193,7 @@ func publishFor(ctx context.Context, cfg Config, e *env, f *fleet, rate float64,
 	}
 	if e.backend != nil {
 		c := e.backend.counts()
-		s.forwarding, s.drain = true, drain
+		s.forwarding, s.drain, s.fwdByEnd = true, drain, fwdByEnd
 		s.fwd = counts{accepted: c.accepted - fwd0.accepted, missing: c.missing, distinct: c.distinct - fwd0.distinct, repeats: c.repeats - fwd0.repeats}
 	}
 	return s, ctx.Err()
@@ -281,8 +290,8 @@ func (r *Result) print(w io.Writer, jsonOnly bool) {
 		row("deliveries", "%d of %d expected, %d lost, %d repeated, %.0f/s", r.Received, r.Expected, r.Lost, r.Repeats, r.DeliveriesPerS)
 		row("latency", "p50 %.1f ms  p90 %.1f ms  p99 %.1f ms  p99.9 %.1f ms  max %.1f ms", r.P50ms, r.P90ms, r.P99ms, r.P999ms, r.Maxms)
 		if r.ForwardAccepted > 0 {
-			row("forwards", "%d of %d accepted received by the backend, %d missing, %d repeated, %.0f/s; all in %.2fs after the last callback",
-				r.ForwardReceived, r.ForwardAccepted, r.ForwardMissing, r.ForwardRepeats, r.ForwardsPerS, r.ForwardDrainSeconds)
+			row("forwards", "%d of %d accepted received by the backend, %d missing, %d repeated; %.0f/s while publishing, %.0f/s to the end; all in %.2fs after the last callback",
+				r.ForwardReceived, r.ForwardAccepted, r.ForwardMissing, r.ForwardRepeats, r.ForwardsPerSPublishing, r.ForwardsPerS, r.ForwardDrainSeconds)
 		}
 		row("hub cpu", "%.1f s, %.1f s per million deliveries", r.HubCPU, r.HubCPUPerM)
 		row("hub rss", "%d MiB before, %d MiB loaded (%.1f KiB per connection), %d MiB after", r.HubRSSBefore>>20, r.HubRSSLoaded>>20, r.RSSPerConnKiB, r.HubRSSAfter>>20)
