@@ -27,6 +27,19 @@ type Config struct {
 	Payload       int
 	Sources       int
 	JSONOnly      bool
+	// Forward starts a backend in this process and has the hub forward
+	// the app's callbacks to it (PROTOCOL §5).
+	Forward bool
+	// Probes is how many Before* callbacks the forward preset times.
+	Probes int
+	// forwardTo is the backend's URL, for the hub's -forward.
+	forwardTo string
+	// drainLimit is how long the backend is given, after publishing
+	// ends, to receive every accepted callback.
+	drainLimit time.Duration
+	// backendDown has the backend answer 503 to every callback, as one
+	// that is down would: a test of the run's own failure.
+	backendDown bool
 }
 
 func defaultConfig() Config {
@@ -41,6 +54,8 @@ func defaultConfig() Config {
 		Duration:      10 * time.Second,
 		Payload:       200,
 		Sources:       1,
+		Probes:        1000,
+		drainLimit:    2 * time.Minute,
 	}
 }
 
@@ -57,6 +72,9 @@ var presets = map[string]func(*Config){
 	},
 	// Callbacks/s the endpoint sustains, no subscribers.
 	"ingest": func(c *Config) { c.Conns, c.Channels, c.Rate, c.Publishers, c.Duration = 0, 100, 0, 64, 20*time.Second },
+	// What forwarding costs: ingest with forwarding off, then on, then
+	// Before* callbacks timed through the hub and straight to the backend.
+	"forward": func(c *Config) { c.Conns, c.Channels, c.Rate, c.Publishers, c.Duration = 0, 100, 0, 64, 20*time.Second },
 	// RSS per idle, subscribed connection.
 	"idle": func(c *Config) { c.Conns, c.Channels, c.Rate, c.Duration = 10000, 100, 0, 10*time.Second },
 	// Raise the rate until loss or p99 over 1s; the last good rate. With
@@ -89,6 +107,10 @@ func (c Config) validate() error {
 		return errors.New("sizes and rates must not be negative")
 	case c.Conns > 0 && c.Channels == 0 && !c.UserChannels:
 		return errors.New("connections need -channels or -user-channels")
+	case (c.Forward || c.Preset == "forward") && !c.Start:
+		return errors.New("forwarding needs -start: the hub is started with -forward to a backend in hubbench")
+	case c.Probes < 1:
+		return errors.New("-probes must be at least 1")
 	case c.Publishers < 1:
 		return errors.New("-publishers must be at least 1")
 	case c.Sources < 1 || c.Sources > 250:

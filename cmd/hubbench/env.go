@@ -21,6 +21,8 @@ type env struct {
 	pid   int
 	procs []*exec.Cmd
 	dirs  []string
+	// backend is where the hub forwards, or nil.
+	backend *backend
 }
 
 func setUp(ctx context.Context, cfg Config, progress io.Writer) (*env, error) {
@@ -38,6 +40,9 @@ func setUp(ctx context.Context, cfg Config, progress io.Writer) (*env, error) {
 		// Its own spool: the default one is the user's, and a hub run later
 		// would publish what a benchmark left there.
 		"-spool-dir", filepath.Join(dir, "spool")}
+	if cfg.forwardTo != "" {
+		args = append(args, "-forward", cfg.App+"="+cfg.forwardTo)
+	}
 	if cfg.Redis {
 		sock := filepath.Join(dir, "redis.sock")
 		redis := exec.Command("redis-server", "--port", "0", "--unixsocket", sock, "--unixsocketperm", "700",
@@ -80,7 +85,11 @@ func setUp(ctx context.Context, cfg Config, progress io.Writer) (*env, error) {
 	}
 	e.procs = append(e.procs, hub)
 	e.hub, e.pid = "http://"+addr, hub.Process.Pid
-	fmt.Fprintf(progress, "started hub %s (pid %d, broker %s)\n", e.hub, e.pid, map[bool]string{true: "redis", false: "memory"}[cfg.Redis])
+	fmt.Fprintf(progress, "started hub %s (pid %d, broker %s", e.hub, e.pid, map[bool]string{true: "redis", false: "memory"}[cfg.Redis])
+	if cfg.forwardTo != "" {
+		fmt.Fprintf(progress, ", forwarding to %s", cfg.forwardTo)
+	}
+	fmt.Fprintln(progress, ")")
 	if err := waitReady(ctx, e.hub); err != nil {
 		log, _ := os.ReadFile(logFile.Name())
 		e.tearDown()

@@ -7,6 +7,7 @@
 //
 //	hubbench -preset fanout -start -redis          # start a hub and Redis, run the preset
 //	hubbench -hub http://127.0.0.1:8080 -hub-pid 1234 -conns 2000 -channels 20 -rate 100
+//	hubbench -preset forward -start -redis         # what forwarding to the app's backend costs
 //
 // It stops by itself after -duration; every loop in it is bounded.
 package main
@@ -16,6 +17,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"runtime/pprof"
@@ -54,6 +56,8 @@ func main() {
 	flag.IntVar(&cfg.Payload, "payload", cfg.Payload, "message text size in bytes")
 	flag.IntVar(&cfg.Sources, "sources", cfg.Sources, "loopback source addresses to spread connections over (127.0.0.1…127.0.0.N), ~28k connections each")
 	flag.BoolVar(&cfg.JSONOnly, "json", false, "print only the JSON line")
+	flag.BoolVar(&cfg.Forward, "forward", false, "with -start: start a backend in hubbench that answers OK and give the hub -forward to it; the run fails unless the backend receives every accepted callback")
+	flag.IntVar(&cfg.Probes, "probes", cfg.Probes, "forward preset: Before* callbacks timed through the hub, and as many straight to the backend")
 	cpuProfile := flag.String("cpuprofile", "", "write the tool's own CPU profile to `file`")
 	flag.Parse()
 	if *cpuProfile != "" {
@@ -105,11 +109,36 @@ func run(ctx context.Context, cfg Config, out, progress *os.File) error {
 	// time to connect, drain and measure.
 	ctx, cancel := context.WithTimeout(ctx, cfg.Duration+cfg.budget())
 	defer cancel()
+	if cfg.Preset == "forward" {
+		return runForward(ctx, cfg, out, progress)
+	}
+	res, err := runOnce(ctx, cfg, progress, nil)
+	if res != nil {
+		res.print(out, cfg.JSONOnly)
+	}
+	return err
+}
+
+// runOnce starts what cfg asks for, measures, and then, if then is not
+// nil, gives it the environment before tearing it down. A result whose
+// forwards did not all arrive is returned with an error.
+func runOnce(ctx context.Context, cfg Config, progress io.Writer, then func(*env, *backend) error) (*Result, error) {
+	var be *backend
+	if cfg.Forward {
+		var err error
+		if be, err = startBackend(); err != nil {
+			return nil, fmt.Errorf("start the backend: %w", err)
+		}
+		defer be.close()
+		cfg.forwardTo = be.url
+		be.down.Store(cfg.backendDown)
+	}
 	env, err := setUp(ctx, cfg, progress)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer env.tearDown()
+	env.backend = be
 	var res *Result
 	if cfg.Preset == "max" {
 		res, err = findMax(ctx, cfg, env, progress)
@@ -117,16 +146,24 @@ func run(ctx context.Context, cfg Config, out, progress *os.File) error {
 		res, err = measure(ctx, cfg, env, progress)
 	}
 	if err != nil {
-		return err
+		return nil, err
 	}
-	res.print(out, cfg.JSONOnly)
-	return nil
+	if res.ForwardMissing > 0 {
+		return res, fmt.Errorf("the backend did not receive %d of the %d callbacks the hub accepted", res.ForwardMissing, res.ForwardAccepted)
+	}
+	if then != nil {
+		return res, then(env, be)
+	}
+	return res, nil
 }
-
 func (c Config) budget() time.Duration {
 	b := 2*time.Minute + time.Duration(c.Conns)*2*time.Millisecond
 	if c.Preset == "max" {
 		b += 10 * c.Duration
+	}
+	if c.Forward || c.Preset == "forward" {
+		// A second run, the backlog's drain and the probe.
+		b += c.Duration + c.drainLimit + time.Duration(c.Probes)*20*time.Millisecond
 	}
 	return b
 }

@@ -43,6 +43,18 @@ type Result struct {
 	GoroutinesEnd  int64   `json:"hub_goroutines_after"`
 	ToolCPU        float64 `json:"tool_cpu_seconds"`
 	Seconds        float64 `json:"seconds"`
+	// With -forward: what the backend received of the callbacks the hub
+	// accepted, how fast, and how long after the last callback it had
+	// them all.
+	ForwardAccepted int64   `json:"forward_accepted,omitempty"`
+	ForwardReceived int64   `json:"forward_received,omitempty"`
+	ForwardMissing  int64   `json:"forward_missing,omitempty"`
+	ForwardRepeats  int64   `json:"forward_repeats,omitempty"`
+	ForwardsPerS    float64 `json:"forwards_per_s,omitempty"`
+	// ForwardsPerSPublishing is the rate while callbacks were still
+	// coming: the forwards compete with them for the hub and Redis.
+	ForwardsPerSPublishing float64 `json:"forwards_per_s_while_publishing,omitempty"`
+	ForwardDrainSeconds    float64 `json:"forward_drain_seconds,omitempty"`
 }
 
 // measure connects the fleet, publishes for the duration, drains, and
@@ -82,6 +94,12 @@ type step struct {
 	p50, p90, p99     float64
 	p999, max         float64
 	conns, connsAlive int
+	// forwarding: what the backend received in this step, and when it
+	// had every accepted callback, counted from the end of publishing.
+	forwarding bool
+	fwd        counts
+	fwdByEnd   int64 // received by the end of publishing
+	drain      time.Duration
 }
 
 func (s step) fill(r *Result) {
@@ -96,6 +114,12 @@ func (s step) fill(r *Result) {
 	if s.got > 0 {
 		r.HubCPUPerM = s.hubCPU / float64(s.got) * 1e6
 	}
+	if s.forwarding {
+		r.ForwardAccepted, r.ForwardReceived, r.ForwardMissing, r.ForwardRepeats = s.fwd.accepted, s.fwd.distinct, s.fwd.missing, s.fwd.repeats
+		r.ForwardDrainSeconds = s.drain.Seconds()
+		r.ForwardsPerS = float64(s.fwd.distinct) / (s.seconds + s.drain.Seconds())
+		r.ForwardsPerSPublishing = float64(s.fwdByEnd) / s.seconds
+	}
 	if r.Conns > 0 {
 		r.RSSPerConnKiB = float64(s.rssLoaded-r.HubRSSBefore) / float64(r.Conns) / 1024
 	}
@@ -105,6 +129,11 @@ func publishFor(ctx context.Context, cfg Config, e *env, f *fleet, rate float64,
 	c := cfg
 	c.Rate = rate
 	p := newPublisher(c, e.hub)
+	p.backend = e.backend
+	var fwd0 counts
+	if e.backend != nil {
+		fwd0 = e.backend.counts()
+	}
 	f.latency() // start clean
 	got0, rep0 := f.received.Load(), f.repeats.Load()
 	cpu0, _, _ := procStats(e.pid)
@@ -124,8 +153,12 @@ func publishFor(ctx context.Context, cfg Config, e *env, f *fleet, rate float64,
 			waiting = false
 		case <-tick.C:
 			_, rss, _ := procStats(e.pid)
-			fmt.Fprintf(progress, "  %4.0fs  callbacks %d  deliveries %d/%d  hub rss %d MiB\n",
+			fmt.Fprintf(progress, "  %4.0fs  callbacks %d  deliveries %d/%d  hub rss %d MiB",
 				time.Since(start).Seconds(), p.acked.Load(), f.received.Load()-got0, p.expected.Load(), rss>>20)
+			if e.backend != nil {
+				fmt.Fprintf(progress, "  forwarded %d", e.backend.counts().distinct-fwd0.distinct)
+			}
+			fmt.Fprintln(progress)
 		}
 	}
 	tick.Stop()
@@ -134,6 +167,16 @@ func publishFor(ctx context.Context, cfg Config, e *env, f *fleet, rate float64,
 	// Idle keep-alive connections would count as the hub's goroutines.
 	defer p.client.CloseIdleConnections()
 	elapsed := time.Since(start)
+	var (
+		drain    time.Duration
+		fwdByEnd int64
+	)
+	if e.backend != nil {
+		fwdByEnd = e.backend.counts().distinct - fwd0.distinct
+		fmt.Fprintf(progress, "  waiting for the backend to receive every accepted callback…\n")
+		// Not an error here: the run reports what is missing and fails.
+		drain, _ = e.backend.waitDrained(ctx, cfg.drainLimit)
+	}
 	// Drain: what was published arrives, or is lost.
 	deadline := time.Now().Add(5 * time.Second)
 	for f.received.Load()-got0 < p.expected.Load() && time.Now().Before(deadline) && ctx.Err() == nil {
@@ -147,6 +190,11 @@ func publishFor(ctx context.Context, cfg Config, e *env, f *fleet, rate float64,
 		rssLoaded: rss,
 		p50:       ms(h.ValueAtQuantile(50)), p90: ms(h.ValueAtQuantile(90)), p99: ms(h.ValueAtQuantile(99)),
 		p999: ms(h.ValueAtQuantile(99.9)), max: ms(h.Max()),
+	}
+	if e.backend != nil {
+		c := e.backend.counts()
+		s.forwarding, s.drain, s.fwdByEnd = true, drain, fwdByEnd
+		s.fwd = counts{accepted: c.accepted - fwd0.accepted, missing: c.missing, distinct: c.distinct - fwd0.distinct, repeats: c.repeats - fwd0.repeats}
 	}
 	return s, ctx.Err()
 }
@@ -241,6 +289,10 @@ func (r *Result) print(w io.Writer, jsonOnly bool) {
 		row("callbacks", "%d acked, %d refused, %.0f/s (target %.0f/s)", r.Published, r.Refused, r.CallbacksPerS, r.TargetRate)
 		row("deliveries", "%d of %d expected, %d lost, %d repeated, %.0f/s", r.Received, r.Expected, r.Lost, r.Repeats, r.DeliveriesPerS)
 		row("latency", "p50 %.1f ms  p90 %.1f ms  p99 %.1f ms  p99.9 %.1f ms  max %.1f ms", r.P50ms, r.P90ms, r.P99ms, r.P999ms, r.Maxms)
+		if r.ForwardAccepted > 0 {
+			row("forwards", "%d of %d accepted received by the backend, %d missing, %d repeated; %.0f/s while publishing, %.0f/s to the end; all in %.2fs after the last callback",
+				r.ForwardReceived, r.ForwardAccepted, r.ForwardMissing, r.ForwardRepeats, r.ForwardsPerSPublishing, r.ForwardsPerS, r.ForwardDrainSeconds)
+		}
 		row("hub cpu", "%.1f s, %.1f s per million deliveries", r.HubCPU, r.HubCPUPerM)
 		row("hub rss", "%d MiB before, %d MiB loaded (%.1f KiB per connection), %d MiB after", r.HubRSSBefore>>20, r.HubRSSLoaded>>20, r.RSSPerConnKiB, r.HubRSSAfter>>20)
 		row("hub goroutines", "%d before, %d after", r.GoroutinesIdle, r.GoroutinesEnd)

@@ -36,6 +36,8 @@ type publisher struct {
 	expected atomic.Int64 // deliveries the acknowledged callbacks should make
 	subsOf   []int64      // subscribers of each group channel
 	pad      string
+	// backend, if the hub forwards, is told of each accepted callback.
+	backend *backend
 }
 
 func newPublisher(cfg Config, base string) *publisher {
@@ -124,6 +126,9 @@ func (p *publisher) post(ctx context.Context) {
 	_, _ = io.Copy(io.Discard, resp.Body)
 	resp.Body.Close()
 	if resp.StatusCode == http.StatusOK {
+		if p.backend != nil {
+			p.backend.expect(seq)
+		}
 		p.acked.Add(1)
 		p.expected.Add(deliveries)
 	} else {
