@@ -302,6 +302,27 @@ func TestDashboardForwarding(t *testing.T) {
 	waitPanel(t, ctx, "empty and calm again", func(p forwardPanel) bool { return p.Shown && p.Backlog == "0" && !p.Warn })
 	require.GreaterOrEqual(t, delivered.Load(), int64(3), "each callback reached the backend")
 	screenshot(t, ctx, "forwarding-recovered")
+
+	// A page no one sees does not read /metrics; shown again, it reads at once.
+	polls := func() int {
+		n, err := chromedp.Run(ctx, chromedp.Evaluate[int](`window.imhub.fwd.polls`))
+		require.NoError(t, err)
+		return n
+	}
+	visibility := func(state string) {
+		_, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`(() => {
+			Object.defineProperty(document, 'visibilityState', { value: '`+state+`', configurable: true });
+			return document.dispatchEvent(new Event('visibilitychange'));
+		})()`))
+		require.NoError(t, err)
+	}
+	visibility("hidden")
+	time.Sleep(500 * time.Millisecond) // a read in flight ends
+	hidden := polls()
+	time.Sleep(4 * time.Second) // more than one read's interval
+	require.Equal(t, hidden, polls(), "no reads while hidden")
+	visibility("visible")
+	require.Eventually(t, func() bool { return polls() > hidden }, 2*time.Second, 50*time.Millisecond, "a read when shown again")
 }
 
 // Behind a proxy that hides /metrics, the page works and the panel stays
