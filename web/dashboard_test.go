@@ -6,11 +6,15 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -438,4 +442,154 @@ func TestDashboardIMEvents(t *testing.T) {
 			waitFeed(t, ctx, c.selector, c.want, 1)
 		})
 	}
+}
+
+// forwardPanel is what the Forwarding panel shows: whether it is shown,
+// whether it warns, and its backlog and dead letters as printed.
+type forwardPanel struct {
+	Shown   bool   `json:"shown"`
+	Warn    bool   `json:"warn"`
+	Backlog string `json:"backlog"`
+	Dead    string `json:"dead"`
+	Text    string `json:"text"`
+}
+
+func readPanel(t *testing.T, ctx context.Context) forwardPanel {
+	t.Helper()
+	p, err := chromedp.Run(ctx, chromedp.Evaluate[forwardPanel](`(() => {
+		const el = document.getElementById('forwarding');
+		const dd = (k) => { const e = el.querySelector('[data-key="' + k + '"] dd'); return e ? e.textContent : ''; };
+		return { shown: !el.hidden && el.offsetHeight > 0, warn: el.classList.contains('warn'), backlog: dd('backlog'), dead: dd('dead'), text: el.textContent };
+	})()`))
+	require.NoError(t, err)
+	return p
+}
+
+func waitPanel(t *testing.T, ctx context.Context, what string, ok func(forwardPanel) bool) forwardPanel {
+	t.Helper()
+	var p forwardPanel
+	require.Eventually(t, func() bool { p = readPanel(t, ctx); return ok(p) }, 30*time.Second, 100*time.Millisecond,
+		"want the Forwarding panel %s, have %+v", what, p)
+	return p
+}
+
+// With -forward for the page's app, the Forwarding panel shows the
+// backlog: growing, with a warning, while the app's backend fails, and
+// empty again once it answers.
+func TestDashboardForwarding(t *testing.T) {
+	var healthy atomic.Bool
+	var delivered atomic.Int64
+	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !healthy.Load() {
+			http.Error(w, "down for maintenance", http.StatusServiceUnavailable)
+			return
+		}
+		delivered.Add(1)
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, `{"ActionStatus":"OK","ErrorCode":0,"ErrorInfo":""}`)
+	}))
+	t.Cleanup(backend.Close)
+	p := hubtest.Start(t, []string{"-dev", "-jwt-secret", secret, "-forward", "1400000000=" + backend.URL})
+
+	ctx := browser(t)
+	require.NoError(t, chromedp.Do(ctx, chromedp.Navigate("http://"+p.Addr+"/")))
+	waitStatus(t, ctx, "live")
+	for i := 1; i <= 3; i++ {
+		post(t, p.Addr, "Group.CallbackAfterSendMsg", groupSend(i, fmt.Sprintf("forward me %d", i)))
+	}
+	waitFeed(t, ctx, "#feed li", "forward me", 3)
+	got := waitPanel(t, ctx, "to show a backlog", func(p forwardPanel) bool { return p.Shown && p.Backlog != "" && p.Backlog != "0" })
+	require.Contains(t, got.Text, "1400000000")
+	require.Equal(t, "0", got.Dead)
+	waitPanel(t, ctx, "to warn of the stuck backlog", func(p forwardPanel) bool { return p.Shown && p.Warn && p.Backlog != "0" })
+	require.Zero(t, delivered.Load(), "nothing reached the failing backend")
+	screenshot(t, ctx, "forwarding-backlog")
+
+	healthy.Store(true)
+	waitPanel(t, ctx, "empty and calm again", func(p forwardPanel) bool { return p.Shown && p.Backlog == "0" && !p.Warn })
+	require.GreaterOrEqual(t, delivered.Load(), int64(3), "each callback reached the backend")
+	screenshot(t, ctx, "forwarding-recovered")
+
+	// A page no one sees does not read /metrics; shown again, it reads at once.
+	polls := func() int {
+		n, err := chromedp.Run(ctx, chromedp.Evaluate[int](`window.imhub.fwd.polls`))
+		require.NoError(t, err)
+		return n
+	}
+	visibility := func(state string) {
+		_, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`(() => {
+			Object.defineProperty(document, 'visibilityState', { value: '`+state+`', configurable: true });
+			return document.dispatchEvent(new Event('visibilitychange'));
+		})()`))
+		require.NoError(t, err)
+	}
+	visibility("hidden")
+	time.Sleep(500 * time.Millisecond) // a read in flight ends
+	hidden := polls()
+	time.Sleep(4 * time.Second) // more than one read's interval
+	require.Equal(t, hidden, polls(), "no reads while hidden")
+	visibility("visible")
+	require.Eventually(t, func() bool { return polls() > hidden }, 2*time.Second, 50*time.Millisecond, "a read when shown again")
+}
+
+// Behind a proxy that hides /metrics, the page works and the panel stays
+// hidden: first a proxy that answers /metrics with a page of its own, then
+// one that refuses it, after which the page stops asking.
+func TestDashboardForwardingMetricsHidden(t *testing.T) {
+	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, "down", http.StatusServiceUnavailable)
+	}))
+	t.Cleanup(backend.Close)
+	p := hubtest.Start(t, []string{"-dev", "-jwt-secret", secret, "-forward", "1400000000=" + backend.URL})
+	target, err := url.Parse("http://" + p.Addr)
+	require.NoError(t, err)
+	var refuse atomic.Bool
+	var asked atomic.Int64
+	hub := httputil.NewSingleHostReverseProxy(target)
+	proxy := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/metrics" {
+			asked.Add(1)
+			if refuse.Load() {
+				http.NotFound(w, r)
+				return
+			}
+			w.Header().Set("Content-Type", "text/html")
+			_, _ = io.WriteString(w, "<!doctype html><title>Welcome</title><p>imhub_forward_backlog{app=\"1400000000\"} is not here</p>")
+			return
+		}
+		hub.ServeHTTP(w, r)
+	}), ReadHeaderTimeout: 5 * time.Second}
+	addr := freeAddr(t)
+	ln, err := net.Listen("tcp", addr)
+	require.NoError(t, err)
+	go func() { _ = proxy.Serve(ln) }()
+	t.Cleanup(func() { _ = proxy.Close() })
+
+	ctx := browser(t)
+	require.NoError(t, chromedp.Do(ctx, chromedp.Navigate("http://"+addr+"/")))
+	waitStatus(t, ctx, "live")
+	post(t, p.Addr, "Group.CallbackAfterSendMsg", groupSend(1, "behind a proxy"))
+	waitFeed(t, ctx, "#feed li", "behind a proxy", 1)
+	polls := func() int {
+		n, err := chromedp.Run(ctx, chromedp.Evaluate[int](`window.imhub.fwd.polls`))
+		require.NoError(t, err)
+		return n
+	}
+	// Reads after the page knew its app: the panel had all it needed.
+	from := polls()
+	require.Eventually(t, func() bool { return polls() >= from+2 }, 20*time.Second, 100*time.Millisecond, "the page reads /metrics")
+	require.False(t, readPanel(t, ctx).Shown, "no panel from a page that is not metrics")
+
+	refuse.Store(true)
+	require.Eventually(t, func() bool {
+		off, _ := chromedp.Run(ctx, chromedp.Evaluate[bool](`window.imhub.fwd.off`))
+		return off
+	}, 20*time.Second, 100*time.Millisecond, "the page gives up on a refused /metrics")
+	n := asked.Load()
+	time.Sleep(4 * time.Second) // more than one read's interval
+	require.Equal(t, n, asked.Load(), "no more reads once refused")
+	require.False(t, readPanel(t, ctx).Shown)
+	status, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.getElementById('status').dataset.state`))
+	require.NoError(t, err)
+	require.Equal(t, "live", status, "the rest of the page goes on")
 }

@@ -2,6 +2,7 @@
 // and a feed that shows the newest of those that pass the filters.
 import { TYPES, card, clock, messageKeys, newer, presenceList, shows } from './render.js';
 import { Presence, ReadIndex } from './track.js';
+import { forwardPanel, forwardReading, forwardView, parseMetrics } from './metrics.js';
 
 const KEEP = 5000; // events kept in memory
 const SHOW = 500; // feed items in the page at most
@@ -13,6 +14,7 @@ const state = {
   ws: null,
   admin: false,
   user: '',
+  app: '', // the SdkAppid the hub says we are connected to
   channels: [], // channels asked for, besides the user's own
   offsets: new Map(), // channel -> last offset seen, for since
   seen: new Set(), // event ids shown, so one on several channels shows once
@@ -115,6 +117,8 @@ function onFrame(f) {
   switch (f.op) {
     case 'connected':
       state.user = f.user;
+      state.app = f.app || claims(state.token).app || '';
+      if (!fwd.off) scheduleForward(0); // the panel needs the app: read now
       state.backoff = 0;
       state.node = f.node;
       state.waiting = new Set();
@@ -289,6 +293,62 @@ function drawRate() {
   });
 }
 
+// ---- forwarding: the hub's own /metrics, read while the page is seen ----
+
+const FWD_EVERY = 3000; // ms between reads of /metrics
+// prev is the last reading and at its time, for the delivery rate; off is
+// set when /metrics is refused (a proxy hides it): then it is not asked again.
+const fwd = { timer: null, busy: false, prev: null, at: 0, polls: 0, off: false };
+
+function scheduleForward(delay) {
+  clearTimeout(fwd.timer);
+  fwd.timer = null;
+  if (fwd.off || document.visibilityState !== 'visible') return;
+  fwd.timer = setTimeout(pollForward, delay);
+}
+
+async function pollForward() {
+  fwd.timer = null;
+  if (fwd.busy) return; // the read in flight schedules the next
+  fwd.busy = true;
+  const ctl = new AbortController();
+  const timeout = setTimeout(() => ctl.abort(), FWD_EVERY);
+  try {
+    const r = await fetch('/metrics', { cache: 'no-store', signal: ctl.signal, headers: { Accept: 'text/plain' } });
+    if ([401, 403, 404, 405].includes(r.status)) {
+      fwd.off = true;
+      throw new Error('metrics hidden');
+    }
+    if (!r.ok) throw new Error('metrics ' + r.status);
+    const reading = forwardReading(parseMetrics(await r.text()), state.app);
+    const now = performance.now();
+    showForward(forwardView(fwd.prev, reading, (now - fwd.at) / 1000));
+    fwd.prev = reading;
+    fwd.at = now;
+  } catch {
+    // Not reachable, not metrics, or hidden: the panel goes away quietly.
+    fwd.prev = null;
+    showForward(null);
+  } finally {
+    clearTimeout(timeout);
+    fwd.busy = false;
+    fwd.polls++;
+    scheduleForward(FWD_EVERY);
+  }
+}
+
+function showForward(view) {
+  const el = $('forwarding');
+  if (!view) {
+    el.hidden = true;
+    el.textContent = '';
+    return;
+  }
+  el.classList.toggle('warn', view.warn);
+  el.innerHTML = forwardPanel(view, state.app);
+  el.hidden = false;
+}
+
 // ---- wiring ----
 
 function init() {
@@ -356,6 +416,9 @@ function init() {
   });
   setInterval(tick, 1000);
   tick();
+  // Read /metrics only while someone can see the panel.
+  document.addEventListener('visibilitychange', () => scheduleForward(0));
+  scheduleForward(0);
 
   // In demo mode the hub mints tokens: connect at once.
   fetch('/dev/token?sub=dashboard').then(async (r) => {
@@ -370,5 +433,5 @@ function init() {
 }
 
 // For tests and the curious: the page's state, read-only by convention.
-window.imhub = { state, clock };
+window.imhub = { state, clock, fwd };
 init();
