@@ -18,11 +18,15 @@ build:
 run: build
 	./$(BIN) -dev -addr $(ADDR) -log-level debug
 
-## demo: realistic callbacks to the hub of `make run` (in a second terminal):
+## demo: realistic callbacks to the hub of `make run` or to the load balancer
+## of `make cluster-up` (in a second terminal), signed with CALLBACK_TOKEN:
 ## messages (each group message checked first with Group.CallbackBeforeSendMsg,
-## its verdict printed), recalls, reads, logins, members joining and leaving
+## its verdict printed), recalls, reads, logins, members joining and leaving;
+## N=100 stops after 100 callbacks
+CALLBACK_TOKEN ?= local-cluster-callback-token
+N ?= 0
 demo:
-	$(GO) run ./cmd/hubdemo -url http://$(ADDR) -app 1400000000
+	$(GO) run ./cmd/hubdemo -url http://$(ADDR) -app 1400000000 -token '$(CALLBACK_TOKEN)' -n $(N)
 
 ## demo-backend: a stand-in for the app's own backend on BACKEND_ADDR, for a hub
 ## run with -forward 1400000000=http://$(BACKEND_ADDR)/: it logs each callback
@@ -32,9 +36,12 @@ demo-backend:
 	$(GO) run ./cmd/hubdemo -backend $(BACKEND_ADDR) -app 1400000000
 
 ## cluster-up / cluster-down: Redis, three hubs and HAProxy on loopback
-## (the dashboard through the load balancer at http://127.0.0.1:8080/)
+## (the dashboard through the load balancer at http://127.0.0.1:8080/), and
+## the demo backend on 127.0.0.1:9090 that the hubs forward the app's
+## callbacks to (its log in .cluster/backend.log); FORWARD=off: none
 cluster-up: build
-	deploy/local/cluster.sh up
+	$(GO) build -trimpath -o bin/hubdemo ./cmd/hubdemo
+	CALLBACK_TOKEN='$(CALLBACK_TOKEN)' deploy/local/cluster.sh up
 
 cluster-down:
 	deploy/local/cluster.sh down

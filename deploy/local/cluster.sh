@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # A local imhub cluster on loopback: one Redis, three hubs and HAProxy in
-# front of them. Everything it starts keeps its pid and log in $CLUSTER_DIR,
-# and `down` stops only those.
+# front of them, and a stand-in for the app's own backend that the hubs
+# forward the app's callbacks to. Everything it starts keeps its pid and log
+# in $CLUSTER_DIR, and `down` stops only those.
 #
 #   deploy/local/cluster.sh up          # start (builds bin/hub if missing)
 #   deploy/local/cluster.sh restart N   # drain hub N (1..3) with SIGTERM, start it again
@@ -11,7 +12,13 @@
 # Settings: LB_ADDR (127.0.0.1:8080), HUB_PORT_BASE (8081), CLUSTER_DIR
 # (.cluster in the repository), HUBS (3), APP (1400000000), JWT_SECRET (32 bytes or more),
 # DRAIN (5s), REDIS_URL (the hubs' -redis; when set, no Redis is started:
-# for example a redis+cluster:// URL of a Redis Cluster of your own).
+# for example a redis+cluster:// URL of a Redis Cluster of your own),
+# CALLBACK_TOKEN (the app's callback token, local-cluster-callback-token;
+# empty: none), FORWARD (where the hubs forward the app's callbacks; by
+# default the demo backend, bin/hubdemo -backend, started on BACKEND_ADDR,
+# 127.0.0.1:9090, its log in backend.log; a URL of your own backend, then no
+# demo backend is started; off: no forwarding). Give restart the settings
+# given to up.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 dir=${CLUSTER_DIR:-$root/.cluster}
@@ -23,6 +30,14 @@ secret=${JWT_SECRET:-local-cluster-secret-change-me-local-cluster}
 drain=${DRAIN:-5s}
 hub=${HUB_BIN:-$root/bin/hub}
 redis_url=${REDIS_URL:-unix://$dir/redis.sock}
+# Set but empty means the app has no callback token.
+token=${CALLBACK_TOKEN-local-cluster-callback-token}
+backend_addr=${BACKEND_ADDR:-127.0.0.1:9090}
+hubdemo=${HUBDEMO_BIN:-$root/bin/hubdemo}
+forward=${FORWARD:-http://$backend_addr/}
+# The demo backend runs only when the hubs forward to it.
+demo_backend=$([ -z "${FORWARD:-}" ] && echo yes || echo no)
+apps=$app${token:+:$token}
 
 running() { [ -f "$dir/$1.pid" ] && kill -0 "$(cat "$dir/$1.pid")" 2>/dev/null; }
 
@@ -33,6 +48,22 @@ wait_http() { # url, seconds
   done
   echo "cluster: $1 did not answer within $2s" >&2
   return 1
+}
+
+start_backend() {
+  [ "$demo_backend" = yes ] || return 0
+  running backend && return
+  "$hubdemo" -backend "$backend_addr" -app "$app" -token "$token" >>"$dir/backend.log" 2>&1 &
+  echo $! >"$dir/backend.pid"
+  for _ in $(seq 1 600); do
+    running backend || break
+    # A bare connection, not a request, which the backend would log.
+    (exec 3<>"/dev/tcp/${backend_addr%:*}/${backend_addr##*:}") 2>/dev/null && return 0
+    sleep 0.05
+  done
+  echo "cluster: the demo backend did not start on $backend_addr:" >&2
+  tail -n 3 "$dir/backend.log" >&2
+  exit 1
 }
 
 start_redis() {
@@ -52,8 +83,10 @@ start_hub() { # n
   mkdir -p "$dir/spool$n"
   # Every client reaches the hubs from loopback, through HAProxy: one
   # client address, so the per-address limit is lifted.
+  local fwd=()
+  [ "$forward" = off ] || fwd=(-forward "$app=$forward")
   "$hub" -dev -addr "127.0.0.1:$port" -node "hub-$n" -redis "$redis_url" \
-    -apps "$app" -jwt-secret "$secret" -drain "$drain" -spool-dir "$dir/spool$n" \
+    -apps "$apps" "${fwd[@]}" -jwt-secret "$secret" -drain "$drain" -spool-dir "$dir/spool$n" \
     -max-conns-per-ip 100000 -log-format json >>"$dir/hub$n.log" 2>&1 &
   echo $! >"$dir/hub$n.pid"
   wait_http "http://127.0.0.1:$port/readyz" 30
@@ -142,11 +175,20 @@ up)
     command -v $cmd >/dev/null || { echo "cluster: $cmd is missing: apt-get install -y ${cmd/curl/curl}" >&2; exit 1; }
   done
   [ -x "$hub" ] || (cd "$root" && make build >/dev/null)
+  if [ "$demo_backend" = yes ] && [ ! -x "$hubdemo" ]; then
+    (cd "$root" && go build -trimpath -o "$hubdemo" ./cmd/hubdemo)
+  fi
   mkdir -p "$dir"
   start_redis
+  start_backend
   for n in $(seq 1 "$hubs"); do start_hub "$n"; done
   start_haproxy
   echo "imhub cluster is up: http://$lb/ (hubs on 127.0.0.1:$base…, logs and pids in $dir)"
+  case $forward in
+  off) ;;
+  *) echo "app $app's callbacks are forwarded to $forward${token:+ (callback token $token)}" ;;
+  esac
+  if [ "$demo_backend" = yes ]; then echo "the demo backend logs them in $dir/backend.log"; fi
   ;;
 restart)
   n=${2:?which hub, 1..$hubs}
@@ -154,18 +196,20 @@ restart)
   start_hub "$n"
   ;;
 status)
-  for name in redis $(for n in $(seq 1 "$hubs"); do echo "hub$n"; done) haproxy; do
+  for name in redis backend $(for n in $(seq 1 "$hubs"); do echo "hub$n"; done) haproxy; do
     if running "$name"; then echo "$name running (pid $(cat "$dir/$name.pid"))"; else echo "$name stopped"; fi
   done
   ;;
 down)
   stop haproxy
   for n in $(seq 1 "$hubs"); do stop "hub$n"; done
+  # After the hubs, which deliver queued forwards until they stop.
+  stop backend
   stop redis
   echo "imhub cluster is down"
   ;;
 *)
-  sed -n '2,16p' "$0" >&2
+  sed -n '2,21p' "$0" >&2
   exit 2
   ;;
 esac

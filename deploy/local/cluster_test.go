@@ -10,6 +10,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptest"
+	"net/url"
 	"os"
 	"os/exec"
 	"strconv"
@@ -83,8 +85,10 @@ func up(t *testing.T, env ...string) *stack {
 	dir, err := os.MkdirTemp("", "cluster")
 	require.NoError(t, err)
 	s := &stack{t: t, lb: "127.0.0.1:" + strconv.Itoa(base+3)}
+	// Unsigned callbacks and no forwarding unless env says otherwise (the
+	// last of a repeated variable wins).
 	s.env = []string{"CLUSTER_DIR=" + dir, "LB_ADDR=" + s.lb, "HUB_PORT_BASE=" + strconv.Itoa(base),
-		"HUB_BIN=" + hubtest.Binary(t), "JWT_SECRET=" + secret, "DRAIN=2s"}
+		"HUB_BIN=" + hubtest.Binary(t), "JWT_SECRET=" + secret, "DRAIN=2s", "CALLBACK_TOKEN=", "FORWARD=off"}
 	s.env = append(s.env, env...)
 	for i := range 3 {
 		s.hub = append(s.hub, "127.0.0.1:"+strconv.Itoa(base+i))
@@ -297,4 +301,129 @@ func TestCallbacksReachTheSpoolWhenRedisIsDown(t *testing.T) {
 	resp.Body.Close()
 	assert.Equal(t, 200, resp.StatusCode)
 	assert.Equal(t, `{"ActionStatus":"OK","ErrorInfo":"","ErrorCode":0}`, string(b), "spooled by a hub")
+}
+
+// appBackend is an app's own backend, as the hubs of the cluster forward to
+// it: it checks Sign, denies the Before* callbacks whose Random is a
+// multiple of three, refuses the first delivery of every fifth After*
+// callback (so that it is retried), and records the After* callbacks it
+// delivered.
+type appBackend struct {
+	token string
+
+	mu      sync.Mutex
+	after   map[int64]int // MsgSeq -> deliveries answered OK
+	refused map[int64]bool
+	badSign int
+}
+
+func (b *appBackend) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	var body struct {
+		MsgSeq int64
+		Random int64
+	}
+	raw, _ := io.ReadAll(r.Body)
+	_ = json.Unmarshal(raw, &body)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if err := callback.VerifySign(b.token, q.Get("RequestTime"), q.Get("Sign"), time.Now()); err != nil {
+		b.badSign++
+		http.Error(w, `{"ActionStatus":"FAIL","ErrorInfo":"bad Sign","ErrorCode":1}`, http.StatusUnauthorized)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	switch q.Get("CallbackCommand") {
+	case "Group.CallbackBeforeSendMsg":
+		if body.Random%3 == 0 {
+			fmt.Fprintf(w, `{"ActionStatus":"OK","ErrorInfo":"backend denies %d","ErrorCode":1}`, body.Random)
+			return
+		}
+		fmt.Fprintf(w, `{"ActionStatus":"OK","ErrorInfo":"backend allows %d","ErrorCode":0}`, body.Random)
+	case "Group.CallbackAfterSendMsg":
+		if body.MsgSeq%5 == 0 && !b.refused[body.MsgSeq] {
+			b.refused[body.MsgSeq] = true
+			w.WriteHeader(http.StatusInternalServerError)
+			_, _ = io.WriteString(w, `{"ActionStatus":"FAIL","ErrorInfo":"try again","ErrorCode":1}`)
+			return
+		}
+		b.after[body.MsgSeq]++
+		_, _ = io.WriteString(w, `{"ActionStatus":"OK","ErrorInfo":"","ErrorCode":0}`)
+	default:
+		w.WriteHeader(http.StatusBadRequest)
+		_, _ = io.WriteString(w, `{"ActionStatus":"FAIL","ErrorInfo":"unexpected command","ErrorCode":1}`)
+	}
+}
+
+// post sends one callback of command through the load balancer, signed
+// with token when it is not empty, and returns the status and body.
+func post(t *testing.T, lb, token, command, body string) (int, string) {
+	t.Helper()
+	q := url.Values{"SdkAppid": {"1400000000"}, "CallbackCommand": {command}, "contenttype": {"json"}}
+	if token != "" {
+		rt := strconv.FormatInt(time.Now().Unix(), 10)
+		q.Set("RequestTime", rt)
+		q.Set("Sign", callback.Sign(token, rt))
+	}
+	resp, err := http.Post("http://"+lb+"/im/callback?"+q.Encode(), "application/json", strings.NewReader(body))
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	return resp.StatusCode, string(b)
+}
+
+// With FORWARD and CALLBACK_TOKEN, the cluster forwards the app's signed
+// callbacks to the app's backend: through the load balancer, a Before*
+// callback is answered with the backend's own verdict (a denied one comes
+// back denied), and every After* callback answered OK reaches the backend
+// at least once, signed with the app's token, also when its first delivery
+// failed. An unsigned callback is refused, since the app has a token.
+func TestForwardingToTheAppsBackend(t *testing.T) {
+	const token = "cluster-test-callback-token"
+	b := &appBackend{token: token, after: map[int64]int{}, refused: map[int64]bool{}}
+	srv := httptest.NewServer(b)
+	t.Cleanup(srv.Close)
+	s := up(t, "CALLBACK_TOKEN="+token, "FORWARD="+srv.URL+"/")
+
+	for i := int64(1); i <= 12; i++ {
+		status, answer := post(t, s.lb, token, "Group.CallbackBeforeSendMsg",
+			fmt.Sprintf(`{"GroupId":"G1","From_Account":"x","Random":%d,"MsgBody":[]}`, i))
+		want := fmt.Sprintf(`{"ActionStatus":"OK","ErrorInfo":"backend allows %d","ErrorCode":0}`, i)
+		if i%3 == 0 {
+			want = fmt.Sprintf(`{"ActionStatus":"OK","ErrorInfo":"backend denies %d","ErrorCode":1}`, i)
+		}
+		assert.Equal(t, 200, status, "Before* %d", i)
+		assert.JSONEq(t, want, answer, "Before* %d: the backend's verdict", i)
+	}
+
+	var accepted []int64
+	for seq := int64(1); seq <= 30; seq++ {
+		status, answer := post(t, s.lb, token, "Group.CallbackAfterSendMsg",
+			fmt.Sprintf(`{"GroupId":"G1","From_Account":"x","MsgSeq":%d,"MsgBody":[]}`, seq))
+		if assert.Equal(t, 200, status, "After* %d: %s", seq, answer) {
+			accepted = append(accepted, seq)
+		}
+	}
+	require.Len(t, accepted, 30)
+	missing := func() []int64 {
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		var m []int64
+		for _, seq := range accepted {
+			if b.after[seq] == 0 {
+				m = append(m, seq)
+			}
+		}
+		return m
+	}
+	require.Eventually(t, func() bool { return len(missing()) == 0 }, 30*time.Second, 100*time.Millisecond,
+		"every accepted After* callback reaches the backend")
+	b.mu.Lock()
+	assert.Zero(t, b.badSign, "every forward is signed with the app's token")
+	assert.Len(t, b.refused, 6, "the refused first deliveries were retried")
+	b.mu.Unlock()
+
+	status, _ := post(t, s.lb, "", "Group.CallbackAfterSendMsg", `{"GroupId":"G1","MsgSeq":99,"MsgBody":[]}`)
+	assert.Equal(t, http.StatusUnauthorized, status, "an unsigned callback, the app having a token")
 }
