@@ -4,12 +4,14 @@ import (
 	"bufio"
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -102,8 +104,11 @@ func TestBinarySlowBodiesAreCutOff(t *testing.T) {
 		if i%2 == 0 {
 			assert.Equal(t, 401, resp.StatusCode, "the unsigned callback is refused for its signature")
 		}
+		// Closed: a FIN, or a reset when the server closed with trickled
+		// bytes still unread in its socket.
 		_, err = r.ReadByte()
-		require.ErrorIs(t, err, io.EOF, "connection %d is closed", i)
+		require.True(t, errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET),
+			"connection %d is closed, got %v", i, err)
 	}
 
 	// The signature is checked before the body's size: an unsigned
