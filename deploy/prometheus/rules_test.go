@@ -8,13 +8,18 @@ package prometheus
 import (
 	"os"
 	"os/exec"
+	"regexp"
+	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"sigs.k8s.io/yaml"
 
+	"github.com/imhub/imhub/callback"
 	"github.com/imhub/imhub/deploy/metricnames"
+	"github.com/imhub/imhub/hub"
 	"github.com/imhub/imhub/internal/hubtest"
 )
 
@@ -134,4 +139,26 @@ func readRules(t *testing.T) ruleFile {
 	require.NoError(t, yaml.Unmarshal(b, &rules))
 	require.NotEmpty(t, rules.Groups)
 	return rules
+}
+
+var resultMatcher = regexp.MustCompile(`result=~?"([^"]*)"`)
+
+// The label values the rules match are those the code writes.
+func TestRulesMatchTheCodesLabelValues(t *testing.T) {
+	results := map[string]bool{}
+	for _, r := range []string{callback.ResultPublished, callback.ResultDuplicate, callback.ResultSpooled,
+		callback.ResultIgnored, callback.ResultBadMethod, callback.ResultUnknownApp, callback.ResultUnauthorized,
+		callback.ResultTooLarge, callback.ResultBadRequest, callback.ResultUnavailable} {
+		results[r] = true
+	}
+	b, err := os.ReadFile("imhub-rules.yml")
+	require.NoError(t, err)
+	found := resultMatcher.FindAllStringSubmatch(string(b), -1)
+	require.NotEmpty(t, found)
+	for _, m := range found {
+		for v := range strings.SplitSeq(m[1], "|") {
+			assert.True(t, results[v], "the rules match result %q, which the callback endpoint never writes", v)
+		}
+	}
+	assert.Contains(t, string(b), `code="`+strconv.Itoa(int(hub.CloseTooSlow))+`"`, "the slow-client close code")
 }
