@@ -132,13 +132,16 @@ func (c *steadyClient) session(ctx context.Context, cfg Config, st *soakStats) {
 	// The session ends with the run: closing the socket ends the reader.
 	stop := context.AfterFunc(ctx, func() { ws.close() })
 	defer stop()
-	// Refresh at half the token's life, in band.
-	go func() {
+	// Refresh at half the token's life, in band, while the session lasts.
+	ended := make(chan struct{})
+	var refresher sync.WaitGroup
+	defer func() { close(ended); refresher.Wait() }()
+	refresher.Go(func() {
 		t := time.NewTicker(ttl / 2)
 		defer t.Stop()
 		for id := 100; ; id++ {
 			select {
-			case <-ctx.Done():
+			case <-ended:
 				return
 			case <-t.C:
 			}
@@ -147,7 +150,7 @@ func (c *steadyClient) session(ctx context.Context, cfg Config, st *soakStats) {
 				return
 			}
 		}
-	}()
+	})
 	confirmed := 0
 	for {
 		b, err := ws.next()
@@ -215,6 +218,8 @@ func (c *steadyClient) record(what string) {
 }
 
 // churn runs one churning client after another until ctx ends.
+// The churners are users u<users/5>… of the publisher's u0…u<users-1>;
+// the steady clients are the first fifth.
 func churn(ctx context.Context, cfg Config, hubs []string, users int, st *soakStats, r *rand.Rand) {
 	for n := 0; ctx.Err() == nil; n++ {
 		churnOnce(ctx, cfg, hubs[n%len(hubs)], "u"+strconv.Itoa(users/5+r.IntN(users-users/5)), st, r)
