@@ -69,13 +69,15 @@ func TestShortSoak(t *testing.T) {
 	// Few channels and users, each with a steady client, so that most
 	// events are checked for loss.
 	cfg.Channels, cfg.Conns = 2, 8
-	plan := soakPlan{Hubs: 2, Steady: 4, Churners: 4, Slow: 2, Sample: time.Second,
+	plan := soakPlan{Hubs: 2, Steady: 4, Churners: 4, Slow: 2, Sample: 500 * time.Millisecond,
 		Restarts: []time.Duration{8 * time.Second}, RedisDown: 2 * time.Second, BulkEvery: 3 * time.Second}
 	var out, progress bytes.Buffer
 	failures, err := soak(context.Background(), cfg, plan, &out, &progress)
 	require.NoError(t, err, progress.String())
 	for _, f := range failures {
-		if !strings.Contains(f, "keeps growing") {
+		// Growth is not judged here, nor whether a loaded machine let
+		// the sampler take enough samples to judge it.
+		if !strings.Contains(f, "keeps growing") && !strings.Contains(f, "too few samples") {
 			t.Errorf("soak: %s\n%s\n%s", f, out.String(), progress.String())
 		}
 	}
