@@ -7,6 +7,7 @@
 //
 //	hubbench -preset fanout -start -redis          # start a hub and Redis, run the preset
 //	hubbench -hub http://127.0.0.1:8080 -hub-pid 1234 -conns 2000 -channels 20 -rate 100
+//	hubbench -preset soak -duration 10m            # two hubs and Redis under mixed traffic (soak.go)
 //
 // It stops by itself after -duration; every loop in it is bounded.
 package main
