@@ -70,7 +70,7 @@ var presets = map[string]func(*Config){
 	// steady client misses an event. `make soak`, SOAK=10m for less.
 	"soak": func(c *Config) {
 		c.Start, c.Redis, c.Conns, c.Channels, c.UserChannels, c.Rate, c.Publishers, c.Duration =
-			true, true, 200, 20, true, 20, 4, time.Hour
+			true, true, 100, 20, true, 20, 4, time.Hour
 	},
 	"max": func(c *Config) {
 		c.Conns, c.Channels, c.Rate, c.Publishers, c.Duration = 10000, 100, 200, 32, 10*time.Second

@@ -143,7 +143,7 @@ func soak(ctx context.Context, cfg Config, plan soakPlan, out, progress io.Write
 	}
 	for j := range plan.Churners {
 		r := rand.New(rand.NewPCG(uint64(j), 7))
-		clients.Go(func() { churn(trafficCtx, cfg, env.urls, cfg.Conns, st, r) })
+		clients.Go(func() { churn(trafficCtx, cfg, env.urls, plan.Steady, cfg.Conns, st, r) })
 	}
 	for j := range plan.Slow {
 		every := time.Duration(0)

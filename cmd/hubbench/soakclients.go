@@ -218,11 +218,12 @@ func (c *steadyClient) record(what string) {
 }
 
 // churn runs one churning client after another until ctx ends.
-// The churners are users u<users/5>… of the publisher's u0…u<users-1>;
-// the steady clients are the first fifth.
-func churn(ctx context.Context, cfg Config, hubs []string, users int, st *soakStats, r *rand.Rand) {
+// The churners are users u<first>…u<users-1> of those the publisher sends
+// one-to-one messages to; the steady clients are the ones before.
+func churn(ctx context.Context, cfg Config, hubs []string, first, users int, st *soakStats, r *rand.Rand) {
+	first = min(first, users-1)
 	for n := 0; ctx.Err() == nil; n++ {
-		churnOnce(ctx, cfg, hubs[n%len(hubs)], "u"+strconv.Itoa(users/5+r.IntN(users-users/5)), st, r)
+		churnOnce(ctx, cfg, hubs[n%len(hubs)], "u"+strconv.Itoa(first+r.IntN(users-first)), st, r)
 	}
 }
 

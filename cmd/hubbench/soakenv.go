@@ -30,14 +30,18 @@ type soakEnv struct {
 }
 
 // soakHubArgs are the flags of each hub: a short send queue and ping so
-// that slow clients are closed within seconds, and history enough for a
-// Redis restart's repair.
+// that slow clients are closed within seconds. History is short: a
+// channel's history grows to -history-size events however old (a key
+// expires only when its channel is idle for -history-ttl), and at the
+// soak's 0.1 one-to-one messages per user per second 20 events fill in
+// 200 s, well before the last third, where a rise would be judged as
+// growth; 20 still cover the events of a Redis restart.
 func soakHubArgs(cfg Config, env *soakEnv, i int, addr string) []string {
 	return []string{"-addr", addr, "-node", "soak" + strconv.Itoa(i+1),
 		"-apps", cfg.App + ":" + cfg.CallbackToken, "-jwt-secret", cfg.Secret,
 		"-redis", "unix://" + env.sock, "-spool-dir", filepath.Join(env.dir, "spool"+strconv.Itoa(i+1)),
 		"-send-queue", "64", "-ping-interval", "5s", "-write-timeout", "5s",
-		"-dedupe-window", "1m", "-history-size", "200", "-log-level", "warn"}
+		"-dedupe-window", "1m", "-history-size", "20", "-log-level", "warn"}
 }
 
 func startSoakEnv(ctx context.Context, cfg Config, hubs int, progress io.Writer) (*soakEnv, error) {
