@@ -5,10 +5,11 @@ GO       ?= go
 BIN      := bin/hub
 ADDR     ?= 127.0.0.1:8080
 FUZZTIME ?= 30s
+SOAK     ?= 1h
 # apt-get as root, else through sudo.
 APT      := $(if $(filter 0,$(shell id -u)),,sudo) env DEBIAN_FRONTEND=noninteractive apt-get
 
-.PHONY: build run demo test lint bench fuzz deps clean cluster-up cluster-down
+.PHONY: build run demo test lint bench soak fuzz deps clean cluster-up cluster-down
 
 ## build: the hub binary in bin/
 build:
@@ -66,12 +67,21 @@ bench: deps build
 	$(GO) build -trimpath -o bin/hubbench ./cmd/hubbench
 	./bin/hubbench -start -redis -conns 2000 -channels 20 -rate 100 -duration 10s
 
+## soak: two hubs and Redis under mixed traffic for SOAK (1h; SOAK=10m for
+## less), Redis restarted on the way; fails if a hub's memory, goroutines or
+## open files or Redis's memory keep growing, or a steady client misses an
+## event (BENCHMARKS.md, "Soak")
+soak: deps build
+	$(GO) build -trimpath -o bin/hubbench ./cmd/hubbench
+	./bin/hubbench -preset soak -duration $(SOAK)
+
 ## fuzz: each fuzz target for FUZZTIME
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./callback
 	$(GO) test -run '^$$' -fuzz '^FuzzHandler$$' -fuzztime $(FUZZTIME) ./callback
 
-## deps: system packages the tests use (redis-server, chromium, node, curl)
+## deps: system packages the tests use (redis-server, chromium, node, curl,
+## haproxy, and promtool from Debian's prometheus package)
 deps:
 	@missing=""; \
 	  command -v redis-server >/dev/null || missing="$$missing redis-server"; \
@@ -83,6 +93,10 @@ deps:
 	    echo "installing$$missing"; \
 	    $(APT) update && $(APT) install -y $$missing; \
 	  fi
+	@# promtool checks the alert rules; the package would also start a
+	@# Prometheus server where services start, and recommends node-exporter.
+	@command -v promtool >/dev/null || { echo "installing prometheus (for promtool)"; \
+	  $(APT) update && $(APT) install -y --no-install-recommends prometheus; }
 
 clean:
 	rm -rf bin test-output .cluster

@@ -73,7 +73,7 @@ func (b *backend) close() {
 	<-b.done
 }
 
-var seqMarker = []byte(`"MsgSeq":`)
+var msgSeqMarker = []byte(`"MsgSeq":`)
 
 func (b *backend) serve(w http.ResponseWriter, r *http.Request) {
 	body, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
@@ -86,13 +86,13 @@ func (b *backend) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	b.requests.Add(1)
-	switch at := bytes.Index(body, seqMarker); {
+	switch at := bytes.Index(body, msgSeqMarker); {
 	case strings.Contains(r.URL.Query().Get("CallbackCommand"), ".CallbackBefore"):
 		b.before.Add(1)
 	case at < 0:
 		b.unknown.Add(1)
 	default:
-		b.received(number(body[at+len(seqMarker):]))
+		b.received(number(body[at+len(msgSeqMarker):]))
 	}
 	w.Header().Set("Content-Type", "application/json")
 	_, _ = io.WriteString(w, backendOK)

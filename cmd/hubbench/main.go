@@ -8,6 +8,7 @@
 //	hubbench -preset fanout -start -redis          # start a hub and Redis, run the preset
 //	hubbench -hub http://127.0.0.1:8080 -hub-pid 1234 -conns 2000 -channels 20 -rate 100
 //	hubbench -preset forward -start -redis         # what forwarding to the app's backend costs
+//	hubbench -preset soak -duration 10m            # two hubs and Redis under mixed traffic (soak.go)
 //
 // It stops by itself after -duration; every loop in it is bounded.
 package main
@@ -41,9 +42,9 @@ func main() {
 	flag.StringVar(&cfg.Preset, "preset", cfg.Preset, "named scenario: "+presetNames())
 	flag.StringVar(&cfg.Hub, "hub", "", "base URL of a running hub, http://127.0.0.1:8080")
 	flag.IntVar(&cfg.HubPID, "hub-pid", 0, "process id of that hub, to read its CPU and memory")
-	flag.BoolVar(&cfg.Start, "start", false, "start a hub (see -hub-bin) for the run")
+	flag.BoolVar(&cfg.Start, "start", cfg.Start, "start a hub (see -hub-bin) for the run")
 	flag.StringVar(&cfg.HubBin, "hub-bin", "bin/hub", "hub binary for -start")
-	flag.BoolVar(&cfg.Redis, "redis", false, "with -start: start a redis-server and give the hub -redis")
+	flag.BoolVar(&cfg.Redis, "redis", cfg.Redis, "with -start: start a redis-server and give the hub -redis")
 	flag.StringVar(&cfg.Secret, "secret", cfg.Secret, "the hub's HS256 JWT secret (tokens are minted with it)")
 	flag.StringVar(&cfg.App, "app", cfg.App, "SdkAppid")
 	flag.StringVar(&cfg.CallbackToken, "callback-token", cfg.CallbackToken, "the app's callback token (callbacks are signed with it)")
@@ -58,6 +59,8 @@ func main() {
 	flag.BoolVar(&cfg.JSONOnly, "json", false, "print only the JSON line")
 	flag.BoolVar(&cfg.Forward, "forward", false, "with -start: start a backend in hubbench that answers OK and give the hub -forward to it; the run fails unless the backend receives every accepted callback")
 	flag.IntVar(&cfg.Probes, "probes", cfg.Probes, "forward preset: Before* callbacks timed through the hub, and as many straight to the backend")
+	flag.DurationVar(&cfg.SoakSample, "soak-sample", 0, "soak: time between samples of the hubs' resources (default 10s)")
+	flag.BoolVar(&cfg.SoakSmall, "soak-small", false, "soak: a few clients of each kind only")
 	cpuProfile := flag.String("cpuprofile", "", "write the tool's own CPU profile to `file`")
 	flag.Parse()
 	if *cpuProfile != "" {
@@ -105,6 +108,11 @@ func run(ctx context.Context, cfg Config, out, progress *os.File) error {
 		return usageError{err}
 	}
 	raiseFileLimit()
+	if cfg.Preset == "soak" {
+		ctx, cancel := context.WithTimeout(ctx, cfg.Duration+2*time.Minute)
+		defer cancel()
+		return runSoak(ctx, cfg, out, progress)
+	}
 	// Every run ends: the whole of it is bounded by its duration plus the
 	// time to connect, drain and measure.
 	ctx, cancel := context.WithTimeout(ctx, cfg.Duration+cfg.budget())

@@ -38,6 +38,9 @@ type publisher struct {
 	pad      string
 	// backend, if the hub forwards, is told of each accepted callback.
 	backend *backend
+	// onAck, when set, is told of each callback the hub acknowledged: its
+	// message number and the channel its event goes to.
+	onAck func(seq int64, channel string, sent time.Time)
 }
 
 func newPublisher(cfg Config, base string) *publisher {
@@ -107,7 +110,8 @@ func (p *publisher) run(ctx context.Context) {
 
 func (p *publisher) post(ctx context.Context) {
 	seq := lastSeq.Add(1)
-	cmd, body, deliveries := p.callback(seq)
+	sent := time.Now()
+	cmd, body, channel, deliveries := p.callback(seq)
 	rt := strconv.FormatInt(time.Now().Unix(), 10)
 	u := p.base + "/im/callback?SdkAppid=" + p.cfg.App + "&CallbackCommand=" + cmd +
 		"&RequestTime=" + rt + "&Sign=" + callback.Sign(p.cfg.CallbackToken, rt)
@@ -131,18 +135,21 @@ func (p *publisher) post(ctx context.Context) {
 		}
 		p.acked.Add(1)
 		p.expected.Add(deliveries)
+		if p.onAck != nil {
+			p.onAck(seq, channel, sent)
+		}
 	} else {
 		p.refused.Add(1)
 	}
 }
 
-func (p *publisher) callback(seq int64) (cmd, body string, deliveries int64) {
+func (p *publisher) callback(seq int64) (cmd, body, channel string, deliveries int64) {
 	text := fmt.Sprintf("t=%d %s", time.Now().UnixNano(), p.pad)
 	if p.cfg.UserChannels && p.cfg.Conns > 0 && (seq%2 == 0 || p.cfg.Channels == 0) {
 		to := "u" + strconv.FormatInt(seq/2%int64(p.cfg.Conns), 10)
 		return "C2C.CallbackAfterSendMsg", fmt.Sprintf(
 			`{"From_Account":"bench","To_Account":%q,"MsgKey":"k%d","MsgSeq":%d,"MsgBody":[{"MsgType":"TIMTextElem","MsgContent":{"Text":%q}}]}`,
-			to, seq, seq, text), 1
+			to, seq, seq, text), "user:" + to, 1
 	}
 	g := int64(0)
 	if p.cfg.Channels > 0 {
@@ -154,5 +161,5 @@ func (p *publisher) callback(seq int64) (cmd, body string, deliveries int64) {
 	}
 	return "Group.CallbackAfterSendMsg", fmt.Sprintf(
 		`{"GroupId":"G%d","From_Account":"bench","MsgSeq":%d,"Random":%d,"MsgBody":[{"MsgType":"TIMTextElem","MsgContent":{"Text":%q}}]}`,
-		g, seq, seq, text), subs
+		g, seq, seq, text), "group:G" + strconv.FormatInt(g, 10), subs
 }

@@ -25,6 +25,9 @@ type wsClient struct {
 	conn net.Conn
 	r    *bufio.Reader
 	buf  []byte // the last payload; reused
+	// closeCode is the code of the close frame that ended the stream, 0
+	// before one came (or when the connection ended without one).
+	closeCode int
 
 	wmu sync.Mutex // writes: subscribe frames, pongs
 }
@@ -137,6 +140,9 @@ func (c *wsClient) next() ([]byte, error) {
 					return nil, err
 				}
 			case opClose:
+				if len(p) >= 2 {
+					c.closeCode = int(binary.BigEndian.Uint16(p))
+				}
 				return nil, io.EOF
 			}
 			continue

@@ -1,0 +1,204 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// soakEnv is what a soak run starts: one redis-server on a Unix socket and
+// two hubs joined through it, each with a spool for the time Redis is away.
+type soakEnv struct {
+	dir   string
+	sock  string
+	redis *exec.Cmd
+	rdb   *redis.Client // for INFO only
+	hubs  []*exec.Cmd
+	urls  []string
+}
+
+// soakHubArgs are the flags of each hub: a short send queue and ping so
+// that slow clients are closed within seconds. History is short: a
+// channel's history grows to -history-size events however old (a key
+// expires only when its channel is idle for -history-ttl), and at the
+// soak's 0.1 one-to-one messages per user per second 20 events fill in
+// 200 s, well before the last third, where a rise would be judged as
+// growth; 20 still cover the events of a Redis restart.
+func soakHubArgs(cfg Config, env *soakEnv, i int, addr string) []string {
+	return []string{"-addr", addr, "-node", "soak" + strconv.Itoa(i+1),
+		"-apps", cfg.App + ":" + cfg.CallbackToken, "-jwt-secret", cfg.Secret,
+		"-redis", "unix://" + env.sock, "-spool-dir", filepath.Join(env.dir, "spool"+strconv.Itoa(i+1)),
+		"-send-queue", "64", "-ping-interval", "5s", "-write-timeout", "5s",
+		"-dedupe-window", "1m", "-history-size", "20", "-log-level", "warn"}
+}
+
+func startSoakEnv(ctx context.Context, cfg Config, hubs int, progress io.Writer) (*soakEnv, error) {
+	dir, err := os.MkdirTemp("", "hubsoak")
+	if err != nil {
+		return nil, err
+	}
+	e := &soakEnv{dir: dir, sock: filepath.Join(dir, "redis.sock")}
+	if err := e.startRedis(ctx); err != nil {
+		e.stop()
+		return nil, err
+	}
+	// Redis is away at each restart, as planned: the sample says so.
+	redis.SetLogger(quietRedis{})
+	e.rdb = redis.NewClient(&redis.Options{Network: "unix", Addr: e.sock, MaxRetries: -1, DialTimeout: time.Second, ReadTimeout: 2 * time.Second})
+	for i := range hubs {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			e.stop()
+			return nil, err
+		}
+		addr := ln.Addr().String()
+		ln.Close()
+		log, err := os.Create(filepath.Join(dir, fmt.Sprintf("hub%d.log", i+1)))
+		if err != nil {
+			e.stop()
+			return nil, err
+		}
+		hub := exec.Command(cfg.HubBin, soakHubArgs(cfg, e, i, addr)...)
+		hub.Stdout, hub.Stderr = log, log
+		// The hubs die with the tool, however it ends.
+		hub.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+		if err := hub.Start(); err != nil {
+			e.stop()
+			return nil, fmt.Errorf("start %s (make build): %w", cfg.HubBin, err)
+		}
+		e.hubs = append(e.hubs, hub)
+		e.urls = append(e.urls, "http://"+addr)
+		if err := waitReady(ctx, e.urls[i]); err != nil {
+			b, _ := os.ReadFile(log.Name())
+			e.stop()
+			return nil, fmt.Errorf("%w\n%s", err, b)
+		}
+		fmt.Fprintf(progress, "started hub %d at %s (pid %d)\n", i+1, e.urls[i], hub.Process.Pid)
+	}
+	return e, nil
+}
+
+// startRedis starts redis-server on the run's socket, without persistence:
+// a restart loses every key, as a Redis without a replica does.
+func (e *soakEnv) startRedis(ctx context.Context) error {
+	cmd := exec.Command("redis-server", "--port", "0", "--unixsocket", e.sock, "--unixsocketperm", "700",
+		"--save", "", "--appendonly", "no", "--dir", e.dir, "--loglevel", "warning")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("start redis-server (apt-get install redis-server): %w", err)
+	}
+	e.redis = cmd
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if c, err := net.Dial("unix", e.sock); err == nil {
+			c.Close()
+			return nil
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return fmt.Errorf("redis-server did not listen on %s", e.sock)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// restartRedis stops Redis, keeps it away for down, and starts it again
+// empty on the same socket.
+func (e *soakEnv) restartRedis(ctx context.Context, down time.Duration) error {
+	stopProcess(e.redis)
+	select {
+	case <-time.After(down):
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	return e.startRedis(ctx)
+}
+
+// redisMemory is Redis's used_memory in bytes.
+func (e *soakEnv) redisMemory(ctx context.Context) (float64, error) {
+	info, err := e.rdb.Info(ctx, "memory").Result()
+	if err != nil {
+		return 0, fmt.Errorf("redis INFO memory: %w", err)
+	}
+	for line := range strings.SplitSeq(info, "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "used_memory:"); ok {
+			return strconv.ParseFloat(v, 64)
+		}
+	}
+	return 0, fmt.Errorf("redis INFO memory: no used_memory")
+}
+
+// stop ends the hubs, then Redis; the run's directory, with the hubs'
+// logs, stays.
+func (e *soakEnv) stop() {
+	for _, h := range e.hubs {
+		stopProcess(h)
+	}
+	if e.rdb != nil {
+		e.rdb.Close()
+	}
+	if e.redis != nil {
+		stopProcess(e.redis)
+	}
+}
+
+func stopProcess(p *exec.Cmd) {
+	if p.Process == nil || p.ProcessState != nil {
+		return
+	}
+	_ = p.Process.Signal(syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() { _ = p.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(20 * time.Second):
+		_ = p.Process.Kill()
+		<-done
+	}
+}
+
+// scrape reads a hub's /metrics into series name (labels included, as
+// written) → value.
+func scrape(ctx context.Context, base string) (map[string]float64, error) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, base+"/metrics", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("scrape %s: %w", base, err)
+	}
+	defer resp.Body.Close()
+	out := map[string]float64{}
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if line == "" || line[0] == '#' {
+			continue
+		}
+		i := strings.LastIndexByte(line, ' ')
+		if i < 0 {
+			continue
+		}
+		if v, err := strconv.ParseFloat(line[i+1:], 64); err == nil {
+			out[line[:i]] = v
+		}
+	}
+	return out, sc.Err()
+}
+
+// quietRedis drops go-redis's own messages.
+type quietRedis struct{}
+
+func (quietRedis) Printf(context.Context, string, ...any) {}
