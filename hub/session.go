@@ -95,6 +95,11 @@ func (s *Session) closeLocked(code websocket.StatusCode, reason string) {
 		return
 	}
 	s.closed, s.code, s.reason = true, code, reason
+	// Counted when decided: a client too slow to take its close frame is
+	// dropped by the write deadline and never reaches finish.
+	if code != closeNormal {
+		s.hub.m.closed(code)
+	}
 	s.startWriterLocked() // the writer performs the close
 }
 
@@ -623,9 +628,6 @@ func (s *Session) finish() {
 	s.mu.Unlock()
 	if code != CloseTooSlow && !s.write(rest) {
 		return
-	}
-	if code != closeNormal {
-		s.hub.m.closed(code)
 	}
 	_ = s.conn.Close(code, reason)
 }

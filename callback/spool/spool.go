@@ -155,6 +155,9 @@ func (s *Spool) metrics() {
 			Name: "imhub_spool_bytes", Help: "Size of the local spool's files.",
 		}, func() float64 { _, b, _ := s.Depth(); return float64(b) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "imhub_spool_max_bytes", Help: "The largest size of the local spool's files (-spool-max-bytes); beyond it events are refused.",
+		}, func() float64 { return float64(s.cfg.MaxBytes) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "imhub_spool_oldest_age_seconds", Help: "Age of the oldest event waiting in the spool; 0 when empty.",
 		}, func() float64 {
 			_, _, oldest := s.Depth()

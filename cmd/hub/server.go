@@ -132,6 +132,15 @@ func run(ctx context.Context, cfg Config, stdout io.Writer, log *slog.Logger) er
 	defer fwd.close()
 
 	var draining atomic.Bool
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "imhub_ready",
+		Help: "1 while /readyz answers 200 (the broker is reachable and the hub is not draining), else 0.",
+	}, func() float64 {
+		if !draining.Load() && b.Ready() == nil {
+			return 1
+		}
+		return 0
+	}))
 	mux := http.NewServeMux()
 	mux.Handle("GET /ws", node)
 	if cfg.Dev {

@@ -19,15 +19,16 @@ import (
 )
 
 // Exported returns the names of the metrics a hub exports. They come from
-// two places: the /metrics of the built hub, started with a spool (the Go
-// and process collectors, imhub_broker_up, the spool's gauges), and the
+// two places: the /metrics of the built hub, started with a spool and
+// forwarding (the Go and process collectors, imhub_broker_up, imhub_ready,
+// the spool's and the forward queue's gauges), and the
 // registrations of the hub and callback packages, whose labelled metrics a
 // fresh hub does not show until a first value of their labels.
 func Exported(t testing.TB) map[string]bool {
 	t.Helper()
 	names := map[string]bool{}
 	p := hubtest.Start(t, []string{"-apps", "1400000000", "-jwt-secret", "metricnames-secret-metricnames-secret",
-		"-spool-dir", t.TempDir()})
+		"-spool-dir", t.TempDir(), "-forward", "1400000000=http://127.0.0.1:9/"})
 	resp, err := http.Get(p.URL("/metrics"))
 	if err != nil {
 		t.Fatalf("scrape the hub: %v", err)

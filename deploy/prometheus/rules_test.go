@@ -30,12 +30,6 @@ func TestMain(m *testing.M) { hubtest.Main(m) }
 var notFromTheHub = map[string]string{
 	"up":            "Prometheus's own, per scrape target",
 	"probe_success": "the blackbox exporter's, probing /readyz",
-	// Specified in PROTOCOL.md §5, being built.
-	"imhub_forward_backlog":     "§5: callbacks queued for an app's backend, by app (gauge)",
-	"imhub_forward_lag_seconds": "§5: age of the oldest queued forward, by app (gauge)",
-	// Proposed: see deploy/README.md, "Alerts".
-	"imhub_ready":           "proposed: 1 while /readyz answers 200, else 0 (gauge, no labels)",
-	"imhub_spool_max_bytes": "proposed: the spool's -spool-max-bytes (gauge, no labels)",
 }
 
 func promtool(t *testing.T) string {
