@@ -9,7 +9,7 @@ SOAK     ?= 1h
 # apt-get as root, else through sudo.
 APT      := $(if $(filter 0,$(shell id -u)),,sudo) env DEBIAN_FRONTEND=noninteractive apt-get
 
-.PHONY: build run demo test lint bench soak fuzz deps clean cluster-up cluster-down
+.PHONY: build run demo demo-backend test lint bench soak fuzz deps clean cluster-up cluster-down
 
 ## build: the hub binary in bin/
 build:
