@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -295,4 +296,35 @@ func TestSpoolWhileRedisAway(t *testing.T) {
 	status, body := noSpool.post(t, appA, "Group.CallbackAfterSendMsg", groupMsg(9))
 	assert.Equal(t, 503, status, body)
 	assert.Equal(t, 1.0, noSpool.count(t, appA, "unavailable"))
+}
+
+// TestLostReadTakenAgain checks that an entry Redis read for this process
+// but whose answer never arrived (Redis killed, or the connection broken,
+// after it recorded the read) is delivered without waiting for ClaimIdle,
+// and that entries in flight are not taken twice.
+func TestLostReadTakenAgain(t *testing.T) {
+	b := newBackend(t, answerOK)
+	srv := redistest.Start(t)
+	rcfg := forward.RedisConfig{ClaimIdle: time.Hour, Block: 200 * time.Millisecond}
+	store := newRedisStore(srv, rcfg)
+	require.NoError(t, store.Add(t.Context(), forward.Entry{ID: "x", App: appA, Body: []byte(groupMsg(1)), Accepted: time.Now().UnixMilli()}))
+	// The read as Redis recorded it: the entry is pending for the consumer
+	// that is about to run, which never saw it.
+	require.NoError(t, srv.Client().XGroupCreateMkStream(t.Context(), store.StreamKey(appA), forward.Group, "0").Err())
+	require.NoError(t, srv.Client().XReadGroup(t.Context(), &redis.XReadGroupArgs{
+		Group: forward.Group, Consumer: "this-replica", Streams: []string{store.StreamKey(appA), ">"}, Count: 1,
+	}).Err())
+
+	h := newHub(t, forward.Config{Targets: []forward.Target{{App: appA, URL: b.URL}}, Consumer: "this-replica"},
+		store, nil, callback.App{ID: appA})
+	h.run(t)
+	eventually(t, 10*time.Second, "the lost read delivered", func() bool { return h.count(t, appA, "delivered") == 1 })
+	for i := 2; i <= 5; i++ {
+		status, _ := h.post(t, appA, "Group.CallbackAfterSendMsg", groupMsg(i))
+		require.Equal(t, 200, status)
+	}
+	eventually(t, 10*time.Second, "every callback delivered", func() bool { return h.count(t, appA, "delivered") == 5 })
+	time.Sleep(3 * rcfg.Block) // time for idle reads, which must not take anything again
+	assert.Len(t, b.requests(), 5, "each delivered once")
+	assert.Equal(t, 5.0, h.count(t, appA, "delivered"))
 }

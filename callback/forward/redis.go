@@ -48,6 +48,11 @@ type RedisStore struct {
 	groups      map[string]bool      // apps whose group is known to exist
 	lastClaim   map[string]time.Time // per app
 	lastPromote map[string]time.Time // per app
+	// held holds the entries Take handed out and that are not yet done,
+	// retried or dead, by app and ref: an entry in a consumer's pending
+	// list that is not held is one whose read reached Redis while its
+	// answer did not reach this process.
+	held map[string]map[string]bool
 }
 
 // promoteEvery is how often due retries are moved back to the stream: a
@@ -73,7 +78,8 @@ func NewRedisStore(client redis.UniversalClient, cfg RedisConfig) *RedisStore {
 		cfg.Logger = slog.Default()
 	}
 	return &RedisStore{cfg: cfg, client: client, log: cfg.Logger,
-		groups: map[string]bool{}, lastClaim: map[string]time.Time{}, lastPromote: map[string]time.Time{}}
+		groups: map[string]bool{}, lastClaim: map[string]time.Time{}, lastPromote: map[string]time.Time{},
+		held: map[string]map[string]bool{}}
 }
 
 // StreamKey is the key of app's queue.
@@ -108,7 +114,8 @@ return #due
 
 // Take implements [Store]: due retries go back to the stream, then entries
 // held too long by a consumer are claimed (checked every ClaimIdle/4),
-// then new entries are read.
+// then new entries are read. When there are none, or at the claim check,
+// entries read for consumer whose answer was lost are taken again.
 func (s *RedisStore) Take(ctx context.Context, app, consumer string, n int) ([]Item, error) {
 	if err := s.ensureGroup(ctx, app); err != nil {
 		return nil, err
@@ -144,12 +151,16 @@ func (s *RedisStore) Take(ctx context.Context, app, consumer string, n int) ([]I
 			return s.items(ctx, key, msgs), nil
 		}
 		s.forgetConsumers(ctx, app)
+		if items, err := s.lost(ctx, app, consumer, n); err != nil || len(items) > 0 {
+			return items, err
+		}
 	}
 	streams, err := s.client.XReadGroup(ctx, &redis.XReadGroupArgs{
 		Group: Group, Consumer: consumer, Streams: []string{key, ">"}, Count: int64(n), Block: s.cfg.Block,
 	}).Result()
 	if errors.Is(err, redis.Nil) {
-		return nil, nil
+		// Nothing new: the moment to look for reads whose answer was lost.
+		return s.lost(ctx, app, consumer, n)
 	}
 	if err != nil {
 		return nil, s.groupErr(app, fmt.Errorf("read forward entries of app %s: %w", app, err))
@@ -159,6 +170,51 @@ func (s *RedisStore) Take(ctx context.Context, app, consumer string, n int) ([]I
 		items = append(items, s.items(ctx, key, st.Messages)...)
 	}
 	return items, nil
+}
+
+// lost takes again up to n entries in consumer's pending list that Take
+// never handed out: Redis read them for consumer, but the answer was lost
+// (the connection broke, or Redis was killed, after it recorded the read;
+// the client may then send the read again and see only what is new).
+// Without this they would wait for ClaimIdle. XCLAIM takes only entries
+// still pending, so one finished meanwhile is not taken.
+func (s *RedisStore) lost(ctx context.Context, app, consumer string, n int) ([]Item, error) {
+	key := s.StreamKey(app)
+	s.mu.Lock()
+	held := len(s.held[app])
+	s.mu.Unlock()
+	pending, err := s.client.XPendingExt(ctx, &redis.XPendingExtArgs{
+		Stream: key, Group: Group, Start: "-", End: "+", Count: int64(held + n), Consumer: consumer,
+	}).Result()
+	if err != nil {
+		return nil, s.groupErr(app, fmt.Errorf("list pending forward entries of app %s: %w", app, err))
+	}
+	var refs []string
+	s.mu.Lock()
+	for _, p := range pending {
+		if len(refs) < n && !s.held[app][p.ID] {
+			refs = append(refs, p.ID)
+		}
+	}
+	s.mu.Unlock()
+	if len(refs) == 0 {
+		return nil, nil
+	}
+	msgs, err := s.client.XClaim(ctx, &redis.XClaimArgs{Stream: key, Group: Group, Consumer: consumer, Messages: refs}).Result()
+	if err != nil {
+		return nil, s.groupErr(app, fmt.Errorf("take again forward entries of app %s: %w", app, err))
+	}
+	if len(msgs) > 0 {
+		s.log.Info("forward entries read but not received taken again", "app", app, "entries", len(msgs))
+	}
+	return s.items(ctx, key, msgs), nil
+}
+
+// release forgets that it is held, once its outcome is recorded or not.
+func (s *RedisStore) release(it Item) {
+	s.mu.Lock()
+	delete(s.held[it.App], it.Ref)
+	s.mu.Unlock()
 }
 
 // forgetConsumers removes from app's group the consumers that hold
@@ -199,6 +255,14 @@ func (s *RedisStore) items(ctx context.Context, key string, msgs []redis.XMessag
 		}
 		items = append(items, Item{Entry: e, Ref: m.ID})
 	}
+	s.mu.Lock()
+	for _, it := range items {
+		if s.held[it.App] == nil {
+			s.held[it.App] = map[string]bool{}
+		}
+		s.held[it.App][it.Ref] = true
+	}
+	s.mu.Unlock()
 	return items
 }
 
@@ -235,6 +299,7 @@ func (s *RedisStore) groupErr(app string, err error) error {
 
 // Done implements [Store].
 func (s *RedisStore) Done(ctx context.Context, it Item) error {
+	defer s.release(it)
 	key := s.StreamKey(it.App)
 	_, err := s.client.TxPipelined(ctx, func(p redis.Pipeliner) error {
 		p.XAck(ctx, key, Group, it.Ref)
@@ -265,6 +330,7 @@ return 1
 
 // Retry implements [Store].
 func (s *RedisStore) Retry(ctx context.Context, it Item, due time.Time) error {
+	defer s.release(it)
 	data, err := json.Marshal(it.Entry)
 	if err != nil {
 		return fmt.Errorf("encode forward entry: %w", err)
@@ -278,6 +344,7 @@ func (s *RedisStore) Retry(ctx context.Context, it Item, due time.Time) error {
 
 // Dead implements [Store].
 func (s *RedisStore) Dead(ctx context.Context, it Item) error {
+	defer s.release(it)
 	data, err := json.Marshal(it.Entry)
 	if err != nil {
 		return fmt.Errorf("encode forward entry: %w", err)

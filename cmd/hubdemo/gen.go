@@ -60,6 +60,7 @@ type call struct {
 type generator struct {
 	r       *rand.Rand
 	seq     map[string]int64 // the last MsgSeq of each group or topic
+	seqBase int64            // where this run's MsgSeqs start
 	recent  []groupRef       // group messages that may be recalled
 	c2c     []c2cRef
 	c2cNext int64
@@ -189,6 +190,18 @@ func (g *generator) sent(now time.Time, m map[string]any) call {
 	grp, _ := body["GroupId"].(string)
 	topic, _ := body["TopicId"].(string)
 	typ, _ := body["Type"].(string)
+	// The IM never gives a group's MsgSeq twice, and the hub takes a
+	// repeat for the same event: counting from 1 again, a second run
+	// within the dedupe window would be dropped as duplicates. Each run
+	// counts from its first message's time in milliseconds, beyond what
+	// an earlier run could have reached unless it sent more than a
+	// thousand messages a second to one group.
+	if g.seqBase == 0 {
+		g.seqBase = now.UnixMilli()
+	}
+	if _, ok := g.seq[grp+topic]; !ok {
+		g.seq[grp+topic] = g.seqBase
+	}
 	g.seq[grp+topic]++
 	seq := g.seq[grp+topic]
 	body["CallbackCommand"] = cmdGroupSend

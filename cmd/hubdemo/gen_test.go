@@ -169,3 +169,35 @@ func kind(v any) string {
 	}
 	return "null"
 }
+
+// A group message's identity is its group, topic and MsgSeq, which the IM
+// never gives twice: the hub publishes a repeat within its dedupe window
+// as the same event. Neither one run of the demo nor a later one, against
+// the same hubs, may send a group message with an identity already sent.
+func TestGeneratorNeverReusesAGroupMessageIdentity(t *testing.T) {
+	seen := map[string]bool{}
+	start := time.Unix(1700000000, 0)
+	for run, seed := range []uint64{11, 12, 13} {
+		g := newGenerator(rand.New(rand.NewPCG(seed, seed)))
+		sends := 0
+		for i := range 1500 {
+			c := g.next(start.Add(time.Duration(i) * 20 * time.Millisecond))
+			g.verdict(i%3 != 0)
+			if c.cmd != cmdGroupSend {
+				continue
+			}
+			var m struct {
+				GroupId, TopicId string
+				MsgSeq           int64
+			}
+			require.NoError(t, json.Unmarshal([]byte(c.body), &m))
+			id := fmt.Sprintf("%s/%s/%d", m.GroupId, m.TopicId, m.MsgSeq)
+			require.False(t, seen[id], "run %d sends %s again", run+1, id)
+			seen[id] = true
+			sends++
+		}
+		require.Greater(t, sends, 100)
+		// The next run starts a little after this one ends.
+		start = start.Add(1500*20*time.Millisecond + 5*time.Second)
+	}
+}
