@@ -30,6 +30,8 @@ type ForwardConfig struct {
 	Fail      string // allow or deny
 	MaxAge    time.Duration
 	ClaimIdle time.Duration
+	// Concurrency is how many deliveries of one app are in flight at once.
+	Concurrency int
 }
 
 func forwardFlags(fs *flag.FlagSet, c *ForwardConfig) {
@@ -37,6 +39,7 @@ func forwardFlags(fs *flag.FlagSet, c *ForwardConfig) {
 	fs.DurationVar(&c.Timeout, "forward-timeout", 1500*time.Millisecond, "how long a Before* callback waits for the app's backend (the IM waits 2s at most)")
 	fs.StringVar(&c.Fail, "forward-fail", "allow", "answer to a Before* callback whose backend failed or timed out: allow (OK, as the IM does on a timeout) or deny (ErrorCode 1)")
 	fs.DurationVar(&c.MaxAge, "forward-max-age", 24*time.Hour, "how long a queued forward is retried before it is kept as a dead letter (see hub forward-dead)")
+	fs.IntVar(&c.Concurrency, "forward-concurrency", 16, "deliveries to one app's backend in flight at once, per hub: more keeps up with a busier IM, and asks more of the backend")
 	fs.DurationVar(&c.ClaimIdle, "forward-claim-idle", 30*time.Second, "how long a forward may stay in the hands of one replica before another takes it over (a replica that died); one attempt is given half of it, at most 10s")
 }
 
@@ -49,6 +52,9 @@ func (c *Config) validateForward() error {
 	}
 	if f.MaxAge <= 0 {
 		return errors.New("-forward-max-age must be greater than zero, such as 24h")
+	}
+	if f.Concurrency <= 0 {
+		return errors.New("-forward-concurrency must be greater than zero, such as 16")
 	}
 	if f.ClaimIdle <= 0 {
 		return errors.New("-forward-claim-idle must be greater than zero, such as 30s")
@@ -157,6 +163,7 @@ func newForwarding(cfg Config, log *slog.Logger, reg prometheus.Registerer) (*fo
 		Deny:           fc.Fail == "deny",
 		MaxAge:         fc.MaxAge,
 		AttemptTimeout: min(10*time.Second, fc.ClaimIdle/2),
+		Concurrency:    fc.Concurrency,
 		Consumer:       consumerName(cfg.Node),
 		Logger:         log,
 		Registerer:     reg,

@@ -35,16 +35,18 @@ func TestConfigForward(t *testing.T) {
 	assert.Equal(t, "allow", c.Forward.Fail)
 	assert.Equal(t, 24*time.Hour, c.Forward.MaxAge)
 	assert.Equal(t, 30*time.Second, c.Forward.ClaimIdle)
+	assert.Equal(t, 16, c.Forward.Concurrency)
 
 	c, err = parseConfig(nil, env(map[string]string{"HUB_APPS": "1", "HUB_JWT_SECRET": testSecret,
 		"HUB_FORWARD": "1=http://b/", "HUB_FORWARD_TIMEOUT": "1s", "HUB_FORWARD_FAIL": "deny",
-		"HUB_FORWARD_MAX_AGE": "1h", "HUB_FORWARD_CLAIM_IDLE": "5s"}), &bytes.Buffer{})
+		"HUB_FORWARD_MAX_AGE": "1h", "HUB_FORWARD_CLAIM_IDLE": "5s", "HUB_FORWARD_CONCURRENCY": "64"}), &bytes.Buffer{})
 	require.NoError(t, err)
 	assert.Equal(t, []forward.Target{{App: "1", URL: "http://b/"}}, c.Forward.Targets)
 	assert.Equal(t, time.Second, c.Forward.Timeout)
 	assert.Equal(t, "deny", c.Forward.Fail)
 	assert.Equal(t, time.Hour, c.Forward.MaxAge)
 	assert.Equal(t, 5*time.Second, c.Forward.ClaimIdle)
+	assert.Equal(t, 64, c.Forward.Concurrency)
 }
 
 // Each mistake in the -forward flags is one line that says what to fix,
@@ -67,6 +69,7 @@ func TestConfigForwardErrors(t *testing.T) {
 		{"fragment", append(ok, "-forward", "1=https://b.example/#x"), "#fragment"},
 		{"zero timeout", append(ok, "-forward-timeout", "0s"), "-forward-timeout must be greater than zero"},
 		{"zero max age", append(ok, "-forward-max-age", "0s"), "-forward-max-age must be greater than zero"},
+		{"zero concurrency", append(ok, "-forward-concurrency", "0"), "-forward-concurrency must be greater than zero"},
 		{"zero claim idle", append(ok, "-forward-claim-idle", "0s"), "-forward-claim-idle must be greater than zero"},
 		{"bad fail", append(ok, "-forward-fail", "open"), `-forward-fail "open": want allow or deny`},
 	} {
