@@ -1,7 +1,6 @@
 package forward_test
 
 import (
-	"bytes"
 	"context"
 	"io"
 	"log/slog"
@@ -19,6 +18,7 @@ import (
 	"github.com/imhub/imhub/callback"
 	"github.com/imhub/imhub/callback/forward"
 	"github.com/imhub/imhub/hub/broker"
+	"github.com/imhub/imhub/internal/hubtest"
 )
 
 const (
@@ -81,33 +81,22 @@ type hubFixture struct {
 	srv *httptest.Server
 	fwd *forward.Forwarder
 	reg *prometheus.Registry
-	log *bytes.Buffer
+	log *hubtest.SyncBuffer
 }
 
 func newHub(t *testing.T, cfg forward.Config, store forward.Store, queue forward.Queue, apps ...callback.App) *hubFixture {
 	t.Helper()
 	reg := prometheus.NewRegistry()
 	cfg.Registerer = reg
-	var logBuf bytes.Buffer
-	cfg.Logger = slog.New(slog.NewTextHandler(&lockedWriter{w: &logBuf}, nil))
+	logBuf := &hubtest.SyncBuffer{}
+	cfg.Logger = slog.New(slog.NewTextHandler(logBuf, nil))
 	f := forward.New(cfg, store, queue)
 	b := broker.NewMemory(broker.Config{DedupeWindow: time.Minute})
 	t.Cleanup(func() { b.Close() })
 	h := callback.NewHandler(callback.Config{Apps: apps, Forward: f, Logger: cfg.Logger}, b)
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
-	return &hubFixture{srv: srv, fwd: f, reg: reg, log: &logBuf}
-}
-
-type lockedWriter struct {
-	mu sync.Mutex
-	w  io.Writer
-}
-
-func (l *lockedWriter) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(p)
+	return &hubFixture{srv: srv, fwd: f, reg: reg, log: logBuf}
 }
 
 // run starts the forwarder's workers until the test ends.

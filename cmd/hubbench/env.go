@@ -45,57 +45,79 @@ func setUp(ctx context.Context, cfg Config, progress io.Writer) (*env, error) {
 	}
 	if cfg.Redis {
 		sock := filepath.Join(dir, "redis.sock")
-		redis := exec.Command("redis-server", "--port", "0", "--unixsocket", sock, "--unixsocketperm", "700",
-			"--save", "", "--appendonly", "no", "--dir", dir, "--loglevel", "warning")
-		if err := redis.Start(); err != nil {
+		redis, err := startRedisServer(ctx, dir, sock)
+		if err != nil {
 			e.tearDown()
-			return nil, fmt.Errorf("start redis-server (apt-get install redis-server): %w", err)
+			return nil, err
 		}
 		e.procs = append(e.procs, redis)
 		args = append(args, "-redis", "unix://"+sock)
-		for i := 0; ; i++ {
-			if c, err := net.Dial("unix", sock); err == nil {
-				c.Close()
-				break
-			}
-			if i > 500 {
-				e.tearDown()
-				return nil, fmt.Errorf("redis-server did not start")
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	hub, url, err := startHub(ctx, cfg.HubBin, args, filepath.Join(dir, "hub.log"))
 	if err != nil {
 		e.tearDown()
 		return nil, err
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	hub := exec.Command(cfg.HubBin, append(args, "-addr", addr)...)
-	logFile, err := os.Create(filepath.Join(dir, "hub.log"))
-	if err != nil {
-		e.tearDown()
-		return nil, err
-	}
-	hub.Stdout, hub.Stderr = logFile, logFile
-	if err := hub.Start(); err != nil {
-		e.tearDown()
-		return nil, fmt.Errorf("start %s (make build): %w", cfg.HubBin, err)
 	}
 	e.procs = append(e.procs, hub)
-	e.hub, e.pid = "http://"+addr, hub.Process.Pid
+	e.hub, e.pid = url, hub.Process.Pid
 	fmt.Fprintf(progress, "started hub %s (pid %d, broker %s", e.hub, e.pid, map[bool]string{true: "redis", false: "memory"}[cfg.Redis])
 	if cfg.forwardTo != "" {
 		fmt.Fprintf(progress, ", forwarding to %s", cfg.forwardTo)
 	}
 	fmt.Fprintln(progress, ")")
-	if err := waitReady(ctx, e.hub); err != nil {
-		log, _ := os.ReadFile(logFile.Name())
-		e.tearDown()
-		return nil, fmt.Errorf("%w\n%s", err, log)
-	}
 	return e, nil
+}
+
+// startRedisServer starts redis-server on the unix socket sock, without
+// persistence, and waits until it listens. It dies with hubbench.
+func startRedisServer(ctx context.Context, dir, sock string) (*exec.Cmd, error) {
+	cmd := exec.Command("redis-server", "--port", "0", "--unixsocket", sock, "--unixsocketperm", "700",
+		"--save", "", "--appendonly", "no", "--dir", dir, "--loglevel", "warning")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start redis-server (apt-get install redis-server): %w", err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if c, err := net.Dial("unix", sock); err == nil {
+			c.Close()
+			return cmd, nil
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			stopProcess(cmd)
+			return nil, fmt.Errorf("redis-server did not listen on %s", sock)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// startHub starts the hub binary with args on a free loopback port, its
+// output in logPath, and waits until it is ready. It dies with hubbench.
+func startHub(ctx context.Context, bin string, args []string, logPath string) (*exec.Cmd, string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, "", err
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	log, err := os.Create(logPath)
+	if err != nil {
+		return nil, "", err
+	}
+	defer log.Close()
+	hub := exec.Command(bin, append(args, "-addr", addr)...)
+	hub.Stdout, hub.Stderr = log, log
+	hub.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := hub.Start(); err != nil {
+		return nil, "", fmt.Errorf("start %s (make build): %w", bin, err)
+	}
+	url := "http://" + addr
+	if err := waitReady(ctx, url); err != nil {
+		b, _ := os.ReadFile(logPath)
+		stopProcess(hub)
+		return nil, "", fmt.Errorf("%w\n%s", err, b)
+	}
+	return hub, url, nil
 }
 
 func waitReady(ctx context.Context, base string) error {
@@ -119,16 +141,7 @@ func waitReady(ctx context.Context, base string) error {
 // tearDown stops what setUp started, hub first.
 func (e *env) tearDown() {
 	for i := len(e.procs) - 1; i >= 0; i-- {
-		p := e.procs[i]
-		_ = p.Process.Signal(syscall.SIGTERM)
-		done := make(chan struct{})
-		go func() { _ = p.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(20 * time.Second):
-			_ = p.Process.Kill()
-			<-done
-		}
+		stopProcess(e.procs[i])
 	}
 	for _, d := range e.dirs {
 		os.RemoveAll(d)

@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -36,8 +35,8 @@ type soakEnv struct {
 // soak's 0.1 one-to-one messages per user per second 20 events fill in
 // 200 s, well before the last third, where a rise would be judged as
 // growth; 20 still cover the events of a Redis restart.
-func soakHubArgs(cfg Config, env *soakEnv, i int, addr string) []string {
-	return []string{"-addr", addr, "-node", "soak" + strconv.Itoa(i+1),
+func soakHubArgs(cfg Config, env *soakEnv, i int) []string {
+	return []string{"-node", "soak" + strconv.Itoa(i+1),
 		"-apps", cfg.App + ":" + cfg.CallbackToken, "-jwt-secret", cfg.Secret,
 		"-redis", "unix://" + env.sock, "-spool-dir", filepath.Join(env.dir, "spool"+strconv.Itoa(i+1)),
 		"-send-queue", "64", "-ping-interval", "5s", "-write-timeout", "5s",
@@ -58,33 +57,13 @@ func startSoakEnv(ctx context.Context, cfg Config, hubs int, progress io.Writer)
 	redis.SetLogger(quietRedis{})
 	e.rdb = redis.NewClient(&redis.Options{Network: "unix", Addr: e.sock, MaxRetries: -1, DialTimeout: time.Second, ReadTimeout: 2 * time.Second})
 	for i := range hubs {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		hub, url, err := startHub(ctx, cfg.HubBin, soakHubArgs(cfg, e, i), filepath.Join(dir, fmt.Sprintf("hub%d.log", i+1)))
 		if err != nil {
 			e.stop()
 			return nil, err
-		}
-		addr := ln.Addr().String()
-		ln.Close()
-		log, err := os.Create(filepath.Join(dir, fmt.Sprintf("hub%d.log", i+1)))
-		if err != nil {
-			e.stop()
-			return nil, err
-		}
-		hub := exec.Command(cfg.HubBin, soakHubArgs(cfg, e, i, addr)...)
-		hub.Stdout, hub.Stderr = log, log
-		// The hubs die with the tool, however it ends.
-		hub.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-		if err := hub.Start(); err != nil {
-			e.stop()
-			return nil, fmt.Errorf("start %s (make build): %w", cfg.HubBin, err)
 		}
 		e.hubs = append(e.hubs, hub)
-		e.urls = append(e.urls, "http://"+addr)
-		if err := waitReady(ctx, e.urls[i]); err != nil {
-			b, _ := os.ReadFile(log.Name())
-			e.stop()
-			return nil, fmt.Errorf("%w\n%s", err, b)
-		}
+		e.urls = append(e.urls, url)
 		fmt.Fprintf(progress, "started hub %d at %s (pid %d)\n", i+1, e.urls[i], hub.Process.Pid)
 	}
 	return e, nil
@@ -93,24 +72,12 @@ func startSoakEnv(ctx context.Context, cfg Config, hubs int, progress io.Writer)
 // startRedis starts redis-server on the run's socket, without persistence:
 // a restart loses every key, as a Redis without a replica does.
 func (e *soakEnv) startRedis(ctx context.Context) error {
-	cmd := exec.Command("redis-server", "--port", "0", "--unixsocket", e.sock, "--unixsocketperm", "700",
-		"--save", "", "--appendonly", "no", "--dir", e.dir, "--loglevel", "warning")
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("start redis-server (apt-get install redis-server): %w", err)
+	cmd, err := startRedisServer(ctx, e.dir, e.sock)
+	if err != nil {
+		return err
 	}
 	e.redis = cmd
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		if c, err := net.Dial("unix", e.sock); err == nil {
-			c.Close()
-			return nil
-		}
-		if time.Now().After(deadline) || ctx.Err() != nil {
-			return fmt.Errorf("redis-server did not listen on %s", e.sock)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	return nil
 }
 
 // restartRedis stops Redis, keeps it away for down, and starts it again
@@ -153,6 +120,8 @@ func (e *soakEnv) stop() {
 	}
 }
 
+// stopProcess ends p with SIGTERM, and SIGKILL if it is still there 20 s
+// later, and waits for it.
 func stopProcess(p *exec.Cmd) {
 	if p.Process == nil || p.ProcessState != nil {
 		return
