@@ -5,7 +5,6 @@ import (
 	"context"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -17,28 +16,11 @@ import (
 
 func TestMain(m *testing.M) { hubtest.Main(m) }
 
-type syncBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuf) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuf) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // hubcat against a -dev hub: a token from /dev/token, a subscription, and
 // the curl'd callback printed as an event frame.
 func TestHubcatShowsEvents(t *testing.T) {
 	p := hubtest.Start(t, []string{"-dev"})
-	var out syncBuf
+	var out hubtest.SyncBuffer
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	done := make(chan error, 1)

@@ -12,7 +12,6 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -20,33 +19,16 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/imhub/imhub/callback"
+	"github.com/imhub/imhub/internal/hubtest"
 )
 
 const backendToken = "backend-test-token"
 
-// syncBuffer is a log sink safe for the handler's goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 var backendNow = time.Unix(1700000000, 0)
 
-func startBackend(t *testing.T, token string) (*httptest.Server, *syncBuffer) {
+func startBackend(t *testing.T, token string) (*httptest.Server, *hubtest.SyncBuffer) {
 	t.Helper()
-	logs := &syncBuffer{}
+	logs := &hubtest.SyncBuffer{}
 	srv := httptest.NewServer(newBackend(backendConfig{
 		App: "1400000000", Token: token,
 		Log: slog.New(slog.NewTextHandler(logs, nil)),
