@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -107,16 +106,10 @@ func TestTinyForwardRun(t *testing.T) {
 	presets["forward"](&cfg)
 	cfg.Preset, cfg.Start, cfg.HubBin = "forward", true, hubtest.Binary(t)
 	cfg.Duration, cfg.Publishers, cfg.Rate, cfg.Probes = time.Second, 4, 200, 20
-	out, err := os.CreateTemp(t.TempDir(), "out")
+	out, err := runTool(t, cfg)
 	require.NoError(t, err)
-	progress, err := os.CreateTemp(t.TempDir(), "progress")
-	require.NoError(t, err)
-	require.NoError(t, run(context.Background(), cfg, out, progress))
-	b, err := os.ReadFile(out.Name())
-	require.NoError(t, err)
-	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
 	var r ForwardReport
-	require.NoError(t, json.Unmarshal([]byte(lines[len(lines)-1]), &r), "the last line is JSON")
+	require.NoError(t, json.Unmarshal(lastLine(out), &r), "the last line is JSON")
 	assert.Positive(t, r.Off.Published)
 	assert.Zero(t, r.Off.ForwardAccepted, "no backend when forwarding is off")
 	assert.Positive(t, r.On.Published)
@@ -126,7 +119,7 @@ func TestTinyForwardRun(t *testing.T) {
 	assert.Equal(t, 20, r.Probe.N)
 	assert.Positive(t, r.Probe.HubP50ms)
 	assert.Positive(t, r.Probe.DirectP50ms)
-	assert.Contains(t, string(b), "forwarding off")
+	assert.Contains(t, string(out), "forwarding off")
 }
 
 func TestForwardNeedsStart(t *testing.T) {
@@ -146,12 +139,7 @@ func TestForwardRunFailsWhenTheBackendMisses(t *testing.T) {
 	cfg.Preset, cfg.Start, cfg.HubBin, cfg.Forward = "ingest", true, hubtest.Binary(t), true
 	cfg.Duration, cfg.Publishers, cfg.Rate = 500*time.Millisecond, 2, 20
 	cfg.backendDown, cfg.drainLimit = true, time.Second
-	out, err := os.CreateTemp(t.TempDir(), "out")
-	require.NoError(t, err)
-	progress, err := os.CreateTemp(t.TempDir(), "progress")
-	require.NoError(t, err)
-	err = run(context.Background(), cfg, out, progress)
+	out, err := runTool(t, cfg)
 	require.ErrorContains(t, err, "the backend did not receive")
-	b, _ := os.ReadFile(out.Name())
-	assert.Contains(t, string(b), `"forward_missing"`, "the figures are printed all the same")
+	assert.Contains(t, string(out), `"forward_missing"`, "the figures are printed all the same")
 }

@@ -26,16 +26,10 @@ func TestTinyRun(t *testing.T) {
 			cfg := defaultConfig()
 			cfg.Start, cfg.HubBin, cfg.Redis = true, hubtest.Binary(t), redis
 			cfg.Conns, cfg.Channels, cfg.Rate, cfg.Duration, cfg.UserChannels = 30, 3, 40, 1500*time.Millisecond, true
-			out, err := os.CreateTemp(t.TempDir(), "out")
+			out, err := runTool(t, cfg)
 			require.NoError(t, err)
-			progress, err := os.CreateTemp(t.TempDir(), "progress")
-			require.NoError(t, err)
-			require.NoError(t, run(context.Background(), cfg, out, progress))
-			b, err := os.ReadFile(out.Name())
-			require.NoError(t, err)
-			lines := strings.Split(strings.TrimSpace(string(b)), "\n")
 			var r Result
-			require.NoError(t, json.Unmarshal([]byte(lines[len(lines)-1]), &r), "the last line is JSON")
+			require.NoError(t, json.Unmarshal(lastLine(out), &r), "the last line is JSON")
 			assert.Positive(t, r.Published)
 			assert.Zero(t, r.Refused)
 			assert.Equal(t, r.Expected, r.Received, "no delivery lost")
@@ -43,7 +37,7 @@ func TestTinyRun(t *testing.T) {
 			assert.Zero(t, r.Repeats)
 			assert.Positive(t, r.P99ms)
 			assert.Positive(t, r.HubRSSLoaded)
-			assert.True(t, bytes.Contains(b, []byte("deliveries")), "and a table for people")
+			assert.True(t, bytes.Contains(out, []byte("deliveries")), "and a table for people")
 		})
 	}
 }
@@ -84,4 +78,24 @@ func TestShortSoak(t *testing.T) {
 	assert.Contains(t, out.String(), "hub1 rss")
 	assert.Contains(t, out.String(), "redis used_memory")
 	assert.Contains(t, progress.String(), "restarting Redis")
+}
+
+// runTool runs hubbench with cfg and returns what it printed on its
+// standard output.
+func runTool(t *testing.T, cfg Config) ([]byte, error) {
+	t.Helper()
+	out, err := os.CreateTemp(t.TempDir(), "out")
+	require.NoError(t, err)
+	progress, err := os.CreateTemp(t.TempDir(), "progress")
+	require.NoError(t, err)
+	runErr := run(context.Background(), cfg, out, progress)
+	b, err := os.ReadFile(out.Name())
+	require.NoError(t, err)
+	return b, runErr
+}
+
+// lastLine is the last line of out, where a run prints its JSON result.
+func lastLine(out []byte) []byte {
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	return []byte(lines[len(lines)-1])
 }
