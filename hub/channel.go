@@ -4,6 +4,7 @@ import (
 	"strings"
 
 	"github.com/imhub/imhub/hub/auth"
+	"github.com/imhub/imhub/internal/textclip"
 )
 
 // maxChannelLen bounds a channel name: IM ids are far shorter.
@@ -25,7 +26,7 @@ func authorize(id *auth.Identity, channel string) (code, msg string) {
 		if id.MayGroup(name) {
 			return "", ""
 		}
-		return CodeForbidden, "the token does not grant group " + clip(name, maxEcho)
+		return CodeForbidden, "the token does not grant group " + textclip.Cut(name, maxEcho)
 	case kind == "user" && name != "":
 		if name == id.User || id.Admin {
 			return "", ""

@@ -9,6 +9,7 @@ import (
 
 	"github.com/imhub/imhub/hub/auth"
 	"github.com/imhub/imhub/internal/clientaddr"
+	"github.com/imhub/imhub/internal/textclip"
 )
 
 // ServeHTTP serves GET /ws: it upgrades the request, authenticates the
@@ -38,7 +39,7 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		// Accept has answered (bad handshake or a foreign Origin).
 		// Its error quotes the client's Origin and Host.
-		h.log.Debug("websocket handshake refused", "remote", r.RemoteAddr, "err", clip(err.Error(), 4*maxEcho))
+		h.log.Debug("websocket handshake refused", "remote", r.RemoteAddr, "err", textclip.Cut(err.Error(), 4*maxEcho))
 		return
 	}
 	conn.SetReadLimit(h.cfg.MaxFrame)
@@ -110,7 +111,7 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func (h *Hub) refuse(conn *websocket.Conn, wc *wsConn, code websocket.StatusCode, reason string) {
 	h.m.closed(code)
 	// A close reason is at most 123 bytes, and UTF-8: 120 and "…".
-	wc.refuse(code, clip(reason, 120))
+	wc.refuse(code, textclip.Cut(reason, 120))
 	_ = conn.CloseNow()
 }
 

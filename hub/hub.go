@@ -11,6 +11,7 @@ import (
 
 	"github.com/imhub/imhub/hub/auth"
 	"github.com/imhub/imhub/hub/broker"
+	"github.com/imhub/imhub/internal/textclip"
 )
 
 // Config configures a [Hub]. Zero fields take the defaults in brackets.
@@ -301,7 +302,7 @@ func (h *Hub) unsubscribeBroker(k chanKey) {
 	ctx, cancel := context.WithTimeout(context.Background(), h.cfg.BrokerTimeout)
 	defer cancel()
 	if err := h.broker.Unsubscribe(ctx, k.app, k.channel); err != nil {
-		h.log.Warn("broker unsubscribe failed", "app", k.app, "channel", clip(k.channel, maxEcho), "err", err)
+		h.log.Warn("broker unsubscribe failed", "app", k.app, "channel", textclip.Cut(k.channel, maxEcho), "err", err)
 	}
 }
 

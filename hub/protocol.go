@@ -3,7 +3,6 @@ package hub
 import (
 	"encoding/json"
 	"strconv"
-	"unicode/utf8"
 
 	"github.com/coder/websocket"
 
@@ -116,16 +115,3 @@ func validID(id json.RawMessage) bool {
 
 // maxEcho bounds a client's value quoted in an error message or a log line.
 const maxEcho = 64
-
-// clip bounds a client's value that the hub repeats, in an error frame or
-// a log line, to n bytes, cut at a character boundary and marked by "…":
-// a client must not have the hub repeat kilobytes of its choosing.
-func clip(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	for n > 0 && !utf8.RuneStart(s[n]) {
-		n--
-	}
-	return s[:n] + "…"
-}

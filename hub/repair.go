@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/imhub/imhub/hub/broker"
+	"github.com/imhub/imhub/internal/textclip"
 )
 
 // Gap repair. A subscription whose live stream has a hole (the broker's
@@ -235,7 +236,7 @@ func (s *Session) applyRepair(it repairItem, r repairResult) {
 	if r.err != nil {
 		fails := sub.repairFailed()
 		if fails == 1 {
-			s.hub.log.Warn("filling a gap from history failed; retrying with backoff", "channel", clip(sub.channel, maxEcho), "err", r.err)
+			s.hub.log.Warn("filling a gap from history failed; retrying with backoff", "channel", textclip.Cut(sub.channel, maxEcho), "err", r.err)
 		}
 		m.WithLabelValues("failed").Inc()
 		s.requestRepairLocked(sub, retryDelay(fails))

@@ -14,6 +14,7 @@ import (
 
 	"github.com/imhub/imhub/hub/auth"
 	"github.com/imhub/imhub/hub/broker"
+	"github.com/imhub/imhub/internal/textclip"
 )
 
 // Session is one client connection. Its reader is one goroutine; a writer
@@ -205,7 +206,7 @@ func (s *Session) reply(f serverFrame) { s.send(f.encode()) }
 // echoed so that it can tell which subscription failed; one longer than
 // any channel can be is clipped.
 func (s *Session) fail(id json.RawMessage, channel, code, msg string) {
-	s.reply(serverFrame{Op: "error", Code: code, Message: msg, Channel: clip(channel, maxChannelLen), ID: id})
+	s.reply(serverFrame{Op: "error", Code: code, Message: msg, Channel: textclip.Cut(channel, maxChannelLen), ID: id})
 }
 
 // run serves the session until the client goes or the hub closes it.
@@ -340,7 +341,7 @@ func (s *Session) handle(ctx context.Context, data []byte, refused bool) bool {
 	case "":
 		s.fail(f.ID, f.Channel, CodeBadRequest, "op is required")
 	default:
-		s.fail(f.ID, f.Channel, CodeBadRequest, "unknown op "+clip(f.Op, maxEcho))
+		s.fail(f.ID, f.Channel, CodeBadRequest, "unknown op "+textclip.Cut(f.Op, maxEcho))
 	}
 	return true
 }
@@ -383,7 +384,7 @@ func (s *Session) subscribe(ctx context.Context, f clientFrame) {
 				delete(s.subs, f.Channel)
 			}
 			s.mu.Unlock()
-			s.hub.log.Warn("subscribe failed", "app", s.app, "channel", clip(f.Channel, maxEcho), "err", err)
+			s.hub.log.Warn("subscribe failed", "app", s.app, "channel", textclip.Cut(f.Channel, maxEcho), "err", err)
 			s.fail(f.ID, f.Channel, CodeUnavailable, "could not subscribe now, try again")
 			return
 		}
@@ -401,7 +402,7 @@ func (s *Session) subscribe(ctx context.Context, f clientFrame) {
 	}
 	hist, err := s.hub.broker.History(bctx, s.app, f.Channel, since)
 	if err != nil {
-		s.hub.log.Warn("history failed", "app", s.app, "channel", clip(f.Channel, maxEcho), "err", err)
+		s.hub.log.Warn("history failed", "app", s.app, "channel", textclip.Cut(f.Channel, maxEcho), "err", err)
 		s.mu.Lock()
 		if existing {
 			// The subscription goes on as it was; only the replay asked
@@ -500,7 +501,7 @@ func (s *Session) refresh(f clientFrame) {
 	id, err := s.hub.auth.Verify(f.Token)
 	if err != nil {
 		s.hub.m.authFailures.WithLabelValues(reasonOf(err)).Inc()
-		s.fail(f.ID, "", CodeForbidden, "refresh refused: "+clip(err.Error(), 4*maxEcho))
+		s.fail(f.ID, "", CodeForbidden, "refresh refused: "+textclip.Cut(err.Error(), 4*maxEcho))
 		return
 	}
 	s.mu.Lock()

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/imhub/imhub/callback"
+	"github.com/imhub/imhub/internal/textclip"
 )
 
 // attempt posts e to its app's backend once, within timeout, and returns
@@ -188,7 +189,7 @@ func (f *Forwarder) deliver(ctx context.Context, it Item) {
 		return
 	}
 	it.Attempts++
-	it.LastError = clipTo(err.Error(), 512)
+	it.LastError = textclip.Cut(err.Error(), 512)
 	deadline := time.UnixMilli(e.Accepted).Add(f.cfg.MaxAge)
 	if !now.Before(deadline) {
 		if serr := f.store.Dead(sctx, it); serr != nil {
@@ -230,11 +231,4 @@ func sleep(ctx context.Context, d time.Duration) {
 	case <-ctx.Done():
 	case <-t.C:
 	}
-}
-
-func clipTo(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n] + "…"
 }

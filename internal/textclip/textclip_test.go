@@ -1,4 +1,4 @@
-package hub
+package textclip
 
 import (
 	"testing"
@@ -7,7 +7,7 @@ import (
 	"github.com/stretchr/testify/assert"
 )
 
-func TestClip(t *testing.T) {
+func TestCut(t *testing.T) {
 	for _, tc := range []struct {
 		in   string
 		n    int
@@ -20,8 +20,8 @@ func TestClip(t *testing.T) {
 		{"ééé", 1, "…"},
 		{"", 0, ""},
 	} {
-		got := clip(tc.in, tc.n)
-		assert.Equal(t, tc.want, got, "clip(%q, %d)", tc.in, tc.n)
+		got := Cut(tc.in, tc.n)
+		assert.Equal(t, tc.want, got, "Cut(%q, %d)", tc.in, tc.n)
 		assert.True(t, utf8.ValidString(got))
 	}
 }
