@@ -724,6 +724,30 @@ func TestSlowRepairKeepsClients(t *testing.T) {
 	}
 }
 
+// A broker reconnect with nothing missed (Redis came back before anything
+// was published), then a burst that trims history before the repair reads
+// it: the events came live and were held back, so nothing is lost and the
+// client is not told recovered:false.
+func TestRepairCoveredByHeldEvents(t *testing.T) {
+	e := newEnvWith(t, hub.Config{}, broker.Config{HistorySize: 3, HistoryTTL: time.Minute})
+	c := e.connect(e.token(groups("G")))
+	subscribe(t, c, "group:G", 1)
+	e.publish("1400000000", "group:G") // 1
+	assert.Equal(t, 1, eventN(t, c.Read()))
+	e.broker.historyDelay.Store(int64(300 * time.Millisecond))
+	e.hub.HandleReconnect()
+	for range 10 { // 2..11, live while the repair waits; history keeps 9..11
+		e.publish("1400000000", "group:G")
+	}
+	for want := 2; want <= 11; want++ {
+		f, err := c.TryRead(10 * time.Second)
+		require.NoError(t, err)
+		require.Equal(t, "event", f.Op, "after %d: %s", want-1, f.Raw)
+		require.Equal(t, want, eventN(t, f))
+	}
+	assert.Equal(t, 0.0, testutil.ToFloat64(e.metric("imhub_ws_gap_repairs_total", "outcome", "lost")))
+}
+
 // A subscribe with since whose history read fails does not guess: it is
 // refused, and a retry works.
 func TestSinceWhenHistoryFails(t *testing.T) {

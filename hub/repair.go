@@ -270,6 +270,10 @@ func (s *Session) applyRepair(it repairItem, r repairResult) {
 		if filled > 0 && !r.restarted {
 			m.WithLabelValues("recovered").Inc()
 		}
+	} else if sub.pendingCovers() {
+		// History was trimmed past the last event sent, but the events
+		// since then were received live and held back: they follow below.
+		m.WithLabelValues("recovered").Inc()
 	} else {
 		f := serverFrame{Op: "subscribed", Channel: sub.channel, Offset: r.hist.Latest.String(), Recovered: new(bool)}
 		if !s.sendLocked(f.encode()) {

@@ -157,5 +157,27 @@ func (sub *subscription) takePending(fresh bool) (pending []pendingPub, overflow
 	return pending, false
 }
 
+// pendingCovers says whether what is held back goes on from the last
+// position sent with no gap: then a history that no longer reaches back to
+// it has nothing to add, and nothing was lost. So it is after a node
+// resubscribed before the events it missed were published, as when its
+// Redis restarts: they come live, and history may have been trimmed of
+// them by the time it is read.
+func (sub *subscription) pendingCovers() bool {
+	if sub.overflow {
+		return false
+	}
+	for _, p := range sub.pending {
+		switch sub.follows(p.pos) {
+		case stepSent:
+			continue
+		case stepNext:
+			return true
+		}
+		return false
+	}
+	return false
+}
+
 // keepPending puts back what is still held after a gap among them.
 func (sub *subscription) keepPending(rest []pendingPub) { sub.pending = rest }

@@ -153,3 +153,35 @@ func TestSubscriptionHold(t *testing.T) {
 	assert.False(t, over, "said once")
 	assert.Empty(t, p)
 }
+
+// What was held back covers the gap when its first event not yet sent is
+// the one right after the last sent.
+func TestSubscriptionPendingCovers(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		pending  []uint64
+		overflow bool
+		want     bool
+	}{
+		{"nothing held", nil, false, false},
+		{"the next one held", []uint64{6, 7, 8}, false, true},
+		{"sent ones, then the next", []uint64{4, 5, 6}, false, true},
+		{"one missing before the first held", []uint64{7, 8}, false, false},
+		{"only sent ones", []uint64{4, 5}, false, false},
+		{"held ones dropped", []uint64{6}, true, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			sub := &subscription{channel: "group:G"}
+			sub.sentUpTo(pos(5, "e"))
+			for _, o := range tc.pending {
+				sub.hold(nil, pos(o, "e"), 100)
+			}
+			sub.overflow = tc.overflow
+			assert.Equal(t, tc.want, sub.pendingCovers())
+		})
+	}
+	sub := &subscription{channel: "group:G"}
+	sub.sentUpTo(pos(5, "e"))
+	sub.hold(nil, pos(6, "f"), 100)
+	assert.False(t, sub.pendingCovers(), "a new stream does not go on from the old one")
+}

@@ -1,18 +1,15 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -166,31 +163,14 @@ func TestChaos(t *testing.T) {
 		return u
 	}
 
-	lanes := []lane{
+	lanes := lanesFor([]lane{
 		{name: "G1", home: 0, command: "Group.CallbackAfterSendMsg", channels: []string{"group:G1"}},
 		{name: "G2", home: 1, command: "Group.CallbackAfterSendMsg", channels: []string{"group:G2"}},
 		{name: "G3", home: 2, command: "Group.CallbackAfterSendMsg", channels: []string{"group:G3"}},
 		{name: "G4", spread: true, command: "Group.CallbackAfterSendMsg", channels: []string{"group:G4"}},
 		{name: "u0-u1", home: 0, command: "C2C.CallbackAfterSendMsg", channels: []string{"user:u0", "user:u1"}},
 		{name: "u2-u3", home: 1, command: "C2C.CallbackAfterSendMsg", channels: []string{"user:u2", "user:u3"}},
-	}
-	for i := range lanes {
-		l := &lanes[i]
-		l.first = (i + 1) * 100000
-		switch {
-		case strings.HasPrefix(l.name, "G"):
-			g := l.name
-			l.body = func(seq int) string { return groupMsg(g, seq) }
-		default:
-			a, b := strings.TrimPrefix(l.channels[0], "user:"), strings.TrimPrefix(l.channels[1], "user:")
-			l.body = func(seq int) string {
-				if seq%2 == 0 {
-					return c2cMsg(a, b, seq)
-				}
-				return c2cMsg(b, a, seq)
-			}
-		}
-	}
+	})
 
 	// Sixteen clients spread over the nodes: two per group, one on three
 	// groups, each user of the pairs (two devices for u0 and u2), and an
@@ -212,62 +192,13 @@ func TestChaos(t *testing.T) {
 	}
 	add(collectConfig{name: "admin", user: "ops", admin: true, channels: []string{"app"}})
 
-	// The flow of callbacks, one goroutine per lane.
-	pub := &publisher{token: chaosToken, client: &http.Client{Timeout: 8 * time.Second}}
-	var (
-		phase    atomic.Value // string: the phase now
-		acksMu   sync.Mutex
-		acks     []ack
-		attempts atomic.Int64
-	)
-	phase.Store("warm-up")
-	// stop ends the flow after the callback each lane is sending;
-	// abandon, when the test fails early, gives up on that one too.
-	ctx, stop := context.WithCancel(context.Background())
-	hard, abandon := context.WithCancel(context.Background())
-	var lanesDone sync.WaitGroup
-	defer func() {
-		stop()
-		abandon()
-		lanesDone.Wait()
-	}()
-	laneErr := make(chan error, len(lanes))
-	for _, l := range lanes {
-		lanesDone.Go(func() {
-			tick := time.NewTicker(chaosEvery)
-			defer tick.Stop()
-			for seq := l.first; ctx.Err() == nil; seq++ {
-				// Each callback is retried until acknowledged, also after
-				// the flow is stopped: one given up half way might be
-				// published without the test knowing it was sent.
-				var node string
-				dctx, cancel := context.WithTimeout(hard, time.Minute)
-				n, err := pub.deliver(dctx, seq, l.command, l.body(seq), func(attempt int) string {
-					i := l.home + attempt
-					if l.spread {
-						i += seq
-					}
-					node = nodes[i%len(nodes)].name
-					return nodes[i%len(nodes)].base()
-				})
-				cancel()
-				attempts.Add(int64(n))
-				if err != nil {
-					laneErr <- fmt.Errorf("lane %s: %w", l.name, err)
-					return
-				}
-				acksMu.Lock()
-				ph := phase.Load().(string)
-				acks = append(acks, ack{seq: seq, key: chaosKey(l.command, seq), phase: ph, attempts: n, node: node,
-					redisAway: strings.Contains(ph, "redis")})
-				acksMu.Unlock()
-				select {
-				case <-ctx.Done():
-				case <-tick.C:
-				}
-			}
-		})
-	}
+	flow := startFlow(t, flowConfig{lanes: lanes, every: chaosEvery, token: chaosToken,
+		node: func(i int) (string, string) {
+			n := nodes[i%len(nodes)]
+			return n.name, n.base()
+		},
+		away: func(phase string) bool { return strings.Contains(phase, "redis") },
+	})
 
 	// The phases, one after another, each followed by a quiet spell in
 	// which the cluster must come back to normal by itself.
@@ -289,7 +220,7 @@ func TestChaos(t *testing.T) {
 	}
 	run := func(name string, f func()) {
 		t.Helper()
-		phase.Store(name)
+		flow.setPhase(name)
 		start := time.Now()
 		f()
 		settle()
@@ -336,79 +267,15 @@ func TestChaos(t *testing.T) {
 		srv.Restart()
 	})
 
-	stop()
-	lanesDone.Wait()
-	close(laneErr)
-	for err := range laneErr {
-		t.Error(err)
-	}
+	done := flow.finish(t)
 	settle()
-
-	// What each channel must have: every acknowledged callback of it, in
-	// the order acknowledged.
-	acksMu.Lock()
-	done := slices.Clone(acks)
-	acksMu.Unlock()
-	want := map[string][]ack{}
-	for _, a := range done {
-		for _, l := range lanes {
-			if a.seq >= l.first && a.seq < l.first+100000 {
-				for _, ch := range l.channels {
-					want[ch] = append(want[ch], a)
-				}
-			}
-		}
-		want["app"] = append(want["app"], a)
-	}
-	// One deadline for all: what is missing is reported below, event by
-	// event.
-	arrived := func() bool {
-		for _, col := range cols {
-			for _, ch := range col.channels {
-				if len(col.channel(ch)) < len(want[ch]) {
-					return false
-				}
-			}
-		}
-		return true
-	}
-	for deadline := time.Now().Add(30 * time.Second); !arrived() && time.Now().Before(deadline); {
-		time.Sleep(20 * time.Millisecond)
-	}
-	time.Sleep(300 * time.Millisecond) // a duplicate would arrive now
-
-	deliveries, overtaken, reconnects := 0, 0, int64(0)
-	streams := map[string]map[string]string{} // channel -> offset -> key, over all clients
-	for _, col := range cols {
-		reconnects += col.reconnects.Load()
-		assert.Zero(t, col.resetCount(), "%s was told recovered:false on %v", col.name, col.resets)
-		for _, ch := range col.channels {
-			got := col.channel(ch)
-			deliveries += len(got)
-			r := checkStream(want[ch], got)
-			overtaken += r.overtaken
-			if streams[ch] == nil {
-				streams[ch] = map[string]string{}
-			}
-			for _, e := range got {
-				if k, ok := streams[ch][e.offset]; ok && k != e.key {
-					r.conflicts = append(r.conflicts, fmt.Sprintf("%s is %s here, %s elsewhere", e.offset, e.key, k))
-				}
-				streams[ch][e.offset] = e.key
-			}
-			if !r.ok() {
-				t.Errorf("%s on %s: %s", col.name, ch, r)
-			}
-		}
-	}
-
-	retries := attempts.Load() - int64(len(done))
+	rep := checkDeliveries(t, lanes, done, cols)
 	perPhase := map[string]int{}
 	for _, a := range done {
 		perPhase[a.phase]++
 	}
 	t.Logf("chaos: %d callbacks acknowledged (%v), %d retries, %d deliveries to %d clients (%d pairs overtaken across spools), %d reconnects; phases: %s; total %.1fs",
-		len(done), perPhase, retries, deliveries, len(cols), overtaken, reconnects, strings.Join(timings, ", "), time.Since(started).Seconds())
+		len(done), perPhase, flow.retries(), rep.deliveries, len(cols), rep.overtaken, rep.reconnects, strings.Join(timings, ", "), time.Since(started).Seconds())
 }
 
 // chaosKey is messageKey of the event a lane's callback seq becomes.

@@ -42,6 +42,7 @@ type Config struct {
 	DedupeWindow   time.Duration
 	HistorySize    int
 	HistoryTTL     time.Duration
+	HistoryHold    time.Duration
 	SpoolDir       string // resolved: empty = no spool (-spool-dir off)
 	SpoolMaxBytes  int64
 	MaxConns       int
@@ -108,6 +109,7 @@ func parseConfig(args []string, env func(string) string, out io.Writer) (Config,
 	fs.DurationVar(&c.DedupeWindow, "dedupe-window", 10*time.Minute, "how long a repeated IM event is recognised; 0 turns deduplication off")
 	fs.IntVar(&c.HistorySize, "history-size", 100, "events kept per channel for since replay; 0 keeps none")
 	fs.DurationVar(&c.HistoryTTL, "history-ttl", 10*time.Minute, "how long a channel's history is kept")
+	fs.DurationVar(&c.HistoryHold, "history-hold", 10*time.Second, "a busy channel keeps events beyond -history-size until this old (up to 10 times -history-size), so a node or client away for less loses none; 0 keeps -history-size alone")
 	fs.StringVar(&c.SpoolDir, "spool-dir", "", "local spool `directory` for callbacks while Redis is down, created 0700 if missing; off = no spool (503 instead) (default $XDG_STATE_HOME/imhub/spool, else ~/.local/state/imhub/spool)")
 	fs.Var(&spool, "spool-max-bytes", "largest spool `size`")
 	fs.IntVar(&c.MaxConns, "max-conns", 100000, "WebSocket connections per node (4009 beyond)")
@@ -312,7 +314,7 @@ func (c *Config) validate() error {
 		v    int64
 	}{
 		{"-dedupe-window", int64(c.DedupeWindow)}, {"-history-size", int64(c.HistorySize)},
-		{"-drain", int64(c.Drain)},
+		{"-history-hold", int64(c.HistoryHold)}, {"-drain", int64(c.Drain)},
 	} {
 		if p.v < 0 {
 			return fmt.Errorf("%s must not be negative", p.name)

@@ -74,6 +74,7 @@ func TestConfigDefaults(t *testing.T) {
 	assert.Equal(t, 10*time.Minute, c.DedupeWindow)
 	assert.Equal(t, 100, c.HistorySize)
 	assert.Equal(t, 10*time.Minute, c.HistoryTTL)
+	assert.Equal(t, 10*time.Second, c.HistoryHold)
 	assert.Equal(t, int64(256<<20), c.SpoolMaxBytes)
 	assert.Equal(t, 100000, c.MaxConns)
 	assert.Equal(t, 256, c.MaxSubs)
@@ -180,6 +181,7 @@ func TestConfigErrors(t *testing.T) {
 		{"zero conns", append(ok, "-max-conns", "0"), nil, "-max-conns must be greater than zero"},
 		{"negative history", append(ok, "-history-size", "-1"), nil, "-history-size must not be negative"},
 		{"zero history ttl", append(ok, "-history-ttl", "0s"), nil, "-history-ttl must be greater than zero"},
+		{"negative history hold", append(ok, "-history-hold", "-1s"), nil, "-history-hold must not be negative"},
 		{"redis password not shown", append(ok, "-redis", "redis://:hunter2@localhost:6379/notadb"), nil, "-redis"},
 		{"zero send queue bytes", append(ok, "-send-queue-bytes", "0"), nil, "-send-queue-bytes must be greater than zero"},
 		{"zero client rate", append(ok, "-client-rate", "0"), nil, "-client-rate must be greater than zero"},

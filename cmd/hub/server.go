@@ -57,7 +57,7 @@ func (l redisLogger) Printf(ctx context.Context, format string, v ...any) {
 // newBroker returns the in-process broker, or the Redis one when cfg names a
 // Redis server.
 func newBroker(cfg Config, log *slog.Logger) (broker.Broker, error) {
-	bc := broker.Config{DedupeWindow: cfg.DedupeWindow, HistorySize: cfg.HistorySize, HistoryTTL: cfg.HistoryTTL}
+	bc := broker.Config{DedupeWindow: cfg.DedupeWindow, HistorySize: cfg.HistorySize, HistoryTTL: cfg.HistoryTTL, HistoryHold: cfg.HistoryHold}
 	if cfg.Redis == "" {
 		return broker.NewMemory(bc), nil
 	}

@@ -171,7 +171,27 @@ type Config struct {
 	DedupeWindow time.Duration
 	// HistorySize is how many publications each channel keeps.
 	HistorySize int
+	// HistoryHold keeps a busy channel's publications beyond HistorySize
+	// until they are this old, up to HistoryHoldFactor times HistorySize:
+	// a node whose subscription was away for less than HistoryHold (a
+	// Redis that restarted, a failover) and a client that reconnects
+	// within it still find every event they missed, however many were
+	// published meanwhile. Zero keeps HistorySize alone.
+	HistoryHold time.Duration
 	// HistoryTTL is how long a channel's history is kept after its last
 	// publication.
 	HistoryTTL time.Duration
+}
+
+// HistoryHoldFactor bounds what HistoryHold keeps: a channel so busy that
+// HistoryHold holds more than this many times HistorySize keeps only that
+// many, so memory stays bounded whatever the rate.
+const HistoryHoldFactor = 10
+
+// historyCap is the most publications a channel keeps.
+func (c Config) historyCap() int {
+	if c.HistoryHold <= 0 {
+		return c.HistorySize
+	}
+	return c.HistorySize * HistoryHoldFactor
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -244,4 +246,62 @@ func TestRedisClusterTLS(t *testing.T) {
 	}
 	rec.WaitCount(t, 12)
 	assert.Len(t, shards, 3, "every node was reached over TLS")
+}
+
+// historyAtReconnect is a handler that reads a channel's history each time
+// a repair is asked for, as the hub's repair does at once, and records
+// whether the read worked.
+type historyAtReconnect struct {
+	*brokertest.Recorder
+	b       *broker.Redis
+	channel string
+	mu      sync.Mutex
+	reads   []error
+}
+
+func (h *historyAtReconnect) HandleReconnect() {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	_, err := h.b.History(ctx, "1", h.channel, &broker.Position{})
+	h.mu.Lock()
+	h.reads = append(h.reads, err)
+	h.mu.Unlock()
+	h.Recorder.HandleReconnect()
+}
+
+func (h *historyAtReconnect) results() []error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return slices.Clone(h.reads)
+}
+
+// A primary killed and started again at once takes the subscription back
+// within moments, but refuses reads and writes for about two seconds
+// more, until it has rejoined the cluster. The repair asked for at once
+// fails then; it is asked for again the moment the primary serves, and
+// that one reads history.
+func TestRedisClusterRepairWhenPrimaryServes(t *testing.T) {
+	cl := redistest.StartClusterWith(t, redistest.ClusterOptions{Primaries: 3, Persist: true})
+	b := newRedis(t, cl.URL(), brokertest.DefaultConfig)
+	h := &historyAtReconnect{Recorder: brokertest.NewRecorder(), b: b, channel: "group:W"}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = b.Run(ctx, h) }()
+	t.Cleanup(func() { cancel(); <-done })
+	require.NoError(t, b.Subscribe(ctx, "1", "group:W"))
+	_, err := b.Publish(ctx, broker.Message{App: "1", ID: "1", Channels: []string{"group:W"}, Data: []byte("1")})
+	require.NoError(t, err)
+	h.WaitCount(t, 1)
+
+	owner := cl.Owner(b.StreamKeyForTest("1", "group:W"))
+	owner.Kill()
+	owner.Restart()
+	require.Eventually(t, func() bool {
+		r := h.results()
+		return len(r) > 0 && r[len(r)-1] == nil
+	}, 20*time.Second, 10*time.Millisecond, "a repair is asked for when history can be read: %v", h.results())
+	assert.GreaterOrEqual(t, len(h.results()), 2, "the first repair came before the primary served, and failed: %v", h.results())
+	_, err = b.Publish(ctx, broker.Message{App: "1", ID: "2", Channels: []string{"group:W"}, Data: []byte("2")})
+	require.NoError(t, err)
+	h.WaitCount(t, 2)
 }

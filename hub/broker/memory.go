@@ -49,27 +49,29 @@ type memChannel struct {
 	pos        Position
 	start      time.Time // when the stream started
 	subscribed bool
-	// history is a ring of at most cfg.HistorySize entries; the oldest is
-	// at histStart once the ring is full.
-	history   []memEntry
-	histStart int
-	last      time.Time // last publication
+	// history holds the entries kept, oldest first (see record).
+	history []memEntry
+	last    time.Time // last publication
 }
 
-func (ch *memChannel) record(e memEntry, size int) {
-	if len(ch.history) < size {
-		ch.history = append(ch.history, e)
-		return
+// record appends e to the history and drops what the history no longer
+// keeps: beyond size, the entries older than hold, and beyond limit all.
+// The slice is cut from the front, so appending reuses or grows its array
+// the way append does: no copy per publication.
+func (ch *memChannel) record(e memEntry, size, limit int, hold time.Duration) {
+	ch.history = append(ch.history, e)
+	n := 0
+	for len(ch.history)-n > size && (len(ch.history)-n > limit || hold <= 0 || e.at.Sub(ch.history[n].at) > hold) {
+		ch.history[n] = memEntry{} // let the publication go
+		n++
 	}
-	ch.history[ch.histStart] = e
-	ch.histStart = (ch.histStart + 1) % size
+	ch.history = ch.history[n:]
 }
 
 // held returns the entries no older than ttl, oldest first.
 func (ch *memChannel) held(now time.Time, ttl time.Duration) []Publication {
 	out := make([]Publication, 0, len(ch.history))
-	for i := range ch.history {
-		e := ch.history[(ch.histStart+i)%len(ch.history)]
+	for _, e := range ch.history {
 		if ttl <= 0 || now.Sub(e.at) <= ttl {
 			out = append(out, e.pub)
 		}
@@ -134,7 +136,7 @@ func (m *Memory) Publish(_ context.Context, msg Message) (Result, error) {
 		pub := Publication{App: msg.App, Channel: name, Position: ch.pos, Data: msg.Data}
 		res.Positions[i] = ch.pos
 		if m.cfg.HistorySize > 0 {
-			ch.record(memEntry{pub, now}, m.cfg.HistorySize)
+			ch.record(memEntry{pub, now}, m.cfg.HistorySize, m.cfg.historyCap(), m.cfg.HistoryHold)
 		}
 		if ch.subscribed && m.handler != nil {
 			m.handler.HandlePublication(pub)
@@ -157,7 +159,7 @@ func (m *Memory) stream(k chanKey, now time.Time) *memChannel {
 	m.gen++
 	ch.pos = Position{Epoch: m.epoch + strconv.FormatUint(m.gen, 36)}
 	ch.start, ch.last = now, now
-	ch.history, ch.histStart = nil, 0
+	ch.history = nil
 	return ch
 }
 
@@ -249,7 +251,7 @@ func (m *Memory) sweep() {
 		case !m.live(ch, now) && !ch.subscribed:
 			delete(m.channels, k)
 		case m.cfg.HistoryTTL > 0 && now.Sub(ch.last) > m.cfg.HistoryTTL:
-			ch.history, ch.histStart = nil, 0
+			ch.history = nil
 		}
 	}
 }

@@ -18,6 +18,9 @@
 --          as the start of a stream that starts now
 -- ARGV[8]  the pub/sub channel name
 -- ARGV[9]  PUBLISH, or SPUBLISH on a cluster
+-- ARGV[10] history hold in ms: entries beyond the history size are kept
+--          until this old; "0" keeps the history size alone
+-- ARGV[11] the most entries kept, whatever their age
 --
 -- Returns false for a duplicate, else {offset, epoch}.
 if ARGV[1] ~= '0' and redis.call('EXISTS', KEYS[1]) == 1 then
@@ -34,9 +37,30 @@ if not epoch then
 end
 local off = redis.call('HINCRBY', meta, 'o', 1)
 redis.call('PEXPIRE', meta, ARGV[5])
-if ARGV[3] ~= '0' then
+if ARGV[3] ~= '0' and ARGV[10] == '0' then
   redis.call('XADD', hist, 'MAXLEN', ARGV[3], off .. '-0', 'd', ARGV[2], 't', ARGV[7])
   redis.call('PEXPIRE', hist, ARGV[4])
+elseif ARGV[3] ~= '0' then
+  redis.call('XADD', hist, 'MAXLEN', ARGV[11], off .. '-0', 'd', ARGV[2], 't', ARGV[7])
+  redis.call('PEXPIRE', hist, ARGV[4])
+  -- Beyond the history size, the oldest entries go once older than the
+  -- hold: two at most per publication, so that the stream shrinks back
+  -- after a burst at the pace it is written, at a bounded cost each time.
+  local extra = redis.call('XLEN', hist) - tonumber(ARGV[3])
+  if extra > 0 then
+    local cutoff = tonumber(ARGV[7]) - tonumber(ARGV[10])
+    local upto = nil
+    for _, e in ipairs(redis.call('XRANGE', hist, '-', '+', 'COUNT', math.min(extra, 2))) do
+      -- e is {id, {'d', data, 't', ms}}
+      if tonumber(e[2][4] or '0') > cutoff then
+        break
+      end
+      upto = tonumber(string.match(e[1], '^(%d+)'))
+    end
+    if upto then
+      redis.call('XTRIM', hist, 'MINID', (upto + 1) .. '-0')
+    end
+  end
 end
 redis.call(ARGV[9], ARGV[8], off .. ' ' .. epoch .. ' ' .. ARGV[2])
 if ARGV[1] ~= '0' then

@@ -179,6 +179,8 @@ func (r *Redis) Publish(ctx context.Context, m Message) (Result, error) {
 			now,
 			sk,
 			r.pubCmd,
+			r.cfg.HistoryHold.Milliseconds(),
+			r.cfg.historyCap(),
 		}
 	}
 	cmds := make([]*redis.Cmd, len(m.Channels))
@@ -657,8 +659,13 @@ func (r *Redis) Close() error {
 	return errors.Join(append(errs, r.client.Close())...)
 }
 
+// nextBackoff is the wait before the next redial of a subscription
+// connection. It starts small and stays short: a node that restarts at the
+// same address is back within a second or two, and every wait beyond its
+// return is time its channels' clients get nothing. A redial is one
+// connection attempt, cheap for Redis even from many nodes.
 func nextBackoff(d time.Duration) time.Duration {
-	const lo, hi = 50 * time.Millisecond, 5 * time.Second
+	const lo, hi = 20 * time.Millisecond, 500 * time.Millisecond
 	d = min(max(2*d, lo), hi)
 	// Jitter keeps a fleet of nodes from reconnecting in lockstep.
 	return d/2 + rand.N(d/2+1)

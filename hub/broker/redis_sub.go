@@ -3,6 +3,7 @@ package broker
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -318,12 +319,65 @@ func refused(err error) bool {
 	return false
 }
 
+// notServing reports whether err is a Redis error reply that says the
+// server is there but does not serve yet: loading its data set after a
+// restart, or a cluster node that has not rejoined (Redis keeps a restarted
+// primary out for about two seconds). The connection is fine; the command
+// is tried again shortly, with no backoff that would outlast the wait.
+func notServing(err error) bool {
+	for _, p := range []string{"LOADING", "CLUSTERDOWN", "MASTERDOWN", "BUSY"} {
+		if redis.HasErrorPrefix(err, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// servingPoll is how often a restored connection's node is asked whether
+// it serves again: the repair waits for that, so the poll is what the
+// clients wait beyond the node's own delay.
+const servingPoll = 20 * time.Millisecond
+
+// serves reports whether the node behind the connection serves reads and
+// writes: a cluster node whose cluster state is ok, or a server that
+// answers a read (it refuses one while loading). It goes through the
+// command connections, which must be back too: publications and history
+// reads take them.
+func (sc *subConn) serves(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+	defer cancel()
+	if !sc.sharded {
+		return sc.client.Exists(ctx, sc.r.cfg.Prefix+":serves").Err()
+	}
+	info, err := sc.client.ClusterInfo(ctx).Result()
+	if err != nil {
+		return err
+	}
+	if !strings.Contains(info, "cluster_state:ok") {
+		return errors.New("cluster state is not ok")
+	}
+	return nil
+}
+
+// resume times the steps of bringing a lost connection back, for the log:
+// where the seconds of an outage go.
+type resume struct {
+	lost      time.Time // the loss was noticed
+	redialed  time.Time // the connection was made again and the channels sent
+	attempts  int       // redials tried
+	restored  time.Time // the PONG after the channels: all of them confirmed
+	channels  int
+	waitServe bool // the node did not serve yet when restored
+}
+
 // receive reads the connection until ctx is done.
 //
 // After the connection is lost, go-redis dials again on the next call and
 // resubscribe subscribes every channel. The PING sent after that is
 // answered only after all those SUBSCRIBEs, so its PONG marks the moment
 // every channel is live again and the handler can repair what it missed.
+// If the node does not serve reads yet at that moment (a cluster primary
+// that has just restarted), the repair is asked for again once it does.
 func (sc *subConn) receive(ctx context.Context, h Handler) {
 	log := sc.r.log.With("node", sc.addr)
 	lost, backoff := true, time.Duration(0)
@@ -333,22 +387,32 @@ func (sc *subConn) receive(ctx context.Context, h Handler) {
 	// answers come one by one, and the connection is restored only with
 	// the PONG: until then nothing is sent again.
 	sent := false
+	// serving: the node served reads when last asked. While it does not,
+	// the read below waits only servingPoll between asking again.
+	serving := true
+	quiet := time.Now() // the last sign of life, or the last health PING
+	var rs resume
+	markLost := func(err error) {
+		if !lost {
+			log.Warn("redis subscription connection lost", "err", err)
+			sc.up.Store(false)
+			rs = resume{lost: time.Now()}
+		}
+		sc.r.poke()
+		lost, sent, awaiting = true, false, false
+	}
 	for ctx.Err() == nil {
 		if sc.repairDue.Swap(false) {
 			h.HandleReconnect()
 		}
 		if sc.broken.Swap(false) {
-			if !lost {
-				log.Warn("redis subscription connection lost", "err", "a command could not be written")
-				sc.up.Store(false)
-			}
-			sc.r.poke()
-			lost, sent, awaiting = true, false, false
+			markLost(errors.New("a command could not be written"))
 		}
 		sc.mu.Lock()
 		ps := sc.ps
 		sc.mu.Unlock()
 		if lost && !sent {
+			rs.attempts++
 			err := sc.resubscribe(ctx, ps)
 			if err == nil {
 				err = ps.Ping(ctx, healthPing)
@@ -360,11 +424,27 @@ func (sc *subConn) receive(ctx context.Context, h Handler) {
 				continue
 			}
 			sent, awaiting = true, true
+			rs.redialed, rs.channels = time.Now(), sc.count()
+			quiet = time.Now()
 		}
-		msg, err := ps.ReceiveTimeout(ctx, sc.r.cfg.PingInterval)
+		wait := sc.r.cfg.PingInterval
+		if !serving {
+			wait = servingPoll
+		}
+		msg, err := ps.ReceiveTimeout(ctx, wait)
 		if err != nil && refused(err) {
 			log.Debug("redis subscription command refused", "err", err)
 			sc.r.poke()
+			continue
+		}
+		if err != nil && notServing(err) {
+			// The server is back but not serving: subscribe everything
+			// again shortly, on the same connection.
+			log.Debug("redis subscription command refused for now", "err", err)
+			if lost {
+				sent = false
+				sleep(ctx, servingPoll)
+			}
 			continue
 		}
 		if err != nil {
@@ -373,28 +453,35 @@ func (sc *subConn) receive(ctx context.Context, h Handler) {
 			}
 			var nerr interface{ Timeout() bool }
 			timeout := errors.As(err, &nerr) && nerr.Timeout()
+			if timeout && !serving && !lost {
+				if serr := sc.serves(ctx); serr == nil {
+					serving = true
+					log.Info("redis node serves again; filling gaps from history", "after_restored", time.Since(rs.restored).Round(time.Millisecond))
+					h.HandleReconnect()
+				}
+			}
+			if timeout && time.Since(quiet) < sc.r.cfg.PingInterval {
+				continue
+			}
 			switch {
 			case timeout && !awaiting:
 				// Quiet connection: prove it alive.
 				if err := ps.Ping(ctx, healthPing); err == nil {
 					awaiting = true
+					quiet = time.Now()
 					continue
 				}
 			case timeout:
 				err = errors.New("PING unanswered")
 				sc.renew()
 			}
-			if !lost {
-				log.Warn("redis subscription connection lost", "err", err)
-				sc.up.Store(false)
-			}
-			sc.r.poke()
-			lost, sent, awaiting = true, false, false
+			markLost(err)
 			backoff = nextBackoff(backoff)
 			sleep(ctx, backoff)
 			continue
 		}
 		awaiting = false // anything received proves the connection alive
+		quiet = time.Now()
 		switch m := msg.(type) {
 		case *redis.Pong:
 			if m.Payload != healthPing {
@@ -404,11 +491,23 @@ func (sc *subConn) receive(ctx context.Context, h Handler) {
 				// channel subscribed again.
 				lost, backoff = false, 0
 				sc.up.Store(true)
-				if !first {
-					log.Info("redis subscription connection restored")
-				}
-				if !first || sc.repair.Swap(false) {
+				rs.restored = time.Now()
+				repair := !first || sc.repair.Swap(false)
+				if repair {
+					// The repair starts now, and again once the node
+					// serves if it does not yet.
 					h.HandleReconnect()
+					if err := sc.serves(ctx); err != nil {
+						serving, rs.waitServe = false, true
+					}
+				}
+				if !first {
+					log.Info("redis subscription connection restored",
+						"down", rs.restored.Sub(rs.lost).Round(time.Millisecond),
+						"redials", rs.attempts,
+						"resubscribe", rs.restored.Sub(rs.redialed).Round(time.Millisecond),
+						"channels", rs.channels,
+						"serving", serving)
 				}
 				first = false
 			}
@@ -422,6 +521,13 @@ func (sc *subConn) receive(ctx context.Context, h Handler) {
 			sc.confirm(ctx, m)
 		}
 	}
+}
+
+// count is how many channels the connection should carry.
+func (sc *subConn) count() int {
+	sc.mu.Lock()
+	defer sc.mu.Unlock()
+	return len(sc.channels)
 }
 
 // confirm records a (un)subscribe confirmation. A cluster unsubscribes a

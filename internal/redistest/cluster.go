@@ -13,13 +13,32 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// Cluster is a real Redis Cluster of primaries without replicas, on
-// loopback ports, made with redis-cli --cluster create.
+// Cluster is a real Redis Cluster on loopback ports, made with redis-cli
+// --cluster create: primaries, and replicas of them if asked for.
 type Cluster struct {
-	t     testing.TB
+	t testing.TB
+	// Nodes are the primaries as made, then their replicas. After a
+	// failover a replica may serve slots and a primary follow it.
 	Nodes []*Server
 	// CAFile is set for a cluster that speaks TLS (StartTLSCluster).
 	CAFile string
+}
+
+// ClusterOptions shape the cluster StartClusterWith makes.
+type ClusterOptions struct {
+	// Primaries is how many nodes serve the slots, shared out evenly.
+	Primaries int
+	// Replicas is how many replicas each primary has (0: none).
+	Replicas int
+	// Persist gives every node an append-only file synced on every write,
+	// as in Options.Persist: a node killed and started again has every
+	// acknowledged write back.
+	Persist bool
+	// TLS between clients and nodes and between the nodes, with
+	// certificates of a CA in the cluster's CAFile.
+	TLS bool
+	// Conf adds configuration lines to every node.
+	Conf []string
 }
 
 // StartCluster starts n cluster-enabled redis-servers, joins them into one
@@ -30,31 +49,34 @@ type Cluster struct {
 // lines to every node.
 func StartCluster(t testing.TB, n int, conf ...string) *Cluster {
 	t.Helper()
-	return startCluster(t, n, false, conf)
+	return StartClusterWith(t, ClusterOptions{Primaries: n, Conf: conf})
 }
 
 // StartTLSCluster is StartCluster with TLS between clients and nodes and
 // between the nodes, with certificates of a CA in CAFile.
 func StartTLSCluster(t testing.TB, n int, conf ...string) *Cluster {
 	t.Helper()
-	return startCluster(t, n, true, conf)
+	return StartClusterWith(t, ClusterOptions{Primaries: n, TLS: true, Conf: conf})
 }
 
-func startCluster(t testing.TB, n int, useTLS bool, conf []string) *Cluster {
+// StartClusterWith is StartCluster with replicas, persistence or TLS. With
+// replicas it also waits until each has synced with its primary.
+func StartClusterWith(t testing.TB, o ClusterOptions) *Cluster {
 	t.Helper()
 	if _, err := exec.LookPath("redis-cli"); err != nil {
 		t.Fatalf("redis-cli is not installed, so this test cannot run: use `make test`, which installs it, or `apt-get install -y redis-server` (%v)", err)
 	}
 	c := &Cluster{t: t}
+	conf := o.Conf
 	args := []string{"--cluster", "create"}
-	if useTLS {
+	if o.TLS {
 		var tlsConf []string
 		tlsConf, c.CAFile = tlsFiles(t)
 		conf = append(append(tlsConf, "tls-cluster yes"), conf...)
 		args = []string{"--tls", "--cacert", c.CAFile, "--cluster", "create"}
 	}
-	for range n {
-		s := StartWith(t, Options{Port: FreePort(t), TLS: useTLS, Conf: append([]string{
+	for range o.Primaries * (1 + o.Replicas) {
+		s := StartWith(t, Options{Port: FreePort(t), TLS: o.TLS, Persist: o.Persist, Conf: append([]string{
 			"cluster-enabled yes",
 			"cluster-config-file nodes.conf",
 			"cluster-node-timeout 2000",
@@ -63,7 +85,7 @@ func startCluster(t testing.TB, n int, useTLS bool, conf []string) *Cluster {
 		c.Nodes = append(c.Nodes, s)
 		args = append(args, s.Addr())
 	}
-	args = append(args, "--cluster-replicas", "0", "--cluster-yes")
+	args = append(args, "--cluster-replicas", strconv.Itoa(o.Replicas), "--cluster-yes")
 	// The command waits for the nodes to agree; bounded, so that a node
 	// that never joins fails the test instead of hanging it.
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -72,6 +94,9 @@ func startCluster(t testing.TB, n int, useTLS bool, conf []string) *Cluster {
 		t.Fatalf("redis-cli --cluster create: %v\n%s", err, out)
 	}
 	c.WaitOK()
+	if o.Replicas > 0 {
+		c.WaitReplicasSynced()
+	}
 	return c
 }
 
@@ -271,4 +296,94 @@ func CommandCalls(t testing.TB, s *Server, cmd string) int {
 		}
 	}
 	return 0
+}
+
+// Running reports whether s is running now (not stopped or killed).
+func (s *Server) Running() bool { return s.cmd != nil }
+
+// role returns s's replication role, "master" or "slave", and for a
+// replica whether its link to the primary is up.
+func role(s *Server) (string, bool, error) {
+	info, err := s.Client().Info(context.Background(), "replication").Result()
+	if err != nil {
+		return "", false, err
+	}
+	r := ""
+	up := false
+	for _, line := range strings.Split(info, "\n") {
+		line = strings.TrimSpace(line)
+		if v, ok := strings.CutPrefix(line, "role:"); ok {
+			r = v
+		}
+		if line == "master_link_status:up" {
+			up = true
+		}
+	}
+	return r, up, nil
+}
+
+// Primary reports whether s is a primary now.
+func (c *Cluster) Primary(s *Server) bool {
+	c.t.Helper()
+	r, _, err := role(s)
+	if err != nil {
+		c.t.Fatalf("INFO replication of %s: %v", s.Addr(), err)
+	}
+	return r == "master"
+}
+
+// ReplicaOf returns a running replica of the primary p.
+func (c *Cluster) ReplicaOf(p *Server) *Server {
+	c.t.Helper()
+	id := c.NodeID(p)
+	for _, s := range c.Nodes {
+		if s == p || !s.Running() {
+			continue
+		}
+		out, err := s.Client().Do(context.Background(), "CLUSTER", "MYID").Text()
+		if err != nil || out == id {
+			continue
+		}
+		nodes, err := s.Client().ClusterNodes(context.Background()).Result()
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(nodes, "\n") {
+			f := strings.Fields(line)
+			if len(f) > 3 && strings.Contains(f[2], "myself") && strings.Contains(f[2], "slave") && f[3] == id {
+				return s
+			}
+		}
+	}
+	c.t.Fatalf("no running replica of %s", p.Addr())
+	return nil
+}
+
+// WaitReplicasSynced waits until every running replica's link to its
+// primary is up: what a primary acknowledged from then on reaches it.
+func (c *Cluster) WaitReplicasSynced() {
+	c.t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		var err error
+		for _, s := range c.Nodes {
+			if !s.Running() {
+				continue
+			}
+			r, up, rerr := role(s)
+			switch {
+			case rerr != nil:
+				err = rerr
+			case r == "slave" && !up:
+				err = fmt.Errorf("%s: replica link down", s.Addr())
+			}
+		}
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			c.t.Fatalf("redis cluster replicas not synced after 30s: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }

@@ -150,6 +150,7 @@ func Run(t *testing.T, f Factory, left Leftovers) {
 	t.Run("HistoryPosition", func(t *testing.T) { testHistoryPosition(t, f) })
 	t.Run("HistoryReplay", func(t *testing.T) { testHistoryReplay(t, f) })
 	t.Run("HistoryOverflow", func(t *testing.T) { testHistoryOverflow(t, f) })
+	t.Run("HistoryHoldKeepsRecentEvents", func(t *testing.T) { testHistoryHold(t, f) })
 	t.Run("HistoryExpires", func(t *testing.T) { testHistoryExpiry(t, f) })
 	t.Run("HistoryEntriesAgeOutOneByOne", func(t *testing.T) { testHistoryEntryAge(t, f) })
 	t.Run("EmptyChannelsLeaveNothing", func(t *testing.T) { testEmptyChannelsLeaveNothing(t, f, left) })
@@ -427,6 +428,43 @@ func testHistoryOverflow(t *testing.T, f Factory) {
 	assert.True(t, h.Recovered, "4..8 are all held")
 	require.Len(t, h.Publications, 5)
 	assert.Equal(t, "4", string(h.Publications[0].Data))
+}
+
+// With a hold, a burst beyond the history size is kept while it is
+// recent, up to HistoryHoldFactor times the size; once older than the
+// hold, it goes as later events come, two for each.
+func testHistoryHold(t *testing.T, f Factory) {
+	cfg := DefaultConfig
+	cfg.HistorySize = 5
+	cfg.HistoryHold = time.Second
+	b := f(t, cfg)
+	Start(t, b)
+	pos := publishN(t, b, "1", "group:H", 1, 12)
+	h, err := b.History(ctx(t), "1", "group:H", &pos[0])
+	require.NoError(t, err)
+	assert.True(t, h.Recovered, "a burst of 12 on a history of 5 is held while recent")
+	require.Len(t, h.Publications, 11)
+	assert.Equal(t, "2", string(h.Publications[0].Data))
+
+	capped := publishN(t, b, "1", "group:HC", 1, 5*broker.HistoryHoldFactor+10)
+	h, err = b.History(ctx(t), "1", "group:HC", &capped[8])
+	require.NoError(t, err)
+	assert.False(t, h.Recovered, "no more than %d are held", 5*broker.HistoryHoldFactor)
+	h, err = b.History(ctx(t), "1", "group:HC", &capped[9])
+	require.NoError(t, err)
+	assert.True(t, h.Recovered)
+	assert.Len(t, h.Publications, 5*broker.HistoryHoldFactor)
+
+	time.Sleep(cfg.HistoryHold + 200*time.Millisecond)
+	later := publishN(t, b, "1", "group:H", 13, 22)
+	h, err = b.History(ctx(t), "1", "group:H", &pos[11])
+	require.NoError(t, err)
+	assert.True(t, h.Recovered, "the recent ten are held")
+	require.Len(t, h.Publications, 10)
+	h, err = b.History(ctx(t), "1", "group:H", &pos[10])
+	require.NoError(t, err)
+	assert.False(t, h.Recovered, "the old twelve went, two for each of the ten")
+	assert.Equal(t, later[9], h.Latest)
 }
 
 func testHistoryExpiry(t *testing.T, f Factory) {
