@@ -68,6 +68,30 @@ func (n *chaosNode) restart(t *testing.T) {
 
 func (n *chaosNode) base() string { return "http://" + n.addr }
 
+// startChaosNodes starts three hubs on redisURL, each with a spool of its
+// own and an address that stays the same across restarts, signed
+// callbacks required, and waits until they are ready.
+func startChaosNodes(t *testing.T, redisURL string, extra ...string) []*chaosNode {
+	t.Helper()
+	nodes := make([]*chaosNode, 3)
+	for i := range nodes {
+		n := &chaosNode{
+			name:  fmt.Sprintf("hub-%c", 'a'+i),
+			addr:  fmt.Sprintf("127.0.0.1:%d", redistest.FreePort(t)),
+			spool: filepath.Join(t.TempDir(), "spool"),
+		}
+		n.proc = hubtest.Start(t, append([]string{
+			"-addr", n.addr, "-node", n.name, "-redis", redisURL, "-apps", "100:" + chaosToken,
+			"-jwt-secret", clusterSecret, "-spool-dir", n.spool,
+		}, extra...))
+		nodes[i] = n
+	}
+	for _, n := range nodes {
+		n.current().WaitReady(200)
+	}
+	return nodes
+}
+
 // lane is a stream of callbacks sent one after another, each once it was
 // acknowledged, as the IM sends the events of one conversation: a group's
 // messages, or the messages between two users. Its callbacks go to its
@@ -126,22 +150,7 @@ func TestChaos(t *testing.T) {
 	started := time.Now()
 	srv := redistest.StartPersistent(t)
 
-	nodes := make([]*chaosNode, 3)
-	for i := range nodes {
-		n := &chaosNode{
-			name:  fmt.Sprintf("hub-%c", 'a'+i),
-			addr:  fmt.Sprintf("127.0.0.1:%d", redistest.FreePort(t)),
-			spool: filepath.Join(t.TempDir(), "spool"),
-		}
-		n.proc = hubtest.Start(t, []string{
-			"-addr", n.addr, "-node", n.name, "-redis", srv.URL(), "-apps", "100:" + chaosToken,
-			"-jwt-secret", clusterSecret, "-spool-dir", n.spool, "-drain", "2s", "-history-size", chaosHistory,
-		})
-		nodes[i] = n
-	}
-	for _, n := range nodes {
-		n.current().WaitReady(200)
-	}
+	nodes := startChaosNodes(t, srv.URL(), "-drain", "2s", "-history-size", chaosHistory)
 	t.Cleanup(func() {
 		if t.Failed() {
 			// The processes that ended before the test: hubtest shows
@@ -208,14 +217,7 @@ func TestChaos(t *testing.T) {
 		for _, n := range nodes {
 			n.current().WaitReady(200)
 		}
-		require.Eventually(t, func() bool {
-			for _, n := range nodes {
-				if spoolEvents(n.current()) != 0 {
-					return false
-				}
-			}
-			return true
-		}, 30*time.Second, 50*time.Millisecond, "the spools are published")
+		waitSpoolsEmpty(t, nodes)
 		time.Sleep(time.Second)
 	}
 	run := func(name string, f func()) {
@@ -398,6 +400,19 @@ func nextOffset(a, b string) bool {
 	x, err1 := strconv.ParseUint(na, 10, 64)
 	y, err2 := strconv.ParseUint(nb, 10, 64)
 	return err1 == nil && err2 == nil && ea == eb && y == x+1
+}
+
+// waitSpoolsEmpty waits until every node has published what it spooled.
+func waitSpoolsEmpty(t *testing.T, nodes []*chaosNode) {
+	t.Helper()
+	require.Eventually(t, func() bool {
+		for _, n := range nodes {
+			if spoolEvents(n.current()) != 0 {
+				return false
+			}
+		}
+		return true
+	}, 30*time.Second, 50*time.Millisecond, "the spools are published")
 }
 
 var spoolEventsRE = regexp.MustCompile(`(?m)^imhub_spool_events (\S+)$`)

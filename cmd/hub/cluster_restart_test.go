@@ -10,7 +10,6 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/imhub/imhub/internal/hubtest"
 	"github.com/imhub/imhub/internal/redistest"
 )
 
@@ -39,22 +38,7 @@ func TestRedisClusterFailover(t *testing.T) { testClusterPrimaryLoss(t, true) }
 func testClusterPrimaryLoss(t *testing.T, failover bool) {
 	started := time.Now()
 	cl := redistest.StartClusterWith(t, redistest.ClusterOptions{Primaries: 3, Replicas: 1, Persist: true})
-	nodes := make([]*chaosNode, 3)
-	for i := range nodes {
-		n := &chaosNode{
-			name:  fmt.Sprintf("hub-%c", 'a'+i),
-			addr:  fmt.Sprintf("127.0.0.1:%d", redistest.FreePort(t)),
-			spool: filepath.Join(t.TempDir(), "spool"),
-		}
-		n.proc = hubtest.Start(t, []string{
-			"-addr", n.addr, "-node", n.name, "-redis", cl.URL(), "-apps", "100:" + chaosToken,
-			"-jwt-secret", clusterSecret, "-spool-dir", n.spool, "-history-size", "20",
-		})
-		nodes[i] = n
-	}
-	for _, n := range nodes {
-		n.current().WaitReady(200)
-	}
+	nodes := startChaosNodes(t, cl.URL(), "-history-size", "20")
 	t.Cleanup(func() {
 		if t.Failed() {
 			for _, s := range cl.Nodes {
@@ -122,14 +106,7 @@ func testClusterPrimaryLoss(t *testing.T, failover bool) {
 	time.Sleep(3 * time.Second) // traffic after the return
 
 	done := flow.finish(t)
-	require.Eventually(t, func() bool {
-		for _, n := range nodes {
-			if spoolEvents(n.current()) != 0 {
-				return false
-			}
-		}
-		return true
-	}, 30*time.Second, 50*time.Millisecond, "the spools are published")
+	waitSpoolsEmpty(t, nodes)
 	rep := checkDeliveries(t, lanes, done, cols)
 	perPhase := map[string]int{}
 	for _, a := range done {

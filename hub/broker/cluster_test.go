@@ -279,7 +279,8 @@ func (h *historyAtReconnect) results() []error {
 // within moments, but refuses reads and writes for about two seconds
 // more, until it has rejoined the cluster. The repair asked for at once
 // fails then; it is asked for again the moment the primary serves, and
-// that one reads history.
+// that one reads history, also when publications flow from that moment
+// on and the connection is never quiet.
 func TestRedisClusterRepairWhenPrimaryServes(t *testing.T) {
 	cl := redistest.StartClusterWith(t, redistest.ClusterOptions{Primaries: 3, Persist: true})
 	b := newRedis(t, cl.URL(), brokertest.DefaultConfig)
@@ -293,6 +294,17 @@ func TestRedisClusterRepairWhenPrimaryServes(t *testing.T) {
 	require.NoError(t, err)
 	h.WaitCount(t, 1)
 
+	// Publications every 5 ms, refused until the primary serves, then
+	// flowing: the connection is never quiet once it serves.
+	pubCtx, stopPub := context.WithCancel(ctx)
+	var pubs sync.WaitGroup
+	pubs.Go(func() {
+		for i := 0; pubCtx.Err() == nil; i++ {
+			_, _ = b.Publish(pubCtx, broker.Message{App: "1", ID: fmt.Sprint("flow", i), Channels: []string{"group:W"}, Data: []byte("flow")})
+			time.Sleep(5 * time.Millisecond)
+		}
+	})
+	defer func() { stopPub(); pubs.Wait() }()
 	owner := cl.Owner(b.StreamKeyForTest("1", "group:W"))
 	owner.Kill()
 	owner.Restart()
@@ -300,8 +312,12 @@ func TestRedisClusterRepairWhenPrimaryServes(t *testing.T) {
 		r := h.results()
 		return len(r) > 0 && r[len(r)-1] == nil
 	}, 20*time.Second, 10*time.Millisecond, "a repair is asked for when history can be read: %v", h.results())
+	stopPub()
+	pubs.Wait()
 	assert.GreaterOrEqual(t, len(h.results()), 2, "the first repair came before the primary served, and failed: %v", h.results())
 	_, err = b.Publish(ctx, broker.Message{App: "1", ID: "2", Channels: []string{"group:W"}, Data: []byte("2")})
 	require.NoError(t, err)
-	h.WaitCount(t, 2)
+	h.WaitFor(t, 10*time.Second, "the publication after the flow", func(ps []broker.Publication) bool {
+		return string(ps[len(ps)-1].Data) == "2"
+	})
 }

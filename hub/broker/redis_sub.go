@@ -362,12 +362,11 @@ func (sc *subConn) serves(ctx context.Context) error {
 // resume times the steps of bringing a lost connection back, for the log:
 // where the seconds of an outage go.
 type resume struct {
-	lost      time.Time // the loss was noticed
-	redialed  time.Time // the connection was made again and the channels sent
-	attempts  int       // redials tried
-	restored  time.Time // the PONG after the channels: all of them confirmed
-	channels  int
-	waitServe bool // the node did not serve yet when restored
+	lost     time.Time // the loss was noticed
+	redialed time.Time // the connection was made again and the channels sent
+	attempts int       // redials tried
+	restored time.Time // the PONG after the channels: all of them confirmed
+	channels int
 }
 
 // receive reads the connection until ctx is done.
@@ -392,6 +391,21 @@ func (sc *subConn) receive(ctx context.Context, h Handler) {
 	serving := true
 	quiet := time.Now() // the last sign of life, or the last health PING
 	var rs resume
+	var lastCheck time.Time
+	// checkServing asks the node, every servingPoll while it does not
+	// serve, whether it does now; when it does, the repair is asked for
+	// again.
+	checkServing := func() {
+		if serving || lost || time.Since(lastCheck) < servingPoll {
+			return
+		}
+		lastCheck = time.Now()
+		if sc.serves(ctx) == nil {
+			serving = true
+			log.Info("redis node serves again; filling gaps from history", "after_restored", time.Since(rs.restored).Round(time.Millisecond).String())
+			h.HandleReconnect()
+		}
+	}
 	markLost := func(err error) {
 		if !lost {
 			log.Warn("redis subscription connection lost", "err", err)
@@ -453,13 +467,7 @@ func (sc *subConn) receive(ctx context.Context, h Handler) {
 			}
 			var nerr interface{ Timeout() bool }
 			timeout := errors.As(err, &nerr) && nerr.Timeout()
-			if timeout && !serving && !lost {
-				if serr := sc.serves(ctx); serr == nil {
-					serving = true
-					log.Info("redis node serves again; filling gaps from history", "after_restored", time.Since(rs.restored).Round(time.Millisecond))
-					h.HandleReconnect()
-				}
-			}
+			checkServing()
 			if timeout && time.Since(quiet) < sc.r.cfg.PingInterval {
 				continue
 			}
@@ -482,6 +490,9 @@ func (sc *subConn) receive(ctx context.Context, h Handler) {
 		}
 		awaiting = false // anything received proves the connection alive
 		quiet = time.Now()
+		// Publications may flow on other channels before the node serves
+		// reads: the check does not wait for a quiet moment.
+		checkServing()
 		switch m := msg.(type) {
 		case *redis.Pong:
 			if m.Payload != healthPing {
@@ -498,14 +509,14 @@ func (sc *subConn) receive(ctx context.Context, h Handler) {
 					// serves if it does not yet.
 					h.HandleReconnect()
 					if err := sc.serves(ctx); err != nil {
-						serving, rs.waitServe = false, true
+						serving = false
 					}
 				}
 				if !first {
 					log.Info("redis subscription connection restored",
-						"down", rs.restored.Sub(rs.lost).Round(time.Millisecond),
+						"down", rs.restored.Sub(rs.lost).Round(time.Millisecond).String(),
 						"redials", rs.attempts,
-						"resubscribe", rs.restored.Sub(rs.redialed).Round(time.Millisecond),
+						"resubscribe", rs.restored.Sub(rs.redialed).Round(time.Millisecond).String(),
 						"channels", rs.channels,
 						"serving", serving)
 				}

@@ -276,28 +276,6 @@ func (c *Cluster) MoveSlot(key string, to *Server) {
 	c.WaitOK()
 }
 
-// CommandCalls returns how many times s ran cmd (lower case, as INFO
-// commandstats names it), scripts' calls included.
-func CommandCalls(t testing.TB, s *Server, cmd string) int {
-	t.Helper()
-	info, err := s.Client().Info(context.Background(), "commandstats").Result()
-	if err != nil {
-		t.Fatalf("INFO commandstats: %v", err)
-	}
-	for _, line := range strings.Split(info, "\n") {
-		rest, ok := strings.CutPrefix(strings.TrimSpace(line), "cmdstat_"+cmd+":calls=")
-		if ok {
-			n, _, _ := strings.Cut(rest, ",")
-			calls, err := strconv.Atoi(n)
-			if err != nil {
-				t.Fatalf("INFO commandstats: %q", line)
-			}
-			return calls
-		}
-	}
-	return 0
-}
-
 // Running reports whether s is running now (not stopped or killed).
 func (s *Server) Running() bool { return s.cmd != nil }
 
@@ -386,4 +364,44 @@ func (c *Cluster) WaitReplicasSynced() {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// CommandCalls returns how many times s ran cmd (lower case, as INFO
+// commandstats names it), scripts' calls included.
+func CommandCalls(t testing.TB, s *Server, cmd string) int {
+	t.Helper()
+	return commandStat(t, s, cmd)["calls"]
+}
+
+// CommandMicros returns the microseconds s spent running cmd (lower case,
+// as INFO commandstats names it) and how many calls that was: the
+// server's own cost, whatever the client's machine is doing.
+func CommandMicros(t testing.TB, s *Server, cmd string) (usec, calls int) {
+	t.Helper()
+	st := commandStat(t, s, cmd)
+	return st["usec"], st["calls"]
+}
+
+// commandStat returns the integer fields of cmd's line of INFO
+// commandstats (calls, usec, …), none if it never ran.
+func commandStat(t testing.TB, s *Server, cmd string) map[string]int {
+	t.Helper()
+	info, err := s.Client().Info(context.Background(), "commandstats").Result()
+	if err != nil {
+		t.Fatalf("INFO commandstats: %v", err)
+	}
+	out := map[string]int{}
+	for _, line := range strings.Split(info, "\n") {
+		rest, ok := strings.CutPrefix(strings.TrimSpace(line), "cmdstat_"+cmd+":")
+		if !ok {
+			continue
+		}
+		for _, kv := range strings.Split(rest, ",") {
+			k, v, _ := strings.Cut(kv, "=")
+			if n, err := strconv.Atoi(v); err == nil {
+				out[k] = n
+			}
+		}
+	}
+	return out
 }

@@ -7,6 +7,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -95,15 +96,24 @@ func StartWith(t testing.TB, opts Options) *Server {
 	return s
 }
 
-// FreePort returns a loopback TCP port that was free a moment ago.
+// FreePort returns a loopback TCP port that was free a moment ago. It is
+// picked below the kernel's range of ephemeral ports (32768 and up on
+// Linux): a server killed and restarted on its port would otherwise find
+// it taken now and then by some other process's outgoing connection.
 func FreePort(t testing.TB) int {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	const lo, hi = 10000, 32000
+	for range 1000 {
+		port := lo + rand.IntN(hi-lo)
+		ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err != nil {
+			continue
+		}
+		ln.Close()
+		return port
 	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
+	t.Fatal("redistest: no free loopback port found below 32000")
+	return 0
 }
 
 // Addr is the server's loopback TCP address, when it has a Port.

@@ -432,7 +432,7 @@ func testHistoryOverflow(t *testing.T, f Factory) {
 
 // With a hold, a burst beyond the history size is kept while it is
 // recent, up to HistoryHoldFactor times the size; once older than the
-// hold, it goes as later events come, two for each.
+// hold, it goes as later events come.
 func testHistoryHold(t *testing.T, f Factory) {
 	cfg := DefaultConfig
 	cfg.HistorySize = 5
@@ -463,7 +463,7 @@ func testHistoryHold(t *testing.T, f Factory) {
 	require.Len(t, h.Publications, 10)
 	h, err = b.History(ctx(t), "1", "group:H", &pos[10])
 	require.NoError(t, err)
-	assert.False(t, h.Recovered, "the old twelve went, two for each of the ten")
+	assert.False(t, h.Recovered, "the old twelve went as the ten came")
 	assert.Equal(t, later[9], h.Latest)
 }
 
