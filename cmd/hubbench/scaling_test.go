@@ -57,15 +57,16 @@ func TestDrawCharts(t *testing.T) {
 		{Title: "a <&> b", X: "x", Y: "y", Points: pts(4)},
 		{Title: "b", X: "x", Y: "y", Points: pts(4)},
 		{Title: "c", X: "x", Y: "y", LogX: true, Points: pts(5)},
-		{Title: "d", X: "x", Y: "y", LogX: true, Points: pts(1)},
+		{Title: "d", X: "x", Y: "y", LogX: true, LogY: true, Points: pts(1)},
+		{Title: "e", X: "x", Y: "y", LogY: true, Points: pts(3)},
 		{Title: "empty", X: "x", Y: "y"},
 	}
 	var b bytes.Buffer
 	require.NoError(t, drawCharts(&b, "title & more", charts, 2))
 	n := svgCount(t, b.Bytes())
-	assert.Equal(t, 4+4+5+1, n["circle"], "a marker for each point")
-	assert.Equal(t, 4, n["polyline"], "a line for each chart with points")
-	assert.Equal(t, 5, n["g"], "a group for each chart")
+	assert.Equal(t, 4+4+5+1+3, n["circle"], "a marker for each point")
+	assert.Equal(t, 5, n["polyline"], "a line for each chart with points")
+	assert.Equal(t, 6, n["g"], "a group for each chart")
 }
 
 func TestDrawChartsRefusesBadPoints(t *testing.T) {
@@ -73,6 +74,7 @@ func TestDrawChartsRefusesBadPoints(t *testing.T) {
 		"zero on a log scale": {LogX: true, Points: []xy{{0, 1}}},
 		"NaN":                 {Points: []xy{{1, math.NaN()}}},
 		"negative":            {Points: []xy{{1, -1}}},
+		"zero on a log y":     {LogY: true, Points: []xy{{1, 0}}},
 	} {
 		assert.Error(t, drawCharts(io.Discard, "t", []chart{c}, 1), name)
 	}
@@ -138,4 +140,23 @@ func TestTinyScaling(t *testing.T) {
 	}
 	assert.Equal(t, 3, rows, "a row for each point")
 	assert.Contains(t, string(md), "| connections | 20 | 5 |")
+}
+
+// A point that read no CPU (a run shorter than the clock ticks of /proc)
+// is drawn on a linear scale rather than failing the run.
+func TestScalingPlotWithZeroCPU(t *testing.T) {
+	cfg := defaultConfig()
+	pts := []scalePoint{
+		{Axis: scaleConns, Conns: 10, Subs: 5, Result: &Result{HubCPUPerM: 0, P99ms: 1}},
+		{Axis: scaleSubs, Conns: 10, Subs: 1, Result: &Result{HubCPUPerM: 0, P99ms: 2}},
+		{Axis: scaleSubs, Conns: 10, Subs: 10, Result: &Result{HubCPUPerM: 3, P99ms: 2}},
+	}
+	var b bytes.Buffer
+	require.NoError(t, writeScalingSVG(&b, cfg, pts))
+	assert.Equal(t, 6, svgCount(t, b.Bytes())["circle"])
+	assert.NotContains(t, b.String(), "(log)")
+	pts[1].Result.HubCPUPerM = 1
+	b.Reset()
+	require.NoError(t, writeScalingSVG(&b, cfg, pts))
+	assert.Contains(t, b.String(), "by fan-out (log)")
 }

@@ -17,7 +17,7 @@ type xy struct{ X, Y float64 }
 // chart is one panel: a line through Points, each marked by a circle.
 type chart struct {
 	Title, X, Y string
-	LogX        bool
+	LogX, LogY  bool
 	Points      []xy
 }
 
@@ -67,16 +67,16 @@ func (c chart) draw(b *strings.Builder, ox, oy int) error {
 		fx = math.Log10
 	}
 	xmin, xmax := math.Inf(1), math.Inf(-1)
-	ymax := 0.0
+	ymin, ymax := math.Inf(1), 0.0
 	for _, p := range c.Points {
 		if c.LogX && p.X <= 0 {
 			return fmt.Errorf("x %g on a log scale", p.X)
 		}
-		if math.IsNaN(p.Y) || math.IsInf(p.Y, 0) || p.Y < 0 {
+		if math.IsNaN(p.Y) || math.IsInf(p.Y, 0) || p.Y < 0 || (c.LogY && p.Y <= 0) {
 			return fmt.Errorf("y %g", p.Y)
 		}
 		xmin, xmax = math.Min(xmin, fx(p.X)), math.Max(xmax, fx(p.X))
-		ymax = math.Max(ymax, p.Y)
+		ymin, ymax = math.Min(ymin, p.Y), math.Max(ymax, p.Y)
 	}
 	if !c.LogX {
 		xmin = 0
@@ -84,12 +84,29 @@ func (c chart) draw(b *strings.Builder, ox, oy int) error {
 	if xmax == xmin {
 		xmax = xmin + 1
 	}
-	ymax = niceCeil(ymax)
-	px := func(v float64) float64 { return x0 + (fx(v)-xmin)/(xmax-xmin)*pw }
+	// The y axis: from 0 to a round ceiling in five steps, or on a log
+	// scale, from the power of ten below the least value to the one above
+	// the greatest, a gridline at each.
+	var ticks []float64
 	py := func(v float64) float64 { return y0 - v/ymax*ph }
-	// Gridlines and labels: five on y; on x, each point's own value.
-	for i := 0; i <= 4; i++ {
-		v := ymax * float64(i) / 4
+	if c.LogY {
+		lo, hi := math.Floor(math.Log10(ymin)), math.Ceil(math.Log10(ymax))
+		if hi == lo {
+			hi++
+		}
+		for e := lo; e <= hi; e++ {
+			ticks = append(ticks, math.Pow(10, e))
+		}
+		py = func(v float64) float64 { return y0 - (math.Log10(v)-lo)/(hi-lo)*ph }
+	} else {
+		ymax = niceCeil(ymax)
+		for i := 0; i <= 4; i++ {
+			ticks = append(ticks, ymax*float64(i)/4)
+		}
+	}
+	px := func(v float64) float64 { return x0 + (fx(v)-xmin)/(xmax-xmin)*pw }
+	// Gridlines and labels: the ticks on y; on x, each point's own value.
+	for _, v := range ticks {
 		fmt.Fprintf(b, `<line x1="%.1f" y1="%.1f" x2="%.1f" y2="%.1f" stroke="#ddd"/>`+"\n", x0, py(v), x0+pw, py(v))
 		fmt.Fprintf(b, `<text x="%.1f" y="%.1f" text-anchor="end">%s</text>`+"\n", x0-6, py(v)+4, label(v))
 	}
