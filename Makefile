@@ -9,7 +9,7 @@ SOAK     ?= 1h
 # apt-get as root, else through sudo.
 APT      := $(if $(filter 0,$(shell id -u)),,sudo) env DEBIAN_FRONTEND=noninteractive apt-get
 
-.PHONY: build run demo demo-backend test lint bench soak fuzz deps clean cluster-up cluster-down
+.PHONY: build run demo demo-backend test lint bench bench-compare soak fuzz deps clean cluster-up cluster-down
 
 ## build: the hub binary in bin/
 build:
@@ -66,6 +66,21 @@ bench: deps build
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 	$(GO) build -trimpath -o bin/hubbench ./cmd/hubbench
 	./bin/hubbench -start -redis -conns 2000 -channels 20 -rate 100 -duration 10s
+
+## bench-compare: imhub, Centrifugo and a bare program (the floor) under the
+## same load in turns, each with a Redis of its own, and their ratios
+## (BENCHMARKS.md); installs Centrifugo with the Go toolchain into
+## CENTRIFUGO_DIR the first time. COMPARE="-conns 5000 -duration 20s" for less
+CENTRIFUGO_VERSION ?= v6.9.1
+CENTRIFUGO_DIR ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/imhub/centrifugo/$(CENTRIFUGO_VERSION)
+COMPARE ?=
+bench-compare: build
+	@command -v redis-server >/dev/null || { $(APT) update && $(APT) install -y redis-server; }
+	@test -x $(CENTRIFUGO_DIR)/centrifugo || { echo "installing Centrifugo $(CENTRIFUGO_VERSION) into $(CENTRIFUGO_DIR)"; \
+	  GOBIN=$(CENTRIFUGO_DIR) $(GO) install github.com/centrifugal/centrifugo/v6@$(CENTRIFUGO_VERSION); }
+	$(GO) build -trimpath -o bin/hubbench ./cmd/hubbench
+	CENTRIFUGO_BIN=$(CENTRIFUGO_DIR)/centrifugo $(GO) test -tags centrifugo -count=1 -run '^TestCentrifugoTarget$$' ./cmd/hubbench
+	./bin/hubbench -preset compare -centrifugo-bin $(CENTRIFUGO_DIR)/centrifugo $(COMPARE)
 
 ## soak: two hubs and Redis under mixed traffic for SOAK (1h; SOAK=10m for
 ## less), Redis restarted on the way; fails if a hub's memory, goroutines or

@@ -42,6 +42,35 @@ type Config struct {
 	backendDown bool
 	SoakSample  time.Duration // soak: between samples (0: 10s)
 	SoakSmall   bool          // soak: a few clients of each kind only
+	// Target is the server under test: targetHub, targetCentrifugo, or
+	// targetFloor (a bare program inside hubbench, floor.go).
+	Target string
+	// CentrifugoBin is the Centrifugo binary -start runs for the
+	// centrifugo target.
+	CentrifugoBin string
+	// FrameBytes is the size of the floor's frames on the wire (0: about
+	// what the hub sends for a message of -payload bytes).
+	FrameBytes int
+	// Plot is where the scaling preset writes its SVG plot (and, beside
+	// it, the same figures as a Markdown table).
+	Plot string
+}
+
+// The servers hubbench can measure.
+const (
+	targetHub        = "imhub"
+	targetCentrifugo = "centrifugo"
+	targetFloor      = "floor"
+)
+
+// frameBytes is the floor's frame size: the hub's event frame for a
+// message text of -payload bytes is about this much larger than the text
+// (the envelope, the normalized event's fields, the WebSocket header).
+func (c Config) frameBytes() int {
+	if c.FrameBytes > 0 {
+		return c.FrameBytes
+	}
+	return c.Payload + 401
 }
 
 func defaultConfig() Config {
@@ -58,6 +87,7 @@ func defaultConfig() Config {
 		Sources:       1,
 		Probes:        1000,
 		drainLimit:    2 * time.Minute,
+		Target:        targetHub,
 	}
 }
 
@@ -92,6 +122,22 @@ var presets = map[string]func(*Config){
 	},
 	"max": func(c *Config) {
 		c.Conns, c.Channels, c.Rate, c.Publishers, c.Duration = 10000, 100, 200, 32, 10*time.Second
+	},
+	// The fanout load against the floor: a bare program inside hubbench
+	// that writes a prepared frame of the hub's size to each subscriber,
+	// one write(2) per delivery, and nothing else (floor.go).
+	"floor": func(c *Config) {
+		c.Target, c.Start, c.Conns, c.Channels, c.Rate, c.Duration = targetFloor, true, 10000, 100, 200, 30*time.Second
+	},
+	// imhub, Centrifugo and the floor in turns, the same load on each, and
+	// their ratios (compare.go): `make bench-compare`.
+	"compare": func(c *Config) {
+		c.Start, c.Redis, c.Conns, c.Channels, c.Rate, c.Duration = true, true, 10000, 100, 200, 30*time.Second
+	},
+	// CPU per delivery and p99 as connections and subscribers per channel
+	// grow (scaling.go), written as a table and an SVG plot to -plot.
+	"scaling": func(c *Config) {
+		c.Start, c.Redis, c.Duration = true, true, 20*time.Second
 	},
 }
 
@@ -132,6 +178,20 @@ func (c Config) validate() error {
 		return errors.New("-duration must be between 0 and 1h")
 	case c.Conns > 28000*c.Sources:
 		return errors.New("more connections than the source addresses have ports: raise -sources")
+	case c.Target != targetHub && c.Target != targetCentrifugo && c.Target != targetFloor:
+		return errors.New("-target must be imhub, centrifugo or floor")
+	case c.Target == targetFloor && !c.Start:
+		return errors.New("the floor runs inside hubbench: give -start")
+	case c.Target == targetFloor && (c.Forward || c.UserChannels):
+		return errors.New("the floor has group channels only: no -forward, no -user-channels")
+	case c.Target == targetCentrifugo && (c.Forward || c.Preset == "forward"):
+		return errors.New("forwarding is the hub's: not with -target centrifugo")
+	case c.Target == targetCentrifugo && c.Start && !c.Redis:
+		return errors.New("Centrifugo is measured with its Redis engine: give -redis")
+	case c.Preset == "compare" && (!c.Start || !c.Redis):
+		return errors.New("compare starts each server with a Redis of its own: give -start -redis")
+	case c.Preset == "scaling" && c.Plot == "":
+		return errors.New("scaling writes a plot: give -plot FILE.svg")
 	}
 	return nil
 }

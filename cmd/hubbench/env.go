@@ -28,6 +28,9 @@ type env struct {
 func setUp(ctx context.Context, cfg Config, progress io.Writer) (*env, error) {
 	e := &env{hub: strings.TrimSuffix(cfg.Hub, "/"), pid: cfg.HubPID}
 	if !cfg.Start {
+		if cfg.Target == targetCentrifugo {
+			return e, waitHealthy(ctx, e.hub+"/health")
+		}
 		return e, waitReady(ctx, e.hub)
 	}
 	dir, err := os.MkdirTemp("", "hubbench")
@@ -35,6 +38,12 @@ func setUp(ctx context.Context, cfg Config, progress io.Writer) (*env, error) {
 		return nil, err
 	}
 	e.dirs = append(e.dirs, dir)
+	switch cfg.Target {
+	case targetFloor:
+		return e, e.startFloor(ctx, cfg, progress)
+	case targetCentrifugo:
+		return e, e.startCentrifugo(ctx, cfg, dir, progress)
+	}
 	args := []string{"-apps", cfg.App + ":" + cfg.CallbackToken, "-jwt-secret", cfg.Secret,
 		"-max-conns", "1000000", "-max-conns-per-ip", "1000000", "-log-level", "warn", "-dedupe-window", "1m",
 		// Its own spool: the default one is the user's, and a hub run later
@@ -120,10 +129,50 @@ func startHub(ctx context.Context, bin string, args []string, logPath string) (*
 	return hub, url, nil
 }
 
+// startCentrifugo starts a redis-server and Centrifugo on it, as setUp
+// does the hub; tearDown stops them.
+func (e *env) startCentrifugo(ctx context.Context, cfg Config, dir string, progress io.Writer) error {
+	sock := filepath.Join(dir, "redis.sock")
+	redis, err := startRedisServer(ctx, dir, sock)
+	if err != nil {
+		e.tearDown()
+		return err
+	}
+	e.procs = append(e.procs, redis)
+	cmd, url, err := startCentrifugo(ctx, cfg.CentrifugoBin, dir, sock, cfg.Secret)
+	if err != nil {
+		e.tearDown()
+		return err
+	}
+	e.procs = append(e.procs, cmd)
+	e.hub, e.pid = url, cmd.Process.Pid
+	fmt.Fprintf(progress, "started centrifugo %s (pid %d, redis engine)\n", e.hub, e.pid)
+	return nil
+}
+
+// startFloor starts the floor server, hubbench itself in another process
+// (floor.go); tearDown stops it.
+func (e *env) startFloor(ctx context.Context, cfg Config, progress io.Writer) error {
+	cmd, addr, err := startFloorServer(ctx, cfg.frameBytes())
+	if err != nil {
+		e.tearDown()
+		return err
+	}
+	e.procs = append(e.procs, cmd)
+	e.hub, e.pid = "floor://"+addr, cmd.Process.Pid
+	fmt.Fprintf(progress, "started the floor %s (pid %d, frames of %d bytes)\n", addr, e.pid, cfg.frameBytes())
+	return nil
+}
+
 func waitReady(ctx context.Context, base string) error {
+	return waitHealthy(ctx, base+"/readyz")
+}
+
+// waitHealthy waits for url to answer 200.
+func waitHealthy(ctx context.Context, url string) error {
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, base+"/readyz", nil)
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 		resp, err := http.DefaultClient.Do(req)
 		if err == nil {
 			resp.Body.Close()
@@ -132,7 +181,7 @@ func waitReady(ctx context.Context, base string) error {
 			}
 		}
 		if time.Now().After(deadline) || ctx.Err() != nil {
-			return fmt.Errorf("hub at %s is not ready: %v", base, err)
+			return fmt.Errorf("%s does not answer 200: %v", url, err)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}

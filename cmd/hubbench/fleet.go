@@ -23,9 +23,11 @@ import (
 // its own with a reused buffer, finds the send time in each event and
 // records the latency in one of a few shared histograms.
 type fleet struct {
-	conns    []*wsClient
+	target   string
+	conns    []benchConn
 	received atomic.Int64 // events received once
 	repeats  atomic.Int64 // events received again, or out of order
+	wire     atomic.Int64 // bytes read, WebSocket headers included
 	hists    [32]struct {
 		mu sync.Mutex
 		h  *hdrhistogram.Histogram
@@ -41,19 +43,31 @@ func newFleet() *fleet {
 	return f
 }
 
+// benchConn is one client of any target.
+type benchConn interface {
+	// next returns the next message, valid until the next call.
+	next() ([]byte, error)
+	close() error
+	// wireBytes is the bytes the last message took on the wire.
+	wireBytes() int
+}
+
+func (c *wsClient) wireBytes() int { return c.wire }
+
 // connect opens cfg.Conns connections, each subscribed to its user channel
 // and to group G<i mod Channels>, spread over the source addresses.
 func connect(ctx context.Context, cfg Config, base string, progress io.Writer) (*fleet, time.Duration, error) {
 	f := newFleet()
+	f.target = cfg.Target
 	if cfg.Conns == 0 {
 		return f, 0, nil
 	}
-	host := strings.TrimPrefix(base, "http://")
+	host := strings.TrimPrefix(strings.TrimPrefix(base, "http://"), "floor://")
 	dialers := make([]*net.Dialer, cfg.Sources)
 	for i := range dialers {
 		dialers[i] = &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, byte(i+1))}, Timeout: 10 * time.Second}
 	}
-	f.conns = make([]*wsClient, cfg.Conns)
+	f.conns = make([]benchConn, cfg.Conns)
 	start := time.Now()
 	var (
 		next    atomic.Int64
@@ -67,7 +81,7 @@ func connect(ctx context.Context, cfg Config, base string, progress io.Writer) (
 				if i >= cfg.Conns || ctx.Err() != nil || failed.Load() != nil {
 					return
 				}
-				c, err := dial(ctx, cfg, host, dialers[i%len(dialers)], i)
+				c, err := dialTarget(ctx, cfg, host, dialers[i%len(dialers)], i)
 				if err != nil {
 					failed.CompareAndSwap(nil, fmt.Errorf("connection %d: %w", i, err))
 					return
@@ -99,6 +113,18 @@ func token(cfg Config, i int) string {
 	c.ExpiresAt = jwt.NewNumericDate(time.Now().Add(24 * time.Hour))
 	t, _ := auth.Mint([]byte(cfg.Secret), c)
 	return t
+}
+
+// dialTarget connects client i to the target and waits for its
+// subscriptions.
+func dialTarget(ctx context.Context, cfg Config, host string, d *net.Dialer, i int) (benchConn, error) {
+	switch cfg.Target {
+	case targetCentrifugo:
+		return dialCentrifugo(ctx, cfg, host, d, i)
+	case targetFloor:
+		return dialFloor(ctx, cfg, host, d, i)
+	}
+	return dial(ctx, cfg, host, d, i)
 }
 
 // dial connects client i and waits for its subscriptions.
@@ -155,8 +181,15 @@ func number(b []byte) int64 {
 
 // read counts each event frame and records its end-to-end latency, until
 // close closes the connection.
-func (f *fleet) read(c *wsClient, i int) {
-	h := &f.hists[i%len(f.hists)]
+func (f *fleet) read(c benchConn, i int) {
+	switch f.target {
+	case targetCentrifugo:
+		f.readCentrifugo(c.(*wsClient), i)
+		return
+	case targetFloor:
+		f.readFloor(c, i)
+		return
+	}
 	// Each channel is delivered in the order of its offsets: an offset not
 	// above the last of its channel is a repeat (or out of order), which
 	// would otherwise hide a loss in the count. (The message numbers the
@@ -168,6 +201,7 @@ func (f *fleet) read(c *wsClient, i int) {
 		if err != nil {
 			return
 		}
+		f.wire.Add(int64(c.wireBytes()))
 		at := bytes.Index(b, sentMarker)
 		if at < 0 {
 			continue
@@ -177,19 +211,75 @@ func (f *fleet) read(c *wsClient, i int) {
 		if bytes.Contains(b[:min(len(b), 40)], userFrame) {
 			last = &lastUser
 		}
+		off := int64(-1)
 		if k := bytes.Index(b, offMarker); k >= 0 {
-			off := number(b[k+len(offMarker):])
-			if off <= *last {
-				f.repeats.Add(1)
-				continue
-			}
-			*last = off
+			off = number(b[k+len(offMarker):])
 		}
-		lat := time.Now().UnixNano() - sent
-		f.received.Add(1)
-		h.mu.Lock()
-		_ = h.h.RecordValue(max(lat/1000, 1))
-		h.mu.Unlock()
+		f.record(i, sent, off, last)
+	}
+}
+
+// record counts one delivery sent at sent (unix ns) with offset off in its
+// channel (-1: none), last being the last offset of that channel.
+func (f *fleet) record(i int, sent, off int64, last *int64) {
+	if off >= 0 {
+		if off <= *last {
+			f.repeats.Add(1)
+			return
+		}
+		*last = off
+	}
+	lat := time.Now().UnixNano() - sent
+	f.received.Add(1)
+	h := &f.hists[i%len(f.hists)]
+	h.mu.Lock()
+	_ = h.h.RecordValue(max(lat/1000, 1))
+	h.mu.Unlock()
+}
+
+// readCentrifugo is read for Centrifugo's protocol: a message may hold
+// several replies, one a line, and the server's pings are answered.
+func (f *fleet) readCentrifugo(c *wsClient, i int) {
+	var lastGroup, lastUser int64
+	for {
+		b, err := c.next()
+		if err != nil {
+			return
+		}
+		f.wire.Add(int64(c.wireBytes()))
+		ping := false
+		cfLines(b, func(line []byte) {
+			if cfIsPing(line) {
+				ping = true
+				return
+			}
+			sent, off, user, ok := cfPub(line)
+			if !ok {
+				return
+			}
+			last := &lastGroup
+			if user {
+				last = &lastUser
+			}
+			f.record(i, sent, off, last)
+		})
+		if ping && c.write(opText, []byte("{}")) != nil {
+			return
+		}
+	}
+}
+
+// readFloor is read for the floor's fixed-size frames.
+func (f *fleet) readFloor(c benchConn, i int) {
+	var last int64
+	for {
+		b, err := c.next()
+		if err != nil {
+			return
+		}
+		f.wire.Add(int64(len(b)))
+		sent, off := floorFrame(b)
+		f.record(i, sent, off, &last)
 	}
 }
 

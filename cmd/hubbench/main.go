@@ -9,6 +9,10 @@
 //	hubbench -hub http://127.0.0.1:8080 -hub-pid 1234 -conns 2000 -channels 20 -rate 100
 //	hubbench -preset forward -start -redis         # what forwarding to the app's backend costs
 //	hubbench -preset soak -duration 10m            # two hubs and Redis under mixed traffic (soak.go)
+//	hubbench -preset fanout -start -redis -target centrifugo   # the same load against Centrifugo
+//	hubbench -preset floor                         # against a bare program: the machine's floor
+//	hubbench -preset compare                       # imhub, Centrifugo and the floor in turns, and ratios
+//	hubbench -preset scaling -plot scaling.svg     # cost as connections and fan-out grow
 //
 // It stops by itself after -duration; every loop in it is bounded.
 package main
@@ -28,6 +32,9 @@ import (
 )
 
 func main() {
+	if floorMain() {
+		return
+	}
 	cfg := defaultConfig()
 	// A preset sets the defaults of the flags; flags given still win.
 	if name := presetArg(os.Args[1:]); name != "" {
@@ -61,6 +68,10 @@ func main() {
 	flag.IntVar(&cfg.Probes, "probes", cfg.Probes, "forward preset: Before* callbacks timed through the hub, and as many straight to the backend")
 	flag.DurationVar(&cfg.SoakSample, "soak-sample", 0, "soak: time between samples of the hubs' resources (default 10s)")
 	flag.BoolVar(&cfg.SoakSmall, "soak-small", false, "soak: a few clients of each kind only")
+	flag.StringVar(&cfg.Target, "target", cfg.Target, "the server measured: imhub, centrifugo, or floor (a bare program inside hubbench)")
+	flag.StringVar(&cfg.CentrifugoBin, "centrifugo-bin", defaultCentrifugoBin(), "Centrifugo binary for -start -target centrifugo (make bench-compare installs it)")
+	flag.IntVar(&cfg.FrameBytes, "frame-bytes", cfg.FrameBytes, "floor: frame size on the wire (0: the hub's for -payload)")
+	flag.StringVar(&cfg.Plot, "plot", cfg.Plot, "scaling: write the SVG plot here (and the table beside it, .md)")
 	cpuProfile := flag.String("cpuprofile", "", "write the tool's own CPU profile to `file`")
 	flag.Parse()
 	if *cpuProfile != "" {
@@ -112,6 +123,12 @@ func run(ctx context.Context, cfg Config, out, progress *os.File) error {
 		ctx, cancel := context.WithTimeout(ctx, cfg.Duration+2*time.Minute)
 		defer cancel()
 		return runSoak(ctx, cfg, out, progress)
+	}
+	switch cfg.Preset {
+	case "compare":
+		return runCompare(ctx, cfg, out, progress)
+	case "scaling":
+		return runScaling(ctx, cfg, out, progress)
 	}
 	// Every run ends: the whole of it is bounded by its duration plus the
 	// time to connect, drain and measure.

@@ -15,6 +15,7 @@ import (
 // Result is one run's figures. Names are stable: scripts read the JSON.
 type Result struct {
 	Preset         string  `json:"preset"`
+	Target         string  `json:"target"`
 	Broker         string  `json:"broker"`
 	Conns          int     `json:"conns"`
 	Channels       int     `json:"channels"`
@@ -43,6 +44,12 @@ type Result struct {
 	GoroutinesEnd  int64   `json:"hub_goroutines_after"`
 	ToolCPU        float64 `json:"tool_cpu_seconds"`
 	Seconds        float64 `json:"seconds"`
+	// BytesPerDelivery is what the clients read per delivery, protocol
+	// headers included: the servers' frames should be of one size.
+	BytesPerDelivery float64 `json:"bytes_per_delivery"`
+	// RSSIdleKiB is the server's RSS per connection once every client
+	// is connected and subscribed, before any publishing.
+	RSSIdleKiB float64 `json:"rss_kib_per_idle_conn,omitempty"`
 	// With -forward: what the backend received of the callbacks the hub
 	// accepted, how fast, and how long after the last callback it had
 	// them all.
@@ -60,7 +67,7 @@ type Result struct {
 // measure connects the fleet, publishes for the duration, drains, and
 // reads the hub's cost.
 func measure(ctx context.Context, cfg Config, e *env, progress io.Writer) (*Result, error) {
-	res := &Result{Preset: cfg.Preset, Broker: brokerOf(cfg), Conns: cfg.Conns, Channels: cfg.Channels, TargetRate: cfg.Rate}
+	res := &Result{Preset: cfg.Preset, Target: cfg.Target, Broker: brokerOf(cfg), Conns: cfg.Conns, Channels: cfg.Channels, TargetRate: cfg.Rate}
 	_, res.HubRSSBefore, _ = procStats(e.pid)
 	res.GoroutinesIdle = goroutines(e.hub)
 	fmt.Fprintf(progress, "connecting %d clients over %d channels…\n", cfg.Conns, cfg.Channels)
@@ -84,13 +91,17 @@ func measure(ctx context.Context, cfg Config, e *env, progress io.Writer) (*Resu
 
 // step is one publishing period.
 type step struct {
-	rate              float64
-	acked, refused    int64
-	expected, got     int64
-	repeats           int64
-	seconds           float64
-	hubCPU, toolCPU   float64
-	rssLoaded         int64
+	rate            float64
+	acked, refused  int64
+	expected, got   int64
+	repeats         int64
+	seconds         float64
+	hubCPU, toolCPU float64
+	rssLoaded       int64
+	wire            int64 // bytes the clients read
+	// settle is how long after publishing ended the last delivery
+	// came (or the 5 s the drain waits).
+	settle            time.Duration
 	p50, p90, p99     float64
 	p999, max         float64
 	conns, connsAlive int
@@ -111,6 +122,9 @@ func (s step) fill(r *Result) {
 	r.DeliveriesPerS = float64(s.got) / s.seconds
 	r.P50ms, r.P90ms, r.P99ms, r.P999ms, r.Maxms = s.p50, s.p90, s.p99, s.p999, s.max
 	r.HubCPU, r.ToolCPU, r.HubRSSLoaded = s.hubCPU, s.toolCPU, s.rssLoaded
+	if s.got > 0 {
+		r.BytesPerDelivery = float64(s.wire) / float64(s.got)
+	}
 	if s.got > 0 {
 		r.HubCPUPerM = s.hubCPU / float64(s.got) * 1e6
 	}
@@ -135,7 +149,7 @@ func publishFor(ctx context.Context, cfg Config, e *env, f *fleet, rate float64,
 		fwd0 = e.backend.counts()
 	}
 	f.latency() // start clean
-	got0, rep0 := f.received.Load(), f.repeats.Load()
+	got0, rep0, wire0 := f.received.Load(), f.repeats.Load(), f.wire.Load()
 	cpu0, _, _ := procStats(e.pid)
 	tool0 := selfCPU()
 	start := time.Now()
@@ -178,17 +192,19 @@ func publishFor(ctx context.Context, cfg Config, e *env, f *fleet, rate float64,
 		drain, _ = e.backend.waitDrained(ctx, cfg.drainLimit)
 	}
 	// Drain: what was published arrives, or is lost.
-	deadline := time.Now().Add(5 * time.Second)
+	drainStart := time.Now()
+	deadline := drainStart.Add(5 * time.Second)
 	for f.received.Load()-got0 < p.expected.Load() && time.Now().Before(deadline) && ctx.Err() == nil {
 		time.Sleep(20 * time.Millisecond)
 	}
+	drained := time.Since(drainStart)
 	cpu1, rss, _ := procStats(e.pid)
 	h := f.latency()
 	s := step{
 		rate: rate, acked: p.acked.Load(), refused: p.refused.Load(), expected: p.expected.Load(),
 		got: f.received.Load() - got0, repeats: f.repeats.Load() - rep0, seconds: elapsed.Seconds(), hubCPU: cpu1 - cpu0, toolCPU: selfCPU() - tool0,
-		rssLoaded: rss,
-		p50:       ms(h.ValueAtQuantile(50)), p90: ms(h.ValueAtQuantile(90)), p99: ms(h.ValueAtQuantile(99)),
+		rssLoaded: rss, wire: f.wire.Load() - wire0, settle: drained,
+		p50: ms(h.ValueAtQuantile(50)), p90: ms(h.ValueAtQuantile(90)), p99: ms(h.ValueAtQuantile(99)),
 		p999: ms(h.ValueAtQuantile(99.9)), max: ms(h.Max()),
 	}
 	if e.backend != nil {
@@ -204,7 +220,7 @@ func ms(us int64) float64 { return float64(us) / 1000 }
 // findMax raises the rate by half each step, with the same clients, until
 // deliveries are lost or p99 passes 1s, and reports the last good step.
 func findMax(ctx context.Context, cfg Config, e *env, progress io.Writer) (*Result, error) {
-	res := &Result{Preset: cfg.Preset, Broker: brokerOf(cfg), Conns: cfg.Conns, Channels: cfg.Channels}
+	res := &Result{Preset: cfg.Preset, Target: cfg.Target, Broker: brokerOf(cfg), Conns: cfg.Conns, Channels: cfg.Channels}
 	_, res.HubRSSBefore, _ = procStats(e.pid)
 	res.GoroutinesIdle = goroutines(e.hub)
 	f, took, err := connect(ctx, cfg, e.hub, progress)
@@ -255,6 +271,8 @@ func findMax(ctx context.Context, cfg Config, e *env, progress io.Writer) (*Resu
 
 func brokerOf(cfg Config) string {
 	switch {
+	case cfg.Target == targetFloor:
+		return "none"
 	case !cfg.Start:
 		return "external"
 	case cfg.Redis:
@@ -284,7 +302,7 @@ func (r *Result) print(w io.Writer, jsonOnly bool) {
 	if !jsonOnly {
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 		row := func(k, format string, v ...any) { fmt.Fprintf(tw, "%s\t"+format+"\n", append([]any{k}, v...)...) }
-		row("scenario", "%s (%s broker)", orDash(r.Preset), r.Broker)
+		row("scenario", "%s against %s (%s broker)", orDash(r.Preset), r.Target, r.Broker)
 		row("connections", "%d over %d channels, connected in %.1fs", r.Conns, r.Channels, r.ConnectSeconds)
 		row("callbacks", "%d acked, %d refused, %.0f/s (target %.0f/s)", r.Published, r.Refused, r.CallbacksPerS, r.TargetRate)
 		row("deliveries", "%d of %d expected, %d lost, %d repeated, %.0f/s", r.Received, r.Expected, r.Lost, r.Repeats, r.DeliveriesPerS)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -66,6 +67,10 @@ func (p *publisher) run(ctx context.Context) {
 	var wg sync.WaitGroup
 	for range p.cfg.Publishers {
 		wg.Go(func() {
+			if p.cfg.Target == targetFloor {
+				p.runFloor(ctx, work)
+				return
+			}
 			for range work {
 				p.post(ctx)
 			}
@@ -108,7 +113,69 @@ func (p *publisher) run(ctx context.Context) {
 	}
 }
 
+// runFloor is one sender to the floor, on a connection of its own.
+func (p *publisher) runFloor(ctx context.Context, work <-chan struct{}) {
+	fp, err := dialFloorPublisher(ctx, strings.TrimPrefix(p.base, "floor://"))
+	if err == nil {
+		defer fp.conn.Close()
+	}
+	for range work {
+		seq := lastSeq.Add(1)
+		g := int64(0)
+		if p.cfg.Channels > 0 {
+			g = seq % int64(p.cfg.Channels)
+		}
+		if fp == nil || fp.publish(uint32(g), time.Now()) != nil {
+			p.refused.Add(1)
+			continue
+		}
+		p.acked.Add(1)
+		if p.subsOf != nil {
+			p.expected.Add(p.subsOf[g])
+		}
+	}
+}
+
+// postCentrifugo publishes the message through Centrifugo's HTTP API.
+func (p *publisher) postCentrifugo(ctx context.Context) {
+	seq := lastSeq.Add(1)
+	sent := time.Now()
+	_, _, channel, deliveries := p.callback(seq)
+	text := fmt.Sprintf("t=%d %s", sent.UnixNano(), p.pad)
+	group, _ := strings.CutPrefix(channel, "group:")
+	if strings.HasPrefix(channel, "user:") {
+		group = ""
+	}
+	body := cfPublishBody(cfChannel(channel), group, seq, text, sent)
+	req, err := http.NewRequestWithContext(context.WithoutCancel(ctx), http.MethodPost, p.base+"/api/publish", bytes.NewReader(body))
+	if err != nil {
+		return
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("X-API-Key", centrifugoAPIKey)
+	resp, err := p.client.Do(req)
+	if err != nil {
+		p.refused.Add(1)
+		return
+	}
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<16))
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || cfPublishOK(b) != nil {
+		p.refused.Add(1)
+		return
+	}
+	p.acked.Add(1)
+	p.expected.Add(deliveries)
+	if p.onAck != nil {
+		p.onAck(seq, channel, sent)
+	}
+}
+
 func (p *publisher) post(ctx context.Context) {
+	if p.cfg.Target == targetCentrifugo {
+		p.postCentrifugo(ctx)
+		return
+	}
 	seq := lastSeq.Add(1)
 	sent := time.Now()
 	cmd, body, channel, deliveries := p.callback(seq)

@@ -28,12 +28,21 @@ type wsClient struct {
 	// closeCode is the code of the close frame that ended the stream, 0
 	// before one came (or when the connection ended without one).
 	closeCode int
+	// wire is the bytes the last message took on the wire, headers
+	// included.
+	wire int
 
 	wmu sync.Mutex // writes: subscribe frames, pongs
 }
 
 // dialWS opens a WebSocket to ws://host/ws with token as the bearer token.
 func dialWS(ctx context.Context, d *net.Dialer, host, token string) (*wsClient, error) {
+	return dialWSPath(ctx, d, host, "/ws", token)
+}
+
+// dialWSPath opens a WebSocket to ws://host<path>, with token as the
+// bearer token unless it is empty.
+func dialWSPath(ctx context.Context, d *net.Dialer, host, path, token string) (*wsClient, error) {
 	conn, err := d.DialContext(ctx, "tcp", host)
 	if err != nil {
 		return nil, err
@@ -44,8 +53,12 @@ func dialWS(ctx context.Context, d *net.Dialer, host, token string) (*wsClient, 
 	var k [16]byte
 	_, _ = rand.Read(k[:])
 	key := base64.StdEncoding.EncodeToString(k[:])
-	req := "GET /ws HTTP/1.1\r\nHost: " + host + "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
-		"Sec-WebSocket-Key: " + key + "\r\nSec-WebSocket-Version: 13\r\nAuthorization: Bearer " + token + "\r\n\r\n"
+	req := "GET " + path + " HTTP/1.1\r\nHost: " + host + "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+		"Sec-WebSocket-Key: " + key + "\r\nSec-WebSocket-Version: 13\r\n"
+	if token != "" {
+		req += "Authorization: Bearer " + token + "\r\n"
+	}
+	req += "\r\n"
 	if _, err := io.WriteString(conn, req); err != nil {
 		conn.Close()
 		return nil, err
@@ -102,6 +115,7 @@ func (c *wsClient) write(op byte, p []byte) error {
 // call. Pings are answered on the way; a close frame ends the stream.
 func (c *wsClient) next() ([]byte, error) {
 	c.buf = c.buf[:0]
+	c.wire = 0
 	for {
 		var h [2]byte
 		if _, err := io.ReadFull(c.r, h[:]); err != nil {
@@ -112,14 +126,17 @@ func (c *wsClient) next() ([]byte, error) {
 			return nil, errors.New("masked frame from the server")
 		}
 		n := uint64(h[1] & 0x7f)
+		c.wire += 2
 		switch n {
 		case 126:
+			c.wire += 2
 			var b [2]byte
 			if _, err := io.ReadFull(c.r, b[:]); err != nil {
 				return nil, err
 			}
 			n = uint64(binary.BigEndian.Uint16(b[:]))
 		case 127:
+			c.wire += 8
 			var b [8]byte
 			if _, err := io.ReadFull(c.r, b[:]); err != nil {
 				return nil, err
@@ -147,6 +164,7 @@ func (c *wsClient) next() ([]byte, error) {
 			}
 			continue
 		}
+		c.wire += int(n)
 		start := len(c.buf)
 		c.buf = append(c.buf, make([]byte, n)...)
 		if _, err := io.ReadFull(c.r, c.buf[start:]); err != nil {

@@ -1,0 +1,225 @@
+package main
+
+// The compare preset: imhub, Centrifugo and the floor in turns, in one
+// run, the same load on each, and the ratios between them. Each server
+// gets a Redis of its own (the floor has no broker), and on each, with
+// the same clients:
+//
+//  1. load: cfg.Rate messages/s over cfg.Channels channels for
+//     cfg.Duration (10,000 connections, 100 channels, 200/s: 20,000
+//     deliveries/s);
+//  2. saturation: 32 senders as fast as the server answers them, for
+//     half of cfg.Duration; the deliveries/s that came, and the load
+//     tool's own CPU, which shares the machine;
+//  3. ingest, after the clients have gone: 64 senders, no subscribers,
+//     for half of cfg.Duration: imhub's signed callbacks/s against
+//     Centrifugo's publish API calls/s, each on its own Redis.
+//
+// Idle RSS per connection is read once every client is subscribed, before
+// any publishing.
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"time"
+)
+
+// compareSide is one server's figures.
+type compareSide struct {
+	Target  string  `json:"target"`
+	IdleKiB float64 `json:"rss_kib_per_idle_conn"`
+	Load    *Result `json:"load"`
+	Sat     *Result `json:"saturation"`
+	Ingest  *Result `json:"ingest,omitempty"`
+}
+
+func (c Config) compareBudget() time.Duration {
+	perTarget := 2*time.Minute + time.Duration(c.Conns)*4*time.Millisecond + 2*c.Duration
+	return 3 * perTarget
+}
+
+// runCompare measures each target in turn and prints the ratios.
+func runCompare(ctx context.Context, cfg Config, out, progress io.Writer) error {
+	ctx, cancel := context.WithTimeout(ctx, cfg.compareBudget())
+	defer cancel()
+	var sides []compareSide
+	for _, t := range []string{targetHub, targetCentrifugo, targetFloor} {
+		c := cfg
+		c.Target = t
+		if t == targetFloor {
+			c.Redis = false
+			// The floor's frames are the size of the hub's, as measured.
+			if c.FrameBytes == 0 && len(sides) > 0 && sides[0].Load.BytesPerDelivery > floorHeader {
+				c.FrameBytes = int(math.Round(sides[0].Load.BytesPerDelivery))
+			}
+		}
+		fmt.Fprintf(progress, "== %s\n", t)
+		side, err := compareOne(ctx, c, progress)
+		if err != nil {
+			return fmt.Errorf("%s: %w", t, err)
+		}
+		sides = append(sides, side)
+	}
+	if !cfg.JSONOnly {
+		printCompare(out, cfg, sides)
+	}
+	b, _ := json.Marshal(sides)
+	fmt.Fprintf(out, "%s\n", b)
+	return nil
+}
+
+func compareOne(ctx context.Context, cfg Config, progress io.Writer) (compareSide, error) {
+	side := compareSide{Target: cfg.Target}
+	e, err := setUp(ctx, cfg, progress)
+	if err != nil {
+		return side, err
+	}
+	defer e.tearDown()
+	_, rss0, _ := procStats(e.pid)
+	fmt.Fprintf(progress, "connecting %d clients over %d channels…\n", cfg.Conns, cfg.Channels)
+	f, took, err := connect(ctx, cfg, e.hub, progress)
+	if err != nil {
+		return side, err
+	}
+	defer f.close()
+	// Let the server settle before its idle memory is read.
+	time.Sleep(2 * time.Second)
+	_, rssIdle, _ := procStats(e.pid)
+	if cfg.Conns > 0 {
+		side.IdleKiB = float64(rssIdle-rss0) / float64(cfg.Conns) / 1024
+	}
+	result := func(c Config, s step) *Result {
+		r := &Result{Preset: "compare", Target: c.Target, Broker: brokerOf(c), Conns: c.Conns, Channels: c.Channels,
+			TargetRate: c.Rate, HubRSSBefore: rss0, ConnectSeconds: took.Seconds(), RSSIdleKiB: side.IdleKiB}
+		s.fill(r)
+		if s.settle > 0 && s.got > 0 {
+			// At saturation deliveries may still come after the last
+			// message is acknowledged: they count over the whole time.
+			r.DeliveriesPerS = float64(s.got) / (s.seconds + s.settle.Seconds())
+		}
+		return r
+	}
+	fmt.Fprintf(progress, "load: %.0f messages/s for %s\n", cfg.Rate, cfg.Duration)
+	s, err := publishFor(ctx, cfg, e, f, cfg.Rate, progress)
+	if err != nil {
+		return side, err
+	}
+	side.Load = result(cfg, s)
+	sat := cfg
+	sat.Publishers, sat.Duration = 32, cfg.Duration/2
+	fmt.Fprintf(progress, "saturation: %d senders as fast as answered for %s\n", sat.Publishers, sat.Duration)
+	s, err = publishFor(ctx, sat, e, f, 0, progress)
+	if err != nil {
+		return side, err
+	}
+	side.Sat = result(sat, s)
+	f.close()
+	if cfg.Target == targetFloor {
+		return side, nil
+	}
+	ing := cfg
+	ing.Conns, ing.Publishers, ing.Duration = 0, 64, cfg.Duration/2
+	fmt.Fprintf(progress, "ingest: %d senders, no subscribers, for %s\n", ing.Publishers, ing.Duration)
+	s, err = publishFor(ctx, ing, e, newFleet(), 0, progress)
+	if err != nil {
+		return side, err
+	}
+	side.Ingest = result(ing, s)
+	return side, nil
+}
+
+// compareRow is one figure of each side, and whether less is better.
+type compareRow struct {
+	name   string
+	unit   string
+	of     func(compareSide) (float64, bool)
+	digits int
+}
+
+func compareRows() []compareRow {
+	ld := func(f func(*Result) float64) func(compareSide) (float64, bool) {
+		return func(s compareSide) (float64, bool) { return f(s.Load), s.Load != nil }
+	}
+	st := func(f func(*Result) float64) func(compareSide) (float64, bool) {
+		return func(s compareSide) (float64, bool) { return f(s.Sat), s.Sat != nil }
+	}
+	return []compareRow{
+		{"load: deliveries/s", "", ld(func(r *Result) float64 { return r.DeliveriesPerS }), 0},
+		{"load: CPU per 10⁶ deliveries", "s", ld(func(r *Result) float64 { return r.HubCPUPerM }), 1},
+		{"load: p99 latency", "ms", ld(func(r *Result) float64 { return r.P99ms }), 1},
+		{"load: p50 latency", "ms", ld(func(r *Result) float64 { return r.P50ms }), 1},
+		{"load: loss", "%", ld(lossPercent), 4},
+		{"load: RSS per connection", "KiB", ld(func(r *Result) float64 { return r.RSSPerConnKiB }), 1},
+		{"idle: RSS per subscribed connection", "KiB", func(s compareSide) (float64, bool) { return s.IdleKiB, s.Load != nil }, 1},
+		{"bytes read per delivery", "B", ld(func(r *Result) float64 { return r.BytesPerDelivery }), 0},
+		{"saturation: deliveries/s", "", st(func(r *Result) float64 { return r.DeliveriesPerS }), 0},
+		{"saturation: CPU per 10⁶ deliveries", "s", st(func(r *Result) float64 { return r.HubCPUPerM }), 1},
+		{"saturation: p99 latency", "ms", st(func(r *Result) float64 { return r.P99ms }), 1},
+		{"saturation: loss", "%", st(lossPercent), 4},
+		{"saturation: server CPU share", "cores", st(func(r *Result) float64 { return r.HubCPU / r.Seconds }), 2},
+		{"saturation: load tool CPU share", "cores", st(func(r *Result) float64 { return r.ToolCPU / r.Seconds }), 2},
+		{"ingest: messages/s accepted (0 subscribers)", "", func(s compareSide) (float64, bool) {
+			if s.Ingest == nil {
+				return 0, false
+			}
+			return s.Ingest.CallbacksPerS, true
+		}, 0},
+		{"ingest: CPU per 10⁴ messages", "s", func(s compareSide) (float64, bool) {
+			if s.Ingest == nil || s.Ingest.Published == 0 {
+				return 0, false
+			}
+			return s.Ingest.HubCPU / float64(s.Ingest.Published) * 1e4, true
+		}, 2},
+	}
+}
+
+func lossPercent(r *Result) float64 {
+	if r.Expected == 0 {
+		return 0
+	}
+	return float64(r.Lost) / float64(r.Expected) * 100
+}
+
+// ratio is a/b as text, "—" when it has no meaning.
+func ratio(a, b float64, aok, bok bool) string {
+	switch {
+	case !aok || !bok:
+		return "—"
+	case a == 0 && b == 0:
+		return "="
+	case b == 0:
+		return "∞"
+	}
+	return fmt.Sprintf("%.2f", a/b)
+}
+
+// printCompare writes the figures of each side and the ratios as a
+// Markdown table, ready for BENCHMARKS.md.
+func printCompare(w io.Writer, cfg Config, sides []compareSide) {
+	by := map[string]compareSide{}
+	for _, s := range sides {
+		by[s.Target] = s
+	}
+	hub, cf, fl := by[targetHub], by[targetCentrifugo], by[targetFloor]
+	fmt.Fprintf(w, "\n%d connections, %d channels, %.0f messages/s (%.0f deliveries/s) for %s; saturation and ingest %s each\n\n",
+		cfg.Conns, cfg.Channels, cfg.Rate, cfg.Rate*float64(cfg.Conns)/float64(max(cfg.Channels, 1)), cfg.Duration, cfg.Duration/2)
+	fmt.Fprintln(w, "| figure | imhub | Centrifugo | floor | imhub / Centrifugo | imhub / floor |")
+	fmt.Fprintln(w, "|---|---|---|---|---|---|")
+	for _, r := range compareRows() {
+		h, hok := r.of(hub)
+		c, cok := r.of(cf)
+		f, fok := r.of(fl)
+		cell := func(v float64, ok bool) string {
+			if !ok {
+				return "—"
+			}
+			return fmt.Sprintf("%.*f %s", r.digits, v, r.unit)
+		}
+		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s |\n", r.name, cell(h, hok), cell(c, cok), cell(f, fok),
+			ratio(h, c, hok, cok), ratio(h, f, hok, fok))
+	}
+	fmt.Fprintln(w)
+}
