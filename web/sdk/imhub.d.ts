@@ -47,7 +47,7 @@ export interface HubOptions {
   pingInterval?: number;
   /** How long the hub may take to answer a connect, a ping or a request, ms (10000). */
   timeout?: number;
-  /** How long before exp a token is refreshed, ms (60000; a fifth of a shorter token's life). */
+  /** How long before exp a token is refreshed, ms (60000; half a shorter token's life). */
   refreshAhead?: number;
   /** Where offsets are kept across page reloads, such as sessionStorage. */
   persist?: OffsetStore;

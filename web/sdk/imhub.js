@@ -250,8 +250,8 @@ export class Hub extends Emitter {
         const exp = claims(t).exp * 1000;
         const now = this.#now();
         this.#token = t;
-        // Ahead of exp by a minute, or by a fifth of a short token's life.
-        this.#refreshAt = exp > 0 ? exp - Math.min(this.#o.refreshAhead, (exp - now) / 5) : Infinity;
+        // Ahead of exp by a minute, or by half a short token's life.
+        this.#refreshAt = exp > 0 ? exp - Math.min(this.#o.refreshAhead, (exp - now) / 2) : Infinity;
         return t;
       } finally {
         this.#tokenP = null;
@@ -281,6 +281,9 @@ export class Hub extends Emitter {
     // Handlers assigned, not added: whoever holds the socket can feed it.
     ws.onmessage = (m) => ws === this.#ws && this.#frame(m.data);
     ws.onclose = (e) => this.#gone(ws, e.code, e.reason);
+    // A failed connection is closed with 1006 after this, but not in
+    // every WebSocket (Node 20's fires no close).
+    ws.onerror = () => this.#gone(ws, 1006, 'connection failed');
   }
 
   // gone handles the end of connection ws: by the hub's close code, it
@@ -288,7 +291,7 @@ export class Hub extends Emitter {
   #gone(ws, code, reason, now) {
     if (ws !== this.#ws) return;
     this.#ws = null;
-    ws.onclose = ws.onmessage = null;
+    ws.onclose = ws.onmessage = ws.onerror = null;
     try {
       ws.close();
     } catch {
