@@ -256,7 +256,7 @@ func takeSocket(t *testing.T, ctx context.Context) {
     const ws = window.__sockets[window.__sockets.length - 1];
     for (const event of events) {
       n++;
-      ws.onmessage({ data: JSON.stringify({ op: 'event', channel: 'test:injected', offset: n + ':t', event }) });
+      ws.onmessage({ data: JSON.stringify({ op: 'event', channel: 'user:dashboard', offset: n + ':t', event }) });
     }
     return n;
   };
