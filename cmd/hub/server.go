@@ -108,7 +108,7 @@ func run(ctx context.Context, cfg Config, stdout io.Writer, log *slog.Logger) er
 		ClientBurst:    cfg.ClientBurst,
 		PingInterval:   cfg.PingInterval,
 		WriteTimeout:   cfg.WriteTimeout,
-		AllowedOrigins: cfg.AllowedOrigins,
+		AllowedOrigins: allowedOrigins(cfg),
 		Compression:    cfg.Compression,
 		Logger:         log,
 		Metrics:        hub.NewMetrics(reg),
@@ -144,7 +144,7 @@ func run(ctx context.Context, cfg Config, stdout io.Writer, log *slog.Logger) er
 	mux := http.NewServeMux()
 	mux.Handle("GET /ws", node)
 	if cfg.Dev {
-		mux.Handle("GET /dev/token", devTokenHandler(cfg, devSecret))
+		mux.Handle("GET /dev/token", devCORS(devTokenHandler(cfg, devSecret)))
 	}
 	cbMetrics := callback.NewMetrics(reg)
 	mux.Handle("/im/callback", callback.Allow(callback.AllowConfig{
