@@ -4,9 +4,13 @@ package browsertest
 
 import (
 	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/chromedp/chromedp"
@@ -50,4 +54,25 @@ func Screenshot(t *testing.T, ctx context.Context, name string) {
 	path := filepath.Join(t.ArtifactDir(), name+".png")
 	require.NoError(t, os.WriteFile(path, png, 0o644))
 	t.Logf("screenshot %s", path)
+}
+
+// SnippetPage serves the README's browser snippet (between the
+// readme-snippet markers of the README.md at readme) as a page of an
+// origin of its own, with the hub of `make run` replaced by hubAddr, and
+// returns the page's URL. The server stops when the test ends.
+func SnippetPage(t *testing.T, readme, hubAddr string) string {
+	t.Helper()
+	b, err := os.ReadFile(readme)
+	require.NoError(t, err)
+	_, rest, ok := strings.Cut(string(b), "<!-- readme-snippet -->\n```html\n")
+	require.True(t, ok, "%s has no readme-snippet block", readme)
+	snippet, _, ok := strings.Cut(rest, "```\n<!-- /readme-snippet -->")
+	require.True(t, ok, "%s: the readme-snippet block does not end", readme)
+	page := "<!doctype html><meta charset=utf-8><title>snippet</title>\n" + strings.ReplaceAll(snippet, "127.0.0.1:8080", hubAddr)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		_, _ = io.WriteString(w, page)
+	}))
+	t.Cleanup(srv.Close)
+	return srv.URL + "/page.html"
 }
