@@ -83,14 +83,21 @@ func setOffline(offline bool) chromedp.Action[chromedp.Void] {
 // front of three hubs, while signed callbacks flow at 50 a second: the
 // page's hub and another are killed with SIGKILL and started again, then
 // the page goes offline and online. At the end every acknowledged event
-// is on the page exactly once, in order.
+// is on the page exactly once, in order. In another tab, the README's
+// snippet shows the app channel through the same outages: every event
+// once, in order (consecutive offsets), no gap.
 func TestBrowserClientThroughOutages(t *testing.T) {
 	const token = "sdk-browser-callback-token"
 	const channels = 50
-	s := up(t, "CALLBACK_TOKEN="+token, "HUB_PING_INTERVAL=2s")
+	// History for the whole test on the app channel, which takes every
+	// callback.
+	s := up(t, "CALLBACK_TOKEN="+token, "HUB_PING_INTERVAL=2s", "HUB_HISTORY_SIZE=5000")
 	dir := strings.TrimPrefix(s.env[0], "CLUSTER_DIR=")
 
 	ctx := browsertest.Start(t)
+	snippet, closeSnippet := chromedp.NewContext(ctx)
+	defer closeSnippet()
+	require.NoError(t, chromedp.Do(snippet, chromedp.Navigate(browsertest.SnippetPage(t, "../../README.md", s.lb))))
 	require.NoError(t, chromedp.Do(ctx, chromedp.Navigate("http://"+s.lb+"/examples/chat-notify.html?user=sdkpage&group=S0")))
 	_, err := chromedp.Run(ctx, chromedp.Evaluate[bool](harness))
 	require.NoError(t, err)
@@ -174,7 +181,14 @@ func TestBrowserClientThroughOutages(t *testing.T) {
 	s.run("up") // starts the hubs that are not running
 	browsertest.Screenshot(t, ctx, "sdk-2-after-kills")
 
-	// Off the network and back.
+	// Off the network and back. Whether Chromium also cuts an open
+	// WebSocket varies; the client then finds it silent, or reconnects
+	// at once on the online event.
+	require.Eventually(t, func() bool {
+		st, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`window.harness.states.at(-1)`))
+		return strings.HasPrefix(st, "connected")
+	}, 15*time.Second, 50*time.Millisecond, "the page is connected again after the kills")
+	before := eval(`window.harness.states.length`)
 	require.NoError(t, chromedp.Do(ctx, setOffline(true)))
 	require.Eventually(t, func() bool { return eval(`navigator.onLine ? 1 : 0`) == 0 }, 5*time.Second, 50*time.Millisecond, "the page is offline")
 	time.Sleep(5 * time.Second) // beyond the client's ping interval and timeout
@@ -184,6 +198,9 @@ func TestBrowserClientThroughOutages(t *testing.T) {
 		st, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`window.harness.states.at(-1)`))
 		return strings.HasPrefix(st, "connected")
 	}, 15*time.Second, 50*time.Millisecond, "the page is connected again")
+	offline, err := chromedp.Run(ctx, chromedp.Evaluate[string](fmt.Sprintf(`window.harness.states.slice(%d).join(' → ')`, before)))
+	require.NoError(t, err)
+	t.Logf("offline and back, the client went: %q", offline)
 	time.Sleep(1500 * time.Millisecond)
 	close(stop)
 	posting.Wait()
@@ -232,4 +249,25 @@ func TestBrowserClientThroughOutages(t *testing.T) {
 	assert.Zero(t, gaps, "history covered every outage")
 	t.Logf("%d callbacks acknowledged in %v; the page's client went %s", total, took.Round(time.Second), states)
 	browsertest.Screenshot(t, ctx, "sdk-4-done")
+
+	// The snippet's page: newest first, "offset type from" a line.
+	var lines []string
+	require.Eventually(t, func() bool {
+		text, err := chromedp.Run(snippet, chromedp.Evaluate[string](`document.getElementById('log').textContent`))
+		require.NoError(t, err)
+		lines = strings.Split(strings.TrimSpace(text), "\n")
+		return strings.Count(text, "group.message.sent") >= total
+	}, 30*time.Second, 100*time.Millisecond, "the snippet shows every acknowledged event")
+	var prev int64
+	for i := len(lines) - 1; i >= 0; i-- {
+		off, _, ok := strings.Cut(lines[i], ":")
+		require.True(t, ok, "a line without an offset: %q", lines[i])
+		n, err := strconv.ParseInt(off, 10, 64)
+		require.NoError(t, err, "line %q", lines[i])
+		if prev > 0 {
+			require.Equal(t, prev+1, n, "the snippet shows each event of the app channel once, in order")
+		}
+		prev = n
+	}
+	browsertest.Screenshot(t, snippet, "sdk-5-readme-snippet")
 }
