@@ -85,9 +85,12 @@ function connect() {
     state.app = info.app || claims(state.token).app || '';
     state.node = info.node;
     if (!fwd.off) scheduleForward(0); // the panel needs the app: read now
+    // Live once the channels asked for are answered (the state event came
+    // first and found none waiting).
     state.waiting = new Set(state.channels);
     // The hub subscribes the connection to its user's channel itself.
     info.channels.forEach((ch) => watch(h.subscribe(ch)));
+    updateLive();
   });
   state.channels.forEach((ch) => watch(h.subscribe(ch)));
   h.connect();
