@@ -358,6 +358,7 @@ func printBanner(w io.Writer, addr string, cfg Config) {
 	fmt.Fprintf(w, `
 imhub is running in demo mode.
   dashboard   %[1]s/
+  client      %[1]s/sdk/imhub.js   (example: %[1]s/examples/chat-notify.html)
   websocket   %[3]s/ws   (token: %[1]s/dev/token?sub=jared)
   callbacks   %[1]s/im/callback?SdkAppid=%[2]s&CallbackCommand=…
   health      %[1]s/healthz  %[1]s/readyz  %[1]s/metrics
