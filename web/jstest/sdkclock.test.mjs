@@ -5,7 +5,7 @@
 // the hub's side of those exchanges is tested in sdk.test.mjs.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { AuthError, Hub, newer } from '../sdk/imhub.js';
+import { AuthError, Hub, HubError, TimeoutError, newer } from '../sdk/imhub.js';
 import { freePort, sleep, token, until } from './hubprocs.mjs';
 
 const TICK = 1000;
@@ -264,5 +264,27 @@ test('replayed events are delivered after the answer to since, each once, in ord
   assert.deepEqual(gaps, ['0:f']);
   assert.deepEqual(got.slice(-1), ['1:f']);
   assert.equal(sub.offset, '1:f');
+  hub.close();
+});
+
+test('a request waits for a connection, and is answered by id, refused with HubError, or given up with TimeoutError', async () => {
+  const { clock, hub } = held();
+  const early = hub.presence('group:A'); // before the connection: sent once connected
+  hub.connect();
+  const ws = await socket(1);
+  ws.open();
+  const asked = ws.sent.filter((f) => f.op === 'presence');
+  assert.deepEqual(asked.map((f) => f.channel), ['group:A']);
+  ws.recv({ op: 'presence', channel: 'group:A', users: { jared: 2 }, id: asked[0].id });
+  assert.deepEqual(await early, { jared: 2 });
+
+  const refused = hub.presence('group:B');
+  const b = ws.sent.at(-1);
+  ws.recv({ op: 'error', code: 'forbidden', message: 'not yours', channel: 'group:B', id: b.id });
+  await assert.rejects(refused, (e) => e instanceof HubError && !(e instanceof TimeoutError) && e.code === 'forbidden' && e.channel === 'group:B');
+
+  const unanswered = hub.presence('group:C');
+  clock.advance(10000 + 2 * TICK);
+  await assert.rejects(unanswered, (e) => e instanceof TimeoutError && e.code === 'timeout');
   hub.close();
 });
