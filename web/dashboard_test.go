@@ -10,7 +10,6 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -22,6 +21,7 @@ import (
 	"github.com/chromedp/chromedp"
 	"github.com/stretchr/testify/require"
 
+	"github.com/imhub/imhub/internal/browsertest"
 	"github.com/imhub/imhub/internal/hubtest"
 	"github.com/imhub/imhub/internal/redistest"
 )
@@ -31,31 +31,7 @@ func TestMain(m *testing.M) { hubtest.Main(m) }
 const secret = "dashboard-test-secret-dashboard-test"
 
 // browser starts headless Chromium, the Debian package, for the test.
-func browser(t *testing.T) context.Context {
-	t.Helper()
-	path := ""
-	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
-		if p, err := exec.LookPath(name); err == nil {
-			path = p
-			break
-		}
-	}
-	if path == "" {
-		t.Fatal("Chromium is not installed, so the dashboard cannot be tested: run `make test`, which installs it, or `apt-get install -y chromium`")
-	}
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(path),
-		chromedp.NoSandbox, // tests run as root in CI
-		chromedp.Flag("disable-gpu", true),
-		chromedp.Flag("disable-dev-shm-usage", true),
-		chromedp.WindowSize(1280, 900),
-	)
-	alloc, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	ctx, cancelCtx := chromedp.NewContext(alloc)
-	t.Cleanup(func() { cancelCtx(); cancelAlloc() })
-	require.NoError(t, chromedp.Do(ctx), "start Chromium")
-	return ctx
-}
+func browser(t *testing.T) context.Context { return browsertest.Start(t) }
 
 func freeAddr(t *testing.T) string {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -256,7 +232,7 @@ func takeSocket(t *testing.T, ctx context.Context) {
     const ws = window.__sockets[window.__sockets.length - 1];
     for (const event of events) {
       n++;
-      ws.onmessage({ data: JSON.stringify({ op: 'event', channel: 'test:injected', offset: n + ':t', event }) });
+      ws.onmessage({ data: JSON.stringify({ op: 'event', channel: 'user:dashboard', offset: n + ':t', event }) });
     }
     return n;
   };

@@ -111,8 +111,9 @@ func TestBinaryServesFromEnv(t *testing.T) {
 	}
 }
 
-// -dev prints where things are and a curl that works; at debug level the
-// published event is in the log.
+// -dev prints where things are (the browser client and its example
+// page among them) and a curl that works; at debug level the published
+// event is in the log.
 func TestBinaryDevBanner(t *testing.T) {
 	p := hubtest.Start(t, []string{"-dev", "-log-level", "debug"})
 	require.Eventually(t, func() bool { return strings.Contains(p.Stdout(), "curl ") }, 10*time.Second, 10*time.Millisecond)
@@ -125,6 +126,11 @@ func TestBinaryDevBanner(t *testing.T) {
 		}
 	}
 	require.Contains(t, curl, p.Addr, "the curl targets the address the hub listens on")
+	for _, path := range []string{"/sdk/imhub.js", "/examples/chat-notify.html"} {
+		require.Contains(t, p.Stdout(), p.URL(path), "the banner shows where the browser client is")
+		code, _ := p.Get(path)
+		assert.Equal(t, 200, code, path)
+	}
 	if _, err := exec.LookPath("curl"); err != nil {
 		t.Fatalf("curl is not installed, so the printed command cannot be checked: apt-get install -y curl")
 	}

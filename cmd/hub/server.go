@@ -108,7 +108,7 @@ func run(ctx context.Context, cfg Config, stdout io.Writer, log *slog.Logger) er
 		ClientBurst:    cfg.ClientBurst,
 		PingInterval:   cfg.PingInterval,
 		WriteTimeout:   cfg.WriteTimeout,
-		AllowedOrigins: cfg.AllowedOrigins,
+		AllowedOrigins: allowedOrigins(cfg),
 		Compression:    cfg.Compression,
 		Logger:         log,
 		Metrics:        hub.NewMetrics(reg),
@@ -144,7 +144,7 @@ func run(ctx context.Context, cfg Config, stdout io.Writer, log *slog.Logger) er
 	mux := http.NewServeMux()
 	mux.Handle("GET /ws", node)
 	if cfg.Dev {
-		mux.Handle("GET /dev/token", devTokenHandler(cfg, devSecret))
+		mux.Handle("GET /dev/token", devCORS(devTokenHandler(cfg, devSecret)))
 	}
 	cbMetrics := callback.NewMetrics(reg)
 	mux.Handle("/im/callback", callback.Allow(callback.AllowConfig{
@@ -358,6 +358,7 @@ func printBanner(w io.Writer, addr string, cfg Config) {
 	fmt.Fprintf(w, `
 imhub is running in demo mode.
   dashboard   %[1]s/
+  client      %[1]s/sdk/imhub.js   (example: %[1]s/examples/chat-notify.html)
   websocket   %[3]s/ws   (token: %[1]s/dev/token?sub=jared)
   callbacks   %[1]s/im/callback?SdkAppid=%[2]s&CallbackCommand=…
   health      %[1]s/healthz  %[1]s/readyz  %[1]s/metrics

@@ -1,7 +1,7 @@
 // Unit tests of the dashboard's rendering functions: node --test web/jstest
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { card, clock, element, esc, lastReadMs, matches, members, messageKeys, newer, presenceList, safeURL, shows, statusUser } from '../static/render.js';
+import { card, clock, element, esc, lastReadMs, matches, members, messageKeys, presenceList, safeURL, shows, statusUser } from '../static/render.js';
 
 test('esc escapes markup', () => {
   assert.equal(esc('<img src=x onerror="a">&\''), '&lt;img src=x onerror=&quot;a&quot;&gt;&amp;&#39;');
@@ -66,14 +66,6 @@ test('a recall finds the message it names', () => {
   const c2c = { type: 'c2c.message.sent', from: 'a', to: 'b', messages: [{ key: 'k1' }] };
   const withdraw = { type: 'c2c.message.recalled', from: 'a', to: 'b', messages: [{ key: 'k1' }] };
   assert.deepEqual(messageKeys(c2c), messageKeys(withdraw));
-});
-
-test('newer orders offsets within an epoch', () => {
-  assert.ok(newer('5:e', undefined));
-  assert.ok(newer('6:e', '5:e'));
-  assert.ok(!newer('5:e', '5:e'));
-  assert.ok(!newer('4:e', '10:e'));
-  assert.ok(newer('1:f', '9:e'), 'a new epoch');
 });
 
 test('clock shows the date only for another day', () => {

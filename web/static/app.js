@@ -1,6 +1,7 @@
 // The dashboard: one WebSocket to the hub, a capped list of recent events,
 // and a feed that shows the newest of those that pass the filters.
-import { TYPES, card, clock, messageKeys, newer, presenceList, shows } from './render.js';
+import { TYPES, card, clock, messageKeys, presenceList, shows } from './render.js';
+import { Hub } from './sdk/imhub.js';
 import { Presence, ReadIndex } from './track.js';
 import { forwardPanel, forwardReading, forwardView, parseMetrics } from './metrics.js';
 
@@ -11,12 +12,11 @@ const $ = (id) => document.getElementById(id);
 const state = {
   token: sessionStorage.getItem('imhub.token') || '',
   dev: false,
-  ws: null,
   admin: false,
   user: '',
   app: '', // the SdkAppid the hub says we are connected to
   channels: [], // channels asked for, besides the user's own
-  offsets: new Map(), // channel -> last offset seen, for since
+  watched: new Set(), // channels whose events the feed shows
   seen: new Set(), // event ids shown, so one on several channels shows once
   seenOrder: [],
   items: [], // newest first: {ev, key, recalled, read, ticked}
@@ -24,12 +24,7 @@ const state = {
   reads: new ReadIndex(), // sent messages, for the read receipts that tick them
   presence: new Presence(500), // user -> latest status
   waiting: new Set(), // subscriptions not yet answered
-  // Channels resubscribed with since: their live events until the answer
-  // are covered by the replay that follows it, so they are skipped.
-  replaying: new Set(),
   paused: false,
-  backoff: 0,
-  retry: null,
   counts: Object.fromEntries(Object.keys(TYPES).map((t) => [t, 0])),
   perSecond: new Array(60).fill(0),
   groups: new Map(), // group id -> times of recent events
@@ -57,9 +52,14 @@ function claims(token) {
   }
 }
 
+// The connection is the hub's client, imhub.js: it reconnects, refreshes
+// the token and resubscribes with since; the page only shows its state.
+let hub = null;
+
 function connect() {
-  clearTimeout(state.retry);
-  if (state.ws) state.ws.close(1000);
+  hub?.close();
+  hub = null;
+  state.watched = new Set();
   if (!state.token) {
     setStatus('idle', 'not connected: paste a token');
     return;
@@ -68,97 +68,70 @@ function connect() {
   state.admin = !!c.admin;
   if (state.admin && state.channels.length === 0) state.channels = ['app'];
   renderChannels();
-  const proto = location.protocol === 'https:' ? 'wss:' : 'ws:';
-  const ws = new WebSocket(`${proto}//${location.host}/ws?token=${encodeURIComponent(state.token)}`);
-  state.ws = ws;
-  setStatus('connecting', 'connecting…');
-  ws.onmessage = (m) => onFrame(JSON.parse(m.data));
-  ws.onclose = (e) => {
-    if (state.ws !== ws) return;
-    state.ws = null;
-    onClose(e.code, e.reason);
+  // The token on hand first; later ones (refresh, refusal) are minted by
+  // the hub in demo mode, else the pasted one is all there is.
+  let asked = false;
+  const getToken = async () => {
+    if (asked && state.dev) state.token = await devToken();
+    asked = true;
+    return state.token;
   };
+  const proto = location.protocol === 'https:' ? 'wss:' : 'ws:';
+  const h = new Hub(`${proto}//${location.host}/ws`, { getToken, maxDelay: 10000 });
+  hub = h;
+  h.on('state', (s) => h === hub && onState(s));
+  h.on('connected', (info) => {
+    state.user = info.user;
+    state.app = info.app || claims(state.token).app || '';
+    state.node = info.node;
+    if (!fwd.off) scheduleForward(0); // the panel needs the app: read now
+    // Live once the channels asked for are answered (the state event came
+    // first and found none waiting).
+    state.waiting = new Set(state.channels);
+    // The hub subscribes the connection to its user's channel itself.
+    info.channels.forEach((ch) => watch(h.subscribe(ch)));
+    updateLive();
+  });
+  state.channels.forEach((ch) => watch(h.subscribe(ch)));
+  h.connect();
 }
 
-async function onClose(code, reason) {
-  if (code === 4001) {
-    setStatus('failed', 'token refused: ' + (reason || 'invalid'));
-    return;
+function onState(s) {
+  if (s === 'connecting') setStatus('connecting', 'connecting…');
+  else if (s === 'connected') updateLive();
+  else if (s === 'disconnected') setStatus('reconnecting', 'reconnecting…');
+  else if (hub.error) {
+    const e = hub.error;
+    const why = { 4001: 'token refused: ', 4002: 'token expired: ', 4010: 'disconnected by the server: ' }[e.closeCode] || '';
+    setStatus('failed', why + (e.closeCode === 4002 && !state.dev ? 'paste a new one' : e.message));
   }
-  if (code === 4002) {
-    if (!state.dev) {
-      setStatus('failed', 'token expired: paste a new one');
-      return;
+}
+
+// watch shows a subscription's events in the feed.
+function watch(sub) {
+  const ch = sub.channel;
+  if (state.watched.has(ch)) return;
+  state.watched.add(ch);
+  sub.on('event', add);
+  sub.on('subscribed', () => {
+    state.waiting.delete(ch);
+    updateLive();
+  });
+  sub.on('gap', () => note(`Some events of ${ch} were missed: history did not reach back that far.`));
+  sub.on('error', (e) => {
+    state.waiting.delete(ch);
+    note(`${ch}: ${e.message} (${e.code})`);
+    if (!e.temporary) {
+      state.watched.delete(ch);
+      state.channels = state.channels.filter((c) => c !== ch);
+      renderChannels();
     }
-    try {
-      state.token = await devToken();
-    } catch {
-      /* retried below */
-    }
-  }
-  state.backoff = Math.min(Math.max(state.backoff * 2, 500), 10000);
-  const wait = code === 1012 ? 100 : state.backoff / 2 + Math.random() * state.backoff / 2;
-  setStatus('reconnecting', `reconnecting in ${Math.ceil(wait / 1000)} s…`);
-  state.retry = setTimeout(connect, wait);
-}
-
-function send(frame) {
-  if (state.ws && state.ws.readyState === WebSocket.OPEN) state.ws.send(JSON.stringify(frame));
-}
-
-function subscribe(channel) {
-  const since = state.offsets.get(channel);
-  state.waiting.add(channel);
-  if (since) state.replaying.add(channel);
-  send(since ? { op: 'subscribe', channel, since, id: channel } : { op: 'subscribe', channel, id: channel });
-}
-
-function onFrame(f) {
-  switch (f.op) {
-    case 'connected':
-      state.user = f.user;
-      state.app = f.app || claims(state.token).app || '';
-      if (!fwd.off) scheduleForward(0); // the panel needs the app: read now
-      state.backoff = 0;
-      state.node = f.node;
-      state.waiting = new Set();
-      state.replaying = new Set();
-      // Our own channel again with since, to recover what it missed.
-      if (state.offsets.has('user:' + f.user)) subscribe('user:' + f.user);
-      state.channels.forEach(subscribe);
-      updateLive();
-      break;
-    case 'subscribed':
-      // Our requests carry the channel as id; the hub's own subscription
-      // of the user's channel is answered without one.
-      if (f.id !== f.channel && state.waiting.has(f.channel)) return;
-      state.waiting.delete(f.channel);
-      state.replaying.delete(f.channel);
-      if (!state.offsets.has(f.channel) || f.recovered === false) state.offsets.set(f.channel, f.offset);
-      if (f.recovered === false) note(`Some events of ${f.channel} were missed: history did not reach back that far.`);
-      updateLive();
-      break;
-    case 'event':
-      if (state.replaying.has(f.channel)) return;
-      if (!newer(f.offset, state.offsets.get(f.channel))) return; // a replayed repeat
-      state.offsets.set(f.channel, f.offset);
-      add(f.event);
-      break;
-    case 'error':
-      state.waiting.delete(f.channel);
-      state.replaying.delete(f.channel);
-      note(`${f.channel ? f.channel + ': ' : ''}${f.message} (${f.code})`);
-      if (f.channel) {
-        state.channels = state.channels.filter((c) => c !== f.channel);
-        renderChannels();
-      }
-      updateLive();
-      break;
-  }
+    updateLive();
+  });
 }
 
 function updateLive() {
-  if (!state.ws) return;
+  if (hub?.state !== 'connected') return;
   if (state.waiting.size > 0) setStatus('connecting', `connected to ${state.node}, catching up…`);
   else setStatus('live', `live · ${state.node} · ${state.user}`);
 }
@@ -369,15 +342,15 @@ function init() {
     state.channels.push(c);
     $('channel').value = '';
     renderChannels();
-    subscribe(c);
+    if (hub) watch(hub.subscribe(c));
   });
   $('channel-list').addEventListener('click', (e) => {
     const c = e.target.dataset && e.target.dataset.channel;
     if (!c) return;
     const channel = decodeURIComponent(c);
     state.channels = state.channels.filter((x) => x !== channel);
-    state.offsets.delete(channel);
-    send({ op: 'unsubscribe', channel });
+    state.watched.delete(channel);
+    hub?.subscriptions().find((s) => s.channel === channel)?.unsubscribe();
     renderChannels();
   });
   $('filters').addEventListener('input', renderFeed);
@@ -432,6 +405,7 @@ function init() {
   });
 }
 
-// For tests and the curious: the page's state, read-only by convention.
-window.imhub = { state, clock, fwd };
+// For tests and the curious: the page's state, read-only by convention,
+// and its connection to the hub.
+window.imhub = { state, clock, fwd, get hub() { return hub; } };
 init();

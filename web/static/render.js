@@ -302,14 +302,6 @@ export function messageKeys(ev) {
   return ms.filter((m) => m.key).map((m) => `c|${m.key}`);
 }
 
-// newer reports whether offset a ("n:epoch") comes after b on one channel.
-export function newer(a, b) {
-  if (!b) return true;
-  const [na, ea] = a.split(':');
-  const [nb, eb] = b.split(':');
-  return ea !== eb || Number(na) > Number(nb);
-}
-
 // presenceList renders users' latest statuses (from Presence.recent), each
 // a button that filters the feed to that user.
 export function presenceList(entries) {

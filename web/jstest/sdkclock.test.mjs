@@ -1,0 +1,290 @@
+// The browser client's timing, with its clock, timers and randomness in
+// the test's hands: the backoff, the reaction to `online` and to sleep,
+// the pings. Connections that fail are real (a port nothing listens on);
+// where the test must speak for the hub, a socket it holds stands in, and
+// the hub's side of those exchanges is tested in sdk.test.mjs.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { AuthError, Hub, HubError, TimeoutError, newer } from '../sdk/imhub.js';
+import { freePort, sleep, token, until } from './hubprocs.mjs';
+
+const TICK = 1000;
+
+// Clock runs timers only when the test advances it.
+class Clock {
+  t = 1_700_000_000_000;
+  #timers = new Map();
+  #n = 0;
+  now = () => this.t;
+  setTimeout = (fn, ms) => {
+    this.#timers.set(++this.#n, { at: this.t + ms, ms, fn });
+    return this.#n;
+  };
+  clearTimeout = (id) => this.#timers.delete(id);
+
+  advance(ms) {
+    const end = this.t + ms;
+    for (;;) {
+      let id;
+      let next;
+      for (const [k, x] of this.#timers) if (x.at <= end && (!next || x.at < next.at)) [id, next] = [k, x];
+      if (!next) break;
+      this.#timers.delete(id);
+      this.t = Math.max(this.t, next.at);
+      next.fn();
+    }
+    this.t = end;
+  }
+
+  // waits lists the pending timers other than the once-a-second check.
+  waits() {
+    return [...this.#timers.values()].filter((x) => x.ms !== TICK).map((x) => x.ms);
+  }
+}
+
+// A socket the test answers for the hub.
+class Held {
+  static all = [];
+  readyState = 0;
+  sent = [];
+  constructor(url) {
+    this.url = url;
+    Held.all.push(this);
+  }
+  send(data) {
+    this.sent.push(JSON.parse(data));
+  }
+  close() {
+    this.readyState = 3;
+  }
+  open(user = 'u') {
+    this.readyState = 1;
+    this.recv({ op: 'connected', user, app: '1400000000', node: 'n1', channels: ['user:' + user] });
+  }
+  recv(f) {
+    this.onmessage?.({ data: JSON.stringify(f) });
+  }
+  drop(code, reason = '') {
+    this.readyState = 3;
+    this.onclose?.({ code, reason });
+  }
+}
+
+const tok = () => token('u');
+const flush = () => sleep(0);
+
+test('newer orders offsets within an epoch; another epoch is a new stream', () => {
+  assert.ok(newer('5:e', undefined));
+  assert.ok(newer('6:e', '5:e'));
+  assert.ok(!newer('5:e', '5:e'));
+  assert.ok(!newer('4:e', '10:e'), 'numbers, not strings');
+  assert.ok(newer('1:f', '9:e'), 'a new epoch');
+  assert.ok(newer('1:ab12', '0:run.1700000000000'), 'the first event after an empty channel');
+  assert.ok(!newer('3:a:b', '3:a:b'), 'an epoch with a colon');
+});
+
+test('backoff: each wait lies between minDelay and the doubling cap, set by the jitter', async () => {
+  const clock = new Clock();
+  const port = await freePort(); // nothing listens: each connection fails
+  const rs = [0, 0.5, 0.99, 0.25, 0.75, 0.1, 0.9];
+  let i = 0;
+  const hub = new Hub(`ws://127.0.0.1:${port}/ws`, {
+    getToken: tok, minDelay: 100, maxDelay: 3000, now: clock.now, setTimeout: clock.setTimeout, clearTimeout: clock.clearTimeout,
+    random: () => rs[i++ % rs.length],
+  });
+  const closes = [];
+  hub.on('disconnected', ({ code }) => closes.push(code));
+  hub.connect();
+  const waits = [];
+  for (let n = 1; n <= rs.length; n++) {
+    await until(() => clock.waits().length === 1, `retry ${n} to be scheduled`);
+    const [w] = clock.waits();
+    const cap = Math.min(3000, 100 * 2 ** n);
+    assert.ok(w >= 100 && w <= cap, `wait ${n} is ${w}, want 100..${cap}`);
+    assert.equal(w, 100 + rs[n - 1] * (cap - 100), `wait ${n} is set by the jitter`);
+    waits.push(w);
+    clock.advance(w);
+    await until(() => closes.length === n + 1, `connection ${n + 1} to fail`);
+  }
+  assert.equal(hub.state, 'disconnected');
+  assert.equal(Math.max(...waits), 100 + 0.9 * 2900, 'capped at maxDelay');
+  hub.close();
+  assert.deepEqual(clock.waits(), [], 'close cancels the retry');
+});
+
+test('online during a backoff reconnects at once, and starts no second loop', async () => {
+  const clock = new Clock();
+  const port = await freePort();
+  const window = new EventTarget();
+  let sockets = 0;
+  class Counted extends WebSocket {
+    constructor(url) {
+      super(url);
+      sockets++;
+    }
+  }
+  const hub = new Hub(`ws://127.0.0.1:${port}/ws`, {
+    getToken: tok, minDelay: 1000, maxDelay: 60000, now: clock.now, setTimeout: clock.setTimeout, clearTimeout: clock.clearTimeout,
+    random: () => 0.5, window, WebSocket: Counted,
+  });
+  let lost = 0;
+  hub.on('disconnected', () => lost++);
+  hub.connect();
+  await until(() => clock.waits().length === 1, 'a backoff');
+  assert.equal(sockets, 1);
+
+  window.dispatchEvent(new Event('online'));
+  assert.deepEqual(clock.waits(), [], 'the backoff was cancelled');
+  window.dispatchEvent(new Event('online')); // while connecting: nothing more
+  await until(() => sockets === 2, 'a connection at once');
+  await until(() => lost === 2 && clock.waits().length === 1, 'the new connection to fail');
+  assert.equal(sockets, 2);
+  assert.equal(clock.waits().length, 1, 'one loop: one retry pending');
+
+  // Long after the first backoff would have ended: still one loop.
+  clock.advance(clock.waits()[0]);
+  await until(() => lost === 3 && clock.waits().length === 1, 'the next retry');
+  assert.equal(sockets, 3);
+  hub.close();
+});
+
+function held(more = {}) {
+  const clock = new Clock();
+  Held.all = [];
+  const hub = new Hub('ws://hub.test/ws', {
+    getToken: tok, minDelay: 100, maxDelay: 1000, pingInterval: 25000, timeout: 10000,
+    now: clock.now, setTimeout: clock.setTimeout, clearTimeout: clock.clearTimeout, random: () => 0.5, WebSocket: Held, ...more,
+  });
+  return { clock, hub };
+}
+
+const socket = async (n) => {
+  await until(() => Held.all.length >= n, `socket ${n}`, 2000);
+  return Held.all[n - 1];
+};
+
+test('a silent connection is pinged after pingInterval and dropped when no answer comes within timeout', async () => {
+  const { clock, hub } = held();
+  hub.connect();
+  const ws = await socket(1);
+  ws.open();
+  clock.advance(24000);
+  assert.deepEqual(ws.sent.filter((f) => f.op === 'ping'), [], 'not yet silent');
+  clock.advance(2000);
+  assert.equal(ws.sent.filter((f) => f.op === 'ping').length, 1, 'pinged once silent for pingInterval');
+  ws.recv({ op: 'pong' });
+  clock.advance(20000);
+  assert.equal(hub.state, 'connected', 'the pong kept it');
+  clock.advance(6000); // silent again: a second ping, unanswered
+  assert.equal(ws.sent.filter((f) => f.op === 'ping').length, 2);
+  clock.advance(9000);
+  assert.equal(hub.state, 'connected');
+  const lost = [];
+  hub.on('disconnected', (d) => lost.push(d.code));
+  clock.advance(2000);
+  assert.deepEqual(lost, [1006], 'dead after pingInterval and timeout');
+  clock.advance(1000);
+  (await socket(2)).open();
+  assert.equal(hub.state, 'connected');
+  hub.close();
+});
+
+test('after sleep (the clock jumped), a connection silent too long is made again at once', async () => {
+  const document = Object.assign(new EventTarget(), { visibilityState: 'visible' });
+  const { clock, hub } = held({ document });
+  const lost = [];
+  hub.on('disconnected', (d) => lost.push(d.code));
+  hub.connect();
+  (await socket(1)).open();
+  clock.t += 10 * 60 * 1000; // the lid was closed; no timer ran
+  clock.advance(TICK);
+  assert.deepEqual(lost, [1006], 'dropped at the first check after waking');
+  clock.advance(100); // within minDelay
+  (await socket(2)).open();
+  assert.equal(hub.state, 'connected');
+
+  // Shown again soon after: the connection is only checked.
+  clock.advance(5000);
+  document.dispatchEvent(new Event('visibilitychange'));
+  const ws = Held.all[1];
+  assert.equal(ws.sent.filter((f) => f.op === 'ping').length, 1, 'checked with a ping');
+  assert.equal(Held.all.length, 2);
+  hub.close();
+});
+
+test('4010: the client stops and does not reconnect', async () => {
+  const { clock, hub } = held();
+  const errors = [];
+  hub.on('error', (e) => errors.push(e));
+  hub.connect();
+  const ws = await socket(1);
+  ws.open();
+  ws.drop(4010, 'disconnected by the server API');
+  assert.equal(hub.state, 'closed');
+  assert.ok(hub.error instanceof AuthError);
+  assert.equal(hub.error.code, 'disconnected');
+  assert.deepEqual(errors, [hub.error]);
+  clock.advance(120000);
+  await flush();
+  assert.equal(Held.all.length, 1);
+});
+
+test('replayed events are delivered after the answer to since, each once, in order', async () => {
+  const { clock, hub } = held();
+  const sub = hub.subscribe('group:G');
+  const got = [];
+  const gaps = [];
+  sub.on('event', (ev, offset) => got.push(offset));
+  sub.on('gap', (g) => gaps.push(g.offset));
+  hub.connect();
+  let ws = await socket(1);
+  ws.open();
+  const first = ws.sent.find((f) => f.op === 'subscribe' && f.channel === 'group:G');
+  assert.equal(first.since, undefined);
+  ws.recv({ op: 'subscribed', channel: 'group:G', offset: '2:e', id: first.id });
+  ws.recv({ op: 'event', channel: 'group:G', offset: '3:e', event: {} });
+  ws.recv({ op: 'event', channel: 'group:G', offset: '4:e', event: {} });
+  ws.drop(1006);
+  clock.advance(200);
+
+  ws = await socket(2);
+  ws.open();
+  const again = ws.sent.find((f) => f.op === 'subscribe' && f.channel === 'group:G');
+  assert.equal(again.since, '4:e', 'since the last event delivered');
+  ws.recv({ op: 'event', channel: 'group:G', offset: '7:e', event: {} }); // live, before the answer: replayed after it
+  ws.recv({ op: 'subscribed', channel: 'group:G', offset: '3:e', id: 999 }); // not the answer to ours
+  ws.recv({ op: 'subscribed', channel: 'group:G', offset: '6:e', recovered: true, id: again.id });
+  for (const o of ['4:e', '5:e', '6:e', '7:e', '7:e', '8:e']) ws.recv({ op: 'event', channel: 'group:G', offset: o, event: {} });
+  assert.deepEqual(got, ['3:e', '4:e', '5:e', '6:e', '7:e', '8:e']);
+  assert.deepEqual(gaps, []);
+
+  // The stream starts anew on the hub: a gap, then the new epoch.
+  ws.recv({ op: 'subscribed', channel: 'group:G', offset: '0:f', recovered: false });
+  ws.recv({ op: 'event', channel: 'group:G', offset: '1:f', event: {} });
+  assert.deepEqual(gaps, ['0:f']);
+  assert.deepEqual(got.slice(-1), ['1:f']);
+  assert.equal(sub.offset, '1:f');
+  hub.close();
+});
+
+test('a request waits for a connection, and is answered by id, refused with HubError, or given up with TimeoutError', async () => {
+  const { clock, hub } = held();
+  const early = hub.presence('group:A'); // before the connection: sent once connected
+  hub.connect();
+  const ws = await socket(1);
+  ws.open();
+  const asked = ws.sent.filter((f) => f.op === 'presence');
+  assert.deepEqual(asked.map((f) => f.channel), ['group:A']);
+  ws.recv({ op: 'presence', channel: 'group:A', users: { jared: 2 }, id: asked[0].id });
+  assert.deepEqual(await early, { jared: 2 });
+
+  const refused = hub.presence('group:B');
+  const b = ws.sent.at(-1);
+  ws.recv({ op: 'error', code: 'forbidden', message: 'not yours', channel: 'group:B', id: b.id });
+  await assert.rejects(refused, (e) => e instanceof HubError && !(e instanceof TimeoutError) && e.code === 'forbidden' && e.channel === 'group:B');
+
+  const unanswered = hub.presence('group:C');
+  clock.advance(10000 + 2 * TICK);
+  await assert.rejects(unanswered, (e) => e instanceof TimeoutError && e.code === 'timeout');
+  hub.close();
+});

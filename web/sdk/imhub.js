@@ -1,0 +1,507 @@
+// imhub.js: the browser client of imhub (PROTOCOL §7). One WebSocket to
+// the hub, kept up across node restarts, network changes and sleep, and
+// subscriptions that deliver each event once, in order, across reconnects.
+// One ES module, no dependencies, no build step.
+
+const TICK = 1000; // ms between checks of the connection's health
+
+// newer reports whether offset a ("n:epoch") comes after b on one channel:
+// a higher n in the same epoch, or any offset of another epoch (the stream
+// started anew; the hub says so with recovered:false first).
+export function newer(a, b) {
+  if (!b) return true;
+  const [na, ea] = cut(a);
+  const [nb, eb] = cut(b);
+  return ea !== eb || na > nb;
+}
+
+const cut = (o) => {
+  const i = o.indexOf(':');
+  return [Number(o.slice(0, i)), o.slice(i + 1)];
+};
+
+// claims reads a JWT's payload, unverified: only exp is needed, to refresh
+// the token before it runs out.
+function claims(token) {
+  try {
+    return JSON.parse(atob(token.split('.')[1].replace(/-/g, '+').replace(/_/g, '/')));
+  } catch {
+    return {};
+  }
+}
+
+/** An error the hub or the client reports; code says which. */
+export class HubError extends Error {
+  constructor(code, message, more) {
+    super(message);
+    this.name = new.target.name;
+    this.code = code;
+    Object.assign(this, more);
+  }
+}
+/** A token the hub refuses and a fresh one does not fix, or 4010. */
+export class AuthError extends HubError {}
+/** The hub did not answer in time. */
+export class TimeoutError extends HubError {}
+
+class Emitter {
+  #on = {};
+
+  /** on calls fn for each event of type; it returns a function that stops that. */
+  on(type, fn) {
+    (this.#on[type] ||= new Set()).add(fn);
+    return () => this.off(type, fn);
+  }
+
+  off(type, fn) {
+    this.#on[type]?.delete(fn);
+  }
+
+  _emit(type, ...args) {
+    for (const fn of this.#on[type] || []) {
+      // A listener that throws must not break delivery to the others, nor
+      // the client's own bookkeeping: its error is reported unhandled.
+      try {
+        fn(...args);
+      } catch (e) {
+        queueMicrotask(() => {
+          throw e;
+        });
+      }
+    }
+  }
+}
+
+/** One channel's stream of events; made by Hub.subscribe. */
+export class Subscription extends Emitter {
+  constructor(hub, channel, offset) {
+    super();
+    this.hub = hub;
+    this.channel = channel;
+    this.offset = offset; // of the last event delivered, or where the stream was joined
+    this._id = 0; // of our subscribe not yet answered
+    this._retry = 0; // when to subscribe again after a temporary refusal
+  }
+
+  /** unsubscribe stops the stream and forgets its offset. */
+  unsubscribe() {
+    this.hub._unsubscribe(this);
+  }
+}
+
+// Refusals of a subscription that asking again later may cure.
+const TEMPORARY = ['unavailable', 'rate_limited'];
+
+/** A connection to one hub. */
+export class Hub extends Emitter {
+  state = 'disconnected';
+  #o;
+  #url;
+  #ws = null;
+  #gen = 0; // bumped by every connect and close: stale callbacks compare it
+  #subs = new Map();
+  #reqs = new Map(); // id -> pending request
+  #id = 0;
+  #token = '';
+  #tokenP = null; // getToken in flight, shared by every caller
+  #refreshAt = Infinity;
+  #refreshing = false;
+  #authFailed = false; // the last connection was refused for its token
+  #attempt = 0; // reconnects since the last connected
+  #retry = null;
+  #timer = null;
+  #lastTick = 0;
+  #lastRecv = 0;
+  #pingAt = 0; // when our unanswered ping went out
+  #openedAt = 0;
+  #saved = {}; // offsets read from options.persist
+  #dirty = false;
+  #unlisten = [];
+
+  /**
+   * @param {string} url the hub's WebSocket URL, such as wss://hub.example.com/ws
+   * @param {object} options see imhub.d.ts
+   */
+  constructor(url, options) {
+    super();
+    if (!options || typeof options.getToken !== 'function') throw new TypeError('imhub: options.getToken is required');
+    const g = globalThis;
+    this.#url = url;
+    this.#o = {
+      minDelay: 500,
+      maxDelay: 20000,
+      pingInterval: 25000,
+      timeout: 10000,
+      refreshAhead: 60000,
+      persistKey: 'imhub:' + url,
+      now: () => Date.now(),
+      random: Math.random,
+      setTimeout: (fn, ms) => g.setTimeout(fn, ms),
+      clearTimeout: (t) => g.clearTimeout(t),
+      window: g.window,
+      document: g.document,
+      ...options,
+    };
+    try {
+      this.#saved = JSON.parse(this.#o.persist?.getItem(this.#o.persistKey)) || {};
+    } catch {
+      this.#saved = {};
+    }
+  }
+
+  /** subscribe returns the channel's subscription, made at the first call. */
+  subscribe(channel) {
+    let s = this.#subs.get(channel);
+    if (!s) {
+      s = new Subscription(this, channel, this.#saved[channel]);
+      this.#subs.set(channel, s);
+      this.#dirty = true;
+      if (this.state === 'connected') this.#subscribe(s);
+    }
+    return s;
+  }
+
+  /** subscriptions lists the channels subscribed. */
+  subscriptions() {
+    return [...this.#subs.values()];
+  }
+
+  /** presence resolves to who is connected to channel: user id -> connections. */
+  presence(channel) {
+    return this.#request({ op: 'presence', channel }).then((f) => f.users || {});
+  }
+
+  /** connect opens the connection, and keeps it open until close. */
+  connect() {
+    if (this.state === 'connecting' || this.state === 'connected' || this.#retry) return this;
+    const w = this.#o.window;
+    const d = this.#o.document;
+    const on = (t, type, fn) => {
+      if (!t?.addEventListener) return;
+      t.addEventListener(type, fn);
+      this.#unlisten.push(() => t.removeEventListener(type, fn));
+    };
+    if (!this.#unlisten.length) {
+      on(w, 'online', () => this.#wake(true));
+      on(d, 'visibilitychange', () => d.visibilityState === 'visible' ? this.#wake() : this.#save());
+      on(w, 'pagehide', () => this.#save());
+    }
+    this.#lastTick = this.#now();
+    this.#schedule();
+    this.#open();
+    return this;
+  }
+
+  /** close ends the connection for good (until connect is called again). */
+  close() {
+    this.#gen++;
+    this.#stop();
+    this.#save();
+    this.#unlisten.forEach((f) => f());
+    this.#unlisten = [];
+    const ws = this.#ws;
+    this.#ws = null;
+    ws?.close(1000);
+    for (const r of this.#reqs.values()) r.reject(new HubError('closed', 'the client was closed'));
+    this.#reqs.clear();
+    this.#set('closed');
+  }
+
+  _unsubscribe(s) {
+    if (this.#subs.get(s.channel) !== s) return;
+    this.#subs.delete(s.channel);
+    delete this.#saved[s.channel];
+    this.#dirty = true;
+    s._id = 0;
+    this.#send({ op: 'unsubscribe', channel: s.channel, id: ++this.#id });
+  }
+
+  #now() {
+    return this.#o.now();
+  }
+
+  #stop() {
+    this.#o.clearTimeout(this.#retry);
+    this.#o.clearTimeout(this.#timer);
+    this.#retry = this.#timer = null;
+  }
+
+  #set(state) {
+    if (this.state === state) return;
+    this.state = state;
+    this._emit('state', state);
+  }
+
+  #send(frame) {
+    const ws = this.#ws;
+    if (this.state !== 'connected' || ws?.readyState !== 1) return false;
+    ws.send(JSON.stringify(frame));
+    return true;
+  }
+
+  // token resolves to a token to connect or refresh with: the one on hand,
+  // unless fresh asks for another. Concurrent callers share one getToken.
+  #getToken(fresh) {
+    if (!fresh && this.#token) return Promise.resolve(this.#token);
+    return (this.#tokenP ||= (async () => {
+      try {
+        const t = await this.#o.getToken();
+        if (!t || typeof t !== 'string') throw new AuthError('no_token', 'getToken gave no token');
+        const exp = claims(t).exp * 1000;
+        const now = this.#now();
+        this.#token = t;
+        // Ahead of exp by a minute, or by half a short token's life.
+        this.#refreshAt = exp > 0 ? exp - Math.min(this.#o.refreshAhead, (exp - now) / 2) : Infinity;
+        return t;
+      } finally {
+        this.#tokenP = null;
+      }
+    })());
+  }
+
+  async #open() {
+    this.#o.clearTimeout(this.#retry);
+    this.#retry = null;
+    const gen = ++this.#gen;
+    this.#set('connecting');
+    let token;
+    try {
+      token = await this.#getToken(this.#authFailed || this.#now() >= this.#refreshAt);
+    } catch (e) {
+      if (gen !== this.#gen) return;
+      this._emit('error', e instanceof HubError ? e : new HubError('token', 'getToken failed: ' + e, { cause: e }));
+      return this.#again(false);
+    }
+    if (gen !== this.#gen) return;
+    const WS = this.#o.WebSocket || globalThis.WebSocket;
+    const ws = new WS(this.#url + (this.#url.includes('?') ? '&' : '?') + 'token=' + encodeURIComponent(token));
+    this.#ws = ws;
+    this.#openedAt = this.#lastRecv = this.#now();
+    this.#pingAt = 0;
+    // Handlers assigned, not added: whoever holds the socket can feed it.
+    ws.onmessage = (m) => ws === this.#ws && this.#frame(m.data);
+    ws.onclose = (e) => this.#gone(ws, e.code, e.reason);
+    // A failed connection is closed with 1006 after this, but not in
+    // every WebSocket (Node 20's fires no close).
+    ws.onerror = () => this.#gone(ws, 1006, 'connection failed');
+  }
+
+  // gone handles the end of connection ws: by the hub's close code, it
+  // reconnects after a backoff, at once with a fresh token, or never.
+  #gone(ws, code, reason, now) {
+    if (ws !== this.#ws) return;
+    this.#ws = null;
+    ws.onclose = ws.onmessage = ws.onerror = null;
+    try {
+      ws.close();
+    } catch {
+      /* already closing */
+    }
+    for (const s of this.#subs.values()) s._id = 0;
+    for (const r of this.#reqs.values()) r.sent = false;
+    this._emit('disconnected', { code, reason });
+    if (code === 4010) return this.#end(new AuthError('disconnected', reason || 'disconnected by the server', { closeCode: code }));
+    if (code === 4001 || code === 4002) {
+      if (this.#authFailed) {
+        return this.#end(new AuthError(code === 4001 ? 'token_invalid' : 'token_expired', reason || 'token refused', { closeCode: code }));
+      }
+      // Once more, with a fresh token; refused again, the client stops.
+      this.#authFailed = true;
+      now = true;
+    }
+    this.#again(now || code === 1012);
+  }
+
+  #end(err) {
+    this.error = err;
+    this._emit('error', err);
+    this.close();
+  }
+
+  // again schedules the next connection: soon when asked, else after a
+  // backoff whose bound doubles per attempt, with full jitter above
+  // minDelay, so that the clients of a node that died do not all return
+  // at once.
+  #again(soon) {
+    const o = this.#o;
+    this.#set('disconnected');
+    if (this.#retry) return;
+    const cap = Math.min(o.maxDelay, o.minDelay * 2 ** ++this.#attempt);
+    const delay = soon ? o.random() * o.minDelay : o.minDelay + o.random() * (cap - o.minDelay);
+    this.#retry = o.setTimeout(() => this.#open(), delay);
+  }
+
+  // wake checks the connection when the page may have slept or the
+  // network changed: a client waiting to reconnect does so now; a
+  // connection silent for longer than the hub waits for a client is
+  // dropped and made again; any other is pinged.
+  #wake(online) {
+    const t = this.#now();
+    if (this.state === 'disconnected' && this.#retry) return this.#open();
+    if (this.state !== 'connected') return;
+    if (t - this.#lastRecv > this.#o.pingInterval + this.#o.timeout) return this.#gone(this.#ws, 1006, 'asleep', true);
+    if (online || !this.#pingAt) this.#ping();
+  }
+
+  #ping() {
+    if (this.#send({ op: 'ping' })) this.#pingAt = this.#now();
+  }
+
+  #schedule() {
+    this.#timer = this.#o.setTimeout(() => this.#tick(), TICK);
+  }
+
+  // tick runs once a second while the client is open. Browsers do not
+  // show the hub's WebSocket pings to a page, so a silent connection is
+  // pinged with {"op":"ping"}, and dropped when the pong does not come.
+  #tick() {
+    const o = this.#o;
+    const t = this.#now();
+    const slept = t - this.#lastTick > TICK + 4000;
+    this.#lastTick = t;
+    if (slept) this.#wake();
+    if (this.state === 'connected') {
+      if (this.#pingAt && t - this.#pingAt > o.timeout) this.#gone(this.#ws, 1006, 'no answer to a ping');
+      else if (!this.#pingAt && t - this.#lastRecv >= o.pingInterval) this.#ping();
+      if (t >= this.#refreshAt) this.#refresh();
+      for (const s of this.#subs.values()) if (s._retry && t >= s._retry) this.#subscribe(s);
+    } else if (this.state === 'connecting' && this.#ws && t - this.#openedAt > o.timeout) {
+      this.#gone(this.#ws, 1006, 'no answer to connect');
+    }
+    for (const [id, r] of this.#reqs) {
+      if (t > r.until) {
+        this.#reqs.delete(id);
+        r.reject(new TimeoutError('timeout', `no answer to ${r.frame.op} within ${o.timeout} ms`));
+      }
+    }
+    if (this.#dirty) this.#save();
+    if (this.state !== 'closed') this.#schedule();
+  }
+
+  // refresh gets a fresh token ahead of exp and hands it to the hub in band.
+  async #refresh() {
+    if (this.#refreshing) return;
+    this.#refreshing = true;
+    try {
+      const t = await this.#getToken(true);
+      if (this.state === 'connected') await this.#request({ op: 'refresh', token: t });
+    } catch (e) {
+      // Tried again later; at exp the hub closes with 4002, and the client
+      // reconnects with a fresh token.
+      this.#refreshAt = this.#now() + this.#o.timeout;
+      this._emit('error', e);
+    } finally {
+      this.#refreshing = false;
+    }
+  }
+
+  #request(frame) {
+    return new Promise((resolve, reject) => {
+      const id = ++this.#id;
+      const r = { frame: { ...frame, id }, resolve, reject, until: this.#now() + this.#o.timeout, sent: false };
+      this.#reqs.set(id, r);
+      r.sent = this.#send(r.frame);
+    });
+  }
+
+  #subscribe(s) {
+    s._id = ++this.#id;
+    s._retry = 0;
+    this.#send(s.offset ? { op: 'subscribe', channel: s.channel, since: s.offset, id: s._id } : { op: 'subscribe', channel: s.channel, id: s._id });
+  }
+
+  #save() {
+    const p = this.#o.persist;
+    this.#dirty = false;
+    if (!p) return;
+    for (const s of this.#subs.values()) if (s.offset) this.#saved[s.channel] = s.offset;
+    try {
+      p.setItem(this.#o.persistKey, JSON.stringify(this.#saved));
+    } catch {
+      /* storage full or denied: offsets are kept in memory only */
+    }
+  }
+
+  #frame(data) {
+    this.#lastRecv = this.#now();
+    this.#pingAt = 0; // any frame shows the connection is alive
+    let f;
+    try {
+      f = JSON.parse(data);
+    } catch {
+      return;
+    }
+    const s = this.#subs.get(f.channel);
+    const r = f.id != null && this.#reqs.get(f.id);
+    if (r) {
+      this.#reqs.delete(f.id);
+      if (f.op === 'error') r.reject(new HubError(f.code, f.message, { channel: f.channel }));
+      else r.resolve(f);
+      return;
+    }
+    switch (f.op) {
+      case 'connected': {
+        Object.assign(this, { user: f.user, app: f.app, node: f.node });
+        this.#attempt = 0;
+        this.#authFailed = false;
+        // The hub subscribes the connection to the user's own channel by
+        // itself, and answers with a subscribed frame of its own: with an
+        // offset to continue from, we ask again with since.
+        const own = f.channels || [];
+        for (const c of own) this.subscribe(c);
+        this.#set('connected');
+        this._emit('connected', { user: f.user, app: f.app, node: f.node, channels: own });
+        for (const x of this.#subs.values()) if (x.offset || !own.includes(x.channel)) this.#subscribe(x);
+        for (const q of this.#reqs.values()) q.sent ||= this.#send(q.frame);
+        break;
+      }
+      case 'subscribed':
+        // While our subscribe is unanswered, only its answer counts.
+        if (!s || !this.#ours(s, f)) return;
+        s._id = 0;
+        if (f.recovered === false || !s.offset) {
+          s.offset = f.offset;
+          this.#dirty = true;
+        }
+        s._emit('subscribed', { offset: f.offset, recovered: f.recovered });
+        if (f.recovered === false) s._emit('gap', { offset: f.offset });
+        break;
+      case 'event':
+        // Events before the answer to a subscribe with since are replayed
+        // after it; those at or before the offset were delivered already.
+        if (!s || s._id || !newer(f.offset, s.offset)) return;
+        s.offset = f.offset;
+        this.#dirty = true;
+        s._emit('event', f.event, f.offset);
+        break;
+      case 'unsubscribed':
+        // Unasked: a refreshed token no longer grants the channel.
+        if (s && f.id == null) this.#fail(s, new HubError('forbidden', 'the token no longer grants ' + f.channel, { channel: f.channel }));
+        break;
+      case 'error':
+        if (!s) return this._emit('error', new HubError(f.code, f.message));
+        if (!this.#ours(s, f)) return;
+        s._id = 0;
+        if (TEMPORARY.includes(f.code)) {
+          s._retry = this.#now() + this.#o.minDelay * (2 + 2 * this.#o.random());
+          s._emit('error', new HubError(f.code, f.message, { channel: f.channel, temporary: true }));
+        } else {
+          this.#fail(s, new HubError(f.code, f.message, { channel: f.channel }));
+        }
+        break;
+    }
+  }
+
+  // ours says whether a subscribed or error frame answers s as it stands:
+  // the answer to its subscribe in flight, or, with none, the hub's own.
+  #ours(s, f) {
+    return f.id == null ? !s._id : f.id === s._id;
+  }
+
+  #fail(s, err) {
+    this.#subs.delete(s.channel);
+    delete this.#saved[s.channel];
+    this.#dirty = true;
+    s._emit('error', err);
+  }
+}
