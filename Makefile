@@ -48,8 +48,8 @@ cluster-down:
 	deploy/local/cluster.sh down
 
 # The client's tests need a WebSocket in node: Node 22 has one, Node 20
-# behind a flag.
-NODE_TEST := node $(shell node --experimental-websocket -e 0 >/dev/null 2>&1 && echo --experimental-websocket) --test
+# behind a flag. Evaluated when used, after deps has installed node.
+NODE_TEST = node $(shell node --experimental-websocket -e 0 >/dev/null 2>&1 && echo --experimental-websocket) --test --test-timeout=120000
 # tsc checks the client's type declarations; installed here, not globally.
 TSC := .cache/node/node_modules/.bin/tsc
 

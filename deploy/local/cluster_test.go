@@ -218,14 +218,7 @@ func rollingRestart(t *testing.T, s *stack) (acked [][]int64) {
 			case <-time.After(20 * time.Millisecond):
 			}
 			g := seq % groups
-			body := fmt.Sprintf(`{"GroupId":"G%d","From_Account":"x","MsgSeq":%d,"MsgBody":[]}`, g, seq)
-			resp, err := http.Post("http://"+s.lb+"/im/callback?SdkAppid=1400000000&CallbackCommand=Group.CallbackAfterSendMsg", "application/json", strings.NewReader(body))
-			if err != nil {
-				continue
-			}
-			_, _ = io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
+			if postGroupMessage(s.lb, "", fmt.Sprintf("G%d", g), seq) {
 				mu.Lock()
 				acked[g] = append(acked[g], seq)
 				mu.Unlock()
@@ -426,4 +419,24 @@ func TestForwardingToTheAppsBackend(t *testing.T) {
 
 	status, _ := post(t, s.lb, "", "Group.CallbackAfterSendMsg", `{"GroupId":"G1","MsgSeq":99,"MsgBody":[]}`)
 	assert.Equal(t, http.StatusUnauthorized, status, "an unsigned callback, the app having a token")
+}
+
+// postGroupMessage posts one group message callback of group with seq to
+// the load balancer at lb, signed with token unless it is empty, and
+// reports whether it was acknowledged.
+func postGroupMessage(lb, token, group string, seq int64) bool {
+	q := url.Values{"SdkAppid": {"1400000000"}, "CallbackCommand": {"Group.CallbackAfterSendMsg"}}
+	if token != "" {
+		rt := strconv.FormatInt(time.Now().Unix(), 10)
+		q.Set("RequestTime", rt)
+		q.Set("Sign", callback.Sign(token, rt))
+	}
+	body := fmt.Sprintf(`{"GroupId":%q,"From_Account":"x","MsgSeq":%d,"MsgBody":[]}`, group, seq)
+	resp, err := http.Post("http://"+lb+"/im/callback?"+q.Encode(), "application/json", strings.NewReader(body))
+	if err != nil {
+		return false
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode == http.StatusOK
 }

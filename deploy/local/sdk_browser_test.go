@@ -4,9 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
-	"net/http"
-	"net/url"
 	"os"
 	"strconv"
 	"strings"
@@ -21,7 +18,6 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/imhub/imhub/callback"
 	"github.com/imhub/imhub/internal/browsertest"
 )
 
@@ -128,17 +124,7 @@ func TestBrowserClientThroughOutages(t *testing.T) {
 			case <-tick.C:
 			}
 			g := seq % channels
-			rt := strconv.FormatInt(time.Now().Unix(), 10)
-			q := url.Values{"SdkAppid": {"1400000000"}, "CallbackCommand": {"Group.CallbackAfterSendMsg"}, "contenttype": {"json"},
-				"RequestTime": {rt}, "Sign": {callback.Sign(token, rt)}}
-			body := fmt.Sprintf(`{"GroupId":"S%d","From_Account":"x","MsgSeq":%d,"MsgBody":[]}`, g, seq)
-			resp, err := http.Post("http://"+s.lb+"/im/callback?"+q.Encode(), "application/json", strings.NewReader(body))
-			if err != nil {
-				continue
-			}
-			_, _ = io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
+			if postGroupMessage(s.lb, token, fmt.Sprintf("S%d", g), seq) {
 				mu.Lock()
 				acked[g] = append(acked[g], seq)
 				mu.Unlock()

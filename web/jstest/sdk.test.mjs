@@ -149,7 +149,9 @@ test('a token refused again after a fresh one: the client stops with AuthError a
 });
 
 test('an offset older than history: gap, then live events; offsets persist across a reload', async () => {
-  const p = await procs.hub({ redis, args: ['-history-size', '3'] });
+  // A history of 3 and no hold: a busy channel would otherwise keep the
+  // last 10 s of events whatever their number.
+  const p = await procs.hub({ redis, args: ['-history-size', '3', '-history-hold', '0'] });
   const store = new Map();
   const persist = { getItem: (k) => store.get(k) ?? null, setItem: (k, v) => store.set(k, v) };
   const getToken = () => token('reload', { groups: ['*'] });
