@@ -87,7 +87,14 @@ func (b *Bus) Run(ctx context.Context) error {
 		return nil
 	}
 	ps := b.cfg.Client.Subscribe(ctx, b.channel)
-	defer ps.Close()
+	// A blocked Receive does not see ctx end; closing ps ends it.
+	stopped := make(chan struct{})
+	defer func() { <-stopped }()
+	go func() {
+		defer close(stopped)
+		<-ctx.Done()
+		_ = ps.Close()
+	}()
 	first := true
 	for {
 		msg, err := ps.Receive(ctx)

@@ -33,6 +33,10 @@ type Config struct {
 	// wrote to it; live nodes refresh it every KeyTTL/3. It only bounds
 	// what dead nodes leave behind, which no answer counts [10m].
 	KeyTTL time.Duration
+	// Gather is how long the writer waits after a change for more, so
+	// that a session's connect and first subscribe, and a burst of
+	// connects, go out in one pipeline [5ms]. Nothing waits for it.
+	Gather time.Duration
 	// Logger receives state changes [slog.Default()].
 	Logger *slog.Logger
 }
@@ -48,6 +52,9 @@ func (c *Config) setDefaults() {
 		c.KeyTTL = 10 * time.Minute
 	}
 	c.KeyTTL = max(c.KeyTTL, 3*c.TTL)
+	if c.Gather <= 0 {
+		c.Gather = 5 * time.Millisecond
+	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
@@ -71,6 +78,9 @@ type Tracker struct {
 	// (renew), leaving the old one's fields to expire unseen.
 	dirty map[field]struct{}
 	renew bool
+	// renewed holds when this node last set the TTL of each hash it
+	// wrote: a write within KeyTTL/3 of that sends no PEXPIRE.
+	renewed map[string]time.Time
 	kick  chan struct{} // a write is wanted; capacity 1
 }
 
@@ -99,6 +109,7 @@ func New(cfg Config) *Tracker {
 		chans:    make(map[chanKey]map[string]int),
 		conns:    make(map[connKey]int),
 		dirty:    make(map[field]struct{}),
+		renewed:  make(map[string]time.Time),
 		kick:     make(chan struct{}, 1),
 	}
 }
@@ -315,6 +326,11 @@ func (t *Tracker) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		case <-t.kick:
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(t.cfg.Gather):
+			}
 		case <-retry:
 		case <-beat.C:
 			t.heartbeat(ctx)
@@ -378,6 +394,12 @@ func (t *Tracker) refreshKeys(ctx context.Context) error {
 			keys = append(keys, t.hashKey(k.app, userChannel(k.user)))
 		}
 	}
+	// Renewed now, all of them; hashes this node left are forgotten.
+	now := time.Now()
+	clear(t.renewed)
+	for _, k := range keys {
+		t.renewed[k] = now
+	}
 	t.mu.Unlock()
 	for len(keys) > 0 {
 		n := min(len(keys), maxBatch)
@@ -400,8 +422,9 @@ const maxBatch = 1000
 
 // hashWrite is what one flush writes to one hash.
 type hashWrite struct {
-	set []any    // field, count, ...
-	del []string // fields whose count fell to zero
+	set    []any    // field, count, ...
+	del    []string // fields whose count fell to zero
+	expire bool     // renew the hash's TTL
 }
 
 // flush writes the dirty counts, at most maxBatch hashes per pipeline:
@@ -442,11 +465,20 @@ func (t *Tracker) flush(ctx context.Context) error {
 				w.del = append(w.del, name)
 			}
 		}
+		now := time.Now()
+		for key, w := range batch {
+			if len(w.set) > 0 && now.Sub(t.renewed[key]) > t.cfg.KeyTTL/3 {
+				w.expire = true
+				t.renewed[key] = now
+			}
+		}
 		t.mu.Unlock()
 		_, err := t.cfg.Client.Pipelined(ctx, func(p redis.Pipeliner) error {
 			for key, w := range batch {
 				if len(w.set) > 0 {
 					p.HSet(ctx, key, w.set...)
+				}
+				if w.expire {
 					p.PExpire(ctx, key, t.cfg.KeyTTL)
 				}
 				if len(w.del) > 0 {
@@ -459,6 +491,11 @@ func (t *Tracker) flush(ctx context.Context) error {
 			t.mu.Lock()
 			for _, f := range taken {
 				t.markLocked(f)
+			}
+			for key, w := range batch {
+				if w.expire {
+					delete(t.renewed, key)
+				}
 			}
 			t.mu.Unlock()
 			return fmt.Errorf("write presence: %w", err)
