@@ -81,7 +81,7 @@ type Tracker struct {
 	// renewed holds when this node last set the TTL of each hash it
 	// wrote: a write within KeyTTL/3 of that sends no PEXPIRE.
 	renewed map[string]time.Time
-	kick  chan struct{} // a write is wanted; capacity 1
+	kick    chan struct{} // a write is wanted; capacity 1
 }
 
 type chanKey struct{ app, channel string }

@@ -91,7 +91,9 @@ func testAcrossNodes(t *testing.T, url string) {
 	// A leave.
 	b.Leave("1", "group:G1", "bob")
 	b.Disconnect("1", "bob")
-	require.Eventually(t, func() bool { return equal(users(t, a, "group:G1"), map[string]int{"ann": 3}) && conns(t, a, "bob") == 0 },
+	require.Eventually(t, func() bool {
+		return equal(users(t, a, "group:G1"), map[string]int{"ann": 3}) && conns(t, a, "bob") == 0
+	},
 		5*time.Second, 10*time.Millisecond)
 
 	// A clean stop: gone at once.
