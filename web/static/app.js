@@ -3,6 +3,7 @@
 import { TYPES, card, clock, messageKeys, newer, presenceList, shows } from './render.js';
 import { Presence, ReadIndex } from './track.js';
 import { forwardPanel, forwardReading, forwardView, parseMetrics } from './metrics.js';
+import './api.js'; // the server API panel, on its own
 
 const KEEP = 5000; // events kept in memory
 const SHOW = 500; // feed items in the page at most
