@@ -82,3 +82,33 @@ func (h *Hub) revoked(ctx context.Context, id *auth.Identity) bool {
 	defer cancel()
 	return h.cfg.Revocations.Revoked(ctx, id)
 }
+
+// CloseRevoked closes with 4010 every session whose token Revocations now
+// refuses, and returns how many. It is for a node that may have missed
+// revocations sent to it (its control channel was reconnected): what it
+// missed is still in Revocations.
+func (h *Hub) CloseRevoked(ctx context.Context) int {
+	if h.cfg.Revocations == nil {
+		return 0
+	}
+	h.sessMu.Lock()
+	list := make([]*Session, 0, len(h.sessions))
+	for s := range h.sessions {
+		list = append(list, s)
+	}
+	h.sessMu.Unlock()
+	n := 0
+	for _, s := range list {
+		if ctx.Err() != nil {
+			break
+		}
+		s.mu.Lock()
+		id, closed := s.id, s.closed
+		s.mu.Unlock()
+		if !closed && h.revoked(ctx, id) {
+			s.close(CloseDisconnected, "token revoked by the server API")
+			n++
+		}
+	}
+	return n
+}

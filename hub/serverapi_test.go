@@ -158,3 +158,20 @@ func TestRevokedTokens(t *testing.T) {
 	a.dial(t, fresh) // a later token is let in
 	assert.Equal(t, 0, a.h.Disconnect("1", "ann", cut, ""), "the fresh sessions stay")
 }
+
+// A node that may have missed revocations closes, when asked, every session
+// whose token they refuse, and no other.
+func TestCloseRevoked(t *testing.T) {
+	a := newAPIHub(t)
+	cut := time.Now().Truncate(time.Second)
+	old := a.dial(t, tokenAt(t, "ann", cut.Add(-time.Minute), false))
+	fresh := a.dial(t, tokenAt(t, "ann", cut.Add(time.Second), false))
+	bob := a.dial(t, tokenAt(t, "bob", cut.Add(-time.Minute), false))
+	a.revs.Remember("1", "ann", cut) // the command itself never came
+	assert.Equal(t, 1, a.h.CloseRevoked(context.Background()))
+	old.ExpectClose(hub.CloseDisconnected)
+	for _, c := range []*wstest.Conn{fresh, bob} {
+		c.Send(map[string]any{"op": "ping"})
+		c.ReadOp("pong")
+	}
+}

@@ -37,6 +37,9 @@ type BusConfig struct {
 	Prefix string
 	// Logger receives state changes [slog.Default()].
 	Logger *slog.Logger
+	// Resubscribed, when set, is called after the subscription was lost
+	// and made again: commands sent in between were not delivered.
+	Resubscribed func()
 }
 
 // Bus delivers commands to every node's handler.
@@ -118,7 +121,10 @@ func (b *Bus) Run(ctx context.Context) error {
 				first = false
 				close(b.ready)
 			} else {
-				b.cfg.Logger.Info("control channel subscribed again")
+				b.cfg.Logger.Info("control channel subscribed again; commands sent meanwhile were missed")
+				if b.cfg.Resubscribed != nil {
+					b.cfg.Resubscribed()
+				}
 			}
 		case *redis.Message:
 			var c Command

@@ -108,3 +108,40 @@ func testBus(t *testing.T, url string) {
 	defer mu.Unlock()
 	assert.Equal(t, cmd, got[2][0])
 }
+
+// The subscription lost and made again, the bus says so: commands sent in
+// between were missed.
+func TestBusResubscribed(t *testing.T) {
+	srv := redistest.Start(t)
+	c, err := broker.NewRedisClient(srv.URL(), "")
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = c.Close() })
+	again := make(chan struct{}, 1)
+	got := make(chan control.Command, 1)
+	b := control.NewBus(control.BusConfig{Client: c, Resubscribed: func() { again <- struct{}{} }}, func(cmd control.Command) { got <- cmd })
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { _ = b.Run(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+	rctx, rcancel := context.WithTimeout(ctx, 10*time.Second)
+	defer rcancel()
+	require.NoError(t, b.Ready(rctx))
+	select {
+	case <-again:
+		t.Fatal("Resubscribed on the first subscription")
+	default:
+	}
+	require.NoError(t, srv.Client().Do(ctx, "CLIENT", "KILL", "TYPE", "pubsub").Err())
+	select {
+	case <-again:
+	case <-rctx.Done():
+		t.Fatal("Resubscribed not called after the subscription connection was killed")
+	}
+	require.NoError(t, b.Publish(ctx, control.Command{Op: control.OpDisconnect, App: "1", User: "u"}))
+	select {
+	case cmd := <-got:
+		assert.Equal(t, "u", cmd.User, "delivered again")
+	case <-rctx.Done():
+		t.Fatal("no command after the resubscription")
+	}
+}
