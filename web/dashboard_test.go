@@ -621,7 +621,9 @@ func TestDashboardServerAPI(t *testing.T) {
 	require.Equal(t, "app", text("api-channel"))
 	// Subscribing to a channel watches it: nobody but the page is there.
 	require.NoError(t, chromedp.Do(ctx, chromedp.SendKeys(`#channel`, "group:G7"), chromedp.Click(`#channels button[type=submit]`)))
-	require.Eventually(t, func() bool { return text("api-channel") == "group:G7" && strings.Contains(text("api-presence"), "dashboard") },
+	require.Eventually(t, func() bool {
+		return text("api-channel") == "group:G7" && strings.Contains(text("api-presence"), "dashboard")
+	},
 		10*time.Second, 50*time.Millisecond, "presence of group:G7: %q %q", text("api-channel"), text("api-presence"))
 
 	require.NoError(t, chromedp.Do(ctx,
