@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/imhub/imhub/hub"
@@ -100,7 +101,7 @@ type serverAPI struct {
 
 // newServerAPI builds the parts; node is set later with setHub, as the
 // hub needs presence and revocations to be made.
-func newServerAPI(cfg Config, log *slog.Logger, pub api.Publisher) (*serverAPI, error) {
+func newServerAPI(cfg Config, log *slog.Logger, pub api.Publisher, reg prometheus.Registerer) (*serverAPI, error) {
 	s := &serverAPI{}
 	if cfg.Redis != "" {
 		c, err := broker.NewRedisClient(cfg.Redis, cfg.RedisCA)
@@ -133,6 +134,7 @@ func newServerAPI(cfg Config, log *slog.Logger, pub api.Publisher) (*serverAPI, 
 			Bus:         busFunc(func(ctx context.Context, c control.Command) error { return s.bus.Publish(ctx, c) }),
 			Revocations: s.revocations,
 			Logger:      log,
+			Metrics:     api.NewMetrics(reg),
 		})
 	}
 	return s, nil

@@ -100,7 +100,7 @@ func run(ctx context.Context, cfg Config, stdout io.Writer, log *slog.Logger) er
 	if cfg.Dev && len(cfg.API.Keys) == 0 {
 		cfg.API.Keys = []api.Key{{App: cfg.Apps[0].ID, Key: devAPIKey(devSecret)}}
 	}
-	sapi, err := newServerAPI(cfg, log, b)
+	sapi, err := newServerAPI(cfg, log, b, reg)
 	if err != nil {
 		return err
 	}

@@ -67,6 +67,8 @@ type Config struct {
 	Bus         Bus
 	Revocations Revocations
 	Logger      *slog.Logger
+	// Metrics, when set, counts requests.
+	Metrics *Metrics
 	// Now is the clock [time.Now].
 	Now func() time.Time
 }
@@ -107,7 +109,9 @@ func New(cfg Config) *Handler {
 }
 
 // ServeHTTP implements http.Handler.
-func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+func (h *Handler) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
+	w := &statusWriter{ResponseWriter: rw}
+	defer func() { h.cfg.Metrics.count(r.URL.Path, w.status) }()
 	// ServeMux answers a known path with the wrong method in plain text.
 	if _, pattern := h.mux.Handler(r); pattern == "/api/" {
 		for _, m := range []string{"POST /api/publish", "POST /api/disconnect", "POST /api/revoke", "GET /api/presence"} {

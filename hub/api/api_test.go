@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -33,6 +35,8 @@ type fixture struct {
 	presence *presence.Tracker
 	revs     *control.Revocations
 	commands []control.Command
+	reg      *prometheus.Registry
+	metrics  *api.Metrics
 }
 
 func newFixture(t *testing.T) *fixture {
@@ -41,7 +45,9 @@ func newFixture(t *testing.T) *fixture {
 		broker:   broker.NewMemory(broker.Config{DedupeWindow: time.Minute, HistorySize: 10, HistoryTTL: time.Minute}),
 		presence: presence.New(presence.Config{}),
 		revs:     control.NewRevocations(control.RevocationsConfig{MaxTTL: time.Hour}),
+		reg:      prometheus.NewRegistry(),
 	}
+	f.metrics = api.NewMetrics(f.reg)
 	bus := control.NewBus(control.BusConfig{}, func(c control.Command) { f.commands = append(f.commands, c) })
 	h := api.New(api.Config{
 		Keys:        []api.Key{{App: "100", Key: keyA}, {App: "200", Key: keyB}},
@@ -51,6 +57,7 @@ func newFixture(t *testing.T) *fixture {
 		Presence:    f.presence,
 		Bus:         bus,
 		Revocations: f.revs,
+		Metrics:     f.metrics,
 	})
 	f.srv = httptest.NewServer(h)
 	t.Cleanup(f.srv.Close)
@@ -135,6 +142,12 @@ func TestRejections(t *testing.T) {
 			assert.Zero(t, f.published(t, "user:jared"), "nothing published")
 			assert.Zero(t, f.published(t, "app"), "nothing published")
 			assert.Empty(t, f.commands, "no command sent")
+			call := strings.TrimPrefix(tc.path, "/api/")
+			call, _, _ = strings.Cut(call, "?")
+			if call == "kick" {
+				call = "other"
+			}
+			assert.Equal(t, 1.0, testutil.ToFloat64(f.metrics.Requests(call, tc.status)), "counted")
 		})
 	}
 }
