@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -33,6 +34,13 @@ type RevocationsConfig struct {
 	Now func() time.Time
 }
 
+// readTimeout bounds a connect's wait for its revocation; after a failed
+// read, Redis is not asked for awayFor.
+const (
+	readTimeout = time.Second
+	awayFor     = 5 * time.Second
+)
+
 // maxLocal bounds the revocations a node remembers in memory. Past it the
 // oldest are forgotten: with Redis they are still read from there.
 const maxLocal = 100000
@@ -41,6 +49,10 @@ const maxLocal = 100000
 // It implements hub.Revocations.
 type Revocations struct {
 	cfg RevocationsConfig
+	// away is until when (unix ns) Redis is taken to be away after a
+	// read failed: connects meanwhile go by memory, rather than each
+	// waiting for a dial to time out.
+	away atomic.Int64
 
 	mu    sync.Mutex
 	local map[userKey]revocation
@@ -160,15 +172,19 @@ func (r *Revocations) Revoked(ctx context.Context, id *auth.Identity) bool {
 	if ok && (e.until.IsZero() || e.until.After(now)) && hub.IssuedBefore(id, e.before) {
 		return true
 	}
-	if r.cfg.Client == nil {
+	if r.cfg.Client == nil || now.UnixNano() < r.away.Load() {
 		return false
 	}
+	ctx, cancel := context.WithTimeout(ctx, readTimeout)
+	defer cancel()
 	v, err := r.cfg.Client.Get(ctx, r.key(id.App, id.User)).Result()
 	if err == redis.Nil {
 		return false
 	}
 	if err != nil {
-		r.cfg.Logger.Warn("revocation not read from redis: token let in", "app", id.App, "err", err)
+		r.away.Store(now.Add(awayFor).UnixNano())
+		r.cfg.Logger.Warn("revocations not readable from redis: tokens let in, by what this node remembers, for a while",
+			"for", awayFor, "err", err)
 		return false
 	}
 	sec, err := strconv.ParseInt(v, 10, 64)
