@@ -62,7 +62,7 @@ func TestServerAPIMultiNodeRedisCluster(t *testing.T) {
 // presence TTL.
 func testServerAPI(t *testing.T, url string) {
 	const ttl = 3 * time.Second
-	nodes := startNodes(t, url, 3, "-api-keys", "100:"+apiKey, "-presence-ttl", ttl.String(), "-drain", "500ms")
+	nodes := startNodes(t, url, 3, "-api-keys", "100:"+apiKey, "-presence-ttl", ttl.String(), "-drain", "500ms", "-log-level", "debug")
 	ctx := context.Background()
 	api := func(i int) *apiclient.Client { return apiclient.New(nodes[i].URL(""), "100", apiKey) }
 	now := time.Now()
@@ -177,4 +177,7 @@ func testServerAPI(t *testing.T, url string) {
 	n, err = api(0).Connections(ctx, "ann")
 	require.NoError(t, err)
 	assert.Zero(t, n, "ann's fresh session was on the killed node")
+	for _, p := range nodes {
+		assert.NotContains(t, p.Stderr()+p.Stdout(), apiKey, "the API key is never logged")
+	}
 }
