@@ -6,4 +6,10 @@
 // http.Handler of GET /ws. Each connection is a [Session] with a bounded
 // send queue and one writer goroutine; a node holds one broker subscription
 // per channel in use, counted over its sessions. Start with [New].
+//
+// For the server API (PROTOCOL §6) a hub tells its [Presence] of every
+// session and subscription and answers the presence op from it
+// (presence.go), asks its [Revocations] about each token at connect and
+// on refresh, and closes a user's sessions with 4010 on [Hub.Disconnect]
+// (revoke.go).
 package hub

@@ -88,9 +88,26 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// ping timers, which only its run stops.
 	s = newSession(h, conn, hj.conn, id)
 	h.sessions[s] = struct{}{}
+	h.addUserLocked(s, userKey{s.app, s.user})
 	h.wg.Add(1)
 	h.sessMu.Unlock()
+	// Asked once the session is in the index, so that a revocation taken
+	// meanwhile either is seen here or finds the session to close.
+	if h.revoked(r.Context(), id) {
+		h.sessMu.Lock()
+		delete(h.sessions, s)
+		h.removeUserLocked(s, userKey{s.app, s.user})
+		h.sessMu.Unlock()
+		s.expires.Stop()
+		s.pinger.Stop()
+		release()
+		h.m.authFailures.WithLabelValues("revoked").Inc()
+		h.refuse(conn, hj.conn, CloseInvalidToken, "token revoked")
+		h.wg.Done()
+		return
+	}
 	h.m.connections.Inc()
+	h.cfg.Presence.Connect(s.app, s.user)
 	// The session runs on a goroutine of its own, owned by the hub (Drain
 	// ends it, h.wg waits for it): returning frees the HTTP request and
 	// the deep stack of the server's connection goroutine.
@@ -98,7 +115,9 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		defer func() {
 			h.sessMu.Lock()
 			delete(h.sessions, s)
+			h.removeUserLocked(s, userKey{s.app, s.user})
 			h.sessMu.Unlock()
+			h.cfg.Presence.Disconnect(s.app, s.user)
 			h.m.connections.Dec()
 			release()
 			h.wg.Done()

@@ -60,6 +60,12 @@ type Config struct {
 	AllowedOrigins []string
 	// Compression offers permessage-deflate to clients that ask for it.
 	Compression bool
+	// Presence is told of every session and subscription and answers the
+	// presence op [none: nobody is present].
+	Presence Presence
+	// Revocations, when set, refuses revoked tokens at connect (4001) and
+	// on refresh.
+	Revocations Revocations
 	Logger      *slog.Logger
 	Metrics     *Metrics
 }
@@ -107,6 +113,9 @@ func (c *Config) setDefaults() {
 	if c.Metrics == nil {
 		c.Metrics = nopMetrics()
 	}
+	if c.Presence == nil {
+		c.Presence = nopPresence{}
+	}
 }
 
 // nShards spreads channels over independently locked maps, so fan-out on
@@ -131,7 +140,8 @@ type Hub struct {
 
 	sessMu   sync.Mutex
 	sessions map[*Session]struct{}
-	wg       sync.WaitGroup // one per session
+	users    map[userKey]map[*Session]struct{} // the sessions by user, for Disconnect
+	wg       sync.WaitGroup                    // one per session
 }
 
 type chanKey struct{ app, channel string }
@@ -163,6 +173,7 @@ func New(cfg Config, b broker.Broker, v *auth.Verifier) *Hub {
 		m:        cfg.Metrics,
 		seed:     maphash.MakeSeed(),
 		sessions: make(map[*Session]struct{}),
+		users:    make(map[userKey]map[*Session]struct{}),
 		perAddr:  addrLimit{max: cfg.MaxConnsPerIP},
 	}
 	for i := range h.shards {
@@ -250,6 +261,7 @@ func (h *Hub) join(ctx context.Context, s *Session, sub *subscription) error {
 	sh.mu.Unlock()
 	h.m.subscriptions.Inc()
 	if live {
+		h.cfg.Presence.Join(k.app, k.channel, s.user)
 		return nil
 	}
 	err := h.broker.Subscribe(ctx, k.app, k.channel)
@@ -258,6 +270,7 @@ func (h *Hub) join(ctx context.Context, s *Session, sub *subscription) error {
 		ch.live = true
 		sh.mu.Unlock()
 		h.m.channels.Inc()
+		h.cfg.Presence.Join(k.app, k.channel, s.user)
 		return nil
 	}
 	sh.mu.Unlock()
@@ -292,7 +305,11 @@ func (h *Hub) leave(s *Session, sub *subscription) {
 	sh := h.shard(k)
 	sh.op.Lock()
 	defer sh.op.Unlock()
-	if ch, empty := h.remove(sh, k, s, sub); empty && ch.live {
+	ch, empty := h.remove(sh, k, s, sub)
+	if ch != nil {
+		h.cfg.Presence.Leave(k.app, k.channel, s.user)
+	}
+	if empty && ch.live {
 		h.m.channels.Dec()
 		h.unsubscribeBroker(k)
 	}

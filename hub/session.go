@@ -27,6 +27,7 @@ type Session struct {
 	conn *websocket.Conn
 	raw  *wsConn // under conn: batches the session's writes
 	app  string  // fixed for the session's life; refresh may not change it
+	user string  // likewise
 
 	lastRead atomic.Int64 // unix nanoseconds of the last frame received
 	// budget is charged by the reader, and by the library's read of the
@@ -63,6 +64,7 @@ func newSession(h *Hub, conn *websocket.Conn, raw *wsConn, id *auth.Identity) *S
 		conn: conn,
 		raw:  raw,
 		app:  id.App,
+		user: id.User,
 		id:   id,
 		subs: make(map[string]*subscription),
 	}
@@ -338,6 +340,8 @@ func (s *Session) handle(ctx context.Context, data []byte, refused bool) bool {
 		s.refresh(f)
 	case "ping":
 		s.reply(serverFrame{Op: "pong", ID: f.ID})
+	case "presence":
+		s.presence(ctx, f)
 	case "":
 		s.fail(f.ID, f.Channel, CodeBadRequest, "op is required")
 	default:
@@ -504,13 +508,17 @@ func (s *Session) refresh(f clientFrame) {
 		s.fail(f.ID, "", CodeForbidden, "refresh refused: "+textclip.Cut(err.Error(), 4*maxEcho))
 		return
 	}
-	s.mu.Lock()
-	if id.User != s.id.User || id.App != s.app {
-		s.mu.Unlock()
+	if id.User != s.user || id.App != s.app {
 		s.hub.m.authFailures.WithLabelValues("refresh_other_user").Inc()
 		s.fail(f.ID, "", CodeForbidden, "refresh refused: the token is for another user or app")
 		return
 	}
+	if s.hub.revoked(context.Background(), id) {
+		s.hub.m.authFailures.WithLabelValues("revoked").Inc()
+		s.fail(f.ID, "", CodeForbidden, "refresh refused: token revoked")
+		return
+	}
+	s.mu.Lock()
 	s.id = id
 	s.expires.Reset(time.Until(id.Expires))
 	var revoked []*subscription

@@ -71,6 +71,8 @@ type Config struct {
 
 	// Forward is forwarding to apps' own backends (forward.go).
 	Forward ForwardConfig
+	// API is the server API and presence (api.go).
+	API APIConfig
 }
 
 // envName is the environment variable of a flag: -redis is HUB_REDIS.
@@ -133,6 +135,7 @@ func parseConfig(args []string, env func(string) string, out io.Writer) (Config,
 	fs.Var((*prefixes)(&c.TrustedProxies), "trusted-proxies", "`CIDRs` of load balancers whose X-Forwarded-For is believed, comma-separated")
 	fs.IntVar(&c.MaxConnsPerIP, "max-conns-per-ip", 1000, "WebSocket connections per client address, an IPv6 /64 counting as one (4009 beyond)")
 	forwardFlags(fs, &c.Forward)
+	apiFlags(fs, &c.API)
 	fs.Usage = func() {
 		fmt.Fprintf(out, "Usage: hub [flags]\n\n"+
 			"imhub turns Tencent Cloud Chat (IM) callbacks into live WebSocket streams.\n"+
@@ -285,6 +288,9 @@ func (c *Config) validate() error {
 		return err
 	}
 	if err := c.validateForward(); err != nil {
+		return err
+	}
+	if err := c.validateAPI(); err != nil {
 		return err
 	}
 	if c.DebugAddr != "" && !isLoopback(c.DebugAddr) {

@@ -23,6 +23,7 @@ import (
 	"github.com/imhub/imhub/callback"
 	"github.com/imhub/imhub/callback/spool"
 	"github.com/imhub/imhub/hub"
+	"github.com/imhub/imhub/hub/api"
 	"github.com/imhub/imhub/hub/broker"
 	"github.com/imhub/imhub/internal/clientaddr"
 	"github.com/imhub/imhub/web"
@@ -96,6 +97,14 @@ func run(ctx context.Context, cfg Config, stdout io.Writer, log *slog.Logger) er
 	if err != nil {
 		return err
 	}
+	if cfg.Dev && len(cfg.API.Keys) == 0 {
+		cfg.API.Keys = []api.Key{{App: cfg.Apps[0].ID, Key: devAPIKey(devSecret)}}
+	}
+	sapi, err := newServerAPI(cfg, log, b, reg)
+	if err != nil {
+		return err
+	}
+	defer sapi.close(log)
 	node := hub.New(hub.Config{
 		Node:           cfg.Node,
 		MaxConns:       cfg.MaxConns,
@@ -110,9 +119,12 @@ func run(ctx context.Context, cfg Config, stdout io.Writer, log *slog.Logger) er
 		WriteTimeout:   cfg.WriteTimeout,
 		AllowedOrigins: allowedOrigins(cfg),
 		Compression:    cfg.Compression,
+		Presence:       sapi.presence,
+		Revocations:    sapi.revocations,
 		Logger:         log,
 		Metrics:        hub.NewMetrics(reg),
 	}, b, verifier)
+	sapi.setHub(node, log)
 
 	var publisher callback.Publisher = b
 	var sp *spool.Spool
@@ -159,6 +171,7 @@ func run(ctx context.Context, cfg Config, stdout io.Writer, log *slog.Logger) er
 		Metrics:        cbMetrics,
 		Forward:        fwd.handler(),
 	}, publisher)))
+	mux.Handle("/api/", sapi.handler)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		fmt.Fprintln(w, "ok")
 	})
@@ -205,6 +218,7 @@ func run(ctx context.Context, cfg Config, stdout io.Writer, log *slog.Logger) er
 		g.Go(func() error { return sp.Run(brokerCtx) })
 	}
 	g.Go(func() error { return fwd.run(brokerCtx) })
+	g.Go(func() error { return sapi.run(brokerCtx) })
 	g.Go(func() error {
 		serve := srv.Serve
 		if srv.TLSConfig != nil {
@@ -362,6 +376,7 @@ imhub is running in demo mode.
   websocket   %[3]s/ws   (token: %[1]s/dev/token?sub=jared)
   callbacks   %[1]s/im/callback?SdkAppid=%[2]s&CallbackCommand=…
   health      %[1]s/healthz  %[1]s/readyz  %[1]s/metrics
+  server API  %[1]s/api/   (Authorization: apikey %[4]s)
 
 Watch a group from a second terminal:
 
@@ -373,5 +388,15 @@ Post a sample group message callback:
     -H 'Content-Type: application/json' \
     -d '{"CallbackCommand":"Group.CallbackAfterSendMsg","GroupId":"@TGS#2J4SZEAEL","Type":"Public","From_Account":"jared","Operator_Account":"admin","Random":123456,"MsgSeq":123,"MsgTime":1490686222,"OnlineOnlyFlag":1,"MsgBody":[{"MsgType":"TIMTextElem","MsgContent":{"Text":"red packet"}}],"CloudCustomData":"your cloud custom data"}'
 
-`, base, app, ws)
+`, base, app, ws, apiKeyOf(cfg, app))
+}
+
+// apiKeyOf is the first API key of app, for the -dev banner.
+func apiKeyOf(cfg Config, app string) string {
+	for _, k := range cfg.API.Keys {
+		if k.App == app {
+			return k.Key
+		}
+	}
+	return "(none: -api-keys has no key for this app)"
 }

@@ -6,6 +6,11 @@
 //	hubcat -dev http://127.0.0.1:8080 -subscribe app
 //
 // With -dev it fetches a token from a -dev hub's /dev/token.
+//
+// It also calls the server API, with an API key:
+//
+//	hubcat publish -key "$KEY" -channel user:jared '{"text":"your order shipped"}'
+//	hubcat presence -key "$KEY" -channel group:@TGS#2J4SZEAEL
 package main
 
 import (
@@ -28,6 +33,12 @@ import (
 )
 
 func main() {
+	if len(os.Args) > 1 && (os.Args[1] == "publish" || os.Args[1] == "presence") {
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		code := apiCommand(ctx, os.Args[1], os.Args[2:], os.Stdout, os.Stderr)
+		stop()
+		os.Exit(code)
+	}
 	var (
 		wsURL = flag.String("url", "", "WebSocket URL of the hub, ws://host:port/ws")
 		token = flag.String("token", "", "JWT (or $HUB_TOKEN)")

@@ -47,6 +47,10 @@ type Identity struct {
 	AllGroups bool
 	Admin     bool
 	Expires   time.Time
+	// Issued is the token's iat; zero when it has none. A revocation
+	// (PROTOCOL §6) refuses tokens issued before a time, and one without
+	// iat with them.
+	Issued time.Time
 }
 
 // MayGroup reports whether the identity may subscribe to group id.
@@ -302,6 +306,9 @@ func (v *Verifier) Verify(token string) (*Identity, error) {
 		return nil, &Error{ReasonUnknownApp, fmt.Errorf("token is for app %q, which this hub does not serve", app)}
 	}
 	id := &Identity{User: c.Subject, App: app, Admin: c.Admin, Expires: c.ExpiresAt.Time}
+	if c.IssuedAt != nil {
+		id.Issued = c.IssuedAt.Time
+	}
 	for _, g := range c.Groups {
 		if g == "*" {
 			id.AllGroups = true

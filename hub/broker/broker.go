@@ -33,7 +33,9 @@ type Result struct {
 	// and nothing was published.
 	Duplicate bool
 	// Positions holds the position each channel's publication got, in the
-	// order of Message.Channels. It is nil when Duplicate or Spooled.
+	// order of Message.Channels. When Duplicate, they are the positions the
+	// first publication got, where the broker still knows them (a zero
+	// Position where not). It is nil when Spooled.
 	Positions []Position
 	// Spooled is true when the message was made durable in a local spool
 	// instead, to be published (exactly once) when the broker is back.

@@ -28,9 +28,9 @@ type Memory struct {
 	mu       sync.Mutex
 	handler  Handler
 	channels map[chanKey]*memChannel
-	gen      uint64 // streams started so far, makes epochs unique
-	seen     map[dedupeKey]time.Time
-	seenFIFO []dedupeEntry // seen in insertion (= expiry) order, from seenHead
+	gen      uint64                   // streams started so far, makes epochs unique
+	seen     map[dedupeKey][]Position // the positions the first publication got
+	seenFIFO []dedupeEntry            // seen in insertion (= expiry) order, from seenHead
 	seenHead int
 }
 
@@ -108,7 +108,7 @@ func NewMemory(cfg Config) *Memory {
 		epoch:    hex.EncodeToString(b[:]),
 		running:  make(chan struct{}),
 		channels: make(map[chanKey]*memChannel),
-		seen:     make(map[dedupeKey]time.Time),
+		seen:     make(map[dedupeKey][]Position),
 	}
 }
 
@@ -121,14 +121,17 @@ func (m *Memory) Publish(_ context.Context, msg Message) (Result, error) {
 	if m.cfg.DedupeWindow > 0 {
 		m.expireSeen(now)
 		k := dedupeKey{msg.App, msg.ID}
-		if _, ok := m.seen[k]; ok {
-			return Result{Duplicate: true}, nil
+		if first, ok := m.seen[k]; ok {
+			return Result{Duplicate: true, Positions: first}, nil
 		}
-		exp := now.Add(m.cfg.DedupeWindow)
-		m.seen[k] = exp
-		m.seenFIFO = append(m.seenFIFO, dedupeEntry{k, exp})
 	}
 	res := Result{Positions: make([]Position, len(msg.Channels))}
+	if m.cfg.DedupeWindow > 0 {
+		exp := now.Add(m.cfg.DedupeWindow)
+		k := dedupeKey{msg.App, msg.ID}
+		m.seen[k] = res.Positions // filled in below
+		m.seenFIFO = append(m.seenFIFO, dedupeEntry{k, exp})
+	}
 	for i, name := range msg.Channels {
 		ch := m.stream(chanKey{msg.App, name}, now)
 		ch.pos.Offset++

@@ -22,9 +22,18 @@
 --          until this old; "0" keeps the history size alone
 -- ARGV[11] the most entries kept, whatever their age
 --
--- Returns false for a duplicate, else {offset, epoch}.
-if ARGV[1] ~= '0' and redis.call('EXISTS', KEYS[1]) == 1 then
-  return false
+-- Returns {offset, epoch} of the publication, and for a duplicate
+-- {offset, epoch, 1} of the first one (false when its dedupe key holds no
+-- position, as keys written before it did).
+if ARGV[1] ~= '0' then
+  local first = redis.call('GET', KEYS[1])
+  if first then
+    local off, epoch = string.match(first, '^(%d+) (.+)$')
+    if not off then
+      return false
+    end
+    return {tonumber(off), epoch, 1}
+  end
 end
 local meta, hist = KEYS[2], KEYS[3]
 local epoch = redis.call('HGET', meta, 'e')
@@ -73,6 +82,6 @@ elseif ARGV[3] ~= '0' then
 end
 redis.call(ARGV[9], ARGV[8], off .. ' ' .. epoch .. ' ' .. ARGV[2])
 if ARGV[1] ~= '0' then
-  redis.call('SET', KEYS[1], '1', 'PX', ARGV[1])
+  redis.call('SET', KEYS[1], off .. ' ' .. epoch, 'PX', ARGV[1])
 end
 return {off, epoch}

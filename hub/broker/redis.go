@@ -209,19 +209,18 @@ func (r *Redis) Publish(ctx context.Context, m Message) (Result, error) {
 		reply, err := c.Slice()
 		switch {
 		case errors.Is(err, redis.Nil):
-			continue // this channel has it already
+			continue // this channel has it already, from an older node
 		case err != nil:
 			return Result{}, fmt.Errorf("%w: publish %s to %s: %w", ErrUnavailable, m.ID, m.Channels[i], err)
-		case len(reply) != 2:
+		case len(reply) != 2 && len(reply) != 3:
 			return Result{}, fmt.Errorf("%w: publish %s to %s: script returned %d values", ErrUnavailable, m.ID, m.Channels[i], len(reply))
 		}
 		off, _ := reply[0].(int64)
 		ep, _ := reply[1].(string)
 		res.Positions[i] = Position{Offset: uint64(off), Epoch: ep}
-		res.Duplicate = false
-	}
-	if res.Duplicate {
-		res.Positions = nil
+		if len(reply) == 2 { // a third value marks this channel's duplicate
+			res.Duplicate = false
+		}
 	}
 	return res, nil
 }

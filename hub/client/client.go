@@ -90,6 +90,11 @@ func parsePosition(s string) (position, bool) {
 // 4001): retrying with the same token cannot help.
 var ErrUnauthorized = errors.New("hub refused the token")
 
+// ErrDisconnected is returned by Run when the app's backend disconnected
+// the user or revoked the token through the server API (close 4010): the
+// client is not wanted, and must not reconnect.
+var ErrDisconnected = errors.New("disconnected by the server")
+
 // New returns a client; Run connects it.
 func New(cfg Config) *Client {
 	if cfg.MinBackoff <= 0 {
@@ -123,7 +128,8 @@ func (c *Client) Node() string {
 }
 
 // Run connects and calls handle for each event, from one goroutine, until
-// ctx is done (it returns nil then) or the token is refused.
+// ctx is done (it returns nil then), the token is refused
+// (ErrUnauthorized) or the server disconnects the client (ErrDisconnected).
 func (c *Client) Run(ctx context.Context, handle func(Event)) error {
 	if len(c.cfg.URLs) == 0 || c.cfg.Token == nil {
 		return errors.New("client: URLs and Token are required")
@@ -137,8 +143,11 @@ func (c *Client) Run(ctx context.Context, handle func(Event)) error {
 			return nil
 		}
 		code := websocket.CloseStatus(err)
-		if code == 4001 {
+		switch code {
+		case 4001:
 			return fmt.Errorf("%w: %v", ErrUnauthorized, err)
+		case 4010:
+			return fmt.Errorf("%w: %v", ErrDisconnected, err)
 		}
 		c.log.Info("hub connection ended; reconnecting", "url", url, "code", int(code), "err", err)
 		switch {

@@ -23,6 +23,7 @@ import (
 var secret = []byte("client-test-secret-client-test-secret")
 
 type fixture struct {
+	h     *hub.Hub
 	b     *broker.Memory
 	url   string
 	seq   int
@@ -38,7 +39,7 @@ func newFixture(t *testing.T, history int) *fixture {
 	b := broker.NewMemory(broker.Config{DedupeWindow: time.Minute, HistorySize: history, HistoryTTL: time.Minute})
 	h := hub.New(hub.Config{Logger: slog.New(slog.DiscardHandler)}, b, v)
 	srv := hubtest.Serve(t, h, b, h)
-	return &fixture{b: b, url: "ws" + strings.TrimPrefix(srv.URL, "http") + "/ws", gate: make(chan struct{}, 100)}
+	return &fixture{h: h, b: b, url: "ws" + strings.TrimPrefix(srv.URL, "http") + "/ws", gate: make(chan struct{}, 100)}
 }
 
 func (f *fixture) token(context.Context) (string, error) {
@@ -238,4 +239,31 @@ func TestUserChannelAcrossReconnects(t *testing.T) {
 		require.Equal(t, fmt.Sprintf("user:jared/%d", i+1), g, "in order, none missing")
 	}
 	assert.Empty(t, f.reset)
+}
+
+// Closed with 4010 (the server API disconnected the user), the client
+// stops with ErrDisconnected rather than reconnect, though a token is to
+// be had.
+func TestDisconnectedIsFinal(t *testing.T) {
+	f := newFixture(t, 100)
+	for range 10 {
+		f.gate <- struct{}{}
+	}
+	c := New(Config{URLs: []string{f.url}, Token: f.token, MinBackoff: time.Millisecond, MaxBackoff: 5 * time.Millisecond,
+		Logger: slog.New(slog.DiscardHandler)})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- c.Run(ctx, f.handle) }()
+	waitSubscribed(t, c, "user:jared")
+	require.Equal(t, 1, f.h.Disconnect("1", "jared", time.Time{}, "disconnected by the server API"))
+	select {
+	case err := <-done:
+		require.ErrorIs(t, err, ErrDisconnected)
+		assert.Contains(t, err.Error(), "4010")
+	case <-ctx.Done():
+		t.Fatal("Run did not return after a 4010")
+	}
+	time.Sleep(50 * time.Millisecond) // room for a reconnect, were one made
+	assert.Len(t, f.gate, 9, "no token asked for again: not connected again")
 }

@@ -29,6 +29,7 @@ type Frame struct {
 	Expires   int64           `json:"expires"`
 	ID        json.RawMessage `json:"id"`
 	Event     json.RawMessage `json:"event"`
+	Users     map[string]int  `json:"users"`
 	Raw       string          `json:"-"`
 }
 

@@ -179,3 +179,10 @@ test('the user list shows each user with a dot and a filter button', () => {
   assert.match(html, /<li class="online"><span class="dot".*data-user="alice">alice<\/button>.*online · Web/);
   assert.match(html, /<li class="offline">.*data-user="carol">carol<\/button>.*offline ·/);
 });
+
+test('card shows a custom event\'s data, escaped', () => {
+  const html = card({ ev: { id: 'api:1', type: 'custom', app: '1', time: 1, data: { text: '<b>shipped</b>' } }, key: 'api:1' });
+  assert.match(html, /<span class="badge">custom<\/span>/);
+  assert.match(html, /<span class="where"><\/span>/, 'no conversation');
+  assert.match(html, /<pre class="el custom">\{&quot;text&quot;:&quot;&lt;b&gt;shipped&lt;\/b&gt;&quot;\}<\/pre>/);
+});

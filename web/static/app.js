@@ -4,6 +4,7 @@ import { TYPES, card, clock, messageKeys, presenceList, shows } from './render.j
 import { Hub } from './sdk/imhub.js';
 import { Presence, ReadIndex } from './track.js';
 import { forwardPanel, forwardReading, forwardView, parseMetrics } from './metrics.js';
+import './api.js'; // the server API panel, on its own
 
 const KEEP = 5000; // events kept in memory
 const SHOW = 500; // feed items in the page at most

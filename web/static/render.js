@@ -13,6 +13,7 @@ export const TYPES = {
   'c2c.message.read': 'one-to-one read',
   'group.info.changed': 'group info',
   'group.destroyed': 'group destroyed',
+  custom: 'custom',
 };
 
 // LINES are the types shown as one compact line instead of a card: they
@@ -94,6 +95,7 @@ function linkTo(u, label) {
 
 // where says the conversation an event belongs to.
 export function where(ev) {
+  if (!ev.group_id && !ev.from && !ev.to) return ''; // a custom event names no conversation
   if (ev.group_id) {
     return `group ${esc(ev.group_id)}${ev.topic_id ? ` · topic ${esc(ev.topic_id)}` : ''}`;
   }
@@ -115,6 +117,11 @@ export function card(item) {
   }
   if (ev.type === 'c2c.message.recalled') {
     body = `<p class="el note">${esc(ev.from)} withdrew a message to ${esc(ev.to)}${ev.unread !== undefined ? ` · <span class="unread">unread ${esc(ev.unread)}</span>` : ''}</p>`;
+  }
+  if (ev.type === 'custom') {
+    // Published by the app's backend through the server API: its data
+    // is the app's own, shown as it came.
+    body = `<pre class="el custom">${esc(JSON.stringify(ev.data))}</pre>`;
   }
   if (ev.send_result) {
     body += `<p class="el failed">not delivered (${esc(ev.send_result)}): ${esc(ev.error_info)}</p>`;

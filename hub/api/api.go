@@ -1,0 +1,465 @@
+package api
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/imhub/imhub/hub/broker"
+	"github.com/imhub/imhub/hub/control"
+	"github.com/imhub/imhub/internal/textclip"
+)
+
+// Publisher publishes events: the broker. The API publishes to it
+// directly, not through the callback spool: its caller is told 503 and
+// retries with the same idempotency key, which the spool could not answer
+// with an offset.
+type Publisher interface {
+	Publish(ctx context.Context, m broker.Message) (broker.Result, error)
+}
+
+// Presence answers who is connected, across every node.
+type Presence interface {
+	Users(ctx context.Context, app, channel string) (map[string]int, error)
+	Connections(ctx context.Context, app, user string) (int, error)
+}
+
+// Bus sends a command to every node.
+type Bus interface {
+	Publish(ctx context.Context, c control.Command) error
+}
+
+// Revocations keeps revocations for every node.
+type Revocations interface {
+	Store(ctx context.Context, app, user string, before time.Time) error
+}
+
+// Config configures the API. Zero fields take the defaults in brackets;
+// Keys, Apps and the four parts are required.
+type Config struct {
+	// Keys are the API keys, each good for one app. Several keys may
+	// name one app (a key being replaced).
+	Keys []Key
+	// Apps are the apps the hub serves; another is answered 404.
+	Apps []string
+	// MaxBody is the largest request body [1MiB] (413 beyond).
+	MaxBody int64
+	// Skew is how far in the future a revocation's issued_before may be,
+	// for the caller's clock [60s].
+	Skew time.Duration
+	// Timeout bounds each request's work [5s].
+	Timeout time.Duration
+
+	Publisher   Publisher
+	Presence    Presence
+	Bus         Bus
+	Revocations Revocations
+	Logger      *slog.Logger
+	// Metrics, when set, counts requests.
+	Metrics *Metrics
+	// Now is the clock [time.Now].
+	Now func() time.Time
+}
+
+// Handler serves /api/.
+type Handler struct {
+	cfg  Config
+	keys keyring
+	mux  *http.ServeMux
+}
+
+// New returns the API's handler.
+func New(cfg Config) *Handler {
+	if cfg.MaxBody <= 0 {
+		cfg.MaxBody = 1 << 20
+	}
+	if cfg.Skew <= 0 {
+		cfg.Skew = time.Minute
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = 5 * time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	h := &Handler{cfg: cfg, keys: newKeyring(cfg.Keys), mux: http.NewServeMux()}
+	h.mux.HandleFunc("POST /api/publish", h.authed(h.publish))
+	h.mux.HandleFunc("POST /api/disconnect", h.authed(h.disconnect))
+	h.mux.HandleFunc("POST /api/revoke", h.authed(h.revoke))
+	h.mux.HandleFunc("GET /api/presence", h.authed(h.presence))
+	h.mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
+		fail(w, http.StatusNotFound, "no such API call: POST /api/publish, /api/disconnect, /api/revoke, GET /api/presence")
+	})
+	return h
+}
+
+// ServeHTTP implements http.Handler.
+func (h *Handler) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
+	w := &statusWriter{ResponseWriter: rw}
+	defer func() { h.cfg.Metrics.count(r.URL.Path, w.status) }()
+	// ServeMux answers a known path with the wrong method in plain text.
+	if _, pattern := h.mux.Handler(r); pattern == "/api/" {
+		for _, m := range []string{"POST /api/publish", "POST /api/disconnect", "POST /api/revoke", "GET /api/presence"} {
+			method, path, _ := strings.Cut(m, " ")
+			if r.URL.Path == path {
+				w.Header().Set("Allow", method)
+				fail(w, http.StatusMethodNotAllowed, "method must be "+method)
+				return
+			}
+		}
+	}
+	h.mux.ServeHTTP(w, r)
+}
+
+// Off answers every /api/ request of a hub without API keys.
+func Off() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		fail(w, http.StatusNotFound, "the server API is off: start the hub with -api-keys SdkAppid:key")
+	})
+}
+
+// request is what every call is given: the key's app and a deadline.
+type request struct {
+	ctx    context.Context
+	keyApp string
+	r      *http.Request
+	w      http.ResponseWriter
+}
+
+// authed checks the API key first: nothing else of a request is looked at
+// before it passes.
+func (h *Handler) authed(fn func(*request)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		key := presentedKey(r)
+		if key == "" {
+			fail(w, http.StatusUnauthorized, "no API key: send Authorization: apikey <key>")
+			return
+		}
+		app := h.keys.app(key)
+		if app == "" {
+			fail(w, http.StatusUnauthorized, "API key is not valid")
+			return
+		}
+		ctx, cancel := context.WithTimeout(r.Context(), h.cfg.Timeout)
+		defer cancel()
+		fn(&request{ctx: ctx, keyApp: app, r: r, w: w})
+	}
+}
+
+// decode reads a JSON body of at most MaxBody into v; false when it has
+// answered the error.
+func (h *Handler) decode(q *request, v any) bool {
+	body, err := io.ReadAll(http.MaxBytesReader(q.w, q.r.Body, h.cfg.MaxBody))
+	if err != nil {
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
+			fail(q.w, http.StatusRequestEntityTooLarge, fmt.Sprintf("body is larger than %d bytes", h.cfg.MaxBody))
+		} else {
+			fail(q.w, http.StatusBadRequest, "reading body: "+err.Error())
+		}
+		return false
+	}
+	// Whatever is published reaches clients in text frames, which must
+	// be valid UTF-8.
+	if !utf8.Valid(body) {
+		fail(q.w, http.StatusBadRequest, "body is not valid UTF-8")
+		return false
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		fail(q.w, http.StatusBadRequest, "body is not the JSON object expected: "+clip(err.Error()))
+		return false
+	}
+	if dec.More() {
+		fail(q.w, http.StatusBadRequest, "body has more after its JSON object")
+		return false
+	}
+	return true
+}
+
+// app resolves a request's app: the key's when none is named. A key is
+// good for its own app only.
+func (h *Handler) app(q *request, named string) (string, bool) {
+	switch {
+	case named == "":
+		return q.keyApp, true
+	case !slices.Contains(h.cfg.Apps, named):
+		fail(q.w, http.StatusNotFound, "app "+clip(named)+" is not an app of this hub")
+		return "", false
+	case named != q.keyApp:
+		fail(q.w, http.StatusForbidden, "the API key is not for app "+clip(named))
+		return "", false
+	}
+	return named, true
+}
+
+// maxName bounds a channel or user name, as the hub does.
+const maxName = 300
+
+// maxIdempotencyKey bounds an idempotency key.
+const maxIdempotencyKey = 256
+
+type publishRequest struct {
+	App            string          `json:"app"`
+	Channel        string          `json:"channel"`
+	Data           json.RawMessage `json:"data"`
+	IdempotencyKey string          `json:"idempotency_key"`
+}
+
+// Event is the event a publish makes: PROTOCOL §2's shape with type
+// "custom" and the caller's data.
+type Event struct {
+	ID       string          `json:"id"`
+	Type     string          `json:"type"`
+	App      string          `json:"app"`
+	Time     int64           `json:"time"`
+	Data     json.RawMessage `json:"data"`
+	Received int64           `json:"received"`
+}
+
+// TypeCustom is the type of a published event.
+const TypeCustom = "custom"
+
+func (h *Handler) publish(q *request) {
+	var req publishRequest
+	if !h.decode(q, &req) {
+		return
+	}
+	app, ok := h.app(q, req.App)
+	if !ok {
+		return
+	}
+	if msg := checkChannel(req.Channel, false); msg != "" {
+		fail(q.w, http.StatusBadRequest, msg)
+		return
+	}
+	if len(bytes.TrimSpace(req.Data)) == 0 || bytes.Equal(bytes.TrimSpace(req.Data), []byte("null")) {
+		fail(q.w, http.StatusBadRequest, "data is required: any JSON value but null")
+		return
+	}
+	if len(req.IdempotencyKey) > maxIdempotencyKey {
+		fail(q.w, http.StatusBadRequest, fmt.Sprintf("idempotency_key is longer than %d bytes", maxIdempotencyKey))
+		return
+	}
+	var data bytes.Buffer
+	if err := json.Compact(&data, req.Data); err != nil {
+		fail(q.w, http.StatusBadRequest, "data is not JSON")
+		return
+	}
+	id := messageID(req.Channel, req.IdempotencyKey)
+	now := h.cfg.Now().UnixMilli()
+	ev, err := json.Marshal(Event{ID: id, Type: TypeCustom, App: app, Time: now, Data: data.Bytes(), Received: now})
+	if err != nil {
+		fail(q.w, http.StatusInternalServerError, "encode event: "+err.Error())
+		return
+	}
+	res, err := h.cfg.Publisher.Publish(q.ctx, broker.Message{App: app, ID: id, Channels: []string{req.Channel, "app"}, Data: ev})
+	if err != nil {
+		h.cfg.Logger.Warn("api publish failed", "app", app, "err", err)
+		fail(q.w, http.StatusServiceUnavailable, "not published, or not to every channel: the broker is unavailable; "+
+			"try again with the same idempotency_key")
+		return
+	}
+	out := struct {
+		Offset    string `json:"offset,omitempty"`
+		Duplicate bool   `json:"duplicate,omitempty"`
+	}{Duplicate: res.Duplicate}
+	if len(res.Positions) > 0 && res.Positions[0].Epoch != "" {
+		out.Offset = res.Positions[0].String()
+	}
+	answer(q.w, out)
+}
+
+// messageID is a publication's message id: derived from the channel and
+// the idempotency key, so that a repeat is recognised by the broker's
+// dedupe on any node, or random without a key.
+func messageID(channel, key string) string {
+	if key == "" {
+		var b [16]byte
+		_, _ = rand.Read(b[:])
+		return "api:" + hex.EncodeToString(b[:])
+	}
+	sum := sha256.Sum256([]byte(channel + "\n" + key))
+	return "api:" + hex.EncodeToString(sum[:16])
+}
+
+// checkChannel says what is wrong with a channel to publish to (or with
+// app, to ask about), "" when nothing.
+func checkChannel(ch string, app bool) string {
+	kind, name, _ := strings.Cut(ch, ":")
+	want := "user:<UserID> or group:<GroupId>"
+	if app {
+		want = "app, " + want
+	}
+	switch {
+	case ch == "app" && app:
+		return ""
+	case ch == "":
+		return "channel is required: " + want
+	case len(ch) > maxName:
+		return fmt.Sprintf("channel is longer than %d bytes", maxName)
+	case ch == "app":
+		return `channel "app" is the firehose: every published event reaches it; publish to ` + want
+	case (kind != "user" && kind != "group") || name == "":
+		return "channel " + clip(ch) + " is not " + want
+	}
+	return ""
+}
+
+type userRequest struct {
+	App          string `json:"app"`
+	User         string `json:"user"`
+	IssuedBefore *int64 `json:"issued_before"`
+}
+
+// checkUser says what is wrong with a user id, "" when nothing.
+func checkUser(user string) string {
+	switch {
+	case user == "":
+		return "user is required"
+	case len(user) > maxName:
+		return fmt.Sprintf("user is longer than %d bytes", maxName)
+	}
+	return ""
+}
+
+func (h *Handler) disconnect(q *request) {
+	var req userRequest
+	if !h.decode(q, &req) {
+		return
+	}
+	app, ok := h.app(q, req.App)
+	if !ok {
+		return
+	}
+	if msg := checkUser(req.User); msg != "" {
+		fail(q.w, http.StatusBadRequest, msg)
+		return
+	}
+	if req.IssuedBefore != nil {
+		fail(q.w, http.StatusBadRequest, "issued_before is for /api/revoke")
+		return
+	}
+	n, err := h.cfg.Presence.Connections(q.ctx, app, req.User)
+	if err != nil {
+		h.cfg.Logger.Warn("api disconnect: presence failed", "app", app, "err", err)
+		fail(q.w, http.StatusServiceUnavailable, "sessions could not be counted now: nothing was done; try again")
+		return
+	}
+	if err := h.cfg.Bus.Publish(q.ctx, control.Command{Op: control.OpDisconnect, App: app, User: req.User}); err != nil {
+		h.cfg.Logger.Warn("api disconnect failed", "app", app, "err", err)
+		fail(q.w, http.StatusServiceUnavailable, "the nodes could not be told now: try again")
+		return
+	}
+	answer(q.w, map[string]int{"sessions": n})
+}
+
+func (h *Handler) revoke(q *request) {
+	var req userRequest
+	if !h.decode(q, &req) {
+		return
+	}
+	app, ok := h.app(q, req.App)
+	if !ok {
+		return
+	}
+	if msg := checkUser(req.User); msg != "" {
+		fail(q.w, http.StatusBadRequest, msg)
+		return
+	}
+	now := h.cfg.Now()
+	switch {
+	case req.IssuedBefore == nil:
+		fail(q.w, http.StatusBadRequest, "issued_before is required: unix seconds; tokens issued before it are refused")
+		return
+	case *req.IssuedBefore <= 0:
+		fail(q.w, http.StatusBadRequest, "issued_before must be unix seconds, greater than zero")
+		return
+	case time.Unix(*req.IssuedBefore, 0).After(now.Add(h.cfg.Skew)):
+		fail(q.w, http.StatusBadRequest, fmt.Sprintf("issued_before is in the future (more than %v ahead of this hub's clock): "+
+			"it would refuse tokens not issued yet", h.cfg.Skew))
+		return
+	}
+	before := time.Unix(*req.IssuedBefore, 0)
+	if err := h.cfg.Revocations.Store(q.ctx, app, req.User, before); err != nil {
+		h.cfg.Logger.Warn("api revoke: store failed", "app", app, "err", err)
+		fail(q.w, http.StatusServiceUnavailable, "the revocation could not be stored now: try again")
+		return
+	}
+	if err := h.cfg.Bus.Publish(q.ctx, control.Command{Op: control.OpRevoke, App: app, User: req.User, Before: before.Unix()}); err != nil {
+		h.cfg.Logger.Warn("api revoke failed", "app", app, "err", err)
+		fail(q.w, http.StatusServiceUnavailable, "the revocation is stored, but the nodes could not be told to close sessions now: try again")
+		return
+	}
+	answer(q.w, struct{}{})
+}
+
+func (h *Handler) presence(q *request) {
+	v := q.r.URL.Query()
+	app, ok := h.app(q, v.Get("app"))
+	if !ok {
+		return
+	}
+	channel, user := v.Get("channel"), v.Get("user")
+	switch {
+	case (channel == "") == (user == ""):
+		fail(q.w, http.StatusBadRequest, "give channel= or user=, one of them")
+	case user != "":
+		if msg := checkUser(user); msg != "" {
+			fail(q.w, http.StatusBadRequest, msg)
+			return
+		}
+		n, err := h.cfg.Presence.Connections(q.ctx, app, user)
+		if err != nil {
+			h.cfg.Logger.Warn("api presence failed", "app", app, "err", err)
+			fail(q.w, http.StatusServiceUnavailable, "presence could not be read now: try again")
+			return
+		}
+		answer(q.w, map[string]any{"online": n > 0, "connections": n})
+	default:
+		if msg := checkChannel(channel, true); msg != "" {
+			fail(q.w, http.StatusBadRequest, msg)
+			return
+		}
+		users, err := h.cfg.Presence.Users(q.ctx, app, channel)
+		if err != nil {
+			h.cfg.Logger.Warn("api presence failed", "app", app, "err", err)
+			fail(q.w, http.StatusServiceUnavailable, "presence could not be read now: try again")
+			return
+		}
+		answer(q.w, map[string]any{"users": users})
+	}
+}
+
+func answer(w http.ResponseWriter, v any) { write(w, http.StatusOK, v) }
+
+func fail(w http.ResponseWriter, status int, msg string) {
+	write(w, status, map[string]string{"error": msg})
+}
+
+func write(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false) // messages quote <UserID>
+	_ = enc.Encode(v)
+}
+
+// clip bounds a caller's value echoed in an answer.
+func clip(s string) string { return textclip.Cut(s, 64) }

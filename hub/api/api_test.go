@@ -1,0 +1,254 @@
+package api_test
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/imhub/imhub/hub/api"
+	"github.com/imhub/imhub/hub/broker"
+	"github.com/imhub/imhub/hub/control"
+	"github.com/imhub/imhub/hub/presence"
+)
+
+const (
+	keyA = "key-of-app-100-0123456789"
+	keyB = "key-of-app-200-0123456789"
+)
+
+// fixture is the API over the in-process broker, presence and control
+// channel, with the commands the nodes were sent recorded.
+type fixture struct {
+	srv      *httptest.Server
+	broker   *broker.Memory
+	presence *presence.Tracker
+	revs     *control.Revocations
+	commands []control.Command
+	reg      *prometheus.Registry
+	metrics  *api.Metrics
+}
+
+func newFixture(t *testing.T) *fixture {
+	t.Helper()
+	f := &fixture{
+		broker:   broker.NewMemory(broker.Config{DedupeWindow: time.Minute, HistorySize: 10, HistoryTTL: time.Minute}),
+		presence: presence.New(presence.Config{}),
+		revs:     control.NewRevocations(control.RevocationsConfig{MaxTTL: time.Hour}),
+		reg:      prometheus.NewRegistry(),
+	}
+	f.metrics = api.NewMetrics(f.reg)
+	bus := control.NewBus(control.BusConfig{}, func(c control.Command) { f.commands = append(f.commands, c) })
+	h := api.New(api.Config{
+		Keys:        []api.Key{{App: "100", Key: keyA}, {App: "200", Key: keyB}},
+		Apps:        []string{"100", "200", "300"},
+		MaxBody:     1024,
+		Publisher:   f.broker,
+		Presence:    f.presence,
+		Bus:         bus,
+		Revocations: f.revs,
+		Metrics:     f.metrics,
+	})
+	f.srv = httptest.NewServer(h)
+	t.Cleanup(f.srv.Close)
+	return f
+}
+
+func (f *fixture) call(t *testing.T, method, path, key, body string) (int, map[string]any) {
+	t.Helper()
+	req, err := http.NewRequest(method, f.srv.URL+path, strings.NewReader(body))
+	require.NoError(t, err)
+	if key != "" {
+		req.Header.Set("Authorization", key)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	data, _ := io.ReadAll(resp.Body)
+	assert.Equal(t, "application/json", resp.Header.Get("Content-Type"))
+	var out map[string]any
+	require.NoError(t, json.Unmarshal(data, &out), "answer is JSON: %s", data)
+	return resp.StatusCode, out
+}
+
+// published is the latest offset of app 100's channel, 0 when nothing.
+func (f *fixture) published(t *testing.T, channel string) uint64 {
+	h, err := f.broker.History(context.Background(), "100", channel, nil)
+	require.NoError(t, err)
+	return h.Latest.Offset
+}
+
+// Every request the API refuses gets its status and a message saying what
+// was wrong, and nothing is published nor sent to the nodes.
+func TestRejections(t *testing.T) {
+	future := strconv.FormatInt(time.Now().Add(time.Hour).Unix(), 10)
+	big := `{"channel":"user:jared","data":"` + strings.Repeat("x", 2000) + `"}`
+	for _, tc := range []struct {
+		name, method, path, key, body string
+		status                        int
+		msg                           string
+	}{
+		{"no key", "POST", "/api/publish", "", `{"channel":"user:jared","data":{}}`, 401, "no API key"},
+		{"bearer, not apikey", "POST", "/api/publish", "Bearer " + keyA, `{"channel":"user:jared","data":{}}`, 401, "no API key"},
+		{"wrong key", "POST", "/api/publish", "apikey " + keyA + "x", `{"channel":"user:jared","data":{}}`, 401, "not valid"},
+		{"other app's key", "POST", "/api/publish", "apikey " + keyB, `{"app":"100","channel":"user:jared","data":{}}`, 403, "not for app 100"},
+		{"unknown app", "POST", "/api/publish", "apikey " + keyA, `{"app":"999","channel":"user:jared","data":{}}`, 404, "not an app of this hub"},
+		{"app without a key", "POST", "/api/publish", "apikey " + keyA, `{"app":"300","channel":"user:jared","data":{}}`, 403, "not for app 300"},
+		{"channel app", "POST", "/api/publish", "apikey " + keyA, `{"channel":"app","data":{}}`, 400, "firehose"},
+		{"channel missing", "POST", "/api/publish", "apikey " + keyA, `{"data":{}}`, 400, "channel is required"},
+		{"channel malformed", "POST", "/api/publish", "apikey " + keyA, `{"channel":"room:1","data":{}}`, 400, "is not user:<UserID> or group:<GroupId>"},
+		{"channel without a name", "POST", "/api/publish", "apikey " + keyA, `{"channel":"group:","data":{}}`, 400, "is not user"},
+		{"channel too long", "POST", "/api/publish", "apikey " + keyA, `{"channel":"group:` + strings.Repeat("g", 300) + `","data":{}}`, 400, "longer than 300"},
+		{"data missing", "POST", "/api/publish", "apikey " + keyA, `{"channel":"user:jared"}`, 400, "data is required"},
+		{"data null", "POST", "/api/publish", "apikey " + keyA, `{"channel":"user:jared","data":null}`, 400, "data is required"},
+		{"body not JSON", "POST", "/api/publish", "apikey " + keyA, `channel=user:jared`, 400, "not the JSON object"},
+		{"data not JSON", "POST", "/api/publish", "apikey " + keyA, `{"channel":"user:jared","data":{x}}`, 400, "not the JSON object"},
+		{"unknown field", "POST", "/api/publish", "apikey " + keyA, `{"chanel":"user:jared","data":{}}`, 400, "unknown field"},
+		{"two objects", "POST", "/api/publish", "apikey " + keyA, `{"channel":"user:jared","data":{}}{}`, 400, "more after"},
+		{"not UTF-8", "POST", "/api/publish", "apikey " + keyA, "{\"channel\":\"user:jared\",\"data\":\"\xff\"}", 400, "UTF-8"},
+		{"idempotency key too long", "POST", "/api/publish", "apikey " + keyA, `{"channel":"user:jared","data":{},"idempotency_key":"` + strings.Repeat("k", 257) + `"}`, 400, "longer than 256"},
+		{"body too large", "POST", "/api/publish", "apikey " + keyA, big, 413, "larger than 1024"},
+		{"GET publish", "GET", "/api/publish", "apikey " + keyA, ``, 405, "must be POST"},
+		{"unknown call", "POST", "/api/kick", "apikey " + keyA, `{}`, 404, "no such API call"},
+		{"disconnect without user", "POST", "/api/disconnect", "apikey " + keyA, `{"app":"100"}`, 400, "user is required"},
+		{"disconnect other app", "POST", "/api/disconnect", "apikey " + keyA, `{"app":"200","user":"jared"}`, 403, "not for app 200"},
+		{"disconnect no key", "POST", "/api/disconnect", "", `{"user":"jared"}`, 401, "no API key"},
+		{"revoke without issued_before", "POST", "/api/revoke", "apikey " + keyA, `{"user":"jared"}`, 400, "issued_before is required"},
+		{"revoke in the future", "POST", "/api/revoke", "apikey " + keyA, `{"user":"jared","issued_before":` + future + `}`, 400, "in the future"},
+		{"revoke zero", "POST", "/api/revoke", "apikey " + keyA, `{"user":"jared","issued_before":0}`, 400, "greater than zero"},
+		{"revoke not a number", "POST", "/api/revoke", "apikey " + keyA, `{"user":"jared","issued_before":"yesterday"}`, 400, "not the JSON object"},
+		{"revoke wrong key", "POST", "/api/revoke", "apikey nope", `{"user":"jared","issued_before":1}`, 401, "not valid"},
+		{"presence neither", "GET", "/api/presence", "apikey " + keyA, ``, 400, "one of them"},
+		{"presence both", "GET", "/api/presence?channel=user:a&user=a", "apikey " + keyA, ``, 400, "one of them"},
+		{"presence malformed", "GET", "/api/presence?channel=x", "apikey " + keyA, ``, 400, "is not app, user:<UserID> or group:<GroupId>"},
+		{"presence other app", "GET", "/api/presence?app=200&channel=app", "apikey " + keyA, ``, 403, "not for app 200"},
+		{"presence no key", "GET", "/api/presence?channel=app", "", ``, 401, "no API key"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t)
+			status, out := f.call(t, tc.method, tc.path, tc.key, tc.body)
+			assert.Equal(t, tc.status, status)
+			assert.Contains(t, out["error"], tc.msg)
+			assert.Zero(t, f.published(t, "user:jared"), "nothing published")
+			assert.Zero(t, f.published(t, "app"), "nothing published")
+			assert.Empty(t, f.commands, "no command sent")
+			call := strings.TrimPrefix(tc.path, "/api/")
+			call, _, _ = strings.Cut(call, "?")
+			if call == "kick" {
+				call = "other"
+			}
+			assert.Equal(t, 1.0, testutil.ToFloat64(f.metrics.Requests(call, tc.status)), "counted")
+		})
+	}
+}
+
+// A publish reaches the channel and the firehose as a custom event with the
+// caller's data, and a repeat of its idempotency key answers the first
+// offset without publishing again.
+func TestPublish(t *testing.T) {
+	f := newFixture(t)
+	body := `{"app":"100","channel":"user:jared","data":{"text":"shipped", "n": 1},"idempotency_key":"order-1"}`
+	status, out := f.call(t, "POST", "/api/publish", "apikey "+keyA, body)
+	require.Equal(t, 200, status, out)
+	first := out["offset"]
+	require.NotEmpty(t, first)
+	assert.Nil(t, out["duplicate"])
+
+	h, err := f.broker.History(context.Background(), "100", "user:jared", &broker.Position{})
+	require.NoError(t, err)
+	require.Len(t, h.Publications, 1)
+	assert.Equal(t, first, h.Publications[0].Position.String())
+	var ev map[string]any
+	require.NoError(t, json.Unmarshal(h.Publications[0].Data, &ev))
+	assert.Equal(t, "custom", ev["type"])
+	assert.Equal(t, "100", ev["app"])
+	assert.Equal(t, map[string]any{"text": "shipped", "n": float64(1)}, ev["data"])
+	assert.NotEmpty(t, ev["id"])
+	assert.Equal(t, uint64(1), f.published(t, "app"), "the firehose has it too")
+
+	status, out = f.call(t, "POST", "/api/publish", "apikey "+keyA, body)
+	require.Equal(t, 200, status, out)
+	assert.Equal(t, first, out["offset"], "a repeat answers the first offset")
+	assert.Equal(t, true, out["duplicate"])
+	assert.Equal(t, uint64(1), f.published(t, "user:jared"), "not published again")
+
+	// The same key on another channel is another publication.
+	status, _ = f.call(t, "POST", "/api/publish", "apikey "+keyA, strings.Replace(body, "user:jared", "group:G1", 1))
+	require.Equal(t, 200, status)
+	assert.Equal(t, uint64(2), f.published(t, "app"))
+
+	// Without a key every publish is new; the app may be left out.
+	for range 2 {
+		status, _ = f.call(t, "POST", "/api/publish", "apikey "+keyA, `{"channel":"user:jared","data":"plain"}`)
+		require.Equal(t, 200, status)
+	}
+	assert.Equal(t, uint64(3), f.published(t, "user:jared"))
+}
+
+// Disconnect answers the sessions presence counts, 0 for a user with none,
+// and sends the order to every node; revoke stores the revocation first.
+func TestDisconnectAndRevoke(t *testing.T) {
+	f := newFixture(t)
+	status, out := f.call(t, "POST", "/api/disconnect", "apikey "+keyA, `{"user":"nobody"}`)
+	require.Equal(t, 200, status, out)
+	assert.Equal(t, map[string]any{"sessions": float64(0)}, out)
+
+	f.presence.Connect("100", "jared")
+	f.presence.Connect("100", "jared")
+	f.presence.Connect("200", "jared")
+	status, out = f.call(t, "POST", "/api/disconnect", "apikey "+keyA, `{"app":"100","user":"jared"}`)
+	require.Equal(t, 200, status, out)
+	assert.Equal(t, map[string]any{"sessions": float64(2)}, out)
+
+	before := time.Now().Add(-time.Minute).Unix()
+	status, out = f.call(t, "POST", "/api/revoke", "apikey "+keyA, `{"user":"jared","issued_before":`+strconv.FormatInt(before, 10)+`}`)
+	require.Equal(t, 200, status, out)
+	assert.Empty(t, out)
+	assert.Equal(t, []control.Command{
+		{Op: control.OpDisconnect, App: "100", User: "nobody"},
+		{Op: control.OpDisconnect, App: "100", User: "jared"},
+		{Op: control.OpRevoke, App: "100", User: "jared", Before: before},
+	}, f.commands)
+}
+
+// Presence answers per channel and per user.
+func TestPresence(t *testing.T) {
+	f := newFixture(t)
+	f.presence.Connect("100", "jared")
+	f.presence.Join("100", "group:G1", "jared")
+	f.presence.Join("100", "group:G1", "jared")
+	f.presence.Join("100", "group:G1", "ann")
+	f.presence.Join("200", "group:G1", "bob")
+	status, out := f.call(t, "GET", "/api/presence?app=100&channel=group:G1", "apikey "+keyA, "")
+	require.Equal(t, 200, status, out)
+	assert.Equal(t, map[string]any{"users": map[string]any{"jared": float64(2), "ann": float64(1)}}, out)
+	status, out = f.call(t, "GET", "/api/presence?user=jared", "apikey "+keyA, "")
+	require.Equal(t, 200, status, out)
+	assert.Equal(t, map[string]any{"online": true, "connections": float64(1)}, out)
+	status, out = f.call(t, "GET", "/api/presence?channel=app", "apikey "+keyA, "")
+	require.Equal(t, 200, status, out)
+	assert.Equal(t, map[string]any{"users": map[string]any{}}, out)
+}
+
+// A hub without API keys answers every /api/ call 404, saying how to turn
+// the API on.
+func TestOff(t *testing.T) {
+	srv := httptest.NewServer(api.Off())
+	defer srv.Close()
+	resp, err := http.Post(srv.URL+"/api/publish", "application/json", strings.NewReader(`{}`))
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	assert.Equal(t, 404, resp.StatusCode)
+	assert.Contains(t, string(b), "-api-keys")
+}

@@ -1,0 +1,118 @@
+package apiclient_test
+
+import (
+	"context"
+	"errors"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/imhub/imhub/hub/api"
+	"github.com/imhub/imhub/hub/apiclient"
+	"github.com/imhub/imhub/hub/broker"
+	"github.com/imhub/imhub/hub/control"
+	"github.com/imhub/imhub/hub/presence"
+	"github.com/imhub/imhub/internal/redistest"
+)
+
+const key = "the-key-of-app-100-xyz"
+
+func serve(t *testing.T, pub api.Publisher) string {
+	t.Helper()
+	srv := httptest.NewServer(api.New(api.Config{
+		Keys:        []api.Key{{App: "100", Key: key}},
+		Apps:        []string{"100", "200"},
+		MaxBody:     256,
+		Publisher:   pub,
+		Presence:    presence.New(presence.Config{}),
+		Bus:         control.NewBus(control.BusConfig{}, func(control.Command) {}),
+		Revocations: control.NewRevocations(control.RevocationsConfig{}),
+	}))
+	t.Cleanup(srv.Close)
+	return srv.URL
+}
+
+// The client's errors are the API's answers: each matches the sentinel of
+// its status and carries the hub's message.
+func TestErrors(t *testing.T) {
+	url := serve(t, broker.NewMemory(broker.Config{DedupeWindow: time.Minute}))
+	ctx := context.Background()
+	ok := apiclient.New(url, "100", key)
+	for _, tc := range []struct {
+		name string
+		call func() error
+		want error
+		msg  string
+	}{
+		{"wrong key", func() error {
+			_, _, err := apiclient.New(url, "100", "wrong").Publish(ctx, "user:a", 1, "")
+			return err
+		}, apiclient.ErrUnauthorized, "not valid"},
+		{"other app", func() error {
+			_, err := apiclient.New(url, "200", key).Disconnect(ctx, "a")
+			return err
+		}, apiclient.ErrForbidden, "not for app 200"},
+		{"unknown app", func() error {
+			_, err := apiclient.New(url, "999", key).Presence(ctx, "app")
+			return err
+		}, apiclient.ErrNotFound, "not an app"},
+		{"bad channel", func() error {
+			_, _, err := ok.Publish(ctx, "app", 1, "")
+			return err
+		}, apiclient.ErrBadRequest, "firehose"},
+		{"too large", func() error {
+			_, _, err := ok.Publish(ctx, "user:a", make([]int, 200), "")
+			return err
+		}, apiclient.ErrTooLarge, "larger than 256"},
+		{"future revocation", func() error {
+			return ok.Revoke(ctx, "a", time.Now().Add(time.Hour))
+		}, apiclient.ErrBadRequest, "in the future"},
+		{"no hub", func() error {
+			_, err := apiclient.New("http://127.0.0.1:1", "100", key).Connections(ctx, "a")
+			return err
+		}, apiclient.ErrUnavailable, "connect"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := tc.call()
+			require.Error(t, err)
+			assert.ErrorIs(t, err, tc.want)
+			assert.ErrorContains(t, err, tc.msg)
+			for _, other := range []error{apiclient.ErrBadRequest, apiclient.ErrUnauthorized, apiclient.ErrForbidden, apiclient.ErrNotFound, apiclient.ErrTooLarge, apiclient.ErrUnavailable} {
+				if other != tc.want {
+					assert.False(t, errors.Is(err, other), "matches %v too", other)
+				}
+			}
+		})
+	}
+
+	off, dup, err := ok.Publish(ctx, "user:a", map[string]string{"text": "hi"}, "k")
+	require.NoError(t, err)
+	assert.False(t, dup)
+	again, dup, err := ok.Publish(ctx, "user:a", map[string]string{"text": "hi"}, "k")
+	require.NoError(t, err)
+	assert.True(t, dup)
+	assert.Equal(t, off, again)
+	n, err := ok.Disconnect(ctx, "a")
+	require.NoError(t, err)
+	assert.Zero(t, n)
+	require.NoError(t, ok.Revoke(ctx, "a", time.Now()))
+}
+
+// With Redis down a publish is refused 503, to be retried with the same
+// idempotency key, rather than answered and lost.
+func TestPublishBrokerDown(t *testing.T) {
+	srv := redistest.Start(t)
+	b, err := broker.NewRedis(broker.RedisConfig{URL: srv.URL(), Config: broker.Config{DedupeWindow: time.Minute, HistorySize: 10, HistoryTTL: time.Minute}})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = b.Close() })
+	c := apiclient.New(serve(t, b), "100", key)
+	_, _, err = c.Publish(context.Background(), "user:a", 1, "k1")
+	require.NoError(t, err, "published while Redis is up")
+	srv.Stop()
+	_, _, err = c.Publish(context.Background(), "user:a", 2, "k2")
+	assert.ErrorIs(t, err, apiclient.ErrUnavailable)
+	assert.ErrorContains(t, err, "try again with the same idempotency_key")
+}

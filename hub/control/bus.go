@@ -1,0 +1,148 @@
+package control
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Orders a [Command] carries.
+const (
+	OpDisconnect = "disconnect"
+	OpRevoke     = "revoke"
+)
+
+// Command is one order for every node.
+type Command struct {
+	Op   string `json:"op"`
+	App  string `json:"app"`
+	User string `json:"user"`
+	// Before is the revocation's issued_before, unix seconds.
+	Before int64 `json:"before,omitempty"`
+}
+
+// BusConfig configures a [Bus].
+type BusConfig struct {
+	// Client is the Redis that joins the nodes; nil delivers in process.
+	Client redis.UniversalClient
+	// Prefix starts the pub/sub channel's name, as the broker's keys do
+	// ["imhub"]. The name, "<prefix>:control", has no '{': every client
+	// channel's pub/sub name is "<prefix>:{app:channel}", so no client
+	// can subscribe to it or publish on it.
+	Prefix string
+	// Logger receives state changes [slog.Default()].
+	Logger *slog.Logger
+	// Resubscribed, when set, is called after the subscription was lost
+	// and made again: commands sent in between were not delivered.
+	Resubscribed func()
+}
+
+// Bus delivers commands to every node's handler.
+type Bus struct {
+	cfg     BusConfig
+	channel string
+	handle  func(Command)
+	// ready is closed once the subscription is in effect.
+	ready chan struct{}
+}
+
+// NewBus returns a bus that delivers to handle. With Redis, Run must run.
+func NewBus(cfg BusConfig, handle func(Command)) *Bus {
+	if cfg.Prefix == "" {
+		cfg.Prefix = "imhub"
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	b := &Bus{cfg: cfg, channel: cfg.Prefix + ":control", handle: handle, ready: make(chan struct{})}
+	if cfg.Client == nil {
+		close(b.ready)
+	}
+	return b
+}
+
+// Publish sends c to every node, this one included. Without Redis it is
+// handled before Publish returns; with Redis, when each node reads it.
+func (b *Bus) Publish(ctx context.Context, c Command) error {
+	if b.cfg.Client == nil {
+		b.handle(c)
+		return nil
+	}
+	data, err := json.Marshal(c)
+	if err != nil {
+		return fmt.Errorf("control %s: %w", c.Op, err)
+	}
+	if err := b.cfg.Client.Publish(ctx, b.channel, data).Err(); err != nil {
+		return fmt.Errorf("control %s: publish: %w", c.Op, err)
+	}
+	return nil
+}
+
+// Run delivers the commands of other nodes (and this one's) until ctx is
+// done. go-redis subscribes again by itself after a lost connection.
+func (b *Bus) Run(ctx context.Context) error {
+	if b.cfg.Client == nil {
+		return nil
+	}
+	ps := b.cfg.Client.Subscribe(ctx, b.channel)
+	// A blocked Receive does not see ctx end; closing ps ends it.
+	stopped := make(chan struct{})
+	defer func() { <-stopped }()
+	go func() {
+		defer close(stopped)
+		<-ctx.Done()
+		_ = ps.Close()
+	}()
+	first := true
+	for {
+		msg, err := ps.Receive(ctx)
+		if ctx.Err() != nil {
+			return nil
+		}
+		if err != nil {
+			// go-redis reconnects on the next Receive; wait a little so
+			// that a Redis that is down is not asked in a tight loop.
+			b.cfg.Logger.Debug("control channel: receive failed", "err", err)
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(250 * time.Millisecond):
+			}
+			continue
+		}
+		switch m := msg.(type) {
+		case *redis.Subscription:
+			if first {
+				first = false
+				close(b.ready)
+			} else {
+				b.cfg.Logger.Info("control channel subscribed again; commands sent meanwhile were missed")
+				if b.cfg.Resubscribed != nil {
+					b.cfg.Resubscribed()
+				}
+			}
+		case *redis.Message:
+			var c Command
+			if err := json.Unmarshal([]byte(m.Payload), &c); err != nil || c.Op == "" {
+				b.cfg.Logger.Warn("control channel: unreadable command dropped", "err", err)
+				continue
+			}
+			b.handle(c)
+		}
+	}
+}
+
+// Ready waits until the bus receives commands, or ctx is done.
+func (b *Bus) Ready(ctx context.Context) error {
+	select {
+	case <-b.ready:
+		return nil
+	case <-ctx.Done():
+		return errors.New("control channel: not subscribed yet")
+	}
+}

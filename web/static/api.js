@@ -1,0 +1,121 @@
+// The server API panel: who is connected to the channel being watched, and
+// a box to publish a custom event, for an admin with an API key typed in by
+// hand. The key lives in this module's memory only: it is never stored
+// (no localStorage, no sessionStorage, no cookie) and is gone with the page.
+const $ = (id) => document.getElementById(id);
+const EVERY = 3000; // ms between presence reads
+
+const panel = { key: '', channel: 'app', timer: null, busy: false };
+
+function esc(s) {
+  return String(s).replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+}
+
+async function call(method, path, body) {
+  const r = await fetch(path, {
+    method,
+    headers: { Authorization: 'apikey ' + panel.key, ...(body ? { 'Content-Type': 'application/json' } : {}) },
+    body: body ? JSON.stringify(body) : undefined,
+  });
+  let out = {};
+  try { out = await r.json(); } catch { /* not JSON: the status says it */ }
+  if (!r.ok) throw new Error(out.error || `${r.status} ${r.statusText}`);
+  return out;
+}
+
+// Users of the channel, most connections first.
+export function presenceRows(users) {
+  return Object.entries(users || {}).sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1));
+}
+
+async function readPresence() {
+  clearTimeout(panel.timer);
+  if (!panel.key || !panel.channel) return;
+  if (!document.hidden && !panel.busy) {
+    panel.busy = true;
+    try {
+      const out = await call('GET', '/api/presence?channel=' + encodeURIComponent(panel.channel));
+      const rows = presenceRows(out.users);
+      $('api-presence').innerHTML = rows.map(([u, n]) =>
+        `<li><span class="dot"></span>${esc(u)}${n > 1 ? ` <span class="dim">×${n}</span>` : ''}</li>`).join('');
+      $('api-presence-note').textContent = rows.length ? '' : 'nobody';
+    } catch (e) {
+      $('api-presence').innerHTML = '';
+      $('api-presence-note').textContent = e.message;
+    } finally {
+      panel.busy = false;
+    }
+  }
+  panel.timer = setTimeout(readPresence, EVERY);
+}
+
+function watch(channel) {
+  panel.channel = channel;
+  $('api-channel').textContent = channel;
+  readPresence();
+}
+
+async function publish(e) {
+  e.preventDefault();
+  const f = $('api-publish');
+  const out = $('api-publish-result');
+  let data;
+  try {
+    data = JSON.parse(f.elements.data.value);
+  } catch {
+    out.textContent = 'data is not JSON';
+    out.dataset.state = 'error';
+    return;
+  }
+  try {
+    const r = await call('POST', '/api/publish', { channel: f.elements.channel.value.trim(), data });
+    out.textContent = 'published at ' + r.offset;
+    out.dataset.state = 'ok';
+  } catch (err) {
+    out.textContent = err.message;
+    out.dataset.state = 'error';
+  }
+}
+
+function init() {
+  const root = $('api');
+  if (!root) return;
+  root.innerHTML = `
+    <h2>Server API</h2>
+    <form id="api-key-form" class="api-key">
+      <label for="api-key">API key</label>
+      <input id="api-key" type="password" autocomplete="off" placeholder="not stored">
+      <button type="submit">Use</button>
+    </form>
+    <h3>Present on <span id="api-channel"></span></h3>
+    <ol id="api-presence" class="api-presence"></ol>
+    <p id="api-presence-note" class="dim">enter an API key to see who is connected</p>
+    <h3>Publish</h3>
+    <form id="api-publish" class="api-publish">
+      <input name="channel" placeholder="user:jared or group:…" aria-label="Channel">
+      <textarea name="data" rows="2" aria-label="Data, JSON">{"text": "hello"}</textarea>
+      <button type="submit">Publish</button>
+    </form>
+    <p id="api-publish-result" role="status"></p>`;
+  $('api-channel').textContent = panel.channel;
+  $('api-key-form').addEventListener('submit', (e) => {
+    e.preventDefault();
+    panel.key = $('api-key').value.trim();
+    $('api-key').value = '';
+    $('api-key').placeholder = panel.key ? 'a key is in use (not stored)' : 'not stored';
+    readPresence();
+  });
+  $('api-publish').addEventListener('submit', publish);
+  // The channel being watched is the one last subscribed to: read before
+  // the page's own handler clears the field (a capture listener runs first).
+  const channels = $('channels');
+  if (channels) {
+    channels.addEventListener('submit', () => {
+      const c = $('channel').value.trim();
+      if (c) watch(c);
+    }, true);
+  }
+  document.addEventListener('visibilitychange', () => { if (!document.hidden) readPresence(); });
+}
+
+init();
