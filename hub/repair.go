@@ -270,7 +270,7 @@ func (s *Session) applyRepair(it repairItem, r repairResult) {
 		if filled > 0 && !r.restarted {
 			m.WithLabelValues("recovered").Inc()
 		}
-	} else if sub.pendingCovers() {
+	} else if sub.coveredByPending(r.hist.Latest) {
 		// History was trimmed past the last event sent, but the events
 		// since then were received live and held back: they follow below.
 		m.WithLabelValues("recovered").Inc()

@@ -157,12 +157,20 @@ func (sub *subscription) takePending(fresh bool) (pending []pendingPub, overflow
 	return pending, false
 }
 
-// pendingCovers says whether what is held back goes on from the last
-// position sent with no gap: then a history that no longer reaches back to
-// it has nothing to add, and nothing was lost. So it is after a node
+// coveredByPending says whether a history read that no longer reaches
+// back to the last position sent has nothing to add, and nothing was lost:
+// the channel's stream is still the one sent from (latest, the position
+// history gave, is of its epoch and not behind it), and what is held back
+// goes on from the last position sent with no gap. So it is after a node
 // resubscribed before the events it missed were published, as when its
 // Redis restarts: they come live, and history may have been trimmed of
 // them by the time it is read.
+func (sub *subscription) coveredByPending(latest broker.Position) bool {
+	return latest.Epoch == sub.sent.Epoch && latest.Offset >= sub.sent.Offset && sub.pendingCovers()
+}
+
+// pendingCovers says whether what is held back goes on from the last
+// position sent with no gap.
 func (sub *subscription) pendingCovers() bool {
 	if sub.overflow {
 		return false

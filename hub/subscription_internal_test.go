@@ -185,3 +185,28 @@ func TestSubscriptionPendingCovers(t *testing.T) {
 	sub.hold(nil, pos(6, "f"), 100)
 	assert.False(t, sub.pendingCovers(), "a new stream does not go on from the old one")
 }
+
+// Held events cover a history read only while the history is of the
+// stream they go on from.
+func TestSubscriptionCoveredByPending(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		latest  broker.Position
+		pending []broker.Position
+		want    bool
+	}{
+		{"the same stream, the next one held", pos(9, "e"), []broker.Position{pos(6, "e"), pos(7, "e")}, true},
+		{"the stream started again", pos(2, "f"), []broker.Position{pos(6, "e"), pos(1, "f"), pos(2, "f")}, false},
+		{"the stream went back (writes lost in a failover)", pos(3, "e"), []broker.Position{pos(6, "e")}, false},
+		{"nothing held", pos(9, "e"), nil, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			sub := &subscription{channel: "group:G"}
+			sub.sentUpTo(pos(5, "e"))
+			for _, p := range tc.pending {
+				sub.hold(nil, p, 100)
+			}
+			assert.Equal(t, tc.want, sub.coveredByPending(tc.latest))
+		})
+	}
+}

@@ -111,7 +111,7 @@ func parseConfig(args []string, env func(string) string, out io.Writer) (Config,
 	fs.DurationVar(&c.DedupeWindow, "dedupe-window", 10*time.Minute, "how long a repeated IM event is recognised; 0 turns deduplication off")
 	fs.IntVar(&c.HistorySize, "history-size", 100, "events kept per channel for since replay; 0 keeps none")
 	fs.DurationVar(&c.HistoryTTL, "history-ttl", 10*time.Minute, "how long a channel's history is kept")
-	fs.DurationVar(&c.HistoryHold, "history-hold", 10*time.Second, "a busy channel keeps events beyond -history-size until this old (up to 10 times -history-size), so a node or client away for less loses none; 0 keeps -history-size alone")
+	fs.DurationVar(&c.HistoryHold, "history-hold", 0, "a busy channel keeps events beyond -history-size until this old (up to 10 times -history-size), so a node or client away for less loses none; 0 keeps -history-size alone")
 	fs.StringVar(&c.SpoolDir, "spool-dir", "", "local spool `directory` for callbacks while Redis is down, created 0700 if missing; off = no spool (503 instead) (default $XDG_STATE_HOME/imhub/spool, else ~/.local/state/imhub/spool)")
 	fs.Var(&spool, "spool-max-bytes", "largest spool `size`")
 	fs.IntVar(&c.MaxConns, "max-conns", 100000, "WebSocket connections per node (4009 beyond)")

@@ -74,7 +74,7 @@ func TestConfigDefaults(t *testing.T) {
 	assert.Equal(t, 10*time.Minute, c.DedupeWindow)
 	assert.Equal(t, 100, c.HistorySize)
 	assert.Equal(t, 10*time.Minute, c.HistoryTTL)
-	assert.Equal(t, 10*time.Second, c.HistoryHold)
+	assert.Zero(t, c.HistoryHold)
 	assert.Equal(t, int64(256<<20), c.SpoolMaxBytes)
 	assert.Equal(t, 100000, c.MaxConns)
 	assert.Equal(t, 256, c.MaxSubs)

@@ -61,8 +61,8 @@ func reportServerCost(b *testing.B, srv *redistest.Server) {
 	b.ReportMetric(float64(usec)/float64(b.N), "server-us/op")
 }
 
-// BenchmarkPublishRedisHold is BenchmarkPublishRedis with -history-hold's
-// default: the app channel, which gets every publication, is held at ten
+// BenchmarkPublishRedisHold is BenchmarkPublishRedis with -history-hold 10s:
+// the app channel, which gets every publication, is held at ten
 // times its history size, and each publication also checks the oldest
 // entries' age.
 func BenchmarkPublishRedisHold(b *testing.B) {

@@ -321,3 +321,40 @@ func TestRedisClusterRepairWhenPrimaryServes(t *testing.T) {
 		return string(ps[len(ps)-1].Data) == "2"
 	})
 }
+
+// A script keeps a cluster primary busy for over a second: every command
+// the broker sends it meanwhile is refused with BUSY, each of its
+// channels' SSUBSCRIBEs apart (one per channel: a cluster refuses one for
+// several slots). Each batch is sent again once its answers are in, not
+// once for each refusal: when the script ends, the subscription is back
+// within moments, not after working through a pile of batches.
+func TestRedisClusterBusyPrimary(t *testing.T) {
+	cl := redistest.StartCluster(t, 3, "busy-reply-threshold 100")
+	b := newRedis(t, cl.URL(), brokertest.DefaultConfig)
+	rec := brokertest.Start(t, b)
+	ctx := context.Background()
+	busyNode := cl.Nodes[0]
+	var mine []string
+	for i := 0; len(mine) < 50; i++ {
+		ch := fmt.Sprintf("group:B%d", i)
+		if cl.Owner(b.StreamKeyForTest("1", ch)) == busyNode {
+			require.NoError(t, b.Subscribe(ctx, "1", ch))
+			mine = append(mine, ch)
+		}
+	}
+	require.NoError(t, busyNode.Client().Eval(ctx, `local t = redis.call('TIME') local s = t[1] * 1000000 + t[2]
+		while true do t = redis.call('TIME') if t[1] * 1000000 + t[2] - s > 1500000 then break end end
+		return 1`, nil).Err(), "the busy script ran")
+	require.Eventually(t, func() bool {
+		_, err := b.Publish(ctx, broker.Message{App: "1", ID: fmt.Sprint("after-", time.Now().UnixNano()), Channels: []string{mine[7]}, Data: []byte("after")})
+		if err != nil {
+			return false
+		}
+		for _, p := range rec.Publications() {
+			if string(p.Data) == "after" {
+				return true
+			}
+		}
+		return false
+	}, 10*time.Second, 100*time.Millisecond, "publications arrive again once the script is done")
+}

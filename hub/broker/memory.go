@@ -61,7 +61,7 @@ type memChannel struct {
 func (ch *memChannel) record(e memEntry, size, limit int, hold time.Duration) {
 	ch.history = append(ch.history, e)
 	n := 0
-	for len(ch.history)-n > size && (len(ch.history)-n > limit || hold <= 0 || e.at.Sub(ch.history[n].at) > hold) {
+	for len(ch.history)-n > size && (len(ch.history)-n > limit || hold <= 0 || e.at.Sub(ch.history[n].at) >= hold) {
 		ch.history[n] = memEntry{} // let the publication go
 		n++
 	}

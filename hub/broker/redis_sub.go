@@ -406,7 +406,19 @@ func (sc *subConn) receive(ctx context.Context, h Handler) {
 			h.HandleReconnect()
 		}
 	}
+	// refusedNow: a command of the batch sent to restore the connection
+	// was refused because the server does not serve yet.
+	refusedNow := false
+	// retryBatch sends the restoring batch again after a backoff: once
+	// per batch, not once per refusal, so that a refusal of each of many
+	// channels does not pile batches up on the connection.
+	retryBatch := func() {
+		refusedNow, sent, awaiting = false, false, false
+		backoff = nextBackoff(backoff)
+		sleep(ctx, backoff)
+	}
 	markLost := func(err error) {
+		refusedNow = false
 		if !lost {
 			log.Warn("redis subscription connection lost", "err", err)
 			sc.up.Store(false)
@@ -442,7 +454,7 @@ func (sc *subConn) receive(ctx context.Context, h Handler) {
 			quiet = time.Now()
 		}
 		wait := sc.r.cfg.PingInterval
-		if !serving {
+		if !serving || refusedNow {
 			wait = servingPoll
 		}
 		msg, err := ps.ReceiveTimeout(ctx, wait)
@@ -452,12 +464,12 @@ func (sc *subConn) receive(ctx context.Context, h Handler) {
 			continue
 		}
 		if err != nil && notServing(err) {
-			// The server is back but not serving: subscribe everything
-			// again shortly, on the same connection.
+			// The server is back but not serving yet. The rest of the
+			// batch's answers are read first; then it is all sent again,
+			// once, after a backoff (see below).
 			log.Debug("redis subscription command refused for now", "err", err)
 			if lost {
-				sent = false
-				sleep(ctx, servingPoll)
+				refusedNow = true
 			}
 			continue
 		}
@@ -467,6 +479,12 @@ func (sc *subConn) receive(ctx context.Context, h Handler) {
 			}
 			var nerr interface{ Timeout() bool }
 			timeout := errors.As(err, &nerr) && nerr.Timeout()
+			if timeout && lost && refusedNow {
+				// The batch's answers have stopped coming (its PING may
+				// have been refused too, as while loading): again.
+				retryBatch()
+				continue
+			}
 			checkServing()
 			if timeout && time.Since(quiet) < sc.r.cfg.PingInterval {
 				continue
@@ -497,6 +515,8 @@ func (sc *subConn) receive(ctx context.Context, h Handler) {
 		case *redis.Pong:
 			if m.Payload != healthPing {
 				sc.pong(m.Payload)
+			} else if lost && refusedNow {
+				retryBatch()
 			} else if lost {
 				// Only the PING sent after resubscribe proves every
 				// channel subscribed again.
@@ -508,9 +528,7 @@ func (sc *subConn) receive(ctx context.Context, h Handler) {
 					// The repair starts now, and again once the node
 					// serves if it does not yet.
 					h.HandleReconnect()
-					if err := sc.serves(ctx); err != nil {
-						serving = false
-					}
+					serving = sc.serves(ctx) == nil
 				}
 				if !first {
 					log.Info("redis subscription connection restored",

@@ -338,3 +338,23 @@ func TestRedisKeysExpire(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, int64(len(keys)+1), all, "and one data set id")
 }
+
+// A server that stops answering holds a call no longer than its context
+// allows, not for the connection's read timeout (3 s): the broker's own
+// checks give themselves a fraction of a second, and callers a deadline.
+func TestRedisCallsKeepTheirDeadline(t *testing.T) {
+	srv := redistest.Start(t)
+	proxy := newFreezingProxy(t, srv.Socket())
+	b := newRedis(t, "redis://"+proxy.ln.Addr().String(), brokertest.DefaultConfig)
+	brokertest.Start(t, b)
+	ctx := context.Background()
+	_, err := b.History(ctx, "1", "group:D", nil)
+	require.NoError(t, err)
+	proxy.freeze()
+	short, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
+	defer cancel()
+	began := time.Now()
+	_, err = b.History(short, "1", "group:D", nil)
+	require.Error(t, err)
+	assert.Less(t, time.Since(began), 2500*time.Millisecond, "the call ended with its context, not the read timeout: %v", err)
+}

@@ -118,18 +118,24 @@ func newRedisTarget(cfg RedisConfig) (redisTarget, error) {
 	}
 	// Fail fast while Redis is down: callers answer 503 and the IM backend
 	// retries, which beats holding callbacks for the default timeouts.
+	// Contexts' deadlines bound the socket's reads and writes too (go-redis
+	// otherwise keeps to ReadTimeout alone): a caller that gives a command
+	// 200 ms is not held for 3 s by a server that stopped answering.
 	const dial, rw, retries = 2 * time.Second, 3 * time.Second, 1
 	switch {
 	case o.single != nil:
 		o.single.DialTimeout, o.single.ReadTimeout, o.single.WriteTimeout, o.single.MaxRetries = dial, rw, rw, retries
+		o.single.ContextTimeoutEnabled = true
 		return redisTarget{client: redis.NewClient(o.single), desc: o.single.Addr}, nil
 	case o.cluster != nil:
 		o.cluster.DialTimeout, o.cluster.ReadTimeout, o.cluster.WriteTimeout, o.cluster.MaxRetries = dial, rw, rw, retries
+		o.cluster.ContextTimeoutEnabled = true
 		o.cluster.Dialer = tlsDialer(o.cluster.TLSConfig, dial)
 		c := redis.NewClusterClient(o.cluster)
 		return redisTarget{client: c, cluster: c, desc: "cluster " + strings.Join(o.cluster.Addrs, ",")}, nil
 	default:
 		o.failover.DialTimeout, o.failover.ReadTimeout, o.failover.WriteTimeout, o.failover.MaxRetries = dial, rw, rw, retries
+		o.failover.ContextTimeoutEnabled = true
 		o.failover.Dialer = tlsDialer(o.failover.TLSConfig, dial)
 		return redisTarget{
 			client: redis.NewFailoverClient(o.failover),

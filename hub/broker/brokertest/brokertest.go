@@ -436,7 +436,9 @@ func testHistoryOverflow(t *testing.T, f Factory) {
 func testHistoryHold(t *testing.T, f Factory) {
 	cfg := DefaultConfig
 	cfg.HistorySize = 5
-	cfg.HistoryHold = time.Second
+	// Long enough for the bursts below to be published within it, also
+	// with the race detector on a busy machine.
+	cfg.HistoryHold = 2 * time.Second
 	b := f(t, cfg)
 	Start(t, b)
 	pos := publishN(t, b, "1", "group:H", 1, 12)
