@@ -36,6 +36,11 @@ class Clock {
     this.t = end;
   }
 
+  // ticks counts the pending once-a-second checks: one per loop.
+  ticks() {
+    return [...this.#timers.values()].filter((x) => x.ms === TICK).length;
+  }
+
   // waits lists the pending timers other than the once-a-second check.
   waits() {
     return [...this.#timers.values()].filter((x) => x.ms !== TICK).map((x) => x.ms);
@@ -57,9 +62,9 @@ class Held {
   close() {
     this.readyState = 3;
   }
-  open(user = 'u') {
+  open(user = 'u', app = '1400000000') {
     this.readyState = 1;
-    this.recv({ op: 'connected', user, app: '1400000000', node: 'n1', channels: ['user:' + user] });
+    this.recv({ op: 'connected', user, app, node: 'n1', channels: ['user:' + user] });
   }
   recv(f) {
     this.onmessage?.({ data: JSON.stringify(f) });
@@ -72,6 +77,10 @@ class Held {
 
 const tok = () => token('u');
 const flush = () => sleep(0);
+// settled resolves to {v} or {e} once p settles, or to 'pending' if it has not soon.
+const settled = (p) => Promise.race([p.then((v) => ({ v }), (e) => ({ e })), sleep(50).then(() => 'pending')]);
+// jwt makes an unsigned token: the client reads its claims, and Held does not check it.
+const jwt = (c) => 'h.' + Buffer.from(JSON.stringify({ sub: 'u', ...c })).toString('base64url') + '.s';
 
 test('newer orders offsets within an epoch; another epoch is a new stream', () => {
   assert.ok(newer('5:e', undefined));
@@ -286,5 +295,49 @@ test('a request waits for a connection, and is answered by id, refused with HubE
   const unanswered = hub.presence('group:C');
   clock.advance(10000 + 2 * TICK);
   await assert.rejects(unanswered, (e) => e instanceof TimeoutError && e.code === 'timeout');
+  hub.close();
+});
+
+test('a clock past the token\'s exp does not refresh every second: the refresh follows the token\'s own life', async () => {
+  const T = 1_700_000_000; // the Clock's start, s
+  let calls = 0;
+  // Issued, by the hub's clock, an hour before the local clock: it runs ahead.
+  const { clock, hub } = held({ getToken: () => (calls++, jwt({ iat: T - 3600, exp: T - 3600 + 600 })), pingInterval: 3600000 });
+  hub.connect();
+  const ws = await socket(1);
+  ws.open();
+  const refreshes = () => ws.sent.filter((f) => f.op === 'refresh');
+  for (let s = 0; s < 60; s++) {
+    clock.advance(TICK);
+    await flush();
+  }
+  assert.equal(calls, 1, 'no refresh in the first minute of a ten-minute token');
+  assert.equal(refreshes().length, 0);
+  clock.advance(480 * 1000); // nine minutes in: a minute before its life ends
+  await flush();
+  assert.equal(calls, 2);
+  assert.equal(refreshes().length, 1);
+  ws.recv({ op: 'refreshed', id: refreshes()[0].id });
+  for (let s = 0; s < 60; s++) {
+    clock.advance(TICK);
+    await flush();
+  }
+  assert.equal(refreshes().length, 1, 'the fresh token is as skewed, and kept as long');
+  hub.close();
+});
+
+test('a token without iat whose exp the local clock has passed is refreshed at most every 5 s', async () => {
+  const T = 1_700_000_000;
+  const { clock, hub } = held({ getToken: () => jwt({ exp: T - 60 }) });
+  hub.connect();
+  const ws = await socket(1);
+  ws.open();
+  const refreshes = () => ws.sent.filter((f) => f.op === 'refresh');
+  for (let s = 0; s < 30; s++) {
+    clock.advance(TICK);
+    await flush();
+    for (const f of refreshes()) if (!f.answered) ws.recv({ op: 'refreshed', id: f.id }), (f.answered = true);
+  }
+  assert.ok(refreshes().length >= 1 && refreshes().length <= 6, `${refreshes().length} refreshes in 30 s`);
   hub.close();
 });

@@ -20,8 +20,8 @@ const cut = (o) => {
   return [Number(o.slice(0, i)), o.slice(i + 1)];
 };
 
-// claims reads a JWT's payload, unverified: only exp is needed, to refresh
-// the token before it runs out.
+// claims reads a JWT's payload, unverified: only exp and iat are needed,
+// to refresh the token before it runs out.
 function claims(token) {
   try {
     return JSON.parse(atob(token.split('.')[1].replace(/-/g, '+').replace(/_/g, '/')));
@@ -247,11 +247,14 @@ export class Hub extends Emitter {
       try {
         const t = await this.#o.getToken();
         if (!t || typeof t !== 'string') throw new AuthError('no_token', 'getToken gave no token');
-        const exp = claims(t).exp * 1000;
+        const { exp, iat } = claims(t);
         const now = this.#now();
+        // The token's life by the hub's clock (iat), else what is left by
+        // ours, counted from now: a skewed clock cannot make it spin.
+        const life = (exp - (iat || now / 1000)) * 1000;
         this.#token = t;
-        // Ahead of exp by a minute, or by half a short token's life.
-        this.#refreshAt = exp > 0 ? exp - Math.min(this.#o.refreshAhead, (exp - now) / 2) : Infinity;
+        // Ahead of its end by a minute, or by half a short token's life.
+        this.#refreshAt = exp > 0 ? now + Math.max(5000, life - Math.min(this.#o.refreshAhead, life / 2)) : Infinity;
         return t;
       } finally {
         this.#tokenP = null;
