@@ -106,7 +106,7 @@ test('backoff: each wait lies between minDelay and the doubling cap, set by the 
   hub.connect();
   const waits = [];
   for (let n = 1; n <= rs.length; n++) {
-    await until(() => clock.waits().length === 1, `retry ${n} to be scheduled`);
+    await until(() => closes.length === n && clock.waits().length === 1, `retry ${n} to be scheduled`);
     const [w] = clock.waits();
     const cap = Math.min(3000, 100 * 2 ** n);
     assert.ok(w >= 100 && w <= cap, `wait ${n} is ${w}, want 100..${cap}`);
@@ -139,7 +139,7 @@ test('online during a backoff reconnects at once, and starts no second loop', as
   let lost = 0;
   hub.on('disconnected', () => lost++);
   hub.connect();
-  await until(() => clock.waits().length === 1, 'a backoff');
+  await until(() => lost === 1 && clock.waits().length === 1, 'a backoff');
   assert.equal(sockets, 1);
 
   window.dispatchEvent(new Event('online'));
@@ -339,5 +339,27 @@ test('a token without iat whose exp the local clock has passed is refreshed at m
     for (const f of refreshes()) if (!f.answered) ws.recv({ op: 'refreshed', id: f.id }), (f.answered = true);
   }
   assert.ok(refreshes().length >= 1 && refreshes().length <= 6, `${refreshes().length} refreshes in 30 s`);
+  hub.close();
+});
+
+test('a getToken that never answers is given up after timeout, and asked again after a backoff', async () => {
+  let calls = 0;
+  const { clock, hub } = held({ getToken: () => (++calls === 1 ? new Promise(() => {}) : tok()) });
+  const errors = [];
+  hub.on('error', (e) => errors.push(e));
+  hub.connect();
+  await flush();
+  clock.advance(9000);
+  await flush();
+  assert.equal(hub.state, 'connecting');
+  clock.advance(1000 + TICK);
+  await flush();
+  assert.equal(errors.length, 1);
+  assert.ok(errors[0] instanceof TimeoutError && errors[0].code === 'timeout', String(errors[0]));
+  assert.equal(hub.state, 'disconnected');
+  clock.advance(1000);
+  (await socket(1)).open();
+  assert.equal(hub.state, 'connected');
+  assert.equal(calls, 2);
   hub.close();
 });

@@ -243,9 +243,13 @@ export class Hub extends Emitter {
   // unless fresh asks for another. Concurrent callers share one getToken.
   #getToken(fresh) {
     if (!fresh && this.#token) return Promise.resolve(this.#token);
+    const o = this.#o;
+    let tm;
     return (this.#tokenP ||= (async () => {
       try {
-        const t = await this.#o.getToken();
+        // Bounded by timeout: a getToken that never answers would keep the
+        // client connecting for good.
+        const t = await Promise.race([o.getToken(), new Promise((_, no) => (tm = o.setTimeout(() => no(new TimeoutError('timeout', `no token within ${o.timeout} ms`)), o.timeout)))]);
         if (!t || typeof t !== 'string') throw new AuthError('no_token', 'getToken gave no token');
         const { exp, iat } = claims(t);
         const now = this.#now();
@@ -254,9 +258,10 @@ export class Hub extends Emitter {
         const life = (exp - (iat || now / 1000)) * 1000;
         this.#token = t;
         // Ahead of its end by a minute, or by half a short token's life.
-        this.#refreshAt = exp > 0 ? now + Math.max(5000, life - Math.min(this.#o.refreshAhead, life / 2)) : Infinity;
+        this.#refreshAt = exp > 0 ? now + Math.max(5000, life - Math.min(o.refreshAhead, life / 2)) : Infinity;
         return t;
       } finally {
+        o.clearTimeout(tm);
         this.#tokenP = null;
       }
     })());
