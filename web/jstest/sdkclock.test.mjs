@@ -363,3 +363,28 @@ test('a getToken that never answers is given up after timeout, and asked again a
   assert.equal(calls, 2);
   hub.close();
 });
+
+test('a request made while the client is closed is refused at once; one made before connect is given up after timeout', async () => {
+  let { clock, hub } = held();
+  const early = hub.presence('group:A'); // connect is never called
+  clock.advance(10000 + 2 * TICK);
+  const e1 = await settled(early);
+  assert.ok(e1.e instanceof TimeoutError, 'before connect: given up after timeout, got ' + JSON.stringify(e1));
+
+  hub.connect();
+  (await socket(1)).open();
+  hub.close();
+  const e2 = await settled(hub.presence('group:A'));
+  assert.ok(e2.e instanceof HubError && e2.e.code === 'closed', 'after close: refused at once, got ' + JSON.stringify(e2));
+
+  ({ clock, hub } = held());
+  hub.connect();
+  const ws = await socket(1);
+  ws.open();
+  const pending = hub.presence('group:A');
+  ws.drop(4010, 'disconnected by the server API');
+  const e3 = await settled(pending);
+  assert.ok(e3.e instanceof HubError && e3.e.code === 'closed', 'pending at 4010: refused, got ' + JSON.stringify(e3));
+  const e4 = await settled(hub.presence('group:A'));
+  assert.ok(e4.e instanceof HubError && e4.e.code === 'closed', 'after 4010: refused at once, got ' + JSON.stringify(e4));
+});

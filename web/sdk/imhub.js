@@ -202,8 +202,7 @@ export class Hub extends Emitter {
     const ws = this.#ws;
     this.#ws = null;
     ws?.close(1000);
-    for (const r of this.#reqs.values()) r.reject(new HubError('closed', 'the client was closed'));
-    this.#reqs.clear();
+    this.#rejectAll(new HubError('closed', 'the client was closed'));
     this.#set('closed');
   }
 
@@ -376,12 +375,6 @@ export class Hub extends Emitter {
     } else if (this.state === 'connecting' && this.#ws && t - this.#openedAt > o.timeout) {
       this.#gone(this.#ws, 1006, 'no answer to connect');
     }
-    for (const [id, r] of this.#reqs) {
-      if (t > r.until) {
-        this.#reqs.delete(id);
-        r.reject(new TimeoutError('timeout', `no answer to ${r.frame.op} within ${o.timeout} ms`));
-      }
-    }
     if (this.#dirty) this.#save();
     if (this.state !== 'closed') this.#schedule();
   }
@@ -403,13 +396,31 @@ export class Hub extends Emitter {
     }
   }
 
+  // request sends frame once connected and resolves to the answer. A
+  // closed client refuses it at once; each has a timer of its own, since
+  // nothing else runs before connect.
   #request(frame) {
+    const o = this.#o;
     return new Promise((resolve, reject) => {
+      if (this.state === 'closed') return reject(new HubError('closed', 'the client is closed'));
       const id = ++this.#id;
-      const r = { frame: { ...frame, id }, resolve, reject, until: this.#now() + this.#o.timeout, sent: false };
+      const r = { frame: { ...frame, id }, resolve, reject, sent: false };
+      r.tm = o.setTimeout(() => this.#take(id)?.reject(new TimeoutError('timeout', `no answer to ${frame.op} within ${o.timeout} ms`)), o.timeout);
       this.#reqs.set(id, r);
       r.sent = this.#send(r.frame);
     });
+  }
+
+  // take removes the request id, if pending, and returns it.
+  #take(id) {
+    const r = this.#reqs.get(id);
+    this.#reqs.delete(id);
+    this.#o.clearTimeout(r?.tm);
+    return r;
+  }
+
+  #rejectAll(err) {
+    for (const id of this.#reqs.keys()) this.#take(id).reject(err);
   }
 
   #subscribe(s) {
@@ -440,9 +451,8 @@ export class Hub extends Emitter {
       return;
     }
     const s = this.#subs.get(f.channel);
-    const r = f.id != null && this.#reqs.get(f.id);
+    const r = f.id != null && this.#take(f.id);
     if (r) {
-      this.#reqs.delete(f.id);
       if (f.op === 'error') r.reject(new HubError(f.code, f.message, { channel: f.channel }));
       else r.resolve(f);
       return;
