@@ -388,3 +388,27 @@ test('a request made while the client is closed is refused at once; one made bef
   const e4 = await settled(hub.presence('group:A'));
   assert.ok(e4.e instanceof HubError && e4.e.code === 'closed', 'after 4010: refused at once, got ' + JSON.stringify(e4));
 });
+
+test('close and connect from a listener during the once-a-second check leave one check loop', async () => {
+  const { clock, hub } = held();
+  hub.connect();
+  (await socket(1)).open();
+  let again = true;
+  hub.on('disconnected', () => {
+    if (!again) return;
+    again = false;
+    hub.close();
+    hub.connect();
+  });
+  clock.advance(26000); // silent: pinged
+  clock.advance(10000); // no answer: the check drops it, at the end of this advance
+  assert.equal(again, false);
+  assert.equal(clock.ticks(), 1, 'one loop');
+  (await socket(2)).open();
+  clock.advance(5000);
+  assert.equal(hub.state, 'connected', 'the connection the listener made is kept');
+  assert.equal(Held.all.length, 2);
+  assert.equal(clock.ticks(), 1);
+  hub.close();
+  assert.equal(clock.ticks(), 0);
+});
