@@ -306,7 +306,9 @@ export class Hub extends Emitter {
     }
     for (const s of this.#subs.values()) s._id = 0;
     for (const r of this.#reqs.values()) r.sent = false;
+    const gen = this.#gen;
     this._emit('disconnected', { code, reason });
+    if (gen !== this.#gen) return; // a listener closed or connected again
     if (code === 4010) return this.#end(new AuthError('disconnected', reason || 'disconnected by the server', { closeCode: code }));
     if (code === 4001 || code === 4002) {
       if (this.#authFailed) {
@@ -354,7 +356,10 @@ export class Hub extends Emitter {
     if (this.#send({ op: 'ping' })) this.#pingAt = this.#now();
   }
 
+  // schedule replaces the timer, so that a listener that closes and
+  // connects during a tick cannot start a second loop.
   #schedule() {
+    this.#o.clearTimeout(this.#timer);
     this.#timer = this.#o.setTimeout(() => this.#tick(), TICK);
   }
 
