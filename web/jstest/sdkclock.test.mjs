@@ -412,3 +412,31 @@ test('close and connect from a listener during the once-a-second check leave one
   hub.close();
   assert.equal(clock.ticks(), 0);
 });
+
+test('offsets persisted in a shared storage resume only for the same user and app', async () => {
+  const store = new Map();
+  const persist = { getItem: (k) => store.get(k) ?? null, setItem: (k, v) => store.set(k, v) };
+  const run = async (user, app) => {
+    const { hub } = held({ persist });
+    hub.subscribe('group:G');
+    hub.connect();
+    const ws = await socket(1);
+    ws.open(user, app);
+    return { hub, ws, sub: ws.sent.find((f) => f.op === 'subscribe' && f.channel === 'group:G') };
+  };
+  let { hub, ws, sub } = await run('alice');
+  assert.equal(sub.since, undefined);
+  ws.recv({ op: 'subscribed', channel: 'group:G', offset: '5:e', id: sub.id });
+  hub.close();
+
+  ({ hub, ws, sub } = await run('bob'));
+  assert.equal(sub.since, undefined, "alice's offset is not resumed for bob");
+  ws.recv({ op: 'subscribed', channel: 'group:G', offset: '9:e', id: sub.id });
+  hub.close();
+  ({ hub, sub } = await run('alice', '1400000001'));
+  assert.equal(sub.since, undefined, 'nor for alice of another app');
+  hub.close();
+  ({ hub, sub } = await run('alice'));
+  assert.equal(sub.since, '5:e', 'alice resumes her own');
+  hub.close();
+});

@@ -115,6 +115,7 @@ export class Hub extends Emitter {
   #pingAt = 0; // when our unanswered ping went out
   #openedAt = 0;
   #saved = {}; // offsets read from options.persist
+  #who = ''; // the key offsets are kept under: persistKey, app and user
   #dirty = false;
   #unlisten = [];
 
@@ -142,11 +143,6 @@ export class Hub extends Emitter {
       document: g.document,
       ...options,
     };
-    try {
-      this.#saved = JSON.parse(this.#o.persist?.getItem(this.#o.persistKey)) || {};
-    } catch {
-      this.#saved = {};
-    }
   }
 
   /** subscribe returns the channel's subscription, made at the first call. */
@@ -437,10 +433,10 @@ export class Hub extends Emitter {
   #save() {
     const p = this.#o.persist;
     this.#dirty = false;
-    if (!p) return;
+    if (!p || !this.#who) return;
     for (const s of this.#subs.values()) if (s.offset) this.#saved[s.channel] = s.offset;
     try {
-      p.setItem(this.#o.persistKey, JSON.stringify(this.#saved));
+      p.setItem(this.#who, JSON.stringify(this.#saved));
     } catch {
       /* storage full or denied: offsets are kept in memory only */
     }
@@ -465,6 +461,19 @@ export class Hub extends Emitter {
     switch (f.op) {
       case 'connected': {
         Object.assign(this, { user: f.user, app: f.app, node: f.node });
+        // Offsets are kept per app and user: in a shared Storage, another
+        // user's would resume the wrong stream.
+        const who = [this.#o.persistKey, f.app, f.user].join(':');
+        if (who !== this.#who) {
+          this.#save();
+          this.#who = who;
+          try {
+            this.#saved = JSON.parse(this.#o.persist.getItem(who)) || {};
+          } catch {
+            this.#saved = {};
+          }
+          for (const x of this.#subs.values()) x.offset = this.#saved[x.channel];
+        }
         this.#attempt = 0;
         this.#authFailed = false;
         // The hub subscribes the connection to the user's own channel by
