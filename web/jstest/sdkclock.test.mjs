@@ -440,3 +440,23 @@ test('offsets persisted in a shared storage resume only for the same user and ap
   assert.equal(sub.since, '5:e', 'alice resumes her own');
   hub.close();
 });
+
+test('a request larger than the hub takes is refused before sending; after 1009 pending requests are refused, not sent again', async () => {
+  const { clock, hub } = held();
+  hub.connect();
+  const ws = await socket(1);
+  ws.open();
+  const big = await settled(hub.presence('group:' + 'x'.repeat(70000)));
+  assert.ok(big.e instanceof HubError && big.e.code === 'too_large', 'refused at once, got ' + JSON.stringify(big));
+  assert.equal(ws.sent.filter((f) => f.op === 'presence').length, 0, 'not sent');
+
+  const p = hub.presence('group:A');
+  ws.drop(1009, 'frame too large');
+  const r = await settled(p);
+  assert.ok(r.e instanceof HubError && r.e.closeCode === 1009, 'refused with the close, got ' + JSON.stringify(r));
+  clock.advance(1000);
+  const ws2 = await socket(2);
+  ws2.open();
+  assert.deepEqual(ws2.sent.filter((f) => f.op === 'presence'), [], 'not sent again');
+  hub.close();
+});

@@ -133,6 +133,7 @@ export class Hub extends Emitter {
       maxDelay: 20000,
       pingInterval: 25000,
       timeout: 10000,
+      maxFrame: 65536,
       refreshAhead: 60000,
       persistKey: 'imhub:' + url,
       now: () => Date.now(),
@@ -301,6 +302,8 @@ export class Hub extends Emitter {
       /* already closing */
     }
     for (const s of this.#subs.values()) s._id = 0;
+    // A frame the hub refused (1007 to 1009) is not sent again.
+    if (code > 1006 && code < 1010) this.#rejectAll(new HubError('refused', reason || 'the hub refused a frame', { closeCode: code }));
     for (const r of this.#reqs.values()) r.sent = false;
     const gen = this.#gen;
     this._emit('disconnected', { code, reason });
@@ -406,6 +409,8 @@ export class Hub extends Emitter {
       if (this.state === 'closed') return reject(new HubError('closed', 'the client is closed'));
       const id = ++this.#id;
       const r = { frame: { ...frame, id }, resolve, reject, sent: false };
+      // The hub would close the connection (1009), and it would be sent again.
+      if (new TextEncoder().encode(JSON.stringify(r.frame)).length > o.maxFrame) return reject(new HubError('too_large', `${frame.op} is over maxFrame`));
       r.tm = o.setTimeout(() => this.#take(id)?.reject(new TimeoutError('timeout', `no answer to ${frame.op} within ${o.timeout} ms`)), o.timeout);
       this.#reqs.set(id, r);
       r.sent = this.#send(r.frame);
