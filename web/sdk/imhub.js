@@ -1,7 +1,6 @@
-// imhub.js: the browser client of imhub (PROTOCOL §7). One WebSocket to
-// the hub, kept up across node restarts, network changes and sleep, and
-// subscriptions that deliver each event once, in order, across reconnects.
-// One ES module, no dependencies, no build step.
+// imhub.js: the browser client of imhub (PROTOCOL §7, README.md): one
+// WebSocket, kept up, and subscriptions that deliver each event once, in
+// order, across reconnects.
 
 const TICK = 1000; // ms between checks of the connection's health
 
@@ -20,11 +19,10 @@ const cut = (o) => {
   return [Number(o.slice(0, i)), o.slice(i + 1)];
 };
 
-// claims reads a JWT's payload, unverified: only exp and iat are needed,
-// to refresh the token before it runs out.
-function claims(token) {
+// parse reads the JSON text s gives; {} when there is none.
+function parse(s) {
   try {
-    return JSON.parse(atob(token.split('.')[1].replace(/-/g, '+').replace(/_/g, '/')));
+    return JSON.parse(s()) || {};
   } catch {
     return {};
   }
@@ -59,8 +57,8 @@ class Emitter {
 
   _emit(type, ...args) {
     for (const fn of this.#on[type] || []) {
-      // A listener that throws must not break delivery to the others, nor
-      // the client's own bookkeeping: its error is reported unhandled.
+      // A listener that throws must not stop the others, nor the client:
+      // its error is reported unhandled.
       try {
         fn(...args);
       } catch (e) {
@@ -89,9 +87,6 @@ export class Subscription extends Emitter {
   }
 }
 
-// Refusals of a subscription that asking again later may cure.
-const TEMPORARY = ['unavailable', 'rate_limited'];
-
 /** A connection to one hub. */
 export class Hub extends Emitter {
   state = 'disconnected';
@@ -119,10 +114,7 @@ export class Hub extends Emitter {
   #dirty = false;
   #unlisten = [];
 
-  /**
-   * @param {string} url the hub's WebSocket URL, such as wss://hub.example.com/ws
-   * @param {object} options see imhub.d.ts
-   */
+  /** url is the hub's WebSocket URL; options, see imhub.d.ts. */
   constructor(url, options) {
     super();
     if (!options || typeof options.getToken !== 'function') throw new TypeError('imhub: options.getToken is required');
@@ -171,8 +163,7 @@ export class Hub extends Emitter {
   /** connect opens the connection, and keeps it open until close. */
   connect() {
     if (this.state === 'connecting' || this.state === 'connected' || this.#retry) return this;
-    const w = this.#o.window;
-    const d = this.#o.document;
+    const { window: w, document: d } = this.#o;
     const on = (t, type, fn) => {
       if (!t?.addEventListener) return;
       t.addEventListener(type, fn);
@@ -183,7 +174,7 @@ export class Hub extends Emitter {
       on(d, 'visibilitychange', () => d.visibilityState === 'visible' ? this.#wake() : this.#save());
       on(w, 'pagehide', () => this.#save());
     }
-    this.#lastTick = this.#now();
+    this.#lastTick = this.#o.now();
     this.#schedule();
     this.#open();
     return this;
@@ -192,14 +183,16 @@ export class Hub extends Emitter {
   /** close ends the connection for good (until connect is called again). */
   close() {
     this.#gen++;
-    this.#stop();
+    this.#o.clearTimeout(this.#retry);
+    this.#o.clearTimeout(this.#timer);
+    this.#retry = this.#timer = null;
     this.#save();
     this.#unlisten.forEach((f) => f());
     this.#unlisten = [];
     const ws = this.#ws;
     this.#ws = null;
     ws?.close(1000);
-    this.#rejectAll(new HubError('closed', 'the client was closed'));
+    this.#rejectAll(new HubError('closed', 'the client is closed'));
     this.#set('closed');
   }
 
@@ -210,16 +203,6 @@ export class Hub extends Emitter {
     this.#dirty = true;
     s._id = 0;
     this.#send({ op: 'unsubscribe', channel: s.channel, id: ++this.#id });
-  }
-
-  #now() {
-    return this.#o.now();
-  }
-
-  #stop() {
-    this.#o.clearTimeout(this.#retry);
-    this.#o.clearTimeout(this.#timer);
-    this.#retry = this.#timer = null;
   }
 
   #set(state) {
@@ -243,18 +226,19 @@ export class Hub extends Emitter {
     let tm;
     return (this.#tokenP ||= (async () => {
       try {
-        // Bounded by timeout: a getToken that never answers would keep the
-        // client connecting for good.
+        // Bounded: one that never answers would hold the client for good.
         const t = await Promise.race([o.getToken(), new Promise((_, no) => (tm = o.setTimeout(() => no(new TimeoutError('timeout', `no token within ${o.timeout} ms`)), o.timeout)))]);
         if (!t || typeof t !== 'string') throw new AuthError('no_token', 'getToken gave no token');
-        const { exp, iat } = claims(t);
-        const now = this.#now();
-        // The token's life by the hub's clock (iat), else what is left by
-        // ours, counted from now: a skewed clock cannot make it spin.
+        // The payload, unverified: exp and iat say when to refresh.
+        const { exp, iat } = parse(() => atob(t.split('.')[1].replace(/-/g, '+').replace(/_/g, '/')));
+        const now = this.#o.now();
+        // Its life by the hub's clock (iat), else what our clock leaves,
+        // counted from now: skew cannot make it spin.
         const life = (exp - (iat || now / 1000)) * 1000;
         this.#token = t;
-        // Ahead of its end by a minute, or by half a short token's life.
-        this.#refreshAt = exp > 0 ? now + Math.max(5000, life - Math.min(o.refreshAhead, life / 2)) : Infinity;
+        // A minute ahead of its end, or half a short life; without iat our
+        // clock may be past exp: then in 5 s.
+        this.#refreshAt = exp > 0 ? now + Math.max(iat ? TICK : 5000, life - Math.min(o.refreshAhead, life / 2)) : Infinity;
         return t;
       } finally {
         o.clearTimeout(tm);
@@ -270,7 +254,7 @@ export class Hub extends Emitter {
     this.#set('connecting');
     let token;
     try {
-      token = await this.#getToken(this.#authFailed || this.#now() >= this.#refreshAt);
+      token = await this.#getToken(this.#authFailed || this.#o.now() >= this.#refreshAt);
     } catch (e) {
       if (gen !== this.#gen) return;
       this._emit('error', e instanceof HubError ? e : new HubError('token', 'getToken failed: ' + e, { cause: e }));
@@ -280,7 +264,7 @@ export class Hub extends Emitter {
     const WS = this.#o.WebSocket || globalThis.WebSocket;
     const ws = new WS(this.#url + (this.#url.includes('?') ? '&' : '?') + 'token=' + encodeURIComponent(token));
     this.#ws = ws;
-    this.#openedAt = this.#lastRecv = this.#now();
+    this.#openedAt = this.#lastRecv = this.#o.now();
     this.#pingAt = 0;
     // Handlers assigned, not added: whoever holds the socket can feed it.
     ws.onmessage = (m) => ws === this.#ws && this.#frame(m.data);
@@ -327,9 +311,8 @@ export class Hub extends Emitter {
   }
 
   // again schedules the next connection: soon when asked, else after a
-  // backoff whose bound doubles per attempt, with full jitter above
-  // minDelay, so that the clients of a node that died do not all return
-  // at once.
+  // doubling backoff with full jitter, so that the clients of a node that
+  // died do not all return at once.
   #again(soon) {
     const o = this.#o;
     this.#set('disconnected');
@@ -340,11 +323,10 @@ export class Hub extends Emitter {
   }
 
   // wake checks the connection when the page may have slept or the
-  // network changed: a client waiting to reconnect does so now; a
-  // connection silent for longer than the hub waits for a client is
-  // dropped and made again; any other is pinged.
+  // network changed: a waiting client reconnects now; a connection silent
+  // for longer than the hub waits is made again; any other is pinged.
   #wake(online) {
-    const t = this.#now();
+    const t = this.#o.now();
     if (this.state === 'disconnected' && this.#retry) return this.#open();
     if (this.state !== 'connected') return;
     if (t - this.#lastRecv > this.#o.pingInterval + this.#o.timeout) return this.#gone(this.#ws, 1006, 'asleep', true);
@@ -352,22 +334,22 @@ export class Hub extends Emitter {
   }
 
   #ping() {
-    if (this.#send({ op: 'ping' })) this.#pingAt = this.#now();
+    if (this.#send({ op: 'ping' })) this.#pingAt = this.#o.now();
   }
 
-  // schedule replaces the timer, so that a listener that closes and
-  // connects during a tick cannot start a second loop.
+  // Replaced, not added: a listener that reconnects during a tick must not
+  // start a second loop.
   #schedule() {
     this.#o.clearTimeout(this.#timer);
     this.#timer = this.#o.setTimeout(() => this.#tick(), TICK);
   }
 
-  // tick runs once a second while the client is open. Browsers do not
-  // show the hub's WebSocket pings to a page, so a silent connection is
-  // pinged with {"op":"ping"}, and dropped when the pong does not come.
+  // tick runs once a second while open. Pages do not see the hub's
+  // WebSocket pings: a silent connection is pinged in band, and dropped
+  // when no answer comes.
   #tick() {
     const o = this.#o;
-    const t = this.#now();
+    const t = this.#o.now();
     const slept = t - this.#lastTick > TICK + 4000;
     this.#lastTick = t;
     if (slept) this.#wake();
@@ -391,33 +373,32 @@ export class Hub extends Emitter {
       const t = await this.#getToken(true);
       if (this.state === 'connected') await this.#request({ op: 'refresh', token: t });
     } catch (e) {
-      // Tried again later; at exp the hub closes with 4002, and the client
-      // reconnects with a fresh token.
-      this.#refreshAt = this.#now() + this.#o.timeout;
+      // Tried again later; at exp the hub closes with 4002, and a fresh
+      // token is got to reconnect.
+      this.#refreshAt = this.#o.now() + this.#o.timeout;
       this._emit('error', e);
     } finally {
       this.#refreshing = false;
     }
   }
 
-  // request sends frame once connected and resolves to the answer. A
-  // closed client refuses it at once; each has a timer of its own, since
-  // nothing else runs before connect.
+  // request sends frame once connected and resolves to the answer. Each has
+  // a timer of its own: the tick does not run before connect.
   #request(frame) {
     const o = this.#o;
     return new Promise((resolve, reject) => {
       if (this.state === 'closed') return reject(new HubError('closed', 'the client is closed'));
       const id = ++this.#id;
-      const r = { frame: { ...frame, id }, resolve, reject, sent: false };
-      // The hub would close the connection (1009), and it would be sent again.
-      if (new TextEncoder().encode(JSON.stringify(r.frame)).length > o.maxFrame) return reject(new HubError('too_large', `${frame.op} is over maxFrame`));
+      const r = { frame: { ...frame, id }, resolve, reject };
+      // Over the hub's -max-frame: closed with 1009.
+      if (new Blob([JSON.stringify(r.frame)]).size > o.maxFrame) return reject(new HubError('too_large', `${frame.op} is over maxFrame`));
       r.tm = o.setTimeout(() => this.#take(id)?.reject(new TimeoutError('timeout', `no answer to ${frame.op} within ${o.timeout} ms`)), o.timeout);
       this.#reqs.set(id, r);
       r.sent = this.#send(r.frame);
     });
   }
 
-  // take removes the request id, if pending, and returns it.
+  // take removes pending request id and returns it.
   #take(id) {
     const r = this.#reqs.get(id);
     this.#reqs.delete(id);
@@ -432,7 +413,7 @@ export class Hub extends Emitter {
   #subscribe(s) {
     s._id = ++this.#id;
     s._retry = 0;
-    this.#send(s.offset ? { op: 'subscribe', channel: s.channel, since: s.offset, id: s._id } : { op: 'subscribe', channel: s.channel, id: s._id });
+    this.#send({ op: 'subscribe', channel: s.channel, since: s.offset, id: s._id }); // no offset: no since
   }
 
   #save() {
@@ -448,14 +429,9 @@ export class Hub extends Emitter {
   }
 
   #frame(data) {
-    this.#lastRecv = this.#now();
+    this.#lastRecv = this.#o.now();
     this.#pingAt = 0; // any frame shows the connection is alive
-    let f;
-    try {
-      f = JSON.parse(data);
-    } catch {
-      return;
-    }
+    const f = parse(() => data);
     const s = this.#subs.get(f.channel);
     const r = f.id != null && this.#take(f.id);
     if (r) {
@@ -465,18 +441,14 @@ export class Hub extends Emitter {
     }
     switch (f.op) {
       case 'connected': {
-        Object.assign(this, { user: f.user, app: f.app, node: f.node });
-        // Offsets are kept per app and user: in a shared Storage, another
-        // user's would resume the wrong stream.
+        const info = { user: f.user, app: f.app, node: f.node };
+        Object.assign(this, info);
+        // Offsets are kept per app and user: a Storage may be shared.
         const who = [this.#o.persistKey, f.app, f.user].join(':');
         if (who !== this.#who) {
           this.#save();
           this.#who = who;
-          try {
-            this.#saved = JSON.parse(this.#o.persist.getItem(who)) || {};
-          } catch {
-            this.#saved = {};
-          }
+          this.#saved = parse(() => this.#o.persist.getItem(who));
           for (const x of this.#subs.values()) x.offset = this.#saved[x.channel];
         }
         this.#attempt = 0;
@@ -487,7 +459,7 @@ export class Hub extends Emitter {
         const own = f.channels || [];
         for (const c of own) this.subscribe(c);
         this.#set('connected');
-        this._emit('connected', { user: f.user, app: f.app, node: f.node, channels: own });
+        this._emit('connected', { ...info, channels: own });
         for (const x of this.#subs.values()) if (x.offset || !own.includes(x.channel)) this.#subscribe(x);
         for (const q of this.#reqs.values()) q.sent ||= this.#send(q.frame);
         break;
@@ -519,8 +491,9 @@ export class Hub extends Emitter {
         if (!s) return this._emit('error', new HubError(f.code, f.message));
         if (!this.#ours(s, f)) return;
         s._id = 0;
-        if (TEMPORARY.includes(f.code)) {
-          s._retry = this.#now() + this.#o.minDelay * (2 + 2 * this.#o.random());
+        // Refusals that asking again later may cure.
+        if (['unavailable', 'rate_limited'].includes(f.code)) {
+          s._retry = this.#o.now() + this.#o.minDelay * (2 + 2 * this.#o.random());
           s._emit('error', new HubError(f.code, f.message, { channel: f.channel, temporary: true }));
         } else {
           this.#fail(s, new HubError(f.code, f.message, { channel: f.channel }));
