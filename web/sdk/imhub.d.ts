@@ -37,7 +37,7 @@ export interface OffsetStore {
 }
 
 export interface HubOptions {
-  /** Resolves to a JWT for the hub. Called to connect, when a token is refused, and ahead of its exp; concurrent calls share one. */
+  /** Resolves to a JWT for the hub. Called to connect, when a token is refused, and ahead of its exp; concurrent calls share one. One that does not answer within timeout counts as failed (an error event, then a backoff). */
   getToken: () => Promise<string> | string;
   /** The shortest wait before reconnecting, ms (500). */
   minDelay?: number;
@@ -45,13 +45,15 @@ export interface HubOptions {
   maxDelay?: number;
   /** The hub's -ping-interval, ms (25000): a connection silent this long is pinged. */
   pingInterval?: number;
-  /** How long the hub may take to answer a connect, a ping or a request, ms (10000). */
+  /** How long getToken, or the hub answering a connect, a ping or a request, may take, ms (10000). */
   timeout?: number;
-  /** How long before exp a token is refreshed, ms (60000; half a shorter token's life). */
+  /** The hub's -max-frame, bytes (65536): a larger request is refused with HubError too_large, unsent. */
+  maxFrame?: number;
+  /** How long before the token's end it is refreshed, ms (60000; half a shorter token's life). The life is exp - iat (exp less the local clock without iat), counted from when the token came, so a skewed clock does not matter; without iat, at least 5 s apart. */
   refreshAhead?: number;
-  /** Where offsets are kept across page reloads, such as sessionStorage. */
+  /** Where offsets are kept across page reloads, such as sessionStorage; per app and user, so a Storage may be shared. */
   persist?: OffsetStore;
-  /** The key offsets are kept under in persist ("imhub:" + url). */
+  /** The prefix of the keys offsets are kept under in persist ("imhub:" + url); the key is persistKey + ":" + app + ":" + user. */
   persistKey?: string;
   /** For tests: the WebSocket constructor (globalThis.WebSocket when the connection is made). */
   WebSocket?: new (url: string) => WebSocket;
@@ -68,18 +70,26 @@ export interface HubOptions {
   document?: EventTarget & { visibilityState: string };
 }
 
-/** An error the hub or the client reports; code says which (PROTOCOL §3 error codes, or the client's own). */
+/**
+ * An error the hub or the client reports; code says which: PROTOCOL §3 error codes, or the client's own:
+ * closed (a request of a closed client, or pending at close), too_large (a request over maxFrame),
+ * refused (a request pending when the hub closed with 1007, 1008 or 1009: not sent again), token (getToken failed).
+ */
 export class HubError extends Error {
   code: string;
   channel?: string;
   /** A subscription refused for now; it is asked for again by itself. */
   temporary?: boolean;
-  /** The close code that ended the connection, when one did. */
+  /** The close code that ended the connection (or refused a request), when one did. */
   closeCode?: number;
 }
-/** A token the hub refused and a fresh one did not fix (code token_invalid, token_expired), or a disconnect by the server API (code disconnected, 4010): the client has stopped. */
+/**
+ * A token the hub refused and a fresh one did not fix (code token_invalid, token_expired), or a disconnect by the
+ * server API (code disconnected, 4010): the client has stopped for good. After 4010 it does not get a fresh token
+ * nor reconnect; the app decides what to do (connect() starts it again).
+ */
 export class AuthError extends HubError {}
-/** The hub did not answer a request in time (code timeout). */
+/** The hub did not answer a request, or getToken gave no token, within timeout (code timeout). */
 export class TimeoutError extends HubError {}
 
 /** newer reports whether offset a comes after offset b on one channel. */
@@ -139,6 +149,6 @@ export class Hub {
   close(): void;
   subscribe(channel: string): Subscription;
   subscriptions(): Subscription[];
-  /** Who is connected to channel, across all nodes: user id -> connections. */
+  /** Who is connected to channel, across all nodes: user id -> connections. Sent once connected (made before connect, it waits at most timeout); a closed client refuses it at once (HubError closed). */
   presence(channel: string): Promise<Record<string, number>>;
 }

@@ -7,6 +7,7 @@ const hub = new Hub('wss://hub.example.com/ws', {
   minDelay: 250,
   maxDelay: 10_000,
   persist: sessionStorage,
+  maxFrame: 65536,
 });
 const g1: Subscription = hub.subscribe('group:G1');
 g1.on('event', (event: HubEvent, offset: string) => console.log(event.type, event.group_id, offset));
