@@ -78,10 +78,7 @@ type Tracker struct {
 	// (renew), leaving the old one's fields to expire unseen.
 	dirty map[field]struct{}
 	renew bool
-	// renewed holds when this node last set the TTL of each hash it
-	// wrote: a write within KeyTTL/3 of that sends no PEXPIRE.
-	renewed map[string]time.Time
-	kick    chan struct{} // a write is wanted; capacity 1
+	kick  chan struct{} // a write is wanted; capacity 1
 }
 
 type chanKey struct{ app, channel string }
@@ -109,7 +106,6 @@ func New(cfg Config) *Tracker {
 		chans:    make(map[chanKey]map[string]int),
 		conns:    make(map[connKey]int),
 		dirty:    make(map[field]struct{}),
-		renewed:  make(map[string]time.Time),
 		kick:     make(chan struct{}, 1),
 	}
 }
@@ -394,12 +390,6 @@ func (t *Tracker) refreshKeys(ctx context.Context) error {
 			keys = append(keys, t.hashKey(k.app, userChannel(k.user)))
 		}
 	}
-	// Renewed now, all of them; hashes this node left are forgotten.
-	now := time.Now()
-	clear(t.renewed)
-	for _, k := range keys {
-		t.renewed[k] = now
-	}
 	t.mu.Unlock()
 	for len(keys) > 0 {
 		n := min(len(keys), maxBatch)
@@ -422,15 +412,16 @@ const maxBatch = 1000
 
 // hashWrite is what one flush writes to one hash.
 type hashWrite struct {
-	set    []any    // field, count, ...
-	del    []string // fields whose count fell to zero
-	expire bool     // renew the hash's TTL
+	set []any    // field, count, ...
+	del []string // fields whose count fell to zero
 }
 
 // flush writes the dirty counts, at most maxBatch hashes per pipeline:
-// per hash one HSET of the counts (and PEXPIRE, renewing its TTL) and one
-// HDEL of those that fell to zero. Counts that were not written are
-// marked dirty again.
+// per hash one HSET of the counts and one HDEL of those that fell to zero.
+// Every HSET comes with a PEXPIRE: a hash whose last field went (any
+// node's HDEL, or a reader's) is deleted by Redis, and the HSET that makes
+// it again makes it without a TTL, which no node can tell from here.
+// Counts that were not written are marked dirty again.
 func (t *Tracker) flush(ctx context.Context) error {
 	if err := t.renewInstance(ctx); err != nil {
 		return err
@@ -465,20 +456,11 @@ func (t *Tracker) flush(ctx context.Context) error {
 				w.del = append(w.del, name)
 			}
 		}
-		now := time.Now()
-		for key, w := range batch {
-			if len(w.set) > 0 && now.Sub(t.renewed[key]) > t.cfg.KeyTTL/3 {
-				w.expire = true
-				t.renewed[key] = now
-			}
-		}
 		t.mu.Unlock()
 		_, err := t.cfg.Client.Pipelined(ctx, func(p redis.Pipeliner) error {
 			for key, w := range batch {
 				if len(w.set) > 0 {
 					p.HSet(ctx, key, w.set...)
-				}
-				if w.expire {
 					p.PExpire(ctx, key, t.cfg.KeyTTL)
 				}
 				if len(w.del) > 0 {
@@ -491,11 +473,6 @@ func (t *Tracker) flush(ctx context.Context) error {
 			t.mu.Lock()
 			for _, f := range taken {
 				t.markLocked(f)
-			}
-			for key, w := range batch {
-				if w.expire {
-					delete(t.renewed, key)
-				}
 			}
 			t.mu.Unlock()
 			return fmt.Errorf("write presence: %w", err)

@@ -188,7 +188,7 @@ func TestCost(t *testing.T) {
 	t.Logf("%d sessions: %d presence keys, MEMORY USAGE sum %d bytes (%.0f per session), used_memory grew %d bytes (%.0f per session); %d commands (%.2f per connect, batched)",
 		sessions, keys, bytes, float64(bytes)/sessions, mem, float64(mem)/sessions, cmds, float64(cmds)/sessions)
 	assert.Equal(t, sessions+1, keys, "a hash per user channel and the node's key")
-	assert.LessOrEqual(t, cmds, 3*sessions+20, "at most an HSET per field (two a session) and a PEXPIRE per hash")
+	assert.LessOrEqual(t, cmds, 4*sessions+20, "at most an HSET per field (two a session), each with a PEXPIRE")
 	u, err := n.Connections(ctx, "1", "user9999")
 	require.NoError(t, err)
 	assert.Equal(t, 1, u)
@@ -248,4 +248,25 @@ func presenceKeys(t *testing.T, rc *redis.Client) (keys, bytes int) {
 	}
 	require.NoError(t, iter.Err())
 	return keys, bytes
+}
+
+// A hash that emptied (Redis deletes it) and is written again gets a TTL
+// again: otherwise what a node killed afterwards left in it would stay for
+// good.
+func TestRecreatedHashExpires(t *testing.T) {
+	srv := redistest.Start(t)
+	rc := srv.Client()
+	ctx := context.Background()
+	a := startNode(t, srv.URL(), "a", 3*time.Second)
+	const key = "imhub:{1:group:G1}:presence"
+	exists := func() bool { return rc.Exists(ctx, key).Val() == 1 }
+	a.Join("1", "group:G1", "ann")
+	require.Eventually(t, exists, 5*time.Second, 5*time.Millisecond)
+	assert.Positive(t, rc.PTTL(ctx, key).Val())
+	a.Leave("1", "group:G1", "ann")
+	require.Eventually(t, func() bool { return !exists() }, 5*time.Second, 5*time.Millisecond, "the last field gone, Redis drops the hash")
+	a.Join("1", "group:G1", "ann")
+	require.Eventually(t, exists, 5*time.Second, 5*time.Millisecond)
+	require.Eventually(t, func() bool { return rc.PTTL(ctx, key).Val() > 0 }, time.Second, 5*time.Millisecond,
+		"the hash written again has a TTL (PTTL %v)", rc.PTTL(ctx, key).Val())
 }
