@@ -78,7 +78,12 @@ type Tracker struct {
 	// (renew), leaving the old one's fields to expire unseen.
 	dirty map[field]struct{}
 	renew bool
-	kick  chan struct{} // a write is wanted; capacity 1
+	// rewrite asks the next heartbeat to write every count again, as the
+	// last one did after finding the heartbeat key gone: see heartbeat.
+	rewrite bool
+	kick    chan struct{} // a write is wanted; capacity 1
+	// beforeReap, in tests, runs between a reader's MGET and its HDEL.
+	beforeReap func()
 }
 
 type chanKey struct{ app, channel string }
@@ -282,8 +287,14 @@ func (t *Tracker) read(ctx context.Context, app, channel string) (map[string]int
 			out[f] = n
 		}
 	}
+	if len(dead) > 0 && t.beforeReap != nil {
+		t.beforeReap()
+	}
 	if len(dead) > 0 {
 		// What a dead node left is no one's to keep: the reader clears it.
+		// A node taken for dead whose heartbeat comes back may write its
+		// counts again before this HDEL lands: it writes them once more
+		// on its next heartbeat (see heartbeat).
 		_ = t.cfg.Client.HDel(ctx, key, dead...).Err()
 	}
 	return out, nil
@@ -348,7 +359,12 @@ func (t *Tracker) Run(ctx context.Context) error {
 
 // heartbeat renews this node's key. A key that was gone (Redis lost it,
 // or readers took this node for dead while it could not reach Redis) may
-// have taken this node's fields with it: they are all written again.
+// have taken this node's fields with it: they are all written again, and
+// again on the next heartbeat. A reader that saw the key gone (its MGET)
+// deletes this node's fields (its HDEL) a moment later, and that HDEL
+// may land after the first rewrite; the second comes when any such
+// reader is long done. One script cannot check the key and delete the
+// fields atomically: on a Redis Cluster they are in different slots.
 func (t *Tracker) heartbeat(ctx context.Context) {
 	cctx, cancel := context.WithTimeout(ctx, t.cfg.TTL/3)
 	defer cancel()
@@ -359,8 +375,19 @@ func (t *Tracker) heartbeat(ctx context.Context) {
 	switch {
 	case errors.Is(err, redis.Nil):
 		t.markAll()
+		t.mu.Lock()
+		t.rewrite = true
+		t.mu.Unlock()
 	case err != nil:
 		t.log.Warn("presence heartbeat failed", "err", err)
+	default:
+		t.mu.Lock()
+		again := t.rewrite
+		t.rewrite = false
+		t.mu.Unlock()
+		if again {
+			t.markAll()
+		}
 	}
 }
 
