@@ -17,6 +17,7 @@ import (
 	"github.com/imhub/imhub/hub/control"
 	"github.com/imhub/imhub/hub/presence"
 	"github.com/imhub/imhub/internal/hubtest"
+	"github.com/imhub/imhub/internal/redistest"
 	"github.com/imhub/imhub/internal/wstest"
 )
 
@@ -168,10 +169,53 @@ func TestCloseRevoked(t *testing.T) {
 	fresh := a.dial(t, tokenAt(t, "ann", cut.Add(time.Second), false))
 	bob := a.dial(t, tokenAt(t, "bob", cut.Add(-time.Minute), false))
 	a.revs.Remember("1", "ann", cut) // the command itself never came
-	assert.Equal(t, 1, a.h.CloseRevoked(context.Background()))
+	n, err := a.h.CloseRevoked(context.Background())
+	require.NoError(t, err)
+	assert.Equal(t, 1, n)
 	old.ExpectClose(hub.CloseDisconnected)
 	for _, c := range []*wstest.Conn{fresh, bob} {
 		c.Send(map[string]any{"op": "ping"})
 		c.ReadOp("pong")
 	}
+}
+
+// With Redis, CloseRevoked reads the revocations of every session's user
+// in one go; when Redis cannot be read it closes what memory knows of and
+// says that the rest is unchecked, to be tried again.
+func TestCloseRevokedRedis(t *testing.T) {
+	srv := redistest.Start(t)
+	newRevs := func() *control.Revocations {
+		c, err := broker.NewRedisClient(srv.URL(), "")
+		require.NoError(t, err)
+		t.Cleanup(func() { _ = c.Close() })
+		return control.NewRevocations(control.RevocationsConfig{Client: c, MaxTTL: time.Hour, Logger: slog.New(slog.DiscardHandler)})
+	}
+	v, err := auth.New(t.Context(), auth.Config{Secret: secret, Apps: []string{"1"}})
+	require.NoError(t, err)
+	b := broker.NewMemory(broker.Config{HistorySize: 10, HistoryTTL: time.Minute})
+	revs := newRevs()
+	h := hub.New(hub.Config{Logger: slog.New(slog.DiscardHandler), Revocations: revs}, b, v)
+	a := &apiHub{h: h, revs: revs, url: "ws" + strings.TrimPrefix(hubtest.Serve(t, h, b, h).URL, "http") + "/ws"}
+
+	cut := time.Now().Truncate(time.Second)
+	ann := a.dial(t, tokenAt(t, "ann", cut.Add(-time.Minute), false))
+	bob := a.dial(t, tokenAt(t, "bob", cut.Add(-time.Minute), false))
+	cid := a.dial(t, tokenAt(t, "cid", cut.Add(-time.Minute), false))
+	dan := a.dial(t, tokenAt(t, "dan", cut.Add(-time.Minute), false))
+	require.NoError(t, newRevs().Store(context.Background(), "1", "bob", cut)) // the command never came
+	revs.Remember("1", "ann", cut)
+	n, err := h.CloseRevoked(context.Background())
+	require.NoError(t, err)
+	assert.Equal(t, 2, n)
+	ann.ExpectClose(hub.CloseDisconnected)
+	bob.ExpectClose(hub.CloseDisconnected)
+
+	revs.Remember("1", "cid", cut)
+	srv.Stop()
+	n, err = h.CloseRevoked(context.Background())
+	require.Error(t, err, "dan could not be checked")
+	assert.Equal(t, 1, n)
+	cid.ExpectClose(hub.CloseDisconnected)
+	dan.Send(map[string]any{"op": "ping"})
+	dan.ReadOp("pong")
 }

@@ -147,15 +147,18 @@ func (f busFunc) Publish(ctx context.Context, c control.Command) error { return 
 
 // setHub makes the control channel act on node.
 func (s *serverAPI) setHub(node *hub.Hub, log *slog.Logger) {
-	resubscribed := func() {
-		// Revocations sent meanwhile are in Redis; disconnects are lost.
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	subscribed := func(ctx context.Context) error {
+		// Sessions let in before the subscription may hold tokens revoked
+		// meanwhile: revocations are in Redis (disconnects are lost).
+		ctx, cancel := context.WithTimeout(ctx, time.Minute)
 		defer cancel()
-		if n := node.CloseRevoked(ctx); n > 0 {
-			log.Info("sessions with revoked tokens closed after the control channel came back", "sessions", n)
+		n, err := node.CloseRevoked(ctx)
+		if n > 0 {
+			log.Info("sessions with revoked tokens closed once the control channel was subscribed", "sessions", n)
 		}
+		return err
 	}
-	s.bus = control.NewBus(control.BusConfig{Client: s.client, Logger: log, Resubscribed: resubscribed}, func(c control.Command) {
+	s.bus = control.NewBus(control.BusConfig{Client: s.client, Logger: log, Subscribed: subscribed}, func(c control.Command) {
 		switch c.Op {
 		case control.OpDisconnect:
 			if n := node.Disconnect(c.App, c.User, time.Time{}, "disconnected by the server API"); n > 0 {

@@ -37,10 +37,21 @@ type BusConfig struct {
 	Prefix string
 	// Logger receives state changes [slog.Default()].
 	Logger *slog.Logger
-	// Resubscribed, when set, is called after the subscription was lost
-	// and made again: commands sent in between were not delivered.
-	Resubscribed func()
+	// Subscribed, when set, is called after each subscription takes
+	// effect, the first included: commands sent while this node was not
+	// subscribed (before the first, or while it was lost) never reached
+	// it. It runs on a goroutine of Run's own, never on the path that
+	// receives commands. When it fails it is called again, after
+	// retryFirst and then up to retryMax apart, until it succeeds, the
+	// subscription is made again, or Run ends.
+	Subscribed func(ctx context.Context) error
 }
+
+// The pauses between calls of a Subscribed that failed.
+const (
+	retryFirst = time.Second
+	retryMax   = 30 * time.Second
+)
 
 // Bus delivers commands to every node's handler.
 type Bus struct {
@@ -98,6 +109,14 @@ func (b *Bus) Run(ctx context.Context) error {
 		<-ctx.Done()
 		_ = ps.Close()
 	}()
+	// Each subscription kicks catchUp, which owns the calls of Subscribed.
+	kick := make(chan struct{}, 1)
+	caught := make(chan struct{})
+	defer func() { <-caught }()
+	go func() {
+		defer close(caught)
+		b.catchUp(ctx, kick)
+	}()
 	first := true
 	for {
 		msg, err := ps.Receive(ctx)
@@ -122,9 +141,10 @@ func (b *Bus) Run(ctx context.Context) error {
 				close(b.ready)
 			} else {
 				b.cfg.Logger.Info("control channel subscribed again; commands sent meanwhile were missed")
-				if b.cfg.Resubscribed != nil {
-					b.cfg.Resubscribed()
-				}
+			}
+			select {
+			case kick <- struct{}{}:
+			default:
 			}
 		case *redis.Message:
 			var c Command
@@ -134,6 +154,37 @@ func (b *Bus) Run(ctx context.Context) error {
 			}
 			b.handle(c)
 		}
+	}
+}
+
+// catchUp calls Subscribed after each kick, and again after a failure,
+// until ctx is done.
+func (b *Bus) catchUp(ctx context.Context, kick <-chan struct{}) {
+	if b.cfg.Subscribed == nil {
+		return
+	}
+	retry := time.NewTimer(0)
+	if !retry.Stop() {
+		<-retry.C
+	}
+	defer retry.Stop()
+	pause := retryFirst
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-kick:
+			pause = retryFirst
+		case <-retry.C:
+		}
+		retry.Stop()
+		err := b.cfg.Subscribed(ctx)
+		if err == nil || ctx.Err() != nil {
+			continue
+		}
+		b.cfg.Logger.Warn("control channel: catching up on what was missed failed; trying again", "in", pause, "err", err)
+		retry.Reset(pause)
+		pause = min(2*pause, retryMax)
 	}
 }
 
