@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -60,6 +61,8 @@ type Bus struct {
 	handle  func(Command)
 	// ready is closed once the subscription is in effect.
 	ready chan struct{}
+	// up is whether the subscription is in effect now.
+	up atomic.Bool
 }
 
 // NewBus returns a bus that delivers to handle. With Redis, Run must run.
@@ -73,6 +76,7 @@ func NewBus(cfg BusConfig, handle func(Command)) *Bus {
 	b := &Bus{cfg: cfg, channel: cfg.Prefix + ":control", handle: handle, ready: make(chan struct{})}
 	if cfg.Client == nil {
 		close(b.ready)
+		b.up.Store(true)
 	}
 	return b
 }
@@ -124,6 +128,7 @@ func (b *Bus) Run(ctx context.Context) error {
 			return nil
 		}
 		if err != nil {
+			b.up.Store(false)
 			// go-redis reconnects on the next Receive; wait a little so
 			// that a Redis that is down is not asked in a tight loop.
 			b.cfg.Logger.Debug("control channel: receive failed", "err", err)
@@ -136,6 +141,7 @@ func (b *Bus) Run(ctx context.Context) error {
 		}
 		switch m := msg.(type) {
 		case *redis.Subscription:
+			b.up.Store(true)
 			if first {
 				first = false
 				close(b.ready)
@@ -187,6 +193,10 @@ func (b *Bus) catchUp(ctx context.Context, kick <-chan struct{}) {
 		pause = min(2*pause, retryMax)
 	}
 }
+
+// Subscribed reports whether the bus receives commands now: a node that
+// does not is not told to disconnect its clients, and should get none.
+func (b *Bus) Subscribed() bool { return b.up.Load() }
 
 // Ready waits until the bus receives commands, or ctx is done.
 func (b *Bus) Ready(ctx context.Context) error {
