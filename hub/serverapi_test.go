@@ -4,6 +4,8 @@ import (
 	"context"
 	"log/slog"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -218,4 +220,49 @@ func TestCloseRevokedRedis(t *testing.T) {
 	cid.ExpectClose(hub.CloseDisconnected)
 	dan.Send(map[string]any{"op": "ping"})
 	dan.ReadOp("pong")
+}
+
+// racingRevocations are revocations that, when asked about the token a
+// refresh brings, take a revocation of it just after answering: it lands
+// between the refresh's check and its swap of the token.
+type racingRevocations struct {
+	*control.Revocations
+	racer func(id *auth.Identity)
+}
+
+func (r racingRevocations) Revoked(ctx context.Context, id *auth.Identity) bool {
+	revoked := r.Revocations.Revoked(ctx, id)
+	if r.racer != nil {
+		r.racer(id)
+	}
+	return revoked
+}
+
+// A revocation taken while a refresh is under way, after its check and
+// before its token is in place, judges the old token; the refresh judges
+// the new one again once it is in place, and closes with 4010.
+func TestRefreshRacingRevocation(t *testing.T) {
+	v, err := auth.New(t.Context(), auth.Config{Secret: secret, Apps: []string{"1"}})
+	require.NoError(t, err)
+	b := broker.NewMemory(broker.Config{HistorySize: 10, HistoryTTL: time.Minute})
+	revs := control.NewRevocations(control.RevocationsConfig{MaxTTL: time.Hour})
+	cut := time.Now().Truncate(time.Second)
+	stale := cut.Add(-time.Minute)
+	var once sync.Once
+	var h *hub.Hub
+	var closed atomic.Int64
+	rr := racingRevocations{Revocations: revs, racer: func(id *auth.Identity) {
+		if id.Issued.Equal(stale) {
+			once.Do(func() {
+				revs.Remember("1", "ann", cut)
+				closed.Store(int64(h.Disconnect("1", "ann", cut, "token revoked by the server API")))
+			})
+		}
+	}}
+	h = hub.New(hub.Config{Logger: slog.New(slog.DiscardHandler), Revocations: rr}, b, v)
+	a := &apiHub{h: h, revs: revs, url: "ws" + strings.TrimPrefix(hubtest.Serve(t, h, b, h).URL, "http") + "/ws"}
+	c := a.dial(t, tokenAt(t, "ann", cut.Add(time.Second), false))
+	c.Send(map[string]any{"op": "refresh", "token": tokenAt(t, "ann", stale, false), "id": 1})
+	c.ExpectClose(hub.CloseDisconnected)
+	assert.Zero(t, closed.Load(), "the revocation found the fresh token in place")
 }
