@@ -3,6 +3,7 @@ package hub_test
 import (
 	"context"
 	"log/slog"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -265,4 +266,54 @@ func TestRefreshRacingRevocation(t *testing.T) {
 	c.Send(map[string]any{"op": "refresh", "token": tokenAt(t, "ann", stale, false), "id": 1})
 	c.ExpectClose(hub.CloseDisconnected)
 	assert.Zero(t, closed.Load(), "the revocation found the fresh token in place")
+}
+
+// Presence ops repeated by a session are answered from one read of Redis
+// shared for a moment, rather than each reading it again; the asker's own
+// subscribe still shows at once.
+func TestPresenceOpShared(t *testing.T) {
+	srv := redistest.Start(t)
+	c, err := broker.NewRedisClient(srv.URL(), "")
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = c.Close() })
+	pres := presence.New(presence.Config{Client: c, Logger: slog.New(slog.DiscardHandler)})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { _ = pres.Run(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+	v, err := auth.New(t.Context(), auth.Config{Secret: secret, Apps: []string{"1"}})
+	require.NoError(t, err)
+	b := broker.NewMemory(broker.Config{HistorySize: 10, HistoryTTL: time.Minute})
+	h := hub.New(hub.Config{Logger: slog.New(slog.DiscardHandler), Presence: pres}, b, v)
+	a := &apiHub{h: h, url: "ws" + strings.TrimPrefix(hubtest.Serve(t, h, b, h).URL, "http") + "/ws"}
+	now := time.Now()
+	ann := a.dial(t, tokenAt(t, "ann", now, false, "G1"))
+	ann.Send(map[string]any{"op": "subscribe", "channel": "group:G1"})
+	ann.ReadOp("subscribed")
+
+	hgetall := func() int {
+		info := srv.Client().Info(ctx, "commandstats").Val()
+		for _, line := range strings.Split(info, "\n") {
+			if rest, ok := strings.CutPrefix(strings.TrimSpace(line), "cmdstat_hgetall:calls="); ok {
+				n, _ := strconv.Atoi(strings.SplitN(rest, ",", 2)[0])
+				return n
+			}
+		}
+		return 0
+	}
+	before := hgetall()
+	const asks = 20
+	for range asks {
+		ann.Send(map[string]any{"op": "presence", "channel": "group:G1"})
+	}
+	for range asks {
+		assert.Equal(t, map[string]int{"ann": 1}, ann.ReadOp("presence").Users)
+	}
+	assert.LessOrEqual(t, hgetall()-before, 2, "one read of the channel's hash, maybe two across a second")
+
+	bob := a.dial(t, tokenAt(t, "bob", now, false, "G1"))
+	bob.Send(map[string]any{"op": "subscribe", "channel": "group:G1"})
+	bob.ReadOp("subscribed")
+	bob.Send(map[string]any{"op": "presence", "channel": "group:G1"})
+	assert.Equal(t, map[string]int{"ann": 1, "bob": 1}, bob.ReadOp("presence").Users, "a subscribe on this node drops the kept answer")
 }
