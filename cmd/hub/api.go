@@ -46,7 +46,7 @@ const minAPIKeyLen = 16
 
 func apiFlags(fs *flag.FlagSet, c *APIConfig) {
 	fs.StringVar(&c.Spec, "api-keys", "", "server API keys, comma-separated: `SdkAppid:key`,… (at least 16 characters: openssl rand -hex 24); empty = no server API (with -dev: a demo key, printed)")
-	fs.DurationVar(&c.PresenceTTL, "presence-ttl", 25*time.Second, "how long a node that stopped (killed, or cut off from Redis) still counts in presence; it heartbeats every third of it")
+	fs.DurationVar(&c.PresenceTTL, "presence-ttl", 25*time.Second, "how long a node that stopped (killed, or cut off from Redis) still counts in presence, 3s to 30s; it heartbeats every third of it")
 }
 
 // validateAPI parses -api-keys against the configured apps.
@@ -54,6 +54,10 @@ func (c *Config) validateAPI() error {
 	a := &c.API
 	if a.PresenceTTL < 3*time.Second {
 		return errors.New("-presence-ttl must be at least 3s (nodes heartbeat every third of it), such as 25s")
+	}
+	if a.PresenceTTL > 30*time.Second {
+		// PROTOCOL §6: a node that dies leaves presence within 30 s.
+		return fmt.Errorf("-presence-ttl must be at most 30s (a node that dies must leave presence within 30s), not %v; such as 25s", a.PresenceTTL)
 	}
 	apps := map[string]bool{}
 	for _, app := range c.Apps {
