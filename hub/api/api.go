@@ -167,7 +167,14 @@ func (h *Handler) authed(fn func(*request)) http.HandlerFunc {
 // decode reads a JSON body of at most MaxBody into v; false when it has
 // answered the error.
 func (h *Handler) decode(q *request, v any) bool {
-	body, err := io.ReadAll(http.MaxBytesReader(q.w, q.r.Body, h.cfg.MaxBody))
+	// MaxBytesReader is given the server's own writer: past the limit it
+	// asks it, through a method no wrapper can forward, to close the
+	// connection, whose unread rest of the body cannot be skipped.
+	raw := q.w
+	if sw, ok := raw.(*statusWriter); ok {
+		raw = sw.ResponseWriter
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(raw, q.r.Body, h.cfg.MaxBody))
 	if err != nil {
 		var tooLarge *http.MaxBytesError
 		if errors.As(err, &tooLarge) {

@@ -298,3 +298,21 @@ func TestPublishDuplicateWithoutPosition(t *testing.T) {
 	require.Equal(t, 200, status, out)
 	assert.Equal(t, latest, out["offset"])
 }
+
+// A body over the limit is answered 413 and the connection closed, as
+// http.MaxBytesReader asks the server to: the rest of the body is not
+// read, so the connection cannot carry another request.
+func TestTooLargeClosesConnection(t *testing.T) {
+	f := newFixture(t)
+	body := `{"channel":"user:jared","data":"` + strings.Repeat("x", 4096) + `"}`
+	req, err := http.NewRequest("POST", f.srv.URL+"/api/publish", strings.NewReader(body))
+	require.NoError(t, err)
+	req.Header.Set("Authorization", "apikey "+keyA)
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	assert.Equal(t, http.StatusRequestEntityTooLarge, resp.StatusCode)
+	assert.True(t, resp.Close, "Connection: close")
+	assert.Equal(t, 1.0, testutil.ToFloat64(f.metrics.Requests("publish", http.StatusRequestEntityTooLarge)), "still counted")
+}
