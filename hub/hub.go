@@ -116,6 +116,7 @@ func (c *Config) setDefaults() {
 	if c.Presence == nil {
 		c.Presence = nopPresence{}
 	}
+	c.Presence = newCachedPresence(c.Presence)
 }
 
 // nShards spreads channels over independently locked maps, so fan-out on

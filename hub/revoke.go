@@ -2,6 +2,7 @@ package hub
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"github.com/coder/websocket"
@@ -20,6 +21,12 @@ type Revocations interface {
 	// Revoked reports whether id's token was issued before a revocation
 	// of its user that is still in force.
 	Revoked(ctx context.Context, id *auth.Identity) bool
+	// RevokedAll answers Revoked for each of ids, in batches. Unlike
+	// Revoked it fails when the revocations cannot be read, rather than
+	// letting tokens in: it is for re-checking sessions already open,
+	// which can be done again later. On failure, what it found is still
+	// in the answer.
+	RevokedAll(ctx context.Context, ids []*auth.Identity) ([]bool, error)
 }
 
 type userKey struct{ app, user string }
@@ -85,11 +92,13 @@ func (h *Hub) revoked(ctx context.Context, id *auth.Identity) bool {
 
 // CloseRevoked closes with 4010 every session whose token Revocations now
 // refuses, and returns how many. It is for a node that may have missed
-// revocations sent to it (its control channel was reconnected): what it
-// missed is still in Revocations.
-func (h *Hub) CloseRevoked(ctx context.Context) int {
+// revocations sent to it (its control channel was not subscribed): what
+// it missed is still in Revocations. An error means not every session
+// could be checked; those found revoked are closed all the same, and the
+// caller should try again later.
+func (h *Hub) CloseRevoked(ctx context.Context) (int, error) {
 	if h.cfg.Revocations == nil {
-		return 0
+		return 0, nil
 	}
 	h.sessMu.Lock()
 	list := make([]*Session, 0, len(h.sessions))
@@ -97,18 +106,41 @@ func (h *Hub) CloseRevoked(ctx context.Context) int {
 		list = append(list, s)
 	}
 	h.sessMu.Unlock()
-	n := 0
+	ids := make([]*auth.Identity, 0, len(list))
+	open := list[:0]
 	for _, s := range list {
-		if ctx.Err() != nil {
-			break
-		}
 		s.mu.Lock()
 		id, closed := s.id, s.closed
 		s.mu.Unlock()
-		if !closed && h.revoked(ctx, id) {
-			s.close(CloseDisconnected, "token revoked by the server API")
+		if !closed {
+			ids = append(ids, id)
+			open = append(open, s)
+		}
+	}
+	if len(ids) == 0 {
+		return 0, nil
+	}
+	revoked, err := h.cfg.Revocations.RevokedAll(ctx, ids)
+	n := 0
+	for i, s := range open {
+		if i < len(revoked) && revoked[i] && s.closeIfIdentity(ids[i]) {
 			n++
 		}
 	}
-	return n
+	if err != nil {
+		return n, fmt.Errorf("check %d sessions for revoked tokens: %w", len(ids), err)
+	}
+	return n, nil
+}
+
+// closeIfIdentity closes the session with 4010 if it still holds id (a
+// refresh meanwhile brought a token that was judged on its own).
+func (s *Session) closeIfIdentity(id *auth.Identity) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed || s.id != id {
+		return false
+	}
+	s.closeLocked(CloseDisconnected, "token revoked by the server API")
+	return true
 }

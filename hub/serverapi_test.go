@@ -3,7 +3,10 @@ package hub_test
 import (
 	"context"
 	"log/slog"
+	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -17,6 +20,7 @@ import (
 	"github.com/imhub/imhub/hub/control"
 	"github.com/imhub/imhub/hub/presence"
 	"github.com/imhub/imhub/internal/hubtest"
+	"github.com/imhub/imhub/internal/redistest"
 	"github.com/imhub/imhub/internal/wstest"
 )
 
@@ -168,10 +172,148 @@ func TestCloseRevoked(t *testing.T) {
 	fresh := a.dial(t, tokenAt(t, "ann", cut.Add(time.Second), false))
 	bob := a.dial(t, tokenAt(t, "bob", cut.Add(-time.Minute), false))
 	a.revs.Remember("1", "ann", cut) // the command itself never came
-	assert.Equal(t, 1, a.h.CloseRevoked(context.Background()))
+	n, err := a.h.CloseRevoked(context.Background())
+	require.NoError(t, err)
+	assert.Equal(t, 1, n)
 	old.ExpectClose(hub.CloseDisconnected)
 	for _, c := range []*wstest.Conn{fresh, bob} {
 		c.Send(map[string]any{"op": "ping"})
 		c.ReadOp("pong")
 	}
+}
+
+// With Redis, CloseRevoked reads the revocations of every session's user
+// in one go; when Redis cannot be read it closes what memory knows of and
+// says that the rest is unchecked, to be tried again.
+func TestCloseRevokedRedis(t *testing.T) {
+	srv := redistest.Start(t)
+	newRevs := func() *control.Revocations {
+		c, err := broker.NewRedisClient(srv.URL(), "")
+		require.NoError(t, err)
+		t.Cleanup(func() { _ = c.Close() })
+		return control.NewRevocations(control.RevocationsConfig{Client: c, MaxTTL: time.Hour, Logger: slog.New(slog.DiscardHandler)})
+	}
+	v, err := auth.New(t.Context(), auth.Config{Secret: secret, Apps: []string{"1"}})
+	require.NoError(t, err)
+	b := broker.NewMemory(broker.Config{HistorySize: 10, HistoryTTL: time.Minute})
+	revs := newRevs()
+	h := hub.New(hub.Config{Logger: slog.New(slog.DiscardHandler), Revocations: revs}, b, v)
+	a := &apiHub{h: h, revs: revs, url: "ws" + strings.TrimPrefix(hubtest.Serve(t, h, b, h).URL, "http") + "/ws"}
+
+	cut := time.Now().Truncate(time.Second)
+	ann := a.dial(t, tokenAt(t, "ann", cut.Add(-time.Minute), false))
+	bob := a.dial(t, tokenAt(t, "bob", cut.Add(-time.Minute), false))
+	cid := a.dial(t, tokenAt(t, "cid", cut.Add(-time.Minute), false))
+	dan := a.dial(t, tokenAt(t, "dan", cut.Add(-time.Minute), false))
+	require.NoError(t, newRevs().Store(context.Background(), "1", "bob", cut)) // the command never came
+	revs.Remember("1", "ann", cut)
+	n, err := h.CloseRevoked(context.Background())
+	require.NoError(t, err)
+	assert.Equal(t, 2, n)
+	ann.ExpectClose(hub.CloseDisconnected)
+	bob.ExpectClose(hub.CloseDisconnected)
+
+	revs.Remember("1", "cid", cut)
+	srv.Stop()
+	n, err = h.CloseRevoked(context.Background())
+	require.Error(t, err, "dan could not be checked")
+	assert.Equal(t, 1, n)
+	cid.ExpectClose(hub.CloseDisconnected)
+	dan.Send(map[string]any{"op": "ping"})
+	dan.ReadOp("pong")
+}
+
+// racingRevocations are revocations that, when asked about the token a
+// refresh brings, take a revocation of it just after answering: it lands
+// between the refresh's check and its swap of the token.
+type racingRevocations struct {
+	*control.Revocations
+	racer func(id *auth.Identity)
+}
+
+func (r racingRevocations) Revoked(ctx context.Context, id *auth.Identity) bool {
+	revoked := r.Revocations.Revoked(ctx, id)
+	if r.racer != nil {
+		r.racer(id)
+	}
+	return revoked
+}
+
+// A revocation taken while a refresh is under way, after its check and
+// before its token is in place, judges the old token; the refresh judges
+// the new one again once it is in place, and closes with 4010.
+func TestRefreshRacingRevocation(t *testing.T) {
+	v, err := auth.New(t.Context(), auth.Config{Secret: secret, Apps: []string{"1"}})
+	require.NoError(t, err)
+	b := broker.NewMemory(broker.Config{HistorySize: 10, HistoryTTL: time.Minute})
+	revs := control.NewRevocations(control.RevocationsConfig{MaxTTL: time.Hour})
+	cut := time.Now().Truncate(time.Second)
+	stale := cut.Add(-time.Minute)
+	var once sync.Once
+	var h *hub.Hub
+	var closed atomic.Int64
+	rr := racingRevocations{Revocations: revs, racer: func(id *auth.Identity) {
+		if id.Issued.Equal(stale) {
+			once.Do(func() {
+				revs.Remember("1", "ann", cut)
+				closed.Store(int64(h.Disconnect("1", "ann", cut, "token revoked by the server API")))
+			})
+		}
+	}}
+	h = hub.New(hub.Config{Logger: slog.New(slog.DiscardHandler), Revocations: rr}, b, v)
+	a := &apiHub{h: h, revs: revs, url: "ws" + strings.TrimPrefix(hubtest.Serve(t, h, b, h).URL, "http") + "/ws"}
+	c := a.dial(t, tokenAt(t, "ann", cut.Add(time.Second), false))
+	c.Send(map[string]any{"op": "refresh", "token": tokenAt(t, "ann", stale, false), "id": 1})
+	c.ExpectClose(hub.CloseDisconnected)
+	assert.Zero(t, closed.Load(), "the revocation found the fresh token in place")
+}
+
+// Presence ops repeated by a session are answered from one read of Redis
+// shared for a moment, rather than each reading it again; the asker's own
+// subscribe still shows at once.
+func TestPresenceOpShared(t *testing.T) {
+	srv := redistest.Start(t)
+	c, err := broker.NewRedisClient(srv.URL(), "")
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = c.Close() })
+	pres := presence.New(presence.Config{Client: c, Logger: slog.New(slog.DiscardHandler)})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { _ = pres.Run(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+	v, err := auth.New(t.Context(), auth.Config{Secret: secret, Apps: []string{"1"}})
+	require.NoError(t, err)
+	b := broker.NewMemory(broker.Config{HistorySize: 10, HistoryTTL: time.Minute})
+	h := hub.New(hub.Config{Logger: slog.New(slog.DiscardHandler), Presence: pres}, b, v)
+	a := &apiHub{h: h, url: "ws" + strings.TrimPrefix(hubtest.Serve(t, h, b, h).URL, "http") + "/ws"}
+	now := time.Now()
+	ann := a.dial(t, tokenAt(t, "ann", now, false, "G1"))
+	ann.Send(map[string]any{"op": "subscribe", "channel": "group:G1"})
+	ann.ReadOp("subscribed")
+
+	hgetall := func() int {
+		info := srv.Client().Info(ctx, "commandstats").Val()
+		for _, line := range strings.Split(info, "\n") {
+			if rest, ok := strings.CutPrefix(strings.TrimSpace(line), "cmdstat_hgetall:calls="); ok {
+				n, _ := strconv.Atoi(strings.SplitN(rest, ",", 2)[0])
+				return n
+			}
+		}
+		return 0
+	}
+	before := hgetall()
+	const asks = 20
+	for range asks {
+		ann.Send(map[string]any{"op": "presence", "channel": "group:G1"})
+	}
+	for range asks {
+		assert.Equal(t, map[string]int{"ann": 1}, ann.ReadOp("presence").Users)
+	}
+	assert.LessOrEqual(t, hgetall()-before, 2, "one read of the channel's hash, maybe two across a second")
+
+	bob := a.dial(t, tokenAt(t, "bob", now, false, "G1"))
+	bob.Send(map[string]any{"op": "subscribe", "channel": "group:G1"})
+	bob.ReadOp("subscribed")
+	bob.Send(map[string]any{"op": "presence", "channel": "group:G1"})
+	assert.Equal(t, map[string]int{"ann": 1, "bob": 1}, bob.ReadOp("presence").Users, "a subscribe on this node drops the kept answer")
 }

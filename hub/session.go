@@ -533,6 +533,14 @@ func (s *Session) refresh(f clientFrame) {
 		s.hub.leave(s, sub)
 		s.reply(serverFrame{Op: "unsubscribed", Channel: sub.channel})
 	}
+	// A revocation taken between the check above and the swap judged the
+	// old token (see Hub.Disconnect): the new one is judged again now that
+	// it is in place, which a revocation remembered meanwhile cannot miss.
+	if s.hub.revoked(context.Background(), id) {
+		s.hub.m.authFailures.WithLabelValues("revoked").Inc()
+		s.close(CloseDisconnected, "token revoked by the server API")
+		return
+	}
 	s.reply(serverFrame{Op: "refreshed", Expires: id.Expires.Unix(), ID: f.ID})
 }
 

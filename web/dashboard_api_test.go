@@ -24,14 +24,18 @@ func TestDashboardServerAPI(t *testing.T) {
 	text := func(id string) string { return evalString(t, ctx, `document.getElementById('`+id+`').textContent`) }
 	require.Contains(t, text("api-presence-note"), "enter an API key")
 
+	// No form to submit and a new-password field: nothing a browser
+	// offers to save.
+	require.Equal(t, "new-password null", evalString(t, ctx, `document.getElementById('api-key').autocomplete + ' ' + document.getElementById('api-key').closest('form')`))
 	useKey := func(k string) {
-		require.NoError(t, chromedp.Do(ctx, chromedp.SendKeys(`#api-key`, k), chromedp.Click(`#api-key-form button`)))
+		require.NoError(t, chromedp.Do(ctx, chromedp.SendKeys(`#api-key`, k), chromedp.Click(`#api-key-use`)))
 	}
 	useKey("not-the-key-0123456789")
 	require.Eventually(t, func() bool { return strings.Contains(text("api-presence-note"), "API key is not valid") },
 		10*time.Second, 50*time.Millisecond, "the hub's answer is shown: %q", text("api-presence-note"))
 
-	useKey(key)
+	// Enter in the field uses the key as the button does.
+	require.NoError(t, chromedp.Do(ctx, chromedp.SendKeys(`#api-key`, key+"\r")))
 	// The page watches "app" (its admin token's default): itself.
 	require.Eventually(t, func() bool { return strings.Contains(text("api-presence"), "dashboard") },
 		10*time.Second, 50*time.Millisecond, "presence of app: %q", text("api-presence"))

@@ -46,7 +46,7 @@ const minAPIKeyLen = 16
 
 func apiFlags(fs *flag.FlagSet, c *APIConfig) {
 	fs.StringVar(&c.Spec, "api-keys", "", "server API keys, comma-separated: `SdkAppid:key`,… (at least 16 characters: openssl rand -hex 24); empty = no server API (with -dev: a demo key, printed)")
-	fs.DurationVar(&c.PresenceTTL, "presence-ttl", 25*time.Second, "how long a node that stopped (killed, or cut off from Redis) still counts in presence; it heartbeats every third of it")
+	fs.DurationVar(&c.PresenceTTL, "presence-ttl", 25*time.Second, "how long a node that stopped (killed, or cut off from Redis) still counts in presence, 3s to 30s; it heartbeats every third of it")
 }
 
 // validateAPI parses -api-keys against the configured apps.
@@ -54,6 +54,10 @@ func (c *Config) validateAPI() error {
 	a := &c.API
 	if a.PresenceTTL < 3*time.Second {
 		return errors.New("-presence-ttl must be at least 3s (nodes heartbeat every third of it), such as 25s")
+	}
+	if a.PresenceTTL > 30*time.Second {
+		// PROTOCOL §6: a node that dies leaves presence within 30 s.
+		return fmt.Errorf("-presence-ttl must be at most 30s (a node that dies must leave presence within 30s), not %v; such as 25s", a.PresenceTTL)
 	}
 	apps := map[string]bool{}
 	for _, app := range c.Apps {
@@ -147,15 +151,18 @@ func (f busFunc) Publish(ctx context.Context, c control.Command) error { return 
 
 // setHub makes the control channel act on node.
 func (s *serverAPI) setHub(node *hub.Hub, log *slog.Logger) {
-	resubscribed := func() {
-		// Revocations sent meanwhile are in Redis; disconnects are lost.
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	subscribed := func(ctx context.Context) error {
+		// Sessions let in before the subscription may hold tokens revoked
+		// meanwhile: revocations are in Redis (disconnects are lost).
+		ctx, cancel := context.WithTimeout(ctx, time.Minute)
 		defer cancel()
-		if n := node.CloseRevoked(ctx); n > 0 {
-			log.Info("sessions with revoked tokens closed after the control channel came back", "sessions", n)
+		n, err := node.CloseRevoked(ctx)
+		if n > 0 {
+			log.Info("sessions with revoked tokens closed once the control channel was subscribed", "sessions", n)
 		}
+		return err
 	}
-	s.bus = control.NewBus(control.BusConfig{Client: s.client, Logger: log, Resubscribed: resubscribed}, func(c control.Command) {
+	s.bus = control.NewBus(control.BusConfig{Client: s.client, Logger: log, Subscribed: subscribed}, func(c control.Command) {
 		switch c.Op {
 		case control.OpDisconnect:
 			if n := node.Disconnect(c.App, c.User, time.Time{}, "disconnected by the server API"); n > 0 {

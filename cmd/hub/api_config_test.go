@@ -33,6 +33,8 @@ func TestConfigAPIKeys(t *testing.T) {
 		{"short key", []string{"-api-keys", "100:short"}, nil, nil, "the key of app 100 is 5 characters; give at least 16"},
 		{"empty key", []string{"-api-keys", "100:"}, nil, nil, "is 0 characters"},
 		{"presence TTL too short", []string{"-presence-ttl", "1s"}, nil, nil, "-presence-ttl must be at least 3s"},
+		{"presence TTL too long", []string{"-presence-ttl", "31s"}, nil, nil, "-presence-ttl must be at most 30s"},
+		{"presence TTL too long, from the environment", nil, map[string]string{"HUB_PRESENCE_TTL": "1m"}, nil, "-presence-ttl must be at most 30s"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c, err := parseConfig(append(append([]string(nil), base...), tc.args...), env(tc.env), &bytes.Buffer{})

@@ -30,6 +30,9 @@ func newVerifier(ctx context.Context, cfg Config, log *slog.Logger) (*auth.Verif
 		Audience: cfg.JWTAudience,
 		Issuer:   cfg.JWTIssuer,
 		Logger:   log,
+		// The server API revokes tokens by iat (-dev turns it on with a
+		// demo key): see auth.Config.RequireIssuedAt.
+		RequireIssuedAt: len(cfg.API.Keys) > 0 || cfg.Dev,
 	}
 	for _, a := range cfg.Apps {
 		ac.Apps = append(ac.Apps, a.ID)

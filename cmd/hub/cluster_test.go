@@ -30,6 +30,7 @@ func mint(t testing.TB, app, sub string, admin bool, groups ...string) string {
 	t.Helper()
 	c := auth.Claims{App: app, Admin: admin, Groups: groups}
 	c.Subject = sub
+	c.IssuedAt = jwt.NewNumericDate(time.Now())
 	c.ExpiresAt = jwt.NewNumericDate(time.Now().Add(time.Hour))
 	tok, err := auth.Mint([]byte(clusterSecret), c)
 	require.NoError(t, err)

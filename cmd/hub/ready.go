@@ -10,15 +10,18 @@ import (
 	"github.com/imhub/imhub/hub/broker"
 )
 
-// readyHandler answers GET /readyz: "ok", or 503 with "draining" or
-// "broker unavailable". The broker's own reason names where Redis is,
+// readyHandler answers GET /readyz: "ok", or 503 with "draining",
+// "broker unavailable" or "control channel unavailable" (the node could
+// not be told to disconnect its clients, so it should get none; control
+// reports whether it can). The broker's own reason names where Redis is,
 // which is for the operator and not for whoever can reach the port: it
 // goes to the log, once each time readiness changes rather than on every
 // probe, which comes every second or so from each load balancer.
-func readyHandler(b broker.Broker, draining *atomic.Bool, log *slog.Logger) http.Handler {
+func readyHandler(b broker.Broker, control func() bool, draining *atomic.Bool, log *slog.Logger) http.Handler {
 	var (
-		mu   sync.Mutex
-		down bool
+		mu          sync.Mutex
+		down        bool
+		controlDown bool
 	)
 	return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		if draining.Load() {
@@ -38,6 +41,21 @@ func readyHandler(b broker.Broker, draining *atomic.Bool, log *slog.Logger) http
 		mu.Unlock()
 		if err != nil {
 			http.Error(w, "broker unavailable", http.StatusServiceUnavailable)
+			return
+		}
+		up := control()
+		mu.Lock()
+		if changed := up == controlDown; changed {
+			controlDown = !up
+			if controlDown {
+				log.Warn("not ready: control channel not subscribed")
+			} else {
+				log.Info("ready: control channel subscribed")
+			}
+		}
+		mu.Unlock()
+		if !up {
+			http.Error(w, "control channel unavailable", http.StatusServiceUnavailable)
 			return
 		}
 		fmt.Fprintln(w, "ok")

@@ -110,6 +110,7 @@ func connect(ctx context.Context, cfg Config, base string, progress io.Writer) (
 func token(cfg Config, i int) string {
 	c := auth.Claims{App: cfg.App, Groups: []string{"*"}}
 	c.Subject = "u" + strconv.Itoa(i)
+	c.IssuedAt = jwt.NewNumericDate(time.Now())
 	c.ExpiresAt = jwt.NewNumericDate(time.Now().Add(24 * time.Hour))
 	t, _ := auth.Mint([]byte(cfg.Secret), c)
 	return t

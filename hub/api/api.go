@@ -28,6 +28,9 @@ import (
 // with an offset.
 type Publisher interface {
 	Publish(ctx context.Context, m broker.Message) (broker.Result, error)
+	// History gives a channel's position, for a repeat whose first
+	// offset the broker no longer knows.
+	History(ctx context.Context, app, channel string, since *broker.Position) (broker.History, error)
 }
 
 // Presence answers who is connected, across every node.
@@ -164,7 +167,14 @@ func (h *Handler) authed(fn func(*request)) http.HandlerFunc {
 // decode reads a JSON body of at most MaxBody into v; false when it has
 // answered the error.
 func (h *Handler) decode(q *request, v any) bool {
-	body, err := io.ReadAll(http.MaxBytesReader(q.w, q.r.Body, h.cfg.MaxBody))
+	// MaxBytesReader is given the server's own writer: past the limit it
+	// asks it, through a method no wrapper can forward, to close the
+	// connection, whose unread rest of the body cannot be skipped.
+	raw := q.w
+	if sw, ok := raw.(*statusWriter); ok {
+		raw = sw.ResponseWriter
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(raw, q.r.Body, h.cfg.MaxBody))
 	if err != nil {
 		var tooLarge *http.MaxBytesError
 		if errors.As(err, &tooLarge) {
@@ -282,6 +292,14 @@ func (h *Handler) publish(q *request) {
 	}{Duplicate: res.Duplicate}
 	if len(res.Positions) > 0 && res.Positions[0].Epoch != "" {
 		out.Offset = res.Positions[0].String()
+	}
+	if out.Offset == "" {
+		// The channel had it already, and its position is not known (its
+		// dedupe key was written by a node that kept none): the channel's
+		// latest position is at or after it, as good to recover from.
+		if hist, err := h.cfg.Publisher.History(q.ctx, app, req.Channel, nil); err == nil && hist.Latest.Epoch != "" {
+			out.Offset = hist.Latest.String()
+		}
 	}
 	answer(q.w, out)
 }

@@ -2,8 +2,11 @@ package api_test
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -20,6 +23,7 @@ import (
 	"github.com/imhub/imhub/hub/broker"
 	"github.com/imhub/imhub/hub/control"
 	"github.com/imhub/imhub/hub/presence"
+	"github.com/imhub/imhub/internal/redistest"
 )
 
 const (
@@ -251,4 +255,64 @@ func TestOff(t *testing.T) {
 	b, _ := io.ReadAll(resp.Body)
 	assert.Equal(t, 404, resp.StatusCode)
 	assert.Contains(t, string(b), "-api-keys")
+}
+
+// A repeat whose first publication's position Redis does not hold (its
+// dedupe key was written by a node that kept none) still answers an
+// offset: the channel's latest, at or after the first.
+func TestPublishDuplicateWithoutPosition(t *testing.T) {
+	srv := redistest.Start(t)
+	b, err := broker.NewRedis(broker.RedisConfig{Config: broker.Config{DedupeWindow: time.Minute, HistorySize: 10, HistoryTTL: time.Minute},
+		URL: srv.URL(), Logger: slog.New(slog.DiscardHandler)})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = b.Close() })
+	bus := control.NewBus(control.BusConfig{}, func(control.Command) {})
+	h := api.New(api.Config{
+		Keys: []api.Key{{App: "100", Key: keyA}}, Apps: []string{"100"}, MaxBody: 1024,
+		Publisher: b, Presence: presence.New(presence.Config{}), Bus: bus,
+		Revocations: control.NewRevocations(control.RevocationsConfig{}), Metrics: api.NewMetrics(prometheus.NewRegistry()),
+	})
+	f := &fixture{srv: httptest.NewServer(h)}
+	t.Cleanup(f.srv.Close)
+
+	status, out := f.call(t, "POST", "/api/publish", "apikey "+keyA, `{"channel":"user:jared","data":1}`)
+	require.Equal(t, 200, status, out)
+	latest := out["offset"]
+	require.NotEmpty(t, latest)
+	sum := sha256.Sum256([]byte("user:jared\norder-9"))
+	id := "api:" + hex.EncodeToString(sum[:16])
+	for _, ch := range []string{"user:jared", "app"} {
+		require.NoError(t, srv.Client().Set(context.Background(), "imhub:{100:"+ch+"}:seen:"+id, "1", time.Minute).Err())
+	}
+	status, out = f.call(t, "POST", "/api/publish", "apikey "+keyA, `{"channel":"user:jared","data":2,"idempotency_key":"order-9"}`)
+	require.Equal(t, 200, status, out)
+	assert.Equal(t, true, out["duplicate"])
+	assert.Equal(t, latest, out["offset"], "the channel's latest position")
+
+	// Only the channel had it: published to the firehose, and the
+	// channel's position answered all the same.
+	sum = sha256.Sum256([]byte("user:jared\norder-10"))
+	id = "api:" + hex.EncodeToString(sum[:16])
+	require.NoError(t, srv.Client().Set(context.Background(), "imhub:{100:user:jared}:seen:"+id, "1", time.Minute).Err())
+	status, out = f.call(t, "POST", "/api/publish", "apikey "+keyA, `{"channel":"user:jared","data":3,"idempotency_key":"order-10"}`)
+	require.Equal(t, 200, status, out)
+	assert.Equal(t, latest, out["offset"])
+}
+
+// A body over the limit is answered 413 and the connection closed, as
+// http.MaxBytesReader asks the server to: the rest of the body is not
+// read, so the connection cannot carry another request.
+func TestTooLargeClosesConnection(t *testing.T) {
+	f := newFixture(t)
+	body := `{"channel":"user:jared","data":"` + strings.Repeat("x", 4096) + `"}`
+	req, err := http.NewRequest("POST", f.srv.URL+"/api/publish", strings.NewReader(body))
+	require.NoError(t, err)
+	req.Header.Set("Authorization", "apikey "+keyA)
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	assert.Equal(t, http.StatusRequestEntityTooLarge, resp.StatusCode)
+	assert.True(t, resp.Close, "Connection: close")
+	assert.Equal(t, 1.0, testutil.ToFloat64(f.metrics.Requests("publish", http.StatusRequestEntityTooLarge)), "still counted")
 }

@@ -42,7 +42,8 @@ func (m *Metrics) count(path string, status int) {
 	m.requests.WithLabelValues(call, strconv.Itoa(status)).Inc()
 }
 
-// statusWriter remembers the status a handler answered.
+// statusWriter remembers the status a handler answered. It hides the
+// server's writer from http.MaxBytesReader: see Handler.decode.
 type statusWriter struct {
 	http.ResponseWriter
 	status int

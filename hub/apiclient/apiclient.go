@@ -29,7 +29,10 @@ var (
 	ErrForbidden    = errors.New("API key not for the app") // 403
 	ErrNotFound     = errors.New("not found")               // 404: an unknown app, or the API is off
 	ErrTooLarge     = errors.New("request too large")       // 413
-	ErrUnavailable  = errors.New("hub unavailable")         // 503: try again
+	// ErrUnavailable is 503, and 502 or 504 from a load balancer in front
+	// of the hub: try again (a publish with the same idempotency key, as
+	// it may have been done).
+	ErrUnavailable = errors.New("hub unavailable")
 )
 
 var byStatus = map[int]error{
@@ -39,6 +42,8 @@ var byStatus = map[int]error{
 	http.StatusNotFound:              ErrNotFound,
 	http.StatusRequestEntityTooLarge: ErrTooLarge,
 	http.StatusServiceUnavailable:    ErrUnavailable,
+	http.StatusBadGateway:            ErrUnavailable,
+	http.StatusGatewayTimeout:        ErrUnavailable,
 }
 
 // Error is an answer of the hub other than success.

@@ -3,6 +3,7 @@ package apiclient_test
 import (
 	"context"
 	"errors"
+	"net/http"
 	"net/http/httptest"
 	"testing"
 	"time"
@@ -70,6 +71,14 @@ func TestErrors(t *testing.T) {
 		{"future revocation", func() error {
 			return ok.Revoke(ctx, "a", time.Now().Add(time.Hour))
 		}, apiclient.ErrBadRequest, "in the future"},
+		{"proxy: bad gateway", func() error {
+			_, err := apiclient.New(proxy(t, http.StatusBadGateway), "100", key).Connections(ctx, "a")
+			return err
+		}, apiclient.ErrUnavailable, "502"},
+		{"proxy: gateway timeout", func() error {
+			_, _, err := apiclient.New(proxy(t, http.StatusGatewayTimeout), "100", key).Publish(ctx, "user:a", 1, "k")
+			return err
+		}, apiclient.ErrUnavailable, "504"},
 		{"no hub", func() error {
 			_, err := apiclient.New("http://127.0.0.1:1", "100", key).Connections(ctx, "a")
 			return err
@@ -115,4 +124,15 @@ func TestPublishBrokerDown(t *testing.T) {
 	_, _, err = c.Publish(context.Background(), "user:a", 2, "k2")
 	assert.ErrorIs(t, err, apiclient.ErrUnavailable)
 	assert.ErrorContains(t, err, "try again with the same idempotency_key")
+}
+
+// proxy is a load balancer in front of no live hub: it answers status, with
+// a page of its own rather than the hub's JSON.
+func proxy(t *testing.T, status int) string {
+	t.Helper()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		http.Error(w, "<html>"+http.StatusText(status)+"</html>", status)
+	}))
+	t.Cleanup(srv.Close)
+	return srv.URL
 }

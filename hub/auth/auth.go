@@ -110,6 +110,12 @@ type Config struct {
 	// MaxTTL is the longest lifetime a token may claim: exp - iat, or
 	// exp - now when it has no iat. Zero is no limit.
 	MaxTTL time.Duration
+	// RequireIssuedAt refuses tokens without iat. A hub whose server API
+	// revokes tokens needs it: a revocation is kept until every token
+	// issued before it has expired, which only iat (exp - iat <= MaxTTL)
+	// bounds; without iat, a token with a far exp would be let in again
+	// once the revocation is forgotten.
+	RequireIssuedAt bool
 	// Audience and Issuer, when set, must be the token's aud (one of its
 	// values) and iss; a token without them is refused.
 	Audience string
@@ -137,6 +143,8 @@ type Verifier struct {
 	maxTTL  time.Duration
 	leeway  time.Duration
 	now     func() time.Time
+	// needIat refuses tokens without iat (Config.RequireIssuedAt).
+	needIat bool
 }
 
 // New returns a Verifier. With a JWKS URL, ctx bounds the background
@@ -230,6 +238,7 @@ func New(ctx context.Context, cfg Config) (*Verifier, error) {
 		maxTTL:  cfg.MaxTTL,
 		leeway:  cfg.Leeway,
 		now:     cfg.Now,
+		needIat: cfg.RequireIssuedAt,
 	}, nil
 }
 
@@ -292,6 +301,9 @@ func (v *Verifier) Verify(token string) (*Identity, error) {
 	}
 	if c.Subject == "" {
 		return nil, &Error{ReasonClaims, errors.New("token has no sub claim")}
+	}
+	if v.needIat && c.IssuedAt == nil {
+		return nil, &Error{ReasonClaims, errors.New("token has no iat claim, which this hub needs: its server API revokes tokens by when they were issued")}
 	}
 	if err := v.checkLifetime(&c); err != nil {
 		return nil, err

@@ -520,3 +520,34 @@ func TestJWKSRedirectToHTTP(t *testing.T) {
 	wantReason(t, v, tok, auth.ReasonSignature)
 	assert.Contains(t, log.String(), "http is allowed on a loopback host only")
 }
+
+// With RequireIssuedAt, a token without iat is refused whatever its exp;
+// one with iat passes as before.
+func TestRequireIssuedAt(t *testing.T) {
+	secret := []byte("0123456789abcdef0123456789abcdef")
+	v := verifier(t, auth.Config{Secret: secret, MaxTTL: 24 * time.Hour, RequireIssuedAt: true})
+	for _, tc := range []struct {
+		name   string
+		mod    func(*auth.Claims)
+		reason string // empty: accepted
+	}{
+		{"iat", func(*auth.Claims) {}, ""},
+		{"no iat", func(c *auth.Claims) { c.IssuedAt = nil }, auth.ReasonClaims},
+		{"no iat, exp in a minute", func(c *auth.Claims) {
+			c.IssuedAt = nil
+			c.ExpiresAt = jwt.NewNumericDate(now.Add(time.Minute))
+		}, auth.ReasonClaims},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tok := sign(t, jwt.SigningMethodHS256, secret, claims(tc.mod), "")
+			if tc.reason == "" {
+				_, err := v.Verify(tok)
+				require.NoError(t, err)
+				return
+			}
+			wantReason(t, v, tok, tc.reason)
+			_, err := v.Verify(tok)
+			assert.ErrorContains(t, err, "no iat claim")
+		})
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -37,10 +38,21 @@ type BusConfig struct {
 	Prefix string
 	// Logger receives state changes [slog.Default()].
 	Logger *slog.Logger
-	// Resubscribed, when set, is called after the subscription was lost
-	// and made again: commands sent in between were not delivered.
-	Resubscribed func()
+	// Subscribed, when set, is called after each subscription takes
+	// effect, the first included: commands sent while this node was not
+	// subscribed (before the first, or while it was lost) never reached
+	// it. It runs on a goroutine of Run's own, never on the path that
+	// receives commands. When it fails it is called again, after
+	// retryFirst and then up to retryMax apart, until it succeeds, the
+	// subscription is made again, or Run ends.
+	Subscribed func(ctx context.Context) error
 }
+
+// The pauses between calls of a Subscribed that failed.
+const (
+	retryFirst = time.Second
+	retryMax   = 30 * time.Second
+)
 
 // Bus delivers commands to every node's handler.
 type Bus struct {
@@ -49,6 +61,8 @@ type Bus struct {
 	handle  func(Command)
 	// ready is closed once the subscription is in effect.
 	ready chan struct{}
+	// up is whether the subscription is in effect now.
+	up atomic.Bool
 }
 
 // NewBus returns a bus that delivers to handle. With Redis, Run must run.
@@ -62,6 +76,7 @@ func NewBus(cfg BusConfig, handle func(Command)) *Bus {
 	b := &Bus{cfg: cfg, channel: cfg.Prefix + ":control", handle: handle, ready: make(chan struct{})}
 	if cfg.Client == nil {
 		close(b.ready)
+		b.up.Store(true)
 	}
 	return b
 }
@@ -98,6 +113,14 @@ func (b *Bus) Run(ctx context.Context) error {
 		<-ctx.Done()
 		_ = ps.Close()
 	}()
+	// Each subscription kicks catchUp, which owns the calls of Subscribed.
+	kick := make(chan struct{}, 1)
+	caught := make(chan struct{})
+	defer func() { <-caught }()
+	go func() {
+		defer close(caught)
+		b.catchUp(ctx, kick)
+	}()
 	first := true
 	for {
 		msg, err := ps.Receive(ctx)
@@ -105,6 +128,7 @@ func (b *Bus) Run(ctx context.Context) error {
 			return nil
 		}
 		if err != nil {
+			b.up.Store(false)
 			// go-redis reconnects on the next Receive; wait a little so
 			// that a Redis that is down is not asked in a tight loop.
 			b.cfg.Logger.Debug("control channel: receive failed", "err", err)
@@ -117,14 +141,16 @@ func (b *Bus) Run(ctx context.Context) error {
 		}
 		switch m := msg.(type) {
 		case *redis.Subscription:
+			b.up.Store(true)
 			if first {
 				first = false
 				close(b.ready)
 			} else {
 				b.cfg.Logger.Info("control channel subscribed again; commands sent meanwhile were missed")
-				if b.cfg.Resubscribed != nil {
-					b.cfg.Resubscribed()
-				}
+			}
+			select {
+			case kick <- struct{}{}:
+			default:
 			}
 		case *redis.Message:
 			var c Command
@@ -136,6 +162,41 @@ func (b *Bus) Run(ctx context.Context) error {
 		}
 	}
 }
+
+// catchUp calls Subscribed after each kick, and again after a failure,
+// until ctx is done.
+func (b *Bus) catchUp(ctx context.Context, kick <-chan struct{}) {
+	if b.cfg.Subscribed == nil {
+		return
+	}
+	retry := time.NewTimer(0)
+	if !retry.Stop() {
+		<-retry.C
+	}
+	defer retry.Stop()
+	pause := retryFirst
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-kick:
+			pause = retryFirst
+		case <-retry.C:
+		}
+		retry.Stop()
+		err := b.cfg.Subscribed(ctx)
+		if err == nil || ctx.Err() != nil {
+			continue
+		}
+		b.cfg.Logger.Warn("control channel: catching up on what was missed failed; trying again", "in", pause, "err", err)
+		retry.Reset(pause)
+		pause = min(2*pause, retryMax)
+	}
+}
+
+// Subscribed reports whether the bus receives commands now: a node that
+// does not is not told to disconnect its clients, and should get none.
+func (b *Bus) Subscribed() bool { return b.up.Load() }
 
 // Ready waits until the bus receives commands, or ctx is done.
 func (b *Bus) Ready(ctx context.Context) error {

@@ -2,6 +2,8 @@ package control_test
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"log/slog"
 	"sync"
 	"testing"
@@ -114,39 +116,112 @@ func testBus(t *testing.T, url string) {
 	assert.Equal(t, cmd, got[2][0])
 }
 
-// The subscription lost and made again, the bus says so: commands sent in
-// between were missed.
-func TestBusResubscribed(t *testing.T) {
+// Every subscription, the first included, is followed by a call of
+// Subscribed, which runs beside the delivery of commands rather than
+// holding it up; one that fails is called again.
+func TestBusSubscribed(t *testing.T) {
 	srv := redistest.Start(t)
 	c, err := broker.NewRedisClient(srv.URL(), "")
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = c.Close() })
-	again := make(chan struct{}, 1)
+	calls := make(chan struct{}, 1)
+	answer := make(chan error)
 	got := make(chan control.Command, 1)
-	b := control.NewBus(control.BusConfig{Client: c, Resubscribed: func() { again <- struct{}{} }}, func(cmd control.Command) { got <- cmd })
+	b := control.NewBus(control.BusConfig{Client: c, Logger: slog.New(slog.DiscardHandler), Subscribed: func(ctx context.Context) error {
+		calls <- struct{}{}
+		select {
+		case err := <-answer:
+			return err
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}}, func(cmd control.Command) { got <- cmd })
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { _ = b.Run(ctx); close(done) }()
 	t.Cleanup(func() { cancel(); <-done })
 	rctx, rcancel := context.WithTimeout(ctx, 10*time.Second)
 	defer rcancel()
+	wait := func(ch <-chan struct{}, what string) {
+		t.Helper()
+		select {
+		case <-ch:
+		case <-rctx.Done():
+			t.Fatal(what)
+		}
+	}
+	receive := func(user string) {
+		t.Helper()
+		require.NoError(t, b.Publish(ctx, control.Command{Op: control.OpDisconnect, App: "1", User: user}))
+		select {
+		case cmd := <-got:
+			assert.Equal(t, user, cmd.User)
+		case <-rctx.Done():
+			t.Fatal("command not delivered while Subscribed runs")
+		}
+	}
 	require.NoError(t, b.Ready(rctx))
-	select {
-	case <-again:
-		t.Fatal("Resubscribed on the first subscription")
-	default:
-	}
+	wait(calls, "Subscribed not called after the first subscription")
+	receive("u1") // Subscribed is still running
+	answer <- errors.New("redis away")
+	wait(calls, "Subscribed not called again after it failed")
+	answer <- nil
+
 	require.NoError(t, srv.Client().Do(ctx, "CLIENT", "KILL", "TYPE", "pubsub").Err())
-	select {
-	case <-again:
-	case <-rctx.Done():
-		t.Fatal("Resubscribed not called after the subscription connection was killed")
+	wait(calls, "Subscribed not called after the subscription connection was killed")
+	receive("u2")
+	answer <- nil
+}
+
+// RevokedAll answers for many sessions at once, from memory and from Redis
+// (one MGET; on a cluster, GETs by shard), and fails rather than letting
+// tokens in when Redis cannot be read, keeping what it found.
+func TestRevokedAll(t *testing.T) {
+	t.Run("redis", func(t *testing.T) {
+		srv := redistest.Start(t)
+		testRevokedAll(t, srv.URL(), srv.Stop)
+	})
+	t.Run("cluster", func(t *testing.T) {
+		cl := redistest.StartCluster(t, 3)
+		testRevokedAll(t, cl.URL(), func() {
+			for _, n := range cl.Nodes {
+				n.Stop()
+			}
+		})
+	})
+}
+
+func testRevokedAll(t *testing.T, url string, stop func()) {
+	ctx := context.Background()
+	newStore := func() *control.Revocations {
+		c, err := broker.NewRedisClient(url, "")
+		require.NoError(t, err)
+		t.Cleanup(func() { _ = c.Close() })
+		return control.NewRevocations(control.RevocationsConfig{Client: c, MaxTTL: time.Hour, Logger: slog.New(slog.DiscardHandler)})
 	}
-	require.NoError(t, b.Publish(ctx, control.Command{Op: control.OpDisconnect, App: "1", User: "u"}))
-	select {
-	case cmd := <-got:
-		assert.Equal(t, "u", cmd.User, "delivered again")
-	case <-rctx.Done():
-		t.Fatal("no command after the resubscription")
+	a, b := newStore(), newStore()
+	cut := time.Now().Truncate(time.Second)
+	var ids []*auth.Identity
+	var want []bool
+	for i := range 50 {
+		user := fmt.Sprintf("u%d", i)
+		if i%5 == 0 {
+			require.NoError(t, a.Store(ctx, "1", user, cut))
+		}
+		ids = append(ids, identity(user, cut.Add(-time.Second)), identity(user, cut.Add(time.Second)))
+		want = append(want, i%5 == 0, false)
 	}
+	b.Remember("1", "mem", cut)
+	ids = append(ids, identity("mem", cut.Add(-time.Second)))
+	want = append(want, true)
+	got, err := b.RevokedAll(ctx, ids)
+	require.NoError(t, err)
+	assert.Equal(t, want, got)
+
+	stop()
+	c := newStore()
+	c.Remember("1", "mem", cut)
+	got, err = c.RevokedAll(ctx, ids)
+	require.Error(t, err, "Redis away: not every token could be checked")
+	assert.True(t, got[len(got)-1], "what memory holds is answered all the same")
 }

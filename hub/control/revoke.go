@@ -2,6 +2,7 @@ package control
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strconv"
@@ -192,4 +193,96 @@ func (r *Revocations) Revoked(ctx context.Context, id *auth.Identity) bool {
 		return false
 	}
 	return hub.IssuedBefore(id, time.Unix(sec, 0))
+}
+
+// checkBatch bounds the keys read in one MGET or pipeline.
+const checkBatch = 1000
+
+// RevokedAll implements hub.Revocations: Revoked for each of ids, reading
+// Redis by checkBatch users at a time (one MGET each; on a Redis Cluster,
+// GETs pipelined by the client, which splits them by shard). It ignores
+// the pause after a failed read that Revoked keeps, and fails when Redis
+// cannot be read, with what it found so far in the answer. A revocation
+// found in Redis is remembered here too.
+func (r *Revocations) RevokedAll(ctx context.Context, ids []*auth.Identity) ([]bool, error) {
+	out := make([]bool, len(ids))
+	now := r.cfg.Now()
+	byKey := make(map[string][]int)
+	var keys []string
+	r.mu.Lock()
+	for i, id := range ids {
+		e, ok := r.local[userKey{id.App, id.User}]
+		if ok && (e.until.IsZero() || e.until.After(now)) && hub.IssuedBefore(id, e.before) {
+			out[i] = true
+			continue
+		}
+		if r.cfg.Client == nil {
+			continue
+		}
+		k := r.key(id.App, id.User)
+		if byKey[k] == nil {
+			keys = append(keys, k)
+		}
+		byKey[k] = append(byKey[k], i)
+	}
+	r.mu.Unlock()
+	for len(keys) > 0 {
+		n := min(len(keys), checkBatch)
+		vals, err := r.getAll(ctx, keys[:n])
+		if err != nil {
+			return out, fmt.Errorf("read revocations: %w", err)
+		}
+		for j, v := range vals {
+			sec, err := strconv.ParseInt(v, 10, 64)
+			if v == "" || err != nil {
+				continue
+			}
+			before := time.Unix(sec, 0)
+			at := byKey[keys[j]]
+			r.Remember(ids[at[0]].App, ids[at[0]].User, before)
+			for _, i := range at {
+				out[i] = out[i] || hub.IssuedBefore(ids[i], before)
+			}
+		}
+		keys = keys[n:]
+	}
+	return out, nil
+}
+
+// getAll reads keys, "" for one that does not exist, in one round trip per
+// shard.
+func (r *Revocations) getAll(ctx context.Context, keys []string) ([]string, error) {
+	out := make([]string, len(keys))
+	if _, ok := r.cfg.Client.(*redis.ClusterClient); !ok {
+		vals, err := r.cfg.Client.MGet(ctx, keys...).Result()
+		if err != nil {
+			return nil, err
+		}
+		for i, v := range vals {
+			out[i], _ = v.(string)
+		}
+		return out, nil
+	}
+	// Keys of many users are in many slots, which one MGET cannot read.
+	cmds := make([]*redis.StringCmd, len(keys))
+	_, err := r.cfg.Client.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, k := range keys {
+			cmds[i] = p.Get(ctx, k)
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return nil, err
+	}
+	for i, c := range cmds {
+		v, err := c.Result()
+		switch {
+		case errors.Is(err, redis.Nil):
+		case err != nil:
+			return nil, err
+		default:
+			out[i] = v
+		}
+	}
+	return out, nil
 }

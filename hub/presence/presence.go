@@ -78,10 +78,12 @@ type Tracker struct {
 	// (renew), leaving the old one's fields to expire unseen.
 	dirty map[field]struct{}
 	renew bool
-	// renewed holds when this node last set the TTL of each hash it
-	// wrote: a write within KeyTTL/3 of that sends no PEXPIRE.
-	renewed map[string]time.Time
+	// rewrite asks the next heartbeat to write every count again, as the
+	// last one did after finding the heartbeat key gone: see heartbeat.
+	rewrite bool
 	kick    chan struct{} // a write is wanted; capacity 1
+	// beforeReap, in tests, runs between a reader's MGET and its HDEL.
+	beforeReap func()
 }
 
 type chanKey struct{ app, channel string }
@@ -109,7 +111,6 @@ func New(cfg Config) *Tracker {
 		chans:    make(map[chanKey]map[string]int),
 		conns:    make(map[connKey]int),
 		dirty:    make(map[field]struct{}),
-		renewed:  make(map[string]time.Time),
 		kick:     make(chan struct{}, 1),
 	}
 }
@@ -286,8 +287,14 @@ func (t *Tracker) read(ctx context.Context, app, channel string) (map[string]int
 			out[f] = n
 		}
 	}
+	if len(dead) > 0 && t.beforeReap != nil {
+		t.beforeReap()
+	}
 	if len(dead) > 0 {
 		// What a dead node left is no one's to keep: the reader clears it.
+		// A node taken for dead whose heartbeat comes back may write its
+		// counts again before this HDEL lands: it writes them once more
+		// on its next heartbeat (see heartbeat).
 		_ = t.cfg.Client.HDel(ctx, key, dead...).Err()
 	}
 	return out, nil
@@ -352,7 +359,12 @@ func (t *Tracker) Run(ctx context.Context) error {
 
 // heartbeat renews this node's key. A key that was gone (Redis lost it,
 // or readers took this node for dead while it could not reach Redis) may
-// have taken this node's fields with it: they are all written again.
+// have taken this node's fields with it: they are all written again, and
+// again on the next heartbeat. A reader that saw the key gone (its MGET)
+// deletes this node's fields (its HDEL) a moment later, and that HDEL
+// may land after the first rewrite; the second comes when any such
+// reader is long done. One script cannot check the key and delete the
+// fields atomically: on a Redis Cluster they are in different slots.
 func (t *Tracker) heartbeat(ctx context.Context) {
 	cctx, cancel := context.WithTimeout(ctx, t.cfg.TTL/3)
 	defer cancel()
@@ -363,8 +375,19 @@ func (t *Tracker) heartbeat(ctx context.Context) {
 	switch {
 	case errors.Is(err, redis.Nil):
 		t.markAll()
+		t.mu.Lock()
+		t.rewrite = true
+		t.mu.Unlock()
 	case err != nil:
 		t.log.Warn("presence heartbeat failed", "err", err)
+	default:
+		t.mu.Lock()
+		again := t.rewrite
+		t.rewrite = false
+		t.mu.Unlock()
+		if again {
+			t.markAll()
+		}
 	}
 }
 
@@ -394,12 +417,6 @@ func (t *Tracker) refreshKeys(ctx context.Context) error {
 			keys = append(keys, t.hashKey(k.app, userChannel(k.user)))
 		}
 	}
-	// Renewed now, all of them; hashes this node left are forgotten.
-	now := time.Now()
-	clear(t.renewed)
-	for _, k := range keys {
-		t.renewed[k] = now
-	}
 	t.mu.Unlock()
 	for len(keys) > 0 {
 		n := min(len(keys), maxBatch)
@@ -422,15 +439,16 @@ const maxBatch = 1000
 
 // hashWrite is what one flush writes to one hash.
 type hashWrite struct {
-	set    []any    // field, count, ...
-	del    []string // fields whose count fell to zero
-	expire bool     // renew the hash's TTL
+	set []any    // field, count, ...
+	del []string // fields whose count fell to zero
 }
 
 // flush writes the dirty counts, at most maxBatch hashes per pipeline:
-// per hash one HSET of the counts (and PEXPIRE, renewing its TTL) and one
-// HDEL of those that fell to zero. Counts that were not written are
-// marked dirty again.
+// per hash one HSET of the counts and one HDEL of those that fell to zero.
+// Every HSET comes with a PEXPIRE: a hash whose last field went (any
+// node's HDEL, or a reader's) is deleted by Redis, and the HSET that makes
+// it again makes it without a TTL, which no node can tell from here.
+// Counts that were not written are marked dirty again.
 func (t *Tracker) flush(ctx context.Context) error {
 	if err := t.renewInstance(ctx); err != nil {
 		return err
@@ -465,20 +483,11 @@ func (t *Tracker) flush(ctx context.Context) error {
 				w.del = append(w.del, name)
 			}
 		}
-		now := time.Now()
-		for key, w := range batch {
-			if len(w.set) > 0 && now.Sub(t.renewed[key]) > t.cfg.KeyTTL/3 {
-				w.expire = true
-				t.renewed[key] = now
-			}
-		}
 		t.mu.Unlock()
 		_, err := t.cfg.Client.Pipelined(ctx, func(p redis.Pipeliner) error {
 			for key, w := range batch {
 				if len(w.set) > 0 {
 					p.HSet(ctx, key, w.set...)
-				}
-				if w.expire {
 					p.PExpire(ctx, key, t.cfg.KeyTTL)
 				}
 				if len(w.del) > 0 {
@@ -491,11 +500,6 @@ func (t *Tracker) flush(ctx context.Context) error {
 			t.mu.Lock()
 			for _, f := range taken {
 				t.markLocked(f)
-			}
-			for key, w := range batch {
-				if w.expire {
-					delete(t.renewed, key)
-				}
 			}
 			t.mu.Unlock()
 			return fmt.Errorf("write presence: %w", err)

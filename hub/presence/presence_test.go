@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -188,7 +189,7 @@ func TestCost(t *testing.T) {
 	t.Logf("%d sessions: %d presence keys, MEMORY USAGE sum %d bytes (%.0f per session), used_memory grew %d bytes (%.0f per session); %d commands (%.2f per connect, batched)",
 		sessions, keys, bytes, float64(bytes)/sessions, mem, float64(mem)/sessions, cmds, float64(cmds)/sessions)
 	assert.Equal(t, sessions+1, keys, "a hash per user channel and the node's key")
-	assert.LessOrEqual(t, cmds, 3*sessions+20, "at most an HSET per field (two a session) and a PEXPIRE per hash")
+	assert.LessOrEqual(t, cmds, 4*sessions+20, "at most an HSET per field (two a session), each with a PEXPIRE")
 	u, err := n.Connections(ctx, "1", "user9999")
 	require.NoError(t, err)
 	assert.Equal(t, 1, u)
@@ -248,4 +249,57 @@ func presenceKeys(t *testing.T, rc *redis.Client) (keys, bytes int) {
 	}
 	require.NoError(t, iter.Err())
 	return keys, bytes
+}
+
+// A hash that emptied (Redis deletes it) and is written again gets a TTL
+// again: otherwise what a node killed afterwards left in it would stay for
+// good.
+func TestRecreatedHashExpires(t *testing.T) {
+	srv := redistest.Start(t)
+	rc := srv.Client()
+	ctx := context.Background()
+	a := startNode(t, srv.URL(), "a", 3*time.Second)
+	const key = "imhub:{1:group:G1}:presence"
+	exists := func() bool { return rc.Exists(ctx, key).Val() == 1 }
+	a.Join("1", "group:G1", "ann")
+	require.Eventually(t, exists, 5*time.Second, 5*time.Millisecond)
+	assert.Positive(t, rc.PTTL(ctx, key).Val())
+	a.Leave("1", "group:G1", "ann")
+	require.Eventually(t, func() bool { return !exists() }, 5*time.Second, 5*time.Millisecond, "the last field gone, Redis drops the hash")
+	a.Join("1", "group:G1", "ann")
+	require.Eventually(t, exists, 5*time.Second, 5*time.Millisecond)
+	require.Eventually(t, func() bool { return rc.PTTL(ctx, key).Val() > 0 }, time.Second, 5*time.Millisecond,
+		"the hash written again has a TTL (PTTL %v)", rc.PTTL(ctx, key).Val())
+}
+
+// A node whose heartbeat lapsed writes its counts again; a reader that took
+// it for dead may delete them just after (its HDEL follows its MGET). The
+// node writes them once more on its next heartbeat, so they come back.
+func TestReaderDeleteRacingRewrite(t *testing.T) {
+	srv := redistest.Start(t)
+	rc := srv.Client()
+	ctx := context.Background()
+	a, b := startNode(t, srv.URL(), "a", 3*time.Second), startNode(t, srv.URL(), "b", 3*time.Second)
+	a.Join("1", "group:G1", "ann")
+	require.Eventually(t, func() bool { return users(t, b, "group:G1")["ann"] == 1 }, 5*time.Second, 10*time.Millisecond)
+	const hash = "imhub:{1:group:G1}:presence"
+	fields := rc.HKeys(ctx, hash).Val()
+	require.Len(t, fields, 1)
+	instance, _, _ := strings.Cut(fields[0], " ")
+
+	var once sync.Once
+	presence.SetBeforeReap(b.Tracker, func() {
+		once.Do(func() {
+			// The rewrite of a's next heartbeat lands between b's MGET
+			// and its HDEL: made visible by taking the field away first.
+			require.NoError(t, rc.HDel(ctx, hash, fields[0]).Err())
+			require.Eventually(t, func() bool { return rc.HExists(ctx, hash, fields[0]).Val() }, 5*time.Second, 5*time.Millisecond,
+				"a writes its counts again once its heartbeat finds its key gone")
+		})
+	})
+	require.NoError(t, rc.Del(ctx, "imhub:{presence-nodes}:"+instance).Err(), "a's heartbeat lapsed")
+	assert.Empty(t, users(t, b, "group:G1"), "a taken for dead, its field deleted")
+	assert.False(t, rc.HExists(ctx, hash, fields[0]).Val(), "b's HDEL landed after a's rewrite")
+	require.Eventually(t, func() bool { return users(t, b, "group:G1")["ann"] == 1 }, 5*time.Second, 20*time.Millisecond,
+		"a writes its counts again on the heartbeat after")
 }

@@ -82,11 +82,11 @@ function init() {
   if (!root) return;
   root.innerHTML = `
     <h2>Server API</h2>
-    <form id="api-key-form" class="api-key">
+    <div id="api-key-form" class="api-key">
       <label for="api-key">API key</label>
-      <input id="api-key" type="password" autocomplete="off" placeholder="not stored">
-      <button type="submit">Use</button>
-    </form>
+      <input id="api-key" type="password" autocomplete="new-password" placeholder="not stored">
+      <button id="api-key-use" type="button">Use</button>
+    </div>
     <h3>Present on <span id="api-channel"></span></h3>
     <ol id="api-presence" class="api-presence"></ol>
     <p id="api-presence-note" class="dim">enter an API key to see who is connected</p>
@@ -98,12 +98,17 @@ function init() {
     </form>
     <p id="api-publish-result" role="status"></p>`;
   $('api-channel').textContent = panel.channel;
-  $('api-key-form').addEventListener('submit', (e) => {
-    e.preventDefault();
+  // Not a form, and a new-password field: a browser offers to save what a
+  // submitted form's password field held, and the key must stay in memory.
+  const useKey = () => {
     panel.key = $('api-key').value.trim();
     $('api-key').value = '';
     $('api-key').placeholder = panel.key ? 'a key is in use (not stored)' : 'not stored';
     readPresence();
+  };
+  $('api-key-use').addEventListener('click', useKey);
+  $('api-key').addEventListener('keydown', (e) => {
+    if (e.key === 'Enter') useKey();
   });
   $('api-publish').addEventListener('submit', publish);
   // The channel being watched is the one last subscribed to: read before
