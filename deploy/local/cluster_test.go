@@ -173,6 +173,9 @@ func rollingRestart(t *testing.T, s *stack) (acked [][]int64) {
 		received[i] = &got{}
 		c := auth.Claims{Groups: []string{"*"}}
 		c.Subject = fmt.Sprint("u", i)
+		// The local cluster's hubs run -dev, whose demo API key makes iat
+		// required.
+		c.IssuedAt = jwt.NewNumericDate(time.Now())
 		c.ExpiresAt = jwt.NewNumericDate(time.Now().Add(time.Hour))
 		tok, err := auth.Mint([]byte(secret), c)
 		require.NoError(t, err)
