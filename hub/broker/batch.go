@@ -2,7 +2,9 @@ package broker
 
 import (
 	"context"
+	"slices"
 	"sync"
+	"time"
 )
 
 // batcher lets concurrent publications share Redis round trips. A caller
@@ -24,6 +26,7 @@ type batcher struct {
 
 // pubReq is one publication waiting for, or carried by, a batch.
 type pubReq struct {
+	ctx  context.Context
 	m    Message
 	res  Result
 	err  error
@@ -32,15 +35,31 @@ type pubReq struct {
 
 var pubReqPool = sync.Pool{New: func() any { return &pubReq{done: make(chan bool, 1)} }}
 
-// do runs r in a batch and returns when it has its result. A waiting
-// caller does not leave early on ctx: its work may already be on the wire,
-// and the batch it waits for is bounded by the client's own timeouts.
+// do runs r in a batch and returns when it has its result. A caller whose
+// ctx ends while its work still waits leaves with ctx's error, its work
+// never sent; once its work is in a batch it waits for the batch, which
+// runs until the latest deadline among its callers (see batchContext).
 func (b *batcher) do(ctx context.Context, r *pubReq) {
+	r.ctx = ctx
 	b.mu.Lock()
 	if b.running >= b.max {
 		b.pending = append(b.pending, r)
 		b.mu.Unlock()
-		if lead := <-r.done; !lead {
+		var lead bool
+		select {
+		case lead = <-r.done:
+		case <-ctx.Done():
+			b.mu.Lock()
+			if i := slices.Index(b.pending, r); i >= 0 {
+				b.pending = slices.Delete(b.pending, i, i+1)
+				b.mu.Unlock()
+				r.err = ctx.Err()
+				return
+			}
+			b.mu.Unlock()
+			lead = <-r.done // taken already: its batch answers
+		}
+		if !lead {
 			return
 		}
 		// Handed the next batch to run (its slot in flight with it), so
@@ -55,9 +74,9 @@ func (b *batcher) do(ctx context.Context, r *pubReq) {
 	b.pending = append(b.pending[:0], b.pending[n:]...)
 	b.mu.Unlock()
 
-	// The batch carries others' work: one caller's cancellation must not
-	// fail it for all of them.
-	b.exec(context.WithoutCancel(ctx), batch)
+	bctx, cancel := batchContext(batch)
+	b.exec(bctx, batch)
+	cancel()
 
 	b.mu.Lock()
 	var next *pubReq
@@ -76,6 +95,25 @@ func (b *batcher) do(ctx context.Context, r *pubReq) {
 	if next != nil {
 		next.done <- true
 	}
+}
+
+// batchContext is the context a batch runs in. The batch carries the work
+// of several callers, so one caller's cancellation must not fail it for
+// the others; it ends at the latest of their deadlines, or has none if one
+// of them has none.
+func batchContext(batch []*pubReq) (context.Context, context.CancelFunc) {
+	ctx := context.WithoutCancel(batch[0].ctx)
+	var latest time.Time
+	for _, q := range batch {
+		d, ok := q.ctx.Deadline()
+		if !ok {
+			return ctx, func() {}
+		}
+		if d.After(latest) {
+			latest = d
+		}
+	}
+	return context.WithDeadline(ctx, latest)
 }
 
 // At most publishBatches pipelines of publications are in flight at once,

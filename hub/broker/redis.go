@@ -176,6 +176,10 @@ func (r *Redis) Publish(ctx context.Context, m Message) (Result, error) {
 	q.m = m
 	r.batch.do(ctx, q)
 	res, err := q.res, q.err
+	if err != nil && !errors.Is(err, ErrUnavailable) {
+		// Left while waiting for a batch: ctx ended, nothing was sent.
+		err = fmt.Errorf("%w: publish %s: %w", ErrUnavailable, m.ID, err)
+	}
 	*q = pubReq{done: q.done}
 	pubReqPool.Put(q)
 	return res, err
