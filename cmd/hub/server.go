@@ -232,9 +232,13 @@ func run(ctx context.Context, cfg Config, stdout io.Writer, log *slog.Logger) er
 		return nil
 	})
 	g.Go(func() error {
-		reclaimMemory(ctx, node.Sessions, 2*time.Second, func(peak, now int) {
+		reclaimMemory(ctx, node.Sessions, time.Second, func(why reclaimWhy, from, now int) {
 			debug.FreeOSMemory()
-			log.Info("memory of closed sessions returned to the system", "peak_sessions", peak, "sessions", now)
+			if why == reclaimRise {
+				log.Info("memory left by connecting sessions returned to the system", "sessions_before", from, "sessions", now)
+				return
+			}
+			log.Info("memory of closed sessions returned to the system", "peak_sessions", from, "sessions", now)
 		})
 		return nil
 	})

@@ -89,6 +89,8 @@ type Redis struct {
 	desc    string
 	pubCmd  string // PUBLISH, or SPUBLISH on a cluster
 
+	batch batcher // publications in flight share round trips
+
 	up     atomic.Bool   // last ping of the command connection(s) succeeded
 	rehome chan struct{} // a cluster's subscriptions may have moved
 
@@ -131,6 +133,7 @@ func NewRedis(cfg RedisConfig) (*Redis, error) {
 		subs:    make(map[string]*subConn),
 		home:    make(map[string]*subConn),
 	}
+	r.batch = batcher{max: publishBatches, size: publishBatchSize, exec: r.publishBatch}
 	if r.cluster != nil {
 		r.pubCmd = "SPUBLISH"
 	} else {
@@ -160,50 +163,96 @@ func (r *Redis) splitStreamKey(name string) (app, channel string, ok bool) {
 // Publish implements [Broker]. Each channel gets one script call that
 // dedupes, assigns the offset, appends to history and publishes, all on the
 // channel's own keys (one shard of a cluster). The calls of one message go
-// out in one pipeline: one round trip per shard touched.
+// out in one pipeline, and so do those of publications made at the same
+// time (see batcher): one round trip per shard touched, shared.
 //
 // Deduplication is per channel: if a publish fails part way, its retry
 // publishes to the channels that missed it and not again to the others.
 func (r *Redis) Publish(ctx context.Context, m Message) (Result, error) {
-	now := time.Now().UnixMilli()
-	epoch := newEpoch()
-	call := func(ch string) ([]string, []any) {
-		sk := r.streamKey(m.App, ch)
-		return []string{sk + ":seen:" + m.ID, sk + ":meta", sk + ":hist"}, []any{
-			r.cfg.DedupeWindow.Milliseconds(),
-			m.Data,
-			r.cfg.HistorySize,
-			max(r.cfg.HistoryTTL.Milliseconds(), 1),
-			r.cfg.MetaTTL.Milliseconds(),
-			epoch,
-			now,
-			sk,
-			r.pubCmd,
-			r.cfg.HistoryHold.Milliseconds(),
-			r.cfg.historyCap(),
-		}
+	if err := ctx.Err(); err != nil {
+		return Result{}, fmt.Errorf("%w: publish %s: %w", ErrUnavailable, m.ID, err)
 	}
-	cmds := make([]*redis.Cmd, len(m.Channels))
-	if len(m.Channels) == 1 {
-		keys, args := call(m.Channels[0])
-		cmds[0] = publishScript.Run(ctx, r.client, keys, args...)
-	} else {
-		// EVALSHA in a pipeline; a server that has not seen the script yet
-		// (just restarted, or a new shard) gets it by EVAL below.
-		_, _ = r.client.Pipelined(ctx, func(p redis.Pipeliner) error {
-			for i, ch := range m.Channels {
-				keys, args := call(ch)
+	q := pubReqPool.Get().(*pubReq)
+	q.m = m
+	r.batch.do(ctx, q)
+	res, err := q.res, q.err
+	if err != nil && !errors.Is(err, ErrUnavailable) {
+		// Left while waiting for a batch: ctx ended, nothing was sent.
+		err = fmt.Errorf("%w: publish %s: %w", ErrUnavailable, m.ID, err)
+	}
+	*q = pubReq{done: q.done}
+	pubReqPool.Put(q)
+	return res, err
+}
+
+// publishCall is the script call that publishes m to channel ch.
+func (r *Redis) publishCall(m *Message, ch, epoch string, now int64) ([]string, []any) {
+	sk := r.streamKey(m.App, ch)
+	return []string{sk + ":seen:" + m.ID, sk + ":meta", sk + ":hist"}, []any{
+		r.cfg.DedupeWindow.Milliseconds(),
+		m.Data,
+		r.cfg.HistorySize,
+		max(r.cfg.HistoryTTL.Milliseconds(), 1),
+		r.cfg.MetaTTL.Milliseconds(),
+		epoch,
+		now,
+		sk,
+		r.pubCmd,
+		r.cfg.HistoryHold.Milliseconds(),
+		r.cfg.historyCap(),
+	}
+}
+
+// publishBatch publishes the messages of batch in one pipeline and gives
+// each its own result.
+func (r *Redis) publishBatch(ctx context.Context, batch []*pubReq) {
+	now := time.Now().UnixMilli()
+	total := 0
+	for _, q := range batch {
+		total += len(q.m.Channels)
+	}
+	cmds := make([]*redis.Cmd, total)
+	epochs := make([]string, len(batch))
+	// EVALSHA in a pipeline; a server that has not seen the script yet
+	// (just restarted, or a new shard) gets it by EVAL below.
+	_, perr := r.client.Pipelined(ctx, func(p redis.Pipeliner) error {
+		i := 0
+		for j, q := range batch {
+			epochs[j] = newEpoch()
+			for _, ch := range q.m.Channels {
+				keys, args := r.publishCall(&q.m, ch, epochs[j], now)
 				cmds[i] = publishScript.EvalSha(ctx, p, keys, args...)
+				i++
 			}
-			return nil
-		})
-		for i, ch := range m.Channels {
-			if err := cmds[i].Err(); err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
-				keys, args := call(ch)
+		}
+		return nil
+	})
+	i := 0
+	for j, q := range batch {
+		for _, ch := range q.m.Channels {
+			err := cmds[i].Err()
+			if err == nil && cmds[i].Val() == nil && perr != nil {
+				// Never sent: the connection failed first (a refused
+				// password, say), and only the pipeline says so.
+				cmds[i].SetErr(perr)
+			}
+			if err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
+				keys, args := r.publishCall(&q.m, ch, epochs[j], now)
 				cmds[i] = publishScript.Run(ctx, r.client, keys, args...)
 			}
+			i++
 		}
 	}
+	i = 0
+	for _, q := range batch {
+		n := len(q.m.Channels)
+		q.res, q.err = publishResult(&q.m, cmds[i:i+n])
+		i += n
+	}
+}
+
+// publishResult reads the replies of m's script calls, one per channel.
+func publishResult(m *Message, cmds []*redis.Cmd) (Result, error) {
 	res := Result{Duplicate: true, Positions: make([]Position, len(m.Channels))}
 	for i, c := range cmds {
 		reply, err := c.Slice()

@@ -146,6 +146,7 @@ func Run(t *testing.T, f Factory, left Leftovers) {
 	t.Run("DedupeWindowExpires", func(t *testing.T) { testDedupeExpiry(t, f) })
 	t.Run("AppsAreIsolated", func(t *testing.T) { testApps(t, f) })
 	t.Run("OffsetsPerChannelUnderConcurrency", func(t *testing.T) { testConcurrentOffsets(t, f) })
+	t.Run("ResultsOfConcurrentPublishes", func(t *testing.T) { testConcurrentResults(t, f) })
 	t.Run("DataIsPassedUnchanged", func(t *testing.T) { testData(t, f) })
 	t.Run("HistoryPosition", func(t *testing.T) { testHistoryPosition(t, f) })
 	t.Run("HistoryReplay", func(t *testing.T) { testHistoryReplay(t, f) })
@@ -318,6 +319,69 @@ func testConcurrentOffsets(t *testing.T, f Factory) {
 		next[p.Channel]++
 	}
 	assert.Len(t, pubs, 2*workers*each, "nothing delivered twice")
+}
+
+// Publications made at the same time (which a broker may send together)
+// each get their own result: the positions their event was delivered at,
+// and Duplicate only for a repeated ID, with the first one's positions.
+func testConcurrentResults(t *testing.T, f Factory) {
+	b := f(t, DefaultConfig)
+	rec := Start(t, b)
+	channels := []string{"group:R1", "group:R2", "app"}
+	for _, c := range channels {
+		require.NoError(t, b.Subscribe(ctx(t), "1", c))
+	}
+	const workers, each = 8, 20
+	var mu sync.Mutex
+	results := map[string]broker.Result{}
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			for i := range each {
+				id := fmt.Sprintf("w%d-%d", w, i)
+				chs := []string{channels[(w+i)%2], "app"}
+				if i%5 == 4 {
+					chs = chs[:1] // some with one channel only
+				}
+				r, err := b.Publish(ctx(t), msg("1", id, id, chs...))
+				if !assert.NoError(t, err) {
+					return
+				}
+				assert.False(t, r.Duplicate, "first publish of %s", id)
+				again, err := b.Publish(ctx(t), msg("1", id, id, chs...))
+				if assert.NoError(t, err) {
+					assert.True(t, again.Duplicate, "second publish of %s", id)
+					assert.Equal(t, r.Positions, again.Positions, "a duplicate has the first one's positions")
+				}
+				mu.Lock()
+				results[id] = r
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	want := 0
+	for i := range each {
+		if i%5 == 4 {
+			want += workers
+		} else {
+			want += 2 * workers
+		}
+	}
+	pubs := rec.WaitCount(t, want)
+	require.Len(t, pubs, want, "nothing delivered twice")
+	for _, p := range pubs {
+		id := string(p.Data)
+		r, ok := results[id]
+		require.True(t, ok, "delivered %q, which nobody published", id)
+		i := 0
+		if p.Channel == "app" {
+			i = 1
+		}
+		require.Less(t, i, len(r.Positions), "%s delivered on %s", id, p.Channel)
+		assert.Equal(t, p.Offset, r.Positions[i].Offset, "%s on %s: offset delivered against offset returned", id, p.Channel)
+		assert.Equal(t, p.Epoch, r.Positions[i].Epoch, "%s on %s", id, p.Channel)
+	}
 }
 
 func testData(t *testing.T, f Factory) {
