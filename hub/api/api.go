@@ -357,17 +357,25 @@ func checkUser(user string) string {
 	return ""
 }
 
-func (h *Handler) disconnect(q *request) {
-	var req userRequest
+// userTarget reads a request that acts on one user of the key's app, and
+// answers it itself when the body, the app or the user is not valid.
+func (h *Handler) userTarget(q *request) (req userRequest, app string, ok bool) {
 	if !h.decode(q, &req) {
-		return
+		return req, "", false
 	}
-	app, ok := h.app(q, req.App)
-	if !ok {
-		return
+	if app, ok = h.app(q, req.App); !ok {
+		return req, "", false
 	}
 	if msg := checkUser(req.User); msg != "" {
 		fail(q.w, http.StatusBadRequest, msg)
+		return req, "", false
+	}
+	return req, app, true
+}
+
+func (h *Handler) disconnect(q *request) {
+	req, app, ok := h.userTarget(q)
+	if !ok {
 		return
 	}
 	if req.IssuedBefore != nil {
@@ -389,16 +397,8 @@ func (h *Handler) disconnect(q *request) {
 }
 
 func (h *Handler) revoke(q *request) {
-	var req userRequest
-	if !h.decode(q, &req) {
-		return
-	}
-	app, ok := h.app(q, req.App)
+	req, app, ok := h.userTarget(q)
 	if !ok {
-		return
-	}
-	if msg := checkUser(req.User); msg != "" {
-		fail(q.w, http.StatusBadRequest, msg)
 		return
 	}
 	now := h.cfg.Now()
