@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/url"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -23,10 +24,15 @@ func TestBinaryReadyzNeedsControlChannel(t *testing.T) {
 	require.NoError(t, rc.Do(ctx, "ACL", "SETUSER", "hub", "on", ">hub-password", "~*", "&imhub:{*", "+@all").Err())
 	u := url.URL{Scheme: "unix", User: url.UserPassword("hub", "hub-password"), Path: srv.Socket()}
 	p := hubtest.Start(t, []string{"-apps", "100", "-jwt-secret", clusterSecret, "-redis", u.String(), "-api-keys", "100:" + apiKey})
-	p.WaitReady(503)
-	code, body := p.Get("/readyz")
+	// Until the broker is up /readyz says so first; then it must name the
+	// control channel, and stay 503.
+	var code int
+	var body string
+	require.Eventually(t, func() bool {
+		code, body = p.Get("/readyz")
+		return body == "control channel unavailable\n"
+	}, 15*time.Second, 20*time.Millisecond, "readyz never named the control channel: %d %q", code, body)
 	assert.Equal(t, 503, code)
-	assert.Equal(t, "control channel unavailable\n", body)
 
 	require.NoError(t, rc.Do(ctx, "ACL", "SETUSER", "hub", "&imhub:control").Err())
 	require.NoError(t, rc.Do(ctx, "CLIENT", "KILL", "USER", "hub").Err())
