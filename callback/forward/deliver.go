@@ -15,6 +15,8 @@ import (
 
 	"github.com/imhub/imhub/callback"
 	"github.com/imhub/imhub/internal/textclip"
+
+	"github.com/imhub/imhub/internal/retry"
 )
 
 // attempt posts e to its app's backend once, within timeout, and returns
@@ -148,8 +150,8 @@ func (f *Forwarder) work(ctx context.Context, app string) {
 				f.log.Warn("forward queue unavailable; retrying", "app", app, "err", err)
 				failing = true
 			}
-			backoff = min(max(2*backoff, 100*time.Millisecond), 5*time.Second)
-			sleep(ctx, backoff/2+rand.N(backoff/2+1))
+			backoff = retry.Next(backoff, 100*time.Millisecond, 5*time.Second)
+			retry.Sleep(ctx, retry.Jitter(backoff))
 			continue
 		}
 		if failing {
@@ -222,13 +224,4 @@ func (f *Forwarder) backoff(n int) time.Duration {
 		d = min(d, f.cfg.RetryBase<<(n-1))
 	}
 	return rand.N(d + 1)
-}
-
-func sleep(ctx context.Context, d time.Duration) {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-	case <-t.C:
-	}
 }

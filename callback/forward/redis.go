@@ -312,15 +312,15 @@ func (s *RedisStore) Done(ctx context.Context, it Item) error {
 	return nil
 }
 
-// retry and bury finish a stream entry by moving it elsewhere, at once.
+// retryScript and buryScript finish a stream entry by moving it elsewhere, at once.
 var (
-	retry = redis.NewScript(`
+	retryScript = redis.NewScript(`
 redis.call('ZADD', KEYS[2], ARGV[2], ARGV[3])
 redis.call('XACK', KEYS[1], ARGV[4], ARGV[1])
 redis.call('XDEL', KEYS[1], ARGV[1])
 return 1
 `)
-	bury = redis.NewScript(`
+	buryScript = redis.NewScript(`
 redis.call('XADD', KEYS[2], '*', 'e', ARGV[2])
 redis.call('XACK', KEYS[1], ARGV[3], ARGV[1])
 redis.call('XDEL', KEYS[1], ARGV[1])
@@ -336,7 +336,7 @@ func (s *RedisStore) Retry(ctx context.Context, it Item, due time.Time) error {
 		return fmt.Errorf("encode forward entry: %w", err)
 	}
 	keys := []string{s.StreamKey(it.App), s.retryKey(it.App)}
-	if err := retry.Run(ctx, s.client, keys, it.Ref, due.UnixMilli(), data, Group).Err(); err != nil {
+	if err := retryScript.Run(ctx, s.client, keys, it.Ref, due.UnixMilli(), data, Group).Err(); err != nil {
 		return fmt.Errorf("schedule retry of forward entry %s: %w", it.ID, err)
 	}
 	return nil
@@ -350,7 +350,7 @@ func (s *RedisStore) Dead(ctx context.Context, it Item) error {
 		return fmt.Errorf("encode forward entry: %w", err)
 	}
 	keys := []string{s.StreamKey(it.App), s.DeadKey(it.App)}
-	if err := bury.Run(ctx, s.client, keys, it.Ref, data, Group).Err(); err != nil {
+	if err := buryScript.Run(ctx, s.client, keys, it.Ref, data, Group).Err(); err != nil {
 		return fmt.Errorf("keep forward entry %s as dead letter: %w", it.ID, err)
 	}
 	return nil

@@ -13,6 +13,8 @@ import (
 	"sync"
 	"text/tabwriter"
 	"time"
+
+	"github.com/imhub/imhub/internal/retry"
 )
 
 // The soak run (-preset soak, `make soak`): two hubs joined by Redis under
@@ -156,7 +158,7 @@ func soak(ctx context.Context, cfg Config, plan soakPlan, out, progress io.Write
 		clients.Go(func() { bulkBursts(trafficCtx, cfg, env.urls[0], plan.BulkEvery, 100, 32<<10) })
 	}
 	// Let the steady clients subscribe before anything is published.
-	sleepCtx(ctx, 2*time.Second)
+	retry.Sleep(ctx, 2*time.Second)
 
 	acks := &ackLog{byCh: map[string][]ack{}}
 	var publishers []*publisher
@@ -178,7 +180,7 @@ func soak(ctx context.Context, cfg Config, plan soakPlan, out, progress io.Write
 	var restarts sync.WaitGroup
 	restarts.Go(func() {
 		for _, at := range plan.Restarts {
-			sleepCtx(trafficCtx, time.Until(start.Add(at)))
+			retry.Sleep(trafficCtx, time.Until(start.Add(at)))
 			if trafficCtx.Err() != nil {
 				return
 			}
@@ -251,7 +253,7 @@ loop:
 	stopTraffic()
 	pubs.Wait()
 	restarts.Wait()
-	sleepCtx(ctx, 5*time.Second) // what was sent last arrives
+	retry.Sleep(ctx, 5*time.Second) // what was sent last arrives
 	stopClients()
 	clients.Wait()
 	if ctx.Err() != nil {

@@ -20,6 +20,8 @@ import (
 
 	"github.com/imhub/imhub/callback"
 	"github.com/imhub/imhub/hub/auth"
+
+	"github.com/imhub/imhub/internal/retry"
 )
 
 // The soak run's WebSocket clients, three kinds:
@@ -105,7 +107,7 @@ func (c *steadyClient) run(ctx context.Context, cfg Config, st *soakStats) {
 	for ctx.Err() == nil {
 		c.session(ctx, cfg, st)
 		if ctx.Err() == nil {
-			sleepCtx(ctx, time.Second)
+			retry.Sleep(ctx, time.Second)
 		}
 	}
 }
@@ -239,7 +241,7 @@ func churnOnce(ctx context.Context, cfg Config, hub, user string, st *soakStats,
 	if err != nil {
 		if ctx.Err() == nil {
 			st.dialFailures.Add(1)
-			sleepCtx(ctx, time.Second)
+			retry.Sleep(ctx, time.Second)
 		}
 		return
 	}
@@ -338,7 +340,7 @@ func slowClient(ctx context.Context, cfg Config, hub string, readEvery time.Dura
 		cancel()
 		if err != nil {
 			st.dialFailures.Add(1)
-			sleepCtx(ctx, time.Second)
+			retry.Sleep(ctx, time.Second)
 			continue
 		}
 		st.connects.Add(1)
@@ -349,7 +351,7 @@ func slowClient(ctx context.Context, cfg Config, hub string, readEvery time.Dura
 		stop := context.AfterFunc(ctx, func() { ws.close() })
 		giveUp := time.Now().Add(2 * time.Minute)
 		if readEvery == 0 {
-			sleepCtx(ctx, 30*time.Second)
+			retry.Sleep(ctx, 30*time.Second)
 		}
 		// Read slowly; a reader that read nothing reads now, to find the
 		// close frame behind what the hub had sent before it gave up.
@@ -359,7 +361,7 @@ func slowClient(ctx context.Context, cfg Config, hub string, readEvery time.Dura
 				break
 			}
 			if readEvery > 0 {
-				sleepCtx(ctx, readEvery)
+				retry.Sleep(ctx, readEvery)
 			}
 		}
 		switch ws.closeCode {
@@ -374,15 +376,6 @@ func slowClient(ctx context.Context, cfg Config, hub string, readEvery time.Dura
 	}
 }
 
-func sleepCtx(ctx context.Context, d time.Duration) {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-	case <-ctx.Done():
-	}
-}
-
 // bulkBursts posts, every period, a burst of n group messages of size
 // bytes each to group:Gbulk, which only the slow clients see (in the app
 // firehose): enough to fill the kernel's buffers and their queue at the
@@ -393,7 +386,7 @@ func bulkBursts(ctx context.Context, cfg Config, hub string, period time.Duratio
 	defer client.CloseIdleConnections()
 	text := strings.Repeat("b", size)
 	for {
-		sleepCtx(ctx, period)
+		retry.Sleep(ctx, period)
 		if ctx.Err() != nil {
 			return
 		}

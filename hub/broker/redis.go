@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/imhub/imhub/internal/retry"
 )
 
 var (
@@ -714,16 +716,5 @@ func (r *Redis) Close() error {
 // connection attempt, cheap for Redis even from many nodes.
 func nextBackoff(d time.Duration) time.Duration {
 	const lo, hi = 20 * time.Millisecond, 500 * time.Millisecond
-	d = min(max(2*d, lo), hi)
-	// Jitter keeps a fleet of nodes from reconnecting in lockstep.
-	return d/2 + rand.N(d/2+1)
-}
-
-func sleep(ctx context.Context, d time.Duration) {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-	case <-t.C:
-	}
+	return retry.Jitter(retry.Next(d, lo, hi))
 }

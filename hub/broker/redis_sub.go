@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/imhub/imhub/internal/retry"
 )
 
 // errConnClosed says a subscription connection was closed while a call
@@ -415,7 +417,7 @@ func (sc *subConn) receive(ctx context.Context, h Handler) {
 	retryBatch := func() {
 		refusedNow, sent, awaiting = false, false, false
 		backoff = nextBackoff(backoff)
-		sleep(ctx, backoff)
+		retry.Sleep(ctx, backoff)
 	}
 	markLost := func(err error) {
 		refusedNow = false
@@ -446,7 +448,7 @@ func (sc *subConn) receive(ctx context.Context, h Handler) {
 			if err != nil {
 				sc.r.poke()
 				backoff = nextBackoff(backoff)
-				sleep(ctx, backoff)
+				retry.Sleep(ctx, backoff)
 				continue
 			}
 			sent, awaiting = true, true
@@ -503,7 +505,7 @@ func (sc *subConn) receive(ctx context.Context, h Handler) {
 			}
 			markLost(err)
 			backoff = nextBackoff(backoff)
-			sleep(ctx, backoff)
+			retry.Sleep(ctx, backoff)
 			continue
 		}
 		awaiting = false // anything received proves the connection alive

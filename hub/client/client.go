@@ -27,6 +27,8 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+
+	"github.com/imhub/imhub/internal/retry"
 )
 
 // Event is one event frame.
@@ -156,15 +158,11 @@ func (c *Client) Run(ctx context.Context, handle func(Event)) error {
 			// reconnect at once, elsewhere.
 			backoff = 0
 		default:
-			backoff = min(max(2*backoff, c.cfg.MinBackoff), c.cfg.MaxBackoff)
+			backoff = retry.Next(backoff, c.cfg.MinBackoff, c.cfg.MaxBackoff)
 		}
-		if backoff > 0 {
-			wait := backoff/2 + rand.N(backoff/2+1)
-			select {
-			case <-ctx.Done():
-				return nil
-			case <-time.After(wait):
-			}
+		retry.Sleep(ctx, retry.Jitter(backoff))
+		if ctx.Err() != nil {
+			return nil
 		}
 	}
 }
