@@ -82,6 +82,13 @@ func TestConnectRedisCommands(t *testing.T) {
 	t.Logf("redis commands per connect: %s", cs)
 	t.Logf("redis commands per disconnect: %s", ds)
 	assert.Equal(t, 2*n, c["get"], "one revocation GET per connect, and the history script's")
-	assert.LessOrEqual(t, c["hset"]+c["pexpire"], 2*n, "presence: an HSET and a PEXPIRE per connect")
-	assert.LessOrEqual(t, d["hdel"], n, "presence: an HDEL per disconnect")
+	// A session's connect and its subscription to user:<sub> are two
+	// changes, a history read apart: presence gathers changes for 5 ms, so
+	// on a busy machine they may go out in two batches. One batch is the
+	// usual cost (the figures BENCHMARKS.md quotes); two is the most.
+	assert.GreaterOrEqual(t, c["hset"], n, "presence: an HSET per connect")
+	assert.LessOrEqual(t, c["hset"], 2*n, "presence: at most two batches per connect")
+	assert.Equal(t, c["hset"], c["pexpire"], "presence: a PEXPIRE with every HSET")
+	assert.GreaterOrEqual(t, d["hdel"], n, "presence: an HDEL per disconnect")
+	assert.LessOrEqual(t, d["hdel"], 2*n, "presence: at most two batches per disconnect")
 }
