@@ -80,7 +80,8 @@ bench: deps build
 ## bench-compare: imhub, Centrifugo and a bare program (the floor) under the
 ## same load in turns, each with a Redis of its own, and their ratios
 ## (BENCHMARKS.md); installs Centrifugo with the Go toolchain into
-## CENTRIFUGO_DIR the first time. COMPARE="-conns 5000 -duration 20s" for less
+## CENTRIFUGO_DIR the first time. COMPARE="-conns 5000 -duration 20s" for less,
+## COMPARE="-rounds 3" to measure each server three times in turns (medians)
 CENTRIFUGO_VERSION ?= v6.9.1
 CENTRIFUGO_DIR ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/imhub/centrifugo/$(CENTRIFUGO_VERSION)
 COMPARE ?=

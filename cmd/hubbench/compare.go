@@ -24,6 +24,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"slices"
 	"time"
 )
 
@@ -38,35 +39,52 @@ type compareSide struct {
 
 func (c Config) compareBudget() time.Duration {
 	perTarget := 2*time.Minute + time.Duration(c.Conns)*4*time.Millisecond + 2*c.Duration
-	return 3 * perTarget
+	return time.Duration(3*max(c.Rounds, 1)) * perTarget
 }
 
-// runCompare measures each target in turn and prints the ratios.
+// compareRound is one measurement of each server, taken in turns.
+type compareRound []compareSide
+
+// runCompare measures each target in turn, cfg.Rounds times, and prints
+// the figures and ratios. Measuring the servers alternately, rather than
+// each several times in a row, shares the machine's drift (other work on
+// shared cores) between them.
 func runCompare(ctx context.Context, cfg Config, out, progress io.Writer) error {
 	ctx, cancel := context.WithTimeout(ctx, cfg.compareBudget())
 	defer cancel()
-	var sides []compareSide
-	for _, t := range []string{targetHub, targetCentrifugo, targetFloor} {
-		c := cfg
-		c.Target = t
-		if t == targetFloor {
-			c.Redis = false
-			// The floor's frames are the size of the hub's, as measured.
-			if c.FrameBytes == 0 && len(sides) > 0 && sides[0].Load.BytesPerDelivery > floorHeader {
-				c.FrameBytes = int(math.Round(sides[0].Load.BytesPerDelivery))
+	var rounds []compareRound
+	frame := cfg.FrameBytes
+	for r := range max(cfg.Rounds, 1) {
+		var round compareRound
+		for _, t := range []string{targetHub, targetCentrifugo, targetFloor} {
+			c := cfg
+			c.Target = t
+			if t == targetFloor {
+				c.Redis = false
+				c.FrameBytes = frame
 			}
+			if cfg.Rounds > 1 {
+				fmt.Fprintf(progress, "== round %d of %d: %s\n", r+1, cfg.Rounds, t)
+			} else {
+				fmt.Fprintf(progress, "== %s\n", t)
+			}
+			side, err := compareOne(ctx, c, progress)
+			if err != nil {
+				return fmt.Errorf("%s: %w", t, err)
+			}
+			// The floor's frames are the size of the hub's, as first
+			// measured: the same in every round.
+			if t == targetHub && frame == 0 && side.Load.BytesPerDelivery > floorHeader {
+				frame = int(math.Round(side.Load.BytesPerDelivery))
+			}
+			round = append(round, side)
 		}
-		fmt.Fprintf(progress, "== %s\n", t)
-		side, err := compareOne(ctx, c, progress)
-		if err != nil {
-			return fmt.Errorf("%s: %w", t, err)
-		}
-		sides = append(sides, side)
+		rounds = append(rounds, round)
 	}
 	if !cfg.JSONOnly {
-		printCompare(out, cfg, sides)
+		printCompare(out, cfg, rounds)
 	}
-	b, _ := json.Marshal(sides)
+	b, _ := json.Marshal(rounds)
 	fmt.Fprintf(out, "%s\n", b)
 	return nil
 }
@@ -141,10 +159,20 @@ type compareRow struct {
 
 func compareRows() []compareRow {
 	ld := func(f func(*Result) float64) func(compareSide) (float64, bool) {
-		return func(s compareSide) (float64, bool) { return f(s.Load), s.Load != nil }
+		return func(s compareSide) (float64, bool) {
+			if s.Load == nil {
+				return 0, false
+			}
+			return f(s.Load), true
+		}
 	}
 	st := func(f func(*Result) float64) func(compareSide) (float64, bool) {
-		return func(s compareSide) (float64, bool) { return f(s.Sat), s.Sat != nil }
+		return func(s compareSide) (float64, bool) {
+			if s.Sat == nil {
+				return 0, false
+			}
+			return f(s.Sat), true
+		}
 	}
 	return []compareRow{
 		{"load: deliveries/s", "", ld(func(r *Result) float64 { return r.DeliveriesPerS }), 0},
@@ -197,29 +225,72 @@ func ratio(a, b float64, aok, bok bool) string {
 }
 
 // printCompare writes the figures of each side and the ratios as a
-// Markdown table, ready for BENCHMARKS.md.
-func printCompare(w io.Writer, cfg Config, sides []compareSide) {
-	by := map[string]compareSide{}
-	for _, s := range sides {
-		by[s.Target] = s
-	}
-	hub, cf, fl := by[targetHub], by[targetCentrifugo], by[targetFloor]
-	fmt.Fprintf(w, "\n%d connections, %d channels, %.0f messages/s (%.0f deliveries/s) for %s; saturation and ingest %s each\n\n",
+// Markdown table, ready for BENCHMARKS.md. Over several rounds a figure is
+// the median of the rounds', and a ratio the median of the rounds' ratios
+// (each round's sides measured close together), with their range.
+func printCompare(w io.Writer, cfg Config, rounds []compareRound) {
+	fmt.Fprintf(w, "\n%d connections, %d channels, %.0f messages/s (%.0f deliveries/s) for %s; saturation and ingest %s each",
 		cfg.Conns, cfg.Channels, cfg.Rate, cfg.Rate*float64(cfg.Conns)/float64(max(cfg.Channels, 1)), cfg.Duration, cfg.Duration/2)
+	if len(rounds) > 1 {
+		fmt.Fprintf(w, "; %d rounds in turns, medians (ratios: median, and range)", len(rounds))
+	}
+	fmt.Fprint(w, "\n\n")
 	fmt.Fprintln(w, "| figure | imhub | Centrifugo | floor | imhub / Centrifugo | imhub / floor |")
 	fmt.Fprintln(w, "|---|---|---|---|---|---|")
 	for _, r := range compareRows() {
-		h, hok := r.of(hub)
-		c, cok := r.of(cf)
-		f, fok := r.of(fl)
-		cell := func(v float64, ok bool) string {
+		cell := func(target string) string {
+			v, ok := r.median(rounds, target)
 			if !ok {
 				return "—"
 			}
 			return fmt.Sprintf("%.*f %s", r.digits, v, r.unit)
 		}
-		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s |\n", r.name, cell(h, hok), cell(c, cok), cell(f, fok),
-			ratio(h, c, hok, cok), ratio(h, f, hok, fok))
+		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s |\n", r.name, cell(targetHub), cell(targetCentrifugo), cell(targetFloor),
+			r.ratios(rounds, targetHub, targetCentrifugo), r.ratios(rounds, targetHub, targetFloor))
 	}
 	fmt.Fprintln(w)
+}
+
+// side is the round's measurement of target.
+func (rd compareRound) side(target string) compareSide {
+	for _, s := range rd {
+		if s.Target == target {
+			return s
+		}
+	}
+	return compareSide{Target: target}
+}
+
+// median is the median over the rounds of the row's figure for target.
+func (r compareRow) median(rounds []compareRound, target string) (float64, bool) {
+	var vs []float64
+	for _, rd := range rounds {
+		if v, ok := r.of(rd.side(target)); ok {
+			vs = append(vs, v)
+		}
+	}
+	if len(vs) == 0 {
+		return 0, false
+	}
+	return median(vs), true
+}
+
+// ratios is the row's a/b of each round as text: the one ratio, or the
+// median with the range over several rounds.
+func (r compareRow) ratios(rounds []compareRound, a, b string) string {
+	var vs []float64
+	text := "—"
+	for _, rd := range rounds {
+		av, aok := r.of(rd.side(a))
+		bv, bok := r.of(rd.side(b))
+		text = ratio(av, bv, aok, bok)
+		if aok && bok && bv != 0 {
+			vs = append(vs, av/bv)
+		}
+	}
+	if len(rounds) == 1 || len(vs) < len(rounds) {
+		// One round, or rounds without a ratio of meaning: the last.
+		return text
+	}
+	return fmt.Sprintf("%.2f (%.2f–%.2f)", median(vs), slices.Min(vs), slices.Max(vs))
 }

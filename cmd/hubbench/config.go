@@ -54,6 +54,10 @@ type Config struct {
 	// Plot is where the scaling preset writes its SVG plot (and, beside
 	// it, the same figures as a Markdown table).
 	Plot string
+	// Rounds is how many times the compare preset measures each server,
+	// in turns (imhub, Centrifugo, the floor, then again): figures are
+	// the medians, ratios the median of each round's.
+	Rounds int
 }
 
 // The servers hubbench can measure.
@@ -85,6 +89,7 @@ func defaultConfig() Config {
 		Duration:      10 * time.Second,
 		Payload:       200,
 		Sources:       1,
+		Rounds:        1,
 		Probes:        1000,
 		drainLimit:    2 * time.Minute,
 		Target:        targetHub,
@@ -190,6 +195,8 @@ func (c Config) validate() error {
 		return errors.New("Centrifugo is measured with its Redis engine: give -redis")
 	case c.Preset == "compare" && (!c.Start || !c.Redis):
 		return errors.New("compare starts each server with a Redis of its own: give -start -redis")
+	case c.Rounds < 1 || c.Rounds > 10:
+		return errors.New("-rounds must be between 1 and 10")
 	case c.Preset == "scaling" && c.Plot == "":
 		return errors.New("scaling writes a plot: give -plot FILE.svg")
 	}

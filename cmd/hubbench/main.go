@@ -71,6 +71,7 @@ func main() {
 	flag.StringVar(&cfg.Target, "target", cfg.Target, "the server measured: imhub, centrifugo, or floor (a bare program inside hubbench)")
 	flag.StringVar(&cfg.CentrifugoBin, "centrifugo-bin", defaultCentrifugoBin(), "Centrifugo binary for -start -target centrifugo (make bench-compare installs it)")
 	flag.IntVar(&cfg.FrameBytes, "frame-bytes", cfg.FrameBytes, "floor: frame size on the wire (0: the hub's for -payload)")
+	flag.IntVar(&cfg.Rounds, "rounds", cfg.Rounds, "compare: measure each server this many times, in turns (figures are medians)")
 	flag.StringVar(&cfg.Plot, "plot", cfg.Plot, "scaling: write the SVG plot here (and the table beside it, .md)")
 	cpuProfile := flag.String("cpuprofile", "", "write the tool's own CPU profile to `file`")
 	flag.Parse()
