@@ -61,7 +61,7 @@ func (h *hijacker) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 		// The client sent more after its request (its first frames):
 		// those bytes are read before the connection's.
 		b, _ := brw.Reader.Peek(n)
-		c = &prefixedConn{Conn: c, prefix: io.MultiReader(bytes.NewReader(bytes.Clone(b)), c)}
+		c = &prefixedConn{Conn: c, prefix: bytes.Clone(b)}
 	}
 	h.conn = &wsConn{Conn: c, raw: raw, timeout: h.timeout}
 	return h.conn, bufio.NewReadWriter(bufio.NewReaderSize(h.conn, readBufferSize), bufio.NewWriterSize(h.conn, writeBufferSize)), nil
@@ -73,10 +73,29 @@ func (h *hijacker) Unwrap() http.ResponseWriter { return h.ResponseWriter }
 // prefixedConn is a connection with bytes already read from it put back.
 type prefixedConn struct {
 	net.Conn
-	prefix io.Reader
+	prefix []byte
 }
 
-func (c *prefixedConn) Read(p []byte) (int, error) { return c.prefix.Read(p) }
+func (c *prefixedConn) Read(p []byte) (int, error) {
+	if len(c.prefix) == 0 {
+		return c.Conn.Read(p)
+	}
+	n := copy(p, c.prefix)
+	c.prefix = c.prefix[n:]
+	return n, nil
+}
+
+// takePrefix returns the bytes put back in front of c and no longer reads
+// them: the caller reads them itself.
+func takePrefix(c net.Conn) []byte {
+	pc, ok := c.(*prefixedConn)
+	if !ok {
+		return nil
+	}
+	p := pc.prefix
+	pc.prefix = nil
+	return p
+}
 
 // wsConn is the socket under a session's WebSocket.
 //
@@ -96,9 +115,6 @@ type wsConn struct {
 	net.Conn
 	raw     net.Conn // the socket itself, under any bytes put back
 	timeout time.Duration
-	// plain: no permessage-deflate was agreed, so the session writes its
-	// frames itself (writeText).
-	plain bool
 
 	mu       sync.Mutex
 	corked   bool
@@ -152,6 +168,24 @@ func (c *wsConn) writeText(p []byte) error {
 		return err
 	}
 	_, err := c.writePartLocked(p)
+	return err
+}
+
+// writeControl writes a control frame built by the hub (a ping, a pong, a
+// close). A close frame is written at once even while corked, and no frame
+// follows it: after it, net.ErrClosed.
+func (c *wsConn) writeControl(frame []byte) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closeSent {
+		return net.ErrClosed
+	}
+	closing := frame[0] == closeFrame
+	c.closeSent = closing
+	_, err := c.writePartLocked(frame)
+	if err == nil && closing && c.corked {
+		err = c.flushLocked()
+	}
 	return err
 }
 
@@ -241,7 +275,8 @@ const refuseTimeout = time.Second
 // refuse writes a close frame with code and reason, shuts the sending side
 // of the socket, and reads what the client still sends until it closes
 // too, for refuseTimeout in all. The library's Close would wait 5 s for
-// the client's close frame, which a refused client may never send. Reading
+// the client's close frame, which a refused client may never send; and a
+// client that broke the protocol is answered the same way. Reading
 // before the socket is closed is what lets the close frame arrive: closing
 // a socket with unread input resets the connection, and a reset can
 // destroy the close frame before the client has read it.
@@ -252,7 +287,18 @@ func (c *wsConn) refuse(code websocket.StatusCode, reason string) {
 	frame = append(frame, reason...)
 	deadline := time.Now().Add(refuseTimeout)
 	c.mu.Lock()
+	if c.closeSent {
+		c.mu.Unlock()
+		return
+	}
 	c.closeSent = true
+	if c.buf != nil {
+		// Frames gathered by a cork would follow the close frame: they
+		// are dropped with the connection.
+		*c.buf = (*c.buf)[:0]
+		corkBufs.Put(c.buf)
+		c.buf = nil
+	}
 	err := c.Conn.SetWriteDeadline(deadline)
 	if err == nil {
 		c.deadline = deadline

@@ -44,11 +44,18 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	conn.SetReadLimit(h.cfg.MaxFrame)
 	// Accept has set the response headers it sent: without an agreed
-	// extension, frames are plain and the session writes them itself.
-	hj.conn.plain = w.Header().Get("Sec-WebSocket-Extensions") == ""
+	// extension, frames are plain and the hub reads and writes them itself.
+	var tr transport
+	if w.Header().Get("Sec-WebSocket-Extensions") == "" {
+		pc := newPlainConn(hj.conn, hj.conn.raw, takePrefix(hj.conn.Conn), h.cfg.MaxFrame, func() bool { return s == nil || s.pinged() })
+		pc.lib = conn
+		tr = pc
+	} else {
+		tr = &libConn{c: conn, ws: hj.conn}
+	}
 
 	if h.draining.Load() {
-		h.refuse(conn, hj.conn, CloseShuttingDown, "node shutting down, reconnect")
+		h.refuse(tr, hj.conn, CloseShuttingDown, "node shutting down, reconnect")
 		return
 	}
 	id, err := h.auth.Verify(token(r))
@@ -58,18 +65,18 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if auth.Expired(err) {
 			code = CloseTokenExpired
 		}
-		h.refuse(conn, hj.conn, code, err.Error())
+		h.refuse(tr, hj.conn, code, err.Error())
 		return
 	}
 	if n := h.conns.Add(1); n > int64(h.cfg.MaxConns) {
 		h.conns.Add(-1)
-		h.refuse(conn, hj.conn, CloseTooManyConns, "too many connections on this node")
+		h.refuse(tr, hj.conn, CloseTooManyConns, "too many connections on this node")
 		return
 	}
 	addr := clientaddr.FromRequest(r)
 	if !h.perAddr.acquire(addr) {
 		h.conns.Add(-1)
-		h.refuse(conn, hj.conn, CloseTooManyConns, "too many connections from this address")
+		h.refuse(tr, hj.conn, CloseTooManyConns, "too many connections from this address")
 		return
 	}
 	release := func() {
@@ -81,12 +88,12 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if h.draining.Load() {
 		h.sessMu.Unlock()
 		release()
-		h.refuse(conn, hj.conn, CloseShuttingDown, "node shutting down, reconnect")
+		h.refuse(tr, hj.conn, CloseShuttingDown, "node shutting down, reconnect")
 		return
 	}
 	// Made only once it is sure to run: a session starts its expiry and
 	// ping timers, which only its run stops.
-	s = newSession(h, conn, hj.conn, id)
+	s = newSession(h, tr, hj.conn, id)
 	h.sessions[s] = struct{}{}
 	h.addUserLocked(s, userKey{s.app, s.user})
 	h.wg.Add(1)
@@ -102,7 +109,7 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.pinger.Stop()
 		release()
 		h.m.authFailures.WithLabelValues("revoked").Inc()
-		h.refuse(conn, hj.conn, CloseInvalidToken, "token revoked")
+		h.refuse(tr, hj.conn, CloseInvalidToken, "token revoked")
 		h.wg.Done()
 		return
 	}
@@ -127,11 +134,11 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // refuse ends a connection that is not admitted with code, quickly.
-func (h *Hub) refuse(conn *websocket.Conn, wc *wsConn, code websocket.StatusCode, reason string) {
+func (h *Hub) refuse(tr transport, wc *wsConn, code websocket.StatusCode, reason string) {
 	h.m.closed(code)
 	// A close reason is at most 123 bytes, and UTF-8: 120 and "…".
 	wc.refuse(code, textclip.Cut(reason, 120))
-	_ = conn.CloseNow()
+	_ = tr.closeNow()
 }
 
 // token is the bearer token of the Authorization header, else the token

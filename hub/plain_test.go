@@ -1,0 +1,119 @@
+package hub_test
+
+import (
+	"bufio"
+	"encoding/binary"
+	"encoding/json"
+	"io"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/imhub/imhub/hub"
+)
+
+// maskedFrame encodes a client frame with the first header byte given
+// (final bit, reserved bits, opcode) and a short payload.
+func maskedFrame(first byte, payload string) []byte {
+	f := []byte{first, 0x80 | byte(len(payload)), 9, 8, 7, 6}
+	for i := range len(payload) {
+		f = append(f, payload[i]^f[2+i%4])
+	}
+	return f
+}
+
+// untilClose reads server frames until a close frame and returns its
+// payload, and the text frames before it.
+func untilClose(t *testing.T, r *bufio.Reader) (closePayload []byte, texts []string) {
+	t.Helper()
+	for {
+		first, p := rawFrame(t, r)
+		switch first {
+		case 0x88:
+			return p, texts
+		case 0x81:
+			texts = append(texts, string(p))
+		}
+	}
+}
+
+// A frame that breaks RFC 6455 closes the connection with 1002, and one
+// larger than MaxFrame with 1009; then the socket is closed.
+func TestProtocolViolationsClose(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		frame []byte
+		code  uint16
+	}{
+		{"unmasked", []byte{0x81, 2, '{', '}'}, 1002},
+		{"reserved bit", maskedFrame(0x80|0x40|0x1, "{}"), 1002},
+		{"reserved opcode", maskedFrame(0x80|0x3, "{}"), 1002},
+		{"fragmented ping", maskedFrame(0x9, "p"), 1002},
+		{"ping longer than 125 bytes", clientFramePing(126), 1002},
+		{"continuation without a message", maskedFrame(0x80|0x0, "{}"), 1002},
+		{"close code that may not be sent", maskedFrame(0x88, "\x03\xed"), 1002},
+		{"close reason not UTF-8", maskedFrame(0x88, "\x03\xe8\xff"), 1007},
+		{"larger than MaxFrame", clientFrame([]byte(`{"op":"ping","pad":"` + strings.Repeat("x", 2000) + `"}`)), 1009},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t, hub.Config{MaxFrame: 1024})
+			r := rawUpgrade(t, e, "", tc.frame)
+			p, _ := untilClose(t, r)
+			require.GreaterOrEqual(t, len(p), 2)
+			assert.Equal(t, tc.code, binary.BigEndian.Uint16(p), "close code; reason %q", p[2:])
+			_, err := io.ReadAll(r)
+			require.NoError(t, err, "the hub closes the socket")
+			require.Eventually(t, func() bool { return e.hub.Sessions() == 0 }, 5*time.Second, 10*time.Millisecond)
+			if tc.code == 1009 {
+				assert.Equal(t, 1.0, testutil.ToFloat64(e.metric("imhub_ws_closes_total", "code", "1009")))
+			}
+		})
+	}
+}
+
+func clientFramePing(n int) []byte {
+	f := []byte{0x89, 0x80 | 126, 0, byte(n), 1, 2, 3, 4}
+	return append(f, make([]byte, n)...)
+}
+
+// A message sent in fragments, with a ping between them, is read whole;
+// the ping is answered with its payload.
+func TestFragmentedMessage(t *testing.T) {
+	e := newEnv(t, hub.Config{})
+	msg := `{"op":"ping","id":"frag"}`
+	in := append(maskedFrame(0x1, msg[:5]), maskedFrame(0x89, "hi")...)
+	in = append(in, maskedFrame(0x0, msg[5:12])...)
+	in = append(in, maskedFrame(0x80, msg[12:])...)
+	r := rawUpgrade(t, e, "", in)
+	pong := false
+	for {
+		first, p := rawFrame(t, r)
+		if first == 0x8a {
+			assert.Equal(t, "hi", string(p))
+			pong = true
+			continue
+		}
+		var f struct{ Op, ID string }
+		require.NoError(t, json.Unmarshal(p, &f))
+		if f.Op == "pong" {
+			assert.Equal(t, "frag", f.ID)
+			break
+		}
+	}
+	assert.True(t, pong, "the ping between the fragments was answered")
+}
+
+// A client's close frame is answered with its code, and the session ends.
+func TestClientCloseIsEchoed(t *testing.T) {
+	e := newEnv(t, hub.Config{})
+	r := rawUpgrade(t, e, "", maskedFrame(0x88, "\x10\x04bye"))
+	p, _ := untilClose(t, r)
+	assert.Equal(t, []byte{0x10, 0x04}, p, "the client's code, 4100")
+	_, err := io.ReadAll(r)
+	require.NoError(t, err, "the hub closes the socket")
+	require.Eventually(t, func() bool { return e.hub.Sessions() == 0 }, 5*time.Second, 10*time.Millisecond)
+}
