@@ -85,18 +85,6 @@ func (c *prefixedConn) Read(p []byte) (int, error) {
 	return n, nil
 }
 
-// takePrefix returns the bytes put back in front of c and no longer reads
-// them: the caller reads them itself.
-func takePrefix(c net.Conn) []byte {
-	pc, ok := c.(*prefixedConn)
-	if !ok {
-		return nil
-	}
-	p := pc.prefix
-	pc.prefix = nil
-	return p
-}
-
 // wsConn is the socket under a session's WebSocket.
 //
 // Every write to the socket is bounded by a deadline WriteTimeout ahead,

@@ -27,9 +27,6 @@ type plainConn struct {
 	// onPing charges a client's ping against its frame rate and says
 	// whether to answer it.
 	onPing func() bool
-	// lib is the library's connection, which accepted this one. Kept: its
-	// finalizer closes the socket.
-	lib *websocket.Conn
 
 	mu sync.Mutex
 	// pong is closed when the client answers the hub's ping.
