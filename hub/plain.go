@@ -20,14 +20,25 @@ import (
 // frames, so that an idle connection holds no read buffer and its reader
 // waits in a shallow stack (see wait).
 type plainConn struct {
-	ws     *wsConn
-	rc     syscall.RawConn // nil when the socket has none (TLS): reads block in Read
-	prefix []byte          // bytes the client sent with its request, read first
-	frames wsframe.Reader  // used by the reader only
+	ws *wsConn
+	rc syscall.RawConn // nil when the socket has none (TLS): reads block in Read
 	// onPing charges a client's ping against its frame rate and says
 	// whether to answer it.
 	onPing func() bool
 
+	// Read state: the reader's alone (and of the aside goroutine it waits
+	// for).
+	prefix    []byte // bytes the client sent with its request, read first
+	frames    wsframe.Reader
+	onMessage func(websocket.MessageType, []byte) bool
+	stopped   bool                  // onMessage returned false: only control frames matter now
+	readable  func(fd uintptr) bool // readNow, made once
+	buf       *[]byte               // from readBufs, while its bytes are handled
+	n         int                   // bytes read into buf
+	readErr   error
+	handleErr error // why the bytes read end the connection
+
+	// Ping and close handshake state.
 	mu sync.Mutex
 	// pong is closed when the client answers the hub's ping.
 	pong chan struct{}
@@ -49,6 +60,7 @@ var pingFrame = wsframe.AppendControl(nil, wsframe.OpPing, nil)
 func newPlainConn(ws *wsConn, raw net.Conn, prefix []byte, maxMessage int64, onPing func() bool) *plainConn {
 	c := &plainConn{ws: ws, prefix: prefix, onPing: onPing}
 	c.frames.MaxMessage = maxMessage
+	c.readable = c.readNow
 	if sc, ok := raw.(syscall.Conn); ok {
 		if rc, err := sc.SyscallConn(); err == nil {
 			c.rc = rc
@@ -60,77 +72,92 @@ func newPlainConn(ws *wsConn, raw net.Conn, prefix []byte, maxMessage int64, onP
 // errClientClosed: the client sent its close frame.
 var errClientClosed = errors.New("client closed the connection")
 
-func (c *plainConn) serve(ctx context.Context, onMessage func(websocket.MessageType, []byte) bool) (err error) {
+func (c *plainConn) serve(ctx context.Context, onMessage func(websocket.MessageType, []byte) bool) error {
 	defer c.readDone()
-	stopped := false // onMessage returned false: only control frames matter now
-	if p := c.prefix; len(p) > 0 {
-		c.prefix = nil
-		aside(func() { err = c.consume(p, onMessage, &stopped) })
-		if err != nil {
-			return err
+	c.onMessage = onMessage
+	if len(c.prefix) > 0 {
+		aside(c.consumePrefix)
+		if c.handleErr != nil {
+			return c.handleErr
 		}
 	}
 	for {
-		buf, n, err := c.wait()
-		if err != nil {
+		if err := c.wait(); err != nil {
 			return err
 		}
-		aside(func() { err = c.consume((*buf)[:n], onMessage, &stopped) })
-		readBufs.Put(buf)
-		if err != nil {
-			return err
+		aside(c.consumeRead)
+		if c.handleErr != nil {
+			return c.handleErr
 		}
 	}
+}
+
+func (c *plainConn) consumePrefix() {
+	p := c.prefix
+	c.prefix = nil
+	c.handleErr = c.consume(p)
+}
+
+// consumeRead handles the bytes wait read, and gives their buffer back.
+func (c *plainConn) consumeRead() {
+	c.handleErr = c.consume((*c.buf)[:c.n])
+	readBufs.Put(c.buf)
+	c.buf = nil
 }
 
 // wait waits for the client's next bytes and reads them into a buffer
-// from readBufs. It is where an idle connection's one goroutine spends
-// its life, so it keeps its stack shallow: the goroutine waits for the
-// socket to be readable, not inside a read, and the buffer is taken only
-// once there are bytes to read.
-func (c *plainConn) wait() (buf *[]byte, n int, err error) {
+// from readBufs (c.buf, c.n). It is where an idle connection's one
+// goroutine spends its life, so it keeps its stack shallow and holds
+// nothing: the goroutine waits for the socket to be readable, not inside
+// a read, and the buffer is taken only once there are bytes to read.
+func (c *plainConn) wait() error {
 	if c.rc == nil {
-		buf = readBufs.Get().(*[]byte)
-		n, err = c.ws.Conn.Read(*buf)
+		buf := readBufs.Get().(*[]byte)
+		n, err := c.ws.Conn.Read(*buf)
 		if n > 0 {
-			return buf, n, nil
+			c.buf, c.n = buf, n
+			return nil
 		}
 		readBufs.Put(buf)
-		return nil, 0, err
+		return err
 	}
-	var rerr error
-	err = c.rc.Read(func(fd uintptr) bool {
-		b := readBufs.Get().(*[]byte)
-		for {
-			n, rerr = syscall.Read(int(fd), *b)
-			if rerr != syscall.EINTR {
-				break
-			}
-		}
-		if rerr == syscall.EAGAIN {
-			readBufs.Put(b)
-			return false // not readable after all: wait again
-		}
-		buf = b
-		return true
-	})
-	switch {
-	case err == nil && rerr != nil:
-		err = rerr
-	case err == nil && n == 0:
+	err := c.rc.Read(c.readable)
+	if err == nil {
+		err = c.readErr
+	}
+	if err == nil && c.n == 0 {
 		err = io.EOF
 	}
-	if err != nil {
-		if buf != nil {
-			readBufs.Put(buf)
-		}
-		return nil, 0, err
+	if err != nil && c.buf != nil {
+		readBufs.Put(c.buf)
+		c.buf = nil
 	}
-	return buf, n, nil
+	return err
+}
+
+// readNow is wait's callback, called when the socket may be readable: it
+// reads what there is without blocking, and asks to wait again if there
+// is nothing.
+func (c *plainConn) readNow(fd uintptr) bool {
+	b := readBufs.Get().(*[]byte)
+	var n int
+	var err error
+	for {
+		n, err = syscall.Read(int(fd), *b)
+		if err != syscall.EINTR {
+			break
+		}
+	}
+	if err == syscall.EAGAIN {
+		readBufs.Put(b)
+		return false
+	}
+	c.buf, c.n, c.readErr = b, max(n, 0), err
+	return true
 }
 
 // consume handles the frames in p, and keeps the bytes of a partial one.
-func (c *plainConn) consume(p []byte, onMessage func(websocket.MessageType, []byte) bool, stopped *bool) error {
+func (c *plainConn) consume(p []byte) error {
 	c.frames.Feed(p)
 	for {
 		m, ok, err := c.frames.Next()
@@ -142,14 +169,14 @@ func (c *plainConn) consume(p []byte, onMessage func(websocket.MessageType, []by
 		}
 		switch m.Op {
 		case wsframe.OpText, wsframe.OpBinary:
-			if *stopped {
+			if c.stopped {
 				continue
 			}
 			typ := websocket.MessageText
 			if m.Op == wsframe.OpBinary {
 				typ = websocket.MessageBinary
 			}
-			*stopped = !onMessage(typ, m.Payload)
+			c.stopped = !c.onMessage(typ, m.Payload)
 		case wsframe.OpPing:
 			// A ping is a frame like any other: it is answered unless the
 			// client is past its rate.

@@ -28,6 +28,9 @@ type Session struct {
 	raw  *wsConn   // the socket: batches the session's writes
 	app  string    // fixed for the session's life; refresh may not change it
 	user string    // likewise
+	// userAt is the session's place in the hub's index of sessions by
+	// user; under the hub's sessMu.
+	userAt int
 
 	lastRead atomic.Int64 // unix nanoseconds of the last frame received
 	// budget is charged by the reader, and on a library connection by the
@@ -563,6 +566,7 @@ func (s *Session) writeLoop() {
 		}
 		if len(s.queue) == 0 {
 			s.writing, s.burst = false, 0
+			s.idleQueueLocked()
 			s.mu.Unlock()
 			return
 		}
@@ -582,6 +586,21 @@ func (s *Session) writeLoop() {
 		s.queued -= n
 		s.spare = batch
 		s.mu.Unlock()
+	}
+}
+
+// maxIdleQueue is the most frames an idle session's queue keeps room for:
+// the room left by a replay of thousands is given back.
+const maxIdleQueue = 16
+
+// idleQueueLocked keeps one array for the next frames, not two: the queue
+// and the spare swap only while the writer runs.
+func (s *Session) idleQueueLocked() {
+	if s.spare != nil {
+		s.queue, s.spare = s.spare[:0], nil
+	}
+	if cap(s.queue) > maxIdleQueue {
+		s.queue = nil
 	}
 }
 
