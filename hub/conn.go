@@ -13,7 +13,9 @@ import (
 	"github.com/coder/websocket"
 )
 
-// Buffer sizes of a WebSocket connection. net/http hands a hijacked
+// Buffer sizes of a WebSocket connection the library accepts (one that
+// offers permessage-deflate: see acceptPlain for the others, which have no
+// buffers of their own). net/http hands a hijacked
 // connection its own 4 KiB reader and 4 KiB writer, a third of an idle
 // connection's memory. Client frames are small (subscribe, refresh, ping),
 // and a frame larger than the reader is still read whole, in more than one
@@ -90,9 +92,9 @@ func (c *prefixedConn) Read(p []byte) (int, error) {
 // Every write to the socket is bounded by a deadline WriteTimeout ahead,
 // set before it (or kept, while the one set is at least half that far
 // ahead: moving a deadline costs as much as a small write). So the
-// WebSocket library's own writes, pongs and close frames, are bounded as
-// well as the session's, with no deadline to clear afterwards and no
-// context or timer per frame.
+// WebSocket library's own writes, pongs and close frames, and the hub's
+// own control frames (writeControl) are bounded as well as the session's,
+// with no deadline to clear afterwards and no context or timer per frame.
 //
 // While corked, writes are gathered in memory and leave as one write when
 // uncorked: the frames queued for a client with a backlog go out in one
@@ -108,16 +110,16 @@ type wsConn struct {
 	corked   bool
 	buf      *[]byte   // gathered while corked; from corkBufs
 	deadline time.Time // the write deadline set on the socket
-	// closeSent: the library wrote a close frame. No data frame may
-	// follow it (RFC 6455, section 5.5.1).
+	// closeSent: a close frame was written, by the library or the hub.
+	// No frame may follow it (RFC 6455, section 5.5.1).
 	closeSent bool
 }
 
 // closeFrame is the first byte of a close frame: final, opcode 0x8.
 const closeFrame = 0x88
 
-// Write implements net.Conn. The library writes through it; on a plain
-// connection only control frames, each in one Write, so a close frame is
+// Write implements net.Conn. The library writes through it; on a
+// connection where it agreed no extension, only control frames, each in one Write, so a close frame is
 // known by its first byte. A close frame is written at once even while
 // corked: the library closes the socket right after it when it answers
 // the client's close, and gathered it would be lost. (On a compressed
@@ -141,9 +143,11 @@ func (c *wsConn) Write(p []byte) (int, error) {
 // (RFC 6455, section 5.2). A session's events and replies need nothing
 // more, and this skips the WebSocket library's locks, contexts and
 // buffer per message. It is used only on connections without
-// permessage-deflate, where the library itself writes nothing but control
-// frames: those fit its write buffer, so each reaches this connection in
-// one Write, and frames of the two never interleave.
+// permessage-deflate: there the hub writes its control frames itself
+// (writeControl), or, where the library accepted the connection and
+// declined the offer, the library writes nothing but control frames:
+// those fit its write buffer, so each reaches this connection in one
+// Write, and frames of the two never interleave.
 func (c *wsConn) writeText(p []byte) error {
 	var h [10]byte
 	hdr := appendTextHeader(h[:0], len(p))
