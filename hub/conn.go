@@ -156,11 +156,35 @@ func (c *wsConn) writeText(p []byte) error {
 	if c.closeSent {
 		return net.ErrClosed
 	}
-	if _, err := c.writePartLocked(hdr); err != nil {
+	if !c.corked {
+		if _, err := c.writeLocked(hdr); err != nil {
+			return err
+		}
+		_, err := c.writeLocked(p)
 		return err
 	}
-	_, err := c.writePartLocked(p)
-	return err
+	// What is gathered always starts and ends on a frame boundary, so
+	// that a close frame written in between (refuse, writeControl) never
+	// lands inside a frame: the buffer is flushed before a frame that
+	// would pass the limit, not in its middle.
+	if c.buf != nil && len(*c.buf)+len(hdr)+len(p) > corkFlushSize {
+		if err := c.flushLocked(); err != nil {
+			return err
+		}
+	}
+	if len(hdr)+len(p) > corkFlushSize {
+		// Too large to gather: written at once, under the same lock.
+		if _, err := c.writeLocked(hdr); err != nil {
+			return err
+		}
+		_, err := c.writeLocked(p)
+		return err
+	}
+	if c.buf == nil {
+		c.buf = corkBufs.Get().(*[]byte)
+	}
+	*c.buf = append(append(*c.buf, hdr...), p...)
+	return nil
 }
 
 // writeControl writes a control frame built by the hub (a ping, a pong, a
@@ -195,7 +219,10 @@ func appendTextHeader(b []byte, n int) []byte {
 	}
 }
 
-// writePartLocked writes p to the socket, or gathers it while corked.
+// writePartLocked writes p to the socket, or gathers it while corked. An
+// early flush may cut a frame written in pieces (the library's, on a
+// compressed connection) at the buffer's end; the hub's own frames
+// (writeText, writeControl) are never cut.
 func (c *wsConn) writePartLocked(p []byte) (int, error) {
 	if !c.corked {
 		return c.writeLocked(p)
@@ -241,11 +268,16 @@ func (c *wsConn) flushLocked() error {
 	if len(*b) > 0 {
 		_, err = c.writeLocked(*b)
 	}
+	putCorkBuf(b)
+	return err
+}
+
+// putCorkBuf gives a cork's buffer back, unless a frame made it grow.
+func putCorkBuf(b *[]byte) {
 	if cap(*b) <= 2*corkFlushSize {
 		*b = (*b)[:0]
 		corkBufs.Put(b)
 	}
-	return err
 }
 
 func (c *wsConn) writeLocked(p []byte) (int, error) {
@@ -284,17 +316,24 @@ func (c *wsConn) refuse(code websocket.StatusCode, reason string) {
 		return
 	}
 	c.closeSent = true
-	if c.buf != nil {
-		// Frames gathered by a cork would follow the close frame: they
-		// are dropped with the connection.
-		*c.buf = (*c.buf)[:0]
-		corkBufs.Put(c.buf)
-		c.buf = nil
-	}
 	err := c.Conn.SetWriteDeadline(deadline)
 	if err == nil {
 		c.deadline = deadline
-		_, err = c.Conn.Write(frame)
+		// Frames a cork has gathered were accepted before the close
+		// frame, and end on a frame boundary (see writeText): they go
+		// first, in the same write, under the refusal's deadline. A
+		// refusal happens on a connection the hub writes itself (or
+		// before a session exists), where a cork holds whole frames.
+		out, b := frame, c.buf
+		if b != nil {
+			*b = append(*b, frame...)
+			out = *b
+			c.buf = nil
+		}
+		_, err = c.Conn.Write(out) // not writeLocked: its deadline would be later
+		if b != nil {
+			putCorkBuf(b)
+		}
 	}
 	c.mu.Unlock()
 	if err != nil {

@@ -2,10 +2,15 @@ package hub_test
 
 import (
 	"bufio"
+	"context"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"io"
+	"net"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -14,6 +19,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/imhub/imhub/hub"
+	"github.com/imhub/imhub/hub/broker"
 )
 
 // maskedFrame encodes a client frame with the first header byte given
@@ -116,4 +122,51 @@ func TestClientCloseIsEchoed(t *testing.T) {
 	_, err := io.ReadAll(r)
 	require.NoError(t, err, "the hub closes the socket")
 	require.Eventually(t, func() bool { return e.hub.Sessions() == 0 }, 5*time.Second, 10*time.Millisecond)
+}
+
+// A client that breaks the protocol while the hub writes it a backlog
+// larger than the cork's limit reads whole frames, then the 1002 close:
+// the close frame lands on a frame boundary, after the frames before it.
+func TestViolationDuringBacklog(t *testing.T) {
+	const events = 500 // 10 MiB: more than the sockets take at once
+	e := newEnvWith(t, hub.Config{SendQueueBytes: 64 << 20}, broker.Config{DedupeWindow: time.Minute, HistorySize: events, HistoryTTL: time.Minute})
+	keep := e.connect(e.token(groups("G"))) // keeps the channel's stream
+	subscribe(t, keep, "group:G", 1)
+	pad := strings.Repeat("x", 20000)
+	var since string
+	for i := range events {
+		res, err := e.broker.Publish(context.Background(), broker.Message{App: "1400000000", ID: fmt.Sprint(i), Channels: []string{"group:G"},
+			Data: []byte(fmt.Sprintf(`{"id":"%d","type":"group.message.sent","text":%q}`, i, pad))})
+		require.NoError(t, err)
+		if i == 0 {
+			since = res.Positions[0].String()
+		}
+	}
+	// A small receive buffer keeps the backlog in the hub's writer, not
+	// in the sockets, while the client reads its first frames.
+	small := &net.Dialer{Control: func(_, _ string, rc syscall.RawConn) error {
+		var serr error
+		err := rc.Control(func(fd uintptr) { serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096) })
+		return errors.Join(err, serr)
+	}}
+	c, r := rawDial(t, e, small, "", clientFrame([]byte(`{"op":"subscribe","channel":"group:G","since":"`+since+`","id":2}`)))
+	texts := 0
+	for {
+		first, p := rawFrame(t, r)
+		if first == 0x88 {
+			require.GreaterOrEqual(t, len(p), 2)
+			assert.EqualValues(t, 1002, binary.BigEndian.Uint16(p), "close code; reason %q", p[2:])
+			break
+		}
+		require.Equal(t, byte(0x81), first, "a text frame")
+		require.True(t, json.Valid(p), "a whole frame: %.80q", p)
+		texts++
+		if texts == 5 { // the backlog is being written
+			_, err := c.Write([]byte{0x81, 2, '{', '}'}) // unmasked: a violation
+			require.NoError(t, err)
+		}
+	}
+	assert.Less(t, texts, events, "the close came during the backlog")
+	_, err := io.ReadAll(r)
+	require.NoError(t, err, "the hub closes the socket")
 }
