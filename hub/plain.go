@@ -40,13 +40,16 @@ type plainConn struct {
 
 	// Ping and close handshake state.
 	mu sync.Mutex
-	// pong is closed when the client answers the hub's ping.
+	// pong is closed when the client answers the hub's ping, and when the
+	// connection ends (readEnded, closedNow): a ping does not wait out
+	// its timeout, and the session's end with it, for a client gone.
 	pong chan struct{}
 	// ended is closed when the reader ends: after the client's close
 	// frame, or when the socket failed or was closed. Made by close, the
 	// one that waits for it.
 	ended     chan struct{}
 	readEnded bool
+	closedNow bool
 }
 
 // readBufs are the buffers the client's bytes are read into, each given
@@ -187,10 +190,7 @@ func (c *plainConn) consume(p []byte) error {
 			}
 		case wsframe.OpPong:
 			c.mu.Lock()
-			if c.pong != nil {
-				close(c.pong)
-				c.pong = nil
-			}
+			c.wakePingLocked()
 			c.mu.Unlock()
 		case wsframe.OpClose:
 			code, reason, err := wsframe.ParseClose(m.Payload)
@@ -231,6 +231,15 @@ func (c *plainConn) readDone() {
 	if c.ended != nil {
 		close(c.ended)
 	}
+	c.wakePingLocked()
+}
+
+// wakePingLocked wakes a ping waiting for its pong.
+func (c *plainConn) wakePingLocked() {
+	if c.pong != nil {
+		close(c.pong)
+		c.pong = nil
+	}
 }
 
 func (c *plainConn) write(p []byte) error { return c.ws.writeText(p) }
@@ -238,6 +247,10 @@ func (c *plainConn) write(p []byte) error { return c.ws.writeText(p) }
 func (c *plainConn) ping(ctx context.Context) error {
 	pong := make(chan struct{})
 	c.mu.Lock()
+	if c.readEnded || c.closedNow {
+		c.mu.Unlock()
+		return fmt.Errorf("ping: %w", net.ErrClosed)
+	}
 	c.pong = pong
 	c.mu.Unlock()
 	if err := c.ws.writeControl(pingFrame); err != nil {
@@ -245,10 +258,15 @@ func (c *plainConn) ping(ctx context.Context) error {
 	}
 	select {
 	case <-pong:
-		return nil
 	case <-ctx.Done():
 		return fmt.Errorf("wait for pong: %w", ctx.Err())
 	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.readEnded || c.closedNow {
+		return fmt.Errorf("wait for pong: %w", net.ErrClosed)
+	}
+	return nil
 }
 
 // close sends the hub's close frame and waits, up to closeTimeout, for
@@ -284,4 +302,10 @@ func (c *plainConn) close(code websocket.StatusCode, reason string) error {
 	return cerr
 }
 
-func (c *plainConn) closeNow() error { return c.ws.Close() }
+func (c *plainConn) closeNow() error {
+	c.mu.Lock()
+	c.closedNow = true
+	c.wakePingLocked()
+	c.mu.Unlock()
+	return c.ws.Close()
+}

@@ -170,3 +170,20 @@ func TestViolationDuringBacklog(t *testing.T) {
 	_, err := io.ReadAll(r)
 	require.NoError(t, err, "the hub closes the socket")
 }
+
+// A client that leaves right after the hub's ping ends its session then,
+// not once the wait for its pong (WriteTimeout) is over: the session's
+// slots, subscriptions and presence are not held for a client gone.
+func TestLeaveDuringPing(t *testing.T) {
+	e := newEnv(t, hub.Config{PingInterval: 100 * time.Millisecond, WriteTimeout: 30 * time.Second})
+	c, r := rawDial(t, e, &net.Dialer{}, "", nil)
+	for {
+		first, _ := rawFrame(t, r)
+		if first == 0x89 {
+			break
+		}
+	}
+	require.NoError(t, c.Close())
+	require.Eventually(t, func() bool { return e.hub.Sessions() == 0 }, 5*time.Second, 10*time.Millisecond,
+		"the session ended long before the pong's wait (30 s) would")
+}
