@@ -33,10 +33,14 @@ type plainConn struct {
 	onMessage func(websocket.MessageType, []byte) bool
 	stopped   bool                  // onMessage returned false: only control frames matter now
 	readable  func(fd uintptr) bool // readNow, made once
-	buf       *[]byte               // from readBufs, while its bytes are handled
+	buf       *[]byte               // from readBufs (or own), while its bytes are handled
 	n         int                   // bytes read into buf
 	readErr   error
 	handleErr error // why the bytes read end the connection
+	// own is the buffer of the blocking reads of a socket with no raw
+	// connection (TLS), readBufferSize long: such a read is where an idle
+	// connection waits, holding its buffer meanwhile.
+	own *[]byte
 
 	// Ping and close handshake state.
 	mu sync.Mutex
@@ -104,7 +108,9 @@ func (c *plainConn) consumePrefix() {
 // consumeRead handles the bytes wait read, and gives their buffer back.
 func (c *plainConn) consumeRead() {
 	c.handleErr = c.consume((*c.buf)[:c.n])
-	readBufs.Put(c.buf)
+	if c.buf != c.own {
+		readBufs.Put(c.buf)
+	}
 	c.buf = nil
 }
 
@@ -113,15 +119,21 @@ func (c *plainConn) consumeRead() {
 // goroutine spends its life, so it keeps its stack shallow and holds
 // nothing: the goroutine waits for the socket to be readable, not inside
 // a read, and the buffer is taken only once there are bytes to read.
+//
+// A socket with no raw connection (TLS, whose connection may hold bytes
+// already decrypted, so that waiting for the socket would not do) waits
+// inside a read, into a small buffer of its own.
 func (c *plainConn) wait() error {
 	if c.rc == nil {
-		buf := readBufs.Get().(*[]byte)
-		n, err := c.ws.Conn.Read(*buf)
+		if c.own == nil {
+			b := make([]byte, readBufferSize)
+			c.own = &b
+		}
+		n, err := c.ws.Conn.Read(*c.own)
 		if n > 0 {
-			c.buf, c.n = buf, n
+			c.buf, c.n = c.own, n
 			return nil
 		}
-		readBufs.Put(buf)
 		return err
 	}
 	err := c.rc.Read(c.readable)

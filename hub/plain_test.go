@@ -9,11 +9,13 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http/httptest"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/coder/websocket"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -186,4 +188,41 @@ func TestLeaveDuringPing(t *testing.T) {
 	require.NoError(t, c.Close())
 	require.Eventually(t, func() bool { return e.hub.Sessions() == 0 }, 5*time.Second, 10*time.Millisecond,
 		"the session ended long before the pong's wait (30 s) would")
+}
+
+// A connection over TLS, whose socket the hub cannot wait on (it may hold
+// decrypted bytes), is read with blocking reads: frames larger than one
+// read arrive whole, and the session's frames and events reach the client.
+func TestPlainOverTLS(t *testing.T) {
+	e := newEnv(t, hub.Config{})
+	srv := httptest.NewTLSServer(e.hub)
+	t.Cleanup(srv.Close)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, _, err := websocket.Dial(ctx, "wss"+strings.TrimPrefix(srv.URL, "https")+"/ws?token="+e.token(groups("G")),
+		&websocket.DialOptions{HTTPClient: srv.Client()})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = c.CloseNow() })
+	read := func(op, channel string) {
+		t.Helper()
+		for {
+			_, b, err := c.Read(ctx)
+			require.NoError(t, err)
+			var f struct{ Op, Channel, Code string }
+			require.NoError(t, json.Unmarshal(b, &f))
+			require.NotEqual(t, "error", f.Op, "%s", b)
+			if f.Op == op && f.Channel == channel {
+				return
+			}
+		}
+	}
+	read("subscribed", "user:jared")
+	// Larger than the blocking read's buffer: read in pieces.
+	pad := strings.Repeat("p", 3000)
+	require.NoError(t, c.Write(ctx, websocket.MessageText, []byte(`{"op":"subscribe","channel":"group:G","id":2,"pad":"`+pad+`"}`)))
+	read("subscribed", "group:G")
+	e.publish("1400000000", "group:G")
+	read("event", "group:G")
+	require.NoError(t, c.Close(websocket.StatusNormalClosure, "bye"), "a clean close handshake")
+	require.Eventually(t, func() bool { return e.hub.Sessions() == 0 }, 5*time.Second, 10*time.Millisecond)
 }
