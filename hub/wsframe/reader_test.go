@@ -40,12 +40,22 @@ func join(frames ...[]byte) []byte    { return bytes.Join(frames, nil) }
 // step is 0) and returns what it gave: one string per message, "op:payload",
 // and the error that ended it.
 func read(in []byte, step int, max int64) ([]string, error) {
+	msgs, err := readMessages(in, step, max)
+	var got []string
+	for _, m := range msgs {
+		got = append(got, fmt.Sprintf("%x:%s", byte(m.Op), m.Payload))
+	}
+	return got, err
+}
+
+// readMessages is read, returning copies of the messages.
+func readMessages(in []byte, step int, max int64) ([]Message, error) {
 	r := Reader{MaxMessage: max}
 	in = bytes.Clone(in) // the Reader unmasks in place
 	if step == 0 {
 		step = len(in) + 1
 	}
-	var got []string
+	var got []Message
 	for len(in) > 0 {
 		n := min(step, len(in))
 		// A fresh buffer each time, scribbled over after: the Reader must
@@ -61,7 +71,7 @@ func read(in []byte, step int, max int64) ([]string, error) {
 			if !ok {
 				break
 			}
-			got = append(got, fmt.Sprintf("%x:%s", byte(m.Op), m.Payload))
+			got = append(got, Message{Op: m.Op, Payload: bytes.Clone(m.Payload)})
 		}
 		for i := range p {
 			p[i] = 0xee
@@ -192,6 +202,11 @@ func TestAppendClose(t *testing.T) {
 
 // FuzzReader: any bytes, in any pieces, give the same messages and the
 // same end as the same bytes all at once, and never a panic.
+// FuzzReader feeds any bytes to a Reader, whole and in pieces, and
+// checks what must hold of whatever it accepts: the same messages either
+// way, and messages that a client could have sent, that say no more than
+// the bytes held, and that read back the same once encoded again. Seeds
+// are real client frames (testdata/fuzz/FuzzReader) and those below.
 func FuzzReader(f *testing.F) {
 	f.Add(text(`{"op":"subscribe","channel":"group:G"}`), 3, int64(0))
 	f.Add(join(frag(OpText, "he"), clientFrame(finBit|byte(OpPing), []byte("p"), 0), last("llo")), 1, int64(4))
@@ -203,14 +218,46 @@ func FuzzReader(f *testing.F) {
 		if step <= 0 || step > len(in) {
 			step = 1
 		}
-		want, wantErr := read(in, 0, max)
-		got, err := read(in, step, max)
-		assert.Equal(t, want, got)
-		assert.Equal(t, wantErr, err)
+		want, wantErr := readMessages(in, 0, max)
+		got, err := readMessages(in, step, max)
+		require.Equal(t, want, got, "whole and in pieces")
+		require.Equal(t, wantErr, err)
+		var e *Error
+		if err != nil {
+			require.ErrorAs(t, err, &e, "a violation has its close code")
+			require.Contains(t, []int{CloseProtocolError, CloseMessageTooBig}, int(e.Code))
+		}
+		held := 0
 		for _, m := range got {
-			if op := m[0]; op == '8' || op == '9' || op == 'a' {
-				assert.LessOrEqual(t, len(m)-2, MaxControlPayload)
+			held += 6 + len(m.Payload) // a header and a mask key at least
+			switch m.Op {
+			case OpText, OpBinary:
+				if max > 0 {
+					require.LessOrEqual(t, int64(len(m.Payload)), max, "a message within MaxMessage")
+				}
+			case OpClose, OpPing, OpPong:
+				require.LessOrEqual(t, len(m.Payload), MaxControlPayload)
+			default:
+				t.Fatalf("a message with opcode %#x", byte(m.Op))
 			}
 		}
+		require.LessOrEqual(t, held, len(in), "no more than the bytes fed")
+
+		// Encoded again, a data message in two fragments and with the
+		// other length encodings, the messages read back the same.
+		var again []byte
+		for i, m := range got {
+			wide := []int{0, 2, 8}[i%3]
+			if m.Op.control() || len(m.Payload) < 2 {
+				again = append(again, clientFrame(finBit|byte(m.Op), m.Payload, wide)...)
+				continue
+			}
+			half := len(m.Payload) / 2
+			again = append(again, clientFrame(byte(m.Op), m.Payload[:half], wide)...)
+			again = append(again, clientFrame(finBit|byte(OpContinuation), m.Payload[half:], 0)...)
+		}
+		back, err := readMessages(again, step, max)
+		require.NoError(t, err)
+		require.Equal(t, got, back, "read back the same")
 	})
 }
