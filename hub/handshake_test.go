@@ -23,23 +23,32 @@ func TestHandshakeRefusals(t *testing.T) {
 		name, method, headers string
 		status                int
 		header, value         string // a header the answer must carry
+		proto                 string // HTTP/1.1 unless given
 	}{
-		{"no upgrade", "GET", "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n", http.StatusUpgradeRequired, "Upgrade", "websocket"},
-		{"other version", "GET", strings.Replace(good, "Version: 13", "Version: 8", 1), http.StatusUpgradeRequired, "Sec-WebSocket-Version", "13"},
-		{"no version", "GET", strings.Replace(good, "Sec-WebSocket-Version: 13\r\n", "", 1), http.StatusUpgradeRequired, "Sec-WebSocket-Version", "13"},
-		{"POST", "POST", good, http.StatusMethodNotAllowed, "", ""},
-		{"no key", "GET", strings.Replace(good, "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n", "", 1), http.StatusBadRequest, "", ""},
-		{"short key", "GET", strings.Replace(good, "dGhlIHNhbXBsZSBub25jZQ==", "c2hvcnQ=", 1), http.StatusBadRequest, "", ""},
-		{"two keys", "GET", good + "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n", http.StatusBadRequest, "", ""},
-		{"foreign origin", "GET", good + "Origin: https://evil.example\r\n", http.StatusForbidden, "", ""},
-		{"origin without a host", "GET", good + "Origin: null\r\n", http.StatusForbidden, "", ""},
+		{"HTTP/1.0", "GET", good, http.StatusUpgradeRequired, "", "", "HTTP/1.0"},
+		// As the WebSocket library answers: no Upgrade token in Connection.
+		{"keep-alive, no Upgrade token", "GET", strings.Replace(good, "Connection: Upgrade", "Connection: keep-alive", 1), http.StatusUpgradeRequired, "Upgrade", "websocket", ""},
+		{"no websocket token", "GET", strings.Replace(good, "Upgrade: websocket", "Upgrade: h2c", 1), http.StatusUpgradeRequired, "Upgrade", "websocket", ""},
+		{"no upgrade", "GET", "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n", http.StatusUpgradeRequired, "Upgrade", "websocket", ""},
+		{"other version", "GET", strings.Replace(good, "Version: 13", "Version: 8", 1), http.StatusUpgradeRequired, "Sec-WebSocket-Version", "13", ""},
+		{"no version", "GET", strings.Replace(good, "Sec-WebSocket-Version: 13\r\n", "", 1), http.StatusUpgradeRequired, "Sec-WebSocket-Version", "13", ""},
+		{"POST", "POST", good, http.StatusMethodNotAllowed, "", "", ""},
+		{"no key", "GET", strings.Replace(good, "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n", "", 1), http.StatusBadRequest, "", "", ""},
+		{"short key", "GET", strings.Replace(good, "dGhlIHNhbXBsZSBub25jZQ==", "c2hvcnQ=", 1), http.StatusBadRequest, "", "", ""},
+		{"two keys", "GET", good + "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n", http.StatusBadRequest, "", "", ""},
+		{"foreign origin", "GET", good + "Origin: https://evil.example\r\n", http.StatusForbidden, "", "", ""},
+		{"origin without a host", "GET", good + "Origin: null\r\n", http.StatusForbidden, "", "", ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c, err := net.Dial("tcp", strings.TrimPrefix(e.srv.URL, "http://"))
 			require.NoError(t, err)
 			defer c.Close()
 			require.NoError(t, c.SetDeadline(time.Now().Add(10*time.Second)))
-			_, err = c.Write([]byte(tc.method + " /ws?token=" + e.token() + " HTTP/1.1\r\nHost: x\r\n" + tc.headers + "\r\n"))
+			proto := tc.proto
+			if proto == "" {
+				proto = "HTTP/1.1"
+			}
+			_, err = c.Write([]byte(tc.method + " /ws?token=" + e.token() + " " + proto + "\r\nHost: x\r\n" + tc.headers + "\r\n"))
 			require.NoError(t, err)
 			resp, err := http.ReadResponse(bufio.NewReader(c), nil)
 			require.NoError(t, err)
