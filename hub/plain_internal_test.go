@@ -4,6 +4,9 @@ import (
 	"context"
 	"io"
 	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
@@ -63,4 +66,54 @@ func TestBlockingReadBuffer(t *testing.T) {
 	assert.LessOrEqual(t, <-conn.sizes, readBufferSize)
 	close(conn.data)
 	require.ErrorIs(t, <-done, io.EOF)
+}
+
+// acceptPlainConn serves one WebSocket through the hub's own handshake
+// and reader, and hands the test the transport and the socket under it.
+// The reader's end is reported on served.
+func acceptPlainConn(t *testing.T) (client *websocket.Conn, pc *plainConn, raw *wsConn, served <-chan error) {
+	t.Helper()
+	got := make(chan *plainConn, 1)
+	done := make(chan error, 1)
+	finished := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if checkHandshake(w, r, nil) != nil {
+			return
+		}
+		ws, prefix, err := acceptPlain(w, r, 5*time.Second)
+		if err != nil {
+			return
+		}
+		pc := newPlainConn(ws, ws.Conn, prefix, 1<<16, func() bool { return true })
+		got <- pc
+		go func() {
+			defer close(finished)
+			done <- pc.serve(context.Background(), func(websocket.MessageType, []byte) bool { return true })
+		}()
+	}))
+	t.Cleanup(srv.Close)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	client, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(srv.URL, "http"), nil)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = client.CloseNow() })
+	pc = <-got
+	t.Cleanup(func() {
+		_ = pc.closeNow()
+		<-finished
+	})
+	return client, pc, pc.ws, done
+}
+
+// On a connection the hub reads itself, a client's close that arrives
+// while the session is corked is answered at once, after the frames
+// gathered before it: gathered, the answer would be lost with the socket
+// closed right after it.
+func TestPlainCloseAnsweredWhileCorked(t *testing.T) {
+	client, _, raw, served := acceptPlainConn(t)
+	raw.cork()
+	require.NoError(t, raw.writeText([]byte("before")))
+	assert.NoError(t, client.Close(websocket.StatusNormalClosure, "bye"), "a clean close handshake")
+	assert.ErrorIs(t, <-served, errClientClosed)
+	_ = raw.uncork()
 }

@@ -226,3 +226,17 @@ func TestPlainOverTLS(t *testing.T) {
 	require.NoError(t, c.Close(websocket.StatusNormalClosure, "bye"), "a clean close handshake")
 	require.Eventually(t, func() bool { return e.hub.Sessions() == 0 }, 5*time.Second, 10*time.Millisecond)
 }
+
+// A client that never answers the hub's close frame has its socket closed
+// once the wait for its answer (5 s) is over, and its session ends.
+func TestCloseUnanswered(t *testing.T) {
+	e := newEnv(t, hub.Config{})
+	r := rawUpgrade(t, e, "", maskedFrame(0x82, "{}")) // binary: closed by the hub
+	p, _ := untilClose(t, r)
+	require.GreaterOrEqual(t, len(p), 2)
+	assert.EqualValues(t, hub.CloseMalformed, binary.BigEndian.Uint16(p))
+	// The client reads on and sends nothing: no close frame.
+	_, err := io.ReadAll(r)
+	require.NoError(t, err, "the hub closes the socket")
+	require.Eventually(t, func() bool { return e.hub.Sessions() == 0 }, 5*time.Second, 10*time.Millisecond)
+}
