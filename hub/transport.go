@@ -24,7 +24,8 @@ type transport interface {
 	serve(ctx context.Context, onMessage func(typ websocket.MessageType, data []byte) bool) error
 	// write sends p as one text frame, through the cork of the wsConn.
 	write(p []byte) error
-	// ping pings the client and waits for its pong until ctx ends.
+	// ping pings the client and waits for its pong until ctx ends or
+	// the connection does.
 	ping(ctx context.Context) error
 	// close sends a close frame with code and reason, waits a bounded
 	// time for the client's, and closes the socket.
