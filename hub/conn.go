@@ -13,7 +13,9 @@ import (
 	"github.com/coder/websocket"
 )
 
-// Buffer sizes of a WebSocket connection. net/http hands a hijacked
+// Buffer sizes of a WebSocket connection the library accepts (one that
+// offers permessage-deflate: see acceptPlain for the others, which have no
+// buffers of their own). net/http hands a hijacked
 // connection its own 4 KiB reader and 4 KiB writer, a third of an idle
 // connection's memory. Client frames are small (subscribe, refresh, ping),
 // and a frame larger than the reader is still read whole, in more than one
@@ -61,7 +63,7 @@ func (h *hijacker) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 		// The client sent more after its request (its first frames):
 		// those bytes are read before the connection's.
 		b, _ := brw.Reader.Peek(n)
-		c = &prefixedConn{Conn: c, prefix: io.MultiReader(bytes.NewReader(bytes.Clone(b)), c)}
+		c = &prefixedConn{Conn: c, prefix: bytes.Clone(b)}
 	}
 	h.conn = &wsConn{Conn: c, raw: raw, timeout: h.timeout}
 	return h.conn, bufio.NewReadWriter(bufio.NewReaderSize(h.conn, readBufferSize), bufio.NewWriterSize(h.conn, writeBufferSize)), nil
@@ -73,19 +75,26 @@ func (h *hijacker) Unwrap() http.ResponseWriter { return h.ResponseWriter }
 // prefixedConn is a connection with bytes already read from it put back.
 type prefixedConn struct {
 	net.Conn
-	prefix io.Reader
+	prefix []byte
 }
 
-func (c *prefixedConn) Read(p []byte) (int, error) { return c.prefix.Read(p) }
+func (c *prefixedConn) Read(p []byte) (int, error) {
+	if len(c.prefix) == 0 {
+		return c.Conn.Read(p)
+	}
+	n := copy(p, c.prefix)
+	c.prefix = c.prefix[n:]
+	return n, nil
+}
 
 // wsConn is the socket under a session's WebSocket.
 //
 // Every write to the socket is bounded by a deadline WriteTimeout ahead,
 // set before it (or kept, while the one set is at least half that far
 // ahead: moving a deadline costs as much as a small write). So the
-// WebSocket library's own writes, pongs and close frames, are bounded as
-// well as the session's, with no deadline to clear afterwards and no
-// context or timer per frame.
+// WebSocket library's own writes, pongs and close frames, and the hub's
+// own control frames (writeControl) are bounded as well as the session's,
+// with no deadline to clear afterwards and no context or timer per frame.
 //
 // While corked, writes are gathered in memory and leave as one write when
 // uncorked: the frames queued for a client with a backlog go out in one
@@ -96,24 +105,21 @@ type wsConn struct {
 	net.Conn
 	raw     net.Conn // the socket itself, under any bytes put back
 	timeout time.Duration
-	// plain: no permessage-deflate was agreed, so the session writes its
-	// frames itself (writeText).
-	plain bool
 
 	mu       sync.Mutex
 	corked   bool
 	buf      *[]byte   // gathered while corked; from corkBufs
 	deadline time.Time // the write deadline set on the socket
-	// closeSent: the library wrote a close frame. No data frame may
-	// follow it (RFC 6455, section 5.5.1).
+	// closeSent: a close frame was written, by the library or the hub.
+	// No frame may follow it (RFC 6455, section 5.5.1).
 	closeSent bool
 }
 
 // closeFrame is the first byte of a close frame: final, opcode 0x8.
 const closeFrame = 0x88
 
-// Write implements net.Conn. The library writes through it; on a plain
-// connection only control frames, each in one Write, so a close frame is
+// Write implements net.Conn. The library writes through it; on a
+// connection where it agreed no extension, only control frames, each in one Write, so a close frame is
 // known by its first byte. A close frame is written at once even while
 // corked: the library closes the socket right after it when it answers
 // the client's close, and gathered it would be lost. (On a compressed
@@ -137,9 +143,11 @@ func (c *wsConn) Write(p []byte) (int, error) {
 // (RFC 6455, section 5.2). A session's events and replies need nothing
 // more, and this skips the WebSocket library's locks, contexts and
 // buffer per message. It is used only on connections without
-// permessage-deflate, where the library itself writes nothing but control
-// frames: those fit its write buffer, so each reaches this connection in
-// one Write, and frames of the two never interleave.
+// permessage-deflate: there the hub writes its control frames itself
+// (writeControl), or, where the library accepted the connection and
+// declined the offer, the library writes nothing but control frames:
+// those fit its write buffer, so each reaches this connection in one
+// Write, and frames of the two never interleave.
 func (c *wsConn) writeText(p []byte) error {
 	var h [10]byte
 	hdr := appendTextHeader(h[:0], len(p))
@@ -148,10 +156,52 @@ func (c *wsConn) writeText(p []byte) error {
 	if c.closeSent {
 		return net.ErrClosed
 	}
-	if _, err := c.writePartLocked(hdr); err != nil {
+	if !c.corked {
+		if _, err := c.writeLocked(hdr); err != nil {
+			return err
+		}
+		_, err := c.writeLocked(p)
 		return err
 	}
-	_, err := c.writePartLocked(p)
+	// What is gathered always starts and ends on a frame boundary, so
+	// that a close frame written in between (refuse, writeControl) never
+	// lands inside a frame: the buffer is flushed before a frame that
+	// would pass the limit, not in its middle.
+	if c.buf != nil && len(*c.buf)+len(hdr)+len(p) > corkFlushSize {
+		if err := c.flushLocked(); err != nil {
+			return err
+		}
+	}
+	if len(hdr)+len(p) > corkFlushSize {
+		// Too large to gather: written at once, under the same lock.
+		if _, err := c.writeLocked(hdr); err != nil {
+			return err
+		}
+		_, err := c.writeLocked(p)
+		return err
+	}
+	if c.buf == nil {
+		c.buf = corkBufs.Get().(*[]byte)
+	}
+	*c.buf = append(append(*c.buf, hdr...), p...)
+	return nil
+}
+
+// writeControl writes a control frame built by the hub (a ping, a pong, a
+// close). A close frame is written at once even while corked, and no frame
+// follows it: after it, net.ErrClosed.
+func (c *wsConn) writeControl(frame []byte) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closeSent {
+		return net.ErrClosed
+	}
+	closing := frame[0] == closeFrame
+	c.closeSent = closing
+	_, err := c.writePartLocked(frame)
+	if err == nil && closing && c.corked {
+		err = c.flushLocked()
+	}
 	return err
 }
 
@@ -169,7 +219,10 @@ func appendTextHeader(b []byte, n int) []byte {
 	}
 }
 
-// writePartLocked writes p to the socket, or gathers it while corked.
+// writePartLocked writes p to the socket, or gathers it while corked. An
+// early flush may cut a frame written in pieces (the library's, on a
+// compressed connection) at the buffer's end; the hub's own frames
+// (writeText, writeControl) are never cut.
 func (c *wsConn) writePartLocked(p []byte) (int, error) {
 	if !c.corked {
 		return c.writeLocked(p)
@@ -215,11 +268,16 @@ func (c *wsConn) flushLocked() error {
 	if len(*b) > 0 {
 		_, err = c.writeLocked(*b)
 	}
+	putCorkBuf(b)
+	return err
+}
+
+// putCorkBuf gives a cork's buffer back, unless a frame made it grow.
+func putCorkBuf(b *[]byte) {
 	if cap(*b) <= 2*corkFlushSize {
 		*b = (*b)[:0]
 		corkBufs.Put(b)
 	}
-	return err
 }
 
 func (c *wsConn) writeLocked(p []byte) (int, error) {
@@ -241,7 +299,8 @@ const refuseTimeout = time.Second
 // refuse writes a close frame with code and reason, shuts the sending side
 // of the socket, and reads what the client still sends until it closes
 // too, for refuseTimeout in all. The library's Close would wait 5 s for
-// the client's close frame, which a refused client may never send. Reading
+// the client's close frame, which a refused client may never send; and a
+// client that broke the protocol is answered the same way. Reading
 // before the socket is closed is what lets the close frame arrive: closing
 // a socket with unread input resets the connection, and a reset can
 // destroy the close frame before the client has read it.
@@ -252,11 +311,29 @@ func (c *wsConn) refuse(code websocket.StatusCode, reason string) {
 	frame = append(frame, reason...)
 	deadline := time.Now().Add(refuseTimeout)
 	c.mu.Lock()
+	if c.closeSent {
+		c.mu.Unlock()
+		return
+	}
 	c.closeSent = true
 	err := c.Conn.SetWriteDeadline(deadline)
 	if err == nil {
 		c.deadline = deadline
-		_, err = c.Conn.Write(frame)
+		// Frames a cork has gathered were accepted before the close
+		// frame, and end on a frame boundary (see writeText): they go
+		// first, in the same write, under the refusal's deadline. A
+		// refusal happens on a connection the hub writes itself (or
+		// before a session exists), where a cork holds whole frames.
+		out, b := frame, c.buf
+		if b != nil {
+			*b = append(*b, frame...)
+			out = *b
+			c.buf = nil
+		}
+		_, err = c.Conn.Write(out) // not writeLocked: its deadline would be later
+		if b != nil {
+			putCorkBuf(b)
+		}
 	}
 	c.mu.Unlock()
 	if err != nil {

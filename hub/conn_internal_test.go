@@ -276,3 +276,33 @@ func TestCloseAnsweredWhileCorked(t *testing.T) {
 	assert.NoError(t, client.Close(websocket.StatusNormalClosure, "bye"), "a clean close handshake")
 	_ = raw.uncork()
 }
+
+// A close frame the hub writes to refuse a client (as it does when the
+// client breaks the protocol) while the session's writer is corked
+// mid-batch comes after the frames already accepted, whole, and on a frame
+// boundary: the cork's early flush must not leave half a frame gathered
+// for the close frame to be written into.
+func TestRefuseWhileCorked(t *testing.T) {
+	client, _, raw, _ := acceptCorked(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	first := bytes.Repeat([]byte("a"), 30000)
+	second := bytes.Repeat([]byte("b"), 5000) // passes corkFlushSize with the first
+	raw.cork()
+	require.NoError(t, raw.writeText(first))
+	require.NoError(t, raw.writeText(second))
+	refused := make(chan struct{})
+	go func() {
+		defer close(refused)
+		raw.refuse(websocket.StatusProtocolError, "bad frame")
+	}()
+	for _, want := range [][]byte{first, second} {
+		_, got, err := client.Read(ctx)
+		require.NoError(t, err)
+		require.Equal(t, len(want), len(got))
+		require.Equal(t, want, got)
+	}
+	_, _, err := client.Read(ctx)
+	assert.Equal(t, websocket.StatusProtocolError, websocket.CloseStatus(err), "then the close frame: %v", err)
+	<-refused
+}

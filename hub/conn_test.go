@@ -66,7 +66,15 @@ func readServerFrame(t *testing.T, r *bufio.Reader) []byte {
 // returns the reader positioned after the 101 response.
 func rawUpgrade(t *testing.T, e *env, extra string, after []byte) *bufio.Reader {
 	t.Helper()
-	c, err := net.Dial("tcp", strings.TrimPrefix(e.srv.URL, "http://"))
+	_, r := rawDial(t, e, &net.Dialer{}, extra, after)
+	return r
+}
+
+// rawDial is rawUpgrade through d, with the socket to write more frames
+// to.
+func rawDial(t *testing.T, e *env, d *net.Dialer, extra string, after []byte) (net.Conn, *bufio.Reader) {
+	t.Helper()
+	c, err := d.Dial("tcp", strings.TrimPrefix(e.srv.URL, "http://"))
 	require.NoError(t, err)
 	t.Cleanup(func() { c.Close() })
 	require.NoError(t, c.SetDeadline(time.Now().Add(10*time.Second)))
@@ -78,7 +86,7 @@ func rawUpgrade(t *testing.T, e *env, extra string, after []byte) *bufio.Reader 
 	resp, err := http.ReadResponse(r, nil)
 	require.NoError(t, err)
 	require.Equal(t, http.StatusSwitchingProtocols, resp.StatusCode)
-	return r
+	return c, r
 }
 
 // A client that sends its first frames in the same packet as its upgrade

@@ -7,6 +7,12 @@
 // send queue and one writer goroutine; a node holds one broker subscription
 // per channel in use, counted over its sessions. Start with [New].
 //
+// A connection without extensions, the default, is upgraded, read and
+// written by the hub itself (handshake.go, plain.go, package wsframe), so
+// that an idle one holds little; one that agrees permessage-deflate
+// (Config.Compression) goes through the WebSocket library. Both sit
+// behind the session's transport (transport.go).
+//
 // For the server API (PROTOCOL §6) a hub tells its [Presence] of every
 // session and subscription and answers the presence op from it
 // (presence.go), asks its [Revocations] about each token at connect and

@@ -22,33 +22,35 @@ import (
 // wsConn.refuse): connections that are never admitted cannot lock valid
 // clients out.
 func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	var s *Session // set before the library reads a frame
-	opts := &websocket.AcceptOptions{
-		OriginPatterns: h.cfg.AllowedOrigins,
-		// A ping is a frame like any other: the library answers each
-		// with a pong, unless the client is past its rate.
-		OnPingReceived: func(context.Context, []byte) bool { return s == nil || s.pinged() },
-	}
-	if h.cfg.Compression {
-		// No context takeover: a few KiB per connection instead of a
-		// compressor window per connection.
-		opts.CompressionMode = websocket.CompressionNoContextTakeover
-	}
-	hj := &hijacker{ResponseWriter: w, timeout: h.cfg.WriteTimeout}
-	conn, err := websocket.Accept(hj, r, opts)
-	if err != nil {
-		// Accept has answered (bad handshake or a foreign Origin).
-		// Its error quotes the client's Origin and Host.
+	var s *Session // set before a frame is read
+	// A ping is a frame like any other: it is answered with a pong,
+	// unless the client is past its rate.
+	onPing := func() bool { return s == nil || s.pinged() }
+	if err := checkHandshake(w, r, h.cfg.AllowedOrigins); err != nil {
+		// Answered. The error quotes the client's Origin and Host.
 		h.log.Debug("websocket handshake refused", "remote", r.RemoteAddr, "err", textclip.Cut(err.Error(), 4*maxEcho))
 		return
 	}
-	conn.SetReadLimit(h.cfg.MaxFrame)
-	// Accept has set the response headers it sent: without an agreed
-	// extension, frames are plain and the session writes them itself.
-	hj.conn.plain = w.Header().Get("Sec-WebSocket-Extensions") == ""
+	var (
+		tr transport
+		wc *wsConn
+	)
+	if h.cfg.Compression && offersDeflate(r) {
+		tr, wc = h.acceptDeflate(w, r, onPing)
+	} else {
+		c, prefix, err := acceptPlain(w, r, h.cfg.WriteTimeout)
+		if err != nil {
+			h.log.Debug("websocket handshake failed", "remote", r.RemoteAddr, "err", err)
+			return
+		}
+		tr, wc = newPlainConn(c, c.raw, prefix, h.cfg.MaxFrame, onPing), c
+	}
+	if tr == nil {
+		return
+	}
 
 	if h.draining.Load() {
-		h.refuse(conn, hj.conn, CloseShuttingDown, "node shutting down, reconnect")
+		h.refuse(tr, wc, CloseShuttingDown, "node shutting down, reconnect")
 		return
 	}
 	id, err := h.auth.Verify(token(r))
@@ -58,18 +60,18 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if auth.Expired(err) {
 			code = CloseTokenExpired
 		}
-		h.refuse(conn, hj.conn, code, err.Error())
+		h.refuse(tr, wc, code, err.Error())
 		return
 	}
 	if n := h.conns.Add(1); n > int64(h.cfg.MaxConns) {
 		h.conns.Add(-1)
-		h.refuse(conn, hj.conn, CloseTooManyConns, "too many connections on this node")
+		h.refuse(tr, wc, CloseTooManyConns, "too many connections on this node")
 		return
 	}
 	addr := clientaddr.FromRequest(r)
 	if !h.perAddr.acquire(addr) {
 		h.conns.Add(-1)
-		h.refuse(conn, hj.conn, CloseTooManyConns, "too many connections from this address")
+		h.refuse(tr, wc, CloseTooManyConns, "too many connections from this address")
 		return
 	}
 	release := func() {
@@ -81,12 +83,12 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if h.draining.Load() {
 		h.sessMu.Unlock()
 		release()
-		h.refuse(conn, hj.conn, CloseShuttingDown, "node shutting down, reconnect")
+		h.refuse(tr, wc, CloseShuttingDown, "node shutting down, reconnect")
 		return
 	}
 	// Made only once it is sure to run: a session starts its expiry and
 	// ping timers, which only its run stops.
-	s = newSession(h, conn, hj.conn, id)
+	s = newSession(h, tr, wc, id)
 	h.sessions[s] = struct{}{}
 	h.addUserLocked(s, userKey{s.app, s.user})
 	h.wg.Add(1)
@@ -102,7 +104,7 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.pinger.Stop()
 		release()
 		h.m.authFailures.WithLabelValues("revoked").Inc()
-		h.refuse(conn, hj.conn, CloseInvalidToken, "token revoked")
+		h.refuse(tr, wc, CloseInvalidToken, "token revoked")
 		h.wg.Done()
 		return
 	}
@@ -126,12 +128,34 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}()
 }
 
+// acceptDeflate has the WebSocket library accept a connection whose client
+// offers permessage-deflate, and agree it; nil if the handshake failed.
+func (h *Hub) acceptDeflate(w http.ResponseWriter, r *http.Request, onPing func() bool) (transport, *wsConn) {
+	opts := &websocket.AcceptOptions{
+		OriginPatterns: h.cfg.AllowedOrigins,
+		OnPingReceived: func(context.Context, []byte) bool { return onPing() },
+		// No context takeover: a few KiB per connection instead of a
+		// compressor window per connection.
+		CompressionMode: websocket.CompressionNoContextTakeover,
+	}
+	hj := &hijacker{ResponseWriter: w, timeout: h.cfg.WriteTimeout}
+	conn, err := websocket.Accept(hj, r, opts)
+	if err != nil {
+		h.log.Debug("websocket handshake refused", "remote", r.RemoteAddr, "err", textclip.Cut(err.Error(), 4*maxEcho))
+		return nil, nil
+	}
+	conn.SetReadLimit(h.cfg.MaxFrame)
+	// Accept has set the response headers it sent: the offer may have
+	// been declined, and then frames are plain.
+	return &libConn{c: conn, ws: hj.conn, plain: w.Header().Get("Sec-WebSocket-Extensions") == ""}, hj.conn
+}
+
 // refuse ends a connection that is not admitted with code, quickly.
-func (h *Hub) refuse(conn *websocket.Conn, wc *wsConn, code websocket.StatusCode, reason string) {
+func (h *Hub) refuse(tr transport, wc *wsConn, code websocket.StatusCode, reason string) {
 	h.m.closed(code)
 	// A close reason is at most 123 bytes, and UTF-8: 120 and "…".
 	wc.refuse(code, textclip.Cut(reason, 120))
-	_ = conn.CloseNow()
+	_ = tr.closeNow()
 }
 
 // token is the bearer token of the Authorization header, else the token

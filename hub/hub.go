@@ -141,8 +141,8 @@ type Hub struct {
 
 	sessMu   sync.Mutex
 	sessions map[*Session]struct{}
-	users    map[userKey]map[*Session]struct{} // the sessions by user, for Disconnect
-	wg       sync.WaitGroup                    // one per session
+	users    map[userKey][]*Session // the sessions by user, for Disconnect
+	wg       sync.WaitGroup         // one per session
 }
 
 type chanKey struct{ app, channel string }
@@ -174,7 +174,7 @@ func New(cfg Config, b broker.Broker, v *auth.Verifier) *Hub {
 		m:        cfg.Metrics,
 		seed:     maphash.MakeSeed(),
 		sessions: make(map[*Session]struct{}),
-		users:    make(map[userKey]map[*Session]struct{}),
+		users:    make(map[userKey][]*Session),
 		perAddr:  addrLimit{max: cfg.MaxConnsPerIP},
 	}
 	for i := range h.shards {

@@ -3,6 +3,7 @@ package hub
 import (
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/coder/websocket"
@@ -32,22 +33,29 @@ type Revocations interface {
 type userKey struct{ app, user string }
 
 // addUserLocked and removeUserLocked keep the index of sessions by user,
-// under sessMu.
+// under sessMu. A user has one session or a few: a slice of them costs a
+// pointer each, where a set would cost a map per user. Each session knows
+// its place in the slice (userAt), so that leaving is quick however many
+// sessions a user has.
 func (h *Hub) addUserLocked(s *Session, k userKey) {
-	m := h.users[k]
-	if m == nil {
-		m = make(map[*Session]struct{}, 1)
-		h.users[k] = m
-	}
-	m[s] = struct{}{}
+	s.userAt = len(h.users[k])
+	h.users[k] = append(h.users[k], s)
 }
 
 func (h *Hub) removeUserLocked(s *Session, k userKey) {
-	m := h.users[k]
-	delete(m, s)
-	if len(m) == 0 {
-		delete(h.users, k)
+	list := h.users[k]
+	i := s.userAt
+	if i >= len(list) || list[i] != s {
+		return
 	}
+	if len(list) == 1 {
+		delete(h.users, k)
+		return
+	}
+	last := list[len(list)-1]
+	list[i], last.userAt = last, i
+	list[len(list)-1] = nil
+	h.users[k] = list[:len(list)-1]
 }
 
 // Disconnect closes the sessions of app's user on this node with 4010 and
@@ -55,10 +63,7 @@ func (h *Hub) removeUserLocked(s *Session, k userKey) {
 // whose token was issued before it, or has no iat (a revocation).
 func (h *Hub) Disconnect(app, user string, before time.Time, reason string) int {
 	h.sessMu.Lock()
-	list := make([]*Session, 0, len(h.users[userKey{app, user}]))
-	for s := range h.users[userKey{app, user}] {
-		list = append(list, s)
-	}
+	list := slices.Clone(h.users[userKey{app, user}])
 	h.sessMu.Unlock()
 	n := 0
 	for _, s := range list {

@@ -24,14 +24,18 @@ import (
 // broker reader or other clients.
 type Session struct {
 	hub  *Hub
-	conn *websocket.Conn
-	raw  *wsConn // under conn: batches the session's writes
-	app  string  // fixed for the session's life; refresh may not change it
-	user string  // likewise
+	tr   transport // reads, pings, closes; writes through raw
+	raw  *wsConn   // the socket: batches the session's writes
+	app  string    // fixed for the session's life; refresh may not change it
+	user string    // likewise
+	// userAt is the session's place in the hub's index of sessions by
+	// user; under the hub's sessMu.
+	userAt int
 
 	lastRead atomic.Int64 // unix nanoseconds of the last frame received
-	// budget is charged by the reader, and by the library's read of the
-	// close handshake on the writer's goroutine when pings come then.
+	// budget is charged by the reader, and on a library connection by the
+	// library's read of the close handshake on the writer's goroutine
+	// when pings come then.
 	budgetMu sync.Mutex
 	budget   frameBudget
 	// busy counts the writer and ping goroutines running; the session
@@ -58,10 +62,10 @@ type Session struct {
 	pinger  *time.Timer
 }
 
-func newSession(h *Hub, conn *websocket.Conn, raw *wsConn, id *auth.Identity) *Session {
+func newSession(h *Hub, tr transport, raw *wsConn, id *auth.Identity) *Session {
 	s := &Session{
 		hub:  h,
-		conn: conn,
+		tr:   tr,
 		raw:  raw,
 		app:  id.App,
 		user: id.User,
@@ -253,41 +257,38 @@ func aside(fn func()) {
 	<-done
 }
 
+// readLoop reads the client's messages until the connection ends. A
+// message over MaxFrame was answered with 1009 by the transport; anything
+// else ending the read is the client leaving.
 func (s *Session) readLoop(ctx context.Context) {
-	for {
-		typ, data, err := s.conn.Read(ctx)
-		if err != nil {
-			// A frame over the read limit closes the connection with
-			// 1009 inside Read; anything else is the client leaving.
-			if websocket.CloseStatus(err) == -1 && errors.Is(err, websocket.ErrMessageTooBig) {
-				s.hub.m.closed(CloseTooLarge)
-			}
-			return
-		}
-		now := time.Now().UnixNano()
-		s.lastRead.Store(now)
-		if typ != websocket.MessageText {
-			s.close(CloseMalformed, "frames are JSON text")
-			return
-		}
-		// The WebSocket library does not check text frames, and
-		// encoding/json would quietly mend what is broken; the hub must
-		// not echo such bytes in its answers either.
-		if !utf8.Valid(data) {
-			s.close(CloseInvalidUTF8, "text frames must be valid UTF-8")
-			return
-		}
-		v := s.takeFrame(now)
-		if v == frameTooMany {
-			s.close(CloseMalformed, "too many frames: over the rate limit")
-			return
-		}
-		ok := true
-		aside(func() { ok = s.handle(ctx, data, v == frameRefused) })
-		if !ok {
-			return
-		}
+	err := s.tr.serve(ctx, func(typ websocket.MessageType, data []byte) bool { return s.message(ctx, typ, data) })
+	if errors.Is(err, errTooLarge) {
+		s.hub.m.closed(CloseTooLarge)
 	}
+}
+
+// message checks and carries out one client message; false ends the
+// session.
+func (s *Session) message(ctx context.Context, typ websocket.MessageType, data []byte) bool {
+	now := time.Now().UnixNano()
+	s.lastRead.Store(now)
+	if typ != websocket.MessageText {
+		s.close(CloseMalformed, "frames are JSON text")
+		return false
+	}
+	// Text frames are not checked as they are read, and encoding/json
+	// would quietly mend what is broken; the hub must not echo such bytes
+	// in its answers either.
+	if !utf8.Valid(data) {
+		s.close(CloseInvalidUTF8, "text frames must be valid UTF-8")
+		return false
+	}
+	v := s.takeFrame(now)
+	if v == frameTooMany {
+		s.close(CloseMalformed, "too many frames: over the rate limit")
+		return false
+	}
+	return s.handle(ctx, data, v == frameRefused)
 }
 
 // takeFrame charges a frame read at now against the client's rate.
@@ -301,8 +302,8 @@ func (s *Session) takeFrame(now int64) verdict {
 	return v
 }
 
-// pinged charges a WebSocket ping, which the library reads and answers by
-// itself, and says whether to answer it: a client that packs thousands of
+// pinged charges a WebSocket ping, which the transport reads and answers
+// by itself, and says whether to answer it: a client that packs thousands of
 // pings into one packet must not have the hub write a pong for each.
 func (s *Session) pinged() bool {
 	switch s.takeFrame(time.Now().UnixNano()) {
@@ -565,6 +566,7 @@ func (s *Session) writeLoop() {
 		}
 		if len(s.queue) == 0 {
 			s.writing, s.burst = false, 0
+			s.idleQueueLocked()
 			s.mu.Unlock()
 			return
 		}
@@ -587,6 +589,21 @@ func (s *Session) writeLoop() {
 	}
 }
 
+// maxIdleQueue is the most frames an idle session's queue keeps room for:
+// the room left by a replay of thousands is given back.
+const maxIdleQueue = 16
+
+// idleQueueLocked keeps one array for the next frames, not two: the queue
+// and the spare swap only while the writer runs.
+func (s *Session) idleQueueLocked() {
+	if s.spare != nil {
+		s.queue, s.spare = s.spare[:0], nil
+	}
+	if cap(s.queue) > maxIdleQueue {
+		s.queue = nil
+	}
+}
+
 // ping runs on a timer every PingInterval: a client silent for that long
 // is pinged, and one that does not answer within WriteTimeout is dropped.
 func (s *Session) ping() {
@@ -601,7 +618,7 @@ func (s *Session) ping() {
 	cfg := &s.hub.cfg
 	if time.Since(time.Unix(0, s.lastRead.Load())) >= cfg.PingInterval {
 		ctx, cancel := context.WithTimeout(context.Background(), cfg.WriteTimeout)
-		err := s.conn.Ping(ctx)
+		err := s.tr.ping(ctx)
 		cancel()
 		if err != nil {
 			s.abort()
@@ -617,13 +634,7 @@ func (s *Session) ping() {
 func (s *Session) write(frames [][]byte) bool {
 	s.raw.cork()
 	for _, f := range frames {
-		var err error
-		if s.raw.plain {
-			err = s.raw.writeText(f)
-		} else {
-			err = s.conn.Write(context.Background(), websocket.MessageText, f)
-		}
-		if err != nil {
+		if err := s.tr.write(f); err != nil {
 			_ = s.raw.uncork()
 			s.abort()
 			return false
@@ -646,11 +657,11 @@ func (s *Session) finish() {
 	if code != CloseTooSlow && !s.write(rest) {
 		return
 	}
-	_ = s.conn.Close(code, reason)
+	_ = s.tr.close(code, reason)
 }
 
 // abort drops a connection that failed a write or a ping.
 func (s *Session) abort() {
 	s.close(closeNormal, "")
-	_ = s.conn.CloseNow()
+	_ = s.tr.closeNow()
 }

@@ -1,0 +1,86 @@
+package hub
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/coder/websocket"
+)
+
+// transport is how a session reads its client's frames, writes its own,
+// pings the client and closes the connection. A connection that agreed
+// permessage-deflate has the WebSocket library do it (libConn); one
+// without extensions, the default, has the hub do it (plainConn), which
+// keeps an idle connection small.
+type transport interface {
+	// serve reads the client's frames until the connection ends. Each
+	// text or binary message is handed to onMessage on a short-lived
+	// goroutine (see aside); once onMessage returns false it is handed no
+	// more. Control frames are answered as they come. serve returns why
+	// reading ended: an error wrapping errTooLarge for a message over
+	// MaxFrame, already answered with 1009.
+	serve(ctx context.Context, onMessage func(typ websocket.MessageType, data []byte) bool) error
+	// write sends p as one text frame, through the cork of the wsConn.
+	write(p []byte) error
+	// ping pings the client and waits for its pong until ctx ends or
+	// the connection does.
+	ping(ctx context.Context) error
+	// close sends a close frame with code and reason, waits a bounded
+	// time for the client's, and closes the socket.
+	close(code websocket.StatusCode, reason string) error
+	// closeNow closes the socket at once.
+	closeNow() error
+}
+
+// errTooLarge: the client sent a message larger than MaxFrame.
+var errTooLarge = errors.New("message too large")
+
+// closeTimeout bounds the wait for the client's close frame once the
+// hub's is sent: the library's 5 s.
+const closeTimeout = 5 * time.Second
+
+// libConn is the transport of a connection the WebSocket library
+// accepted: one with permessage-deflate.
+type libConn struct {
+	c  *websocket.Conn
+	ws *wsConn
+	// plain: no extension was agreed after all, so the session's frames
+	// are written by ws, the library writing only control frames.
+	plain bool
+}
+
+func (l *libConn) serve(ctx context.Context, onMessage func(websocket.MessageType, []byte) bool) error {
+	for {
+		typ, data, err := l.c.Read(ctx)
+		if err != nil {
+			// A frame over the read limit closes the connection with
+			// 1009 inside Read; anything else is the client leaving.
+			if websocket.CloseStatus(err) == -1 && errors.Is(err, websocket.ErrMessageTooBig) {
+				return fmt.Errorf("read client frame: %w", errTooLarge)
+			}
+			return err
+		}
+		ok := true
+		aside(func() { ok = onMessage(typ, data) })
+		if !ok {
+			return nil // the library's Close reads the client's close frame
+		}
+	}
+}
+
+func (l *libConn) write(p []byte) error {
+	if l.plain {
+		return l.ws.writeText(p)
+	}
+	return l.c.Write(context.Background(), websocket.MessageText, p)
+}
+
+func (l *libConn) ping(ctx context.Context) error { return l.c.Ping(ctx) }
+
+func (l *libConn) close(code websocket.StatusCode, reason string) error {
+	return l.c.Close(code, reason)
+}
+
+func (l *libConn) closeNow() error { return l.c.CloseNow() }
