@@ -148,7 +148,9 @@ type MessageRef struct {
 // every callback is encoded once, and reflection cost it more than the rest
 // of the encoding did.
 func (e *Event) Encode() ([]byte, error) {
-	b := make([]byte, 0, 256+len(e.Body)+len(e.CloudCustomData))
+	// Room for a message event without growing: about 350 bytes besides
+	// its text.
+	b := make([]byte, 0, 512+len(e.Body)+len(e.CloudCustomData))
 	b = append(b, `{"id":`...)
 	b = appendString(b, e.ID)
 	b = append(b, `,"type":`...)

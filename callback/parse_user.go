@@ -115,7 +115,7 @@ func (f fields) object(name string) (fields, error) {
 	if raw[0] != '{' {
 		return nil, badRequest("%s: want object, got %s", name, kind(raw))
 	}
-	return splitObject(raw), nil
+	return splitObject(nil, raw), nil
 }
 
 // objects is an optional array of objects. Anything else is left out, as
@@ -130,7 +130,7 @@ func (f fields) objects(name string) []fields {
 	list := make([]fields, 0, len(entries))
 	for _, e := range entries {
 		if e[0] == '{' {
-			list = append(list, splitObject(e))
+			list = append(list, splitObject(nil, e))
 		}
 	}
 	return list
@@ -148,7 +148,7 @@ func objectList(raw json.RawMessage) ([]fields, bool) {
 	for i, e := range entries {
 		switch e[0] {
 		case '{':
-			list[i] = splitObject(e)
+			list[i] = splitObject(nil, e)
 		case 'n':
 		default:
 			return nil, false

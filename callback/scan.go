@@ -28,16 +28,9 @@ type field struct {
 // decodes into a map.
 type fields []field
 
-// splitObject returns the members of the object raw, which must start with
-// '{'.
-func splitObject(raw []byte) fields {
-	n := 0
-	for _, c := range raw {
-		if c == ':' {
-			n++ // at least one per member, more if some are in strings or nested
-		}
-	}
-	f := make(fields, 0, min(n, 32))
+// splitObject appends the members of the object raw, which must start with
+// '{', to f.
+func splitObject(f fields, raw []byte) fields {
 	i := skipSpace(raw, 1)
 	if raw[i] == '}' {
 		return f
