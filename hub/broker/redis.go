@@ -92,6 +92,9 @@ type Redis struct {
 	pubCmd  string // PUBLISH, or SPUBLISH on a cluster
 
 	batch batcher // publications in flight share round trips
+	// pubArgs are publish.lua's ARGV but for the event, epoch and time,
+	// made once: an integer made an interface value allocates.
+	pubArgs [10]any
 
 	up     atomic.Bool   // last ping of the command connection(s) succeeded
 	rehome chan struct{} // a cluster's subscriptions may have moved
@@ -138,7 +141,20 @@ func NewRedis(cfg RedisConfig) (*Redis, error) {
 	r.batch = batcher{max: publishBatches, size: publishBatchSize, exec: r.publishBatch}
 	if r.cluster != nil {
 		r.pubCmd = "SPUBLISH"
-	} else {
+	}
+	r.pubArgs = [10]any{
+		cfg.DedupeWindow.Milliseconds(),
+		nil, // the event
+		cfg.HistorySize,
+		max(cfg.HistoryTTL.Milliseconds(), 1),
+		cfg.MetaTTL.Milliseconds(),
+		nil, // epoch
+		nil, // time
+		r.pubCmd,
+		cfg.HistoryHold.Milliseconds(),
+		cfg.historyCap(),
+	}
+	if r.cluster == nil {
 		// One connection, there from the start: readiness includes it.
 		r.subs[""] = newSubConn(r, target.client.(*redis.Client), "", false)
 	}
@@ -192,19 +208,9 @@ func (r *Redis) Publish(ctx context.Context, m Message) (Result, error) {
 // channels: all of them on one server, one on a cluster (see publishCalls).
 func (r *Redis) publishCall(m *Message, chans []string, epoch string, now int64) ([]string, []any) {
 	keys := make([]string, 0, 3*len(chans))
-	args := make([]any, 0, 10+len(chans))
-	args = append(args,
-		r.cfg.DedupeWindow.Milliseconds(),
-		m.Data,
-		r.cfg.HistorySize,
-		max(r.cfg.HistoryTTL.Milliseconds(), 1),
-		r.cfg.MetaTTL.Milliseconds(),
-		epoch,
-		now,
-		r.pubCmd,
-		r.cfg.HistoryHold.Milliseconds(),
-		r.cfg.historyCap(),
-	)
+	args := make([]any, 10, 10+len(chans))
+	copy(args, r.pubArgs[:])
+	args[1], args[5], args[6] = m.Data, epoch, now
 	for _, ch := range chans {
 		sk := r.streamKey(m.App, ch)
 		keys = append(keys, sk+":seen:"+m.ID, sk+":meta", sk+":hist")
