@@ -4,7 +4,7 @@
 -- Cluster a call names one channel and runs on that channel's shard; on one
 -- server a call names every channel of the message, which saves a script
 -- call per channel. The channels are published in turn, each complete
--- before the next starts. On each, the dedupe key is set last: Redis does
+-- (or failed) before the next starts. On each, the dedupe key is set last: Redis does
 -- not roll a script back, and should a command fail half way, the retry
 -- must publish again, not be taken for a duplicate of an event that never
 -- fully went out.
@@ -28,7 +28,8 @@
 --
 -- Returns, for each channel, {offset, epoch} of the publication, and for a
 -- duplicate {offset, epoch, 1} of the first one (false when its dedupe key
--- holds no position, as keys written before it did).
+-- holds no position, as keys written before it did), or the error that
+-- stopped the channel.
 local function publish(seen, meta, hist, name)
   if ARGV[1] ~= '0' then
     local first = redis.call('GET', seen)
@@ -95,8 +96,17 @@ local function publish(seen, meta, hist, name)
   return {off, epoch}
 end
 
+-- A channel that fails (its keys of the wrong type, say) fails alone: its
+-- slot holds the error and its dedupe key stays unset, so a retry redoes it
+-- alone, and the channels after it go on.
 local out = {}
 for i = 1, #KEYS / 3 do
-  out[i] = publish(KEYS[3 * i - 2], KEYS[3 * i - 1], KEYS[3 * i], ARGV[10 + i])
+  local ok, res = pcall(publish, KEYS[3 * i - 2], KEYS[3 * i - 1], KEYS[3 * i], ARGV[10 + i])
+  if ok then
+    out[i] = res
+  else
+    if type(res) == 'table' then res = res.err end
+    out[i] = redis.error_reply(tostring(res))
+  end
 end
 return out

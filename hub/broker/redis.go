@@ -290,11 +290,15 @@ func (r *Redis) publishBatch(ctx context.Context, batch []*pubReq) {
 // them cover its channels in order.
 func publishResult(m *Message, calls []pubCall) (Result, error) {
 	res := Result{Duplicate: true, Positions: make([]Position, len(m.Channels))}
+	var ferr error // the first channel that failed
 	for _, c := range calls {
 		replies, err := c.cmd.Slice()
 		switch {
 		case err != nil:
-			return Result{}, fmt.Errorf("%w: publish %s to %s: %w", ErrUnavailable, m.ID, m.Channels[c.from], err)
+			if ferr == nil {
+				ferr = fmt.Errorf("%w: publish %s to %s: %w", ErrUnavailable, m.ID, m.Channels[c.from], err)
+			}
+			continue
 		case len(replies) != c.to-c.from:
 			return Result{}, fmt.Errorf("%w: publish %s to %s: script returned %d values for %d channels",
 				ErrUnavailable, m.ID, m.Channels[c.from], len(replies), c.to-c.from)
@@ -303,6 +307,15 @@ func publishResult(m *Message, calls []pubCall) (Result, error) {
 			i := c.from + j
 			if v == nil {
 				continue // this channel has it already, from an older node
+			}
+			if rerr, ok := v.(error); ok {
+				// This channel alone failed; the others of the call went
+				// on. The first failure is the message's, as when each
+				// channel was a call of its own.
+				if ferr == nil {
+					ferr = fmt.Errorf("%w: publish %s to %s: %w", ErrUnavailable, m.ID, m.Channels[i], rerr)
+				}
+				continue
 			}
 			reply, _ := v.([]any)
 			if len(reply) != 2 && len(reply) != 3 {
@@ -315,6 +328,9 @@ func publishResult(m *Message, calls []pubCall) (Result, error) {
 				res.Duplicate = false
 			}
 		}
+	}
+	if ferr != nil {
+		return Result{}, ferr
 	}
 	return res, nil
 }
