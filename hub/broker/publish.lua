@@ -2,8 +2,8 @@
 -- retried publish is, on each channel, either a duplicate of a complete one
 -- or a first one. Each channel's keys share its hash tag, so on a Redis
 -- Cluster a call names one channel and runs on that channel's shard; on one
--- server a call names every channel of the message, which saves a script
--- call per channel. The channels are published in turn, each complete
+-- server a call names up to 64 channels of the message, which saves a
+-- script call per channel without holding Redis for a whole fan-out. The channels are published in turn, each complete
 -- (or failed) before the next starts. On each, the dedupe key is set last: Redis does
 -- not roll a script back, and should a command fail half way, the retry
 -- must publish again, not be taken for a duplicate of an event that never

@@ -70,7 +70,8 @@ type RedisConfig struct {
 // pub/sub channel (a sharded one on a cluster); its offsets, history and
 // dedupe keys are hash-tagged with the channel, so on a cluster everything
 // about one channel lives on one shard and a publication is one script on
-// that shard (on one server, one script for all of a message's channels).
+// that shard (on one server, one script for up to 64 of a message's
+// channels).
 //
 // Only publications make a channel's keys: its meta hash (epoch, offset,
 // start of the stream) lives MetaTTL after the last publication, its
@@ -180,9 +181,9 @@ func (r *Redis) splitStreamKey(name string) (app, channel string, ok bool) {
 
 // Publish implements [Broker]. A script dedupes, assigns the offset,
 // appends to history and publishes, each channel in turn on its own keys:
-// one script call per message on one server, one per channel on a cluster
-// (each on the shard of its channel). The calls of one message go out in
-// one pipeline, and so do those of publications made at the same time (see
+// one script call per 64 channels of a message on one server, one per
+// channel on a cluster (each on the shard of its channel). The calls of
+// one message go out in one pipeline, and so do those of publications made at the same time (see
 // batcher): one round trip per shard touched, shared.
 //
 // Deduplication is per channel: if a publish fails part way, its retry
@@ -219,6 +220,12 @@ func (r *Redis) publishCall(m *Message, chans []string, epoch string, now int64)
 	return keys, args
 }
 
+// publishChannelsPerCall is the most channels of one script call. Redis
+// runs nothing else while a script runs: a call for each few dozen
+// channels keeps a large fan-out (a big group's join) from holding every
+// other client, and still saves most of the calls.
+const publishChannelsPerCall = 64
+
 // pubCall is one script call of a batch: the channels from..to of q's
 // message.
 type pubCall struct {
@@ -229,15 +236,18 @@ type pubCall struct {
 }
 
 // publishCalls splits a batch into script calls. On one server a message
-// is one call whatever its channels: each call costs Redis as much again
-// as a channel's work in it. On a cluster each channel is its own call, to
-// the shard that serves it.
+// is one call for each publishChannelsPerCall of its channels, in order:
+// each call costs Redis as much again as a channel's work in it. On a
+// cluster each channel is its own call, to the shard that serves it.
 func (r *Redis) publishCalls(batch []*pubReq) []pubCall {
 	calls := make([]pubCall, 0, len(batch))
 	for _, q := range batch {
 		epoch := newEpoch()
-		if r.cluster == nil && len(q.m.Channels) > 0 {
-			calls = append(calls, pubCall{q: q, to: len(q.m.Channels), epoch: epoch})
+		if r.cluster == nil {
+			for from := 0; from < len(q.m.Channels); from += publishChannelsPerCall {
+				to := min(from+publishChannelsPerCall, len(q.m.Channels))
+				calls = append(calls, pubCall{q: q, from: from, to: to, epoch: epoch})
+			}
 			continue
 		}
 		for i := range q.m.Channels {

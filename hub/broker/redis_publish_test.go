@@ -2,6 +2,7 @@ package broker_test
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -69,4 +70,68 @@ func TestRedisPublishFailureStaysOnItsChannel(t *testing.T) {
 	require.NoError(t, err)
 	assert.True(t, res.Duplicate)
 	assert.Equal(t, []int64{1, 1, 1, 1}, published(t, srv, b, chans...))
+}
+
+// A message with more channels than one script call takes is published to
+// them all, in order, in several calls; a retry publishes to none again,
+// and to one alone whose dedupe key is gone.
+func TestRedisPublishManyChannels(t *testing.T) {
+	srv := redistest.Start(t)
+	b := newPublishBroker(t, srv)
+	ctx := context.Background()
+	n := 2*broker.PublishChannelsPerCall + 5
+	chans := make([]string, n)
+	names := map[string]int{}
+	for i := range chans {
+		chans[i] = fmt.Sprint("user:U", i)
+		names[b.StreamKeyForTest("1", chans[i])] = i
+	}
+	ps := srv.Client().PSubscribe(ctx, "*")
+	t.Cleanup(func() { _ = ps.Close() })
+	_, err := ps.Receive(ctx)
+	require.NoError(t, err)
+	next := func() int {
+		t.Helper()
+		rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		msg, err := ps.ReceiveMessage(rctx)
+		require.NoError(t, err)
+		i, ok := names[msg.Channel]
+		require.True(t, ok, "published to %s", msg.Channel)
+		return i
+	}
+
+	// The server knows the script from now on: each call is one EVALSHA.
+	_, err = b.Publish(ctx, broker.Message{App: "1", ID: "warm", Channels: []string{"user:warm"}, Data: []byte("x")})
+	require.NoError(t, err)
+	_, err = ps.ReceiveMessage(ctx)
+	require.NoError(t, err)
+	calls := redistest.CommandCalls(t, srv, "evalsha")
+	m := broker.Message{App: "1", ID: "m1", Channels: chans, Data: []byte("x")}
+	res, err := b.Publish(ctx, m)
+	require.NoError(t, err)
+	assert.False(t, res.Duplicate)
+	assert.Equal(t, 3, redistest.CommandCalls(t, srv, "evalsha")-calls, "script calls for %d channels", n)
+	for i := range chans {
+		require.Equal(t, i, next(), "publication %d", i)
+		require.Equal(t, uint64(1), res.Positions[i].Offset, "position of %s", chans[i])
+	}
+
+	res, err = b.Publish(ctx, m)
+	require.NoError(t, err)
+	assert.True(t, res.Duplicate)
+
+	gone := broker.PublishChannelsPerCall + 3
+	require.NoError(t, srv.Client().Del(ctx, b.StreamKeyForTest("1", chans[gone])+":seen:m1").Err())
+	res, err = b.Publish(ctx, m)
+	require.NoError(t, err)
+	assert.False(t, res.Duplicate)
+	assert.Equal(t, gone, next())
+	for i, c := range published(t, srv, b, chans...) {
+		want := int64(1)
+		if i == gone {
+			want = 2
+		}
+		require.Equal(t, want, c, "publications to %s", chans[i])
+	}
 }
