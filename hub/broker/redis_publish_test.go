@@ -135,3 +135,41 @@ func TestRedisPublishManyChannels(t *testing.T) {
 		require.Equal(t, want, c, "publications to %s", chans[i])
 	}
 }
+
+// A message published to some of its channels already (its dedupe key set
+// there) is published to the others, and is no duplicate.
+func TestRedisPublishPartlyDuplicate(t *testing.T) {
+	srv := redistest.Start(t)
+	b := newPublishBroker(t, srv)
+	ctx := context.Background()
+	first, err := b.Publish(ctx, broker.Message{App: "1", ID: "m1", Channels: []string{"group:A"}, Data: []byte("x")})
+	require.NoError(t, err)
+
+	res, err := b.Publish(ctx, broker.Message{App: "1", ID: "m1", Channels: []string{"group:A", "group:B"}, Data: []byte("x")})
+	require.NoError(t, err)
+	assert.False(t, res.Duplicate)
+	assert.Equal(t, first.Positions[0], res.Positions[0], "group:A's first position")
+	assert.Equal(t, uint64(1), res.Positions[1].Offset)
+	assert.Equal(t, []int64{1, 1}, published(t, srv, b, "group:A", "group:B"))
+}
+
+// A dedupe key written before they held a position (value "1") still
+// marks its channel as done: the channel is not published again, its
+// position is unknown, and the others are published.
+func TestRedisPublishOldDedupeKey(t *testing.T) {
+	srv := redistest.Start(t)
+	b := newPublishBroker(t, srv)
+	ctx := context.Background()
+	require.NoError(t, srv.Client().Set(ctx, b.StreamKeyForTest("1", "group:A")+":seen:m1", "1", time.Minute).Err())
+
+	res, err := b.Publish(ctx, broker.Message{App: "1", ID: "m1", Channels: []string{"group:A", "group:B"}, Data: []byte("x")})
+	require.NoError(t, err)
+	assert.False(t, res.Duplicate)
+	assert.Equal(t, broker.Position{}, res.Positions[0])
+	assert.Equal(t, uint64(1), res.Positions[1].Offset)
+	assert.Equal(t, []int64{0, 1}, published(t, srv, b, "group:A", "group:B"))
+
+	res, err = b.Publish(ctx, broker.Message{App: "1", ID: "m1", Channels: []string{"group:A"}, Data: []byte("x")})
+	require.NoError(t, err)
+	assert.True(t, res.Duplicate)
+}
