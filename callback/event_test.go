@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"reflect"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -69,4 +70,62 @@ func TestEncodeMatchesJSON(t *testing.T) {
 func TestEncodeInvalidBody(t *testing.T) {
 	_, err := (&Event{Body: json.RawMessage(`[1,`)}).Encode()
 	assert.Error(t, err)
+}
+
+// fill sets every field of v, down through pointers, slices and maps, to a
+// value encoding/json does not omit, text to s. A kind it does not know
+// fails the test, so a field of a new type cannot be left out unseen.
+func fill(t *testing.T, v reflect.Value, s string) {
+	t.Helper()
+	if v.Type() == reflect.TypeFor[json.RawMessage]() {
+		v.SetBytes([]byte(`{"MsgType":"TIMTextElem","n":[1,true,null]}`))
+		return
+	}
+	switch v.Kind() {
+	case reflect.String:
+		v.SetString(s)
+	case reflect.Bool:
+		v.SetBool(true)
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		v.SetInt(-7)
+	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		v.SetUint(7)
+	case reflect.Pointer:
+		v.Set(reflect.New(v.Type().Elem()))
+		fill(t, v.Elem(), s)
+	case reflect.Slice:
+		v.Set(reflect.MakeSlice(v.Type(), 2, 2))
+		fill(t, v.Index(0), s)
+		fill(t, v.Index(1), "second")
+	case reflect.Map:
+		v.Set(reflect.MakeMap(v.Type()))
+		for _, key := range []string{s, "a"} {
+			k := reflect.New(v.Type().Key()).Elem()
+			fill(t, k, key)
+			e := reflect.New(v.Type().Elem()).Elem()
+			fill(t, e, s)
+			v.SetMapIndex(k, e)
+		}
+	case reflect.Struct:
+		for i := range v.NumField() {
+			if v.Type().Field(i).IsExported() {
+				fill(t, v.Field(i), s)
+			}
+		}
+	default:
+		t.Fatalf("fill: no value for a %s (%s)", v.Kind(), v.Type())
+	}
+}
+
+// Encode writes every field of Event as encoding/json does: the event is
+// filled by reflection, so a field added to Event and not to Encode fails
+// here.
+func TestEncodeEveryField(t *testing.T) {
+	for _, s := range []string{"x", "a\"b\\c\x00\x1f\x7f <>& \u2028 é 😀 \xff"} {
+		var ev Event
+		fill(t, reflect.ValueOf(&ev).Elem(), s)
+		got, err := ev.Encode()
+		require.NoError(t, err)
+		assert.Equal(t, encodeReflect(t, &ev), string(got))
+	}
 }
