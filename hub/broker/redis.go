@@ -206,7 +206,8 @@ func (r *Redis) Publish(ctx context.Context, m Message) (Result, error) {
 }
 
 // publishCall is the script call that publishes m to chans, some of its
-// channels: all of them on one server, one on a cluster (see publishCalls).
+// channels: up to publishChannelsPerCall on one server, one on a cluster
+// (see publishCalls).
 func (r *Redis) publishCall(m *Message, chans []string, epoch string, now int64) ([]string, []any) {
 	keys := make([]string, 0, 3*len(chans))
 	args := make([]any, 10, 10+len(chans))
