@@ -12,3 +12,10 @@ func (m *Metrics) CounterForTest(cmd, result string) prometheus.Collector {
 func (m *Metrics) InvalidUTF8ForTest(cmd string) prometheus.Collector {
 	return m.invalidUTF8.WithLabelValues(commandLabel(cmd))
 }
+
+// RefParseForTest and RefEncodeForTest are Parse and Encode as they were,
+// with encoding/json (see parse_ref_test.go).
+var (
+	RefParseForTest  = refParse
+	RefEncodeForTest = refEncode
+)

@@ -1,8 +1,10 @@
 package callback_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -10,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -139,6 +142,48 @@ func FuzzParse(f *testing.F) {
 		again, _, err := callback.Parse(req, body)
 		if err != nil || again.ID != ev.ID {
 			t.Fatalf("Parse is not deterministic")
+		}
+	})
+}
+
+// FuzzParseMatchesReference: Parse and Encode agree with the parser they
+// replaced, which decoded each level with encoding/json: the same bodies
+// accepted, the same channels, and the same encoded event, byte for byte.
+func FuzzParseMatchesReference(f *testing.F) {
+	for body, cmd := range seedBodies(f) {
+		f.Add(cmd, []byte(body))
+		for _, b := range spoiled(body) {
+			f.Add(cmd, []byte(b))
+		}
+	}
+	for body, cmd := range invalidUTF8Bodies {
+		f.Add(cmd, []byte(body))
+	}
+	f.Add("Group.CallbackAfterSendMsg", []byte(`{"GroupId":"G","MsgSeq":1,"MsgBody":[],"EventTime":"12"}`))
+	f.Add("Group.CallbackAfterSendMsg", []byte(`{"GroupId":"G","GroupId":"H","MsgSeq":1.0,"MsgBody":[ ] , "X":[{"a":"\u00e9\ud800"}]}`))
+	f.Fuzz(func(t *testing.T, cmd string, body []byte) {
+		req := callback.Request{App: "1", Command: cmd, ClientIP: "10.0.0.1", Platform: "iOS", Received: time.UnixMilli(1)}
+		ev, channels, err := callback.Parse(req, body)
+		ref, refChannels, refErr := callback.RefParseForTest(req, body)
+		if (err == nil) != (refErr == nil) {
+			t.Fatalf("Parse: %v; before: %v", err, refErr)
+		}
+		if errors.Is(err, callback.ErrUnknownCommand) != errors.Is(refErr, callback.ErrUnknownCommand) {
+			t.Fatalf("Parse: %v; before: %v", err, refErr)
+		}
+		if err != nil {
+			return
+		}
+		if !slices.Equal(channels, refChannels) {
+			t.Fatalf("channels %q; before %q", channels, refChannels)
+		}
+		data, err := ev.Encode()
+		refData, refErr := callback.RefEncodeForTest(ref)
+		if err != nil || refErr != nil {
+			t.Fatalf("encode: %v; before: %v", err, refErr)
+		}
+		if !bytes.Equal(data, refData) {
+			t.Fatalf("event\n%s\nbefore\n%s", data, refData)
 		}
 	})
 }

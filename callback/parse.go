@@ -74,6 +74,9 @@ func badRequest(format string, args ...any) error {
 // Text that is not valid UTF-8, in the body or in req's ClientIP and
 // Platform, is repaired: each bad byte becomes U+FFFD, in keys and in
 // MsgBody too, so the event always encodes to valid UTF-8.
+//
+// The event's Body is body's own memory where no repair was needed: body
+// must not change while the event is in use.
 func Parse(req Request, body []byte) (*Event, []string, error) {
 	ev, channels, _, err := parseRepairing(req, body)
 	return ev, channels, err
@@ -96,17 +99,22 @@ func parse(req Request, body []byte) (*Event, []string, error) {
 	if len(trimmed) == 0 || trimmed[0] != '{' {
 		return nil, nil, badRequest("body is not a JSON object")
 	}
-	var f fields
-	if err := json.Unmarshal(body, &f); err != nil {
+	if !valid(body) {
+		// encoding/json says what is wrong, and where.
+		var f map[string]json.RawMessage
+		err := json.Unmarshal(body, &f)
 		var syn *json.SyntaxError
 		if errors.As(err, &syn) {
 			return nil, nil, badRequest("body is not valid JSON: %v (at byte %d)", syn, syn.Offset)
 		}
 		return nil, nil, badRequest("body is not valid JSON: %v", err)
 	}
+	// The IM's bodies have a dozen or so fields: room for them without
+	// an allocation.
+	var room [24]field
+	f := splitObject(room[:0], trimmed)
 	if raw, ok := f.get("CallbackCommand"); ok {
-		var cmd string
-		if json.Unmarshal(raw, &cmd) != nil || cmd != req.Command {
+		if cmd, ok := str(raw); !ok || cmd != req.Command {
 			return nil, nil, badRequest("CallbackCommand %s in the body differs from %q in the query", clip(string(raw)), clip(req.Command))
 		}
 	}
@@ -199,17 +207,17 @@ func eventID(app, command, identity string) string {
 	return hex.EncodeToString(h.Sum(nil)[:16])
 }
 
-// fields is a callback body's top-level fields, undecoded. Keys match
-// exactly, as the IM sends them.
-type fields map[string]json.RawMessage
-
 // get returns a field that is present and not null.
 func (f fields) get(name string) (json.RawMessage, bool) {
-	raw, ok := f[name]
-	if !ok || string(raw) == "null" {
-		return nil, false
+	for i := len(f) - 1; i >= 0; i-- {
+		if string(f[i].key) == name {
+			if string(f[i].raw) == "null" {
+				return nil, false
+			}
+			return f[i].raw, true
+		}
 	}
-	return raw, true
+	return nil, false
 }
 
 // kind names the JSON type of a value, for error messages.
@@ -233,8 +241,8 @@ func (f fields) id(name string) (string, error) {
 	if !ok {
 		return "", badRequest("%s: required string is missing", name)
 	}
-	var s string
-	if raw[0] != '"' || json.Unmarshal(raw, &s) != nil {
+	s, ok := str(raw)
+	if !ok {
 		return "", badRequest("%s: want string, got %s", name, kind(raw))
 	}
 	switch {
@@ -248,11 +256,11 @@ func (f fields) id(name string) (string, error) {
 
 // integer decodes raw as a JSON integer; name is for the error.
 func integer(name string, raw json.RawMessage) (int64, error) {
-	var n int64
 	if raw[0] == '"' || raw[0] == '{' || raw[0] == '[' || raw[0] == 't' || raw[0] == 'f' {
 		return 0, badRequest("%s: want integer, got %s", name, kind(raw))
 	}
-	if err := json.Unmarshal(raw, &n); err != nil {
+	n, err := parseInt(raw)
+	if err != nil {
 		return 0, badRequest("%s: want integer, got %s", name, clip(string(raw)))
 	}
 	return n, nil
@@ -276,10 +284,8 @@ func (f fields) optInt(name string) (int64, bool) {
 }
 
 func (f fields) optString(name string) string {
-	var s string
-	if raw, ok := f.get(name); ok && raw[0] == '"' {
-		_ = json.Unmarshal(raw, &s)
-	}
+	raw, _ := f.get(name)
+	s, _ := str(raw)
 	return s
 }
 
@@ -291,8 +297,8 @@ func (f fields) millis(name string) (int64, bool) {
 		return 0, false
 	}
 	if raw[0] == '"' {
-		var s string
-		if json.Unmarshal(raw, &s) != nil {
+		s, ok := str(raw)
+		if !ok {
 			return 0, false
 		}
 		n, err := strconv.ParseInt(s, 10, 64)
@@ -353,8 +359,8 @@ func (f fields) groupRecall() (*Event, string, error) {
 	if !ok {
 		return nil, "", badRequest("MsgSeqList: required non-empty array is missing")
 	}
-	var list []fields
-	if raw[0] != '[' || json.Unmarshal(raw, &list) != nil {
+	list, ok := objectList(raw)
+	if !ok {
 		return nil, "", badRequest("MsgSeqList: want array of objects, got %s", kind(raw))
 	}
 	if len(list) == 0 {

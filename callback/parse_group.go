@@ -68,8 +68,8 @@ func (f fields) members(name string) ([]string, error) {
 	if !ok {
 		return nil, badRequest("%s: required non-empty array is missing", name)
 	}
-	var list []fields
-	if raw[0] != '[' || json.Unmarshal(raw, &list) != nil {
+	list, ok := objectList(raw)
+	if !ok {
 		return nil, badRequest("%s: want array of objects, got %s", name, kind(raw))
 	}
 	switch {
@@ -117,8 +117,8 @@ func (f fields) readReceipt() (*Event, string, error) {
 	if !ok {
 		return nil, "", badRequest("%s: required non-empty array is missing", name)
 	}
-	var list []fields
-	if raw[0] != '[' || json.Unmarshal(raw, &list) != nil {
+	list, ok := objectList(raw)
+	if !ok {
 		return nil, "", badRequest("%s: want array of objects, got %s", name, kind(raw))
 	}
 	if len(list) == 0 {
@@ -217,12 +217,9 @@ func (f fields) groupInfoChanged(req Request) (*Event, string, error) {
 // optStringPtr is an optional string, nil when absent or of another type;
 // an empty string is kept, as a value that was cleared.
 func (f fields) optStringPtr(name string) *string {
-	raw, ok := f.get(name)
-	if !ok || raw[0] != '"' {
-		return nil
-	}
-	var s string
-	if json.Unmarshal(raw, &s) != nil {
+	raw, _ := f.get(name)
+	s, ok := str(raw)
+	if !ok {
 		return nil
 	}
 	return &s

@@ -112,11 +112,10 @@ func (f fields) object(name string) (fields, error) {
 	if !ok {
 		return nil, badRequest("%s: required object is missing", name)
 	}
-	var o fields
-	if raw[0] != '{' || json.Unmarshal(raw, &o) != nil {
+	if raw[0] != '{' {
 		return nil, badRequest("%s: want object, got %s", name, kind(raw))
 	}
-	return o, nil
+	return splitObject(nil, raw), nil
 }
 
 // objects is an optional array of objects. Anything else is left out, as
@@ -127,16 +126,33 @@ func (f fields) objects(name string) []fields {
 	if !ok || raw[0] != '[' {
 		return nil
 	}
-	var entries []json.RawMessage
-	if json.Unmarshal(raw, &entries) != nil {
-		return nil
-	}
+	entries := splitArray(raw)
 	list := make([]fields, 0, len(entries))
 	for _, e := range entries {
-		var o fields
-		if e[0] == '{' && json.Unmarshal(e, &o) == nil {
-			list = append(list, o)
+		if e[0] == '{' {
+			list = append(list, splitObject(nil, e))
 		}
 	}
 	return list
+}
+
+// objectList is an array whose every entry is an object or null (an entry
+// without fields), as encoding/json decodes into a slice of maps; false
+// for anything else.
+func objectList(raw json.RawMessage) ([]fields, bool) {
+	if raw[0] != '[' {
+		return nil, false
+	}
+	entries := splitArray(raw)
+	list := make([]fields, len(entries))
+	for i, e := range entries {
+		switch e[0] {
+		case '{':
+			list[i] = splitObject(nil, e)
+		case 'n':
+		default:
+			return nil, false
+		}
+	}
+	return list, true
 }

@@ -89,3 +89,6 @@ func (r *Redis) KeysForTest(ctx context.Context) (map[string]time.Duration, erro
 	}
 	return keys, scan(ctx, r.client.(*redis.Client))
 }
+
+// PublishChannelsPerCall is the most channels of one publish script call.
+const PublishChannelsPerCall = publishChannelsPerCall

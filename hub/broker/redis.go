@@ -70,7 +70,8 @@ type RedisConfig struct {
 // pub/sub channel (a sharded one on a cluster); its offsets, history and
 // dedupe keys are hash-tagged with the channel, so on a cluster everything
 // about one channel lives on one shard and a publication is one script on
-// that shard.
+// that shard (on one server, one script for up to 64 of a message's
+// channels).
 //
 // Only publications make a channel's keys: its meta hash (epoch, offset,
 // start of the stream) lives MetaTTL after the last publication, its
@@ -92,6 +93,9 @@ type Redis struct {
 	pubCmd  string // PUBLISH, or SPUBLISH on a cluster
 
 	batch batcher // publications in flight share round trips
+	// pubArgs are publish.lua's ARGV but for the event, epoch and time,
+	// made once: an integer made an interface value allocates.
+	pubArgs [10]any
 
 	up     atomic.Bool   // last ping of the command connection(s) succeeded
 	rehome chan struct{} // a cluster's subscriptions may have moved
@@ -138,7 +142,20 @@ func NewRedis(cfg RedisConfig) (*Redis, error) {
 	r.batch = batcher{max: publishBatches, size: publishBatchSize, exec: r.publishBatch}
 	if r.cluster != nil {
 		r.pubCmd = "SPUBLISH"
-	} else {
+	}
+	r.pubArgs = [10]any{
+		cfg.DedupeWindow.Milliseconds(),
+		nil, // the event
+		cfg.HistorySize,
+		max(cfg.HistoryTTL.Milliseconds(), 1),
+		cfg.MetaTTL.Milliseconds(),
+		nil, // epoch
+		nil, // time
+		r.pubCmd,
+		cfg.HistoryHold.Milliseconds(),
+		cfg.historyCap(),
+	}
+	if r.cluster == nil {
 		// One connection, there from the start: readiness includes it.
 		r.subs[""] = newSubConn(r, target.client.(*redis.Client), "", false)
 	}
@@ -162,11 +179,12 @@ func (r *Redis) splitStreamKey(name string) (app, channel string, ok bool) {
 	return app, channel, ok
 }
 
-// Publish implements [Broker]. Each channel gets one script call that
-// dedupes, assigns the offset, appends to history and publishes, all on the
-// channel's own keys (one shard of a cluster). The calls of one message go
-// out in one pipeline, and so do those of publications made at the same
-// time (see batcher): one round trip per shard touched, shared.
+// Publish implements [Broker]. A script dedupes, assigns the offset,
+// appends to history and publishes, each channel in turn on its own keys:
+// one script call per 64 channels of a message on one server, one per
+// channel on a cluster (each on the shard of its channel). The calls of
+// one message go out in one pipeline, and so do those of publications made at the same time (see
+// batcher): one round trip per shard touched, shared.
 //
 // Deduplication is per channel: if a publish fails part way, its retry
 // publishes to the channels that missed it and not again to the others.
@@ -187,91 +205,143 @@ func (r *Redis) Publish(ctx context.Context, m Message) (Result, error) {
 	return res, err
 }
 
-// publishCall is the script call that publishes m to channel ch.
-func (r *Redis) publishCall(m *Message, ch, epoch string, now int64) ([]string, []any) {
-	sk := r.streamKey(m.App, ch)
-	return []string{sk + ":seen:" + m.ID, sk + ":meta", sk + ":hist"}, []any{
-		r.cfg.DedupeWindow.Milliseconds(),
-		m.Data,
-		r.cfg.HistorySize,
-		max(r.cfg.HistoryTTL.Milliseconds(), 1),
-		r.cfg.MetaTTL.Milliseconds(),
-		epoch,
-		now,
-		sk,
-		r.pubCmd,
-		r.cfg.HistoryHold.Milliseconds(),
-		r.cfg.historyCap(),
+// publishCall is the script call that publishes m to chans, some of its
+// channels: up to publishChannelsPerCall on one server, one on a cluster
+// (see publishCalls).
+func (r *Redis) publishCall(m *Message, chans []string, epoch string, now int64) ([]string, []any) {
+	keys := make([]string, 0, 3*len(chans))
+	args := make([]any, 10, 10+len(chans))
+	copy(args, r.pubArgs[:])
+	args[1], args[5], args[6] = m.Data, epoch, now
+	for _, ch := range chans {
+		sk := r.streamKey(m.App, ch)
+		keys = append(keys, sk+":seen:"+m.ID, sk+":meta", sk+":hist")
+		args = append(args, sk)
 	}
+	return keys, args
+}
+
+// publishChannelsPerCall is the most channels of one script call. Redis
+// runs nothing else while a script runs: a call for each few dozen
+// channels keeps a large fan-out (a big group's join) from holding every
+// other client, and still saves most of the calls.
+const publishChannelsPerCall = 64
+
+// pubCall is one script call of a batch: the channels from..to of q's
+// message.
+type pubCall struct {
+	q        *pubReq
+	from, to int
+	epoch    string
+	cmd      *redis.Cmd
+}
+
+// publishCalls splits a batch into script calls. On one server a message
+// is one call for each publishChannelsPerCall of its channels, in order:
+// each call costs Redis as much again as a channel's work in it. On a
+// cluster each channel is its own call, to the shard that serves it.
+func (r *Redis) publishCalls(batch []*pubReq) []pubCall {
+	calls := make([]pubCall, 0, len(batch))
+	for _, q := range batch {
+		epoch := newEpoch()
+		if r.cluster == nil {
+			for from := 0; from < len(q.m.Channels); from += publishChannelsPerCall {
+				to := min(from+publishChannelsPerCall, len(q.m.Channels))
+				calls = append(calls, pubCall{q: q, from: from, to: to, epoch: epoch})
+			}
+			continue
+		}
+		for i := range q.m.Channels {
+			calls = append(calls, pubCall{q: q, from: i, to: i + 1, epoch: epoch})
+		}
+	}
+	return calls
 }
 
 // publishBatch publishes the messages of batch in one pipeline and gives
 // each its own result.
 func (r *Redis) publishBatch(ctx context.Context, batch []*pubReq) {
 	now := time.Now().UnixMilli()
-	total := 0
-	for _, q := range batch {
-		total += len(q.m.Channels)
-	}
-	cmds := make([]*redis.Cmd, total)
-	epochs := make([]string, len(batch))
+	calls := r.publishCalls(batch)
 	// EVALSHA in a pipeline; a server that has not seen the script yet
 	// (just restarted, or a new shard) gets it by EVAL below.
 	_, perr := r.client.Pipelined(ctx, func(p redis.Pipeliner) error {
-		i := 0
-		for j, q := range batch {
-			epochs[j] = newEpoch()
-			for _, ch := range q.m.Channels {
-				keys, args := r.publishCall(&q.m, ch, epochs[j], now)
-				cmds[i] = publishScript.EvalSha(ctx, p, keys, args...)
-				i++
-			}
+		for i := range calls {
+			c := &calls[i]
+			keys, args := r.publishCall(&c.q.m, c.q.m.Channels[c.from:c.to], c.epoch, now)
+			c.cmd = publishScript.EvalSha(ctx, p, keys, args...)
 		}
 		return nil
 	})
-	i := 0
-	for j, q := range batch {
-		for _, ch := range q.m.Channels {
-			err := cmds[i].Err()
-			if err == nil && cmds[i].Val() == nil && perr != nil {
-				// Never sent: the connection failed first (a refused
-				// password, say), and only the pipeline says so.
-				cmds[i].SetErr(perr)
-			}
-			if err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
-				keys, args := r.publishCall(&q.m, ch, epochs[j], now)
-				cmds[i] = publishScript.Run(ctx, r.client, keys, args...)
-			}
-			i++
+	for i := range calls {
+		c := &calls[i]
+		err := c.cmd.Err()
+		if err == nil && c.cmd.Val() == nil && perr != nil {
+			// Never sent: the connection failed first (a refused
+			// password, say), and only the pipeline says so.
+			c.cmd.SetErr(perr)
+		}
+		if err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
+			keys, args := r.publishCall(&c.q.m, c.q.m.Channels[c.from:c.to], c.epoch, now)
+			c.cmd = publishScript.Run(ctx, r.client, keys, args...)
 		}
 	}
-	i = 0
+	i := 0
 	for _, q := range batch {
-		n := len(q.m.Channels)
-		q.res, q.err = publishResult(&q.m, cmds[i:i+n])
+		n := 0
+		for i+n < len(calls) && calls[i+n].q == q {
+			n++
+		}
+		q.res, q.err = publishResult(&q.m, calls[i:i+n])
 		i += n
 	}
 }
 
-// publishResult reads the replies of m's script calls, one per channel.
-func publishResult(m *Message, cmds []*redis.Cmd) (Result, error) {
+// publishResult reads the replies of the script calls of m, which between
+// them cover its channels in order.
+func publishResult(m *Message, calls []pubCall) (Result, error) {
 	res := Result{Duplicate: true, Positions: make([]Position, len(m.Channels))}
-	for i, c := range cmds {
-		reply, err := c.Slice()
+	var ferr error // the first channel that failed
+	for _, c := range calls {
+		replies, err := c.cmd.Slice()
 		switch {
-		case errors.Is(err, redis.Nil):
-			continue // this channel has it already, from an older node
 		case err != nil:
-			return Result{}, fmt.Errorf("%w: publish %s to %s: %w", ErrUnavailable, m.ID, m.Channels[i], err)
-		case len(reply) != 2 && len(reply) != 3:
-			return Result{}, fmt.Errorf("%w: publish %s to %s: script returned %d values", ErrUnavailable, m.ID, m.Channels[i], len(reply))
+			if ferr == nil {
+				ferr = fmt.Errorf("%w: publish %s to %s: %w", ErrUnavailable, m.ID, m.Channels[c.from], err)
+			}
+			continue
+		case len(replies) != c.to-c.from:
+			return Result{}, fmt.Errorf("%w: publish %s to %s: script returned %d values for %d channels",
+				ErrUnavailable, m.ID, m.Channels[c.from], len(replies), c.to-c.from)
 		}
-		off, _ := reply[0].(int64)
-		ep, _ := reply[1].(string)
-		res.Positions[i] = Position{Offset: uint64(off), Epoch: ep}
-		if len(reply) == 2 { // a third value marks this channel's duplicate
-			res.Duplicate = false
+		for j, v := range replies {
+			i := c.from + j
+			if v == nil {
+				continue // this channel has it already, from an older node
+			}
+			if rerr, ok := v.(error); ok {
+				// This channel alone failed; the others of the call went
+				// on. The first failure is the message's, as when each
+				// channel was a call of its own.
+				if ferr == nil {
+					ferr = fmt.Errorf("%w: publish %s to %s: %w", ErrUnavailable, m.ID, m.Channels[i], rerr)
+				}
+				continue
+			}
+			reply, _ := v.([]any)
+			if len(reply) != 2 && len(reply) != 3 {
+				return Result{}, fmt.Errorf("%w: publish %s to %s: script returned %d values", ErrUnavailable, m.ID, m.Channels[i], len(reply))
+			}
+			off, _ := reply[0].(int64)
+			ep, _ := reply[1].(string)
+			res.Positions[i] = Position{Offset: uint64(off), Epoch: ep}
+			if len(reply) == 2 { // a third value marks this channel's duplicate
+				res.Duplicate = false
+			}
 		}
+	}
+	if ferr != nil {
+		return Result{}, ferr
 	}
 	return res, nil
 }

@@ -1,0 +1,346 @@
+package callback
+
+import (
+	"bytes"
+	"encoding/json"
+	"strconv"
+)
+
+// The body is read in one pass: json.Valid checks the whole of it once,
+// then objects are split into their members without decoding anything, each
+// value kept as the slice of the body it is. A value is decoded only when a
+// parser asks for it, and the common ones (strings without escapes,
+// integers) without encoding/json: decoding into a map of raw values and
+// then each value again cost a callback several times what the body's size
+// does.
+//
+// Everything here assumes valid JSON: callers check with json.Valid first.
+
+// field is one member of a JSON object: its key, decoded, and its value as
+// it is in the body.
+type field struct {
+	key []byte
+	raw json.RawMessage
+}
+
+// fields is a JSON object's members, in body order. Keys match exactly, as
+// the IM sends them; of a key given twice the last counts, as encoding/json
+// decodes into a map.
+type fields []field
+
+// splitObject appends the members of the object raw, which must start with
+// '{', to f.
+func splitObject(f fields, raw []byte) fields {
+	i := skipSpace(raw, 1)
+	if raw[i] == '}' {
+		return f
+	}
+	for {
+		end, escaped := skipString(raw, i)
+		key := raw[i+1 : end-1]
+		if escaped {
+			var s string
+			_ = json.Unmarshal(raw[i:end], &s)
+			key = []byte(s)
+		}
+		i = skipSpace(raw, end)
+		i = skipSpace(raw, i+1) // past ':'
+		end = skipValue(raw, i)
+		f = append(f, field{key: key, raw: raw[i:end]})
+		i = skipSpace(raw, end)
+		if raw[i] == '}' {
+			return f
+		}
+		i = skipSpace(raw, i+1) // past ','
+	}
+}
+
+// splitArray returns the elements of the array raw, which must start with
+// '['.
+func splitArray(raw []byte) []json.RawMessage {
+	var out []json.RawMessage
+	i := skipSpace(raw, 1)
+	if raw[i] == ']' {
+		return out
+	}
+	for {
+		end := skipValue(raw, i)
+		out = append(out, raw[i:end])
+		i = skipSpace(raw, end)
+		if raw[i] == ']' {
+			return out
+		}
+		i = skipSpace(raw, i+1)
+	}
+}
+
+func skipSpace(b []byte, i int) int {
+	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
+		i++
+	}
+	return i
+}
+
+// skipString returns the end of the string that starts at b[i], past its
+// closing quote, and whether it has escapes.
+func skipString(b []byte, i int) (end int, escaped bool) {
+	for i++; i < len(b); i++ {
+		switch b[i] {
+		case '\\':
+			escaped = true
+			i++
+		case '"':
+			return i + 1, escaped
+		}
+	}
+	return i, escaped
+}
+
+// skipValue returns the end of the value that starts at b[i].
+func skipValue(b []byte, i int) int {
+	switch b[i] {
+	case '"':
+		end, _ := skipString(b, i)
+		return end
+	case '{', '[':
+		depth := 0
+		for ; i < len(b); i++ {
+			switch b[i] {
+			case '"':
+				end, _ := skipString(b, i)
+				i = end - 1
+			case '{', '[':
+				depth++
+			case '}', ']':
+				depth--
+				if depth == 0 {
+					return i + 1
+				}
+			}
+		}
+		return i
+	}
+	for i < len(b) {
+		switch b[i] {
+		case ',', '}', ']', ' ', '\t', '\n', '\r':
+			return i
+		}
+		i++
+	}
+	return i
+}
+
+// str decodes raw as a JSON string, as encoding/json would; false if it is
+// not a string.
+func str(raw json.RawMessage) (string, bool) {
+	if len(raw) < 2 || raw[0] != '"' {
+		return "", false
+	}
+	if bytes.IndexByte(raw, '\\') < 0 {
+		// Valid UTF-8 (the body is repaired first) and no escapes: the
+		// text is the bytes between the quotes.
+		return string(raw[1 : len(raw)-1]), true
+	}
+	var s string
+	if json.Unmarshal(raw, &s) != nil {
+		return "", false
+	}
+	return s, true
+}
+
+// parseInt decodes raw as a JSON integer that fits an int64, as
+// encoding/json decodes a number into an int64.
+func parseInt(raw json.RawMessage) (int64, error) {
+	return strconv.ParseInt(string(raw), 10, 64)
+}
+
+// maxDepth is how deep encoding/json lets arrays and objects nest.
+const maxDepth = 10000
+
+// valid reports whether b is one JSON value, exactly as json.Valid does,
+// at several times its speed: the body is checked once, before anything in
+// it is looked at, and its MsgBody again when the event is encoded.
+func valid(b []byte) bool {
+	var buf [32]byte
+	open := buf[:0] // the '{' and '[' the value at i is inside
+	i := skipSpace(b, 0)
+	for {
+		// A value starts at i.
+		if i >= len(b) {
+			return false
+		}
+		ok := true
+		switch c := b[i]; c {
+		case '{', '[':
+			if len(open) >= maxDepth {
+				return false
+			}
+			shut := byte('}')
+			if c == '[' {
+				shut = ']'
+			}
+			if i = skipSpace(b, i+1); i < len(b) && b[i] == shut {
+				i++
+				break
+			}
+			open = append(open, c)
+			if c == '{' {
+				if i, ok = member(b, i); !ok {
+					return false
+				}
+			}
+			continue
+		case '"':
+			i, ok = validString(b, i)
+		case 't':
+			i, ok = literal(b, i, "true")
+		case 'f':
+			i, ok = literal(b, i, "false")
+		case 'n':
+			i, ok = literal(b, i, "null")
+		default:
+			i, ok = number(b, i)
+		}
+		if !ok {
+			return false
+		}
+		// A value ended at i: close what it ends, or go on to the next.
+		for {
+			i = skipSpace(b, i)
+			if len(open) == 0 {
+				return i == len(b)
+			}
+			if i >= len(b) {
+				return false
+			}
+			top := open[len(open)-1]
+			if b[i] == ',' {
+				i = skipSpace(b, i+1)
+				if top == '{' {
+					if i, ok = member(b, i); !ok {
+						return false
+					}
+				}
+				break
+			}
+			if top == '{' && b[i] == '}' || top == '[' && b[i] == ']' {
+				open = open[:len(open)-1]
+				i++
+				continue
+			}
+			return false
+		}
+	}
+}
+
+// member reads an object's key and colon at b[i] and returns where its
+// value starts.
+func member(b []byte, i int) (int, bool) {
+	if i >= len(b) || b[i] != '"' {
+		return i, false
+	}
+	i, ok := validString(b, i)
+	if !ok {
+		return i, false
+	}
+	if i = skipSpace(b, i); i >= len(b) || b[i] != ':' {
+		return i, false
+	}
+	return skipSpace(b, i+1), true
+}
+
+// validString reads the string at b[i] and returns its end.
+func validString(b []byte, i int) (int, bool) {
+	for i++; i < len(b); i++ {
+		switch c := b[i]; {
+		case c == '"':
+			return i + 1, true
+		case c < 0x20:
+			return i, false
+		case c == '\\':
+			if i++; i >= len(b) {
+				return i, false
+			}
+			switch b[i] {
+			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+			case 'u':
+				if i+4 >= len(b) {
+					return i, false
+				}
+				for _, h := range b[i+1 : i+5] {
+					if !('0' <= h && h <= '9' || 'a' <= h && h <= 'f' || 'A' <= h && h <= 'F') {
+						return i, false
+					}
+				}
+				i += 4
+			default:
+				return i, false
+			}
+		}
+	}
+	return i, false
+}
+
+func literal(b []byte, i int, word string) (int, bool) {
+	if len(b)-i < len(word) || string(b[i:i+len(word)]) != word {
+		return i, false
+	}
+	return i + len(word), true
+}
+
+// number reads the number at b[i] and returns its end.
+func number(b []byte, i int) (int, bool) {
+	if i < len(b) && b[i] == '-' {
+		i++
+	}
+	switch {
+	case i >= len(b):
+		return i, false
+	case b[i] == '0':
+		i++
+	case '1' <= b[i] && b[i] <= '9':
+		i = digits(b, i)
+	default:
+		return i, false
+	}
+	if i < len(b) && b[i] == '.' {
+		if i++; i >= len(b) || b[i] < '0' || b[i] > '9' {
+			return i, false
+		}
+		i = digits(b, i)
+	}
+	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
+		if i++; i < len(b) && (b[i] == '+' || b[i] == '-') {
+			i++
+		}
+		if i >= len(b) || b[i] < '0' || b[i] > '9' {
+			return i, false
+		}
+		i = digits(b, i)
+	}
+	return i, true
+}
+
+func digits(b []byte, i int) int {
+	for i < len(b) && '0' <= b[i] && b[i] <= '9' {
+		i++
+	}
+	return i
+}
+
+// appendCompact appends the valid JSON src to dst without the spaces
+// between its tokens, as json.Compact does.
+func appendCompact(dst, src []byte) []byte {
+	start := 0
+	for i := 0; i < len(src); i++ {
+		switch src[i] {
+		case '"':
+			end, _ := skipString(src, i)
+			i = end - 1
+		case ' ', '\t', '\n', '\r':
+			dst = append(dst, src[start:i]...)
+			start = i + 1
+		}
+	}
+	return append(dst, src[start:]...)
+}

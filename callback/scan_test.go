@@ -1,0 +1,54 @@
+package callback
+
+import (
+	"bytes"
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+)
+
+// jsonCases are texts on either side of every rule of JSON's grammar.
+var jsonCases = []string{
+	``, ` `, `{}`, ` { } `, `[]`, `[ ]`, `{`, `}`, `[`, `]`, `{]`, `[}`, `{"a":1}`, `{"a" : 1 , "b":[1,2]}`,
+	`{"a":1,}`, `[1,]`, `[,1]`, `{,}`, `{"a"}`, `{"a":}`, `{a:1}`, `{"a":1 "b":2}`, `{1:2}`, `[1 2]`,
+	`"x"`, `"`, `"\"`, `"\\"`, `"\/\b\f\n\r\t"`, `"\x"`, `"\u00e9"`, `"\u00E9"`, `"\u00g9"`, `"\u12"`, `"\u"`,
+	"\"\x00\"", "\"\x1f\"", "\"\x7f\"", "\"\xff\xfe\"", "\"\t\"", `"a"b`, `"a" "b"`,
+	`0`, `-0`, `01`, `-`, `-a`, `1.`, `1.5`, `.5`, `1e`, `1e+`, `1e+5`, `1E-5`, `1.5e3`, `-1.0e-0`, `00`, `1x`, `+1`,
+	`true`, `false`, `null`, `tru`, `truex`, `nul`, `nulll`, `True`, `[true,false,null]`, `{"a":null}`,
+	`1 `, ` 1`, `1 1`, "\n[\r\t1\n]\n", `[[[]]]`, `[[[]]`, `[{"a":[{"b":{}}]}]`, `{"a":{"b":[1,{"c":"}"}]}}`,
+	`{"a":"]"}`, `["{"]`, `{"\"":1}`, `{"a":1}x`, `{"a":1}}`, `[1]]`,
+	strings.Repeat("[", maxDepth) + strings.Repeat("]", maxDepth),
+	strings.Repeat("[", maxDepth+1) + strings.Repeat("]", maxDepth+1),
+	strings.Repeat(`{"a":`, maxDepth) + "1" + strings.Repeat("}", maxDepth),
+	strings.Repeat(`{"a":`, maxDepth+1) + "1" + strings.Repeat("}", maxDepth+1),
+}
+
+// valid agrees with json.Valid on every text, and appendCompact with
+// json.Compact on every valid one.
+func TestValidMatchesJSON(t *testing.T) {
+	for _, c := range jsonCases {
+		checkValid(t, []byte(c))
+	}
+}
+
+func FuzzValid(f *testing.F) {
+	for _, c := range jsonCases {
+		if len(c) < 1000 {
+			f.Add([]byte(c))
+		}
+	}
+	f.Fuzz(func(t *testing.T, b []byte) { checkValid(t, b) })
+}
+
+func checkValid(t *testing.T, b []byte) {
+	t.Helper()
+	want := json.Valid(b)
+	if !assert.Equal(t, want, valid(b), "valid(%.80q)", b) || !want {
+		return
+	}
+	var compact bytes.Buffer
+	_ = json.Compact(&compact, b)
+	assert.Equal(t, compact.String(), string(appendCompact([]byte("x"), b))[1:], "compact %.80q", b)
+}
