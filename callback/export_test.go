@@ -13,9 +13,14 @@ func (m *Metrics) InvalidUTF8ForTest(cmd string) prometheus.Collector {
 	return m.invalidUTF8.WithLabelValues(commandLabel(cmd))
 }
 
-// RefParseForTest and RefEncodeForTest are Parse and Encode as they were,
-// with encoding/json (see parse_ref_test.go).
-var (
-	RefParseForTest  = refParse
-	RefEncodeForTest = refEncode
-)
+// ParseWithJSONForTest is Parse with every object of the body decoded by
+// encoding/json (see parse_ref_test.go). It swaps a package variable: not
+// for tests that run in parallel.
+func ParseWithJSONForTest(req Request, body []byte) (*Event, []string, error) {
+	splitHook = &jsonSplit
+	defer func() { splitHook = nil }()
+	return Parse(req, body)
+}
+
+// RefEncodeForTest is Encode done by encoding/json.
+var RefEncodeForTest = refEncode

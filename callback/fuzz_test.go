@@ -146,9 +146,10 @@ func FuzzParse(f *testing.F) {
 	})
 }
 
-// FuzzParseMatchesReference: Parse and Encode agree with the parser they
-// replaced, which decoded each level with encoding/json: the same bodies
-// accepted, the same channels, and the same encoded event, byte for byte.
+// FuzzParseMatchesReference: Parse, which splits the body's objects into
+// fields itself, agrees with Parse with each object decoded by
+// encoding/json: the same error or none, the same channels and the same
+// encoded event, byte for byte; and Encode agrees with encoding/json.
 func FuzzParseMatchesReference(f *testing.F) {
 	for body, cmd := range seedBodies(f) {
 		f.Add(cmd, []byte(body))
@@ -161,29 +162,44 @@ func FuzzParseMatchesReference(f *testing.F) {
 	}
 	f.Add("Group.CallbackAfterSendMsg", []byte(`{"GroupId":"G","MsgSeq":1,"MsgBody":[],"EventTime":"12"}`))
 	f.Add("Group.CallbackAfterSendMsg", []byte(`{"GroupId":"G","GroupId":"H","MsgSeq":1.0,"MsgBody":[ ] , "X":[{"a":"\u00e9\ud800"}]}`))
+	// A key given twice, escaped keys, and nested objects and arrays of
+	// objects with both and with entries of other kinds.
+	f.Add("Group.CallbackAfterSendMsg", []byte(`{"GroupId":"G","GroupId":"H","MsgSeq":1,"MsgBody":[]}`))
+	f.Add("Group.CallbackAfterSendMsg", []byte(`{"Group\u0049d":"G","MsgSeq":1,"MsgBody":[],"\"":1}`))
+	f.Add("Group.CallbackAfterRecallMsg", []byte(`{"GroupId":"G","MsgSeqList":[{"MsgSeq":1,"MsgSeq":2},null,{"Msg\u0053eq":3}]}`))
+	f.Add("Group.CallbackAfterRecallMsg", []byte(`{"GroupId":"G","MsgSeqList":[{"MsgSeq":1},2]}`))
+	f.Add("State.StateChange", []byte(`{"Info":{"Action":"Login","To_Account":"a","To_\u0041ccount":"b"},"KickedDevice":[1,{"Platform":"Web","Platform":"iOS"},null,{}]}`))
+	f.Add("Group.CallbackAfterGroupInfoChanged", []byte(`{"GroupId":"G","UserDefinedDataList":[{"Key":"k","Value":"v","Key":"\u006b2"},"x"]}`))
 	f.Fuzz(func(t *testing.T, cmd string, body []byte) {
 		req := callback.Request{App: "1", Command: cmd, ClientIP: "10.0.0.1", Platform: "iOS", Received: time.UnixMilli(1)}
 		ev, channels, err := callback.Parse(req, body)
-		ref, refChannels, refErr := callback.RefParseForTest(req, body)
-		if (err == nil) != (refErr == nil) {
-			t.Fatalf("Parse: %v; before: %v", err, refErr)
+		ref, refChannels, refErr := callback.ParseWithJSONForTest(req, body)
+		if (err == nil) != (refErr == nil) || err != nil && err.Error() != refErr.Error() {
+			t.Fatalf("Parse: %v; with encoding/json: %v", err, refErr)
 		}
 		if errors.Is(err, callback.ErrUnknownCommand) != errors.Is(refErr, callback.ErrUnknownCommand) {
-			t.Fatalf("Parse: %v; before: %v", err, refErr)
+			t.Fatalf("Parse: %v; with encoding/json: %v", err, refErr)
 		}
 		if err != nil {
 			return
 		}
 		if !slices.Equal(channels, refChannels) {
-			t.Fatalf("channels %q; before %q", channels, refChannels)
+			t.Fatalf("channels %q; with encoding/json %q", channels, refChannels)
 		}
 		data, err := ev.Encode()
-		refData, refErr := callback.RefEncodeForTest(ref)
-		if err != nil || refErr != nil {
-			t.Fatalf("encode: %v; before: %v", err, refErr)
+		if err != nil {
+			t.Fatalf("encode: %v", err)
+		}
+		refData, err := ref.Encode()
+		if err != nil {
+			t.Fatalf("encode with encoding/json: %v", err)
 		}
 		if !bytes.Equal(data, refData) {
-			t.Fatalf("event\n%s\nbefore\n%s", data, refData)
+			t.Fatalf("event\n%s\nwith encoding/json\n%s", data, refData)
+		}
+		jsonData, err := callback.RefEncodeForTest(ev)
+		if err != nil || !bytes.Equal(data, jsonData) {
+			t.Fatalf("Encode\n%s\nencoding/json (%v)\n%s", data, err, jsonData)
 		}
 	})
 }

@@ -112,7 +112,7 @@ func parse(req Request, body []byte) (*Event, []string, error) {
 	// The IM's bodies have a dozen or so fields: room for them without
 	// an allocation.
 	var room [24]field
-	f := splitObject(room[:0], trimmed)
+	f := objectOf(room[:0], trimmed)
 	if raw, ok := f.get("CallbackCommand"); ok {
 		if cmd, ok := str(raw); !ok || cmd != req.Command {
 			return nil, nil, badRequest("CallbackCommand %s in the body differs from %q in the query", clip(string(raw)), clip(req.Command))
@@ -359,7 +359,7 @@ func (f fields) groupRecall() (*Event, string, error) {
 	if !ok {
 		return nil, "", badRequest("MsgSeqList: required non-empty array is missing")
 	}
-	list, ok := objectList(raw)
+	list, ok := objectListOf(raw)
 	if !ok {
 		return nil, "", badRequest("MsgSeqList: want array of objects, got %s", kind(raw))
 	}

@@ -68,7 +68,7 @@ func (f fields) members(name string) ([]string, error) {
 	if !ok {
 		return nil, badRequest("%s: required non-empty array is missing", name)
 	}
-	list, ok := objectList(raw)
+	list, ok := objectListOf(raw)
 	if !ok {
 		return nil, badRequest("%s: want array of objects, got %s", name, kind(raw))
 	}
@@ -117,7 +117,7 @@ func (f fields) readReceipt() (*Event, string, error) {
 	if !ok {
 		return nil, "", badRequest("%s: required non-empty array is missing", name)
 	}
-	list, ok := objectList(raw)
+	list, ok := objectListOf(raw)
 	if !ok {
 		return nil, "", badRequest("%s: want array of objects, got %s", name, kind(raw))
 	}

@@ -1,7 +1,6 @@
 package callback
 
 import (
-	"encoding/json"
 	"fmt"
 	"math"
 	"strconv"
@@ -115,7 +114,7 @@ func (f fields) object(name string) (fields, error) {
 	if raw[0] != '{' {
 		return nil, badRequest("%s: want object, got %s", name, kind(raw))
 	}
-	return splitObject(nil, raw), nil
+	return objectOf(nil, raw), nil
 }
 
 // objects is an optional array of objects. Anything else is left out, as
@@ -126,6 +125,11 @@ func (f fields) objects(name string) []fields {
 	if !ok || raw[0] != '[' {
 		return nil
 	}
+	return objectsOf(raw)
+}
+
+// arrayObjects is the entries of the array raw that are objects.
+func arrayObjects(raw []byte) []fields {
 	entries := splitArray(raw)
 	list := make([]fields, 0, len(entries))
 	for _, e := range entries {
@@ -139,7 +143,7 @@ func (f fields) objects(name string) []fields {
 // objectList is an array whose every entry is an object or null (an entry
 // without fields), as encoding/json decodes into a slice of maps; false
 // for anything else.
-func objectList(raw json.RawMessage) ([]fields, bool) {
+func objectList(raw []byte) ([]fields, bool) {
 	if raw[0] != '[' {
 		return nil, false
 	}

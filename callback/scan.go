@@ -28,6 +28,45 @@ type field struct {
 // decodes into a map.
 type fields []field
 
+// splitter turns the objects of valid JSON into fields: an object, the
+// entries of an array that are objects, and an array of objects or nulls.
+type splitter struct {
+	object     func(raw []byte) fields
+	objects    func(raw []byte) []fields
+	objectList func(raw []byte) ([]fields, bool)
+}
+
+// splitHook, when set, splits every object of a body in place of
+// splitObject, arrayObjects and objectList: FuzzParseMatchesReference sets
+// it to encoding/json's decoding and holds Parse with the one to Parse
+// with the other. It is nil in the service, where a direct call keeps the
+// body's top-level fields on the stack.
+var splitHook *splitter
+
+// objectOf appends the members of the object raw to f.
+func objectOf(f fields, raw []byte) fields {
+	if splitHook != nil {
+		return append(f, splitHook.object(raw)...)
+	}
+	return splitObject(f, raw)
+}
+
+// objectsOf is the entries of the array raw that are objects.
+func objectsOf(raw []byte) []fields {
+	if splitHook != nil {
+		return splitHook.objects(raw)
+	}
+	return arrayObjects(raw)
+}
+
+// objectListOf is objectList.
+func objectListOf(raw []byte) ([]fields, bool) {
+	if splitHook != nil {
+		return splitHook.objectList(raw)
+	}
+	return objectList(raw)
+}
+
 // splitObject appends the members of the object raw, which must start with
 // '{', to f.
 func splitObject(f fields, raw []byte) fields {

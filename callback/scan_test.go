@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/stretchr/testify/assert"
 )
@@ -17,6 +18,7 @@ var jsonCases = []string{
 	"\"\x00\"", "\"\x1f\"", "\"\x7f\"", "\"\xff\xfe\"", "\"\t\"", `"a"b`, `"a" "b"`,
 	`0`, `-0`, `01`, `-`, `-a`, `1.`, `1.5`, `.5`, `1e`, `1e+`, `1e+5`, `1E-5`, `1.5e3`, `-1.0e-0`, `00`, `1x`, `+1`,
 	`true`, `false`, `null`, `tru`, `truex`, `nul`, `nulll`, `True`, `[true,false,null]`, `{"a":null}`,
+	`"\u00e9\ud800"`, `"a\"b"`, `9223372036854775807`, `9223372036854775808`, `-9223372036854775808`, `1.0`, `1e2`,
 	`1 `, ` 1`, `1 1`, "\n[\r\t1\n]\n", `[[[]]]`, `[[[]]`, `[{"a":[{"b":{}}]}]`, `{"a":{"b":[1,{"c":"}"}]}}`,
 	`{"a":"]"}`, `["{"]`, `{"\"":1}`, `{"a":1}x`, `{"a":1}}`, `[1]]`,
 	strings.Repeat("[", maxDepth) + strings.Repeat("]", maxDepth),
@@ -26,7 +28,7 @@ var jsonCases = []string{
 }
 
 // valid agrees with json.Valid on every text, and appendCompact with
-// json.Compact on every valid one.
+// json.Compact, str and parseInt with json.Unmarshal on every valid one.
 func TestValidMatchesJSON(t *testing.T) {
 	for _, c := range jsonCases {
 		checkValid(t, []byte(c))
@@ -51,4 +53,28 @@ func checkValid(t *testing.T, b []byte) {
 	var compact bytes.Buffer
 	_ = json.Compact(&compact, b)
 	assert.Equal(t, compact.String(), string(appendCompact([]byte("x"), b))[1:], "compact %.80q", b)
+
+	// A value as the splitter gives it: no space around it.
+	raw := json.RawMessage(bytes.Trim(b, " \t\r\n"))
+	switch c := raw[0]; {
+	case c == '"' && utf8.Valid(raw): // Parse repairs text first
+		var want string
+		err := json.Unmarshal(raw, &want)
+		got, ok := str(raw)
+		assert.Equal(t, err == nil, ok, "str(%.80q)", b)
+		assert.Equal(t, want, got, "str(%.80q)", b)
+	case c == '-' || c >= '0' && c <= '9':
+		_, ok := str(raw)
+		assert.False(t, ok, "str(%.80q)", b)
+		var want int64
+		err := json.Unmarshal(raw, &want)
+		got, gotErr := parseInt(raw)
+		assert.Equal(t, err == nil, gotErr == nil, "parseInt(%.80q): %v; encoding/json: %v", b, gotErr, err)
+		if err == nil {
+			assert.Equal(t, want, got, "parseInt(%.80q)", b)
+		}
+	case c != 'n' && c != '"':
+		_, ok := str(raw)
+		assert.False(t, ok, "str(%.80q)", b)
+	}
 }
