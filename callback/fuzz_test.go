@@ -99,9 +99,9 @@ var invalidUTF8Bodies = map[string]string{
 	"{\"GroupId\":\"G\",\"Name\":\"\xc3\",\"UserDefinedDataList\":[{\"Key\":\"k\xff\",\"Value\":\"\xff\"},{\"Key\":\"k\xfe\",\"Value\":\"v\"}]}":          "Group.CallbackAfterGroupInfoChanged",
 }
 
-// FuzzParse: no body makes Parse panic, and whatever it accepts becomes an
-// event that encodes to valid UTF-8 JSON and goes to well-formed channels.
-func FuzzParse(f *testing.F) {
+// addParseSeeds seeds a fuzz target of (command, body) with every IM
+// document, each spoiled in several ways, and bodies with invalid UTF-8.
+func addParseSeeds(f *testing.F) {
 	for body, cmd := range seedBodies(f) {
 		f.Add(cmd, []byte(body))
 		for _, b := range spoiled(body) {
@@ -112,6 +112,12 @@ func FuzzParse(f *testing.F) {
 		f.Add(cmd, []byte(body))
 	}
 	f.Add("Group.CallbackAfterSendMsg", []byte(`{"GroupId":"G","MsgSeq":1,"MsgBody":[],"EventTime":"12"}`))
+}
+
+// FuzzParse: no body makes Parse panic, and whatever it accepts becomes an
+// event that encodes to valid UTF-8 JSON and goes to well-formed channels.
+func FuzzParse(f *testing.F) {
+	addParseSeeds(f)
 	f.Fuzz(func(t *testing.T, cmd string, body []byte) {
 		req := callback.Request{App: "1", Command: cmd, Received: time.UnixMilli(1)}
 		ev, channels, err := callback.Parse(req, body)
@@ -151,16 +157,7 @@ func FuzzParse(f *testing.F) {
 // encoding/json: the same error or none, the same channels and the same
 // encoded event, byte for byte; and Encode agrees with encoding/json.
 func FuzzParseMatchesReference(f *testing.F) {
-	for body, cmd := range seedBodies(f) {
-		f.Add(cmd, []byte(body))
-		for _, b := range spoiled(body) {
-			f.Add(cmd, []byte(b))
-		}
-	}
-	for body, cmd := range invalidUTF8Bodies {
-		f.Add(cmd, []byte(body))
-	}
-	f.Add("Group.CallbackAfterSendMsg", []byte(`{"GroupId":"G","MsgSeq":1,"MsgBody":[],"EventTime":"12"}`))
+	addParseSeeds(f)
 	f.Add("Group.CallbackAfterSendMsg", []byte(`{"GroupId":"G","GroupId":"H","MsgSeq":1.0,"MsgBody":[ ] , "X":[{"a":"\u00e9\ud800"}]}`))
 	// A key given twice, escaped keys, and nested objects and arrays of
 	// objects with both and with entries of other kinds.
