@@ -48,9 +48,10 @@ type plainConn struct {
 	// connection ends (readEnded, closedNow): a ping does not wait out
 	// its timeout, and the session's end with it, for a client gone.
 	pong chan struct{}
-	// ended is closed when the reader ends: after the client's close
-	// frame, or when the socket failed or was closed. Made by close, the
-	// one that waits for it.
+	// ended is closed when the reader ends (after the client's close
+	// frame, or when the socket failed or was closed) or the connection
+	// is closed at once (closeNow, also where the reader never ran). Made
+	// by close, the one that waits for it.
 	ended     chan struct{}
 	readEnded bool
 	closedNow bool
@@ -240,10 +241,16 @@ func (c *plainConn) readDone() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.readEnded = true
+	c.wakeCloseLocked()
+	c.wakePingLocked()
+}
+
+// wakeCloseLocked wakes a close waiting for the reader to end.
+func (c *plainConn) wakeCloseLocked() {
 	if c.ended != nil {
 		close(c.ended)
+		c.ended = nil
 	}
-	c.wakePingLocked()
 }
 
 // wakePingLocked wakes a ping waiting for its pong.
@@ -290,7 +297,7 @@ func (c *plainConn) close(code websocket.StatusCode, reason string) error {
 	err := c.ws.writeControl(wsframe.AppendClose(nil, uint16(code), reason))
 	if err == nil {
 		c.mu.Lock()
-		if !c.readEnded {
+		if !c.readEnded && !c.closedNow {
 			c.ended = make(chan struct{})
 			ended := c.ended
 			c.mu.Unlock()
@@ -317,6 +324,7 @@ func (c *plainConn) close(code websocket.StatusCode, reason string) error {
 func (c *plainConn) closeNow() error {
 	c.mu.Lock()
 	c.closedNow = true
+	c.wakeCloseLocked()
 	c.wakePingLocked()
 	c.mu.Unlock()
 	return c.ws.Close()

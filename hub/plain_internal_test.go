@@ -117,3 +117,32 @@ func TestPlainCloseAnsweredWhileCorked(t *testing.T) {
 	assert.ErrorIs(t, <-served, errClientClosed)
 	_ = raw.uncork()
 }
+
+// A close waiting for the client's close frame ends when the connection
+// is closed at once, also where the reader never ran (a session refused
+// while a Disconnect or a drain was closing it): it does not wait out
+// closeTimeout with nobody to wait for.
+func TestCloseNowEndsAWaitingClose(t *testing.T) {
+	a, b := net.Pipe()
+	t.Cleanup(func() { a.Close(); b.Close() })
+	go func() { _, _ = io.Copy(io.Discard, b) }() // the client reads, never answers
+	ws := &wsConn{Conn: a, raw: a, timeout: 5 * time.Second}
+	c := newPlainConn(ws, a, nil, 1<<16, func() bool { return true })
+	closed := make(chan error, 1)
+	go func() { closed <- c.close(CloseDisconnected, "token revoked") }()
+	// The close frame is written before close waits; the wait starts
+	// right after, under c.mu.
+	require.Eventually(t, func() bool {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		return c.ended != nil
+	}, 2*time.Second, time.Millisecond, "close waits for the client's close frame")
+	start := time.Now()
+	require.NoError(t, c.closeNow())
+	select {
+	case <-closed:
+		assert.Less(t, time.Since(start), closeTimeout/2, "closeNow ended the wait")
+	case <-time.After(closeTimeout - time.Second):
+		t.Fatal("close waited out its timeout after closeNow")
+	}
+}
