@@ -9,8 +9,8 @@
 //
 // A connection without extensions, the default, is upgraded, read and
 // written by the hub itself (handshake.go, plain.go, package wsframe), so
-// that an idle one holds little; one that agrees permessage-deflate
-// (Config.Compression) goes through the WebSocket library. Both sit
+// that an idle one holds little; one that offers permessage-deflate to a
+// hub with Config.Compression goes through the WebSocket library. Both sit
 // behind the session's transport (transport.go).
 //
 // For the server API (PROTOCOL §6) a hub tells its [Presence] of every

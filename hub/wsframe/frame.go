@@ -25,17 +25,23 @@ func (op Opcode) control() bool { return op&0x8 != 0 }
 // Close codes a violation of the protocol is answered with (RFC 6455,
 // section 7.4.1).
 const (
-	CloseNormal              = 1000
-	CloseProtocolError       = 1002
-	CloseNoStatus            = 1005 // never sent: a close frame without a code
-	CloseInvalidPayload      = 1007
-	CloseMessageTooBig       = 1009
-	MaxControlPayload        = 125
-	maxCloseReason           = MaxControlPayload - 2
-	maxHeader                = 14 // 2 + 8 bytes of length + 4 of mask
-	finBit              byte = 0x80
-	rsvBits             byte = 0x70
-	maskBit             byte = 0x80
+	CloseNormal         = 1000
+	CloseProtocolError  = 1002
+	CloseNoStatus       = 1005 // never sent: a close frame without a code
+	CloseInvalidPayload = 1007
+	CloseMessageTooBig  = 1009
+)
+
+// MaxControlPayload is the most a control frame may carry (RFC 6455,
+// section 5.5).
+const MaxControlPayload = 125
+
+const (
+	maxCloseReason      = MaxControlPayload - 2
+	maxHeader           = 14 // 2 + 8 bytes of length + 4 of mask
+	finBit         byte = 0x80
+	rsvBits        byte = 0x70
+	maskBit        byte = 0x80
 )
 
 // Error is a frame that breaks the protocol or a limit: the server closes
