@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/binary"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -47,26 +48,39 @@ type hijacker struct {
 
 // Hijack implements http.Hijacker.
 func (h *hijacker) Hijack() (net.Conn, *bufio.ReadWriter, error) {
-	c, brw, err := http.NewResponseController(h.ResponseWriter).Hijack()
+	raw, prefix, err := hijack(h.ResponseWriter)
 	if err != nil {
 		return nil, nil, err
+	}
+	c := raw
+	if len(prefix) > 0 {
+		c = &prefixedConn{Conn: raw, prefix: prefix}
+	}
+	h.conn = &wsConn{Conn: c, raw: raw, timeout: h.timeout}
+	return h.conn, bufio.NewReadWriter(bufio.NewReaderSize(h.conn, readBufferSize), bufio.NewWriterSize(h.conn, writeBufferSize)), nil
+}
+
+// hijack takes the socket of an upgraded request from the HTTP server,
+// with the bytes the client sent after its request (its first frames),
+// which are to be read before the socket's.
+func hijack(w http.ResponseWriter) (net.Conn, []byte, error) {
+	c, brw, err := http.NewResponseController(w).Hijack()
+	if err != nil {
+		return nil, nil, fmt.Errorf("hijack the connection: %w", err)
 	}
 	// The server's read deadline bounds the arrival of a request (its
 	// ReadTimeout); a WebSocket is not one, and may be silent for as long
 	// as it answers pings.
 	if err := c.SetReadDeadline(time.Time{}); err != nil {
 		c.Close()
-		return nil, nil, err
+		return nil, nil, fmt.Errorf("clear the read deadline: %w", err)
 	}
-	raw := c
+	var prefix []byte
 	if n := brw.Reader.Buffered(); n > 0 {
-		// The client sent more after its request (its first frames):
-		// those bytes are read before the connection's.
 		b, _ := brw.Reader.Peek(n)
-		c = &prefixedConn{Conn: c, prefix: bytes.Clone(b)}
+		prefix = bytes.Clone(b)
 	}
-	h.conn = &wsConn{Conn: c, raw: raw, timeout: h.timeout}
-	return h.conn, bufio.NewReadWriter(bufio.NewReaderSize(h.conn, readBufferSize), bufio.NewWriterSize(h.conn, writeBufferSize)), nil
+	return c, prefix, nil
 }
 
 // Unwrap lets http.ResponseController reach the server's writer.

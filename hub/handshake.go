@@ -1,7 +1,6 @@
 package hub
 
 import (
-	"bytes"
 	"crypto/sha1"
 	"encoding/base64"
 	"errors"
@@ -150,19 +149,9 @@ func acceptPlain(w http.ResponseWriter, r *http.Request, timeout time.Duration) 
 	h.Set("Connection", "Upgrade")
 	h.Set("Sec-WebSocket-Accept", acceptKey(strings.TrimSpace(r.Header.Get("Sec-WebSocket-Key"))))
 	w.WriteHeader(http.StatusSwitchingProtocols)
-	c, brw, err := http.NewResponseController(w).Hijack()
+	c, prefix, err := hijack(w)
 	if err != nil {
-		return nil, nil, fmt.Errorf("hijack the connection: %w", err)
-	}
-	// As in hijacker.Hijack: no request deadline on a WebSocket.
-	if err := c.SetReadDeadline(time.Time{}); err != nil {
-		c.Close()
-		return nil, nil, fmt.Errorf("clear the read deadline: %w", err)
-	}
-	var prefix []byte
-	if n := brw.Reader.Buffered(); n > 0 {
-		b, _ := brw.Reader.Peek(n)
-		prefix = bytes.Clone(b)
+		return nil, nil, err
 	}
 	return &wsConn{Conn: c, raw: c, timeout: timeout}, prefix, nil
 }
