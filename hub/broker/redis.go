@@ -183,8 +183,9 @@ func (r *Redis) splitStreamKey(name string) (app, channel string, ok bool) {
 // appends to history and publishes, each channel in turn on its own keys:
 // one script call per 64 channels of a message on one server, one per
 // channel on a cluster (each on the shard of its channel). The calls of
-// one message go out in one pipeline, and so do those of publications made at the same time (see
-// batcher): one round trip per shard touched, shared.
+// one message go out in one pipeline, and so do those of publications
+// made at the same time (see batcher): one round trip per shard touched,
+// shared.
 //
 // Deduplication is per channel: if a publish fails part way, its retry
 // publishes to the channels that missed it and not again to the others.
@@ -241,18 +242,16 @@ type pubCall struct {
 // each call costs Redis as much again as a channel's work in it. On a
 // cluster each channel is its own call, to the shard that serves it.
 func (r *Redis) publishCalls(batch []*pubReq) []pubCall {
+	per := publishChannelsPerCall
+	if r.cluster != nil {
+		per = 1
+	}
 	calls := make([]pubCall, 0, len(batch))
 	for _, q := range batch {
 		epoch := newEpoch()
-		if r.cluster == nil {
-			for from := 0; from < len(q.m.Channels); from += publishChannelsPerCall {
-				to := min(from+publishChannelsPerCall, len(q.m.Channels))
-				calls = append(calls, pubCall{q: q, from: from, to: to, epoch: epoch})
-			}
-			continue
-		}
-		for i := range q.m.Channels {
-			calls = append(calls, pubCall{q: q, from: i, to: i + 1, epoch: epoch})
+		for from := 0; from < len(q.m.Channels); from += per {
+			to := min(from+per, len(q.m.Channels))
+			calls = append(calls, pubCall{q: q, from: from, to: to, epoch: epoch})
 		}
 	}
 	return calls
