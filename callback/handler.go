@@ -45,7 +45,7 @@ type Config struct {
 	// Now is the clock; default time.Now.
 	Now func() time.Time
 	// Forward, when set, passes accepted callbacks on to apps' own
-	// backends (PROTOCOL §5).
+	// backends (docs/protocol.md#forwarding).
 	Forward Forwarder
 }
 

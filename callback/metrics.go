@@ -21,7 +21,7 @@ const (
 )
 
 // ResultForwarded is the result of a callback the app's own backend
-// answered, or -forward-fail answered for it (PROTOCOL §5).
+// answered, or -forward-fail answered for it (docs/protocol.md#forwarding).
 const ResultForwarded = "forwarded"
 
 // Metrics are the callback endpoint's Prometheus metrics.

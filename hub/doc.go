@@ -13,7 +13,7 @@
 // hub with Config.Compression goes through the WebSocket library. Both sit
 // behind the session's transport (transport.go).
 //
-// For the server API (PROTOCOL §6) a hub tells its [Presence] of every
+// For the server API (docs/protocol.md#server-api) a hub tells its [Presence] of every
 // session and subscription and answers the presence op from it
 // (presence.go), asks its [Revocations] about each token at connect and
 // on refresh, and closes a user's sessions with 4010 on [Hub.Disconnect]

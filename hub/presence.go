@@ -10,7 +10,7 @@ import (
 )
 
 // Presence records this node's sessions and subscriptions, and answers who
-// is connected to a channel across every node (PROTOCOL §3, the presence
+// is connected to a channel across every node (docs/protocol.md#frames, the presence
 // op). The recording methods are on the path of every connect and
 // subscribe: they must not block.
 type Presence interface {

@@ -12,7 +12,7 @@ import (
 )
 
 // CloseDisconnected ends a session the server API disconnected or whose
-// tokens it revoked (PROTOCOL §6): the client must not reconnect with the
+// tokens it revoked (docs/protocol.md#server-api): the client must not reconnect with the
 // same token.
 const CloseDisconnected websocket.StatusCode = 4010
 

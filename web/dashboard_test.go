@@ -413,7 +413,7 @@ func TestDashboardIMEvents(t *testing.T) {
 			}
 			post(t, p.Addr, c.cmd, c.body)
 			if !publishes(t, p.Addr, c.cmd) {
-				t.Fatalf("the hub answered %s but did not publish it (PROTOCOL §1 says it should)", c.cmd)
+				t.Fatalf("the hub answered %s but did not publish it (docs/protocol.md#callbacks says it should)", c.cmd)
 			}
 			waitFeed(t, ctx, c.selector, c.want, 1)
 		})

@@ -1,5 +1,5 @@
 // Package forward passes the IM callbacks the hub accepts on to an app's own
-// backend (PROTOCOL §5), for apps whose single console callback URL now
+// backend (docs/protocol.md#forwarding), for apps whose single console callback URL now
 // points at the hub.
 //
 // A [Forwarder] does two things. Commands the IM waits on a verdict for

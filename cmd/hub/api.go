@@ -24,7 +24,7 @@ import (
 	"github.com/imhub/imhub/hub/presence"
 )
 
-// APIConfig is the server API (PROTOCOL §6) and presence.
+// APIConfig is the server API (docs/protocol.md#server-api) and presence.
 type APIConfig struct {
 	// Spec is -api-keys as given: SdkAppid:key,…
 	Spec string
@@ -56,7 +56,7 @@ func (c *Config) validateAPI() error {
 		return errors.New("-presence-ttl must be at least 3s (nodes heartbeat every third of it), such as 25s")
 	}
 	if a.PresenceTTL > 30*time.Second {
-		// PROTOCOL §6: a node that dies leaves presence within 30 s.
+		// docs/protocol.md#server-api: a node that dies leaves presence within 30 s.
 		return fmt.Errorf("-presence-ttl must be at most 30s (a node that dies must leave presence within 30s), not %v; such as 25s", a.PresenceTTL)
 	}
 	apps := map[string]bool{}

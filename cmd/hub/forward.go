@@ -20,7 +20,7 @@ import (
 	"github.com/imhub/imhub/hub/broker"
 )
 
-// ForwardConfig is forwarding to apps' own backends (PROTOCOL §5).
+// ForwardConfig is forwarding to apps' own backends (docs/protocol.md#forwarding).
 type ForwardConfig struct {
 	// Spec is -forward as given: SdkAppid=URL,…
 	Spec string

@@ -14,7 +14,7 @@ import (
 )
 
 // backendOK is what the backend answers to every callback: the IM's own
-// "delivered" (PROTOCOL §5).
+// "delivered" (docs/protocol.md#forwarding).
 const backendOK = `{"ActionStatus":"OK","ErrorInfo":"","ErrorCode":0}`
 
 // backend stands for an app's own backend behind a forwarding hub: an

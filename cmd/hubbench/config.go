@@ -28,7 +28,7 @@ type Config struct {
 	Sources       int
 	JSONOnly      bool
 	// Forward starts a backend in this process and has the hub forward
-	// the app's callbacks to it (PROTOCOL §5).
+	// the app's callbacks to it (docs/protocol.md#forwarding).
 	Forward bool
 	// Probes is how many Before* callbacks the forward preset times.
 	Probes int

@@ -232,7 +232,7 @@ type publishRequest struct {
 	IdempotencyKey string          `json:"idempotency_key"`
 }
 
-// Event is the event a publish makes: PROTOCOL §2's shape with type
+// Event is the event a publish makes: the shape of docs/protocol.md#events, with type
 // "custom" and the caller's data.
 type Event struct {
 	ID       string          `json:"id"`

@@ -1,4 +1,4 @@
-// Package apiclient is the Go client of imhub's server API (PROTOCOL §6),
+// Package apiclient is the Go client of imhub's server API (docs/protocol.md#server-api),
 // for the app's own backend:
 //
 //	c := apiclient.New("https://hub.example.com", "1400000000", apiKey)

@@ -48,7 +48,7 @@ type Identity struct {
 	Admin     bool
 	Expires   time.Time
 	// Issued is the token's iat; zero when it has none. A revocation
-	// (PROTOCOL §6) refuses tokens issued before a time, and one without
+	// (docs/protocol.md#server-api) refuses tokens issued before a time, and one without
 	// iat with them.
 	Issued time.Time
 }

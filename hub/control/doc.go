@@ -1,5 +1,5 @@
 // Package control carries the server API's orders to every node and keeps
-// its revocations (PROTOCOL §6): [Bus] delivers a disconnect or a revoke
+// its revocations (docs/protocol.md#server-api): [Bus] delivers a disconnect or a revoke
 // to every node's handler, through a Redis pub/sub channel that no client
 // channel can be named (or in process, for a hub that is the only node);
 // [Revocations] keeps each revocation, in Redis, until the tokens it

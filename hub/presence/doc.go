@@ -1,6 +1,6 @@
 // Package presence records who is connected to which channel, on this
-// node and, through Redis, on every node (PROTOCOL §3 presence, §6 GET
-// /api/presence). Start with [Tracker]: the hub tells it of every session
+// node and, through Redis, on every node (the presence op and GET /api/presence of
+// docs/protocol.md). Start with [Tracker]: the hub tells it of every session
 // and subscription, it answers [Tracker.Users] and [Tracker.Connections].
 //
 // Without Redis (the in-process broker: one node) it answers from memory.

@@ -1,9 +1,9 @@
-// Type declarations of imhub.js, the browser client of imhub (PROTOCOL §7).
+// Type declarations of imhub.js, the browser client of imhub (docs/protocol.md#browser-client).
 
 /** The connection's state, as the "state" event reports it. */
 export type State = 'connecting' | 'connected' | 'disconnected' | 'closed';
 
-/** One normalized IM event (PROTOCOL §2); a real event carries only its own fields. */
+/** One normalized IM event (docs/protocol.md#events); a real event carries only its own fields. */
 export interface HubEvent {
   id: string;
   type: string;
@@ -71,7 +71,7 @@ export interface HubOptions {
 }
 
 /**
- * An error the hub or the client reports; code says which: PROTOCOL §3 error codes, or the client's own:
+ * An error the hub or the client reports; code says which: the error codes of docs/protocol.md#frames, or the client's own:
  * closed (a request of a closed client, or pending at close), too_large (a request over maxFrame),
  * refused (a request pending when the hub closed with 1007, 1008 or 1009: not sent again), token (getToken failed).
  */

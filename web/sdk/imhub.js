@@ -1,4 +1,4 @@
-// imhub.js: the browser client of imhub (PROTOCOL §7, README.md): one
+// imhub.js: the browser client of imhub (docs/protocol.md#browser-client, README.md): one
 // WebSocket, kept up, and subscriptions that deliver each event once, in
 // order, across reconnects.
 

@@ -1,0 +1,312 @@
+package main
+
+import (
+	"bytes"
+	"go/ast"
+	"go/parser"
+	"go/token"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/coder/websocket"
+)
+
+// protocolDoc is the wire contract for client authors. The tests below hold
+// it and the code to each other, both ways: a name the page gives that the
+// hub lacks is a promise not kept, and one the hub has that the page lacks
+// is one a client author cannot know of.
+const protocolDoc = "../../docs/protocol.md"
+
+// docTable returns the first column of the page's table whose header row is
+// header, each cell without its backticks.
+func docTable(t *testing.T, doc, header string) []string {
+	t.Helper()
+	lines := strings.Split(doc, "\n")
+	at := slices.Index(lines, header)
+	if at < 0 {
+		t.Fatalf("%s has no table headed %q", protocolDoc, header)
+	}
+	var col []string
+	for _, l := range lines[at+2:] { // past the header and its |---| row
+		if !strings.HasPrefix(l, "|") {
+			break
+		}
+		cell := strings.TrimSpace(strings.Split(l, "|")[1])
+		col = append(col, strings.Trim(cell, "`"))
+	}
+	if len(col) == 0 {
+		t.Fatalf("the table headed %q in %s is empty", header, protocolDoc)
+	}
+	return col
+}
+
+func readDoc(t *testing.T) string {
+	t.Helper()
+	b, err := os.ReadFile(protocolDoc)
+	if err != nil {
+		t.Fatalf("read the protocol page: %v", err)
+	}
+	return string(b)
+}
+
+// sameSet fails t when the page's names and the code's differ, saying which
+// side lacks which.
+func sameSet(t *testing.T, what string, doc, code []string) {
+	t.Helper()
+	slices.Sort(doc)
+	slices.Sort(code)
+	if d := slices.Compact(slices.Clone(doc)); len(d) != len(doc) {
+		t.Errorf("%s: %s names some twice: %v", what, protocolDoc, doc)
+	}
+	for _, n := range code {
+		if !slices.Contains(doc, n) {
+			t.Errorf("%s: the hub has %q, which %s does not name", what, n, protocolDoc)
+		}
+	}
+	for _, n := range doc {
+		if !slices.Contains(code, n) {
+			t.Errorf("%s: %s names %q, which the hub does not have", what, protocolDoc, n)
+		}
+	}
+}
+
+// parseDir parses the non-test Go files of a package directory.
+func parseDir(t *testing.T, dir string) []*ast.File {
+	t.Helper()
+	names, err := filepath.Glob(filepath.Join(dir, "*.go"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fset := token.NewFileSet()
+	var files []*ast.File
+	for _, n := range names {
+		if strings.HasSuffix(n, "_test.go") {
+			continue
+		}
+		f, err := parser.ParseFile(fset, n, nil, 0)
+		if err != nil {
+			t.Fatalf("parse %s: %v", n, err)
+		}
+		files = append(files, f)
+	}
+	return files
+}
+
+func stringLit(e ast.Expr) (string, bool) {
+	lit, ok := e.(*ast.BasicLit)
+	if !ok || lit.Kind != token.STRING {
+		return "", false
+	}
+	s, err := strconv.Unquote(lit.Value)
+	return s, err == nil
+}
+
+// constants returns the package's exported constants whose names start with
+// prefix, each with its value expression.
+func constants(files []*ast.File, prefix string) map[string]ast.Expr {
+	out := map[string]ast.Expr{}
+	for _, f := range files {
+		for _, d := range f.Decls {
+			g, ok := d.(*ast.GenDecl)
+			if !ok || g.Tok != token.CONST {
+				continue
+			}
+			for _, s := range g.Specs {
+				v := s.(*ast.ValueSpec)
+				for i, n := range v.Names {
+					if strings.HasPrefix(n.Name, prefix) && n.IsExported() && i < len(v.Values) {
+						out[n.Name] = v.Values[i]
+					}
+				}
+			}
+		}
+	}
+	return out
+}
+
+// keyedStrings returns the string literals given to field key in the
+// package's composite literals of the types that typ accepts, such as every
+// Op: "…" of a frame the hub sends.
+func keyedStrings(files []*ast.File, typ func(string) bool, key string) []string {
+	var out []string
+	for _, f := range files {
+		ast.Inspect(f, func(n ast.Node) bool {
+			lit, ok := n.(*ast.CompositeLit)
+			if !ok || !typ(exprString(lit.Type)) {
+				return true
+			}
+			for _, e := range lit.Elts {
+				kv, ok := e.(*ast.KeyValueExpr)
+				if !ok || exprString(kv.Key) != key {
+					continue
+				}
+				if s, ok := stringLit(kv.Value); ok {
+					out = append(out, s)
+				}
+			}
+			return true
+		})
+	}
+	return out
+}
+
+// switchCases returns the string cases of every switch on the expression
+// written as tag (such as "f.Op").
+func switchCases(files []*ast.File, tag string) []string {
+	var out []string
+	for _, f := range files {
+		ast.Inspect(f, func(n ast.Node) bool {
+			sw, ok := n.(*ast.SwitchStmt)
+			if !ok || sw.Tag == nil || exprString(sw.Tag) != tag {
+				return true
+			}
+			for _, c := range sw.Body.List {
+				for _, e := range c.(*ast.CaseClause).List {
+					if s, ok := stringLit(e); ok && s != "" {
+						out = append(out, s)
+					}
+				}
+			}
+			return true
+		})
+	}
+	return out
+}
+
+// exprString writes a selector or identifier back as source.
+func exprString(e ast.Expr) string {
+	switch e := e.(type) {
+	case *ast.Ident:
+		return e.Name
+	case *ast.SelectorExpr:
+		return exprString(e.X) + "." + e.Sel.Name
+	}
+	return ""
+}
+
+func TestProtocolDocOps(t *testing.T) {
+	doc := readDoc(t)
+	files := parseDir(t, "../../hub")
+
+	sameSet(t, "client ops", docTable(t, doc, "| op | fields | answered with |"), switchCases(files, "f.Op"))
+
+	// Every type of frame the hub sends is named for it: serverFrame,
+	// presenceFrame.
+	sent := func(typ string) bool { return strings.HasSuffix(typ, "Frame") && typ != "clientFrame" }
+	server := keyedStrings(files, sent, "Op")
+	// The event frame is written byte by byte, not as a serverFrame.
+	raw := regexp.MustCompile(`\{"op":"([a-z]+)"`)
+	for _, f := range files {
+		ast.Inspect(f, func(n ast.Node) bool {
+			if lit, ok := n.(*ast.BasicLit); ok {
+				s, _ := stringLit(lit)
+				for _, m := range raw.FindAllStringSubmatch(s, -1) {
+					server = append(server, m[1])
+				}
+			}
+			return true
+		})
+	}
+	sameSet(t, "hub ops", docTable(t, doc, "| op | fields | when |"), slices.Compact(sorted(server)))
+}
+
+func sorted(s []string) []string { slices.Sort(s); return s }
+
+func TestProtocolDocErrorCodes(t *testing.T) {
+	var code []string
+	for name, v := range constants(parseDir(t, "../../hub"), "Code") {
+		s, ok := stringLit(v)
+		if !ok {
+			t.Fatalf("hub.%s is not a string constant", name)
+		}
+		code = append(code, s)
+	}
+	sameSet(t, "error codes", docTable(t, readDoc(t), "| code | meaning |"), code)
+}
+
+// libraryStatus resolves the coder/websocket status names the hub's close
+// codes are written with.
+var libraryStatus = map[string]websocket.StatusCode{
+	"websocket.StatusNormalClosure":           websocket.StatusNormalClosure,
+	"websocket.StatusProtocolError":           websocket.StatusProtocolError,
+	"websocket.StatusInvalidFramePayloadData": websocket.StatusInvalidFramePayloadData,
+	"websocket.StatusPolicyViolation":         websocket.StatusPolicyViolation,
+	"websocket.StatusMessageTooBig":           websocket.StatusMessageTooBig,
+	"websocket.StatusServiceRestart":          websocket.StatusServiceRestart,
+	"websocket.StatusInternalError":           websocket.StatusInternalError,
+	"websocket.StatusTryAgainLater":           websocket.StatusTryAgainLater,
+	"websocket.StatusGoingAway":               websocket.StatusGoingAway,
+	"websocket.StatusUnsupportedData":         websocket.StatusUnsupportedData,
+	"websocket.StatusMandatoryExtension":      websocket.StatusMandatoryExtension,
+	"websocket.StatusAbnormalClosure":         websocket.StatusAbnormalClosure,
+	"websocket.StatusNoStatusRcvd":            websocket.StatusNoStatusRcvd,
+	"websocket.StatusBadGateway":              websocket.StatusBadGateway,
+	"websocket.StatusTLSHandshake":            websocket.StatusTLSHandshake,
+}
+
+func TestProtocolDocCloseCodes(t *testing.T) {
+	codes := map[int]string{}
+	for _, dir := range []string{"../../hub", "../../hub/wsframe"} {
+		for name, v := range constants(parseDir(t, dir), "Close") {
+			var n int
+			switch v := v.(type) {
+			case *ast.BasicLit:
+				var err error
+				if n, err = strconv.Atoi(v.Value); err != nil {
+					t.Fatalf("%s's %s: %v", dir, name, err)
+				}
+			default:
+				s, ok := libraryStatus[exprString(v)]
+				if !ok {
+					t.Fatalf("%s's %s = %s: add the library's status to libraryStatus", dir, name, exprString(v))
+				}
+				n = int(s)
+			}
+			codes[n] = name
+		}
+	}
+	// A normal closure is no news to a client, and 1005 is the absence of
+	// a code, never sent.
+	delete(codes, int(websocket.StatusNormalClosure))
+	delete(codes, int(websocket.StatusNoStatusRcvd))
+	var code []string
+	for n := range codes {
+		code = append(code, strconv.Itoa(n))
+	}
+	sameSet(t, "close codes", docTable(t, readDoc(t), "| code | meaning | what the client should do |"), code)
+}
+
+func TestProtocolDocEventTypes(t *testing.T) {
+	var code []string
+	// The IM's events, and the server API's own.
+	for _, dir := range []string{"../../callback", "../../hub/api"} {
+		for name, v := range constants(parseDir(t, dir), "Type") {
+			s, ok := stringLit(v)
+			if !ok {
+				t.Fatalf("%s's %s is not a string constant", dir, name)
+			}
+			code = append(code, s)
+		}
+	}
+	sameSet(t, "event types", docTable(t, readDoc(t), "| type | IM command | channels |"), slices.Compact(sorted(code)))
+}
+
+func TestProtocolDocFlags(t *testing.T) {
+	var help bytes.Buffer
+	if _, err := parseConfig([]string{"-h"}, func(string) string { return "" }, &help); err == nil {
+		t.Fatal("hub -h did not stop at the help")
+	}
+	var code []string
+	for _, m := range regexp.MustCompile(`(?m)^  (-[a-z0-9-]+)`).FindAllStringSubmatch(help.String(), -1) {
+		code = append(code, m[1])
+	}
+	if len(code) < 20 {
+		t.Fatalf("hub -h lists only %d flags:\n%s", len(code), help.String())
+	}
+	sameSet(t, "flags", docTable(t, readDoc(t), "| flag | default | what it sets |"), code)
+}
