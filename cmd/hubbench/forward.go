@@ -13,7 +13,7 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/imhub/imhub/callback"
+	"github.com/imhub/imhub/internal/hubload"
 )
 
 // ForwardReport is the forward preset's figures: ingest with forwarding
@@ -87,10 +87,8 @@ func probeBefore(ctx context.Context, cfg Config, hub string, be *backend, n int
 		if err := ctx.Err(); err != nil {
 			return Probe{}, err
 		}
-		seq := lastSeq.Add(1)
-		rt := strconv.FormatInt(time.Now().Unix(), 10)
-		query := "SdkAppid=" + cfg.App + "&CallbackCommand=Group.CallbackBeforeSendMsg&RequestTime=" + rt +
-			"&Sign=" + callback.Sign(cfg.CallbackToken, rt)
+		seq := hubload.NextSeq()
+		query := hubload.CallbackQuery(cfg.App, cfg.CallbackToken, "Group.CallbackBeforeSendMsg")
 		body := fmt.Sprintf(`{"GroupId":"G0","From_Account":"bench","MsgSeq":%d,"Random":%d,"MsgBody":[{"MsgType":"TIMTextElem","MsgContent":{"Text":"probe"}}]}`, seq, seq)
 		sendHub := func() (time.Duration, error) {
 			before := be.before.Load()

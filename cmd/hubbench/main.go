@@ -29,6 +29,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/imhub/imhub/internal/hubload"
 )
 
 func main() {
@@ -119,7 +121,7 @@ func run(ctx context.Context, cfg Config, out, progress *os.File) error {
 	if err := cfg.validate(); err != nil {
 		return usageError{err}
 	}
-	raiseFileLimit()
+	hubload.RaiseFileLimit()
 	if cfg.Preset == "soak" {
 		ctx, cancel := context.WithTimeout(ctx, cfg.Duration+2*time.Minute)
 		defer cancel()

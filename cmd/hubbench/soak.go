@@ -14,6 +14,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/imhub/imhub/internal/hubload"
 	"github.com/imhub/imhub/internal/retry"
 )
 
@@ -161,14 +162,17 @@ func soak(ctx context.Context, cfg Config, plan soakPlan, out, progress io.Write
 	retry.Sleep(ctx, 2*time.Second)
 
 	acks := &ackLog{byCh: map[string][]ack{}}
-	var publishers []*publisher
+	traffic := hubload.NewTraffic(cfg.Conns, cfg.Channels, cfg.UserChannels, cfg.Payload)
+	var publishers []*hubload.Publisher
 	for _, u := range env.urls {
-		c := cfg
-		c.Rate = cfg.Rate / float64(len(env.urls))
-		p := newPublisher(c, u)
-		p.onAck = func(seq int64, channel string, sent time.Time) { acks.add(seq, channel, sent) }
+		client := hubload.SenderClient(cfg.Publishers)
+		defer client.CloseIdleConnections()
+		s := hubload.NewHubCallbacks(client, u, cfg.App, cfg.CallbackToken, traffic)
+		p := &hubload.Publisher{Rate: cfg.Rate / float64(len(env.urls)), Senders: cfg.Publishers,
+			NewSender: hubload.Shared(s),
+			OnAck:     func(seq int64, sent time.Time) { acks.add(seq, traffic.Channel(seq), sent) }}
 		publishers = append(publishers, p)
-		pubs.Go(func() { p.run(trafficCtx) })
+		pubs.Go(func() { p.Run(trafficCtx) })
 	}
 
 	// Redis restarts, on their own goroutine.
@@ -192,7 +196,7 @@ func soak(ctx context.Context, cfg Config, plan soakPlan, out, progress io.Write
 			}
 			// Until the hubs are ready again, and a little after.
 			for _, u := range env.urls {
-				_ = waitReady(trafficCtx, u)
+				_ = hubload.WaitReady(trafficCtx, u)
 			}
 			wmu.Lock()
 			windows = append(windows, window{from, time.Now().Add(10 * time.Second)})
@@ -207,7 +211,7 @@ func soak(ctx context.Context, cfg Config, plan soakPlan, out, progress io.Write
 		var line strings.Builder
 		fmt.Fprintf(&line, "  %4.0fs ", time.Since(start).Seconds())
 		for i, u := range env.urls {
-			m, err := scrape(ctx, u)
+			m, err := hubload.Scrape(ctx, u)
 			fmt.Fprintf(&line, " | hub%d", i+1)
 			if err != nil {
 				fmt.Fprintf(&line, " scrape failed: %v", err)
@@ -265,7 +269,7 @@ loop:
 	closes := map[string]float64{}
 	var dropped float64
 	for _, u := range env.urls {
-		if m, err := scrape(ctx, u); err == nil {
+		if m, err := hubload.Scrape(ctx, u); err == nil {
 			for k, v := range m {
 				if code, ok := strings.CutPrefix(k, `imhub_ws_closes_total{code="`); ok {
 					closes[strings.TrimSuffix(code, `"}`)] += v
@@ -331,8 +335,8 @@ loop:
 	}
 	var acked, refused int64
 	for _, p := range publishers {
-		acked += p.acked.Load()
-		refused += p.refused.Load()
+		acked += p.Acked.Load()
+		refused += p.Refused.Load()
 	}
 	fmt.Fprintf(out, "callbacks: %d acknowledged, %d refused\n", acked, refused)
 	fmt.Fprintf(out, "steady clients: %d events expected, %d lost, %d missing around a Redis restart (%d gaps told), %d repeated\n",
