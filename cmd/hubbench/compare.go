@@ -294,3 +294,13 @@ func (r compareRow) ratios(rounds []compareRound, a, b string) string {
 	}
 	return fmt.Sprintf("%.2f (%.2f–%.2f)", median(vs), slices.Min(vs), slices.Max(vs))
 }
+
+// median is the middle of vs, or the mean of the two in the middle; 0 for
+// none.
+func median(vs []float64) float64 {
+	if len(vs) == 0 {
+		return 0
+	}
+	s := slices.Sorted(slices.Values(vs))
+	return (s[(len(s)-1)/2] + s[len(s)/2]) / 2
+}

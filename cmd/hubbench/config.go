@@ -40,8 +40,6 @@ type Config struct {
 	// backendDown has the backend answer 503 to every callback, as one
 	// that is down would: a test of the run's own failure.
 	backendDown bool
-	SoakSample  time.Duration // soak: between samples (0: 10s)
-	SoakSmall   bool          // soak: a few clients of each kind only
 	// Target is the server under test: targetHub, targetCentrifugo, or
 	// targetFloor (a bare program inside hubbench, floor.go).
 	Target string
@@ -118,13 +116,6 @@ var presets = map[string]func(*Config){
 	// more senders than the others: under this load a callback waits
 	// longer for the busy hub, and eight senders could not keep the rate
 	// though the hub kept up (an IM backend sends from many servers).
-	// Two hubs and Redis under mixed traffic for an hour (-duration),
-	// Redis restarted on the way; fails if a resource keeps growing or a
-	// steady client misses an event. `make soak`, SOAK=10m for less.
-	"soak": func(c *Config) {
-		c.Start, c.Redis, c.Conns, c.Channels, c.UserChannels, c.Rate, c.Publishers, c.Duration =
-			true, true, 100, 20, true, 20, 4, time.Hour
-	},
 	"max": func(c *Config) {
 		c.Conns, c.Channels, c.Rate, c.Publishers, c.Duration = 10000, 100, 200, 32, 10*time.Second
 	},
@@ -175,11 +166,7 @@ func (c Config) validate() error {
 		return errors.New("-publishers must be at least 1")
 	case c.Sources < 1 || c.Sources > 250:
 		return errors.New("-sources must be between 1 and 250")
-	case c.Preset == "soak" && (c.Duration < 2*time.Minute || c.Duration > 24*time.Hour):
-		return errors.New("-duration of a soak must be between 2m and 24h")
-	case c.Preset == "soak" && (!c.Start || !c.Redis):
-		return errors.New("a soak starts its own Redis and hubs: do not give -hub")
-	case c.Preset != "soak" && (c.Duration <= 0 || c.Duration > time.Hour):
+	case c.Duration <= 0 || c.Duration > time.Hour:
 		return errors.New("-duration must be between 0 and 1h")
 	case c.Conns > 28000*c.Sources:
 		return errors.New("more connections than the source addresses have ports: raise -sources")

@@ -8,13 +8,14 @@
 //	hubbench -preset fanout -start -redis          # start a hub and Redis, run the preset
 //	hubbench -hub http://127.0.0.1:8080 -hub-pid 1234 -conns 2000 -channels 20 -rate 100
 //	hubbench -preset forward -start -redis         # what forwarding to the app's backend costs
-//	hubbench -preset soak -duration 10m            # two hubs and Redis under mixed traffic (soak.go)
 //	hubbench -preset fanout -start -redis -target centrifugo   # the same load against Centrifugo
 //	hubbench -preset floor                         # against a bare program: the machine's floor
 //	hubbench -preset compare                       # imhub, Centrifugo and the floor in turns, and ratios
 //	hubbench -preset scaling -plot scaling.svg     # cost as connections and fan-out grow
 //
-// It stops by itself after -duration; every loop in it is bounded.
+// It stops by itself after -duration; every loop in it is bounded. The
+// soak, hours of mixed traffic against two hubs, is a command of its own,
+// cmd/hubsoak.
 package main
 
 import (
@@ -68,8 +69,6 @@ func main() {
 	flag.BoolVar(&cfg.JSONOnly, "json", false, "print only the JSON line")
 	flag.BoolVar(&cfg.Forward, "forward", false, "with -start: start a backend in hubbench that answers OK and give the hub -forward to it; the run fails unless the backend receives every accepted callback")
 	flag.IntVar(&cfg.Probes, "probes", cfg.Probes, "forward preset: Before* callbacks timed through the hub, and as many straight to the backend")
-	flag.DurationVar(&cfg.SoakSample, "soak-sample", 0, "soak: time between samples of the hubs' resources (default 10s)")
-	flag.BoolVar(&cfg.SoakSmall, "soak-small", false, "soak: a few clients of each kind only")
 	flag.StringVar(&cfg.Target, "target", cfg.Target, "the server measured: imhub, centrifugo, or floor (a bare program inside hubbench)")
 	flag.StringVar(&cfg.CentrifugoBin, "centrifugo-bin", defaultCentrifugoBin(), "Centrifugo binary for -start -target centrifugo (make bench-compare installs it)")
 	flag.IntVar(&cfg.FrameBytes, "frame-bytes", cfg.FrameBytes, "floor: frame size on the wire (0: the hub's for -payload)")
@@ -122,11 +121,6 @@ func run(ctx context.Context, cfg Config, out, progress *os.File) error {
 		return usageError{err}
 	}
 	hubload.RaiseFileLimit()
-	if cfg.Preset == "soak" {
-		ctx, cancel := context.WithTimeout(ctx, cfg.Duration+2*time.Minute)
-		defer cancel()
-		return runSoak(ctx, cfg, out, progress)
-	}
 	switch cfg.Preset {
 	case "compare":
 		return runCompare(ctx, cfg, out, progress)

@@ -1,4 +1,4 @@
-// Package hubload is what the load tools (cmd/hubbench and its soak)
+// Package hubload is what the load tools, cmd/hubbench and cmd/hubsoak,
 // share to drive hubs through their public interfaces only: the
 // processes a run starts (proc.go: redis-server and hub binaries), a lean
 // WebSocket client (ws.go), signed callbacks sent at a rate (publish.go)

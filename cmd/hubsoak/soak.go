@@ -18,12 +18,7 @@ import (
 	"github.com/imhub/imhub/internal/retry"
 )
 
-// The soak run (-preset soak, `make soak`): two hubs joined by Redis under
-// mixed traffic for a long time, Redis restarted on the way, while the
-// hubs' and Redis's resources are sampled. It fails when a resource keeps
-// growing (see growth.go) or a steady client misses an event.
-
-// soakPlan is the shape of a soak run besides Config.
+// soakPlan is the shape of a soak run besides config.
 type soakPlan struct {
 	Hubs      int
 	Steady    int           // well-behaved clients, checked for loss
@@ -91,12 +86,12 @@ func (l *ackLog) add(seq int64, channel string, sent time.Time) {
 // with Redis (the client is told), and are counted apart.
 type window struct{ from, to time.Time }
 
-func runSoak(ctx context.Context, cfg Config, out, progress io.Writer) error {
+func runSoak(ctx context.Context, cfg config, out, progress io.Writer) error {
 	plan := defaultSoakPlan(cfg.Duration)
-	if cfg.SoakSample > 0 {
-		plan.Sample = cfg.SoakSample
+	if cfg.Sample > 0 {
+		plan.Sample = cfg.Sample
 	}
-	if cfg.SoakSmall {
+	if cfg.Small {
 		plan.Steady, plan.Churners, plan.Slow = 6, 6, 2
 	}
 	failures, err := soak(ctx, cfg, plan, out, progress)
@@ -111,7 +106,7 @@ func runSoak(ctx context.Context, cfg Config, out, progress io.Writer) error {
 
 // soak runs the plan and returns why it failed, if it did; an error is a
 // run that could not be made.
-func soak(ctx context.Context, cfg Config, plan soakPlan, out, progress io.Writer) ([]string, error) {
+func soak(ctx context.Context, cfg config, plan soakPlan, out, progress io.Writer) ([]string, error) {
 	progress = &lockedWriter{w: progress} // the sampler and the restarts both write
 	env, err := startSoakEnv(ctx, cfg, plan.Hubs, progress)
 	if err != nil {

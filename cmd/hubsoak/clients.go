@@ -32,7 +32,7 @@ import (
 //     and read slowly or not at all, until the hub closes them with 4008.
 
 // soakToken mints a token for user that expires after ttl.
-func soakToken(cfg Config, user string, ttl time.Duration, admin bool) string {
+func soakToken(cfg config, user string, ttl time.Duration, admin bool) string {
 	return hubload.Token(cfg.Secret, cfg.App, user, ttl, admin)
 }
 
@@ -94,7 +94,7 @@ func (c *steadyClient) channels() []string { return []string{"group:" + c.group,
 
 // run keeps the client connected until ctx ends; a session that ends
 // before is recorded as unexpected, and the client connects again.
-func (c *steadyClient) run(ctx context.Context, cfg Config, st *soakStats) {
+func (c *steadyClient) run(ctx context.Context, cfg config, st *soakStats) {
 	for ctx.Err() == nil {
 		c.session(ctx, cfg, st)
 		if ctx.Err() == nil {
@@ -103,7 +103,7 @@ func (c *steadyClient) run(ctx context.Context, cfg Config, st *soakStats) {
 	}
 }
 
-func (c *steadyClient) session(ctx context.Context, cfg Config, st *soakStats) {
+func (c *steadyClient) session(ctx context.Context, cfg config, st *soakStats) {
 	const ttl = 40 * time.Second
 	host := strings.TrimPrefix(c.hub, "http://")
 	dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
@@ -213,14 +213,14 @@ func (c *steadyClient) record(what string) {
 // churn runs one churning client after another until ctx ends.
 // The churners are users u<first>…u<users-1> of those the publisher sends
 // one-to-one messages to; the steady clients are the ones before.
-func churn(ctx context.Context, cfg Config, hubs []string, first, users int, st *soakStats, r *rand.Rand) {
+func churn(ctx context.Context, cfg config, hubs []string, first, users int, st *soakStats, r *rand.Rand) {
 	first = min(first, users-1)
 	for n := 0; ctx.Err() == nil; n++ {
 		churnOnce(ctx, cfg, hubs[n%len(hubs)], "u"+strconv.Itoa(first+r.IntN(users-first)), st, r)
 	}
 }
 
-func churnOnce(ctx context.Context, cfg Config, hub, user string, st *soakStats, r *rand.Rand) {
+func churnOnce(ctx context.Context, cfg config, hub, user string, st *soakStats, r *rand.Rand) {
 	expiring := r.IntN(4) == 0
 	ttl := 10 * time.Minute
 	if expiring {
@@ -317,7 +317,7 @@ func churnOnce(ctx context.Context, cfg Config, hub, user string, st *soakStats,
 
 // slowClient takes the app firehose and reads one frame every readEvery
 // (never, when 0) until the hub closes it, then connects again.
-func slowClient(ctx context.Context, cfg Config, hub string, readEvery time.Duration, st *soakStats) {
+func slowClient(ctx context.Context, cfg config, hub string, readEvery time.Duration, st *soakStats) {
 	d := &net.Dialer{Control: func(_, _ string, c syscall.RawConn) error {
 		// A small receive window, so that the hub's queue fills within
 		// seconds rather than after megabytes of kernel buffers.
@@ -372,7 +372,7 @@ func slowClient(ctx context.Context, cfg Config, hub string, readEvery time.Dura
 // firehose): enough to fill the kernel's buffers and their queue at the
 // hub, whose send buffer would otherwise absorb minutes of the steady
 // traffic.
-func bulkBursts(ctx context.Context, cfg Config, hub string, period time.Duration, n, size int) {
+func bulkBursts(ctx context.Context, cfg config, hub string, period time.Duration, n, size int) {
 	client := &http.Client{Timeout: 10 * time.Second}
 	defer client.CloseIdleConnections()
 	text := strings.Repeat("b", size)

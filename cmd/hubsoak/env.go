@@ -34,7 +34,7 @@ type soakEnv struct {
 // soak's 0.1 one-to-one messages per user per second 20 events fill in
 // 200 s, well before the last third, where a rise would be judged as
 // growth; 20 still cover the events of a Redis restart.
-func soakHubArgs(cfg Config, env *soakEnv, i int) []string {
+func soakHubArgs(cfg config, env *soakEnv, i int) []string {
 	return []string{"-node", "soak" + strconv.Itoa(i+1),
 		"-apps", cfg.App + ":" + cfg.CallbackToken, "-jwt-secret", cfg.Secret,
 		"-redis", "unix://" + env.sock, "-spool-dir", filepath.Join(env.dir, "spool"+strconv.Itoa(i+1)),
@@ -42,7 +42,7 @@ func soakHubArgs(cfg Config, env *soakEnv, i int) []string {
 		"-dedupe-window", "1m", "-history-size", "20", "-log-level", "warn"}
 }
 
-func startSoakEnv(ctx context.Context, cfg Config, hubs int, progress io.Writer) (*soakEnv, error) {
+func startSoakEnv(ctx context.Context, cfg config, hubs int, progress io.Writer) (*soakEnv, error) {
 	dir, err := os.MkdirTemp("", "hubsoak")
 	if err != nil {
 		return nil, err
