@@ -110,7 +110,7 @@ func compareOne(ctx context.Context, cfg Config, progress io.Writer) (compareSid
 		side.IdleKiB = float64(rssIdle-rss0) / float64(cfg.Conns) / 1024
 	}
 	result := func(c Config, s step) *Result {
-		r := &Result{Preset: "compare", Target: c.Target, Broker: brokerOf(c), Conns: c.Conns, Channels: c.Channels,
+		r := &Result{Preset: c.Preset.name, Target: c.Target, Broker: brokerOf(c), Conns: c.Conns, Channels: c.Channels,
 			TargetRate: c.Rate, HubRSSBefore: rss0, ConnectSeconds: took.Seconds(), RSSIdleKiB: side.IdleKiB}
 		s.fill(r)
 		if s.settle > 0 && s.got > 0 {

@@ -66,7 +66,7 @@ type Result struct {
 // measure connects the fleet, publishes for the duration, drains, and
 // reads the hub's cost.
 func measure(ctx context.Context, cfg Config, e *env, progress io.Writer) (*Result, error) {
-	res := &Result{Preset: cfg.Preset, Target: cfg.Target, Broker: brokerOf(cfg), Conns: cfg.Conns, Channels: cfg.Channels, TargetRate: cfg.Rate}
+	res := &Result{Preset: cfg.Preset.name, Target: cfg.Target, Broker: brokerOf(cfg), Conns: cfg.Conns, Channels: cfg.Channels, TargetRate: cfg.Rate}
 	_, res.HubRSSBefore, _ = procStats(e.pid)
 	res.GoroutinesIdle = goroutines(e.hub)
 	fmt.Fprintf(progress, "connecting %d clients over %d channels…\n", cfg.Conns, cfg.Channels)
@@ -155,7 +155,7 @@ func publishFor(ctx context.Context, cfg Config, e *env, f *fleet, rate float64,
 	start := time.Now()
 	pctx, stop := context.WithTimeout(ctx, cfg.Duration)
 	done := make(chan struct{})
-	if !cfg.idle() {
+	if !cfg.Preset.idle {
 		go func() { p.Run(pctx); close(done) }()
 	} else {
 		close(done)
@@ -220,7 +220,7 @@ func ms(us int64) float64 { return float64(us) / 1000 }
 // findMax raises the rate by half each step, with the same clients, until
 // deliveries are lost or p99 passes 1s, and reports the last good step.
 func findMax(ctx context.Context, cfg Config, e *env, progress io.Writer) (*Result, error) {
-	res := &Result{Preset: cfg.Preset, Target: cfg.Target, Broker: brokerOf(cfg), Conns: cfg.Conns, Channels: cfg.Channels}
+	res := &Result{Preset: cfg.Preset.name, Target: cfg.Target, Broker: brokerOf(cfg), Conns: cfg.Conns, Channels: cfg.Channels}
 	_, res.HubRSSBefore, _ = procStats(e.pid)
 	res.GoroutinesIdle = goroutines(e.hub)
 	f, took, err := connect(ctx, cfg, e.hub, progress)
