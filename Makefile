@@ -102,10 +102,10 @@ bench-compare: build
 ## soak: two hubs and Redis under mixed traffic for SOAK (1h; SOAK=10m for
 ## less), Redis restarted on the way; fails if a hub's memory, goroutines or
 ## open files or Redis's memory keep growing, or a steady client misses an
-## event (BENCHMARKS.md, "Soak")
+## event (BENCHMARKS.md, "Soak"; the tool is cmd/hubsoak)
 soak: deps build
-	$(GO) build -trimpath -o bin/hubbench ./cmd/hubbench
-	./bin/hubbench -preset soak -duration $(SOAK)
+	$(GO) build -trimpath -o bin/hubsoak ./cmd/hubsoak
+	./bin/hubsoak -duration $(SOAK)
 
 ## fuzz: each fuzz target for FUZZTIME
 fuzz:

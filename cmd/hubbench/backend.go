@@ -11,6 +11,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/imhub/imhub/internal/hubload"
 )
 
 // backendOK is what the backend answers to every callback: the IM's own
@@ -92,7 +94,7 @@ func (b *backend) serve(w http.ResponseWriter, r *http.Request) {
 	case at < 0:
 		b.unknown.Add(1)
 	default:
-		b.received(number(body[at+len(msgSeqMarker):]))
+		b.received(hubload.Number(body[at+len(msgSeqMarker):]))
 	}
 	w.Header().Set("Content-Type", "application/json")
 	_, _ = io.WriteString(w, backendOK)

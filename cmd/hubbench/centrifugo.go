@@ -24,6 +24,8 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/imhub/imhub/internal/hubload"
 )
 
 // centrifugoAPIKey is the HTTP API key of the Centrifugo hubbench starts.
@@ -109,9 +111,9 @@ func startCentrifugo(ctx context.Context, bin, dir, redisSock, secret string) (*
 		return nil, "", fmt.Errorf("start %s (make bench-compare installs it): %w", bin, err)
 	}
 	url := "http://" + addr
-	if err := waitHealthy(ctx, url+"/health"); err != nil {
+	if err := hubload.WaitHealthy(ctx, url+"/health"); err != nil {
 		b, _ := os.ReadFile(logPath)
-		stopProcess(cmd)
+		hubload.Stop(cmd)
 		return nil, "", fmt.Errorf("%w\n%s", err, b)
 	}
 	return cmd, url, nil
@@ -198,47 +200,47 @@ func cfPub(line []byte) (sent, offset int64, user, ok bool) {
 	if at < 0 {
 		return 0, 0, false, false
 	}
-	sent = number(line[at+len(sentMarker):])
+	sent = hubload.Number(line[at+len(sentMarker):])
 	// The offset follows the data, which the publisher wrote without one.
 	if k := bytes.LastIndex(line, cfOffsetMarker); k > at {
-		offset = number(line[k+len(cfOffsetMarker):])
+		offset = hubload.Number(line[k+len(cfOffsetMarker):])
 	}
 	return sent, offset, bytes.HasPrefix(line, cfUserChannel), true
 }
 
 // dialCentrifugo connects client i: the WebSocket, the connect command
 // with its token, and a subscribe command for its group.
-func dialCentrifugo(ctx context.Context, cfg Config, host string, d *net.Dialer, i int) (*wsClient, error) {
+func dialCentrifugo(ctx context.Context, cfg Config, host string, d *net.Dialer, i int) (*hubload.WSConn, error) {
 	dctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	c, err := dialWSPath(dctx, d, host, "/connection/websocket", "")
+	c, err := hubload.DialWSPath(dctx, d, host, "/connection/websocket", "")
 	if err != nil {
 		return nil, err
 	}
 	dl, _ := dctx.Deadline()
-	_ = c.conn.SetDeadline(dl)
+	_ = c.SetDeadline(dl)
 	if err := cfCall(c, 1, cfConnectCmd(1, centrifugoToken(cfg.Secret, "u"+strconv.Itoa(i)))); err != nil {
-		c.close()
+		c.Close()
 		return nil, fmt.Errorf("connect: %w", err)
 	}
 	if cfg.Channels > 0 {
 		if err := cfCall(c, 2, cfSubscribeCmd(2, "group:G"+strconv.Itoa(i%cfg.Channels))); err != nil {
-			c.close()
+			c.Close()
 			return nil, fmt.Errorf("subscribe: %w", err)
 		}
 	}
-	_ = c.conn.SetDeadline(time.Time{})
+	_ = c.SetDeadline(time.Time{})
 	return c, nil
 }
 
 // cfCall sends cmd and reads until the reply to id, answering pings on
 // the way.
-func cfCall(c *wsClient, id uint32, cmd []byte) error {
-	if err := c.write(opText, cmd); err != nil {
+func cfCall(c *hubload.WSConn, id uint32, cmd []byte) error {
+	if err := c.Write(hubload.OpText, cmd); err != nil {
 		return err
 	}
 	for {
-		msg, err := c.next()
+		msg, err := c.Next()
 		if err != nil {
 			return err
 		}
@@ -263,7 +265,7 @@ func cfCall(c *wsClient, id uint32, cmd []byte) error {
 			}
 		})
 		if ping {
-			if err := c.write(opText, []byte("{}")); err != nil {
+			if err := c.Write(hubload.OpText, []byte("{}")); err != nil {
 				return err
 			}
 		}

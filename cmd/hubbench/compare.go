@@ -110,7 +110,7 @@ func compareOne(ctx context.Context, cfg Config, progress io.Writer) (compareSid
 		side.IdleKiB = float64(rssIdle-rss0) / float64(cfg.Conns) / 1024
 	}
 	result := func(c Config, s step) *Result {
-		r := &Result{Preset: "compare", Target: c.Target, Broker: brokerOf(c), Conns: c.Conns, Channels: c.Channels,
+		r := &Result{Preset: c.Preset.name, Target: c.Target, Broker: brokerOf(c), Conns: c.Conns, Channels: c.Channels,
 			TargetRate: c.Rate, HubRSSBefore: rss0, ConnectSeconds: took.Seconds(), RSSIdleKiB: side.IdleKiB}
 		s.fill(r)
 		if s.settle > 0 && s.got > 0 {
@@ -293,4 +293,14 @@ func (r compareRow) ratios(rounds []compareRound, a, b string) string {
 		return text
 	}
 	return fmt.Sprintf("%.2f (%.2f–%.2f)", median(vs), slices.Min(vs), slices.Max(vs))
+}
+
+// median is the middle of vs, or the mean of the two in the middle; 0 for
+// none.
+func median(vs []float64) float64 {
+	if len(vs) == 0 {
+		return 0
+	}
+	s := slices.Sorted(slices.Values(vs))
+	return (s[(len(s)-1)/2] + s[len(s)/2]) / 2
 }

@@ -103,10 +103,10 @@ func TestTargetConfigChecks(t *testing.T) {
 		{"floor forwarding", func(c *Config) { c.Target, c.Forward = targetFloor, true }, "group channels only"},
 		{"centrifugo forwarding", func(c *Config) { c.Target, c.Redis, c.Forward = targetCentrifugo, true, true }, "not with -target centrifugo"},
 		{"centrifugo in memory", func(c *Config) { c.Target = targetCentrifugo }, "give -redis"},
-		{"compare without redis", func(c *Config) { presets["compare"](c); c.Preset, c.Redis = "compare", false }, "-start -redis"},
+		{"compare without redis", func(c *Config) { withPreset(c, "compare"); c.Redis = false }, "-start -redis"},
 		{"no rounds", func(c *Config) { c.Rounds = 0 }, "-rounds must be"},
-		{"scaling without a plot", func(c *Config) { presets["scaling"](c); c.Preset = "scaling" }, "-plot"},
-		{"a floor run", func(c *Config) { presets["floor"](c); c.Preset = "floor" }, ""},
+		{"scaling without a plot", func(c *Config) { withPreset(c, "scaling") }, "-plot"},
+		{"a floor run", func(c *Config) { withPreset(c, "floor") }, ""},
 		{"a centrifugo run", func(c *Config) { c.Target, c.Redis = targetCentrifugo, true }, ""},
 		{"a centrifugo already running", func(c *Config) { c.Target, c.Start, c.Hub = targetCentrifugo, false, "http://x" }, ""},
 	}

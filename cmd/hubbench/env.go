@@ -4,15 +4,14 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
-	"time"
+
+	"github.com/imhub/imhub/internal/hubload"
 )
 
 // env is the hub under test, and what hubbench started for it.
@@ -29,9 +28,9 @@ func setUp(ctx context.Context, cfg Config, progress io.Writer) (*env, error) {
 	e := &env{hub: strings.TrimSuffix(cfg.Hub, "/"), pid: cfg.HubPID}
 	if !cfg.Start {
 		if cfg.Target == targetCentrifugo {
-			return e, waitHealthy(ctx, e.hub+"/health")
+			return e, hubload.WaitHealthy(ctx, e.hub+"/health")
 		}
-		return e, waitReady(ctx, e.hub)
+		return e, hubload.WaitReady(ctx, e.hub)
 	}
 	dir, err := os.MkdirTemp("", "hubbench")
 	if err != nil {
@@ -54,7 +53,7 @@ func setUp(ctx context.Context, cfg Config, progress io.Writer) (*env, error) {
 	}
 	if cfg.Redis {
 		sock := filepath.Join(dir, "redis.sock")
-		redis, err := startRedisServer(ctx, dir, sock)
+		redis, err := hubload.StartRedis(ctx, dir, sock)
 		if err != nil {
 			e.tearDown()
 			return nil, err
@@ -62,7 +61,7 @@ func setUp(ctx context.Context, cfg Config, progress io.Writer) (*env, error) {
 		e.procs = append(e.procs, redis)
 		args = append(args, "-redis", "unix://"+sock)
 	}
-	hub, url, err := startHub(ctx, cfg.HubBin, args, filepath.Join(dir, "hub.log"))
+	hub, url, err := hubload.StartHub(ctx, cfg.HubBin, args, filepath.Join(dir, "hub.log"))
 	if err != nil {
 		e.tearDown()
 		return nil, err
@@ -77,63 +76,11 @@ func setUp(ctx context.Context, cfg Config, progress io.Writer) (*env, error) {
 	return e, nil
 }
 
-// startRedisServer starts redis-server on the unix socket sock, without
-// persistence, and waits until it listens. It dies with hubbench.
-func startRedisServer(ctx context.Context, dir, sock string) (*exec.Cmd, error) {
-	cmd := exec.Command("redis-server", "--port", "0", "--unixsocket", sock, "--unixsocketperm", "700",
-		"--save", "", "--appendonly", "no", "--dir", dir, "--loglevel", "warning")
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start redis-server (apt-get install redis-server): %w", err)
-	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		if c, err := net.Dial("unix", sock); err == nil {
-			c.Close()
-			return cmd, nil
-		}
-		if time.Now().After(deadline) || ctx.Err() != nil {
-			stopProcess(cmd)
-			return nil, fmt.Errorf("redis-server did not listen on %s", sock)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
-// startHub starts the hub binary with args on a free loopback port, its
-// output in logPath, and waits until it is ready. It dies with hubbench.
-func startHub(ctx context.Context, bin string, args []string, logPath string) (*exec.Cmd, string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return nil, "", err
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	log, err := os.Create(logPath)
-	if err != nil {
-		return nil, "", err
-	}
-	defer log.Close()
-	hub := exec.Command(bin, append(args, "-addr", addr)...)
-	hub.Stdout, hub.Stderr = log, log
-	hub.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := hub.Start(); err != nil {
-		return nil, "", fmt.Errorf("start %s (make build): %w", bin, err)
-	}
-	url := "http://" + addr
-	if err := waitReady(ctx, url); err != nil {
-		b, _ := os.ReadFile(logPath)
-		stopProcess(hub)
-		return nil, "", fmt.Errorf("%w\n%s", err, b)
-	}
-	return hub, url, nil
-}
-
 // startCentrifugo starts a redis-server and Centrifugo on it, as setUp
 // does the hub; tearDown stops them.
 func (e *env) startCentrifugo(ctx context.Context, cfg Config, dir string, progress io.Writer) error {
 	sock := filepath.Join(dir, "redis.sock")
-	redis, err := startRedisServer(ctx, dir, sock)
+	redis, err := hubload.StartRedis(ctx, dir, sock)
 	if err != nil {
 		e.tearDown()
 		return err
@@ -164,33 +111,10 @@ func (e *env) startFloor(ctx context.Context, cfg Config, progress io.Writer) er
 	return nil
 }
 
-func waitReady(ctx context.Context, base string) error {
-	return waitHealthy(ctx, base+"/readyz")
-}
-
-// waitHealthy waits for url to answer 200.
-func waitHealthy(ctx context.Context, url string) error {
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-		resp, err := http.DefaultClient.Do(req)
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return nil
-			}
-		}
-		if time.Now().After(deadline) || ctx.Err() != nil {
-			return fmt.Errorf("%s does not answer 200: %v", url, err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
 // tearDown stops what setUp started, hub first.
 func (e *env) tearDown() {
 	for i := len(e.procs) - 1; i >= 0; i-- {
-		stopProcess(e.procs[i])
+		hubload.Stop(e.procs[i])
 	}
 	for _, d := range e.dirs {
 		os.RemoveAll(d)
@@ -225,14 +149,4 @@ func selfCPU() float64 {
 	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
 	tv := func(t syscall.Timeval) float64 { return float64(t.Sec) + float64(t.Usec)/1e6 }
 	return tv(ru.Utime) + tv(ru.Stime)
-}
-
-// raiseFileLimit lifts the soft open-file limit to the hard one: each
-// connection is a file.
-func raiseFileLimit() {
-	var lim syscall.Rlimit
-	if syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim) == nil && lim.Cur < lim.Max {
-		lim.Cur = lim.Max
-		_ = syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim)
-	}
 }

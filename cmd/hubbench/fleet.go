@@ -14,9 +14,8 @@ import (
 	"time"
 
 	"github.com/HdrHistogram/hdrhistogram-go"
-	"github.com/golang-jwt/jwt/v5"
 
-	"github.com/imhub/imhub/hub/auth"
+	"github.com/imhub/imhub/internal/hubload"
 )
 
 // fleet is the WebSocket clients. Each reads its frames on a goroutine of
@@ -45,14 +44,12 @@ func newFleet() *fleet {
 
 // benchConn is one client of any target.
 type benchConn interface {
-	// next returns the next message, valid until the next call.
-	next() ([]byte, error)
-	close() error
-	// wireBytes is the bytes the last message took on the wire.
-	wireBytes() int
+	// Next returns the next message, valid until the next call.
+	Next() ([]byte, error)
+	Close() error
+	// WireBytes is the bytes the last message took on the wire.
+	WireBytes() int
 }
-
-func (c *wsClient) wireBytes() int { return c.wire }
 
 // connect opens cfg.Conns connections, each subscribed to its user channel
 // and to group G<i mod Channels>, spread over the source addresses.
@@ -107,15 +104,6 @@ func connect(ctx context.Context, cfg Config, base string, progress io.Writer) (
 	return f, took, nil
 }
 
-func token(cfg Config, i int) string {
-	c := auth.Claims{App: cfg.App, Groups: []string{"*"}}
-	c.Subject = "u" + strconv.Itoa(i)
-	c.IssuedAt = jwt.NewNumericDate(time.Now())
-	c.ExpiresAt = jwt.NewNumericDate(time.Now().Add(24 * time.Hour))
-	t, _ := auth.Mint([]byte(cfg.Secret), c)
-	return t
-}
-
 // dialTarget connects client i to the target and waits for its
 // subscriptions.
 func dialTarget(ctx context.Context, cfg Config, host string, d *net.Dialer, i int) (benchConn, error) {
@@ -129,36 +117,36 @@ func dialTarget(ctx context.Context, cfg Config, host string, d *net.Dialer, i i
 }
 
 // dial connects client i and waits for its subscriptions.
-func dial(ctx context.Context, cfg Config, host string, d *net.Dialer, i int) (*wsClient, error) {
+func dial(ctx context.Context, cfg Config, host string, d *net.Dialer, i int) (*hubload.WSConn, error) {
 	dctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	c, err := dialWS(dctx, d, host, token(cfg, i))
+	c, err := hubload.DialWS(dctx, d, host, hubload.Token(cfg.Secret, cfg.App, "u"+strconv.Itoa(i), 24*time.Hour, false))
 	if err != nil {
 		return nil, err
 	}
 	dl, _ := dctx.Deadline()
-	_ = c.conn.SetDeadline(dl)
+	_ = c.SetDeadline(dl)
 	want := 2 // connected, subscribed user:u<i>
 	if cfg.Channels > 0 {
 		sub, _ := json.Marshal(map[string]any{"op": "subscribe", "channel": "group:G" + strconv.Itoa(i%cfg.Channels)})
-		if err := c.write(opText, sub); err != nil {
-			c.close()
+		if err := c.Write(hubload.OpText, sub); err != nil {
+			c.Close()
 			return nil, err
 		}
 		want++
 	}
 	for range want {
-		b, err := c.next()
+		b, err := c.Next()
 		if err != nil {
-			c.close()
+			c.Close()
 			return nil, err
 		}
 		if bytes.Contains(b, []byte(`"op":"error"`)) {
-			c.close()
+			c.Close()
 			return nil, fmt.Errorf("hub refused: %s", b)
 		}
 	}
-	_ = c.conn.SetDeadline(time.Time{})
+	_ = c.SetDeadline(time.Time{})
 	return c, nil
 }
 
@@ -168,24 +156,12 @@ var (
 	userFrame  = []byte(`"channel":"user:`)
 )
 
-// number reads the decimal digits at the start of b.
-func number(b []byte) int64 {
-	var n int64
-	for _, d := range b {
-		if d < '0' || d > '9' {
-			break
-		}
-		n = n*10 + int64(d-'0')
-	}
-	return n
-}
-
 // read counts each event frame and records its end-to-end latency, until
 // close closes the connection.
 func (f *fleet) read(c benchConn, i int) {
 	switch f.target {
 	case targetCentrifugo:
-		f.readCentrifugo(c.(*wsClient), i)
+		f.readCentrifugo(c.(*hubload.WSConn), i)
 		return
 	case targetFloor:
 		f.readFloor(c, i)
@@ -198,23 +174,23 @@ func (f *fleet) read(c benchConn, i int) {
 	// at once may be published in either order.)
 	var lastGroup, lastUser int64
 	for {
-		b, err := c.next()
+		b, err := c.Next()
 		if err != nil {
 			return
 		}
-		f.wire.Add(int64(c.wireBytes()))
+		f.wire.Add(int64(c.WireBytes()))
 		at := bytes.Index(b, sentMarker)
 		if at < 0 {
 			continue
 		}
-		sent := number(b[at+len(sentMarker):])
+		sent := hubload.Number(b[at+len(sentMarker):])
 		last := &lastGroup
 		if bytes.Contains(b[:min(len(b), 40)], userFrame) {
 			last = &lastUser
 		}
 		off := int64(-1)
 		if k := bytes.Index(b, offMarker); k >= 0 {
-			off = number(b[k+len(offMarker):])
+			off = hubload.Number(b[k+len(offMarker):])
 		}
 		f.record(i, sent, off, last)
 	}
@@ -240,14 +216,14 @@ func (f *fleet) record(i int, sent, off int64, last *int64) {
 
 // readCentrifugo is read for Centrifugo's protocol: a message may hold
 // several replies, one a line, and the server's pings are answered.
-func (f *fleet) readCentrifugo(c *wsClient, i int) {
+func (f *fleet) readCentrifugo(c *hubload.WSConn, i int) {
 	var lastGroup, lastUser int64
 	for {
-		b, err := c.next()
+		b, err := c.Next()
 		if err != nil {
 			return
 		}
-		f.wire.Add(int64(c.wireBytes()))
+		f.wire.Add(int64(c.WireBytes()))
 		ping := false
 		cfLines(b, func(line []byte) {
 			if cfIsPing(line) {
@@ -264,7 +240,7 @@ func (f *fleet) readCentrifugo(c *wsClient, i int) {
 			}
 			f.record(i, sent, off, last)
 		})
-		if ping && c.write(opText, []byte("{}")) != nil {
+		if ping && c.Write(hubload.OpText, []byte("{}")) != nil {
 			return
 		}
 	}
@@ -274,7 +250,7 @@ func (f *fleet) readCentrifugo(c *wsClient, i int) {
 func (f *fleet) readFloor(c benchConn, i int) {
 	var last int64
 	for {
-		b, err := c.next()
+		b, err := c.Next()
 		if err != nil {
 			return
 		}
@@ -301,7 +277,7 @@ func (f *fleet) latency() *hdrhistogram.Histogram {
 func (f *fleet) close() {
 	for _, c := range f.conns {
 		if c != nil {
-			_ = c.close()
+			_ = c.Close()
 		}
 	}
 	f.readers.Wait()

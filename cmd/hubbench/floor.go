@@ -29,6 +29,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/imhub/imhub/internal/hubload"
 )
 
 // floorEnv, set to a frame size, has hubbench serve as the floor.
@@ -88,14 +90,14 @@ func startFloorServer(ctx context.Context, frame int) (*exec.Cmd, string, error)
 	case f := <-got:
 		addr, ok := strings.CutPrefix(strings.TrimSpace(f.line), "listening ")
 		if f.err != nil || !ok {
-			stopProcess(cmd)
+			hubload.Stop(cmd)
 			return nil, "", fmt.Errorf("the floor did not say where it listens: %q %v", f.line, f.err)
 		}
 		return cmd, addr, nil
 	case <-time.After(10 * time.Second):
 	case <-ctx.Done():
 	}
-	stopProcess(cmd)
+	hubload.Stop(cmd)
 	return nil, "", errors.New("the floor did not start within 10s")
 }
 
@@ -273,15 +275,15 @@ func dialFloor(ctx context.Context, cfg Config, host string, d *net.Dialer, i in
 	return c, nil
 }
 
-func (c *floorClient) next() ([]byte, error) {
+func (c *floorClient) Next() ([]byte, error) {
 	if _, err := io.ReadFull(c.r, c.buf); err != nil {
 		return nil, err
 	}
 	return c.buf, nil
 }
 
-func (c *floorClient) close() error   { return c.conn.Close() }
-func (c *floorClient) wireBytes() int { return len(c.buf) }
+func (c *floorClient) Close() error   { return c.conn.Close() }
+func (c *floorClient) WireBytes() int { return len(c.buf) }
 
 // floorFrame reads a floor frame's send time and offset.
 func floorFrame(b []byte) (sent, offset int64) {

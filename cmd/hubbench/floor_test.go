@@ -17,8 +17,7 @@ import (
 // size asked for.
 func TestTinyFloorRun(t *testing.T) {
 	cfg := defaultConfig()
-	presets["floor"](&cfg)
-	cfg.Preset = "floor"
+	withPreset(&cfg, "floor")
 	cfg.Conns, cfg.Channels, cfg.Rate, cfg.Duration, cfg.FrameBytes = 40, 4, 40, 1500*time.Millisecond, 300
 	out, err := runTool(t, cfg)
 	require.NoError(t, err)

@@ -13,7 +13,7 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/imhub/imhub/callback"
+	"github.com/imhub/imhub/internal/hubload"
 )
 
 // ForwardReport is the forward preset's figures: ingest with forwarding
@@ -42,10 +42,12 @@ type Probe struct {
 // runForward runs ingest without forwarding, then with it, then the
 // Before* probe, and prints the ratios.
 func runForward(ctx context.Context, cfg Config, out, progress io.Writer) error {
+	ctx, cancel := context.WithTimeout(ctx, cfg.Duration+cfg.budget())
+	defer cancel()
 	off := cfg
 	off.Forward = false
 	fmt.Fprintln(progress, "1/3 ingest, forwarding off")
-	resOff, err := runOnce(ctx, off, progress, nil)
+	resOff, err := runOnce(ctx, off, measure, progress, nil)
 	if err != nil {
 		return fmt.Errorf("ingest, forwarding off: %w", err)
 	}
@@ -53,7 +55,7 @@ func runForward(ctx context.Context, cfg Config, out, progress io.Writer) error 
 	on.Forward = true
 	fmt.Fprintln(progress, "2/3 ingest, forwarding on")
 	rep := ForwardReport{Off: resOff}
-	rep.On, err = runOnce(ctx, on, progress, func(e *env, be *backend) error {
+	rep.On, err = runOnce(ctx, on, measure, progress, func(e *env, be *backend) error {
 		fmt.Fprintf(progress, "3/3 %d Before* callbacks through the hub and straight to the backend, in turns\n", cfg.Probes)
 		var perr error
 		rep.Probe, perr = probeBefore(ctx, cfg, e.hub, be, cfg.Probes)
@@ -87,10 +89,8 @@ func probeBefore(ctx context.Context, cfg Config, hub string, be *backend, n int
 		if err := ctx.Err(); err != nil {
 			return Probe{}, err
 		}
-		seq := lastSeq.Add(1)
-		rt := strconv.FormatInt(time.Now().Unix(), 10)
-		query := "SdkAppid=" + cfg.App + "&CallbackCommand=Group.CallbackBeforeSendMsg&RequestTime=" + rt +
-			"&Sign=" + callback.Sign(cfg.CallbackToken, rt)
+		seq := hubload.NextSeq()
+		query := hubload.CallbackQuery(cfg.App, cfg.CallbackToken, "Group.CallbackBeforeSendMsg")
 		body := fmt.Sprintf(`{"GroupId":"G0","From_Account":"bench","MsgSeq":%d,"Random":%d,"MsgBody":[{"MsgType":"TIMTextElem","MsgContent":{"Text":"probe"}}]}`, seq, seq)
 		sendHub := func() (time.Duration, error) {
 			before := be.before.Load()

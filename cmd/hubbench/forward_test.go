@@ -103,8 +103,8 @@ func TestProbeQuantiles(t *testing.T) {
 // callback received by the backend.
 func TestTinyForwardRun(t *testing.T) {
 	cfg := defaultConfig()
-	presets["forward"](&cfg)
-	cfg.Preset, cfg.Start, cfg.HubBin = "forward", true, hubtest.Binary(t)
+	withPreset(&cfg, "forward")
+	cfg.Start, cfg.HubBin = true, hubtest.Binary(t)
 	cfg.Duration, cfg.Publishers, cfg.Rate, cfg.Probes = time.Second, 4, 200, 20
 	out, err := runTool(t, cfg)
 	require.NoError(t, err)
@@ -127,7 +127,7 @@ func TestForwardNeedsStart(t *testing.T) {
 	c.Hub, c.Forward = "http://127.0.0.1:1", true
 	assert.ErrorContains(t, c.validate(), "forwarding needs -start")
 	c = defaultConfig()
-	c.Hub, c.Preset = "http://127.0.0.1:1", "forward"
+	c.Hub, c.Preset = "http://127.0.0.1:1", mustPreset("forward")
 	assert.ErrorContains(t, c.validate(), "forwarding needs -start")
 }
 
@@ -135,8 +135,8 @@ func TestForwardNeedsStart(t *testing.T) {
 // says how many are missing.
 func TestForwardRunFailsWhenTheBackendMisses(t *testing.T) {
 	cfg := defaultConfig()
-	presets["ingest"](&cfg)
-	cfg.Preset, cfg.Start, cfg.HubBin, cfg.Forward = "ingest", true, hubtest.Binary(t), true
+	withPreset(&cfg, "ingest")
+	cfg.Start, cfg.HubBin, cfg.Forward = true, hubtest.Binary(t), true
 	cfg.Duration, cfg.Publishers, cfg.Rate = 500*time.Millisecond, 2, 20
 	cfg.backendDown, cfg.drainLimit = true, time.Second
 	out, err := runTool(t, cfg)

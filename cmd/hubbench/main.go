@@ -8,13 +8,14 @@
 //	hubbench -preset fanout -start -redis          # start a hub and Redis, run the preset
 //	hubbench -hub http://127.0.0.1:8080 -hub-pid 1234 -conns 2000 -channels 20 -rate 100
 //	hubbench -preset forward -start -redis         # what forwarding to the app's backend costs
-//	hubbench -preset soak -duration 10m            # two hubs and Redis under mixed traffic (soak.go)
 //	hubbench -preset fanout -start -redis -target centrifugo   # the same load against Centrifugo
 //	hubbench -preset floor                         # against a bare program: the machine's floor
 //	hubbench -preset compare                       # imhub, Centrifugo and the floor in turns, and ratios
 //	hubbench -preset scaling -plot scaling.svg     # cost as connections and fan-out grow
 //
-// It stops by itself after -duration; every loop in it is bounded.
+// It stops by itself after -duration; every loop in it is bounded. The
+// presets are in presets.go; the soak, hours of mixed traffic against two
+// hubs, is a command of its own, cmd/hubsoak.
 package main
 
 import (
@@ -29,54 +30,23 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/imhub/imhub/internal/hubload"
 )
 
 func main() {
 	if floorMain() {
 		return
 	}
-	cfg := defaultConfig()
-	// A preset sets the defaults of the flags; flags given still win.
-	if name := presetArg(os.Args[1:]); name != "" {
-		p, ok := presets[name]
-		if !ok {
-			fmt.Fprintf(os.Stderr, "hubbench: unknown preset %q; presets: %s\n", name, presetNames())
-			os.Exit(2)
-		}
-		p(&cfg)
-		cfg.Preset = name
+	cfg, cpuProfile, err := parseArgs(os.Args[1:], os.Stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		os.Exit(0)
 	}
-	flag.StringVar(&cfg.Preset, "preset", cfg.Preset, "named scenario: "+presetNames())
-	flag.StringVar(&cfg.Hub, "hub", "", "base URL of a running hub, http://127.0.0.1:8080")
-	flag.IntVar(&cfg.HubPID, "hub-pid", 0, "process id of that hub, to read its CPU and memory")
-	flag.BoolVar(&cfg.Start, "start", cfg.Start, "start a hub (see -hub-bin) for the run")
-	flag.StringVar(&cfg.HubBin, "hub-bin", "bin/hub", "hub binary for -start")
-	flag.BoolVar(&cfg.Redis, "redis", cfg.Redis, "with -start: start a redis-server and give the hub -redis")
-	flag.StringVar(&cfg.Secret, "secret", cfg.Secret, "the hub's HS256 JWT secret (tokens are minted with it)")
-	flag.StringVar(&cfg.App, "app", cfg.App, "SdkAppid")
-	flag.StringVar(&cfg.CallbackToken, "callback-token", cfg.CallbackToken, "the app's callback token (callbacks are signed with it)")
-	flag.IntVar(&cfg.Conns, "conns", cfg.Conns, "WebSocket connections")
-	flag.IntVar(&cfg.Channels, "channels", cfg.Channels, "group channels the connections are spread over (0: none)")
-	flag.BoolVar(&cfg.UserChannels, "user-channels", cfg.UserChannels, "also send one-to-one messages to the connections' own user channels")
-	flag.Float64Var(&cfg.Rate, "rate", cfg.Rate, "callbacks per second (0: as fast as the publishers go)")
-	flag.IntVar(&cfg.Publishers, "publishers", cfg.Publishers, "concurrent callback senders")
-	flag.DurationVar(&cfg.Duration, "duration", cfg.Duration, "how long to publish (or, idle, to hold the connections)")
-	flag.IntVar(&cfg.Payload, "payload", cfg.Payload, "message text size in bytes")
-	flag.IntVar(&cfg.Sources, "sources", cfg.Sources, "loopback source addresses to spread connections over (127.0.0.1…127.0.0.N), ~28k connections each")
-	flag.BoolVar(&cfg.JSONOnly, "json", false, "print only the JSON line")
-	flag.BoolVar(&cfg.Forward, "forward", false, "with -start: start a backend in hubbench that answers OK and give the hub -forward to it; the run fails unless the backend receives every accepted callback")
-	flag.IntVar(&cfg.Probes, "probes", cfg.Probes, "forward preset: Before* callbacks timed through the hub, and as many straight to the backend")
-	flag.DurationVar(&cfg.SoakSample, "soak-sample", 0, "soak: time between samples of the hubs' resources (default 10s)")
-	flag.BoolVar(&cfg.SoakSmall, "soak-small", false, "soak: a few clients of each kind only")
-	flag.StringVar(&cfg.Target, "target", cfg.Target, "the server measured: imhub, centrifugo, or floor (a bare program inside hubbench)")
-	flag.StringVar(&cfg.CentrifugoBin, "centrifugo-bin", defaultCentrifugoBin(), "Centrifugo binary for -start -target centrifugo (make bench-compare installs it)")
-	flag.IntVar(&cfg.FrameBytes, "frame-bytes", cfg.FrameBytes, "floor: frame size on the wire (0: the hub's for -payload)")
-	flag.IntVar(&cfg.Rounds, "rounds", cfg.Rounds, "compare: measure each server this many times, in turns (figures are medians)")
-	flag.StringVar(&cfg.Plot, "plot", cfg.Plot, "scaling: write the SVG plot here (and the table beside it, .md)")
-	cpuProfile := flag.String("cpuprofile", "", "write the tool's own CPU profile to `file`")
-	flag.Parse()
-	if *cpuProfile != "" {
-		f, err := os.Create(*cpuProfile)
+	if err != nil {
+		os.Exit(2) // parseArgs said why
+	}
+	if cpuProfile != "" {
+		f, err := os.Create(cpuProfile)
 		if err == nil {
 			err = pprof.StartCPUProfile(f)
 		}
@@ -99,7 +69,58 @@ func main() {
 	}
 }
 
-// presetArg finds -preset's value among the arguments.
+// parseArgs is the run the command line asks for: the defaults of the
+// preset it names, then the flags it gives, which win. It also returns
+// where to write the tool's own CPU profile (-cpuprofile). What is wrong
+// with the arguments, and the usage on -h, are written to usage too.
+func parseArgs(args []string, usage io.Writer) (cfg Config, cpuProfile string, err error) {
+	cfg, err = configFor(presetArg(args))
+	if err != nil {
+		fmt.Fprintln(usage, "hubbench: "+err.Error())
+		return Config{}, "", err
+	}
+	fs := flag.NewFlagSet("hubbench", flag.ContinueOnError)
+	fs.SetOutput(usage)
+	presetName := fs.String("preset", cfg.Preset.name, "named scenario: "+presetNames())
+	fs.StringVar(&cfg.Hub, "hub", "", "base URL of a running hub, http://127.0.0.1:8080")
+	fs.IntVar(&cfg.HubPID, "hub-pid", 0, "process id of that hub, to read its CPU and memory")
+	fs.BoolVar(&cfg.Start, "start", cfg.Start, "start a hub (see -hub-bin) for the run")
+	fs.StringVar(&cfg.HubBin, "hub-bin", "bin/hub", "hub binary for -start")
+	fs.BoolVar(&cfg.Redis, "redis", cfg.Redis, "with -start: start a redis-server and give the hub -redis")
+	fs.StringVar(&cfg.Secret, "secret", cfg.Secret, "the hub's HS256 JWT secret (tokens are minted with it)")
+	fs.StringVar(&cfg.App, "app", cfg.App, "SdkAppid")
+	fs.StringVar(&cfg.CallbackToken, "callback-token", cfg.CallbackToken, "the app's callback token (callbacks are signed with it)")
+	fs.IntVar(&cfg.Conns, "conns", cfg.Conns, "WebSocket connections")
+	fs.IntVar(&cfg.Channels, "channels", cfg.Channels, "group channels the connections are spread over (0: none)")
+	fs.BoolVar(&cfg.UserChannels, "user-channels", cfg.UserChannels, "also send one-to-one messages to the connections' own user channels")
+	fs.Float64Var(&cfg.Rate, "rate", cfg.Rate, "callbacks per second (0: as fast as the publishers go)")
+	fs.IntVar(&cfg.Publishers, "publishers", cfg.Publishers, "concurrent callback senders")
+	fs.DurationVar(&cfg.Duration, "duration", cfg.Duration, "how long to publish (or, idle, to hold the connections)")
+	fs.IntVar(&cfg.Payload, "payload", cfg.Payload, "message text size in bytes")
+	fs.IntVar(&cfg.Sources, "sources", cfg.Sources, "loopback source addresses to spread connections over (127.0.0.1…127.0.0.N), ~28k connections each")
+	fs.BoolVar(&cfg.JSONOnly, "json", false, "print only the JSON line")
+	fs.BoolVar(&cfg.Forward, "forward", false, "with -start: start a backend in hubbench that answers OK and give the hub -forward to it; the run fails unless the backend receives every accepted callback")
+	fs.IntVar(&cfg.Probes, "probes", cfg.Probes, "forward preset: Before* callbacks timed through the hub, and as many straight to the backend")
+	fs.StringVar(&cfg.Target, "target", cfg.Target, "the server measured: imhub, centrifugo, or floor (a bare program inside hubbench)")
+	fs.StringVar(&cfg.CentrifugoBin, "centrifugo-bin", defaultCentrifugoBin(), "Centrifugo binary for -start -target centrifugo (make bench-compare installs it)")
+	fs.IntVar(&cfg.FrameBytes, "frame-bytes", cfg.FrameBytes, "floor: frame size on the wire (0: the hub's for -payload)")
+	fs.IntVar(&cfg.Rounds, "rounds", cfg.Rounds, "compare: measure each server this many times, in turns (figures are medians)")
+	fs.StringVar(&cfg.Plot, "plot", cfg.Plot, "scaling: write the SVG plot here (and the table beside it, .md)")
+	fs.StringVar(&cpuProfile, "cpuprofile", "", "write the tool's own CPU profile to `file`")
+	if err := fs.Parse(args); err != nil {
+		return Config{}, "", err
+	}
+	if *presetName != cfg.Preset.name {
+		// The defaults came from the first; the flag kept the last.
+		err := fmt.Errorf("-preset given twice, %q and %q: give one", cfg.Preset.name, *presetName)
+		fmt.Fprintln(usage, "hubbench: "+err.Error())
+		return Config{}, "", err
+	}
+	return cfg, cpuProfile, nil
+}
+
+// presetArg finds -preset's value among the arguments, before the flags
+// are defined: the preset gives them their defaults.
 func presetArg(args []string) string {
 	for i, a := range args {
 		a = strings.TrimPrefix(strings.TrimPrefix(a, "-"), "-")
@@ -115,40 +136,24 @@ func presetArg(args []string) string {
 
 type usageError struct{ error }
 
+// run checks cfg and runs its preset. Every run ends: each preset bounds
+// the whole of it by its duration plus the time to connect, drain and
+// measure.
 func run(ctx context.Context, cfg Config, out, progress *os.File) error {
 	if err := cfg.validate(); err != nil {
 		return usageError{err}
 	}
-	raiseFileLimit()
-	if cfg.Preset == "soak" {
-		ctx, cancel := context.WithTimeout(ctx, cfg.Duration+2*time.Minute)
-		defer cancel()
-		return runSoak(ctx, cfg, out, progress)
-	}
-	switch cfg.Preset {
-	case "compare":
-		return runCompare(ctx, cfg, out, progress)
-	case "scaling":
-		return runScaling(ctx, cfg, out, progress)
-	}
-	// Every run ends: the whole of it is bounded by its duration plus the
-	// time to connect, drain and measure.
-	ctx, cancel := context.WithTimeout(ctx, cfg.Duration+cfg.budget())
-	defer cancel()
-	if cfg.Preset == "forward" {
-		return runForward(ctx, cfg, out, progress)
-	}
-	res, err := runOnce(ctx, cfg, progress, nil)
-	if res != nil {
-		res.print(out, cfg.JSONOnly)
-	}
-	return err
+	hubload.RaiseFileLimit()
+	return cfg.Preset.run(ctx, cfg, out, progress)
 }
 
-// runOnce starts what cfg asks for, measures, and then, if then is not
-// nil, gives it the environment before tearing it down. A result whose
-// forwards did not all arrive is returned with an error.
-func runOnce(ctx context.Context, cfg Config, progress io.Writer, then func(*env, *backend) error) (*Result, error) {
+// measurer measures the environment of a run: measure, or findMax.
+type measurer func(ctx context.Context, cfg Config, e *env, progress io.Writer) (*Result, error)
+
+// runOnce starts what cfg asks for, measures it with take, and then, if
+// then is not nil, gives it the environment before tearing it down. A
+// result whose forwards did not all arrive is returned with an error.
+func runOnce(ctx context.Context, cfg Config, take measurer, progress io.Writer, then func(*env, *backend) error) (*Result, error) {
 	var be *backend
 	if cfg.Forward {
 		var err error
@@ -165,12 +170,7 @@ func runOnce(ctx context.Context, cfg Config, progress io.Writer, then func(*env
 	}
 	defer env.tearDown()
 	env.backend = be
-	var res *Result
-	if cfg.Preset == "max" {
-		res, err = findMax(ctx, cfg, env, progress)
-	} else {
-		res, err = measure(ctx, cfg, env, progress)
-	}
+	res, err := take(ctx, cfg, env, progress)
 	if err != nil {
 		return nil, err
 	}
@@ -182,12 +182,13 @@ func runOnce(ctx context.Context, cfg Config, progress io.Writer, then func(*env
 	}
 	return res, nil
 }
+
+// budget is the time a run may take beyond -duration: to connect, drain
+// and measure, and with forwarding a second run, the backlog's drain and
+// the probe.
 func (c Config) budget() time.Duration {
 	b := 2*time.Minute + time.Duration(c.Conns)*2*time.Millisecond
-	if c.Preset == "max" {
-		b += 10 * c.Duration
-	}
-	if c.Forward || c.Preset == "forward" {
+	if c.forwards() {
 		// A second run, the backlog's drain and the probe.
 		b += c.Duration + c.drainLimit + time.Duration(c.Probes)*20*time.Millisecond
 	}

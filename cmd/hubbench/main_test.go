@@ -58,34 +58,6 @@ func TestConfigChecks(t *testing.T) {
 	assert.Equal(t, "idle", presetArg([]string{"--preset=idle"}))
 }
 
-// A soak of seconds, with a Redis restart and every kind of client, so
-// that the soak cannot rot: the clients' loss is counted, every kind of
-// traffic ran, and Redis came back. (Growth is not judged on hubs this
-// young; TestJudgeGrowth covers the rule.)
-func TestShortSoak(t *testing.T) {
-	cfg := defaultConfig()
-	presets["soak"](&cfg)
-	cfg.Preset, cfg.HubBin, cfg.Duration, cfg.Rate = "soak", hubtest.Binary(t), 20*time.Second, 20
-	// Few channels and users, each with a steady client, so that most
-	// events are checked for loss.
-	cfg.Channels, cfg.Conns = 2, 8
-	plan := soakPlan{Hubs: 2, Steady: 4, Churners: 4, Slow: 2, Sample: 500 * time.Millisecond,
-		Restarts: []time.Duration{8 * time.Second}, RedisDown: 2 * time.Second, BulkEvery: 3 * time.Second}
-	var out, progress bytes.Buffer
-	failures, err := soak(context.Background(), cfg, plan, &out, &progress)
-	require.NoError(t, err, progress.String())
-	for _, f := range failures {
-		// Growth is not judged here, nor whether a loaded machine let
-		// the sampler take enough samples to judge it.
-		if !strings.Contains(f, "keeps growing") && !strings.Contains(f, "too few samples") {
-			t.Errorf("soak: %s\n%s\n%s", f, out.String(), progress.String())
-		}
-	}
-	assert.Contains(t, out.String(), "hub1 rss")
-	assert.Contains(t, out.String(), "redis used_memory")
-	assert.Contains(t, progress.String(), "restarting Redis")
-}
-
 // runTool runs hubbench with cfg and returns what it printed on its
 // standard output.
 func runTool(t *testing.T, cfg Config) ([]byte, error) {

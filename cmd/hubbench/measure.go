@@ -5,11 +5,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net/http"
-	"strconv"
-	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/imhub/imhub/internal/hubload"
 )
 
 // Result is one run's figures. Names are stable: scripts read the JSON.
@@ -67,7 +66,7 @@ type Result struct {
 // measure connects the fleet, publishes for the duration, drains, and
 // reads the hub's cost.
 func measure(ctx context.Context, cfg Config, e *env, progress io.Writer) (*Result, error) {
-	res := &Result{Preset: cfg.Preset, Target: cfg.Target, Broker: brokerOf(cfg), Conns: cfg.Conns, Channels: cfg.Channels, TargetRate: cfg.Rate}
+	res := &Result{Preset: cfg.Preset.name, Target: cfg.Target, Broker: brokerOf(cfg), Conns: cfg.Conns, Channels: cfg.Channels, TargetRate: cfg.Rate}
 	_, res.HubRSSBefore, _ = procStats(e.pid)
 	res.GoroutinesIdle = goroutines(e.hub)
 	fmt.Fprintf(progress, "connecting %d clients over %d channels…\n", cfg.Conns, cfg.Channels)
@@ -143,9 +142,10 @@ func publishFor(ctx context.Context, cfg Config, e *env, f *fleet, rate float64,
 	c := cfg
 	c.Rate = rate
 	p := newPublisher(c, e.hub)
-	p.backend = e.backend
 	var fwd0 counts
 	if e.backend != nil {
+		// The backend must receive each callback the hub accepted.
+		p.OnAck = func(seq int64, _ time.Time) { e.backend.expect(seq) }
 		fwd0 = e.backend.counts()
 	}
 	f.latency() // start clean
@@ -155,8 +155,8 @@ func publishFor(ctx context.Context, cfg Config, e *env, f *fleet, rate float64,
 	start := time.Now()
 	pctx, stop := context.WithTimeout(ctx, cfg.Duration)
 	done := make(chan struct{})
-	if !cfg.idle() {
-		go func() { p.run(pctx); close(done) }()
+	if !cfg.Preset.idle {
+		go func() { p.Run(pctx); close(done) }()
 	} else {
 		close(done)
 	}
@@ -168,7 +168,7 @@ func publishFor(ctx context.Context, cfg Config, e *env, f *fleet, rate float64,
 		case <-tick.C:
 			_, rss, _ := procStats(e.pid)
 			fmt.Fprintf(progress, "  %4.0fs  callbacks %d  deliveries %d/%d  hub rss %d MiB",
-				time.Since(start).Seconds(), p.acked.Load(), f.received.Load()-got0, p.expected.Load(), rss>>20)
+				time.Since(start).Seconds(), p.Acked.Load(), f.received.Load()-got0, p.Expected.Load(), rss>>20)
 			if e.backend != nil {
 				fmt.Fprintf(progress, "  forwarded %d", e.backend.counts().distinct-fwd0.distinct)
 			}
@@ -194,14 +194,14 @@ func publishFor(ctx context.Context, cfg Config, e *env, f *fleet, rate float64,
 	// Drain: what was published arrives, or is lost.
 	drainStart := time.Now()
 	deadline := drainStart.Add(5 * time.Second)
-	for f.received.Load()-got0 < p.expected.Load() && time.Now().Before(deadline) && ctx.Err() == nil {
+	for f.received.Load()-got0 < p.Expected.Load() && time.Now().Before(deadline) && ctx.Err() == nil {
 		time.Sleep(20 * time.Millisecond)
 	}
 	drained := time.Since(drainStart)
 	cpu1, rss, _ := procStats(e.pid)
 	h := f.latency()
 	s := step{
-		rate: rate, acked: p.acked.Load(), refused: p.refused.Load(), expected: p.expected.Load(),
+		rate: rate, acked: p.Acked.Load(), refused: p.Refused.Load(), expected: p.Expected.Load(),
 		got: f.received.Load() - got0, repeats: f.repeats.Load() - rep0, seconds: elapsed.Seconds(), hubCPU: cpu1 - cpu0, toolCPU: selfCPU() - tool0,
 		rssLoaded: rss, wire: f.wire.Load() - wire0, settle: drained,
 		p50: ms(h.ValueAtQuantile(50)), p90: ms(h.ValueAtQuantile(90)), p99: ms(h.ValueAtQuantile(99)),
@@ -220,7 +220,7 @@ func ms(us int64) float64 { return float64(us) / 1000 }
 // findMax raises the rate by half each step, with the same clients, until
 // deliveries are lost or p99 passes 1s, and reports the last good step.
 func findMax(ctx context.Context, cfg Config, e *env, progress io.Writer) (*Result, error) {
-	res := &Result{Preset: cfg.Preset, Target: cfg.Target, Broker: brokerOf(cfg), Conns: cfg.Conns, Channels: cfg.Channels}
+	res := &Result{Preset: cfg.Preset.name, Target: cfg.Target, Broker: brokerOf(cfg), Conns: cfg.Conns, Channels: cfg.Channels}
 	_, res.HubRSSBefore, _ = procStats(e.pid)
 	res.GoroutinesIdle = goroutines(e.hub)
 	f, took, err := connect(ctx, cfg, e.hub, progress)
@@ -281,21 +281,15 @@ func brokerOf(cfg Config) string {
 	return "memory"
 }
 
-// goroutines reads go_goroutines from the hub's metrics.
+// goroutines reads go_goroutines from the hub's metrics; -1 when it
+// cannot.
 func goroutines(base string) int64 {
-	resp, err := http.Get(base + "/metrics")
-	if err != nil {
+	m, _ := hubload.Scrape(context.Background(), base)
+	n, ok := m["go_goroutines"]
+	if !ok {
 		return -1
 	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "go_goroutines "); ok {
-			n, _ := strconv.ParseFloat(strings.TrimSpace(v), 64)
-			return int64(n)
-		}
-	}
-	return -1
+	return int64(n)
 }
 
 func (r *Result) print(w io.Writer, jsonOnly bool) {

@@ -3,230 +3,96 @@ package main
 import (
 	"bytes"
 	"context"
-	"fmt"
 	"io"
 	"net/http"
-	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"time"
 
-	"github.com/imhub/imhub/callback"
+	"github.com/imhub/imhub/internal/hubload"
 )
 
-// publisher posts signed callbacks: group messages to G<seq mod
-// Channels>, and with UserChannels every other one a one-to-one message to
-// user u<…>. Each carries its send time, "t=<unix ns>", in its text.
-// lastSeq numbers callbacks across every publisher of the run, from a base
-// of its start time, so that neither another step nor another run within
-// the hub's dedupe window repeats a message identity: the hub drops a
-// repeat as a retry of the IM backend.
-var lastSeq = func() *atomic.Int64 {
-	var n atomic.Int64
-	n.Store(time.Now().UnixMilli() * 1000)
-	return &n
-}()
-
+// publisher sends a run's messages to the target at the run's rate: the
+// hub's signed callbacks (hubload.Traffic), or the same messages through
+// Centrifugo's publish API or to the floor. The HTTP targets' senders
+// share one client.
 type publisher struct {
-	cfg      Config
-	base     string
-	client   *http.Client
-	acked    atomic.Int64
-	refused  atomic.Int64
-	expected atomic.Int64 // deliveries the acknowledged callbacks should make
-	subsOf   []int64      // subscribers of each group channel
-	pad      string
-	// backend, if the hub forwards, is told of each accepted callback.
-	backend *backend
-	// onAck, when set, is told of each callback the hub acknowledged: its
-	// message number and the channel its event goes to.
-	onAck func(seq int64, channel string, sent time.Time)
+	hubload.Publisher
+	client *http.Client
 }
 
 func newPublisher(cfg Config, base string) *publisher {
-	p := &publisher{cfg: cfg, base: base, client: &http.Client{
-		Timeout:   10 * time.Second,
-		Transport: &http.Transport{MaxIdleConnsPerHost: cfg.Publishers * 2},
-	}}
-	if cfg.Channels > 0 {
-		p.subsOf = make([]int64, cfg.Channels)
-		for i := range cfg.Conns {
-			p.subsOf[i%cfg.Channels]++
+	p := &publisher{client: hubload.SenderClient(cfg.Publishers)}
+	p.Rate, p.Senders = cfg.Rate, cfg.Publishers
+	traffic := hubload.NewTraffic(cfg.Conns, cfg.Channels, cfg.UserChannels, cfg.Payload)
+	var s hubload.Sender
+	switch cfg.Target {
+	case targetFloor:
+		// One connection to the floor for each sender.
+		p.NewSender = func(ctx context.Context) (hubload.Sender, func()) {
+			return newFloorSender(ctx, base, traffic)
 		}
+		return p
+	case targetCentrifugo:
+		s = &centrifugoSender{client: p.client, base: base, traffic: traffic}
+	default:
+		s = hubload.NewHubCallbacks(p.client, base, cfg.App, cfg.CallbackToken, traffic)
 	}
-	if cfg.Payload > 24 {
-		p.pad = strings.Repeat("x", cfg.Payload-24)
-	}
+	p.NewSender = hubload.Shared(s)
 	return p
 }
 
-// run posts at cfg.Rate (or as fast as it can at rate 0) until ctx ends.
-func (p *publisher) run(ctx context.Context) {
-	work := make(chan struct{}, p.cfg.Publishers)
-	var wg sync.WaitGroup
-	for range p.cfg.Publishers {
-		wg.Go(func() {
-			if p.cfg.Target == targetFloor {
-				p.runFloor(ctx, work)
-				return
-			}
-			for range work {
-				p.post(ctx)
-			}
-		})
-	}
-	defer func() { close(work); wg.Wait() }()
-	if p.cfg.Rate == 0 {
-		for ctx.Err() == nil {
-			select {
-			case work <- struct{}{}:
-			case <-ctx.Done():
-			}
-		}
-		return
-	}
-	// A ticker at up to 1kHz, with as many posts per tick as the rate
-	// asks; a tick whose posts cannot be handed over is skipped, and shows
-	// as a lower rate achieved.
-	interval := max(time.Second/time.Duration(max(p.cfg.Rate, 1)), time.Millisecond)
-	perTick := p.cfg.Rate * interval.Seconds()
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	owed := 0.0
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		owed += perTick
-		for ; owed >= 1; owed-- {
-			select {
-			case work <- struct{}{}:
-				continue
-			default:
-			}
-			owed = 0 // the senders are behind: do not pile up
-			break
-		}
-	}
+// floorSender is one sender to the floor, on a connection of its own.
+type floorSender struct {
+	fp      *floorPublisher // nil: the floor could not be reached
+	traffic *hubload.Traffic
 }
 
-// runFloor is one sender to the floor, on a connection of its own.
-func (p *publisher) runFloor(ctx context.Context, work <-chan struct{}) {
-	fp, err := dialFloorPublisher(ctx, strings.TrimPrefix(p.base, "floor://"))
-	if err == nil {
-		defer fp.conn.Close()
+func newFloorSender(ctx context.Context, base string, t *hubload.Traffic) (hubload.Sender, func()) {
+	fp, err := dialFloorPublisher(ctx, strings.TrimPrefix(base, "floor://"))
+	if err != nil {
+		return floorSender{traffic: t}, func() {}
 	}
-	for range work {
-		seq := lastSeq.Add(1)
-		g := int64(0)
-		if p.cfg.Channels > 0 {
-			g = seq % int64(p.cfg.Channels)
-		}
-		if fp == nil || fp.publish(uint32(g), time.Now()) != nil {
-			p.refused.Add(1)
-			continue
-		}
-		p.acked.Add(1)
-		if p.subsOf != nil {
-			p.expected.Add(p.subsOf[g])
-		}
-	}
+	return floorSender{fp: fp, traffic: t}, func() { fp.conn.Close() }
 }
 
-// postCentrifugo publishes the message through Centrifugo's HTTP API.
-func (p *publisher) postCentrifugo(ctx context.Context) {
-	seq := lastSeq.Add(1)
-	sent := time.Now()
-	_, _, channel, deliveries := p.callback(seq)
-	text := fmt.Sprintf("t=%d %s", sent.UnixNano(), p.pad)
-	group, _ := strings.CutPrefix(channel, "group:")
-	if strings.HasPrefix(channel, "user:") {
+// Send publishes message seq to its group and waits for the floor to
+// have written it to every subscriber.
+func (s floorSender) Send(_ context.Context, seq int64, now time.Time) (int64, bool) {
+	g := s.traffic.Group(seq)
+	if s.fp == nil || s.fp.publish(uint32(g), now) != nil {
+		return 0, false
+	}
+	return s.traffic.Subscribers(g), true
+}
+
+// centrifugoSender publishes each message through Centrifugo's HTTP API.
+type centrifugoSender struct {
+	client  *http.Client
+	base    string
+	traffic *hubload.Traffic
+}
+
+func (s *centrifugoSender) Send(ctx context.Context, seq int64, now time.Time) (int64, bool) {
+	m := s.traffic.Message(seq, now)
+	group, _ := strings.CutPrefix(m.Channel, "group:")
+	if strings.HasPrefix(m.Channel, "user:") {
 		group = ""
 	}
-	body := cfPublishBody(cfChannel(channel), group, seq, text, sent)
-	req, err := http.NewRequestWithContext(context.WithoutCancel(ctx), http.MethodPost, p.base+"/api/publish", bytes.NewReader(body))
+	body := cfPublishBody(cfChannel(m.Channel), group, seq, m.Text, now)
+	req, err := http.NewRequestWithContext(context.WithoutCancel(ctx), http.MethodPost, s.base+"/api/publish", bytes.NewReader(body))
 	if err != nil {
-		return
+		return 0, false
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("X-API-Key", centrifugoAPIKey)
-	resp, err := p.client.Do(req)
+	resp, err := s.client.Do(req)
 	if err != nil {
-		p.refused.Add(1)
-		return
+		return 0, false
 	}
 	b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<16))
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusOK || cfPublishOK(b) != nil {
-		p.refused.Add(1)
-		return
+		return 0, false
 	}
-	p.acked.Add(1)
-	p.expected.Add(deliveries)
-	if p.onAck != nil {
-		p.onAck(seq, channel, sent)
-	}
-}
-
-func (p *publisher) post(ctx context.Context) {
-	if p.cfg.Target == targetCentrifugo {
-		p.postCentrifugo(ctx)
-		return
-	}
-	seq := lastSeq.Add(1)
-	sent := time.Now()
-	cmd, body, channel, deliveries := p.callback(seq)
-	rt := strconv.FormatInt(time.Now().Unix(), 10)
-	u := p.base + "/im/callback?SdkAppid=" + p.cfg.App + "&CallbackCommand=" + cmd +
-		"&RequestTime=" + rt + "&Sign=" + callback.Sign(p.cfg.CallbackToken, rt)
-	// A callback sent is let finish even when the run ends, so that what
-	// the hub published is counted as acknowledged.
-	req, err := http.NewRequestWithContext(context.WithoutCancel(ctx), http.MethodPost, u, strings.NewReader(body))
-	if err != nil {
-		return
-	}
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := p.client.Do(req)
-	if err != nil {
-		p.refused.Add(1)
-		return
-	}
-	_, _ = io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode == http.StatusOK {
-		if p.backend != nil {
-			p.backend.expect(seq)
-		}
-		p.acked.Add(1)
-		p.expected.Add(deliveries)
-		if p.onAck != nil {
-			p.onAck(seq, channel, sent)
-		}
-	} else {
-		p.refused.Add(1)
-	}
-}
-
-func (p *publisher) callback(seq int64) (cmd, body, channel string, deliveries int64) {
-	text := fmt.Sprintf("t=%d %s", time.Now().UnixNano(), p.pad)
-	if p.cfg.UserChannels && p.cfg.Conns > 0 && (seq%2 == 0 || p.cfg.Channels == 0) {
-		to := "u" + strconv.FormatInt(seq/2%int64(p.cfg.Conns), 10)
-		return "C2C.CallbackAfterSendMsg", fmt.Sprintf(
-			`{"From_Account":"bench","To_Account":%q,"MsgKey":"k%d","MsgSeq":%d,"MsgBody":[{"MsgType":"TIMTextElem","MsgContent":{"Text":%q}}]}`,
-			to, seq, seq, text), "user:" + to, 1
-	}
-	g := int64(0)
-	if p.cfg.Channels > 0 {
-		g = seq % int64(p.cfg.Channels)
-	}
-	var subs int64
-	if p.subsOf != nil {
-		subs = p.subsOf[g]
-	}
-	return "Group.CallbackAfterSendMsg", fmt.Sprintf(
-		`{"GroupId":"G%d","From_Account":"bench","MsgSeq":%d,"Random":%d,"MsgBody":[{"MsgType":"TIMTextElem","MsgContent":{"Text":%q}}]}`,
-		g, seq, seq, text), "group:G" + strconv.FormatInt(g, 10), subs
+	return m.Deliveries, true
 }

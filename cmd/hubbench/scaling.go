@@ -84,10 +84,10 @@ func scaling(ctx context.Context, cfg Config, plan scalingPlan, out, progress io
 	for i := range pts {
 		pt := &pts[i]
 		c := cfg
-		c.Conns, c.Channels, c.Rate, c.Preset = pt.Conns, pt.Channels, pt.Rate, "scaling"
+		c.Conns, c.Channels, c.Rate = pt.Conns, pt.Channels, pt.Rate
 		fmt.Fprintf(progress, "== %s: %d connections, %d channels, %.0f messages/s\n", pt.Axis, pt.Conns, pt.Channels, pt.Rate)
 		pctx, cancel := context.WithTimeout(ctx, c.Duration+c.budget())
-		res, err := runOnce(pctx, c, progress, nil)
+		res, err := runOnce(pctx, c, measure, progress, nil)
 		cancel()
 		if err != nil {
 			return fmt.Errorf("%s, %d connections, %d channels: %w", pt.Axis, pt.Conns, pt.Channels, err)

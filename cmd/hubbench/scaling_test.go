@@ -117,8 +117,8 @@ func TestScalingPlanPoints(t *testing.T) {
 // and a plot with a marker for each point on each of its two figures.
 func TestTinyScaling(t *testing.T) {
 	cfg := defaultConfig()
-	presets["scaling"](&cfg)
-	cfg.Preset, cfg.Target, cfg.Redis, cfg.Duration = "scaling", targetFloor, false, time.Second
+	withPreset(&cfg, "scaling")
+	cfg.Target, cfg.Redis, cfg.Duration = targetFloor, false, time.Second
 	cfg.Plot = filepath.Join(t.TempDir(), "scaling.svg")
 	plan := scalingPlan{Conns: []int{10, 20}, PerConnRate: 10, PerChannel: 5,
 		SubsPerChan: []int{4}, SubsConns: 8, Deliveries: 80, MaxMessages: 100}

@@ -6,7 +6,7 @@ import (
 	"slices"
 )
 
-// Growth detection for the soak run: does a series sampled at a steady
+// Growth detection for the soak: does a series sampled at a steady
 // interval (a hub's RSS, heap, goroutines, open files; Redis's memory) keep
 // growing, on a machine whose noise is larger than a slow leak's step?
 //

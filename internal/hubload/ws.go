@@ -1,4 +1,4 @@
-package main
+package hubload
 
 import (
 	"bufio"
@@ -14,14 +14,19 @@ import (
 	"net/http"
 	"sync"
 	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/imhub/imhub/hub/auth"
 )
 
-// wsClient is the tool's own minimal WebSocket client: text frames in and
-// out, pings answered, nothing else. The tool shares the machine with the
-// hub it measures, so its receive path must cost as little as can be: a
-// general-purpose client spends as much CPU per frame as the hub spends
-// sending it.
-type wsClient struct {
+// WSConn is the load tools' own minimal WebSocket client: text frames in
+// and out, pings answered, nothing else. A tool shares the machine with
+// the hub it measures, so the receive path must cost as little as can be:
+// a general-purpose client spends as much CPU per frame as the hub spends
+// sending it. Next is for one reader at a time; Write may be called
+// concurrently with it and with itself.
+type WSConn struct {
 	conn net.Conn
 	r    *bufio.Reader
 	buf  []byte // the last payload; reused
@@ -35,14 +40,28 @@ type wsClient struct {
 	wmu sync.Mutex // writes: subscribe frames, pongs
 }
 
-// dialWS opens a WebSocket to ws://host/ws with token as the bearer token.
-func dialWS(ctx context.Context, d *net.Dialer, host, token string) (*wsClient, error) {
-	return dialWSPath(ctx, d, host, "/ws", token)
+// Token is a hub token for user of app, HS256 with secret, that lets it
+// subscribe to every group and expires after ttl; admin lets it take the
+// app firehose.
+func Token(secret, app, user string, ttl time.Duration, admin bool) string {
+	c := auth.Claims{App: app, Groups: []string{"*"}, Admin: admin}
+	c.Subject = user
+	c.IssuedAt = jwt.NewNumericDate(time.Now())
+	c.ExpiresAt = jwt.NewNumericDate(time.Now().Add(ttl))
+	t, _ := auth.Mint([]byte(secret), c)
+	return t
 }
 
-// dialWSPath opens a WebSocket to ws://host<path>, with token as the
-// bearer token unless it is empty.
-func dialWSPath(ctx context.Context, d *net.Dialer, host, path, token string) (*wsClient, error) {
+// DialWS opens a WebSocket to the hub at ws://host/ws with token as the
+// bearer token.
+func DialWS(ctx context.Context, d *net.Dialer, host, token string) (*WSConn, error) {
+	return DialWSPath(ctx, d, host, "/ws", token)
+}
+
+// DialWSPath opens a WebSocket to ws://host<path>, with token as the
+// bearer token unless it is empty. The handshake is bounded by ctx's
+// deadline.
+func DialWSPath(ctx context.Context, d *net.Dialer, host, path, token string) (*WSConn, error) {
 	conn, err := d.DialContext(ctx, "tcp", host)
 	if err != nil {
 		return nil, err
@@ -63,7 +82,7 @@ func dialWSPath(ctx context.Context, d *net.Dialer, host, path, token string) (*
 		conn.Close()
 		return nil, err
 	}
-	c := &wsClient{conn: conn, r: bufio.NewReaderSize(conn, 4096)}
+	c := &WSConn{conn: conn, r: bufio.NewReaderSize(conn, 4096)}
 	resp, err := http.ReadResponse(c.r, nil)
 	if err != nil {
 		conn.Close()
@@ -79,15 +98,16 @@ func dialWSPath(ctx context.Context, d *net.Dialer, host, path, token string) (*
 	return c, nil
 }
 
+// The frame opcodes a client sends.
 const (
-	opText  = 0x1
-	opClose = 0x8
+	OpText  = 0x1
+	OpClose = 0x8
 	opPing  = 0x9
 	opPong  = 0xA
 )
 
-// write sends one masked frame.
-func (c *wsClient) write(op byte, p []byte) error {
+// Write sends one masked frame of opcode op.
+func (c *WSConn) Write(op byte, p []byte) error {
 	f := make([]byte, 0, 14+len(p))
 	f = append(f, 0x80|op)
 	switch n := len(p); {
@@ -111,9 +131,10 @@ func (c *wsClient) write(op byte, p []byte) error {
 	return err
 }
 
-// next returns the payload of the next text message, valid until the next
-// call. Pings are answered on the way; a close frame ends the stream.
-func (c *wsClient) next() ([]byte, error) {
+// Next returns the payload of the next text message, valid until the next
+// call. Pings are answered on the way; a close frame ends the stream with
+// io.EOF, its code kept for CloseCode.
+func (c *WSConn) Next() ([]byte, error) {
 	c.buf = c.buf[:0]
 	c.wire = 0
 	for {
@@ -153,10 +174,10 @@ func (c *wsClient) next() ([]byte, error) {
 			}
 			switch op {
 			case opPing:
-				if err := c.write(opPong, p); err != nil {
+				if err := c.Write(opPong, p); err != nil {
 					return nil, err
 				}
-			case opClose:
+			case OpClose:
 				if len(p) >= 2 {
 					c.closeCode = int(binary.BigEndian.Uint16(p))
 				}
@@ -176,4 +197,33 @@ func (c *wsClient) next() ([]byte, error) {
 	}
 }
 
-func (c *wsClient) close() error { return c.conn.Close() }
+// CloseCode is the code of the close frame that ended the stream: 0
+// before one came, or when the connection ended without one.
+func (c *WSConn) CloseCode() int { return c.closeCode }
+
+// WireBytes is the bytes the last message took on the wire, headers
+// included.
+func (c *WSConn) WireBytes() int { return c.wire }
+
+// SetDeadline sets the connection's read and write deadline.
+func (c *WSConn) SetDeadline(t time.Time) error { return c.conn.SetDeadline(t) }
+
+// SetReadDeadline sets the connection's read deadline.
+func (c *WSConn) SetReadDeadline(t time.Time) error { return c.conn.SetReadDeadline(t) }
+
+// Close closes the connection at once, without a close frame; a Next
+// waiting on it returns an error.
+func (c *WSConn) Close() error { return c.conn.Close() }
+
+// Number reads the decimal digits at the start of b: a number in a frame
+// or a callback, found by the marker before it.
+func Number(b []byte) int64 {
+	var n int64
+	for _, d := range b {
+		if d < '0' || d > '9' {
+			break
+		}
+		n = n*10 + int64(d-'0')
+	}
+	return n
+}

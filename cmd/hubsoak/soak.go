@@ -14,15 +14,11 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/imhub/imhub/internal/hubload"
 	"github.com/imhub/imhub/internal/retry"
 )
 
-// The soak run (-preset soak, `make soak`): two hubs joined by Redis under
-// mixed traffic for a long time, Redis restarted on the way, while the
-// hubs' and Redis's resources are sampled. It fails when a resource keeps
-// growing (see growth.go) or a steady client misses an event.
-
-// soakPlan is the shape of a soak run besides Config.
+// soakPlan is the shape of a soak run besides config.
 type soakPlan struct {
 	Hubs      int
 	Steady    int           // well-behaved clients, checked for loss
@@ -90,12 +86,12 @@ func (l *ackLog) add(seq int64, channel string, sent time.Time) {
 // with Redis (the client is told), and are counted apart.
 type window struct{ from, to time.Time }
 
-func runSoak(ctx context.Context, cfg Config, out, progress io.Writer) error {
+func runSoak(ctx context.Context, cfg config, out, progress io.Writer) error {
 	plan := defaultSoakPlan(cfg.Duration)
-	if cfg.SoakSample > 0 {
-		plan.Sample = cfg.SoakSample
+	if cfg.Sample > 0 {
+		plan.Sample = cfg.Sample
 	}
-	if cfg.SoakSmall {
+	if cfg.Small {
 		plan.Steady, plan.Churners, plan.Slow = 6, 6, 2
 	}
 	failures, err := soak(ctx, cfg, plan, out, progress)
@@ -110,7 +106,7 @@ func runSoak(ctx context.Context, cfg Config, out, progress io.Writer) error {
 
 // soak runs the plan and returns why it failed, if it did; an error is a
 // run that could not be made.
-func soak(ctx context.Context, cfg Config, plan soakPlan, out, progress io.Writer) ([]string, error) {
+func soak(ctx context.Context, cfg config, plan soakPlan, out, progress io.Writer) ([]string, error) {
 	progress = &lockedWriter{w: progress} // the sampler and the restarts both write
 	env, err := startSoakEnv(ctx, cfg, plan.Hubs, progress)
 	if err != nil {
@@ -161,14 +157,17 @@ func soak(ctx context.Context, cfg Config, plan soakPlan, out, progress io.Write
 	retry.Sleep(ctx, 2*time.Second)
 
 	acks := &ackLog{byCh: map[string][]ack{}}
-	var publishers []*publisher
+	traffic := hubload.NewTraffic(cfg.Conns, cfg.Channels, cfg.UserChannels, cfg.Payload)
+	var publishers []*hubload.Publisher
 	for _, u := range env.urls {
-		c := cfg
-		c.Rate = cfg.Rate / float64(len(env.urls))
-		p := newPublisher(c, u)
-		p.onAck = func(seq int64, channel string, sent time.Time) { acks.add(seq, channel, sent) }
+		client := hubload.SenderClient(cfg.Publishers)
+		defer client.CloseIdleConnections()
+		s := hubload.NewHubCallbacks(client, u, cfg.App, cfg.CallbackToken, traffic)
+		p := &hubload.Publisher{Rate: cfg.Rate / float64(len(env.urls)), Senders: cfg.Publishers,
+			NewSender: hubload.Shared(s),
+			OnAck:     func(seq int64, sent time.Time) { acks.add(seq, traffic.Channel(seq), sent) }}
 		publishers = append(publishers, p)
-		pubs.Go(func() { p.run(trafficCtx) })
+		pubs.Go(func() { p.Run(trafficCtx) })
 	}
 
 	// Redis restarts, on their own goroutine.
@@ -192,7 +191,7 @@ func soak(ctx context.Context, cfg Config, plan soakPlan, out, progress io.Write
 			}
 			// Until the hubs are ready again, and a little after.
 			for _, u := range env.urls {
-				_ = waitReady(trafficCtx, u)
+				_ = hubload.WaitReady(trafficCtx, u)
 			}
 			wmu.Lock()
 			windows = append(windows, window{from, time.Now().Add(10 * time.Second)})
@@ -207,7 +206,7 @@ func soak(ctx context.Context, cfg Config, plan soakPlan, out, progress io.Write
 		var line strings.Builder
 		fmt.Fprintf(&line, "  %4.0fs ", time.Since(start).Seconds())
 		for i, u := range env.urls {
-			m, err := scrape(ctx, u)
+			m, err := hubload.Scrape(ctx, u)
 			fmt.Fprintf(&line, " | hub%d", i+1)
 			if err != nil {
 				fmt.Fprintf(&line, " scrape failed: %v", err)
@@ -265,7 +264,7 @@ loop:
 	closes := map[string]float64{}
 	var dropped float64
 	for _, u := range env.urls {
-		if m, err := scrape(ctx, u); err == nil {
+		if m, err := hubload.Scrape(ctx, u); err == nil {
 			for k, v := range m {
 				if code, ok := strings.CutPrefix(k, `imhub_ws_closes_total{code="`); ok {
 					closes[strings.TrimSuffix(code, `"}`)] += v
@@ -331,8 +330,8 @@ loop:
 	}
 	var acked, refused int64
 	for _, p := range publishers {
-		acked += p.acked.Load()
-		refused += p.refused.Load()
+		acked += p.Acked.Load()
+		refused += p.Refused.Load()
 	}
 	fmt.Fprintf(out, "callbacks: %d acknowledged, %d refused\n", acked, refused)
 	fmt.Fprintf(out, "steady clients: %d events expected, %d lost, %d missing around a Redis restart (%d gaps told), %d repeated\n",

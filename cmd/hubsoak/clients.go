@@ -16,11 +16,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/golang-jwt/jwt/v5"
-
-	"github.com/imhub/imhub/callback"
-	"github.com/imhub/imhub/hub/auth"
-
+	"github.com/imhub/imhub/internal/hubload"
 	"github.com/imhub/imhub/internal/retry"
 )
 
@@ -36,13 +32,8 @@ import (
 //     and read slowly or not at all, until the hub closes them with 4008.
 
 // soakToken mints a token for user that expires after ttl.
-func soakToken(cfg Config, user string, ttl time.Duration, admin bool) string {
-	c := auth.Claims{App: cfg.App, Groups: []string{"*"}, Admin: admin}
-	c.Subject = user
-	c.IssuedAt = jwt.NewNumericDate(time.Now())
-	c.ExpiresAt = jwt.NewNumericDate(time.Now().Add(ttl))
-	t, _ := auth.Mint([]byte(cfg.Secret), c)
-	return t
+func soakToken(cfg config, user string, ttl time.Duration, admin bool) string {
+	return hubload.Token(cfg.Secret, cfg.App, user, ttl, admin)
 }
 
 func opFrame(op string, kv ...any) []byte {
@@ -103,7 +94,7 @@ func (c *steadyClient) channels() []string { return []string{"group:" + c.group,
 
 // run keeps the client connected until ctx ends; a session that ends
 // before is recorded as unexpected, and the client connects again.
-func (c *steadyClient) run(ctx context.Context, cfg Config, st *soakStats) {
+func (c *steadyClient) run(ctx context.Context, cfg config, st *soakStats) {
 	for ctx.Err() == nil {
 		c.session(ctx, cfg, st)
 		if ctx.Err() == nil {
@@ -112,11 +103,11 @@ func (c *steadyClient) run(ctx context.Context, cfg Config, st *soakStats) {
 	}
 }
 
-func (c *steadyClient) session(ctx context.Context, cfg Config, st *soakStats) {
+func (c *steadyClient) session(ctx context.Context, cfg config, st *soakStats) {
 	const ttl = 40 * time.Second
 	host := strings.TrimPrefix(c.hub, "http://")
 	dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	ws, err := dialWS(dctx, &net.Dialer{}, host, soakToken(cfg, c.user, ttl, false))
+	ws, err := hubload.DialWS(dctx, &net.Dialer{}, host, soakToken(cfg, c.user, ttl, false))
 	cancel()
 	if err != nil {
 		if ctx.Err() == nil {
@@ -126,13 +117,13 @@ func (c *steadyClient) session(ctx context.Context, cfg Config, st *soakStats) {
 		return
 	}
 	st.connects.Add(1)
-	defer ws.close()
-	if err := ws.write(opText, opFrame("subscribe", "channel", "group:"+c.group, "id", 1)); err != nil {
+	defer ws.Close()
+	if err := ws.Write(hubload.OpText, opFrame("subscribe", "channel", "group:"+c.group, "id", 1)); err != nil {
 		c.record("subscribe: " + err.Error())
 		return
 	}
 	// The session ends with the run: closing the socket ends the reader.
-	stop := context.AfterFunc(ctx, func() { ws.close() })
+	stop := context.AfterFunc(ctx, func() { ws.Close() })
 	defer stop()
 	// Refresh at half the token's life, in band, while the session lasts.
 	ended := make(chan struct{})
@@ -148,17 +139,17 @@ func (c *steadyClient) session(ctx context.Context, cfg Config, st *soakStats) {
 			case <-t.C:
 			}
 			st.refreshes.Add(1)
-			if ws.write(opText, opFrame("refresh", "token", soakToken(cfg, c.user, ttl, false), "id", id)) != nil {
+			if ws.Write(hubload.OpText, opFrame("refresh", "token", soakToken(cfg, c.user, ttl, false), "id", id)) != nil {
 				return
 			}
 		}
 	})
 	confirmed := 0
 	for {
-		b, err := ws.next()
+		b, err := ws.Next()
 		if err != nil {
 			if ctx.Err() == nil {
-				c.record("session ended: close code " + strconv.Itoa(ws.closeCode) + ": " + err.Error())
+				c.record("session ended: close code " + strconv.Itoa(ws.CloseCode()) + ": " + err.Error())
 			}
 			return
 		}
@@ -194,7 +185,7 @@ func (c *steadyClient) event(channel string, b []byte) {
 	if i < 0 {
 		return
 	}
-	seq := number(b[i+len(eventSeqMarker):])
+	seq := hubload.Number(b[i+len(eventSeqMarker):])
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.got == nil {
@@ -222,21 +213,21 @@ func (c *steadyClient) record(what string) {
 // churn runs one churning client after another until ctx ends.
 // The churners are users u<first>…u<users-1> of those the publisher sends
 // one-to-one messages to; the steady clients are the ones before.
-func churn(ctx context.Context, cfg Config, hubs []string, first, users int, st *soakStats, r *rand.Rand) {
+func churn(ctx context.Context, cfg config, hubs []string, first, users int, st *soakStats, r *rand.Rand) {
 	first = min(first, users-1)
 	for n := 0; ctx.Err() == nil; n++ {
 		churnOnce(ctx, cfg, hubs[n%len(hubs)], "u"+strconv.Itoa(first+r.IntN(users-first)), st, r)
 	}
 }
 
-func churnOnce(ctx context.Context, cfg Config, hub, user string, st *soakStats, r *rand.Rand) {
+func churnOnce(ctx context.Context, cfg config, hub, user string, st *soakStats, r *rand.Rand) {
 	expiring := r.IntN(4) == 0
 	ttl := 10 * time.Minute
 	if expiring {
 		ttl = time.Duration(3+r.IntN(6)) * time.Second
 	}
 	dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	ws, err := dialWS(dctx, &net.Dialer{}, strings.TrimPrefix(hub, "http://"), soakToken(cfg, user, ttl, false))
+	ws, err := hubload.DialWS(dctx, &net.Dialer{}, strings.TrimPrefix(hub, "http://"), soakToken(cfg, user, ttl, false))
 	cancel()
 	if err != nil {
 		if ctx.Err() == nil {
@@ -246,15 +237,15 @@ func churnOnce(ctx context.Context, cfg Config, hub, user string, st *soakStats,
 		return
 	}
 	st.connects.Add(1)
-	stop := context.AfterFunc(ctx, func() { ws.close() })
+	stop := context.AfterFunc(ctx, func() { ws.Close() })
 	defer stop()
 	ended := make(chan struct{})
 	go func() {
 		defer close(ended)
 		for {
-			b, err := ws.next()
+			b, err := ws.Next()
 			if err != nil {
-				switch ws.closeCode {
+				switch ws.CloseCode() {
 				case 0, 1000: // none, or the answer to its own close
 				case 4002:
 					st.expired.Add(1)
@@ -285,17 +276,17 @@ func churnOnce(ctx context.Context, cfg Config, hub, user string, st *soakStats,
 	for id := 1; ; id++ {
 		select {
 		case <-ctx.Done():
-			ws.close()
+			ws.Close()
 			<-ended
 			return
 		case <-ended:
-			ws.close()
+			ws.Close()
 			return
 		case <-life:
 			if r.IntN(2) == 0 {
-				_ = ws.write(opClose, []byte{0x03, 0xe8}) // 1000, normal
+				_ = ws.Write(hubload.OpClose, []byte{0x03, 0xe8}) // 1000, normal
 			}
-			ws.close()
+			ws.Close()
 			<-ended
 			return
 		case <-tick.C:
@@ -304,20 +295,20 @@ func churnOnce(ctx context.Context, cfg Config, hub, user string, st *soakStats,
 		switch g := "group:G" + strconv.Itoa(r.IntN(max(cfg.Channels, 1))); {
 		case !expiring && r.IntN(8) == 0:
 			st.refreshes.Add(1)
-			err = ws.write(opText, opFrame("refresh", "token", soakToken(cfg, user, ttl, false), "id", id))
+			err = ws.Write(hubload.OpText, opFrame("refresh", "token", soakToken(cfg, user, ttl, false), "id", id))
 		case subscribed[g]:
 			st.unsubscribes.Add(1)
 			delete(subscribed, g)
-			err = ws.write(opText, opFrame("unsubscribe", "channel", g, "id", id))
+			err = ws.Write(hubload.OpText, opFrame("unsubscribe", "channel", g, "id", id))
 		case len(subscribed) < 3:
 			st.subscribes.Add(1)
 			subscribed[g] = true
-			err = ws.write(opText, opFrame("subscribe", "channel", g, "id", id))
+			err = ws.Write(hubload.OpText, opFrame("subscribe", "channel", g, "id", id))
 		default:
-			err = ws.write(opText, opFrame("ping", "id", id))
+			err = ws.Write(hubload.OpText, opFrame("ping", "id", id))
 		}
 		if err != nil {
-			ws.close()
+			ws.Close()
 			<-ended
 			return
 		}
@@ -326,7 +317,7 @@ func churnOnce(ctx context.Context, cfg Config, hub, user string, st *soakStats,
 
 // slowClient takes the app firehose and reads one frame every readEvery
 // (never, when 0) until the hub closes it, then connects again.
-func slowClient(ctx context.Context, cfg Config, hub string, readEvery time.Duration, st *soakStats) {
+func slowClient(ctx context.Context, cfg config, hub string, readEvery time.Duration, st *soakStats) {
 	d := &net.Dialer{Control: func(_, _ string, c syscall.RawConn) error {
 		// A small receive window, so that the hub's queue fills within
 		// seconds rather than after megabytes of kernel buffers.
@@ -336,7 +327,7 @@ func slowClient(ctx context.Context, cfg Config, hub string, readEvery time.Dura
 	}}
 	for ctx.Err() == nil {
 		dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		ws, err := dialWS(dctx, d, strings.TrimPrefix(hub, "http://"), soakToken(cfg, "slow", 10*time.Minute, true))
+		ws, err := hubload.DialWS(dctx, d, strings.TrimPrefix(hub, "http://"), soakToken(cfg, "slow", 10*time.Minute, true))
 		cancel()
 		if err != nil {
 			st.dialFailures.Add(1)
@@ -344,11 +335,11 @@ func slowClient(ctx context.Context, cfg Config, hub string, readEvery time.Dura
 			continue
 		}
 		st.connects.Add(1)
-		if ws.write(opText, opFrame("subscribe", "channel", "app")) != nil {
-			ws.close()
+		if ws.Write(hubload.OpText, opFrame("subscribe", "channel", "app")) != nil {
+			ws.Close()
 			continue
 		}
-		stop := context.AfterFunc(ctx, func() { ws.close() })
+		stop := context.AfterFunc(ctx, func() { ws.Close() })
 		giveUp := time.Now().Add(2 * time.Minute)
 		if readEvery == 0 {
 			retry.Sleep(ctx, 30*time.Second)
@@ -356,15 +347,15 @@ func slowClient(ctx context.Context, cfg Config, hub string, readEvery time.Dura
 		// Read slowly; a reader that read nothing reads now, to find the
 		// close frame behind what the hub had sent before it gave up.
 		for ctx.Err() == nil && time.Now().Before(giveUp) {
-			_ = ws.conn.SetReadDeadline(time.Now().Add(10 * time.Second))
-			if _, err := ws.next(); err != nil {
+			_ = ws.SetReadDeadline(time.Now().Add(10 * time.Second))
+			if _, err := ws.Next(); err != nil {
 				break
 			}
 			if readEvery > 0 {
 				retry.Sleep(ctx, readEvery)
 			}
 		}
-		switch ws.closeCode {
+		switch ws.CloseCode() {
 		case 4008:
 			st.tooSlow.Add(1)
 		case 0:
@@ -372,7 +363,7 @@ func slowClient(ctx context.Context, cfg Config, hub string, readEvery time.Dura
 			st.otherClose.Add(1)
 		}
 		stop()
-		ws.close()
+		ws.Close()
 	}
 }
 
@@ -381,7 +372,7 @@ func slowClient(ctx context.Context, cfg Config, hub string, readEvery time.Dura
 // firehose): enough to fill the kernel's buffers and their queue at the
 // hub, whose send buffer would otherwise absorb minutes of the steady
 // traffic.
-func bulkBursts(ctx context.Context, cfg Config, hub string, period time.Duration, n, size int) {
+func bulkBursts(ctx context.Context, cfg config, hub string, period time.Duration, n, size int) {
 	client := &http.Client{Timeout: 10 * time.Second}
 	defer client.CloseIdleConnections()
 	text := strings.Repeat("b", size)
@@ -395,10 +386,9 @@ func bulkBursts(ctx context.Context, cfg Config, hub string, period time.Duratio
 		for range 4 {
 			wg.Go(func() {
 				for next.Add(1) <= int64(n) && ctx.Err() == nil {
-					seq := lastSeq.Add(1)
+					seq := hubload.NextSeq()
 					body := fmt.Sprintf(`{"GroupId":"Gbulk","From_Account":"bench","MsgSeq":%d,"Random":%d,"MsgBody":[{"MsgType":"TIMTextElem","MsgContent":{"Text":%q}}]}`, seq, seq, text)
-					rt := strconv.FormatInt(time.Now().Unix(), 10)
-					u := hub + "/im/callback?SdkAppid=" + cfg.App + "&CallbackCommand=Group.CallbackAfterSendMsg&RequestTime=" + rt + "&Sign=" + callback.Sign(cfg.CallbackToken, rt)
+					u := hub + "/im/callback?" + hubload.CallbackQuery(cfg.App, cfg.CallbackToken, "Group.CallbackAfterSendMsg")
 					req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, strings.NewReader(body))
 					if err != nil {
 						return

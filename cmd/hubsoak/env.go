@@ -1,20 +1,19 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"io"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/imhub/imhub/internal/hubload"
 )
 
 // soakEnv is what a soak run starts: one redis-server on a Unix socket and
@@ -35,7 +34,7 @@ type soakEnv struct {
 // soak's 0.1 one-to-one messages per user per second 20 events fill in
 // 200 s, well before the last third, where a rise would be judged as
 // growth; 20 still cover the events of a Redis restart.
-func soakHubArgs(cfg Config, env *soakEnv, i int) []string {
+func soakHubArgs(cfg config, env *soakEnv, i int) []string {
 	return []string{"-node", "soak" + strconv.Itoa(i+1),
 		"-apps", cfg.App + ":" + cfg.CallbackToken, "-jwt-secret", cfg.Secret,
 		"-redis", "unix://" + env.sock, "-spool-dir", filepath.Join(env.dir, "spool"+strconv.Itoa(i+1)),
@@ -43,7 +42,7 @@ func soakHubArgs(cfg Config, env *soakEnv, i int) []string {
 		"-dedupe-window", "1m", "-history-size", "20", "-log-level", "warn"}
 }
 
-func startSoakEnv(ctx context.Context, cfg Config, hubs int, progress io.Writer) (*soakEnv, error) {
+func startSoakEnv(ctx context.Context, cfg config, hubs int, progress io.Writer) (*soakEnv, error) {
 	dir, err := os.MkdirTemp("", "hubsoak")
 	if err != nil {
 		return nil, err
@@ -57,7 +56,7 @@ func startSoakEnv(ctx context.Context, cfg Config, hubs int, progress io.Writer)
 	redis.SetLogger(quietRedis{})
 	e.rdb = redis.NewClient(&redis.Options{Network: "unix", Addr: e.sock, MaxRetries: -1, DialTimeout: time.Second, ReadTimeout: 2 * time.Second})
 	for i := range hubs {
-		hub, url, err := startHub(ctx, cfg.HubBin, soakHubArgs(cfg, e, i), filepath.Join(dir, fmt.Sprintf("hub%d.log", i+1)))
+		hub, url, err := hubload.StartHub(ctx, cfg.HubBin, soakHubArgs(cfg, e, i), filepath.Join(dir, fmt.Sprintf("hub%d.log", i+1)))
 		if err != nil {
 			e.stop()
 			return nil, err
@@ -72,7 +71,7 @@ func startSoakEnv(ctx context.Context, cfg Config, hubs int, progress io.Writer)
 // startRedis starts redis-server on the run's socket, without persistence:
 // a restart loses every key, as a Redis without a replica does.
 func (e *soakEnv) startRedis(ctx context.Context) error {
-	cmd, err := startRedisServer(ctx, e.dir, e.sock)
+	cmd, err := hubload.StartRedis(ctx, e.dir, e.sock)
 	if err != nil {
 		return err
 	}
@@ -83,7 +82,7 @@ func (e *soakEnv) startRedis(ctx context.Context) error {
 // restartRedis stops Redis, keeps it away for down, and starts it again
 // empty on the same socket.
 func (e *soakEnv) restartRedis(ctx context.Context, down time.Duration) error {
-	stopProcess(e.redis)
+	hubload.Stop(e.redis)
 	select {
 	case <-time.After(down):
 	case <-ctx.Done():
@@ -110,61 +109,14 @@ func (e *soakEnv) redisMemory(ctx context.Context) (float64, error) {
 // logs, stays.
 func (e *soakEnv) stop() {
 	for _, h := range e.hubs {
-		stopProcess(h)
+		hubload.Stop(h)
 	}
 	if e.rdb != nil {
 		e.rdb.Close()
 	}
 	if e.redis != nil {
-		stopProcess(e.redis)
+		hubload.Stop(e.redis)
 	}
-}
-
-// stopProcess ends p with SIGTERM, and SIGKILL if it is still there 20 s
-// later, and waits for it.
-func stopProcess(p *exec.Cmd) {
-	if p.Process == nil || p.ProcessState != nil {
-		return
-	}
-	_ = p.Process.Signal(syscall.SIGTERM)
-	done := make(chan struct{})
-	go func() { _ = p.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(20 * time.Second):
-		_ = p.Process.Kill()
-		<-done
-	}
-}
-
-// scrape reads a hub's /metrics into series name (labels included, as
-// written) → value.
-func scrape(ctx context.Context, base string) (map[string]float64, error) {
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, base+"/metrics", nil)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("scrape %s: %w", base, err)
-	}
-	defer resp.Body.Close()
-	out := map[string]float64{}
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		if line == "" || line[0] == '#' {
-			continue
-		}
-		i := strings.LastIndexByte(line, ' ')
-		if i < 0 {
-			continue
-		}
-		if v, err := strconv.ParseFloat(line[i+1:], 64); err == nil {
-			out[line[:i]] = v
-		}
-	}
-	return out, sc.Err()
 }
 
 // quietRedis drops go-redis's own messages.
