@@ -16,6 +16,7 @@
 // For the server API (docs/protocol.md#server-api) a hub tells its [Presence] of every
 // session and subscription and answers the presence op from it
 // (presence.go), asks its [Revocations] about each token at connect and
-// on refresh, and closes a user's sessions with 4010 on [Hub.Disconnect]
-// (revoke.go).
+// on refresh, and again about those they could not answer for, until they
+// do ([Hub.RunRechecks]), and closes a user's sessions with 4010 on
+// [Hub.Disconnect] (revoke.go).
 package hub

@@ -95,18 +95,22 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.sessMu.Unlock()
 	// Asked once the session is in the index, so that a revocation taken
 	// meanwhile either is seen here or finds the session to close.
-	if h.revoked(r.Context(), id) {
-		h.sessMu.Lock()
-		delete(h.sessions, s)
-		h.removeUserLocked(s, userKey{s.app, s.user})
-		h.sessMu.Unlock()
-		s.expires.Stop()
-		s.pinger.Stop()
-		release()
+	switch h.checkRevoked(r.Context(), id) {
+	case TokenRevoked:
+		h.unadmit(s, release)
 		h.m.authFailures.WithLabelValues("revoked").Inc()
 		h.refuse(tr, wc, CloseInvalidToken, "token revoked")
 		h.wg.Done()
 		return
+	case TokenUnchecked:
+		if h.cfg.RefuseUnchecked {
+			h.unadmit(s, release)
+			h.m.unchecked.WithLabelValues("refused").Inc()
+			h.refuse(tr, wc, CloseTryAgainLater, "revocations cannot be checked now: try again later")
+			h.wg.Done()
+			return
+		}
+		h.admitUnchecked(s, id)
 	}
 	h.m.connections.Inc()
 	h.cfg.Presence.Connect(s.app, s.user)
@@ -118,6 +122,7 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			h.sessMu.Lock()
 			delete(h.sessions, s)
 			h.removeUserLocked(s, userKey{s.app, s.user})
+			h.forgetUncheckedLocked(s)
 			h.sessMu.Unlock()
 			h.cfg.Presence.Disconnect(s.app, s.user)
 			h.m.connections.Dec()
@@ -126,6 +131,18 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}()
 		s.run(context.Background())
 	}()
+}
+
+// unadmit takes s, refused before it ran, out of the index again; the
+// caller ends it in h.wg once it has told the client.
+func (h *Hub) unadmit(s *Session, release func()) {
+	h.sessMu.Lock()
+	delete(h.sessions, s)
+	h.removeUserLocked(s, userKey{s.app, s.user})
+	h.sessMu.Unlock()
+	s.expires.Stop()
+	s.pinger.Stop()
+	release()
 }
 
 // acceptDeflate has the WebSocket library accept a connection whose client

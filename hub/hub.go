@@ -64,10 +64,19 @@ type Config struct {
 	// presence op [none: nobody is present].
 	Presence Presence
 	// Revocations, when set, refuses revoked tokens at connect (4001) and
-	// on refresh.
+	// on refresh. A token they cannot check (Redis away) is let in and
+	// checked again every RecheckEvery until they answer (RunRechecks),
+	// unless RefuseUnchecked.
 	Revocations Revocations
-	Logger      *slog.Logger
-	Metrics     *Metrics
+	// RefuseUnchecked refuses a connect whose token Revocations could not
+	// check with 1013 (try again later), and such a refresh with an
+	// unavailable error, instead of letting the token in unchecked.
+	RefuseUnchecked bool
+	// RecheckEvery is how often the sessions let in unchecked are checked
+	// again while there are any [1s].
+	RecheckEvery time.Duration
+	Logger       *slog.Logger
+	Metrics      *Metrics
 }
 
 func (c *Config) setDefaults() {
@@ -103,6 +112,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.WriteTimeout <= 0 {
 		c.WriteTimeout = 10 * time.Second
+	}
+	if c.RecheckEvery <= 0 {
+		c.RecheckEvery = time.Second
 	}
 	if c.BrokerTimeout <= 0 {
 		c.BrokerTimeout = 10 * time.Second
@@ -143,6 +155,10 @@ type Hub struct {
 	sessions map[*Session]struct{}
 	users    map[userKey][]*Session // the sessions by user, for Disconnect
 	wg       sync.WaitGroup         // one per session
+
+	// unchecked are the sessions let in with a token Revocations could
+	// not check, and that token, until they answer about it (sessMu).
+	unchecked map[*Session]*auth.Identity
 }
 
 type chanKey struct{ app, channel string }
@@ -167,15 +183,16 @@ type hubChannel struct {
 func New(cfg Config, b broker.Broker, v *auth.Verifier) *Hub {
 	cfg.setDefaults()
 	h := &Hub{
-		cfg:      cfg,
-		broker:   b,
-		auth:     v,
-		log:      cfg.Logger,
-		m:        cfg.Metrics,
-		seed:     maphash.MakeSeed(),
-		sessions: make(map[*Session]struct{}),
-		users:    make(map[userKey][]*Session),
-		perAddr:  addrLimit{max: cfg.MaxConnsPerIP},
+		cfg:       cfg,
+		broker:    b,
+		auth:      v,
+		log:       cfg.Logger,
+		m:         cfg.Metrics,
+		seed:      maphash.MakeSeed(),
+		sessions:  make(map[*Session]struct{}),
+		users:     make(map[userKey][]*Session),
+		perAddr:   addrLimit{max: cfg.MaxConnsPerIP},
+		unchecked: make(map[*Session]*auth.Identity),
 	}
 	for i := range h.shards {
 		h.shards[i].channels = make(map[chanKey]*hubChannel)

@@ -19,6 +19,12 @@ type Metrics struct {
 	authFailures  *prometheus.CounterVec
 	fanout        prometheus.Histogram
 	repairs       *prometheus.CounterVec
+	// unchecked counts tokens Revocations could not check, by action;
+	// uncheckedSessions are the sessions let in so, until checked, and
+	// rechecks those checked later, by result.
+	unchecked         *prometheus.CounterVec
+	uncheckedSessions prometheus.Gauge
+	rechecks          *prometheus.CounterVec
 }
 
 // NewMetrics registers the hub's metrics with reg.
@@ -57,8 +63,19 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "imhub_ws_gap_repairs_total",
 			Help: "Gaps in a subscription's stream filled from history, by outcome: recovered; restarted (the stream began anew, the client was told and got the new stream); lost (history did not reach back, the client was told); failed.",
 		}, []string{"outcome"}),
+		unchecked: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "imhub_ws_revocation_unchecked_total",
+			Help: "Connects and refreshes whose token could not be checked against the revocations (Redis did not answer), by action: admitted (checked again once Redis answers) or refused (-revocation-check closed).",
+		}, []string{"action"}),
+		uncheckedSessions: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "imhub_ws_sessions_unchecked", Help: "Sessions admitted with a token not yet checked against the revocations, waiting for Redis.",
+		}),
+		rechecks: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "imhub_ws_revocation_rechecks_total",
+			Help: "Sessions admitted unchecked whose token was checked later, by result: clear, or revoked (closed with 4010).",
+		}, []string{"result"}),
 	}
-	reg.MustRegister(m.repairs, m.connections, m.subscriptions, m.channels, m.delivered, m.dropped, m.rateLimited, m.closes, m.authFailures, m.fanout)
+	reg.MustRegister(m.unchecked, m.uncheckedSessions, m.rechecks, m.repairs, m.connections, m.subscriptions, m.channels, m.delivered, m.dropped, m.rateLimited, m.closes, m.authFailures, m.fanout)
 	return m
 }
 

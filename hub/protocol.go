@@ -19,7 +19,10 @@ const (
 	CloseMalformed                         = websocket.StatusPolicyViolation         // 1008
 	CloseTooLarge                          = websocket.StatusMessageTooBig           // 1009
 	CloseShuttingDown                      = websocket.StatusServiceRestart          // 1012
-	closeNormal                            = websocket.StatusNormalClosure
+	// CloseTryAgainLater: the node cannot check the token now (its
+	// revocations cannot be read and RefuseUnchecked is set).
+	CloseTryAgainLater = websocket.StatusTryAgainLater // 1013
+	closeNormal        = websocket.StatusNormalClosure
 )
 
 // Error codes of an "error" frame.

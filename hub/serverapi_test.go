@@ -231,12 +231,12 @@ type racingRevocations struct {
 	racer func(id *auth.Identity)
 }
 
-func (r racingRevocations) Revoked(ctx context.Context, id *auth.Identity) bool {
-	revoked := r.Revocations.Revoked(ctx, id)
+func (r racingRevocations) Check(ctx context.Context, id *auth.Identity) hub.RevocationCheck {
+	check := r.Revocations.Check(ctx, id)
 	if r.racer != nil {
 		r.racer(id)
 	}
-	return revoked
+	return check
 }
 
 // A revocation taken while a refresh is under way, after its check and

@@ -514,9 +514,17 @@ func (s *Session) refresh(f clientFrame) {
 		s.fail(f.ID, "", CodeForbidden, "refresh refused: the token is for another user or app")
 		return
 	}
-	if s.hub.revoked(context.Background(), id) {
+	first := s.hub.checkRevoked(context.Background(), id)
+	switch {
+	case first == TokenRevoked:
 		s.hub.m.authFailures.WithLabelValues("revoked").Inc()
 		s.fail(f.ID, "", CodeForbidden, "refresh refused: token revoked")
+		return
+	case first == TokenUnchecked && s.hub.cfg.RefuseUnchecked:
+		// The token in place was checked: the client keeps it, and
+		// refreshes again later.
+		s.hub.m.unchecked.WithLabelValues("refused").Inc()
+		s.fail(f.ID, "", CodeUnavailable, "refresh refused: revocations cannot be checked now; try again")
 		return
 	}
 	s.mu.Lock()
@@ -537,10 +545,23 @@ func (s *Session) refresh(f clientFrame) {
 	// A revocation taken between the check above and the swap judged the
 	// old token (see Hub.Disconnect): the new one is judged again now that
 	// it is in place, which a revocation remembered meanwhile cannot miss.
-	if s.hub.revoked(context.Background(), id) {
+	second := s.hub.checkRevoked(context.Background(), id)
+	switch {
+	case second == TokenRevoked:
 		s.hub.m.authFailures.WithLabelValues("revoked").Inc()
 		s.close(CloseDisconnected, "token revoked by the server API")
 		return
+	case second == TokenUnchecked && s.hub.cfg.RefuseUnchecked:
+		// The old token is gone: the session cannot stay on a new one
+		// that was not checked.
+		s.hub.m.unchecked.WithLabelValues("refused").Inc()
+		s.close(CloseTryAgainLater, "revocations cannot be checked now: try again later")
+		return
+	case second == TokenUnchecked:
+		s.hub.admitUnchecked(s, id)
+	default:
+		// Whatever token came before, the one held now is checked.
+		s.hub.settled(s, nil, "clear")
 	}
 	s.reply(serverFrame{Op: "refreshed", Expires: id.Expires.Unix(), ID: f.ID})
 }

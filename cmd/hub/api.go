@@ -33,11 +33,15 @@ type APIConfig struct {
 	// PresenceTTL is how long a node that stopped heartbeating stays in
 	// presence.
 	PresenceTTL time.Duration
+	// RevocationCheck is what a connect gets whose token cannot be checked
+	// against the revocations (Redis away): "open" lets it in and checks
+	// it once Redis answers; "closed" refuses it (1013).
+	RevocationCheck string
 }
 
 // String hides the keys from anything that prints a Config.
 func (c APIConfig) String() string {
-	return fmt.Sprintf("{%d API keys, presence TTL %v}", len(c.Keys), c.PresenceTTL)
+	return fmt.Sprintf("{%d API keys, presence TTL %v, revocation check %s}", len(c.Keys), c.PresenceTTL, c.RevocationCheck)
 }
 
 // minAPIKeyLen is the shortest API key taken: it stands for the app's
@@ -46,6 +50,8 @@ const minAPIKeyLen = 16
 
 func apiFlags(fs *flag.FlagSet, c *APIConfig) {
 	fs.StringVar(&c.Spec, "api-keys", "", "server API keys, comma-separated: `SdkAppid:key`,… (at least 16 characters: openssl rand -hex 24); empty = no server API (with -dev: a demo key, printed)")
+	fs.StringVar(&c.RevocationCheck, "revocation-check", "open", "a connect whose token cannot be checked against the server API's revocations, Redis not answering: "+
+		"open = let it in, and close it with 4010 once Redis answers if it was revoked; closed = refuse it with 1013 (try again later)")
 	fs.DurationVar(&c.PresenceTTL, "presence-ttl", 25*time.Second, "how long a node that stopped (killed, or cut off from Redis) still counts in presence, 3s to 30s; it heartbeats every third of it")
 }
 
@@ -58,6 +64,9 @@ func (c *Config) validateAPI() error {
 	if a.PresenceTTL > 30*time.Second {
 		// docs/protocol.md#server-api: a node that dies leaves presence within 30 s.
 		return fmt.Errorf("-presence-ttl must be at most 30s (a node that dies must leave presence within 30s), not %v; such as 25s", a.PresenceTTL)
+	}
+	if a.RevocationCheck != "open" && a.RevocationCheck != "closed" {
+		return fmt.Errorf("-revocation-check %q: want open (let a token that cannot be checked in, and check it once Redis answers) or closed (refuse it)", a.RevocationCheck)
 	}
 	apps := map[string]bool{}
 	for _, app := range c.Apps {
@@ -101,6 +110,7 @@ type serverAPI struct {
 	revocations *control.Revocations
 	client      redis.UniversalClient // nil with the in-process broker
 	handler     http.Handler
+	node        *hub.Hub // set by setHub
 }
 
 // newServerAPI builds the parts; node is set later with setHub, as the
@@ -122,6 +132,14 @@ func newServerAPI(cfg Config, log *slog.Logger, pub api.Publisher, reg prometheu
 	s.revocations = control.NewRevocations(control.RevocationsConfig{
 		Client: s.client, MaxTTL: cfg.JWTMaxTTL, Leeway: 5 * time.Second, Logger: log,
 	})
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "imhub_revocations_remembered",
+		Help: "Revocations this node keeps in memory until they lapse, to judge tokens by while Redis is away.",
+	}, func() float64 { n, _ := s.revocations.Remembered(); return float64(n) }))
+	reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "imhub_revocations_forgotten_total",
+		Help: "Revocations dropped from memory before they lapsed, as memory held its most; Redis still has them.",
+	}, func() float64 { _, n := s.revocations.Remembered(); return float64(n) }))
 	var apps []string
 	for _, a := range cfg.Apps {
 		apps = append(apps, a.ID)
@@ -151,11 +169,18 @@ func (f busFunc) Publish(ctx context.Context, c control.Command) error { return 
 
 // setHub makes the control channel act on node.
 func (s *serverAPI) setHub(node *hub.Hub, log *slog.Logger) {
+	s.node = node
 	subscribed := func(ctx context.Context) error {
-		// Sessions let in before the subscription may hold tokens revoked
-		// meanwhile: revocations are in Redis (disconnects are lost).
+		// Revocations stored from now on arrive as commands; those stored
+		// before are read now, into memory, for connects while Redis is
+		// away: the node is not ready before. Sessions let in before the
+		// subscription may hold tokens revoked meanwhile: revocations are
+		// in Redis (disconnects are lost).
 		ctx, cancel := context.WithTimeout(ctx, time.Minute)
 		defer cancel()
+		if err := s.revocations.Load(ctx); err != nil {
+			return err
+		}
 		n, err := node.CloseRevoked(ctx)
 		if n > 0 {
 			log.Info("sessions with revoked tokens closed once the control channel was subscribed", "sessions", n)
@@ -182,12 +207,29 @@ func (s *serverAPI) setHub(node *hub.Hub, log *slog.Logger) {
 	})
 }
 
-// run runs presence and the control channel until ctx is done.
+// run runs presence, the control channel and the checks of sessions let
+// in unchecked until ctx is done.
 func (s *serverAPI) run(ctx context.Context) error {
 	done := make(chan error, 1)
 	go func() { done <- s.bus.Run(ctx) }()
+	rechecked := make(chan struct{})
+	go func() { defer close(rechecked); s.node.RunRechecks(ctx) }()
 	err := s.presence.Run(ctx)
-	return errors.Join(err, <-done)
+	err = errors.Join(err, <-done)
+	<-rechecked
+	return err
+}
+
+// ready reports whether the node may take clients as far as the server
+// API goes: "" if so, else why not.
+func (s *serverAPI) ready() string {
+	switch {
+	case !s.bus.Subscribed():
+		return "control channel unavailable"
+	case !s.revocations.Loaded():
+		return "revocations not loaded"
+	}
+	return ""
 }
 
 // close takes this node out of presence at once and closes the Redis

@@ -56,3 +56,36 @@ func TestConfigAPIKeys(t *testing.T) {
 		})
 	}
 }
+
+// -revocation-check is open unless set to closed; anything else is refused
+// with one line that says both choices.
+func TestConfigRevocationCheck(t *testing.T) {
+	base := []string{"-apps", "100", "-jwt-secret", testSecret, "-spool-dir", "off"}
+	for _, tc := range []struct {
+		name string
+		args []string
+		env  map[string]string
+		want string
+		err  string
+	}{
+		{"default", nil, nil, "open", ""},
+		{"closed", []string{"-revocation-check", "closed"}, nil, "closed", ""},
+		{"open", []string{"-revocation-check", "open"}, nil, "open", ""},
+		{"from the environment", nil, map[string]string{"HUB_REVOCATION_CHECK": "closed"}, "closed", ""},
+		{"other", []string{"-revocation-check", "strict"}, nil, "", `-revocation-check "strict": want open`},
+		{"empty", []string{"-revocation-check", ""}, nil, "", `-revocation-check "": want open`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := parseConfig(append(append([]string(nil), base...), tc.args...), env(tc.env), &bytes.Buffer{})
+			if tc.err != "" {
+				require.Error(t, err)
+				assert.Contains(t, err.Error(), tc.err)
+				assert.Contains(t, err.Error(), "or closed")
+				assert.NotContains(t, err.Error(), "\n", "one line")
+				return
+			}
+			require.NoError(t, err)
+			assert.Equal(t, tc.want, c.API.RevocationCheck)
+		})
+	}
+}

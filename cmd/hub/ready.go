@@ -11,17 +11,20 @@ import (
 )
 
 // readyHandler answers GET /readyz: "ok", or 503 with "draining",
-// "broker unavailable" or "control channel unavailable" (the node could
-// not be told to disconnect its clients, so it should get none; control
-// reports whether it can). The broker's own reason names where Redis is,
-// which is for the operator and not for whoever can reach the port: it
-// goes to the log, once each time readiness changes rather than on every
-// probe, which comes every second or so from each load balancer.
-func readyHandler(b broker.Broker, control func() bool, draining *atomic.Bool, log *slog.Logger) http.Handler {
+// "broker unavailable", or why the server API's parts are not ready (api
+// says, "" when they are): "control channel unavailable" (the node could
+// not be told to disconnect its clients, so it should get none) or
+// "revocations not loaded" (it could not judge tokens by them while Redis
+// is away). The broker's own reason names where Redis is, which is for the
+// operator and not for whoever can reach the port: it goes to the log,
+// once each time readiness changes rather than on every probe, which
+// comes every second or so from each load balancer.
+func readyHandler(b broker.Broker, api func() string, draining *atomic.Bool, log *slog.Logger) http.Handler {
 	var (
-		mu          sync.Mutex
-		down        bool
-		controlDown bool
+		mu       sync.Mutex
+		down     bool
+		apiWhy   string
+		apiKnown bool
 	)
 	return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		if draining.Load() {
@@ -43,19 +46,19 @@ func readyHandler(b broker.Broker, control func() bool, draining *atomic.Bool, l
 			http.Error(w, "broker unavailable", http.StatusServiceUnavailable)
 			return
 		}
-		up := control()
+		why := api()
 		mu.Lock()
-		if changed := up == controlDown; changed {
-			controlDown = !up
-			if controlDown {
-				log.Warn("not ready: control channel not subscribed")
-			} else {
-				log.Info("ready: control channel subscribed")
+		if changed := !apiKnown || why != apiWhy; changed {
+			if why != "" {
+				log.Warn("not ready: " + why)
+			} else if apiKnown {
+				log.Info("ready again", "was", apiWhy)
 			}
+			apiWhy, apiKnown = why, true
 		}
 		mu.Unlock()
-		if !up {
-			http.Error(w, "control channel unavailable", http.StatusServiceUnavailable)
+		if why != "" {
+			http.Error(w, why, http.StatusServiceUnavailable)
 			return
 		}
 		fmt.Fprintln(w, "ok")

@@ -121,8 +121,10 @@ func run(ctx context.Context, cfg Config, stdout io.Writer, log *slog.Logger) er
 		Compression:    cfg.Compression,
 		Presence:       sapi.presence,
 		Revocations:    sapi.revocations,
-		Logger:         log,
-		Metrics:        hub.NewMetrics(reg),
+		// The other choice, "open", is checked by validateAPI.
+		RefuseUnchecked: cfg.API.RevocationCheck == "closed",
+		Logger:          log,
+		Metrics:         hub.NewMetrics(reg),
 	}, b, verifier)
 	sapi.setHub(node, log)
 
@@ -146,9 +148,9 @@ func run(ctx context.Context, cfg Config, stdout io.Writer, log *slog.Logger) er
 	var draining atomic.Bool
 	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "imhub_ready",
-		Help: "1 while /readyz answers 200 (the broker is reachable, the control channel subscribed and the hub is not draining), else 0.",
+		Help: "1 while /readyz answers 200 (the broker is reachable, the control channel subscribed, the revocations loaded and the hub is not draining), else 0.",
 	}, func() float64 {
-		if !draining.Load() && b.Ready() == nil && sapi.bus.Subscribed() {
+		if !draining.Load() && b.Ready() == nil && sapi.ready() == "" {
 			return 1
 		}
 		return 0
@@ -175,7 +177,7 @@ func run(ctx context.Context, cfg Config, stdout io.Writer, log *slog.Logger) er
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		fmt.Fprintln(w, "ok")
 	})
-	mux.Handle("GET /readyz", readyHandler(b, sapi.bus.Subscribed, &draining, log))
+	mux.Handle("GET /readyz", readyHandler(b, sapi.ready, &draining, log))
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 	mux.Handle("/", web.Handler())
 

@@ -2,6 +2,6 @@
 // its revocations (docs/protocol.md#server-api): [Bus] delivers a disconnect or a revoke
 // to every node's handler, through a Redis pub/sub channel that no client
 // channel can be named (or in process, for a hub that is the only node);
-// [Revocations] keeps each revocation, in Redis, until the tokens it
-// refuses would have expired anyway.
+// [Revocations] keeps each revocation, in Redis and in every node's
+// memory, until the tokens it refuses would have expired anyway.
 package control

@@ -1,0 +1,211 @@
+package main
+
+import (
+	"context"
+	"net/url"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/imhub/imhub/hub"
+	"github.com/imhub/imhub/hub/apiclient"
+	"github.com/imhub/imhub/internal/hubtest"
+	"github.com/imhub/imhub/internal/redistest"
+	"github.com/imhub/imhub/internal/wstest"
+)
+
+// metric is the value of one series in p's /metrics ("name" or
+// `name{label="v"}`), 0 when p does not show it.
+func metric(t *testing.T, p *hubtest.Process, series string) float64 {
+	t.Helper()
+	_, body := p.Get("/metrics")
+	for line := range strings.SplitSeq(body, "\n") {
+		if v, ok := strings.CutPrefix(line, series+" "); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			require.NoError(t, err, line)
+			return f
+		}
+	}
+	return 0
+}
+
+// pauseRedis stops Redis from answering any client for d, as a Redis
+// that stalls (a slow fork, a long script, a network pause) does: the
+// connections stay up, and what is sent meanwhile is answered after d.
+// Nothing can end it sooner, not even from another connection: callers
+// leave enough for what they do meanwhile.
+func pauseRedis(t *testing.T, rc *redis.Client, d time.Duration) (until time.Time) {
+	t.Helper()
+	require.NoError(t, rc.Do(context.Background(), "CLIENT", "PAUSE", d.Milliseconds(), "ALL").Err())
+	return time.Now().Add(d)
+}
+
+// revokedKey is where the revocation of app 100's user is kept.
+func revokedKey(user string) string { return "imhub:{100:user:" + user + "}:revoked" }
+
+// expectCloseWithin reads c until it closes with code, waiting up to d
+// (longer than wstest's usual wait, for what happens once a pause ends).
+func expectCloseWithin(t *testing.T, c *wstest.Conn, code int, d time.Duration, what string) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for {
+		_, err := c.TryRead(time.Until(deadline))
+		if err == nil {
+			continue
+		}
+		got := wsCloseStatus(err)
+		require.Equal(t, code, got, "%s: closed with %d (%v), want %d", what, got, err, code)
+		return
+	}
+}
+
+// Two hubs share a Redis that stalls (CLIENT PAUSE) for a few seconds.
+// The node that must judge tokens meanwhile refuses, from memory, a token
+// whose revocation it was told over the control channel and one whose
+// revocation it read from Redis before; it lets in, unchecked, a token
+// whose revocation it never heard of (left in Redis alone, as a command
+// missed while unsubscribed leaves it) and one that is not revoked; once
+// Redis answers it checks both again, closes the revoked one with 4010
+// and keeps the other. The metrics count each step.
+func TestBinaryRevocationsThroughRedisPause(t *testing.T) {
+	srv := redistest.Start(t)
+	rc := srv.Client()
+	ctx := context.Background()
+	nodes := startNodes(t, srv.URL(), 2, "-api-keys", "100:"+apiKey)
+	a, b := nodes[0], nodes[1]
+	cut := time.Now().Truncate(time.Second)
+	old := func(user string) string { return mintAt(t, user, cut.Add(-time.Minute)) }
+
+	// dave: revoked through node a; b hears it on the control channel.
+	require.NoError(t, apiclient.New(a.URL(""), "100", apiKey).Revoke(ctx, "dave", cut))
+	require.Eventually(t, func() bool { return metric(t, b, `imhub_revocations_remembered`) == 1 },
+		10*time.Second, 20*time.Millisecond, "node b remembers dave's revocation")
+	// carl: in Redis only; b reads it at carl's connect.
+	require.NoError(t, rc.Set(ctx, revokedKey("carl"), cut.Unix(), time.Hour).Err())
+	wstest.Dial(t, wsURL(b), old("carl")).ExpectClose(hub.CloseInvalidToken)
+	// ann: in Redis only, and nobody asks before the pause.
+	require.NoError(t, rc.Set(ctx, revokedKey("ann"), cut.Unix(), time.Hour).Err())
+	bobToken := old("bob")
+
+	until := pauseRedis(t, rc, 8*time.Second)
+	wstest.Dial(t, wsURL(b), old("dave")).ExpectClose(hub.CloseInvalidToken)
+	wstest.Dial(t, wsURL(b), old("carl")).ExpectClose(hub.CloseInvalidToken)
+	ann := wstest.Dial(t, wsURL(b), old("ann"))
+	ann.ReadOp("connected")
+	bob := wstest.Dial(t, wsURL(b), bobToken)
+	bob.ReadOp("connected")
+	require.True(t, time.Now().Before(until), "the connects took longer than the pause: the test proves nothing on so slow a machine")
+	assert.Equal(t, 2.0, metric(t, b, `imhub_ws_revocation_unchecked_total{action="admitted"}`), "ann and bob let in unchecked")
+	assert.Equal(t, 2.0, metric(t, b, `imhub_ws_sessions_unchecked`))
+
+	expectCloseWithin(t, ann, int(hub.CloseDisconnected), time.Until(until)+30*time.Second, "ann, once Redis answers")
+	require.Eventually(t, func() bool { return metric(t, b, `imhub_ws_sessions_unchecked`) == 0 },
+		30*time.Second, 20*time.Millisecond, "every session checked")
+	assert.Equal(t, 1.0, metric(t, b, `imhub_ws_revocation_rechecks_total{result="revoked"}`))
+	assert.Equal(t, 1.0, metric(t, b, `imhub_ws_revocation_rechecks_total{result="clear"}`))
+	for {
+		f := bob.Read()
+		if f.Op == "subscribed" {
+			break
+		}
+	}
+	bob.Send(map[string]any{"op": "ping", "id": 1})
+	bob.ReadOp("pong")
+	// Redis answers connects again at once.
+	wstest.Dial(t, wsURL(b), old("ann")).ExpectClose(hub.CloseInvalidToken)
+}
+
+// With -revocation-check closed, a node that cannot read the revocations
+// refuses a connect with 1013 (try again later) and a refresh with an
+// unavailable error, keeps the sessions it had checked, and takes
+// connects again as soon as Redis answers.
+func TestBinaryRevocationCheckClosed(t *testing.T) {
+	srv := redistest.Start(t)
+	rc := srv.Client()
+	nodes := startNodes(t, srv.URL(), 2, "-api-keys", "100:"+apiKey, "-revocation-check", "closed")
+	b := nodes[1]
+	now := time.Now()
+	bob := dialUser(t, b, mintAt(t, "bob", now))
+
+	until := pauseRedis(t, rc, 6*time.Second)
+	expectCloseWithin(t, wstest.Dial(t, wsURL(b), mintAt(t, "eve", now)), int(hub.CloseTryAgainLater), wstest.Timeout, "eve, while Redis is paused")
+	bob.Send(map[string]any{"op": "refresh", "token": mintAt(t, "bob", now.Add(time.Second)), "id": 7})
+	f := bob.ReadOp("error")
+	require.True(t, time.Now().Before(until), "the connect and refresh took longer than the pause: the test proves nothing on so slow a machine")
+	assert.Equal(t, hub.CodeUnavailable, f.Code)
+	assert.Equal(t, 2.0, metric(t, b, `imhub_ws_revocation_unchecked_total{action="refused"}`))
+	assert.Zero(t, metric(t, b, `imhub_ws_revocation_unchecked_total{action="admitted"}`))
+
+	// Once Redis answers, connects are let in again, and bob's session is
+	// still up.
+	time.Sleep(time.Until(until))
+	require.Eventually(t, func() bool {
+		c, err := wstest.TryDial(t, wsURL(b), mintAt(t, "eve", now), nil)
+		if err != nil {
+			return false
+		}
+		defer c.C.CloseNow()
+		f, err := c.TryRead(wstest.Timeout)
+		return err == nil && f.Op == "connected"
+	}, 30*time.Second, 100*time.Millisecond, "eve let in once Redis answers")
+	bob.Send(map[string]any{"op": "ping", "id": 8})
+	for {
+		if f := bob.Read(); f.Op == "pong" {
+			break
+		}
+	}
+}
+
+// A node that restarts reads every revocation in force before /readyz
+// says ok: with Redis stalled right after, it still refuses a token
+// revoked before it started.
+func TestBinaryRestartedNodeLoadsRevocations(t *testing.T) {
+	srv := redistest.Start(t)
+	rc := srv.Client()
+	ctx := context.Background()
+	nodes := startNodes(t, srv.URL(), 2, "-api-keys", "100:"+apiKey)
+	a, b := nodes[0], nodes[1]
+	cut := time.Now().Truncate(time.Second)
+	api := apiclient.New(a.URL(""), "100", apiKey)
+	require.NoError(t, api.Revoke(ctx, "ann", cut))
+	require.NoError(t, api.Revoke(ctx, "bob", cut))
+	b.Kill()
+	b = b.Restart()
+	b.WaitReady(200)
+	assert.Equal(t, 2.0, metric(t, b, `imhub_revocations_remembered`))
+
+	until := pauseRedis(t, rc, 5*time.Second)
+	wstest.Dial(t, wsURL(b), mintAt(t, "ann", cut.Add(-time.Minute))).ExpectClose(hub.CloseInvalidToken)
+	wstest.Dial(t, wsURL(b), mintAt(t, "bob", cut.Add(-time.Minute))).ExpectClose(hub.CloseInvalidToken)
+	require.True(t, time.Now().Before(until), "the connects took longer than the pause: the test proves nothing on so slow a machine")
+	assert.Zero(t, metric(t, b, `imhub_ws_revocation_unchecked_total{action="admitted"}`), "judged from memory, not let in unchecked")
+}
+
+// Until the revocations are read, /readyz says so (503), and says ok once
+// they are. Here Redis's ACL denies the hub's user the command that reads
+// them, and then grants it.
+func TestBinaryReadyzNeedsRevocationsLoaded(t *testing.T) {
+	srv := redistest.Start(t)
+	rc := srv.Client()
+	ctx := context.Background()
+	require.NoError(t, rc.Do(ctx, "ACL", "SETUSER", "hub", "on", ">hub-password", "~*", "&*", "+@all", "-zscan").Err())
+	u := url.URL{Scheme: "unix", User: url.UserPassword("hub", "hub-password"), Path: srv.Socket()}
+	p := hubtest.Start(t, []string{"-apps", "100", "-jwt-secret", clusterSecret, "-redis", u.String(), "-api-keys", "100:" + apiKey})
+	var code int
+	var body string
+	require.Eventually(t, func() bool {
+		code, body = p.Get("/readyz")
+		return body == "revocations not loaded\n"
+	}, 15*time.Second, 20*time.Millisecond, "readyz never named the revocations: %d %q", code, body)
+	assert.Equal(t, 503, code)
+	assert.Zero(t, metric(t, p, "imhub_ready"))
+
+	require.NoError(t, rc.Do(ctx, "ACL", "SETUSER", "hub", "+zscan").Err())
+	p.WaitReady(200)
+	assert.Equal(t, 1.0, metric(t, p, "imhub_ready"))
+}
