@@ -122,15 +122,10 @@ func newServerAPI(cfg Config, log *slog.Logger, pub api.Publisher, reg prometheu
 	s.revocations = control.NewRevocations(control.RevocationsConfig{
 		Client: s.client, MaxTTL: cfg.JWTMaxTTL, Leeway: 5 * time.Second, Logger: log,
 	})
-	var apps []string
-	for _, a := range cfg.Apps {
-		apps = append(apps, a.ID)
-	}
 	s.handler = api.Off()
 	if len(cfg.API.Keys) > 0 {
 		s.handler = api.New(api.Config{
 			Keys:        cfg.API.Keys,
-			Apps:        apps,
 			MaxBody:     cfg.MaxBody,
 			Timeout:     publishTimeout,
 			Publisher:   pub,

@@ -12,7 +12,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -50,13 +49,11 @@ type Revocations interface {
 }
 
 // Config configures the API. Zero fields take the defaults in brackets;
-// Keys, Apps and the four parts are required.
+// Keys and the four parts are required.
 type Config struct {
 	// Keys are the API keys, each good for one app. Several keys may
 	// name one app (a key being replaced).
 	Keys []Key
-	// Apps are the apps the hub serves; another is answered 404.
-	Apps []string
 	// MaxBody is the largest request body [1MiB] (413 beyond).
 	MaxBody int64
 	// Skew is how far in the future a revocation's issued_before may be,
@@ -204,14 +201,12 @@ func (h *Handler) decode(q *request, v any) bool {
 }
 
 // app resolves a request's app: the key's when none is named. A key is
-// good for its own app only.
+// good for its own app only; any other, served by this hub or not, is
+// answered alike, so that one app's key does not learn the others.
 func (h *Handler) app(q *request, named string) (string, bool) {
 	switch {
 	case named == "":
 		return q.keyApp, true
-	case !slices.Contains(h.cfg.Apps, named):
-		fail(q.w, http.StatusNotFound, "app "+clip(named)+" is not an app of this hub")
-		return "", false
 	case named != q.keyApp:
 		fail(q.w, http.StatusForbidden, "the API key is not for app "+clip(named))
 		return "", false

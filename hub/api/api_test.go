@@ -43,7 +43,9 @@ type fixture struct {
 	metrics  *api.Metrics
 }
 
-func newFixture(t *testing.T) *fixture {
+// newFixture serves the API with keys of apps 100 and 200, the hub also
+// serving app 300 without a key; opts change its config.
+func newFixture(t *testing.T, opts ...func(*api.Config)) *fixture {
 	t.Helper()
 	f := &fixture{
 		broker:   broker.NewMemory(broker.Config{DedupeWindow: time.Minute, HistorySize: 10, HistoryTTL: time.Minute}),
@@ -53,22 +55,31 @@ func newFixture(t *testing.T) *fixture {
 	}
 	f.metrics = api.NewMetrics(f.reg)
 	bus := control.NewBus(control.BusConfig{}, func(c control.Command) { f.commands = append(f.commands, c) })
-	h := api.New(api.Config{
+	cfg := api.Config{
 		Keys:        []api.Key{{App: "100", Key: keyA}, {App: "200", Key: keyB}},
-		Apps:        []string{"100", "200", "300"},
 		MaxBody:     1024,
 		Publisher:   f.broker,
 		Presence:    f.presence,
 		Bus:         bus,
 		Revocations: f.revs,
 		Metrics:     f.metrics,
-	})
-	f.srv = httptest.NewServer(h)
+	}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	f.srv = httptest.NewServer(api.New(cfg))
 	t.Cleanup(f.srv.Close)
 	return f
 }
 
 func (f *fixture) call(t *testing.T, method, path, key, body string) (int, map[string]any) {
+	t.Helper()
+	resp, out := f.raw(t, method, path, key, body)
+	return resp.StatusCode, out
+}
+
+// raw is call with the whole response, its body read and closed.
+func (f *fixture) raw(t *testing.T, method, path, key, body string) (*http.Response, map[string]any) {
 	t.Helper()
 	req, err := http.NewRequest(method, f.srv.URL+path, strings.NewReader(body))
 	require.NoError(t, err)
@@ -82,7 +93,7 @@ func (f *fixture) call(t *testing.T, method, path, key, body string) (int, map[s
 	assert.Equal(t, "application/json", resp.Header.Get("Content-Type"))
 	var out map[string]any
 	require.NoError(t, json.Unmarshal(data, &out), "answer is JSON: %s", data)
-	return resp.StatusCode, out
+	return resp, out
 }
 
 // published is the latest offset of app 100's channel, 0 when nothing.
@@ -106,7 +117,7 @@ func TestRejections(t *testing.T) {
 		{"bearer, not apikey", "POST", "/api/publish", "Bearer " + keyA, `{"channel":"user:jared","data":{}}`, 401, "no API key"},
 		{"wrong key", "POST", "/api/publish", "apikey " + keyA + "x", `{"channel":"user:jared","data":{}}`, 401, "not valid"},
 		{"other app's key", "POST", "/api/publish", "apikey " + keyB, `{"app":"100","channel":"user:jared","data":{}}`, 403, "not for app 100"},
-		{"unknown app", "POST", "/api/publish", "apikey " + keyA, `{"app":"999","channel":"user:jared","data":{}}`, 404, "not an app of this hub"},
+		{"app not served", "POST", "/api/publish", "apikey " + keyA, `{"app":"999","channel":"user:jared","data":{}}`, 403, "not for app 999"},
 		{"app without a key", "POST", "/api/publish", "apikey " + keyA, `{"app":"300","channel":"user:jared","data":{}}`, 403, "not for app 300"},
 		{"channel app", "POST", "/api/publish", "apikey " + keyA, `{"channel":"app","data":{}}`, 400, "firehose"},
 		{"channel missing", "POST", "/api/publish", "apikey " + keyA, `{"data":{}}`, 400, "channel is required"},
@@ -136,6 +147,7 @@ func TestRejections(t *testing.T) {
 		{"presence both", "GET", "/api/presence?channel=user:a&user=a", "apikey " + keyA, ``, 400, "one of them"},
 		{"presence malformed", "GET", "/api/presence?channel=x", "apikey " + keyA, ``, 400, "is not app, user:<UserID> or group:<GroupId>"},
 		{"presence other app", "GET", "/api/presence?app=200&channel=app", "apikey " + keyA, ``, 403, "not for app 200"},
+		{"presence app not served", "GET", "/api/presence?app=999&channel=app", "apikey " + keyA, ``, 403, "not for app 999"},
 		{"presence no key", "GET", "/api/presence?channel=app", "", ``, 401, "no API key"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -268,7 +280,7 @@ func TestPublishDuplicateWithoutPosition(t *testing.T) {
 	t.Cleanup(func() { _ = b.Close() })
 	bus := control.NewBus(control.BusConfig{}, func(control.Command) {})
 	h := api.New(api.Config{
-		Keys: []api.Key{{App: "100", Key: keyA}}, Apps: []string{"100"}, MaxBody: 1024,
+		Keys: []api.Key{{App: "100", Key: keyA}}, MaxBody: 1024,
 		Publisher: b, Presence: presence.New(presence.Config{}), Bus: bus,
 		Revocations: control.NewRevocations(control.RevocationsConfig{}), Metrics: api.NewMetrics(prometheus.NewRegistry()),
 	})

@@ -26,8 +26,8 @@ import (
 var (
 	ErrBadRequest   = errors.New("bad request")             // 400
 	ErrUnauthorized = errors.New("no valid API key")        // 401
-	ErrForbidden    = errors.New("API key not for the app") // 403
-	ErrNotFound     = errors.New("not found")               // 404: an unknown app, or the API is off
+	ErrForbidden    = errors.New("API key not for the app") // 403, for any app but the key's
+	ErrNotFound     = errors.New("not found")               // 404: the API is off
 	ErrTooLarge     = errors.New("request too large")       // 413
 	// ErrUnavailable is 503, and 502 or 504 from a load balancer in front
 	// of the hub: try again (a publish with the same idempotency key, as

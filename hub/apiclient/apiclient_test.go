@@ -25,7 +25,6 @@ func serve(t *testing.T, pub api.Publisher) string {
 	t.Helper()
 	srv := httptest.NewServer(api.New(api.Config{
 		Keys:        []api.Key{{App: "100", Key: key}},
-		Apps:        []string{"100", "200"},
 		MaxBody:     256,
 		Publisher:   pub,
 		Presence:    presence.New(presence.Config{}),
@@ -56,10 +55,10 @@ func TestErrors(t *testing.T) {
 			_, err := apiclient.New(url, "200", key).Disconnect(ctx, "a")
 			return err
 		}, apiclient.ErrForbidden, "not for app 200"},
-		{"unknown app", func() error {
+		{"app not served", func() error {
 			_, err := apiclient.New(url, "999", key).Presence(ctx, "app")
 			return err
-		}, apiclient.ErrNotFound, "not an app"},
+		}, apiclient.ErrForbidden, "not for app 999"},
 		{"bad channel", func() error {
 			_, _, err := ok.Publish(ctx, "app", 1, "")
 			return err

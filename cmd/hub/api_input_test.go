@@ -1,0 +1,65 @@
+package main
+
+import (
+	"encoding/json"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/imhub/imhub/internal/hubtest"
+)
+
+// apiKey2 is app 200's key in these tests.
+const apiKey2 = "api-test-key-of-app-200-abcdef"
+
+// startAPIHub starts a hub with the in-process broker that serves apps
+// 100, 200 and 300, with keys for the first two.
+func startAPIHub(t *testing.T, extra ...string) *hubtest.Process {
+	t.Helper()
+	return hubtest.Start(t, append([]string{"-apps", "100,200,300", "-jwt-secret", clusterSecret,
+		"-api-keys", "100:" + apiKey + ",200:" + apiKey2}, extra...))
+}
+
+// apiCall makes one server API request of p and returns the response, its
+// body read and closed, and the body's JSON.
+func apiCall(t *testing.T, p *hubtest.Process, method, path, key, body string) (*http.Response, map[string]any) {
+	t.Helper()
+	req, err := http.NewRequest(method, p.URL(path), strings.NewReader(body))
+	require.NoError(t, err)
+	req.Header.Set("Authorization", "apikey "+key)
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	var out map[string]any
+	require.NoError(t, json.Unmarshal(data, &out), "answer is JSON: %s", data)
+	return resp, out
+}
+
+// A key asking about any app but its own is answered 403 with the same
+// message, whether the hub serves that app (with another key, or with
+// none) or not: a key does not learn which apps share the hub.
+func TestBinaryAPIOtherAppsAlike(t *testing.T) {
+	p := startAPIHub(t)
+	answer := func(app string) (int, string) {
+		resp, out := apiCall(t, p, "POST", "/api/publish", apiKey, `{"app":"`+app+`","channel":"user:jared","data":1}`)
+		msg, _ := out["error"].(string)
+		return resp.StatusCode, strings.ReplaceAll(msg, app, "<app>")
+	}
+	status, msg := answer("200")
+	assert.Equal(t, http.StatusForbidden, status)
+	assert.Equal(t, "the API key is not for app <app>", msg)
+	for _, app := range []string{"300", "999", "1400000000"} {
+		s, m := answer(app)
+		assert.Equal(t, status, s, "app %s", app)
+		assert.Equal(t, msg, m, "app %s", app)
+	}
+	resp, out := apiCall(t, p, "GET", "/api/presence?app=999&channel=app", apiKey, "")
+	assert.Equal(t, http.StatusForbidden, resp.StatusCode)
+	assert.Equal(t, "the API key is not for app 999", out["error"])
+}
