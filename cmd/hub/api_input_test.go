@@ -3,13 +3,17 @@ package main
 import (
 	"encoding/json"
 	"io"
+	"math"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/imhub/imhub/hub"
 	"github.com/imhub/imhub/internal/hubtest"
 )
 
@@ -39,6 +43,27 @@ func apiCall(t *testing.T, p *hubtest.Process, method, path, key, body string) (
 	var out map[string]any
 	require.NoError(t, json.Unmarshal(data, &out), "answer is JSON: %s", data)
 	return resp, out
+}
+
+// issued_before must be unix seconds from 1970 to a minute ahead of the
+// hub's clock: the largest int64, which once wrapped round to a time long
+// past and was answered 200 while revoking nothing, is refused, as are
+// milliseconds and values past int64; within the bounds a revocation
+// closes the user's session.
+func TestBinaryAPIRevokeIssuedBeforeBounds(t *testing.T) {
+	p := startAPIHub(t)
+	ann := dialUser(t, p, mintAt(t, "ann", time.Now().Add(-10*time.Second)))
+	now := time.Now().Unix()
+	for _, v := range []string{
+		strconv.FormatInt(math.MaxInt64, 10), strconv.FormatInt(1<<62, 10), strconv.FormatInt(now*1000, 10),
+		strconv.FormatInt(now+3600, 10), "9223372036854775808", "0", "-1", strconv.FormatInt(math.MinInt64, 10),
+	} {
+		resp, out := apiCall(t, p, "POST", "/api/revoke", apiKey, `{"user":"ann","issued_before":`+v+`}`)
+		assert.Equal(t, http.StatusBadRequest, resp.StatusCode, "issued_before %s: %v", v, out)
+	}
+	resp, out := apiCall(t, p, "POST", "/api/revoke", apiKey, `{"user":"ann","issued_before":`+strconv.FormatInt(now+1, 10)+`}`)
+	require.Equal(t, http.StatusOK, resp.StatusCode, out)
+	ann.ExpectClose(hub.CloseDisconnected)
 }
 
 // A key asking about any app but its own is answered 403 with the same

@@ -396,17 +396,12 @@ func (h *Handler) revoke(q *request) {
 	if !ok {
 		return
 	}
-	now := h.cfg.Now()
-	switch {
-	case req.IssuedBefore == nil:
+	if req.IssuedBefore == nil {
 		fail(q.w, http.StatusBadRequest, "issued_before is required: unix seconds; tokens issued before it are refused")
 		return
-	case *req.IssuedBefore <= 0:
-		fail(q.w, http.StatusBadRequest, "issued_before must be unix seconds, greater than zero")
-		return
-	case time.Unix(*req.IssuedBefore, 0).After(now.Add(h.cfg.Skew)):
-		fail(q.w, http.StatusBadRequest, fmt.Sprintf("issued_before is in the future (more than %v ahead of this hub's clock): "+
-			"it would refuse tokens not issued yet", h.cfg.Skew))
+	}
+	if msg := h.checkIssuedBefore(*req.IssuedBefore); msg != "" {
+		fail(q.w, http.StatusBadRequest, msg)
 		return
 	}
 	before := time.Unix(*req.IssuedBefore, 0)
@@ -421,6 +416,27 @@ func (h *Handler) revoke(q *request) {
 		return
 	}
 	answer(q.w, struct{}{})
+}
+
+// checkIssuedBefore says what is wrong with a revocation's issued_before,
+// "" when nothing: it must be unix seconds after 1970 and at most Skew
+// ahead of this hub's clock. It is compared as a number, never made a
+// time.Time first: time.Unix of a value near the int64 limit wraps round
+// to a time long past, which would pass for a revocation of nothing.
+func (h *Handler) checkIssuedBefore(sec int64) string {
+	latest := h.cfg.Now().Add(h.cfg.Skew).Unix()
+	switch {
+	case sec <= 0:
+		return "issued_before must be unix seconds, greater than zero"
+	case sec > latest:
+		msg := fmt.Sprintf("issued_before %d is in the future (more than %v ahead of this hub's clock): "+
+			"it would refuse tokens not issued yet", sec, h.cfg.Skew)
+		if sec/1000 <= latest {
+			msg += "; it is unix seconds, and this looks like milliseconds"
+		}
+		return msg
+	}
+	return ""
 }
 
 func (h *Handler) presence(q *request) {

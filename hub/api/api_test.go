@@ -7,10 +7,12 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -327,4 +329,73 @@ func TestTooLargeClosesConnection(t *testing.T) {
 	assert.Equal(t, http.StatusRequestEntityTooLarge, resp.StatusCode)
 	assert.True(t, resp.Close, "Connection: close")
 	assert.Equal(t, 1.0, testutil.ToFloat64(f.metrics.Requests("publish", http.StatusRequestEntityTooLarge)), "still counted")
+}
+
+// clock is a settable clock for the API's Now.
+type clock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func newClock() *clock { return &clock{now: time.Unix(time.Now().Unix(), 0)} }
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *clock) advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+}
+
+// issued_before is unix seconds from 1970 to Skew (60s) ahead of the
+// hub's clock, compared as a number: values near the int64 limit, which
+// time.Unix wraps round to a time long past, are refused like any other
+// future time, as is a time in milliseconds, with a word saying so.
+func TestRevokeIssuedBeforeBounds(t *testing.T) {
+	clk := newClock()
+	now := clk.Now().Unix()
+	n := func(v int64) string { return strconv.FormatInt(v, 10) }
+	for _, tc := range []struct {
+		name, value string
+		status      int
+		msg         string
+	}{
+		{"one", "1", 200, ""},
+		{"a minute ago", n(now - 60), 200, ""},
+		{"now", n(now), 200, ""},
+		{"the skew ahead", n(now + 60), 200, ""},
+		{"a second past the skew", n(now + 61), 400, "in the future"},
+		{"milliseconds", n(now * 1000), 400, "looks like milliseconds"},
+		{"2^40", n(1 << 40), 400, "in the future"},
+		{"2^62", n(1 << 62), 400, "in the future"},
+		{"the largest int64", n(math.MaxInt64), 400, "in the future"},
+		{"the largest int64 less one", n(math.MaxInt64 - 1), 400, "in the future"},
+		{"past int64", "9223372036854775808", 400, "not the JSON object expected"},
+		{"zero", "0", 400, "greater than zero"},
+		{"minus one", "-1", 400, "greater than zero"},
+		{"the smallest int64", n(math.MinInt64), 400, "greater than zero"},
+		{"below int64", "-9223372036854775809", 400, "not the JSON object expected"},
+		{"a fraction", n(now) + ".5", 400, "not the JSON object expected"},
+		{"an exponent", "1.7e9", 400, "not the JSON object expected"},
+		{"a string", `"` + n(now) + `"`, 400, "not the JSON object expected"},
+		{"null", "null", 400, "issued_before is required"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t, func(c *api.Config) { c.Now = clk.Now })
+			status, out := f.call(t, "POST", "/api/revoke", "apikey "+keyA, `{"user":"jared","issued_before":`+tc.value+`}`)
+			assert.Equal(t, tc.status, status, out)
+			if tc.status != 200 {
+				assert.Contains(t, out["error"], tc.msg)
+				assert.Empty(t, f.commands, "no command sent")
+				return
+			}
+			v, err := strconv.ParseInt(tc.value, 10, 64)
+			require.NoError(t, err)
+			assert.Equal(t, []control.Command{{Op: control.OpRevoke, App: "100", User: "jared", Before: v}}, f.commands)
+		})
+	}
 }
