@@ -45,6 +45,34 @@ func apiCall(t *testing.T, p *hubtest.Process, method, path, key, body string) (
 	return resp, out
 }
 
+// A body whose keys differ from the API's names in case, or that names a
+// key twice, is refused with a message naming the key, and publishes
+// nothing: a proxy in front that checks channel sees the channel the hub
+// would use, or the hub uses none.
+func TestBinaryAPIKeysExact(t *testing.T) {
+	p := startAPIHub(t)
+	eve := dialUser(t, p, mintAt(t, "eve", time.Now()))
+	for _, tc := range []struct{ body, msg string }{
+		{`{"channel":"user:bob","Channel":"user:eve","data":"for bob"}`, `unknown key "Channel": names match exactly; did you mean "channel"?`},
+		{`{"CHANNEL":"user:eve","data":"for bob"}`, `unknown key "CHANNEL"`},
+		{`{"channel":"user:bob","data":"for bob","channel":"user:eve"}`, `key "channel" is given more than once`},
+		{`{"channel":"user:eve","data":"for bob","chanel":"user:bob"}`, `unknown key "chanel": this call takes app, channel, data, idempotency_key`},
+	} {
+		resp, out := apiCall(t, p, "POST", "/api/publish", apiKey, tc.body)
+		assert.Equal(t, http.StatusBadRequest, resp.StatusCode, tc.body)
+		assert.Contains(t, out["error"], tc.msg, tc.body)
+	}
+	resp, out := apiCall(t, p, "GET", "/api/presence?channel=user:bob&channel=user:eve", apiKey, "")
+	assert.Equal(t, http.StatusBadRequest, resp.StatusCode)
+	assert.Contains(t, out["error"], `query parameter "channel" is given more than once`)
+
+	resp, out = apiCall(t, p, "POST", "/api/publish", apiKey, `{"channel":"user:eve","data":"for eve"}`)
+	require.Equal(t, http.StatusOK, resp.StatusCode, out)
+	f := eve.ReadOp("event")
+	assert.Equal(t, out["offset"], f.Offset, "the first event eve gets is the one meant for her")
+	assert.Contains(t, string(f.Event), `"data":"for eve"`)
+}
+
 // issued_before must be unix seconds from 1970 to a minute ahead of the
 // hub's clock: the largest int64, which once wrapped round to a time long
 // past and was answered 200 while revoking nothing, is refused, as are

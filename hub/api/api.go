@@ -161,8 +161,9 @@ func (h *Handler) authed(fn func(*request)) http.HandlerFunc {
 	}
 }
 
-// decode reads a JSON body of at most MaxBody into v; false when it has
-// answered the error.
+// decode reads a JSON body of at most MaxBody into v, a pointer to a
+// struct whose fields' JSON names are the keys the body may have, each
+// exactly and once; false when it has answered the error.
 func (h *Handler) decode(q *request, v any) bool {
 	// MaxBytesReader is given the server's own writer: past the limit it
 	// asks it, through a method no wrapper can forward, to close the
@@ -187,14 +188,14 @@ func (h *Handler) decode(q *request, v any) bool {
 		fail(q.w, http.StatusBadRequest, "body is not valid UTF-8")
 		return false
 	}
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		fail(q.w, http.StatusBadRequest, "body is not the JSON object expected: "+clip(err.Error()))
+	if msg := keysOf(v).checkObject(body); msg != "" {
+		fail(q.w, http.StatusBadRequest, msg)
 		return false
 	}
-	if dec.More() {
-		fail(q.w, http.StatusBadRequest, "body has more after its JSON object")
+	// The keys are v's names exactly, each once: encoding/json, which
+	// prefers an exact match, fills each field from its own key.
+	if err := json.Unmarshal(body, v); err != nil {
+		fail(q.w, http.StatusBadRequest, "body is not the JSON object expected: "+clip(err.Error()))
 		return false
 	}
 	return true
@@ -439,8 +440,15 @@ func (h *Handler) checkIssuedBefore(sec int64) string {
 	return ""
 }
 
+// presenceQuery is the query /api/presence takes.
+var presenceQuery = keySet{"app", "channel", "user"}
+
 func (h *Handler) presence(q *request) {
 	v := q.r.URL.Query()
+	if msg := presenceQuery.checkQuery(v); msg != "" {
+		fail(q.w, http.StatusBadRequest, msg)
+		return
+	}
 	app, ok := h.app(q, v.Get("app"))
 	if !ok {
 		return

@@ -130,8 +130,25 @@ func TestRejections(t *testing.T) {
 		{"data null", "POST", "/api/publish", "apikey " + keyA, `{"channel":"user:jared","data":null}`, 400, "data is required"},
 		{"body not JSON", "POST", "/api/publish", "apikey " + keyA, `channel=user:jared`, 400, "not the JSON object"},
 		{"data not JSON", "POST", "/api/publish", "apikey " + keyA, `{"channel":"user:jared","data":{x}}`, 400, "not the JSON object"},
-		{"unknown field", "POST", "/api/publish", "apikey " + keyA, `{"chanel":"user:jared","data":{}}`, 400, "unknown field"},
+		{"unknown key", "POST", "/api/publish", "apikey " + keyA, `{"chanel":"user:jared","data":{}}`, 400, `unknown key "chanel": this call takes app, channel, data, idempotency_key`},
+		{"key in another case", "POST", "/api/publish", "apikey " + keyA, `{"Channel":"user:jared","data":{}}`, 400, `unknown key "Channel": names match exactly; did you mean "channel"?`},
+		{"key in another case besides the key", "POST", "/api/publish", "apikey " + keyA, `{"channel":"user:bob","Channel":"user:jared","data":{}}`, 400, `unknown key "Channel"`},
+		{"key twice", "POST", "/api/publish", "apikey " + keyA, `{"channel":"user:bob","data":{},"channel":"user:jared"}`, 400, `key "channel" is given more than once`},
+		{"key twice, once escaped", "POST", "/api/publish", "apikey " + keyA, `{"channel":"user:bob","chann\u0065l":"user:jared","data":{}}`, 400, `key "channel" is given more than once`},
+		{"app twice", "POST", "/api/publish", "apikey " + keyA, `{"app":"100","app":"100","channel":"user:jared","data":{}}`, 400, `key "app" is given more than once`},
+		{"data twice", "POST", "/api/publish", "apikey " + keyA, `{"channel":"user:jared","data":{},"data":1}`, 400, `key "data" is given more than once`},
+		{"unknown key clipped", "POST", "/api/publish", "apikey " + keyA, `{"` + strings.Repeat("k", 100) + `":1}`, 400, `unknown key "` + strings.Repeat("k", 64) + `…"`},
+		{"user key in another case", "POST", "/api/disconnect", "apikey " + keyA, `{"USER":"jared"}`, 400, `unknown key "USER": names match exactly; did you mean "user"?`},
+		{"user twice", "POST", "/api/disconnect", "apikey " + keyA, `{"user":"bob","user":"jared"}`, 400, `key "user" is given more than once`},
+		{"issued_before twice", "POST", "/api/revoke", "apikey " + keyA, `{"user":"jared","issued_before":1,"issued_before":2}`, 400, `key "issued_before" is given more than once`},
+		{"revoke unknown key", "POST", "/api/revoke", "apikey " + keyA, `{"user":"jared","issued_before":1,"before":2}`, 400, `unknown key "before": this call takes app, user, issued_before`},
+		{"body an array", "POST", "/api/publish", "apikey " + keyA, `[{"channel":"user:jared","data":{}}]`, 400, "not the JSON object expected: it starts with [, not {"},
+		{"body a string", "POST", "/api/publish", "apikey " + keyA, `"user:jared"`, 400, "not the JSON object expected: it starts with user:jared, not {"},
+		{"body empty", "POST", "/api/publish", "apikey " + keyA, ``, 400, "not the JSON object expected: EOF"},
+		{"body cut short", "POST", "/api/publish", "apikey " + keyA, `{"channel":"user:jared","data":{}`, 400, "not the JSON object expected"},
 		{"two objects", "POST", "/api/publish", "apikey " + keyA, `{"channel":"user:jared","data":{}}{}`, 400, "more after"},
+		{"a stray bracket after", "POST", "/api/publish", "apikey " + keyA, `{"channel":"user:jared","data":{}} ]`, 400, "more after"},
+		{"a stray brace after", "POST", "/api/publish", "apikey " + keyA, "{\"channel\":\"user:jared\",\"data\":{}}\n}", 400, "more after"},
 		{"not UTF-8", "POST", "/api/publish", "apikey " + keyA, "{\"channel\":\"user:jared\",\"data\":\"\xff\"}", 400, "UTF-8"},
 		{"idempotency key too long", "POST", "/api/publish", "apikey " + keyA, `{"channel":"user:jared","data":{},"idempotency_key":"` + strings.Repeat("k", 257) + `"}`, 400, "longer than 256"},
 		{"body too large", "POST", "/api/publish", "apikey " + keyA, big, 413, "larger than 1024"},
@@ -150,6 +167,10 @@ func TestRejections(t *testing.T) {
 		{"presence malformed", "GET", "/api/presence?channel=x", "apikey " + keyA, ``, 400, "is not app, user:<UserID> or group:<GroupId>"},
 		{"presence other app", "GET", "/api/presence?app=200&channel=app", "apikey " + keyA, ``, 403, "not for app 200"},
 		{"presence app not served", "GET", "/api/presence?app=999&channel=app", "apikey " + keyA, ``, 403, "not for app 999"},
+		{"presence channel twice", "GET", "/api/presence?channel=user:bob&channel=user:jared", "apikey " + keyA, ``, 400, `query parameter "channel" is given more than once`},
+		{"presence app twice", "GET", "/api/presence?app=100&app=200&channel=app", "apikey " + keyA, ``, 400, `query parameter "app" is given more than once`},
+		{"presence parameter in another case", "GET", "/api/presence?Channel=user:jared", "apikey " + keyA, ``, 400, `unknown query parameter "Channel": names match exactly; did you mean "channel"?`},
+		{"presence unknown parameter", "GET", "/api/presence?channel=app&limit=5", "apikey " + keyA, ``, 400, `unknown query parameter "limit": this call takes app, channel, user`},
 		{"presence no key", "GET", "/api/presence?channel=app", "", ``, 401, "no API key"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -398,4 +419,17 @@ func TestRevokeIssuedBeforeBounds(t *testing.T) {
 			assert.Equal(t, []control.Command{{Op: control.OpRevoke, App: "100", User: "jared", Before: v}}, f.commands)
 		})
 	}
+}
+
+// Only the body's own keys are checked: data is the caller's JSON, passed
+// on as it is, whatever its keys.
+func TestPublishDataKeysAreTheCallers(t *testing.T) {
+	f := newFixture(t)
+	status, out := f.call(t, "POST", "/api/publish", "apikey "+keyA,
+		` {"channel":"user:jared","data":{"Channel":"x","channel":"y","channel":"z"}} `+"\n")
+	require.Equal(t, 200, status, out)
+	h, err := f.broker.History(context.Background(), "100", "user:jared", &broker.Position{})
+	require.NoError(t, err)
+	require.Len(t, h.Publications, 1)
+	assert.Contains(t, string(h.Publications[0].Data), `"data":{"Channel":"x","channel":"y","channel":"z"}`)
 }
