@@ -12,6 +12,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -61,6 +62,8 @@ type Config struct {
 	Skew time.Duration
 	// Timeout bounds each request's work [5s].
 	Timeout time.Duration
+	// Quota limits each app's requests [none].
+	Quota Quota
 
 	Publisher   Publisher
 	Presence    Presence
@@ -75,9 +78,10 @@ type Config struct {
 
 // Handler serves /api/.
 type Handler struct {
-	cfg  Config
-	keys keyring
-	mux  *http.ServeMux
+	cfg   Config
+	keys  keyring
+	quota *quota
+	mux   *http.ServeMux
 }
 
 // New returns the API's handler.
@@ -97,7 +101,11 @@ func New(cfg Config) *Handler {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	h := &Handler{cfg: cfg, keys: newKeyring(cfg.Keys), mux: http.NewServeMux()}
+	var keyApps []string
+	for _, k := range cfg.Keys {
+		keyApps = append(keyApps, k.App)
+	}
+	h := &Handler{cfg: cfg, keys: newKeyring(cfg.Keys), quota: newQuota(cfg.Quota, keyApps), mux: http.NewServeMux()}
 	h.mux.HandleFunc("POST /api/publish", h.authed(h.publish))
 	h.mux.HandleFunc("POST /api/disconnect", h.authed(h.disconnect))
 	h.mux.HandleFunc("POST /api/revoke", h.authed(h.revoke))
@@ -141,8 +149,8 @@ type request struct {
 	w      http.ResponseWriter
 }
 
-// authed checks the API key first: nothing else of a request is looked at
-// before it passes.
+// authed checks the API key first, then the key's app's quota: nothing
+// else of a request is looked at before both pass.
 func (h *Handler) authed(fn func(*request)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		key := presentedKey(r)
@@ -153,6 +161,14 @@ func (h *Handler) authed(fn func(*request)) http.HandlerFunc {
 		app := h.keys.app(key)
 		if app == "" {
 			fail(w, http.StatusUnauthorized, "API key is not valid")
+			return
+		}
+		if wait, ok := h.quota.take(app, h.cfg.Now()); !ok {
+			h.cfg.Metrics.overQuota(app)
+			secs := retryAfter(wait)
+			w.Header().Set("Retry-After", strconv.FormatInt(secs, 10))
+			fail(w, http.StatusTooManyRequests, fmt.Sprintf("app %s is over this hub's server API rate limit (%g requests a second, %d at once): "+
+				"nothing was done; retry after %d s", app, h.cfg.Quota.Rate, h.quota.burst(app), secs))
 			return
 		}
 		ctx, cancel := context.WithTimeout(r.Context(), h.cfg.Timeout)

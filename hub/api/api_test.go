@@ -421,6 +421,95 @@ func TestRevokeIssuedBeforeBounds(t *testing.T) {
 	}
 }
 
+// Each app with a key has its own quota, of every call together: past
+// its burst it is refused with 429, a Retry-After in whole seconds and
+// nothing done, counted by app, until its rate has given it a request
+// again. A request refused for its key costs no app anything.
+func TestQuota(t *testing.T) {
+	clk := newClock()
+	f := newFixture(t, func(c *api.Config) {
+		c.Now = clk.Now
+		c.Quota = api.Quota{Rate: 2, Burst: 3}
+	})
+	publish := `{"channel":"user:jared","data":1}`
+	for range 5 {
+		status, _ := f.call(t, "POST", "/api/publish", "apikey "+keyA+"x", publish)
+		require.Equal(t, 401, status)
+	}
+	for i := range 3 {
+		path, body := "/api/publish", publish
+		method := "POST"
+		if i == 1 {
+			method, path, body = "GET", "/api/presence?user=jared", ""
+		}
+		status, out := f.call(t, method, path, "apikey "+keyA, body)
+		require.Equal(t, 200, status, "request %d: %v", i, out)
+	}
+	assert.Equal(t, uint64(2), f.published(t, "user:jared"))
+
+	resp, out := f.raw(t, "POST", "/api/publish", "apikey "+keyA, publish)
+	assert.Equal(t, http.StatusTooManyRequests, resp.StatusCode)
+	assert.Equal(t, "1", resp.Header.Get("Retry-After"), "half a second, rounded up")
+	assert.Contains(t, out["error"], "app 100 is over this hub's server API rate limit (2 requests a second, 3 at once): nothing was done; retry after 1 s")
+	assert.Equal(t, uint64(2), f.published(t, "user:jared"), "nothing published")
+	status, _ := f.call(t, "POST", "/api/disconnect", "apikey "+keyA, `{"user":"jared"}`)
+	assert.Equal(t, http.StatusTooManyRequests, status, "every call counts")
+	assert.Empty(t, f.commands, "nothing sent to the nodes")
+	assert.Equal(t, 2.0, testutil.ToFloat64(f.metrics.RateLimited("100")))
+	assert.Equal(t, 1.0, testutil.ToFloat64(f.metrics.Requests("publish", http.StatusTooManyRequests)))
+	assert.Equal(t, 1.0, testutil.ToFloat64(f.metrics.Requests("disconnect", http.StatusTooManyRequests)))
+
+	status, out = f.call(t, "POST", "/api/publish", "apikey "+keyB, `{"channel":"user:jared","data":1}`)
+	assert.Equal(t, 200, status, "app 200 has a quota of its own: %v", out)
+	assert.Zero(t, testutil.ToFloat64(f.metrics.RateLimited("200")))
+
+	clk.advance(499 * time.Millisecond)
+	status, _ = f.call(t, "POST", "/api/publish", "apikey "+keyA, publish)
+	assert.Equal(t, http.StatusTooManyRequests, status, "not yet a whole request")
+	clk.advance(time.Millisecond)
+	status, _ = f.call(t, "POST", "/api/publish", "apikey "+keyA, publish)
+	assert.Equal(t, 200, status, "half a second gives one request")
+	status, _ = f.call(t, "POST", "/api/publish", "apikey "+keyA, publish)
+	assert.Equal(t, http.StatusTooManyRequests, status, "and only one")
+	assert.Equal(t, uint64(3), f.published(t, "user:jared"))
+}
+
+// Retry-After is the wait for one request, in whole seconds rounded up:
+// 100 s at a hundredth of a request a second; without a Burst, twice the
+// rate (at least one) go at once; a zero Rate sets no limit.
+func TestQuotaRetryAfterAndDefaults(t *testing.T) {
+	clk := newClock()
+	for _, tc := range []struct {
+		name       string
+		quota      api.Quota
+		allowed    int // before the first 429, of 50
+		retryAfter string
+	}{
+		{"a request every 100 s", api.Quota{Rate: 0.01, Burst: 1}, 1, "100"},
+		{"a burst of twice the rate", api.Quota{Rate: 10}, 20, "1"},
+		{"a burst of at least one", api.Quota{Rate: 0.1}, 1, "10"},
+		{"no limit", api.Quota{}, 50, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t, func(c *api.Config) { c.Now = clk.Now; c.Quota = tc.quota })
+			allowed := 0
+			var resp *http.Response
+			for range 50 {
+				resp, _ = f.raw(t, "GET", "/api/presence?user=jared", "apikey "+keyA, "")
+				if resp.StatusCode != 200 {
+					break
+				}
+				allowed++
+			}
+			assert.Equal(t, tc.allowed, allowed)
+			if tc.retryAfter != "" {
+				assert.Equal(t, http.StatusTooManyRequests, resp.StatusCode)
+				assert.Equal(t, tc.retryAfter, resp.Header.Get("Retry-After"))
+			}
+		})
+	}
+}
+
 // Only the body's own keys are checked: data is the caller's JSON, passed
 // on as it is, whatever its keys.
 func TestPublishDataKeysAreTheCallers(t *testing.T) {
