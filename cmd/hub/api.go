@@ -9,6 +9,7 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"math"
 	"net/http"
 	"os"
 	"strings"
@@ -37,11 +38,15 @@ type APIConfig struct {
 	// against the revocations (Redis away): "open" lets it in and checks
 	// it once Redis answers; "closed" refuses it (1013).
 	RevocationCheck string
+	// Rate and Burst are each app's quota of requests on this node: a
+	// second on average, and at once. Rate 0 sets none.
+	Rate  float64
+	Burst int
 }
 
 // String hides the keys from anything that prints a Config.
 func (c APIConfig) String() string {
-	return fmt.Sprintf("{%d API keys, presence TTL %v, revocation check %s}", len(c.Keys), c.PresenceTTL, c.RevocationCheck)
+	return fmt.Sprintf("{%d API keys, presence TTL %v, revocation check %s, rate %g/s, burst %d}", len(c.Keys), c.PresenceTTL, c.RevocationCheck, c.Rate, c.Burst)
 }
 
 // minAPIKeyLen is the shortest API key taken: it stands for the app's
@@ -52,6 +57,11 @@ func apiFlags(fs *flag.FlagSet, c *APIConfig) {
 	fs.StringVar(&c.Spec, "api-keys", "", "server API keys, comma-separated: `SdkAppid:key`,… (at least 16 characters: openssl rand -hex 24); empty = no server API (with -dev: a demo key, printed)")
 	fs.StringVar(&c.RevocationCheck, "revocation-check", "open", "a connect whose token cannot be checked against the server API's revocations, Redis not answering: "+
 		"open = let it in, and close it with 4010 once Redis answers if it was revoked; closed = refuse it with 1013 (try again later)")
+	fs.Float64Var(&c.Rate, "api-rate", 100, "server API requests a second each app may make on average, on this node (429 with Retry-After beyond; 0 = no limit); "+
+		"N nodes behind a load balancer allow N times as much. 100 is well above a backend's own notifications, and bounds what a leaked key costs Redis: "+
+		"each fresh channel published to holds about 5 KB for 10 minutes and 240 bytes for 24 hours, so 100 a second hold some 300 MB, not the 14 GB of 4,800 a second (README)")
+	fs.IntVar(&c.Burst, "api-burst", 1000, "server API requests each app may make at once on this node, before -api-rate paces them: "+
+		"a backend's batch, such as a notice to each member of a large group, goes through at once; 1000 fresh channels cost Redis some 5 MB")
 	fs.DurationVar(&c.PresenceTTL, "presence-ttl", 25*time.Second, "how long a node that stopped (killed, or cut off from Redis) still counts in presence, 3s to 30s; it heartbeats every third of it")
 }
 
@@ -67,6 +77,12 @@ func (c *Config) validateAPI() error {
 	}
 	if a.RevocationCheck != "open" && a.RevocationCheck != "closed" {
 		return fmt.Errorf("-revocation-check %q: want open (let a token that cannot be checked in, and check it once Redis answers) or closed (refuse it)", a.RevocationCheck)
+	}
+	switch {
+	case !(a.Rate >= 0) || math.IsInf(a.Rate, 0): // NaN too
+		return errors.New("-api-rate must be a number of requests a second, such as 100, or 0 for no limit")
+	case a.Rate > 0 && a.Burst < 1:
+		return fmt.Errorf("-api-burst must be at least 1 with -api-rate %g, such as 1000", a.Rate)
 	}
 	apps := map[string]bool{}
 	for _, app := range c.Apps {
@@ -140,17 +156,13 @@ func newServerAPI(cfg Config, log *slog.Logger, pub api.Publisher, reg prometheu
 		Name: "imhub_revocations_forgotten_total",
 		Help: "Revocations dropped from memory before they lapsed, as memory held its most; Redis still has them.",
 	}, func() float64 { _, n := s.revocations.Remembered(); return float64(n) }))
-	var apps []string
-	for _, a := range cfg.Apps {
-		apps = append(apps, a.ID)
-	}
 	s.handler = api.Off()
 	if len(cfg.API.Keys) > 0 {
 		s.handler = api.New(api.Config{
 			Keys:        cfg.API.Keys,
-			Apps:        apps,
 			MaxBody:     cfg.MaxBody,
 			Timeout:     publishTimeout,
+			Quota:       api.Quota{Rate: cfg.API.Rate, Burst: cfg.API.Burst},
 			Publisher:   pub,
 			Presence:    s.presence,
 			Bus:         busFunc(func(ctx context.Context, c control.Command) error { return s.bus.Publish(ctx, c) }),

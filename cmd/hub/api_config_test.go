@@ -89,3 +89,41 @@ func TestConfigRevocationCheck(t *testing.T) {
 		})
 	}
 }
+
+// -api-rate and -api-burst: 100 a second and 1000 at once unless set, 0
+// turns the limit off, anything else that is not a number of requests is
+// refused in one line.
+func TestConfigAPIQuota(t *testing.T) {
+	base := []string{"-apps", "100", "-jwt-secret", testSecret, "-spool-dir", "off", "-api-keys", "100:0123456789abcdef-one"}
+	for _, tc := range []struct {
+		name  string
+		args  []string
+		env   map[string]string
+		rate  float64
+		burst int
+		err   string
+	}{
+		{"defaults", nil, nil, 100, 1000, ""},
+		{"set", []string{"-api-rate", "2.5", "-api-burst", "10"}, nil, 2.5, 10, ""},
+		{"from the environment", nil, map[string]string{"HUB_API_RATE": "50", "HUB_API_BURST": "60"}, 50, 60, ""},
+		{"off", []string{"-api-rate", "0", "-api-burst", "0"}, nil, 0, 0, ""},
+		{"negative rate", []string{"-api-rate", "-1"}, nil, 0, 0, "-api-rate must be a number of requests a second"},
+		{"rate not a number", []string{"-api-rate", "NaN"}, nil, 0, 0, "-api-rate must be a number of requests a second"},
+		{"rate infinite", []string{"-api-rate", "+Inf"}, nil, 0, 0, "-api-rate must be a number of requests a second"},
+		{"no burst", []string{"-api-burst", "0"}, nil, 0, 0, "-api-burst must be at least 1 with -api-rate 100"},
+		{"negative burst", nil, map[string]string{"HUB_API_BURST": "-5"}, 0, 0, "-api-burst must be at least 1"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := parseConfig(append(append([]string(nil), base...), tc.args...), env(tc.env), &bytes.Buffer{})
+			if tc.err != "" {
+				require.Error(t, err)
+				assert.Contains(t, err.Error(), tc.err)
+				assert.NotContains(t, err.Error(), "\n", "one line")
+				return
+			}
+			require.NoError(t, err)
+			assert.Equal(t, tc.rate, c.API.Rate)
+			assert.Equal(t, tc.burst, c.API.Burst)
+		})
+	}
+}

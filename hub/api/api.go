@@ -12,7 +12,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"slices"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -50,13 +50,11 @@ type Revocations interface {
 }
 
 // Config configures the API. Zero fields take the defaults in brackets;
-// Keys, Apps and the four parts are required.
+// Keys and the four parts are required.
 type Config struct {
 	// Keys are the API keys, each good for one app. Several keys may
 	// name one app (a key being replaced).
 	Keys []Key
-	// Apps are the apps the hub serves; another is answered 404.
-	Apps []string
 	// MaxBody is the largest request body [1MiB] (413 beyond).
 	MaxBody int64
 	// Skew is how far in the future a revocation's issued_before may be,
@@ -64,6 +62,8 @@ type Config struct {
 	Skew time.Duration
 	// Timeout bounds each request's work [5s].
 	Timeout time.Duration
+	// Quota limits each app's requests [none].
+	Quota Quota
 
 	Publisher   Publisher
 	Presence    Presence
@@ -78,9 +78,10 @@ type Config struct {
 
 // Handler serves /api/.
 type Handler struct {
-	cfg  Config
-	keys keyring
-	mux  *http.ServeMux
+	cfg   Config
+	keys  keyring
+	quota *quota
+	mux   *http.ServeMux
 }
 
 // New returns the API's handler.
@@ -100,7 +101,11 @@ func New(cfg Config) *Handler {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	h := &Handler{cfg: cfg, keys: newKeyring(cfg.Keys), mux: http.NewServeMux()}
+	var keyApps []string
+	for _, k := range cfg.Keys {
+		keyApps = append(keyApps, k.App)
+	}
+	h := &Handler{cfg: cfg, keys: newKeyring(cfg.Keys), quota: newQuota(cfg.Quota, keyApps), mux: http.NewServeMux()}
 	h.mux.HandleFunc("POST /api/publish", h.authed(h.publish))
 	h.mux.HandleFunc("POST /api/disconnect", h.authed(h.disconnect))
 	h.mux.HandleFunc("POST /api/revoke", h.authed(h.revoke))
@@ -144,8 +149,8 @@ type request struct {
 	w      http.ResponseWriter
 }
 
-// authed checks the API key first: nothing else of a request is looked at
-// before it passes.
+// authed checks the API key first, then the key's app's quota: nothing
+// else of a request is looked at before both pass.
 func (h *Handler) authed(fn func(*request)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		key := presentedKey(r)
@@ -158,14 +163,23 @@ func (h *Handler) authed(fn func(*request)) http.HandlerFunc {
 			fail(w, http.StatusUnauthorized, "API key is not valid")
 			return
 		}
+		if wait, ok := h.quota.take(app, h.cfg.Now()); !ok {
+			h.cfg.Metrics.overQuota(app)
+			secs := retryAfter(wait)
+			w.Header().Set("Retry-After", strconv.FormatInt(secs, 10))
+			fail(w, http.StatusTooManyRequests, fmt.Sprintf("app %s is over this hub's server API rate limit (%g requests a second, %d at once): "+
+				"nothing was done; retry after %d s", app, h.cfg.Quota.Rate, h.quota.burst(app), secs))
+			return
+		}
 		ctx, cancel := context.WithTimeout(r.Context(), h.cfg.Timeout)
 		defer cancel()
 		fn(&request{ctx: ctx, keyApp: app, r: r, w: w})
 	}
 }
 
-// decode reads a JSON body of at most MaxBody into v; false when it has
-// answered the error.
+// decode reads a JSON body of at most MaxBody into v, a pointer to a
+// struct whose fields' JSON names are the keys the body may have, each
+// exactly and once; false when it has answered the error.
 func (h *Handler) decode(q *request, v any) bool {
 	// MaxBytesReader is given the server's own writer: past the limit it
 	// asks it, through a method no wrapper can forward, to close the
@@ -190,28 +204,26 @@ func (h *Handler) decode(q *request, v any) bool {
 		fail(q.w, http.StatusBadRequest, "body is not valid UTF-8")
 		return false
 	}
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		fail(q.w, http.StatusBadRequest, "body is not the JSON object expected: "+clip(err.Error()))
+	if msg := keysOf(v).checkObject(body); msg != "" {
+		fail(q.w, http.StatusBadRequest, msg)
 		return false
 	}
-	if dec.More() {
-		fail(q.w, http.StatusBadRequest, "body has more after its JSON object")
+	// The keys are v's names exactly, each once: encoding/json, which
+	// prefers an exact match, fills each field from its own key.
+	if err := json.Unmarshal(body, v); err != nil {
+		fail(q.w, http.StatusBadRequest, "body is not the JSON object expected: "+clip(err.Error()))
 		return false
 	}
 	return true
 }
 
 // app resolves a request's app: the key's when none is named. A key is
-// good for its own app only.
+// good for its own app only; any other, served by this hub or not, is
+// answered alike, so that one app's key does not learn the others.
 func (h *Handler) app(q *request, named string) (string, bool) {
 	switch {
 	case named == "":
 		return q.keyApp, true
-	case !slices.Contains(h.cfg.Apps, named):
-		fail(q.w, http.StatusNotFound, "app "+clip(named)+" is not an app of this hub")
-		return "", false
 	case named != q.keyApp:
 		fail(q.w, http.StatusForbidden, "the API key is not for app "+clip(named))
 		return "", false
@@ -401,17 +413,12 @@ func (h *Handler) revoke(q *request) {
 	if !ok {
 		return
 	}
-	now := h.cfg.Now()
-	switch {
-	case req.IssuedBefore == nil:
+	if req.IssuedBefore == nil {
 		fail(q.w, http.StatusBadRequest, "issued_before is required: unix seconds; tokens issued before it are refused")
 		return
-	case *req.IssuedBefore <= 0:
-		fail(q.w, http.StatusBadRequest, "issued_before must be unix seconds, greater than zero")
-		return
-	case time.Unix(*req.IssuedBefore, 0).After(now.Add(h.cfg.Skew)):
-		fail(q.w, http.StatusBadRequest, fmt.Sprintf("issued_before is in the future (more than %v ahead of this hub's clock): "+
-			"it would refuse tokens not issued yet", h.cfg.Skew))
+	}
+	if msg := h.checkIssuedBefore(*req.IssuedBefore); msg != "" {
+		fail(q.w, http.StatusBadRequest, msg)
 		return
 	}
 	before := time.Unix(*req.IssuedBefore, 0)
@@ -428,8 +435,36 @@ func (h *Handler) revoke(q *request) {
 	answer(q.w, struct{}{})
 }
 
+// checkIssuedBefore says what is wrong with a revocation's issued_before,
+// "" when nothing: it must be unix seconds after 1970 and at most Skew
+// ahead of this hub's clock. It is compared as a number, never made a
+// time.Time first: time.Unix of a value near the int64 limit wraps round
+// to a time long past, which would pass for a revocation of nothing.
+func (h *Handler) checkIssuedBefore(sec int64) string {
+	latest := h.cfg.Now().Add(h.cfg.Skew).Unix()
+	switch {
+	case sec <= 0:
+		return "issued_before must be unix seconds, greater than zero"
+	case sec > latest:
+		msg := fmt.Sprintf("issued_before %d is in the future (more than %v ahead of this hub's clock): "+
+			"it would refuse tokens not issued yet", sec, h.cfg.Skew)
+		if sec/1000 <= latest {
+			msg += "; it is unix seconds, and this looks like milliseconds"
+		}
+		return msg
+	}
+	return ""
+}
+
+// presenceQuery is the query /api/presence takes.
+var presenceQuery = keySet{"app", "channel", "user"}
+
 func (h *Handler) presence(q *request) {
 	v := q.r.URL.Query()
+	if msg := presenceQuery.checkQuery(v); msg != "" {
+		fail(q.w, http.StatusBadRequest, msg)
+		return
+	}
 	app, ok := h.app(q, v.Get("app"))
 	if !ok {
 		return

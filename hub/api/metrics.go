@@ -10,16 +10,31 @@ import (
 // Metrics counts the API's requests.
 type Metrics struct {
 	requests *prometheus.CounterVec
+	limited  *prometheus.CounterVec
 }
 
 // NewMetrics registers the API's metrics with reg.
 func NewMetrics(reg prometheus.Registerer) *Metrics {
-	m := &Metrics{requests: prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "imhub_api_requests_total",
-		Help: "Server API requests by call (publish, disconnect, revoke, presence, other) and HTTP status.",
-	}, []string{"call", "code"})}
-	reg.MustRegister(m.requests)
+	m := &Metrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "imhub_api_requests_total",
+			Help: "Server API requests by call (publish, disconnect, revoke, presence, other) and HTTP status.",
+		}, []string{"call", "code"}),
+		// Labelled by app: the apps of the keys, a bounded set.
+		limited: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "imhub_api_rate_limited_total",
+			Help: "Server API requests refused with 429 by app, as the app was over -api-rate / -api-burst on this node.",
+		}, []string{"app"}),
+	}
+	reg.MustRegister(m.requests, m.limited)
 	return m
+}
+
+// overQuota counts a request of app refused with 429.
+func (m *Metrics) overQuota(app string) {
+	if m != nil {
+		m.limited.WithLabelValues(app).Inc()
+	}
 }
 
 // calls are the label values of the API's paths; any other path is "other",
@@ -67,4 +82,10 @@ func (w *statusWriter) Write(b []byte) (int, error) {
 // tests.
 func (m *Metrics) Requests(call string, status int) prometheus.Counter {
 	return m.requests.WithLabelValues(call, strconv.Itoa(status))
+}
+
+// RateLimited is the counter of app's requests refused with 429, for
+// tests.
+func (m *Metrics) RateLimited(app string) prometheus.Counter {
+	return m.limited.WithLabelValues(app)
 }

@@ -18,6 +18,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -26,9 +27,12 @@ import (
 var (
 	ErrBadRequest   = errors.New("bad request")             // 400
 	ErrUnauthorized = errors.New("no valid API key")        // 401
-	ErrForbidden    = errors.New("API key not for the app") // 403
-	ErrNotFound     = errors.New("not found")               // 404: an unknown app, or the API is off
+	ErrForbidden    = errors.New("API key not for the app") // 403, for any app but the key's
+	ErrNotFound     = errors.New("not found")               // 404: the API is off
 	ErrTooLarge     = errors.New("request too large")       // 413
+	// ErrRateLimited is 429: the app is over the hub's rate limit, and
+	// nothing was done; the *Error's RetryAfter says when to try again.
+	ErrRateLimited = errors.New("rate limited")
 	// ErrUnavailable is 503, and 502 or 504 from a load balancer in front
 	// of the hub: try again (a publish with the same idempotency key, as
 	// it may have been done).
@@ -41,6 +45,7 @@ var byStatus = map[int]error{
 	http.StatusForbidden:             ErrForbidden,
 	http.StatusNotFound:              ErrNotFound,
 	http.StatusRequestEntityTooLarge: ErrTooLarge,
+	http.StatusTooManyRequests:       ErrRateLimited,
 	http.StatusServiceUnavailable:    ErrUnavailable,
 	http.StatusBadGateway:            ErrUnavailable,
 	http.StatusGatewayTimeout:        ErrUnavailable,
@@ -50,6 +55,8 @@ var byStatus = map[int]error{
 type Error struct {
 	Status  int    // the HTTP status
 	Message string // the hub's "error", what was wrong
+	// RetryAfter is the answer's Retry-After (of a 429), zero without one.
+	RetryAfter time.Duration
 }
 
 func (e *Error) Error() string {
@@ -167,7 +174,7 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 		if json.Unmarshal(data, &e) != nil || e.Error == "" {
 			e.Error = strings.TrimSpace(string(data))
 		}
-		return &Error{Status: resp.StatusCode, Message: e.Error}
+		return &Error{Status: resp.StatusCode, Message: e.Error, RetryAfter: retryAfter(resp.Header.Get("Retry-After"))}
 	}
 	if out != nil {
 		if err := json.Unmarshal(data, out); err != nil {
@@ -175,4 +182,14 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 		}
 	}
 	return nil
+}
+
+// retryAfter reads a Retry-After of whole seconds, zero for none or an
+// HTTP date (the hub sends seconds).
+func retryAfter(v string) time.Duration {
+	n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+	if err != nil || n < 0 || n > int64(24*time.Hour/time.Second) {
+		return 0
+	}
+	return time.Duration(n) * time.Second
 }

@@ -3,6 +3,7 @@ package apiclient_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"testing"
@@ -21,12 +22,16 @@ import (
 
 const key = "the-key-of-app-100-xyz"
 
-func serve(t *testing.T, pub api.Publisher) string {
+func serve(t *testing.T, pub api.Publisher, quota ...api.Quota) string {
 	t.Helper()
+	var q api.Quota
+	if len(quota) > 0 {
+		q = quota[0]
+	}
 	srv := httptest.NewServer(api.New(api.Config{
 		Keys:        []api.Key{{App: "100", Key: key}},
-		Apps:        []string{"100", "200"},
 		MaxBody:     256,
+		Quota:       q,
 		Publisher:   pub,
 		Presence:    presence.New(presence.Config{}),
 		Bus:         control.NewBus(control.BusConfig{}, func(control.Command) {}),
@@ -56,10 +61,22 @@ func TestErrors(t *testing.T) {
 			_, err := apiclient.New(url, "200", key).Disconnect(ctx, "a")
 			return err
 		}, apiclient.ErrForbidden, "not for app 200"},
-		{"unknown app", func() error {
+		{"app not served", func() error {
 			_, err := apiclient.New(url, "999", key).Presence(ctx, "app")
 			return err
-		}, apiclient.ErrNotFound, "not an app"},
+		}, apiclient.ErrForbidden, "not for app 999"},
+		{"over the quota", func() error {
+			c := apiclient.New(serve(t, broker.NewMemory(broker.Config{}), api.Quota{Rate: 0.01, Burst: 1}), "100", key)
+			if _, err := c.Connections(ctx, "a"); err != nil {
+				return fmt.Errorf("first call: %w", err)
+			}
+			_, err := c.Connections(ctx, "a")
+			var e *apiclient.Error
+			if errors.As(err, &e) && e.RetryAfter != 100*time.Second {
+				return fmt.Errorf("RetryAfter %v, not 100s", e.RetryAfter)
+			}
+			return err
+		}, apiclient.ErrRateLimited, "rate limit"},
 		{"bad channel", func() error {
 			_, _, err := ok.Publish(ctx, "app", 1, "")
 			return err
@@ -89,7 +106,7 @@ func TestErrors(t *testing.T) {
 			require.Error(t, err)
 			assert.ErrorIs(t, err, tc.want)
 			assert.ErrorContains(t, err, tc.msg)
-			for _, other := range []error{apiclient.ErrBadRequest, apiclient.ErrUnauthorized, apiclient.ErrForbidden, apiclient.ErrNotFound, apiclient.ErrTooLarge, apiclient.ErrUnavailable} {
+			for _, other := range []error{apiclient.ErrBadRequest, apiclient.ErrUnauthorized, apiclient.ErrForbidden, apiclient.ErrNotFound, apiclient.ErrTooLarge, apiclient.ErrRateLimited, apiclient.ErrUnavailable} {
 				if other != tc.want {
 					assert.False(t, errors.Is(err, other), "matches %v too", other)
 				}
