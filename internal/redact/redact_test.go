@@ -22,13 +22,16 @@ func TestURL(t *testing.T) {
 		"ftp://u:s3cret@b.example":                           "ftp://b.example",
 		"http://u:s3cret@b.example/%zz?k=s3cret":             "http://b.example/%zz",
 		"http://u:s3cret@b.example:port/?k=s3cret":           "http://b.example:port/",
-		"b.example/cb?k=s3cret":                              "b.example/cb",
-		"u:s3cret@b.example/cb":                              "b.example/cb",
-		"s3cret":                                             "s3cret", // no URL to cut: callers mask such values whole
+		"b.example/cb?k=s3cret":                              "xxxxx", // not a URL: masked whole
+		"u:s3cret@b.example/cb":                              "xxxxx",
+		"s3cret":                                             "xxxxx",
+		"1400000000=s3cret":                                  "xxxxx",
 		"":                                                   "",
 		"unix://u:s3cret@/tmp/redis.sock":                    "unix:///tmp/redis.sock",
 		"https://idp.example/.well-known/jwks.json?t=s3cret": "https://idp.example/.well-known/jwks.json",
 		"http://u:s3cret@b.example/\x7f?k=s3cret":            "http://b.example/\x7f",
+		"s3cret=https://b.example/":                          "xxxxx",
+		"1=https://b.example/,s3cret":                        "xxxxx",
 	} {
 		assert.Equal(t, want, redact.URL(raw), raw)
 	}
@@ -76,4 +79,24 @@ func TestError(t *testing.T) {
 	plain := errors.New("connection refused")
 	assert.Same(t, plain, redact.Error(plain, raw), "an error without the URL is returned as it is")
 	assert.Nil(t, redact.Error(nil, raw))
+}
+
+func TestValidScheme(t *testing.T) {
+	for s, want := range map[string]bool{"https": true, "redis+sentinel": true, "a1.-+": true, "": false, "1http": false, "x=https": false, "s3cret marker": false} {
+		assert.Equal(t, want, redact.ValidScheme(s), s)
+	}
+}
+
+func TestPasswords(t *testing.T) {
+	for raw, want := range map[string][]string{
+		"redis://u:pw1@h:6379/0":                            {"pw1"},
+		"redis://:pw1@h:63x79/0#f":                          {"pw1"}, // does not parse: found by hand
+		"redis://:p%40w@h:63x79":                            {"p%40w", "p@w"},
+		"redis+sentinel://h?master_name=m&password=pw2":     {"pw2"},
+		"redis+sentinel://u:pw1@h:2x?password=p%2Bw2&x=1#f": {"pw1", "p%2Bw2", "p+w2"},
+		"https://h/x?k=v":                                   nil,
+		"s3cret":                                            nil,
+	} {
+		assert.Equal(t, want, redact.Passwords(raw), raw)
+	}
 }
