@@ -58,14 +58,18 @@ func TestConfigForwardErrors(t *testing.T) {
 		args []string
 		want string
 	}{
-		{"not app=url", append(ok, "-forward", "https://b.example"), `-forward: "https://b.example" is not SdkAppid=URL`},
+		{"not app=url", append(ok, "-forward", "https://b.example"), `-forward: entry 1 is not SdkAppid=URL`},
 		{"app not in apps", append(ok, "-forward", "3=https://b.example"), `-forward: app "3" is not in -apps`},
 		{"app twice", append(ok, "-forward", "1=https://b.example,1=https://c.example"), "-forward: app 1 is listed twice"},
 		{"ftp", append(ok, "-forward", "1=ftp://b.example"), `-forward: app 1: "ftp://b.example" is not an http:// or https:// URL`},
-		{"no scheme", append(ok, "-forward", "1=b.example/cb"), `is not an http:// or https:// URL`},
+		{"no scheme", append(ok, "-forward", "1=b.example/cb"), `-forward: app 1: "xxxxx" is not an http:// or https:// URL`},
 		{"no host", append(ok, "-forward", "1=http:///cb"), `is not an http:// or https:// URL`},
 		{"bad url", append(ok, "-forward", "1=http://b.example/%zz"), `is not an http:// or https:// URL`},
-		{"password hidden", append(ok, "-forward", "1=ftp://u:hunter2@b.example"), `ftp://u:xxxxx@b.example`},
+		{"password hidden", append(ok, "-forward", "1=ftp://u:hunter2@b.example/cb?key=hunter2"), `"ftp://b.example/cb" is not an http:// or https:// URL`},
+		{"query that does not decode", append(ok, "-forward", "1=https://b.example/cb?key=hunter2%zz"), `-forward: app 1: the query of https://b.example/cb does not decode`},
+		{"not a URL", append(ok, "-forward", "hunter2"), `-forward: entry 1 is not SdkAppid=URL`},
+		{"not an app", append(ok, "-forward", "1=https://b.example,hunter2=https://b.example/cb?k=hunter2"), `-forward: entry 2 is not SdkAppid=URL`},
+		{"backend not a URL", append(ok, "-forward", "1=hunter2"), `-forward: app 1: "xxxxx" is not an http:// or https:// URL`},
 		{"fragment", append(ok, "-forward", "1=https://b.example/#x"), "#fragment"},
 		{"zero timeout", append(ok, "-forward-timeout", "0s"), "-forward-timeout must be greater than zero"},
 		{"zero max age", append(ok, "-forward-max-age", "0s"), "-forward-max-age must be greater than zero"},
