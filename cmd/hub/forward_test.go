@@ -1,13 +1,16 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os/exec"
 	"strings"
 	"sync"
@@ -18,6 +21,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/imhub/imhub/callback"
 	"github.com/imhub/imhub/callback/forward"
 	"github.com/imhub/imhub/internal/hubtest"
 	"github.com/imhub/imhub/internal/redistest"
@@ -368,4 +372,43 @@ func TestForwardMemoryAndBefore(t *testing.T) {
 	status, body2 := post(t, p, forwardApp, 1)
 	require.Equal(t, http.StatusOK, status, body2)
 	waitDelivered(t, b, []int{1}, 10*time.Second)
+}
+
+// A raw '#' in a callback's query (which a server takes as it is) reaches
+// the backend of the built hub as a character of its value: the backend
+// gets every parameter, the fresh signature among them.
+func TestBinaryForwardRawHash(t *testing.T) {
+	const token = "raw-hash-token"
+	got := make(chan url.Values, 1)
+	b := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		select {
+		case got <- r.URL.Query():
+		default:
+		}
+		io.WriteString(w, okBody)
+	}))
+	t.Cleanup(b.Close)
+	p := hubtest.Start(t, []string{"-apps", forwardApp + ":" + token, "-jwt-secret", testSecret, "-forward", forwardApp + "=" + b.URL + "/cb"})
+	rt := fmt.Sprint(time.Now().Unix())
+	body := fmt.Sprintf(groupSend, 1, 1)
+	c, err := net.Dial("tcp", p.Addr)
+	require.NoError(t, err)
+	defer c.Close()
+	fmt.Fprintf(c, "POST /im/callback?OptPlatform=Web#2&SdkAppid=%s&CallbackCommand=Group.CallbackAfterSendMsg&contenttype=json&RequestTime=%s&Sign=%s HTTP/1.1\r\n"+
+		"Host: %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s",
+		forwardApp, rt, callback.Sign(token, rt), p.Addr, len(body), body)
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	select {
+	case q := <-got:
+		assert.Equal(t, "Web#2", q.Get("OptPlatform"))
+		assert.Equal(t, forwardApp, q.Get("SdkAppid"))
+		assert.Equal(t, "Group.CallbackAfterSendMsg", q.Get("CallbackCommand"))
+		assert.NoError(t, callback.VerifySign(token, q.Get("RequestTime"), q.Get("Sign"), time.Now()), "signed: %v", q)
+	case <-time.After(30 * time.Second):
+		t.Fatal("the callback did not reach the backend within 30s")
+	}
 }
