@@ -8,85 +8,48 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
-	"strconv"
-	"strings"
 	"sync"
 	"time"
 
-	"github.com/imhub/imhub/callback"
-	"github.com/imhub/imhub/internal/textclip"
-
 	"github.com/imhub/imhub/internal/retry"
+	"github.com/imhub/imhub/internal/textclip"
 )
 
 // attempt posts e to its app's backend once, within timeout, and returns
-// the backend's status and answer.
+// the backend's status and answer. Its errors name the backend by scheme,
+// host and path only: they are logged, and kept with a dead letter.
 func (f *Forwarder) attempt(ctx context.Context, e Entry, timeout time.Duration) (int, []byte, error) {
-	t, ok := f.targets[e.App]
+	b, ok := f.targets[e.App]
 	if !ok {
 		return 0, nil, fmt.Errorf("app %s has no backend to forward to", e.App)
 	}
+	if b.err != nil {
+		return 0, nil, b.err
+	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	u := t.URL
-	if q := resign(e.Query, t.Token, f.cfg.Now()); q != "" {
-		if strings.Contains(u, "?") {
-			u += "&" + q
-		} else {
-			u += "?" + q
-		}
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, bytes.NewReader(e.Body))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "", bytes.NewReader(e.Body))
 	if err != nil {
-		return 0, nil, fmt.Errorf("forward request: %w", err)
+		return 0, nil, fmt.Errorf("forward request to %s: %w", b.name, err)
 	}
+	req.URL = b.url(e.Query, f.cfg.Now())
+	req.Host = req.URL.Host
 	if e.ContentType != "" {
 		req.Header.Set("Content-Type", e.ContentType)
 	}
 	resp, err := f.client.Do(req)
 	if err != nil {
-		return 0, nil, err
+		return 0, nil, b.postError(err)
 	}
 	defer resp.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, f.cfg.MaxAnswer+1))
+	body, err := io.ReadAll(io.LimitReader(resp.Body, f.cfg.MaxAnswer+1))
 	if err != nil {
-		return resp.StatusCode, nil, fmt.Errorf("reading the backend's answer: %w", err)
+		return resp.StatusCode, nil, fmt.Errorf("reading the answer of %s: %w", b.name, err)
 	}
-	if int64(len(b)) > f.cfg.MaxAnswer {
+	if int64(len(body)) > f.cfg.MaxAnswer {
 		return resp.StatusCode, nil, fmt.Errorf("%w: more than %d bytes", errAnswerTooLarge, f.cfg.MaxAnswer)
 	}
-	return resp.StatusCode, b, nil
-}
-
-// resign returns the query with RequestTime set to now and Sign computed
-// afresh with token, leaving every other parameter as it was, in place.
-// Without a token the query is unchanged.
-func resign(query, token string, now time.Time) string {
-	if token == "" {
-		return query
-	}
-	rt := strconv.FormatInt(now.Unix(), 10)
-	sign := callback.Sign(token, rt)
-	var parts []string
-	if query != "" {
-		parts = strings.Split(query, "&")
-	}
-	var haveRT, haveSign bool
-	for i, p := range parts {
-		switch k, _, _ := strings.Cut(p, "="); k {
-		case "RequestTime":
-			parts[i], haveRT = "RequestTime="+rt, true
-		case "Sign":
-			parts[i], haveSign = "Sign="+sign, true
-		}
-	}
-	if !haveRT {
-		parts = append(parts, "RequestTime="+rt)
-	}
-	if !haveSign {
-		parts = append(parts, "Sign="+sign)
-	}
-	return strings.Join(parts, "&")
+	return resp.StatusCode, body, nil
 }
 
 // delivered reports whether a queued entry's answer means the backend has

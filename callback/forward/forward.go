@@ -17,13 +17,16 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/imhub/imhub/hub/broker"
+	"github.com/imhub/imhub/internal/redact"
 )
 
 // Target is one app's own backend.
 type Target struct {
 	// App is the SdkAppid.
 	App string
-	// URL is where the app's callbacks go: http or https.
+	// URL is where the app's callbacks go: http or https. Each goes with
+	// the URL's own query, then the callback's. Logs and errors show it
+	// as scheme://host/path only ([BackendName]).
 	URL string
 	// Token is the app's callback token, when it has one: each attempt is
 	// signed afresh with it.
@@ -79,7 +82,7 @@ type Queue interface {
 // [Forwarder.Run] for the queued ones.
 type Forwarder struct {
 	cfg     Config
-	targets map[string]Target
+	targets map[string]*backend
 	client  *http.Client
 	store   Store
 	queue   Queue
@@ -134,7 +137,7 @@ func New(cfg Config, store Store, queue Queue) *Forwarder {
 	}
 	f := &Forwarder{
 		cfg:     cfg,
-		targets: make(map[string]Target, len(cfg.Targets)),
+		targets: make(map[string]*backend, len(cfg.Targets)),
 		// A redirect is the backend's answer, not an instruction: the
 		// body and signature are for the configured URL only.
 		client: &http.Client{Transport: tr, CheckRedirect: func(*http.Request, []*http.Request) error {
@@ -145,11 +148,15 @@ func New(cfg Config, store Store, queue Queue) *Forwarder {
 		log:   cfg.Logger,
 	}
 	for _, t := range cfg.Targets {
-		f.targets[t.App] = t
+		f.targets[t.App] = newBackend(t)
 	}
 	f.m = newMetrics(cfg.Registerer, cfg.Targets)
 	return f
 }
+
+// BackendName is how logs and errors show a backend's URL: its scheme,
+// host and path, without user info, query or fragment.
+func BackendName(url string) string { return redact.URL(url) }
 
 // Synchronous reports whether a command is one the IM waits on a verdict
 // for, and so is proxied rather than queued.

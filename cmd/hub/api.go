@@ -12,6 +12,7 @@ import (
 	"math"
 	"net/http"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -99,6 +100,9 @@ func (c *Config) validateAPI() error {
 		case !ok:
 			// The item may be a key given without its app: never echo it.
 			return errors.New("-api-keys: an entry is not SdkAppid:key; want SdkAppid:key,…")
+		case !isAppID(app):
+			// Nor what stands before the ':', which may be part of a key.
+			return errors.New("-api-keys: an entry does not start with a SdkAppid; want SdkAppid:key,…")
 		case !apps[app]:
 			return fmt.Errorf("-api-keys: app %q is not one of -apps", app)
 		case len(key) < minAPIKeyLen:
@@ -107,6 +111,12 @@ func (c *Config) validateAPI() error {
 		a.Keys = append(a.Keys, api.Key{App: app, Key: key})
 	}
 	return nil
+}
+
+// isAppID reports whether s is a SdkAppid: a number.
+func isAppID(s string) bool {
+	_, err := strconv.ParseUint(s, 10, 64)
+	return err == nil
 }
 
 // devAPIKey is the demo API key of a -dev hub without -api-keys: derived

@@ -147,23 +147,16 @@ func parseConfig(args []string, env func(string) string, out io.Writer) (Config,
 		fs.PrintDefaults()
 	}
 
+	protectSecrets(fs)
 	// Environment first, so the command line overrides it.
-	var envErr error
-	fs.VisitAll(func(f *flag.Flag) {
-		if v := env(envName(f.Name)); v != "" && envErr == nil {
-			if err := fs.Set(f.Name, v); err != nil {
-				envErr = fmt.Errorf("%s: %w", envName(f.Name), err)
-			}
-		}
-	})
-	if envErr != nil {
-		return c, envErr
+	if err := setFromEnv(fs, env); err != nil {
+		return c, err
 	}
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
 	if fs.NArg() > 0 {
-		return c, fmt.Errorf("unexpected argument %q: every setting is a flag (see hub -h)", fs.Arg(0))
+		return c, unexpectedArg(fs, args)
 	}
 	c.MaxBody, c.SpoolMaxBytes, c.MaxFrame, c.SendQueueBytes = int64(maxBody), int64(spool), int64(maxFrm), int64(sendBytes)
 	if origins != "" {
@@ -184,6 +177,25 @@ func parseConfig(args []string, env func(string) string, out io.Writer) (Config,
 		return c, err
 	}
 	return c, c.validate()
+}
+
+// unexpectedArg is the error for the first argument after the flags. It
+// is repeated unless it follows a secret flag's value: a secret with a
+// space in it, unquoted, is cut there.
+func unexpectedArg(fs *flag.FlagSet, args []string) error {
+	var name string // the flag the argument follows
+	switch i := len(args) - fs.NArg(); {
+	case i > 0 && strings.HasPrefix(args[i-1], "-"): // -name=value, or a boolean
+		name, _, _ = strings.Cut(strings.TrimLeft(args[i-1], "-"), "=")
+	case i > 1: // -name value
+		name, _, _ = strings.Cut(strings.TrimLeft(args[i-2], "-"), "=")
+	}
+	if name != "" {
+		if _, secret := secretFlags[name]; secret {
+			return fmt.Errorf("unexpected argument after -%s's value (not shown: it may be part of a secret); every setting is a flag, and a value with spaces needs quotes", name)
+		}
+	}
+	return fmt.Errorf("unexpected argument %q: every setting is a flag (see hub -h)", fs.Arg(0))
 }
 
 // resolveSpoolDir turns the -spool-dir value into the directory to use, ""
@@ -213,14 +225,18 @@ func resolveSpoolDir(v string, env func(string) string) (string, error) {
 func parseApps(s string) ([]callback.App, error) {
 	var apps []callback.App
 	seen := map[string]bool{}
+	n := 0
 	for item := range strings.SplitSeq(s, ",") {
 		item = strings.TrimSpace(item)
 		if item == "" {
 			continue
 		}
+		n++
 		id, token, hasToken := strings.Cut(item, ":")
-		if _, err := strconv.ParseUint(id, 10, 64); err != nil {
-			return nil, fmt.Errorf("-apps: %q is not a SdkAppid (the number the IM console shows); want SdkAppid[:callbackToken],…", id)
+		if !isAppID(id) {
+			// Not repeated: what stands where the SdkAppid should may
+			// be a callback token (SdkAppid=token, or the token alone).
+			return nil, fmt.Errorf("-apps: entry %d does not start with a SdkAppid (the number the IM console shows); want SdkAppid[:callbackToken],…", n)
 		}
 		if hasToken && token == "" {
 			return nil, fmt.Errorf("-apps: app %s has an empty callback token after ':'; give the token or drop the ':'", id)
@@ -268,7 +284,7 @@ func (c *Config) validate() error {
 	}
 	if c.JWTJWKSURL != "" {
 		if err := auth.CheckJWKSURL(c.JWTJWKSURL); err != nil {
-			return fmt.Errorf("-jwt-jwks-url %q: %w", c.JWTJWKSURL, err)
+			return fmt.Errorf("-jwt-jwks-url %s: %w", showFlag("jwt-jwks-url", c.JWTJWKSURL), err)
 		}
 	}
 	if c.JWTMaxTTL < 0 {

@@ -154,7 +154,7 @@ func TestConfigErrors(t *testing.T) {
 		want string
 	}{
 		{"no apps", []string{"-jwt-secret", testSecret}, nil, "no apps configured: set -apps"},
-		{"bad app id", []string{"-apps", "abc", "-jwt-secret", testSecret}, nil, `-apps: "abc" is not a SdkAppid`},
+		{"bad app id", []string{"-apps", "1,abc", "-jwt-secret", testSecret}, nil, `-apps: entry 2 does not start with a SdkAppid`},
 		{"empty token", []string{"-apps", "1:", "-jwt-secret", testSecret}, nil, "empty callback token"},
 		{"app twice", []string{"-apps", "1,1:t", "-jwt-secret", testSecret}, nil, "app 1 is listed twice"},
 		{"no jwt key", []string{"-apps", "1"}, nil, "no JWT key configured"},

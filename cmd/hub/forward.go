@@ -68,14 +68,18 @@ func (c *Config) validateForward() error {
 	}
 	f.Targets = nil
 	seen := map[string]bool{}
+	n := 0
 	for item := range strings.SplitSeq(f.Spec, ",") {
 		item = strings.TrimSpace(item)
 		if item == "" {
 			continue
 		}
+		n++
 		app, raw, ok := strings.Cut(item, "=")
-		if !ok {
-			return fmt.Errorf("-forward: %q is not SdkAppid=URL", redactURL(item))
+		if !ok || !isAppID(app) {
+			// Not repeated: a URL's query or user info may hold a
+			// credential, and a mistyped entry may be anything.
+			return fmt.Errorf("-forward: entry %d is not SdkAppid=URL, such as 1400000000=https://backend.example/im", n)
 		}
 		token, known := tokens[app]
 		if !known {
@@ -87,25 +91,18 @@ func (c *Config) validateForward() error {
 		seen[app] = true
 		u, err := url.Parse(raw)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return fmt.Errorf("-forward: app %s: %q is not an http:// or https:// URL", app, redactURL(raw))
+			return fmt.Errorf("-forward: app %s: %q is not an http:// or https:// URL", app, forward.BackendName(raw))
 		}
 		if u.Fragment != "" {
 			return fmt.Errorf("-forward: app %s: the URL has a #fragment, which is never sent", app)
 		}
+		if _, err := url.ParseQuery(u.RawQuery); err != nil {
+			// Not shown: the query may hold a credential.
+			return fmt.Errorf("-forward: app %s: the query of %s does not decode (a %% not followed by two hex digits, or a ';')", app, forward.BackendName(raw))
+		}
 		f.Targets = append(f.Targets, forward.Target{App: app, URL: raw, Token: token})
 	}
 	return nil
-}
-
-// redactURL hides a password in something that may be a URL.
-func redactURL(s string) string {
-	if u, err := url.Parse(s); err == nil && u.User != nil {
-		return u.Redacted()
-	}
-	if i := strings.Index(s, "@"); i >= 0 {
-		return "…" + s[i:]
-	}
-	return s
 }
 
 // forwarding is the running forwarder and what it needs: the store's
@@ -169,8 +166,7 @@ func newForwarding(cfg Config, log *slog.Logger, reg prometheus.Registerer) (*fo
 		Registerer:     reg,
 	}, store, queue)
 	for _, t := range fc.Targets {
-		u, _ := url.Parse(t.URL)
-		log.Info("forwarding callbacks", "app", t.App, "to", u.Redacted(), "timeout", fc.Timeout, "fail", fc.Fail)
+		log.Info("forwarding callbacks", "app", t.App, "to", forward.BackendName(t.URL), "timeout", fc.Timeout, "fail", fc.Fail)
 	}
 	return fw, nil
 }

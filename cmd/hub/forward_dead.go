@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -19,8 +20,9 @@ import (
 const forwardDeadUsage = `Usage: hub forward-dead list|replay -redis URL -app SdkAppid [-n N]
 
 Forwards that failed for -forward-max-age are kept as dead letters in Redis,
-per app. list prints them, oldest first, one JSON object a line; replay queues
-them again, as if just accepted, for the running hubs to deliver.
+per app. list prints them, oldest first, one JSON object a line (the query
+without its Sign); replay queues them again, as if just accepted, for the
+running hubs to deliver, signed afresh.
 
 Flags:
 `
@@ -30,13 +32,18 @@ Flags:
 func forwardDead(ctx context.Context, args []string, env func(string) string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("hub forward-dead", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	redisURL := fs.String("redis", env("HUB_REDIS"), "Redis `URL` the hubs use [$HUB_REDIS]")
-	caFile := fs.String("redis-ca", env("HUB_REDIS_CA"), "PEM `file` of the CAs for a rediss:// URL [$HUB_REDIS_CA]")
+	redisURL := fs.String("redis", "", "Redis `URL` the hubs use [$HUB_REDIS]")
+	caFile := fs.String("redis-ca", "", "PEM `file` of the CAs for a rediss:// URL [$HUB_REDIS_CA]")
 	app := fs.String("app", "", "the app's `SdkAppid`")
 	n := fs.Int64("n", 100, "at most this many dead letters, oldest first")
 	fs.Usage = func() {
 		fmt.Fprint(stderr, forwardDeadUsage)
 		fs.PrintDefaults()
+	}
+	protectSecrets(fs)
+	if err := setFromEnv(fs, env, "redis", "redis-ca"); err != nil {
+		fmt.Fprintf(stderr, "hub forward-dead: %v\n", err)
+		return 2
 	}
 	if len(args) == 0 {
 		fs.Usage()
@@ -100,10 +107,25 @@ func forwardDead(ctx context.Context, args []string, env func(string) string, st
 	enc.SetEscapeHTML(false)
 	for _, d := range letters {
 		_ = enc.Encode(map[string]any{
-			"ref": d.Ref, "id": d.ID, "app": d.App, "command": d.Command, "query": d.Query,
+			"ref": d.Ref, "id": d.ID, "app": d.App, "command": d.Command, "query": unsigned(d.Query),
 			"accepted": time.UnixMilli(d.Accepted).UTC().Format(time.RFC3339), "attempts": d.Attempts,
 			"last_error": d.LastError, "body": string(d.Body),
 		})
 	}
 	return 0
+}
+
+// unsigned is a raw query without its Sign: it is left out of what is
+// printed, where it is of no use (a replay is signed afresh) and should
+// not be seen.
+func unsigned(query string) string {
+	var kept []string
+	for pair := range strings.SplitSeq(query, "&") {
+		k, _, _ := strings.Cut(pair, "=")
+		if dk, err := url.QueryUnescape(k); pair == "" || k == "Sign" || (err == nil && dk == "Sign") {
+			continue
+		}
+		kept = append(kept, pair)
+	}
+	return strings.Join(kept, "&")
 }

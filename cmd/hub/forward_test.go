@@ -1,13 +1,16 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os/exec"
 	"strings"
 	"sync"
@@ -18,6 +21,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/imhub/imhub/callback"
 	"github.com/imhub/imhub/callback/forward"
 	"github.com/imhub/imhub/internal/hubtest"
 	"github.com/imhub/imhub/internal/redistest"
@@ -58,14 +62,18 @@ func TestConfigForwardErrors(t *testing.T) {
 		args []string
 		want string
 	}{
-		{"not app=url", append(ok, "-forward", "https://b.example"), `-forward: "https://b.example" is not SdkAppid=URL`},
+		{"not app=url", append(ok, "-forward", "https://b.example"), `-forward: entry 1 is not SdkAppid=URL`},
 		{"app not in apps", append(ok, "-forward", "3=https://b.example"), `-forward: app "3" is not in -apps`},
 		{"app twice", append(ok, "-forward", "1=https://b.example,1=https://c.example"), "-forward: app 1 is listed twice"},
 		{"ftp", append(ok, "-forward", "1=ftp://b.example"), `-forward: app 1: "ftp://b.example" is not an http:// or https:// URL`},
-		{"no scheme", append(ok, "-forward", "1=b.example/cb"), `is not an http:// or https:// URL`},
+		{"no scheme", append(ok, "-forward", "1=b.example/cb"), `-forward: app 1: "xxxxx" is not an http:// or https:// URL`},
 		{"no host", append(ok, "-forward", "1=http:///cb"), `is not an http:// or https:// URL`},
 		{"bad url", append(ok, "-forward", "1=http://b.example/%zz"), `is not an http:// or https:// URL`},
-		{"password hidden", append(ok, "-forward", "1=ftp://u:hunter2@b.example"), `ftp://u:xxxxx@b.example`},
+		{"password hidden", append(ok, "-forward", "1=ftp://u:hunter2@b.example/cb?key=hunter2"), `"ftp://b.example/cb" is not an http:// or https:// URL`},
+		{"query that does not decode", append(ok, "-forward", "1=https://b.example/cb?key=hunter2%zz"), `-forward: app 1: the query of https://b.example/cb does not decode`},
+		{"not a URL", append(ok, "-forward", "hunter2"), `-forward: entry 1 is not SdkAppid=URL`},
+		{"not an app", append(ok, "-forward", "1=https://b.example,hunter2=https://b.example/cb?k=hunter2"), `-forward: entry 2 is not SdkAppid=URL`},
+		{"backend not a URL", append(ok, "-forward", "1=hunter2"), `-forward: app 1: "xxxxx" is not an http:// or https:// URL`},
 		{"fragment", append(ok, "-forward", "1=https://b.example/#x"), "#fragment"},
 		{"zero timeout", append(ok, "-forward-timeout", "0s"), "-forward-timeout must be greater than zero"},
 		{"zero max age", append(ok, "-forward-max-age", "0s"), "-forward-max-age must be greater than zero"},
@@ -364,4 +372,43 @@ func TestForwardMemoryAndBefore(t *testing.T) {
 	status, body2 := post(t, p, forwardApp, 1)
 	require.Equal(t, http.StatusOK, status, body2)
 	waitDelivered(t, b, []int{1}, 10*time.Second)
+}
+
+// A raw '#' in a callback's query (which a server takes as it is) reaches
+// the backend of the built hub as a character of its value: the backend
+// gets every parameter, the fresh signature among them.
+func TestBinaryForwardRawHash(t *testing.T) {
+	const token = "raw-hash-token"
+	got := make(chan url.Values, 1)
+	b := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		select {
+		case got <- r.URL.Query():
+		default:
+		}
+		io.WriteString(w, okBody)
+	}))
+	t.Cleanup(b.Close)
+	p := hubtest.Start(t, []string{"-apps", forwardApp + ":" + token, "-jwt-secret", testSecret, "-forward", forwardApp + "=" + b.URL + "/cb"})
+	rt := fmt.Sprint(time.Now().Unix())
+	body := fmt.Sprintf(groupSend, 1, 1)
+	c, err := net.Dial("tcp", p.Addr)
+	require.NoError(t, err)
+	defer c.Close()
+	fmt.Fprintf(c, "POST /im/callback?OptPlatform=Web#2&SdkAppid=%s&CallbackCommand=Group.CallbackAfterSendMsg&contenttype=json&RequestTime=%s&Sign=%s HTTP/1.1\r\n"+
+		"Host: %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s",
+		forwardApp, rt, callback.Sign(token, rt), p.Addr, len(body), body)
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	select {
+	case q := <-got:
+		assert.Equal(t, "Web#2", q.Get("OptPlatform"))
+		assert.Equal(t, forwardApp, q.Get("SdkAppid"))
+		assert.Equal(t, "Group.CallbackAfterSendMsg", q.Get("CallbackCommand"))
+		assert.NoError(t, callback.VerifySign(token, q.Get("RequestTime"), q.Get("Sign"), time.Now()), "signed: %v", q)
+	case <-time.After(30 * time.Second):
+		t.Fatal("the callback did not reach the backend within 30s")
+	}
 }

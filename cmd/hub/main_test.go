@@ -68,7 +68,7 @@ func TestBinaryConfigError(t *testing.T) {
 	out, err = cmd.CombinedOutput()
 	require.ErrorAs(t, err, &ee)
 	assert.Equal(t, 2, ee.ExitCode())
-	assert.Contains(t, string(out), `-apps: "x" is not a SdkAppid`)
+	assert.Contains(t, string(out), `-apps: entry 1 does not start with a SdkAppid`)
 
 	cmd = exec.Command(hubtest.Binary(t), "-apps", "1400000000")
 	cmd.Env = append(cmd.Environ(), "HUB_JWT_SECRET=tooshort")

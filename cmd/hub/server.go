@@ -97,8 +97,10 @@ func run(ctx context.Context, cfg Config, stdout io.Writer, log *slog.Logger) er
 	if err != nil {
 		return err
 	}
+	var demoKey string // the demo API key, when -dev makes one
 	if cfg.Dev && len(cfg.API.Keys) == 0 {
-		cfg.API.Keys = []api.Key{{App: cfg.Apps[0].ID, Key: devAPIKey(devSecret)}}
+		demoKey = devAPIKey(devSecret)
+		cfg.API.Keys = []api.Key{{App: cfg.Apps[0].ID, Key: demoKey}}
 	}
 	sapi, err := newServerAPI(cfg, log, b, reg)
 	if err != nil {
@@ -204,7 +206,7 @@ func run(ctx context.Context, cfg Config, stdout io.Writer, log *slog.Logger) er
 	warnTokenless(cfg, log)
 	log.Info("listening", "addr", addr, "broker", brokerName(cfg), "apps", len(cfg.Apps), "dev", cfg.Dev, "tls", srv.TLSConfig != nil)
 	if cfg.Dev {
-		printBanner(stdout, addr, cfg)
+		printBanner(stdout, addr, cfg, demoKey)
 	}
 
 	// The broker outlives the HTTP server: in-flight callbacks still
@@ -367,8 +369,9 @@ func pprofMux() *http.ServeMux {
 }
 
 // printBanner tells a newcomer running -dev where everything is, how to
-// watch events arrive, and how to send a first callback.
-func printBanner(w io.Writer, addr string, cfg Config) {
+// watch events arrive, and how to send a first callback. It prints the
+// demo API key, never one of -api-keys: those are real.
+func printBanner(w io.Writer, addr string, cfg Config, demoKey string) {
 	app := cfg.Apps[0].ID
 	base := "http://" + addr
 	ws := "ws://" + addr
@@ -394,14 +397,18 @@ Post a sample group message callback:
     -H 'Content-Type: application/json' \
     -d '{"CallbackCommand":"Group.CallbackAfterSendMsg","GroupId":"@TGS#2J4SZEAEL","Type":"Public","From_Account":"jared","Operator_Account":"admin","Random":123456,"MsgSeq":123,"MsgTime":1490686222,"OnlineOnlyFlag":1,"MsgBody":[{"MsgType":"TIMTextElem","MsgContent":{"Text":"red packet"}}],"CloudCustomData":"your cloud custom data"}'
 
-`, base, app, ws, apiKeyOf(cfg, app))
+`, base, app, ws, bannerAPIKey(cfg, app, demoKey))
 }
 
-// apiKeyOf is the first API key of app, for the -dev banner.
-func apiKeyOf(cfg Config, app string) string {
+// bannerAPIKey is what the -dev banner shows for app's API key: the demo
+// key, or which key of -api-keys to use.
+func bannerAPIKey(cfg Config, app, demoKey string) string {
+	if demoKey != "" {
+		return demoKey
+	}
 	for _, k := range cfg.API.Keys {
 		if k.App == app {
-			return k.Key
+			return "<the key of app " + app + " in -api-keys>"
 		}
 	}
 	return "(none: -api-keys has no key for this app)"

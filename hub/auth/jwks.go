@@ -14,6 +14,8 @@ import (
 	"github.com/MicahParks/keyfunc/v3"
 	"github.com/golang-jwt/jwt/v5"
 	"golang.org/x/time/rate"
+
+	"github.com/imhub/imhub/internal/redact"
 )
 
 // MaxJWKSSize is the largest JWKS body read. A real key set is a few KiB;
@@ -52,8 +54,11 @@ func isLoopbackHost(host string) bool {
 }
 
 func newJWKS(ctx context.Context, cfg Config) (jwt.Keyfunc, error) {
+	// The URL may carry a password or a token in its query: errors and
+	// logs show it as scheme://host/path.
+	shown := redact.URL(cfg.JWKSURL)
 	if err := CheckJWKSURL(cfg.JWKSURL); err != nil {
-		return nil, fmt.Errorf("auth: jwks %s: %w", cfg.JWKSURL, err)
+		return nil, fmt.Errorf("auth: jwks %s: %w", shown, err)
 	}
 	refresh, unknown, timeout := cfg.JWKSRefresh, cfg.JWKSRefreshUnknown, cfg.JWKSTimeout
 	if refresh <= 0 {
@@ -75,12 +80,12 @@ func newJWKS(ctx context.Context, cfg Config) (jwt.Keyfunc, error) {
 		RefreshUnknownKID:         rate.NewLimiter(rate.Every(unknown), 1),
 		RefreshErrorHandlerFunc: func(u string) func(context.Context, error) {
 			return func(ctx context.Context, err error) {
-				cfg.Logger.WarnContext(ctx, "fetching JWKS failed", "url", u, "err", err)
+				cfg.Logger.WarnContext(ctx, "fetching JWKS failed", "url", redact.URL(u), "err", redact.Error(err, u))
 			}
 		},
 	})
 	if err != nil {
-		return nil, fmt.Errorf("auth: jwks %s: %w", cfg.JWKSURL, err)
+		return nil, fmt.Errorf("auth: jwks %s: %w", shown, redact.Error(err, cfg.JWKSURL))
 	}
 	return k.Keyfunc, nil
 }
@@ -104,7 +109,7 @@ func jwksClient(c *http.Client, timeout time.Duration) *http.Client {
 	check := cc.CheckRedirect
 	cc.CheckRedirect = func(req *http.Request, via []*http.Request) error {
 		if err := CheckJWKSURL(req.URL.String()); err != nil {
-			return fmt.Errorf("redirect to %s: %w", req.URL.Redacted(), err)
+			return fmt.Errorf("redirect to %s: %w", redact.URL(req.URL.String()), err)
 		}
 		if check != nil {
 			return check(req, via)

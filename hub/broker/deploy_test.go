@@ -121,6 +121,11 @@ func TestRedisURLs(t *testing.T) {
 		{"rediss+sentinel://:topsecret@10.0.0.1:2x6379?master_name=m", "invalid port"},
 		{"unix+cluster:///tmp/x", "unknown scheme"},
 		{"http://localhost", "unknown scheme"},
+		{"topsecret", "not a URL"},
+		{"redis:topsecret@localhost", "not a URL"},
+		{"topsecret=redis://localhost", "unparsable URL"},
+		{"top secret://localhost", "not a URL"},
+		{"redis://:topsecret@localhost:63x79/0#topsecret", "invalid port"},
 	} {
 		t.Run(tc.url, func(t *testing.T) {
 			err := broker.CheckRedisURL(tc.url, "")
@@ -139,6 +144,21 @@ func TestRedisURLs(t *testing.T) {
 	_, ca := redistest.TLSConf(t, 1)
 	assert.NoError(t, broker.CheckRedisURL("rediss://localhost", ca))
 	assert.ErrorContains(t, broker.CheckRedisURL("redis://localhost", ca), "not rediss://")
+}
+
+// A Redis URL is shown without its passwords or fragment, and text that
+// is no URL not at all.
+func TestRedactURL(t *testing.T) {
+	for raw, want := range map[string]string{
+		"redis://user:topsecret@10.0.0.1:6379/0":                           "redis://user:xxxxx@10.0.0.1:6379/0",
+		"redis+sentinel://10.0.0.1:26379?master_name=m&password=topsecret": "redis+sentinel://10.0.0.1:26379?master_name=m&password=xxxxx",
+		"rediss://10.0.0.1:6380/0#topsecret":                               "rediss://10.0.0.1:6380/0",
+		"unix://:topsecret@/run/redis.sock":                                "unix://:xxxxx@/run/redis.sock",
+		"topsecret":                                                        "(not a URL)",
+		"redis://:topsecret@10.0.0.1:63x79":                                "(unparsable URL)",
+	} {
+		assert.Equal(t, want, broker.RedactURL(raw), raw)
+	}
 }
 
 // A subscribe Redis refuses (here: the ACL user may not use the channel)

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/imhub/imhub/internal/redact"
 )
 
 // redisTarget is what a Redis URL names: one server, a Redis Cluster, or a
@@ -75,15 +77,19 @@ func parseRedisURL(raw string, roots *x509.CertPool) (redisOptions, error) {
 		if err == nil && o.failover.MasterName == "" {
 			err = errors.New("a sentinel URL needs ?master_name=<name>")
 		}
+	case !strings.Contains(raw, "://") || !redact.ValidScheme(scheme):
+		// Not repeated: text that is no URL may be anything, a password
+		// given in the wrong place among others.
+		err = errors.New("not a URL")
 	default:
 		err = fmt.Errorf("unknown scheme %q", scheme)
 	}
 	if err != nil {
-		return o, fmt.Errorf("redis url %s: %w", redact(raw), redactErr(redactErr(err, raw), rest))
+		return o, fmt.Errorf("redis url %s: %w", RedactURL(raw), redactErr(redactErr(err, raw), rest))
 	}
 	tlsCfg := o.tls()
 	if roots != nil && tlsCfg == nil {
-		return o, fmt.Errorf("redis url %s: a CA file is given but the URL is not rediss://", redact(raw))
+		return o, fmt.Errorf("redis url %s: a CA file is given but the URL is not rediss://", RedactURL(raw))
 	}
 	if tlsCfg != nil {
 		tlsCfg.MinVersion = tls.VersionTLS12
@@ -167,26 +173,38 @@ func tlsDialer(cfg *tls.Config, timeout time.Duration) func(ctx context.Context,
 	}
 }
 
-// redact shows raw without its passwords, in the user part or the query.
-func redact(raw string) string {
+// RedactURL shows a Redis URL in any form NewRedis takes without its
+// passwords, in the user part or the query, and without a fragment, which
+// no Redis URL has; the rest (hosts, options) stays, to say which Redis is
+// meant. Text that is no URL is not shown at all.
+func RedactURL(raw string) string {
 	u, err := url.Parse(raw)
 	if err != nil {
 		return "(unparsable URL)"
+	}
+	if !strings.Contains(raw, "://") {
+		return "(not a URL)"
 	}
 	if q := u.Query(); q.Has("password") {
 		q.Set("password", "xxxxx")
 		u.RawQuery = q.Encode()
 	}
+	u.Fragment, u.RawFragment = "", ""
 	return u.Redacted()
 }
 
-// redactErr is err with any copy of the raw URL (parsers quote it) shown
-// redacted, so that no password reaches a log.
+// redactErr is err with any copy of the raw URL (parsers quote it, or a
+// part of it) shown redacted, and any copy of its passwords masked, so that
+// no password reaches a log.
 func redactErr(err error, raw string) error {
-	if !strings.Contains(err.Error(), raw) {
+	text := strings.ReplaceAll(err.Error(), raw, RedactURL(raw))
+	for _, p := range redact.Passwords(raw) {
+		text = strings.ReplaceAll(text, p, redact.Mask)
+	}
+	if text == err.Error() {
 		return err
 	}
-	return errors.New(strings.ReplaceAll(err.Error(), raw, redact(raw)))
+	return errors.New(text)
 }
 
 // NewRedisClient returns a client of the Redis that url names, in any form
