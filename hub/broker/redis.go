@@ -93,9 +93,9 @@ type Redis struct {
 	pubCmd  string // PUBLISH, or SPUBLISH on a cluster
 
 	batch batcher // publications in flight share round trips
-	// pubArgs are publish.lua's ARGV but for the event, epoch and time,
-	// made once: an integer made an interface value allocates.
-	pubArgs [10]any
+	// pubArgs are publish.lua's ARGV but for the event, epoch, time and
+	// message ID, made once: an integer made an interface value allocates.
+	pubArgs [pubArgc]any
 
 	up     atomic.Bool   // last ping of the command connection(s) succeeded
 	rehome chan struct{} // a cluster's subscriptions may have moved
@@ -143,7 +143,7 @@ func NewRedis(cfg RedisConfig) (*Redis, error) {
 	if r.cluster != nil {
 		r.pubCmd = "SPUBLISH"
 	}
-	r.pubArgs = [10]any{
+	r.pubArgs = [pubArgc]any{
 		cfg.DedupeWindow.Milliseconds(),
 		nil, // the event
 		cfg.HistorySize,
@@ -154,6 +154,7 @@ func NewRedis(cfg RedisConfig) (*Redis, error) {
 		r.pubCmd,
 		cfg.HistoryHold.Milliseconds(),
 		cfg.historyCap(),
+		nil, // message ID
 	}
 	if r.cluster == nil {
 		// One connection, there from the start: readiness includes it.
@@ -206,14 +207,17 @@ func (r *Redis) Publish(ctx context.Context, m Message) (Result, error) {
 	return res, err
 }
 
+// pubArgc is how many of publish.lua's ARGV come before the channels.
+const pubArgc = 11
+
 // publishCall is the script call that publishes m to chans, some of its
 // channels: up to publishChannelsPerCall on one server, one on a cluster
 // (see publishCalls).
 func (r *Redis) publishCall(m *Message, chans []string, epoch string, now int64) ([]string, []any) {
 	keys := make([]string, 0, 3*len(chans))
-	args := make([]any, 10, 10+len(chans))
+	args := make([]any, pubArgc, pubArgc+len(chans))
 	copy(args, r.pubArgs[:])
-	args[1], args[5], args[6] = m.Data, epoch, now
+	args[1], args[5], args[6], args[10] = m.Data, epoch, now, m.ID
 	for _, ch := range chans {
 		sk := r.streamKey(m.App, ch)
 		keys = append(keys, sk+":seen:"+m.ID, sk+":meta", sk+":hist")
@@ -328,13 +332,14 @@ func publishResult(m *Message, calls []pubCall) (Result, error) {
 				continue
 			}
 			reply, _ := v.([]any)
-			if len(reply) != 2 && len(reply) != 3 {
+			if len(reply) != 3 && len(reply) != 4 {
 				return Result{}, fmt.Errorf("%w: publish %s to %s: script returned %d values", ErrUnavailable, m.ID, m.Channels[i], len(reply))
 			}
 			off, _ := reply[0].(int64)
 			ep, _ := reply[1].(string)
-			res.Positions[i] = Position{Offset: uint64(off), Epoch: ep}
-			if len(reply) == 2 { // a third value marks this channel's duplicate
+			tag, _ := reply[2].(string)
+			res.Positions[i] = Position{Offset: uint64(off), Epoch: ep, Tag: tag}
+			if len(reply) == 3 { // a fourth value marks this channel's duplicate
 				res.Duplicate = false
 			}
 		}
@@ -358,7 +363,7 @@ func (r *Redis) History(ctx context.Context, app, channel string, since *Positio
 	if err != nil {
 		return History{}, fmt.Errorf("%w: history %s: %w", ErrUnavailable, channel, err)
 	}
-	if len(reply) != 5 {
+	if len(reply) != 6 {
 		return History{}, fmt.Errorf("%w: history %s: script returned %d values", ErrUnavailable, channel, len(reply))
 	}
 	now := time.Now()
@@ -366,11 +371,12 @@ func (r *Redis) History(ctx context.Context, app, channel string, since *Positio
 	off, _ := reply[1].(int64)
 	startMs, _ := reply[2].(int64)
 	run, _ := reply[3].(string)
+	tag, _ := reply[5].(string)
 	st := streamState{run: run, now: now, life: r.cfg.MetaTTL}
 	if epoch == "" {
 		st.latest = Position{Epoch: emptyEpoch(run, now)}
 	} else {
-		st.latest = Position{Offset: uint64(off), Epoch: epoch}
+		st.latest = Position{Offset: uint64(off), Epoch: epoch, Tag: tag}
 		if startMs > 0 {
 			st.start = time.UnixMilli(startMs)
 		}
@@ -400,8 +406,9 @@ func (r *Redis) History(ctx context.Context, app, channel string, since *Positio
 }
 
 // parseEntry reads one XRANGE entry, [id, [field, value, ...]], written by
-// publish.lua with id "<offset>-0" and fields "d" (the data) and "t" (the
-// publish time, unix ms).
+// publish.lua with id "<offset>-0" and fields "d" (the data), "t" (the
+// publish time, unix ms), "h" (the tag) and "p" (the tag before it); a
+// node that keeps no tags writes neither of the last two.
 func parseEntry(e any) (Publication, int64, bool) {
 	pair, ok := e.([]any)
 	if !ok || len(pair) != 2 {
@@ -424,9 +431,13 @@ func parseEntry(e any) (Publication, int64, bool) {
 			p.Data = []byte(v)
 		case "t":
 			at, _ = strconv.ParseInt(v, 10, 64)
+		case "h":
+			p.Tag = v
+		case "p":
+			p.Prev = v
 		}
 	}
-	p.Position = Position{Offset: n}
+	p.Offset = n
 	return p, at, p.Data != nil
 }
 
@@ -729,22 +740,26 @@ func (r *Redis) watch(ctx context.Context) {
 	}
 }
 
-// parse decodes "offset epoch data" as written by publish.lua.
+// parse decodes "offset epoch:tag:prev data" as written by publish.lua,
+// or "offset epoch data" as a node that keeps no tags writes it.
 func (r *Redis) parse(m *redis.Message) (Publication, bool) {
 	app, channel, ok := r.splitStreamKey(m.Channel)
 	if !ok {
 		return Publication{}, false
 	}
 	off, rest, ok1 := strings.Cut(m.Payload, " ")
-	epoch, data, ok2 := strings.Cut(rest, " ")
+	pos, data, ok2 := strings.Cut(rest, " ")
 	n, err := strconv.ParseUint(off, 10, 64)
 	if !ok1 || !ok2 || err != nil {
 		return Publication{}, false
 	}
+	epoch, tags, _ := strings.Cut(pos, ":")
+	tag, prev, _ := strings.Cut(tags, ":")
 	return Publication{
 		App:      app,
 		Channel:  channel,
-		Position: Position{Offset: n, Epoch: epoch},
+		Position: Position{Offset: n, Epoch: epoch, Tag: tag},
+		Prev:     prev,
 		Data:     []byte(data),
 	}, true
 }
