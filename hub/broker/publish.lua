@@ -44,6 +44,13 @@ local function publish(seen, meta, hist, name)
   if ARGV[1] ~= '0' then
     local first = redis.call('GET', seen)
     if first then
+      -- Written again as it is, so that a WAIT after this call covers
+      -- the first publication too, which another connection may have
+      -- made and no replica may have yet.
+      local ttl = redis.call('PTTL', seen)
+      if ttl > 0 then
+        redis.call('PEXPIRE', seen, ttl)
+      end
       local off, epoch, tag = string.match(first, '^(%d+) (%S+) ?(%x*)$')
       if not off then
         return false
