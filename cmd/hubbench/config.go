@@ -56,8 +56,14 @@ type Config struct {
 	Plot string
 	// Rounds is how many times the compare preset measures each server,
 	// in turns (imhub, Centrifugo, the floor, then again): figures are
-	// the medians, ratios the median of each round's.
+	// the medians, ratios the median of each round's. The wait preset
+	// measures each side this many times, in turns.
 	Rounds int
+	// replica gives the Redis that -start starts a replica, synced
+	// before the run.
+	replica bool
+	// hubArgs are more flags for the hub that -start starts.
+	hubArgs []string
 }
 
 // The servers hubbench can measure.
@@ -112,6 +118,12 @@ var presets = map[string]func(*Config){
 	// What forwarding costs: ingest with forwarding off, then on, then
 	// Before* callbacks timed through the hub and straight to the backend.
 	"forward": func(c *Config) { c.Conns, c.Channels, c.Rate, c.Publishers, c.Duration = 0, 100, 0, 64, 20*time.Second },
+	// What waiting for a replica costs: ingest on a Redis with a replica,
+	// with -redis-wait-replicas 0 and auto, in turns, -rounds times
+	// (wait.go).
+	"wait": func(c *Config) {
+		c.Start, c.Redis, c.Conns, c.Channels, c.Rate, c.Publishers, c.Duration, c.Rounds = true, true, 0, 100, 0, 64, 10*time.Second, 3
+	},
 	// RSS per idle, subscribed connection.
 	"idle": func(c *Config) { c.Conns, c.Channels, c.Rate, c.Duration = 10000, 100, 0, 10*time.Second },
 	// Raise the rate until loss or p99 over 1s; the last good rate. With
@@ -193,6 +205,8 @@ func (c Config) validate() error {
 		return errors.New("forwarding is the hub's: not with -target centrifugo")
 	case c.Target == targetCentrifugo && c.Start && !c.Redis:
 		return errors.New("Centrifugo is measured with its Redis engine: give -redis")
+	case c.Preset == "wait" && (!c.Start || !c.Redis || c.Target != targetHub):
+		return errors.New("wait starts each hub with a Redis and a replica of its own: give -start -redis, no -target")
 	case c.Preset == "compare" && (!c.Start || !c.Redis):
 		return errors.New("compare starts each server with a Redis of its own: give -start -redis")
 	case c.Rounds < 1 || c.Rounds > 10:

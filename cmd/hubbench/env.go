@@ -23,6 +23,8 @@ type env struct {
 	dirs  []string
 	// backend is where the hub forwards, or nil.
 	backend *backend
+	// redisSock is the unix socket of the Redis (primary) -start started.
+	redisSock string
 }
 
 func setUp(ctx context.Context, cfg Config, progress io.Writer) (*env, error) {
@@ -54,14 +56,23 @@ func setUp(ctx context.Context, cfg Config, progress io.Writer) (*env, error) {
 	}
 	if cfg.Redis {
 		sock := filepath.Join(dir, "redis.sock")
-		redis, err := startRedisServer(ctx, dir, sock)
+		var redis []*exec.Cmd
+		if cfg.replica {
+			redis, err = startReplicatedRedis(ctx, dir, sock)
+		} else {
+			var one *exec.Cmd
+			one, err = startRedisServer(ctx, dir, sock)
+			redis = []*exec.Cmd{one}
+		}
 		if err != nil {
 			e.tearDown()
 			return nil, err
 		}
-		e.procs = append(e.procs, redis)
+		e.procs = append(e.procs, redis...)
+		e.redisSock = sock
 		args = append(args, "-redis", "unix://"+sock)
 	}
+	args = append(args, cfg.hubArgs...)
 	hub, url, err := startHub(ctx, cfg.HubBin, args, filepath.Join(dir, "hub.log"))
 	if err != nil {
 		e.tearDown()

@@ -128,6 +128,8 @@ func run(ctx context.Context, cfg Config, out, progress *os.File) error {
 	switch cfg.Preset {
 	case "compare":
 		return runCompare(ctx, cfg, out, progress)
+	case "wait":
+		return runWait(ctx, cfg, out, progress)
 	case "scaling":
 		return runScaling(ctx, cfg, out, progress)
 	}

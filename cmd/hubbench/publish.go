@@ -12,6 +12,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/HdrHistogram/hdrhistogram-go"
+
 	"github.com/imhub/imhub/callback"
 )
 
@@ -42,13 +44,17 @@ type publisher struct {
 	// onAck, when set, is told of each callback the hub acknowledged: its
 	// message number and the channel its event goes to.
 	onAck func(seq int64, channel string, sent time.Time)
+	// answered is how long each acknowledged callback took to be
+	// answered, in microseconds.
+	answeredMu sync.Mutex
+	answered   *hdrhistogram.Histogram
 }
 
 func newPublisher(cfg Config, base string) *publisher {
 	p := &publisher{cfg: cfg, base: base, client: &http.Client{
 		Timeout:   10 * time.Second,
 		Transport: &http.Transport{MaxIdleConnsPerHost: cfg.Publishers * 2},
-	}}
+	}, answered: hdrhistogram.New(1, int64(time.Minute/time.Microsecond), 3)}
 	if cfg.Channels > 0 {
 		p.subsOf = make([]int64, cfg.Channels)
 		for i := range cfg.Conns {
@@ -197,6 +203,9 @@ func (p *publisher) post(ctx context.Context) {
 	_, _ = io.Copy(io.Discard, resp.Body)
 	resp.Body.Close()
 	if resp.StatusCode == http.StatusOK {
+		p.answeredMu.Lock()
+		_ = p.answered.RecordValue(max(time.Since(sent).Microseconds(), 1))
+		p.answeredMu.Unlock()
 		if p.backend != nil {
 			p.backend.expect(seq)
 		}
@@ -229,4 +238,12 @@ func (p *publisher) callback(seq int64) (cmd, body, channel string, deliveries i
 	return "Group.CallbackAfterSendMsg", fmt.Sprintf(
 		`{"GroupId":"G%d","From_Account":"bench","MsgSeq":%d,"Random":%d,"MsgBody":[{"MsgType":"TIMTextElem","MsgContent":{"Text":%q}}]}`,
 		g, seq, seq, text), "group:G" + strconv.FormatInt(g, 10), subs
+}
+
+// answerQuantiles are the p50 and p99 of the time the hub took to answer
+// the acknowledged callbacks, in milliseconds.
+func (p *publisher) answerQuantiles() (p50, p99 float64) {
+	p.answeredMu.Lock()
+	defer p.answeredMu.Unlock()
+	return ms(p.answered.ValueAtQuantile(50)), ms(p.answered.ValueAtQuantile(99))
 }
