@@ -9,7 +9,7 @@ SOAK     ?= 1h
 # apt-get as root, else through sudo.
 APT      := $(if $(filter 0,$(shell id -u)),,sudo) env DEBIAN_FRONTEND=noninteractive apt-get
 
-.PHONY: build run demo demo-backend test lint bench bench-compare soak fuzz deps clean cluster-up cluster-down
+.PHONY: build run demo demo-backend test test-failover lint bench bench-compare soak fuzz deps clean cluster-up cluster-down
 
 ## build: the hub binary in bin/
 build:
@@ -69,6 +69,13 @@ test: deps $(NODE_STAMP)
 	$(NODE_TEST) web/jstest/
 	mkdir -p test-output
 	IMHUB_REQUIRE_NODE_TESTS=1 $(GO) test -race -count=1 -artifacts -outputdir $(CURDIR)/test-output ./...
+
+## test-failover: the chaos and failover tests of real processes (hubs,
+## Redis, Sentinel, Cluster), FAILOVER_COUNT times in a row (3): each run
+## must end with every acknowledged event delivered, or its client told
+FAILOVER_COUNT ?= 3
+test-failover: deps
+	$(GO) test -race -count=$(FAILOVER_COUNT) -timeout 60m -run '^(TestChaos|TestRedisClusterFailover|TestRedisClusterPrimaryRestart|TestSentinelFailover.*|TestClusterFailover.*)$$' ./cmd/hub/
 
 ## lint: formatting and vet
 lint:

@@ -224,7 +224,7 @@ func (h *Hub) HandlePublication(p broker.Publication) {
 	frame := eventFrame(p)
 	n := 0
 	for s, sub := range ch.subs {
-		if s.deliver(sub, frame, p.Position) {
+		if s.deliver(sub, frame, p.Position, p.Prev) {
 			n++
 		}
 	}

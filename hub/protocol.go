@@ -78,13 +78,17 @@ func (f serverFrame) encode() []byte {
 // publication and its bytes shared by every session of the channel.
 func eventFrame(p broker.Publication) []byte {
 	ch, _ := json.Marshal(p.Channel)
-	b := make([]byte, 0, len(p.Data)+len(ch)+len(p.Epoch)+64)
+	b := make([]byte, 0, len(p.Data)+len(ch)+len(p.Epoch)+len(p.Tag)+64)
 	b = append(b, `{"op":"event","channel":`...)
 	b = append(b, ch...)
 	b = append(b, `,"offset":"`...)
 	b = strconv.AppendUint(b, p.Offset, 10)
 	b = append(b, ':')
 	b = append(b, p.Epoch...)
+	if p.Tag != "" {
+		b = append(b, ':')
+		b = append(b, p.Tag...)
+	}
 	b = append(b, `","event":`...)
 	b = append(b, p.Data...)
 	b = append(b, '}')

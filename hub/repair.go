@@ -131,8 +131,8 @@ func retryDelay(fails int) time.Duration {
 // holdLocked keeps a publication back while sub joins or is repaired. Past
 // SendQueue they are dropped and history, read again, stands in for them:
 // the hub's own delay must not cost the client its connection.
-func (s *Session) holdLocked(sub *subscription, frame []byte, pos broker.Position) {
-	sub.hold(frame, pos, s.hub.cfg.SendQueue)
+func (s *Session) holdLocked(sub *subscription, frame []byte, pos broker.Position, link string) {
+	sub.hold(frame, pos, link, s.hub.cfg.SendQueue)
 }
 
 type repairItem struct {
@@ -205,9 +205,14 @@ func (h *Hub) repairChannel(k chanKey) {
 		return r
 	}
 	for _, it := range items {
-		r := read(from[it.since.Epoch])
-		if r.err == nil && !r.hist.Recovered && !r.restarted && it.since != from[it.since.Epoch] {
-			r = read(it.since) // the oldest cannot be recovered; this one may
+		oldest := from[it.since.Epoch]
+		r := read(oldest)
+		if r.err == nil && !r.restarted && it.since != oldest && (!r.hist.Recovered || !r.hist.Holds(it.since)) {
+			// The oldest cannot be recovered, and this one may; or the
+			// stream holds the oldest but not what this one was sent at
+			// its offset (Redis handed the offset out again): history
+			// from this one says so.
+			r = read(it.since)
 		}
 		it.s.applyRepair(it, r)
 	}
@@ -259,7 +264,7 @@ func (s *Session) applyRepair(it repairItem, r repairResult) {
 		}
 		filled := 0
 		for _, p := range r.hist.Publications {
-			if sub.after(p.Position) {
+			if sub.after(p.Position, p.Prev) {
 				if !s.sendBurstLocked(s.hub.replays.frame(p)) {
 					return
 				}

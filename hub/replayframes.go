@@ -23,9 +23,11 @@ type replayFrames struct {
 	m  map[frameKey]frameRef
 }
 
+// frameKey names a publication: its tag too, as a stream Redis rewrote
+// holds another event at an offset that was handed out before.
 type frameKey struct {
-	app, channel, epoch string
-	offset              uint64
+	app, channel, epoch, tag string
+	offset                   uint64
 }
 
 // frameRef points weakly at the first byte of a frame of n bytes.
@@ -36,7 +38,7 @@ type frameRef struct {
 
 // frame returns the frame of p, shared with whoever else holds it.
 func (c *replayFrames) frame(p broker.Publication) []byte {
-	k := frameKey{p.App, p.Channel, p.Epoch, p.Offset}
+	k := frameKey{p.App, p.Channel, p.Epoch, p.Tag, p.Offset}
 	c.mu.Lock()
 	if r, ok := c.m[k]; ok {
 		if b := r.p.Value(); b != nil {

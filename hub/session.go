@@ -178,23 +178,26 @@ func (s *Session) tooSlowLocked(reason string) bool {
 	return false
 }
 
-// deliver queues a publication of sub's channel; called by the hub's
-// fan-out. It reports whether the frame was queued.
-func (s *Session) deliver(sub *subscription, frame []byte, pos broker.Position) bool {
+// deliver queues a publication of sub's channel at pos, whose
+// predecessor's Tag is link; called by the hub's fan-out. It reports
+// whether the frame was queued.
+func (s *Session) deliver(sub *subscription, frame []byte, pos broker.Position, link string) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if sub.held() {
-		s.holdLocked(sub, frame, pos)
+		s.holdLocked(sub, frame, pos, link)
 		return false
 	}
-	switch sub.follows(pos) {
+	switch sub.follows(pos, link) {
 	case stepSent:
-		return false // by a replay
-	case stepGap:
+		return false // the same event again
+	case stepGap, stepEarlier:
 		// Publications went missing on the way here (the broker
-		// connection dropped), or the stream started again: hold this one
-		// back and fill in from history first.
-		s.holdLocked(sub, frame, pos)
+		// connection dropped), the stream started again, or Redis hands
+		// out offsets again that were sent with other events (a failover
+		// lost writes): hold this one back, and let history say what the
+		// client lacks, or that its stream is not the one it had.
+		s.holdLocked(sub, frame, pos, link)
 		s.requestRepairLocked(sub, 0)
 		return false
 	}
@@ -468,10 +471,13 @@ func (s *Session) flushPendingLocked(sub *subscription, fresh bool) {
 		return
 	}
 	for i, p := range pending {
-		switch sub.follows(p.pos) {
-		case stepSent:
+		switch step := sub.follows(p.pos, p.link); {
+		case step == stepSent, step == stepEarlier && fresh:
+			// sub.sent was just read from the stream: what lies before
+			// it was sent, or the client was told it is lost, or it is
+			// not of this stream (history holds what was sent).
 			continue
-		case stepGap:
+		case step != stepNext:
 			sub.keepPending(pending[i:])
 			// Right after a repair or a replay, another gap means the
 			// stream is still broken: try again a little later.

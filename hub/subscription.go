@@ -31,6 +31,7 @@ type subscription struct {
 type pendingPub struct {
 	frame []byte
 	pos   broker.Position
+	link  string // the Tag before pos, as the publication names it
 }
 
 // held says whether live publications are held back.
@@ -41,26 +42,41 @@ type step uint8
 
 const (
 	stepNext step = iota // the one after the last sent: send it
-	stepSent             // sent already, by a replay
-	stepGap              // publications are missing before it, or its stream started again
+	stepSent             // the last one sent, again
+	// stepEarlier: at an offset before the last one sent. It was sent
+	// already (by a replay, or from a shard a channel left) if the stream
+	// still holds what was sent; if Redis rewrote the stream (a failover
+	// that lost writes), it is another event at a reused offset. Only
+	// history can tell.
+	stepEarlier
+	// stepGap: publications are missing before it, its stream started
+	// again, or it does not continue what was sent (another event at the
+	// offset sent, or after one that was not sent).
+	stepGap
 )
 
-// follows places pos against the last position sent.
-func (sub *subscription) follows(pos broker.Position) step {
+// follows places pos, whose predecessor's Tag is link, against the last
+// position sent.
+func (sub *subscription) follows(pos broker.Position, link string) step {
 	switch {
-	case pos.Epoch == sub.sent.Epoch && pos.Offset <= sub.sent.Offset:
-		return stepSent
-	case !broker.Follows(sub.sent, pos):
+	case broker.Follows(sub.sent, pos, link):
+		return stepNext
+	case pos.Epoch != sub.sent.Epoch:
 		return stepGap
+	case pos.Offset == sub.sent.Offset && (pos.Tag == "" || sub.sent.Tag == "" || pos.Tag == sub.sent.Tag):
+		return stepSent
+	case pos.Offset < sub.sent.Offset:
+		return stepEarlier
 	}
-	return stepNext
+	return stepGap
 }
 
-// after says whether pos is of the stream sent and later than the last
-// sent, or the first of the stream that followed an empty channel's
-// position: what a replay of history still has to send.
-func (sub *subscription) after(pos broker.Position) bool {
-	return (pos.Epoch == sub.sent.Epoch && pos.Offset > sub.sent.Offset) || broker.Follows(sub.sent, pos)
+// after says whether pos (whose predecessor's Tag is link) is of the
+// stream sent and later than the last sent, or the first of the stream
+// that followed an empty channel's position: what a replay of history
+// still has to send.
+func (sub *subscription) after(pos broker.Position, link string) bool {
+	return (pos.Epoch == sub.sent.Epoch && pos.Offset > sub.sent.Offset) || broker.Follows(sub.sent, pos, link)
 }
 
 // sentUpTo records pos as the last position sent.
@@ -122,7 +138,7 @@ func (sub *subscription) repaired() { sub.repairing = false }
 // hold keeps a publication back. Past limit, those held are dropped and
 // the subscription is marked overflowed: history, read again, stands in
 // for them.
-func (sub *subscription) hold(frame []byte, pos broker.Position, limit int) {
+func (sub *subscription) hold(frame []byte, pos broker.Position, link string, limit int) {
 	if sub.overflow {
 		return
 	}
@@ -130,7 +146,7 @@ func (sub *subscription) hold(frame []byte, pos broker.Position, limit int) {
 		sub.pending, sub.overflow = nil, true
 		return
 	}
-	sub.pending = append(sub.pending, pendingPub{frame, pos})
+	sub.pending = append(sub.pending, pendingPub{frame, pos, link})
 }
 
 // takePending takes what was held back, or reports that it overflowed
@@ -176,8 +192,8 @@ func (sub *subscription) pendingCovers() bool {
 		return false
 	}
 	for _, p := range sub.pending {
-		switch sub.follows(p.pos) {
-		case stepSent:
+		switch sub.follows(p.pos, p.link) {
+		case stepSent, stepEarlier:
 			continue
 		case stepNext:
 			return true

@@ -10,30 +10,42 @@ import (
 
 func pos(off uint64, epoch string) broker.Position { return broker.Position{Offset: off, Epoch: epoch} }
 
+// tagged is pos with a Tag.
+func tagged(off uint64, epoch, tag string) broker.Position {
+	return broker.Position{Offset: off, Epoch: epoch, Tag: tag}
+}
+
 func TestSubscriptionFollows(t *testing.T) {
 	for _, tc := range []struct {
 		name  string
 		sent  broker.Position
 		pos   broker.Position
+		link  string // the Tag pos names before it
 		want  step
 		after bool
 	}{
-		{"the next", pos(5, "e"), pos(6, "e"), stepNext, true},
-		{"the last again", pos(5, "e"), pos(5, "e"), stepSent, false},
-		{"an older one", pos(5, "e"), pos(2, "e"), stepSent, false},
-		{"one missing before it", pos(5, "e"), pos(7, "e"), stepGap, true},
-		{"a new stream", pos(5, "e"), pos(1, "f"), stepGap, false},
-		{"a new stream from where the old one was", pos(5, "e"), pos(6, "f"), stepGap, false},
-		{"the first of a stream joined at its start", pos(0, "e"), pos(1, "e"), stepNext, true},
-		{"the first of the stream after an empty channel", pos(0, "run.abc"), pos(1, "f"), stepNext, true},
-		{"a later one of the stream after an empty channel", pos(0, "run.abc"), pos(2, "f"), stepGap, false},
-		{"the first of a stream after offset 0 of another stream", pos(0, "e"), pos(1, "f"), stepGap, false},
+		{"the next", pos(5, "e"), pos(6, "e"), "", stepNext, true},
+		{"the last again", pos(5, "e"), pos(5, "e"), "", stepSent, false},
+		{"an older one", pos(5, "e"), pos(2, "e"), "", stepEarlier, false},
+		{"one missing before it", pos(5, "e"), pos(7, "e"), "", stepGap, true},
+		{"a new stream", pos(5, "e"), pos(1, "f"), "", stepGap, false},
+		{"a new stream from where the old one was", pos(5, "e"), pos(6, "f"), "", stepGap, false},
+		{"the first of a stream joined at its start", pos(0, "e"), pos(1, "e"), "", stepNext, true},
+		{"the first of the stream after an empty channel", pos(0, "run.abc"), pos(1, "f"), "", stepNext, true},
+		{"a later one of the stream after an empty channel", pos(0, "run.abc"), pos(2, "f"), "", stepGap, false},
+		{"the first of a stream after offset 0 of another stream", pos(0, "e"), pos(1, "f"), "", stepGap, false},
+		{"the next, after the one sent", tagged(5, "e", "a5"), tagged(6, "e", "a6"), "a5", stepNext, true},
+		{"the next, after another one at the offset sent", tagged(5, "e", "a5"), tagged(6, "e", "b6"), "b5", stepGap, true},
+		{"the next, from a node that keeps no tags", tagged(5, "e", "a5"), pos(6, "e"), "", stepNext, true},
+		{"the last again, the same event", tagged(5, "e", "a5"), tagged(5, "e", "a5"), "a4", stepSent, false},
+		{"another event at the offset sent", tagged(5, "e", "a5"), tagged(5, "e", "b5"), "a4", stepGap, false},
+		{"another event at an older offset", tagged(5, "e", "a5"), tagged(3, "e", "b3"), "a2", stepEarlier, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			sub := &subscription{channel: "group:G"}
 			sub.sentUpTo(tc.sent)
-			assert.Equal(t, tc.want, sub.follows(tc.pos))
-			assert.Equal(t, tc.after, sub.after(tc.pos), "after")
+			assert.Equal(t, tc.want, sub.follows(tc.pos, tc.link))
+			assert.Equal(t, tc.after, sub.after(tc.pos, tc.link), "after")
 		})
 	}
 }
@@ -127,25 +139,25 @@ func TestSubscriptionSteps(t *testing.T) {
 func TestSubscriptionHold(t *testing.T) {
 	sub := &subscription{channel: "group:G"}
 	sub.sentUpTo(pos(1, "new"))
-	sub.hold([]byte("a"), pos(9, "old"), 3)
-	sub.hold([]byte("b"), pos(2, "new"), 3)
+	sub.hold([]byte("a"), pos(9, "old"), "", 3)
+	sub.hold([]byte("b"), pos(2, "new"), "", 3)
 	p, over := sub.takePending(false)
 	assert.False(t, over)
 	assert.Len(t, p, 2, "all, when sent is not fresh from the broker")
 
-	sub.hold([]byte("a"), pos(9, "old"), 3)
-	sub.hold([]byte("b"), pos(2, "new"), 3)
+	sub.hold([]byte("a"), pos(9, "old"), "", 3)
+	sub.hold([]byte("b"), pos(2, "new"), "", 3)
 	p, over = sub.takePending(true)
 	assert.False(t, over)
-	assert.Equal(t, []pendingPub{{[]byte("b"), pos(2, "new")}}, p, "fresh: the old stream's are left out")
+	assert.Equal(t, []pendingPub{{[]byte("b"), pos(2, "new"), ""}}, p, "fresh: the old stream's are left out")
 	sub.keepPending(p)
 	p, _ = sub.takePending(false)
 	assert.Len(t, p, 1, "kept back")
 
 	for i := range 4 {
-		sub.hold([]byte("x"), pos(uint64(i+2), "new"), 3)
+		sub.hold([]byte("x"), pos(uint64(i+2), "new"), "", 3)
 	}
-	sub.hold([]byte("y"), pos(9, "new"), 3)
+	sub.hold([]byte("y"), pos(9, "new"), "", 3)
 	p, over = sub.takePending(false)
 	assert.True(t, over, "past the limit they are dropped, and history stands in")
 	assert.Empty(t, p)
@@ -174,7 +186,7 @@ func TestSubscriptionPendingCovers(t *testing.T) {
 			sub := &subscription{channel: "group:G"}
 			sub.sentUpTo(pos(5, "e"))
 			for _, o := range tc.pending {
-				sub.hold(nil, pos(o, "e"), 100)
+				sub.hold(nil, pos(o, "e"), "", 100)
 			}
 			sub.overflow = tc.overflow
 			assert.Equal(t, tc.want, sub.pendingCovers())
@@ -182,8 +194,12 @@ func TestSubscriptionPendingCovers(t *testing.T) {
 	}
 	sub := &subscription{channel: "group:G"}
 	sub.sentUpTo(pos(5, "e"))
-	sub.hold(nil, pos(6, "f"), 100)
+	sub.hold(nil, pos(6, "f"), "", 100)
 	assert.False(t, sub.pendingCovers(), "a new stream does not go on from the old one")
+	sub = &subscription{channel: "group:G"}
+	sub.sentUpTo(tagged(5, "e", "a5"))
+	sub.hold(nil, tagged(6, "e", "b6"), "b5", 100)
+	assert.False(t, sub.pendingCovers(), "a stream that holds another event at the offset sent does not go on from it")
 }
 
 // Held events cover a history read only while the history is of the
@@ -204,7 +220,7 @@ func TestSubscriptionCoveredByPending(t *testing.T) {
 			sub := &subscription{channel: "group:G"}
 			sub.sentUpTo(pos(5, "e"))
 			for _, p := range tc.pending {
-				sub.hold(nil, p, 100)
+				sub.hold(nil, p, "", 100)
 			}
 			assert.Equal(t, tc.want, sub.coveredByPending(tc.latest))
 		})

@@ -18,6 +18,7 @@ import (
 	"github.com/imhub/imhub/callback"
 	"github.com/imhub/imhub/callback/forward"
 	"github.com/imhub/imhub/callback/spool"
+	"github.com/imhub/imhub/hub/broker"
 	"github.com/imhub/imhub/internal/redistest"
 )
 
@@ -327,4 +328,46 @@ func TestLostReadTakenAgain(t *testing.T) {
 	time.Sleep(3 * rcfg.Block) // time for idle reads, which must not take anything again
 	assert.Len(t, b.requests(), 5, "each delivered once")
 	assert.Equal(t, 5.0, h.count(t, appA, "delivered"))
+}
+
+// TestSpoolWhileReplicaAway checks that with a replica to wait for, a
+// forward the replica does not confirm in time is not taken as queued: the
+// spool keeps it, the callback is answered OK, and it is queued again and
+// delivered once the replica is back.
+func TestSpoolWhileReplicaAway(t *testing.T) {
+	b := newBackend(t, answerOK)
+	primary, replica := redistest.StartReplicated(t, redistest.Options{})
+	wait := broker.NewReplicaWait(primary.Client(), broker.WaitConfig{Replicas: broker.WaitAuto, Timeout: 50 * time.Millisecond})
+	store := newRedisStore(primary, forward.RedisConfig{Wait: wait})
+	sq := forward.StoreQueue(store, time.Second, nil)
+	sp, err := spool.Open(spool.Config{Dir: t.TempDir(), MaxBytes: 1 << 20, Retry: 50 * time.Millisecond}, sq)
+	require.NoError(t, err)
+	t.Cleanup(func() { sp.Close() })
+	cfg := forward.Config{Targets: []forward.Target{{App: appA, URL: b.URL}}}
+	h := newHub(t, cfg, store, sp, callback.App{ID: appA})
+	h.run(t)
+	ctx, cancel := context.WithCancel(t.Context())
+	spoolDone := make(chan struct{})
+	go func() { sp.Run(ctx); close(spoolDone) }()
+	t.Cleanup(func() { cancel(); <-spoolDone })
+
+	status, _ := h.post(t, appA, "Group.CallbackAfterSendMsg", groupMsg(1))
+	require.Equal(t, 200, status)
+	assert.Equal(t, 0.0, h.count(t, appA, "spooled"), "confirmed by the replica")
+	replica.Pause()
+	status, body := h.post(t, appA, "Group.CallbackAfterSendMsg", groupMsg(2))
+	require.Equal(t, 200, status, body)
+	assert.Equal(t, 1.0, h.count(t, appA, "spooled"), "kept in the spool, not taken as queued")
+	assert.Equal(t, uint64(1), wait.Unreplicated())
+	n, _, _ := sp.Depth()
+	assert.Equal(t, 1, n)
+	replica.Resume()
+	eventually(t, 20*time.Second, "every callback delivered", func() bool {
+		seen := map[string]bool{}
+		for _, r := range b.requests() {
+			seen[msgKey(t, r.Body)] = true
+		}
+		return len(seen) == 2
+	})
+	eventually(t, 10*time.Second, "the spool empty", func() bool { n, _, _ := sp.Depth(); return n == 0 })
 }

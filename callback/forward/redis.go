@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/imhub/imhub/hub/broker"
 )
 
 // RedisConfig configures [NewRedisStore].
@@ -22,7 +24,12 @@ type RedisConfig struct {
 	// be longer than a delivery attempt. Default 30s.
 	ClaimIdle time.Duration
 	// Block is how long Take waits for new entries; default 1s.
-	Block  time.Duration
+	Block time.Duration
+	// Wait, when set, makes Add wait until replicas hold the entry (see
+	// broker.ReplicaWait); Add fails as not replicated when they do not
+	// in time, and the spool in front keeps the entry and adds it again
+	// (the backend may then get it twice: forwards are at least once).
+	Wait   *broker.ReplicaWait
 	Logger *slog.Logger
 }
 
@@ -96,7 +103,17 @@ func (s *RedisStore) Add(ctx context.Context, e Entry) error {
 	if err != nil {
 		return fmt.Errorf("encode forward entry: %w", err)
 	}
-	if err := s.client.XAdd(ctx, &redis.XAddArgs{Stream: s.StreamKey(e.App), Values: []any{"e", data}}).Err(); err != nil {
+	args := &redis.XAddArgs{Stream: s.StreamKey(e.App), Values: []any{"e", data}}
+	if s.cfg.Wait.Off() {
+		err = s.client.XAdd(ctx, args).Err()
+	} else {
+		var add *redis.StringCmd
+		err = s.cfg.Wait.Do(ctx, args.Stream, func(p redis.Pipeliner) { add = p.XAdd(ctx, args) })
+		if err == nil {
+			err = add.Err()
+		}
+	}
+	if err != nil {
 		return fmt.Errorf("queue forward entry %s: %w", e.ID, err)
 	}
 	return nil

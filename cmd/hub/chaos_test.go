@@ -393,10 +393,12 @@ func (a ack) String() string {
 }
 
 // nextOffset reports whether b is the offset right after a, in the same
-// epoch.
+// epoch ("n:epoch:tag"; the tags are the hub's to check).
 func nextOffset(a, b string) bool {
 	na, ea, _ := strings.Cut(a, ":")
 	nb, eb, _ := strings.Cut(b, ":")
+	ea, _, _ = strings.Cut(ea, ":")
+	eb, _, _ = strings.Cut(eb, ":")
 	x, err1 := strconv.ParseUint(na, 10, 64)
 	y, err2 := strconv.ParseUint(nb, 10, 64)
 	return err1 == nil && err2 == nil && ea == eb && y == x+1

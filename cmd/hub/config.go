@@ -16,6 +16,7 @@ import (
 
 	"github.com/imhub/imhub/callback"
 	"github.com/imhub/imhub/hub/auth"
+	"github.com/imhub/imhub/hub/broker"
 	"github.com/imhub/imhub/internal/clientaddr"
 )
 
@@ -28,6 +29,7 @@ type Config struct {
 	Addr           string
 	Redis          string
 	RedisCA        string
+	RedisWait      broker.WaitConfig
 	Apps           []callback.App
 	JWTSecret      string
 	JWTPublicKey   string
@@ -134,6 +136,7 @@ func parseConfig(args []string, env func(string) string, out io.Writer) (Config,
 	fs.Var((*prefixes)(&c.CallbackAllow), "callback-allow", "`CIDRs` the IM's callbacks may come from, comma-separated (403 otherwise); empty = any")
 	fs.Var((*prefixes)(&c.TrustedProxies), "trusted-proxies", "`CIDRs` of load balancers whose X-Forwarded-For is believed, comma-separated")
 	fs.IntVar(&c.MaxConnsPerIP, "max-conns-per-ip", 1000, "WebSocket connections per client address, an IPv6 /64 counting as one (4009 beyond)")
+	waitFlags(fs, &c.RedisWait)
 	forwardFlags(fs, &c.Forward)
 	apiFlags(fs, &c.API)
 	fs.Usage = func() {
@@ -304,6 +307,9 @@ func (c *Config) validate() error {
 		return err
 	}
 	if err := c.validateForward(); err != nil {
+		return err
+	}
+	if err := c.validateWait(); err != nil {
 		return err
 	}
 	if err := c.validateAPI(); err != nil {

@@ -110,6 +110,7 @@ func (c *Config) validateForward() error {
 type forwarding struct {
 	fwd     *forward.Forwarder
 	spool   *spool.Spool
+	wait    *broker.ReplicaWait // nil without Redis
 	closers []func() error
 }
 
@@ -133,7 +134,12 @@ func newForwarding(cfg Config, log *slog.Logger, reg prometheus.Registerer) (*fo
 			return nil, fmt.Errorf("-forward: %w", err)
 		}
 		fw.closers = append(fw.closers, client.Close)
-		rs := forward.NewRedisStore(client, forward.RedisConfig{ClaimIdle: fc.ClaimIdle, Logger: log})
+		fw.wait = broker.NewReplicaWait(client, cfg.RedisWait)
+		reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "imhub_forward_unreplicated_total",
+			Help: "Forward entries Redis took that no replica confirmed within -redis-wait-timeout: kept in the spool and added again.",
+		}, func() float64 { return float64(fw.wait.Unreplicated()) }))
+		rs := forward.NewRedisStore(client, forward.RedisConfig{ClaimIdle: fc.ClaimIdle, Wait: fw.wait, Logger: log})
 		store = rs
 		if cfg.SpoolDir != "" {
 			// A spool of its own: its entries go to the forward store,
@@ -198,6 +204,9 @@ func (fw *forwarding) run(ctx context.Context) error {
 	}
 	var g errgroup.Group
 	g.Go(func() error { return fw.fwd.Run(ctx) })
+	if fw.wait != nil {
+		g.Go(func() error { fw.wait.Run(ctx, time.Second); return nil })
+	}
 	if fw.spool != nil {
 		g.Go(func() error { return fw.spool.Run(ctx) })
 	}

@@ -63,7 +63,7 @@ func newBroker(cfg Config, log *slog.Logger) (broker.Broker, error) {
 		return broker.NewMemory(bc), nil
 	}
 	redis.SetLogger(redisLogger{log})
-	return broker.NewRedis(broker.RedisConfig{Config: bc, URL: cfg.Redis, CAFile: cfg.RedisCA, Logger: log})
+	return broker.NewRedis(broker.RedisConfig{Config: bc, URL: cfg.Redis, CAFile: cfg.RedisCA, Wait: cfg.RedisWait, Logger: log})
 }
 
 // run serves until ctx is done, then shuts down gracefully: readiness fails
@@ -80,6 +80,12 @@ func run(ctx context.Context, cfg Config, stdout io.Writer, log *slog.Logger) er
 		return err
 	}
 	defer b.Close()
+	if rb, ok := b.(*broker.Redis); ok {
+		reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "imhub_broker_unreplicated_total",
+			Help: "Publications Redis took that no replica confirmed within -redis-wait-timeout: kept in the spool (or answered 503) and published again.",
+		}, func() float64 { return float64(rb.Unreplicated()) }))
+	}
 	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "imhub_broker_up",
 		Help: "1 when the broker can publish, else 0.",

@@ -334,6 +334,39 @@ func TestPublishDuplicateWithoutPosition(t *testing.T) {
 	assert.Equal(t, latest, out["offset"])
 }
 
+// With a replica to wait for, a publication no replica confirms in time is
+// not acknowledged: 503, to be sent again with its idempotency key, which
+// is then answered as the duplicate it is, with its offset, once the
+// replica is back.
+func TestPublishWaitsForAReplica(t *testing.T) {
+	primary, replica := redistest.StartReplicated(t, redistest.Options{})
+	b, err := broker.NewRedis(broker.RedisConfig{Config: broker.Config{DedupeWindow: time.Minute, HistorySize: 10, HistoryTTL: time.Minute},
+		URL: "redis://" + primary.Addr(), Wait: broker.WaitConfig{Replicas: broker.WaitAuto, Timeout: 50 * time.Millisecond},
+		Logger: slog.New(slog.DiscardHandler)})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = b.Close() })
+	bus := control.NewBus(control.BusConfig{}, func(control.Command) {})
+	h := api.New(api.Config{
+		Keys: []api.Key{{App: "100", Key: keyA}}, MaxBody: 1024,
+		Publisher: b, Presence: presence.New(presence.Config{}), Bus: bus, Logger: slog.New(slog.DiscardHandler),
+		Revocations: control.NewRevocations(control.RevocationsConfig{}), Metrics: api.NewMetrics(prometheus.NewRegistry()),
+	})
+	f := &fixture{srv: httptest.NewServer(h)}
+	t.Cleanup(f.srv.Close)
+
+	status, out := f.call(t, "POST", "/api/publish", "apikey "+keyA, `{"channel":"user:jared","data":1,"idempotency_key":"w1"}`)
+	require.Equal(t, 200, status, out)
+	replica.Pause()
+	status, out = f.call(t, "POST", "/api/publish", "apikey "+keyA, `{"channel":"user:jared","data":2,"idempotency_key":"w2"}`)
+	assert.Equal(t, 503, status, out)
+	assert.Equal(t, uint64(1), b.Unreplicated())
+	replica.Resume()
+	status, out = f.call(t, "POST", "/api/publish", "apikey "+keyA, `{"channel":"user:jared","data":2,"idempotency_key":"w2"}`)
+	require.Equal(t, 200, status, out)
+	assert.Equal(t, true, out["duplicate"])
+	assert.NotEmpty(t, out["offset"])
+}
+
 // A body over the limit is answered 413 and the connection closed, as
 // http.MaxBytesReader asks the server to: the rest of the body is not
 // read, so the connection cannot carry another request.

@@ -53,6 +53,13 @@ type Result struct {
 // has another epoch, so a client holding an offset of an older epoch can
 // tell that it cannot be continued.
 //
+// Within an epoch, a Tag names the publication at each offset (see Tag).
+// Redis can hand an offset out twice: a replica promoted without the last
+// writes its primary acknowledged, or a backup restored, goes on from an
+// older offset under the same epoch. The Tags of what it publishes then
+// differ from those handed out before, so a position from before is
+// recognised as one the stream no longer holds.
+//
 // A channel without a stream keeps no state at all. Its position is offset
 // 0 of an epoch of its own, which says "nothing seen as of now": it names
 // the data set it was read from and the time it was read, and contains a
@@ -66,24 +73,44 @@ type Result struct {
 type Position struct {
 	Offset uint64
 	Epoch  string
+	// Tag names the publication at Offset: a hash of the Tag before it
+	// and of the message's ID (see NextTag). Two streams of one epoch
+	// agree on the Tag at an offset only where they hold the same events
+	// up to it. It is empty where nothing is known: offset 0, a position
+	// given in the older form "offset:epoch", a publication of a node
+	// that did not tag. An empty Tag agrees with every other.
+	Tag string
 }
 
-// String formats p as "offset:epoch", the form clients see.
+// String formats p as "offset:epoch:tag", or "offset:epoch" without a
+// Tag: the form clients see.
 func (p Position) String() string {
-	return strconv.FormatUint(p.Offset, 10) + ":" + p.Epoch
+	s := strconv.FormatUint(p.Offset, 10) + ":" + p.Epoch
+	if p.Tag != "" {
+		s += ":" + p.Tag
+	}
+	return s
 }
 
-// ParsePosition parses the form written by [Position.String].
+// ParsePosition parses the form written by [Position.String]. The older
+// form without a tag is read as a position whose Tag is not known.
 func ParsePosition(s string) (Position, error) {
-	off, epoch, ok := strings.Cut(s, ":")
-	if !ok || epoch == "" {
-		return Position{}, errors.New("position: want offset:epoch")
+	off, rest, ok := strings.Cut(s, ":")
+	if !ok {
+		return Position{}, errors.New("position: want offset:epoch:tag")
+	}
+	epoch, tag, tagged := strings.Cut(rest, ":")
+	if epoch == "" {
+		return Position{}, errors.New("position: the epoch is empty")
+	}
+	if tagged && !validTag(tag) {
+		return Position{}, errors.New("position: the tag is not a tag")
 	}
 	n, err := strconv.ParseUint(off, 10, 64)
 	if err != nil {
 		return Position{}, errors.New("position: offset is not a number")
 	}
-	return Position{Offset: n, Epoch: epoch}, nil
+	return Position{Offset: n, Epoch: epoch, Tag: tag}, nil
 }
 
 // Publication is one message as it arrives on one channel.
@@ -91,6 +118,10 @@ type Publication struct {
 	App     string
 	Channel string
 	Position
+	// Prev is the Tag of the position before this one in its stream,
+	// where known: a publication follows a position only when Prev is
+	// that position's Tag (see Follows).
+	Prev string
 	// Data is the encoded event. Receivers must not modify it: the same
 	// slice may be handed to every subscriber.
 	Data []byte

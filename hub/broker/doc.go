@@ -7,6 +7,13 @@
 // a bounded history per channel; and it delivers publications of the channels
 // a node has subscribed to into that node's [Handler].
 //
+// Each position also carries a tag that names the publication at its
+// offset (see [Position]), so that a stream Redis rewrote after losing
+// writes (a replica promoted without them) is told from the one a client
+// was sent, though it hands out the same offsets again. [ReplicaWait] makes
+// a Redis publication wait until a replica holds it, so that such a loss
+// does not happen to what was acknowledged.
+//
 // Two implementations share one contract, checked by the conformance suite in
 // package brokertest: [Memory], for a single node, and [Redis], which joins any
 // number of nodes through Redis pub/sub: one server, a primary watched by

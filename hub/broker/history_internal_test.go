@@ -47,3 +47,32 @@ func TestReplayFromEmpty(t *testing.T) {
 		})
 	}
 }
+
+// Offsets as clients give them back: the tagged form, the older one
+// without a tag, and what is neither.
+func TestParsePosition(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want Position
+		ok   bool
+	}{
+		{"17:k3x9:0a1b2c3d4e5f", Position{Offset: 17, Epoch: "k3x9", Tag: "0a1b2c3d4e5f"}, true},
+		{"17:k3x9", Position{Offset: 17, Epoch: "k3x9"}, true},
+		{"0:run.mxcw476h", Position{Epoch: "run.mxcw476h"}, true},
+		{"17:k3x9:", Position{}, false},
+		{"17:k3x9:XYZ", Position{}, false},
+		{"17:k3x9:0a1b:extra", Position{}, false},
+		{"17:k3x9:" + "0123456789abcdef0123456789", Position{}, false},
+		{"17::0a1b", Position{}, false},
+		{"x:k3x9", Position{}, false},
+		{"17", Position{}, false},
+	} {
+		got, err := ParsePosition(tc.in)
+		if (err == nil) != tc.ok || got != tc.want {
+			t.Errorf("ParsePosition(%q) = %v, %v; want %v, ok %v", tc.in, got, err, tc.want, tc.ok)
+		}
+		if tc.ok && got.String() != tc.in {
+			t.Errorf("%q reads back as %q", tc.in, got.String())
+		}
+	}
+}

@@ -134,9 +134,11 @@ func (m *Memory) Publish(_ context.Context, msg Message) (Result, error) {
 	}
 	for i, name := range msg.Channels {
 		ch := m.stream(chanKey{msg.App, name}, now)
+		prev := ch.pos.Tag
 		ch.pos.Offset++
+		ch.pos.Tag = NextTag(prev, msg.ID)
 		ch.last = now
-		pub := Publication{App: msg.App, Channel: name, Position: ch.pos, Data: msg.Data}
+		pub := Publication{App: msg.App, Channel: name, Position: ch.pos, Prev: prev, Data: msg.Data}
 		res.Positions[i] = ch.pos
 		if m.cfg.HistorySize > 0 {
 			ch.record(memEntry{pub, now}, m.cfg.HistorySize, m.cfg.historyCap(), m.cfg.HistoryHold)

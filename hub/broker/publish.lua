@@ -10,7 +10,8 @@
 -- fully went out.
 --
 -- KEYS[3i-2] dedupe key of the message ID in channel i
--- KEYS[3i-1] channel i's meta hash (epoch "e", offset "o", start "s")
+-- KEYS[3i-1] channel i's meta hash (epoch "e", offset "o", start "s", and
+--            "h": "<offset> <tag>" of the newest publication)
 -- KEYS[3i]   channel i's history stream
 -- ARGV[1]  dedupe window in ms; "0" disables deduplication
 -- ARGV[2]  the encoded event
@@ -24,42 +25,73 @@
 -- ARGV[9]  history hold in ms: entries beyond the history size are kept
 --          until this old; "0" keeps the history size alone
 -- ARGV[10] the most entries kept, whatever their age
--- ARGV[10+i] channel i's pub/sub channel name
+-- ARGV[11] the message ID, which each publication's tag is made of
+-- ARGV[11+i] channel i's pub/sub channel name
 --
--- Returns, for each channel, {offset, epoch} of the publication, and for a
--- duplicate {offset, epoch, 1} of the first one (false when its dedupe key
--- holds no position, as keys written before it did), or the error that
--- stopped the channel.
+-- Each publication gets a tag: the first 12 hex digits of SHA-1 over the
+-- tag of the one before it in the channel ("" for the first), a space and
+-- the message ID (broker.NextTag). A stream that Redis rewrote (a replica
+-- promoted without the last writes, a restored backup) hands out offsets
+-- again, with other tags, so that a position from before is told from the
+-- one now at its offset. A message published again at the offset it had,
+-- after the same ones, gets the same tag.
+--
+-- Returns, for each channel, {offset, epoch, tag} of the publication, and
+-- for a duplicate {offset, epoch, tag, 1} of the first one (false when its
+-- dedupe key holds no position, as keys written before it did; tag "" when
+-- it holds no tag), or the error that stopped the channel.
 local function publish(seen, meta, hist, name)
   if ARGV[1] ~= '0' then
     local first = redis.call('GET', seen)
     if first then
-      local off, epoch = string.match(first, '^(%d+) (.+)$')
+      -- Written again as it is, so that a WAIT after this call covers
+      -- the first publication too, which another connection may have
+      -- made and no replica may have yet.
+      local ttl = redis.call('PTTL', seen)
+      if ttl > 0 then
+        redis.call('PEXPIRE', seen, ttl)
+      end
+      local off, epoch, tag = string.match(first, '^(%d+) (%S+) ?(%x*)$')
       if not off then
         return false
       end
-      return {tonumber(off), epoch, 1}
+      return {tonumber(off), epoch, tag, 1}
     end
   end
-  local epoch = redis.call('HGET', meta, 'e')
+  local m = redis.call('HMGET', meta, 'e', 'o', 'h')
+  local epoch = m[1]
+  local prev = ''
+  local off = 1
   if not epoch then
     -- A new stream: any history left from an older epoch cannot be
     -- continued, and stream IDs must start again from 1.
     epoch = ARGV[6]
-    redis.call('HSET', meta, 'e', epoch, 's', ARGV[7])
     redis.call('DEL', hist)
+  else
+    off = (tonumber(m[2]) or 0) + 1
+    -- The newest publication's tag, unless a node that keeps none
+    -- published after it.
+    local ho, ht = string.match(m[3] or '', '^(%d+) (%x+)$')
+    if ho and tonumber(ho) == off - 1 then
+      prev = ht
+    end
   end
-  local off = redis.call('HINCRBY', meta, 'o', 1)
   -- The offset as text, made once: Lua formats a number each time it is
   -- joined to a string.
   local offs = tostring(off)
+  local tag = string.sub(redis.sha1hex(prev .. ' ' .. ARGV[11]), 1, 12)
+  if off == 1 then
+    redis.call('HSET', meta, 'e', epoch, 's', ARGV[7], 'o', offs, 'h', offs .. ' ' .. tag)
+  else
+    redis.call('HSET', meta, 'o', offs, 'h', offs .. ' ' .. tag)
+  end
   local pos = offs .. ' ' .. epoch
   redis.call('PEXPIRE', meta, ARGV[5])
   if ARGV[3] ~= '0' and ARGV[9] == '0' then
-    redis.call('XADD', hist, 'MAXLEN', ARGV[3], offs .. '-0', 'd', ARGV[2], 't', ARGV[7])
+    redis.call('XADD', hist, 'MAXLEN', ARGV[3], offs .. '-0', 'd', ARGV[2], 't', ARGV[7], 'h', tag, 'p', prev)
     redis.call('PEXPIRE', hist, ARGV[4])
   elseif ARGV[3] ~= '0' then
-    redis.call('XADD', hist, 'MAXLEN', ARGV[10], offs .. '-0', 'd', ARGV[2], 't', ARGV[7])
+    redis.call('XADD', hist, 'MAXLEN', ARGV[10], offs .. '-0', 'd', ARGV[2], 't', ARGV[7], 'h', tag, 'p', prev)
     redis.call('PEXPIRE', hist, ARGV[4])
     -- Beyond the history size, the oldest entries go once older than the
     -- hold. Looked at on every fourth publication, eight at most: the
@@ -89,11 +121,14 @@ local function publish(seen, meta, hist, name)
       end
     end
   end
-  redis.call(ARGV[8], name, pos .. ' ' .. ARGV[2])
+  -- "<offset> <epoch>:<tag>:<prev> <event>": a node that knows no tags
+  -- reads "<epoch>:<tag>:<prev>" as an epoch of its own, which it does
+  -- not follow, and fills the gap from history, which it reads as before.
+  redis.call(ARGV[8], name, pos .. ':' .. tag .. ':' .. prev .. ' ' .. ARGV[2])
   if ARGV[1] ~= '0' then
-    redis.call('SET', seen, pos, 'PX', ARGV[1])
+    redis.call('SET', seen, pos .. ' ' .. tag, 'PX', ARGV[1])
   end
-  return {off, epoch}
+  return {off, epoch, tag}
 end
 
 -- A channel that fails (its keys of the wrong type, say) fails alone: its
@@ -101,7 +136,7 @@ end
 -- alone, and the channels after it go on.
 local out = {}
 for i = 1, #KEYS / 3 do
-  local ok, res = pcall(publish, KEYS[3 * i - 2], KEYS[3 * i - 1], KEYS[3 * i], ARGV[10 + i])
+  local ok, res = pcall(publish, KEYS[3 * i - 2], KEYS[3 * i - 1], KEYS[3 * i], ARGV[11 + i])
   if ok then
     out[i] = res
   else

@@ -61,6 +61,9 @@ type RedisConfig struct {
 	MetaTTL time.Duration
 	// PingInterval is how often connections are checked. Default 1s.
 	PingInterval time.Duration
+	// Wait makes each publication wait until replicas hold it before it
+	// is acknowledged (see ReplicaWait); the zero value waits for none.
+	Wait WaitConfig
 	// Logger receives state changes. Default slog.Default().
 	Logger *slog.Logger
 }
@@ -93,9 +96,10 @@ type Redis struct {
 	pubCmd  string // PUBLISH, or SPUBLISH on a cluster
 
 	batch batcher // publications in flight share round trips
-	// pubArgs are publish.lua's ARGV but for the event, epoch and time,
-	// made once: an integer made an interface value allocates.
-	pubArgs [10]any
+	// pubArgs are publish.lua's ARGV but for the event, epoch, time and
+	// message ID, made once: an integer made an interface value allocates.
+	pubArgs [pubArgc]any
+	wait    *ReplicaWait
 
 	up     atomic.Bool   // last ping of the command connection(s) succeeded
 	rehome chan struct{} // a cluster's subscriptions may have moved
@@ -140,10 +144,11 @@ func NewRedis(cfg RedisConfig) (*Redis, error) {
 		home:    make(map[string]*subConn),
 	}
 	r.batch = batcher{max: publishBatches, size: publishBatchSize, exec: r.publishBatch}
+	r.wait = NewReplicaWait(target.client, cfg.Wait)
 	if r.cluster != nil {
 		r.pubCmd = "SPUBLISH"
 	}
-	r.pubArgs = [10]any{
+	r.pubArgs = [pubArgc]any{
 		cfg.DedupeWindow.Milliseconds(),
 		nil, // the event
 		cfg.HistorySize,
@@ -154,6 +159,7 @@ func NewRedis(cfg RedisConfig) (*Redis, error) {
 		r.pubCmd,
 		cfg.HistoryHold.Milliseconds(),
 		cfg.historyCap(),
+		nil, // message ID
 	}
 	if r.cluster == nil {
 		// One connection, there from the start: readiness includes it.
@@ -206,14 +212,17 @@ func (r *Redis) Publish(ctx context.Context, m Message) (Result, error) {
 	return res, err
 }
 
+// pubArgc is how many of publish.lua's ARGV come before the channels.
+const pubArgc = 11
+
 // publishCall is the script call that publishes m to chans, some of its
 // channels: up to publishChannelsPerCall on one server, one on a cluster
 // (see publishCalls).
 func (r *Redis) publishCall(m *Message, chans []string, epoch string, now int64) ([]string, []any) {
 	keys := make([]string, 0, 3*len(chans))
-	args := make([]any, 10, 10+len(chans))
+	args := make([]any, pubArgc, pubArgc+len(chans))
 	copy(args, r.pubArgs[:])
-	args[1], args[5], args[6] = m.Data, epoch, now
+	args[1], args[5], args[6], args[10] = m.Data, epoch, now, m.ID
 	for _, ch := range chans {
 		sk := r.streamKey(m.App, ch)
 		keys = append(keys, sk+":seen:"+m.ID, sk+":meta", sk+":hist")
@@ -235,6 +244,9 @@ type pubCall struct {
 	from, to int
 	epoch    string
 	cmd      *redis.Cmd
+	// unsure: the call ran, but the replicas waited for did not confirm
+	// its writes (or could not be asked).
+	unsure error
 }
 
 // publishCalls splits a batch into script calls. On one server a message
@@ -257,33 +269,20 @@ func (r *Redis) publishCalls(batch []*pubReq) []pubCall {
 	return calls
 }
 
-// publishBatch publishes the messages of batch in one pipeline and gives
-// each its own result.
+// publishBatch publishes the messages of batch in one pipeline (on a
+// cluster, one per primary the channels are on) and gives each its own
+// result. When replicas are waited for, each pipeline ends with one WAIT.
 func (r *Redis) publishBatch(ctx context.Context, batch []*pubReq) {
 	now := time.Now().UnixMilli()
 	calls := r.publishCalls(batch)
-	// EVALSHA in a pipeline; a server that has not seen the script yet
-	// (just restarted, or a new shard) gets it by EVAL below.
-	_, perr := r.client.Pipelined(ctx, func(p redis.Pipeliner) error {
-		for i := range calls {
-			c := &calls[i]
-			keys, args := r.publishCall(&c.q.m, c.q.m.Channels[c.from:c.to], c.epoch, now)
-			c.cmd = publishScript.EvalSha(ctx, p, keys, args...)
-		}
-		return nil
-	})
-	for i := range calls {
-		c := &calls[i]
-		err := c.cmd.Err()
-		if err == nil && c.cmd.Val() == nil && perr != nil {
-			// Never sent: the connection failed first (a refused
-			// password, say), and only the pipeline says so.
-			c.cmd.SetErr(perr)
-		}
-		if err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
-			keys, args := r.publishCall(&c.q.m, c.q.m.Channels[c.from:c.to], c.epoch, now)
-			c.cmd = publishScript.Run(ctx, r.client, keys, args...)
-		}
+	switch {
+	case r.cluster == nil:
+		c := r.client.(*redis.Client)
+		r.runCalls(ctx, c, calls, r.wait.need(ctx, c, ""), now)
+	case r.wait.Off():
+		r.runCalls(ctx, r.client, calls, 0, now)
+	default:
+		r.runClusterCalls(ctx, calls, now)
 	}
 	i := 0
 	for _, q := range batch {
@@ -292,7 +291,124 @@ func (r *Redis) publishBatch(ctx context.Context, batch []*pubReq) {
 			n++
 		}
 		q.res, q.err = publishResult(&q.m, calls[i:i+n])
+		if q.err != nil && errors.Is(q.err, ErrNotReplicated) {
+			r.wait.short.Add(1)
+		}
 		i += n
+	}
+}
+
+// runCalls sends calls in one pipeline through c, followed by a WAIT for
+// replicas when it is more than 0. Through a cluster client (without
+// WAIT) the pipeline is split by shard, and redirections are followed.
+func (r *Redis) runCalls(ctx context.Context, c redis.Cmdable, calls []pubCall, replicas int, now int64) {
+	send := func(calls []*pubCall, eval bool) (*redis.IntCmd, error) {
+		var wait *redis.IntCmd
+		_, err := c.Pipelined(ctx, func(p redis.Pipeliner) error {
+			for _, pc := range calls {
+				keys, args := r.publishCall(&pc.q.m, pc.q.m.Channels[pc.from:pc.to], pc.epoch, now)
+				if eval {
+					pc.cmd = publishScript.Eval(ctx, p, keys, args...)
+				} else {
+					pc.cmd = publishScript.EvalSha(ctx, p, keys, args...)
+				}
+			}
+			wait = r.wait.waitCmd(ctx, p, replicas)
+			return nil
+		})
+		return wait, err
+	}
+	all := make([]*pubCall, len(calls))
+	for i := range calls {
+		all[i] = &calls[i]
+	}
+	// EVALSHA in a pipeline; a server that has not seen the script yet
+	// (just restarted, or a new shard) gets it by EVAL below.
+	wait, perr := send(all, false)
+	var again []*pubCall
+	for _, pc := range all {
+		err := pc.cmd.Err()
+		if err == nil && pc.cmd.Val() == nil && perr != nil {
+			// Never sent: the connection failed first (a refused
+			// password, say), and only the pipeline says so.
+			pc.cmd.SetErr(perr)
+			err = perr
+		}
+		if err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
+			again = append(again, pc)
+		} else if err == nil {
+			pc.unsure = r.wait.confirmed(wait, replicas)
+		}
+	}
+	if len(again) > 0 {
+		wait, _ = send(again, true)
+		for _, pc := range again {
+			if pc.cmd.Err() == nil {
+				pc.unsure = r.wait.confirmed(wait, replicas)
+			}
+		}
+	}
+}
+
+// runClusterCalls sends the calls to each cluster primary in a pipeline
+// of its own, all at once, each followed by the WAIT that primary needs:
+// WAIT counts what its own connection wrote. A call whose slot moved
+// since the slot map was read fails (the caller tries again, and the slot
+// map is read again within a second). When no primary needs a WAIT, the
+// calls go as they do without waiting.
+func (r *Redis) runClusterCalls(ctx context.Context, calls []pubCall, now int64) {
+	type shard struct {
+		node  *redis.Client
+		calls []pubCall
+		at    []int // the calls' places in calls
+	}
+	shards := map[string]*shard{}
+	for i := range calls {
+		c := &calls[i]
+		node, err := r.cluster.MasterForKey(ctx, r.streamKey(c.q.m.App, c.q.m.Channels[c.from]))
+		if err != nil {
+			c.cmd = redis.NewCmd(ctx)
+			c.cmd.SetErr(fmt.Errorf("find the shard: %w", err))
+			continue
+		}
+		addr := node.Options().Addr
+		sh := shards[addr]
+		if sh == nil {
+			sh = &shard{node: node}
+			shards[addr] = sh
+		}
+		sh.calls = append(sh.calls, *c)
+		sh.at = append(sh.at, i)
+	}
+	waiting := false
+	need := make(map[string]int, len(shards))
+	for addr, sh := range shards {
+		need[addr] = r.wait.need(ctx, sh.node, addr)
+		waiting = waiting || need[addr] > 0
+	}
+	if !waiting {
+		// No primary has a replica to wait for: the cluster client's own
+		// pipeline, which follows a slot that moved.
+		r.runCalls(ctx, r.client, calls, 0, now)
+		return
+	}
+	var wg sync.WaitGroup
+	for addr, sh := range shards {
+		wg.Go(func() { r.runCalls(ctx, sh.node, sh.calls, need[addr], now) })
+	}
+	wg.Wait()
+	moved := false
+	for _, sh := range shards {
+		for j, i := range sh.at {
+			calls[i] = sh.calls[j]
+			if err := calls[i].cmd.Err(); err != nil && (redis.HasErrorPrefix(err, "MOVED") || redis.HasErrorPrefix(err, "ASK")) {
+				moved = true
+			}
+		}
+	}
+	if moved {
+		r.cluster.ReloadState(ctx)
+		r.poke()
 	}
 }
 
@@ -328,15 +444,21 @@ func publishResult(m *Message, calls []pubCall) (Result, error) {
 				continue
 			}
 			reply, _ := v.([]any)
-			if len(reply) != 2 && len(reply) != 3 {
+			if len(reply) != 3 && len(reply) != 4 {
 				return Result{}, fmt.Errorf("%w: publish %s to %s: script returned %d values", ErrUnavailable, m.ID, m.Channels[i], len(reply))
 			}
 			off, _ := reply[0].(int64)
 			ep, _ := reply[1].(string)
-			res.Positions[i] = Position{Offset: uint64(off), Epoch: ep}
-			if len(reply) == 2 { // a third value marks this channel's duplicate
+			tag, _ := reply[2].(string)
+			res.Positions[i] = Position{Offset: uint64(off), Epoch: ep, Tag: tag}
+			if len(reply) == 3 { // a fourth value marks this channel's duplicate
 				res.Duplicate = false
 			}
+		}
+		if c.unsure != nil && ferr == nil {
+			// Published, but it may not survive a failover: not
+			// acknowledged, so that it is kept and tried again.
+			ferr = fmt.Errorf("%w: publish %s to %s: %w", ErrUnavailable, m.ID, m.Channels[c.from], c.unsure)
 		}
 	}
 	if ferr != nil {
@@ -358,7 +480,7 @@ func (r *Redis) History(ctx context.Context, app, channel string, since *Positio
 	if err != nil {
 		return History{}, fmt.Errorf("%w: history %s: %w", ErrUnavailable, channel, err)
 	}
-	if len(reply) != 5 {
+	if len(reply) != 6 {
 		return History{}, fmt.Errorf("%w: history %s: script returned %d values", ErrUnavailable, channel, len(reply))
 	}
 	now := time.Now()
@@ -366,11 +488,12 @@ func (r *Redis) History(ctx context.Context, app, channel string, since *Positio
 	off, _ := reply[1].(int64)
 	startMs, _ := reply[2].(int64)
 	run, _ := reply[3].(string)
+	tag, _ := reply[5].(string)
 	st := streamState{run: run, now: now, life: r.cfg.MetaTTL}
 	if epoch == "" {
 		st.latest = Position{Epoch: emptyEpoch(run, now)}
 	} else {
-		st.latest = Position{Offset: uint64(off), Epoch: epoch}
+		st.latest = Position{Offset: uint64(off), Epoch: epoch, Tag: tag}
 		if startMs > 0 {
 			st.start = time.UnixMilli(startMs)
 		}
@@ -400,8 +523,9 @@ func (r *Redis) History(ctx context.Context, app, channel string, since *Positio
 }
 
 // parseEntry reads one XRANGE entry, [id, [field, value, ...]], written by
-// publish.lua with id "<offset>-0" and fields "d" (the data) and "t" (the
-// publish time, unix ms).
+// publish.lua with id "<offset>-0" and fields "d" (the data), "t" (the
+// publish time, unix ms), "h" (the tag) and "p" (the tag before it); a
+// node that keeps no tags writes neither of the last two.
 func parseEntry(e any) (Publication, int64, bool) {
 	pair, ok := e.([]any)
 	if !ok || len(pair) != 2 {
@@ -424,9 +548,13 @@ func parseEntry(e any) (Publication, int64, bool) {
 			p.Data = []byte(v)
 		case "t":
 			at, _ = strconv.ParseInt(v, 10, 64)
+		case "h":
+			p.Tag = v
+		case "p":
+			p.Prev = v
 		}
 	}
-	p.Position = Position{Offset: n}
+	p.Offset = n
 	return p, at, p.Data != nil
 }
 
@@ -690,27 +818,17 @@ func (r *Redis) Run(ctx context.Context, h Handler) error {
 	return nil
 }
 
-// watch keeps r.up current: on a cluster, every primary must answer.
+// watch keeps r.up current: on a cluster, every primary must answer. It
+// also keeps what the replica wait knows of each primary's replicas.
 func (r *Redis) watch(ctx context.Context) {
 	t := time.NewTicker(r.cfg.PingInterval)
 	defer t.Stop()
 	for {
 		pctx, cancel := context.WithTimeout(ctx, r.cfg.PingInterval)
-		var err error
-		if r.cluster != nil {
-			// ForEachMaster also reloads the slot map (go-redis otherwise
-			// does so once a minute, or on MOVED): the rehome loop's
-			// MasterForKey relies on this to see slots move within a
-			// PingInterval.
-			err = r.cluster.ForEachMaster(pctx, func(ctx context.Context, c *redis.Client) error {
-				if err := c.Ping(ctx).Err(); err != nil {
-					return fmt.Errorf("%s: %w", c.Options().Addr, err)
-				}
-				return nil
-			})
-		} else {
-			err = r.client.Ping(pctx).Err()
-		}
+		// On a cluster this also reloads the slot map: the rehome loop's
+		// MasterForKey relies on it to see slots move within a
+		// PingInterval.
+		err := r.wait.Check(pctx)
 		cancel()
 		if ctx.Err() != nil {
 			return
@@ -729,22 +847,31 @@ func (r *Redis) watch(ctx context.Context) {
 	}
 }
 
-// parse decodes "offset epoch data" as written by publish.lua.
+// Unreplicated is how many publications were published but not confirmed
+// by the replicas waited for in time (RedisConfig.Wait), so far: each was
+// answered with ErrNotReplicated, to be kept and published again.
+func (r *Redis) Unreplicated() uint64 { return r.wait.Unreplicated() }
+
+// parse decodes "offset epoch:tag:prev data" as written by publish.lua,
+// or "offset epoch data" as a node that keeps no tags writes it.
 func (r *Redis) parse(m *redis.Message) (Publication, bool) {
 	app, channel, ok := r.splitStreamKey(m.Channel)
 	if !ok {
 		return Publication{}, false
 	}
 	off, rest, ok1 := strings.Cut(m.Payload, " ")
-	epoch, data, ok2 := strings.Cut(rest, " ")
+	pos, data, ok2 := strings.Cut(rest, " ")
 	n, err := strconv.ParseUint(off, 10, 64)
 	if !ok1 || !ok2 || err != nil {
 		return Publication{}, false
 	}
+	epoch, tags, _ := strings.Cut(pos, ":")
+	tag, prev, _ := strings.Cut(tags, ":")
 	return Publication{
 		App:      app,
 		Channel:  channel,
-		Position: Position{Offset: n, Epoch: epoch},
+		Position: Position{Offset: n, Epoch: epoch, Tag: tag},
+		Prev:     prev,
 		Data:     []byte(data),
 	}, true
 }

@@ -79,8 +79,11 @@ type position struct {
 	raw    string
 }
 
+// parsePosition reads an offset, "n:epoch:tag" or the older "n:epoch".
+// The tag is the hub's to check: within an epoch, offsets order events.
 func parsePosition(s string) (position, bool) {
-	off, epoch, ok := strings.Cut(s, ":")
+	off, rest, ok := strings.Cut(s, ":")
+	epoch, _, _ := strings.Cut(rest, ":")
 	n, err := strconv.ParseUint(off, 10, 64)
 	if !ok || err != nil {
 		return position{}, false

@@ -184,6 +184,14 @@ func TestAdvanceDropsRepeats(t *testing.T) {
 	assert.True(t, c.advance("g", "6:e"))
 	assert.True(t, c.advance("g", "1:f"), "a new epoch starts again")
 	assert.Equal(t, "1:f", c.Offsets()["g"])
+
+	// Offsets with a tag: within an epoch the number orders them.
+	assert.True(t, c.advance("t", "5:e:0a1b2c3d4e5f"))
+	assert.False(t, c.advance("t", "5:e:0a1b2c3d4e5f"))
+	assert.False(t, c.advance("t", "4:e:ffffffffffff"))
+	assert.True(t, c.advance("t", "6:e:ffffffffffff"))
+	assert.True(t, c.advance("t", "7:e"), "and with the older form")
+	assert.Equal(t, "7:e", c.Offsets()["t"])
 }
 
 // Reconnect after reconnect while the user's own channel streams: its live

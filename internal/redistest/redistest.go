@@ -221,6 +221,30 @@ func (s *Server) Stop() {
 	}
 }
 
+// Pause stops the server with SIGSTOP: it keeps its connections and
+// answers nothing, as a replica stuck behind a slow disk or a frozen VM.
+// Resume lets it go on; Stop kills it paused or not.
+func (s *Server) Pause() {
+	s.t.Helper()
+	if s.cmd == nil {
+		s.t.Fatal("redistest: Pause of a server that is not running")
+	}
+	if err := s.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		s.t.Fatalf("redistest: SIGSTOP: %v", err)
+	}
+}
+
+// Resume lets a paused server go on (SIGCONT).
+func (s *Server) Resume() {
+	s.t.Helper()
+	if s.cmd == nil {
+		s.t.Fatal("redistest: Resume of a server that is not running")
+	}
+	if err := s.cmd.Process.Signal(syscall.SIGCONT); err != nil {
+		s.t.Fatalf("redistest: SIGCONT: %v", err)
+	}
+}
+
 // Kill is Stop: the server is killed with SIGKILL, as in a crash, with no
 // chance to write anything more. With Persist, what it acknowledged is in
 // its append-only file all the same.

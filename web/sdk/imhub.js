@@ -4,9 +4,10 @@
 
 const TICK = 1000; // ms between checks of the connection's health
 
-// newer reports whether offset a ("n:epoch") comes after b on one channel:
-// a higher n in the same epoch, or any offset of another epoch (the stream
-// started anew; the hub says so with recovered:false first).
+// newer reports whether offset a ("n:epoch:tag", or the older "n:epoch")
+// comes after b on one channel: a higher n in the same epoch, or any offset
+// of another epoch (the stream started anew; the hub says so with
+// recovered:false first). The tag is the hub's to check.
 export function newer(a, b) {
   if (!b) return true;
   const [na, ea] = cut(a);
@@ -15,8 +16,8 @@ export function newer(a, b) {
 }
 
 const cut = (o) => {
-  const i = o.indexOf(':');
-  return [Number(o.slice(0, i)), o.slice(i + 1)];
+  const [n, epoch] = o.split(':');
+  return [Number(n), epoch];
 };
 
 // parse reads the JSON text s gives; {} when there is none.

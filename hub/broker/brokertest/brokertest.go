@@ -157,6 +157,8 @@ func Run(t *testing.T, f Factory, left Leftovers) {
 	t.Run("EmptyChannelsLeaveNothing", func(t *testing.T) { testEmptyChannelsLeaveNothing(t, f, left) })
 	t.Run("SinceFromAnEmptyChannel", func(t *testing.T) { testSinceFromEmpty(t, f) })
 	t.Run("SinceFromAnEmptyChannelOfLostState", func(t *testing.T) { testSinceFromEmptyLost(t, f) })
+	t.Run("PositionsAreTagged", func(t *testing.T) { testTags(t, f) })
+	t.Run("SinceTheStreamDoesNotHold", func(t *testing.T) { testSinceNotHeld(t, f) })
 }
 
 func testDeliver(t *testing.T, f Factory) {
@@ -425,13 +427,13 @@ func testHistoryPosition(t *testing.T, f Factory) {
 
 	pos := publishN(t, b, "1", "group:new", 1, 1)
 	assert.Equal(t, uint64(1), pos[0].Offset)
-	assert.True(t, broker.Follows(h.Latest, pos[0]), "the first publication follows the empty channel's position")
+	assert.True(t, broker.Follows(h.Latest, pos[0], ""), "the first publication follows the empty channel's position")
 	h, err = b.History(ctx(t), "1", "group:new", nil)
 	require.NoError(t, err)
 	assert.Equal(t, pos[0], h.Latest)
 	pos2 := publishN(t, b, "1", "group:new", 2, 2)
-	assert.Equal(t, broker.Position{Offset: 2, Epoch: pos[0].Epoch}, pos2[0], "later ones continue its epoch")
-	assert.True(t, broker.Follows(pos[0], pos2[0]))
+	assert.Equal(t, broker.Position{Offset: 2, Epoch: pos[0].Epoch, Tag: broker.NextTag(pos[0].Tag, "group:new-2")}, pos2[0], "later ones continue its epoch")
+	assert.True(t, broker.Follows(pos[0], pos2[0], pos[0].Tag))
 }
 
 func testHistoryReplay(t *testing.T, f Factory) {
@@ -626,9 +628,9 @@ func testSinceFromEmpty(t *testing.T, f Factory) {
 	require.True(t, again.Recovered)
 	pos := publishN(t, b, "1", "group:S", 1, 3)
 	live := rec.WaitCount(t, 3)
-	assert.True(t, broker.Follows(again.Latest, live[0].Position), "the first live publication follows the position read")
+	assert.True(t, broker.Follows(again.Latest, live[0].Position, live[0].Prev), "the first live publication follows the position read")
 	for i := 1; i < len(live); i++ {
-		assert.True(t, broker.Follows(live[i-1].Position, live[i].Position))
+		assert.True(t, broker.Follows(live[i-1].Position, live[i].Position, live[i].Prev))
 	}
 
 	for _, since := range []broker.Position{empty.Latest, again.Latest} {
@@ -664,4 +666,87 @@ func testSinceFromEmptyLost(t *testing.T, f Factory) {
 	require.NoError(t, err)
 	assert.False(t, h.Recovered)
 	assert.Empty(t, h.Publications)
+}
+
+// Each publication's position carries a Tag chained from the one before
+// it (broker.NextTag over the message ID), the same in the result, live,
+// in history and in the latest position; a publication names the Tag of
+// the one before it (Prev), so that a node can tell it follows what it
+// sent. The text form carries the Tag and reads back the same.
+func testTags(t *testing.T, f Factory) {
+	b := f(t, DefaultConfig)
+	rec := Start(t, b)
+	require.NoError(t, b.Subscribe(ctx(t), "1", "group:T"))
+	pos := publishN(t, b, "1", "group:T", 1, 3)
+	live := rec.WaitCount(t, 3)
+	prev := ""
+	for i, p := range pos {
+		require.Equal(t, broker.NextTag(prev, fmt.Sprintf("group:T-%d", i+1)), p.Tag, "tag %d", i+1)
+		assert.Equal(t, p, live[i].Position, "delivered with the tag it was published with")
+		assert.Equal(t, prev, live[i].Prev, "live %d names the tag before it", i+1)
+		got, err := broker.ParsePosition(p.String())
+		require.NoError(t, err)
+		assert.Equal(t, p, got, "%s reads back", p)
+		prev = p.Tag
+	}
+	assert.NotEqual(t, pos[0].Tag, pos[1].Tag)
+	h, err := b.History(ctx(t), "1", "group:T", &broker.Position{})
+	require.NoError(t, err)
+	assert.Equal(t, pos[2], h.Latest, "the latest position carries its tag")
+	require.Len(t, h.Publications, 3)
+	for i, p := range h.Publications {
+		assert.Equal(t, pos[i], p.Position, "history %d", i+1)
+		assert.Equal(t, live[i].Prev, p.Prev, "history %d names the tag before it", i+1)
+	}
+	assert.True(t, h.Holds(pos[1]))
+	assert.False(t, h.Holds(broker.Position{Offset: 2, Epoch: pos[1].Epoch, Tag: "0123456789ab"}))
+
+	again, err := b.Publish(ctx(t), msg("1", "group:T-1", "1", "group:T"))
+	require.NoError(t, err)
+	require.True(t, again.Duplicate)
+	assert.Equal(t, pos[0], again.Positions[0], "a duplicate answers the first one's tagged position")
+}
+
+// A since whose offset the stream has, with another Tag, names an event
+// the stream does not hold at that offset (Redis handed the offset out
+// again after losing writes): it is not recovered, wherever it lies in
+// history, as a since beyond the latest offset is not. A since without a
+// Tag (the older form) is taken by its offset.
+func testSinceNotHeld(t *testing.T, f Factory) {
+	cfg := DefaultConfig
+	cfg.HistorySize = 4
+	b := f(t, cfg)
+	Start(t, b)
+	pos := publishN(t, b, "1", "group:N", 1, 6) // history holds 3..6
+	other := func(p broker.Position) *broker.Position {
+		p.Tag = "0123456789ab"
+		return &p
+	}
+	untagged := func(p broker.Position) *broker.Position {
+		p.Tag = ""
+		return &p
+	}
+	for _, tc := range []struct {
+		name      string
+		since     *broker.Position
+		want      int
+		recovered bool
+	}{
+		{"the latest", &pos[5], 0, true},
+		{"the latest, another tag", other(pos[5]), 0, false},
+		{"in history", &pos[3], 2, true},
+		{"in history, another tag", other(pos[3]), 0, false},
+		{"right before history", &pos[1], 4, true},
+		{"right before history, another tag", other(pos[1]), 0, false},
+		{"in history, no tag", untagged(pos[3]), 2, true},
+		{"beyond the latest", &broker.Position{Offset: 7, Epoch: pos[0].Epoch, Tag: "0123456789ab"}, 0, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h, err := b.History(ctx(t), "1", "group:N", tc.since)
+			require.NoError(t, err)
+			assert.Equal(t, tc.recovered, h.Recovered)
+			assert.Len(t, h.Publications, tc.want)
+			assert.Equal(t, pos[5], h.Latest, "the position to go on from")
+		})
+	}
 }

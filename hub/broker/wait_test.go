@@ -1,0 +1,128 @@
+package broker_test
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/imhub/imhub/hub/broker"
+	"github.com/imhub/imhub/hub/broker/brokertest"
+	"github.com/imhub/imhub/internal/redistest"
+)
+
+func newWaitingRedis(t *testing.T, url string, wait broker.WaitConfig) *broker.Redis {
+	t.Helper()
+	b, err := broker.NewRedis(broker.RedisConfig{Config: brokertest.DefaultConfig, URL: url, Wait: wait,
+		PingInterval: 50 * time.Millisecond, Logger: slog.New(slog.DiscardHandler)})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = b.Close() })
+	return b
+}
+
+// With a replica to wait for, a publication is acknowledged once the
+// replica holds it. While the replica does not answer, publishing fails
+// as not replicated (and is counted), though the primary has it; a retry
+// from a node whose connections never wrote it is not taken for confirmed
+// because it finds a duplicate; once the replica is back, the retry is
+// acknowledged as that duplicate. Without waiting, the same publication
+// is acknowledged at once.
+func TestRedisWaitsForAReplica(t *testing.T) {
+	primary, replica := redistest.StartReplicated(t, redistest.Options{})
+	url := "redis://" + primary.Addr()
+	auto := broker.WaitConfig{Replicas: broker.WaitAuto, Timeout: 100 * time.Millisecond}
+	b := newWaitingRedis(t, url, auto)
+	rec := brokertest.Start(t, b)
+	waitReady(t, b, true)
+	ctx := context.Background()
+	require.NoError(t, b.Subscribe(ctx, "1", "group:W"))
+
+	_, err := b.Publish(ctx, pub("m1", "group:W"))
+	require.NoError(t, err, "the replica confirms")
+	assert.Zero(t, b.Unreplicated())
+	// Another node, connected now: Redis counts what its connection must
+	// wait for from when it connected, or its last write.
+	other := newWaitingRedis(t, url, auto)
+	_, err = other.History(ctx, "1", "group:W", nil)
+	require.NoError(t, err)
+
+	replica.Pause()
+	_, err = b.Publish(ctx, pub("m2", "group:W", "app"))
+	require.ErrorIs(t, err, broker.ErrUnavailable)
+	require.ErrorIs(t, err, broker.ErrNotReplicated)
+	assert.Equal(t, uint64(1), b.Unreplicated(), "counted")
+	got := rec.WaitCount(t, 2)
+	assert.Equal(t, "m2", string(got[1].Data), "delivered all the same: the primary has it")
+
+	_, err = other.Publish(ctx, pub("m2", "group:W", "app"))
+	require.ErrorIs(t, err, broker.ErrNotReplicated, "a retry that finds a duplicate still waits for the first write")
+	_, err = b.Publish(ctx, pub("m2", "group:W", "app"))
+	require.ErrorIs(t, err, broker.ErrNotReplicated)
+
+	off := newWaitingRedis(t, url, broker.WaitConfig{})
+	_, err = off.Publish(ctx, pub("m3", "group:W"))
+	require.NoError(t, err, "without waiting, acknowledged at once")
+
+	replica.Resume()
+	res, err := other.Publish(ctx, pub("m2", "group:W", "app"))
+	require.NoError(t, err, "confirmed once the replica is back")
+	assert.True(t, res.Duplicate)
+	require.Len(t, res.Positions, 2)
+	assert.Equal(t, uint64(2), res.Positions[0].Offset, "the position of the first publication")
+	assert.NotEmpty(t, res.Positions[0].Tag)
+}
+
+// A primary without a replica is not waited on with WaitAuto; told to
+// wait for one, every publication fails as not replicated.
+func TestRedisWaitWithoutAReplica(t *testing.T) {
+	srv := redistest.Start(t)
+	ctx := context.Background()
+	auto := newWaitingRedis(t, srv.URL(), broker.WaitConfig{Replicas: broker.WaitAuto})
+	_, err := auto.Publish(ctx, pub("a1", "group:N"))
+	require.NoError(t, err)
+	assert.Zero(t, auto.Unreplicated())
+
+	one := newWaitingRedis(t, srv.URL(), broker.WaitConfig{Replicas: 1, Timeout: 20 * time.Millisecond})
+	_, err = one.Publish(ctx, pub("a2", "group:N"))
+	require.ErrorIs(t, err, broker.ErrNotReplicated)
+	assert.Contains(t, err.Error(), "0 of 1 replicas")
+}
+
+// On a cluster, each primary's publications wait for its own replica: one
+// whose replica stalls fails as not replicated, the others go on.
+func TestRedisClusterWaitsForItsShardsReplica(t *testing.T) {
+	cl := redistest.StartClusterWith(t, redistest.ClusterOptions{Primaries: 3, Replicas: 1})
+	b := newWaitingRedis(t, cl.URL(), broker.WaitConfig{Replicas: broker.WaitAuto, Timeout: 100 * time.Millisecond})
+	brokertest.Start(t, b)
+	waitReady(t, b, true)
+	ctx := context.Background()
+	stalled := cl.Owner(b.StreamKeyForTest("1", "group:S"))
+	other := ""
+	for i := range 100 {
+		ch := fmt.Sprint("group:O", i)
+		if cl.Owner(b.StreamKeyForTest("1", ch)) != stalled {
+			other = ch
+			break
+		}
+	}
+	require.NotEmpty(t, other)
+	stalled.WaitReplicaOnlineFor(b.StreamKeyForTest("1", "group:S") + ":test")
+
+	_, err := b.Publish(ctx, pub("c1", "group:S", other))
+	require.NoError(t, err)
+	replica := cl.ReplicaOf(stalled)
+	replica.Pause()
+	_, err = b.Publish(ctx, pub("c2", other))
+	require.NoError(t, err, "another shard's replica confirms")
+	_, err = b.Publish(ctx, pub("c3", "group:S", other))
+	require.ErrorIs(t, err, broker.ErrNotReplicated)
+	assert.Contains(t, err.Error(), "group:S")
+	replica.Resume()
+	res, err := b.Publish(ctx, pub("c3", "group:S", other))
+	require.NoError(t, err)
+	assert.True(t, res.Duplicate, "both channels had it")
+}
