@@ -186,6 +186,22 @@ func TestRevocationsBounded(t *testing.T) {
 		assert.Equal(t, hub.TokenRevoked, r.Check(ctx, identity(u, cut.Add(-time.Hour))), u)
 	}
 
+	// A user revoked again and again, each a revocation that lapses later,
+	// leaves records of the earlier ones behind: they must not push other
+	// users' revocations out.
+	again := control.NewRevocations(control.RevocationsConfig{MaxTTL: time.Hour, MaxRemembered: 3, Now: clk.Now})
+	again.Remember("1", "a", cut.Add(-3*time.Minute))
+	again.Remember("1", "b", cut.Add(-2*time.Minute))
+	for i := range 200 {
+		again.Remember("1", "c", cut.Add(time.Duration(i-100)*time.Second))
+	}
+	kept, forgotten = again.Remembered()
+	assert.Equal(t, 3, kept)
+	assert.Zero(t, forgotten)
+	for _, u := range []string{"a", "b", "c"} {
+		assert.Equal(t, hub.TokenRevoked, again.Check(ctx, identity(u, cut.Add(-time.Hour))), u)
+	}
+
 	forever := control.NewRevocations(control.RevocationsConfig{MaxRemembered: 2})
 	for i := range 5 {
 		forever.Remember("1", "ann", cut.Add(time.Duration(i)*time.Second))

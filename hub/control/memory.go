@@ -55,12 +55,27 @@ func (m *memory) remember(k userKey, e entry, now int64) bool {
 	if !had || cur.until != e.until {
 		heap.Push(&m.lapses, lapse{k, e.until})
 	}
-	for m.lapses.Len() > m.max {
+	// The bound is on users, not on records: the stale records of a user
+	// revoked again and again must not push other users out.
+	for len(m.byUser) > m.max {
 		if m.dropTopLocked() {
 			m.forgotten++
 		}
 	}
+	if m.lapses.Len() > 2*len(m.byUser)+64 {
+		m.compactLocked()
+	}
 	return true
+}
+
+// compactLocked rebuilds the heap from the entries alone, dropping the
+// records of earlier revocations that later ones replaced.
+func (m *memory) compactLocked() {
+	m.lapses = m.lapses[:0]
+	for k, e := range m.byUser {
+		m.lapses = append(m.lapses, lapse{k, e.until})
+	}
+	heap.Init(&m.lapses)
 }
 
 // lookup returns k's revocation in force at now, if any.
