@@ -156,8 +156,22 @@ func TestRedactURL(t *testing.T) {
 		"unix://:topsecret@/run/redis.sock":                                "unix://:xxxxx@/run/redis.sock",
 		"topsecret":                                                        "(not a URL)",
 		"redis://:topsecret@10.0.0.1:63x79":                                "(unparsable URL)",
+		// A query that does not decode would lose its password to url.Query.
+		"redis://localhost:6379?password=top%zzsecret": "redis://localhost:6379?xxxxx",
 	} {
 		assert.Equal(t, want, broker.RedactURL(raw), raw)
+	}
+}
+
+// A password with a character url.Error quotes escaped does not reach the
+// error in either form.
+func TestRedisURLErrorQuotedPassword(t *testing.T) {
+	for _, raw := range []string{`redis://:pa"ss@localhost:6379`, "redis://:pa\\ss@localhost:63x9"} {
+		err := broker.CheckRedisURL(raw, "")
+		require.Error(t, err, raw)
+		assert.NotContains(t, err.Error(), `pa\"ss`, raw)
+		assert.NotContains(t, err.Error(), `pa"ss`, raw)
+		assert.NotContains(t, err.Error(), `pa\\ss`, raw)
 	}
 }
 

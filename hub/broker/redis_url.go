@@ -185,21 +185,29 @@ func RedactURL(raw string) string {
 	if !strings.Contains(raw, "://") {
 		return "(not a URL)"
 	}
-	if q := u.Query(); q.Has("password") {
+	// A query that does not decode is hidden whole: url.Query would drop
+	// the pair it cannot read, a password among them, and show it as given.
+	if q, err := url.ParseQuery(u.RawQuery); err != nil {
+		u.RawQuery = redact.Mask
+	} else if q.Has("password") {
 		q.Set("password", "xxxxx")
 		u.RawQuery = q.Encode()
 	}
 	u.Fragment, u.RawFragment = "", ""
-	return u.Redacted()
+	shown := u.Redacted()
+	for _, p := range redact.Passwords(raw) {
+		shown = redact.Replace(shown, p, redact.Mask)
+	}
+	return shown
 }
 
 // redactErr is err with any copy of the raw URL (parsers quote it, or a
 // part of it) shown redacted, and any copy of its passwords masked, so that
 // no password reaches a log.
 func redactErr(err error, raw string) error {
-	text := strings.ReplaceAll(err.Error(), raw, RedactURL(raw))
+	text := redact.Replace(err.Error(), raw, RedactURL(raw))
 	for _, p := range redact.Passwords(raw) {
-		text = strings.ReplaceAll(text, p, redact.Mask)
+		text = redact.Replace(text, p, redact.Mask)
 	}
 	if text == err.Error() {
 		return err

@@ -5,6 +5,7 @@ package redact
 
 import (
 	"net/url"
+	"strconv"
 	"strings"
 )
 
@@ -104,13 +105,28 @@ func Error(err error, raw string) error {
 // Text is s with every copy of the URL raw shown by URL, and every copy of
 // raw's query and passwords taken out.
 func Text(s, raw string) string {
-	s = strings.ReplaceAll(s, raw, URL(raw))
+	s = Replace(s, raw, URL(raw))
 	if u, err := url.Parse(raw); err == nil && u.RawQuery != "" {
-		s = strings.ReplaceAll(s, "?"+u.RawQuery, "")
-		s = strings.ReplaceAll(s, u.RawQuery, Mask)
+		s = Replace(s, "?"+u.RawQuery, "")
+		s = Replace(s, u.RawQuery, Mask)
 	}
 	for _, p := range Passwords(raw) {
-		s = strings.ReplaceAll(s, p, Mask)
+		s = Replace(s, p, Mask)
+	}
+	return s
+}
+
+// Replace is s with every copy of secret replaced by with, also where s
+// quotes it as Go's %q does (url.Error quotes the URL it wraps, so a
+// password with a quote, a backslash or a control character in it is
+// written escaped).
+func Replace(s, secret, with string) string {
+	if secret == "" {
+		return s
+	}
+	s = strings.ReplaceAll(s, secret, with)
+	if q := strconv.Quote(secret); q[1:len(q)-1] != secret {
+		s = strings.ReplaceAll(s, q[1:len(q)-1], with)
 	}
 	return s
 }
