@@ -12,6 +12,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -460,7 +461,13 @@ func (h *Handler) checkIssuedBefore(sec int64) string {
 var presenceQuery = keySet{"app", "channel", "user"}
 
 func (h *Handler) presence(q *request) {
-	v := q.r.URL.Query()
+	// URL.Query drops a pair it cannot decode, which a proxy in front may
+	// still read as a value: such a query is refused whole.
+	v, err := url.ParseQuery(q.r.URL.RawQuery)
+	if err != nil {
+		fail(q.w, http.StatusBadRequest, "the query does not decode: escape % as %25 and do not use ;")
+		return
+	}
 	if msg := presenceQuery.checkQuery(v); msg != "" {
 		fail(q.w, http.StatusBadRequest, msg)
 		return

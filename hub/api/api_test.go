@@ -168,6 +168,8 @@ func TestRejections(t *testing.T) {
 		{"presence other app", "GET", "/api/presence?app=200&channel=app", "apikey " + keyA, ``, 403, "not for app 200"},
 		{"presence app not served", "GET", "/api/presence?app=999&channel=app", "apikey " + keyA, ``, 403, "not for app 999"},
 		{"presence channel twice", "GET", "/api/presence?channel=user:bob&channel=user:jared", "apikey " + keyA, ``, 400, `query parameter "channel" is given more than once`},
+		{"presence channel twice, once undecodable", "GET", "/api/presence?channel=user:bob&channel=%zz", "apikey " + keyA, ``, 400, `the query does not decode`},
+		{"presence with a semicolon", "GET", "/api/presence?channel=user:bob;channel=user:eve", "apikey " + keyA, ``, 400, `the query does not decode`},
 		{"presence app twice", "GET", "/api/presence?app=100&app=200&channel=app", "apikey " + keyA, ``, 400, `query parameter "app" is given more than once`},
 		{"presence parameter in another case", "GET", "/api/presence?Channel=user:jared", "apikey " + keyA, ``, 400, `unknown query parameter "Channel": names match exactly; did you mean "channel"?`},
 		{"presence unknown parameter", "GET", "/api/presence?channel=app&limit=5", "apikey " + keyA, ``, 400, `unknown query parameter "limit": this call takes app, channel, user`},
