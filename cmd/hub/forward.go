@@ -96,9 +96,17 @@ func (c *Config) validateForward() error {
 		if u.Fragment != "" {
 			return fmt.Errorf("-forward: app %s: the URL has a #fragment, which is never sent", app)
 		}
-		if _, err := url.ParseQuery(u.RawQuery); err != nil {
+		q, err := url.ParseQuery(u.RawQuery)
+		if err != nil {
 			// Not shown: the query may hold a credential.
 			return fmt.Errorf("-forward: app %s: the query of %s does not decode (a %% not followed by two hex digits, or a ';')", app, forward.BackendName(raw))
+		}
+		// The backend would read the URL's own before the fresh ones the
+		// hub signs at each attempt.
+		for _, name := range []string{"Sign", "RequestTime", "SdkAppid", "CallbackCommand"} {
+			if q.Has(name) {
+				return fmt.Errorf("-forward: app %s: the URL's query has %s, which each forwarded callback brings itself", app, name)
+			}
 		}
 		f.Targets = append(f.Targets, forward.Target{App: app, URL: raw, Token: token})
 	}

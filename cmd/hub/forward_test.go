@@ -71,6 +71,8 @@ func TestConfigForwardErrors(t *testing.T) {
 		{"bad url", append(ok, "-forward", "1=http://b.example/%zz"), `is not an http:// or https:// URL`},
 		{"password hidden", append(ok, "-forward", "1=ftp://u:hunter2@b.example/cb?key=hunter2"), `"ftp://b.example/cb" is not an http:// or https:// URL`},
 		{"query that does not decode", append(ok, "-forward", "1=https://b.example/cb?key=hunter2%zz"), `-forward: app 1: the query of https://b.example/cb does not decode`},
+		{"a Sign of its own", append(ok, "-forward", "1=https://b.example/cb?Sign=abc"), `-forward: app 1: the URL's query has Sign`},
+		{"a CallbackCommand of its own", append(ok, "-forward", "1=https://b.example/cb?CallbackCommand=x"), `the URL's query has CallbackCommand`},
 		{"not a URL", append(ok, "-forward", "hunter2"), `-forward: entry 1 is not SdkAppid=URL`},
 		{"not an app", append(ok, "-forward", "1=https://b.example,hunter2=https://b.example/cb?k=hunter2"), `-forward: entry 2 is not SdkAppid=URL`},
 		{"backend not a URL", append(ok, "-forward", "1=hunter2"), `-forward: app 1: "xxxxx" is not an http:// or https:// URL`},
