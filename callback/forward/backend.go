@@ -95,6 +95,15 @@ func parseQuery(raw string) []param {
 	return ps
 }
 
+// WithoutSign is a callback's raw query with every Sign left out, its
+// other parameters in order and encoded again: a dead letter's query as
+// it is shown, where a signature is of no use (a replay is signed
+// afresh) and should not be seen.
+func WithoutSign(raw string) string {
+	ps := parseQuery(raw)
+	return encodeQuery(slices.DeleteFunc(ps, func(p param) bool { return p.name == "Sign" }))
+}
+
 // encodeQuery is ps as a query string, in order.
 func encodeQuery(ps []param) string {
 	var b strings.Builder
