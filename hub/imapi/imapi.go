@@ -71,6 +71,18 @@ func (e *Error) Error() string {
 	return fmt.Sprintf("IM error %d: %s", e.Code, textclip.Cut(e.Info, 200))
 }
 
+// RateLimited reports whether the IM refused the call for its rate: the
+// REST API's public codes 60007 (the API's calls a second), 60011 (the
+// app's), 60018 and 60019 (too frequent), and the group service's 10006
+// (https://www.tencentcloud.com/document/product/1047/34348).
+func (e *Error) RateLimited() bool {
+	switch e.Code {
+	case 60007, 60011, 60018, 60019, 10006:
+		return true
+	}
+	return false
+}
+
 // ErrRateSpent says the app's calls a second (Config.Rate) were spent
 // until the call's deadline: it was not made.
 var ErrRateSpent = errors.New("imapi: the app's IM API calls a second are spent")
@@ -98,6 +110,8 @@ type Config struct {
 	HTTP *http.Client
 	// Now is the clock; default time.Now.
 	Now func() time.Time
+	// Metrics, when set, counts the calls (see NewMetrics).
+	Metrics *Metrics
 }
 
 // Client calls the IM's REST API for the apps whose keys it holds. It is
@@ -184,8 +198,25 @@ func (c *Client) call(ctx context.Context, app, service, command string, body, o
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
 	defer cancel()
 	if err := st.limit.Wait(ctx); err != nil {
-		return ErrRateSpent
+		// Wait fails at once when the wait would outlast the deadline,
+		// and also when the caller gave up: only the first is the rate.
+		if ctx.Err() == nil || errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			err = ErrRateSpent
+		} else {
+			err = fmt.Errorf("imapi: %s: %w", command, context.Cause(ctx))
+		}
+		c.cfg.Metrics.count(app, command, err)
+		return err
 	}
+	start := time.Now()
+	err := c.post(ctx, app, st, service, command, body, out)
+	c.cfg.Metrics.observe(app, command, time.Since(start))
+	c.cfg.Metrics.count(app, command, err)
+	return err
+}
+
+// post makes one call, its rate already taken.
+func (c *Client) post(ctx context.Context, app string, st *appState, service, command string, body, out any) error {
 	sig, err := c.adminSig(app, st)
 	if err != nil {
 		return fmt.Errorf("imapi: sign the admin UserSig: %w", err)
