@@ -54,6 +54,15 @@ func (r Role) Member() bool { return r == RoleOwner || r == RoleAdmin || r == Ro
 // (https://www.tencentcloud.com/document/product/1047/34963).
 const CodeNoRoles = 10007
 
+// The IM's answers for a group it does not have: 10010, the group does not
+// exist or was disbanded, and 10015, no group has the id
+// (https://www.tencentcloud.com/document/product/1047/34348, group error
+// codes). Nobody is a member of such a group.
+const (
+	CodeGroupGone   = 10010
+	CodeNoSuchGroup = 10015
+)
+
 // MaxAccounts is the most accounts one get_role_in_group may ask about.
 const MaxAccounts = 500
 
