@@ -55,9 +55,10 @@ func (r Role) Member() bool { return r == RoleOwner || r == RoleAdmin || r == Ro
 const CodeNoRoles = 10007
 
 // The IM's answers for a group it does not have: 10010, the group does not
-// exist or was disbanded, and 10015, no group has the id
-// (https://www.tencentcloud.com/document/product/1047/34348, group error
-// codes). Nobody is a member of such a group.
+// exist or was disbanded, and 10015, no group has the id (the group codes
+// as the IM's Web SDK names them,
+// https://web.sdk.qcloud.com/im/download/error-message/v3/0.0.4/tim-error-message.txt).
+// Nobody is a member of such a group.
 const (
 	CodeGroupGone   = 10010
 	CodeNoSuchGroup = 10015
@@ -82,8 +83,12 @@ func (e *Error) Error() string {
 
 // RateLimited reports whether the IM refused the call for its rate: the
 // REST API's public codes 60007 (the API's calls a second), 60011 (the
-// app's), 60018 and 60019 (too frequent), and the group service's 10006
-// (https://www.tencentcloud.com/document/product/1047/34348).
+// app's), 60018 and 60019 (too frequent), as the public code table lists
+// them (https://cloud.tencent.com/document/product/679/131708), and the
+// group service's 10006 (operations too frequent), as the IM's Web SDK
+// names it (https://web.sdk.qcloud.com/im/download/error-message/v3/0.0.4/tim-error-message.txt).
+// The English code page (https://www.tencentcloud.com/document/product/1047/34348)
+// was not checked for them.
 func (e *Error) RateLimited() bool {
 	switch e.Code {
 	case 60007, 60011, 60018, 60019, 10006:
