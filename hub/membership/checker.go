@@ -263,7 +263,7 @@ func (c *Checker) fallBack(k kept, user string, now time.Time, why error) (Verdi
 	if why == nil {
 		why = errNoAnswer
 	}
-	return Unavailable, fmt.Errorf("membership: ask the IM: %w", why)
+	return Unavailable, fmt.Errorf("membership: no answer kept or given: %w", why)
 }
 
 // counted counts v, a grant on source, or a refusal.
