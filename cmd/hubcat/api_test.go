@@ -29,7 +29,9 @@ func TestHubcatPublishAndPresence(t *testing.T) {
 	defer cancel()
 	var watched hubtest.SyncBuffer
 	done := make(chan error, 1)
-	go func() { done <- run(ctx, "", "", base, "group:G1", 1, strings.NewReader(""), &watched) }()
+	go func() {
+		done <- run(ctx, options{dev: base, subs: "group:G1", count: 1}, strings.NewReader(""), &watched)
+	}()
 	require.Eventually(t, func() bool { return strings.Contains(watched.String(), `"op":"subscribed","channel":"group:G1"`) },
 		10*time.Second, 10*time.Millisecond)
 

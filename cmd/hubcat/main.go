@@ -5,7 +5,14 @@
 //	hubcat -url ws://127.0.0.1:8080/ws -token "$TOKEN" -subscribe group:@TGS#2J4SZEAEL
 //	hubcat -dev http://127.0.0.1:8080 -subscribe app
 //
-// With -dev it fetches a token from a -dev hub's /dev/token.
+// With -dev it fetches a token from a -dev hub's /dev/token. For an app
+// whose IM secret key the hub holds, it connects with an IM login instead:
+//
+//	hubcat -url wss://hub.example.com/ws -sdkappid 1400000000 -userid jared -usersig "$USERSIG"
+//	HUB_IM_KEY=… hubcat -url ws://127.0.0.1:8080/ws -sdkappid 1400000000 -userid jared
+//
+// the second signing a UserSig for the user with the app's key, which is
+// never printed.
 //
 // It also calls the server API, with an API key:
 //
@@ -30,6 +37,8 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+
+	"github.com/imhub/imhub/hub/auth"
 )
 
 func main() {
@@ -39,51 +48,131 @@ func main() {
 		stop()
 		os.Exit(code)
 	}
-	var (
-		wsURL = flag.String("url", "", "WebSocket URL of the hub, ws://host:port/ws")
-		token = flag.String("token", "", "JWT (or $HUB_TOKEN)")
-		dev   = flag.String("dev", "", "base URL of a -dev hub to fetch a token from, such as http://127.0.0.1:8080")
-		subs  = flag.String("subscribe", "", "channels to subscribe to, comma-separated")
-		count = flag.Int("n", 0, "exit after this many event frames (0: run until interrupted)")
-	)
-	flag.Parse()
+	o, err := parseFlags(os.Args[1:], os.Getenv, os.Stderr)
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			os.Exit(0)
+		}
+		fmt.Fprintln(os.Stderr, "hubcat: "+err.Error())
+		os.Exit(2)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, *wsURL, *token, *dev, *subs, *count, os.Stdin, os.Stdout); err != nil {
+	if err := run(ctx, o, os.Stdin, os.Stdout); err != nil {
 		fmt.Fprintln(os.Stderr, "hubcat: "+err.Error())
 		os.Exit(1)
 	}
 }
 
-func run(ctx context.Context, wsURL, token, dev, subs string, count int, in io.Reader, out io.Writer) error {
-	if token == "" {
-		token = os.Getenv("HUB_TOKEN")
+// options are hubcat's command line.
+type options struct {
+	url, token, dev, subs string
+	count                 int
+	// An IM login instead of a token: userSig as given, or signed with
+	// imKey (the app's IM secret key) for userID, living sigTTL.
+	sdkAppID, userID, userSig, imKey string
+	sigTTL                           time.Duration
+}
+
+// parseFlags reads hubcat's command line; credentials left off it come
+// from env ($HUB_TOKEN, $HUB_USERSIG, $HUB_IM_KEY). No error, and no line
+// of -h, repeats a credential: none is a default, and each is checked
+// after parsing by whether it is given, never by what it is.
+func parseFlags(args []string, env func(string) string, stderr io.Writer) (options, error) {
+	var o options
+	fs := flag.NewFlagSet("hubcat", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&o.url, "url", "", "WebSocket URL of the hub, ws://host:port/ws")
+	fs.StringVar(&o.token, "token", "", "JWT (or $HUB_TOKEN)")
+	fs.StringVar(&o.dev, "dev", "", "base URL of a -dev hub to fetch a token from, such as http://127.0.0.1:8080")
+	fs.StringVar(&o.subs, "subscribe", "", "channels to subscribe to, comma-separated")
+	fs.IntVar(&o.count, "n", 0, "exit after this many event frames (0: run until interrupted)")
+	fs.StringVar(&o.sdkAppID, "sdkappid", "", "with -usersig or -im-key: the SdkAppid of the IM login")
+	fs.StringVar(&o.userID, "userid", "", "with -usersig or -im-key: the UserID of the IM login")
+	fs.StringVar(&o.userSig, "usersig", "", "connect with this UserSig of -userid instead of a token (or $HUB_USERSIG)")
+	fs.StringVar(&o.imKey, "im-key", "", "the app's IM secret key, to sign a UserSig for -userid (or $HUB_IM_KEY); never printed")
+	fs.DurationVar(&o.sigTTL, "usersig-ttl", 24*time.Hour, "lifetime of the UserSig signed with -im-key")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "Usage: hubcat (-url URL (-token JWT | -sdkappid APP -userid USER (-usersig SIG | -im-key KEY)) | -dev URL) [-subscribe CHANNELS]\n\nFlags:")
+		fs.PrintDefaults()
 	}
-	if dev != "" {
-		t, err := devToken(ctx, dev)
+	if err := fs.Parse(args); err != nil {
+		return options{}, err
+	}
+	if fs.NArg() > 0 {
+		return options{}, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	if o.userSig == "" && o.imKey == "" {
+		o.userSig, o.imKey = env("HUB_USERSIG"), env("HUB_IM_KEY")
+	}
+	imLogin := o.userSig != "" || o.imKey != ""
+	switch {
+	case o.userSig != "" && o.imKey != "":
+		return options{}, errors.New("-usersig and -im-key are exclusive: give a UserSig, or the key to sign one")
+	case imLogin && (o.sdkAppID == "" || o.userID == ""):
+		return options{}, errors.New("a UserSig (-usersig or -im-key) needs -sdkappid and -userid")
+	case imLogin && (o.token != "" || o.dev != ""):
+		return options{}, errors.New("-token and -dev do not go with a UserSig (-usersig or -im-key): give one credential")
+	case !imLogin && (o.sdkAppID != "" || o.userID != ""):
+		return options{}, errors.New("-sdkappid and -userid go with -usersig or -im-key")
+	}
+	if o.token == "" && !imLogin {
+		o.token = env("HUB_TOKEN")
+	}
+	return o, nil
+}
+
+// dial is the URL and header of the connection o asks for.
+func (o options) dial() (string, http.Header, error) {
+	if o.userSig == "" && o.imKey == "" {
+		return o.url, http.Header{"Authorization": {"Bearer " + o.token}}, nil
+	}
+	sig := o.userSig
+	if o.imKey != "" {
+		var err error
+		if sig, err = auth.SignUserSig([]byte(o.imKey), o.sdkAppID, o.userID, time.Now(), o.sigTTL); err != nil {
+			return "", nil, err
+		}
+	}
+	u, err := url.Parse(o.url)
+	if err != nil {
+		return "", nil, fmt.Errorf("-url: %w", err)
+	}
+	q := u.Query()
+	q.Set("sdkappid", o.sdkAppID)
+	q.Set("userid", o.userID)
+	u.RawQuery = q.Encode()
+	return u.String(), http.Header{"Authorization": {"UserSig " + sig}}, nil
+}
+
+func run(ctx context.Context, o options, in io.Reader, out io.Writer) error {
+	if o.dev != "" {
+		t, err := devToken(ctx, o.dev)
 		if err != nil {
 			return err
 		}
-		token = t
-		if wsURL == "" {
-			wsURL = "ws" + strings.TrimPrefix(strings.TrimSuffix(dev, "/"), "http") + "/ws"
+		o.token = t
+		if o.url == "" {
+			o.url = "ws" + strings.TrimPrefix(strings.TrimSuffix(o.dev, "/"), "http") + "/ws"
 		}
 	}
-	if wsURL == "" {
+	if o.url == "" {
 		return errors.New("-url or -dev is required")
+	}
+	wsURL, header, err := o.dial()
+	if err != nil {
+		return err
 	}
 	dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	conn, _, err := websocket.Dial(dctx, wsURL, &websocket.DialOptions{
-		HTTPHeader: http.Header{"Authorization": {"Bearer " + token}},
-	})
+	conn, _, err := websocket.Dial(dctx, wsURL, &websocket.DialOptions{HTTPHeader: header})
 	if err != nil {
 		return fmt.Errorf("connect %s: %w", wsURL, err)
 	}
 	defer conn.CloseNow()
 	conn.SetReadLimit(16 << 20)
 
-	for i, ch := range strings.Split(subs, ",") {
+	for i, ch := range strings.Split(o.subs, ",") {
 		if ch = strings.TrimSpace(ch); ch == "" {
 			continue
 		}
@@ -118,7 +207,7 @@ func run(ctx context.Context, wsURL, token, dev, subs string, count int, in io.R
 		var f struct{ Op string }
 		if json.Unmarshal(b, &f) == nil && f.Op == "event" {
 			events++
-			if count > 0 && events >= count {
+			if o.count > 0 && events >= o.count {
 				return conn.Close(websocket.StatusNormalClosure, "")
 			}
 		}

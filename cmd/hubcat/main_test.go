@@ -25,7 +25,7 @@ func TestHubcatShowsEvents(t *testing.T) {
 	defer cancel()
 	done := make(chan error, 1)
 	go func() {
-		done <- run(ctx, "", "", "http://"+p.Addr, "group:G1", 1, strings.NewReader(""), &out)
+		done <- run(ctx, options{dev: "http://" + p.Addr, subs: "group:G1", count: 1}, strings.NewReader(""), &out)
 	}()
 	require.Eventually(t, func() bool { return strings.Contains(out.String(), `"op":"subscribed","channel":"group:G1"`) },
 		10*time.Second, 10*time.Millisecond, "subscribed; output so far: %s", out.String())
@@ -39,6 +39,6 @@ func TestHubcatShowsEvents(t *testing.T) {
 }
 
 func TestHubcatNeedsAnAddress(t *testing.T) {
-	err := run(context.Background(), "", "", "", "", 0, strings.NewReader(""), &bytes.Buffer{})
+	err := run(context.Background(), options{}, strings.NewReader(""), &bytes.Buffer{})
 	assert.ErrorContains(t, err, "-url or -dev")
 }

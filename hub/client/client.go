@@ -11,6 +11,10 @@
 //		Channels: []string{"group:@TGS#2J4SZEAEL"},
 //	})
 //	err := c.Run(ctx, func(e client.Event) { … })
+//
+// For an app whose IM secret key the hub holds, Config.UserSig connects
+// with the user's IM login instead of a token, handed over afresh in band
+// before each UserSig ends.
 package client
 
 import (
@@ -45,8 +49,15 @@ type Config struct {
 	// URLs of the hub's /ws endpoint; each reconnect tries the next.
 	URLs []string
 	// Token returns the JWT for a connection; it is called for each one,
-	// so a token that expired (close 4002) is replaced.
+	// so a token that expired (close 4002) is replaced. Exactly one of
+	// Token and UserSig is set.
 	Token func(ctx context.Context) (string, error)
+	// UserSig connects with the user's IM login instead of a JWT; a fresh
+	// UserSig is handed to the hub in band ahead of the end each states.
+	UserSig *UserSig
+	// RefreshAhead is how long before a UserSig's end its successor is
+	// handed over; default a minute (half the life of a shorter one).
+	RefreshAhead time.Duration
 	// Channels to subscribe to besides the user's own, which the hub
 	// subscribes at once.
 	Channels []string
@@ -56,6 +67,12 @@ type Config struct {
 	OnReset func(channel, offset string)
 	// OnError is called for "error" frames, such as a refused subscription.
 	OnError func(code, message, channel string)
+	// OnRemoved is called when the hub ends a subscription on its own,
+	// right after the event that says why: reason "removed" (the IM says
+	// the user left the group) or "destroyed" (the group was disbanded).
+	// The Client does not subscribe to the channel again, after a
+	// reconnect either, and forgets its offset.
+	OnRemoved func(channel, reason string)
 	// MinBackoff and MaxBackoff bound the wait between reconnects;
 	// defaults 100ms and 5s.
 	MinBackoff, MaxBackoff time.Duration
@@ -64,11 +81,13 @@ type Config struct {
 
 // Client is one logical subscriber across reconnects.
 type Client struct {
-	cfg Config
-	log *slog.Logger
+	cfg          Config
+	log          *slog.Logger
+	refreshRetry time.Duration // how long after a failed refresh it is tried again
 
 	mu      sync.Mutex
 	offsets map[string]position // channel -> last event (or starting point) seen
+	removed map[string]bool     // channels the hub ended: not subscribed again
 	conn    *websocket.Conn
 	node    string
 }
@@ -91,9 +110,10 @@ func parsePosition(s string) (position, bool) {
 	return position{n, epoch, s}, true
 }
 
-// ErrUnauthorized is returned by Run when the hub refuses the token (close
-// 4001): retrying with the same token cannot help.
-var ErrUnauthorized = errors.New("hub refused the token")
+// ErrUnauthorized is returned by Run when the hub refuses the credential
+// (close 4001), or a UserSig is of another user or app than
+// Config.UserSig names: retrying with the same cannot help.
+var ErrUnauthorized = errors.New("hub refused the credential")
 
 // ErrDisconnected is returned by Run when the app's backend disconnected
 // the user or revoked the token through the server API (close 4010): the
@@ -108,10 +128,13 @@ func New(cfg Config) *Client {
 	if cfg.MaxBackoff <= 0 {
 		cfg.MaxBackoff = 5 * time.Second
 	}
+	if cfg.RefreshAhead <= 0 {
+		cfg.RefreshAhead = time.Minute
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	return &Client{cfg: cfg, log: cfg.Logger, offsets: make(map[string]position)}
+	return &Client{cfg: cfg, log: cfg.Logger, offsets: make(map[string]position), removed: make(map[string]bool), refreshRetry: refreshRetry}
 }
 
 // Offsets returns the last offset seen per channel.
@@ -133,11 +156,13 @@ func (c *Client) Node() string {
 }
 
 // Run connects and calls handle for each event, from one goroutine, until
-// ctx is done (it returns nil then), the token is refused
+// ctx is done (it returns nil then), the credential is refused
 // (ErrUnauthorized) or the server disconnects the client (ErrDisconnected).
+// OnReset, OnError and OnRemoved are called from the same goroutine, in
+// the order of the frames.
 func (c *Client) Run(ctx context.Context, handle func(Event)) error {
-	if len(c.cfg.URLs) == 0 || c.cfg.Token == nil {
-		return errors.New("client: URLs and Token are required")
+	if err := c.cfg.validate(); err != nil {
+		return err
 	}
 	backoff := time.Duration(0)
 	for i := 0; ; i++ {
@@ -146,6 +171,9 @@ func (c *Client) Run(ctx context.Context, handle func(Event)) error {
 		err := c.session(ctx, url, handle)
 		if ctx.Err() != nil {
 			return nil
+		}
+		if errors.Is(err, ErrUnauthorized) {
+			return err
 		}
 		code := websocket.CloseStatus(err)
 		switch code {
@@ -179,6 +207,7 @@ type frame struct {
 	Offset    string          `json:"offset"`
 	Recovered *bool           `json:"recovered"`
 	Code      string          `json:"code"`
+	Reason    string          `json:"reason"`
 	Message   string          `json:"message"`
 	Event     json.RawMessage `json:"event"`
 	ID        json.RawMessage `json:"id"`
@@ -186,13 +215,17 @@ type frame struct {
 
 // session runs one connection until it ends.
 func (c *Client) session(ctx context.Context, url string, handle func(Event)) error {
-	tok, err := c.cfg.Token(ctx)
+	cred, err := c.credential(ctx)
 	if err != nil {
-		return fmt.Errorf("token: %w", err)
+		return err
+	}
+	dial, err := cred.dialURL(url)
+	if err != nil {
+		return err
 	}
 	dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	conn, _, err := websocket.Dial(dctx, url, &websocket.DialOptions{
-		HTTPHeader: http.Header{"Authorization": {"Bearer " + tok}},
+	conn, _, err := websocket.Dial(dctx, dial, &websocket.DialOptions{
+		HTTPHeader: http.Header{"Authorization": {cred.authorization}},
 	})
 	cancel()
 	if err != nil {
@@ -215,6 +248,9 @@ func (c *Client) session(ctx context.Context, url string, handle func(Event)) er
 	channels := append([]string{"user:" + hello.User}, c.cfg.Channels...)
 	subs := make([]map[string]any, 0, len(channels))
 	for i, ch := range channels {
+		if c.removed[ch] {
+			continue
+		}
 		f := map[string]any{"op": "subscribe", "channel": ch, "id": i + 1}
 		if p, ok := c.offsets[ch]; ok {
 			f["since"] = p.raw
@@ -248,6 +284,12 @@ func (c *Client) session(ctx context.Context, url string, handle func(Event)) er
 	defer retries.Wait()
 	rctx, stopRetries := context.WithCancel(ctx)
 	defer stopRetries()
+	// The refresh in band runs beside the reads, which hand it the hub's
+	// answers; a stale answer left in the buffer is skipped by its id.
+	refreshAnswers := make(chan frame, 4)
+	if !cred.due.IsZero() {
+		retries.Go(func() { c.keepFresh(rctx, conn, cred.due, refreshAnswers) })
+	}
 	for {
 		var f frame
 		if err := readFrame(ctx, conn, &f); err != nil {
@@ -267,7 +309,22 @@ func (c *Client) session(ctx context.Context, url string, handle func(Event)) er
 			}
 			delete(awaiting, f.Channel)
 			c.subscribed(f)
+		case "refreshed":
+			answerRefresh(refreshAnswers, f)
+		case "unsubscribed":
+			// Unasked, with a reason: the hub ended the subscription.
+			if f.Reason == "" || len(f.ID) > 0 || f.Channel == "" {
+				continue
+			}
+			delete(awaiting, f.Channel)
+			c.remove(f.Channel)
+			if c.cfg.OnRemoved != nil {
+				c.cfg.OnRemoved(f.Channel, f.Reason)
+			}
 		case "error":
+			if isRefreshAnswer(f) {
+				answerRefresh(refreshAnswers, f)
+			}
 			if id, wait := awaiting[f.Channel]; wait && id == string(f.ID) {
 				delete(awaiting, f.Channel)
 			}
@@ -289,11 +346,36 @@ func (c *Client) session(ctx context.Context, url string, handle func(Event)) er
 						return
 					case <-time.After(c.cfg.MinBackoff + rand.N(time.Second)):
 					}
-					_ = write(rctx, conn, sub)
+					if !c.isRemoved(ch) {
+						_ = write(rctx, conn, sub)
+					}
 				})
 			}
 		}
 	}
+}
+
+// answerRefresh hands f to the refresh waiting for it, if there is room:
+// the reads never wait for the refresh.
+func answerRefresh(answers chan<- frame, f frame) {
+	select {
+	case answers <- f:
+	default:
+	}
+}
+
+// remove forgets channel, which the hub ended: it is not subscribed again.
+func (c *Client) remove(channel string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.removed[channel] = true
+	delete(c.offsets, channel)
+}
+
+func (c *Client) isRemoved(channel string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.removed[channel]
 }
 
 func write(ctx context.Context, conn *websocket.Conn, f map[string]any) error {
@@ -321,12 +403,15 @@ func readFrame(ctx context.Context, conn *websocket.Conn, f *frame) error {
 // advance records an event's offset and reports whether it is new: a
 // resubscription with since may replay events this client already has.
 func (c *Client) advance(channel, offset string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.removed[channel] {
+		return false // nothing should come after its end; nothing is taken
+	}
 	p, ok := parsePosition(offset)
 	if !ok {
 		return true
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
 	last, seen := c.offsets[channel]
 	if seen && last.epoch == p.epoch && p.offset <= last.offset {
 		return false
@@ -342,6 +427,10 @@ func (c *Client) subscribed(f frame) {
 		return
 	}
 	c.mu.Lock()
+	if c.removed[f.Channel] {
+		c.mu.Unlock()
+		return
+	}
 	_, seen := c.offsets[f.Channel]
 	lost := f.Recovered != nil && !*f.Recovered
 	if !seen || lost {

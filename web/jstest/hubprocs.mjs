@@ -6,6 +6,7 @@ import { createHash, createHmac } from 'node:crypto';
 import { mkdtempSync, rmSync, existsSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
+import { deflateSync } from 'node:zlib';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -110,6 +111,21 @@ export function token(sub, { ttl = 3600, secret = SECRET, ...claims } = {}) {
   const now = Math.floor(Date.now() / 1000);
   const body = `${b64({ alg: 'HS256', typ: 'JWT' })}.${b64({ sub, app: APP, iat: now, exp: now + ttl, ...claims })}`;
   return `${body}.${createHmac('sha256', secret).update(body).digest('base64url')}`;
+}
+
+// IM_KEY is the app's IM secret key in the tests (a hub's -im-keys).
+export const IM_KEY = 'sdk-test-im-secret-key-0123456789abcdef';
+
+// userSig makes a UserSig of user for app as the IM's signing library does
+// (PROTOCOL §8): TLS.time and TLS.expire in unix seconds, signed with key.
+export function userSig(user, { app = APP, key = IM_KEY, time = Math.floor(Date.now() / 1000), expire = 86400 } = {}) {
+  const signed = `TLS.identifier:${user}\nTLS.sdkappid:${app}\nTLS.time:${time}\nTLS.expire:${expire}\n`;
+  const doc = {
+    'TLS.ver': '2.0', 'TLS.identifier': user, 'TLS.sdkappid': Number(app), 'TLS.expire': expire, 'TLS.time': time,
+    'TLS.sig': createHmac('sha256', key).update(signed).digest('base64'),
+  };
+  const z = deflateSync(Buffer.from(JSON.stringify(doc))).toString('base64');
+  return z.replace(/\+/g, '*').replace(/\//g, '-').replace(/=/g, '_');
 }
 
 // groupMessage posts a signed Group.CallbackAfterSendMsg to the hub at

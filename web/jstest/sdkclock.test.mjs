@@ -7,73 +7,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { AuthError, Hub, HubError, TimeoutError, newer } from '../sdk/imhub.js';
 import { freePort, sleep, token, until } from './hubprocs.mjs';
-
-const TICK = 1000;
-
-// Clock runs timers only when the test advances it.
-class Clock {
-  t = 1_700_000_000_000;
-  #timers = new Map();
-  #n = 0;
-  now = () => this.t;
-  setTimeout = (fn, ms) => {
-    this.#timers.set(++this.#n, { at: this.t + ms, ms, fn });
-    return this.#n;
-  };
-  clearTimeout = (id) => this.#timers.delete(id);
-
-  advance(ms) {
-    const end = this.t + ms;
-    for (;;) {
-      let id;
-      let next;
-      for (const [k, x] of this.#timers) if (x.at <= end && (!next || x.at < next.at)) [id, next] = [k, x];
-      if (!next) break;
-      this.#timers.delete(id);
-      this.t = Math.max(this.t, next.at);
-      next.fn();
-    }
-    this.t = end;
-  }
-
-  // ticks counts the pending once-a-second checks: one per loop.
-  ticks() {
-    return [...this.#timers.values()].filter((x) => x.ms === TICK).length;
-  }
-
-  // waits lists the pending timers other than the once-a-second check.
-  waits() {
-    return [...this.#timers.values()].filter((x) => x.ms !== TICK).map((x) => x.ms);
-  }
-}
-
-// A socket the test answers for the hub.
-class Held {
-  static all = [];
-  readyState = 0;
-  sent = [];
-  constructor(url) {
-    this.url = url;
-    Held.all.push(this);
-  }
-  send(data) {
-    this.sent.push(JSON.parse(data));
-  }
-  close() {
-    this.readyState = 3;
-  }
-  open(user = 'u', app = '1400000000') {
-    this.readyState = 1;
-    this.recv({ op: 'connected', user, app, node: 'n1', channels: ['user:' + user] });
-  }
-  recv(f) {
-    this.onmessage?.({ data: JSON.stringify(f) });
-  }
-  drop(code, reason = '') {
-    this.readyState = 3;
-    this.onclose?.({ code, reason });
-  }
-}
+import { Clock, Held, TICK, held, socket } from './fakes.mjs';
 
 const tok = () => token('u');
 const flush = () => sleep(0);
@@ -156,21 +90,6 @@ test('online during a backoff reconnects at once, and starts no second loop', as
   assert.equal(sockets, 3);
   hub.close();
 });
-
-function held(more = {}) {
-  const clock = new Clock();
-  Held.all = [];
-  const hub = new Hub('ws://hub.test/ws', {
-    getToken: tok, minDelay: 100, maxDelay: 1000, pingInterval: 25000, timeout: 10000,
-    now: clock.now, setTimeout: clock.setTimeout, clearTimeout: clock.clearTimeout, random: () => 0.5, WebSocket: Held, ...more,
-  });
-  return { clock, hub };
-}
-
-const socket = async (n) => {
-  await until(() => Held.all.length >= n, `socket ${n}`, 2000);
-  return Held.all[n - 1];
-};
 
 test('a silent connection is pinged after pingInterval and dropped when no answer comes within timeout', async () => {
   const { clock, hub } = held();

@@ -36,20 +36,43 @@ export interface OffsetStore {
   setItem(key: string, value: string): void;
 }
 
-export interface HubOptions {
-  /** Resolves to a JWT for the hub. Called to connect, when a token is refused, and ahead of its exp; concurrent calls share one. One that does not answer within timeout counts as failed (an error event, then a backoff). */
-  getToken: () => Promise<string> | string;
+/** The IM login a client connects with instead of a JWT, for an app whose IM secret key the hub holds (docs/protocol.md#credentials). */
+export interface IMLogin {
+  /** The SdkAppid, as the IM's own SDK takes it. */
+  sdkAppID: number | string;
+  userID: string;
+  /** The UserSig the user logs in to the IM with. */
+  userSig: string;
+  /** When the UserSig expires, ms by the local clock (Date.now()); without it, read from the UserSig itself (TLS.time + TLS.expire). */
+  expiresAt?: number;
+}
+
+/** How the client gets its credential: exactly one of getToken and userSig. */
+export type Credentials =
+  | {
+      /** Resolves to a JWT for the hub. Called to connect, when a token is refused, and ahead of its exp; concurrent calls share one. One that does not answer within timeout counts as failed (an error event, then a backoff). */
+      getToken: () => Promise<string> | string;
+      userSig?: never;
+    }
+  | {
+      /** Resolves to the user's IM login (the same function the app gives the IM's own SDK). Called as getToken is: to connect, when the hub refuses the UserSig, and ahead of its end, when the fresh one is handed over in band. */
+      userSig: () => Promise<IMLogin> | IMLogin;
+      getToken?: never;
+    };
+
+/** The options of a Hub: its credential (Credentials) and these. */
+export interface ConnectionOptions {
   /** The shortest wait before reconnecting, ms (500). */
   minDelay?: number;
   /** The longest wait before reconnecting, ms (20000). */
   maxDelay?: number;
   /** The hub's -ping-interval, ms (25000): a connection silent this long is pinged. */
   pingInterval?: number;
-  /** How long getToken, or the hub answering a connect, a ping or a request, may take, ms (10000). */
+  /** How long getToken or userSig, or the hub answering a connect, a ping or a request, may take, ms (10000). */
   timeout?: number;
   /** The hub's -max-frame, bytes (65536): a larger request is refused with HubError too_large, unsent. */
   maxFrame?: number;
-  /** How long before the token's end it is refreshed, ms (60000; half a shorter token's life). The life is exp - iat (exp less the local clock without iat), counted from when the token came, so a skewed clock does not matter; without iat, at least 5 s apart. */
+  /** How long before the credential's end it is refreshed, ms (60000; half a shorter life). The life is exp - iat for a token, TLS.expire for a UserSig (exp, or expiresAt, less the local clock without one), counted from when the credential came, so a skewed clock does not matter; without iat, at least 5 s apart. */
   refreshAhead?: number;
   /** Where offsets are kept across page reloads, such as sessionStorage; per app and user, so a Storage may be shared. */
   persist?: OffsetStore;
@@ -70,10 +93,13 @@ export interface HubOptions {
   document?: EventTarget & { visibilityState: string };
 }
 
+export type HubOptions = Credentials & ConnectionOptions;
+
 /**
  * An error the hub or the client reports; code says which: the error codes of docs/protocol.md#frames, or the client's own:
  * closed (a request of a closed client, or pending at close), too_large (a request over maxFrame),
- * refused (a request pending when the hub closed with 1007, 1008 or 1009: not sent again), token (getToken failed).
+ * refused (a request pending when the hub closed with 1007, 1008 or 1009: not sent again), token (getToken or userSig failed),
+ * no_token (getToken gave no token, or userSig no { sdkAppID, userID, userSig }).
  */
 export class HubError extends Error {
   code: string;
@@ -84,12 +110,12 @@ export class HubError extends Error {
   closeCode?: number;
 }
 /**
- * A token the hub refused and a fresh one did not fix (code token_invalid, token_expired), or a disconnect by the
- * server API (code disconnected, 4010): the client has stopped for good. After 4010 it does not get a fresh token
- * nor reconnect; the app decides what to do (connect() starts it again).
+ * A credential the hub refused and a fresh one did not fix (code token_invalid, token_expired, for a UserSig too), or a
+ * disconnect by the server API (code disconnected, 4010): the client has stopped for good. After 4010 it does not get
+ * a fresh credential nor reconnect; the app decides what to do (connect() starts it again).
  */
 export class AuthError extends HubError {}
-/** The hub did not answer a request, or getToken gave no token, within timeout (code timeout). */
+/** The hub did not answer a request, or getToken or userSig gave nothing, within timeout (code timeout). */
 export class TimeoutError extends HubError {}
 
 /** newer reports whether offset a comes after offset b on one channel. */
@@ -108,11 +134,16 @@ export interface ConnectedInfo {
   channels: string[];
 }
 
+/** Why the hub ended a subscription on its own: the user left the group (removed), or it was disbanded (destroyed). */
+export type RemovedReason = 'removed' | 'destroyed' | (string & {});
+
 export interface SubscriptionEvents {
   event: (event: HubEvent, offset: string) => void;
   gap: (info: { offset: string }) => void;
   error: (error: HubError) => void;
   subscribed: (info: SubscribedInfo) => void;
+  /** The hub ended the subscription (after the event that says why): it is dropped and not asked for again, even after a reconnect. Subscribing to the channel anew is the app's choice; the hub refuses it (forbidden) while the reason holds. */
+  removed: (info: { reason: RemovedReason }) => void;
 }
 
 export interface HubEvents {

@@ -29,6 +29,49 @@ function parse(s) {
   }
 }
 
+// A credential is what a connection is made with: the query it adds to
+// the URL (browsers cannot set headers on a WebSocket), the fields of the
+// refresh frame that hands a fresh one over in band, and its exp and iat
+// (unix seconds; iat by the signer's clock, or none: exp is by ours).
+
+// jwtCredential reads a token's payload, unverified: exp and iat say when
+// to refresh.
+function jwtCredential(t) {
+  if (!t || typeof t !== 'string') throw new AuthError('no_token', 'getToken gave no token');
+  const { exp, iat } = parse(() => atob(t.split('.')[1].replace(/-/g, '+').replace(/_/g, '/')));
+  return { query: 'token=' + encodeURIComponent(t), refresh: { token: t }, exp, iat };
+}
+
+// userSigCredential reads an IM login: the UserSig's own TLS.time and
+// TLS.expire say when to refresh, unless the app said when it expires.
+async function userSigCredential(l) {
+  const { sdkAppID: app, userID: user, userSig: sig, expiresAt } = l || {};
+  if (!app || !user || !sig || typeof user !== 'string' || typeof sig !== 'string' || !['string', 'number'].includes(typeof app)) {
+    throw new AuthError('no_token', 'userSig gave no { sdkAppID, userID, userSig }');
+  }
+  const q = (k, v) => k + '=' + encodeURIComponent(v);
+  const c = { query: [q('sdkappid', app), q('userid', user), q('usersig', sig)].join('&'), refresh: { usersig: sig } };
+  if (expiresAt > 0) return { ...c, exp: expiresAt / 1000 };
+  const d = await userSigDoc(sig);
+  const [time, expire] = [d['TLS.time'], d['TLS.expire']].map(Number);
+  return time > 0 && expire > 0 ? { ...c, exp: time + expire, iat: time } : c;
+}
+
+// userSigDoc decodes a UserSig, unverified: base64 with *, - and _ for
+// +, / and =, then zlib, then JSON; {} when it is none, or where there is
+// no DecompressionStream (the hub then closes it at its end with 4002,
+// and a fresh one reconnects).
+async function userSigDoc(sig) {
+  try {
+    const bin = atob(sig.replace(/\*/g, '+').replace(/-/g, '/').replace(/_/g, '='));
+    const z = new Blob([Uint8Array.from(bin, (ch) => ch.charCodeAt(0))]).stream();
+    const text = await new Response(z.pipeThrough(new DecompressionStream('deflate'))).text();
+    return parse(() => text);
+  } catch {
+    return {};
+  }
+}
+
 /** An error the hub or the client reports; code says which. */
 export class HubError extends Error {
   constructor(code, message, more) {
@@ -38,7 +81,7 @@ export class HubError extends Error {
     Object.assign(this, more);
   }
 }
-/** A token the hub refuses and a fresh one does not fix, or 4010. */
+/** A credential the hub refuses and a fresh one does not fix, or 4010. */
 export class AuthError extends HubError {}
 /** The hub did not answer in time. */
 export class TimeoutError extends HubError {}
@@ -98,11 +141,11 @@ export class Hub extends Emitter {
   #subs = new Map();
   #reqs = new Map(); // id -> pending request
   #id = 0;
-  #token = '';
-  #tokenP = null; // getToken in flight, shared by every caller
+  #cred = null; // the credential on hand (see jwtCredential)
+  #credP = null; // getToken or userSig in flight, shared by every caller
   #refreshAt = Infinity;
   #refreshing = false;
-  #authFailed = false; // the last connection was refused for its token
+  #authFailed = false; // the last connection was refused for its credential
   #attempt = 0; // reconnects since the last connected
   #retry = null;
   #timer = null;
@@ -118,7 +161,12 @@ export class Hub extends Emitter {
   /** url is the hub's WebSocket URL; options, see imhub.d.ts. */
   constructor(url, options) {
     super();
-    if (!options || typeof options.getToken !== 'function') throw new TypeError('imhub: options.getToken is required');
+    // One credential: the hub takes one per connection.
+    const given = ['getToken', 'userSig'].filter((k) => options?.[k] != null);
+    if (given.length !== 1) {
+      throw new TypeError(given.length ? 'imhub: give options.getToken or options.userSig, not both' : 'imhub: options.getToken (a JWT) or options.userSig (an IM login) is required');
+    }
+    if (typeof options[given[0]] !== 'function') throw new TypeError(`imhub: options.${given[0]} must be a function`);
     const g = globalThis;
     this.#url = url;
     this.#o = {
@@ -219,31 +267,30 @@ export class Hub extends Emitter {
     return true;
   }
 
-  // token resolves to a token to connect or refresh with: the one on hand,
-  // unless fresh asks for another. Concurrent callers share one getToken.
-  #getToken(fresh) {
-    if (!fresh && this.#token) return Promise.resolve(this.#token);
+  // credential resolves to the credential to connect or refresh with: the
+  // one on hand, unless fresh asks for another. Concurrent callers share
+  // one call of getToken or userSig.
+  #credential(fresh) {
+    if (!fresh && this.#cred) return Promise.resolve(this.#cred);
     const o = this.#o;
     let tm;
-    return (this.#tokenP ||= (async () => {
+    return (this.#credP ||= (async () => {
       try {
+        const read = o.getToken ? async () => jwtCredential(await o.getToken()) : async () => userSigCredential(await o.userSig());
         // Bounded: one that never answers would hold the client for good.
-        const t = await Promise.race([o.getToken(), new Promise((_, no) => (tm = o.setTimeout(() => no(new TimeoutError('timeout', `no token within ${o.timeout} ms`)), o.timeout)))]);
-        if (!t || typeof t !== 'string') throw new AuthError('no_token', 'getToken gave no token');
-        // The payload, unverified: exp and iat say when to refresh.
-        const { exp, iat } = parse(() => atob(t.split('.')[1].replace(/-/g, '+').replace(/_/g, '/')));
+        const { exp, iat, ...c } = await Promise.race([read(), new Promise((_, no) => (tm = o.setTimeout(() => no(new TimeoutError('timeout', `no credential within ${o.timeout} ms`)), o.timeout)))]);
         const now = this.#o.now();
-        // Its life by the hub's clock (iat), else what our clock leaves,
-        // counted from now: skew cannot make it spin.
+        // Its life by the signer's clock (iat), else what our clock
+        // leaves, counted from now: skew cannot make it spin.
         const life = (exp - (iat || now / 1000)) * 1000;
-        this.#token = t;
+        this.#cred = c;
         // A minute ahead of its end, or half a short life; without iat our
         // clock may be past exp: then in 5 s.
         this.#refreshAt = exp > 0 ? now + Math.max(iat ? TICK : 5000, life - Math.min(o.refreshAhead, life / 2)) : Infinity;
-        return t;
+        return c;
       } finally {
         o.clearTimeout(tm);
-        this.#tokenP = null;
+        this.#credP = null;
       }
     })());
   }
@@ -253,17 +300,18 @@ export class Hub extends Emitter {
     this.#retry = null;
     const gen = ++this.#gen;
     this.#set('connecting');
-    let token;
+    let cred;
     try {
-      token = await this.#getToken(this.#authFailed || this.#o.now() >= this.#refreshAt);
+      cred = await this.#credential(this.#authFailed || this.#o.now() >= this.#refreshAt);
     } catch (e) {
       if (gen !== this.#gen) return;
-      this._emit('error', e instanceof HubError ? e : new HubError('token', 'getToken failed: ' + e, { cause: e }));
+      const fn = this.#o.getToken ? 'getToken' : 'userSig';
+      this._emit('error', e instanceof HubError ? e : new HubError('token', fn + ' failed: ' + e, { cause: e }));
       return this.#again(false);
     }
     if (gen !== this.#gen) return;
     const WS = this.#o.WebSocket || globalThis.WebSocket;
-    const ws = new WS(this.#url + (this.#url.includes('?') ? '&' : '?') + 'token=' + encodeURIComponent(token));
+    const ws = new WS(this.#url + (this.#url.includes('?') ? '&' : '?') + cred.query);
     this.#ws = ws;
     this.#openedAt = this.#lastRecv = this.#o.now();
     this.#pingAt = 0;
@@ -276,7 +324,7 @@ export class Hub extends Emitter {
   }
 
   // gone handles the end of connection ws: by the hub's close code, it
-  // reconnects after a backoff, at once with a fresh token, or never.
+  // reconnects after a backoff, at once with a fresh credential, or never.
   #gone(ws, code, reason, now) {
     if (ws !== this.#ws) return;
     this.#ws = null;
@@ -298,7 +346,7 @@ export class Hub extends Emitter {
       if (this.#authFailed) {
         return this.#end(new AuthError(code === 4001 ? 'token_invalid' : 'token_expired', reason || 'token refused', { closeCode: code }));
       }
-      // Once more, with a fresh token; refused again, the client stops.
+      // Once more, with a fresh credential; refused again, the client stops.
       this.#authFailed = true;
       now = true;
     }
@@ -366,16 +414,17 @@ export class Hub extends Emitter {
     if (this.state !== 'closed') this.#schedule();
   }
 
-  // refresh gets a fresh token ahead of exp and hands it to the hub in band.
+  // refresh gets a fresh credential ahead of its end and hands it to the
+  // hub in band.
   async #refresh() {
     if (this.#refreshing) return;
     this.#refreshing = true;
     try {
-      const t = await this.#getToken(true);
-      if (this.state === 'connected') await this.#request({ op: 'refresh', token: t });
+      const c = await this.#credential(true);
+      if (this.state === 'connected') await this.#request({ op: 'refresh', ...c.refresh });
     } catch (e) {
-      // Tried again later; at exp the hub closes with 4002, and a fresh
-      // token is got to reconnect.
+      // Tried again later; at its end the hub closes with 4002, and a
+      // fresh one is got to reconnect.
       this.#refreshAt = this.#o.now() + this.#o.timeout;
       this._emit('error', e);
     } finally {
@@ -485,8 +534,16 @@ export class Hub extends Emitter {
         s._emit('event', f.event, f.offset);
         break;
       case 'unsubscribed':
-        // Unasked: a refreshed token no longer grants the channel.
-        if (s && f.id == null) this.#fail(s, new HubError('forbidden', 'the token no longer grants ' + f.channel, { channel: f.channel }));
+        if (!s || f.id != null) return;
+        // Unasked, with a reason: the hub ended it (the user left the
+        // group, or it was disbanded); it is not asked for again.
+        if (f.reason) {
+          this.#drop(s);
+          s._emit('removed', { reason: f.reason });
+        } else {
+          // Without one: a refreshed token no longer grants the channel.
+          this.#fail(s, new HubError('forbidden', 'the token no longer grants ' + f.channel, { channel: f.channel }));
+        }
         break;
       case 'error':
         if (!s) return this._emit('error', new HubError(f.code, f.message));
@@ -509,10 +566,16 @@ export class Hub extends Emitter {
     return f.id == null ? !s._id : f.id === s._id;
   }
 
-  #fail(s, err) {
+  // drop forgets subscription s: it is not asked for again, not even after
+  // a reconnect, unless the app subscribes anew.
+  #drop(s) {
     this.#subs.delete(s.channel);
     delete this.#saved[s.channel];
     this.#dirty = true;
+  }
+
+  #fail(s, err) {
+    this.#drop(s);
     s._emit('error', err);
   }
 }

@@ -1,6 +1,6 @@
 // Compiled with tsc --noEmit against imhub.d.ts (make test): what an app
 // writes with the client type-checks, and misuse does not.
-import { AuthError, Hub, HubError, newer, type HubEvent, type State, type Subscription } from '../imhub.js';
+import { AuthError, Hub, HubError, newer, type HubEvent, type IMLogin, type RemovedReason, type State, type Subscription } from '../imhub.js';
 
 const hub = new Hub('wss://hub.example.com/ws', {
   getToken: async () => (await fetch('/token')).text(),
@@ -29,9 +29,24 @@ void later;
 g1.unsubscribe();
 hub.close();
 
-// @ts-expect-error: getToken is required
+// @ts-expect-error: getToken or userSig is required
 new Hub('wss://x/ws', {});
 // @ts-expect-error: no such event
 g1.on('message', () => {});
 // @ts-expect-error: the state is not a number
 hub.on('state', (s: number) => s);
+
+// The IM login instead of a token: the function the app gives the IM's SDK.
+const im = new Hub('wss://hub.example.com/ws', {
+  userSig: async () => ({ sdkAppID: 1400000000, userID: 'jared', userSig: await (await fetch('/usersig')).text() }),
+  refreshAhead: 300_000,
+});
+const login: IMLogin = { sdkAppID: '1400000000', userID: 'jared', userSig: 'eJw…', expiresAt: Date.now() + 86_400_000 };
+new Hub('wss://x/ws', { userSig: () => login });
+im.subscribe('group:G1').on('removed', ({ reason }: { reason: RemovedReason }) => console.log(reason === 'destroyed'));
+// @ts-expect-error: a token or an IM login, not both
+new Hub('wss://x/ws', { getToken: () => 't', userSig: () => login });
+// @ts-expect-error: an IM login names its user
+new Hub('wss://x/ws', { userSig: () => ({ sdkAppID: 1400000000, userSig: 's' }) });
+// @ts-expect-error: removed reports an object
+im.subscribe('group:G1').on('removed', (reason: number) => reason);
