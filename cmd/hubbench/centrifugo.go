@@ -85,7 +85,7 @@ func centrifugoConfig(addr, redisSock, secret string) ([]byte, error) {
 // port, its output in dir, and waits until its health check answers. It
 // dies with hubbench.
 func startCentrifugo(ctx context.Context, bin, dir, redisSock, secret string) (*exec.Cmd, string, error) {
-	addr, err := freeAddr()
+	addr, err := hubload.FreeAddr()
 	if err != nil {
 		return nil, "", err
 	}
@@ -117,16 +117,6 @@ func startCentrifugo(ctx context.Context, bin, dir, redisSock, secret string) (*
 		return nil, "", fmt.Errorf("%w\n%s", err, b)
 	}
 	return cmd, url, nil
-}
-
-// freeAddr is a loopback address with a port free a moment ago.
-func freeAddr() (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", fmt.Errorf("find a free port: %w", err)
-	}
-	defer ln.Close()
-	return ln.Addr().String(), nil
 }
 
 // centrifugoToken is a connection token for user sub, HS256 with secret.

@@ -20,7 +20,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"math"
@@ -81,11 +80,7 @@ func runCompare(ctx context.Context, cfg Config, out, progress io.Writer) error 
 		}
 		rounds = append(rounds, round)
 	}
-	if !cfg.JSONOnly {
-		printCompare(out, cfg, rounds)
-	}
-	b, _ := json.Marshal(rounds)
-	fmt.Fprintf(out, "%s\n", b)
+	printReport(out, cfg.JSONOnly, func(w io.Writer) { printCompare(w, cfg, rounds) }, rounds)
 	return nil
 }
 

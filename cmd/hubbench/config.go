@@ -54,8 +54,14 @@ type Config struct {
 	Plot string
 	// Rounds is how many times the compare preset measures each server,
 	// in turns (imhub, Centrifugo, the floor, then again): figures are
-	// the medians, ratios the median of each round's.
+	// the medians, ratios the median of each round's. The wait preset
+	// measures each of its two sides this many times, in turns.
 	Rounds int
+	// replica has -redis start a primary with a replica, synced before
+	// the hub starts (the wait preset).
+	replica bool
+	// hubArgs are more flags for the hub that -start starts.
+	hubArgs []string
 }
 
 // The servers hubbench can measure.

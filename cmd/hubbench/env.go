@@ -11,6 +11,8 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/imhub/imhub/internal/hubload"
 )
 
@@ -22,6 +24,9 @@ type env struct {
 	dirs  []string
 	// backend is where the hub forwards, or nil.
 	backend *backend
+	// redisSock is the unix socket of the Redis (the primary) that
+	// -start -redis started for the hub, or "".
+	redisSock string
 }
 
 func setUp(ctx context.Context, cfg Config, progress io.Writer) (*env, error) {
@@ -53,14 +58,13 @@ func setUp(ctx context.Context, cfg Config, progress io.Writer) (*env, error) {
 	}
 	if cfg.Redis {
 		sock := filepath.Join(dir, "redis.sock")
-		redis, err := hubload.StartRedis(ctx, dir, sock)
-		if err != nil {
+		if err := e.startRedis(ctx, dir, sock, cfg.replica); err != nil {
 			e.tearDown()
 			return nil, err
 		}
-		e.procs = append(e.procs, redis)
 		args = append(args, "-redis", "unix://"+sock)
 	}
+	args = append(args, cfg.hubArgs...)
 	hub, url, err := hubload.StartHub(ctx, cfg.HubBin, args, filepath.Join(dir, "hub.log"))
 	if err != nil {
 		e.tearDown()
@@ -69,11 +73,44 @@ func setUp(ctx context.Context, cfg Config, progress io.Writer) (*env, error) {
 	e.procs = append(e.procs, hub)
 	e.hub, e.pid = url, hub.Process.Pid
 	fmt.Fprintf(progress, "started hub %s (pid %d, broker %s", e.hub, e.pid, map[bool]string{true: "redis", false: "memory"}[cfg.Redis])
+	if cfg.Redis && cfg.replica {
+		fmt.Fprint(progress, " with a replica")
+	}
+	if len(cfg.hubArgs) > 0 {
+		fmt.Fprintf(progress, ", %s", strings.Join(cfg.hubArgs, " "))
+	}
 	if cfg.forwardTo != "" {
 		fmt.Fprintf(progress, ", forwarding to %s", cfg.forwardTo)
 	}
 	fmt.Fprintln(progress, ")")
 	return e, nil
+}
+
+// startRedis starts the hub's Redis on the unix socket sock: one server,
+// or withReplica a primary and a synced replica of it, whose command
+// counts (INFO commandstats) then start from nothing, so that they count
+// the hub's commands and not those of the wait for the replica.
+// tearDown stops them.
+func (e *env) startRedis(ctx context.Context, dir, sock string, withReplica bool) error {
+	if !withReplica {
+		server, err := hubload.StartRedis(ctx, dir, sock)
+		if err != nil {
+			return err
+		}
+		e.procs, e.redisSock = append(e.procs, server), sock
+		return nil
+	}
+	primary, replica, err := hubload.StartReplicatedRedis(ctx, dir, sock)
+	if err != nil {
+		return err
+	}
+	e.procs, e.redisSock = append(e.procs, primary, replica), sock
+	c := redis.NewClient(&redis.Options{Network: "unix", Addr: sock})
+	defer c.Close()
+	if err := c.ConfigResetStat(ctx).Err(); err != nil {
+		return fmt.Errorf("CONFIG RESETSTAT on the primary: %w", err)
+	}
+	return nil
 }
 
 // startCentrifugo starts a redis-server and Centrifugo on it, as setUp

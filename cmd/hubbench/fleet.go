@@ -37,7 +37,7 @@ type fleet struct {
 func newFleet() *fleet {
 	f := &fleet{}
 	for i := range f.hists {
-		f.hists[i].h = hdrhistogram.New(1, int64(time.Minute/time.Microsecond), 3)
+		f.hists[i].h = newLatencyHistogram()
 	}
 	return f
 }
@@ -260,9 +260,15 @@ func (f *fleet) readFloor(c benchConn, i int) {
 	}
 }
 
+// newLatencyHistogram is a histogram of latencies in microseconds, from
+// 1 µs to a minute, to three significant digits.
+func newLatencyHistogram() *hdrhistogram.Histogram {
+	return hdrhistogram.New(1, int64(time.Minute/time.Microsecond), 3)
+}
+
 // latency merges the histograms and resets them.
 func (f *fleet) latency() *hdrhistogram.Histogram {
-	all := hdrhistogram.New(1, int64(time.Minute/time.Microsecond), 3)
+	all := newLatencyHistogram()
 	for i := range f.hists {
 		h := &f.hists[i]
 		h.mu.Lock()

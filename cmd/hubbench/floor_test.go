@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"encoding/binary"
-	"encoding/json"
 	"io"
 	"net"
 	"testing"
@@ -19,10 +18,8 @@ func TestTinyFloorRun(t *testing.T) {
 	cfg := defaultConfig()
 	withPreset(&cfg, "floor")
 	cfg.Conns, cfg.Channels, cfg.Rate, cfg.Duration, cfg.FrameBytes = 40, 4, 40, 1500*time.Millisecond, 300
-	out, err := runTool(t, cfg)
-	require.NoError(t, err)
 	var r Result
-	require.NoError(t, json.Unmarshal(lastLine(out), &r))
+	runFor(t, cfg, &r)
 	assert.Equal(t, targetFloor, r.Target)
 	assert.Positive(t, r.Published)
 	assert.Zero(t, r.Refused)

@@ -10,7 +10,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/imhub/imhub/internal/hubload"
@@ -172,33 +171,22 @@ func newProbe(hub, direct []time.Duration) Probe {
 }
 
 // print writes the table of ratios (unless jsonOnly) and the JSON line.
-func (r ForwardReport) print(w io.Writer, jsonOnly bool) {
-	if !jsonOnly {
-		r.table(w)
-	}
-	b, _ := json.Marshal(r)
-	fmt.Fprintf(w, "%s\n", b)
-}
+func (r ForwardReport) print(w io.Writer, jsonOnly bool) { printReport(w, jsonOnly, r.table, r) }
 
 // table is the comparison a person reads: each figure with forwarding off
 // and on, and their ratio, then the Before* latencies.
-func (r ForwardReport) table(w io.Writer) {
-	var buf strings.Builder
-	tw := tabwriter.NewWriter(&buf, 0, 0, 2, ' ', 0)
+func (r ForwardReport) table(w io.Writer) { writeColumns(w, r.rows) }
+
+// rows are table's, tab-separated.
+func (r ForwardReport) rows(tw io.Writer) {
 	row := func(cells ...string) { fmt.Fprintln(tw, strings.Join(cells, "\t")) }
-	ratio := func(on, off float64) string {
-		if off == 0 {
-			return "—"
-		}
-		return fmt.Sprintf("%.2f", on/off)
-	}
 	off, on := r.Off, r.On
 	row("ingest ("+on.Broker+" broker)", "forwarding off", "forwarding on", "on / off")
-	row("callbacks/s accepted", fmt.Sprintf("%.0f", off.CallbacksPerS), fmt.Sprintf("%.0f", on.CallbacksPerS), ratio(on.CallbacksPerS, off.CallbacksPerS))
+	row("callbacks/s accepted", fmt.Sprintf("%.0f", off.CallbacksPerS), fmt.Sprintf("%.0f", on.CallbacksPerS), quotient(on.CallbacksPerS, off.CallbacksPerS))
 	row("callbacks refused", strconv.FormatInt(off.Refused, 10), strconv.FormatInt(on.Refused, 10), "")
-	row("hub CPU-s per 10,000 callbacks", fmt.Sprintf("%.2f", perTenThousand(off)), fmt.Sprintf("%.2f", perTenThousand(on)), ratio(perTenThousand(on), perTenThousand(off)))
-	row("forwards delivered/s while accepting", "—", fmt.Sprintf("%.0f", on.ForwardsPerSPublishing), ratio(on.ForwardsPerSPublishing, on.CallbacksPerS)+" of accepted/s")
-	row("forwards delivered/s, to the last", "—", fmt.Sprintf("%.0f", on.ForwardsPerS), ratio(on.ForwardsPerS, on.CallbacksPerS)+" of accepted/s")
+	row("hub CPU-s per 10,000 callbacks", fmt.Sprintf("%.2f", perTenThousand(off)), fmt.Sprintf("%.2f", perTenThousand(on)), quotient(perTenThousand(on), perTenThousand(off)))
+	row("forwards delivered/s while accepting", "—", fmt.Sprintf("%.0f", on.ForwardsPerSPublishing), quotient(on.ForwardsPerSPublishing, on.CallbacksPerS)+" of accepted/s")
+	row("forwards delivered/s, to the last", "—", fmt.Sprintf("%.0f", on.ForwardsPerS), quotient(on.ForwardsPerS, on.CallbacksPerS)+" of accepted/s")
 	row("backend received / accepted", "—", fmt.Sprintf("%d / %d", on.ForwardReceived, on.ForwardAccepted), "")
 	row("backlog drained after the last callback", "—", fmt.Sprintf("%.2f s", on.ForwardDrainSeconds), "")
 	row("", "", "", "")
@@ -206,11 +194,6 @@ func (r ForwardReport) table(w io.Writer) {
 	row(fmt.Sprintf("Before* (%d, one at a time)", p.N), "straight to backend", "through the hub", "added")
 	row("p50", fmt.Sprintf("%.2f ms", p.DirectP50ms), fmt.Sprintf("%.2f ms", p.HubP50ms), fmt.Sprintf("%+.2f ms", p.AddedP50ms))
 	row("p99", fmt.Sprintf("%.2f ms", p.DirectP99ms), fmt.Sprintf("%.2f ms", p.HubP99ms), fmt.Sprintf("%+.2f ms", p.AddedP99ms))
-	tw.Flush()
-	// Empty last cells leave padding behind.
-	for line := range strings.Lines(buf.String()) {
-		fmt.Fprintln(w, strings.TrimRight(line, " \n"))
-	}
 }
 
 // perTenThousand is the hub's CPU seconds per 10,000 accepted callbacks.

@@ -106,10 +106,8 @@ func TestTinyForwardRun(t *testing.T) {
 	withPreset(&cfg, "forward")
 	cfg.Start, cfg.HubBin = true, hubtest.Binary(t)
 	cfg.Duration, cfg.Publishers, cfg.Rate, cfg.Probes = time.Second, 4, 200, 20
-	out, err := runTool(t, cfg)
-	require.NoError(t, err)
 	var r ForwardReport
-	require.NoError(t, json.Unmarshal(lastLine(out), &r), "the last line is JSON")
+	out := runFor(t, cfg, &r)
 	assert.Positive(t, r.Off.Published)
 	assert.Zero(t, r.Off.ForwardAccepted, "no backend when forwarding is off")
 	assert.Positive(t, r.On.Published)

@@ -12,6 +12,7 @@
 //	hubbench -preset floor                         # against a bare program: the machine's floor
 //	hubbench -preset compare                       # imhub, Centrifugo and the floor in turns, and ratios
 //	hubbench -preset scaling -plot scaling.svg     # cost as connections and fan-out grow
+//	hubbench -preset wait                          # -redis-wait-replicas 0 and auto in turns, on a primary with a replica
 //
 // It stops by itself after -duration; every loop in it is bounded. The
 // presets are in presets.go; the soak, hours of mixed traffic against two
@@ -104,7 +105,7 @@ func parseArgs(args []string, usage io.Writer) (cfg Config, cpuProfile string, e
 	fs.StringVar(&cfg.Target, "target", cfg.Target, "the server measured: imhub, centrifugo, or floor (a bare program inside hubbench)")
 	fs.StringVar(&cfg.CentrifugoBin, "centrifugo-bin", defaultCentrifugoBin(), "Centrifugo binary for -start -target centrifugo (make bench-compare installs it)")
 	fs.IntVar(&cfg.FrameBytes, "frame-bytes", cfg.FrameBytes, "floor: frame size on the wire (0: the hub's for -payload)")
-	fs.IntVar(&cfg.Rounds, "rounds", cfg.Rounds, "compare: measure each server this many times, in turns (figures are medians)")
+	fs.IntVar(&cfg.Rounds, "rounds", cfg.Rounds, "compare: measure each server this many times, in turns; wait: each side (figures are medians)")
 	fs.StringVar(&cfg.Plot, "plot", cfg.Plot, "scaling: write the SVG plot here (and the table beside it, .md)")
 	fs.StringVar(&cpuProfile, "cpuprofile", "", "write the tool's own CPU profile to `file`")
 	if err := fs.Parse(args); err != nil {

@@ -32,18 +32,19 @@ func TestTinyRun(t *testing.T) {
 			cfg := defaultConfig()
 			cfg.Start, cfg.HubBin, cfg.Redis = true, hubtest.Binary(t), redis
 			cfg.Conns, cfg.Channels, cfg.Rate, cfg.Duration, cfg.UserChannels = 30, 3, 40, 1500*time.Millisecond, true
-			out, err := runTool(t, cfg)
-			require.NoError(t, err)
 			var r Result
-			require.NoError(t, json.Unmarshal(lastLine(out), &r), "the last line is JSON")
+			out := runFor(t, cfg, &r)
 			assert.Positive(t, r.Published)
 			assert.Zero(t, r.Refused)
 			assert.Equal(t, r.Expected, r.Received, "no delivery lost")
 			assert.Zero(t, r.Lost)
 			assert.Zero(t, r.Repeats)
 			assert.Positive(t, r.P99ms)
+			assert.Positive(t, r.CallbackP50ms, "how long the hub took to answer")
+			assert.GreaterOrEqual(t, r.CallbackP99ms, r.CallbackP50ms)
 			assert.Positive(t, r.HubRSSLoaded)
 			assert.True(t, bytes.Contains(out, []byte("deliveries")), "and a table for people")
+			assert.True(t, bytes.Contains(out, []byte("answered in p50")), "with the answer times")
 		})
 	}
 }
@@ -70,6 +71,16 @@ func runTool(t *testing.T, cfg Config) ([]byte, error) {
 	b, err := os.ReadFile(out.Name())
 	require.NoError(t, err)
 	return b, runErr
+}
+
+// runFor runs hubbench with cfg, which must succeed, and decodes the JSON
+// line it ends with into figures; it returns all that it printed.
+func runFor(t *testing.T, cfg Config, figures any) []byte {
+	t.Helper()
+	out, err := runTool(t, cfg)
+	require.NoError(t, err)
+	require.NoError(t, json.Unmarshal(lastLine(out), figures), "the last line is JSON")
+	return out
 }
 
 // lastLine is the last line of out, where a run prints its JSON result.

@@ -23,6 +23,11 @@ type Result struct {
 	Published      int64   `json:"callbacks_acked"`
 	Refused        int64   `json:"callbacks_refused"`
 	CallbacksPerS  float64 `json:"callbacks_per_s"`
+	// CallbackP50ms and CallbackP99ms are how long the server took to
+	// answer the callbacks (messages) it accepted, from sending to the
+	// answer.
+	CallbackP50ms  float64 `json:"callback_p50_ms"`
+	CallbackP99ms  float64 `json:"callback_p99_ms"`
 	Expected       int64   `json:"deliveries_expected"`
 	Received       int64   `json:"deliveries_received"`
 	Lost           int64   `json:"deliveries_lost"`
@@ -103,6 +108,7 @@ type step struct {
 	settle            time.Duration
 	p50, p90, p99     float64
 	p999, max         float64
+	cbP50, cbP99      float64 // how long the accepted messages took to be answered
 	conns, connsAlive int
 	// forwarding: what the backend received in this step, and when it
 	// had every accepted callback, counted from the end of publishing.
@@ -120,6 +126,7 @@ func (s step) fill(r *Result) {
 	r.CallbacksPerS = float64(s.acked) / s.seconds
 	r.DeliveriesPerS = float64(s.got) / s.seconds
 	r.P50ms, r.P90ms, r.P99ms, r.P999ms, r.Maxms = s.p50, s.p90, s.p99, s.p999, s.max
+	r.CallbackP50ms, r.CallbackP99ms = s.cbP50, s.cbP99
 	r.HubCPU, r.ToolCPU, r.HubRSSLoaded = s.hubCPU, s.toolCPU, s.rssLoaded
 	if s.got > 0 {
 		r.BytesPerDelivery = float64(s.wire) / float64(s.got)
@@ -142,10 +149,16 @@ func publishFor(ctx context.Context, cfg Config, e *env, f *fleet, rate float64,
 	c := cfg
 	c.Rate = rate
 	p := newPublisher(c, e.hub)
+	answers := newAnswerTimes()
+	p.OnAck = func(seq int64, sent time.Time) {
+		answers.record(time.Since(sent))
+		if e.backend != nil {
+			// The backend must receive each callback the hub accepted.
+			e.backend.expect(seq)
+		}
+	}
 	var fwd0 counts
 	if e.backend != nil {
-		// The backend must receive each callback the hub accepted.
-		p.OnAck = func(seq int64, _ time.Time) { e.backend.expect(seq) }
 		fwd0 = e.backend.counts()
 	}
 	f.latency() // start clean
@@ -207,6 +220,7 @@ func publishFor(ctx context.Context, cfg Config, e *env, f *fleet, rate float64,
 		p50: ms(h.ValueAtQuantile(50)), p90: ms(h.ValueAtQuantile(90)), p99: ms(h.ValueAtQuantile(99)),
 		p999: ms(h.ValueAtQuantile(99.9)), max: ms(h.Max()),
 	}
+	s.cbP50, s.cbP99 = answers.quantiles()
 	if e.backend != nil {
 		c := e.backend.counts()
 		s.forwarding, s.drain, s.fwdByEnd = true, drain, fwdByEnd
@@ -298,7 +312,8 @@ func (r *Result) print(w io.Writer, jsonOnly bool) {
 		row := func(k, format string, v ...any) { fmt.Fprintf(tw, "%s\t"+format+"\n", append([]any{k}, v...)...) }
 		row("scenario", "%s against %s (%s broker)", orDash(r.Preset), r.Target, r.Broker)
 		row("connections", "%d over %d channels, connected in %.1fs", r.Conns, r.Channels, r.ConnectSeconds)
-		row("callbacks", "%d acked, %d refused, %.0f/s (target %.0f/s)", r.Published, r.Refused, r.CallbacksPerS, r.TargetRate)
+		row("callbacks", "%d acked, %d refused, %.0f/s (target %.0f/s); answered in p50 %.2f ms, p99 %.2f ms",
+			r.Published, r.Refused, r.CallbacksPerS, r.TargetRate, r.CallbackP50ms, r.CallbackP99ms)
 		row("deliveries", "%d of %d expected, %d lost, %d repeated, %.0f/s", r.Received, r.Expected, r.Lost, r.Repeats, r.DeliveriesPerS)
 		row("latency", "p50 %.1f ms  p90 %.1f ms  p99 %.1f ms  p99.9 %.1f ms  max %.1f ms", r.P50ms, r.P90ms, r.P99ms, r.P999ms, r.Maxms)
 		if r.ForwardAccepted > 0 {

@@ -83,6 +83,12 @@ var presets = []preset{
 	{name: "compare", run: runCompare, check: checkCompare, defaults: func(c *Config) {
 		c.Start, c.Redis, c.Conns, c.Channels, c.Rate, c.Duration = true, true, 10000, 100, 200, 30*time.Second
 	}},
+	// What waiting for a replica costs: ingest on a Redis with a replica,
+	// -redis-wait-replicas 0 and auto in turns, -rounds times each
+	// (wait.go).
+	{name: "wait", run: runWait, check: checkWait, defaults: func(c *Config) {
+		c.Start, c.Redis, c.Conns, c.Channels, c.Rate, c.Publishers, c.Duration, c.Rounds = true, true, 0, 100, 0, 64, 10*time.Second, 3
+	}},
 	// CPU per delivery and p99 as connections and subscribers per channel
 	// grow (scaling.go), written as a table and an SVG plot to -plot.
 	{name: "scaling", run: runScaling, check: checkScaling, defaults: func(c *Config) {

@@ -30,7 +30,7 @@ func withPreset(c *Config, name string) {
 // A preset is looked up by its name; a name it does not know is refused
 // with every name it knows.
 func TestLookupPreset(t *testing.T) {
-	known := []string{"broadcast", "compare", "fanout", "floor", "forward", "idle", "ingest", "many-channels", "max", "scaling"}
+	known := []string{"broadcast", "compare", "fanout", "floor", "forward", "idle", "ingest", "many-channels", "max", "scaling", "wait"}
 	for _, name := range known {
 		t.Run(name, func(t *testing.T) {
 			p, err := lookupPreset(name)
@@ -97,6 +97,8 @@ func TestPresetDefaults(t *testing.T) {
 		{"compare", knobs{10000, 100, false, 200, 8, 30 * time.Second, true, true, targetHub}},
 		// "Each point is a fresh hub with Redis (-redis), 20 s of publishing"
 		{"scaling", knobs{1000, 10, false, 50, 8, 20 * time.Second, true, true, targetHub}},
+		// "64 senders, as fast as answered", "10 s", each hub with a Redis (and a replica) of its own
+		{"wait", knobs{0, 100, false, 0, 64, 10 * time.Second, true, true, targetHub}},
 		// no preset: the flags' own defaults
 		{"", knobs{1000, 10, false, 50, 8, 10 * time.Second, false, false, targetHub}},
 	}
@@ -106,10 +108,12 @@ func TestPresetDefaults(t *testing.T) {
 			require.NoError(t, err)
 			assert.Equal(t, tt.want, of(cfg))
 			assert.Equal(t, tt.name, cfg.Preset.name)
+			// "three rounds each"; the others measure once.
+			assert.Equal(t, map[bool]int{true: 3, false: 1}[tt.name == "wait"], cfg.Rounds)
 			// Nothing else moves.
 			rest, base := cfg, defaultConfig()
 			rest.Conns, rest.Channels, rest.UserChannels, rest.Rate, rest.Publishers, rest.Duration = base.Conns, base.Channels, base.UserChannels, base.Rate, base.Publishers, base.Duration
-			rest.Start, rest.Redis, rest.Target, rest.Preset, base.Preset = base.Start, base.Redis, base.Target, preset{}, preset{}
+			rest.Start, rest.Redis, rest.Target, rest.Rounds, rest.Preset, base.Preset = base.Start, base.Redis, base.Target, base.Rounds, preset{}, preset{}
 			assert.Equal(t, base, rest)
 		})
 	}

@@ -6,7 +6,10 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
+
+	"github.com/HdrHistogram/hdrhistogram-go"
 
 	"github.com/imhub/imhub/internal/hubload"
 )
@@ -39,6 +42,33 @@ func newPublisher(cfg Config, base string) *publisher {
 	}
 	p.NewSender = hubload.Shared(s)
 	return p
+}
+
+// answerTimes is how long the server took to answer each message it
+// accepted, from the send to the answer: for the hub, how long an IM
+// backend waits for its callback's acknowledgement. Its senders record
+// into it at once.
+type answerTimes struct {
+	mu sync.Mutex
+	h  *hdrhistogram.Histogram
+}
+
+func newAnswerTimes() *answerTimes { return &answerTimes{h: newLatencyHistogram()} }
+
+// record is of a message answered took after it was sent.
+func (a *answerTimes) record(took time.Duration) {
+	us := max(took.Microseconds(), 1)
+	a.mu.Lock()
+	_ = a.h.RecordValue(us) // not beyond a minute: the senders give up after 10 s
+	a.mu.Unlock()
+}
+
+// quantiles are the p50 and p99 of what was recorded, in milliseconds;
+// 0 for none.
+func (a *answerTimes) quantiles() (p50, p99 float64) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return ms(a.h.ValueAtQuantile(50)), ms(a.h.ValueAtQuantile(99))
 }
 
 // floorSender is one sender to the floor, on a connection of its own.

@@ -7,17 +7,24 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"syscall"
 	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/imhub/imhub/internal/redisprobe"
 )
 
 // StartRedis starts redis-server on the unix socket sock, without
 // persistence (a restart loses every key, as a Redis without a replica
 // does), with dir as its working directory, and waits until it listens.
-// It dies with the calling process.
-func StartRedis(ctx context.Context, dir, sock string) (*exec.Cmd, error) {
-	cmd := exec.Command("redis-server", "--port", "0", "--unixsocket", sock, "--unixsocketperm", "700",
-		"--save", "", "--appendonly", "no", "--dir", dir, "--loglevel", "warning")
+// It dies with the calling process. More are more of redis-server's
+// arguments, which win over these: "--port", "6380".
+func StartRedis(ctx context.Context, dir, sock string, more ...string) (*exec.Cmd, error) {
+	args := []string{"--port", "0", "--unixsocket", sock, "--unixsocketperm", "700",
+		"--save", "", "--appendonly", "no", "--dir", dir, "--loglevel", "warning"}
+	cmd := exec.Command("redis-server", append(args, more...)...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start redis-server (apt-get install redis-server): %w", err)
@@ -36,18 +43,76 @@ func StartRedis(ctx context.Context, dir, sock string) (*exec.Cmd, error) {
 	}
 }
 
+// StartReplicatedRedis starts a Redis primary on the unix socket sock, as
+// StartRedis does, and a replica of it with dir's subdirectory replica as
+// its working directory, and waits until the replica has synced and
+// confirms the primary's writes: from then on what a WAIT on the primary
+// counts is on the replica too. The primary also listens on a loopback
+// port, for its replica. Both die with the calling process; on an error
+// neither is left running.
+func StartReplicatedRedis(ctx context.Context, dir, sock string) (primary, replica *exec.Cmd, err error) {
+	addr, err := FreeAddr()
+	if err != nil {
+		return nil, nil, err
+	}
+	host, port, _ := net.SplitHostPort(addr)
+	// The replica syncs at once, not after the 5 s a primary waits by
+	// default for more replicas to share the transfer.
+	primary, err = StartRedis(ctx, dir, sock, "--port", port, "--bind", host, "--repl-diskless-sync-delay", "0")
+	if err != nil {
+		return nil, nil, fmt.Errorf("the primary: %w", err)
+	}
+	replicaDir := filepath.Join(dir, "replica")
+	if err = os.Mkdir(replicaDir, 0o700); err == nil {
+		replica, err = StartRedis(ctx, replicaDir, filepath.Join(replicaDir, "redis.sock"), "--replicaof", host, port)
+	}
+	if err == nil {
+		err = waitReplica(ctx, sock, filepath.Join(replicaDir, "redis.sock"))
+	}
+	if err != nil {
+		if replica != nil {
+			Stop(replica)
+		}
+		Stop(primary)
+		return nil, nil, fmt.Errorf("the replica: %w", err)
+	}
+	return primary, replica, nil
+}
+
+// waitReplica waits until the replica on replicaSock has synced with the
+// primary on primarySock, and the primary counts it in a WAIT.
+func waitReplica(ctx context.Context, primarySock, replicaSock string) error {
+	p := redis.NewClient(&redis.Options{Network: "unix", Addr: primarySock})
+	defer p.Close()
+	r := redis.NewClient(&redis.Options{Network: "unix", Addr: replicaSock})
+	defer r.Close()
+	if err := redisprobe.WaitSynced(ctx, r); err != nil {
+		return err
+	}
+	return redisprobe.WaitConfirms(ctx, p, "hubload:sync")
+}
+
+// FreeAddr is a loopback address whose port was free a moment ago, for a
+// server a run starts.
+func FreeAddr() (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", fmt.Errorf("find a free loopback port: %w", err)
+	}
+	defer ln.Close()
+	return ln.Addr().String(), nil
+}
+
 // StartHub starts the hub binary bin with args and -addr on a free
 // loopback port, its output in logPath, and waits until it is ready; it
 // returns the process and the hub's base URL. A hub that does not become
 // ready is stopped, and the error carries its log. It dies with the
 // calling process.
 func StartHub(ctx context.Context, bin string, args []string, logPath string) (*exec.Cmd, string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	addr, err := FreeAddr()
 	if err != nil {
 		return nil, "", err
 	}
-	addr := ln.Addr().String()
-	ln.Close()
 	log, err := os.Create(logPath)
 	if err != nil {
 		return nil, "", err

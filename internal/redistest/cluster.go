@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/imhub/imhub/internal/redisprobe"
 )
 
 // Cluster is a real Redis Cluster on loopback ports, made with redis-cli
@@ -386,22 +388,9 @@ func CommandMicros(t testing.TB, s *Server, cmd string) (usec, calls int) {
 // commandstats (calls, usec, …), none if it never ran.
 func commandStat(t testing.TB, s *Server, cmd string) map[string]int {
 	t.Helper()
-	info, err := s.Client().Info(context.Background(), "commandstats").Result()
+	st, err := redisprobe.CommandStat(context.Background(), s.Client(), cmd)
 	if err != nil {
-		t.Fatalf("INFO commandstats: %v", err)
+		t.Fatalf("redistest: %v", err)
 	}
-	out := map[string]int{}
-	for _, line := range strings.Split(info, "\n") {
-		rest, ok := strings.CutPrefix(strings.TrimSpace(line), "cmdstat_"+cmd+":")
-		if !ok {
-			continue
-		}
-		for _, kv := range strings.Split(rest, ",") {
-			k, v, _ := strings.Cut(kv, "=")
-			if n, err := strconv.Atoi(v); err == nil {
-				out[k] = n
-			}
-		}
-	}
-	return out
+	return st
 }

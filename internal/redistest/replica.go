@@ -4,9 +4,8 @@ import (
 	"context"
 	"strings"
 	"testing"
-	"time"
 
-	"github.com/redis/go-redis/v9"
+	"github.com/imhub/imhub/internal/redisprobe"
 )
 
 // StartReplicated starts a primary and a replica of it, each on a loopback
@@ -39,24 +38,8 @@ func (s *Server) WaitReplicaOnline() {
 // serve: on a cluster, a key of one of its slots. The key is deleted.
 func (s *Server) WaitReplicaOnlineFor(key string) {
 	s.t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	c := s.Client()
-	ctx := context.Background()
-	for {
-		var wait *redis.IntCmd
-		_, err := c.Pipelined(ctx, func(p redis.Pipeliner) error {
-			p.Set(ctx, key, "1", 0)
-			p.Del(ctx, key)
-			wait = redis.NewIntCmd(ctx, "wait", 1, 100)
-			return p.Process(ctx, wait)
-		})
-		if err == nil && wait.Val() >= 1 {
-			return
-		}
-		if time.Now().After(deadline) {
-			s.t.Fatalf("redistest: no replica of %s confirmed a write within 30s: %v", s.Addr(), err)
-		}
-		time.Sleep(20 * time.Millisecond)
+	if err := redisprobe.WaitConfirms(context.Background(), s.Client(), key); err != nil {
+		s.t.Fatalf("redistest: primary %s: %v", s.Addr(), err)
 	}
 }
 
@@ -86,17 +69,8 @@ func StartSentinel(t testing.TB, primary *Server, name string) *Server {
 // has loaded the primary's data set.
 func (s *Server) WaitSynced() {
 	s.t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	c := s.Client()
-	for {
-		info, err := c.Info(context.Background(), "replication").Result()
-		if err == nil && strings.Contains(info, "master_link_status:up") && !strings.Contains(info, "master_sync_in_progress:1") {
-			return
-		}
-		if time.Now().After(deadline) {
-			s.t.Fatalf("redistest: replica %s not synced after 30s: %v\n%s", s.Addr(), err, info)
-		}
-		time.Sleep(20 * time.Millisecond)
+	if err := redisprobe.WaitSynced(context.Background(), s.Client()); err != nil {
+		s.t.Fatalf("redistest: replica %s: %v", s.Addr(), err)
 	}
 }
 
