@@ -58,7 +58,7 @@ func (l redisLogger) Printf(ctx context.Context, format string, v ...any) {
 // newBroker returns the in-process broker, or the Redis one when cfg names a
 // Redis server.
 func newBroker(cfg Config, log *slog.Logger) (broker.Broker, error) {
-	bc := broker.Config{DedupeWindow: cfg.DedupeWindow, HistorySize: cfg.HistorySize, HistoryTTL: cfg.HistoryTTL, HistoryHold: cfg.HistoryHold}
+	bc := cfg.brokerConfig
 	if cfg.Redis == "" {
 		return broker.NewMemory(bc), nil
 	}
@@ -113,27 +113,13 @@ func run(ctx context.Context, cfg Config, stdout io.Writer, log *slog.Logger) er
 		return err
 	}
 	defer sapi.close(log)
-	node := hub.New(hub.Config{
-		Node:           cfg.Node,
-		MaxConns:       cfg.MaxConns,
-		MaxConnsPerIP:  cfg.MaxConnsPerIP,
-		MaxSubs:        cfg.MaxSubs,
-		MaxFrame:       cfg.MaxFrame,
-		SendQueue:      cfg.SendQueue,
-		SendQueueBytes: cfg.SendQueueBytes,
-		ClientRate:     cfg.ClientRate,
-		ClientBurst:    cfg.ClientBurst,
-		PingInterval:   cfg.PingInterval,
-		WriteTimeout:   cfg.WriteTimeout,
-		AllowedOrigins: allowedOrigins(cfg),
-		Compression:    cfg.Compression,
-		Presence:       sapi.presence,
-		Revocations:    sapi.revocations,
-		// The other choice, "open", is checked by validateAPI.
-		RefuseUnchecked: cfg.API.RevocationCheck == "closed",
-		Logger:          log,
-		Metrics:         hub.NewMetrics(reg),
-	}, b, verifier)
+	hc := cfg.Config
+	hc.AllowedOrigins = allowedOrigins(cfg)
+	hc.Presence, hc.Revocations = sapi.presence, sapi.revocations
+	// The other choice, "open", is checked by validateAPI.
+	hc.RefuseUnchecked = cfg.API.RevocationCheck == "closed"
+	hc.Logger, hc.Metrics = log, hub.NewMetrics(reg)
+	node := hub.New(hc, b, verifier)
 	sapi.setHub(node, log)
 
 	var publisher callback.Publisher = b
@@ -169,18 +155,13 @@ func run(ctx context.Context, cfg Config, stdout io.Writer, log *slog.Logger) er
 		mux.Handle("GET /dev/token", devCORS(devTokenHandler(cfg, devSecret)))
 	}
 	cbMetrics := callback.NewMetrics(reg)
+	cc := cfg.callbackConfig
+	cc.Logger, cc.Metrics, cc.Forward = log, cbMetrics, fwd.handler()
 	mux.Handle("/im/callback", callback.Allow(callback.AllowConfig{
 		Allowed: cfg.CallbackAllow,
 		Logger:  log,
 		Metrics: cbMetrics,
-	}, callback.NewHandler(callback.Config{
-		Apps:           cfg.Apps,
-		MaxBody:        cfg.MaxBody,
-		PublishTimeout: publishTimeout,
-		Logger:         log,
-		Metrics:        cbMetrics,
-		Forward:        fwd.handler(),
-	}, publisher)))
+	}, callback.NewHandler(cc, publisher)))
 	mux.Handle("/api/", sapi.handler)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		fmt.Fprintln(w, "ok")
@@ -289,10 +270,6 @@ func run(ctx context.Context, cfg Config, stdout io.Writer, log *slog.Logger) er
 	return nil
 }
 
-// publishTimeout bounds a callback's publish, the longest a handler of
-// the server takes before it answers.
-const publishTimeout = 5 * time.Second
-
 // maxHeaderBytes bounds a request's line and headers. The largest that
 // are expected, a WebSocket upgrade with a JWT in the query or
 // Authorization header, take a few KiB.
@@ -309,7 +286,9 @@ const maxHeaderBytes = 64 << 10
 // it is upgraded: the hub's hijacker clears the read deadline.
 //
 // WriteTimeout bounds the writing of an answer, from the end of its
-// request's headers: room for the body, the handler and the write itself.
+// request's headers: room for the body, the handler (a callback's
+// publish, the longest a handler takes before it answers) and the write
+// itself.
 // Without it a client that reads no answers (one that pipelines requests
 // for the dashboard's files, say) holds its connection and goroutine for
 // ever. A WebSocket sets a deadline of its own before each write.
@@ -319,7 +298,7 @@ func newServer(cfg Config, handler http.Handler, log *slog.Logger) (*http.Server
 		Handler:           resolver.Handler(handler),
 		ReadHeaderTimeout: min(10*time.Second, cfg.ReadTimeout),
 		ReadTimeout:       cfg.ReadTimeout,
-		WriteTimeout:      cfg.ReadTimeout + publishTimeout + cfg.WriteTimeout,
+		WriteTimeout:      cfg.ReadTimeout + cfg.PublishTimeout + cfg.WriteTimeout,
 		MaxHeaderBytes:    maxHeaderBytes,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
