@@ -27,16 +27,16 @@ type subConn struct {
 	addr    string // "" for the only connection of a non-cluster Redis
 	sharded bool
 	up      atomic.Bool // the connection is live and its channels subscribed
-	// repair asks for HandleReconnect when the connection is next up: it
-	// was given channels moved from another shard before it could
-	// confirm them.
-	repair atomic.Bool
-	// repairDue asks receive for HandleReconnect now: the channels moved
+	// repairWhenUp asks for HandleReconnect when the connection is first
+	// up: it was given channels moved from another shard before it was.
+	// Every later restoration repairs anyway.
+	repairWhenUp atomic.Bool
+	// repairNow asks receive for HandleReconnect now: the channels moved
 	// here that a shard was slow to confirm are all confirmed.
-	repairDue atomic.Bool
-	// broken: a command could not be written. go-redis then connects
+	repairNow atomic.Bool
+	// writeFailed: a command could not be written. go-redis then connects
 	// again by itself, and receive must subscribe everything again.
-	broken atomic.Bool
+	writeFailed atomic.Bool
 
 	// sendMu orders the (un)subscribe commands written on the connection
 	// with the record of what it should carry: see send.
@@ -50,11 +50,11 @@ type subConn struct {
 	// refused (a slot that moved, a missing permission) or is on its way.
 	channels  map[string]time.Time
 	confirmed map[string]bool
-	// repairOn are channels moved here and not yet confirmed when the
-	// move gave up waiting: once they are, repairDue is set.
-	repairOn map[string]bool
-	pongs    map[string]chan struct{} // PING payload -> sync call awaiting it
-	shut     bool
+	// unconfirmedMoves are channels moved here and not yet confirmed when
+	// the move gave up waiting: once they all are, repairNow is set.
+	unconfirmedMoves map[string]bool
+	pongs            map[string]chan struct{} // PING payload -> sync call awaiting it
+	shut             bool
 
 	closed chan struct{}      // closed by close
 	stop   context.CancelFunc // ends receive; nil until started
@@ -64,12 +64,12 @@ type subConn struct {
 func newSubConn(r *Redis, client *redis.Client, addr string, sharded bool) *subConn {
 	sc := &subConn{
 		r: r, client: client, addr: addr, sharded: sharded,
-		channels:  make(map[string]time.Time),
-		confirmed: make(map[string]bool),
-		repairOn:  make(map[string]bool),
-		pongs:     make(map[string]chan struct{}),
-		closed:    make(chan struct{}),
-		done:      make(chan struct{}),
+		channels:         make(map[string]time.Time),
+		confirmed:        make(map[string]bool),
+		unconfirmedMoves: make(map[string]bool),
+		pongs:            make(map[string]chan struct{}),
+		closed:           make(chan struct{}),
+		done:             make(chan struct{}),
 	}
 	sc.ps = sc.open()
 	return sc
@@ -109,8 +109,8 @@ func (sc *subConn) close() error {
 	return sc.ps.Close()
 }
 
-// busy reports whether a sync call waits on the connection.
-func (sc *subConn) busy() bool {
+// syncPending reports whether a sync call waits on the connection.
+func (sc *subConn) syncPending() bool {
 	sc.mu.Lock()
 	defer sc.mu.Unlock()
 	return len(sc.pongs) > 0
@@ -146,7 +146,7 @@ func (sc *subConn) send(ctx context.Context, name string, subscribe bool) {
 		err = ps.Unsubscribe(ctx, name)
 	}
 	if err != nil && ctx.Err() == nil {
-		sc.broken.Store(true)
+		sc.writeFailed.Store(true)
 	}
 }
 
@@ -162,29 +162,30 @@ func (sc *subConn) forget(name string) {
 	sc.mu.Lock()
 	delete(sc.channels, name)
 	delete(sc.confirmed, name)
-	sc.settleLocked(name)
+	sc.settleMoveLocked(name)
 	sc.mu.Unlock()
 }
 
-// awaitRepair notes the names moved here that the shard has not confirmed
-// yet: once it has confirmed them all, receive repairs from history.
-func (sc *subConn) awaitRepair(names []string) {
+// repairOnceConfirmed notes the names moved here that the shard has not
+// confirmed yet: once it has confirmed them all, receive repairs from
+// history.
+func (sc *subConn) repairOnceConfirmed(names []string) {
 	sc.mu.Lock()
 	defer sc.mu.Unlock()
 	for _, n := range names {
 		if _, ok := sc.channels[n]; ok && !sc.confirmed[n] {
-			sc.repairOn[n] = true
+			sc.unconfirmedMoves[n] = true
 		}
 	}
 }
 
-// settleLocked takes name off repairOn; the last one off makes the repair
-// due.
-func (sc *subConn) settleLocked(name string) {
-	if sc.repairOn[name] {
-		delete(sc.repairOn, name)
-		if len(sc.repairOn) == 0 {
-			sc.repairDue.Store(true)
+// settleMoveLocked takes name off unconfirmedMoves, confirmed or no longer
+// wanted; the last one off asks for the repair now.
+func (sc *subConn) settleMoveLocked(name string) {
+	if sc.unconfirmedMoves[name] {
+		delete(sc.unconfirmedMoves, name)
+		if len(sc.unconfirmedMoves) == 0 {
+			sc.repairNow.Store(true)
 		}
 	}
 }
@@ -430,10 +431,10 @@ func (sc *subConn) receive(ctx context.Context, h Handler) {
 		lost, sent, awaiting = true, false, false
 	}
 	for ctx.Err() == nil {
-		if sc.repairDue.Swap(false) {
+		if sc.repairNow.Swap(false) {
 			h.HandleReconnect()
 		}
-		if sc.broken.Swap(false) {
+		if sc.writeFailed.Swap(false) {
 			markLost(errors.New("a command could not be written"))
 		}
 		sc.mu.Lock()
@@ -525,7 +526,7 @@ func (sc *subConn) receive(ctx context.Context, h Handler) {
 				lost, backoff = false, 0
 				sc.up.Store(true)
 				rs.restored = time.Now()
-				repair := !first || sc.repair.Swap(false)
+				repair := !first || sc.repairWhenUp.Swap(false)
 				if repair {
 					// The repair starts now, and again once the node
 					// serves if it does not yet.
@@ -573,7 +574,7 @@ func (sc *subConn) confirm(ctx context.Context, m *redis.Subscription) {
 	switch {
 	case subscribed && wanted:
 		sc.confirmed[m.Channel] = true
-		sc.settleLocked(m.Channel)
+		sc.settleMoveLocked(m.Channel)
 	case !subscribed:
 		delete(sc.confirmed, m.Channel)
 	}
