@@ -3,6 +3,7 @@ package broker
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -362,17 +363,8 @@ func (sc *subConn) serves(ctx context.Context) error {
 	return nil
 }
 
-// resume times the steps of bringing a lost connection back, for the log:
-// where the seconds of an outage go.
-type resume struct {
-	lost     time.Time // the loss was noticed
-	redialed time.Time // the connection was made again and the channels sent
-	attempts int       // redials tried
-	restored time.Time // the PONG after the channels: all of them confirmed
-	channels int
-}
-
-// receive reads the connection until ctx is done.
+// receive reads the connection until ctx is done, and moves its subLink
+// on with what it reads.
 //
 // After the connection is lost, go-redis dials again on the next call and
 // resubscribe subscribes every channel. The PING sent after that is
@@ -381,178 +373,161 @@ type resume struct {
 // If the node does not serve reads yet at that moment (a cluster primary
 // that has just restarted), the repair is asked for again once it does.
 func (sc *subConn) receive(ctx context.Context, h Handler) {
-	log := sc.r.log.With("node", sc.addr)
-	lost, backoff := true, time.Duration(0)
-	first := true     // nothing to repair on the first connection, unless asked
-	awaiting := false // a health PING is unanswered
-	// sent: resubscribe and its PING went out on this connection. Their
-	// answers come one by one, and the connection is restored only with
-	// the PONG: until then nothing is sent again.
-	sent := false
-	// serving: the node served reads when last asked. While it does not,
-	// the read below waits only servingPoll between asking again.
-	serving := true
-	quiet := time.Now() // the last sign of life, or the last health PING
-	var rs resume
-	var lastCheck time.Time
-	// checkServing asks the node, every servingPoll while it does not
-	// serve, whether it does now; when it does, the repair is asked for
-	// again.
-	checkServing := func() {
-		if serving || lost || time.Since(lastCheck) < servingPoll {
-			return
-		}
-		lastCheck = time.Now()
-		if sc.serves(ctx) == nil {
-			serving = true
-			log.Info("redis node serves again; filling gaps from history", "after_restored", time.Since(rs.restored).Round(time.Millisecond).String())
-			h.HandleReconnect()
-		}
-	}
-	// refusedNow: a command of the batch sent to restore the connection
-	// was refused because the server does not serve yet.
-	refusedNow := false
-	// retryBatch sends the restoring batch again after a backoff: once
-	// per batch, not once per refusal, so that a refusal of each of many
-	// channels does not pile batches up on the connection.
-	retryBatch := func() {
-		refusedNow, sent, awaiting = false, false, false
-		backoff = nextBackoff(backoff)
-		retry.Sleep(ctx, backoff)
-	}
-	markLost := func(err error) {
-		refusedNow = false
-		if !lost {
-			log.Warn("redis subscription connection lost", "err", err)
-			sc.up.Store(false)
-			rs = resume{lost: time.Now()}
-		}
-		sc.r.poke()
-		lost, sent, awaiting = true, false, false
-	}
+	rc := &receiver{sc: sc, h: h, log: sc.r.log.With("node", sc.addr), link: newSubLink()}
 	for ctx.Err() == nil {
 		if sc.repairNow.Swap(false) {
 			h.HandleReconnect()
 		}
 		if sc.writeFailed.Swap(false) {
-			markLost(errors.New("a command could not be written"))
+			rc.lose(errors.New("a command could not be written"))
 		}
 		sc.mu.Lock()
 		ps := sc.ps
 		sc.mu.Unlock()
-		if lost && !sent {
-			rs.attempts++
-			err := sc.resubscribe(ctx, ps)
-			if err == nil {
-				err = ps.Ping(ctx, healthPing)
-			}
-			if err != nil {
-				sc.r.poke()
-				backoff = nextBackoff(backoff)
-				retry.Sleep(ctx, backoff)
-				continue
-			}
-			sent, awaiting = true, true
-			rs.redialed, rs.channels = time.Now(), sc.count()
-			quiet = time.Now()
+		if rc.link.phase == linkDown && !rc.sendBatch(ctx, ps) {
+			continue
 		}
-		wait := sc.r.cfg.PingInterval
-		if !serving || refusedNow {
-			wait = servingPoll
-		}
-		msg, err := ps.ReceiveTimeout(ctx, wait)
-		if err != nil && refused(err) {
-			log.Debug("redis subscription command refused", "err", err)
+		msg, err := ps.ReceiveTimeout(ctx, rc.link.readWait(sc.r.cfg.PingInterval))
+		switch {
+		case err == nil:
+			rc.received(ctx, msg)
+		case refused(err):
+			rc.log.Debug("redis subscription command refused", "err", err)
 			sc.r.poke()
-			continue
-		}
-		if err != nil && notServing(err) {
-			// The server is back but not serving yet. The rest of the
-			// batch's answers are read first; then it is all sent again,
-			// once, after a backoff (see below).
-			log.Debug("redis subscription command refused for now", "err", err)
-			if lost {
-				refusedNow = true
-			}
-			continue
-		}
-		if err != nil {
-			if ctx.Err() != nil {
-				return
-			}
-			var nerr interface{ Timeout() bool }
-			timeout := errors.As(err, &nerr) && nerr.Timeout()
-			if timeout && lost && refusedNow {
-				// The batch's answers have stopped coming (its PING may
-				// have been refused too, as while loading): again.
-				retryBatch()
-				continue
-			}
-			checkServing()
-			if timeout && time.Since(quiet) < sc.r.cfg.PingInterval {
-				continue
-			}
-			switch {
-			case timeout && !awaiting:
-				// Quiet connection: prove it alive.
-				if err := ps.Ping(ctx, healthPing); err == nil {
-					awaiting = true
-					quiet = time.Now()
-					continue
-				}
-			case timeout:
-				err = errors.New("PING unanswered")
-				sc.renew()
-			}
-			markLost(err)
-			backoff = nextBackoff(backoff)
-			retry.Sleep(ctx, backoff)
-			continue
-		}
-		awaiting = false // anything received proves the connection alive
-		quiet = time.Now()
-		// Publications may flow on other channels before the node serves
-		// reads: the check does not wait for a quiet moment.
-		checkServing()
-		switch m := msg.(type) {
-		case *redis.Pong:
-			if m.Payload != healthPing {
-				sc.pong(m.Payload)
-			} else if lost && refusedNow {
-				retryBatch()
-			} else if lost {
-				// Only the PING sent after resubscribe proves every
-				// channel subscribed again.
-				lost, backoff = false, 0
-				sc.up.Store(true)
-				rs.restored = time.Now()
-				repair := !first || sc.repairWhenUp.Swap(false)
-				if repair {
-					// The repair starts now, and again once the node
-					// serves if it does not yet.
-					h.HandleReconnect()
-					serving = sc.serves(ctx) == nil
-				}
-				if !first {
-					log.Info("redis subscription connection restored",
-						"down", rs.restored.Sub(rs.lost).Round(time.Millisecond).String(),
-						"redials", rs.attempts,
-						"resubscribe", rs.restored.Sub(rs.redialed).Round(time.Millisecond).String(),
-						"channels", rs.channels,
-						"serving", serving)
-				}
-				first = false
-			}
-		case *redis.Message:
-			if pub, ok := sc.r.parse(m); ok {
-				h.HandlePublication(pub)
-			} else {
-				log.Error("malformed publication", "channel", m.Channel)
-			}
-		case *redis.Subscription:
-			sc.confirm(ctx, m)
+		case notServing(err):
+			// The server is back but not serving yet: see
+			// linkRefusedForNow.
+			rc.log.Debug("redis subscription command refused for now", "err", err)
+			rc.link.refusedForNow()
+		case ctx.Err() != nil:
+			return
+		default:
+			rc.readFailed(ctx, ps, err)
 		}
 	}
+}
+
+// receiver is one run of receive: what it acts on, and where the
+// connection stands.
+type receiver struct {
+	sc   *subConn
+	h    Handler
+	log  *slog.Logger
+	link subLink
+}
+
+// sendBatch sends what restores the connection: every channel, then a
+// PING. It reports whether that went out; if not, it has waited a backoff.
+func (rc *receiver) sendBatch(ctx context.Context, ps *redis.PubSub) bool {
+	rc.link.redialing()
+	err := rc.sc.resubscribe(ctx, ps)
+	if err == nil {
+		err = ps.Ping(ctx, healthPing)
+	}
+	if err != nil {
+		rc.sc.r.poke()
+		retry.Sleep(ctx, rc.link.backOff())
+		return false
+	}
+	rc.link.resubscribed(time.Now(), rc.sc.count())
+	return true
+}
+
+// received handles what the connection brought.
+func (rc *receiver) received(ctx context.Context, msg any) {
+	rc.link.heard(time.Now())
+	// Publications may flow on other channels before the node serves
+	// reads: the check does not wait for a quiet moment.
+	rc.checkServing(ctx)
+	switch m := msg.(type) {
+	case *redis.Pong:
+		if m.Payload != healthPing {
+			rc.sc.pong(m.Payload)
+			return
+		}
+		switch rc.link.healthPong() {
+		case pongRestored:
+			rc.restore(ctx)
+		case pongBatchAgain:
+			retry.Sleep(ctx, rc.link.batchAgain())
+		}
+	case *redis.Message:
+		if pub, ok := rc.sc.r.parse(m); ok {
+			rc.h.HandlePublication(pub)
+		} else {
+			rc.log.Error("malformed publication", "channel", m.Channel)
+		}
+	case *redis.Subscription:
+		rc.sc.confirm(ctx, m)
+	}
+}
+
+// readFailed handles a read that failed with err, a timeout included.
+func (rc *receiver) readFailed(ctx context.Context, ps *redis.PubSub, err error) {
+	rc.checkServing(ctx)
+	var nerr interface{ Timeout() bool }
+	if errors.As(err, &nerr) && nerr.Timeout() {
+		switch rc.link.timedOut(time.Now(), rc.sc.r.cfg.PingInterval) {
+		case silenceBatchDone:
+			retry.Sleep(ctx, rc.link.batchAgain())
+			return
+		case silenceShort:
+			return
+		case silencePingDue:
+			if ps.Ping(ctx, healthPing) == nil {
+				rc.link.pingSent(time.Now())
+				return
+			}
+		case silenceUnanswered:
+			err = errors.New("PING unanswered")
+			rc.sc.renew()
+		}
+	}
+	rc.lose(err)
+	retry.Sleep(ctx, rc.link.backOff())
+}
+
+// lose marks the connection lost through err, and tells the cluster's
+// rehome loop, as its channels may be served elsewhere now.
+func (rc *receiver) lose(err error) {
+	if rc.link.lost(time.Now()) {
+		rc.log.Warn("redis subscription connection lost", "err", err)
+		rc.sc.up.Store(false)
+	}
+	rc.sc.r.poke()
+}
+
+// restore marks the connection up again and asks the handler to repair
+// what it missed: after a loss, or on a first connection made for
+// channels moved to it. The repair starts now, and again once the node
+// serves if it does not yet.
+func (rc *receiver) restore(ctx context.Context) {
+	again := rc.link.restored(time.Now())
+	rc.sc.up.Store(true)
+	if again || rc.sc.repairWhenUp.Swap(false) {
+		rc.h.HandleReconnect()
+		rc.link.servingAnswered(rc.sc.serves(ctx) == nil)
+	}
+	if again {
+		t := rc.link.times
+		rc.log.Info("redis subscription connection restored",
+			"down", t.restored.Sub(t.lost).Round(time.Millisecond).String(),
+			"redials", t.attempts,
+			"resubscribe", t.restored.Sub(t.redialed).Round(time.Millisecond).String(),
+			"channels", t.channels,
+			"serving", rc.link.serving)
+	}
+}
+
+// checkServing asks the node, when it is due, whether it serves again;
+// when it does, the repair is asked for again.
+func (rc *receiver) checkServing(ctx context.Context) {
+	if !rc.link.servingCheckDue(time.Now()) || rc.sc.serves(ctx) != nil {
+		return
+	}
+	rc.link.servingAnswered(true)
+	rc.log.Info("redis node serves again; filling gaps from history", "after_restored", time.Since(rc.link.times.restored).Round(time.Millisecond).String())
+	rc.h.HandleReconnect()
 }
 
 // count is how many channels the connection should carry.
