@@ -70,13 +70,20 @@ type Handler struct {
 	log  *slog.Logger
 }
 
+// DefaultConfig returns the settings NewHandler gives the zero fields of
+// a Config that have a default: a 1 MiB body, a 5s publish.
+func DefaultConfig() Config {
+	return Config{MaxBody: 1 << 20, PublishTimeout: 5 * time.Second}
+}
+
 // NewHandler returns a handler that publishes accepted events to pub.
 func NewHandler(cfg Config, pub Publisher) *Handler {
+	d := DefaultConfig()
 	if cfg.MaxBody <= 0 {
-		cfg.MaxBody = 1 << 20
+		cfg.MaxBody = d.MaxBody
 	}
 	if cfg.PublishTimeout <= 0 {
-		cfg.PublishTimeout = 5 * time.Second
+		cfg.PublishTimeout = d.PublishTimeout
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()

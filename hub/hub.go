@@ -79,45 +79,66 @@ type Config struct {
 	Metrics      *Metrics
 }
 
+// DefaultConfig returns the settings New gives the zero fields of a
+// Config, for a caller that shows or starts from them (the hub command's
+// flags do both). Node and ClientBurst are left zero: New derives them,
+// from the host name and from MaxSubs.
+func DefaultConfig() Config {
+	return Config{
+		MaxConns:       100000,
+		MaxConnsPerIP:  1000,
+		MaxSubs:        256,
+		MaxFrame:       64 << 10,
+		SendQueue:      1024,
+		SendQueueBytes: 4 << 20,
+		ClientRate:     50,
+		PingInterval:   25 * time.Second,
+		WriteTimeout:   10 * time.Second,
+		BrokerTimeout:  10 * time.Second,
+		RecheckEvery:   time.Second,
+	}
+}
+
 func (c *Config) setDefaults() {
+	d := DefaultConfig()
 	if c.Node == "" {
 		c.Node, _ = os.Hostname()
 	}
 	if c.MaxConns <= 0 {
-		c.MaxConns = 100000
+		c.MaxConns = d.MaxConns
 	}
 	if c.MaxConnsPerIP <= 0 {
-		c.MaxConnsPerIP = 1000
+		c.MaxConnsPerIP = d.MaxConnsPerIP
 	}
 	if c.MaxSubs <= 0 {
-		c.MaxSubs = 256
+		c.MaxSubs = d.MaxSubs
 	}
 	if c.MaxFrame <= 0 {
-		c.MaxFrame = 64 << 10
+		c.MaxFrame = d.MaxFrame
 	}
 	if c.SendQueue <= 0 {
-		c.SendQueue = 1024
+		c.SendQueue = d.SendQueue
 	}
 	if c.SendQueueBytes <= 0 {
-		c.SendQueueBytes = 4 << 20
+		c.SendQueueBytes = d.SendQueueBytes
 	}
 	if c.ClientRate <= 0 {
-		c.ClientRate = 50
+		c.ClientRate = d.ClientRate
 	}
 	if c.ClientBurst <= 0 {
 		c.ClientBurst = c.MaxSubs + 64
 	}
 	if c.PingInterval <= 0 {
-		c.PingInterval = 25 * time.Second
+		c.PingInterval = d.PingInterval
 	}
 	if c.WriteTimeout <= 0 {
-		c.WriteTimeout = 10 * time.Second
+		c.WriteTimeout = d.WriteTimeout
 	}
 	if c.RecheckEvery <= 0 {
-		c.RecheckEvery = time.Second
+		c.RecheckEvery = d.RecheckEvery
 	}
 	if c.BrokerTimeout <= 0 {
-		c.BrokerTimeout = 10 * time.Second
+		c.BrokerTimeout = d.BrokerTimeout
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()

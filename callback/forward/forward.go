@@ -90,32 +90,48 @@ type Forwarder struct {
 	m       *metrics
 }
 
+// DefaultConfig returns the settings New gives the zero fields of a
+// Config that have a default.
+func DefaultConfig() Config {
+	return Config{
+		Timeout:        1500 * time.Millisecond,
+		MaxAge:         24 * time.Hour,
+		AttemptTimeout: 10 * time.Second,
+		Concurrency:    16,
+		MaxAnswer:      64 << 10,
+		RetryBase:      time.Second,
+		RetryMax:       5 * time.Minute,
+		EnqueueTimeout: time.Second,
+	}
+}
+
 // New returns a forwarder that queues through queue into store; queue nil
 // means straight into store.
 func New(cfg Config, store Store, queue Queue) *Forwarder {
+	d := DefaultConfig()
 	if cfg.Timeout <= 0 {
-		cfg.Timeout = 1500 * time.Millisecond
+		cfg.Timeout = d.Timeout
 	}
 	if cfg.MaxAge <= 0 {
-		cfg.MaxAge = 24 * time.Hour
+		cfg.MaxAge = d.MaxAge
 	}
 	if cfg.AttemptTimeout <= 0 {
-		cfg.AttemptTimeout = 10 * time.Second
+		cfg.AttemptTimeout = d.AttemptTimeout
 	}
 	if cfg.Concurrency <= 0 {
-		cfg.Concurrency = 16
+		cfg.Concurrency = d.Concurrency
 	}
 	if cfg.MaxAnswer <= 0 {
-		cfg.MaxAnswer = 64 << 10
+		cfg.MaxAnswer = d.MaxAnswer
 	}
 	if cfg.RetryBase <= 0 {
-		cfg.RetryBase = time.Second
+		cfg.RetryBase = d.RetryBase
 	}
 	if cfg.RetryMax <= 0 {
-		cfg.RetryMax = 5 * time.Minute
+		cfg.RetryMax = d.RetryMax
 	}
 	if cfg.EnqueueTimeout <= 0 {
-		cfg.EnqueueTimeout = time.Second
+		cfg.EnqueueTimeout = d.EnqueueTimeout
 	}
 	if cfg.Consumer == "" {
 		cfg.Consumer = randomID()

@@ -69,17 +69,24 @@ const promoteEvery = 100 * time.Millisecond
 // Group is the consumer group every replica reads through.
 const Group = "forward"
 
+// DefaultRedisConfig returns the settings NewRedisStore gives the zero
+// fields of a RedisConfig that have a default.
+func DefaultRedisConfig() RedisConfig {
+	return RedisConfig{Prefix: "imhub", ClaimIdle: 30 * time.Second, Block: time.Second}
+}
+
 // NewRedisStore returns a store in the Redis client talks to. The caller
 // closes client.
 func NewRedisStore(client redis.UniversalClient, cfg RedisConfig) *RedisStore {
+	d := DefaultRedisConfig()
 	if cfg.Prefix == "" {
-		cfg.Prefix = "imhub"
+		cfg.Prefix = d.Prefix
 	}
 	if cfg.ClaimIdle <= 0 {
-		cfg.ClaimIdle = 30 * time.Second
+		cfg.ClaimIdle = d.ClaimIdle
 	}
 	if cfg.Block <= 0 {
-		cfg.Block = time.Second
+		cfg.Block = d.Block
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()

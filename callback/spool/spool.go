@@ -108,14 +108,22 @@ const headerSize = 8 // uint32 length, uint32 CRC-32C
 
 var crcTable = crc32.MakeTable(crc32.Castagnoli)
 
+// DefaultConfig returns the sizes and pace Open gives the zero fields of
+// a Config, and the bound a hub gives MaxBytes unless told otherwise:
+// 256 MiB (Open takes a zero MaxBytes as it stands, a spool with no room).
+func DefaultConfig() Config {
+	return Config{MaxBytes: 256 << 20, SegmentBytes: 16 << 20, Retry: 500 * time.Millisecond}
+}
+
 // Open loads the segments in cfg.Dir, left by an earlier run, and returns
 // a spool that publishes to next.
 func Open(cfg Config, next Next) (*Spool, error) {
+	d := DefaultConfig()
 	if cfg.SegmentBytes <= 0 {
-		cfg.SegmentBytes = 16 << 20
+		cfg.SegmentBytes = d.SegmentBytes
 	}
 	if cfg.Retry <= 0 {
-		cfg.Retry = 500 * time.Millisecond
+		cfg.Retry = d.Retry
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()

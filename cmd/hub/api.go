@@ -11,7 +11,6 @@ import (
 	"log/slog"
 	"math"
 	"net/http"
-	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -21,6 +20,7 @@ import (
 
 	"github.com/imhub/imhub/hub"
 	"github.com/imhub/imhub/hub/api"
+	"github.com/imhub/imhub/hub/auth"
 	"github.com/imhub/imhub/hub/broker"
 	"github.com/imhub/imhub/hub/control"
 	"github.com/imhub/imhub/hub/presence"
@@ -39,10 +39,15 @@ type APIConfig struct {
 	// against the revocations (Redis away): "open" lets it in and checks
 	// it once Redis answers; "closed" refuses it (1013).
 	RevocationCheck string
-	// Rate and Burst are each app's quota of requests on this node: a
-	// second on average, and at once. Rate 0 sets none.
-	Rate  float64
-	Burst int
+	// Quota is each app's quota of requests on this node: Rate a second
+	// on average, and Burst at once. Rate 0 sets none.
+	api.Quota
+}
+
+// defaultAPIConfig is APIConfig with the api and presence packages'
+// defaults.
+func defaultAPIConfig() APIConfig {
+	return APIConfig{PresenceTTL: presence.DefaultConfig().TTL, RevocationCheck: "open", Quota: api.DefaultConfig().Quota}
 }
 
 // String hides the keys from anything that prints a Config.
@@ -56,14 +61,14 @@ const minAPIKeyLen = 16
 
 func apiFlags(fs *flag.FlagSet, c *APIConfig) {
 	fs.StringVar(&c.Spec, "api-keys", "", "server API keys, comma-separated: `SdkAppid:key`,… (at least 16 characters: openssl rand -hex 24); empty = no server API (with -dev: a demo key, printed)")
-	fs.StringVar(&c.RevocationCheck, "revocation-check", "open", "a connect whose token cannot be checked against the server API's revocations, Redis not answering: "+
+	fs.StringVar(&c.RevocationCheck, "revocation-check", c.RevocationCheck, "a connect whose token cannot be checked against the server API's revocations, Redis not answering: "+
 		"open = let it in, and close it with 4010 once Redis answers if it was revoked; closed = refuse it with 1013 (try again later)")
-	fs.Float64Var(&c.Rate, "api-rate", 100, "server API requests a second each app may make on average, on this node (429 with Retry-After beyond; 0 = no limit); "+
+	fs.Float64Var(&c.Rate, "api-rate", c.Rate, "server API requests a second each app may make on average, on this node (429 with Retry-After beyond; 0 = no limit); "+
 		"N nodes behind a load balancer allow N times as much. 100 is well above a backend's own notifications, and bounds what a leaked key costs Redis: "+
 		"each fresh channel published to holds about 5 KB for 10 minutes and 240 bytes for 24 hours, so 100 a second hold some 300 MB, not the 14 GB of 4,800 a second (README)")
-	fs.IntVar(&c.Burst, "api-burst", 1000, "server API requests each app may make at once on this node, before -api-rate paces them: "+
+	fs.IntVar(&c.Burst, "api-burst", c.Burst, "server API requests each app may make at once on this node, before -api-rate paces them: "+
 		"a backend's batch, such as a notice to each member of a large group, goes through at once; 1000 fresh channels cost Redis some 5 MB")
-	fs.DurationVar(&c.PresenceTTL, "presence-ttl", 25*time.Second, "how long a node that stopped (killed, or cut off from Redis) still counts in presence, 3s to 30s; it heartbeats every third of it")
+	fs.DurationVar(&c.PresenceTTL, "presence-ttl", c.PresenceTTL, "how long a node that stopped (killed, or cut off from Redis) still counts in presence, 3s to 30s; it heartbeats every third of it")
 }
 
 // validateAPI parses -api-keys against the configured apps.
@@ -150,13 +155,9 @@ func newServerAPI(cfg Config, log *slog.Logger, pub api.Publisher, reg prometheu
 		}
 		s.client = c
 	}
-	name := cfg.Node
-	if name == "" {
-		name, _ = os.Hostname()
-	}
-	s.presence = presence.New(presence.Config{Client: s.client, Node: name, TTL: cfg.API.PresenceTTL, Logger: log})
+	s.presence = presence.New(presence.Config{Client: s.client, Node: cfg.Node, TTL: cfg.API.PresenceTTL, Logger: log})
 	s.revocations = control.NewRevocations(control.RevocationsConfig{
-		Client: s.client, MaxTTL: cfg.JWTMaxTTL, Leeway: 5 * time.Second, Logger: log,
+		Client: s.client, MaxTTL: cfg.JWTMaxTTL, Leeway: auth.DefaultLeeway, Logger: log,
 	})
 	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "imhub_revocations_remembered",
@@ -171,8 +172,8 @@ func newServerAPI(cfg Config, log *slog.Logger, pub api.Publisher, reg prometheu
 		s.handler = api.New(api.Config{
 			Keys:        cfg.API.Keys,
 			MaxBody:     cfg.MaxBody,
-			Timeout:     publishTimeout,
-			Quota:       api.Quota{Rate: cfg.API.Rate, Burst: cfg.API.Burst},
+			Timeout:     cfg.PublishTimeout,
+			Quota:       cfg.API.Quota,
 			Publisher:   pub,
 			Presence:    s.presence,
 			Bus:         busFunc(func(ctx context.Context, c control.Command) error { return s.bus.Publish(ctx, c) }),

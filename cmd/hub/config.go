@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/imhub/imhub/callback"
+	"github.com/imhub/imhub/callback/spool"
+	"github.com/imhub/imhub/hub"
 	"github.com/imhub/imhub/hub/auth"
 	"github.com/imhub/imhub/hub/broker"
 	"github.com/imhub/imhub/internal/clientaddr"
@@ -25,42 +27,42 @@ const DemoApp = "1400000000"
 
 // Config is everything the hub is configured with. Its zero value is not
 // useful: parseConfig fills in the defaults and validates.
+//
+// The settings a part takes as they are come in that part's own config,
+// embedded with its package's defaults: hub.Config the sessions'
+// (-max-conns*, -max-subs, -max-frame, -send-queue*, -client-*,
+// -ping-interval, -write-timeout, -node, -allowed-origins, -compression),
+// broker.Config the history's (-dedupe-window, -history-*) and
+// callback.Config the callbacks' (-apps, -max-body). wire fills in what no
+// flag sets there: the hub's presence, revocations, logger and metrics,
+// the callback handler's. The fields of Config itself are the binary's
+// alone, or are given to parts under other names.
 type Config struct {
-	Addr           string
-	Redis          string
-	RedisCA        string
-	RedisWait      broker.WaitConfig
-	Apps           []callback.App
-	JWTSecret      string
-	JWTPublicKey   string
-	JWTJWKSURL     string
-	JWTMaxTTL      time.Duration
-	JWTAudience    string
-	JWTIssuer      string
-	Dev            bool
-	LogLevel       slog.Level
-	LogFormat      string
-	MaxBody        int64
-	DedupeWindow   time.Duration
-	HistorySize    int
-	HistoryTTL     time.Duration
-	HistoryHold    time.Duration
-	SpoolDir       string // resolved: empty = no spool (-spool-dir off)
-	SpoolMaxBytes  int64
-	MaxConns       int
-	MaxSubs        int
-	MaxFrame       int64
-	SendQueue      int
-	SendQueueBytes int64
-	ClientRate     float64
-	ClientBurst    int
-	PingInterval   time.Duration
-	WriteTimeout   time.Duration
-	AllowedOrigins []string
-	Compression    bool
-	Drain          time.Duration
-	DebugAddr      string
-	Node           string
+	hub.Config
+	brokerConfig
+	// callbackConfig's Forward, the callback handler's forwarder, is set
+	// by wire; Config.Forward, which hides it, is -forward and its flags.
+	callbackConfig
+
+	Addr         string
+	Redis        string
+	RedisCA      string
+	RedisWait    broker.WaitConfig
+	JWTSecret    string
+	JWTPublicKey string
+	JWTJWKSURL   string
+	JWTMaxTTL    time.Duration
+	JWTAudience  string
+	JWTIssuer    string
+	Dev          bool
+	LogLevel     slog.Level
+	LogFormat    string
+	// SpoolDir and SpoolMaxBytes are the callbacks' spool and, in its
+	// "forward" folder, the forwards' (forward.go).
+	SpoolDir      string // resolved: empty = no spool (-spool-dir off)
+	SpoolMaxBytes int64
+	Drain         time.Duration
+	DebugAddr     string
 
 	// The network edge: how long a request may take to arrive, TLS, and
 	// who may connect and call back.
@@ -69,12 +71,33 @@ type Config struct {
 	TLSKey         string
 	CallbackAllow  clientaddr.Prefixes
 	TrustedProxies clientaddr.Prefixes
-	MaxConnsPerIP  int
 
 	// Forward is forwarding to apps' own backends (forward.go).
 	Forward ForwardConfig
 	// API is the server API and presence (api.go).
 	API APIConfig
+}
+
+// brokerConfig and callbackConfig are broker.Config and callback.Config
+// under names of their own, so that Config can embed them beside
+// hub.Config.
+type (
+	brokerConfig   = broker.Config
+	callbackConfig = callback.Config
+)
+
+// defaultConfig is the Config that the flags start from: each part's
+// package defaults; the binary's own are in the flag definitions.
+func defaultConfig() Config {
+	return Config{
+		Config:         hub.DefaultConfig(),
+		brokerConfig:   broker.DefaultConfig(),
+		callbackConfig: callback.DefaultConfig(),
+		RedisWait:      broker.DefaultWaitConfig(),
+		SpoolMaxBytes:  spool.DefaultConfig().MaxBytes,
+		Forward:        defaultForwardConfig(),
+		API:            defaultAPIConfig(),
+	}
 }
 
 // envName is the environment variable of a flag: -redis is HUB_REDIS.
@@ -86,12 +109,8 @@ func envName(flagName string) string {
 // HUB_* variables in env. It returns flag.ErrHelp after printing usage to
 // out when asked for help.
 func parseConfig(args []string, env func(string) string, out io.Writer) (Config, error) {
-	var (
-		c                      Config
-		apps, level, origins   string
-		maxBody, spool, maxFrm = size(1 << 20), size(256 << 20), size(64 << 10)
-		sendBytes              = size(4 << 20)
-	)
+	c := defaultConfig()
+	var apps, level, origins string
 	fs := flag.NewFlagSet("hub", flag.ContinueOnError)
 	fs.SetOutput(out)
 	fs.StringVar(&c.Addr, "addr", ":8080", "listen `address`")
@@ -109,33 +128,33 @@ func parseConfig(args []string, env func(string) string, out io.Writer) (Config,
 		"its tokens are refused by hubs without -dev, so a demo token is never a production one")
 	fs.StringVar(&level, "log-level", "info", "log `level`: debug, info, warn, error")
 	fs.StringVar(&c.LogFormat, "log-format", "text", "log `format`: text or json")
-	fs.Var(&maxBody, "max-body", "largest callback `size` (413 beyond)")
-	fs.DurationVar(&c.DedupeWindow, "dedupe-window", 10*time.Minute, "how long a repeated IM event is recognised; 0 turns deduplication off")
-	fs.IntVar(&c.HistorySize, "history-size", 100, "events kept per channel for since replay; 0 keeps none")
-	fs.DurationVar(&c.HistoryTTL, "history-ttl", 10*time.Minute, "how long a channel's history is kept")
-	fs.DurationVar(&c.HistoryHold, "history-hold", 0, "a busy channel keeps events beyond -history-size until this old (up to 10 times -history-size), so a node or client away for less loses none; 0 keeps -history-size alone")
+	fs.Var((*size)(&c.MaxBody), "max-body", "largest callback `size` (413 beyond)")
+	fs.DurationVar(&c.DedupeWindow, "dedupe-window", c.DedupeWindow, "how long a repeated IM event is recognised; 0 turns deduplication off")
+	fs.IntVar(&c.HistorySize, "history-size", c.HistorySize, "events kept per channel for since replay; 0 keeps none")
+	fs.DurationVar(&c.HistoryTTL, "history-ttl", c.HistoryTTL, "how long a channel's history is kept")
+	fs.DurationVar(&c.HistoryHold, "history-hold", c.HistoryHold, "a busy channel keeps events beyond -history-size until this old (up to 10 times -history-size), so a node or client away for less loses none; 0 keeps -history-size alone")
 	fs.StringVar(&c.SpoolDir, "spool-dir", "", "local spool `directory` for callbacks while Redis is down, created 0700 if missing; off = no spool (503 instead) (default $XDG_STATE_HOME/imhub/spool, else ~/.local/state/imhub/spool)")
-	fs.Var(&spool, "spool-max-bytes", "largest spool `size`")
-	fs.IntVar(&c.MaxConns, "max-conns", 100000, "WebSocket connections per node (4009 beyond)")
-	fs.IntVar(&c.MaxSubs, "max-subs", 256, "subscriptions per connection")
-	fs.Var(&maxFrm, "max-frame", "largest client frame `size` (1009 beyond)")
-	fs.IntVar(&c.SendQueue, "send-queue", 1024, "frames queued per connection before it is closed with 4008")
-	fs.Var(&sendBytes, "send-queue-bytes", "bytes queued per connection, live frames and replays, before it is closed with 4008 (a replay already begun is sent whole)")
-	fs.Float64Var(&c.ClientRate, "client-rate", 50, "frames a second a connection may send on average (rate_limited beyond, 1008 if it goes on)")
-	fs.IntVar(&c.ClientBurst, "client-burst", 0, "frames a connection may send at once; at least -max-subs, so that a client resubscribing on connect is not refused (default -max-subs + 64)")
-	fs.DurationVar(&c.PingInterval, "ping-interval", 25*time.Second, "keep-alive ping interval")
-	fs.DurationVar(&c.WriteTimeout, "write-timeout", 10*time.Second, "deadline of each WebSocket write")
+	fs.Var((*size)(&c.SpoolMaxBytes), "spool-max-bytes", "largest spool `size`")
+	fs.IntVar(&c.MaxConns, "max-conns", c.MaxConns, "WebSocket connections per node (4009 beyond)")
+	fs.IntVar(&c.MaxSubs, "max-subs", c.MaxSubs, "subscriptions per connection")
+	fs.Var((*size)(&c.MaxFrame), "max-frame", "largest client frame `size` (1009 beyond)")
+	fs.IntVar(&c.SendQueue, "send-queue", c.SendQueue, "frames queued per connection before it is closed with 4008")
+	fs.Var((*size)(&c.SendQueueBytes), "send-queue-bytes", "bytes queued per connection, live frames and replays, before it is closed with 4008 (a replay already begun is sent whole)")
+	fs.Float64Var(&c.ClientRate, "client-rate", c.ClientRate, "frames a second a connection may send on average (rate_limited beyond, 1008 if it goes on)")
+	fs.IntVar(&c.ClientBurst, "client-burst", c.ClientBurst, "frames a connection may send at once; at least -max-subs, so that a client resubscribing on connect is not refused (default -max-subs + 64)")
+	fs.DurationVar(&c.PingInterval, "ping-interval", c.PingInterval, "keep-alive ping interval")
+	fs.DurationVar(&c.WriteTimeout, "write-timeout", c.WriteTimeout, "deadline of each WebSocket write")
 	fs.StringVar(&origins, "allowed-origins", "", "browser Origin `patterns` allowed besides the hub's own host, comma-separated")
-	fs.BoolVar(&c.Compression, "compression", false, "permessage-deflate for clients that offer it")
+	fs.BoolVar(&c.Compression, "compression", c.Compression, "permessage-deflate for clients that offer it")
 	fs.DurationVar(&c.Drain, "drain", 10*time.Second, "on SIGTERM: fail readiness, then close sessions with 1012 over this period")
 	fs.StringVar(&c.DebugAddr, "debug-addr", "", "loopback `address` for pprof")
-	fs.StringVar(&c.Node, "node", "", "this node's `name` in connected frames and logs (default: the host name)")
+	fs.StringVar(&c.Node, "node", c.Node, "this node's `name` in connected frames and logs (default: the host name)")
 	fs.DurationVar(&c.ReadTimeout, "read-timeout", 30*time.Second, "longest time to read a request, headers and body (WebSockets are exempt once upgraded)")
 	fs.StringVar(&c.TLSCert, "tls-cert", "", "PEM certificate `file` (chain included): serve HTTPS and WSS; reread when it changes on disk")
 	fs.StringVar(&c.TLSKey, "tls-key", "", "PEM private key `file` of -tls-cert")
 	fs.Var((*prefixes)(&c.CallbackAllow), "callback-allow", "`CIDRs` the IM's callbacks may come from, comma-separated (403 otherwise); empty = any")
 	fs.Var((*prefixes)(&c.TrustedProxies), "trusted-proxies", "`CIDRs` of load balancers whose X-Forwarded-For is believed, comma-separated")
-	fs.IntVar(&c.MaxConnsPerIP, "max-conns-per-ip", 1000, "WebSocket connections per client address, an IPv6 /64 counting as one (4009 beyond)")
+	fs.IntVar(&c.MaxConnsPerIP, "max-conns-per-ip", c.MaxConnsPerIP, "WebSocket connections per client address, an IPv6 /64 counting as one (4009 beyond)")
 	waitFlags(fs, &c.RedisWait)
 	forwardFlags(fs, &c.Forward)
 	apiFlags(fs, &c.API)
@@ -161,7 +180,6 @@ func parseConfig(args []string, env func(string) string, out io.Writer) (Config,
 	if fs.NArg() > 0 {
 		return c, unexpectedArg(fs, args)
 	}
-	c.MaxBody, c.SpoolMaxBytes, c.MaxFrame, c.SendQueueBytes = int64(maxBody), int64(spool), int64(maxFrm), int64(sendBytes)
 	if origins != "" {
 		for o := range strings.SplitSeq(origins, ",") {
 			if o = strings.TrimSpace(o); o != "" {

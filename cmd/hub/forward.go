@@ -24,23 +24,29 @@ import (
 type ForwardConfig struct {
 	// Spec is -forward as given: SdkAppid=URL,…
 	Spec string
-	// Targets is Spec parsed, each with its app's callback token.
-	Targets   []forward.Target
-	Timeout   time.Duration
-	Fail      string // allow or deny
-	MaxAge    time.Duration
-	ClaimIdle time.Duration
-	// Concurrency is how many deliveries of one app are in flight at once.
-	Concurrency int
+	// Fail is -forward-fail as given: allow or deny.
+	Fail string
+	// Config is the forwarder's: Targets (Spec parsed, each with its
+	// app's callback token), Deny (Fail parsed), Timeout, MaxAge and
+	// Concurrency (how many deliveries of one app are in flight at once).
+	forward.Config
+	// RedisConfig is the Redis queue's: ClaimIdle.
+	forward.RedisConfig
+}
+
+// defaultForwardConfig is ForwardConfig with the forward package's
+// defaults.
+func defaultForwardConfig() ForwardConfig {
+	return ForwardConfig{Fail: "allow", Config: forward.DefaultConfig(), RedisConfig: forward.DefaultRedisConfig()}
 }
 
 func forwardFlags(fs *flag.FlagSet, c *ForwardConfig) {
 	fs.StringVar(&c.Spec, "forward", "", "forward each app's accepted callbacks to its own backend: `SdkAppid=URL`,… (http or https)")
-	fs.DurationVar(&c.Timeout, "forward-timeout", 1500*time.Millisecond, "how long a Before* callback waits for the app's backend (the IM waits 2s at most)")
-	fs.StringVar(&c.Fail, "forward-fail", "allow", "answer to a Before* callback whose backend failed or timed out: allow (OK, as the IM does on a timeout) or deny (ErrorCode 1)")
-	fs.DurationVar(&c.MaxAge, "forward-max-age", 24*time.Hour, "how long a queued forward is retried before it is kept as a dead letter (see hub forward-dead)")
-	fs.IntVar(&c.Concurrency, "forward-concurrency", 16, "deliveries to one app's backend in flight at once, per hub: more keeps up with a busier IM, and asks more of the backend")
-	fs.DurationVar(&c.ClaimIdle, "forward-claim-idle", 30*time.Second, "how long a forward may stay in the hands of one replica before another takes it over (a replica that died); one attempt is given half of it, at most 10s")
+	fs.DurationVar(&c.Timeout, "forward-timeout", c.Timeout, "how long a Before* callback waits for the app's backend (the IM waits 2s at most)")
+	fs.StringVar(&c.Fail, "forward-fail", c.Fail, "answer to a Before* callback whose backend failed or timed out: allow (OK, as the IM does on a timeout) or deny (ErrorCode 1)")
+	fs.DurationVar(&c.MaxAge, "forward-max-age", c.MaxAge, "how long a queued forward is retried before it is kept as a dead letter (see hub forward-dead)")
+	fs.IntVar(&c.Concurrency, "forward-concurrency", c.Concurrency, "deliveries to one app's backend in flight at once, per hub: more keeps up with a busier IM, and asks more of the backend")
+	fs.DurationVar(&c.ClaimIdle, "forward-claim-idle", c.ClaimIdle, "how long a forward may stay in the hands of one replica before another takes it over (a replica that died); one attempt is given half of it, at most "+c.AttemptTimeout.String())
 }
 
 // validateForward parses -forward against the configured apps and checks
@@ -62,6 +68,7 @@ func (c *Config) validateForward() error {
 	if f.Fail != "allow" && f.Fail != "deny" {
 		return fmt.Errorf("-forward-fail %q: want allow or deny", f.Fail)
 	}
+	f.Deny = f.Fail == "deny"
 	tokens := map[string]string{}
 	for _, a := range c.Apps {
 		tokens[a.ID] = a.Token
@@ -147,7 +154,9 @@ func newForwarding(cfg Config, log *slog.Logger, reg prometheus.Registerer) (*fo
 			Name: "imhub_forward_unreplicated_total",
 			Help: "Forward entries Redis took that no replica confirmed within -redis-wait-timeout: kept in the spool and added again.",
 		}, func() float64 { return float64(fw.wait.Unreplicated()) }))
-		rs := forward.NewRedisStore(client, forward.RedisConfig{ClaimIdle: fc.ClaimIdle, Wait: fw.wait, Logger: log})
+		rc := fc.RedisConfig
+		rc.Wait, rc.Logger = fw.wait, log
+		rs := forward.NewRedisStore(client, rc)
 		store = rs
 		if cfg.SpoolDir != "" {
 			// A spool of its own: its entries go to the forward store,
@@ -168,17 +177,11 @@ func newForwarding(cfg Config, log *slog.Logger, reg prometheus.Registerer) (*fo
 			}, func() float64 { n, _, _ := sp.Depth(); return float64(n) }))
 		}
 	}
-	fw.fwd = forward.New(forward.Config{
-		Targets:        fc.Targets,
-		Timeout:        fc.Timeout,
-		Deny:           fc.Fail == "deny",
-		MaxAge:         fc.MaxAge,
-		AttemptTimeout: min(10*time.Second, fc.ClaimIdle/2),
-		Concurrency:    fc.Concurrency,
-		Consumer:       consumerName(cfg.Node),
-		Logger:         log,
-		Registerer:     reg,
-	}, store, queue)
+	c := fc.Config
+	// An attempt ends well before another replica may take its forward.
+	c.AttemptTimeout = min(c.AttemptTimeout, fc.ClaimIdle/2)
+	c.Consumer, c.Logger, c.Registerer = consumerName(cfg.Node), log, reg
+	fw.fwd = forward.New(c, store, queue)
 	for _, t := range fc.Targets {
 		log.Info("forwarding callbacks", "app", t.App, "to", forward.BackendName(t.URL), "timeout", fc.Timeout, "fail", fc.Fail)
 	}

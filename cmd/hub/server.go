@@ -58,7 +58,7 @@ func (l redisLogger) Printf(ctx context.Context, format string, v ...any) {
 // newBroker returns the in-process broker, or the Redis one when cfg names a
 // Redis server.
 func newBroker(cfg Config, log *slog.Logger) (broker.Broker, error) {
-	bc := broker.Config{DedupeWindow: cfg.DedupeWindow, HistorySize: cfg.HistorySize, HistoryTTL: cfg.HistoryTTL, HistoryHold: cfg.HistoryHold}
+	bc := cfg.brokerConfig
 	if cfg.Redis == "" {
 		return broker.NewMemory(bc), nil
 	}
@@ -69,167 +69,267 @@ func newBroker(cfg Config, log *slog.Logger) (broker.Broker, error) {
 // run serves until ctx is done, then shuts down gracefully: readiness fails
 // at once, in-flight requests finish (up to cfg.Drain), the broker closes.
 func run(ctx context.Context, cfg Config, stdout io.Writer, log *slog.Logger) error {
-	// A server goroutine that fails stops the whole process, gracefully.
-	ctx, stop := context.WithCancel(ctx)
-	defer stop()
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-
-	b, err := newBroker(cfg, log)
+	p, err := wire(cfg, log)
 	if err != nil {
 		return err
 	}
-	defer b.Close()
-	if rb, ok := b.(*broker.Redis); ok {
-		reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+	defer p.close()
+	return p.serve(ctx, stdout)
+}
+
+// parts are the hub's parts, built from a Config by wire, run by serve and
+// drained by shutdown.
+type parts struct {
+	cfg Config // as wire completed it: in -dev mode, the demo API key
+	log *slog.Logger
+	reg *prometheus.Registry
+
+	broker  broker.Broker
+	node    *hub.Hub
+	sapi    *serverAPI
+	spool   *spool.Spool // nil without a spool
+	fwd     *forwarding  // nil without forwarding
+	http    *http.Server
+	debug   *http.Server // pprof; nil without -debug-addr
+	demoKey string       // the demo API key, when -dev makes one
+
+	// draining is set once shutdown begins: /readyz fails from then on.
+	draining atomic.Bool
+	// closers undo wire, the last first.
+	closers []func()
+}
+
+// wire builds the hub's parts from cfg, each given what it needs of those
+// before it: the broker, the token verifier, the server API (presence,
+// revocations, the control channel), the hub, the spool in front of the
+// broker, forwarding, and the HTTP servers over them all. Nothing runs
+// yet but a JWKS refresh; serve starts the rest. On an error, what was
+// built is closed again.
+func wire(cfg Config, log *slog.Logger) (_ *parts, err error) {
+	p := &parts{cfg: cfg, log: log, reg: prometheus.NewRegistry()}
+	defer func() {
+		if err != nil {
+			p.close()
+		}
+	}()
+	p.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	if p.broker, err = newBroker(cfg, log); err != nil {
+		return nil, err
+	}
+	p.closers = append(p.closers, func() { _ = p.broker.Close() })
+	p.registerBrokerMetrics()
+
+	// The JWKS refresh, if any, lives as long as the process serves.
+	authCtx, stopAuth := context.WithCancel(context.Background())
+	p.closers = append(p.closers, stopAuth)
+	verifier, devSecret, err := newVerifier(authCtx, cfg, log)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.Dev && len(cfg.API.Keys) == 0 {
+		p.demoKey = devAPIKey(devSecret)
+		p.cfg.API.Keys = []api.Key{{App: cfg.Apps[0].ID, Key: p.demoKey}}
+	}
+	if p.sapi, err = newServerAPI(p.cfg, log, p.broker, p.reg); err != nil {
+		return nil, err
+	}
+	p.closers = append(p.closers, func() { p.sapi.close(log) })
+	p.node = hub.New(p.hubConfig(), p.broker, verifier)
+	p.sapi.setHub(p.node, log)
+
+	var publisher callback.Publisher = p.broker
+	if cfg.SpoolDir != "" {
+		p.spool, err = spool.Open(spool.Config{Dir: cfg.SpoolDir, MaxBytes: cfg.SpoolMaxBytes, Logger: log, Registerer: p.reg}, p.broker)
+		if err != nil {
+			return nil, fmt.Errorf("-spool-dir %s: %w: give it a writable directory, or off to run without a spool", cfg.SpoolDir, err)
+		}
+		p.closers = append(p.closers, func() { _ = p.spool.Close() })
+		publisher = p.spool
+	}
+	if p.fwd, err = newForwarding(p.cfg, log, p.reg); err != nil {
+		return nil, err
+	}
+	p.closers = append(p.closers, p.fwd.close)
+
+	p.registerReady()
+	if p.http, err = newServer(p.cfg, p.routes(devSecret, publisher), log); err != nil {
+		return nil, err
+	}
+	if cfg.DebugAddr != "" {
+		p.debug = &http.Server{Handler: pprofMux(), ReadHeaderTimeout: 10 * time.Second}
+	}
+	return p, nil
+}
+
+// hubConfig is the hub's Config as the flags set it, with the server
+// API's presence and revocations, the logger and the metrics.
+func (p *parts) hubConfig() hub.Config {
+	hc := p.cfg.Config
+	hc.AllowedOrigins = allowedOrigins(p.cfg)
+	hc.Presence, hc.Revocations = p.sapi.presence, p.sapi.revocations
+	// The other choice, "open", is checked by validateAPI.
+	hc.RefuseUnchecked = p.cfg.API.RevocationCheck == "closed"
+	hc.Logger, hc.Metrics = p.log, hub.NewMetrics(p.reg)
+	return hc
+}
+
+// registerBrokerMetrics registers what the broker tells of itself.
+func (p *parts) registerBrokerMetrics() {
+	if rb, ok := p.broker.(*broker.Redis); ok {
+		p.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
 			Name: "imhub_broker_unreplicated_total",
 			Help: "Publications Redis took that no replica confirmed within -redis-wait-timeout: kept in the spool (or answered 503) and published again.",
 		}, func() float64 { return float64(rb.Unreplicated()) }))
 	}
-	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+	p.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "imhub_broker_up",
 		Help: "1 when the broker can publish, else 0.",
 	}, func() float64 {
-		if b.Ready() == nil {
+		if p.broker.Ready() == nil {
 			return 1
 		}
 		return 0
 	}))
+}
 
-	// The JWKS refresh, if any, lives as long as the process serves.
-	authCtx, stopAuth := context.WithCancel(context.Background())
-	defer stopAuth()
-	verifier, devSecret, err := newVerifier(authCtx, cfg, log)
-	if err != nil {
-		return err
-	}
-	var demoKey string // the demo API key, when -dev makes one
-	if cfg.Dev && len(cfg.API.Keys) == 0 {
-		demoKey = devAPIKey(devSecret)
-		cfg.API.Keys = []api.Key{{App: cfg.Apps[0].ID, Key: demoKey}}
-	}
-	sapi, err := newServerAPI(cfg, log, b, reg)
-	if err != nil {
-		return err
-	}
-	defer sapi.close(log)
-	node := hub.New(hub.Config{
-		Node:           cfg.Node,
-		MaxConns:       cfg.MaxConns,
-		MaxConnsPerIP:  cfg.MaxConnsPerIP,
-		MaxSubs:        cfg.MaxSubs,
-		MaxFrame:       cfg.MaxFrame,
-		SendQueue:      cfg.SendQueue,
-		SendQueueBytes: cfg.SendQueueBytes,
-		ClientRate:     cfg.ClientRate,
-		ClientBurst:    cfg.ClientBurst,
-		PingInterval:   cfg.PingInterval,
-		WriteTimeout:   cfg.WriteTimeout,
-		AllowedOrigins: allowedOrigins(cfg),
-		Compression:    cfg.Compression,
-		Presence:       sapi.presence,
-		Revocations:    sapi.revocations,
-		// The other choice, "open", is checked by validateAPI.
-		RefuseUnchecked: cfg.API.RevocationCheck == "closed",
-		Logger:          log,
-		Metrics:         hub.NewMetrics(reg),
-	}, b, verifier)
-	sapi.setHub(node, log)
+// ready is what /readyz answers 200 to: the broker reachable, the server
+// API ready and the hub not draining.
+func (p *parts) ready() bool {
+	return !p.draining.Load() && p.broker.Ready() == nil && p.sapi.ready() == ""
+}
 
-	var publisher callback.Publisher = b
-	var sp *spool.Spool
-	if cfg.SpoolDir != "" {
-		sp, err = spool.Open(spool.Config{Dir: cfg.SpoolDir, MaxBytes: cfg.SpoolMaxBytes, Logger: log, Registerer: reg}, b)
-		if err != nil {
-			return fmt.Errorf("-spool-dir %s: %w: give it a writable directory, or off to run without a spool", cfg.SpoolDir, err)
-		}
-		defer sp.Close()
-		publisher = sp
-	}
-
-	fwd, err := newForwarding(cfg, log, reg)
-	if err != nil {
-		return err
-	}
-	defer fwd.close()
-
-	var draining atomic.Bool
-	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+// registerReady registers the metric of /readyz's answer.
+func (p *parts) registerReady() {
+	p.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "imhub_ready",
 		Help: "1 while /readyz answers 200 (the broker is reachable, the control channel subscribed, the revocations loaded and the hub is not draining), else 0.",
 	}, func() float64 {
-		if !draining.Load() && b.Ready() == nil && sapi.ready() == "" {
+		if p.ready() {
 			return 1
 		}
 		return 0
 	}))
+}
+
+// routes is the hub's HTTP handler: the WebSocket, the IM's callbacks
+// into publisher, the server API, health, metrics and the dashboard, and
+// in -dev mode /dev/token, signed with devSecret.
+func (p *parts) routes(devSecret []byte, publisher callback.Publisher) http.Handler {
 	mux := http.NewServeMux()
-	mux.Handle("GET /ws", node)
-	if cfg.Dev {
-		mux.Handle("GET /dev/token", devCORS(devTokenHandler(cfg, devSecret)))
+	mux.Handle("GET /ws", p.node)
+	if p.cfg.Dev {
+		mux.Handle("GET /dev/token", devCORS(devTokenHandler(p.cfg, devSecret)))
 	}
-	cbMetrics := callback.NewMetrics(reg)
+	cbMetrics := callback.NewMetrics(p.reg)
+	cc := p.cfg.callbackConfig
+	cc.Logger, cc.Metrics, cc.Forward = p.log, cbMetrics, p.fwd.handler()
 	mux.Handle("/im/callback", callback.Allow(callback.AllowConfig{
-		Allowed: cfg.CallbackAllow,
-		Logger:  log,
+		Allowed: p.cfg.CallbackAllow,
+		Logger:  p.log,
 		Metrics: cbMetrics,
-	}, callback.NewHandler(callback.Config{
-		Apps:           cfg.Apps,
-		MaxBody:        cfg.MaxBody,
-		PublishTimeout: publishTimeout,
-		Logger:         log,
-		Metrics:        cbMetrics,
-		Forward:        fwd.handler(),
-	}, publisher)))
-	mux.Handle("/api/", sapi.handler)
+	}, callback.NewHandler(cc, publisher)))
+	mux.Handle("/api/", p.sapi.handler)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		fmt.Fprintln(w, "ok")
 	})
-	mux.Handle("GET /readyz", readyHandler(b, sapi.ready, &draining, log))
-	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	mux.Handle("GET /readyz", readyHandler(p.broker, p.sapi.ready, &p.draining, p.log))
+	mux.Handle("GET /metrics", promhttp.HandlerFor(p.reg, promhttp.HandlerOpts{Registry: p.reg}))
 	mux.Handle("/", web.Handler())
+	return mux
+}
 
-	ln, err := net.Listen("tcp", cfg.Addr)
-	if err != nil {
-		return fmt.Errorf("listen on %s: %w", cfg.Addr, err)
+// close undoes wire, the last part first. serve must have returned.
+func (p *parts) close() {
+	for i := len(p.closers) - 1; i >= 0; i-- {
+		p.closers[i]()
 	}
-	var debugLn net.Listener
-	if cfg.DebugAddr != "" {
-		if debugLn, err = net.Listen("tcp", cfg.DebugAddr); err != nil {
-			ln.Close()
-			return fmt.Errorf("-debug-addr: listen on %s: %w", cfg.DebugAddr, err)
-		}
-	}
-	srv, err := newServer(cfg, mux, log)
+}
+
+// serve listens, runs every part until ctx is done or one of them fails,
+// then shuts down. It owns each goroutine it starts, all in one group
+// that it waits for before it returns: the HTTP servers end with
+// shutdown; the broker, the spool, forwarding and the server API with
+// partsCtx, cancelled once the HTTP server has drained, as a callback
+// still being answered publishes; the memory reclaimer with ctx.
+func (p *parts) serve(ctx context.Context, stdout io.Writer) error {
+	ln, debugLn, err := p.listen()
 	if err != nil {
-		ln.Close()
-		if debugLn != nil {
-			debugLn.Close()
-		}
 		return err
 	}
-	addr := ln.Addr().String()
-	warnTokenless(cfg, log)
-	log.Info("listening", "addr", addr, "broker", brokerName(cfg), "apps", len(cfg.Apps), "dev", cfg.Dev, "tls", srv.TLSConfig != nil)
-	if cfg.Dev {
-		printBanner(stdout, addr, cfg, demoKey)
-	}
+	p.announce(ln.Addr().String(), stdout)
 
-	// The broker outlives the HTTP server: in-flight callbacks still
-	// publish while the server drains.
-	brokerCtx, stopBroker := context.WithCancel(context.Background())
-	defer stopBroker()
+	// A part that fails stops the whole process, gracefully.
+	ctx, stop := context.WithCancel(ctx)
+	defer stop()
+	partsCtx, stopParts := context.WithCancel(context.Background())
+	defer stopParts()
 	var g errgroup.Group
 	g.Go(func() error {
 		defer stop()
-		return b.Run(brokerCtx, node)
+		return p.broker.Run(partsCtx, p.node)
 	})
-	if sp != nil {
-		g.Go(func() error { return sp.Run(brokerCtx) })
+	if p.spool != nil {
+		g.Go(func() error { return p.spool.Run(partsCtx) })
 	}
-	g.Go(func() error { return fwd.run(brokerCtx) })
-	g.Go(func() error { return sapi.run(brokerCtx) })
+	g.Go(func() error { return p.fwd.run(partsCtx) })
+	g.Go(func() error { return p.sapi.run(partsCtx) })
+	g.Go(serveHTTP(p.http, ln, "http", stop))
+	if p.debug != nil {
+		g.Go(serveHTTP(p.debug, debugLn, "pprof", stop))
+	}
 	g.Go(func() error {
+		reclaimMemory(ctx, p.node.Sessions, time.Second, func(why reclaimWhy, from, now int) {
+			debug.FreeOSMemory()
+			if why == reclaimRise {
+				p.log.Info("memory left by connecting sessions returned to the system", "sessions_before", from, "sessions", now)
+				return
+			}
+			p.log.Info("memory of closed sessions returned to the system", "peak_sessions", from, "sessions", now)
+		})
+		return nil
+	})
+
+	<-ctx.Done()
+	shutdownErr := p.shutdown()
+	stopParts()
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	if shutdownErr != nil {
+		return fmt.Errorf("drain http: %w", shutdownErr)
+	}
+	p.log.Info("stopped")
+	return nil
+}
+
+// listen opens the listeners of -addr and, when set, -debug-addr.
+func (p *parts) listen() (ln, debugLn net.Listener, err error) {
+	if ln, err = net.Listen("tcp", p.cfg.Addr); err != nil {
+		return nil, nil, fmt.Errorf("listen on %s: %w", p.cfg.Addr, err)
+	}
+	if p.debug != nil {
+		if debugLn, err = net.Listen("tcp", p.cfg.DebugAddr); err != nil {
+			ln.Close()
+			return nil, nil, fmt.Errorf("-debug-addr: listen on %s: %w", p.cfg.DebugAddr, err)
+		}
+	}
+	return ln, debugLn, nil
+}
+
+// announce logs that the hub listens on addr, and in -dev mode prints
+// the banner to stdout.
+func (p *parts) announce(addr string, stdout io.Writer) {
+	warnTokenless(p.cfg, p.log)
+	p.log.Info("listening", "addr", addr, "broker", brokerName(p.cfg), "apps", len(p.cfg.Apps), "dev", p.cfg.Dev, "tls", p.http.TLSConfig != nil)
+	if p.cfg.Dev {
+		printBanner(stdout, addr, p.cfg, p.demoKey)
+	}
+}
+
+// serveHTTP is a goroutine of serve: it serves srv on ln until shutdown
+// closes it, and stops the process (stop) if srv ends otherwise.
+func serveHTTP(srv *http.Server, ln net.Listener, what string, stop func()) func() error {
+	return func() error {
 		serve := srv.Serve
 		if srv.TLSConfig != nil {
 			// The certificate comes from TLSConfig.GetCertificate.
@@ -237,61 +337,31 @@ func run(ctx context.Context, cfg Config, stdout io.Writer, log *slog.Logger) er
 		}
 		if err := serve(ln); !errors.Is(err, http.ErrServerClosed) {
 			stop()
-			return fmt.Errorf("serve http: %w", err)
+			return fmt.Errorf("serve %s: %w", what, err)
 		}
 		return nil
-	})
-	g.Go(func() error {
-		reclaimMemory(ctx, node.Sessions, time.Second, func(why reclaimWhy, from, now int) {
-			debug.FreeOSMemory()
-			if why == reclaimRise {
-				log.Info("memory left by connecting sessions returned to the system", "sessions_before", from, "sessions", now)
-				return
-			}
-			log.Info("memory of closed sessions returned to the system", "peak_sessions", from, "sessions", now)
-		})
-		return nil
-	})
-	var debugSrv *http.Server
-	if debugLn != nil {
-		debugSrv = &http.Server{Handler: pprofMux(), ReadHeaderTimeout: 10 * time.Second}
-		g.Go(func() error {
-			if err := debugSrv.Serve(debugLn); !errors.Is(err, http.ErrServerClosed) {
-				stop()
-				return fmt.Errorf("serve pprof: %w", err)
-			}
-			return nil
-		})
 	}
-
-	<-ctx.Done()
-	// Readiness fails at once and new WebSockets are turned away with
-	// 1012 while sessions are closed over the drain period; callbacks are
-	// still served meanwhile, so a load balancer that has not yet noticed
-	// loses none. Then the listener closes and in-flight requests finish.
-	draining.Store(true)
-	log.Info("shutting down", "drain", cfg.Drain, "sessions", node.Sessions())
-	sctx, cancel := context.WithTimeout(context.Background(), cfg.Drain+5*time.Second)
-	defer cancel()
-	node.Drain(sctx, cfg.Drain)
-	shutdownErr := srv.Shutdown(sctx)
-	if debugSrv != nil {
-		_ = debugSrv.Close()
-	}
-	stopBroker()
-	if err := g.Wait(); err != nil {
-		return err
-	}
-	if shutdownErr != nil {
-		return fmt.Errorf("drain http: %w", shutdownErr)
-	}
-	log.Info("stopped")
-	return nil
 }
 
-// publishTimeout bounds a callback's publish, the longest a handler of
-// the server takes before it answers.
-const publishTimeout = 5 * time.Second
+// shutdown drains the node. Readiness fails at once and new WebSockets
+// are turned away with 1012 while sessions are closed, with 1012, over
+// the drain period; callbacks are still served meanwhile, so a load
+// balancer that has not yet noticed loses none. Then the listener closes
+// and in-flight requests finish, within 5s more; the pprof server closes
+// at once. It returns the HTTP server's error. The parts behind the
+// server, which its last requests still use, are serve's to stop after.
+func (p *parts) shutdown() error {
+	p.draining.Store(true)
+	p.log.Info("shutting down", "drain", p.cfg.Drain, "sessions", p.node.Sessions())
+	ctx, cancel := context.WithTimeout(context.Background(), p.cfg.Drain+5*time.Second)
+	defer cancel()
+	p.node.Drain(ctx, p.cfg.Drain)
+	err := p.http.Shutdown(ctx)
+	if p.debug != nil {
+		_ = p.debug.Close()
+	}
+	return err
+}
 
 // maxHeaderBytes bounds a request's line and headers. The largest that
 // are expected, a WebSocket upgrade with a JWT in the query or
@@ -309,7 +379,9 @@ const maxHeaderBytes = 64 << 10
 // it is upgraded: the hub's hijacker clears the read deadline.
 //
 // WriteTimeout bounds the writing of an answer, from the end of its
-// request's headers: room for the body, the handler and the write itself.
+// request's headers: room for the body, the handler (a callback's
+// publish, the longest a handler takes before it answers) and the write
+// itself.
 // Without it a client that reads no answers (one that pipelines requests
 // for the dashboard's files, say) holds its connection and goroutine for
 // ever. A WebSocket sets a deadline of its own before each write.
@@ -319,7 +391,7 @@ func newServer(cfg Config, handler http.Handler, log *slog.Logger) (*http.Server
 		Handler:           resolver.Handler(handler),
 		ReadHeaderTimeout: min(10*time.Second, cfg.ReadTimeout),
 		ReadTimeout:       cfg.ReadTimeout,
-		WriteTimeout:      cfg.ReadTimeout + publishTimeout + cfg.WriteTimeout,
+		WriteTimeout:      cfg.ReadTimeout + cfg.PublishTimeout + cfg.WriteTimeout,
 		MaxHeaderBytes:    maxHeaderBytes,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),

@@ -5,7 +5,6 @@ import (
 	"flag"
 	"fmt"
 	"strconv"
-	"time"
 
 	"github.com/imhub/imhub/hub/broker"
 )
@@ -35,10 +34,9 @@ func (f replicasFlag) Set(s string) error {
 
 // waitFlags defines the flags that make publications wait for replicas.
 func waitFlags(fs *flag.FlagSet, w *broker.WaitConfig) {
-	w.Replicas = broker.WaitAuto
 	fs.Var(replicasFlag{&w.Replicas}, "redis-wait-replicas", "acknowledge a callback, API publish or forward entry only once this many Redis replicas hold it (WAIT), "+
 		"else keep it in the spool and retry: auto = 1 on a primary that has a replica online, none on one without; 0 = off; N = N replicas, whatever the primary has")
-	fs.DurationVar(&w.Timeout, "redis-wait-timeout", 100*time.Millisecond, "how long a publication waits for -redis-wait-replicas before it is kept in the spool instead")
+	fs.DurationVar(&w.Timeout, "redis-wait-timeout", w.Timeout, "how long a publication waits for -redis-wait-replicas before it is kept in the spool instead")
 }
 
 // validateWait checks the replica wait.

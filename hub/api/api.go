@@ -85,16 +85,30 @@ type Handler struct {
 	mux   *http.ServeMux
 }
 
+// DefaultConfig returns the settings New gives the zero fields of a
+// Config that have a default, and the quota a hub gives each app unless
+// told otherwise: 100 requests a second, 1000 at once. New takes a zero
+// Quota as it stands: no limit.
+func DefaultConfig() Config {
+	return Config{
+		MaxBody: 1 << 20,
+		Skew:    time.Minute,
+		Timeout: 5 * time.Second,
+		Quota:   Quota{Rate: 100, Burst: 1000},
+	}
+}
+
 // New returns the API's handler.
 func New(cfg Config) *Handler {
+	d := DefaultConfig()
 	if cfg.MaxBody <= 0 {
-		cfg.MaxBody = 1 << 20
+		cfg.MaxBody = d.MaxBody
 	}
 	if cfg.Skew <= 0 {
-		cfg.Skew = time.Minute
+		cfg.Skew = d.Skew
 	}
 	if cfg.Timeout <= 0 {
-		cfg.Timeout = 5 * time.Second
+		cfg.Timeout = d.Timeout
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()

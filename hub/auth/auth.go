@@ -105,7 +105,7 @@ type Config struct {
 	DevSecret []byte
 	// Apps are the SdkAppids the hub serves.
 	Apps []string
-	// Leeway absorbs clock skew on exp, nbf and iat; default 5s.
+	// Leeway absorbs clock skew on exp, nbf and iat [DefaultLeeway].
 	Leeway time.Duration
 	// MaxTTL is the longest lifetime a token may claim: exp - iat, or
 	// exp - now when it has no iat. Zero is no limit.
@@ -135,6 +135,10 @@ type Config struct {
 	Now func() time.Time
 }
 
+// DefaultLeeway is Config.Leeway's default, which what keeps a judgement
+// on tokens (a revocation) must allow for too.
+const DefaultLeeway = 5 * time.Second
+
 // Verifier checks tokens. It is safe for concurrent use.
 type Verifier struct {
 	keyfunc jwt.Keyfunc
@@ -154,7 +158,7 @@ func New(ctx context.Context, cfg Config) (*Verifier, error) {
 		return nil, errors.New("auth: no apps")
 	}
 	if cfg.Leeway == 0 {
-		cfg.Leeway = 5 * time.Second
+		cfg.Leeway = DefaultLeeway
 	}
 	if cfg.MaxTTL < 0 {
 		return nil, errors.New("auth: negative MaxTTL")

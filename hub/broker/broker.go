@@ -216,6 +216,14 @@ type Config struct {
 	HistoryTTL time.Duration
 }
 
+// DefaultConfig returns the settings a hub runs with unless told
+// otherwise: a ten-minute dedupe window and a hundred events of history
+// per channel, kept ten minutes. A broker takes each zero field as it
+// stands (no deduplication, no history), not as this default.
+func DefaultConfig() Config {
+	return Config{DedupeWindow: 10 * time.Minute, HistorySize: 100, HistoryTTL: 10 * time.Minute}
+}
+
 // HistoryHoldFactor bounds what HistoryHold keeps: a channel so busy that
 // HistoryHold holds more than this many times HistorySize keeps only that
 // many, so memory stays bounded whatever the rate.

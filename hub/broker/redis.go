@@ -646,7 +646,7 @@ func (r *Redis) connFor(ctx context.Context, name string, home bool) (*subConn, 
 		sc = newSubConn(r, node, addr, true)
 		// Made for channels moved here: until it is up, publications to
 		// them are missed.
-		sc.repair.Store(!home)
+		sc.repairWhenUp.Store(!home)
 		r.subs[addr] = sc
 		if r.runCtx != nil {
 			sc.start(r.runCtx, r.handler)
@@ -748,7 +748,7 @@ func (r *Redis) rehomeOnce(ctx context.Context) int {
 		if !sc.up.Load() {
 			// Likewise for a new primary, or one not reachable yet: it
 			// subscribes what it records once it is up, and repairs then.
-			sc.repair.Store(true)
+			sc.repairWhenUp.Store(true)
 			continue
 		}
 		sc.send(ctx, name, true)
@@ -759,7 +759,7 @@ func (r *Redis) rehomeOnce(ctx context.Context) int {
 		if err := sc.sync(sctx, func() {}); err != nil && !errors.Is(err, errConnClosed) {
 			// Repaired now, for the others, and again once the shard
 			// has confirmed these.
-			sc.awaitRepair(names)
+			sc.repairOnceConfirmed(names)
 			r.log.Warn("redis shard did not confirm moved subscriptions", "node", sc.addr, "err", err)
 		}
 		cancel()
@@ -774,7 +774,7 @@ func (r *Redis) rehomeOnce(ctx context.Context) int {
 	}
 	var idle []*subConn
 	for addr, sc := range r.subs {
-		if _, _, n := sc.state(""); n == 0 && !inUse[sc] && !sc.busy() {
+		if _, _, n := sc.state(""); n == 0 && !inUse[sc] && !sc.syncPending() {
 			delete(r.subs, addr)
 			idle = append(idle, sc)
 		}

@@ -3,6 +3,7 @@ package broker
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -27,16 +28,16 @@ type subConn struct {
 	addr    string // "" for the only connection of a non-cluster Redis
 	sharded bool
 	up      atomic.Bool // the connection is live and its channels subscribed
-	// repair asks for HandleReconnect when the connection is next up: it
-	// was given channels moved from another shard before it could
-	// confirm them.
-	repair atomic.Bool
-	// repairDue asks receive for HandleReconnect now: the channels moved
+	// repairWhenUp asks for HandleReconnect when the connection is first
+	// up: it was given channels moved from another shard before it was.
+	// Every later restoration repairs anyway.
+	repairWhenUp atomic.Bool
+	// repairNow asks receive for HandleReconnect now: the channels moved
 	// here that a shard was slow to confirm are all confirmed.
-	repairDue atomic.Bool
-	// broken: a command could not be written. go-redis then connects
+	repairNow atomic.Bool
+	// writeFailed: a command could not be written. go-redis then connects
 	// again by itself, and receive must subscribe everything again.
-	broken atomic.Bool
+	writeFailed atomic.Bool
 
 	// sendMu orders the (un)subscribe commands written on the connection
 	// with the record of what it should carry: see send.
@@ -50,11 +51,11 @@ type subConn struct {
 	// refused (a slot that moved, a missing permission) or is on its way.
 	channels  map[string]time.Time
 	confirmed map[string]bool
-	// repairOn are channels moved here and not yet confirmed when the
-	// move gave up waiting: once they are, repairDue is set.
-	repairOn map[string]bool
-	pongs    map[string]chan struct{} // PING payload -> sync call awaiting it
-	shut     bool
+	// unconfirmedMoves are channels moved here and not yet confirmed when
+	// the move gave up waiting: once they all are, repairNow is set.
+	unconfirmedMoves map[string]bool
+	pongs            map[string]chan struct{} // PING payload -> sync call awaiting it
+	shut             bool
 
 	closed chan struct{}      // closed by close
 	stop   context.CancelFunc // ends receive; nil until started
@@ -64,12 +65,12 @@ type subConn struct {
 func newSubConn(r *Redis, client *redis.Client, addr string, sharded bool) *subConn {
 	sc := &subConn{
 		r: r, client: client, addr: addr, sharded: sharded,
-		channels:  make(map[string]time.Time),
-		confirmed: make(map[string]bool),
-		repairOn:  make(map[string]bool),
-		pongs:     make(map[string]chan struct{}),
-		closed:    make(chan struct{}),
-		done:      make(chan struct{}),
+		channels:         make(map[string]time.Time),
+		confirmed:        make(map[string]bool),
+		unconfirmedMoves: make(map[string]bool),
+		pongs:            make(map[string]chan struct{}),
+		closed:           make(chan struct{}),
+		done:             make(chan struct{}),
 	}
 	sc.ps = sc.open()
 	return sc
@@ -109,8 +110,8 @@ func (sc *subConn) close() error {
 	return sc.ps.Close()
 }
 
-// busy reports whether a sync call waits on the connection.
-func (sc *subConn) busy() bool {
+// syncPending reports whether a sync call waits on the connection.
+func (sc *subConn) syncPending() bool {
 	sc.mu.Lock()
 	defer sc.mu.Unlock()
 	return len(sc.pongs) > 0
@@ -146,7 +147,7 @@ func (sc *subConn) send(ctx context.Context, name string, subscribe bool) {
 		err = ps.Unsubscribe(ctx, name)
 	}
 	if err != nil && ctx.Err() == nil {
-		sc.broken.Store(true)
+		sc.writeFailed.Store(true)
 	}
 }
 
@@ -162,29 +163,30 @@ func (sc *subConn) forget(name string) {
 	sc.mu.Lock()
 	delete(sc.channels, name)
 	delete(sc.confirmed, name)
-	sc.settleLocked(name)
+	sc.settleMoveLocked(name)
 	sc.mu.Unlock()
 }
 
-// awaitRepair notes the names moved here that the shard has not confirmed
-// yet: once it has confirmed them all, receive repairs from history.
-func (sc *subConn) awaitRepair(names []string) {
+// repairOnceConfirmed notes the names moved here that the shard has not
+// confirmed yet: once it has confirmed them all, receive repairs from
+// history.
+func (sc *subConn) repairOnceConfirmed(names []string) {
 	sc.mu.Lock()
 	defer sc.mu.Unlock()
 	for _, n := range names {
 		if _, ok := sc.channels[n]; ok && !sc.confirmed[n] {
-			sc.repairOn[n] = true
+			sc.unconfirmedMoves[n] = true
 		}
 	}
 }
 
-// settleLocked takes name off repairOn; the last one off makes the repair
-// due.
-func (sc *subConn) settleLocked(name string) {
-	if sc.repairOn[name] {
-		delete(sc.repairOn, name)
-		if len(sc.repairOn) == 0 {
-			sc.repairDue.Store(true)
+// settleMoveLocked takes name off unconfirmedMoves, confirmed or no longer
+// wanted; the last one off asks for the repair now.
+func (sc *subConn) settleMoveLocked(name string) {
+	if sc.unconfirmedMoves[name] {
+		delete(sc.unconfirmedMoves, name)
+		if len(sc.unconfirmedMoves) == 0 {
+			sc.repairNow.Store(true)
 		}
 	}
 }
@@ -361,17 +363,8 @@ func (sc *subConn) serves(ctx context.Context) error {
 	return nil
 }
 
-// resume times the steps of bringing a lost connection back, for the log:
-// where the seconds of an outage go.
-type resume struct {
-	lost     time.Time // the loss was noticed
-	redialed time.Time // the connection was made again and the channels sent
-	attempts int       // redials tried
-	restored time.Time // the PONG after the channels: all of them confirmed
-	channels int
-}
-
-// receive reads the connection until ctx is done.
+// receive reads the connection until ctx is done, and moves its subLink
+// on with what it reads.
 //
 // After the connection is lost, go-redis dials again on the next call and
 // resubscribe subscribes every channel. The PING sent after that is
@@ -380,178 +373,161 @@ type resume struct {
 // If the node does not serve reads yet at that moment (a cluster primary
 // that has just restarted), the repair is asked for again once it does.
 func (sc *subConn) receive(ctx context.Context, h Handler) {
-	log := sc.r.log.With("node", sc.addr)
-	lost, backoff := true, time.Duration(0)
-	first := true     // nothing to repair on the first connection, unless asked
-	awaiting := false // a health PING is unanswered
-	// sent: resubscribe and its PING went out on this connection. Their
-	// answers come one by one, and the connection is restored only with
-	// the PONG: until then nothing is sent again.
-	sent := false
-	// serving: the node served reads when last asked. While it does not,
-	// the read below waits only servingPoll between asking again.
-	serving := true
-	quiet := time.Now() // the last sign of life, or the last health PING
-	var rs resume
-	var lastCheck time.Time
-	// checkServing asks the node, every servingPoll while it does not
-	// serve, whether it does now; when it does, the repair is asked for
-	// again.
-	checkServing := func() {
-		if serving || lost || time.Since(lastCheck) < servingPoll {
-			return
-		}
-		lastCheck = time.Now()
-		if sc.serves(ctx) == nil {
-			serving = true
-			log.Info("redis node serves again; filling gaps from history", "after_restored", time.Since(rs.restored).Round(time.Millisecond).String())
-			h.HandleReconnect()
-		}
-	}
-	// refusedNow: a command of the batch sent to restore the connection
-	// was refused because the server does not serve yet.
-	refusedNow := false
-	// retryBatch sends the restoring batch again after a backoff: once
-	// per batch, not once per refusal, so that a refusal of each of many
-	// channels does not pile batches up on the connection.
-	retryBatch := func() {
-		refusedNow, sent, awaiting = false, false, false
-		backoff = nextBackoff(backoff)
-		retry.Sleep(ctx, backoff)
-	}
-	markLost := func(err error) {
-		refusedNow = false
-		if !lost {
-			log.Warn("redis subscription connection lost", "err", err)
-			sc.up.Store(false)
-			rs = resume{lost: time.Now()}
-		}
-		sc.r.poke()
-		lost, sent, awaiting = true, false, false
-	}
+	rc := &receiver{sc: sc, h: h, log: sc.r.log.With("node", sc.addr), link: newSubLink()}
 	for ctx.Err() == nil {
-		if sc.repairDue.Swap(false) {
+		if sc.repairNow.Swap(false) {
 			h.HandleReconnect()
 		}
-		if sc.broken.Swap(false) {
-			markLost(errors.New("a command could not be written"))
+		if sc.writeFailed.Swap(false) {
+			rc.lose(errors.New("a command could not be written"))
 		}
 		sc.mu.Lock()
 		ps := sc.ps
 		sc.mu.Unlock()
-		if lost && !sent {
-			rs.attempts++
-			err := sc.resubscribe(ctx, ps)
-			if err == nil {
-				err = ps.Ping(ctx, healthPing)
-			}
-			if err != nil {
-				sc.r.poke()
-				backoff = nextBackoff(backoff)
-				retry.Sleep(ctx, backoff)
-				continue
-			}
-			sent, awaiting = true, true
-			rs.redialed, rs.channels = time.Now(), sc.count()
-			quiet = time.Now()
+		if rc.link.phase == linkDown && !rc.sendBatch(ctx, ps) {
+			continue
 		}
-		wait := sc.r.cfg.PingInterval
-		if !serving || refusedNow {
-			wait = servingPoll
-		}
-		msg, err := ps.ReceiveTimeout(ctx, wait)
-		if err != nil && refused(err) {
-			log.Debug("redis subscription command refused", "err", err)
+		msg, err := ps.ReceiveTimeout(ctx, rc.link.readWait(sc.r.cfg.PingInterval))
+		switch {
+		case err == nil:
+			rc.received(ctx, msg)
+		case refused(err):
+			rc.log.Debug("redis subscription command refused", "err", err)
 			sc.r.poke()
-			continue
-		}
-		if err != nil && notServing(err) {
-			// The server is back but not serving yet. The rest of the
-			// batch's answers are read first; then it is all sent again,
-			// once, after a backoff (see below).
-			log.Debug("redis subscription command refused for now", "err", err)
-			if lost {
-				refusedNow = true
-			}
-			continue
-		}
-		if err != nil {
-			if ctx.Err() != nil {
-				return
-			}
-			var nerr interface{ Timeout() bool }
-			timeout := errors.As(err, &nerr) && nerr.Timeout()
-			if timeout && lost && refusedNow {
-				// The batch's answers have stopped coming (its PING may
-				// have been refused too, as while loading): again.
-				retryBatch()
-				continue
-			}
-			checkServing()
-			if timeout && time.Since(quiet) < sc.r.cfg.PingInterval {
-				continue
-			}
-			switch {
-			case timeout && !awaiting:
-				// Quiet connection: prove it alive.
-				if err := ps.Ping(ctx, healthPing); err == nil {
-					awaiting = true
-					quiet = time.Now()
-					continue
-				}
-			case timeout:
-				err = errors.New("PING unanswered")
-				sc.renew()
-			}
-			markLost(err)
-			backoff = nextBackoff(backoff)
-			retry.Sleep(ctx, backoff)
-			continue
-		}
-		awaiting = false // anything received proves the connection alive
-		quiet = time.Now()
-		// Publications may flow on other channels before the node serves
-		// reads: the check does not wait for a quiet moment.
-		checkServing()
-		switch m := msg.(type) {
-		case *redis.Pong:
-			if m.Payload != healthPing {
-				sc.pong(m.Payload)
-			} else if lost && refusedNow {
-				retryBatch()
-			} else if lost {
-				// Only the PING sent after resubscribe proves every
-				// channel subscribed again.
-				lost, backoff = false, 0
-				sc.up.Store(true)
-				rs.restored = time.Now()
-				repair := !first || sc.repair.Swap(false)
-				if repair {
-					// The repair starts now, and again once the node
-					// serves if it does not yet.
-					h.HandleReconnect()
-					serving = sc.serves(ctx) == nil
-				}
-				if !first {
-					log.Info("redis subscription connection restored",
-						"down", rs.restored.Sub(rs.lost).Round(time.Millisecond).String(),
-						"redials", rs.attempts,
-						"resubscribe", rs.restored.Sub(rs.redialed).Round(time.Millisecond).String(),
-						"channels", rs.channels,
-						"serving", serving)
-				}
-				first = false
-			}
-		case *redis.Message:
-			if pub, ok := sc.r.parse(m); ok {
-				h.HandlePublication(pub)
-			} else {
-				log.Error("malformed publication", "channel", m.Channel)
-			}
-		case *redis.Subscription:
-			sc.confirm(ctx, m)
+		case notServing(err):
+			// The server is back but not serving yet: see
+			// linkRefusedForNow.
+			rc.log.Debug("redis subscription command refused for now", "err", err)
+			rc.link.refusedForNow()
+		case ctx.Err() != nil:
+			return
+		default:
+			rc.readFailed(ctx, ps, err)
 		}
 	}
+}
+
+// receiver is one run of receive: what it acts on, and where the
+// connection stands.
+type receiver struct {
+	sc   *subConn
+	h    Handler
+	log  *slog.Logger
+	link subLink
+}
+
+// sendBatch sends what restores the connection: every channel, then a
+// PING. It reports whether that went out; if not, it has waited a backoff.
+func (rc *receiver) sendBatch(ctx context.Context, ps *redis.PubSub) bool {
+	rc.link.redialing()
+	err := rc.sc.resubscribe(ctx, ps)
+	if err == nil {
+		err = ps.Ping(ctx, healthPing)
+	}
+	if err != nil {
+		rc.sc.r.poke()
+		retry.Sleep(ctx, rc.link.backOff())
+		return false
+	}
+	rc.link.resubscribed(time.Now(), rc.sc.count())
+	return true
+}
+
+// received handles what the connection brought.
+func (rc *receiver) received(ctx context.Context, msg any) {
+	rc.link.heard(time.Now())
+	// Publications may flow on other channels before the node serves
+	// reads: the check does not wait for a quiet moment.
+	rc.checkServing(ctx)
+	switch m := msg.(type) {
+	case *redis.Pong:
+		if m.Payload != healthPing {
+			rc.sc.pong(m.Payload)
+			return
+		}
+		switch rc.link.healthPong() {
+		case pongRestored:
+			rc.restore(ctx)
+		case pongBatchAgain:
+			retry.Sleep(ctx, rc.link.batchAgain())
+		}
+	case *redis.Message:
+		if pub, ok := rc.sc.r.parse(m); ok {
+			rc.h.HandlePublication(pub)
+		} else {
+			rc.log.Error("malformed publication", "channel", m.Channel)
+		}
+	case *redis.Subscription:
+		rc.sc.confirm(ctx, m)
+	}
+}
+
+// readFailed handles a read that failed with err, a timeout included.
+func (rc *receiver) readFailed(ctx context.Context, ps *redis.PubSub, err error) {
+	rc.checkServing(ctx)
+	var nerr interface{ Timeout() bool }
+	if errors.As(err, &nerr) && nerr.Timeout() {
+		switch rc.link.timedOut(time.Now(), rc.sc.r.cfg.PingInterval) {
+		case silenceBatchDone:
+			retry.Sleep(ctx, rc.link.batchAgain())
+			return
+		case silenceShort:
+			return
+		case silencePingDue:
+			if ps.Ping(ctx, healthPing) == nil {
+				rc.link.pingSent(time.Now())
+				return
+			}
+		case silenceUnanswered:
+			err = errors.New("PING unanswered")
+			rc.sc.renew()
+		}
+	}
+	rc.lose(err)
+	retry.Sleep(ctx, rc.link.backOff())
+}
+
+// lose marks the connection lost through err, and tells the cluster's
+// rehome loop, as its channels may be served elsewhere now.
+func (rc *receiver) lose(err error) {
+	if rc.link.lost(time.Now()) {
+		rc.log.Warn("redis subscription connection lost", "err", err)
+		rc.sc.up.Store(false)
+	}
+	rc.sc.r.poke()
+}
+
+// restore marks the connection up again and asks the handler to repair
+// what it missed: after a loss, or on a first connection made for
+// channels moved to it. The repair starts now, and again once the node
+// serves if it does not yet.
+func (rc *receiver) restore(ctx context.Context) {
+	again := rc.link.restored(time.Now())
+	rc.sc.up.Store(true)
+	if again || rc.sc.repairWhenUp.Swap(false) {
+		rc.h.HandleReconnect()
+		rc.link.servingAnswered(rc.sc.serves(ctx) == nil)
+	}
+	if again {
+		t := rc.link.times
+		rc.log.Info("redis subscription connection restored",
+			"down", t.restored.Sub(t.lost).Round(time.Millisecond).String(),
+			"redials", t.attempts,
+			"resubscribe", t.restored.Sub(t.redialed).Round(time.Millisecond).String(),
+			"channels", t.channels,
+			"serving", rc.link.serving)
+	}
+}
+
+// checkServing asks the node, when it is due, whether it serves again;
+// when it does, the repair is asked for again.
+func (rc *receiver) checkServing(ctx context.Context) {
+	if !rc.link.servingCheckDue(time.Now()) || rc.sc.serves(ctx) != nil {
+		return
+	}
+	rc.link.servingAnswered(true)
+	rc.log.Info("redis node serves again; filling gaps from history", "after_restored", time.Since(rc.link.times.restored).Round(time.Millisecond).String())
+	rc.h.HandleReconnect()
 }
 
 // count is how many channels the connection should carry.
@@ -573,7 +549,7 @@ func (sc *subConn) confirm(ctx context.Context, m *redis.Subscription) {
 	switch {
 	case subscribed && wanted:
 		sc.confirmed[m.Channel] = true
-		sc.settleLocked(m.Channel)
+		sc.settleMoveLocked(m.Channel)
 	case !subscribed:
 		delete(sc.confirmed, m.Channel)
 	}

@@ -34,6 +34,13 @@ type WaitConfig struct {
 	Timeout time.Duration
 }
 
+// DefaultWaitConfig returns the wait a hub makes unless told otherwise:
+// WaitAuto, for 100ms. A zero Replicas, unlike this default, waits for
+// none.
+func DefaultWaitConfig() WaitConfig {
+	return WaitConfig{Replicas: WaitAuto, Timeout: 100 * time.Millisecond}
+}
+
 // ReplicaWait makes writes to Redis wait, with WAIT, until replicas hold
 // them. Redis replicates asynchronously: a primary killed right after
 // answering a write may take it along, and the replica promoted in its
@@ -59,7 +66,7 @@ type ReplicaWait struct {
 // NewReplicaWait returns a ReplicaWait for writes made through client.
 func NewReplicaWait(client redis.UniversalClient, cfg WaitConfig) *ReplicaWait {
 	if cfg.Timeout <= 0 {
-		cfg.Timeout = 100 * time.Millisecond
+		cfg.Timeout = DefaultWaitConfig().Timeout
 	}
 	w := &ReplicaWait{cfg: cfg, client: client, online: map[string]int{}}
 	w.cluster, _ = client.(*redis.ClusterClient)

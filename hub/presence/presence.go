@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -41,19 +42,29 @@ type Config struct {
 	Logger *slog.Logger
 }
 
+// DefaultConfig returns the settings New gives the zero fields of a
+// Config that have a default; Node, the host name, is left out.
+func DefaultConfig() Config {
+	return Config{Prefix: "imhub", TTL: 25 * time.Second, KeyTTL: 10 * time.Minute, Gather: 5 * time.Millisecond}
+}
+
 func (c *Config) setDefaults() {
+	d := DefaultConfig()
+	if c.Node == "" {
+		c.Node, _ = os.Hostname()
+	}
 	if c.Prefix == "" {
-		c.Prefix = "imhub"
+		c.Prefix = d.Prefix
 	}
 	if c.TTL <= 0 {
-		c.TTL = 25 * time.Second
+		c.TTL = d.TTL
 	}
 	if c.KeyTTL <= 0 {
-		c.KeyTTL = 10 * time.Minute
+		c.KeyTTL = d.KeyTTL
 	}
 	c.KeyTTL = max(c.KeyTTL, 3*c.TTL)
 	if c.Gather <= 0 {
-		c.Gather = 5 * time.Millisecond
+		c.Gather = d.Gather
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
