@@ -204,19 +204,39 @@ func parseConfig(args []string, env func(string) string, out io.Writer) (Config,
 // is repeated unless it follows a secret flag's value: a secret with a
 // space in it, unquoted, is cut there.
 func unexpectedArg(fs *flag.FlagSet, args []string) error {
-	var name string // the flag the argument follows
-	switch i := len(args) - fs.NArg(); {
-	case i > 0 && strings.HasPrefix(args[i-1], "-"): // -name=value, or a boolean
-		name, _, _ = strings.Cut(strings.TrimLeft(args[i-1], "-"), "=")
-	case i > 1: // -name value
-		name, _, _ = strings.Cut(strings.TrimLeft(args[i-2], "-"), "=")
-	}
-	if name != "" {
-		if _, secret := secretFlags[name]; secret {
-			return fmt.Errorf("unexpected argument after -%s's value (not shown: it may be part of a secret); every setting is a flag, and a value with spaces needs quotes", name)
-		}
+	name := lastFlag(fs, args[:len(args)-fs.NArg()])
+	if _, secret := secretFlags[name]; secret {
+		return fmt.Errorf("unexpected argument after -%s's value (not shown: it may be part of a secret); every setting is a flag, and a value with spaces needs quotes", name)
 	}
 	return fmt.Errorf("unexpected argument %q: every setting is a flag (see hub -h)", fs.Arg(0))
+}
+
+// lastFlag is the name of the last flag in parsed, the arguments fs took
+// as flags. It walks them as fs did, so that a value which itself starts
+// with '-' (a secret may) is not taken for a flag.
+func lastFlag(fs *flag.FlagSet, parsed []string) string {
+	var name string
+	for i := 0; i < len(parsed); i++ {
+		if parsed[i] == "--" {
+			break
+		}
+		var inline bool
+		name, _, inline = strings.Cut(strings.TrimLeft(parsed[i], "-"), "=")
+		if !inline && !isBoolFlag(fs, name) {
+			i++ // its value
+		}
+	}
+	return name
+}
+
+// isBoolFlag reports whether fs's flag name takes no value of its own.
+func isBoolFlag(fs *flag.FlagSet, name string) bool {
+	f := fs.Lookup(name)
+	if f == nil {
+		return false
+	}
+	b, ok := f.Value.(interface{ IsBoolFlag() bool })
+	return ok && b.IsBoolFlag()
 }
 
 // resolveSpoolDir turns the -spool-dir value into the directory to use, ""

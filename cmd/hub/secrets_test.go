@@ -227,6 +227,9 @@ func TestBinarySecretsNotEchoed(t *testing.T) {
 		{[]string{"-apps", "1400000000", "-jwt-secret", testSecret, "-forward", leakBackendQuery}, "-forward: entry 1 is not SdkAppid=URL"},
 		{[]string{"-apps", "1400000000", "-jwt-secret", testSecret, "-redis", "redis://imhub:" + leakRedisPassword + "@127.0.0.1:port/0"}, "-redis: redis url"},
 		{[]string{"-apps", "1400000000", "-jwt-secret", leakJWTSecret[:20], leakJWTSecret[20:]}, "unexpected argument after -jwt-secret's value"},
+		// A secret that starts with '-' is still the flag's value, not a flag.
+		{[]string{"-apps", "1400000000", "-jwt-secret", "-" + leakJWTSecret[:20], leakJWTSecret[20:]}, "unexpected argument after -jwt-secret's value"},
+		{[]string{"-apps", "1400000000", "-jwt-secret=" + leakJWTSecret[:20], leakJWTSecret[20:]}, "unexpected argument after -jwt-secret's value"},
 		{[]string{"forward-dead", "purge"}, `"purge": want list or replay`},
 		{[]string{"forward-dead", "list", "-app", "x"}, `-app "x" is not a SdkAppid`},
 		{[]string{"forward-dead", "list", "-app", "1400000000", "-redis", "redis://imhub:" + leakRedisPassword + "@127.0.0.1:port/0"}, "redis url"},
