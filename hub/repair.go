@@ -258,8 +258,7 @@ func (s *Session) applyRepair(it repairItem, r repairResult) {
 		m.WithLabelValues("restarted").Inc()
 	}
 	if r.hist.Recovered {
-		if s.overBudgetLocked() {
-			s.tooSlowLocked("client too slow: too many bytes wait for it")
+		if !s.withinBudgetLocked() {
 			return
 		}
 		filled := 0

@@ -42,22 +42,12 @@ type Session struct {
 	// waits for them before it ends.
 	busy sync.WaitGroup
 
-	mu    sync.Mutex
-	id    *auth.Identity
-	subs  map[string]*subscription
-	queue [][]byte
-	spare [][]byte // the writer's last batch, reused for the next queue
-	// queued is the bytes of the frames queued and of the batch being
-	// written, for SendQueueBytes.
-	queued int
-	// burst counts frames of replays and repairs in the queue: bounded by
-	// history and sent at the hub's initiative, they do not count against
-	// SendQueue. It is cleared when the writer empties the queue.
-	burst   int
-	writing bool // a writer goroutine is running
-	closed  bool
-	code    websocket.StatusCode
-	reason  string
+	// mu guards id and subs, and the send queue with the close asked for
+	// (sendQueue's fields, promoted here: s.closed is the queue's).
+	mu   sync.Mutex
+	id   *auth.Identity
+	subs map[string]*subscription
+	sendQueue
 	expires *time.Timer
 	pinger  *time.Timer
 }
@@ -98,84 +88,15 @@ func (s *Session) close(code websocket.StatusCode, reason string) {
 }
 
 func (s *Session) closeLocked(code websocket.StatusCode, reason string) {
-	if s.closed {
+	if !s.sendQueue.requestClose(code, reason) {
 		return
 	}
-	s.closed, s.code, s.reason = true, code, reason
 	// Counted when decided: a client too slow to take its close frame is
 	// dropped by the write deadline and never reaches finish.
 	if code != closeNormal {
 		s.hub.m.closed(code)
 	}
 	s.startWriterLocked() // the writer performs the close
-}
-
-func (s *Session) startWriterLocked() {
-	if !s.writing {
-		s.writing = true
-		s.busy.Add(1)
-		go s.writeLoop()
-	}
-}
-
-// send queues a frame for the writer; false if the session is closed or
-// was closed now because its queue is full.
-func (s *Session) send(frame []byte) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.sendLocked(frame)
-}
-
-func (s *Session) sendLocked(frame []byte) bool {
-	switch {
-	case s.closed:
-		return false
-	case len(s.queue) >= s.hub.cfg.SendQueue+s.burst:
-		return s.tooSlowLocked("client too slow: send queue overflowed")
-	case s.overBudgetLocked():
-		return s.tooSlowLocked("client too slow: too many bytes wait for it")
-	}
-	s.queueLocked(frame)
-	return true
-}
-
-// overBudgetLocked says whether more than SendQueueBytes wait for the
-// session.
-func (s *Session) overBudgetLocked() bool { return int64(s.queued) > s.hub.cfg.SendQueueBytes }
-
-// maxBurst bounds the replay and repair frames a session may have queued
-// besides its SendQueue: a client that keeps asking for replays and does
-// not read them is too slow all the same.
-func (s *Session) maxBurst() int { return max(s.hub.cfg.SendQueue, 4096) }
-
-// sendBurstLocked queues a frame of a replay or repair. The byte budget
-// is checked once, when the replay starts, by the caller: a replay is
-// sent whole or not at all.
-func (s *Session) sendBurstLocked(frame []byte) bool {
-	switch {
-	case s.closed:
-		return false
-	case s.burst >= s.maxBurst():
-		return s.tooSlowLocked("client too slow: replays not read")
-	}
-	s.burst++
-	s.queueLocked(frame)
-	return true
-}
-
-func (s *Session) queueLocked(frame []byte) {
-	s.queue = append(s.queue, frame)
-	s.queued += len(frame)
-	s.startWriterLocked()
-}
-
-// tooSlowLocked closes the session with 4008, dropping what waits for it.
-// It returns false, for the sender to return.
-func (s *Session) tooSlowLocked(reason string) bool {
-	s.hub.m.dropped.Add(float64(len(s.queue) + 1))
-	s.queue = nil
-	s.closeLocked(CloseTooSlow, reason)
-	return false
 }
 
 // deliver queues a publication of sub's channel at pos, whose
@@ -580,57 +501,6 @@ func reasonOf(err error) string {
 	return "other"
 }
 
-// writeLoop writes queued frames until the queue is empty, and performs
-// the close once one is requested.
-func (s *Session) writeLoop() {
-	defer s.busy.Done()
-	for {
-		s.mu.Lock()
-		if s.closed {
-			s.mu.Unlock()
-			s.finish()
-			return
-		}
-		if len(s.queue) == 0 {
-			s.writing, s.burst = false, 0
-			s.idleQueueLocked()
-			s.mu.Unlock()
-			return
-		}
-		batch := s.queue
-		s.queue = s.spare[:0]
-		s.spare = nil
-		s.mu.Unlock()
-		n := 0
-		for _, f := range batch {
-			n += len(f)
-		}
-		if !s.write(batch) {
-			return
-		}
-		clear(batch) // drop references to frames already written
-		s.mu.Lock()
-		s.queued -= n
-		s.spare = batch
-		s.mu.Unlock()
-	}
-}
-
-// maxIdleQueue is the most frames an idle session's queue keeps room for:
-// the room left by a replay of thousands is given back.
-const maxIdleQueue = 16
-
-// idleQueueLocked keeps one array for the next frames, not two: the queue
-// and the spare swap only while the writer runs.
-func (s *Session) idleQueueLocked() {
-	if s.spare != nil {
-		s.queue, s.spare = s.spare[:0], nil
-	}
-	if cap(s.queue) > maxIdleQueue {
-		s.queue = nil
-	}
-}
-
 // ping runs on a timer every PingInterval: a client silent for that long
 // is pinged, and one that does not answer within WriteTimeout is dropped.
 func (s *Session) ping() {
@@ -655,31 +525,11 @@ func (s *Session) ping() {
 	s.pinger.Reset(cfg.PingInterval)
 }
 
-// write writes frames in as few system calls as the connection's cork
-// allows: one for a backlog of small frames. Each socket write is bounded
-// by WriteTimeout (see wsConn).
-func (s *Session) write(frames [][]byte) bool {
-	s.raw.cork()
-	for _, f := range frames {
-		if err := s.tr.write(f); err != nil {
-			_ = s.raw.uncork()
-			s.abort()
-			return false
-		}
-	}
-	if err := s.raw.uncork(); err != nil {
-		s.abort()
-		return false
-	}
-	return true
-}
-
 // finish ends the session with the requested code: frames already queued
 // are written first unless the client is too slow to take them.
 func (s *Session) finish() {
 	s.mu.Lock()
-	code, reason, rest := s.code, s.reason, s.queue
-	s.queue = nil
+	code, reason, rest := s.code, s.reason, s.sendQueue.rest()
 	s.mu.Unlock()
 	if code != CloseTooSlow && !s.write(rest) {
 		return
