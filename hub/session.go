@@ -6,7 +6,6 @@ import (
 	"errors"
 	"strconv"
 	"sync"
-	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -32,12 +31,6 @@ type Session struct {
 	// user; under the hub's sessMu.
 	userAt int
 
-	lastRead atomic.Int64 // unix nanoseconds of the last frame received
-	// budget is charged by the reader, and on a library connection by the
-	// library's read of the close handshake on the writer's goroutine
-	// when pings come then.
-	budgetMu sync.Mutex
-	budget   frameBudget
 	// busy counts the writer and ping goroutines running; the session
 	// waits for them before it ends.
 	busy sync.WaitGroup
@@ -48,8 +41,9 @@ type Session struct {
 	id   *auth.Identity
 	subs map[string]*subscription
 	sendQueue
-	expires *time.Timer
-	pinger  *time.Timer
+
+	liveness // the client's pace and its pings; locks of its own
+	expires  *time.Timer
 }
 
 func newSession(h *Hub, tr transport, raw *wsConn, id *auth.Identity) *Session {
@@ -62,11 +56,8 @@ func newSession(h *Hub, tr transport, raw *wsConn, id *auth.Identity) *Session {
 		id:   id,
 		subs: make(map[string]*subscription),
 	}
-	now := time.Now().UnixNano()
-	s.lastRead.Store(now)
-	s.budget = newFrameBudget(now, h.cfg.ClientBurst)
 	s.expires = time.AfterFunc(time.Until(id.Expires), s.expire)
-	s.pinger = time.AfterFunc(h.cfg.PingInterval, s.ping)
+	s.liveness.start(time.Now().UnixNano(), h.cfg.ClientBurst, h.cfg.PingInterval, s.ping)
 	return s
 }
 
@@ -195,7 +186,7 @@ func (s *Session) readLoop(ctx context.Context) {
 // session.
 func (s *Session) message(ctx context.Context, typ websocket.MessageType, data []byte) bool {
 	now := time.Now().UnixNano()
-	s.lastRead.Store(now)
+	s.liveness.heard(now)
 	if typ != websocket.MessageText {
 		s.close(CloseMalformed, "frames are JSON text")
 		return false
@@ -213,30 +204,6 @@ func (s *Session) message(ctx context.Context, typ websocket.MessageType, data [
 		return false
 	}
 	return s.handle(ctx, data, v == frameRefused)
-}
-
-// takeFrame charges a frame read at now against the client's rate.
-func (s *Session) takeFrame(now int64) verdict {
-	s.budgetMu.Lock()
-	v := s.budget.take(now, s.hub.cfg.ClientRate, s.hub.cfg.ClientBurst)
-	s.budgetMu.Unlock()
-	if v != frameAllowed {
-		s.hub.m.rateLimited.Inc()
-	}
-	return v
-}
-
-// pinged charges a WebSocket ping, which the transport reads and answers
-// by itself, and says whether to answer it: a client that packs thousands of
-// pings into one packet must not have the hub write a pong for each.
-func (s *Session) pinged() bool {
-	switch s.takeFrame(time.Now().UnixNano()) {
-	case frameAllowed:
-		return true
-	case frameTooMany:
-		s.close(CloseMalformed, "too many frames: over the rate limit")
-	}
-	return false
 }
 
 // handle carries out one client frame, or only answers it when it came
@@ -499,30 +466,6 @@ func reasonOf(err error) string {
 		return e.Reason
 	}
 	return "other"
-}
-
-// ping runs on a timer every PingInterval: a client silent for that long
-// is pinged, and one that does not answer within WriteTimeout is dropped.
-func (s *Session) ping() {
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
-		return
-	}
-	s.busy.Add(1)
-	s.mu.Unlock()
-	defer s.busy.Done()
-	cfg := &s.hub.cfg
-	if time.Since(time.Unix(0, s.lastRead.Load())) >= cfg.PingInterval {
-		ctx, cancel := context.WithTimeout(context.Background(), cfg.WriteTimeout)
-		err := s.tr.ping(ctx)
-		cancel()
-		if err != nil {
-			s.abort()
-			return
-		}
-	}
-	s.pinger.Reset(cfg.PingInterval)
 }
 
 // finish ends the session with the requested code: frames already queued
