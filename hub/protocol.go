@@ -63,6 +63,15 @@ type serverFrame struct {
 	ID        json.RawMessage `json:"id,omitempty"`
 }
 
+// presenceFrame answers a presence op. Users is always present, {} for a
+// channel nobody is subscribed to.
+type presenceFrame struct {
+	Op      string          `json:"op"`
+	Channel string          `json:"channel"`
+	Users   map[string]int  `json:"users"`
+	ID      json.RawMessage `json:"id,omitempty"`
+}
+
 func (f serverFrame) encode() []byte {
 	b, err := json.Marshal(f)
 	if err != nil {
