@@ -10,7 +10,6 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/imhub/imhub/hub/auth"
-	"github.com/imhub/imhub/hub/broker"
 )
 
 // Session is one client connection. Its reader is one goroutine; a writer
@@ -87,34 +86,44 @@ func (s *Session) closeLocked(code websocket.StatusCode, reason string) {
 	s.startWriterLocked() // the writer performs the close
 }
 
-// deliver queues a publication of sub's channel at pos, whose
-// predecessor's Tag is link; called by the hub's fan-out. It reports
-// whether the frame was queued.
-func (s *Session) deliver(sub *subscription, frame []byte, pos broker.Position, link string) bool {
+// identity is the token the session holds now, and whether it is still
+// open.
+func (s *Session) identity() (id *auth.Identity, open bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if sub.held() {
-		s.holdLocked(sub, frame, pos, link)
+	return s.id, !s.closed
+}
+
+// disconnect closes the session with 4010 and reports true, unless it is
+// closed already or, with a non-zero before, its token was issued after
+// it (see Hub.Disconnect).
+func (s *Session) disconnect(before time.Time, reason string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed || !(before.IsZero() || IssuedBefore(s.id, before)) {
 		return false
 	}
-	switch sub.follows(pos, link) {
-	case stepSent:
-		return false // the same event again
-	case stepGap, stepEarlier:
-		// Publications went missing on the way here (the broker
-		// connection dropped), the stream started again, or Redis hands
-		// out offsets again that were sent with other events (a failover
-		// lost writes): hold this one back, and let history say what the
-		// client lacks, or that its stream is not the one it had.
-		s.holdLocked(sub, frame, pos, link)
-		s.requestRepairLocked(sub, 0)
-		return false
-	}
-	if !s.sendLocked(frame) {
-		return false
-	}
-	sub.sentUpTo(pos)
+	s.closeLocked(CloseDisconnected, reason)
 	return true
+}
+
+// closeIfIdentity closes the session with 4010 if it still holds id (a
+// refresh meanwhile brought a token that was judged on its own).
+func (s *Session) closeIfIdentity(id *auth.Identity) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed || s.id != id {
+		return false
+	}
+	s.closeLocked(CloseDisconnected, "token revoked by the server API")
+	return true
+}
+
+// stopTimers stops the session's expiry and ping timers: it is ending, or
+// was refused before it ran.
+func (s *Session) stopTimers() {
+	s.expires.Stop()
+	s.pinger.Stop()
 }
 
 // run serves the session until the client goes or the hub closes it.
@@ -122,8 +131,7 @@ func (s *Session) run(ctx context.Context) {
 	defer func() {
 		s.close(closeNormal, "")
 		s.busy.Wait()
-		s.expires.Stop()
-		s.pinger.Stop()
+		s.stopTimers()
 		s.mu.Lock()
 		subs := s.subs
 		s.subs = nil
@@ -191,39 +199,6 @@ func (s *Session) message(ctx context.Context, typ websocket.MessageType, data [
 		return false
 	}
 	return s.handle(ctx, data, v == frameRefused)
-}
-
-// flushPendingLocked queues what arrived while sub was joining and is newer
-// than what was sent. A gap among those starts a repair, holding back the
-// rest.
-//
-// fresh says sub.sent was just read from the broker (see takePending).
-func (s *Session) flushPendingLocked(sub *subscription, fresh bool) {
-	pending, overflowed := sub.takePending(fresh)
-	if overflowed {
-		// What was held back was dropped: read it from history.
-		s.requestRepairLocked(sub, 0)
-		return
-	}
-	for i, p := range pending {
-		switch step := sub.follows(p.pos, p.link); {
-		case step == stepSent, step == stepEarlier && fresh:
-			// sub.sent was just read from the stream: what lies before
-			// it was sent, or the client was told it is lost, or it is
-			// not of this stream (history holds what was sent).
-			continue
-		case step != stepNext:
-			sub.keepPending(pending[i:])
-			// Right after a repair or a replay, another gap means the
-			// stream is still broken: try again a little later.
-			s.requestRepairLocked(sub, repairRetry)
-			return
-		}
-		if !s.sendLocked(p.frame) {
-			return
-		}
-		sub.sentUpTo(p.pos)
-	}
 }
 
 // finish ends the session with the requested code: frames already queued
