@@ -35,11 +35,44 @@ func (s *Session) deliver(sub *subscription, frame []byte, pos broker.Position, 
 		s.requestRepairLocked(sub, 0)
 		return false
 	}
+	return s.sendAtLocked(sub, frame, pos)
+}
+
+// sendAtLocked queues frame, which is at pos of sub's stream, and records
+// pos as the last position sent.
+func (s *Session) sendAtLocked(sub *subscription, frame []byte, pos broker.Position) bool {
 	if !s.sendLocked(frame) {
 		return false
 	}
 	sub.sentUpTo(pos)
 	return true
+}
+
+// replayLocked queues, as one burst, the publications of a history read
+// (pubs, in order) that sub is due (see subscription.due), each recorded
+// as sent. It returns how many it queued, and false if the session was
+// closed on the way, too slow for them. The byte budget is the caller's
+// to check, once, before: a replay is sent whole or not at all.
+func (s *Session) replayLocked(sub *subscription, pubs []broker.Publication) (queued int, ok bool) {
+	for _, p := range pubs {
+		if !sub.due(p.Position, p.Prev) {
+			continue
+		}
+		if !s.sendBurstLocked(s.hub.replays.frame(p)) {
+			return queued, false
+		}
+		sub.sentUpTo(p.Position)
+		queued++
+	}
+	return queued, true
+}
+
+// lostLocked tells the client that sub's stream goes on from at and that
+// what came before it since the last event sent is lost (recovered
+// false), and records at as sent.
+func (s *Session) lostLocked(sub *subscription, at broker.Position) bool {
+	lost := false
+	return s.sendAtLocked(sub, subscribedFrame(sub.channel, at, &lost, nil).encode(), at)
 }
 
 // holdLocked keeps a publication back while sub joins or is repaired. Past
@@ -103,10 +136,9 @@ func (s *Session) flushPendingLocked(sub *subscription, fresh bool) {
 			s.requestRepairLocked(sub, repairRetry)
 			return
 		}
-		if !s.sendLocked(p.frame) {
+		if !s.sendAtLocked(sub, p.frame, p.pos) {
 			return
 		}
-		sub.sentUpTo(p.pos)
 	}
 }
 
@@ -165,41 +197,31 @@ func (s *Session) applyRepair(it repairItem, r repairResult) {
 	}
 	sub.repairRead()
 	if r.restarted {
-		start := broker.Position{Epoch: r.hist.Latest.Epoch}
-		f := serverFrame{Op: "subscribed", Channel: sub.channel, Offset: start.String(), Recovered: new(bool)}
-		if !s.sendLocked(f.encode()) {
+		if !s.lostLocked(sub, broker.Position{Epoch: r.hist.Latest.Epoch}) {
 			return
 		}
-		sub.sentUpTo(start)
 		m.WithLabelValues("restarted").Inc()
 	}
-	if r.hist.Recovered {
+	switch {
+	case r.hist.Recovered:
 		if !s.withinBudgetLocked() {
 			return
 		}
-		filled := 0
-		for _, p := range r.hist.Publications {
-			if sub.after(p.Position, p.Prev) {
-				if !s.sendBurstLocked(s.hub.replays.frame(p)) {
-					return
-				}
-				sub.sentUpTo(p.Position)
-				filled++
-			}
+		filled, ok := s.replayLocked(sub, r.hist.Publications)
+		if !ok {
+			return
 		}
 		if filled > 0 && !r.restarted {
 			m.WithLabelValues("recovered").Inc()
 		}
-	} else if sub.coveredByPending(r.hist.Latest) {
+	case sub.coveredByPending(r.hist.Latest):
 		// History was trimmed past the last event sent, but the events
 		// since then were received live and held back: they follow below.
 		m.WithLabelValues("recovered").Inc()
-	} else {
-		f := serverFrame{Op: "subscribed", Channel: sub.channel, Offset: r.hist.Latest.String(), Recovered: new(bool)}
-		if !s.sendLocked(f.encode()) {
+	default:
+		if !s.lostLocked(sub, r.hist.Latest) {
 			return
 		}
-		sub.sentUpTo(r.hist.Latest)
 		m.WithLabelValues("lost").Inc()
 	}
 	sub.repaired()

@@ -137,17 +137,15 @@ func (s *Session) subscribe(ctx context.Context, f clientFrame) {
 	if s.closed || s.subs[f.Channel] != sub {
 		return
 	}
-	reply := serverFrame{Op: "subscribed", Channel: f.Channel, Offset: hist.Latest.String(), ID: f.ID}
+	var recovered *bool
 	if since != nil {
-		reply.Recovered = &hist.Recovered
+		recovered = &hist.Recovered
 	}
-	if !s.sendLocked(reply.encode()) {
+	if !s.sendLocked(subscribedFrame(f.Channel, hist.Latest, recovered, f.ID).encode()) {
 		return
 	}
-	for _, p := range hist.Publications {
-		if !s.sendBurstLocked(s.hub.replays.frame(p)) {
-			return
-		}
+	if _, ok := s.replayLocked(sub, hist.Publications); !ok {
+		return
 	}
 	// History was just read: a repair asked for before it is answered. One
 	// asked for while it was read (the broker reconnected) runs now.

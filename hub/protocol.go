@@ -72,6 +72,14 @@ type presenceFrame struct {
 	ID      json.RawMessage `json:"id,omitempty"`
 }
 
+// subscribedFrame answers a subscribe of channel, or says again, with
+// recovered false, that its stream goes on from another place than the
+// one the client stands at: the stream stands at at. recovered, when set,
+// says whether what came since the client's position was sent.
+func subscribedFrame(channel string, at broker.Position, recovered *bool, id json.RawMessage) serverFrame {
+	return serverFrame{Op: "subscribed", Channel: channel, Offset: at.String(), Recovered: recovered, ID: id}
+}
+
 func (f serverFrame) encode() []byte {
 	b, err := json.Marshal(f)
 	if err != nil {
