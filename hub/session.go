@@ -17,12 +17,20 @@ import (
 // goroutine. Everything the hub sends it goes through a bounded queue: a
 // client that cannot keep up is closed with 4008 rather than slowing the
 // broker reader or other clients.
+//
+// This file holds its life (run, close, finish, abort) and identity. Each
+// other concern has its file: the queue and its writer (sendqueue.go), the
+// client's pace and pings (liveness.go), the client's ops (ops.go), and
+// the session's side of its channels' streams (delivery.go). The hub
+// reaches a session through its methods only, never its lock.
 type Session struct {
-	hub  *Hub
-	tr   transport // reads, pings, closes; writes through raw
-	raw  *wsConn   // the socket: batches the session's writes
-	app  string    // fixed for the session's life; refresh may not change it
-	user string    // likewise
+	hub *Hub
+	tr  transport // reads, pings, closes; writes through raw
+	// raw is tr's own socket, held for its cork: the writer corks it
+	// around a batch, and tr writes each frame of the batch into it.
+	raw  *wsConn
+	app  string // fixed for the session's life; refresh may not change it
+	user string // likewise
 	// userAt is the session's place in the hub's index of sessions by
 	// user; under the hub's sessMu.
 	userAt int
@@ -42,6 +50,8 @@ type Session struct {
 	expires  *time.Timer
 }
 
+// newSession makes the session of a client admitted with id, and starts
+// its expiry and ping timers: only its run (or stopTimers) stops them.
 func newSession(h *Hub, tr transport, raw *wsConn, id *auth.Identity) *Session {
 	s := &Session{
 		hub:  h,
@@ -57,6 +67,8 @@ func newSession(h *Hub, tr transport, raw *wsConn, id *auth.Identity) *Session {
 	return s
 }
 
+// expire closes the session with 4002 if the token it holds has expired:
+// the timer may fire for a token that a refresh has just replaced.
 func (s *Session) expire() {
 	s.mu.Lock()
 	late := time.Now().After(s.id.Expires)
