@@ -35,7 +35,13 @@ func (s *Session) deliver(sub *subscription, frame []byte, pos broker.Position, 
 		s.requestRepairLocked(sub, 0)
 		return false
 	}
-	return s.sendAtLocked(sub, frame, pos)
+	// Not sendAtLocked: inlined here, on the fan-out's path, it would
+	// copy pos once more.
+	if !s.sendLocked(frame) {
+		return false
+	}
+	sub.sentUpTo(pos)
+	return true
 }
 
 // sendAtLocked queues frame, which is at pos of sub's stream, and records
@@ -204,7 +210,7 @@ func (s *Session) applyRepair(it repairItem, r repairResult) {
 	}
 	switch {
 	case r.hist.Recovered:
-		if !s.withinBudgetLocked() {
+		if s.closeIfOverBudgetLocked() {
 			return
 		}
 		filled, ok := s.replayLocked(sub, r.hist.Publications)

@@ -135,7 +135,7 @@ func (s *Session) sendLocked(frame []byte) bool {
 		return false
 	case s.sendQueue.full(s.hub.cfg.SendQueue):
 		return s.tooSlowLocked("client too slow: send queue overflowed")
-	case !s.withinBudgetLocked():
+	case s.closeIfOverBudgetLocked():
 		return false
 	}
 	s.sendQueue.push(frame)
@@ -143,13 +143,13 @@ func (s *Session) sendLocked(frame []byte) bool {
 	return true
 }
 
-// withinBudgetLocked closes the session as too slow when more than
-// SendQueueBytes wait for it, and otherwise reports true: frames may still
-// be queued.
-func (s *Session) withinBudgetLocked() bool {
-	if s.sendQueue.overBudget(s.hub.cfg.SendQueueBytes) {
-		return s.tooSlowLocked("client too slow: too many bytes wait for it")
+// closeIfOverBudgetLocked closes the session as too slow when more than
+// SendQueueBytes wait for it, and reports whether it did.
+func (s *Session) closeIfOverBudgetLocked() bool {
+	if !s.sendQueue.overBudget(s.hub.cfg.SendQueueBytes) {
+		return false
 	}
+	s.tooSlowLocked("client too slow: too many bytes wait for it")
 	return true
 }
 
