@@ -7,6 +7,12 @@
 // send queue and one writer goroutine; a node holds one broker subscription
 // per channel in use, counted over its sessions. Start with [New].
 //
+// A session's life is in session.go; its queue and writer in
+// sendqueue.go, its client's pace and pings in liveness.go, the client's
+// ops in ops.go, and its side of each channel's stream (each event once
+// and in order, replays, the repair of a gap) in delivery.go, the hub's
+// side of a repair in repair.go.
+//
 // A connection without extensions, the default, is upgraded, read and
 // written by the hub itself (handshake.go, plain.go, package wsframe), so
 // that an idle one holds little; one that offers permessage-deflate to a

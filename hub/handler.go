@@ -140,8 +140,7 @@ func (h *Hub) unadmit(s *Session, release func()) {
 	delete(h.sessions, s)
 	h.removeUserLocked(s, userKey{s.app, s.user})
 	h.sessMu.Unlock()
-	s.expires.Stop()
-	s.pinger.Stop()
+	s.stopTimers()
 	release()
 }
 

@@ -265,12 +265,7 @@ func (h *Hub) HandleReconnect() {
 		sh.mu.RLock()
 		for k, ch := range sh.channels {
 			for s, sub := range ch.subs {
-				s.mu.Lock()
-				if !s.closed {
-					sub.wantRepair()
-					sub.markForRepair()
-				}
-				s.mu.Unlock()
+				s.repairAfterReconnect(sub)
 			}
 			keys = append(keys, k)
 		}

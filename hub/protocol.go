@@ -63,6 +63,23 @@ type serverFrame struct {
 	ID        json.RawMessage `json:"id,omitempty"`
 }
 
+// presenceFrame answers a presence op. Users is always present, {} for a
+// channel nobody is subscribed to.
+type presenceFrame struct {
+	Op      string          `json:"op"`
+	Channel string          `json:"channel"`
+	Users   map[string]int  `json:"users"`
+	ID      json.RawMessage `json:"id,omitempty"`
+}
+
+// subscribedFrame answers a subscribe of channel, or says again, with
+// recovered false, that its stream goes on from another place than the
+// one the client stands at: the stream stands at at. recovered, when set,
+// says whether what came since the client's position was sent.
+func subscribedFrame(channel string, at broker.Position, recovered *bool, id json.RawMessage) serverFrame {
+	return serverFrame{Op: "subscribed", Channel: channel, Offset: at.String(), Recovered: recovered, ID: id}
+}
+
 func (f serverFrame) encode() []byte {
 	b, err := json.Marshal(f)
 	if err != nil {

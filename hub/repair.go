@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/imhub/imhub/hub/broker"
-	"github.com/imhub/imhub/internal/textclip"
 )
 
 // Gap repair. A subscription whose live stream has a hole (the broker's
@@ -95,46 +94,13 @@ func (h *Hub) stopRepairs() {
 	q.workers.Wait()
 }
 
-// requestRepairLocked marks sub for repair and queues its channel, at once
-// or after delay. Its live publications are held back meanwhile. A delayed
-// request is marked only when its time comes, so that repairs of the
-// channel run for other subscriptions meanwhile do not take it early.
-func (s *Session) requestRepairLocked(sub *subscription, delay time.Duration) {
-	if s.closed {
-		return
-	}
-	sub.wantRepair()
-	k := chanKey{s.app, sub.channel}
-	if delay <= 0 {
-		sub.markForRepair()
-		s.hub.enqueueRepair(k)
-		return
-	}
-	time.AfterFunc(delay, func() {
-		s.mu.Lock()
-		live := !s.closed && s.subs[sub.channel] == sub
-		if live {
-			sub.markForRepair()
-		}
-		s.mu.Unlock()
-		if live {
-			s.hub.enqueueRepair(k)
-		}
-	})
-}
-
 // retryDelay backs off a subscription's failed repairs.
 func retryDelay(fails int) time.Duration {
 	return min(repairRetry<<min(fails, 8), repairMaxWait)
 }
 
-// holdLocked keeps a publication back while sub joins or is repaired. Past
-// SendQueue they are dropped and history, read again, stands in for them:
-// the hub's own delay must not cost the client its connection.
-func (s *Session) holdLocked(sub *subscription, frame []byte, pos broker.Position, link string) {
-	sub.hold(frame, pos, link, s.hub.cfg.SendQueue)
-}
-
+// repairItem is a subscription a repair pass took, with its subscribe's
+// count (gen) and the last position sent to it (since) when taken.
 type repairItem struct {
 	s     *Session
 	sub   *subscription
@@ -153,13 +119,9 @@ func (h *Hub) takeRepairs(k chanKey) []repairItem {
 	}
 	var items []repairItem
 	for s, sub := range ch.subs {
-		s.mu.Lock()
-		// A subscription that is joining is left marked: its subscribe
-		// asks again when it ends.
-		if !s.closed && sub.takeForRepair() {
-			items = append(items, repairItem{s, sub, sub.gen, sub.sent})
+		if it, ok := s.takeForRepair(sub); ok {
+			items = append(items, it)
 		}
-		s.mu.Unlock()
 	}
 	return items
 }
@@ -216,77 +178,4 @@ func (h *Hub) repairChannel(k chanKey) {
 		}
 		it.s.applyRepair(it, r)
 	}
-}
-
-// applyRepair sends sub what history gave after its last event, or says
-// plainly that events were lost, then what was held back.
-func (s *Session) applyRepair(it repairItem, r repairResult) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	sub := it.sub
-	if s.closed || s.subs[sub.channel] != sub {
-		return
-	}
-	if sub.joining {
-		// A subscribe is reading history: it asks again when it ends.
-		sub.markForRepair()
-		return
-	}
-	if sub.gen != it.gen {
-		// A subscribe came and went meanwhile; it answered this, or asked
-		// again itself.
-		return
-	}
-	m := s.hub.m.repairs
-	if r.err != nil {
-		fails := sub.repairFailed()
-		if fails == 1 {
-			s.hub.log.Warn("filling a gap from history failed; retrying with backoff", "channel", textclip.Cut(sub.channel, maxEcho), "err", r.err)
-		}
-		m.WithLabelValues("failed").Inc()
-		s.requestRepairLocked(sub, retryDelay(fails))
-		return
-	}
-	sub.repairRead()
-	if r.restarted {
-		start := broker.Position{Epoch: r.hist.Latest.Epoch}
-		f := serverFrame{Op: "subscribed", Channel: sub.channel, Offset: start.String(), Recovered: new(bool)}
-		if !s.sendLocked(f.encode()) {
-			return
-		}
-		sub.sentUpTo(start)
-		m.WithLabelValues("restarted").Inc()
-	}
-	if r.hist.Recovered {
-		if s.overBudgetLocked() {
-			s.tooSlowLocked("client too slow: too many bytes wait for it")
-			return
-		}
-		filled := 0
-		for _, p := range r.hist.Publications {
-			if sub.after(p.Position, p.Prev) {
-				if !s.sendBurstLocked(s.hub.replays.frame(p)) {
-					return
-				}
-				sub.sentUpTo(p.Position)
-				filled++
-			}
-		}
-		if filled > 0 && !r.restarted {
-			m.WithLabelValues("recovered").Inc()
-		}
-	} else if sub.coveredByPending(r.hist.Latest) {
-		// History was trimmed past the last event sent, but the events
-		// since then were received live and held back: they follow below.
-		m.WithLabelValues("recovered").Inc()
-	} else {
-		f := serverFrame{Op: "subscribed", Channel: sub.channel, Offset: r.hist.Latest.String(), Recovered: new(bool)}
-		if !s.sendLocked(f.encode()) {
-			return
-		}
-		sub.sentUpTo(r.hist.Latest)
-		m.WithLabelValues("lost").Inc()
-	}
-	sub.repaired()
-	s.flushPendingLocked(sub, true)
 }

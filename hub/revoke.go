@@ -78,13 +78,9 @@ func (h *Hub) Disconnect(app, user string, before time.Time, reason string) int 
 	h.sessMu.Unlock()
 	n := 0
 	for _, s := range list {
-		s.mu.Lock()
-		hit := !s.closed && (before.IsZero() || IssuedBefore(s.id, before))
-		if hit {
-			s.closeLocked(CloseDisconnected, reason)
+		if s.disconnect(before, reason) {
 			n++
 		}
-		s.mu.Unlock()
 	}
 	return n
 }
@@ -205,10 +201,7 @@ func (h *Hub) judge(ctx context.Context, list []*Session) (int, error) {
 	ids := make([]*auth.Identity, 0, len(list))
 	open := list[:0]
 	for _, s := range list {
-		s.mu.Lock()
-		id, closed := s.id, s.closed
-		s.mu.Unlock()
-		if !closed {
+		if id, ok := s.identity(); ok {
 			ids = append(ids, id)
 			open = append(open, s)
 		}
@@ -236,16 +229,4 @@ func (h *Hub) judge(ctx context.Context, list []*Session) (int, error) {
 		return n, fmt.Errorf("check %d sessions for revoked tokens: %w", len(ids), err)
 	}
 	return n, nil
-}
-
-// closeIfIdentity closes the session with 4010 if it still holds id (a
-// refresh meanwhile brought a token that was judged on its own).
-func (s *Session) closeIfIdentity(id *auth.Identity) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed || s.id != id {
-		return false
-	}
-	s.closeLocked(CloseDisconnected, "token revoked by the server API")
-	return true
 }

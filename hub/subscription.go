@@ -79,6 +79,14 @@ func (sub *subscription) after(pos broker.Position, link string) bool {
 	return (pos.Epoch == sub.sent.Epoch && pos.Offset > sub.sent.Offset) || broker.Follows(sub.sent, pos, link)
 }
 
+// due says whether a replay of history is to send pos (whose
+// predecessor's Tag is link): while the subscription joins, all that
+// history gave (the client named where it stands), else what is after the
+// last sent.
+func (sub *subscription) due(pos broker.Position, link string) bool {
+	return sub.joining || sub.after(pos, link)
+}
+
 // sentUpTo records pos as the last position sent.
 func (sub *subscription) sentUpTo(pos broker.Position) { sub.sent = pos }
 
