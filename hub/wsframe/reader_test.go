@@ -261,3 +261,39 @@ func FuzzReader(f *testing.F) {
 		require.Equal(t, got, back, "read back the same")
 	})
 }
+
+// BenchmarkReader measures the parse of the frames a client sends: a
+// subscribe in one read, and a larger message fed in three pieces.
+func BenchmarkReader(b *testing.B) {
+	small := text(`{"op":"subscribe","channel":"group:@TGS#2J4SZEAEL","id":1}`)
+	large := text(string(bytes.Repeat([]byte(`{"op":"ping","pad":"xxxxxxxxxx"}`), 100)))
+	for _, tc := range []struct {
+		name  string
+		frame []byte
+		step  int
+	}{{"subscribe", small, len(small)}, {"3KB-in-pieces", large, len(large)/3 + 1}} {
+		b.Run(tc.name, func(b *testing.B) {
+			in := make([]byte, len(tc.frame))
+			b.SetBytes(int64(len(in)))
+			b.ReportAllocs()
+			var r Reader
+			for b.Loop() {
+				copy(in, tc.frame) // the Reader unmasks in place
+				for p := in; len(p) > 0; {
+					n := min(tc.step, len(p))
+					r.Feed(p[:n])
+					p = p[n:]
+					for {
+						_, ok, err := r.Next()
+						if err != nil {
+							b.Fatal(err)
+						}
+						if !ok {
+							break
+						}
+					}
+				}
+			}
+		})
+	}
+}
