@@ -3,6 +3,7 @@ package hub
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"runtime"
@@ -120,7 +121,7 @@ func BenchmarkReplayMemory(b *testing.B) {
 // before the upgrade: one a browser sends from an allowed page, and one
 // refused for its Origin.
 func BenchmarkHandshakeCheck(b *testing.B) {
-	patterns := []string{"dash.example.com", "https://*.example.org"}
+	origins := newOriginPolicy([]string{"dash.example.com", "https://*.example.org"}, slog.Default())
 	req := func(origin string) *http.Request {
 		r := httptest.NewRequest(http.MethodGet, "http://hub.example.com/ws?token=t", nil)
 		r.Header.Set("Upgrade", "websocket")
@@ -139,7 +140,7 @@ func BenchmarkHandshakeCheck(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
 				w := httptest.NewRecorder()
-				if err := checkHandshake(w, r, patterns); (err == nil) != tc.ok {
+				if err := admitHandshake(w, r, origins); (err == nil) != tc.ok {
 					b.Fatalf("checked %v: %v", tc.ok, err)
 				}
 			}
