@@ -100,14 +100,14 @@ func ParseClose(p []byte) (code uint16, reason string, err error) {
 }
 
 // validCloseCode says whether an endpoint may send code in a close frame
-// (RFC 6455, section 7.4).
+// (RFC 6455, section 7.4, and the IANA registry it set up): a code the
+// protocol defines (1000-1014), but for 1004, reserved, and 1005 and
+// 1006, which only name what an endpoint saw; or one of the ranges left to
+// libraries (3000-3999) and applications (4000-4999). 1015, the failed
+// TLS handshake, is never sent either, and lies beyond the protocol's.
 func validCloseCode(code uint16) bool {
-	switch {
-	case code == 1004 || code == 1005 || code == 1006 || code == 1015:
-		return false
-	case code >= 1000 && code <= 1014:
-		return true
-	default:
-		return code >= 3000 && code <= 4999
+	if code >= 3000 {
+		return code <= 4999
 	}
+	return code >= 1000 && code <= 1014 && code != 1004 && code != 1005 && code != 1006
 }
