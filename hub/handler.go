@@ -50,7 +50,7 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 
 	if h.draining.Load() {
-		h.refuse(tr, wc, CloseShuttingDown, "node shutting down, reconnect")
+		h.refuse(tr, CloseShuttingDown, "node shutting down, reconnect")
 		return
 	}
 	id, err := h.auth.Verify(token(r))
@@ -60,18 +60,18 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if auth.Expired(err) {
 			code = CloseTokenExpired
 		}
-		h.refuse(tr, wc, code, err.Error())
+		h.refuse(tr, code, err.Error())
 		return
 	}
 	if n := h.conns.Add(1); n > int64(h.cfg.MaxConns) {
 		h.conns.Add(-1)
-		h.refuse(tr, wc, CloseTooManyConns, "too many connections on this node")
+		h.refuse(tr, CloseTooManyConns, "too many connections on this node")
 		return
 	}
 	addr := clientaddr.FromRequest(r)
 	if !h.perAddr.acquire(addr) {
 		h.conns.Add(-1)
-		h.refuse(tr, wc, CloseTooManyConns, "too many connections from this address")
+		h.refuse(tr, CloseTooManyConns, "too many connections from this address")
 		return
 	}
 	release := func() {
@@ -83,7 +83,7 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if h.draining.Load() {
 		h.sessMu.Unlock()
 		release()
-		h.refuse(tr, wc, CloseShuttingDown, "node shutting down, reconnect")
+		h.refuse(tr, CloseShuttingDown, "node shutting down, reconnect")
 		return
 	}
 	// Made only once it is sure to run: a session starts its expiry and
@@ -104,7 +104,7 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.pinger.Stop()
 		release()
 		h.m.authFailures.WithLabelValues("revoked").Inc()
-		h.refuse(tr, wc, CloseInvalidToken, "token revoked")
+		h.refuse(tr, CloseInvalidToken, "token revoked")
 		h.wg.Done()
 		return
 	}
@@ -147,17 +147,14 @@ func (h *Hub) acceptDeflate(w http.ResponseWriter, r *http.Request, onPing func(
 		return nil, nil
 	}
 	conn.SetReadLimit(h.cfg.MaxFrame)
-	// Accept has set the response headers it sent: the offer may have
-	// been declined, and then frames are plain.
-	return &libConn{c: conn, ws: hj.conn, plain: w.Header().Get("Sec-WebSocket-Extensions") == ""}, hj.conn
+	return &libConn{c: conn, ws: hj.conn}, hj.conn
 }
 
 // refuse ends a connection that is not admitted with code, quickly.
-func (h *Hub) refuse(tr transport, wc *wsConn, code websocket.StatusCode, reason string) {
+func (h *Hub) refuse(tr transport, code websocket.StatusCode, reason string) {
 	h.m.closed(code)
 	// A close reason is at most 123 bytes, and UTF-8: 120 and "…".
-	wc.refuse(code, textclip.Cut(reason, 120))
-	_ = tr.closeNow()
+	tr.refuse(code, textclip.Cut(reason, 120))
 }
 
 // token is the bearer token of the Authorization header, else the token

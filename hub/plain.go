@@ -327,5 +327,10 @@ func (c *plainConn) closeNow() error {
 	c.wakeCloseLocked()
 	c.wakePingLocked()
 	c.mu.Unlock()
-	return c.ws.Close()
+	return c.ws.drop()
+}
+
+func (c *plainConn) refuse(code websocket.StatusCode, reason string) {
+	c.ws.refuse(code, reason)
+	_ = c.closeNow()
 }
