@@ -64,11 +64,15 @@ test: deps $(TSC)
 	mkdir -p test-output
 	$(GO) test -race -count=1 -artifacts -outputdir $(CURDIR)/test-output ./...
 
-## lint: formatting and vet
+## lint: formatting and vet, also for Windows and macOS: the hub builds on
+## every system Go supports but js/wasm (where the WebSocket library has no
+## server), and its tests and tools on these two as well
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	  if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
+	GOOS=windows $(GO) vet ./...
+	GOOS=darwin $(GO) vet ./...
 
 ## bench: Go benchmarks of the hot paths, then a short load run with Redis
 ## (the presets of BENCHMARKS.md: ./bin/hubbench -preset fanout -start -redis)

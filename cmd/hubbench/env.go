@@ -11,8 +11,9 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
+
+	"github.com/imhub/imhub/internal/childproc"
 )
 
 // env is the hub under test, and what hubbench started for it.
@@ -82,7 +83,7 @@ func setUp(ctx context.Context, cfg Config, progress io.Writer) (*env, error) {
 func startRedisServer(ctx context.Context, dir, sock string) (*exec.Cmd, error) {
 	cmd := exec.Command("redis-server", "--port", "0", "--unixsocket", sock, "--unixsocketperm", "700",
 		"--save", "", "--appendonly", "no", "--dir", dir, "--loglevel", "warning")
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	childproc.DieWithParent(cmd)
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start redis-server (apt-get install redis-server): %w", err)
 	}
@@ -116,7 +117,7 @@ func startHub(ctx context.Context, bin string, args []string, logPath string) (*
 	defer log.Close()
 	hub := exec.Command(bin, append(args, "-addr", addr)...)
 	hub.Stdout, hub.Stderr = log, log
-	hub.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	childproc.DieWithParent(hub)
 	if err := hub.Start(); err != nil {
 		return nil, "", fmt.Errorf("start %s (make build): %w", bin, err)
 	}
@@ -217,22 +218,4 @@ func procStats(pid int) (cpu float64, rss int64, ok bool) {
 	const ticks = 100 // USER_HZ on Linux
 	rssPages, _ := strconv.ParseInt(f[21], 10, 64)
 	return (utime + stime) / ticks, rssPages * int64(os.Getpagesize()), true
-}
-
-// selfCPU is this process's CPU seconds.
-func selfCPU() float64 {
-	var ru syscall.Rusage
-	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	tv := func(t syscall.Timeval) float64 { return float64(t.Sec) + float64(t.Usec)/1e6 }
-	return tv(ru.Utime) + tv(ru.Stime)
-}
-
-// raiseFileLimit lifts the soft open-file limit to the hard one: each
-// connection is a file.
-func raiseFileLimit() {
-	var lim syscall.Rlimit
-	if syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim) == nil && lim.Cur < lim.Max {
-		lim.Cur = lim.Max
-		_ = syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim)
-	}
 }

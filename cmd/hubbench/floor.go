@@ -27,8 +27,9 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
+
+	"github.com/imhub/imhub/internal/childproc"
 )
 
 // floorEnv, set to a frame size, has hubbench serve as the floor.
@@ -67,7 +68,7 @@ func startFloorServer(ctx context.Context, frame int) (*exec.Cmd, string, error)
 	cmd := exec.Command(exe)
 	cmd.Env = append(os.Environ(), floorEnv+"="+strconv.Itoa(frame))
 	cmd.Stderr = os.Stderr
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	childproc.DieWithParent(cmd)
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		return nil, "", err
@@ -236,7 +237,7 @@ func (s *floorServer) publish(id uint32, sent []byte) {
 		if sub.fd < 0 {
 			continue
 		}
-		if n, err := syscall.Write(sub.fd, ch.frame); err != nil || n != len(ch.frame) {
+		if n, err := floorWrite(sub, ch.frame); err != nil || n != len(ch.frame) {
 			s.dropped.Add(1)
 			sub.fd = -1
 			sub.conn.Close()

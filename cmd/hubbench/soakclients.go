@@ -331,7 +331,7 @@ func slowClient(ctx context.Context, cfg Config, hub string, readEvery time.Dura
 		// A small receive window, so that the hub's queue fills within
 		// seconds rather than after megabytes of kernel buffers.
 		return c.Control(func(fd uintptr) {
-			_ = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096)
+			_ = setReceiveBuffer(fd, 4096)
 		})
 	}}
 	for ctx.Err() == nil {

@@ -1,0 +1,32 @@
+//go:build unix
+
+package main
+
+import "syscall"
+
+// selfCPU is this process's CPU seconds.
+func selfCPU() float64 {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	tv := func(t syscall.Timeval) float64 { return float64(t.Sec) + float64(t.Usec)/1e6 }
+	return tv(ru.Utime) + tv(ru.Stime)
+}
+
+// raiseFileLimit lifts the soft open-file limit to the hard one: each
+// connection is a file.
+func raiseFileLimit() {
+	var lim syscall.Rlimit
+	if syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim) == nil && lim.Cur < lim.Max {
+		lim.Cur = lim.Max
+		_ = syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim)
+	}
+}
+
+// floorWrite writes p to the subscriber's socket with one write(2), past
+// Go's poller: the floor does no more than the system must.
+func floorWrite(sub *floorSub, p []byte) (int, error) { return syscall.Write(sub.fd, p) }
+
+// setReceiveBuffer sets a socket's receive buffer (SO_RCVBUF) to n bytes.
+func setReceiveBuffer(fd uintptr, n int) error {
+	return syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, n)
+}
