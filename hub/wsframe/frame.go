@@ -99,6 +99,12 @@ func ParseClose(p []byte) (code uint16, reason string, err error) {
 	return code, string(p[2:]), nil
 }
 
+// ValidText says whether p may be the payload of a text message: UTF-8
+// (RFC 6455, section 5.6). An endpoint that finds otherwise fails the
+// connection (section 8.1), with 1007 ([CloseInvalidPayload]). The
+// [Reader] leaves this to its caller, which sees each text message whole.
+func ValidText(p []byte) bool { return utf8.Valid(p) }
+
 // validCloseCode says whether an endpoint may send code in a close frame
 // (RFC 6455, section 7.4, and the IANA registry it set up): a code the
 // protocol defines (1000-1014), but for 1004, reserved, and 1005 and
