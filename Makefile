@@ -113,6 +113,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzValid$$' -fuzztime $(FUZZTIME) ./callback
 	$(GO) test -run '^$$' -fuzz '^FuzzReadQuery$$' -fuzztime $(FUZZTIME) ./callback
 	$(GO) test -run '^$$' -fuzz '^FuzzReader$$' -fuzztime $(FUZZTIME) ./hub/wsframe
+	$(GO) test -run '^$$' -fuzz '^FuzzAgainstGobwas$$' -fuzztime $(FUZZTIME) ./hub/wsframe
 
 ## deps: system packages the tests use (redis-server, chromium, node, npm, curl,
 ## haproxy, and promtool from Debian's prometheus package)
