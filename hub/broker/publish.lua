@@ -3,11 +3,12 @@
 -- or a first one. Each channel's keys share its hash tag, so on a Redis
 -- Cluster a call names one channel and runs on that channel's shard; on one
 -- server a call names up to 64 channels of the message, which saves a
--- script call per channel without holding Redis for a whole fan-out. The channels are published in turn, each complete
--- (or failed) before the next starts. On each, the dedupe key is set last: Redis does
--- not roll a script back, and should a command fail half way, the retry
--- must publish again, not be taken for a duplicate of an event that never
--- fully went out.
+-- script call per channel without holding Redis for a whole fan-out. The
+-- channels are published in turn, each complete (or failed) before the
+-- next starts. On each, the dedupe key is set last: Redis does not roll a
+-- script back, and should a command fail half way, the retry must publish
+-- again, not be taken for a duplicate of an event that never fully went
+-- out.
 --
 -- KEYS[3i-2] dedupe key of the message ID in channel i
 -- KEYS[3i-1] channel i's meta hash (epoch "e", offset "o", start "s")
@@ -30,70 +31,116 @@
 -- duplicate {offset, epoch, 1} of the first one (false when its dedupe key
 -- holds no position, as keys written before it did), or the error that
 -- stopped the channel.
-local function publish(seen, meta, hist, name)
-  if ARGV[1] ~= '0' then
-    local first = redis.call('GET', seen)
-    if first then
-      local off, epoch = string.match(first, '^(%d+) (.+)$')
-      if not off then
-        return false
+
+-- The steps of one channel's publication, each its own function below,
+-- run by publish in this order: an earlier publication of the message ID
+-- answers for it; else the offset is taken (a stream starting where the
+-- channel has none), the event kept in the history, sent to the node
+-- subscribers, and the message ID marked as published, last.
+
+-- earlier returns the reply for a message ID already published on the
+-- channel, or nil for a new one.
+local function earlier(seen)
+  if ARGV[1] == '0' then
+    return nil
+  end
+  local mark = redis.call('GET', seen)
+  if not mark then
+    return nil
+  end
+  local n, era = string.match(mark, '^(%d+) (.+)$')
+  if n then
+    return {tonumber(n), era, 1}
+  end
+  return false -- a mark from before marks held a position
+end
+
+-- take gives the publication its place in the channel's stream: the
+-- stream's epoch and the next offset. A channel with no epoch gets a new
+-- stream, which continues no history left from an older one (stream IDs
+-- start again from 1). The meta hash lives ARGV[5] from now.
+local function take(meta, hist)
+  local era = redis.call('HGET', meta, 'e')
+  if era == false then
+    era = ARGV[6]
+    redis.call('DEL', hist)
+    redis.call('HSET', meta, 'e', era, 's', ARGV[7])
+  end
+  local n = redis.call('HINCRBY', meta, 'o', 1)
+  redis.call('PEXPIRE', meta, ARGV[5])
+  return era, n
+end
+
+-- trim drops, beyond the history size, the oldest entries once older than
+-- the hold. Looked at on every fourth publication, eight entries at most:
+-- the stream shrinks back after a burst at twice the pace it is written,
+-- and a busy channel whose oldest entry is still young pays for one entry
+-- read every fourth time.
+local function trim(hist, n)
+  local over = redis.call('XLEN', hist) - tonumber(ARGV[3])
+  if over <= 0 or n % 4 ~= 0 then
+    return
+  end
+  local cutoff = tonumber(ARGV[7]) - tonumber(ARGV[9])
+  local last = nil -- offset of the newest entry found old enough to go
+  local batch = 1
+  while batch > 0 do
+    local from = last and ('(' .. last .. '-0') or '-'
+    local young = false
+    for _, e in ipairs(redis.call('XRANGE', hist, from, '+', 'COUNT', batch)) do
+      -- e is {id, {'d', data, 't', ms}}
+      if tonumber(e[2][4] or '0') > cutoff then
+        young = true
+        break
       end
-      return {tonumber(off), epoch, 1}
+      last = tonumber(string.match(e[1], '^(%d+)'))
+      over = over - 1
+    end
+    -- Only once the first entry was old are the next ones looked at.
+    if not young and batch == 1 and last then
+      batch = math.min(over, 7)
+    else
+      batch = 0
     end
   end
-  local epoch = redis.call('HGET', meta, 'e')
-  if not epoch then
-    -- A new stream: any history left from an older epoch cannot be
-    -- continued, and stream IDs must start again from 1.
-    epoch = ARGV[6]
-    redis.call('HSET', meta, 'e', epoch, 's', ARGV[7])
-    redis.call('DEL', hist)
+  if last then
+    redis.call('XTRIM', hist, 'MINID', (last + 1) .. '-0')
   end
-  local off = redis.call('HINCRBY', meta, 'o', 1)
+end
+
+-- keep adds the event to the channel's history, as entry "<n>-0" with the
+-- event and the publish time, and renews the history's life.
+local function keep(hist, n, id)
+  if ARGV[3] == '0' then
+    return
+  end
+  local most = ARGV[3]
+  if ARGV[9] ~= '0' then
+    most = ARGV[10]
+  end
+  redis.call('XADD', hist, 'MAXLEN', most, id, 'd', ARGV[2], 't', ARGV[7])
+  redis.call('PEXPIRE', hist, ARGV[4])
+  if ARGV[9] ~= '0' then
+    trim(hist, n)
+  end
+end
+
+local function publish(seen, meta, hist, name)
+  local reply = earlier(seen)
+  if reply ~= nil then
+    return reply
+  end
+  local era, n = take(meta, hist)
   -- The offset as text, made once: Lua formats a number each time it is
   -- joined to a string.
-  local offs = tostring(off)
-  local pos = offs .. ' ' .. epoch
-  redis.call('PEXPIRE', meta, ARGV[5])
-  if ARGV[3] ~= '0' and ARGV[9] == '0' then
-    redis.call('XADD', hist, 'MAXLEN', ARGV[3], offs .. '-0', 'd', ARGV[2], 't', ARGV[7])
-    redis.call('PEXPIRE', hist, ARGV[4])
-  elseif ARGV[3] ~= '0' then
-    redis.call('XADD', hist, 'MAXLEN', ARGV[10], offs .. '-0', 'd', ARGV[2], 't', ARGV[7])
-    redis.call('PEXPIRE', hist, ARGV[4])
-    -- Beyond the history size, the oldest entries go once older than the
-    -- hold. Looked at on every fourth publication, eight at most: the
-    -- stream shrinks back after a burst at twice the pace it is written,
-    -- and a busy channel whose oldest entry is still young pays for one
-    -- entry read every fourth time.
-    local extra = redis.call('XLEN', hist) - tonumber(ARGV[3])
-    if extra > 0 and off % 4 == 0 then
-      local cutoff = tonumber(ARGV[7]) - tonumber(ARGV[9])
-      local upto = nil
-      local n = 1
-      while n > 0 do
-        for _, e in ipairs(redis.call('XRANGE', hist, upto and ('(' .. upto .. '-0') or '-', '+', 'COUNT', n)) do
-          -- e is {id, {'d', data, 't', ms}}
-          if tonumber(e[2][4] or '0') > cutoff then
-            n = 0
-            break
-          end
-          upto = tonumber(string.match(e[1], '^(%d+)'))
-          extra = extra - 1
-        end
-        -- The oldest was old: the next ones may be too.
-        if n == 1 and upto then n = math.min(extra, 7) else n = 0 end
-      end
-      if upto then
-        redis.call('XTRIM', hist, 'MINID', (upto + 1) .. '-0')
-      end
-    end
-  end
-  redis.call(ARGV[8], name, pos .. ' ' .. ARGV[2])
+  local ns = tostring(n)
+  local at = ns .. ' ' .. era
+  keep(hist, n, ns .. '-0')
+  redis.call(ARGV[8], name, at .. ' ' .. ARGV[2])
   if ARGV[1] ~= '0' then
-    redis.call('SET', seen, pos, 'PX', ARGV[1])
+    redis.call('SET', seen, at, 'PX', ARGV[1])
   end
-  return {off, epoch}
+  return {n, era}
 end
 
 -- A channel that fails (its keys of the wrong type, say) fails alone: its
