@@ -51,7 +51,7 @@ type Error struct {
 	Reason string
 }
 
-func (e *Error) Error() string { return fmt.Sprintf("websocket: %s (close %d)", e.Reason, e.Code) }
+func (e *Error) Error() string { return fmt.Sprintf("wsframe: %s (close %d)", e.Reason, e.Code) }
 
 func protocolError(reason string) *Error { return &Error{Code: CloseProtocolError, Reason: reason} }
 
@@ -87,14 +87,14 @@ func ParseClose(p []byte) (code uint16, reason string, err error) {
 	case len(p) == 0:
 		return CloseNoStatus, "", nil
 	case len(p) == 1:
-		return 0, "", protocolError("close frame payload of one byte")
+		return 0, "", protocolError("a close body of one byte: a code takes two")
 	}
 	code = binary.BigEndian.Uint16(p)
 	if !validCloseCode(code) {
-		return 0, "", protocolError(fmt.Sprintf("close code %d may not be sent", code))
+		return 0, "", protocolError(fmt.Sprintf("close code %d is not one an endpoint sends", code))
 	}
 	if !utf8.Valid(p[2:]) {
-		return 0, "", &Error{Code: CloseInvalidPayload, Reason: "close reason is not UTF-8"}
+		return 0, "", &Error{Code: CloseInvalidPayload, Reason: "the close reason is not UTF-8"}
 	}
 	return code, string(p[2:]), nil
 }
