@@ -77,11 +77,15 @@ FAILOVER_COUNT ?= 3
 test-failover: deps
 	$(GO) test -race -count=$(FAILOVER_COUNT) -timeout 60m -run '^(TestChaos|TestRedisClusterFailover|TestRedisClusterPrimaryRestart|TestSentinelFailover.*|TestClusterFailover.*)$$' ./cmd/hub/
 
-## lint: formatting and vet
+## lint: formatting and vet, also for Windows and macOS: the hub builds on
+## every system Go supports but js/wasm (where the WebSocket library has no
+## server), and its tests and tools on these two as well
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	  if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
+	GOOS=windows $(GO) vet ./...
+	GOOS=darwin $(GO) vet ./...
 
 ## bench: Go benchmarks of the hot paths, then a short load run with Redis
 ## (the presets of BENCHMARKS.md: ./bin/hubbench -preset fanout -start -redis)
@@ -122,6 +126,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzScan$$' -fuzztime $(FUZZTIME) ./callback
 	$(GO) test -run '^$$' -fuzz '^FuzzReader$$' -fuzztime $(FUZZTIME) ./hub/wsframe
 	$(GO) test -run '^$$' -fuzz '^FuzzUserSig$$' -fuzztime $(FUZZTIME) ./hub/auth
+	$(GO) test -run '^$$' -fuzz '^FuzzAgainstGobwas$$' -fuzztime $(FUZZTIME) ./hub/wsframe
 
 ## deps: system packages the tests use (redis-server, chromium, node, npm, curl,
 ## haproxy, and promtool from Debian's prometheus package)

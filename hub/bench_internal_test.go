@@ -3,6 +3,9 @@ package hub
 import (
 	"context"
 	"fmt"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"runtime"
 	"strings"
 	"testing"
@@ -109,6 +112,37 @@ func BenchmarkReplayMemory(b *testing.B) {
 				b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/(1<<20), "heapMB")
 				b.ReportMetric(float64(queued)/(1<<20), "queuedMB")
 				runtime.KeepAlive(sessions)
+			}
+		})
+	}
+}
+
+// BenchmarkHandshakeCheck measures the checks of an opening handshake
+// before the upgrade: one a browser sends from an allowed page, and one
+// refused for its Origin.
+func BenchmarkHandshakeCheck(b *testing.B) {
+	origins := newOriginPolicy([]string{"dash.example.com", "https://*.example.org"}, slog.Default())
+	req := func(origin string) *http.Request {
+		r := httptest.NewRequest(http.MethodGet, "http://hub.example.com/ws?token=t", nil)
+		r.Header.Set("Upgrade", "websocket")
+		r.Header.Set("Connection", "keep-alive, Upgrade")
+		r.Header.Set("Sec-WebSocket-Version", "13")
+		r.Header.Set("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ==")
+		r.Header.Set("Origin", origin)
+		return r
+	}
+	for _, tc := range []struct {
+		name, origin string
+		ok           bool
+	}{{"allowed", "https://app.example.org", true}, {"foreign", "https://evil.example", false}} {
+		b.Run(tc.name, func(b *testing.B) {
+			r := req(tc.origin)
+			b.ReportAllocs()
+			for b.Loop() {
+				w := httptest.NewRecorder()
+				if err := admitHandshake(w, r, origins); (err == nil) != tc.ok {
+					b.Fatalf("checked %v: %v", tc.ok, err)
+				}
 			}
 		})
 	}

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+
+	"github.com/imhub/imhub/hub/wsframe"
 )
 
 // Buffer sizes of a WebSocket connection the library accepts (one that
@@ -106,15 +108,20 @@ func (c *prefixedConn) Read(p []byte) (int, error) {
 // Every write to the socket is bounded by a deadline WriteTimeout ahead,
 // set before it (or kept, while the one set is at least half that far
 // ahead: moving a deadline costs as much as a small write). So the
-// WebSocket library's own writes, pongs and close frames, and the hub's
-// own control frames (writeControl) are bounded as well as the session's,
-// with no deadline to clear afterwards and no context or timer per frame.
+// WebSocket library's writes and the hub's own control frames
+// (writeControl) are bounded as well as the session's, with no deadline
+// to clear afterwards and no context or timer per frame.
 //
 // While corked, writes are gathered in memory and leave as one write when
 // uncorked: the frames queued for a client with a backlog go out in one
 // system call. Writes are ordered by mu, held during the socket write
 // itself, so that a frame the library writes in two pieces is never split
 // by a flush.
+//
+// A connection has one writer of frames: the library, on a connection it
+// accepted (all its bytes come through Write, whatever they are), or the
+// hub, on the others (writeText, writeControl, refuse). Nothing here
+// reads the library's bytes.
 type wsConn struct {
 	net.Conn
 	raw     net.Conn // the socket itself, under any bytes put back
@@ -124,44 +131,46 @@ type wsConn struct {
 	corked   bool
 	buf      *[]byte   // gathered while corked; from corkBufs
 	deadline time.Time // the write deadline set on the socket
-	// closeSent: a close frame was written, by the library or the hub.
-	// No frame may follow it (RFC 6455, section 5.5.1).
+	// closeSent: the hub wrote a close frame. No frame may follow it
+	// (RFC 6455, section 5.5.1).
 	closeSent bool
 }
 
-// closeFrame is the first byte of a close frame: final, opcode 0x8.
+// closeFrame is the first byte of the hub's close frames: final, opcode
+// 0x8.
 const closeFrame = 0x88
 
-// Write implements net.Conn. The library writes through it; on a
-// connection where it agreed no extension, only control frames, each in one Write, so a close frame is
-// known by its first byte. A close frame is written at once even while
-// corked: the library closes the socket right after it when it answers
-// the client's close, and gathered it would be lost. (On a compressed
-// connection a piece of a data frame may start with the same byte: it is
-// then only flushed early.)
+// Write implements net.Conn: the library writes its frames through it,
+// gathered while corked.
 func (c *wsConn) Write(p []byte) (int, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	closing := len(p) > 0 && p[0] == closeFrame
-	if closing {
-		c.closeSent = true
-	}
-	n, err := c.writePartLocked(p)
-	if err == nil && closing && c.corked {
-		err = c.flushLocked()
-	}
-	return n, err
+	return c.writePartLocked(p)
 }
+
+// Close implements net.Conn: it writes what a cork has gathered, then
+// closes the socket. The library closes the socket itself (right after
+// its close frame, when it answers the client's, and when a read or a
+// write fails), and what it wrote before, its close frame among it, may be
+// waiting in the cork of the session's writer: it leaves first, so that
+// nothing depends on how the library writes. A write under way is waited
+// for, bounded by its deadline; drop closes at once.
+func (c *wsConn) Close() error {
+	c.mu.Lock()
+	_ = c.flushLocked()
+	c.mu.Unlock()
+	return c.Conn.Close()
+}
+
+// drop closes the socket at once, with what a cork holds, and ends a
+// write under way.
+func (c *wsConn) drop() error { return c.Conn.Close() }
 
 // writeText writes p as one text frame: final, unmasked, uncompressed
 // (RFC 6455, section 5.2). A session's events and replies need nothing
 // more, and this skips the WebSocket library's locks, contexts and
-// buffer per message. It is used only on connections without
-// permessage-deflate: there the hub writes its control frames itself
-// (writeControl), or, where the library accepted the connection and
-// declined the offer, the library writes nothing but control frames:
-// those fit its write buffer, so each reaches this connection in one
-// Write, and frames of the two never interleave.
+// buffer per message. It is used only on connections the hub accepted
+// itself (plainConn), where the hub writes every frame.
 func (c *wsConn) writeText(p []byte) error {
 	var h [10]byte
 	hdr := appendTextHeader(h[:0], len(p))
@@ -202,8 +211,9 @@ func (c *wsConn) writeText(p []byte) error {
 }
 
 // writeControl writes a control frame built by the hub (a ping, a pong, a
-// close). A close frame is written at once even while corked, and no frame
-// follows it: after it, net.ErrClosed.
+// close: wsframe.AppendControl, AppendClose). A close frame is written at
+// once even while corked, and no frame follows it: after it,
+// net.ErrClosed.
 func (c *wsConn) writeControl(frame []byte) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -234,9 +244,9 @@ func appendTextHeader(b []byte, n int) []byte {
 }
 
 // writePartLocked writes p to the socket, or gathers it while corked. An
-// early flush may cut a frame written in pieces (the library's, on a
-// compressed connection) at the buffer's end; the hub's own frames
-// (writeText, writeControl) are never cut.
+// early flush may cut a frame written in pieces (the library's) at the
+// buffer's end; the hub's own frames (writeText, writeControl) are never
+// cut.
 func (c *wsConn) writePartLocked(p []byte) (int, error) {
 	if !c.corked {
 		return c.writeLocked(p)
@@ -312,17 +322,15 @@ const refuseTimeout = time.Second
 
 // refuse writes a close frame with code and reason, shuts the sending side
 // of the socket, and reads what the client still sends until it closes
-// too, for refuseTimeout in all. The library's Close would wait 5 s for
-// the client's close frame, which a refused client may never send; and a
-// client that broke the protocol is answered the same way. Reading
-// before the socket is closed is what lets the close frame arrive: closing
-// a socket with unread input resets the connection, and a reset can
-// destroy the close frame before the client has read it.
+// too, for refuseTimeout in all: a refused client, or one that broke the
+// protocol, may never send its close frame, and is not waited for
+// longer. Reading before the socket is closed is what lets the close frame
+// arrive: closing a socket with unread input resets the connection, and a
+// reset can destroy the close frame before the client has read it. It is
+// for connections the hub writes itself (plainConn); on the library's, the
+// library writes the close frame (libConn.refuse).
 func (c *wsConn) refuse(code websocket.StatusCode, reason string) {
-	frame := make([]byte, 0, 4+len(reason))
-	frame = append(frame, closeFrame, byte(2+len(reason)))
-	frame = binary.BigEndian.AppendUint16(frame, uint16(code))
-	frame = append(frame, reason...)
+	frame := wsframe.AppendClose(nil, uint16(code), reason)
 	deadline := time.Now().Add(refuseTimeout)
 	c.mu.Lock()
 	if c.closeSent {
@@ -335,9 +343,7 @@ func (c *wsConn) refuse(code websocket.StatusCode, reason string) {
 		c.deadline = deadline
 		// Frames a cork has gathered were accepted before the close
 		// frame, and end on a frame boundary (see writeText): they go
-		// first, in the same write, under the refusal's deadline. A
-		// refusal happens on a connection the hub writes itself (or
-		// before a session exists), where a cork holds whole frames.
+		// first, in the same write, under the refusal's deadline.
 		out, b := frame, c.buf
 		if b != nil {
 			*b = append(*b, frame...)

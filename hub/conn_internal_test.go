@@ -246,35 +246,59 @@ func TestWriteText(t *testing.T) {
 }
 
 // Once the library has written a close frame (here, closing on its own as
-// it does on a protocol error), the session's frames are refused: no data
-// frame follows a close frame.
+// it does on a protocol error), the session's frames are refused: the
+// library writes them all, and writes none after its close frame.
 func TestNoDataAfterTheLibrarysClose(t *testing.T) {
 	client, server, raw, _ := acceptCorked(t)
+	l := &libConn{c: server, ws: raw}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	go func() { _ = server.Close(websocket.StatusPolicyViolation, "bye") }() // waits for the client's answer
-	require.Eventually(t, func() bool {
-		raw.mu.Lock()
-		defer raw.mu.Unlock()
-		return raw.closeSent
-	}, 5*time.Second, time.Millisecond, "the close frame went through the connection")
-	assert.ErrorIs(t, raw.writeText([]byte("late")), net.ErrClosed)
+	closed := make(chan struct{})
+	go func() { // waits for the client's answer
+		defer close(closed)
+		_ = server.Close(websocket.StatusPolicyViolation, "bye")
+	}()
 	_, _, err := client.Read(ctx)
-	assert.Equal(t, websocket.StatusPolicyViolation, websocket.CloseStatus(err), "the close comes first and nothing after it: %v", err)
+	assert.Equal(t, websocket.StatusPolicyViolation, websocket.CloseStatus(err), "the close comes first: %v", err)
+	assert.Error(t, l.write([]byte("late")), "and no frame after it")
+	<-closed
 }
 
-// A client's close that arrives while the session is corked is answered
-// at once: the library closes the socket right after its answer, and an
-// answer gathered in the cork would be lost.
+// A client's close that arrives while the session is corked is answered:
+// the library closes the socket right after its answer, which waits in
+// the cork, and the close of the socket writes what the cork holds first.
 func TestCloseAnsweredWhileCorked(t *testing.T) {
 	client, server, raw, _ := acceptCorked(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	go func() { _, _, _ = server.Read(ctx) }() // reads the close and answers it
 	raw.cork()
-	require.NoError(t, raw.writeText([]byte("before")))
+	require.NoError(t, server.Write(ctx, websocket.MessageText, []byte("before")))
 	assert.NoError(t, client.Close(websocket.StatusNormalClosure, "bye"), "a clean close handshake")
 	_ = raw.uncork()
+}
+
+// What the library writes while corked, however it cuts its frames into
+// writes, reaches the client before the socket closes: here a text frame
+// with the first byte of a close frame in one write, the rest of it in
+// another, as a library with another buffer could write them.
+func TestLibraryBytesLeaveBeforeTheClose(t *testing.T) {
+	client, _, raw, counted := acceptCorked(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	frame := []byte{0x81, 3, 'o', 'n', 'e', 0x88, 5, 0x0f, 0xa1, 'b', 'y', 'e'}
+	raw.cork()
+	for _, piece := range [][]byte{frame[:6], frame[6:]} {
+		_, err := raw.Write(piece)
+		require.NoError(t, err)
+	}
+	assert.Zero(t, counted.writes.Load(), "gathered, whatever the bytes")
+	require.NoError(t, raw.Close())
+	_, got, err := client.Read(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, "one", string(got))
+	_, _, err = client.Read(ctx)
+	assert.Equal(t, websocket.StatusCode(4001), websocket.CloseStatus(err), "then the close frame: %v", err)
 }
 
 // A close frame the hub writes to refuse a client (as it does when the

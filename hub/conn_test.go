@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -144,19 +145,27 @@ func rawFrame(t *testing.T, r *bufio.Reader) (first byte, payload []byte) {
 }
 
 // With -compression, event frames to a client that agreed permessage-deflate
-// are compressed (RSV1 set); without it, or when the client did not offer
-// it, they are plain text frames.
+// are compressed (RSV1 set); without it, when the client did not offer it,
+// or when its offer was declined (a window the library cannot keep to),
+// they are plain text frames.
 func TestFramesCompressedOnlyWhenAgreed(t *testing.T) {
+	const (
+		offer     = "permessage-deflate; client_no_context_takeover; server_no_context_takeover"
+		declined  = "permessage-deflate; server_max_window_bits=10"
+		offerLine = "Sec-WebSocket-Extensions: "
+	)
 	for _, tc := range []struct {
-		hubOn, clientOffers, compressed bool
-	}{{true, true, true}, {true, false, false}, {false, true, false}} {
-		t.Run(fmt.Sprintf("hub=%v,client=%v", tc.hubOn, tc.clientOffers), func(t *testing.T) {
+		hubOn      bool
+		offer      string
+		compressed bool
+	}{{true, offer, true}, {true, "", false}, {false, offer, false}, {true, declined, false}} {
+		t.Run(fmt.Sprintf("hub=%v,offer=%q", tc.hubOn, tc.offer), func(t *testing.T) {
 			e := newEnv(t, hub.Config{Compression: tc.hubOn})
-			offer := ""
-			if tc.clientOffers {
-				offer = "Sec-WebSocket-Extensions: permessage-deflate; client_no_context_takeover; server_no_context_takeover\r\n"
+			extra := ""
+			if tc.offer != "" {
+				extra = offerLine + tc.offer + "\r\n"
 			}
-			r := rawUpgrade(t, e, offer, clientFrame([]byte(`{"op":"subscribe","channel":"group:G","id":1}`)))
+			r := rawUpgrade(t, e, extra, clientFrame([]byte(`{"op":"subscribe","channel":"group:G","id":1}`)))
 			for range 3 { // connected, subscribed user and group: short, never compressed
 				rawFrame(t, r)
 			}
@@ -173,4 +182,33 @@ func TestFramesCompressedOnlyWhenAgreed(t *testing.T) {
 			}
 		})
 	}
+}
+
+// A client the library serves (one that offers compression to a hub with
+// it on) and that is refused is refused through the library: its close
+// frame, with the code, comes whole, and the socket is closed though the
+// client never answers it.
+func TestRefusalOfALibraryConnection(t *testing.T) {
+	e := newEnv(t, hub.Config{Compression: true})
+	c, err := net.Dial("tcp", strings.TrimPrefix(e.srv.URL, "http://"))
+	require.NoError(t, err)
+	t.Cleanup(func() { c.Close() })
+	require.NoError(t, c.SetDeadline(time.Now().Add(10*time.Second)))
+	_, err = c.Write([]byte("GET /ws?token=bad HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n" +
+		"Sec-WebSocket-Extensions: permessage-deflate; client_no_context_takeover; server_no_context_takeover\r\n\r\n"))
+	require.NoError(t, err)
+	r := bufio.NewReader(c)
+	resp, err := http.ReadResponse(r, nil)
+	require.NoError(t, err)
+	require.Equal(t, http.StatusSwitchingProtocols, resp.StatusCode)
+	require.Contains(t, resp.Header.Get("Sec-WebSocket-Extensions"), "permessage-deflate", "the library serves it")
+	first, p := rawFrame(t, r)
+	require.Equal(t, byte(0x88), first, "a close frame")
+	require.GreaterOrEqual(t, len(p), 2)
+	assert.EqualValues(t, hub.CloseInvalidToken, binary.BigEndian.Uint16(p))
+	_, err = io.ReadAll(r)
+	require.NoError(t, err, "the hub closes the socket without the client's answer")
+	assert.Equal(t, 1.0, testutil.ToFloat64(e.metric("imhub_ws_closes_total", "code", "4001")))
+	assert.Zero(t, e.hub.Sessions())
 }

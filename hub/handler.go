@@ -26,7 +26,7 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// A ping is a frame like any other: it is answered with a pong,
 	// unless the client is past its rate.
 	onPing := func() bool { return s == nil || s.pinged() }
-	if err := checkHandshake(w, r, h.cfg.AllowedOrigins); err != nil {
+	if err := admitHandshake(w, r, h.origins); err != nil {
 		// Answered. The error quotes the client's Origin and Host.
 		h.log.Debug("websocket handshake refused", "remote", r.RemoteAddr, "err", textclip.Cut(err.Error(), 4*maxEcho))
 		return
@@ -50,7 +50,7 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 
 	if h.draining.Load() {
-		h.refuse(tr, wc, CloseShuttingDown, "node shutting down, reconnect")
+		h.refuse(tr, CloseShuttingDown, "node shutting down, reconnect")
 		return
 	}
 	id, err := h.auth.Verify(token(r))
@@ -60,18 +60,18 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if auth.Expired(err) {
 			code = CloseTokenExpired
 		}
-		h.refuse(tr, wc, code, err.Error())
+		h.refuse(tr, code, err.Error())
 		return
 	}
 	if n := h.conns.Add(1); n > int64(h.cfg.MaxConns) {
 		h.conns.Add(-1)
-		h.refuse(tr, wc, CloseTooManyConns, "too many connections on this node")
+		h.refuse(tr, CloseTooManyConns, "too many connections on this node")
 		return
 	}
 	addr := clientaddr.FromRequest(r)
 	if !h.perAddr.acquire(addr) {
 		h.conns.Add(-1)
-		h.refuse(tr, wc, CloseTooManyConns, "too many connections from this address")
+		h.refuse(tr, CloseTooManyConns, "too many connections from this address")
 		return
 	}
 	release := func() {
@@ -83,7 +83,7 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if h.draining.Load() {
 		h.sessMu.Unlock()
 		release()
-		h.refuse(tr, wc, CloseShuttingDown, "node shutting down, reconnect")
+		h.refuse(tr, CloseShuttingDown, "node shutting down, reconnect")
 		return
 	}
 	// Made only once it is sure to run: a session starts its expiry and
@@ -99,14 +99,14 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case TokenRevoked:
 		h.unadmit(s, release)
 		h.m.authFailures.WithLabelValues("revoked").Inc()
-		h.refuse(tr, wc, CloseInvalidToken, "token revoked")
+		h.refuse(tr, CloseInvalidToken, "token revoked")
 		h.wg.Done()
 		return
 	case TokenUnchecked:
 		if h.cfg.RefuseUnchecked {
 			h.unadmit(s, release)
 			h.m.unchecked.WithLabelValues("refused").Inc()
-			h.refuse(tr, wc, CloseTryAgainLater, "revocations cannot be checked now: try again later")
+			h.refuse(tr, CloseTryAgainLater, "revocations cannot be checked now: try again later")
 			h.wg.Done()
 			return
 		}
@@ -148,8 +148,10 @@ func (h *Hub) unadmit(s *Session, release func()) {
 // offers permessage-deflate, and agree it; nil if the handshake failed.
 func (h *Hub) acceptDeflate(w http.ResponseWriter, r *http.Request, onPing func() bool) (transport, *wsConn) {
 	opts := &websocket.AcceptOptions{
-		OriginPatterns: h.cfg.AllowedOrigins,
-		OnPingReceived: func(context.Context, []byte) bool { return onPing() },
+		// The Origin was checked with the other connections'
+		// (admitHandshake): one policy for both.
+		InsecureSkipVerify: true,
+		OnPingReceived:     func(context.Context, []byte) bool { return onPing() },
 		// No context takeover: a few KiB per connection instead of a
 		// compressor window per connection.
 		CompressionMode: websocket.CompressionNoContextTakeover,
@@ -161,17 +163,14 @@ func (h *Hub) acceptDeflate(w http.ResponseWriter, r *http.Request, onPing func(
 		return nil, nil
 	}
 	conn.SetReadLimit(h.cfg.MaxFrame)
-	// Accept has set the response headers it sent: the offer may have
-	// been declined, and then frames are plain.
-	return &libConn{c: conn, ws: hj.conn, plain: w.Header().Get("Sec-WebSocket-Extensions") == ""}, hj.conn
+	return &libConn{c: conn, ws: hj.conn}, hj.conn
 }
 
 // refuse ends a connection that is not admitted with code, quickly.
-func (h *Hub) refuse(tr transport, wc *wsConn, code websocket.StatusCode, reason string) {
+func (h *Hub) refuse(tr transport, code websocket.StatusCode, reason string) {
 	h.m.closed(code)
 	// A close reason is at most 123 bytes, and UTF-8: 120 and "…".
-	wc.refuse(code, textclip.Cut(reason, 120))
-	_ = tr.closeNow()
+	tr.refuse(code, textclip.Cut(reason, 120))
 }
 
 // token is the bearer token of the Authorization header, else the token

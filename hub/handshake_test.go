@@ -25,19 +25,28 @@ func TestHandshakeRefusals(t *testing.T) {
 		header, value         string // a header the answer must carry
 		proto                 string // HTTP/1.1 unless given
 	}{
-		{"HTTP/1.0", "GET", good, http.StatusUpgradeRequired, "", "", "HTTP/1.0"},
-		// As the WebSocket library answers: no Upgrade token in Connection.
+		// Every 426 names what to upgrade to (RFC 9110, section 15.5.22).
+		{"HTTP/1.0", "GET", good, http.StatusUpgradeRequired, "Upgrade", "websocket", "HTTP/1.0"},
 		{"keep-alive, no Upgrade token", "GET", strings.Replace(good, "Connection: Upgrade", "Connection: keep-alive", 1), http.StatusUpgradeRequired, "Upgrade", "websocket", ""},
 		{"no websocket token", "GET", strings.Replace(good, "Upgrade: websocket", "Upgrade: h2c", 1), http.StatusUpgradeRequired, "Upgrade", "websocket", ""},
 		{"no upgrade", "GET", "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n", http.StatusUpgradeRequired, "Upgrade", "websocket", ""},
 		{"other version", "GET", strings.Replace(good, "Version: 13", "Version: 8", 1), http.StatusUpgradeRequired, "Sec-WebSocket-Version", "13", ""},
 		{"no version", "GET", strings.Replace(good, "Sec-WebSocket-Version: 13\r\n", "", 1), http.StatusUpgradeRequired, "Sec-WebSocket-Version", "13", ""},
-		{"POST", "POST", good, http.StatusMethodNotAllowed, "", "", ""},
+		{"other version, the key of an older draft", "GET", strings.Replace(strings.Replace(good, "Version: 13", "Version: 8", 1), "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n", "Sec-WebSocket-Key1: 4 @1  46546xW%0l 1 5\r\n", 1),
+			http.StatusUpgradeRequired, "Sec-WebSocket-Version", "13", ""},
+		{"two versions", "GET", good + "Sec-WebSocket-Version: 13\r\n", http.StatusBadRequest, "", "", ""},
+		{"POST", "POST", good, http.StatusMethodNotAllowed, "Allow", "GET", ""},
+		{"POST, no upgrade", "POST", "", http.StatusMethodNotAllowed, "Allow", "GET", ""},
 		{"no key", "GET", strings.Replace(good, "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n", "", 1), http.StatusBadRequest, "", "", ""},
 		{"short key", "GET", strings.Replace(good, "dGhlIHNhbXBsZSBub25jZQ==", "c2hvcnQ=", 1), http.StatusBadRequest, "", "", ""},
+		{"key of 17 bytes", "GET", strings.Replace(good, "dGhlIHNhbXBsZSBub25jZQ==", "dGhlIHNhbXBsZSBub25jZXg=", 1), http.StatusBadRequest, "", "", ""},
+		{"key of 18 bytes", "GET", strings.Replace(good, "dGhlIHNhbXBsZSBub25jZQ==", "dGhlIHNhbXBsZSBub25jZXh4", 1), http.StatusBadRequest, "", "", ""},
+		{"key not base64", "GET", strings.Replace(good, "dGhlIHNhbXBsZSBub25jZQ==", "dGhlIHNhbXBsZSBub25jZ!==", 1), http.StatusBadRequest, "", "", ""},
 		{"two keys", "GET", good + "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n", http.StatusBadRequest, "", "", ""},
 		{"foreign origin", "GET", good + "Origin: https://evil.example\r\n", http.StatusForbidden, "", "", ""},
 		{"origin without a host", "GET", good + "Origin: null\r\n", http.StatusForbidden, "", "", ""},
+		{"origin with a path", "GET", good + "Origin: https://dash.example.com/page\r\n", http.StatusForbidden, "", "", ""},
+		{"two origins", "GET", good + "Origin: https://dash.example.com\r\nOrigin: https://evil.example\r\n", http.StatusForbidden, "", "", ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c, err := net.Dial("tcp", strings.TrimPrefix(e.srv.URL, "http://"))

@@ -56,7 +56,10 @@ type Config struct {
 	// BrokerTimeout bounds a subscribe or history call to the broker [10s].
 	BrokerTimeout time.Duration
 	// AllowedOrigins are browser Origin patterns allowed besides the hub's
-	// own host (path.Match syntax, against the host or scheme://host).
+	// own host (path.Match syntax, in any case, against the Origin's host
+	// or, for a pattern with "://", its scheme://host). A pattern that is
+	// not path.Match syntax is logged by New and allows nothing; an Origin
+	// with no host (null) is always refused.
 	AllowedOrigins []string
 	// Compression offers permessage-deflate to clients that ask for it.
 	Compression bool
@@ -161,10 +164,12 @@ type Hub struct {
 	cfg    Config
 	broker broker.Broker
 	auth   *auth.Verifier
-	log    *slog.Logger
-	m      *Metrics
-	seed   maphash.Seed
-	shards [nShards]shard
+	// origins decides which pages may connect, from AllowedOrigins.
+	origins *originPolicy
+	log     *slog.Logger
+	m       *Metrics
+	seed    maphash.Seed
+	shards  [nShards]shard
 
 	conns    atomic.Int64
 	perAddr  addrLimit
@@ -207,6 +212,7 @@ func New(cfg Config, b broker.Broker, v *auth.Verifier) *Hub {
 		cfg:       cfg,
 		broker:    b,
 		auth:      v,
+		origins:   newOriginPolicy(cfg.AllowedOrigins, cfg.Logger),
 		log:       cfg.Logger,
 		m:         cfg.Metrics,
 		seed:      maphash.MakeSeed(),

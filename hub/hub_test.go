@@ -480,6 +480,39 @@ func TestOrigin(t *testing.T) {
 	assert.Equal(t, "connected", c.Read().Op)
 }
 
+// The same Origin rules hold for a client the library serves (one that
+// offers compression to a hub with it on) as for the others; a pattern
+// that is not path.Match syntax allows nothing, and takes nothing from
+// the patterns after it.
+func TestOriginWithCompression(t *testing.T) {
+	for _, compression := range []bool{false, true} {
+		t.Run(fmt.Sprint("compression=", compression), func(t *testing.T) {
+			e := newEnv(t, hub.Config{Compression: compression, AllowedOrigins: []string{"[bad", "https://dash.example.com"}})
+			for origin, ok := range map[string]bool{
+				"https://dash.example.com": true,
+				"http://dash.example.com":  false,
+				"https://[bad":             false,
+				"null":                     false,
+			} {
+				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				c, resp, err := websocket.Dial(ctx, e.wsURL()+"?token="+e.token(), &websocket.DialOptions{
+					HTTPHeader:      http.Header{"Origin": {origin}},
+					CompressionMode: websocket.CompressionNoContextTakeover,
+				})
+				cancel()
+				if !ok {
+					require.Error(t, err, "%s refused", origin)
+					assert.Equal(t, http.StatusForbidden, resp.StatusCode, origin)
+					continue
+				}
+				require.NoError(t, err, origin)
+				assert.Equal(t, compression, resp.Header.Get("Sec-WebSocket-Extensions") != "", "the library served it")
+				_ = c.CloseNow()
+			}
+		})
+	}
+}
+
 // A client that stops reading is closed with 4008 when its queue
 // overflows; a fast client on the same channel gets every event, and the
 // publisher is never held up.

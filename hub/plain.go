@@ -21,7 +21,10 @@ import (
 // waits in a shallow stack (see wait).
 type plainConn struct {
 	ws *wsConn
-	rc syscall.RawConn // nil when the socket has none (TLS): reads block in Read
+	// rc is the socket's raw connection, to wait on (see wait): nil where
+	// there is none (TLS) or the hub does not use it (waitOnSocket), and
+	// reads block in Read.
+	rc syscall.RawConn
 	// onPing charges a client's ping against its frame rate and says
 	// whether to answer it.
 	onPing func() bool
@@ -32,7 +35,7 @@ type plainConn struct {
 	frames    wsframe.Reader
 	onMessage func(websocket.MessageType, []byte) bool
 	stopped   bool                  // onMessage returned false: only control frames matter now
-	readable  func(fd uintptr) bool // readNow, made once
+	readable  func(fd uintptr) bool // readNow, made once (waitOnSocket)
 	buf       *[]byte               // from readBufs (or own), while its bytes are handled
 	n         int                   // bytes read into buf
 	readErr   error
@@ -68,12 +71,7 @@ var pingFrame = wsframe.AppendControl(nil, wsframe.OpPing, nil)
 func newPlainConn(ws *wsConn, raw net.Conn, prefix []byte, maxMessage int64, onPing func() bool) *plainConn {
 	c := &plainConn{ws: ws, prefix: prefix, onPing: onPing}
 	c.frames.MaxMessage = maxMessage
-	c.readable = c.readNow
-	if sc, ok := raw.(syscall.Conn); ok {
-		if rc, err := sc.SyscallConn(); err == nil {
-			c.rc = rc
-		}
-	}
+	c.waitOnSocket(raw)
 	return c
 }
 
@@ -122,7 +120,8 @@ func (c *plainConn) consumeRead() {
 // a read, and the buffer is taken only once there are bytes to read.
 //
 // A socket with no raw connection (TLS, whose connection may hold bytes
-// already decrypted, so that waiting for the socket would not do) waits
+// already decrypted, so that waiting for the socket would not do), and
+// every socket on a system other than Unix (see waitOnSocket), waits
 // inside a read, into a small buffer of its own.
 func (c *plainConn) wait() error {
 	if c.rc == nil {
@@ -149,27 +148,6 @@ func (c *plainConn) wait() error {
 		c.buf = nil
 	}
 	return err
-}
-
-// readNow is wait's callback, called when the socket may be readable: it
-// reads what there is without blocking, and asks to wait again if there
-// is nothing.
-func (c *plainConn) readNow(fd uintptr) bool {
-	b := readBufs.Get().(*[]byte)
-	var n int
-	var err error
-	for {
-		n, err = syscall.Read(int(fd), *b)
-		if err != syscall.EINTR {
-			break
-		}
-	}
-	if err == syscall.EAGAIN {
-		readBufs.Put(b)
-		return false
-	}
-	c.buf, c.n, c.readErr = b, max(n, 0), err
-	return true
 }
 
 // consume handles the frames in p, and keeps the bytes of a partial one.
@@ -327,5 +305,10 @@ func (c *plainConn) closeNow() error {
 	c.wakeCloseLocked()
 	c.wakePingLocked()
 	c.mu.Unlock()
-	return c.ws.Close()
+	return c.ws.drop()
+}
+
+func (c *plainConn) refuse(code websocket.StatusCode, reason string) {
+	c.ws.refuse(code, reason)
+	_ = c.closeNow()
 }

@@ -77,7 +77,7 @@ func acceptPlainConn(t *testing.T) (client *websocket.Conn, pc *plainConn, raw *
 	done := make(chan error, 1)
 	finished := make(chan struct{})
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if checkHandshake(w, r, nil) != nil {
+		if admitHandshake(w, r, &originPolicy{}) != nil {
 			return
 		}
 		ws, prefix, err := acceptPlain(w, r, 5*time.Second)

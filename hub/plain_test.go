@@ -148,7 +148,7 @@ func TestViolationDuringBacklog(t *testing.T) {
 	// in the sockets, while the client reads its first frames.
 	small := &net.Dialer{Control: func(_, _ string, rc syscall.RawConn) error {
 		var serr error
-		err := rc.Control(func(fd uintptr) { serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096) })
+		err := rc.Control(func(fd uintptr) { serr = setReceiveBuffer(fd, 4096) })
 		return errors.Join(err, serr)
 	}}
 	c, r := rawDial(t, e, small, "", clientFrame([]byte(`{"op":"subscribe","channel":"group:G","since":"`+since+`","id":2}`)))

@@ -5,11 +5,11 @@ import (
 	"errors"
 	"sync"
 	"time"
-	"unicode/utf8"
 
 	"github.com/coder/websocket"
 
 	"github.com/imhub/imhub/hub/auth"
+	"github.com/imhub/imhub/hub/wsframe"
 )
 
 // Session is one client connection. Its reader is one goroutine; a writer
@@ -201,7 +201,7 @@ func (s *Session) message(ctx context.Context, typ websocket.MessageType, data [
 	// Text frames are not checked as they are read, and encoding/json
 	// would quietly mend what is broken; the hub must not echo such bytes
 	// in its answers either.
-	if !utf8.Valid(data) {
+	if !wsframe.ValidText(data) {
 		s.close(CloseInvalidUTF8, "text frames must be valid UTF-8")
 		return false
 	}

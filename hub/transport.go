@@ -32,6 +32,10 @@ type transport interface {
 	close(code websocket.StatusCode, reason string) error
 	// closeNow closes the socket at once.
 	closeNow() error
+	// refuse ends a connection the hub does not admit, or one whose
+	// client broke the protocol, with code and reason: it waits for the
+	// client's close frame at most refuseTimeout.
+	refuse(code websocket.StatusCode, reason string)
 }
 
 // errTooLarge: the client sent a message larger than MaxFrame.
@@ -42,13 +46,13 @@ var errTooLarge = errors.New("message too large")
 const closeTimeout = 5 * time.Second
 
 // libConn is the transport of a connection the WebSocket library
-// accepted: one with permessage-deflate.
+// accepted: one whose client offered permessage-deflate, agreed or not.
+// Every frame of it is the library's to write: the session's go through
+// its Write (into the cork of ws, which only gathers bytes), and nothing
+// the hub does depends on how the library writes them.
 type libConn struct {
 	c  *websocket.Conn
 	ws *wsConn
-	// plain: no extension was agreed after all, so the session's frames
-	// are written by ws, the library writing only control frames.
-	plain bool
 }
 
 func (l *libConn) serve(ctx context.Context, onMessage func(websocket.MessageType, []byte) bool) error {
@@ -71,9 +75,6 @@ func (l *libConn) serve(ctx context.Context, onMessage func(websocket.MessageTyp
 }
 
 func (l *libConn) write(p []byte) error {
-	if l.plain {
-		return l.ws.writeText(p)
-	}
 	return l.c.Write(context.Background(), websocket.MessageText, p)
 }
 
@@ -83,4 +84,18 @@ func (l *libConn) close(code websocket.StatusCode, reason string) error {
 	return l.c.Close(code, reason)
 }
 
-func (l *libConn) closeNow() error { return l.c.CloseNow() }
+// closeNow drops the socket before it has the library close: the
+// library's close closes the socket through ws, which would first wait for
+// a write under way.
+func (l *libConn) closeNow() error {
+	_ = l.ws.drop()
+	return l.c.CloseNow()
+}
+
+// refuse has the library close with code and reason, and cuts its wait for
+// the client's close frame (5 s) short at refuseTimeout.
+func (l *libConn) refuse(code websocket.StatusCode, reason string) {
+	cut := time.AfterFunc(refuseTimeout, func() { _ = l.ws.drop() })
+	defer cut.Stop()
+	_ = l.c.Close(code, reason)
+}

@@ -20,11 +20,11 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
 
+	"github.com/imhub/imhub/internal/childproc"
 	"github.com/imhub/imhub/internal/hubload"
 )
 
@@ -106,7 +106,7 @@ func startCentrifugo(ctx context.Context, bin, dir, redisSock, secret string) (*
 	cmd := exec.Command(bin, "--config", confPath)
 	cmd.Dir = dir
 	cmd.Stdout, cmd.Stderr = log, log
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	childproc.DieWithParent(cmd)
 	if err := cmd.Start(); err != nil {
 		return nil, "", fmt.Errorf("start %s (make bench-compare installs it): %w", bin, err)
 	}

@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 
 	"github.com/redis/go-redis/v9"
 
@@ -178,12 +177,4 @@ func procStats(pid int) (cpu float64, rss int64, ok bool) {
 	const ticks = 100 // USER_HZ on Linux
 	rssPages, _ := strconv.ParseInt(f[21], 10, 64)
 	return (utime + stime) / ticks, rssPages * int64(os.Getpagesize()), true
-}
-
-// selfCPU is this process's CPU seconds.
-func selfCPU() float64 {
-	var ru syscall.Rusage
-	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	tv := func(t syscall.Timeval) float64 { return float64(t.Sec) + float64(t.Usec)/1e6 }
-	return tv(ru.Utime) + tv(ru.Stime)
 }

@@ -27,9 +27,9 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
+	"github.com/imhub/imhub/internal/childproc"
 	"github.com/imhub/imhub/internal/hubload"
 )
 
@@ -69,7 +69,7 @@ func startFloorServer(ctx context.Context, frame int) (*exec.Cmd, string, error)
 	cmd := exec.Command(exe)
 	cmd.Env = append(os.Environ(), floorEnv+"="+strconv.Itoa(frame))
 	cmd.Stderr = os.Stderr
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	childproc.DieWithParent(cmd)
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		return nil, "", err
@@ -238,7 +238,7 @@ func (s *floorServer) publish(id uint32, sent []byte) {
 		if sub.fd < 0 {
 			continue
 		}
-		if n, err := syscall.Write(sub.fd, ch.frame); err != nil || n != len(ch.frame) {
+		if n, err := floorWrite(sub, ch.frame); err != nil || n != len(ch.frame) {
 			s.dropped.Add(1)
 			sub.fd = -1
 			sub.conn.Close()

@@ -322,7 +322,7 @@ func slowClient(ctx context.Context, cfg config, hub string, readEvery time.Dura
 		// A small receive window, so that the hub's queue fills within
 		// seconds rather than after megabytes of kernel buffers.
 		return c.Control(func(fd uintptr) {
-			_ = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096)
+			_ = setReceiveBuffer(fd, 4096)
 		})
 	}}
 	for ctx.Err() == nil {

@@ -31,15 +31,24 @@ func (r *Redis) isRunKey(k string) bool {
 
 const clusterSlots = 16384
 
-// keySlot is the Redis Cluster slot of key: CRC16 of its hash tag (the part
-// between the first '{' and the next '}', if not empty), else of the key.
+// keySlot is the Redis Cluster slot of key: the CRC16 of what hashTag
+// says Redis hashes, modulo the slot count.
 func keySlot(key string) int {
-	if i := strings.IndexByte(key, '{'); i >= 0 {
-		if j := strings.IndexByte(key[i+1:], '}'); j > 0 {
-			key = key[i+1 : i+1+j]
-		}
+	return int(crc16(hashTag(key)) & (clusterSlots - 1))
+}
+
+// hashTag is the part of key that Redis Cluster hashes: what lies between
+// its first '{' and the first '}' after that one, unless that is empty or
+// there is no such '}'; all of key otherwise.
+func hashTag(key string) string {
+	_, open, ok := strings.Cut(key, "{")
+	if !ok {
+		return key
 	}
-	return int(crc16(key)) % clusterSlots
+	if tag, _, ok := strings.Cut(open, "}"); ok && tag != "" {
+		return tag
+	}
+	return key
 }
 
 // crc16 is CRC-16/XMODEM, as Redis Cluster uses.

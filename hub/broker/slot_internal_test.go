@@ -26,3 +26,23 @@ func TestKeySlot(t *testing.T) {
 		}
 	}
 }
+
+// The hash tag is what lies between the first '{' and the next '}', when
+// there is something there; otherwise the whole key is hashed.
+func TestHashTag(t *testing.T) {
+	for key, want := range map[string]string{
+		"plain":             "plain",
+		"a{tag}b":           "tag",
+		"a{tag}b{other}":    "tag",
+		"a{}{tag}":          "a{}{tag}",
+		"a{{tag}}":          "{tag",
+		"a{open":            "a{open",
+		"a}b{c}":            "c",
+		"{1:group:G1}:meta": "1:group:G1",
+		"imhub:{k9}:run":    "k9",
+	} {
+		if got := hashTag(key); got != want {
+			t.Errorf("hashTag(%q) = %q, want %q", key, got, want)
+		}
+	}
+}

@@ -51,7 +51,7 @@ type Error struct {
 	Reason string
 }
 
-func (e *Error) Error() string { return fmt.Sprintf("websocket: %s (close %d)", e.Reason, e.Code) }
+func (e *Error) Error() string { return fmt.Sprintf("wsframe: %s (close %d)", e.Reason, e.Code) }
 
 func protocolError(reason string) *Error { return &Error{Code: CloseProtocolError, Reason: reason} }
 
@@ -87,27 +87,33 @@ func ParseClose(p []byte) (code uint16, reason string, err error) {
 	case len(p) == 0:
 		return CloseNoStatus, "", nil
 	case len(p) == 1:
-		return 0, "", protocolError("close frame payload of one byte")
+		return 0, "", protocolError("a close body of one byte: a code takes two")
 	}
 	code = binary.BigEndian.Uint16(p)
 	if !validCloseCode(code) {
-		return 0, "", protocolError(fmt.Sprintf("close code %d may not be sent", code))
+		return 0, "", protocolError(fmt.Sprintf("close code %d is not one an endpoint sends", code))
 	}
 	if !utf8.Valid(p[2:]) {
-		return 0, "", &Error{Code: CloseInvalidPayload, Reason: "close reason is not UTF-8"}
+		return 0, "", &Error{Code: CloseInvalidPayload, Reason: "the close reason is not UTF-8"}
 	}
 	return code, string(p[2:]), nil
 }
 
+// ValidText says whether p may be the payload of a text message: UTF-8
+// (RFC 6455, section 5.6). An endpoint that finds otherwise fails the
+// connection (section 8.1), with 1007 ([CloseInvalidPayload]). The
+// [Reader] leaves this to its caller, which sees each text message whole.
+func ValidText(p []byte) bool { return utf8.Valid(p) }
+
 // validCloseCode says whether an endpoint may send code in a close frame
-// (RFC 6455, section 7.4).
+// (RFC 6455, section 7.4, and the IANA registry it set up): a code the
+// protocol defines (1000-1014), but for 1004, reserved, and 1005 and
+// 1006, which only name what an endpoint saw; or one of the ranges left to
+// libraries (3000-3999) and applications (4000-4999). 1015, the failed
+// TLS handshake, is never sent either, and lies beyond the protocol's.
 func validCloseCode(code uint16) bool {
-	switch {
-	case code == 1004 || code == 1005 || code == 1006 || code == 1015:
-		return false
-	case code >= 1000 && code <= 1014:
-		return true
-	default:
-		return code >= 3000 && code <= 4999
+	if code >= 3000 {
+		return code <= 4999
 	}
+	return code >= 1000 && code <= 1014 && code != 1004 && code != 1005 && code != 1006
 }

@@ -93,15 +93,15 @@ func (r *Reader) parse() (m Message, n int, whole bool, err error) {
 	fin := b[0]&finBit != 0
 	op := Opcode(b[0] & 0x0f)
 	if b[0]&rsvBits != 0 {
-		return Message{}, 0, false, protocolError("reserved bits set: no extension was agreed")
+		return Message{}, 0, false, protocolError("a reserved bit is set, and no extension gives it a meaning")
 	}
 	switch op {
 	case OpContinuation, OpText, OpBinary, OpClose, OpPing, OpPong:
 	default:
-		return Message{}, 0, false, protocolError(fmt.Sprintf("reserved opcode %#x", byte(op)))
+		return Message{}, 0, false, protocolError(fmt.Sprintf("opcode %#x is reserved", byte(op)))
 	}
 	if b[1]&maskBit == 0 {
-		return Message{}, 0, false, protocolError("client frames must be masked")
+		return Message{}, 0, false, protocolError("the frame is not masked, as a client's must be")
 	}
 	size, hl := uint64(b[1]&0x7f), 2
 	switch size {
@@ -116,22 +116,22 @@ func (r *Reader) parse() (m Message, n int, whole bool, err error) {
 		}
 		size, hl = binary.BigEndian.Uint64(b[2:]), 10
 		if size>>63 != 0 {
-			return Message{}, 0, false, protocolError("frame length with its high bit set")
+			return Message{}, 0, false, protocolError("a 64-bit length with its most significant bit set")
 		}
 	}
 	if op.control() {
 		if size > MaxControlPayload {
-			return Message{}, 0, false, protocolError(fmt.Sprintf("control frame of %d bytes: at most %d", size, MaxControlPayload))
+			return Message{}, 0, false, protocolError(fmt.Sprintf("a control frame carries %d bytes, over %d", size, MaxControlPayload))
 		}
 		if !fin {
-			return Message{}, 0, false, protocolError("fragmented control frame")
+			return Message{}, 0, false, protocolError("a control frame in pieces: its FIN bit is clear")
 		}
 	} else {
 		switch {
 		case op == OpContinuation && r.msgOp == OpContinuation:
-			return Message{}, 0, false, protocolError("continuation frame without a message to continue")
+			return Message{}, 0, false, protocolError("a continuation, and no message was begun")
 		case op != OpContinuation && r.msgOp != OpContinuation:
-			return Message{}, 0, false, protocolError("new message before the last one's final fragment")
+			return Message{}, 0, false, protocolError("a new message before the last one's final fragment")
 		}
 		if r.MaxMessage > 0 && size+uint64(len(r.msg)) > uint64(r.MaxMessage) {
 			return Message{}, 0, false, &Error{Code: CloseMessageTooBig, Reason: fmt.Sprintf("message larger than %d bytes", r.MaxMessage)}

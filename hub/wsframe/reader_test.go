@@ -173,7 +173,14 @@ func TestParseClose(t *testing.T) {
 		{"one byte", []byte{0x03}, 0, "", CloseProtocolError},
 		{"1005 may not be sent", []byte{0x03, 0xed}, 0, "", CloseProtocolError},
 		{"1006 may not be sent", []byte{0x03, 0xee}, 0, "", CloseProtocolError},
+		{"1004 reserved", []byte{0x03, 0xec}, 0, "", CloseProtocolError},
+		{"1014 the last the protocol defines", []byte{0x03, 0xf6}, 1014, "", 0},
+		{"1015 may not be sent", []byte{0x03, 0xf7}, 0, "", CloseProtocolError},
+		{"999", []byte{0x03, 0xe7}, 0, "", CloseProtocolError},
 		{"unassigned 2000", []byte{0x07, 0xd0}, 0, "", CloseProtocolError},
+		{"2999", []byte{0x0b, 0xb7}, 0, "", CloseProtocolError},
+		{"3000, a library's", []byte{0x0b, 0xb8}, 3000, "", 0},
+		{"4999, an application's", []byte{0x13, 0x87}, 4999, "", 0},
 		{"5000", []byte{0x13, 0x88}, 0, "", CloseProtocolError},
 		{"reason not UTF-8", []byte{0x03, 0xe8, 0xff}, 0, "", CloseInvalidPayload},
 	} {
@@ -260,4 +267,40 @@ func FuzzReader(f *testing.F) {
 		require.NoError(t, err)
 		require.Equal(t, got, back, "read back the same")
 	})
+}
+
+// BenchmarkReader measures the parse of the frames a client sends: a
+// subscribe in one read, and a larger message fed in three pieces.
+func BenchmarkReader(b *testing.B) {
+	small := text(`{"op":"subscribe","channel":"group:@TGS#2J4SZEAEL","id":1}`)
+	large := text(string(bytes.Repeat([]byte(`{"op":"ping","pad":"xxxxxxxxxx"}`), 100)))
+	for _, tc := range []struct {
+		name  string
+		frame []byte
+		step  int
+	}{{"subscribe", small, len(small)}, {"3KB-in-pieces", large, len(large)/3 + 1}} {
+		b.Run(tc.name, func(b *testing.B) {
+			in := make([]byte, len(tc.frame))
+			b.SetBytes(int64(len(in)))
+			b.ReportAllocs()
+			var r Reader
+			for b.Loop() {
+				copy(in, tc.frame) // the Reader unmasks in place
+				for p := in; len(p) > 0; {
+					n := min(tc.step, len(p))
+					r.Feed(p[:n])
+					p = p[n:]
+					for {
+						_, ok, err := r.Next()
+						if err != nil {
+							b.Fatal(err)
+						}
+						if !ok {
+							break
+						}
+					}
+				}
+			}
+		})
+	}
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/imhub/imhub/internal/childproc"
 	"github.com/imhub/imhub/internal/redisprobe"
 )
 
@@ -25,7 +26,7 @@ func StartRedis(ctx context.Context, dir, sock string, more ...string) (*exec.Cm
 	args := []string{"--port", "0", "--unixsocket", sock, "--unixsocketperm", "700",
 		"--save", "", "--appendonly", "no", "--dir", dir, "--loglevel", "warning"}
 	cmd := exec.Command("redis-server", append(args, more...)...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	childproc.DieWithParent(cmd)
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start redis-server (apt-get install redis-server): %w", err)
 	}
@@ -120,7 +121,7 @@ func StartHub(ctx context.Context, bin string, args []string, logPath string) (*
 	defer log.Close()
 	hub := exec.Command(bin, append(args, "-addr", addr)...)
 	hub.Stdout, hub.Stderr = log, log
-	hub.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	childproc.DieWithParent(hub)
 	if err := hub.Start(); err != nil {
 		return nil, "", fmt.Errorf("start %s (make build): %w", bin, err)
 	}
@@ -172,15 +173,5 @@ func Stop(p *exec.Cmd) {
 	case <-time.After(20 * time.Second):
 		_ = p.Process.Kill()
 		<-done
-	}
-}
-
-// RaiseFileLimit lifts the soft open-file limit to the hard one: each
-// connection is a file.
-func RaiseFileLimit() {
-	var lim syscall.Rlimit
-	if syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim) == nil && lim.Cur < lim.Max {
-		lim.Cur = lim.Max
-		_ = syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim)
 	}
 }

@@ -13,11 +13,12 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/imhub/imhub/internal/childproc"
 )
 
 // Server is one redis-server process that can be stopped and started again
@@ -177,7 +178,7 @@ func (s *Server) Restart() {
 	cmd := exec.Command("redis-server", args...)
 	// Dies with the test binary, also when a test times out and the
 	// binary exits without running its cleanups.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	childproc.DieWithParent(cmd)
 	log, err := os.OpenFile(filepath.Join(s.dir, "redis.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		s.t.Fatal(err)
@@ -229,7 +230,7 @@ func (s *Server) Pause() {
 	if s.cmd == nil {
 		s.t.Fatal("redistest: Pause of a server that is not running")
 	}
-	if err := s.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+	if err := s.cmd.Process.Signal(stopSignal); err != nil {
 		s.t.Fatalf("redistest: SIGSTOP: %v", err)
 	}
 }
@@ -240,7 +241,7 @@ func (s *Server) Resume() {
 	if s.cmd == nil {
 		s.t.Fatal("redistest: Resume of a server that is not running")
 	}
-	if err := s.cmd.Process.Signal(syscall.SIGCONT); err != nil {
+	if err := s.cmd.Process.Signal(contSignal); err != nil {
 		s.t.Fatalf("redistest: SIGCONT: %v", err)
 	}
 }

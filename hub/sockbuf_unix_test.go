@@ -1,0 +1,11 @@
+//go:build unix
+
+package hub_test
+
+import "syscall"
+
+// setReceiveBuffer sets the socket's receive buffer (SO_RCVBUF) to n
+// bytes.
+func setReceiveBuffer(fd uintptr, n int) error {
+	return syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, n)
+}
