@@ -810,6 +810,24 @@ func TestSinceWhenHistoryFails(t *testing.T) {
 	assert.Equal(t, 4, eventN(t, c.Read()))
 }
 
+// A client that stops reading while its queue has room is dropped when a
+// write runs past its deadline, and counted as too slow (4008): its queue
+// here never fills, so only the deadline can end it.
+func TestStalledWriteCountedAsTooSlow(t *testing.T) {
+	e := newEnv(t, hub.Config{SendQueue: 100000, SendQueueBytes: 1 << 40, WriteTimeout: 300 * time.Millisecond})
+	slow := e.connect(e.token(groups("G"), user("slow")))
+	subscribe(t, slow, "group:G", 1)
+	big := strings.Repeat("x", 64<<10)
+	for i := 1; i <= 400; i++ {
+		data := fmt.Sprintf(`{"n":%d,"pad":%q}`, i, big)
+		_, err := e.broker.Publish(context.Background(), broker.Message{App: "1400000000", ID: fmt.Sprint("s", i), Channels: []string{"group:G"}, Data: []byte(data)})
+		require.NoError(t, err)
+	}
+	require.Eventually(t, func() bool { return testutil.ToFloat64(e.metric("imhub_ws_connections")) == 0 },
+		20*time.Second, 20*time.Millisecond, "the session is gone")
+	assert.Equal(t, 1.0, testutil.ToFloat64(e.metric("imhub_ws_closes_total", "code", "4008")), "counted as too slow")
+}
+
 // A client too slow even to take its close frame is dropped by the write
 // deadline; its 4008 is counted all the same, when it is decided.
 func TestSlowClientDroppedByDeadlineIsCounted(t *testing.T) {

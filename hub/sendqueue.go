@@ -1,6 +1,12 @@
 package hub
 
-import "github.com/coder/websocket"
+import (
+	"context"
+	"errors"
+	"os"
+
+	"github.com/coder/websocket"
+)
 
 // sendQueue is what waits to be written to a session's client: the frames
 // queued, the bytes they hold, the replay frames among them, whether a
@@ -230,13 +236,25 @@ func (s *Session) write(frames [][]byte) bool {
 	for _, f := range frames {
 		if err := s.tr.write(f); err != nil {
 			_ = s.raw.uncork()
-			s.abort()
+			s.writeFailed(err)
 			return false
 		}
 	}
 	if err := s.raw.uncork(); err != nil {
-		s.abort()
+		s.writeFailed(err)
 		return false
 	}
 	return true
+}
+
+// writeFailed drops the connection after a write that failed. A write
+// that ran out of time is a client that stopped reading before its queue
+// filled: as slow as one whose queue did, it is counted as 4008 too.
+func (s *Session) writeFailed(err error) {
+	if errors.Is(err, os.ErrDeadlineExceeded) || errors.Is(err, context.DeadlineExceeded) {
+		s.close(CloseTooSlow, "client too slow: a write ran past its deadline")
+		_ = s.tr.closeNow()
+		return
+	}
+	s.abort()
 }
