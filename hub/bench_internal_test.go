@@ -28,7 +28,7 @@ func BenchmarkFanout(b *testing.B) {
 			ch := &hubChannel{subs: make(map[*Session]*subscription, n), live: true}
 			h.shard(k).channels[k] = ch
 			for i := range sessions {
-				s := newSession(h, nil, nil, &auth.Identity{User: fmt.Sprint(i), App: "1", Expires: time.Now().Add(time.Hour)})
+				s := newSession(h, nil, &auth.Identity{User: fmt.Sprint(i), App: "1", Expires: time.Now().Add(time.Hour)})
 				s.expires.Stop()
 				s.pinger.Stop()
 				s.writing = true // as if its writer were busy: frames stay queued

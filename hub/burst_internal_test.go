@@ -28,7 +28,7 @@ func TestReplaysAreBounded(t *testing.T) {
 		_, err := b.Publish(ctx, broker.Message{App: "1", ID: fmt.Sprint(i), Channels: []string{"group:G"}, Data: data})
 		assert.NoError(t, err)
 	}
-	s := newSession(h, nil, nil, &auth.Identity{User: "u", App: "1", AllGroups: true, Expires: time.Now().Add(time.Hour)})
+	s := newSession(h, nil, &auth.Identity{User: "u", App: "1", AllGroups: true, Expires: time.Now().Add(time.Hour)})
 	s.expires.Stop()
 	s.pinger.Stop()
 	s.writing = true // the writer is stuck on a client that does not read
@@ -57,7 +57,7 @@ func TestReplaysAreBounded(t *testing.T) {
 // stuckSession is a session whose writer never runs: what is sent to it
 // stays in its queue.
 func stuckSession(h *Hub, user string) *Session {
-	s := newSession(h, nil, nil, &auth.Identity{User: user, App: "1", AllGroups: true, Expires: time.Now().Add(time.Hour)})
+	s := newSession(h, nil, &auth.Identity{User: user, App: "1", AllGroups: true, Expires: time.Now().Add(time.Hour)})
 	s.expires.Stop()
 	s.pinger.Stop()
 	s.writing = true

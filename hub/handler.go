@@ -31,19 +31,16 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.log.Debug("websocket handshake refused", "remote", r.RemoteAddr, "err", textclip.Cut(err.Error(), 4*maxEcho))
 		return
 	}
-	var (
-		tr transport
-		wc *wsConn
-	)
+	var tr transport
 	if h.cfg.Compression && offersDeflate(r) {
-		tr, wc = h.acceptDeflate(w, r, onPing)
+		tr = h.acceptDeflate(w, r, onPing)
 	} else {
 		c, prefix, err := acceptPlain(w, r, h.cfg.WriteTimeout)
 		if err != nil {
 			h.log.Debug("websocket handshake failed", "remote", r.RemoteAddr, "err", err)
 			return
 		}
-		tr, wc = newPlainConn(c, c.raw, prefix, h.cfg.MaxFrame, onPing), c
+		tr = newPlainConn(c, c.raw, prefix, h.cfg.MaxFrame, onPing)
 	}
 	if tr == nil {
 		return
@@ -88,7 +85,7 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	// Made only once it is sure to run: a session starts its expiry and
 	// ping timers, which only its run stops.
-	s = newSession(h, tr, wc, id)
+	s = newSession(h, tr, id)
 	h.sessions[s] = struct{}{}
 	h.addUserLocked(s, userKey{s.app, s.user})
 	h.wg.Add(1)
@@ -146,7 +143,7 @@ func (h *Hub) unadmit(s *Session, release func()) {
 
 // acceptDeflate has the WebSocket library accept a connection whose client
 // offers permessage-deflate, and agree it; nil if the handshake failed.
-func (h *Hub) acceptDeflate(w http.ResponseWriter, r *http.Request, onPing func() bool) (transport, *wsConn) {
+func (h *Hub) acceptDeflate(w http.ResponseWriter, r *http.Request, onPing func() bool) transport {
 	opts := &websocket.AcceptOptions{
 		// The Origin was checked with the other connections'
 		// (admitHandshake): one policy for both.
@@ -160,10 +157,10 @@ func (h *Hub) acceptDeflate(w http.ResponseWriter, r *http.Request, onPing func(
 	conn, err := websocket.Accept(hj, r, opts)
 	if err != nil {
 		h.log.Debug("websocket handshake refused", "remote", r.RemoteAddr, "err", textclip.Cut(err.Error(), 4*maxEcho))
-		return nil, nil
+		return nil
 	}
 	conn.SetReadLimit(h.cfg.MaxFrame)
-	return &libConn{c: conn, ws: hj.conn}, hj.conn
+	return &libConn{c: conn, ws: hj.conn}
 }
 
 // refuse ends a connection that is not admitted with code, quickly.

@@ -240,6 +240,8 @@ func (c *plainConn) wakePingLocked() {
 }
 
 func (c *plainConn) write(p []byte) error { return c.ws.writeText(p) }
+func (c *plainConn) cork()                { c.ws.cork() }
+func (c *plainConn) uncork() error        { return c.ws.uncork() }
 
 func (c *plainConn) ping(ctx context.Context) error {
 	pong := make(chan struct{})

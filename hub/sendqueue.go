@@ -232,15 +232,15 @@ func (s *Session) writeLoop() {
 // allows: one for a backlog of small frames. Each socket write is bounded
 // by WriteTimeout (see wsConn).
 func (s *Session) write(frames [][]byte) bool {
-	s.raw.cork()
+	s.tr.cork()
 	for _, f := range frames {
 		if err := s.tr.write(f); err != nil {
-			_ = s.raw.uncork()
+			_ = s.tr.uncork()
 			s.writeFailed(err)
 			return false
 		}
 	}
-	if err := s.raw.uncork(); err != nil {
+	if err := s.tr.uncork(); err != nil {
 		s.writeFailed(err)
 		return false
 	}

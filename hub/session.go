@@ -24,13 +24,10 @@ import (
 // the session's side of its channels' streams (delivery.go). The hub
 // reaches a session through its methods only, never its lock.
 type Session struct {
-	hub *Hub
-	tr  transport // reads, pings, closes; writes through raw
-	// raw is tr's own socket, held for its cork: the writer corks it
-	// around a batch, and tr writes each frame of the batch into it.
-	raw  *wsConn
-	app  string // fixed for the session's life; refresh may not change it
-	user string // likewise
+	hub  *Hub
+	tr   transport // reads, writes (corked around a batch), pings, closes
+	app  string    // fixed for the session's life; refresh may not change it
+	user string    // likewise
 	// userAt is the session's place in the hub's index of sessions by
 	// user; under the hub's sessMu.
 	userAt int
@@ -52,11 +49,10 @@ type Session struct {
 
 // newSession makes the session of a client admitted with id, and starts
 // its expiry and ping timers: only its run (or stopTimers) stops them.
-func newSession(h *Hub, tr transport, raw *wsConn, id *auth.Identity) *Session {
+func newSession(h *Hub, tr transport, id *auth.Identity) *Session {
 	s := &Session{
 		hub:  h,
 		tr:   tr,
-		raw:  raw,
 		app:  id.App,
 		user: id.User,
 		id:   id,

@@ -24,6 +24,11 @@ type transport interface {
 	serve(ctx context.Context, onMessage func(typ websocket.MessageType, data []byte) bool) error
 	// write sends p as one text frame, through the cork of the wsConn.
 	write(p []byte) error
+	// cork holds what write sends in the socket's buffer until uncork,
+	// so that a batch of frames goes out in few writes; uncork sends what
+	// it holds and reports the first error of the batch's writes.
+	cork()
+	uncork() error
 	// ping pings the client and waits for its pong until ctx ends or
 	// the connection does.
 	ping(ctx context.Context) error
@@ -77,6 +82,9 @@ func (l *libConn) serve(ctx context.Context, onMessage func(websocket.MessageTyp
 func (l *libConn) write(p []byte) error {
 	return l.c.Write(context.Background(), websocket.MessageText, p)
 }
+
+func (l *libConn) cork()         { l.ws.cork() }
+func (l *libConn) uncork() error { return l.ws.uncork() }
 
 func (l *libConn) ping(ctx context.Context) error { return l.c.Ping(ctx) }
 
