@@ -119,8 +119,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./callback
 	$(GO) test -run '^$$' -fuzz '^FuzzHandler$$' -fuzztime $(FUZZTIME) ./callback
 	$(GO) test -run '^$$' -fuzz '^FuzzParseMatchesReference$$' -fuzztime $(FUZZTIME) ./callback
-	$(GO) test -run '^$$' -fuzz '^FuzzValid$$' -fuzztime $(FUZZTIME) ./callback
-	$(GO) test -run '^$$' -fuzz '^FuzzReadQuery$$' -fuzztime $(FUZZTIME) ./callback
+	$(GO) test -run '^$$' -fuzz '^FuzzScan$$' -fuzztime $(FUZZTIME) ./callback
 	$(GO) test -run '^$$' -fuzz '^FuzzReader$$' -fuzztime $(FUZZTIME) ./hub/wsframe
 	$(GO) test -run '^$$' -fuzz '^FuzzUserSig$$' -fuzztime $(FUZZTIME) ./hub/auth
 

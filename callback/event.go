@@ -179,7 +179,7 @@ func (e *Event) Encode() ([]byte, error) {
 		b = append(b, `,"body":`...)
 		// As encoding/json writes a json.RawMessage: compacted, and an
 		// error if it is not JSON.
-		if !valid(e.Body) {
+		if !json.Valid(e.Body) {
 			return nil, fmt.Errorf("json: error calling MarshalJSON for type json.RawMessage: %w",
 				json.Compact(new(bytes.Buffer), e.Body))
 		}

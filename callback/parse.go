@@ -99,7 +99,7 @@ func parse(req Request, body []byte) (*Event, []string, error) {
 	if len(trimmed) == 0 || trimmed[0] != '{' {
 		return nil, nil, badRequest("body is not a JSON object")
 	}
-	if !valid(body) {
+	if !json.Valid(body) {
 		// encoding/json says what is wrong, and where.
 		var f map[string]json.RawMessage
 		err := json.Unmarshal(body, &f)

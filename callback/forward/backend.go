@@ -78,21 +78,41 @@ type param struct{ name, value string }
 // fragment that would cut the query short.
 func parseQuery(raw string) []param {
 	var ps []param
-	for raw != "" {
-		var pair string
-		pair, raw, _ = strings.Cut(raw, "&")
-		if pair == "" || strings.Contains(pair, ";") {
-			continue
+	for pair := range strings.SplitSeq(raw, "&") {
+		if p, ok := decodePair(pair); ok {
+			ps = append(ps, p)
 		}
-		k, v, _ := strings.Cut(pair, "=")
-		k, err1 := url.QueryUnescape(k)
-		v, err2 := url.QueryUnescape(v)
-		if err1 != nil || err2 != nil || k == "" {
-			continue
-		}
-		ps = append(ps, param{k, v})
 	}
 	return ps
+}
+
+// decodePair is one name=value of a query, both decoded. It refuses what
+// a server reading the query with url.ParseQuery would not see either (a
+// pair that is empty, holds a ';' or does not decode), and a pair with no
+// name, which no backend could read.
+func decodePair(pair string) (param, bool) {
+	if pair == "" || strings.ContainsRune(pair, ';') {
+		return param{}, false
+	}
+	rawName, rawValue, _ := strings.Cut(pair, "=")
+	name, err := url.QueryUnescape(rawName)
+	if err != nil || name == "" {
+		return param{}, false
+	}
+	value, err := url.QueryUnescape(rawValue)
+	if err != nil {
+		return param{}, false
+	}
+	return param{name, value}, true
+}
+
+// WithoutSign is a callback's raw query with every Sign left out, its
+// other parameters in order and encoded again: a dead letter's query as
+// it is shown, where a signature is of no use (a replay is signed
+// afresh) and should not be seen.
+func WithoutSign(raw string) string {
+	ps := parseQuery(raw)
+	return encodeQuery(slices.DeleteFunc(ps, func(p param) bool { return p.name == "Sign" }))
 }
 
 // encodeQuery is ps as a query string, in order.

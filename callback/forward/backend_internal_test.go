@@ -66,3 +66,20 @@ func TestBackendBadURL(t *testing.T) {
 		assert.NotContains(t, b.err.Error(), "s3cret", raw)
 	}
 }
+
+// A dead letter's query is shown without any Sign, however it is spelt
+// in the raw query, and with nothing else lost.
+func TestWithoutSign(t *testing.T) {
+	for _, c := range []struct{ raw, want string }{
+		{"SdkAppid=1&CallbackCommand=C.X&RequestTime=5&Sign=abc", "SdkAppid=1&CallbackCommand=C.X&RequestTime=5"},
+		{"Sign=a&Sign=b&x=1", "x=1"},
+		{"Si%67n=secret&x=1", "x=1"},
+		{"x=a+b&y=%23&Sign=s", "x=a+b&y=%23"},
+		{"OptPlatform=Web#2&Sign=s", "OptPlatform=Web%232"},
+		{"Sign", ""},
+		{"", ""},
+		{"x=%zz&Sign=s&y=1", "y=1"},
+	} {
+		assert.Equal(t, c.want, WithoutSign(c.raw), "raw %q", c.raw)
+	}
+}

@@ -7,7 +7,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -107,25 +106,10 @@ func forwardDead(ctx context.Context, args []string, env func(string) string, st
 	enc.SetEscapeHTML(false)
 	for _, d := range letters {
 		_ = enc.Encode(map[string]any{
-			"ref": d.Ref, "id": d.ID, "app": d.App, "command": d.Command, "query": unsigned(d.Query),
+			"ref": d.Ref, "id": d.ID, "app": d.App, "command": d.Command, "query": forward.WithoutSign(d.Query),
 			"accepted": time.UnixMilli(d.Accepted).UTC().Format(time.RFC3339), "attempts": d.Attempts,
 			"last_error": d.LastError, "body": string(d.Body),
 		})
 	}
 	return 0
-}
-
-// unsigned is a raw query without its Sign: it is left out of what is
-// printed, where it is of no use (a replay is signed afresh) and should
-// not be seen.
-func unsigned(query string) string {
-	var kept []string
-	for pair := range strings.SplitSeq(query, "&") {
-		k, _, _ := strings.Cut(pair, "=")
-		if dk, err := url.QueryUnescape(k); pair == "" || k == "Sign" || (err == nil && dk == "Sign") {
-			continue
-		}
-		kept = append(kept, pair)
-	}
-	return strings.Join(kept, "&")
 }

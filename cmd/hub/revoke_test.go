@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -34,15 +33,14 @@ func metric(t *testing.T, p *hubtest.Process, series string) float64 {
 	return 0
 }
 
-// pauseRedis stops Redis from answering any client for d, as a Redis
-// that stalls (a slow fork, a long script, a network pause) does: the
-// connections stay up, and what is sent meanwhile is answered after d.
-// Nothing can end it sooner, not even from another connection: callers
-// leave enough for what they do meanwhile.
-func pauseRedis(t *testing.T, rc *redis.Client, d time.Duration) (until time.Time) {
+// stallRedis stops Redis answering any client until the test resumes it,
+// as a Redis that stalls (a slow fork, a long script, a frozen VM) does:
+// the connections stay up, and what is sent meanwhile waits. It is
+// resumed at the end of the test if the test does not resume it first.
+func stallRedis(t *testing.T, srv *redistest.Server) {
 	t.Helper()
-	require.NoError(t, rc.Do(context.Background(), "CLIENT", "PAUSE", d.Milliseconds(), "ALL").Err())
-	return time.Now().Add(d)
+	srv.Pause()
+	t.Cleanup(srv.Resume)
 }
 
 // revokedKey is where the revocation of app 100's user is kept.
@@ -64,7 +62,7 @@ func expectCloseWithin(t *testing.T, c *wstest.Conn, code int, d time.Duration, 
 	}
 }
 
-// Two hubs share a Redis that stalls (CLIENT PAUSE) for a few seconds.
+// Two hubs share a Redis that stalls (SIGSTOP) until the test lets it go on.
 // The node that must judge tokens meanwhile refuses, from memory, a token
 // whose revocation it was told over the control channel and one whose
 // revocation it read from Redis before; it lets in, unchecked, a token
@@ -92,18 +90,18 @@ func TestBinaryRevocationsThroughRedisPause(t *testing.T) {
 	require.NoError(t, rc.Set(ctx, revokedKey("ann"), cut.Unix(), time.Hour).Err())
 	bobToken := old("bob")
 
-	until := pauseRedis(t, rc, 8*time.Second)
+	stallRedis(t, srv)
 	wstest.Dial(t, wsURL(b), old("dave")).ExpectClose(hub.CloseInvalidToken)
 	wstest.Dial(t, wsURL(b), old("carl")).ExpectClose(hub.CloseInvalidToken)
 	ann := wstest.Dial(t, wsURL(b), old("ann"))
 	ann.ReadOp("connected")
 	bob := wstest.Dial(t, wsURL(b), bobToken)
 	bob.ReadOp("connected")
-	require.True(t, time.Now().Before(until), "the connects took longer than the pause: the test proves nothing on so slow a machine")
 	assert.Equal(t, 2.0, metric(t, b, `imhub_ws_revocation_unchecked_total{action="admitted"}`), "ann and bob let in unchecked")
 	assert.Equal(t, 2.0, metric(t, b, `imhub_ws_sessions_unchecked`))
 
-	expectCloseWithin(t, ann, int(hub.CloseDisconnected), time.Until(until)+30*time.Second, "ann, once Redis answers")
+	srv.Resume()
+	expectCloseWithin(t, ann, int(hub.CloseDisconnected), 30*time.Second, "ann, once Redis answers")
 	require.Eventually(t, func() bool { return metric(t, b, `imhub_ws_sessions_unchecked`) == 0 },
 		30*time.Second, 20*time.Millisecond, "every session checked")
 	assert.Equal(t, 1.0, metric(t, b, `imhub_ws_revocation_rechecks_total{result="revoked"}`))
@@ -126,24 +124,22 @@ func TestBinaryRevocationsThroughRedisPause(t *testing.T) {
 // connects again as soon as Redis answers.
 func TestBinaryRevocationCheckClosed(t *testing.T) {
 	srv := redistest.Start(t)
-	rc := srv.Client()
 	nodes := startNodes(t, srv.URL(), 2, "-api-keys", "100:"+apiKey, "-revocation-check", "closed")
 	b := nodes[1]
 	now := time.Now()
 	bob := dialUser(t, b, mintAt(t, "bob", now))
 
-	until := pauseRedis(t, rc, 6*time.Second)
+	stallRedis(t, srv)
 	expectCloseWithin(t, wstest.Dial(t, wsURL(b), mintAt(t, "eve", now)), int(hub.CloseTryAgainLater), wstest.Timeout, "eve, while Redis is paused")
 	bob.Send(map[string]any{"op": "refresh", "token": mintAt(t, "bob", now.Add(time.Second)), "id": 7})
 	f := bob.ReadOp("error")
-	require.True(t, time.Now().Before(until), "the connect and refresh took longer than the pause: the test proves nothing on so slow a machine")
 	assert.Equal(t, hub.CodeUnavailable, f.Code)
 	assert.Equal(t, 2.0, metric(t, b, `imhub_ws_revocation_unchecked_total{action="refused"}`))
 	assert.Zero(t, metric(t, b, `imhub_ws_revocation_unchecked_total{action="admitted"}`))
 
 	// Once Redis answers, connects are let in again, and bob's session is
 	// still up.
-	time.Sleep(time.Until(until))
+	srv.Resume()
 	require.Eventually(t, func() bool {
 		c, err := wstest.TryDial(t, wsURL(b), mintAt(t, "eve", now), nil)
 		if err != nil {
@@ -166,7 +162,6 @@ func TestBinaryRevocationCheckClosed(t *testing.T) {
 // revoked before it started.
 func TestBinaryRestartedNodeLoadsRevocations(t *testing.T) {
 	srv := redistest.Start(t)
-	rc := srv.Client()
 	ctx := context.Background()
 	nodes := startNodes(t, srv.URL(), 2, "-api-keys", "100:"+apiKey)
 	a, b := nodes[0], nodes[1]
@@ -179,10 +174,9 @@ func TestBinaryRestartedNodeLoadsRevocations(t *testing.T) {
 	b.WaitReady(200)
 	assert.Equal(t, 2.0, metric(t, b, `imhub_revocations_remembered`))
 
-	until := pauseRedis(t, rc, 5*time.Second)
+	stallRedis(t, srv)
 	wstest.Dial(t, wsURL(b), mintAt(t, "ann", cut.Add(-time.Minute))).ExpectClose(hub.CloseInvalidToken)
 	wstest.Dial(t, wsURL(b), mintAt(t, "bob", cut.Add(-time.Minute))).ExpectClose(hub.CloseInvalidToken)
-	require.True(t, time.Now().Before(until), "the connects took longer than the pause: the test proves nothing on so slow a machine")
 	assert.Zero(t, metric(t, b, `imhub_ws_revocation_unchecked_total{action="admitted"}`), "judged from memory, not let in unchecked")
 }
 

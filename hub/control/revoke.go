@@ -42,7 +42,7 @@ type RevocationsConfig struct {
 
 // DefaultMaxRemembered is RevocationsConfig.MaxRemembered's default: the
 // users revoked within one -jwt-max-ttl that a node keeps in memory, at
-// about 150 bytes each (TestMemoryPerRevocation), 150 MB at most.
+// about 150 bytes each (BenchmarkMemoryPerRevocation), 150 MB at most.
 const DefaultMaxRemembered = 1_000_000
 
 // readTimeout bounds a connect's wait for its revocation. While reads

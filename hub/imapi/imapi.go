@@ -54,6 +54,16 @@ func (r Role) Member() bool { return r == RoleOwner || r == RoleAdmin || r == Ro
 // (https://www.tencentcloud.com/document/product/1047/34963).
 const CodeNoRoles = 10007
 
+// The IM's answers for a group it does not have: 10010, the group does not
+// exist or was disbanded, and 10015, no group has the id (the group codes
+// as the IM's Web SDK names them,
+// https://web.sdk.qcloud.com/im/download/error-message/v3/0.0.4/tim-error-message.txt).
+// Nobody is a member of such a group.
+const (
+	CodeGroupGone   = 10010
+	CodeNoSuchGroup = 10015
+)
+
 // MaxAccounts is the most accounts one get_role_in_group may ask about.
 const MaxAccounts = 500
 
@@ -69,6 +79,22 @@ type Error struct {
 
 func (e *Error) Error() string {
 	return fmt.Sprintf("IM error %d: %s", e.Code, textclip.Cut(e.Info, 200))
+}
+
+// RateLimited reports whether the IM refused the call for its rate: the
+// REST API's public codes 60007 (the API's calls a second), 60011 (the
+// app's), 60018 and 60019 (too frequent), as the public code table lists
+// them (https://cloud.tencent.com/document/product/679/131708), and the
+// group service's 10006 (operations too frequent), as the IM's Web SDK
+// names it (https://web.sdk.qcloud.com/im/download/error-message/v3/0.0.4/tim-error-message.txt).
+// The English code page (https://www.tencentcloud.com/document/product/1047/34348)
+// was not checked for them.
+func (e *Error) RateLimited() bool {
+	switch e.Code {
+	case 60007, 60011, 60018, 60019, 10006:
+		return true
+	}
+	return false
 }
 
 // ErrRateSpent says the app's calls a second (Config.Rate) were spent
@@ -98,6 +124,8 @@ type Config struct {
 	HTTP *http.Client
 	// Now is the clock; default time.Now.
 	Now func() time.Time
+	// Metrics, when set, counts the calls (see NewMetrics).
+	Metrics *Metrics
 }
 
 // Client calls the IM's REST API for the apps whose keys it holds. It is
@@ -184,8 +212,25 @@ func (c *Client) call(ctx context.Context, app, service, command string, body, o
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
 	defer cancel()
 	if err := st.limit.Wait(ctx); err != nil {
-		return ErrRateSpent
+		// Wait fails at once when the wait would outlast the deadline,
+		// and also when the caller gave up: only the first is the rate.
+		if ctx.Err() == nil || errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			err = ErrRateSpent
+		} else {
+			err = fmt.Errorf("imapi: %s: %w", command, context.Cause(ctx))
+		}
+		c.cfg.Metrics.count(app, command, err)
+		return err
 	}
+	start := time.Now()
+	err := c.post(ctx, app, st, service, command, body, out)
+	c.cfg.Metrics.observe(app, command, time.Since(start))
+	c.cfg.Metrics.count(app, command, err)
+	return err
+}
+
+// post makes one call, its rate already taken.
+func (c *Client) post(ctx context.Context, app string, st *appState, service, command string, body, out any) error {
 	sig, err := c.adminSig(app, st)
 	if err != nil {
 		return fmt.Errorf("imapi: sign the admin UserSig: %w", err)

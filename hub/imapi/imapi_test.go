@@ -10,6 +10,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
 	"github.com/imhub/imhub/hub/imapi"
 	"github.com/imhub/imhub/internal/imstub"
 )
@@ -177,6 +180,101 @@ func TestNewRefusesBadURLs(t *testing.T) {
 			t.Errorf("took %q", u)
 		} else if strings.Contains(err.Error(), "pw") {
 			t.Errorf("the error repeats a password: %v", err)
+		}
+	}
+}
+
+// A call whose caller gave up before it was made says so: it is not a
+// rate spent, which would tell the caller to count it as the IM's load.
+func TestRolesInGroupCanceledIsNotRateSpent(t *testing.T) {
+	stub, c := start(t, imapi.Config{})
+	stub.CreateGroup(app, "g", "Public", "o")
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	_, err := c.RolesInGroup(ctx, app, "g", []string{"o"})
+	if !errors.Is(err, context.Canceled) || errors.Is(err, imapi.ErrRateSpent) {
+		t.Fatalf("a canceled call: %v, want context.Canceled and not ErrRateSpent", err)
+	}
+	if calls, _ := stub.Calls(app, "g"); calls != 0 {
+		t.Fatalf("the IM was called %d times", calls)
+	}
+}
+
+// Each call is counted by its result, and the time of each call made is
+// observed.
+func TestMetricsCountEachResult(t *testing.T) {
+	reg := prometheus.NewPedanticRegistry()
+	m := imapi.NewMetrics(reg)
+	stub, c := start(t, imapi.Config{Timeout: 300 * time.Millisecond, Burst: 10, Metrics: m})
+	stub.CreateGroup(app, "g", "Public", "o")
+	ctx := context.Background()
+	ask := func(c *imapi.Client, ctx context.Context) { _, _ = c.RolesInGroup(ctx, app, "g", []string{"o"}) }
+	ask(c, ctx)
+	for _, f := range []imstub.Fault{imstub.FaultError, imstub.FaultHTML, imstub.FaultHang} {
+		stub.SetFault(f)
+		ask(c, ctx)
+	}
+	stub.SetFault(imstub.FaultNone)
+	stub.SetRate(1, 1)
+	ask(c, ctx)
+	ask(c, ctx) // over the stand-in's rate
+	stub.SetRate(0, 0)
+	canceled, cancel := context.WithCancel(ctx)
+	cancel()
+	ask(c, canceled)
+	// A client of its own rate, sharing the metrics: its second call
+	// would wait a thousand seconds.
+	c2, err := imapi.New(imapi.Config{BaseURL: c.BaseURLForTest(), Keys: keys, Rate: 0.001, Burst: 1, Timeout: 300 * time.Millisecond, Metrics: m})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ask(c2, ctx)
+	ask(c2, ctx)
+
+	want := map[string]float64{"ok": 3, "fail": 1, "error": 1, "timeout": 1, "rate_limited": 1, "rate_spent": 1, "canceled": 1}
+	got := map[string]float64{}
+	var observed uint64
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range families {
+		for _, mt := range f.GetMetric() {
+			labels := map[string]string{}
+			for _, l := range mt.GetLabel() {
+				labels[l.GetName()] = l.GetValue()
+			}
+			if labels["app"] != app || labels["api"] != "get_role_in_group" {
+				t.Errorf("%s has labels %v", f.GetName(), labels)
+			}
+			switch f.GetName() {
+			case "imhub_im_api_calls_total":
+				got[labels["result"]] += mt.GetCounter().GetValue()
+			case "imhub_im_api_seconds":
+				observed += mt.GetHistogram().GetSampleCount()
+			}
+		}
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("calls by result %v, want %v", got, want)
+	}
+	// Every call made is timed; the two not made (rate spent, canceled)
+	// are not.
+	if observed != 7 {
+		t.Errorf("%d calls timed, want 7", observed)
+	}
+	if problems, err := testutil.GatherAndLint(reg); err != nil || len(problems) != 0 {
+		t.Errorf("lint: %v %v", problems, err)
+	}
+}
+
+// The codes the IM documents for its rate are told apart from other FAIL
+// answers.
+func TestErrorRateLimited(t *testing.T) {
+	for code, want := range map[int]bool{60007: true, 60011: true, 60018: true, 60019: true, 10006: true,
+		10002: false, imapi.CodeNoRoles: false, 10010: false, 70003: false} {
+		if got := (&imapi.Error{Code: code}).RateLimited(); got != want {
+			t.Errorf("code %d: RateLimited %v, want %v", code, got, want)
 		}
 	}
 }
