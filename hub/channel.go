@@ -22,6 +22,10 @@ func authorize(id *auth.Identity, channel string) (code, msg string) {
 			return "", ""
 		}
 		return CodeForbidden, "the app channel needs an admin token"
+	case kind == "group" && name != "" && id.UserSig:
+		// A UserSig names no groups: only the IM's membership grants
+		// them, and it is not checked here.
+		return CodeForbidden, "a usersig grants only the groups the IM says the user is in, which this hub does not check"
 	case kind == "group" && name != "":
 		if id.MayGroup(name) {
 			return "", ""

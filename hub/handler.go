@@ -3,7 +3,6 @@ package hub
 import (
 	"context"
 	"net/http"
-	"strings"
 
 	"github.com/coder/websocket"
 
@@ -53,14 +52,17 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.refuse(tr, wc, CloseShuttingDown, "node shutting down, reconnect")
 		return
 	}
-	id, err := h.auth.Verify(token(r))
+	cred, err := credentialOf(r)
+	var id *auth.Identity
+	if err == nil {
+		id, err = h.verify(cred)
+	}
 	if err != nil {
-		h.m.authFailures.WithLabelValues(reasonOf(err)).Inc()
 		code := CloseInvalidToken
 		if auth.Expired(err) {
 			code = CloseTokenExpired
 		}
-		h.refuse(tr, wc, code, err.Error())
+		h.refuse(tr, wc, code, h.refused(cred, err, "connect"))
 		return
 	}
 	if n := h.conns.Add(1); n > int64(h.cfg.MaxConns) {
@@ -98,7 +100,7 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch h.checkRevoked(r.Context(), id) {
 	case TokenRevoked:
 		h.unadmit(s, release)
-		h.m.authFailures.WithLabelValues("revoked").Inc()
+		h.m.authFailures.WithLabelValues("revoked", cred.label()).Inc()
 		h.refuse(tr, wc, CloseInvalidToken, "token revoked")
 		h.wg.Done()
 		return
@@ -172,15 +174,4 @@ func (h *Hub) refuse(tr transport, wc *wsConn, code websocket.StatusCode, reason
 	// A close reason is at most 123 bytes, and UTF-8: 120 and "…".
 	wc.refuse(code, textclip.Cut(reason, 120))
 	_ = tr.closeNow()
-}
-
-// token is the bearer token of the Authorization header, else the token
-// query parameter (browsers cannot set headers on a WebSocket).
-func token(r *http.Request) string {
-	if a := r.Header.Get("Authorization"); a != "" {
-		if t, ok := strings.CutPrefix(a, "Bearer "); ok {
-			return strings.TrimSpace(t)
-		}
-	}
-	return r.URL.Query().Get("token")
 }

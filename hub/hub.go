@@ -72,6 +72,10 @@ type Config struct {
 	// check with 1013 (try again later), and such a refresh with an
 	// unavailable error, instead of letting the token in unchecked.
 	RefuseUnchecked bool
+	// UserSigs, when set, admits clients with the IM's own UserSig of the
+	// apps whose keys it holds (docs/protocol.md#credentials), besides the JWTs
+	// of the Verifier [none: JWTs only].
+	UserSigs *auth.UserSigVerifier
 	// RecheckEvery is how often the sessions let in unchecked are checked
 	// again while there are any [1s].
 	RecheckEvery time.Duration

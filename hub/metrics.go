@@ -52,8 +52,8 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "imhub_ws_closes_total", Help: "Sessions the hub closed, by close code.",
 		}, []string{"code"}),
 		authFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "imhub_ws_auth_failures_total", Help: "Tokens refused, by reason.",
-		}, []string{"reason"}),
+			Name: "imhub_ws_auth_failures_total", Help: "Credentials refused at connect or refresh, by reason and credential (jwt or usersig, the IM's own login): missing, malformed, signature, expired, not_yet_valid, claims, app, lifetime, revoked, mixed (more than one credential), refresh_other_user, refresh_other_credential.",
+		}, []string{"reason", "credential"}),
 		fanout: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "imhub_fanout_duration_seconds",
 			Help:    "From a publication's arrival at the node to its frame queued for the last local subscriber.",

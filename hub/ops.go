@@ -173,25 +173,20 @@ func (s *Session) unsubscribe(f clientFrame) {
 	s.reply(serverFrame{Op: "unsubscribed", Channel: f.Channel, ID: f.ID})
 }
 
-// refresh replaces the session's token with a later one for the same user
-// and app. Channels the new token no longer grants are unsubscribed.
+// refresh replaces the session's credential with a later one of the same
+// kind, for the same user and app. Channels the new one no longer grants
+// are unsubscribed.
 func (s *Session) refresh(f clientFrame) {
-	id, err := s.hub.auth.Verify(f.Token)
-	if err != nil {
-		s.hub.m.authFailures.WithLabelValues(reasonOf(err)).Inc()
-		s.fail(f.ID, "", CodeForbidden, "refresh refused: "+textclip.Cut(err.Error(), 4*maxEcho))
-		return
-	}
-	if id.User != s.user || id.App != s.app {
-		s.hub.m.authFailures.WithLabelValues("refresh_other_user").Inc()
-		s.fail(f.ID, "", CodeForbidden, "refresh refused: the token is for another user or app")
+	c, id, code, msg := s.reverify(f)
+	if code != "" {
+		s.fail(f.ID, "", code, msg)
 		return
 	}
 	first := s.hub.checkRevoked(context.Background(), id)
 	switch {
 	case first == TokenRevoked:
-		s.hub.m.authFailures.WithLabelValues("revoked").Inc()
-		s.fail(f.ID, "", CodeForbidden, "refresh refused: token revoked")
+		s.hub.m.authFailures.WithLabelValues("revoked", c.label()).Inc()
+		s.fail(f.ID, "", CodeForbidden, "refresh refused: revoked")
 		return
 	case first == TokenUnchecked && s.hub.cfg.RefuseUnchecked:
 		// The token in place was checked: the client keeps it, and
@@ -221,7 +216,7 @@ func (s *Session) refresh(f clientFrame) {
 	second := s.hub.checkRevoked(context.Background(), id)
 	switch {
 	case second == TokenRevoked:
-		s.hub.m.authFailures.WithLabelValues("revoked").Inc()
+		s.hub.m.authFailures.WithLabelValues("revoked", c.label()).Inc()
 		s.close(CloseDisconnected, "token revoked by the server API")
 		return
 	case second == TokenUnchecked && s.hub.cfg.RefuseUnchecked:
@@ -237,6 +232,36 @@ func (s *Session) refresh(f clientFrame) {
 		s.hub.settled(s, nil, "clear")
 	}
 	s.reply(serverFrame{Op: "refreshed", Expires: id.Expires.Unix(), ID: f.ID})
+}
+
+// reverify checks the credential a refresh brings: one, of the kind the
+// session connected with (a UserSig for a UserSig), for the session's
+// user and app. A refused one is answered as a refused token is, a
+// UserSig's with one fixed message whatever failed.
+func (s *Session) reverify(f clientFrame) (c credential, id *auth.Identity, code, msg string) {
+	held, _ := s.identity()
+	c = credential{jwt: f.Token}
+	if f.UserSig != "" {
+		c = credential{sig: true, userSig: f.UserSig, app: s.app, user: s.user}
+	}
+	m := s.hub.m.authFailures
+	switch {
+	case f.Token != "" && f.UserSig != "":
+		m.WithLabelValues(reasonMixed, c.label()).Inc()
+		return c, nil, CodeBadRequest, "a refresh takes a token or a usersig, not both"
+	case c.sig != held.UserSig:
+		m.WithLabelValues("refresh_other_credential", c.label()).Inc()
+		return c, nil, CodeForbidden, "refresh refused: a session refreshes with the kind of credential it connected with, a token or a usersig"
+	}
+	id, err := s.hub.verify(c)
+	if err != nil {
+		return c, nil, CodeForbidden, "refresh refused: " + textclip.Cut(s.hub.refused(c, err, "refresh"), 4*maxEcho)
+	}
+	if id.User != s.user || id.App != s.app {
+		m.WithLabelValues("refresh_other_user", c.label()).Inc()
+		return c, nil, CodeForbidden, "refresh refused: the token is for another user or app"
+	}
+	return c, id, "", ""
 }
 
 // reasonOf is the reason an auth error is counted under.

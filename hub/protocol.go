@@ -44,6 +44,7 @@ type clientFrame struct {
 	Channel string          `json:"channel"`
 	Since   *string         `json:"since"`
 	Token   string          `json:"token"`
+	UserSig string          `json:"usersig"`
 	ID      json.RawMessage `json:"id"`
 }
 

@@ -75,6 +75,8 @@ type Config struct {
 	Forward ForwardConfig
 	// API is the server API and presence (api.go).
 	API APIConfig
+	// IM is IM-native access: UserSigs and the IM's membership (imaccess.go).
+	IM IMConfig
 }
 
 // envName is the environment variable of a flag: -redis is HUB_REDIS.
@@ -139,6 +141,7 @@ func parseConfig(args []string, env func(string) string, out io.Writer) (Config,
 	waitFlags(fs, &c.RedisWait)
 	forwardFlags(fs, &c.Forward)
 	apiFlags(fs, &c.API)
+	imFlags(fs, &c.IM)
 	fs.Usage = func() {
 		fmt.Fprintf(out, "Usage: hub [flags]\n\n"+
 			"imhub turns Tencent Cloud Chat (IM) callbacks into live WebSocket streams.\n"+
@@ -313,6 +316,9 @@ func (c *Config) validate() error {
 		return err
 	}
 	if err := c.validateAPI(); err != nil {
+		return err
+	}
+	if err := c.validateIM(); err != nil {
 		return err
 	}
 	if c.DebugAddr != "" && !isLoopback(c.DebugAddr) {

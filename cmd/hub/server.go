@@ -129,6 +129,7 @@ func run(ctx context.Context, cfg Config, stdout io.Writer, log *slog.Logger) er
 		Compression:    cfg.Compression,
 		Presence:       sapi.presence,
 		Revocations:    sapi.revocations,
+		UserSigs:       newUserSigs(cfg),
 		// The other choice, "open", is checked by validateAPI.
 		RefuseUnchecked: cfg.API.RevocationCheck == "closed",
 		Logger:          log,
