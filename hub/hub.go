@@ -76,6 +76,10 @@ type Config struct {
 	// apps whose keys it holds (docs/protocol.md#credentials), besides the JWTs
 	// of the Verifier [none: JWTs only].
 	UserSigs *auth.UserSigVerifier
+	// Membership, when set, holds the group subscriptions of the apps it
+	// governs to the IM's own membership (docs/protocol.md#channels) [none:
+	// credentials alone grant groups].
+	Membership Membership
 	// RecheckEvery is how often the sessions let in unchecked are checked
 	// again while there are any [1s].
 	RecheckEvery time.Duration

@@ -16,8 +16,11 @@ import (
 // handle, on a goroutine of its own (see aside), one frame at a time.
 
 // handle carries out one client frame, or only answers it when it came
-// too fast (refused); false ends the session.
-func (s *Session) handle(ctx context.Context, data []byte, refused bool) bool {
+// too fast (refused); false ends the session. wait says it may wait for
+// the IM where it is: it runs off the reader (opqueue.go). On the reader
+// it may not, and a frame that may have to is handed, with the frames
+// after it, to a goroutine of its own.
+func (s *Session) handle(ctx context.Context, data []byte, refused, wait bool) bool {
 	var f clientFrame
 	if err := json.Unmarshal(data, &f); err != nil {
 		s.close(CloseMalformed, "malformed frame: not a JSON object")
@@ -32,6 +35,19 @@ func (s *Session) handle(ctx context.Context, data []byte, refused bool) bool {
 			strconv.FormatFloat(s.hub.cfg.ClientRate, 'g', -1, 64)+" a second")
 		return true
 	}
+	if !wait {
+		id, _ := s.identity()
+		if s.hub.asksIM(id, &f) {
+			s.offReader(ctx, func() { s.handleFrame(ctx, f) })
+			return true
+		}
+	}
+	s.handleFrame(ctx, f)
+	return true
+}
+
+// handleFrame carries out f.
+func (s *Session) handleFrame(ctx context.Context, f clientFrame) {
 	switch f.Op {
 	case "subscribe":
 		s.subscribe(ctx, f)
@@ -48,12 +64,14 @@ func (s *Session) handle(ctx context.Context, data []byte, refused bool) bool {
 	default:
 		s.fail(f.ID, f.Channel, CodeBadRequest, "unknown op "+textclip.Cut(f.Op, maxEcho))
 	}
-	return true
 }
 
 // subscribe joins f.Channel, or, for a channel the session has, reads its
 // history again: the client is answered, then sent what history holds
-// since f.Since, then what came live meanwhile.
+// since f.Since, then what came live meanwhile. A group the IM's
+// membership governs is asked about once the node receives the channel,
+// so that an exit published after the answer reaches the subscription
+// (delivery.go) and one published before it is in the answer.
 func (s *Session) subscribe(ctx context.Context, f clientFrame) {
 	if f.Channel == "" {
 		s.fail(f.ID, "", CodeBadRequest, "channel is required")
@@ -64,11 +82,12 @@ func (s *Session) subscribe(ctx context.Context, f clientFrame) {
 		s.mu.Unlock()
 		return
 	}
-	if code, msg := authorize(s.id, f.Channel); code != "" {
+	if code, msg := authorize(s.id, f.Channel, s.hub.governs(s.app)); code != "" {
 		s.mu.Unlock()
 		s.fail(f.ID, f.Channel, code, msg)
 		return
 	}
+	group, member := s.hub.memberGroup(s.id, f.Channel)
 	sub := s.subs[f.Channel]
 	existing := sub != nil
 	if !existing {
@@ -97,6 +116,15 @@ func (s *Session) subscribe(ctx context.Context, f clientFrame) {
 			return
 		}
 	}
+	if member {
+		if code, msg := s.admitMember(bctx, group); code != "" {
+			// Refused, an existing subscription ends; one the IM could
+			// not be asked about goes on as it was.
+			s.abandonJoin(sub, existing, code == CodeForbidden)
+			s.fail(f.ID, f.Channel, code, msg)
+			return
+		}
+	}
 
 	var since *broker.Position
 	if f.Since != nil {
@@ -111,24 +139,10 @@ func (s *Session) subscribe(ctx context.Context, f clientFrame) {
 	hist, err := s.hub.broker.History(bctx, s.app, f.Channel, since)
 	if err != nil {
 		s.hub.log.Warn("history failed", "app", s.app, "channel", textclip.Cut(f.Channel, maxEcho), "err", err)
-		s.mu.Lock()
-		if existing {
-			// The subscription goes on as it was; only the replay asked
-			// for failed. A repair wanted meanwhile is asked for now.
-			if sub.joinFailed() {
-				s.requestRepairLocked(sub, 0)
-			} else {
-				s.flushPendingLocked(sub, false)
-			}
-		} else if s.subs != nil {
-			delete(s.subs, f.Channel)
-		}
-		s.mu.Unlock()
-		if !existing {
-			// Without a starting point the stream cannot be delivered
-			// without a gap or a repeat: no subscription, try again.
-			s.hub.leave(s, sub)
-		}
+		// Without a starting point the stream cannot be delivered without
+		// a gap or a repeat: no new subscription, try again. One that was
+		// there goes on as it was; only the replay asked for failed.
+		s.abandonJoin(sub, existing, false)
 		s.fail(f.ID, f.Channel, CodeUnavailable, "history could not be read now, subscribe again")
 		return
 	}
@@ -153,6 +167,34 @@ func (s *Session) subscribe(ctx context.Context, f clientFrame) {
 	s.flushPendingLocked(sub, true)
 	if again {
 		s.requestRepairLocked(sub, 0)
+	}
+}
+
+// abandonJoin undoes a subscribe that could not be carried out. A new
+// subscription is taken out again. One that was there goes on as it was,
+// a repair wanted meanwhile asked for now, unless end says it ends: it is
+// then unsubscribed, the client told it was removed.
+func (s *Session) abandonJoin(sub *subscription, existing, end bool) {
+	s.mu.Lock()
+	if existing && !end {
+		if sub.joinFailed() {
+			s.requestRepairLocked(sub, 0)
+		} else {
+			s.flushPendingLocked(sub, false)
+		}
+		s.mu.Unlock()
+		return
+	}
+	mine := s.subs != nil && s.subs[sub.channel] == sub
+	if mine {
+		delete(s.subs, sub.channel)
+	}
+	if existing && mine {
+		s.sendLocked(unsubscribedFrame(sub.channel, ReasonRemoved))
+	}
+	s.mu.Unlock()
+	if mine {
+		s.hub.leave(s, sub)
 	}
 }
 
@@ -200,7 +242,7 @@ func (s *Session) refresh(f clientFrame) {
 	s.expires.Reset(time.Until(id.Expires))
 	var revoked []*subscription
 	for name, sub := range s.subs {
-		if code, _ := authorize(id, name); code != "" {
+		if code, _ := authorize(id, name, s.hub.governs(s.app)); code != "" {
 			revoked = append(revoked, sub)
 			delete(s.subs, name)
 		}
@@ -281,14 +323,18 @@ func (s *Session) presence(ctx context.Context, f clientFrame) {
 		return
 	}
 	s.mu.Lock()
-	code, msg := authorize(s.id, f.Channel)
+	code, msg := authorize(s.id, f.Channel, s.hub.governs(s.app))
+	group, member := s.hub.memberGroup(s.id, f.Channel)
 	s.mu.Unlock()
+	bctx, cancel := context.WithTimeout(ctx, s.hub.cfg.BrokerTimeout)
+	defer cancel()
+	if code == "" && member {
+		code, msg = s.admitMember(bctx, group)
+	}
 	if code != "" {
 		s.fail(f.ID, f.Channel, code, msg)
 		return
 	}
-	bctx, cancel := context.WithTimeout(ctx, s.hub.cfg.BrokerTimeout)
-	defer cancel()
 	users, err := s.hub.cfg.Presence.Users(bctx, s.app, f.Channel)
 	if err != nil {
 		s.hub.log.Warn("presence failed", "app", s.app, "channel", textclip.Cut(f.Channel, maxEcho), "err", err)

@@ -4,13 +4,21 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"log/slog"
 	"math"
 	"net/url"
 	"sort"
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/imhub/imhub/hub"
 	"github.com/imhub/imhub/hub/auth"
+	"github.com/imhub/imhub/hub/broker"
+	"github.com/imhub/imhub/hub/imapi"
+	"github.com/imhub/imhub/hub/membership"
 )
 
 // IMConfig is IM-native access (docs/protocol.md#credentials): the IM's
@@ -116,11 +124,75 @@ func (c *Config) validateIM() error {
 	return nil
 }
 
-// newUserSigs is the verifier of the UserSigs of the -im-keys apps, nil
-// without any.
-func newUserSigs(cfg Config) *auth.UserSigVerifier {
+// imAccess is the parts of IM-native access a hub runs with: the
+// verifier of its apps' UserSigs, and the view of the IM's membership, on
+// the broker's Redis when there is one. Without -im-keys it has none.
+type imAccess struct {
+	userSigs *auth.UserSigVerifier
+	view     *membership.View
+	checker  *membership.Checker
+	client   redis.UniversalClient
+}
+
+// newIMAccess builds the parts from cfg.IM.
+func newIMAccess(cfg Config, log *slog.Logger, reg prometheus.Registerer) (*imAccess, error) {
+	a := &imAccess{}
 	if len(cfg.IM.Keys) == 0 {
+		return a, nil
+	}
+	im, err := imapi.New(imapi.Config{
+		BaseURL: cfg.IM.APIURL,
+		Admin:   cfg.IM.Admin,
+		Keys:    cfg.IM.Keys,
+		Rate:    cfg.IM.APIRate,
+		Burst:   max(1, min(20, int(cfg.IM.APIRate))),
+		Timeout: cfg.IM.APITimeout,
+		Metrics: imapi.NewMetrics(reg),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("-im-api-url: %w", err)
+	}
+	if cfg.Redis != "" {
+		if a.client, err = broker.NewRedisClient(cfg.Redis, cfg.RedisCA); err != nil {
+			return nil, err
+		}
+	}
+	a.checker, err = membership.NewChecker(membership.Config{
+		IM:        im,
+		Redis:     a.client,
+		MemberTTL: cfg.IM.MembershipTTL,
+		// An ask waits for the IM's answer, and a node for another's.
+		AskTimeout: cfg.IM.APITimeout + time.Second,
+		Registerer: reg,
+		Logger:     log,
+	})
+	if err != nil {
+		a.close()
+		return nil, err
+	}
+	apps := make([]string, 0, len(cfg.IM.Keys))
+	for app := range cfg.IM.Keys {
+		apps = append(apps, app)
+	}
+	a.userSigs = auth.NewUserSigVerifier(cfg.IM.Keys)
+	a.view = membership.NewView(a.checker, apps...)
+	return a, nil
+}
+
+// membership is the hub's Membership, nil without -im-keys.
+func (a *imAccess) membership() hub.Membership {
+	if a.view == nil {
 		return nil
 	}
-	return auth.NewUserSigVerifier(cfg.IM.Keys)
+	return a.view
+}
+
+// close ends the asks under way and closes the Redis client.
+func (a *imAccess) close() {
+	if a.checker != nil {
+		_ = a.checker.Close()
+	}
+	if a.client != nil {
+		_ = a.client.Close()
+	}
 }

@@ -113,6 +113,11 @@ func run(ctx context.Context, cfg Config, stdout io.Writer, log *slog.Logger) er
 		return err
 	}
 	defer sapi.close(log)
+	im, err := newIMAccess(cfg, log, reg)
+	if err != nil {
+		return err
+	}
+	defer im.close()
 	node := hub.New(hub.Config{
 		Node:           cfg.Node,
 		MaxConns:       cfg.MaxConns,
@@ -129,7 +134,8 @@ func run(ctx context.Context, cfg Config, stdout io.Writer, log *slog.Logger) er
 		Compression:    cfg.Compression,
 		Presence:       sapi.presence,
 		Revocations:    sapi.revocations,
-		UserSigs:       newUserSigs(cfg),
+		UserSigs:       im.userSigs,
+		Membership:     im.membership(),
 		// The other choice, "open", is checked by validateAPI.
 		RefuseUnchecked: cfg.API.RevocationCheck == "closed",
 		Logger:          log,
