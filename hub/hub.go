@@ -230,6 +230,11 @@ func (h *Hub) HandlePublication(p broker.Publication) {
 		return
 	}
 	frame := eventFrame(p)
+	if c, ok := h.memberChange(k, p.Data); ok {
+		// Before any session is sent it: a subscribe that asks after
+		// this answers by it (see Session.subscribe).
+		h.cfg.Membership.Saw(k.app, c)
+	}
 	n := 0
 	for s, sub := range ch.subs {
 		if s.deliver(sub, frame, p.Position, p.Prev) {

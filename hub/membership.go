@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 
+	"github.com/imhub/imhub/callback"
 	"github.com/imhub/imhub/hub/auth"
 	"github.com/imhub/imhub/hub/membership"
 	"github.com/imhub/imhub/internal/textclip"
@@ -20,6 +21,10 @@ type Membership interface {
 	// Check says whether user is a member of app's group now. It may ask
 	// the IM, and so take as long as ctx lets it.
 	Check(ctx context.Context, app, group, user string) (membership.Verdict, error)
+	// Saw is told, on the fan-out's path, of each live event of a
+	// governed group that changes its members, as it reaches the node: it
+	// applies it to what Check answers on this node, in no time.
+	Saw(app string, c callback.MemberChange)
 }
 
 // governs reports whether app's groups follow the IM's membership.
@@ -62,4 +67,19 @@ func (s *Session) admitMember(ctx context.Context, group string) (code, msg stri
 	}
 	s.hub.log.Debug("membership could not be checked", "app", s.app, "group", textclip.Cut(group, maxEcho), "err", err)
 	return CodeUnavailable, "the IM could not be asked about group " + textclip.Cut(group, maxEcho) + " now; subscribe again"
+}
+
+// memberChange reads what a publication of channel k changes of its
+// group's members: only for a group of a governed app, and only an event
+// of that group.
+func (h *Hub) memberChange(k chanKey, data []byte) (callback.MemberChange, bool) {
+	group, ok := strings.CutPrefix(k.channel, "group:")
+	if !ok || !h.governs(k.app) {
+		return callback.MemberChange{}, false
+	}
+	c, ok := callback.MemberChangeOf(data)
+	if !ok || c.Group != group {
+		return callback.MemberChange{}, false
+	}
+	return c, true
 }

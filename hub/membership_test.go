@@ -2,6 +2,7 @@ package hub_test
 
 import (
 	"context"
+	"fmt"
 	"net/http/httptest"
 	"testing"
 	"time"
@@ -10,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/imhub/imhub/hub"
+	"github.com/imhub/imhub/hub/broker"
 	"github.com/imhub/imhub/hub/imapi"
 	"github.com/imhub/imhub/hub/membership"
 	"github.com/imhub/imhub/internal/imstub"
@@ -196,4 +198,37 @@ func reading(c *wstest.Conn) <-chan wstest.Frame {
 		}
 	}()
 	return frames
+}
+
+// publishEvent publishes data, an event as the callbacks make it, to
+// channels of sigApp, straight to the broker: no membership is told.
+func (e *env) publishEvent(data string, channels ...string) {
+	e.t.Helper()
+	e.seq++
+	_, err := e.broker.Publish(context.Background(), broker.Message{App: sigApp, ID: fmt.Sprint("m", e.seq), Channels: channels, Data: []byte(data)})
+	require.NoError(e.t, err)
+}
+
+// An exit reaching a node as an event is applied there even when the
+// store shared by the nodes was never told of it: the user's next
+// subscribe on that node is refused, though the shared answer still says
+// "a member". A join reaching it later lets the user in again.
+func TestMembershipEventAppliedOnArrival(t *testing.T) {
+	e := newIMEnv(t, hub.Config{}, membership.Config{})
+	e.im.CreateGroup(sigApp, "G1", "Public", "leckie", "jared", "tommy")
+	tommy := e.connectSig("tommy", sign(t, imKey, sigApp, "tommy", time.Hour))
+	subscribe(t, tommy, "group:G1", 1) // the node receives group:G1
+	first := e.connectSig("jared", sign(t, imKey, sigApp, "jared", time.Hour))
+	subscribe(t, first, "group:G1", 1) // jared is asked about and kept a member
+
+	e.publishEvent(`{"id":"x1","type":"group.member.left","app":"1400000000","group_id":"G1","members":["jared"],"exit_type":"Kicked"}`, "group:G1")
+	tommy.ReadOp("event")
+	v, _ := e.checker.Check(context.Background(), sigApp, "G1", "jared")
+	require.Equal(t, membership.Member, v, "the shared answer was not told")
+	again := e.connectSig("jared", sign(t, imKey, sigApp, "jared", time.Hour))
+	subscribeErr(t, again, "group:G1", hub.CodeForbidden)
+
+	e.publishEvent(`{"id":"x2","type":"group.member.joined","app":"1400000000","group_id":"G1","members":["jared"],"join_type":"Invited"}`, "group:G1")
+	tommy.ReadOp("event")
+	subscribe(t, again, "group:G1", 2)
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/imhub/imhub/callback"
 	"github.com/imhub/imhub/hub"
 	"github.com/imhub/imhub/hub/auth"
 	"github.com/imhub/imhub/hub/broker"
@@ -181,6 +182,23 @@ func newIMAccess(cfg Config, log *slog.Logger, reg prometheus.Registerer) (*imAc
 
 // membership is the hub's Membership, nil without -im-keys.
 func (a *imAccess) membership() hub.Membership {
+	if a.view == nil {
+		return nil
+	}
+	return a.view
+}
+
+// learning is what callbacks are published to: next, behind a
+// callback.Learning that tells the membership of each change first.
+func (a *imAccess) learning(next callback.LearningNext, log *slog.Logger) callback.LearningNext {
+	if a.view == nil {
+		return next
+	}
+	return &callback.Learning{Next: next, Membership: a.view, Logger: log}
+}
+
+// callbacks is the callback handler's Membership, nil without -im-keys.
+func (a *imAccess) callbacks() callback.Membership {
 	if a.view == nil {
 		return nil
 	}

@@ -81,3 +81,45 @@ func TestIMAccess(t *testing.T) {
 		assert.True(t, strings.Contains(metrics, m), "metrics have %s", m)
 	}
 }
+
+// exitBody and the others are callbacks' bodies as the IM sends them.
+func exitBody(group string, users ...string) string {
+	var list []string
+	for _, u := range users {
+		list = append(list, fmt.Sprintf(`{"Member_Account":%q}`, u))
+	}
+	return fmt.Sprintf(`{"GroupId":%q,"Type":"Public","ExitType":"Kicked","Operator_Account":"leckie","ExitMemberList":[%s],"EventTime":%d}`,
+		group, strings.Join(list, ","), time.Now().UnixNano())
+}
+
+func createBody(group, owner string, members ...string) string {
+	var list []string
+	for _, u := range members {
+		list = append(list, fmt.Sprintf(`{"Member_Account":%q}`, u))
+	}
+	return fmt.Sprintf(`{"GroupId":%q,"Operator_Account":%q,"Owner_Account":%q,"Type":"Public","Name":"n","MemberList":[%s]}`,
+		group, owner, owner, strings.Join(list, ","))
+}
+
+// The callbacks keep what the hub knows of the IM's groups current: a
+// group created makes its members members without asking the IM, and an
+// exit refuses the user at once, though the IM was not asked again.
+func TestIMAccessCallbacks(t *testing.T) {
+	stub, imURL := startIM(t)
+	p := hubtest.Start(t, imArgs(imURL))
+	p.WaitReady(200)
+	require.Equal(t, 200, postCommand(t, p, imApp, "Group.CallbackAfterCreateGroup", createBody("G7", "leckie", "jared")))
+	stub.CreateGroup(imApp, "G7", "Public", "leckie", "jared") // the IM has it too, and is not asked
+
+	c := dialSig(t, p, "jared")
+	c.Send(map[string]any{"op": "subscribe", "channel": "group:G7"})
+	assert.Equal(t, "subscribed", c.Read().Op)
+	require.Equal(t, 200, postCommand(t, p, imApp, "Group.CallbackAfterMemberExit", exitBody("G7", "jared")))
+	again := dialSig(t, p, "jared")
+	again.Send(map[string]any{"op": "subscribe", "channel": "group:G7"})
+	f := again.Read()
+	assert.Equal(t, "error", f.Op, f.Raw)
+	assert.Equal(t, "forbidden", f.Code)
+	calls, _ := stub.Calls(imApp, "G7")
+	assert.Zero(t, calls, "the IM was asked nothing: the callbacks said it all")
+}

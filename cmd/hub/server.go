@@ -143,10 +143,11 @@ func run(ctx context.Context, cfg Config, stdout io.Writer, log *slog.Logger) er
 	}, b, verifier)
 	sapi.setHub(node, log)
 
-	var publisher callback.Publisher = b
+	next := im.learning(b, log) // b, telling membership first
+	var publisher callback.Publisher = next
 	var sp *spool.Spool
 	if cfg.SpoolDir != "" {
-		sp, err = spool.Open(spool.Config{Dir: cfg.SpoolDir, MaxBytes: cfg.SpoolMaxBytes, Logger: log, Registerer: reg}, b)
+		sp, err = spool.Open(spool.Config{Dir: cfg.SpoolDir, MaxBytes: cfg.SpoolMaxBytes, Logger: log, Registerer: reg}, next)
 		if err != nil {
 			return fmt.Errorf("-spool-dir %s: %w: give it a writable directory, or off to run without a spool", cfg.SpoolDir, err)
 		}
@@ -187,6 +188,7 @@ func run(ctx context.Context, cfg Config, stdout io.Writer, log *slog.Logger) er
 		Logger:         log,
 		Metrics:        cbMetrics,
 		Forward:        fwd.handler(),
+		Membership:     im.callbacks(),
 	}, publisher)))
 	mux.Handle("/api/", sapi.handler)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
