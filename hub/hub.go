@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/imhub/imhub/callback"
 	"github.com/imhub/imhub/hub/auth"
 	"github.com/imhub/imhub/hub/broker"
 	"github.com/imhub/imhub/internal/textclip"
@@ -230,14 +231,18 @@ func (h *Hub) HandlePublication(p broker.Publication) {
 		return
 	}
 	frame := eventFrame(p)
+	var rm *callback.MemberChange // what the event takes out of the group
 	if c, ok := h.memberChange(k, p.Data); ok {
 		// Before any session is sent it: a subscribe that asks after
 		// this answers by it (see Session.subscribe).
 		h.cfg.Membership.Saw(k.app, c)
+		if c.Kind != callback.ChangeJoined {
+			rm = &c
+		}
 	}
 	n := 0
 	for s, sub := range ch.subs {
-		if s.deliver(sub, frame, p.Position, p.Prev) {
+		if s.deliver(sub, frame, p.Position, p.Prev, rm) {
 			n++
 		}
 	}
@@ -282,9 +287,16 @@ func (h *Hub) join(ctx context.Context, s *Session, sub *subscription) error {
 		ch = &hubChannel{subs: make(map[*Session]*subscription)}
 		sh.channels[k] = ch
 	}
+	// A subscription the session lost to a removal may not be taken out
+	// yet (see Session.endLocked): this one takes its place, and what it
+	// counted, and its own leave finds it gone.
+	_, replaced := ch.subs[s]
 	ch.subs[s] = sub
 	live := ch.live
 	sh.mu.Unlock()
+	if replaced && live {
+		return nil
+	}
 	h.m.subscriptions.Inc()
 	if live {
 		h.cfg.Presence.Join(k.app, k.channel, s.user)

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -24,6 +25,24 @@ type imEnv struct {
 	*env
 	im      *imstub.Server
 	checker *membership.Checker
+	mreg    *prometheus.Registry // the membership's metrics
+}
+
+// mcounter is the membership's counter name with result.
+func (e *imEnv) mcounter(name, result string) prometheus.Collector {
+	mfs, err := e.mreg.Gather()
+	require.NoError(e.t, err)
+	v := 0.0
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			for _, lp := range m.GetLabel() {
+				if mf.GetName() == name && lp.GetName() == "result" && lp.GetValue() == result {
+					v = m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "x"}, func() float64 { return v })
 }
 
 func newIMEnv(t *testing.T, cfg hub.Config, mc membership.Config) *imEnv {
@@ -35,12 +54,14 @@ func newIMEnv(t *testing.T, cfg hub.Config, mc membership.Config) *imEnv {
 	client, err := imapi.New(imapi.Config{BaseURL: srv.URL, Keys: map[string][]byte{sigApp: imKey}, Timeout: 20 * time.Second})
 	require.NoError(t, err)
 	mc.IM = client
+	reg := prometheus.NewRegistry()
+	mc.Registerer = reg
 	c, err := membership.NewChecker(mc)
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = c.Close() })
 	cfg.UserSigs = userSigs()
 	cfg.Membership = membership.NewView(c, sigApp)
-	return &imEnv{env: newEnv(t, cfg, sigApp), im: stub, checker: c}
+	return &imEnv{env: newEnv(t, cfg, sigApp), im: stub, checker: c, mreg: reg}
 }
 
 // subscribeErr subscribes and expects an error frame with code.

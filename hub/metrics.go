@@ -25,6 +25,8 @@ type Metrics struct {
 	unchecked         *prometheus.CounterVec
 	uncheckedSessions prometheus.Gauge
 	rechecks          *prometheus.CounterVec
+	// removals counts the subscriptions a group's own events ended.
+	removals *prometheus.CounterVec
 }
 
 // NewMetrics registers the hub's metrics with reg.
@@ -75,7 +77,11 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Sessions admitted unchecked whose token was checked later, by result: clear, or revoked (closed with 4010).",
 		}, []string{"result"}),
 	}
-	reg.MustRegister(m.unchecked, m.uncheckedSessions, m.rechecks, m.repairs, m.connections, m.subscriptions, m.channels, m.delivered, m.dropped, m.rateLimited, m.closes, m.authFailures, m.fanout)
+	m.removals = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "imhub_membership_removals_total",
+		Help: "Group subscriptions the hub ended right after their session was sent the group's own event, by reason: removed (a group.member.left that names the user), destroyed (group.destroyed).",
+	}, []string{"reason"})
+	reg.MustRegister(m.removals, m.unchecked, m.uncheckedSessions, m.rechecks, m.repairs, m.connections, m.subscriptions, m.channels, m.delivered, m.dropped, m.rateLimited, m.closes, m.authFailures, m.fanout)
 	return m
 }
 
