@@ -89,7 +89,7 @@ func exitBody(group string, users ...string) string {
 		list = append(list, fmt.Sprintf(`{"Member_Account":%q}`, u))
 	}
 	return fmt.Sprintf(`{"GroupId":%q,"Type":"Public","ExitType":"Kicked","Operator_Account":"leckie","ExitMemberList":[%s],"EventTime":%d}`,
-		group, strings.Join(list, ","), time.Now().UnixNano())
+		group, strings.Join(list, ","), time.Now().UnixMilli())
 }
 
 func createBody(group, owner string, members ...string) string {
