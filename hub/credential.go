@@ -102,6 +102,9 @@ func credentialOf(r *http.Request) (credential, error) {
 // verify checks c and says who it names. The error is an *auth.Error.
 func (h *Hub) verify(c credential) (*auth.Identity, error) {
 	if !c.sig {
+		if h.auth == nil {
+			return nil, &auth.Error{Reason: auth.ReasonMissing, Err: errors.New("this hub takes no tokens: connect with a usersig, sdkappid and userid")}
+		}
 		return h.auth.Verify(c.jwt)
 	}
 	return h.verifyUserSig(c.userSig, c.app, c.user)

@@ -188,7 +188,8 @@ type hubChannel struct {
 }
 
 // New returns a hub that subscribes through b and admits the tokens v
-// accepts. Run b with the hub as its handler.
+// accepts (none when v is nil: Config.UserSigs alone). Run b with the hub
+// as its handler.
 func New(cfg Config, b broker.Broker, v *auth.Verifier) *Hub {
 	cfg.setDefaults()
 	h := &Hub{

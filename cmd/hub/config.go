@@ -275,8 +275,8 @@ func (c *Config) validate() error {
 		}
 	}
 	switch {
-	case keys == 0 && !c.Dev:
-		return errors.New("no JWT key configured: set one of -jwt-secret, -jwt-public-key or -jwt-jwks-url (or use -dev for a local demo)")
+	case keys == 0 && !c.Dev && strings.TrimSpace(c.IM.Spec) == "":
+		return errors.New("no JWT key configured: set one of -jwt-secret, -jwt-public-key or -jwt-jwks-url, or -im-keys for clients that log in with their IM UserSig (or use -dev for a local demo)")
 	case keys > 1:
 		return errors.New("more than one JWT key configured: set only one of -jwt-secret, -jwt-public-key and -jwt-jwks-url")
 	}

@@ -123,3 +123,15 @@ func TestIMAccessCallbacks(t *testing.T) {
 	calls, _ := stub.Calls(imApp, "G7")
 	assert.Zero(t, calls, "the IM was asked nothing: the callbacks said it all")
 }
+
+// A hub whose clients all log in with their IM UserSig needs no token
+// service: with -im-keys and no JWT key it starts, lets UserSigs in and
+// refuses every token.
+func TestIMAccessWithoutJWTKey(t *testing.T) {
+	_, imURL := startIM(t)
+	p := hubtest.Start(t, []string{"-apps", imApp, "-im-keys", imApp + ":" + imKey, "-im-api-url", imURL})
+	p.WaitReady(200)
+	dialSig(t, p, "jared")
+	c := wstest.Dial(t, wsURL(p), mint(t, imApp, "jared", true))
+	c.ExpectClose(4001)
+}
