@@ -84,14 +84,14 @@ func (s *Session) endLocked(sub *subscription, reason string) {
 		delete(s.subs, sub.channel)
 	}
 	s.hub.m.removals.WithLabelValues(reason).Inc()
-	if !s.sendLocked(unsubscribedFrame(sub.channel, reason)) {
-		return
-	}
+	// Left whatever the send below does: closing the session as too
+	// slow for it, it leaves the channels it still has, no longer this.
 	s.busy.Add(1)
 	go func() {
 		defer s.busy.Done()
 		s.hub.leave(s, sub)
 	}()
+	s.sendLocked(unsubscribedFrame(sub.channel, reason))
 }
 
 // sendAtLocked queues frame, which is at pos of sub's stream, and records
