@@ -149,3 +149,28 @@ func BenchmarkHandshakeCheck(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkUserSigConnect measures what a connect with a UserSig costs
+// the hub before the session is made: reading the credential from the
+// request and verifying the UserSig.
+//
+//	go test -run '^$' -bench UserSigConnect -benchmem ./hub
+func BenchmarkUserSigConnect(b *testing.B) {
+	key := []byte("the-app-s-im-secret-key-0123456789")
+	sig, err := auth.SignUserSig(key, "1400000000", "jared", time.Now(), 24*time.Hour)
+	if err != nil {
+		b.Fatal(err)
+	}
+	h := New(Config{UserSigs: auth.NewUserSigVerifier(map[string][]byte{"1400000000": key})}, broker.NewMemory(broker.Config{}), nil)
+	r := httptest.NewRequest("GET", "/ws?sdkappid=1400000000&userid=jared&usersig="+sig, nil)
+	b.ReportAllocs()
+	for b.Loop() {
+		c, err := credentialOf(r)
+		if err == nil {
+			_, err = h.verify(c)
+		}
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+}

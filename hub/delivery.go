@@ -3,6 +3,7 @@ package hub
 import (
 	"time"
 
+	"github.com/imhub/imhub/callback"
 	"github.com/imhub/imhub/hub/broker"
 	"github.com/imhub/imhub/internal/textclip"
 )
@@ -13,13 +14,20 @@ import (
 // before them.
 
 // deliver queues a publication of sub's channel at pos, whose
-// predecessor's Tag is link; called by the hub's fan-out. It reports
-// whether the frame was queued.
-func (s *Session) deliver(sub *subscription, frame []byte, pos broker.Position, link string) bool {
+// predecessor's Tag is link; called by the hub's fan-out. rm, when set,
+// is what the publication's event takes out of the group (an exit, a
+// disbanding): a subscription it names ends right after the event is
+// queued, in the same step, so that nothing published after it reaches
+// the session. It reports whether the frame was queued.
+func (s *Session) deliver(sub *subscription, frame []byte, pos broker.Position, link string, rm *callback.MemberChange) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if sub.ended {
+		return false // left; the hub drops it from the channel shortly
+	}
+	removes := s.removalLocked(rm)
 	if sub.held() {
-		s.holdLocked(sub, frame, pos, link)
+		s.holdLocked(sub, frame, pos, link, removes)
 		return false
 	}
 	switch sub.follows(pos, link) {
@@ -31,7 +39,7 @@ func (s *Session) deliver(sub *subscription, frame []byte, pos broker.Position, 
 		// out offsets again that were sent with other events (a failover
 		// lost writes): hold this one back, and let history say what the
 		// client lacks, or that its stream is not the one it had.
-		s.holdLocked(sub, frame, pos, link)
+		s.holdLocked(sub, frame, pos, link, removes)
 		s.requestRepairLocked(sub, 0)
 		return false
 	}
@@ -41,7 +49,49 @@ func (s *Session) deliver(sub *subscription, frame []byte, pos broker.Position, 
 		return false
 	}
 	sub.sentUpTo(pos)
+	if removes != "" {
+		s.endLocked(sub, removes)
+	}
 	return true
+}
+
+// removalLocked is the reason the change rm ends this session's
+// subscription of its group, if it does: a disbanding ends every one, an
+// exit those of the users it names, but an admin's, which the IM's
+// membership does not govern.
+func (s *Session) removalLocked(rm *callback.MemberChange) string {
+	switch {
+	case rm == nil:
+		return ""
+	case rm.Kind == callback.ChangeDestroyed:
+		return ReasonDestroyed
+	case rm.Kind == callback.ChangeLeft && !s.id.Admin && rm.Names(s.user):
+		return ReasonRemoved
+	}
+	return ""
+}
+
+// endLocked ends sub, whose removal event was just queued: the client is
+// told it was unsubscribed and why, and the session leaves the channel
+// (on a goroutine of its own, which busy counts: the caller may hold the
+// channel's shard). A closed session leaves all its channels by itself.
+func (s *Session) endLocked(sub *subscription, reason string) {
+	if s.closed {
+		return
+	}
+	sub.end()
+	if s.subs[sub.channel] == sub {
+		delete(s.subs, sub.channel)
+	}
+	s.hub.m.removals.WithLabelValues(reason).Inc()
+	// Left whatever the send below does: closing the session as too
+	// slow for it, it leaves the channels it still has, no longer this.
+	s.busy.Add(1)
+	go func() {
+		defer s.busy.Done()
+		s.hub.leave(s, sub)
+	}()
+	s.sendLocked(unsubscribedFrame(sub.channel, reason))
 }
 
 // sendAtLocked queues frame, which is at pos of sub's stream, and records
@@ -56,9 +106,11 @@ func (s *Session) sendAtLocked(sub *subscription, frame []byte, pos broker.Posit
 
 // replayLocked queues, as one burst, the publications of a history read
 // (pubs, in order) that sub is due (see subscription.due), each recorded
-// as sent. It returns how many it queued, and false if the session was
-// closed on the way, too slow for them. The byte budget is the caller's
-// to check, once, before: a replay is sent whole or not at all.
+// as sent. One whose event ends the subscription (a removal) is the last:
+// the subscription ends right after it. It returns how many it queued,
+// and false if the session was closed on the way, too slow for them, or
+// the subscription ended. The byte budget is the caller's to check, once,
+// before: a replay is sent whole or not at all.
 func (s *Session) replayLocked(sub *subscription, pubs []broker.Publication) (queued int, ok bool) {
 	for _, p := range pubs {
 		if !sub.due(p.Position, p.Prev) {
@@ -69,6 +121,12 @@ func (s *Session) replayLocked(sub *subscription, pubs []broker.Publication) (qu
 		}
 		sub.sentUpTo(p.Position)
 		queued++
+		if c, ok := s.hub.memberChange(chanKey{p.App, p.Channel}, p.Data); ok {
+			if removes := s.removalLocked(&c); removes != "" {
+				s.endLocked(sub, removes)
+				return queued, false
+			}
+		}
 	}
 	return queued, true
 }
@@ -83,9 +141,10 @@ func (s *Session) lostLocked(sub *subscription, at broker.Position) bool {
 
 // holdLocked keeps a publication back while sub joins or is repaired. Past
 // SendQueue they are dropped and history, read again, stands in for them:
-// the hub's own delay must not cost the client its connection.
-func (s *Session) holdLocked(sub *subscription, frame []byte, pos broker.Position, link string) {
-	sub.hold(frame, pos, link, s.hub.cfg.SendQueue)
+// the hub's own delay must not cost the client its connection. removes
+// says it ends the subscription once sent: nothing after it is kept.
+func (s *Session) holdLocked(sub *subscription, frame []byte, pos broker.Position, link string, removes string) {
+	sub.hold(frame, pos, link, s.hub.cfg.SendQueue, removes)
 }
 
 // requestRepairLocked marks sub for repair and queues its channel, at once
@@ -121,7 +180,14 @@ func (s *Session) requestRepairLocked(sub *subscription, delay time.Duration) {
 // rest.
 //
 // fresh says sub.sent was just read from the broker (see takePending).
+//
+// One whose event ends the subscription (a removal) is the last sent. A
+// removal held back and lost on the way (see subscription.removalLost)
+// ends it all the same, once nothing else can bring it.
 func (s *Session) flushPendingLocked(sub *subscription, fresh bool) {
+	if sub.ended {
+		return
+	}
 	pending, overflowed := sub.takePending(fresh)
 	if overflowed {
 		// What was held back was dropped: read it from history.
@@ -145,6 +211,13 @@ func (s *Session) flushPendingLocked(sub *subscription, fresh bool) {
 		if !s.sendAtLocked(sub, p.frame, p.pos) {
 			return
 		}
+		if p.removes != "" {
+			s.endLocked(sub, p.removes)
+			return
+		}
+	}
+	if sub.removalLost() {
+		s.endLocked(sub, sub.removal)
 	}
 }
 

@@ -3,7 +3,6 @@ package hub
 import (
 	"context"
 	"net/http"
-	"strings"
 
 	"github.com/coder/websocket"
 
@@ -50,14 +49,17 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.refuse(tr, CloseShuttingDown, "node shutting down, reconnect")
 		return
 	}
-	id, err := h.auth.Verify(token(r))
+	cred, err := credentialOf(r)
+	var id *auth.Identity
+	if err == nil {
+		id, err = h.verify(cred)
+	}
 	if err != nil {
-		h.m.authFailures.WithLabelValues(reasonOf(err)).Inc()
 		code := CloseInvalidToken
 		if auth.Expired(err) {
 			code = CloseTokenExpired
 		}
-		h.refuse(tr, code, err.Error())
+		h.refuse(tr, code, h.refused(cred, err, "connect"))
 		return
 	}
 	if n := h.conns.Add(1); n > int64(h.cfg.MaxConns) {
@@ -95,7 +97,7 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch h.checkRevoked(r.Context(), id) {
 	case TokenRevoked:
 		h.unadmit(s, release)
-		h.m.authFailures.WithLabelValues("revoked").Inc()
+		h.m.authFailures.WithLabelValues("revoked", cred.label()).Inc()
 		h.refuse(tr, CloseInvalidToken, "token revoked")
 		h.wg.Done()
 		return
@@ -168,15 +170,4 @@ func (h *Hub) refuse(tr transport, code websocket.StatusCode, reason string) {
 	h.m.closed(code)
 	// A close reason is at most 123 bytes, and UTF-8: 120 and "…".
 	tr.refuse(code, textclip.Cut(reason, 120))
-}
-
-// token is the bearer token of the Authorization header, else the token
-// query parameter (browsers cannot set headers on a WebSocket).
-func token(r *http.Request) string {
-	if a := r.Header.Get("Authorization"); a != "" {
-		if t, ok := strings.CutPrefix(a, "Bearer "); ok {
-			return strings.TrimSpace(t)
-		}
-	}
-	return r.URL.Query().Get("token")
 }

@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/imhub/imhub/callback"
 	"github.com/imhub/imhub/hub/auth"
 	"github.com/imhub/imhub/hub/broker"
 	"github.com/imhub/imhub/internal/textclip"
@@ -75,6 +76,14 @@ type Config struct {
 	// check with 1013 (try again later), and such a refresh with an
 	// unavailable error, instead of letting the token in unchecked.
 	RefuseUnchecked bool
+	// UserSigs, when set, admits clients with the IM's own UserSig of the
+	// apps whose keys it holds (docs/protocol.md#credentials), besides the JWTs
+	// of the Verifier [none: JWTs only].
+	UserSigs *auth.UserSigVerifier
+	// Membership, when set, holds the group subscriptions of the apps it
+	// governs to the IM's own membership (docs/protocol.md#channels) [none:
+	// credentials alone grant groups].
+	Membership Membership
 	// RecheckEvery is how often the sessions let in unchecked are checked
 	// again while there are any [1s].
 	RecheckEvery time.Duration
@@ -205,7 +214,8 @@ type hubChannel struct {
 }
 
 // New returns a hub that subscribes through b and admits the tokens v
-// accepts. Run b with the hub as its handler.
+// accepts (none when v is nil: Config.UserSigs alone). Run b with the hub
+// as its handler.
 func New(cfg Config, b broker.Broker, v *auth.Verifier) *Hub {
 	cfg.setDefaults()
 	h := &Hub{
@@ -249,9 +259,18 @@ func (h *Hub) HandlePublication(p broker.Publication) {
 		return
 	}
 	frame := eventFrame(p)
+	var rm *callback.MemberChange // what the event takes out of the group
+	if c, ok := h.memberChange(k, p.Data); ok {
+		// Before any session is sent it: a subscribe that asks after
+		// this answers by it (see Session.subscribe).
+		h.cfg.Membership.Saw(k.app, c)
+		if c.Kind != callback.ChangeJoined {
+			rm = &c
+		}
+	}
 	n := 0
 	for s, sub := range ch.subs {
-		if s.deliver(sub, frame, p.Position, p.Prev) {
+		if s.deliver(sub, frame, p.Position, p.Prev, rm) {
 			n++
 		}
 	}
@@ -296,9 +315,16 @@ func (h *Hub) join(ctx context.Context, s *Session, sub *subscription) error {
 		ch = &hubChannel{subs: make(map[*Session]*subscription)}
 		sh.channels[k] = ch
 	}
+	// A subscription the session lost to a removal may not be taken out
+	// yet (see Session.endLocked): this one takes its place, and what it
+	// counted, and its own leave finds it gone.
+	_, replaced := ch.subs[s]
 	ch.subs[s] = sub
 	live := ch.live
 	sh.mu.Unlock()
+	if replaced && live {
+		return nil
+	}
 	h.m.subscriptions.Inc()
 	if live {
 		h.cfg.Presence.Join(k.app, k.channel, s.user)

@@ -37,9 +37,12 @@ type countingBroker struct {
 	mu          sync.Mutex
 	subscribes  map[string]int
 	unsubscribe map[string]int
-	// historyDelay slows History; historyFail makes it fail.
+	// historyDelay slows History; historyFail makes it fail. answerDelay
+	// holds its answer back once read; historyRead counts the reads.
 	historyDelay atomic.Int64
 	historyFail  atomic.Bool
+	answerDelay  atomic.Int64
+	historyRead  atomic.Int64
 }
 
 func (b *countingBroker) History(ctx context.Context, app, ch string, since *broker.Position) (broker.History, error) {
@@ -47,7 +50,10 @@ func (b *countingBroker) History(ctx context.Context, app, ch string, since *bro
 	if b.historyFail.Load() {
 		return broker.History{}, fmt.Errorf("%w: history switched off", broker.ErrUnavailable)
 	}
-	return b.Memory.History(ctx, app, ch, since)
+	h, err := b.Memory.History(ctx, app, ch, since)
+	b.historyRead.Add(1)
+	time.Sleep(time.Duration(b.answerDelay.Load()))
+	return h, err
 }
 
 func (b *countingBroker) Subscribe(ctx context.Context, app, ch string) error {

@@ -25,6 +25,8 @@ type Metrics struct {
 	unchecked         *prometheus.CounterVec
 	uncheckedSessions prometheus.Gauge
 	rechecks          *prometheus.CounterVec
+	// removals counts the subscriptions a group's own events ended.
+	removals *prometheus.CounterVec
 }
 
 // NewMetrics registers the hub's metrics with reg.
@@ -52,8 +54,8 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "imhub_ws_closes_total", Help: "Sessions the hub closed, by close code.",
 		}, []string{"code"}),
 		authFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "imhub_ws_auth_failures_total", Help: "Tokens refused, by reason.",
-		}, []string{"reason"}),
+			Name: "imhub_ws_auth_failures_total", Help: "Credentials refused at connect or refresh, by reason and credential (jwt or usersig, the IM's own login): missing, malformed, signature, expired, not_yet_valid, claims, app, lifetime, revoked, mixed (more than one credential), refresh_other_user, refresh_other_credential.",
+		}, []string{"reason", "credential"}),
 		fanout: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "imhub_fanout_duration_seconds",
 			Help:    "From a publication's arrival at the node to its frame queued for the last local subscriber.",
@@ -75,7 +77,11 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Sessions admitted unchecked whose token was checked later, by result: clear, or revoked (closed with 4010).",
 		}, []string{"result"}),
 	}
-	reg.MustRegister(m.unchecked, m.uncheckedSessions, m.rechecks, m.repairs, m.connections, m.subscriptions, m.channels, m.delivered, m.dropped, m.rateLimited, m.closes, m.authFailures, m.fanout)
+	m.removals = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "imhub_membership_removals_total",
+		Help: "Group subscriptions the hub ended right after their session was sent the group's own event, by reason: removed (a group.member.left that names the user), destroyed (group.destroyed).",
+	}, []string{"reason"})
+	reg.MustRegister(m.removals, m.unchecked, m.uncheckedSessions, m.rechecks, m.repairs, m.connections, m.subscriptions, m.channels, m.delivered, m.dropped, m.rateLimited, m.closes, m.authFailures, m.fanout)
 	return m
 }
 

@@ -16,8 +16,11 @@ import (
 // handle, on a goroutine of its own (see aside), one frame at a time.
 
 // handle carries out one client frame, or only answers it when it came
-// too fast (refused); false ends the session.
-func (s *Session) handle(ctx context.Context, data []byte, refused bool) bool {
+// too fast (refused); false ends the session. wait says it may wait for
+// the IM where it is: it runs off the reader (opqueue.go). On the reader
+// it may not, and a frame that may have to is handed, with the frames
+// after it, to a goroutine of its own.
+func (s *Session) handle(ctx context.Context, data []byte, refused, wait bool) bool {
 	var f clientFrame
 	if err := json.Unmarshal(data, &f); err != nil {
 		s.close(CloseMalformed, "malformed frame: not a JSON object")
@@ -32,6 +35,19 @@ func (s *Session) handle(ctx context.Context, data []byte, refused bool) bool {
 			strconv.FormatFloat(s.hub.cfg.ClientRate, 'g', -1, 64)+" a second")
 		return true
 	}
+	if !wait {
+		id, _ := s.identity()
+		if s.hub.asksIM(id, &f) {
+			s.offReader(ctx, func() { s.handleFrame(ctx, f) })
+			return true
+		}
+	}
+	s.handleFrame(ctx, f)
+	return true
+}
+
+// handleFrame carries out f.
+func (s *Session) handleFrame(ctx context.Context, f clientFrame) {
 	switch f.Op {
 	case "subscribe":
 		s.subscribe(ctx, f)
@@ -48,12 +64,14 @@ func (s *Session) handle(ctx context.Context, data []byte, refused bool) bool {
 	default:
 		s.fail(f.ID, f.Channel, CodeBadRequest, "unknown op "+textclip.Cut(f.Op, maxEcho))
 	}
-	return true
 }
 
 // subscribe joins f.Channel, or, for a channel the session has, reads its
 // history again: the client is answered, then sent what history holds
-// since f.Since, then what came live meanwhile.
+// since f.Since, then what came live meanwhile. A group the IM's
+// membership governs is asked about once the node receives the channel,
+// so that an exit published after the answer reaches the subscription
+// (delivery.go) and one published before it is in the answer.
 func (s *Session) subscribe(ctx context.Context, f clientFrame) {
 	if f.Channel == "" {
 		s.fail(f.ID, "", CodeBadRequest, "channel is required")
@@ -64,11 +82,12 @@ func (s *Session) subscribe(ctx context.Context, f clientFrame) {
 		s.mu.Unlock()
 		return
 	}
-	if code, msg := authorize(s.id, f.Channel); code != "" {
+	if code, msg := authorize(s.id, f.Channel, s.hub.governs(s.app)); code != "" {
 		s.mu.Unlock()
 		s.fail(f.ID, f.Channel, code, msg)
 		return
 	}
+	group, member := s.hub.memberGroup(s.id, f.Channel)
 	sub := s.subs[f.Channel]
 	existing := sub != nil
 	if !existing {
@@ -97,6 +116,15 @@ func (s *Session) subscribe(ctx context.Context, f clientFrame) {
 			return
 		}
 	}
+	if member {
+		if code, msg := s.admitMember(bctx, group); code != "" {
+			// Refused, an existing subscription ends; one the IM could
+			// not be asked about goes on as it was.
+			s.abandonJoin(sub, existing, code == CodeForbidden)
+			s.fail(f.ID, f.Channel, code, msg)
+			return
+		}
+	}
 
 	var since *broker.Position
 	if f.Since != nil {
@@ -111,24 +139,10 @@ func (s *Session) subscribe(ctx context.Context, f clientFrame) {
 	hist, err := s.hub.broker.History(bctx, s.app, f.Channel, since)
 	if err != nil {
 		s.hub.log.Warn("history failed", "app", s.app, "channel", textclip.Cut(f.Channel, maxEcho), "err", err)
-		s.mu.Lock()
-		if existing {
-			// The subscription goes on as it was; only the replay asked
-			// for failed. A repair wanted meanwhile is asked for now.
-			if sub.joinFailed() {
-				s.requestRepairLocked(sub, 0)
-			} else {
-				s.flushPendingLocked(sub, false)
-			}
-		} else if s.subs != nil {
-			delete(s.subs, f.Channel)
-		}
-		s.mu.Unlock()
-		if !existing {
-			// Without a starting point the stream cannot be delivered
-			// without a gap or a repeat: no subscription, try again.
-			s.hub.leave(s, sub)
-		}
+		// Without a starting point the stream cannot be delivered without
+		// a gap or a repeat: no new subscription, try again. One that was
+		// there goes on as it was; only the replay asked for failed.
+		s.abandonJoin(sub, existing, false)
 		s.fail(f.ID, f.Channel, CodeUnavailable, "history could not be read now, subscribe again")
 		return
 	}
@@ -156,6 +170,34 @@ func (s *Session) subscribe(ctx context.Context, f clientFrame) {
 	}
 }
 
+// abandonJoin undoes a subscribe that could not be carried out. A new
+// subscription is taken out again. One that was there goes on as it was,
+// a repair wanted meanwhile asked for now, unless end says it ends: it is
+// then unsubscribed, the client told it was removed.
+func (s *Session) abandonJoin(sub *subscription, existing, end bool) {
+	s.mu.Lock()
+	if existing && !end {
+		if sub.joinFailed() {
+			s.requestRepairLocked(sub, 0)
+		} else {
+			s.flushPendingLocked(sub, false)
+		}
+		s.mu.Unlock()
+		return
+	}
+	mine := s.subs != nil && s.subs[sub.channel] == sub
+	if mine {
+		delete(s.subs, sub.channel)
+	}
+	if existing && mine {
+		s.sendLocked(unsubscribedFrame(sub.channel, ReasonRemoved))
+	}
+	s.mu.Unlock()
+	if mine {
+		s.hub.leave(s, sub)
+	}
+}
+
 // unsubscribe leaves f.Channel; it is answered whether the session had it
 // or not.
 func (s *Session) unsubscribe(f clientFrame) {
@@ -173,25 +215,20 @@ func (s *Session) unsubscribe(f clientFrame) {
 	s.reply(serverFrame{Op: "unsubscribed", Channel: f.Channel, ID: f.ID})
 }
 
-// refresh replaces the session's token with a later one for the same user
-// and app. Channels the new token no longer grants are unsubscribed.
+// refresh replaces the session's credential with a later one of the same
+// kind, for the same user and app. Channels the new one no longer grants
+// are unsubscribed.
 func (s *Session) refresh(f clientFrame) {
-	id, err := s.hub.auth.Verify(f.Token)
-	if err != nil {
-		s.hub.m.authFailures.WithLabelValues(reasonOf(err)).Inc()
-		s.fail(f.ID, "", CodeForbidden, "refresh refused: "+textclip.Cut(err.Error(), 4*maxEcho))
-		return
-	}
-	if id.User != s.user || id.App != s.app {
-		s.hub.m.authFailures.WithLabelValues("refresh_other_user").Inc()
-		s.fail(f.ID, "", CodeForbidden, "refresh refused: the token is for another user or app")
+	c, id, code, msg := s.reverify(f)
+	if code != "" {
+		s.fail(f.ID, "", code, msg)
 		return
 	}
 	first := s.hub.checkRevoked(context.Background(), id)
 	switch {
 	case first == TokenRevoked:
-		s.hub.m.authFailures.WithLabelValues("revoked").Inc()
-		s.fail(f.ID, "", CodeForbidden, "refresh refused: token revoked")
+		s.hub.m.authFailures.WithLabelValues("revoked", c.label()).Inc()
+		s.fail(f.ID, "", CodeForbidden, "refresh refused: revoked")
 		return
 	case first == TokenUnchecked && s.hub.cfg.RefuseUnchecked:
 		// The token in place was checked: the client keeps it, and
@@ -205,7 +242,7 @@ func (s *Session) refresh(f clientFrame) {
 	s.expires.Reset(time.Until(id.Expires))
 	var revoked []*subscription
 	for name, sub := range s.subs {
-		if code, _ := authorize(id, name); code != "" {
+		if code, _ := authorize(id, name, s.hub.governs(s.app)); code != "" {
 			revoked = append(revoked, sub)
 			delete(s.subs, name)
 		}
@@ -221,7 +258,7 @@ func (s *Session) refresh(f clientFrame) {
 	second := s.hub.checkRevoked(context.Background(), id)
 	switch {
 	case second == TokenRevoked:
-		s.hub.m.authFailures.WithLabelValues("revoked").Inc()
+		s.hub.m.authFailures.WithLabelValues("revoked", c.label()).Inc()
 		s.close(CloseDisconnected, "token revoked by the server API")
 		return
 	case second == TokenUnchecked && s.hub.cfg.RefuseUnchecked:
@@ -237,6 +274,36 @@ func (s *Session) refresh(f clientFrame) {
 		s.hub.settled(s, nil, "clear")
 	}
 	s.reply(serverFrame{Op: "refreshed", Expires: id.Expires.Unix(), ID: f.ID})
+}
+
+// reverify checks the credential a refresh brings: one, of the kind the
+// session connected with (a UserSig for a UserSig), for the session's
+// user and app. A refused one is answered as a refused token is, a
+// UserSig's with one fixed message whatever failed.
+func (s *Session) reverify(f clientFrame) (c credential, id *auth.Identity, code, msg string) {
+	held, _ := s.identity()
+	c = credential{jwt: f.Token}
+	if f.UserSig != "" {
+		c = credential{sig: true, userSig: f.UserSig, app: s.app, user: s.user}
+	}
+	m := s.hub.m.authFailures
+	switch {
+	case f.Token != "" && f.UserSig != "":
+		m.WithLabelValues(reasonMixed, c.label()).Inc()
+		return c, nil, CodeBadRequest, "a refresh takes a token or a usersig, not both"
+	case c.sig != held.UserSig:
+		m.WithLabelValues("refresh_other_credential", c.label()).Inc()
+		return c, nil, CodeForbidden, "refresh refused: a session refreshes with the kind of credential it connected with, a token or a usersig"
+	}
+	id, err := s.hub.verify(c)
+	if err != nil {
+		return c, nil, CodeForbidden, "refresh refused: " + textclip.Cut(s.hub.refused(c, err, "refresh"), 4*maxEcho)
+	}
+	if id.User != s.user || id.App != s.app {
+		m.WithLabelValues("refresh_other_user", c.label()).Inc()
+		return c, nil, CodeForbidden, "refresh refused: the token is for another user or app"
+	}
+	return c, id, "", ""
 }
 
 // reasonOf is the reason an auth error is counted under.
@@ -256,14 +323,18 @@ func (s *Session) presence(ctx context.Context, f clientFrame) {
 		return
 	}
 	s.mu.Lock()
-	code, msg := authorize(s.id, f.Channel)
+	code, msg := authorize(s.id, f.Channel, s.hub.governs(s.app))
+	group, member := s.hub.memberGroup(s.id, f.Channel)
 	s.mu.Unlock()
+	bctx, cancel := context.WithTimeout(ctx, s.hub.cfg.BrokerTimeout)
+	defer cancel()
+	if code == "" && member {
+		code, msg = s.admitMember(bctx, group)
+	}
 	if code != "" {
 		s.fail(f.ID, f.Channel, code, msg)
 		return
 	}
-	bctx, cancel := context.WithTimeout(ctx, s.hub.cfg.BrokerTimeout)
-	defer cancel()
 	users, err := s.hub.cfg.Presence.Users(bctx, s.app, f.Channel)
 	if err != nil {
 		s.hub.log.Warn("presence failed", "app", s.app, "channel", textclip.Cut(f.Channel, maxEcho), "err", err)

@@ -44,6 +44,7 @@ type clientFrame struct {
 	Channel string          `json:"channel"`
 	Since   *string         `json:"since"`
 	Token   string          `json:"token"`
+	UserSig string          `json:"usersig"`
 	ID      json.RawMessage `json:"id"`
 }
 
@@ -60,7 +61,24 @@ type serverFrame struct {
 	Code      string          `json:"code,omitempty"`
 	Message   string          `json:"message,omitempty"`
 	Expires   int64           `json:"expires,omitempty"`
+	Reason    string          `json:"reason,omitempty"`
 	ID        json.RawMessage `json:"id,omitempty"`
+}
+
+// Reasons an unsubscribed frame carries when the hub ended the
+// subscription itself (docs/protocol.md#frames): the client must not
+// subscribe again on its own.
+const (
+	// ReasonRemoved: the IM says the user left the group, or is not in it.
+	ReasonRemoved = "removed"
+	// ReasonDestroyed: the group was disbanded.
+	ReasonDestroyed = "destroyed"
+)
+
+// unsubscribedFrame tells the client the hub ended its subscription of
+// channel, for reason.
+func unsubscribedFrame(channel, reason string) []byte {
+	return serverFrame{Op: "unsubscribed", Channel: channel, Reason: reason}.encode()
 }
 
 // presenceFrame answers a presence op. Users is always present, {} for a

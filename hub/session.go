@@ -45,6 +45,9 @@ type Session struct {
 
 	liveness // the client's pace and its pings; locks of its own
 	expires  *time.Timer
+	// ops holds the client's frames while an op waits for the IM
+	// (opqueue.go); a lock of its own.
+	ops opQueue
 }
 
 // newSession makes the session of a client admitted with id, and starts
@@ -206,7 +209,10 @@ func (s *Session) message(ctx context.Context, typ websocket.MessageType, data [
 		s.close(CloseMalformed, "too many frames: over the rate limit")
 		return false
 	}
-	return s.handle(ctx, data, v == frameRefused)
+	if s.ops.put(data, v == frameRefused) {
+		return true // an op waits for the IM: this one follows it
+	}
+	return s.handle(ctx, data, v == frameRefused, false)
 }
 
 // finish ends the session with the requested code: frames already queued

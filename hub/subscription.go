@@ -26,12 +26,21 @@ type subscription struct {
 	overflow bool
 	fails    int             // repairs failed in a row, for backoff
 	sent     broker.Position // position of the last event queued
+	// removal is the reason an event held back ends the subscription
+	// once it is sent (the IM says the user left the group, or it was
+	// disbanded): nothing after it is held. ended: the subscription
+	// ended so; nothing more is sent to it.
+	removal string
+	ended   bool
 }
 
 type pendingPub struct {
 	frame []byte
 	pos   broker.Position
 	link  string // the Tag before pos, as the publication names it
+	// removes is the reason this publication ends the subscription once
+	// sent, if it does.
+	removes string
 }
 
 // held says whether live publications are held back.
@@ -145,8 +154,15 @@ func (sub *subscription) repaired() { sub.repairing = false }
 
 // hold keeps a publication back. Past limit, those held are dropped and
 // the subscription is marked overflowed: history, read again, stands in
-// for them.
-func (sub *subscription) hold(frame []byte, pos broker.Position, link string, limit int) {
+// for them. A publication that ends the subscription (removes, a
+// reason) is remembered even then, and nothing after it is held.
+func (sub *subscription) hold(frame []byte, pos broker.Position, link string, limit int, removes string) {
+	if sub.removal != "" {
+		return
+	}
+	if removes != "" {
+		sub.removal = removes
+	}
 	if sub.overflow {
 		return
 	}
@@ -154,7 +170,20 @@ func (sub *subscription) hold(frame []byte, pos broker.Position, link string, li
 		sub.pending, sub.overflow = nil, true
 		return
 	}
-	sub.pending = append(sub.pending, pendingPub{frame, pos, link})
+	sub.pending = append(sub.pending, pendingPub{frame, pos, link, removes})
+}
+
+// removalLost says whether an event that ends the subscription was held
+// back and then lost (the held publications overflowed and history no
+// longer had it, or it lay before where history put the subscription):
+// nothing is held or being read that could still bring it.
+func (sub *subscription) removalLost() bool {
+	return sub.removal != "" && !sub.ended && !sub.held() && len(sub.pending) == 0 && !sub.overflow
+}
+
+// end: the subscription ended for a removal; nothing more is sent to it.
+func (sub *subscription) end() {
+	sub.ended, sub.pending, sub.overflow = true, nil, false
 }
 
 // takePending takes what was held back, or reports that it overflowed

@@ -139,25 +139,25 @@ func TestSubscriptionSteps(t *testing.T) {
 func TestSubscriptionHold(t *testing.T) {
 	sub := &subscription{channel: "group:G"}
 	sub.sentUpTo(pos(1, "new"))
-	sub.hold([]byte("a"), pos(9, "old"), "", 3)
-	sub.hold([]byte("b"), pos(2, "new"), "", 3)
+	sub.hold([]byte("a"), pos(9, "old"), "", 3, "")
+	sub.hold([]byte("b"), pos(2, "new"), "", 3, "")
 	p, over := sub.takePending(false)
 	assert.False(t, over)
 	assert.Len(t, p, 2, "all, when sent is not fresh from the broker")
 
-	sub.hold([]byte("a"), pos(9, "old"), "", 3)
-	sub.hold([]byte("b"), pos(2, "new"), "", 3)
+	sub.hold([]byte("a"), pos(9, "old"), "", 3, "")
+	sub.hold([]byte("b"), pos(2, "new"), "", 3, "")
 	p, over = sub.takePending(true)
 	assert.False(t, over)
-	assert.Equal(t, []pendingPub{{[]byte("b"), pos(2, "new"), ""}}, p, "fresh: the old stream's are left out")
+	assert.Equal(t, []pendingPub{{[]byte("b"), pos(2, "new"), "", ""}}, p, "fresh: the old stream's are left out")
 	sub.keepPending(p)
 	p, _ = sub.takePending(false)
 	assert.Len(t, p, 1, "kept back")
 
 	for i := range 4 {
-		sub.hold([]byte("x"), pos(uint64(i+2), "new"), "", 3)
+		sub.hold([]byte("x"), pos(uint64(i+2), "new"), "", 3, "")
 	}
-	sub.hold([]byte("y"), pos(9, "new"), "", 3)
+	sub.hold([]byte("y"), pos(9, "new"), "", 3, "")
 	p, over = sub.takePending(false)
 	assert.True(t, over, "past the limit they are dropped, and history stands in")
 	assert.Empty(t, p)
@@ -186,7 +186,7 @@ func TestSubscriptionPendingCovers(t *testing.T) {
 			sub := &subscription{channel: "group:G"}
 			sub.sentUpTo(pos(5, "e"))
 			for _, o := range tc.pending {
-				sub.hold(nil, pos(o, "e"), "", 100)
+				sub.hold(nil, pos(o, "e"), "", 100, "")
 			}
 			sub.overflow = tc.overflow
 			assert.Equal(t, tc.want, sub.pendingCovers())
@@ -194,11 +194,11 @@ func TestSubscriptionPendingCovers(t *testing.T) {
 	}
 	sub := &subscription{channel: "group:G"}
 	sub.sentUpTo(pos(5, "e"))
-	sub.hold(nil, pos(6, "f"), "", 100)
+	sub.hold(nil, pos(6, "f"), "", 100, "")
 	assert.False(t, sub.pendingCovers(), "a new stream does not go on from the old one")
 	sub = &subscription{channel: "group:G"}
 	sub.sentUpTo(tagged(5, "e", "a5"))
-	sub.hold(nil, tagged(6, "e", "b6"), "b5", 100)
+	sub.hold(nil, tagged(6, "e", "b6"), "b5", 100, "")
 	assert.False(t, sub.pendingCovers(), "a stream that holds another event at the offset sent does not go on from it")
 }
 
@@ -220,7 +220,7 @@ func TestSubscriptionCoveredByPending(t *testing.T) {
 			sub := &subscription{channel: "group:G"}
 			sub.sentUpTo(pos(5, "e"))
 			for _, p := range tc.pending {
-				sub.hold(nil, p, "", 100)
+				sub.hold(nil, p, "", 100, "")
 			}
 			assert.Equal(t, tc.want, sub.coveredByPending(tc.latest))
 		})

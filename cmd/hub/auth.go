@@ -23,7 +23,13 @@ import (
 // newVerifier builds the token verifier from the one key configured. In
 // -dev mode it adds the demo key, returned so that /dev/token can sign
 // with it.
+//
+// A hub with -im-keys and no JWT key takes UserSigs only: it has no
+// verifier, and refuses every token.
 func newVerifier(ctx context.Context, cfg Config, log *slog.Logger) (*auth.Verifier, []byte, error) {
+	if cfg.JWTSecret == "" && cfg.JWTPublicKey == "" && cfg.JWTJWKSURL == "" && !cfg.Dev {
+		return nil, nil, nil // validate let it through for -im-keys alone
+	}
 	ac := auth.Config{
 		JWKSURL:  cfg.JWTJWKSURL,
 		MaxTTL:   cfg.JWTMaxTTL,

@@ -2,11 +2,20 @@ package main
 
 import (
 	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
 	"runtime"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/imhub/imhub/hub/auth"
 	"github.com/imhub/imhub/internal/hubtest"
+	"github.com/imhub/imhub/internal/imstub"
+	"github.com/imhub/imhub/internal/redistest"
 	"github.com/imhub/imhub/internal/wstest"
 )
 
@@ -47,4 +56,74 @@ func BenchmarkIdleConnection(b *testing.B) {
 	b.ReportMetric(float64(after)/(1<<20), "MiB-rss")
 	runtime.KeepAlive(conns)
 	fmt.Fprintf(b.Output(), "hub RSS %d MiB before, %d MiB with %d idle connections\n", before>>20, after>>20, b.N)
+}
+
+// BenchmarkIMRemovalAcrossNodes measures, over b.N exits, the time from
+// the answer to a Group.CallbackAfterMemberExit posted to node A to the
+// removed member's session on node B reading its unsubscribed frame: two
+// hub processes on one Redis, the IM a stand-in. Each exit is of a group
+// of its own, which the member subscribed to on B first. Run it with a
+// fixed count:
+//
+//	go test -run '^$' -bench IMRemovalAcrossNodes -benchtime 200x ./cmd/hub
+//
+// It reports the median and the 99th percentile, in milliseconds.
+func BenchmarkIMRemovalAcrossNodes(b *testing.B) {
+	stub := imstub.New(map[string][]byte{imApp: []byte(imKey)}, "administrator")
+	im := httptest.NewServer(stub)
+	b.Cleanup(im.Close)
+	srv := redistest.Start(b)
+	var nodes []*hubtest.Process
+	for _, name := range []string{"hub-a", "hub-b"} {
+		nodes = append(nodes, hubtest.Start(b, append(imArgs(im.URL), "-node", name, "-redis", srv.URL())))
+	}
+	for _, p := range nodes {
+		p.WaitReady(200)
+	}
+	a, node := nodes[0], nodes[1]
+	sig, err := auth.SignUserSig([]byte(imKey), imApp, "jared", time.Now(), time.Hour)
+	if err != nil {
+		b.Fatal(err)
+	}
+	c := wstest.Dial(b, "ws://"+node.Addr+"/ws?sdkappid="+imApp+"&userid=jared&usersig="+url.QueryEscape(sig), "")
+	c.Read() // connected
+	c.Read() // subscribed user:jared
+	took := make([]time.Duration, 0, b.N)
+	b.ResetTimer()
+	for i := range b.N {
+		group := fmt.Sprintf("B%d", i)
+		stub.CreateGroup(imApp, group, "Public", "leckie", "jared")
+		c.Send(map[string]any{"op": "subscribe", "channel": "group:" + group})
+		for { // past user:jared's copy of the last exit
+			f := c.Read()
+			if f.Channel != "group:"+group {
+				continue
+			}
+			if f.Op != "subscribed" {
+				b.Fatalf("subscribe %s: %s", group, f.Raw)
+			}
+			break
+		}
+		resp, err := http.Post(a.URL("/im/callback?SdkAppid="+imApp+"&CallbackCommand=Group.CallbackAfterMemberExit"), "application/json",
+			strings.NewReader(fmt.Sprintf(`{"GroupId":%q,"Type":"Public","ExitType":"Kicked","Operator_Account":"leckie","ExitMemberList":[{"Member_Account":"jared"}]}`, group)))
+		if err != nil {
+			b.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		answered := time.Now()
+		for {
+			f := c.Read()
+			if f.Op == "unsubscribed" && f.Channel == "group:"+group {
+				took = append(took, time.Since(answered))
+				break
+			}
+		}
+	}
+	b.StopTimer()
+	slices.Sort(took)
+	ms := func(q float64) float64 { return float64(took[int(q*float64(len(took)-1))]) / float64(time.Millisecond) }
+	b.ReportMetric(ms(0.5), "p50-ms")
+	b.ReportMetric(ms(0.99), "p99-ms")
+	b.ReportMetric(0, "ns/op")
 }

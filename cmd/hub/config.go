@@ -76,6 +76,8 @@ type Config struct {
 	Forward ForwardConfig
 	// API is the server API and presence (api.go).
 	API APIConfig
+	// IM is IM-native access: UserSigs and the IM's membership (imaccess.go).
+	IM IMConfig
 }
 
 // brokerConfig and callbackConfig are broker.Config and callback.Config
@@ -158,6 +160,7 @@ func parseConfig(args []string, env func(string) string, out io.Writer) (Config,
 	waitFlags(fs, &c.RedisWait)
 	forwardFlags(fs, &c.Forward)
 	apiFlags(fs, &c.API)
+	imFlags(fs, &c.IM)
 	fs.Usage = func() {
 		fmt.Fprintf(out, "Usage: hub [flags]\n\n"+
 			"imhub turns Tencent Cloud Chat (IM) callbacks into live WebSocket streams.\n"+
@@ -310,8 +313,8 @@ func (c *Config) validate() error {
 		}
 	}
 	switch {
-	case keys == 0 && !c.Dev:
-		return errors.New("no JWT key configured: set one of -jwt-secret, -jwt-public-key or -jwt-jwks-url (or use -dev for a local demo)")
+	case keys == 0 && !c.Dev && strings.TrimSpace(c.IM.Spec) == "":
+		return errors.New("no JWT key configured: set one of -jwt-secret, -jwt-public-key or -jwt-jwks-url, or -im-keys for clients that log in with their IM UserSig (or use -dev for a local demo)")
 	case keys > 1:
 		return errors.New("more than one JWT key configured: set only one of -jwt-secret, -jwt-public-key and -jwt-jwks-url")
 	}
@@ -351,6 +354,9 @@ func (c *Config) validate() error {
 		return err
 	}
 	if err := c.validateAPI(); err != nil {
+		return err
+	}
+	if err := c.validateIM(); err != nil {
 		return err
 	}
 	if c.DebugAddr != "" && !isLoopback(c.DebugAddr) {

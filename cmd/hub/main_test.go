@@ -61,7 +61,7 @@ func TestBinaryConfigError(t *testing.T) {
 	var ee *exec.ExitError
 	require.ErrorAs(t, err, &ee)
 	assert.Equal(t, 2, ee.ExitCode())
-	assert.Equal(t, "hub: no JWT key configured: set one of -jwt-secret, -jwt-public-key or -jwt-jwks-url (or use -dev for a local demo)\n", string(out))
+	assert.Equal(t, "hub: no JWT key configured: set one of -jwt-secret, -jwt-public-key or -jwt-jwks-url, or -im-keys for clients that log in with their IM UserSig (or use -dev for a local demo)\n", string(out))
 
 	cmd = exec.Command(hubtest.Binary(t), "-jwt-secret", clusterSecret)
 	cmd.Env = append(cmd.Environ(), "HUB_APPS=x", "HUB_REDIS=")

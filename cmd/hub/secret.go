@@ -22,6 +22,7 @@ var secretFlags = map[string]func(string) string{
 	"apps":         pairs,            // SdkAppid:callbackToken,…
 	"api-keys":     pairs,            // SdkAppid:key,…
 	"im-keys":      pairs,            // SdkAppid:SDKSecretKey,… (PROTOCOL §8)
+	"im-api-url":   redact.URL,       // refused with a password or a query, which are then not shown
 	"jwt-secret":   redact.All,       // the HS256 key itself
 	"jwt-jwks-url": redact.URL,       // may carry a password or a token in its query
 	"redis":        broker.RedactURL, // a password in the user part or ?password=

@@ -20,9 +20,12 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/imhub/imhub/callback"
+	"github.com/imhub/imhub/hub"
+	"github.com/imhub/imhub/hub/auth"
 	"github.com/imhub/imhub/internal/childproc"
 	"github.com/imhub/imhub/internal/hubtest"
 	"github.com/imhub/imhub/internal/redistest"
+	"github.com/imhub/imhub/internal/wstest"
 )
 
 // The secrets a hub is given in the tests below, each a string that
@@ -36,13 +39,14 @@ const (
 	leakBackendPass   = "backendpw-5b7d9f1a"
 	leakJWKSPassword  = "jwkspw-3e5a7c9b"
 	leakJWKSQuery     = "jwksquery-1d3f5b7a"
+	leakIMKey         = "imkey-6c8e0a2b4d9f1e3a"
 )
 
 // leaks lists, one a line, the secrets and signatures found in out.
 func leaks(out string) string {
 	var found []string
 	for _, s := range []string{leakCallbackToken, leakAPIKey, leakJWTSecret, leakRedisPassword,
-		leakBackendQuery, leakBackendPass, leakJWKSPassword, leakJWKSQuery, "Sign="} {
+		leakBackendQuery, leakBackendPass, leakJWKSPassword, leakJWKSQuery, leakIMKey, "Sign=", "usersig="} {
 		for _, line := range strings.Split(out, "\n") {
 			if strings.Contains(line, s) {
 				found = append(found, fmt.Sprintf("%s in: %s", s, line))
@@ -124,10 +128,23 @@ func TestBinaryLogsHoldNoSecret(t *testing.T) {
 	apps := fmt.Sprintf("%s:%s,%s:%s,%s:%s", appSlow, leakCallbackToken, appGone, leakCallbackToken, appFail, leakCallbackToken)
 	p := hubtest.Start(t, []string{"-log-level", "debug", "-spool-dir", t.TempDir(),
 		"-forward", fmt.Sprintf("%s=%s,%s=%s,%s=%s", appSlow, backend(slow.URL), appGone, backend(gone), appFail, backend(failing.URL)),
-		"-forward-timeout", "300ms", "-forward-claim-idle", "2s", "-forward-max-age", "3s"},
+		"-forward-timeout", "300ms", "-forward-claim-idle", "2s", "-forward-max-age", "3s", "-im-api-url", gone},
 		"HUB_REDIS="+redisURL, "HUB_APPS="+apps, "HUB_JWT_SECRET="+leakJWTSecret,
-		"HUB_API_KEYS="+appSlow+":"+leakAPIKey)
+		"HUB_API_KEYS="+appSlow+":"+leakAPIKey, "HUB_IM_KEYS="+appSlow+":"+leakIMKey)
 	p.WaitReady(200)
+
+	// A UserSig refused, and one let in that asks for a group, which the
+	// hub cannot ask the IM about: nothing of the key or of a UserSig in
+	// the log.
+	sig, err := auth.SignUserSig([]byte(leakIMKey), appSlow, "jared", time.Now(), time.Hour)
+	require.NoError(t, err)
+	bad := wstest.Dial(t, "ws://"+p.Addr+"/ws?sdkappid="+appSlow+"&userid=tommy&usersig="+url.QueryEscape(sig), "")
+	bad.ExpectClose(hub.CloseInvalidToken)
+	good := wstest.Dial(t, "ws://"+p.Addr+"/ws?sdkappid="+appSlow+"&userid=jared&usersig="+url.QueryEscape(sig), "")
+	good.ReadOp("connected")
+	good.ReadOp("subscribed")
+	good.Send(map[string]any{"op": "subscribe", "channel": "group:G1", "id": 1})
+	good.ReadOp("error")
 
 	for _, app := range []string{appSlow, appGone, appFail} {
 		require.Equal(t, 200, signedCallback(t, p, app, "Group.CallbackAfterSendMsg", fmt.Sprintf(groupSend, 1, 1)), app)
@@ -184,6 +201,7 @@ func secretEnv(redisURL string) []string {
 		"HUB_APPS=1400000000:" + leakCallbackToken,
 		"HUB_API_KEYS=1400000000:" + leakAPIKey,
 		"HUB_JWT_SECRET=" + leakJWTSecret,
+		"HUB_IM_KEYS=1400000000:" + leakIMKey,
 		"HUB_FORWARD=1400000000=https://hub:" + leakBackendPass + "@backend.example/im?key=" + leakBackendQuery,
 	}
 }
@@ -220,6 +238,8 @@ func TestBinarySecretsNotEchoed(t *testing.T) {
 		{[]string{"-apps", leakCallbackToken, "-jwt-secret", testSecret}, "-apps: entry 1 does not start with a SdkAppid"},
 		{[]string{"-apps", "1400000000", "-jwt-secret", testSecret, "-api-keys", leakAPIKey}, "-api-keys: an entry is not SdkAppid:key"},
 		{[]string{"-apps", "1400000000", "-jwt-secret", testSecret, "-api-keys", "k:" + leakAPIKey}, "-api-keys: an entry does not start with a SdkAppid"},
+		{[]string{"-apps", "1400000000", "-jwt-secret", testSecret, "-im-keys", leakIMKey}, "-im-keys: an entry is not SdkAppid:SDKSecretKey"},
+		{[]string{"-apps", "1400000000", "-jwt-secret", testSecret, "-im-keys", "1400000001:" + leakIMKey}, "-im-keys: app 1400000001 is not one of -apps"},
 		{[]string{"-apps", "1400000000", "-jwt-jwks-url", "http://idp:" + leakJWKSPassword + "@idp.example/jwks?t=" + leakJWKSQuery},
 			"-jwt-jwks-url http://idp.example/jwks: http is allowed on a loopback host only"},
 		{[]string{"-apps", "1400000000", "-jwt-jwks-url", "ftp://idp:" + leakJWKSPassword + "@idp.example/jwks?t=" + leakJWKSQuery}, "-jwt-jwks-url ftp://idp.example/jwks: want an https URL"},

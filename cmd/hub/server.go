@@ -87,6 +87,7 @@ type parts struct {
 	broker  broker.Broker
 	node    *hub.Hub
 	sapi    *serverAPI
+	im      *imAccess
 	spool   *spool.Spool // nil without a spool
 	fwd     *forwarding  // nil without forwarding
 	http    *http.Server
@@ -134,12 +135,18 @@ func wire(cfg Config, log *slog.Logger) (_ *parts, err error) {
 		return nil, err
 	}
 	p.closers = append(p.closers, func() { p.sapi.close(log) })
+	if p.im, err = newIMAccess(cfg, log, p.reg); err != nil {
+		return nil, err
+	}
+	p.closers = append(p.closers, p.im.close)
 	p.node = hub.New(p.hubConfig(), p.broker, verifier)
 	p.sapi.setHub(p.node, log)
 
-	var publisher callback.Publisher = p.broker
+	// Callbacks tell membership of what they change before they publish.
+	next := p.im.learning(p.broker, log)
+	var publisher callback.Publisher = next
 	if cfg.SpoolDir != "" {
-		p.spool, err = spool.Open(spool.Config{Dir: cfg.SpoolDir, MaxBytes: cfg.SpoolMaxBytes, Logger: log, Registerer: p.reg}, p.broker)
+		p.spool, err = spool.Open(spool.Config{Dir: cfg.SpoolDir, MaxBytes: cfg.SpoolMaxBytes, Logger: log, Registerer: p.reg}, next)
 		if err != nil {
 			return nil, fmt.Errorf("-spool-dir %s: %w: give it a writable directory, or off to run without a spool", cfg.SpoolDir, err)
 		}
@@ -167,6 +174,7 @@ func (p *parts) hubConfig() hub.Config {
 	hc := p.cfg.Config
 	hc.AllowedOrigins = allowedOrigins(p.cfg)
 	hc.Presence, hc.Revocations = p.sapi.presence, p.sapi.revocations
+	hc.UserSigs, hc.Membership = p.im.userSigs, p.im.membership()
 	// The other choice, "open", is checked by validateAPI.
 	hc.RefuseUnchecked = p.cfg.API.RevocationCheck == "closed"
 	hc.Logger, hc.Metrics = p.log, hub.NewMetrics(p.reg)
@@ -223,6 +231,7 @@ func (p *parts) routes(devSecret []byte, publisher callback.Publisher) http.Hand
 	cbMetrics := callback.NewMetrics(p.reg)
 	cc := p.cfg.callbackConfig
 	cc.Logger, cc.Metrics, cc.Forward = p.log, cbMetrics, p.fwd.handler()
+	cc.Membership = p.im.callbacks()
 	mux.Handle("/im/callback", callback.Allow(callback.AllowConfig{
 		Allowed: p.cfg.CallbackAllow,
 		Logger:  p.log,

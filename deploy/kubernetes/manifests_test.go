@@ -7,6 +7,7 @@ package kubernetes
 import (
 	"bytes"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -120,6 +121,12 @@ func TestManifests(t *testing.T) {
 	for k := range m.secret.StringData {
 		assert.Contains(t, flags, k, "Secret key %s is not a hub flag", k)
 	}
+	// What is a secret is in the Secret, never in the ConfigMap: the IM's
+	// keys sign as any user of the app.
+	for _, k := range []string{"HUB_APPS", "HUB_JWT_SECRET", "HUB_API_KEYS", "HUB_IM_KEYS"} {
+		assert.NotContains(t, m.config.Data, k, "%s is a secret: it goes in the Secret", k)
+	}
+	assert.Contains(t, m.secret.StringData, "HUB_IM_KEYS", "the Secret has the place of the IM's keys")
 	for _, e := range c.Env {
 		assert.Contains(t, flags, e.Name)
 	}
@@ -169,12 +176,22 @@ func (s *size) parse(v string) error {
 	return err
 }
 
-// hubFlags lists the HUB_* variables the hub's config reads.
+// hubFlags lists the HUB_* variables the hub's config reads: the flags
+// cmd/hub defines, in config.go and beside it.
 func hubFlags(t *testing.T) map[string]bool {
-	b, err := os.ReadFile("../../cmd/hub/config.go")
+	files, err := filepath.Glob("../../cmd/hub/*.go")
 	require.NoError(t, err)
+	var src []string
+	for _, f := range files {
+		if strings.HasSuffix(f, "_test.go") {
+			continue
+		}
+		b, err := os.ReadFile(f)
+		require.NoError(t, err)
+		src = append(src, string(b))
+	}
 	flags := map[string]bool{}
-	for _, line := range strings.Split(string(b), "\n") {
+	for _, line := range strings.Split(strings.Join(src, "\n"), "\n") {
 		if _, rest, ok := strings.Cut(line, `fs.`); ok {
 			if _, name, ok := strings.Cut(rest, `, "`); ok {
 				name, _, _ = strings.Cut(name, `"`)

@@ -15,20 +15,23 @@ import (
 
 	"github.com/imhub/imhub/callback"
 	"github.com/imhub/imhub/hub"
+	"github.com/imhub/imhub/hub/imapi"
 	"github.com/imhub/imhub/internal/hubtest"
 )
 
 // Exported returns the names of the metrics a hub exports. They come from
 // two places: the /metrics of the built hub, started with a spool and
-// forwarding (the Go and process collectors, imhub_broker_up, imhub_ready,
-// the spool's and the forward queue's gauges), and the
-// registrations of the hub and callback packages, whose labelled metrics a
-// fresh hub does not show until a first value of their labels.
+// forwarding and an IM key (the Go and process collectors, imhub_broker_up,
+// imhub_ready, the spool's and the forward queue's gauges, the
+// membership's counters), and the registrations of the hub, callback and
+// imapi packages, whose labelled metrics a fresh hub does not show until a
+// first value of their labels.
 func Exported(t testing.TB) map[string]bool {
 	t.Helper()
 	names := map[string]bool{}
 	p := hubtest.Start(t, []string{"-apps", "1400000000", "-jwt-secret", "metricnames-secret-metricnames-secret",
-		"-spool-dir", t.TempDir(), "-forward", "1400000000=http://127.0.0.1:9/"})
+		"-spool-dir", t.TempDir(), "-forward", "1400000000=http://127.0.0.1:9/",
+		"-im-keys", "1400000000:metricnames-im-key", "-im-api-url", "http://127.0.0.1:9"})
 	resp, err := http.Get(p.URL("/metrics"))
 	if err != nil {
 		t.Fatalf("scrape the hub: %v", err)
@@ -48,6 +51,7 @@ func Exported(t testing.TB) map[string]bool {
 	rec := &recorder{names: names}
 	hub.NewMetrics(rec)
 	callback.NewMetrics(rec)
+	imapi.NewMetrics(rec)
 	return names
 }
 

@@ -51,6 +51,12 @@ type Identity struct {
 	// (docs/protocol.md#server-api) refuses tokens issued before a time, and one without
 	// iat with them.
 	Issued time.Time
+	// UserSig says the identity is a UserSig's, the IM's own login
+	// (docs/protocol.md#credentials), not a token's: it has no groups of
+	// its own (AllGroups stands for every group the IM says the user is
+	// in, for the hub to ask), is never Admin, and is refreshed with a
+	// UserSig only.
+	UserSig bool
 }
 
 // MayGroup reports whether the identity may subscribe to group id.

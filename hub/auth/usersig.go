@@ -60,6 +60,14 @@ type UserSig struct {
 	Expires time.Time // TLS.time + TLS.expire
 }
 
+// Identity is who the UserSig lets in: its user, of its app, until it
+// expires, issued at TLS.time (by which a revocation judges it), with the
+// groups the IM says the user is in (AllGroups, for the hub to ask) and no
+// admin rights.
+func (u UserSig) Identity() *Identity {
+	return &Identity{User: u.User, App: u.App, AllGroups: true, Expires: u.Expires, Issued: u.Issued, UserSig: true}
+}
+
 // userSigDoc is the JSON inside a UserSig.
 type userSigDoc struct {
 	Ver        string      `json:"TLS.ver"`

@@ -313,6 +313,7 @@ func (c *Checker) learn(ctx context.Context, app, group string, role imapi.Role,
 	}
 	now := c.cfg.Now()
 	if err := c.store.learn(ctx, groupID{app, group}, entry{role: role, expires: now.Add(ttl)}, joined, users, now); err != nil {
+		c.m.unstored.Inc()
 		return fmt.Errorf("membership: %w", err)
 	}
 	return nil
@@ -329,6 +330,7 @@ func (c *Checker) Destroyed(ctx context.Context, app, group string) error {
 	}
 	now := c.cfg.Now()
 	if err := c.store.destroy(ctx, groupID{app, group}, now.Add(c.cfg.NonMemberTTL), now); err != nil {
+		c.m.unstored.Inc()
 		return fmt.Errorf("membership: %w", err)
 	}
 	return nil

@@ -27,6 +27,7 @@ type Frame struct {
 	Code      string          `json:"code"`
 	Message   string          `json:"message"`
 	Expires   int64           `json:"expires"`
+	Reason    string          `json:"reason"`
 	ID        json.RawMessage `json:"id"`
 	Event     json.RawMessage `json:"event"`
 	Users     map[string]int  `json:"users"`

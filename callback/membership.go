@@ -1,0 +1,203 @@
+package callback
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"log/slog"
+
+	"github.com/imhub/imhub/hub/broker"
+)
+
+// The callbacks that change who is in a group keep the IM's membership,
+// as the hub knows it, current (docs/protocol.md#channels): the member
+// joins and exits and the disbandings, which are published, and the
+// creation of a group, which is not.
+
+// CommandGroupCreate is the IM's callback after a group is created
+// (https://www.tencentcloud.com/document/product/1047/34369, one of the
+// webhooks the catalogue https://www.tencentcloud.com/document/product/1047/34355
+// lists). It is not published: its owner and first members are only
+// learnt as members.
+const CommandGroupCreate = "Group.CallbackAfterCreateGroup"
+
+// Membership is told what the callbacks change of who is in a group,
+// before the events that say so are published: *membership.View is the
+// hub's. An app whose groups do not follow the IM's membership is
+// ignored by it.
+type Membership interface {
+	Joined(ctx context.Context, app, group string, users ...string) error
+	Left(ctx context.Context, app, group string, users ...string) error
+	Destroyed(ctx context.Context, app, group string) error
+}
+
+// ChangeKind is what an event does to a group's members.
+type ChangeKind uint8
+
+// The kinds of change.
+const (
+	ChangeNone      ChangeKind = iota
+	ChangeJoined               // group.member.joined: Users are members
+	ChangeLeft                 // group.member.left: Users are not
+	ChangeDestroyed            // group.destroyed: nobody is
+)
+
+// MemberChange is what one event changes of who is in a group.
+type MemberChange struct {
+	Kind  ChangeKind
+	Group string
+	Users []string // of ChangeJoined and ChangeLeft
+}
+
+// Names says whether the change takes user out of the group: every user
+// when the group is disbanded.
+func (c MemberChange) Names(user string) bool {
+	switch c.Kind {
+	case ChangeDestroyed:
+		return true
+	case ChangeLeft:
+		for _, u := range c.Users {
+			if u == user {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// The type fields of the events that change membership, as Event.Encode
+// writes them: an event without one of these is not looked at further.
+var changeMarks = [...]struct {
+	mark []byte
+	typ  string
+	kind ChangeKind
+}{
+	{[]byte(`"type":"` + TypeGroupMemberLeft + `"`), TypeGroupMemberLeft, ChangeLeft},
+	{[]byte(`"type":"` + TypeGroupDestroyed + `"`), TypeGroupDestroyed, ChangeDestroyed},
+	{[]byte(`"type":"` + TypeGroupMemberJoined + `"`), TypeGroupMemberJoined, ChangeJoined},
+}
+
+// MemberChangeOf reads what the event data, as published, changes of a
+// group's members. The bytes are first looked through for the type, which
+// costs little and passes nearly every event; one that has it is decoded
+// for its own top-level type, group_id and members, so that a message
+// whose text, or a custom event whose data, holds the same words changes
+// nothing.
+func MemberChangeOf(data []byte) (MemberChange, bool) {
+	kind, typ := ChangeNone, ""
+	for _, m := range changeMarks {
+		if bytes.Contains(data, m.mark) {
+			kind, typ = m.kind, m.typ
+			break
+		}
+	}
+	if kind == ChangeNone {
+		return MemberChange{}, false
+	}
+	var top map[string]json.RawMessage // its keys exactly as written
+	if json.Unmarshal(data, &top) != nil {
+		return MemberChange{}, false
+	}
+	var got, group string
+	if json.Unmarshal(top["type"], &got) != nil || got != typ ||
+		json.Unmarshal(top["group_id"], &group) != nil || group == "" {
+		return MemberChange{}, false
+	}
+	c := MemberChange{Kind: kind, Group: group}
+	if kind != ChangeDestroyed {
+		if json.Unmarshal(top["members"], &c.Users) != nil || len(c.Users) == 0 {
+			return MemberChange{}, false
+		}
+	}
+	return c, true
+}
+
+// learn tells m of c, for app.
+func learn(ctx context.Context, m Membership, app string, c MemberChange) error {
+	switch c.Kind {
+	case ChangeJoined:
+		return m.Joined(ctx, app, c.Group, c.Users...)
+	case ChangeLeft:
+		return m.Left(ctx, app, c.Group, c.Users...)
+	case ChangeDestroyed:
+		return m.Destroyed(ctx, app, c.Group)
+	}
+	return nil
+}
+
+// LearningNext is what a Learning publishes to: a broker, as a spool's
+// Next is.
+type LearningNext interface {
+	Publisher
+	Ready() error
+}
+
+// Learning publishes through Next, telling Membership first what each
+// message's event changes of a group's members: every node asked after
+// the event is published answers as it leaves them. Put in front of the
+// broker, behind the spool, it also tells of the events the spool
+// publishes once the broker is back. A change that cannot be told (the
+// store away) is logged, and the message published all the same: the
+// event is not lost, and each node applies it as it receives it.
+type Learning struct {
+	Next       LearningNext
+	Membership Membership
+	Logger     *slog.Logger
+}
+
+// Publish tells the change, if any, then publishes m.
+func (l *Learning) Publish(ctx context.Context, m broker.Message) (broker.Result, error) {
+	if c, ok := MemberChangeOf(m.Data); ok {
+		if err := learn(ctx, l.Membership, m.App, c); err != nil {
+			l.logger().Warn("a change of membership was not stored; each node applies it as the event reaches it",
+				"app", clip(m.App), "group", clip(c.Group), "err", err)
+		}
+	}
+	return l.Next.Publish(ctx, m)
+}
+
+// Ready is Next's.
+func (l *Learning) Ready() error { return l.Next.Ready() }
+
+func (l *Learning) logger() *slog.Logger {
+	if l.Logger == nil {
+		return slog.Default()
+	}
+	return l.Logger
+}
+
+// groupCreated is what CommandGroupCreate's body says of the members
+// (https://www.tencentcloud.com/document/product/1047/34369): the owner
+// and the member list the group was created with.
+type groupCreated struct {
+	GroupID    string `json:"GroupId"`
+	Owner      string `json:"Owner_Account"`
+	MemberList []struct {
+		Account string `json:"Member_Account"`
+	} `json:"MemberList"`
+}
+
+// learnCreated tells Membership of a group's creation: its owner and its
+// first members are members. A body that does not say so is left alone;
+// the IM is asked about them instead.
+func (h *Handler) learnCreated(ctx context.Context, app string, body []byte) {
+	var g groupCreated
+	if json.Unmarshal(body, &g) != nil || g.GroupID == "" {
+		return
+	}
+	users := make([]string, 0, 1+len(g.MemberList))
+	if g.Owner != "" {
+		users = append(users, g.Owner)
+	}
+	for _, m := range g.MemberList {
+		if m.Account != "" {
+			users = append(users, m.Account)
+		}
+	}
+	if len(users) == 0 {
+		return
+	}
+	if err := h.cfg.Membership.Joined(ctx, app, g.GroupID, users...); err != nil {
+		h.log.Warn("a new group's members were not stored; the IM is asked about them instead", "app", clip(app), "group", clip(g.GroupID), "err", err)
+	}
+}
