@@ -525,8 +525,9 @@ func TestOriginWithCompression(t *testing.T) {
 func TestSlowClient(t *testing.T) {
 	// The close frame waits in the socket until the slow client reads
 	// again, after the last publication: the write deadline must outlast
-	// the publishing, however slow the machine.
-	e := newEnv(t, hub.Config{SendQueue: 16, WriteTimeout: time.Minute})
+	// the publishing, however slow the machine (over a minute has been
+	// seen with -race on a loaded one).
+	e := newEnv(t, hub.Config{SendQueue: 16, WriteTimeout: 5 * time.Minute})
 	fast := e.connect(e.token(groups("G")))
 	slow := e.connect(e.token(groups("G"), user("slow")))
 	subscribe(t, fast, "group:G", 1)

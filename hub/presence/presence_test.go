@@ -147,14 +147,19 @@ func TestCost(t *testing.T) {
 	n := startNode(t, srv.URL(), "hub-a", 25*time.Second)
 	settle := func() {
 		// The node's key plus a user's hash: written when its command
-		// count stops moving.
-		prev := -1
+		// count stops moving, for a second (five looks), which a flush
+		// delayed on a busy machine does not pass for.
+		prev, still := -1, 0
 		require.Eventually(t, func() bool {
 			c := total(t, rc)
-			done := c == prev
+			if c == prev {
+				still++
+			} else {
+				still = 0
+			}
 			prev = c
-			return done
-		}, 30*time.Second, 200*time.Millisecond)
+			return still >= 5
+		}, 60*time.Second, 200*time.Millisecond)
 	}
 	settle()
 
@@ -182,6 +187,9 @@ func TestCost(t *testing.T) {
 		n.Connect("1", u)
 		n.Join("1", "user:"+u, u)
 	}
+	// Asked of INFO, which total leaves out.
+	require.Eventually(t, func() bool { return keyCount(t, rc) >= sessions+1 },
+		60*time.Second, 100*time.Millisecond, "a hash per user channel and the node's key")
 	settle()
 	cmds := total(t, rc) - before
 	keys, bytes := presenceKeys(t, rc)
@@ -215,6 +223,22 @@ func total(t *testing.T, rc *redis.Client) int {
 		n += c
 	}
 	return n
+}
+
+// keyCount is the number of keys in the database, from INFO keyspace.
+func keyCount(t *testing.T, rc *redis.Client) int {
+	t.Helper()
+	info, err := rc.Info(context.Background(), "keyspace").Result()
+	require.NoError(t, err)
+	for _, line := range strings.Split(info, "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "db0:keys="); ok {
+			v, _, _ = strings.Cut(v, ",")
+			n, err := strconv.Atoi(v)
+			require.NoError(t, err)
+			return n
+		}
+	}
+	return 0
 }
 
 func usedMemory(t *testing.T, rc *redis.Client) int {
