@@ -70,7 +70,7 @@ func imFlags(fs *flag.FlagSet, c *IMConfig) {
 	fs.Float64Var(&c.APIRate, "im-api-rate", 80, "IM REST API calls a second each -im-keys app may make from this node, below the IM's own limit; "+
 		"N nodes may make N times as many, so give each its share (README)")
 	fs.DurationVar(&c.APITimeout, "im-api-timeout", 2*time.Second, "deadline of each IM REST API call")
-	fs.BoolVar(&c.StandIn, "dev-im", false, "with -dev: serve a stand-in of the IM's REST API on loopback, kept current by the callbacks this hub takes (in Redis with -redis, for every -dev-im hub of it), "+
+	fs.BoolVar(&c.StandIn, "dev-im", false, "with -dev: serve a stand-in of the IM's REST API on loopback, kept current by the callbacks this hub takes (in Redis with -redis, shared by every -dev-im hub on it), "+
 		"and take UserSigs of the first app signed with a demo key, printed, that /dev/usersig mints; instead of -im-keys and -im-api-url")
 	fs.DurationVar(&c.MembershipTTL, "im-membership-ttl", 10*time.Minute, "how long the IM's answer that a user is a member of a group is kept, shared by every node; "+
 		"the callbacks keep it current, so this bounds only how long an exit the hub was never told of keeps a user in")
