@@ -35,8 +35,11 @@ func recipe(t *testing.T, target, command string, vars map[string]string) []stri
 			in = true
 			continue
 		}
-		if !in || !strings.HasPrefix(line, "\t") {
+		if !in {
 			continue
+		}
+		if !strings.HasPrefix(line, "\t") {
+			break // the target's recipe ended
 		}
 		_, args, ok := strings.Cut(line, command+" ")
 		if !ok {
