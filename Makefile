@@ -15,15 +15,18 @@ APT      := $(if $(filter 0,$(shell id -u)),,sudo) env DEBIAN_FRONTEND=nonintera
 build:
 	$(GO) build -trimpath -o $(BIN) ./cmd/hub
 
-## run: the hub with the in-process broker and the dashboard, in demo mode
+## run: the hub with the in-process broker and the dashboard, in demo mode,
+## with a stand-in of the IM's REST API (-dev-im): the dashboard also signs
+## in to the IM as jared, with a UserSig of /dev/usersig, and shows his groups
 run: build
-	./$(BIN) -dev -addr $(ADDR) -log-level debug
+	./$(BIN) -dev -dev-im -addr $(ADDR) -log-level debug
 
 ## demo: realistic callbacks to the hub of `make run` or to the load balancer
 ## of `make cluster-up` (in a second terminal), signed with CALLBACK_TOKEN:
 ## messages (each group message checked first with Group.CallbackBeforeSendMsg,
-## its verdict printed), recalls, reads, logins, members joining and leaving;
-## N=100 stops after 100 callbacks
+## its verdict printed), recalls, reads, logins, members joining and leaving
+## (the groups made first; jared, the dashboard's IM login, removed from one
+## every 30 callbacks and invited back); N=100 stops after 100 callbacks
 CALLBACK_TOKEN ?= local-cluster-callback-token
 N ?= 0
 demo:

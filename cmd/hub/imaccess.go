@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
@@ -39,6 +40,9 @@ type IMConfig struct {
 	APITimeout time.Duration
 	// MembershipTTL is how long the IM's "a member" is kept.
 	MembershipTTL time.Duration
+	// StandIn (-dev-im) has a -dev hub serve a stand-in of the REST API
+	// itself, for the first app, with a demo key (devim.go).
+	StandIn bool
 }
 
 // String hides the keys from anything that prints a Config.
@@ -66,6 +70,8 @@ func imFlags(fs *flag.FlagSet, c *IMConfig) {
 	fs.Float64Var(&c.APIRate, "im-api-rate", 80, "IM REST API calls a second each -im-keys app may make from this node, below the IM's own limit; "+
 		"N nodes may make N times as many, so give each its share (README)")
 	fs.DurationVar(&c.APITimeout, "im-api-timeout", 2*time.Second, "deadline of each IM REST API call")
+	fs.BoolVar(&c.StandIn, "dev-im", false, "with -dev: serve a stand-in of the IM's REST API on loopback, kept current by the callbacks this hub takes (in Redis with -redis, shared by every -dev-im hub on it), "+
+		"and take UserSigs of the first app signed with a demo key, printed, that /dev/usersig mints; instead of -im-keys and -im-api-url")
 	fs.DurationVar(&c.MembershipTTL, "im-membership-ttl", 10*time.Minute, "how long the IM's answer that a user is a member of a group is kept, shared by every node; "+
 		"the callbacks keep it current, so this bounds only how long an exit the hub was never told of keeps a user in")
 }
@@ -74,6 +80,17 @@ func imFlags(fs *flag.FlagSet, c *IMConfig) {
 // IM API settings. No error repeats a key, nor what may be one.
 func (c *Config) validateIM() error {
 	m := &c.IM
+	if m.StandIn {
+		switch {
+		case !c.Dev:
+			return errors.New("-dev-im needs -dev: its /dev/usersig mints UserSigs for anyone who asks")
+		case strings.TrimSpace(m.Spec) != "":
+			// /dev/usersig would sign with it: a UserSig the IM itself takes.
+			return errors.New("-dev-im signs with a demo key of its own: drop -im-keys, whose keys /dev/usersig would otherwise sign real UserSigs with")
+		case m.APIURL != defaultIMAPIURL:
+			return errors.New("-dev-im serves the IM's REST API itself: drop -im-api-url")
+		}
+	}
 	apps := map[string]bool{}
 	for _, app := range c.Apps {
 		apps[app.ID] = true
@@ -133,6 +150,9 @@ type imAccess struct {
 	view     *membership.View
 	checker  *membership.Checker
 	client   redis.UniversalClient
+	// told is what the callbacks tell of each change: the view, and in
+	// -dev-im mode first the stand-in, as the IM changes before it calls.
+	told callback.Membership
 }
 
 // newIMAccess builds the parts from cfg.IM.
@@ -177,7 +197,31 @@ func newIMAccess(cfg Config, log *slog.Logger, reg prometheus.Registerer) (*imAc
 	}
 	a.userSigs = auth.NewUserSigVerifier(cfg.IM.Keys)
 	a.view = membership.NewView(a.checker, apps...)
+	a.told = a.view
 	return a, nil
+}
+
+// tellFirst has the callbacks tell m of each change before the view.
+func (a *imAccess) tellFirst(m callback.Membership) {
+	if a.view != nil {
+		a.told = tellBoth{m, a.view}
+	}
+}
+
+// tellBoth tells first, then then, of each change, both of them whatever
+// the first answered.
+type tellBoth struct{ first, then callback.Membership }
+
+func (t tellBoth) Joined(ctx context.Context, app, group string, users ...string) error {
+	return errors.Join(t.first.Joined(ctx, app, group, users...), t.then.Joined(ctx, app, group, users...))
+}
+
+func (t tellBoth) Left(ctx context.Context, app, group string, users ...string) error {
+	return errors.Join(t.first.Left(ctx, app, group, users...), t.then.Left(ctx, app, group, users...))
+}
+
+func (t tellBoth) Destroyed(ctx context.Context, app, group string) error {
+	return errors.Join(t.first.Destroyed(ctx, app, group), t.then.Destroyed(ctx, app, group))
 }
 
 // membership is the hub's Membership, nil without -im-keys.
@@ -194,7 +238,7 @@ func (a *imAccess) learning(next callback.LearningNext, log *slog.Logger) callba
 	if a.view == nil {
 		return next
 	}
-	return &callback.Learning{Next: next, Membership: a.view, Logger: log}
+	return &callback.Learning{Next: next, Membership: a.told, Logger: log}
 }
 
 // callbacks is the callback handler's Membership, nil without -im-keys.
@@ -202,7 +246,7 @@ func (a *imAccess) callbacks() callback.Membership {
 	if a.view == nil {
 		return nil
 	}
-	return a.view
+	return a.told
 }
 
 // close ends the asks under way and closes the Redis client.

@@ -88,6 +88,7 @@ type parts struct {
 	node    *hub.Hub
 	sapi    *serverAPI
 	im      *imAccess
+	devIM   *devIM       // the IM's stand-in; nil without -dev-im
 	spool   *spool.Spool // nil without a spool
 	fwd     *forwarding  // nil without forwarding
 	http    *http.Server
@@ -135,10 +136,20 @@ func wire(cfg Config, log *slog.Logger) (_ *parts, err error) {
 		return nil, err
 	}
 	p.closers = append(p.closers, func() { p.sapi.close(log) })
-	if p.im, err = newIMAccess(cfg, log, p.reg); err != nil {
+	if cfg.IM.StandIn {
+		if p.devIM, err = newDevIM(p.cfg, devSecret, log); err != nil {
+			return nil, err
+		}
+		p.closers = append(p.closers, p.devIM.close)
+		p.devIM.configure(&p.cfg)
+	}
+	if p.im, err = newIMAccess(p.cfg, log, p.reg); err != nil {
 		return nil, err
 	}
 	p.closers = append(p.closers, p.im.close)
+	if p.devIM != nil {
+		p.im.tellFirst(p.devIM)
+	}
 	p.node = hub.New(p.hubConfig(), p.broker, verifier)
 	p.sapi.setHub(p.node, log)
 
@@ -228,6 +239,10 @@ func (p *parts) routes(devSecret []byte, publisher callback.Publisher) http.Hand
 	if p.cfg.Dev {
 		mux.Handle("GET /dev/token", devCORS(devTokenHandler(p.cfg, devSecret)))
 	}
+	if p.devIM != nil {
+		mux.Handle("GET /dev/usersig", devCORS(p.devIM.userSigHandler()))
+		mux.Handle("/dev/im", devCORS(p.devIM.controlHandler()))
+	}
 	cbMetrics := callback.NewMetrics(p.reg)
 	cc := p.cfg.callbackConfig
 	cc.Logger, cc.Metrics, cc.Forward = p.log, cbMetrics, p.fwd.handler()
@@ -283,6 +298,9 @@ func (p *parts) serve(ctx context.Context, stdout io.Writer) error {
 	g.Go(func() error { return p.fwd.run(partsCtx) })
 	g.Go(func() error { return p.sapi.run(partsCtx) })
 	g.Go(serveHTTP(p.http, ln, "http", stop))
+	if p.devIM != nil {
+		g.Go(serveHTTP(p.devIM.http, p.devIM.ln, "the IM stand-in", stop))
+	}
 	if p.debug != nil {
 		g.Go(serveHTTP(p.debug, debugLn, "pprof", stop))
 	}
@@ -331,7 +349,7 @@ func (p *parts) announce(addr string, stdout io.Writer) {
 	warnTokenless(p.cfg, p.log)
 	p.log.Info("listening", "addr", addr, "broker", brokerName(p.cfg), "apps", len(p.cfg.Apps), "dev", p.cfg.Dev, "tls", p.http.TLSConfig != nil)
 	if p.cfg.Dev {
-		printBanner(stdout, addr, p.cfg, p.demoKey)
+		printBanner(stdout, addr, p.cfg, p.demoKey, p.devIM)
 	}
 }
 
@@ -368,6 +386,10 @@ func (p *parts) shutdown() error {
 	err := p.http.Shutdown(ctx)
 	if p.debug != nil {
 		_ = p.debug.Close()
+	}
+	if p.devIM != nil {
+		// After the hub's requests, which may still be asking it.
+		_ = p.devIM.http.Close()
 	}
 	return err
 }
@@ -458,12 +480,19 @@ func pprofMux() *http.ServeMux {
 // printBanner tells a newcomer running -dev where everything is, how to
 // watch events arrive, and how to send a first callback. It prints the
 // demo API key, never one of -api-keys: those are real.
-func printBanner(w io.Writer, addr string, cfg Config, demoKey string) {
+//
+// With -dev-im it also says where to get a UserSig, and prints the demo
+// IM key and the stand-in's address.
+func printBanner(w io.Writer, addr string, cfg Config, demoKey string, im *devIM) {
 	app := cfg.Apps[0].ID
 	base := "http://" + addr
 	ws := "ws://" + addr
 	if cfg.TLSCert != "" {
 		base, ws = "https://"+addr, "wss://"+addr
+	}
+	imLines := ""
+	if im != nil {
+		imLines = im.bannerLines(base)
 	}
 	fmt.Fprintf(w, `
 imhub is running in demo mode.
@@ -473,7 +502,7 @@ imhub is running in demo mode.
   callbacks   %[1]s/im/callback?SdkAppid=%[2]s&CallbackCommand=…
   health      %[1]s/healthz  %[1]s/readyz  %[1]s/metrics
   server API  %[1]s/api/   (Authorization: apikey %[4]s)
-
+%[5]s
 Watch a group from a second terminal:
 
   go run ./cmd/hubcat -dev %[1]s -subscribe 'group:@TGS#2J4SZEAEL'
@@ -484,7 +513,7 @@ Post a sample group message callback:
     -H 'Content-Type: application/json' \
     -d '{"CallbackCommand":"Group.CallbackAfterSendMsg","GroupId":"@TGS#2J4SZEAEL","Type":"Public","From_Account":"jared","Operator_Account":"admin","Random":123456,"MsgSeq":123,"MsgTime":1490686222,"OnlineOnlyFlag":1,"MsgBody":[{"MsgType":"TIMTextElem","MsgContent":{"Text":"red packet"}}],"CloudCustomData":"your cloud custom data"}'
 
-`, base, app, ws, bannerAPIKey(cfg, app, demoKey))
+`, base, app, ws, bannerAPIKey(cfg, app, demoKey), imLines)
 }
 
 // bannerAPIKey is what the -dev banner shows for app's API key: the demo

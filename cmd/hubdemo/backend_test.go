@@ -68,7 +68,7 @@ func postBackend(t *testing.T, srv *httptest.Server, method string, q url.Values
 // by command with a summary read from the documented fields.
 func TestBackendLogsAndAcknowledges(t *testing.T) {
 	srv, logs := startBackend(t, backendToken)
-	g := newGenerator(rand.New(rand.NewPCG(7, 8)))
+	g := newGenerator(rand.New(rand.NewPCG(7, 8)), "jared")
 	want := map[string]string{
 		cmdState:          `summary="\S+ (Login|Logout|Disconnect) \((Register|Unregister|LinkClose|TimeOut)\)`,
 		cmdMemberJoin:     `summary="[^"]+ joined \S+ \((Apply|Invited), by \S+\)"`,
@@ -101,7 +101,7 @@ func TestBackendLogsAndAcknowledges(t *testing.T) {
 // denied (ActionStatus OK, ErrorCode 1), the others allowed (ErrorCode 0).
 func TestBackendDeniesOneGroupMessageInTen(t *testing.T) {
 	srv, logs := startBackend(t, "")
-	g := newGenerator(rand.New(rand.NewPCG(9, 10)))
+	g := newGenerator(rand.New(rand.NewPCG(9, 10)), "jared")
 	var denied []int
 	for i := 1; i <= 30; i++ {
 		c := g.beforeSend(time.Unix(1700000000, 0))
@@ -167,7 +167,7 @@ func TestSenderPrintsVerdicts(t *testing.T) {
 	var out bytes.Buffer
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	require.NoError(t, run(ctx, srv.URL, "1400000000", "", 2000, 300, &out))
+	require.NoError(t, run(ctx, demoConfig{Base: srv.URL, App: "1400000000", Rate: 2000, Count: 300, PageUser: "jared"}, &out))
 	s := out.String()
 	assert.Contains(t, s, "300 callbacks posted, 0 refused")
 	assert.Regexp(t, `(?m)^hubdemo: Group\.CallbackBeforeSendMsg \S+ in \S+: .*: allowed$`, s)

@@ -22,6 +22,16 @@ const (
 	cmdReadReceipt     = "Group.CallbackAfterReadReceipt"
 	cmdGroupDestroyed  = "Group.CallbackAfterGroupDestroyed"
 	cmdGroupInfo       = "Group.CallbackAfterGroupInfoChanged"
+	cmdGroupCreate     = "Group.CallbackAfterCreateGroup"
+)
+
+// The page user's turns: every kickEvery callbacks an admin removes the
+// user of the dashboard's IM login from one of its groups, and inviteAfter
+// callbacks later a member invites them back, so that a page that signed
+// in at any time sees a removal soon.
+const (
+	kickEvery   = 30
+	inviteAfter = 15
 )
 
 var (
@@ -46,9 +56,11 @@ var (
 
 func pick[T any](r *rand.Rand, s []T) T { return s[r.IntN(len(s))] }
 
-// call is one callback: its command and its JSON body.
+// call is one callback: its command and its JSON body, and what the demo
+// says of it when it is posted ("" for most).
 type call struct {
 	cmd, body string
+	note      string
 }
 
 // generator makes a plausible stream of callbacks: group and one-to-one
@@ -70,6 +82,14 @@ type generator struct {
 	heldAt  time.Time
 	allowed []call // sends whose verdict allowed them, to post next
 	groupNo int    // the last short-lived group made
+
+	// pageUser is the user the dashboard signs in to the IM as, "" for
+	// none; made is how many callbacks next has made; kickedFrom the
+	// group they were last removed from, "" once invited back.
+	pageUser   string
+	made       int
+	kickedFrom string
+	creates    []call // the groups' creation, posted first
 }
 
 type groupRef struct {
@@ -81,24 +101,39 @@ type c2cRef struct {
 	from, to, key string
 }
 
-func newGenerator(r *rand.Rand) *generator {
-	g := &generator{r: r, seq: map[string]int64{}, online: map[string]bool{}, members: map[string][]string{}}
+// newGenerator returns a generator whose groups are made first, each
+// with about half of the users in it, and pageUser (when not "") in every
+// one.
+func newGenerator(r *rand.Rand, pageUser string) *generator {
+	g := &generator{r: r, seq: map[string]int64{}, online: map[string]bool{}, members: map[string][]string{}, pageUser: pageUser}
 	for _, grp := range groups {
 		if _, ok := g.members[grp.id]; ok {
 			continue
 		}
-		// Every group starts with about half of the users in it.
 		for _, u := range users {
-			if r.IntN(2) == 0 {
+			if u == pageUser || r.IntN(2) == 0 {
 				g.members[grp.id] = append(g.members[grp.id], u)
 			}
 		}
+		if pageUser != "" && !slices.Contains(users, pageUser) {
+			g.members[grp.id] = append(g.members[grp.id], pageUser)
+		}
+		g.creates = append(g.creates, g.groupCreated(grp.id, grp.typ))
 	}
 	return g
 }
 
 // next returns the next callback.
 func (g *generator) next(now time.Time) call {
+	if len(g.creates) > 0 {
+		c := g.creates[0]
+		g.creates = g.creates[1:]
+		return c
+	}
+	g.made++
+	if c, ok := g.pageUserTurn(now); ok {
+		return c
+	}
 	if len(g.allowed) > 0 {
 		c := g.allowed[0]
 		g.allowed = g.allowed[1:]
@@ -173,7 +208,7 @@ func (g *generator) beforeSend(now time.Time) call {
 	for k, v := range m {
 		body[k] = v
 	}
-	return call{cmdGroupBeforeSend, encode(body)}
+	return call{cmd: cmdGroupBeforeSend, body: encode(body)}
 }
 
 func (g *generator) groupSend(now time.Time) call {
@@ -214,7 +249,7 @@ func (g *generator) sent(now time.Time, m map[string]any) call {
 	if len(g.recent) > 30 {
 		g.recent = g.recent[1:]
 	}
-	return call{cmdGroupSend, encode(body)}
+	return call{cmd: cmdGroupSend, body: encode(body)}
 }
 
 func (g *generator) groupRecall(now time.Time) call {
@@ -232,7 +267,7 @@ func (g *generator) groupRecall(now time.Time) call {
 		body["TopicId"] = ref.topic
 		body["EventTime"] = fmt.Sprint(now.UnixMilli())
 	}
-	return call{cmdGroupRecall, encode(body)}
+	return call{cmd: cmdGroupRecall, body: encode(body)}
 }
 
 func (g *generator) c2cSend(now time.Time) call {
@@ -263,14 +298,14 @@ func (g *generator) c2cSend(now time.Time) call {
 	if len(g.c2c) > 30 {
 		g.c2c = g.c2c[1:]
 	}
-	return call{cmdC2CSend, encode(body)}
+	return call{cmd: cmdC2CSend, body: encode(body)}
 }
 
 func (g *generator) c2cWithdraw(time.Time) call {
 	i := g.r.IntN(len(g.c2c))
 	ref := g.c2c[i]
 	g.c2c = slices.Delete(g.c2c, i, i+1)
-	return call{cmdC2CWithdraw, encode(map[string]any{
+	return call{cmd: cmdC2CWithdraw, body: encode(map[string]any{
 		"CallbackCommand": cmdC2CWithdraw,
 		"From_Account":    ref.from,
 		"To_Account":      ref.to,
@@ -282,7 +317,7 @@ func (g *generator) c2cWithdraw(time.Time) call {
 // msgReport: the recipient of a recent one-to-one message reads it.
 func (g *generator) msgReport(now time.Time) call {
 	ref := pick(g.r, g.c2c)
-	return call{cmdC2CRead, encode(map[string]any{
+	return call{cmd: cmdC2CRead, body: encode(map[string]any{
 		"CallbackCommand": cmdC2CRead,
 		"Report_Account":  ref.to,
 		"Peer_Account":    ref.from,
@@ -315,7 +350,79 @@ func (g *generator) stateChange(now time.Time) call {
 			info["Action"], info["Reason"] = "Logout", "Unregister"
 		}
 	}
-	return call{cmdState, encode(body)}
+	return call{cmd: cmdState, body: encode(body)}
+}
+
+// groupCreated is a group's Group.CallbackAfterCreateGroup
+// (https://www.tencentcloud.com/document/product/1047/34369): its first
+// member owns it, the others are its MemberList. The demo's groups exist
+// before it starts, as far as its traffic goes; the IM says so to a hub
+// that follows its membership with these.
+func (g *generator) groupCreated(id, typ string) call {
+	ms := g.members[id]
+	if len(ms) == 0 {
+		ms = []string{pick(g.r, users)}
+		g.members[id] = ms
+	}
+	return call{cmd: cmdGroupCreate, body: encode(map[string]any{
+		"CallbackCommand":     cmdGroupCreate,
+		"GroupId":             id,
+		"Type":                typ,
+		"Operator_Account":    ms[0],
+		"Owner_Account":       ms[0],
+		"Name":                pick(g.r, groupNames),
+		"CreateGroupNum":      1,
+		"MemberList":          memberList(ms[1:]),
+		"UserDefinedDataList": []map[string]any{},
+		"EventTime":           time.Now().UnixMilli(),
+	})}
+}
+
+// pageUserTurn is the page user's removal or return, when one is due.
+func (g *generator) pageUserTurn(now time.Time) (call, bool) {
+	if g.pageUser == "" {
+		return call{}, false
+	}
+	switch {
+	case g.made%kickEvery == 0:
+		var in []string
+		for _, grp := range groups {
+			if slices.Contains(g.members[grp.id], g.pageUser) && len(g.members[grp.id]) > 1 && !slices.Contains(in, grp.id) {
+				in = append(in, grp.id)
+			}
+		}
+		if len(in) == 0 {
+			return call{}, false
+		}
+		id := pick(g.r, in)
+		g.kickedFrom = id
+		g.members[id] = slices.DeleteFunc(slices.Clone(g.members[id]), func(u string) bool { return u == g.pageUser })
+		c := g.exit(now, id, g.pageUser, "Kicked", "admin")
+		c.note = fmt.Sprintf("admin removed %s from %s: the dashboard's IM login shows it", g.pageUser, id)
+		return c, true
+	case g.made%kickEvery == inviteAfter && g.kickedFrom != "":
+		id := g.kickedFrom
+		g.kickedFrom = ""
+		if slices.Contains(g.members[id], g.pageUser) {
+			return call{}, false // back already, by the traffic's own joins
+		}
+		operator := pick(g.r, g.members[id])
+		g.members[id] = append(g.members[id], g.pageUser)
+		c := g.join(now, id, []string{g.pageUser}, "Invited", operator)
+		c.note = fmt.Sprintf("%s invited %s back to %s", operator, g.pageUser, id)
+		return c, true
+	}
+	return call{}, false
+}
+
+// typeOf is the type of group id.
+func typeOf(id string) string {
+	for _, grp := range groups {
+		if grp.id == id {
+			return grp.typ
+		}
+	}
+	return "Public"
 }
 
 // memberJoin adds one or two users who are not yet members of a group:
@@ -338,10 +445,15 @@ func (g *generator) memberJoin(now time.Time) call {
 		joinType, operator = "Invited", pick(g.r, g.members[grp.id])
 	}
 	g.members[grp.id] = append(g.members[grp.id], joined...)
-	return call{cmdMemberJoin, encode(map[string]any{
+	return g.join(now, grp.id, joined, joinType, operator)
+}
+
+// join is the Group.CallbackAfterNewMemberJoin of users joining group id.
+func (g *generator) join(now time.Time, id string, joined []string, joinType, operator string) call {
+	return call{cmd: cmdMemberJoin, body: encode(map[string]any{
 		"CallbackCommand":  cmdMemberJoin,
-		"GroupId":          grp.id,
-		"Type":             grp.typ,
+		"GroupId":          id,
+		"Type":             typeOf(id),
 		"JoinType":         joinType,
 		"Operator_Account": operator,
 		"NewMemberList":    memberList(joined),
@@ -363,13 +475,18 @@ func (g *generator) memberExit(now time.Time) call {
 	if g.r.IntN(2) == 0 {
 		exitType, operator = "Kicked", pick(g.r, g.members[grp.id])
 	}
-	return call{cmdMemberExit, encode(map[string]any{
+	return g.exit(now, grp.id, left, exitType, operator)
+}
+
+// exit is the Group.CallbackAfterMemberExit of user leaving group id.
+func (g *generator) exit(now time.Time, id, user, exitType, operator string) call {
+	return call{cmd: cmdMemberExit, body: encode(map[string]any{
 		"CallbackCommand":  cmdMemberExit,
-		"GroupId":          grp.id,
-		"Type":             grp.typ,
+		"GroupId":          id,
+		"Type":             typeOf(id),
 		"ExitType":         exitType,
 		"Operator_Account": operator,
-		"ExitMemberList":   memberList([]string{left}),
+		"ExitMemberList":   memberList([]string{user}),
 		"EventTime":        now.UnixMilli(),
 	})}
 }
@@ -387,7 +504,7 @@ func (g *generator) readReceipt(now time.Time) call {
 			"ReadReceiptMembers": memberList([]string{pick(g.r, users)}),
 		})
 	}
-	return call{cmdReadReceipt, encode(map[string]any{
+	return call{cmd: cmdReadReceipt, body: encode(map[string]any{
 		"CallbackCommand":     cmdReadReceipt,
 		"GroupId":             ref.group,
 		"Type":                ref.typ,
@@ -417,7 +534,7 @@ func (g *generator) groupInfoChanged(now time.Time) call {
 	default:
 		body["FaceUrl"] = fmt.Sprintf("https://example.com/group/face-%d.png", g.r.IntN(100))
 	}
-	return call{cmdGroupInfo, encode(body)}
+	return call{cmd: cmdGroupInfo, body: encode(body)}
 }
 
 // groupDestroyed disbands a short-lived group (the demo's own groups stay).
@@ -430,7 +547,7 @@ func (g *generator) groupDestroyed(now time.Time) call {
 			ms = append(ms, u)
 		}
 	}
-	return call{cmdGroupDestroyed, encode(map[string]any{
+	return call{cmd: cmdGroupDestroyed, body: encode(map[string]any{
 		"CallbackCommand": cmdGroupDestroyed,
 		"GroupId":         fmt.Sprintf("@TGS#3TMP%05X", g.groupNo),
 		"Type":            pick(g.r, []string{"Work", "Meeting", "Public"}),

@@ -39,6 +39,8 @@ var documented = map[string][]struct{ path, kind string }{
 	cmdGroupDestroyed: {{"GroupId", "string"}, {"Type", "string"}, {"Owner_Account", "string"}, {"Name", "string"},
 		{"MemberList", "array"}, {"MemberList[].Member_Account", "string"}},
 	cmdGroupInfo: {{"GroupId", "string"}, {"Type", "string"}, {"Operator_Account", "string"}},
+	cmdGroupCreate: {{"GroupId", "string"}, {"Type", "string"}, {"Operator_Account", "string"}, {"Owner_Account", "string"},
+		{"Name", "string"}, {"CreateGroupNum", "number"}, {"MemberList", "array"}, {"MemberList[].Member_Account", "string"}},
 }
 
 // The documented values of the fields that take one of a few.
@@ -52,7 +54,7 @@ var documentedValues = map[string][]string{
 // documents for its command, of the documented types; every command the
 // demo is meant to show, and each kind of login, join and exit, turns up.
 func TestGeneratorBodiesAreDocumented(t *testing.T) {
-	g := newGenerator(rand.New(rand.NewPCG(3, 4)))
+	g := newGenerator(rand.New(rand.NewPCG(3, 4)), "jared")
 	now := time.Unix(1700000000, 0)
 	seen := map[string]int{}
 	for i := range 3000 {
@@ -69,7 +71,9 @@ func TestGeneratorBodiesAreDocumented(t *testing.T) {
 			for _, v := range lookup(body, f.path) {
 				assert.Equal(t, f.kind, kind(v), "%s %s in %s", c.cmd, f.path, c.body)
 			}
-			assert.NotEmpty(t, lookup(body, f.path), "%s has %s: %s", c.cmd, f.path, c.body)
+			if f.path != "MemberList[].Member_Account" || len(lookup(body, "MemberList")[0].([]any)) > 0 {
+				assert.NotEmpty(t, lookup(body, f.path), "%s has %s: %s", c.cmd, f.path, c.body)
+			}
 		}
 		for path, values := range documentedValues {
 			for _, v := range lookup(body, path) {
@@ -102,7 +106,7 @@ func TestGeneratorBodiesAreDocumented(t *testing.T) {
 func TestGeneratorSendsOnlyAllowedMessages(t *testing.T) {
 	for _, allow := range []bool{true, false} {
 		t.Run(fmt.Sprint("allow=", allow), func(t *testing.T) {
-			g := newGenerator(rand.New(rand.NewPCG(5, 6)))
+			g := newGenerator(rand.New(rand.NewPCG(5, 6)), "jared")
 			now := time.Unix(1700000000, 0)
 			before := g.beforeSend(now)
 			var b map[string]any
@@ -178,7 +182,7 @@ func TestGeneratorNeverReusesAGroupMessageIdentity(t *testing.T) {
 	seen := map[string]bool{}
 	start := time.Unix(1700000000, 0)
 	for run, seed := range []uint64{11, 12, 13} {
-		g := newGenerator(rand.New(rand.NewPCG(seed, seed)))
+		g := newGenerator(rand.New(rand.NewPCG(seed, seed)), "jared")
 		sends := 0
 		for i := range 1500 {
 			c := g.next(start.Add(time.Duration(i) * 20 * time.Millisecond))
@@ -199,5 +203,64 @@ func TestGeneratorNeverReusesAGroupMessageIdentity(t *testing.T) {
 		require.Greater(t, sends, 100)
 		// The next run starts a little after this one ends.
 		start = start.Add(1500*20*time.Millisecond + 5*time.Second)
+	}
+}
+
+// The demo's groups are made first, the page user in each; every
+// kickEvery callbacks an admin removes the page user from one of them,
+// and inviteAfter callbacks later they are invited back to it.
+func TestGeneratorPageUser(t *testing.T) {
+	g := newGenerator(rand.New(rand.NewPCG(21, 22)), "jared")
+	now := time.Unix(1700000000, 0)
+	made := map[string]bool{}
+	for _, grp := range groups {
+		made[grp.id] = true
+	}
+	for range len(made) {
+		c := g.next(now)
+		require.Equal(t, cmdGroupCreate, c.cmd)
+		var b struct {
+			GroupId, Owner_Account string
+			MemberList             []struct{ Member_Account string }
+		}
+		require.NoError(t, json.Unmarshal([]byte(c.body), &b))
+		in := []string{b.Owner_Account}
+		for _, m := range b.MemberList {
+			in = append(in, m.Member_Account)
+		}
+		assert.Contains(t, in, "jared", "the page user is in %s from the start", b.GroupId)
+		assert.True(t, made[b.GroupId], "%s made once", b.GroupId)
+		delete(made, b.GroupId)
+	}
+	var turns []string
+	for i := 1; i <= 3*kickEvery; i++ {
+		c := g.next(now)
+		g.verdict(true)
+		if c.note == "" {
+			continue
+		}
+		var b struct {
+			GroupId, ExitType, JoinType   string
+			ExitMemberList, NewMemberList []struct{ Member_Account string }
+		}
+		require.NoError(t, json.Unmarshal([]byte(c.body), &b))
+		switch c.cmd {
+		case cmdMemberExit:
+			assert.Equal(t, "Kicked", b.ExitType)
+			assert.Equal(t, "jared", b.ExitMemberList[0].Member_Account)
+			turns = append(turns, fmt.Sprintf("%d kicked from %s", i, b.GroupId))
+		case cmdMemberJoin:
+			assert.Equal(t, "Invited", b.JoinType)
+			assert.Equal(t, "jared", b.NewMemberList[0].Member_Account)
+			turns = append(turns, fmt.Sprintf("%d invited to %s", i, b.GroupId))
+		default:
+			t.Fatalf("a note on %s", c.cmd)
+		}
+	}
+	require.GreaterOrEqual(t, len(turns), 3, "%v", turns)
+	assert.Regexp(t, `^30 kicked from (\S+)$`, turns[0])
+	group := strings.Fields(turns[0])[3]
+	if len(turns) > 1 && strings.HasPrefix(turns[1], "45 ") {
+		assert.Equal(t, "45 invited to "+group, turns[1])
 	}
 }

@@ -6,8 +6,12 @@
 // Group.CallbackBeforeSendMsg, and sent only when allowed), topic groups,
 // recalls, one-to-one messages, withdrawals and reads, users logging in and
 // out, members joining and leaving, read receipts, and groups changed and
-// disbanded. It prints the verdict the IM would get for each Before
-// callback, and stops after -duration.
+// disbanded. It makes its groups first (Group.CallbackAfterCreateGroup),
+// so that a hub that follows the IM's membership (hub -dev -dev-im) knows
+// them, and every 30 callbacks an admin removes the dashboard's IM user
+// (-page-user) from one of them, to invite them back 15 later. It prints
+// the verdict the IM would get for each Before callback, and those
+// removals, and stops after -duration.
 //
 //	hubdemo -url http://127.0.0.1:8080 -app 1400000000 -rate 5
 //
@@ -38,7 +42,9 @@ func main() {
 		rate     = flag.Float64("rate", 5, "callbacks per second")
 		duration = flag.Duration("duration", 10*time.Minute, "stop after this long")
 		count    = flag.Int("n", 0, "stop after this many callbacks (0: no limit)")
-		backend  = flag.String("backend", "", "instead of sending, be the app's own backend on this `address` (such as 127.0.0.1:9090) until interrupted")
+		pageUser = flag.String("page-user", "jared", "the IM user the dashboard signs in as (a hub run with -dev-im): a member of every group from the start, "+
+			"removed from one every 30 callbacks and invited back 15 later; empty: none")
+		backend = flag.String("backend", "", "instead of sending, be the app's own backend on this `address` (such as 127.0.0.1:9090) until interrupted")
 	)
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -50,7 +56,7 @@ func main() {
 	} else {
 		ctx, cancel := context.WithTimeout(ctx, *duration)
 		defer cancel()
-		err = run(ctx, *base, *app, *token, *rate, *count, os.Stdout)
+		err = run(ctx, demoConfig{Base: *base, App: *app, Token: *token, Rate: *rate, Count: *count, PageUser: *pageUser}, os.Stdout)
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "hubdemo: "+err.Error())

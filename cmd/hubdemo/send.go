@@ -16,14 +16,27 @@ import (
 	"github.com/imhub/imhub/callback"
 )
 
-// run posts callbacks to the hub at base, rate a second, until ctx is done
-// or count have been posted (0: no limit), and reports to out.
-func run(ctx context.Context, base, app, token string, rate float64, count int, out io.Writer) error {
-	if rate <= 0 {
+// demoConfig is what run posts, where, and how fast.
+type demoConfig struct {
+	Base  string  // the hub's base URL
+	App   string  // SdkAppid
+	Token string  // the app's callback token; "" signs nothing
+	Rate  float64 // callbacks a second
+	Count int     // callbacks to post; 0: until ctx is done
+	// PageUser is the user the dashboard signs in to the IM as, kicked
+	// from a group now and then and invited back; "" for none.
+	PageUser string
+}
+
+// run posts callbacks to the hub at cfg.Base, cfg.Rate a second, until ctx
+// is done or cfg.Count have been posted, and reports to out.
+func run(ctx context.Context, cfg demoConfig, out io.Writer) error {
+	base, app, token, count := cfg.Base, cfg.App, cfg.Token, cfg.Count
+	if cfg.Rate <= 0 {
 		return errors.New("-rate must be positive")
 	}
-	g := newGenerator(rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 7)))
-	tick := time.NewTicker(time.Duration(float64(time.Second) / rate))
+	g := newGenerator(rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 7)), cfg.PageUser)
+	tick := time.NewTicker(time.Duration(float64(time.Second) / cfg.Rate))
 	defer tick.Stop()
 	client := &http.Client{Timeout: 10 * time.Second}
 	sent, failed, allowed, denied := 0, 0, 0, 0
@@ -47,6 +60,9 @@ func run(ctx context.Context, base, app, token string, rate float64, count int, 
 		}
 		if status == http.StatusOK {
 			sent++
+			if c.note != "" {
+				fmt.Fprintf(out, "hubdemo: %s\n", c.note)
+			}
 		} else {
 			failed++
 			fmt.Fprintf(out, "hubdemo: %s answered %d %s\n", c.cmd, status, answer)

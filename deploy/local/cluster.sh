@@ -17,8 +17,11 @@
 # empty: none), FORWARD (where the hubs forward the app's callbacks; by
 # default the demo backend, bin/hubdemo -backend, started on BACKEND_ADDR,
 # 127.0.0.1:9090, its log in backend.log; a URL of your own backend, then no
-# demo backend is started; off: no forwarding). Give restart the settings
-# given to up.
+# demo backend is started; off: no forwarding), IM (on: each hub runs the
+# stand-in of the IM's REST API, -dev-im, its groups in the cluster's Redis,
+# so that membership and the demo UserSigs of /dev/usersig hold on every
+# hub; off: none, the app's groups are the tokens' alone). Give restart the
+# settings given to up.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 dir=${CLUSTER_DIR:-$root/.cluster}
@@ -38,6 +41,7 @@ forward=${FORWARD:-http://$backend_addr/}
 # The demo backend runs only when the hubs forward to it.
 demo_backend=$([ -z "${FORWARD:-}" ] && echo yes || echo no)
 apps=$app${token:+:$token}
+im=${IM:-on}
 
 running() { [ -f "$dir/$1.pid" ] && kill -0 "$(cat "$dir/$1.pid")" 2>/dev/null; }
 
@@ -83,9 +87,10 @@ start_hub() { # n
   mkdir -p "$dir/spool$n"
   # Every client reaches the hubs from loopback, through HAProxy: one
   # client address, so the per-address limit is lifted.
-  local fwd=()
+  local fwd=() devim=()
   [ "$forward" = off ] || fwd=(-forward "$app=$forward")
-  "$hub" -dev -addr "127.0.0.1:$port" -node "hub-$n" -redis "$redis_url" \
+  [ "$im" = off ] || devim=(-dev-im)
+  "$hub" -dev "${devim[@]}" -addr "127.0.0.1:$port" -node "hub-$n" -redis "$redis_url" \
     -apps "$apps" "${fwd[@]}" -jwt-secret "$secret" -drain "$drain" -spool-dir "$dir/spool$n" \
     -max-conns-per-ip 100000 -log-format json >>"$dir/hub$n.log" 2>&1 &
   echo $! >"$dir/hub$n.pid"
@@ -189,6 +194,9 @@ up)
   *) echo "app $app's callbacks are forwarded to $forward${token:+ (callback token $token)}" ;;
   esac
   if [ "$demo_backend" = yes ]; then echo "the demo backend logs them in $dir/backend.log"; fi
+  if [ "$im" != off ]; then
+    echo "the hubs follow the IM's membership through a stand-in of its REST API: sign in with a UserSig of http://$lb/dev/usersig?userid=jared"
+  fi
   ;;
 restart)
   n=${2:?which hub, 1..$hubs}
@@ -209,7 +217,7 @@ down)
   echo "imhub cluster is down"
   ;;
 *)
-  sed -n '2,21p' "$0" >&2
+  sed -n '2,25p' "$0" >&2
   exit 2
   ;;
 esac

@@ -29,6 +29,7 @@ import (
 	"github.com/imhub/imhub/hub/client"
 	"github.com/imhub/imhub/internal/hubtest"
 	"github.com/imhub/imhub/internal/redistest"
+	"github.com/imhub/imhub/internal/wstest"
 )
 
 func TestMain(m *testing.M) { hubtest.Main(m) }
@@ -85,10 +86,10 @@ func up(t *testing.T, env ...string) *stack {
 	dir, err := os.MkdirTemp("", "cluster")
 	require.NoError(t, err)
 	s := &stack{t: t, lb: "127.0.0.1:" + strconv.Itoa(base+3)}
-	// Unsigned callbacks and no forwarding unless env says otherwise (the
-	// last of a repeated variable wins).
+	// Unsigned callbacks, no forwarding and no stand-in of the IM unless
+	// env says otherwise (the last of a repeated variable wins).
 	s.env = []string{"CLUSTER_DIR=" + dir, "LB_ADDR=" + s.lb, "HUB_PORT_BASE=" + strconv.Itoa(base),
-		"HUB_BIN=" + hubtest.Binary(t), "JWT_SECRET=" + secret, "DRAIN=2s", "CALLBACK_TOKEN=", "FORWARD=off"}
+		"HUB_BIN=" + hubtest.Binary(t), "JWT_SECRET=" + secret, "DRAIN=2s", "CALLBACK_TOKEN=", "FORWARD=off", "IM=off"}
 	s.env = append(s.env, env...)
 	for i := range 3 {
 		s.hub = append(s.hub, "127.0.0.1:"+strconv.Itoa(base+i))
@@ -442,4 +443,51 @@ func postGroupMessage(lb, token, group string, seq int64) bool {
 	_, _ = io.Copy(io.Discard, resp.Body)
 	resp.Body.Close()
 	return resp.StatusCode == http.StatusOK
+}
+
+// With IM (make cluster-up's default) every hub follows the IM's
+// membership through the stand-in, whose groups are in the cluster's
+// Redis: a group made by a callback that one hub took is listed by
+// /dev/usersig through the load balancer, a UserSig it minted is good on
+// every hub, and an exit that any hub takes removes the user's sessions on
+// all of them.
+func TestIMLoginAcrossTheCluster(t *testing.T) {
+	s := up(t, "IM=on")
+	code, body := post(t, s.lb, "", "Group.CallbackAfterCreateGroup",
+		`{"CallbackCommand":"Group.CallbackAfterCreateGroup","GroupId":"@TGS#2J4SZEAEL","Type":"Public","Operator_Account":"leah","Owner_Account":"leah","Name":"n","MemberList":[{"Member_Account":"jared"}]}`)
+	require.Equal(t, 200, code, body)
+	var login struct {
+		Groups []string
+		WS     string
+	}
+	for range 3 { // round robin: each hub's stand-in answers alike
+		resp, err := http.Get("http://" + s.lb + "/dev/usersig?userid=jared")
+		require.NoError(t, err)
+		require.Equal(t, 200, resp.StatusCode)
+		require.NoError(t, json.NewDecoder(resp.Body).Decode(&login))
+		resp.Body.Close()
+		assert.Equal(t, []string{"@TGS#2J4SZEAEL"}, login.Groups)
+	}
+	var conns []*wstest.Conn
+	for _, h := range s.hub {
+		c := wstest.Dial(t, strings.Replace(login.WS, s.lb, h, 1), "")
+		require.Equal(t, "jared", c.ReadOp("connected").User)
+		c.ReadOp("subscribed")
+		c.Send(map[string]any{"op": "subscribe", "channel": "group:@TGS#2J4SZEAEL", "id": 1})
+		f := c.Read()
+		require.Equal(t, "subscribed", f.Op, "on %s: %s", h, f.Raw)
+		conns = append(conns, c)
+	}
+	code, body = post(t, s.lb, "", "Group.CallbackAfterMemberExit",
+		`{"CallbackCommand":"Group.CallbackAfterMemberExit","GroupId":"@TGS#2J4SZEAEL","Type":"Public","ExitType":"Kicked","Operator_Account":"admin","ExitMemberList":[{"Member_Account":"jared"}]}`)
+	require.Equal(t, 200, code, body)
+	for i, c := range conns {
+		for {
+			f := c.Read()
+			if f.Op == "unsubscribed" {
+				assert.Equal(t, "removed", f.Reason, "on %s: %s", s.hub[i], f.Raw)
+				break
+			}
+		}
+	}
 }

@@ -4,6 +4,11 @@
 // the admin's UserSig, the body's shape), and can be told to fail, to be
 // slow or to limit its rate.
 //
+// Its groups are in a Store: its own memory, or Redis, where the stand-ins
+// of several processes share them. It is told of changes by its test, or,
+// in a demo hub (hub -dev -dev-im), by the callbacks the hub takes
+// (Joined, Left, Destroyed).
+//
 // What it checks and answers follows the IM's pages: the RESTful API
 // overview (https://www.tencentcloud.com/document/product/1047/34620) and
 // get_role_in_group (https://www.tencentcloud.com/document/product/1047/34963).
@@ -15,10 +20,12 @@ package imstub
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
 	"slices"
+	"sort"
 	"strconv"
 	"sync"
 	"time"
@@ -52,14 +59,46 @@ const (
 	FaultHang          // no answer until the caller gives up
 )
 
+var faultNames = [...]string{FaultNone: "none", FaultError: "error", FaultHTML: "html", FaultHTTP: "http", FaultGarbage: "garbage", FaultHang: "hang"}
+
+// String is the fault's name, as ParseFault takes it.
+func (f Fault) String() string {
+	if int(f) < len(faultNames) {
+		return faultNames[f]
+	}
+	return "fault(" + strconv.Itoa(int(f)) + ")"
+}
+
+// ParseFault reads a fault's name: none, error, html, http, garbage or
+// hang.
+func ParseFault(name string) (Fault, error) {
+	for f, n := range faultNames {
+		if n == name {
+			return Fault(f), nil
+		}
+	}
+	return FaultNone, fmt.Errorf("no fault %q: want one of none, error, html, http, garbage, hang", name)
+}
+
+// Config configures a Server.
+type Config struct {
+	// Keys are the apps' secret keys, SdkAppid to key.
+	Keys map[string][]byte
+	// Admin is the apps' administrator account, the only identifier a
+	// call is answered for.
+	Admin string
+	// Store keeps the groups; default a MemoryStore of the Server's own.
+	Store Store
+}
+
 // Server is the stand-in, an http.Handler.
 type Server struct {
 	keys  map[string][]byte
 	admin string
 	sigs  *auth.UserSigVerifier
+	store Store
 
 	mu     sync.Mutex
-	groups map[string]*group // by app and group id
 	fault  Fault
 	delay  time.Duration
 	limit  *rate.Limiter
@@ -68,20 +107,24 @@ type Server struct {
 	reject []string       // why requests were refused, for tests to read
 }
 
-type group struct {
-	typ   string
-	roles map[string]string
+// New returns a stand-in for the apps of keys, whose admin account is
+// admin, keeping its groups in memory.
+func New(keys map[string][]byte, admin string) *Server {
+	return NewServer(Config{Keys: keys, Admin: admin})
 }
 
-// New returns a stand-in for the apps of keys, whose admin account is admin.
-func New(keys map[string][]byte, admin string) *Server {
+// NewServer returns a stand-in configured by cfg.
+func NewServer(cfg Config) *Server {
+	if cfg.Store == nil {
+		cfg.Store = NewMemoryStore()
+	}
 	return &Server{
-		keys:   keys,
-		admin:  admin,
-		sigs:   auth.NewUserSigVerifier(keys),
-		groups: make(map[string]*group),
-		calls:  make(map[string]int),
-		asked:  make(map[string]int),
+		keys:  cfg.Keys,
+		admin: cfg.Admin,
+		sigs:  auth.NewUserSigVerifier(cfg.Keys),
+		store: cfg.Store,
+		calls: make(map[string]int),
+		asked: make(map[string]int),
 	}
 }
 
@@ -89,51 +132,85 @@ func key(app, id string) string { return app + "/" + id }
 
 // CreateGroup makes group id of type typ ("Public", "Work", "AVChatRoom", …)
 // with owner and members; a group made again starts anew.
-func (s *Server) CreateGroup(app, id, typ, owner string, members ...string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	g := &group{typ: typ, roles: map[string]string{}}
-	if owner != "" {
-		g.roles[owner] = "Owner"
-	}
-	for _, m := range members {
-		g.roles[m] = "Member"
-	}
-	s.groups[key(app, id)] = g
+func (s *Server) CreateGroup(app, id, typ, owner string, members ...string) error {
+	return s.store.Update(context.Background(), app, id, func(*Group) *Group {
+		g := &Group{Type: typ, Roles: map[string]string{}}
+		for _, m := range members {
+			g.Roles[m] = "Member"
+		}
+		if owner != "" {
+			g.Roles[owner] = "Owner"
+		}
+		return g
+	})
 }
 
 // Join makes users members of a group (creating a Public one if need be).
-func (s *Server) Join(app, id string, users ...string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	g := s.groups[key(app, id)]
-	if g == nil {
-		g = &group{typ: "Public", roles: map[string]string{}}
-		s.groups[key(app, id)] = g
-	}
-	for _, u := range users {
-		if g.roles[u] == "" {
-			g.roles[u] = "Member"
-		}
-	}
+func (s *Server) Join(app, id string, users ...string) error {
+	return s.Joined(context.Background(), app, id, users...)
 }
 
 // Leave removes users from a group.
-func (s *Server) Leave(app, id string, users ...string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if g := s.groups[key(app, id)]; g != nil {
-		for _, u := range users {
-			delete(g.roles, u)
-		}
-	}
+func (s *Server) Leave(app, id string, users ...string) error {
+	return s.Left(context.Background(), app, id, users...)
 }
 
 // Destroy disbands a group.
-func (s *Server) Destroy(app, id string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	delete(s.groups, key(app, id))
+func (s *Server) Destroy(app, id string) error {
+	return s.Destroyed(context.Background(), app, id)
+}
+
+// Joined makes users members of a group, as the IM has them after a
+// member joins (or a group is created): a group it did not know is made,
+// Public. With Left and Destroyed it is a callback.Membership, which a
+// demo hub tells of each callback it takes.
+func (s *Server) Joined(ctx context.Context, app, id string, users ...string) error {
+	return s.store.Update(ctx, app, id, func(g *Group) *Group {
+		if g == nil {
+			g = &Group{Type: "Public", Roles: map[string]string{}}
+		}
+		for _, u := range users {
+			if g.Roles[u] == "" {
+				g.Roles[u] = "Member"
+			}
+		}
+		return g
+	})
+}
+
+// Left removes users from a group, as the IM does when they quit or are
+// removed.
+func (s *Server) Left(ctx context.Context, app, id string, users ...string) error {
+	return s.store.Update(ctx, app, id, func(g *Group) *Group {
+		if g != nil {
+			for _, u := range users {
+				delete(g.Roles, u)
+			}
+		}
+		return g
+	})
+}
+
+// Destroyed disbands a group.
+func (s *Server) Destroyed(ctx context.Context, app, id string) error {
+	return s.store.Update(ctx, app, id, func(*Group) *Group { return nil })
+}
+
+// GroupsOf returns the groups of app that user is a member of, sorted:
+// what the IM's get_joined_group_list would list.
+func (s *Server) GroupsOf(ctx context.Context, app, user string) ([]string, error) {
+	all, err := s.store.Groups(ctx, app)
+	if err != nil {
+		return nil, err
+	}
+	var ids []string
+	for id, g := range all {
+		if g.Roles[user] != "" {
+			ids = append(ids, id)
+		}
+	}
+	sort.Strings(ids)
+	return ids, nil
 }
 
 // SetFault makes every later call fail as f (FaultNone: answer again).
@@ -160,6 +237,26 @@ func (s *Server) SetRate(perSecond float64, burst int) {
 		return
 	}
 	s.limit = rate.NewLimiter(rate.Limit(perSecond), burst)
+}
+
+// Behaviour is what the stand-in was told to do instead of answering
+// plainly: its fault, its delay and its rate (0: any).
+type Behaviour struct {
+	Fault Fault
+	Delay time.Duration
+	Rate  float64
+	Burst int
+}
+
+// Behaviour returns what it was told by SetFault, SetDelay and SetRate.
+func (s *Server) Behaviour() Behaviour {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	b := Behaviour{Fault: s.fault, Delay: s.delay}
+	if s.limit != nil {
+		b.Rate, b.Burst = float64(s.limit.Limit()), s.limit.Burst()
+	}
+	return b
 }
 
 // Calls returns how many get_role_in_group calls asked about group, and how
@@ -312,26 +409,24 @@ func (s *Server) rolesInGroup(w http.ResponseWriter, r *http.Request, raw []byte
 	s.mu.Lock()
 	s.calls[k]++
 	s.asked[k] += len(req.Accounts)
-	g := s.groups[k]
-	var list []map[string]string
-	typ := ""
-	if g != nil {
-		typ = g.typ
+	s.mu.Unlock()
+	g, err := s.store.Group(r.Context(), app, *req.GroupID)
+	switch {
+	case err != nil:
+		answer(w, 10002, "internal error, please try again", nil)
+	case g == nil:
+		answer(w, CodeNoGroup, "group does not exist", nil)
+	case g.Type == "AVChatRoom":
+		answer(w, CodeNoRoles, "this API does not support audio-video groups", nil)
+	default:
+		list := make([]map[string]string, 0, len(req.Accounts))
 		for _, a := range req.Accounts {
-			role := g.roles[a]
+			role := g.Roles[a]
 			if role == "" {
 				role = "NotMember"
 			}
 			list = append(list, map[string]string{"Member_Account": a, "Role": role})
 		}
-	}
-	s.mu.Unlock()
-	switch {
-	case g == nil:
-		answer(w, CodeNoGroup, "group does not exist", nil)
-	case typ == "AVChatRoom":
-		answer(w, CodeNoRoles, "this API does not support audio-video groups", nil)
-	default:
 		answer(w, 0, "", map[string]any{"UserIdList": list})
 	}
 }

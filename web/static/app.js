@@ -5,6 +5,7 @@ import { Hub } from './sdk/imhub.js';
 import { Presence, ReadIndex } from './track.js';
 import { forwardPanel, forwardReading, forwardView, parseMetrics } from './metrics.js';
 import './api.js'; // the server API panel, on its own
+import './imlogin.js'; // the IM login panel, with a connection of its own
 
 const KEEP = 5000; // events kept in memory
 const SHOW = 500; // feed items in the page at most
