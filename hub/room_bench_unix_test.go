@@ -9,7 +9,9 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -157,14 +159,18 @@ func (r *room) clientP99s() []float64 {
 // alike).
 //
 //	go test -run '^$' -bench BenchmarkRoom -benchtime 200x -count 5 ./hub/
+//
+// Each runs with WriteDelay off and on.
 func BenchmarkRoom(b *testing.B) {
 	for _, n := range []int{2000} {
 		for _, rate := range roomRates {
-			name := fmt.Sprintf("clients=%d/rate=%d", n, rate)
-			if rate == 0 {
-				name = fmt.Sprintf("clients=%d/rate=burst", n)
+			for _, delay := range []time.Duration{0, 5 * time.Millisecond, 20 * time.Millisecond} {
+				name := fmt.Sprintf("clients=%d/rate=%d/write-delay=%s", n, rate, delay)
+				if rate == 0 {
+					name = fmt.Sprintf("clients=%d/rate=burst/write-delay=%s", n, delay)
+				}
+				b.Run(name, func(b *testing.B) { benchRoom(b, hub.Config{WriteDelay: delay}, n, rate) })
 			}
-			b.Run(name, func(b *testing.B) { benchRoom(b, n, rate) })
 		}
 	}
 }
@@ -172,9 +178,10 @@ func BenchmarkRoom(b *testing.B) {
 // roomRates are the rates BenchmarkRoom runs at: 0 is a burst.
 var roomRates = []int{0, 50}
 
-func benchRoom(b *testing.B, n, rate int) {
-	r := newRoom(b, hub.Config{SendQueue: max(b.N, 1024) + 16}, n, b.N)
-	cpu0 := cpuTime()
+func benchRoom(b *testing.B, cfg hub.Config, n, rate int) {
+	cfg.SendQueue = max(b.N, 1024) + 16
+	r := newRoom(b, cfg, n, b.N)
+	cpu0, writes0 := cpuTime(), writeCalls()
 	b.ResetTimer()
 	var tick *time.Ticker
 	if rate > 0 {
@@ -191,12 +198,35 @@ func benchRoom(b *testing.B, n, rate int) {
 		b.Fatalf("%d of %d deliveries within a minute", r.got.Load(), b.N*n)
 	}
 	b.StopTimer()
-	b.ReportMetric(float64(cpuTime()-cpu0)/float64(b.N*n), "cpu-ns/delivery")
+	deliveries := float64(b.N * n)
+	b.ReportMetric(float64(cpuTime()-cpu0)/deliveries, "cpu-ns/delivery")
+	if w := writeCalls(); w >= 0 && writes0 >= 0 {
+		b.ReportMetric(float64(w-writes0)/deliveries, "writes/delivery")
+	}
 	p99s := r.clientP99s()
 	med, slowest := median(p99s), slices.Max(p99s)
 	b.ReportMetric(med, "median-client-p99-ms")
 	b.ReportMetric(slowest, "slowest-client-p99-ms")
 	b.ReportMetric(slowest/med, "spread")
+}
+
+// writeCalls is how many write system calls the process has made (Linux's
+// /proc/self/io, syscw), or -1 where it cannot be read: the hub's socket
+// writes, nearly all of them once the clients have subscribed.
+func writeCalls() int64 {
+	b, err := os.ReadFile("/proc/self/io")
+	if err != nil {
+		return -1
+	}
+	for line := range strings.Lines(string(b)) {
+		if v, ok := strings.CutPrefix(line, "syscw: "); ok {
+			n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+			if err == nil {
+				return n
+			}
+		}
+	}
+	return -1
 }
 
 // cpuTime is the CPU time the process has used, user and system, in ns.
