@@ -9,7 +9,7 @@ SOAK     ?= 1h
 # apt-get as root, else through sudo.
 APT      := $(if $(filter 0,$(shell id -u)),,sudo) env DEBIAN_FRONTEND=noninteractive apt-get
 
-.PHONY: build run demo demo-backend test test-failover lint bench bench-compare soak fuzz deps clean cluster-up cluster-down
+.PHONY: build run demo demo-backend test test-failover lint bench bench-compare bench-room centrifugo soak fuzz deps clean cluster-up cluster-down
 
 ## build: the hub binary in bin/
 build:
@@ -105,13 +105,28 @@ bench: deps build
 CENTRIFUGO_VERSION ?= v6.9.1
 CENTRIFUGO_DIR ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/imhub/centrifugo/$(CENTRIFUGO_VERSION)
 COMPARE ?=
-bench-compare: build
+bench-compare: build centrifugo
+	./bin/hubbench -preset compare -centrifugo-bin $(CENTRIFUGO_DIR)/centrifugo $(COMPARE)
+
+## bench-room: one channel with every client in it, at message rates stepped
+## past the knees (2,000 clients at 10, 25, 50 and 100/s; 10,000 at 5 and
+## 10/s), imhub, Centrifugo and the floor in turns, with the spread of
+## per-client latency (BENCHMARKS.md, "One busy room"). ROOM="-rounds 2"
+## measures each twice in turns; ROOM="-room-steps 2000:25,50" other steps;
+## ROOM="-targets imhub,floor" without Centrifugo
+ROOM ?=
+bench-room: build centrifugo
+	./bin/hubbench -preset room -centrifugo-bin $(CENTRIFUGO_DIR)/centrifugo $(ROOM)
+
+# centrifugo: Centrifugo installed with the Go toolchain, its target's test
+# passed, redis-server present, and hubbench built: what bench-compare and
+# bench-room need
+centrifugo:
 	@command -v redis-server >/dev/null || { $(APT) update && $(APT) install -y redis-server; }
 	@test -x $(CENTRIFUGO_DIR)/centrifugo || { echo "installing Centrifugo $(CENTRIFUGO_VERSION) into $(CENTRIFUGO_DIR)"; \
 	  GOBIN=$(CENTRIFUGO_DIR) $(GO) install github.com/centrifugal/centrifugo/v6@$(CENTRIFUGO_VERSION); }
 	$(GO) build -trimpath -o bin/hubbench ./cmd/hubbench
 	CENTRIFUGO_BIN=$(CENTRIFUGO_DIR)/centrifugo $(GO) test -tags centrifugo -count=1 -run '^TestCentrifugoTarget$$' ./cmd/hubbench
-	./bin/hubbench -preset compare -centrifugo-bin $(CENTRIFUGO_DIR)/centrifugo $(COMPARE)
 
 ## soak: two hubs and Redis under mixed traffic for SOAK (1h; SOAK=10m for
 ## less), Redis restarted on the way; fails if a hub's memory, goroutines or

@@ -54,6 +54,19 @@ type Config struct {
 	PingInterval time.Duration
 	// WriteTimeout bounds every write and ping [10s].
 	WriteTimeout time.Duration
+	// MaxLag, when set, bounds how far behind the live stream a session
+	// may be served: a frame to be queued while the oldest one waiting was
+	// queued longer ago than this closes the session with 4008, as a full
+	// queue does, so that a client that cannot keep up with a busy channel
+	// is let go (and catches up with since) rather than being served
+	// seconds late [0: no bound but SendQueue and SendQueueBytes].
+	MaxLag time.Duration
+	// WriteDelay, when set, has a session's writer wait this long after
+	// the first frame of a backlog before it writes, so that the frames
+	// queued meanwhile leave in the same write: fewer system calls per
+	// frame on busy channels, for up to this much more latency [0: write
+	// at once].
+	WriteDelay time.Duration
 	// BrokerTimeout bounds a subscribe or history call to the broker [10s].
 	BrokerTimeout time.Duration
 	// AllowedOrigins are browser Origin patterns allowed besides the hub's

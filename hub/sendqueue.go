@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"time"
 
 	"github.com/coder/websocket"
 )
@@ -28,6 +29,10 @@ type sendQueue struct {
 	// SendQueue. It is cleared when the writer empties the queue.
 	burst   int
 	writing bool // a writer goroutine is running
+	// queuedAt is when the oldest frame of queue was queued, and batchAt
+	// that of the batch being written (unix ns; 0: none), kept only with
+	// MaxLag: how far behind the client is served.
+	queuedAt, batchAt int64
 	// closed: the session is to end with code and reason. Nothing is
 	// queued after it.
 	closed bool
@@ -41,23 +46,36 @@ func (q *sendQueue) full(limit int) bool { return len(q.queue) >= limit+q.burst 
 // overBudget says whether more than limit bytes wait.
 func (q *sendQueue) overBudget(limit int64) bool { return int64(q.queued) > limit }
 
-// push queues a frame.
-func (q *sendQueue) push(frame []byte) {
+// push queues a frame, at (unix ns) now, or 0 where the lag is not kept.
+func (q *sendQueue) push(frame []byte, at int64) {
+	if len(q.queue) == 0 {
+		q.queuedAt = at
+	}
 	q.queue = append(q.queue, frame)
 	q.queued += len(frame)
 }
 
 // pushBurst queues a frame of a replay or repair.
-func (q *sendQueue) pushBurst(frame []byte) {
+func (q *sendQueue) pushBurst(frame []byte, at int64) {
 	q.burst++
-	q.push(frame)
+	q.push(frame, at)
+}
+
+// lagging says whether the oldest frame that waits, queued or being
+// written, was queued more than limit before now (unix ns).
+func (q *sendQueue) lagging(now int64, limit time.Duration) bool {
+	oldest := q.batchAt
+	if oldest == 0 {
+		oldest = q.queuedAt
+	}
+	return oldest != 0 && now-oldest > int64(limit)
 }
 
 // drop empties the queue of a client too slow to take it, and returns how
 // many frames it dropped.
 func (q *sendQueue) drop() int {
 	n := len(q.queue)
-	q.queue = nil
+	q.queue, q.queuedAt = nil, 0
 	return n
 }
 
@@ -92,6 +110,7 @@ func (q *sendQueue) next() [][]byte {
 	batch := q.queue
 	q.queue = q.spare[:0]
 	q.spare = nil
+	q.batchAt, q.queuedAt = q.queuedAt, 0
 	return batch
 }
 
@@ -100,12 +119,13 @@ func (q *sendQueue) next() [][]byte {
 func (q *sendQueue) written(batch [][]byte, n int) {
 	q.queued -= n
 	q.spare = batch
+	q.batchAt = 0
 }
 
 // rest takes what is queued, for the close to write first.
 func (q *sendQueue) rest() [][]byte {
 	rest := q.queue
-	q.queue = nil
+	q.queue, q.queuedAt = nil, 0
 	return rest
 }
 
@@ -136,6 +156,7 @@ func (s *Session) send(frame []byte) bool {
 }
 
 func (s *Session) sendLocked(frame []byte) bool {
+	now := s.lagClock()
 	switch {
 	case s.closed:
 		return false
@@ -143,10 +164,21 @@ func (s *Session) sendLocked(frame []byte) bool {
 		return s.tooSlowLocked("client too slow: send queue overflowed")
 	case s.closeIfOverBudgetLocked():
 		return false
+	case now != 0 && s.sendQueue.lagging(now, s.hub.cfg.MaxLag):
+		return s.tooSlowLocked("client too slow: its oldest frame waited past the lag allowed")
 	}
-	s.sendQueue.push(frame)
+	s.sendQueue.push(frame, now)
 	s.startWriterLocked()
 	return true
+}
+
+// lagClock is the time (unix ns) frames are queued at with MaxLag, and 0
+// without: the clock is read only when the lag is kept.
+func (s *Session) lagClock() int64 {
+	if s.hub.cfg.MaxLag <= 0 {
+		return 0
+	}
+	return time.Now().UnixNano()
 }
 
 // closeIfOverBudgetLocked closes the session as too slow when more than
@@ -174,7 +206,7 @@ func (s *Session) sendBurstLocked(frame []byte) bool {
 	case s.burst >= s.maxBurst():
 		return s.tooSlowLocked("client too slow: replays not read")
 	}
-	s.sendQueue.pushBurst(frame)
+	s.sendQueue.pushBurst(frame, s.lagClock())
 	s.startWriterLocked()
 	return true
 }
@@ -202,6 +234,11 @@ func (s *Session) startWriterLocked() {
 // the close once one is requested.
 func (s *Session) writeLoop() {
 	defer s.busy.Done()
+	if d := s.hub.cfg.WriteDelay; d > 0 {
+		// The first frame of a backlog waits for those that follow it,
+		// so that they leave in one write.
+		time.Sleep(d)
+	}
 	for {
 		s.mu.Lock()
 		if s.closed {

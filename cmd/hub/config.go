@@ -146,6 +146,8 @@ func parseConfig(args []string, env func(string) string, out io.Writer) (Config,
 	fs.IntVar(&c.ClientBurst, "client-burst", c.ClientBurst, "frames a connection may send at once; at least -max-subs, so that a client resubscribing on connect is not refused (default -max-subs + 64)")
 	fs.DurationVar(&c.PingInterval, "ping-interval", c.PingInterval, "keep-alive ping interval")
 	fs.DurationVar(&c.WriteTimeout, "write-timeout", c.WriteTimeout, "deadline of each WebSocket write")
+	fs.DurationVar(&c.MaxLag, "max-lag", c.MaxLag, "close a connection with 4008 once a frame waits for it longer than this (a client that cannot keep up with a busy channel); 0: no such bound")
+	fs.DurationVar(&c.WriteDelay, "write-delay", c.WriteDelay, "wait this long after a connection's first frame before writing, so that frames queued meanwhile leave in one write; 0: write at once")
 	fs.StringVar(&origins, "allowed-origins", "", "browser Origin `patterns` allowed besides the hub's own host, comma-separated")
 	fs.BoolVar(&c.Compression, "compression", c.Compression, "permessage-deflate for clients that offer it")
 	fs.DurationVar(&c.Drain, "drain", 10*time.Second, "on SIGTERM: fail readiness, then close sessions with 1012 over this period")
@@ -387,6 +389,7 @@ func (c *Config) validate() error {
 	}{
 		{"-dedupe-window", int64(c.DedupeWindow)}, {"-history-size", int64(c.HistorySize)},
 		{"-history-hold", int64(c.HistoryHold)}, {"-drain", int64(c.Drain)},
+		{"-max-lag", int64(c.MaxLag)}, {"-write-delay", int64(c.WriteDelay)},
 	} {
 		if p.v < 0 {
 			return fmt.Errorf("%s must not be negative", p.name)

@@ -85,6 +85,8 @@ func TestConfigDefaults(t *testing.T) {
 	assert.Equal(t, 50.0, c.ClientRate)
 	assert.Zero(t, c.ClientBurst, "the hub's own default: -max-subs + 64")
 	assert.Equal(t, 10*time.Second, c.WriteTimeout)
+	assert.Zero(t, c.MaxLag, "no bound on lag but the queue's")
+	assert.Zero(t, c.WriteDelay, "frames written at once")
 	assert.Equal(t, 10*time.Second, c.Drain)
 	assert.Equal(t, "text", c.LogFormat)
 	assert.Equal(t, 24*time.Hour, c.JWTMaxTTL)
@@ -108,6 +110,8 @@ func TestConfigEnvAndFlags(t *testing.T) {
 		"HUB_CLIENT_RATE":      "2.5",
 		"HUB_CLIENT_BURST":     "10",
 		"HUB_SEND_QUEUE_BYTES": "16MiB",
+		"HUB_MAX_LAG":          "5s",
+		"HUB_WRITE_DELAY":      "20ms",
 	}), &bytes.Buffer{})
 	require.NoError(t, err)
 	assert.Equal(t, []callback.App{{ID: "1", Token: "tok"}, {ID: "2"}}, c.Apps)
@@ -122,6 +126,8 @@ func TestConfigEnvAndFlags(t *testing.T) {
 	assert.Equal(t, 2.5, c.ClientRate)
 	assert.Equal(t, 10, c.ClientBurst)
 	assert.Equal(t, int64(16<<20), c.SendQueueBytes)
+	assert.Equal(t, 5*time.Second, c.MaxLag)
+	assert.Equal(t, 20*time.Millisecond, c.WriteDelay)
 }
 
 // A JWKS URL over plain http is taken only on loopback (tests, a sidecar).
@@ -182,6 +188,8 @@ func TestConfigErrors(t *testing.T) {
 		{"negative history", append(ok, "-history-size", "-1"), nil, "-history-size must not be negative"},
 		{"zero history ttl", append(ok, "-history-ttl", "0s"), nil, "-history-ttl must be greater than zero"},
 		{"negative history hold", append(ok, "-history-hold", "-1s"), nil, "-history-hold must not be negative"},
+		{"negative max lag", append(ok, "-max-lag", "-1s"), nil, "-max-lag must not be negative"},
+		{"negative write delay", append(ok, "-write-delay", "-1ms"), nil, "-write-delay must not be negative"},
 		{"redis password not shown", append(ok, "-redis", "redis://:hunter2@localhost:6379/notadb"), nil, "-redis"},
 		{"zero send queue bytes", append(ok, "-send-queue-bytes", "0"), nil, "-send-queue-bytes must be greater than zero"},
 		{"zero client rate", append(ok, "-client-rate", "0"), nil, "-client-rate must be greater than zero"},

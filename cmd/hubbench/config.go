@@ -62,6 +62,14 @@ type Config struct {
 	replica bool
 	// hubArgs are more flags for the hub that -start starts.
 	hubArgs []string
+	// ClientSpread has each client record its own latencies, for the
+	// spread of their p99s (clientlat.go).
+	ClientSpread bool
+	// RoomSteps are the room preset's fleets and the message rates each
+	// is measured at (room.go): "2000:10,25,50,100;10000:5,10".
+	RoomSteps string
+	// Targets are the servers the room preset measures, in turns.
+	Targets string
 }
 
 // The servers hubbench can measure.
@@ -98,6 +106,8 @@ func defaultConfig() Config {
 		drainLimit:    2 * time.Minute,
 		Target:        targetHub,
 		Preset:        custom,
+		RoomSteps:     defaultRoomSteps,
+		Targets:       targetHub + "," + targetCentrifugo + "," + targetFloor,
 	}
 }
 

@@ -31,6 +31,13 @@ type fleet struct {
 		mu sync.Mutex
 		h  *hdrhistogram.Histogram
 	}
+	// clients is each client's own latencies, when the run measures
+	// their spread (Config.ClientSpread); nil otherwise.
+	clients []clientHist
+	// gone counts the clients whose connection ended before close: the
+	// server closed them (too slow, say) or they failed.
+	gone    atomic.Int64
+	closing atomic.Bool
 	readers sync.WaitGroup
 }
 
@@ -65,6 +72,9 @@ func connect(ctx context.Context, cfg Config, base string, progress io.Writer) (
 		dialers[i] = &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, byte(i+1))}, Timeout: 10 * time.Second}
 	}
 	f.conns = make([]benchConn, cfg.Conns)
+	if cfg.ClientSpread {
+		f.clients = make([]clientHist, cfg.Conns)
+	}
 	start := time.Now()
 	var (
 		next    atomic.Int64
@@ -159,6 +169,11 @@ var (
 // read counts each event frame and records its end-to-end latency, until
 // close closes the connection.
 func (f *fleet) read(c benchConn, i int) {
+	defer func() {
+		if !f.closing.Load() {
+			f.gone.Add(1)
+		}
+	}()
 	switch f.target {
 	case targetCentrifugo:
 		f.readCentrifugo(c.(*hubload.WSConn), i)
@@ -212,6 +227,9 @@ func (f *fleet) record(i int, sent, off int64, last *int64) {
 	h.mu.Lock()
 	_ = h.h.RecordValue(max(lat/1000, 1))
 	h.mu.Unlock()
+	if f.clients != nil {
+		f.clients[i].record(max(lat/1000, 1))
+	}
 }
 
 // readCentrifugo is read for Centrifugo's protocol: a message may hold
@@ -281,6 +299,7 @@ func (f *fleet) latency() *hdrhistogram.Histogram {
 
 // close ends every connection and waits for the readers.
 func (f *fleet) close() {
+	f.closing.Store(true)
 	for _, c := range f.conns {
 		if c != nil {
 			_ = c.Close()

@@ -11,6 +11,7 @@
 //	hubbench -preset fanout -start -redis -target centrifugo   # the same load against Centrifugo
 //	hubbench -preset floor                         # against a bare program: the machine's floor
 //	hubbench -preset compare                       # imhub, Centrifugo and the floor in turns, and ratios
+//	hubbench -preset room                          # one channel, every client in it, rates stepped, imhub/Centrifugo/floor
 //	hubbench -preset scaling -plot scaling.svg     # cost as connections and fan-out grow
 //	hubbench -preset wait                          # -redis-wait-replicas 0 and auto in turns, on a primary with a replica
 //
@@ -107,6 +108,8 @@ func parseArgs(args []string, usage io.Writer) (cfg Config, cpuProfile string, e
 	fs.IntVar(&cfg.FrameBytes, "frame-bytes", cfg.FrameBytes, "floor: frame size on the wire (0: the hub's for -payload)")
 	fs.IntVar(&cfg.Rounds, "rounds", cfg.Rounds, "compare: measure each server this many times, in turns; wait: each side (figures are medians)")
 	fs.StringVar(&cfg.Plot, "plot", cfg.Plot, "scaling: write the SVG plot here (and the table beside it, .md)")
+	fs.StringVar(&cfg.RoomSteps, "room-steps", cfg.RoomSteps, "room: the fleets and their rates, clients:messages/s,…;… (each fleet a fresh server)")
+	fs.StringVar(&cfg.Targets, "targets", cfg.Targets, "room: the servers measured in turns, of imhub, centrifugo, floor")
 	fs.StringVar(&cpuProfile, "cpuprofile", "", "write the tool's own CPU profile to `file`")
 	if err := fs.Parse(args); err != nil {
 		return Config{}, "", err

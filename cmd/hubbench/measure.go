@@ -66,6 +66,12 @@ type Result struct {
 	// coming: the forwards compete with them for the hub and Redis.
 	ForwardsPerSPublishing float64 `json:"forwards_per_s_while_publishing,omitempty"`
 	ForwardDrainSeconds    float64 `json:"forward_drain_seconds,omitempty"`
+	// Spread is how the clients' own p99s lie, when the run measures it
+	// (the room preset): the median client's against the slowest's.
+	Spread *spread `json:"client_spread,omitempty"`
+	// ClientsGone is how many clients the server had closed (or lost) by
+	// the end of the step.
+	ClientsGone int64 `json:"clients_gone,omitempty"`
 }
 
 // measure connects the fleet, publishes for the duration, drains, and
@@ -116,6 +122,9 @@ type step struct {
 	fwd        counts
 	fwdByEnd   int64 // received by the end of publishing
 	drain      time.Duration
+	// spread is the clients' own p99s, when the fleet records them.
+	spread *spread
+	gone   int64 // clients closed by the server so far
 }
 
 func (s step) fill(r *Result) {
@@ -127,6 +136,7 @@ func (s step) fill(r *Result) {
 	r.DeliveriesPerS = float64(s.got) / s.seconds
 	r.P50ms, r.P90ms, r.P99ms, r.P999ms, r.Maxms = s.p50, s.p90, s.p99, s.p999, s.max
 	r.CallbackP50ms, r.CallbackP99ms = s.cbP50, s.cbP99
+	r.Spread, r.ClientsGone = s.spread, s.gone
 	r.HubCPU, r.ToolCPU, r.HubRSSLoaded = s.hubCPU, s.toolCPU, s.rssLoaded
 	if s.got > 0 {
 		r.BytesPerDelivery = float64(s.wire) / float64(s.got)
@@ -162,6 +172,9 @@ func publishFor(ctx context.Context, cfg Config, e *env, f *fleet, rate float64,
 		fwd0 = e.backend.counts()
 	}
 	f.latency() // start clean
+	if f.clients != nil {
+		clientSpread(f.clients)
+	}
 	got0, rep0, wire0 := f.received.Load(), f.repeats.Load(), f.wire.Load()
 	cpu0, _, _ := procStats(e.pid)
 	tool0 := selfCPU()
@@ -221,6 +234,11 @@ func publishFor(ctx context.Context, cfg Config, e *env, f *fleet, rate float64,
 		p999: ms(h.ValueAtQuantile(99.9)), max: ms(h.Max()),
 	}
 	s.cbP50, s.cbP99 = answers.quantiles()
+	s.gone = f.gone.Load()
+	if f.clients != nil {
+		sp := clientSpread(f.clients)
+		s.spread = &sp
+	}
 	if e.backend != nil {
 		c := e.backend.counts()
 		s.forwarding, s.drain, s.fwdByEnd = true, drain, fwdByEnd
@@ -316,6 +334,9 @@ func (r *Result) print(w io.Writer, jsonOnly bool) {
 			r.Published, r.Refused, r.CallbacksPerS, r.TargetRate, r.CallbackP50ms, r.CallbackP99ms)
 		row("deliveries", "%d of %d expected, %d lost, %d repeated, %.0f/s", r.Received, r.Expected, r.Lost, r.Repeats, r.DeliveriesPerS)
 		row("latency", "p50 %.1f ms  p90 %.1f ms  p99 %.1f ms  p99.9 %.1f ms  max %.1f ms", r.P50ms, r.P90ms, r.P99ms, r.P999ms, r.Maxms)
+		if sp := r.Spread; sp != nil {
+			row("client p99s", "median client %.1f ms, slowest %.1f ms (%.2f×), over %d clients", sp.MedianP99ms, sp.SlowestP99ms, sp.ratio(), sp.Clients)
+		}
 		if r.ForwardAccepted > 0 {
 			row("forwards", "%d of %d accepted received by the backend, %d missing, %d repeated; %.0f/s while publishing, %.0f/s to the end; all in %.2fs after the last callback",
 				r.ForwardReceived, r.ForwardAccepted, r.ForwardMissing, r.ForwardRepeats, r.ForwardsPerSPublishing, r.ForwardsPerS, r.ForwardDrainSeconds)

@@ -89,6 +89,12 @@ var presets = []preset{
 	{name: "wait", run: runWait, check: checkWait, defaults: func(c *Config) {
 		c.Start, c.Redis, c.Conns, c.Channels, c.Rate, c.Publishers, c.Duration, c.Rounds = true, true, 0, 100, 0, 64, 10*time.Second, 3
 	}},
+	// One busy channel: every client in it, at message rates stepped past
+	// the knees; imhub, Centrifugo and the floor in turns, with the spread
+	// of per-client latency (room.go): `make bench-room`.
+	{name: "room", run: runRoom, check: checkRoom, defaults: func(c *Config) {
+		c.Start, c.Redis, c.Conns, c.Channels, c.Duration = true, true, 2000, 1, 10*time.Second
+	}},
 	// CPU per delivery and p99 as connections and subscribers per channel
 	// grow (scaling.go), written as a table and an SVG plot to -plot.
 	{name: "scaling", run: runScaling, check: checkScaling, defaults: func(c *Config) {

@@ -30,7 +30,7 @@ func withPreset(c *Config, name string) {
 // A preset is looked up by its name; a name it does not know is refused
 // with every name it knows.
 func TestLookupPreset(t *testing.T) {
-	known := []string{"broadcast", "compare", "fanout", "floor", "forward", "idle", "ingest", "many-channels", "max", "scaling", "wait"}
+	known := []string{"broadcast", "compare", "fanout", "floor", "forward", "idle", "ingest", "many-channels", "max", "room", "scaling", "wait"}
 	for _, name := range known {
 		t.Run(name, func(t *testing.T) {
 			p, err := lookupPreset(name)
@@ -95,6 +95,8 @@ func TestPresetDefaults(t *testing.T) {
 		{"floor", knobs{10000, 100, false, 200, 8, 30 * time.Second, true, false, targetFloor}},
 		// "10,000 clients over 100 channels: load, 200 messages/s … for 30 s", each with a Redis of its own
 		{"compare", knobs{10000, 100, false, 200, 8, 30 * time.Second, true, true, targetHub}},
+		// "N clients in one channel", "2,000 clients", each server started with a Redis of its own
+		{"room", knobs{2000, 1, false, 50, 8, 10 * time.Second, true, true, targetHub}},
 		// "Each point is a fresh hub with Redis (-redis), 20 s of publishing"
 		{"scaling", knobs{1000, 10, false, 50, 8, 20 * time.Second, true, true, targetHub}},
 		// "64 senders, as fast as answered", "10 s", each hub with a Redis (and a replica) of its own
