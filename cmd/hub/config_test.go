@@ -30,11 +30,11 @@ func env(m map[string]string) func(string) string {
 	}
 }
 
-// The spool is on unless turned off; its default directory is the user's
-// state directory, and with no home to put it in the hub refuses to start
-// with a line naming the flag rather than running without it.
+// With Redis the spool is on unless turned off; its default directory is
+// the user's state directory, and with no home to put it in the hub refuses
+// to start with a line naming the flag rather than running without it.
 func TestConfigSpoolDir(t *testing.T) {
-	ok := []string{"-apps", "1", "-jwt-secret", testSecret}
+	ok := []string{"-apps", "1", "-jwt-secret", testSecret, "-redis", "redis://127.0.0.1:6379/0"}
 	for _, tc := range []struct {
 		name string
 		args []string
@@ -62,6 +62,27 @@ func TestConfigSpoolDir(t *testing.T) {
 			}
 			require.NoError(t, err)
 			assert.Equal(t, tc.want, c.SpoolDir)
+		})
+	}
+}
+
+// Without Redis there is no spool, given or not: the in-process broker does
+// not go away, and a spool would take a directory's lock for nothing.
+func TestConfigNoSpoolWithoutRedis(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		args []string
+		env  map[string]string
+	}{
+		{"default", nil, nil},
+		{"no home either", nil, map[string]string{"HOME": ""}},
+		{"given", []string{"-spool-dir", "/srv/spool"}, nil},
+		{"given in the environment", nil, map[string]string{"HUB_SPOOL_DIR": "/var/spool/imhub"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := parseConfig(append([]string{"-apps", "1", "-jwt-secret", testSecret}, tc.args...), env(tc.env), &bytes.Buffer{})
+			require.NoError(t, err)
+			assert.Empty(t, c.SpoolDir)
 		})
 	}
 }
