@@ -70,6 +70,8 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	addr := clientaddr.FromRequest(r)
 	if !h.perAddr.acquire(addr) {
 		h.conns.Add(-1)
+		// Logged before the client hears of it, rate-limited per address.
+		h.refusals.refused(addrKey(addr))
 		h.refuse(tr, CloseTooManyConns, "too many connections from this address")
 		return
 	}

@@ -27,6 +27,11 @@ type Config struct {
 	// address is the one internal/clientaddr found for the request, else
 	// its peer's.
 	MaxConnsPerIP int
+	// ProxiesTrusted tells that client addresses may come from trusted
+	// load balancers' X-Forwarded-For. Without it, a private address
+	// refused for MaxConnsPerIP is logged with a hint that it may be a
+	// load balancer's.
+	ProxiesTrusted bool
 	// MaxSubs is the most channels one session may subscribe to [256].
 	MaxSubs int
 	// MaxFrame is the largest client frame; larger closes with 1009 [64KiB].
@@ -182,6 +187,7 @@ type Hub struct {
 
 	conns    atomic.Int64
 	perAddr  addrLimit
+	refusals *refusalLog // of perAddr
 	draining atomic.Bool
 	repairs  repairQueue
 	replays  replayFrames
@@ -229,6 +235,7 @@ func New(cfg Config, b broker.Broker, v *auth.Verifier) *Hub {
 		sessions:  make(map[*Session]struct{}),
 		users:     make(map[userKey][]*Session),
 		perAddr:   addrLimit{max: cfg.MaxConnsPerIP},
+		refusals:  newRefusalLog(cfg.Logger, cfg.MaxConnsPerIP, cfg.ProxiesTrusted),
 		unchecked: make(map[*Session]*auth.Identity),
 	}
 	for i := range h.shards {

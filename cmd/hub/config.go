@@ -156,7 +156,7 @@ func parseConfig(args []string, env func(string) string, out io.Writer) (Config,
 	fs.StringVar(&c.TLSKey, "tls-key", "", "PEM private key `file` of -tls-cert")
 	fs.Var((*prefixes)(&c.CallbackAllow), "callback-allow", "`CIDRs` the IM's callbacks may come from, comma-separated (403 otherwise); empty = any")
 	fs.Var((*prefixes)(&c.TrustedProxies), "trusted-proxies", "`CIDRs` of load balancers whose X-Forwarded-For is believed, comma-separated")
-	fs.IntVar(&c.MaxConnsPerIP, "max-conns-per-ip", c.MaxConnsPerIP, "WebSocket connections per client address, an IPv6 /64 counting as one (4009 beyond)")
+	fs.IntVar(&c.MaxConnsPerIP, "max-conns-per-ip", c.MaxConnsPerIP, "WebSocket connections per client address, an IPv6 /64 counting as one (4009 beyond); behind a load balancer set -trusted-proxies, or every client counts as the balancer's address")
 	waitFlags(fs, &c.RedisWait)
 	forwardFlags(fs, &c.Forward)
 	apiFlags(fs, &c.API)

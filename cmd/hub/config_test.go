@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"flag"
+	"strings"
 	"testing"
 	"time"
 
@@ -227,6 +228,12 @@ func TestConfigHelp(t *testing.T) {
 	_, err := parseConfig([]string{"-h"}, env(nil), &out)
 	assert.True(t, errors.Is(err, flag.ErrHelp))
 	assert.Contains(t, out.String(), "$HUB_REDIS")
+	// Behind a load balancer the per-address limit needs the balancer
+	// trusted: its help says so where the limit is described.
+	_, perIP, ok := strings.Cut(out.String(), "-max-conns-per-ip")
+	require.True(t, ok)
+	perIP, _, _ = strings.Cut(perIP, "\n  -")
+	assert.Contains(t, perIP, "-trusted-proxies")
 }
 
 func TestSize(t *testing.T) {

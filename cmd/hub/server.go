@@ -173,6 +173,7 @@ func wire(cfg Config, log *slog.Logger) (_ *parts, err error) {
 func (p *parts) hubConfig() hub.Config {
 	hc := p.cfg.Config
 	hc.AllowedOrigins = allowedOrigins(p.cfg)
+	hc.ProxiesTrusted = len(p.cfg.TrustedProxies) > 0
 	hc.Presence, hc.Revocations = p.sapi.presence, p.sapi.revocations
 	hc.UserSigs, hc.Membership = p.im.userSigs, p.im.membership()
 	// The other choice, "open", is checked by validateAPI.
