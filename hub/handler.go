@@ -125,6 +125,7 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			h.removeUserLocked(s, userKey{s.app, s.user})
 			h.forgetUncheckedLocked(s)
 			h.sessMu.Unlock()
+			h.sessionLeft()
 			h.cfg.Presence.Disconnect(s.app, s.user)
 			h.m.connections.Dec()
 			release()
@@ -141,6 +142,7 @@ func (h *Hub) unadmit(s *Session, release func()) {
 	delete(h.sessions, s)
 	h.removeUserLocked(s, userKey{s.app, s.user})
 	h.sessMu.Unlock()
+	h.sessionLeft()
 	s.stopTimers()
 	release()
 }
