@@ -1,8 +1,6 @@
 package callback
 
 import (
-	"slices"
-
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -57,15 +55,6 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	}
 	reg.MustRegister(m.callbacks, m.invalidUTF8, m.publish, m.dedupe)
 	return m
-}
-
-// commandLabel keeps the label's values to a known set: the command comes
-// from the request and must not create series at a caller's will.
-func commandLabel(cmd string) string {
-	if slices.Contains(Commands, cmd) {
-		return cmd
-	}
-	return "other"
 }
 
 func (m *Metrics) count(cmd, result string) {

@@ -70,6 +70,8 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	addr := clientaddr.FromRequest(r)
 	if !h.perAddr.acquire(addr) {
 		h.conns.Add(-1)
+		// Logged before the client hears of it, rate-limited per address.
+		h.refusals.refused(addrKey(addr))
 		h.refuse(tr, CloseTooManyConns, "too many connections from this address")
 		return
 	}
@@ -123,6 +125,7 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			h.removeUserLocked(s, userKey{s.app, s.user})
 			h.forgetUncheckedLocked(s)
 			h.sessMu.Unlock()
+			h.sessionLeft()
 			h.cfg.Presence.Disconnect(s.app, s.user)
 			h.m.connections.Dec()
 			release()
@@ -139,6 +142,7 @@ func (h *Hub) unadmit(s *Session, release func()) {
 	delete(h.sessions, s)
 	h.removeUserLocked(s, userKey{s.app, s.user})
 	h.sessMu.Unlock()
+	h.sessionLeft()
 	s.stopTimers()
 	release()
 }

@@ -27,6 +27,11 @@ type Config struct {
 	// address is the one internal/clientaddr found for the request, else
 	// its peer's.
 	MaxConnsPerIP int
+	// ProxiesTrusted tells that client addresses may come from trusted
+	// load balancers' X-Forwarded-For. Without it, a private address
+	// refused for MaxConnsPerIP is logged with a hint that it may be a
+	// load balancer's.
+	ProxiesTrusted bool
 	// MaxSubs is the most channels one session may subscribe to [256].
 	MaxSubs int
 	// MaxFrame is the largest client frame; larger closes with 1009 [64KiB].
@@ -195,6 +200,7 @@ type Hub struct {
 
 	conns    atomic.Int64
 	perAddr  addrLimit
+	refusals *refusalLog // of perAddr
 	draining atomic.Bool
 	repairs  repairQueue
 	replays  replayFrames
@@ -203,6 +209,9 @@ type Hub struct {
 	sessions map[*Session]struct{}
 	users    map[userKey][]*Session // the sessions by user, for Disconnect
 	wg       sync.WaitGroup         // one per session
+	// left is signalled each time a session leaves sessions, for a drain
+	// to see that none remain without waiting out its steps.
+	left chan struct{}
 
 	// unchecked are the sessions let in with a token Revocations could
 	// not check, and that token, until they answer about it (sessMu).
@@ -241,7 +250,9 @@ func New(cfg Config, b broker.Broker, v *auth.Verifier) *Hub {
 		seed:      maphash.MakeSeed(),
 		sessions:  make(map[*Session]struct{}),
 		users:     make(map[userKey][]*Session),
+		left:      make(chan struct{}, 1),
 		perAddr:   addrLimit{max: cfg.MaxConnsPerIP},
+		refusals:  newRefusalLog(cfg.Logger, cfg.MaxConnsPerIP, cfg.ProxiesTrusted),
 		unchecked: make(map[*Session]*auth.Identity),
 	}
 	for i := range h.shards {
@@ -405,7 +416,9 @@ func (h *Hub) unsubscribeBroker(k chanKey) {
 // Drain closes every session with 1012, spread evenly over period so that
 // clients do not all reconnect to the other nodes at once, and waits for
 // them to end or ctx to be done. New connections are refused from the
-// start.
+// start. A session that ends by itself meanwhile gives up its turn, and
+// the drain returns as soon as the last one has ended, however much of
+// period is left.
 func (h *Hub) Drain(ctx context.Context, period time.Duration) {
 	h.draining.Store(true)
 	h.sessMu.Lock()
@@ -425,9 +438,8 @@ func (h *Hub) Drain(ctx context.Context, period time.Duration) {
 	for _, s := range list {
 		if ctx.Err() == nil { // past the deadline the rest go at once
 			t.Reset(step)
-			select {
-			case <-t.C:
-			case <-ctx.Done():
+			if !h.awaitTurn(ctx, s, t.C) {
+				continue // it ended by itself
 			}
 		}
 		s.close(CloseShuttingDown, "node shutting down, reconnect")
@@ -440,6 +452,38 @@ func (h *Hub) Drain(ctx context.Context, period time.Duration) {
 		h.log.Warn("drain deadline passed with sessions still closing")
 	}
 	h.stopRepairs()
+}
+
+// awaitTurn waits for s's turn to be closed in a drain: the step (turn)
+// or ctx. It reports false, at once, if s has already ended, as it does
+// when s ends while it waits.
+func (h *Hub) awaitTurn(ctx context.Context, s *Session, turn <-chan time.Time) bool {
+	for h.holds(s) {
+		select {
+		case <-turn:
+			return true
+		case <-ctx.Done():
+			return true
+		case <-h.left:
+		}
+	}
+	return false
+}
+
+// holds reports whether s is still one of the node's sessions.
+func (h *Hub) holds(s *Session) bool {
+	h.sessMu.Lock()
+	defer h.sessMu.Unlock()
+	_, ok := h.sessions[s]
+	return ok
+}
+
+// sessionLeft tells a drain that a session has left the index.
+func (h *Hub) sessionLeft() {
+	select {
+	case h.left <- struct{}{}:
+	default: // one signal pending is enough: the drain looks again
+	}
 }
 
 // Sessions returns how many sessions the node holds.

@@ -135,7 +135,7 @@ func parseConfig(args []string, env func(string) string, out io.Writer) (Config,
 	fs.IntVar(&c.HistorySize, "history-size", c.HistorySize, "events kept per channel for since replay; 0 keeps none")
 	fs.DurationVar(&c.HistoryTTL, "history-ttl", c.HistoryTTL, "how long a channel's history is kept")
 	fs.DurationVar(&c.HistoryHold, "history-hold", c.HistoryHold, "a busy channel keeps events beyond -history-size until this old (up to 10 times -history-size), so a node or client away for less loses none; 0 keeps -history-size alone")
-	fs.StringVar(&c.SpoolDir, "spool-dir", "", "local spool `directory` for callbacks while Redis is down, created 0700 if missing; off = no spool (503 instead) (default $XDG_STATE_HOME/imhub/spool, else ~/.local/state/imhub/spool)")
+	fs.StringVar(&c.SpoolDir, "spool-dir", "", "local spool `directory` for callbacks while Redis is down, created 0700 if missing, one hub's alone; off = no spool (503 instead); without -redis there is none, as nothing goes down (default $XDG_STATE_HOME/imhub/spool, else ~/.local/state/imhub/spool)")
 	fs.Var((*size)(&c.SpoolMaxBytes), "spool-max-bytes", "largest spool `size`")
 	fs.IntVar(&c.MaxConns, "max-conns", c.MaxConns, "WebSocket connections per node (4009 beyond)")
 	fs.IntVar(&c.MaxSubs, "max-subs", c.MaxSubs, "subscriptions per connection")
@@ -158,7 +158,7 @@ func parseConfig(args []string, env func(string) string, out io.Writer) (Config,
 	fs.StringVar(&c.TLSKey, "tls-key", "", "PEM private key `file` of -tls-cert")
 	fs.Var((*prefixes)(&c.CallbackAllow), "callback-allow", "`CIDRs` the IM's callbacks may come from, comma-separated (403 otherwise); empty = any")
 	fs.Var((*prefixes)(&c.TrustedProxies), "trusted-proxies", "`CIDRs` of load balancers whose X-Forwarded-For is believed, comma-separated")
-	fs.IntVar(&c.MaxConnsPerIP, "max-conns-per-ip", c.MaxConnsPerIP, "WebSocket connections per client address, an IPv6 /64 counting as one (4009 beyond)")
+	fs.IntVar(&c.MaxConnsPerIP, "max-conns-per-ip", c.MaxConnsPerIP, "WebSocket connections per client address, an IPv6 /64 counting as one (4009 beyond); behind a load balancer set -trusted-proxies, or every client counts as the balancer's address")
 	waitFlags(fs, &c.RedisWait)
 	forwardFlags(fs, &c.Forward)
 	apiFlags(fs, &c.API)
@@ -199,7 +199,7 @@ func parseConfig(args []string, env func(string) string, out io.Writer) (Config,
 	if c.Apps, err = parseApps(apps); err != nil {
 		return c, err
 	}
-	if c.SpoolDir, err = resolveSpoolDir(c.SpoolDir, env); err != nil {
+	if c.SpoolDir, err = resolveSpoolDir(c.SpoolDir, c.Redis, env); err != nil {
 		return c, err
 	}
 	return c, c.validate()
@@ -245,15 +245,17 @@ func isBoolFlag(fs *flag.FlagSet, name string) bool {
 }
 
 // resolveSpoolDir turns the -spool-dir value into the directory to use, ""
-// for none. The spool is on unless turned off, so that a hub that answered
-// a callback OK does not lose it when the broker is down: the IM does not
-// retry an after-event callback, whatever the hub answers.
-func resolveSpoolDir(v string, env func(string) string) (string, error) {
-	switch v {
-	case "off":
+// for none. With Redis the spool is on unless turned off, so that a hub
+// that answered a callback OK does not lose it when the broker is down:
+// the IM does not retry an after-event callback, whatever the hub answers.
+// Without Redis there is none: the in-process broker does not go away, so
+// a spool would only take its directory's lock, and two such hubs on one
+// machine (make run beside a test) would refuse each other.
+func resolveSpoolDir(v, redisURL string, env func(string) string) (string, error) {
+	switch {
+	case redisURL == "" || v == "off":
 		return "", nil
-	case "":
-	default:
+	case v != "":
 		return v, nil
 	}
 	// The XDG base directory rule: a relative path is invalid and ignored.

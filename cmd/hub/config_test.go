@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"flag"
+	"strings"
 	"testing"
 	"time"
 
@@ -30,11 +31,11 @@ func env(m map[string]string) func(string) string {
 	}
 }
 
-// The spool is on unless turned off; its default directory is the user's
-// state directory, and with no home to put it in the hub refuses to start
-// with a line naming the flag rather than running without it.
+// With Redis the spool is on unless turned off; its default directory is
+// the user's state directory, and with no home to put it in the hub refuses
+// to start with a line naming the flag rather than running without it.
 func TestConfigSpoolDir(t *testing.T) {
-	ok := []string{"-apps", "1", "-jwt-secret", testSecret}
+	ok := []string{"-apps", "1", "-jwt-secret", testSecret, "-redis", "redis://127.0.0.1:6379/0"}
 	for _, tc := range []struct {
 		name string
 		args []string
@@ -62,6 +63,27 @@ func TestConfigSpoolDir(t *testing.T) {
 			}
 			require.NoError(t, err)
 			assert.Equal(t, tc.want, c.SpoolDir)
+		})
+	}
+}
+
+// Without Redis there is no spool, given or not: the in-process broker does
+// not go away, and a spool would take a directory's lock for nothing.
+func TestConfigNoSpoolWithoutRedis(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		args []string
+		env  map[string]string
+	}{
+		{"default", nil, nil},
+		{"no home either", nil, map[string]string{"HOME": ""}},
+		{"given", []string{"-spool-dir", "/srv/spool"}, nil},
+		{"given in the environment", nil, map[string]string{"HUB_SPOOL_DIR": "/var/spool/imhub"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := parseConfig(append([]string{"-apps", "1", "-jwt-secret", testSecret}, tc.args...), env(tc.env), &bytes.Buffer{})
+			require.NoError(t, err)
+			assert.Empty(t, c.SpoolDir)
 		})
 	}
 }
@@ -214,6 +236,12 @@ func TestConfigHelp(t *testing.T) {
 	_, err := parseConfig([]string{"-h"}, env(nil), &out)
 	assert.True(t, errors.Is(err, flag.ErrHelp))
 	assert.Contains(t, out.String(), "$HUB_REDIS")
+	// Behind a load balancer the per-address limit needs the balancer
+	// trusted: its help says so where the limit is described.
+	_, perIP, ok := strings.Cut(out.String(), "-max-conns-per-ip")
+	require.True(t, ok)
+	perIP, _, _ = strings.Cut(perIP, "\n  -")
+	assert.Contains(t, perIP, "-trusted-proxies")
 }
 
 func TestSize(t *testing.T) {

@@ -248,6 +248,26 @@ func TestBinaryMaxConnsPerIP(t *testing.T) {
 	require.Equal(t, "connected", dial("198.51.100.1").Read().Op)
 	dial("198.51.100.1").ExpectClose(hub.CloseTooManyConns)
 	require.Equal(t, "connected", dial("198.51.100.2").Read().Op, "another address is let in")
+	// The refusal is logged, with the address and the count, and no hint:
+	// the proxy is trusted. A second within the minute is not: the line
+	// is written before the client is closed.
+	refusedLines := func(q *hubtest.Process) []map[string]any {
+		var out []map[string]any
+		for _, l := range q.LogLines() {
+			if strings.HasPrefix(fmt.Sprint(l["msg"]), "connections refused: too many from this address") {
+				out = append(out, l)
+			}
+		}
+		return out
+	}
+	lines := refusedLines(p)
+	require.Len(t, lines, 1, "%s", p.Stderr())
+	assert.Equal(t, "198.51.100.1", lines[0]["addr"])
+	assert.EqualValues(t, 1, lines[0]["refused"])
+	assert.EqualValues(t, 2, lines[0]["limit"])
+	assert.NotContains(t, lines[0], "hint")
+	dial("198.51.100.1").ExpectClose(hub.CloseTooManyConns)
+	assert.Len(t, refusedLines(p), 1, "once a minute per address")
 
 	// A slot given back is free again.
 	require.NoError(t, first.C.Close(websocket.StatusNormalClosure, ""))
@@ -272,6 +292,12 @@ func TestBinaryMaxConnsPerIP(t *testing.T) {
 	c, err = wstest.TryDial(t, wsURL(q), mint(t, "100", "u", false), from("198.51.100.2"))
 	require.NoError(t, err)
 	c.ExpectClose(hub.CloseTooManyConns)
+	// That looks like a proxy in front of a hub that trusts none: the
+	// line says which flag to set.
+	lines = refusedLines(q)
+	require.Len(t, lines, 1, "%s", q.Stderr())
+	assert.Equal(t, "127.0.0.1", lines[0]["addr"])
+	assert.Contains(t, lines[0]["hint"], "-trusted-proxies")
 }
 
 // A client that asks for answers and reads none (here, requests pipelined

@@ -184,6 +184,7 @@ func wire(cfg Config, log *slog.Logger) (_ *parts, err error) {
 func (p *parts) hubConfig() hub.Config {
 	hc := p.cfg.Config
 	hc.AllowedOrigins = allowedOrigins(p.cfg)
+	hc.ProxiesTrusted = len(p.cfg.TrustedProxies) > 0
 	hc.Presence, hc.Revocations = p.sapi.presence, p.sapi.revocations
 	hc.UserSigs, hc.Membership = p.im.userSigs, p.im.membership()
 	// The other choice, "open", is checked by validateAPI.
@@ -317,7 +318,7 @@ func (p *parts) serve(ctx context.Context, stdout io.Writer) error {
 	})
 
 	<-ctx.Done()
-	shutdownErr := p.shutdown()
+	shutdownErr := p.shutdown(p.drainPeriod(ctx))
 	stopParts()
 	if err := g.Wait(); err != nil {
 		return err
@@ -370,19 +371,30 @@ func serveHTTP(srv *http.Server, ln net.Listener, what string, stop func()) func
 	}
 }
 
+// drainPeriod is how long shutdown spreads the closing of sessions over
+// once ctx, serve's, is done: -drain, so that a replica's clients do not
+// all reconnect elsewhere at once; but nothing for Ctrl-C in -dev mode,
+// where the one at the keyboard wants the demo stopped now.
+func (p *parts) drainPeriod(ctx context.Context) time.Duration {
+	if p.cfg.Dev && interrupted(ctx) {
+		return 0
+	}
+	return p.cfg.Drain
+}
+
 // shutdown drains the node. Readiness fails at once and new WebSockets
 // are turned away with 1012 while sessions are closed, with 1012, over
-// the drain period; callbacks are still served meanwhile, so a load
+// drain; callbacks are still served meanwhile, so a load
 // balancer that has not yet noticed loses none. Then the listener closes
 // and in-flight requests finish, within 5s more; the pprof server closes
 // at once. It returns the HTTP server's error. The parts behind the
 // server, which its last requests still use, are serve's to stop after.
-func (p *parts) shutdown() error {
+func (p *parts) shutdown(drain time.Duration) error {
 	p.draining.Store(true)
-	p.log.Info("shutting down", "drain", p.cfg.Drain, "sessions", p.node.Sessions())
-	ctx, cancel := context.WithTimeout(context.Background(), p.cfg.Drain+5*time.Second)
+	p.log.Info("shutting down", "drain", drain, "sessions", p.node.Sessions())
+	ctx, cancel := context.WithTimeout(context.Background(), drain+5*time.Second)
 	defer cancel()
-	p.node.Drain(ctx, p.cfg.Drain)
+	p.node.Drain(ctx, drain)
 	err := p.http.Shutdown(ctx)
 	if p.debug != nil {
 		_ = p.debug.Close()

@@ -71,7 +71,8 @@ func TestBinarySpoolDefaultRefused(t *testing.T) {
 		{"home not writable", []string{"HOME=" + notDir, "XDG_STATE_HOME="}, 1, "-spool-dir " + notDir + "/.local/state/imhub/spool"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			p := hubtest.Launch(t, []string{"-dev", "-addr", "127.0.0.1:0"}, tc.env...)
+			// A Redis nobody listens on: the hub refuses before it dials.
+			p := hubtest.Launch(t, []string{"-dev", "-addr", "127.0.0.1:0", "-redis", "redis://127.0.0.1:1/0"}, tc.env...)
 			assert.Equal(t, tc.code, p.Wait(30*time.Second))
 			assert.Contains(t, p.Stderr(), tc.want)
 			assert.Contains(t, p.Stderr(), "or off to run without a spool")
@@ -79,14 +80,37 @@ func TestBinarySpoolDefaultRefused(t *testing.T) {
 	}
 }
 
-// Two hubs on one spool directory (two make run hubs on the default one)
-// would publish each other's records: the second refuses to start.
+// Two Redis hubs on one spool directory (two replicas given the same
+// volume) would publish each other's records: the second refuses to start.
 func TestBinarySpoolDirectoryIsOneHubs(t *testing.T) {
 	dir := t.TempDir()
-	hubtest.Start(t, []string{"-dev", "-spool-dir", dir})
-	second := hubtest.Launch(t, []string{"-dev", "-spool-dir", dir})
+	redisURL := redistest.Start(t).URL()
+	hubtest.Start(t, []string{"-dev", "-redis", redisURL, "-spool-dir", dir})
+	second := hubtest.Launch(t, []string{"-dev", "-redis", redisURL, "-spool-dir", dir})
 	assert.Equal(t, 1, second.Wait(30*time.Second))
 	assert.Contains(t, second.Stderr(), "is in use by another process (each hub needs a -spool-dir of its own)")
+}
+
+// Hubs without -redis keep no spool, so they take no directory's lock:
+// two of them with one home (make run beside a test hub, or two demos)
+// run side by side, and each takes callbacks.
+func TestBinaryNoSpoolWithoutRedis(t *testing.T) {
+	home := t.TempDir()
+	env := []string{"HOME=" + home, "XDG_STATE_HOME="}
+	first := hubtest.Start(t, []string{"-dev"}, env...)
+	second := hubtest.Start(t, []string{"-dev"}, env...)
+	for _, p := range []*hubtest.Process{first, second} {
+		p.WaitReady(200)
+		code, body := postBody(t, p, DemoApp, "Group.CallbackAfterSendMsg", groupMsg("G", 1))
+		assert.Equal(t, 200, code)
+		assert.Equal(t, okBody, body)
+		_, metrics := p.Get("/metrics")
+		assert.NotContains(t, metrics, "imhub_spool_events", "no spool without Redis")
+	}
+	assert.False(t, first.Exited())
+	assert.False(t, second.Exited())
+	_, err := os.Stat(filepath.Join(home, ".local", "state", "imhub"))
+	assert.True(t, os.IsNotExist(err), "no spool directory is made: %v", err)
 }
 
 // postBody posts one callback to p and returns the status and body.
