@@ -17,10 +17,12 @@ import (
 	"github.com/imhub/imhub/hub"
 	"github.com/imhub/imhub/hub/imapi"
 	"github.com/imhub/imhub/internal/hubtest"
+	"github.com/imhub/imhub/internal/redistest"
 )
 
 // Exported returns the names of the metrics a hub exports. They come from
-// two places: the /metrics of the built hub, started with a spool and
+// two places: the /metrics of the built hub, started on a Redis of its
+// own (a hub without one keeps no spool) with a spool and
 // forwarding and an IM key (the Go and process collectors, imhub_broker_up,
 // imhub_ready, the spool's and the forward queue's gauges, the
 // membership's counters), and the registrations of the hub, callback and
@@ -29,8 +31,9 @@ import (
 func Exported(t testing.TB) map[string]bool {
 	t.Helper()
 	names := map[string]bool{}
+	srv := redistest.Start(t)
 	p := hubtest.Start(t, []string{"-apps", "1400000000", "-jwt-secret", "metricnames-secret-metricnames-secret",
-		"-spool-dir", t.TempDir(), "-forward", "1400000000=http://127.0.0.1:9/",
+		"-redis", srv.URL(), "-spool-dir", t.TempDir(), "-forward", "1400000000=http://127.0.0.1:9/",
 		"-im-keys", "1400000000:metricnames-im-key", "-im-api-url", "http://127.0.0.1:9"})
 	resp, err := http.Get(p.URL("/metrics"))
 	if err != nil {
