@@ -111,6 +111,8 @@ func TestRedisClusterWaitsForItsShardsReplica(t *testing.T) {
 	}
 	require.NotEmpty(t, other)
 	stalled.WaitReplicaOnlineFor(b.StreamKeyForTest("1", "group:S") + ":test")
+	// The other shard's replica too: one still syncing confirms nothing.
+	cl.Owner(b.StreamKeyForTest("1", other)).WaitReplicaOnlineFor(b.StreamKeyForTest("1", other) + ":test")
 
 	_, err := b.Publish(ctx, pub("c1", "group:S", other))
 	require.NoError(t, err)
