@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -162,16 +161,14 @@ func TestRollingRestartOnRedisCluster(t *testing.T) {
 // returns the sequence numbers acknowledged per group.
 func rollingRestart(t *testing.T, s *stack) (acked [][]int64) {
 	const clients, groups = 240, 8
-	type got struct {
-		mu   sync.Mutex
-		seqs []int64
-	}
-	received := make([]*got, clients)
+	start := time.Now()
+	received := make([]*clientTrace, clients)
 	ctx, cancel := context.WithCancel(context.Background())
 	var running sync.WaitGroup
 	defer func() { cancel(); running.Wait() }()
 	for i := range clients {
-		received[i] = &got{}
+		r := newClientTrace(start)
+		received[i] = r
 		c := auth.Claims{Groups: []string{"*"}}
 		c.Subject = fmt.Sprint("u", i)
 		// The local cluster's hubs run -dev, whose demo API key makes iat
@@ -184,18 +181,17 @@ func rollingRestart(t *testing.T, s *stack) (acked [][]int64) {
 			URLs:       []string{"ws://" + s.lb + "/ws"},
 			Token:      func(context.Context) (string, error) { return tok, nil },
 			Channels:   []string{fmt.Sprint("group:G", i%groups)},
+			OnReset:    func(channel, offset string) { r.note("reset channel=" + channel + " offset=" + offset) },
+			OnError:    func(code, msg, channel string) { r.note("error code=" + code + " channel=" + channel + " " + msg) },
 			MinBackoff: 50 * time.Millisecond,
 			MaxBackoff: time.Second,
-			Logger:     slog.New(slog.DiscardHandler),
+			Logger:     r.logger(),
 		})
-		r := received[i]
 		running.Go(func() {
 			_ = cl.Run(ctx, func(e client.Event) {
 				var ev callback.Event
 				if json.Unmarshal(e.Data, &ev) == nil && len(ev.Messages) > 0 {
-					r.mu.Lock()
-					r.seqs = append(r.seqs, ev.Messages[0].Seq)
-					r.mu.Unlock()
+					r.event(ev.Messages[0].Seq, e.Offset, cl.Node())
 				}
 			})
 		})
@@ -214,6 +210,12 @@ func rollingRestart(t *testing.T, s *stack) (acked [][]int64) {
 	acked = make([][]int64, groups)
 	stopPub := make(chan struct{})
 	var pub sync.WaitGroup
+	var timeline []string // when each callback was posted and each restart ran
+	mark := func(format string, args ...any) {
+		mu.Lock()
+		defer mu.Unlock()
+		timeline = append(timeline, fmt.Sprintf("%8.3fs ", time.Since(start).Seconds())+fmt.Sprintf(format, args...))
+	}
 	pub.Go(func() {
 		for seq := int64(1); ; seq++ {
 			select {
@@ -222,7 +224,9 @@ func rollingRestart(t *testing.T, s *stack) (acked [][]int64) {
 			case <-time.After(20 * time.Millisecond):
 			}
 			g := seq % groups
-			if postGroupMessage(s.lb, "", fmt.Sprintf("G%d", g), seq) {
+			ok := postGroupMessage(s.lb, "", fmt.Sprintf("G%d", g), seq)
+			mark("callback seq=%d group=G%d acknowledged=%v", seq, g, ok)
+			if ok {
 				mu.Lock()
 				acked[g] = append(acked[g], seq)
 				mu.Unlock()
@@ -231,26 +235,29 @@ func rollingRestart(t *testing.T, s *stack) (acked [][]int64) {
 	})
 	time.Sleep(time.Second)
 	for n := 1; n <= 3; n++ {
+		mark("restart hub%d begins", n)
 		s.run("restart", strconv.Itoa(n))
+		mark("restart hub%d ends", n)
 		time.Sleep(time.Second)
 	}
 	close(stopPub)
 	pub.Wait()
 
-	for i, r := range received {
-		g := i % groups
-		mu.Lock()
-		want := acked[g]
-		mu.Unlock()
-		count := func() int { r.mu.Lock(); defer r.mu.Unlock(); return len(r.seqs) }
-		require.Eventually(t, func() bool { return count() >= len(want) }, 30*time.Second, 50*time.Millisecond,
-			"client %d did not get all %d events", i, len(want))
+	complete := func() bool {
+		for i, r := range received {
+			if r.count() < len(acked[i%groups]) {
+				return false
+			}
+		}
+		return true
+	}
+	if !assert.Eventually(t, complete, 30*time.Second, 50*time.Millisecond, "every client got as many events as were acknowledged") {
+		explainMissing(t, acked, received, timeline)
+		t.FailNow()
 	}
 	time.Sleep(200 * time.Millisecond)
 	for i, r := range received {
-		r.mu.Lock()
-		assert.Equal(t, acked[i%groups], r.seqs, "client %d: every event of its group once, in order", i)
-		r.mu.Unlock()
+		assert.Equal(t, acked[i%groups], r.received(), "client %d: every event of its group once, in order", i)
 	}
 	// Each replica drained sent its clients to the others; leastconn sent
 	// the clients of the next one drained to the replica restarted before
