@@ -163,6 +163,7 @@ func rollingRestart(t *testing.T, s *stack) (acked [][]int64) {
 	const clients, groups = 240, 8
 	start := time.Now()
 	received := make([]*clientTrace, clients)
+	subscribers := make([]*client.Client, clients)
 	ctx, cancel := context.WithCancel(context.Background())
 	var running sync.WaitGroup
 	defer func() { cancel(); running.Wait() }()
@@ -187,6 +188,7 @@ func rollingRestart(t *testing.T, s *stack) (acked [][]int64) {
 			MaxBackoff: time.Second,
 			Logger:     r.logger(),
 		})
+		subscribers[i] = cl
 		running.Go(func() {
 			_ = cl.Run(ctx, func(e client.Event) {
 				var ev callback.Event
@@ -203,6 +205,19 @@ func rollingRestart(t *testing.T, s *stack) (acked [][]int64) {
 		}
 		return total == clients
 	}, 30*time.Second, 100*time.Millisecond, "all clients connected through the load balancer")
+	// A connection counts before its client has subscribed to its group,
+	// and a subscribe without since starts at the channel's latest event:
+	// a callback posted before the answer is not the client's to get. So
+	// the callbacks begin once every client has been answered (the client
+	// then has an offset of its group).
+	require.Eventually(t, func() bool {
+		for i, cl := range subscribers {
+			if _, ok := cl.Offsets()[fmt.Sprint("group:G", i%groups)]; !ok {
+				return false
+			}
+		}
+		return true
+	}, 30*time.Second, 50*time.Millisecond, "every client subscribed to its group")
 
 	// Callbacks through the load balancer, at a steady pace, until the
 	// restarts are over.
@@ -224,8 +239,9 @@ func rollingRestart(t *testing.T, s *stack) (acked [][]int64) {
 			case <-time.After(20 * time.Millisecond):
 			}
 			g := seq % groups
+			posted := time.Since(start)
 			ok := postGroupMessage(s.lb, "", fmt.Sprintf("G%d", g), seq)
-			mark("callback seq=%d group=G%d acknowledged=%v", seq, g, ok)
+			mark("callback seq=%d group=G%d posted at %.3fs, acknowledged=%v", seq, g, posted.Seconds(), ok)
 			if ok {
 				mu.Lock()
 				acked[g] = append(acked[g], seq)
@@ -234,6 +250,15 @@ func rollingRestart(t *testing.T, s *stack) (acked [][]int64) {
 		}
 	})
 	time.Sleep(time.Second)
+	lastSubscribed := time.Duration(0)
+	for i, r := range received {
+		at, ok := r.first(fmt.Sprintf("subscribed channel=group:G%d ", i%groups))
+		if !ok {
+			at = time.Since(start)
+		}
+		lastSubscribed = max(lastSubscribed, at)
+	}
+	mark("the last client was subscribed to its group at %.3fs", lastSubscribed.Seconds())
 	for n := 1; n <= 3; n++ {
 		mark("restart hub%d begins", n)
 		s.run("restart", strconv.Itoa(n))
@@ -242,6 +267,11 @@ func rollingRestart(t *testing.T, s *stack) (acked [][]int64) {
 	}
 	close(stopPub)
 	pub.Wait()
+	for _, l := range timeline {
+		if strings.Contains(l, "callback seq=1 ") || strings.Contains(l, "the last client was subscribed") {
+			t.Log(l)
+		}
+	}
 
 	complete := func() bool {
 		for i, r := range received {

@@ -52,6 +52,19 @@ func (r *clientTrace) note(text string) {
 	r.notes = append(r.notes, traceNote{at: time.Since(r.start), text: text})
 }
 
+// first returns when the trace first noted a line that begins with
+// prefix.
+func (r *clientTrace) first(prefix string) (time.Duration, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, n := range r.notes {
+		if strings.HasPrefix(n.text, prefix) {
+			return n.at, true
+		}
+	}
+	return 0, false
+}
+
 func (r *clientTrace) count() int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
