@@ -7,13 +7,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"os"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -162,16 +162,15 @@ func TestRollingRestartOnRedisCluster(t *testing.T) {
 // returns the sequence numbers acknowledged per group.
 func rollingRestart(t *testing.T, s *stack) (acked [][]int64) {
 	const clients, groups = 240, 8
-	type got struct {
-		mu   sync.Mutex
-		seqs []int64
-	}
-	received := make([]*got, clients)
+	start := time.Now()
+	received := make([]*clientTrace, clients)
+	subscribers := make([]*client.Client, clients)
 	ctx, cancel := context.WithCancel(context.Background())
 	var running sync.WaitGroup
 	defer func() { cancel(); running.Wait() }()
 	for i := range clients {
-		received[i] = &got{}
+		r := newClientTrace(start)
+		received[i] = r
 		c := auth.Claims{Groups: []string{"*"}}
 		c.Subject = fmt.Sprint("u", i)
 		// The local cluster's hubs run -dev, whose demo API key makes iat
@@ -184,18 +183,18 @@ func rollingRestart(t *testing.T, s *stack) (acked [][]int64) {
 			URLs:       []string{"ws://" + s.lb + "/ws"},
 			Token:      func(context.Context) (string, error) { return tok, nil },
 			Channels:   []string{fmt.Sprint("group:G", i%groups)},
+			OnReset:    func(channel, offset string) { r.note("reset channel=" + channel + " offset=" + offset) },
+			OnError:    func(code, msg, channel string) { r.note("error code=" + code + " channel=" + channel + " " + msg) },
 			MinBackoff: 50 * time.Millisecond,
 			MaxBackoff: time.Second,
-			Logger:     slog.New(slog.DiscardHandler),
+			Logger:     r.logger(),
 		})
-		r := received[i]
+		subscribers[i] = cl
 		running.Go(func() {
 			_ = cl.Run(ctx, func(e client.Event) {
 				var ev callback.Event
 				if json.Unmarshal(e.Data, &ev) == nil && len(ev.Messages) > 0 {
-					r.mu.Lock()
-					r.seqs = append(r.seqs, ev.Messages[0].Seq)
-					r.mu.Unlock()
+					r.event(ev.Messages[0].Seq, e.Offset, cl.Node())
 				}
 			})
 		})
@@ -207,13 +206,42 @@ func rollingRestart(t *testing.T, s *stack) (acked [][]int64) {
 		}
 		return total == clients
 	}, 30*time.Second, 100*time.Millisecond, "all clients connected through the load balancer")
+	connected := time.Since(start)
+	// A connection counts before its client has subscribed to its group,
+	// and a subscribe without since starts at the channel's latest event:
+	// a callback posted before the answer is not the client's to get. So
+	// the callbacks begin once every client has been answered (the client
+	// then has an offset of its group).
+	require.Eventually(t, func() bool {
+		for i, cl := range subscribers {
+			if _, ok := cl.Offsets()[fmt.Sprint("group:G", i%groups)]; !ok {
+				return false
+			}
+		}
+		return true
+	}, 30*time.Second, 50*time.Millisecond, "every client subscribed to its group")
+	refused := 0
+	for _, r := range received {
+		if _, ok := r.first("error code="); ok {
+			refused++
+		}
+	}
+	t.Logf("every client connected at %.3fs, subscribed to its group at %.3fs; %d were refused a subscribe and asked again",
+		connected.Seconds(), time.Since(start).Seconds(), refused)
 
 	// Callbacks through the load balancer, at a steady pace, until the
 	// restarts are over.
 	var mu sync.Mutex
 	acked = make([][]int64, groups)
+	unacked := map[int64]int64{} // seq -> group of the callbacks not acknowledged
 	stopPub := make(chan struct{})
 	var pub sync.WaitGroup
+	var timeline []string // when each callback was posted and each restart ran
+	mark := func(format string, args ...any) {
+		mu.Lock()
+		defer mu.Unlock()
+		timeline = append(timeline, fmt.Sprintf("%8.3fs ", time.Since(start).Seconds())+fmt.Sprintf(format, args...))
+	}
 	pub.Go(func() {
 		for seq := int64(1); ; seq++ {
 			select {
@@ -222,35 +250,54 @@ func rollingRestart(t *testing.T, s *stack) (acked [][]int64) {
 			case <-time.After(20 * time.Millisecond):
 			}
 			g := seq % groups
-			if postGroupMessage(s.lb, "", fmt.Sprintf("G%d", g), seq) {
-				mu.Lock()
+			posted := time.Since(start)
+			ok := postGroupMessage(s.lb, "", fmt.Sprintf("G%d", g), seq)
+			mark("callback seq=%d group=G%d posted at %.3fs, acknowledged=%v", seq, g, posted.Seconds(), ok)
+			mu.Lock()
+			if ok {
 				acked[g] = append(acked[g], seq)
-				mu.Unlock()
+			} else {
+				unacked[seq] = g
 			}
+			mu.Unlock()
 		}
 	})
 	time.Sleep(time.Second)
 	for n := 1; n <= 3; n++ {
+		mark("restart hub%d begins", n)
 		s.run("restart", strconv.Itoa(n))
+		mark("restart hub%d ends", n)
 		time.Sleep(time.Second)
 	}
 	close(stopPub)
 	pub.Wait()
 
-	for i, r := range received {
-		g := i % groups
-		mu.Lock()
-		want := acked[g]
-		mu.Unlock()
-		count := func() int { r.mu.Lock(); defer r.mu.Unlock(); return len(r.seqs) }
-		require.Eventually(t, func() bool { return count() >= len(want) }, 30*time.Second, 50*time.Millisecond,
-			"client %d did not get all %d events", i, len(want))
+	complete := func() bool {
+		for i, r := range received {
+			if len(r.missing(acked[i%groups])) > 0 {
+				return false
+			}
+		}
+		return true
+	}
+	if !assert.Eventually(t, complete, 30*time.Second, 50*time.Millisecond, "every client got every acknowledged event of its group") {
+		explainMissing(t, acked, received, timeline)
+		t.FailNow()
 	}
 	time.Sleep(200 * time.Millisecond)
 	for i, r := range received {
-		r.mu.Lock()
-		assert.Equal(t, acked[i%groups], r.seqs, "client %d: every event of its group once, in order", i)
-		r.mu.Unlock()
+		// Once and in order; besides the acknowledged events, only a
+		// callback whose answer was lost may have been published.
+		got := r.received()
+		assert.True(t, slices.IsSorted(got) && len(slices.Compact(slices.Clone(got))) == len(got),
+			"client %d: every event of its group once, in order: %v", i, got)
+		for _, seq := range got {
+			if !slices.Contains(acked[i%groups], seq) {
+				g, posted := unacked[seq]
+				assert.True(t, posted && g == int64(i%groups), "client %d got seq %d, which was not posted to its group", i, seq)
+				t.Logf("client %d got seq %d, whose callback was not acknowledged", i, seq)
+			}
+		}
 	}
 	// Each replica drained sent its clients to the others; leastconn sent
 	// the clients of the next one drained to the replica restarted before

@@ -241,6 +241,7 @@ func (c *Client) session(ctx context.Context, url string, handle func(Event)) er
 	if hello.Op != "connected" {
 		return fmt.Errorf("client: first frame is %q, not connected", hello.Op)
 	}
+	c.log.Debug("connected", "url", url, "node", hello.Node)
 	c.mu.Lock()
 	c.conn, c.node = conn, hello.Node
 	// The user's own channel is subscribed by the hub; asking again with
@@ -298,10 +299,13 @@ func (c *Client) session(ctx context.Context, url string, handle func(Event)) er
 		switch f.Op {
 		case "event":
 			if _, wait := awaiting[f.Channel]; wait {
+				c.log.Debug("event skipped: the replay after the answer brings it", "channel", f.Channel, "offset", f.Offset)
 				continue
 			}
 			if c.advance(f.Channel, f.Offset) {
 				handle(Event{Channel: f.Channel, Offset: f.Offset, Data: f.Event})
+			} else {
+				c.log.Debug("event skipped: its offset was seen", "channel", f.Channel, "offset", f.Offset)
 			}
 		case "subscribed":
 			if id, wait := awaiting[f.Channel]; wait && id != string(f.ID) {
@@ -431,13 +435,23 @@ func (c *Client) subscribed(f frame) {
 		c.mu.Unlock()
 		return
 	}
-	_, seen := c.offsets[f.Channel]
+	last, seen := c.offsets[f.Channel]
 	lost := f.Recovered != nil && !*f.Recovered
 	if !seen || lost {
 		c.offsets[f.Channel] = p
 	}
 	c.mu.Unlock()
+	c.log.Debug("subscribed", "channel", f.Channel, "offset", f.Offset, "recovered", recoveredText(f.Recovered), "since", last.raw)
 	if lost && seen && c.cfg.OnReset != nil {
 		c.cfg.OnReset(f.Channel, f.Offset)
 	}
+}
+
+// recoveredText is a subscribed frame's recovered for the log: absent
+// when the subscribe named no offset.
+func recoveredText(r *bool) string {
+	if r == nil {
+		return "absent"
+	}
+	return strconv.FormatBool(*r)
 }
