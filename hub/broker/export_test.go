@@ -92,3 +92,12 @@ func (r *Redis) KeysForTest(ctx context.Context) (map[string]time.Duration, erro
 
 // PublishChannelsPerCall is the most channels of one publish script call.
 const PublishChannelsPerCall = publishChannelsPerCall
+
+// ReplicasOnlineForTest is how many replicas the primary at addr had
+// online when the broker last asked it, and whether it has asked.
+func (r *Redis) ReplicasOnlineForTest(addr string) (int, bool) {
+	r.wait.mu.Lock()
+	defer r.wait.mu.Unlock()
+	n, ok := r.wait.online[addr]
+	return n, ok
+}

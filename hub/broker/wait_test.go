@@ -112,7 +112,19 @@ func TestRedisClusterWaitsForItsShardsReplica(t *testing.T) {
 	require.NotEmpty(t, other)
 	stalled.WaitReplicaOnlineFor(b.StreamKeyForTest("1", "group:S") + ":test")
 	// The other shard's replica too: one still syncing confirms nothing.
-	cl.Owner(b.StreamKeyForTest("1", other)).WaitReplicaOnlineFor(b.StreamKeyForTest("1", other) + ":test")
+	otherOwner := cl.Owner(b.StreamKeyForTest("1", other))
+	otherOwner.WaitReplicaOnlineFor(b.StreamKeyForTest("1", other) + ":test")
+	// And the broker must have seen them online. A primary lists a replica
+	// as online only once it has reaped the child that streamed the data
+	// set, up to a serverCron tick after the replica's link is up; the
+	// broker asks every PingInterval, and until it has seen a replica,
+	// WaitAuto waits for none on that primary.
+	for _, p := range []*redistest.Server{stalled, otherOwner} {
+		require.Eventually(t, func() bool {
+			n, _ := b.ReplicasOnlineForTest(p.Addr())
+			return n == 1
+		}, 15*time.Second, 10*time.Millisecond, "the broker never saw the replica of %s online", p.Addr())
+	}
 
 	_, err := b.Publish(ctx, pub("c1", "group:S", other))
 	require.NoError(t, err)
