@@ -162,11 +162,6 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	switch {
 	case errors.Is(err, ErrUnknownCommand):
-		if req.Command == CommandGroupCreate && h.cfg.Membership != nil {
-			ctx, cancel := context.WithTimeout(r.Context(), h.cfg.PublishTimeout)
-			h.learnCreated(ctx, req.App, body)
-			cancel()
-		}
 		if h.cfg.Forward != nil && h.cfg.Forward.Answers(req.App, req.Command) {
 			h.cfg.Metrics.count(req.Command, ResultForwarded)
 			h.cfg.Forward.Answer(w, r, req.App, body)
