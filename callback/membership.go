@@ -20,10 +20,20 @@ import (
 // hub's. An app whose groups do not follow the IM's membership is
 // ignored by it.
 type Membership interface {
+	// Created: a group of groupType (the IM's Type: "Public", "Work",
+	// "AVChatRoom", …) was made with users, its owner and first members,
+	// as members. Anyone may join an audio-video group (AVChatRoom):
+	// every user of the app is admitted to it, as the IM's 10007 answer
+	// says of one.
+	Created(ctx context.Context, app, group, groupType string, users ...string) error
 	Joined(ctx context.Context, app, group string, users ...string) error
 	Left(ctx context.Context, app, group string, users ...string) error
 	Destroyed(ctx context.Context, app, group string) error
 }
+
+// GroupTypeAV is the IM's type of an audio-video group, which every user
+// of the app may join.
+const GroupTypeAV = "AVChatRoom"
 
 // ChangeKind is what an event does to a group's members.
 type ChangeKind uint8
@@ -41,6 +51,10 @@ type MemberChange struct {
 	Kind  ChangeKind
 	Group string
 	Users []string // of ChangeJoined and ChangeLeft
+	// GroupType is the new group's type, of a group.created (a
+	// ChangeJoined whose Users are its owner and first members, none
+	// maybe, when it is an audio-video group).
+	GroupType string
 }
 
 // Names says whether the change takes user out of the group: every user
@@ -111,6 +125,13 @@ func MemberChangeOf(data []byte) (MemberChange, bool) {
 		if o, ok := top["owner"]; ok && json.Unmarshal(o, &owner) == nil && owner != "" && !slices.Contains(c.Users, owner) {
 			c.Users = append([]string{owner}, c.Users...)
 		}
+		if t, ok := top["group_type"]; ok && json.Unmarshal(t, &c.GroupType) != nil {
+			return MemberChange{}, false
+		}
+		if c.GroupType == GroupTypeAV {
+			// Open to all, whoever it was made with.
+			return c, true
+		}
 	}
 	if len(c.Users) == 0 {
 		return MemberChange{}, false
@@ -122,6 +143,9 @@ func MemberChangeOf(data []byte) (MemberChange, bool) {
 func learn(ctx context.Context, m Membership, app string, c MemberChange) error {
 	switch c.Kind {
 	case ChangeJoined:
+		if c.GroupType != "" {
+			return m.Created(ctx, app, c.Group, c.GroupType, c.Users...)
+		}
 		return m.Joined(ctx, app, c.Group, c.Users...)
 	case ChangeLeft:
 		return m.Left(ctx, app, c.Group, c.Users...)

@@ -38,6 +38,10 @@ func (s *steps) list() []string {
 	return append([]string(nil), s.log...)
 }
 
+func (s *steps) Created(_ context.Context, app, group, groupType string, users ...string) error {
+	return s.add(fmt.Sprintf("created %s %s %s %v", app, group, groupType, users))
+}
+
 func (s *steps) Joined(_ context.Context, app, group string, users ...string) error {
 	return s.add(fmt.Sprintf("joined %s %s %v", app, group, users))
 }
@@ -139,7 +143,7 @@ func TestGroupCreateLearnt(t *testing.T) {
 	assert.Equal(t, ok, answer)
 	log := s.list()
 	require.Len(t, log, 2, "%q", log)
-	assert.Equal(t, "joined 1400000000 @TGS#2J4SZEAEL [leckie bob peter]", log[0])
+	assert.Equal(t, "created 1400000000 @TGS#2J4SZEAEL Public [leckie bob peter]", log[0])
 	assert.True(t, strings.HasPrefix(log[1], "publish "), log[1])
 
 	for _, body := range []string{`{"GroupId":"G","Owner_Account":""}`, `{"GroupId":"G2","MemberList":[]}`} {
@@ -149,7 +153,15 @@ func TestGroupCreateLearnt(t *testing.T) {
 	log = s.list()
 	require.Len(t, log, 4, "%q", log)
 	assert.True(t, strings.HasPrefix(log[2], "publish ") && strings.HasPrefix(log[3], "publish "), "nobody named, nobody learnt: %q", log)
-	f.rec.WaitCount(t, 3)
+
+	// An audio-video group made by the admin names nobody, and is open to
+	// everyone all the same.
+	code, answer = f.do(t, http.MethodPost, query(openApp, callback.CommandGroupCreate), `{"GroupId":"@TGS#aLive","Type":"AVChatRoom","Operator_Account":"admin"}`)
+	assert.Equal(t, http.StatusOK, code, answer)
+	log = s.list()
+	require.Len(t, log, 6, "%q", log)
+	assert.Equal(t, "created 1400000000 @TGS#aLive AVChatRoom []", log[4])
+	f.rec.WaitCount(t, 4)
 }
 
 // Only an event's own top-level type and members count: the same words in
@@ -164,6 +176,10 @@ func TestMemberChangeOf(t *testing.T) {
 		{`{"id":"1","type":"group.member.joined","group_id":"G","members":["a"]}`, callback.MemberChange{Kind: callback.ChangeJoined, Group: "G", Users: []string{"a"}}, true},
 		{`{"id":"1","type":"group.destroyed","group_id":"G"}`, callback.MemberChange{Kind: callback.ChangeDestroyed, Group: "G"}, true},
 		{`{"id":"1","type":"group.created","group_id":"G","members":["a","o"],"owner":"o"}`, callback.MemberChange{Kind: callback.ChangeJoined, Group: "G", Users: []string{"a", "o"}}, true},
+		{`{"id":"1","type":"group.created","group_id":"G","group_type":"Work","owner":"o"}`, callback.MemberChange{Kind: callback.ChangeJoined, Group: "G", Users: []string{"o"}, GroupType: "Work"}, true},
+		{`{"id":"1","type":"group.created","group_id":"G","group_type":"AVChatRoom"}`, callback.MemberChange{Kind: callback.ChangeJoined, Group: "G", GroupType: "AVChatRoom"}, true},
+		{`{"id":"1","type":"group.created","group_id":"G","group_type":"Work"}`, callback.MemberChange{}, false},
+		{`{"id":"1","type":"group.created","group_id":"G","group_type":7,"owner":"o"}`, callback.MemberChange{}, false},
 		{`{"id":"1","type":"group.created","group_id":"G","members":["a"],"owner":"o"}`, callback.MemberChange{Kind: callback.ChangeJoined, Group: "G", Users: []string{"o", "a"}}, true},
 		{`{"id":"1","type":"group.created","group_id":"G","owner":"o"}`, callback.MemberChange{Kind: callback.ChangeJoined, Group: "G", Users: []string{"o"}}, true},
 		{`{"id":"1","type":"group.created","group_id":"G"}`, callback.MemberChange{}, false},
