@@ -178,9 +178,9 @@ func parse(req Request, body []byte) (*Event, []string, error) {
 	case CommandGroupOwnerChanged:
 		ev, identity, err = f.ownerChanged(req)
 	case CommandTopicCreate:
-		ev, identity, err = f.topicCreated(req)
+		ev, identity, err = f.topicCreated()
 	case CommandTopicDestroyed:
-		ev, identity, err = f.topicDestroyed(req)
+		ev, identity, err = f.topicDestroyed()
 	case CommandTopicInfoChanged:
 		ev, identity, err = f.topicChanged(req)
 	case CommandGroupAttrChanged:

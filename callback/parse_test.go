@@ -490,6 +490,8 @@ func TestParseIdentityLiveCommands(t *testing.T) {
 		{"owner: passed back", CommandGroupOwnerChanged, owner,
 			`{"GroupId":"G","OldOwner_Account":"n","NewOwner_Account":"o","EventTime":"1670574414123"}`, false, false},
 		{"topic created retry", CommandTopicCreate, topic, topic, true, true},
+		{"topic created retry without EventTime", CommandTopicCreate, `{"GroupId":"G","TopicId":"T"}`, `{"GroupId":"G","TopicId":"T"}`, true, true},
+		{"topics destroyed retry without EventTime", CommandTopicDestroyed, `{"GroupId":"G","TopicIdList":["T"]}`, `{"GroupId":"G","TopicIdList":["T"]}`, true, true},
 		{"topic created: another topic", CommandTopicCreate, topic, `{"GroupId":"G","TopicId":"T2","EventTime":"1670574414123"}`, false, false},
 		{"topics destroyed retry, another order", CommandTopicDestroyed, `{"GroupId":"G","TopicIdList":["T1","T2"],"EventTime":"1"}`,
 			`{"GroupId":"G","TopicIdList":["T2","T1"],"EventTime":"1"}`, true, true},

@@ -2,6 +2,7 @@ package callback
 
 import (
 	"slices"
+	"strconv"
 	"strings"
 )
 
@@ -10,9 +11,9 @@ import (
 
 // topicCreated is Group.CallbackAfterCreateTopic.
 //
-// Identity: the group, the topic and EventTime (see occurrence): a topic
-// id the app chose may be used again once the topic is ended.
-func (f fields) topicCreated(req Request) (*Event, string, error) {
+// Identity: the group, the topic and EventTime when given (see
+// topicTime).
+func (f fields) topicCreated() (*Event, string, error) {
 	group, err := f.id("GroupId")
 	if err != nil {
 		return nil, "", err
@@ -29,15 +30,28 @@ func (f fields) topicCreated(req Request) (*Event, string, error) {
 		Operator:  f.optString("Operator_Account"),
 		Name:      f.optString("Name"),
 	}
-	return ev, group + "\x00" + topic + "\x00" + f.occurrence(req), nil
+	return ev, group + "\x00" + topic + "\x00" + f.topicTime(), nil
+}
+
+// topicTime is the EventTime part of a topic's creation's or end's
+// identity, as occurrence gives it, but nothing when the IM sent none (its
+// pages' examples have none): a topic is created once and ended once, so
+// a second callback of the same topics says nothing new, and is a retry.
+// Only a topic id the app chose, ended and made again within the dedupe
+// window, would be taken for one.
+func (f fields) topicTime() string {
+	if t, ok := f.millis("EventTime"); ok && t > 0 {
+		return "t" + strconv.FormatInt(t, 10)
+	}
+	return ""
 }
 
 // topicDestroyed is Group.CallbackAfterTopicDestroyed: TopicIdList, the
 // topics ended at once.
 //
-// Identity: the group, the topics (in any order) and EventTime (see
-// occurrence).
-func (f fields) topicDestroyed(req Request) (*Event, string, error) {
+// Identity: the group, the topics (in any order) and EventTime when given
+// (see topicTime).
+func (f fields) topicDestroyed() (*Event, string, error) {
 	group, err := f.id("GroupId")
 	if err != nil {
 		return nil, "", err
@@ -77,7 +91,7 @@ func (f fields) topicDestroyed(req Request) (*Event, string, error) {
 		TopicIDs:  topics,
 	}
 	sorted := slices.Sorted(slices.Values(topics))
-	return ev, group + "\x00" + strings.Join(sorted, "\x00") + "\x00" + f.occurrence(req), nil
+	return ev, group + "\x00" + strings.Join(sorted, "\x00") + "\x00" + f.topicTime(), nil
 }
 
 // topicChanged is Group.CallbackAfterTopicInfoChanged: as a group's
