@@ -291,3 +291,16 @@ func TestGeneratorPageUser(t *testing.T) {
 		assert.Equal(t, "45 invited to "+group, turns[1])
 	}
 }
+
+// Every callback the demo makes is said in words, not as its field count.
+func TestEveryCallbackSummarized(t *testing.T) {
+	g := newGenerator(rand.New(rand.NewPCG(5, 6)), "jared")
+	now := time.Unix(1700000000, 0)
+	for i := range 3000 {
+		c := g.next(now.Add(time.Duration(i) * time.Second))
+		g.verdict(true)
+		m, err := decodeBody([]byte(c.body))
+		require.NoError(t, err)
+		assert.NotRegexp(t, `^\d+ fields$`, summarize(c.cmd, m), c.cmd)
+	}
+}
