@@ -47,11 +47,6 @@ type Config struct {
 	// Forward, when set, passes accepted callbacks on to apps' own
 	// backends (docs/protocol.md#forwarding).
 	Forward Forwarder
-	// Membership, when set, learns the members of each group created
-	// (CommandGroupCreate, not published). The published events that
-	// change membership are told of by a Learning in front of the
-	// broker.
-	Membership Membership
 }
 
 // Forwarder passes accepted callbacks on to an app's own backend; package

@@ -245,14 +245,6 @@ func (a *imAccess) learning(next callback.LearningNext, log *slog.Logger) callba
 	return &callback.Learning{Next: next, Membership: a.told, Logger: log}
 }
 
-// callbacks is the callback handler's Membership, nil without -im-keys.
-func (a *imAccess) callbacks() callback.Membership {
-	if a.view == nil {
-		return nil
-	}
-	return a.told
-}
-
 // close ends the asks under way and closes the Redis client.
 func (a *imAccess) close() {
 	if a.checker != nil {
