@@ -176,7 +176,7 @@ func newServerAPI(cfg Config, log *slog.Logger, pub api.Publisher, reg prometheu
 			Quota:       cfg.API.Quota,
 			Publisher:   pub,
 			Presence:    s.presence,
-			Bus:         busFunc(func(ctx context.Context, c control.Command) error { return s.bus.Publish(ctx, c) }),
+			Bus:         lateBus{s},
 			Revocations: s.revocations,
 			Logger:      log,
 			Metrics:     api.NewMetrics(reg),
@@ -185,10 +185,17 @@ func newServerAPI(cfg Config, log *slog.Logger, pub api.Publisher, reg prometheu
 	return s, nil
 }
 
-// busFunc adapts a function to api.Bus.
-type busFunc func(context.Context, control.Command) error
+// lateBus is api.Bus for the control channel, which setHub makes after
+// the API handler.
+type lateBus struct{ s *serverAPI }
 
-func (f busFunc) Publish(ctx context.Context, c control.Command) error { return f(ctx, c) }
+func (b lateBus) Publish(ctx context.Context, c control.Command) error {
+	return b.s.bus.Publish(ctx, c)
+}
+
+func (b lateBus) Gather(ctx context.Context, c control.Command) (int, error) {
+	return b.s.bus.Gather(ctx, c)
+}
 
 // setHub makes the control channel act on node.
 func (s *serverAPI) setHub(node *hub.Hub, log *slog.Logger) {
@@ -210,22 +217,27 @@ func (s *serverAPI) setHub(node *hub.Hub, log *slog.Logger) {
 		}
 		return err
 	}
-	s.bus = control.NewBus(control.BusConfig{Client: s.client, Logger: log, Subscribed: subscribed}, func(c control.Command) {
+	s.bus = control.NewBus(control.BusConfig{Client: s.client, Logger: log, Subscribed: subscribed}, func(c control.Command) int {
 		switch c.Op {
 		case control.OpDisconnect:
-			if n := node.Disconnect(c.App, c.User, time.Time{}, "disconnected by the server API"); n > 0 {
+			n := node.Disconnect(c.App, c.User, time.Time{}, "disconnected by the server API")
+			if n > 0 {
 				log.Info("sessions disconnected by the server API", "app", c.App, "sessions", n)
 			}
+			return n
 		case control.OpRevoke:
 			before := time.Unix(c.Before, 0)
 			// Remembered before the sessions are closed, so that one
 			// connecting meanwhile is refused (see hub.ServeHTTP).
 			s.revocations.Remember(c.App, c.User, before)
-			if n := node.Disconnect(c.App, c.User, before, "token revoked by the server API"); n > 0 {
+			n := node.Disconnect(c.App, c.User, before, "token revoked by the server API")
+			if n > 0 {
 				log.Info("sessions with revoked tokens closed", "app", c.App, "sessions", n)
 			}
+			return n
 		default:
 			log.Warn("control channel: unknown command dropped", "op", c.Op)
+			return 0
 		}
 	})
 }
