@@ -18,7 +18,9 @@ build:
 ## run: the hub with the in-process broker and the dashboard, in demo mode,
 ## with a stand-in of the IM's REST API (-dev-im): the dashboard also signs
 ## in to the IM as jared, with a UserSig of /dev/usersig, and shows his groups
-run: build
+run:
+	@echo 'building the hub into $(BIN): a minute or so the first time, as Go fetches and compiles its modules; it starts right after'
+	@$(MAKE) --no-print-directory build
 	./$(BIN) -dev -dev-im -addr $(ADDR) -log-level debug
 
 ## demo: realistic callbacks to the hub of `make run` or to the load balancer

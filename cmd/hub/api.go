@@ -12,7 +12,6 @@ import (
 	"math"
 	"net/http"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -71,6 +70,15 @@ func apiFlags(fs *flag.FlagSet, c *APIConfig) {
 	fs.DurationVar(&c.PresenceTTL, "presence-ttl", c.PresenceTTL, "how long a node that stopped (killed, or cut off from Redis) still counts in presence, 3s to 30s; it heartbeats every third of it")
 }
 
+// apiKeyList reads -api-keys. An app may be named twice: a key being
+// replaced, and the one replacing it.
+var apiKeyList = secretList{flag: "-api-keys", shape: "SdkAppid:key", check: func(app, key string) string {
+	if len(key) < minAPIKeyLen {
+		return fmt.Sprintf("the key of app %s is %d characters; give at least %d (openssl rand -hex 24)", app, len(key), minAPIKeyLen)
+	}
+	return ""
+}}
+
 // validateAPI parses -api-keys against the configured apps.
 func (c *Config) validateAPI() error {
 	a := &c.API
@@ -90,30 +98,13 @@ func (c *Config) validateAPI() error {
 	case a.Rate > 0 && a.Burst < 1:
 		return fmt.Errorf("-api-burst must be at least 1 with -api-rate %g, such as 1000", a.Rate)
 	}
-	apps := map[string]bool{}
-	for _, app := range c.Apps {
-		apps[app.ID] = true
+	list, err := apiKeyList.parse(a.Spec, c.Apps)
+	if err != nil {
+		return err
 	}
 	a.Keys = nil
-	for item := range strings.SplitSeq(a.Spec, ",") {
-		item = strings.TrimSpace(item)
-		if item == "" {
-			continue
-		}
-		app, key, ok := strings.Cut(item, ":")
-		switch {
-		case !ok:
-			// The item may be a key given without its app: never echo it.
-			return errors.New("-api-keys: an entry is not SdkAppid:key; want SdkAppid:key,…")
-		case !isAppID(app):
-			// Nor what stands before the ':', which may be part of a key.
-			return errors.New("-api-keys: an entry does not start with a SdkAppid; want SdkAppid:key,…")
-		case !apps[app]:
-			return fmt.Errorf("-api-keys: app %q is not one of -apps", app)
-		case len(key) < minAPIKeyLen:
-			return fmt.Errorf("-api-keys: the key of app %s is %d characters; give at least %d (openssl rand -hex 24)", app, len(key), minAPIKeyLen)
-		}
-		a.Keys = append(a.Keys, api.Key{App: app, Key: key})
+	for _, item := range list {
+		a.Keys = append(a.Keys, api.Key{App: item.app, Key: item.secret})
 	}
 	return nil
 }
@@ -176,7 +167,7 @@ func newServerAPI(cfg Config, log *slog.Logger, pub api.Publisher, reg prometheu
 			Quota:       cfg.API.Quota,
 			Publisher:   pub,
 			Presence:    s.presence,
-			Bus:         busFunc(func(ctx context.Context, c control.Command) error { return s.bus.Publish(ctx, c) }),
+			Bus:         lateBus{s},
 			Revocations: s.revocations,
 			Logger:      log,
 			Metrics:     api.NewMetrics(reg),
@@ -185,10 +176,17 @@ func newServerAPI(cfg Config, log *slog.Logger, pub api.Publisher, reg prometheu
 	return s, nil
 }
 
-// busFunc adapts a function to api.Bus.
-type busFunc func(context.Context, control.Command) error
+// lateBus is api.Bus for the control channel, which setHub makes after
+// the API handler.
+type lateBus struct{ s *serverAPI }
 
-func (f busFunc) Publish(ctx context.Context, c control.Command) error { return f(ctx, c) }
+func (b lateBus) Publish(ctx context.Context, c control.Command) error {
+	return b.s.bus.Publish(ctx, c)
+}
+
+func (b lateBus) Gather(ctx context.Context, c control.Command) (int, error) {
+	return b.s.bus.Gather(ctx, c)
+}
 
 // setHub makes the control channel act on node.
 func (s *serverAPI) setHub(node *hub.Hub, log *slog.Logger) {
@@ -210,22 +208,27 @@ func (s *serverAPI) setHub(node *hub.Hub, log *slog.Logger) {
 		}
 		return err
 	}
-	s.bus = control.NewBus(control.BusConfig{Client: s.client, Logger: log, Subscribed: subscribed}, func(c control.Command) {
+	s.bus = control.NewBus(control.BusConfig{Client: s.client, Logger: log, Subscribed: subscribed}, func(c control.Command) int {
 		switch c.Op {
 		case control.OpDisconnect:
-			if n := node.Disconnect(c.App, c.User, time.Time{}, "disconnected by the server API"); n > 0 {
+			n := node.Disconnect(c.App, c.User, time.Time{}, "disconnected by the server API")
+			if n > 0 {
 				log.Info("sessions disconnected by the server API", "app", c.App, "sessions", n)
 			}
+			return n
 		case control.OpRevoke:
 			before := time.Unix(c.Before, 0)
 			// Remembered before the sessions are closed, so that one
 			// connecting meanwhile is refused (see hub.ServeHTTP).
 			s.revocations.Remember(c.App, c.User, before)
-			if n := node.Disconnect(c.App, c.User, before, "token revoked by the server API"); n > 0 {
+			n := node.Disconnect(c.App, c.User, before, "token revoked by the server API")
+			if n > 0 {
 				log.Info("sessions with revoked tokens closed", "app", c.App, "sessions", n)
 			}
+			return n
 		default:
 			log.Warn("control channel: unknown command dropped", "op", c.Op)
+			return 0
 		}
 	})
 }

@@ -156,7 +156,9 @@ func testServerAPI(t *testing.T, url string) {
 	for _, p := range nodes {
 		ann = append(ann, dialUser(t, p, old))
 	}
-	require.NoError(t, api(0).Revoke(ctx, "ann", cut))
+	n, err = api(0).Revoke(ctx, "ann", cut)
+	require.NoError(t, err)
+	assert.Equal(t, len(nodes), n, "one session closed on each node")
 	for _, c := range ann {
 		c.ExpectClose(hub.CloseDisconnected)
 	}

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"fmt"
 	"testing"
 	"time"
 
@@ -17,44 +16,23 @@ import (
 func TestConfigAPIKeys(t *testing.T) {
 	const k1, k2 = "0123456789abcdef-one", "0123456789abcdef-two"
 	base := []string{"-apps", "100,200", "-jwt-secret", testSecret, "-spool-dir", "off"}
-	for _, tc := range []struct {
-		name string
-		args []string
-		env  map[string]string
-		want []api.Key
-		err  string
-	}{
+	runSecretFlagCases(t, base, []string{k1, k2, "short"}, []secretFlagCase[[]api.Key]{
 		{"none", nil, nil, nil, ""},
 		{"one", []string{"-api-keys", "100:" + k1}, nil, []api.Key{{App: "100", Key: k1}}, ""},
 		{"two apps, spaces", []string{"-api-keys", " 100:" + k1 + " , 200:" + k2}, nil, []api.Key{{App: "100", Key: k1}, {App: "200", Key: k2}}, ""},
+		{"one app twice, a key being replaced", []string{"-api-keys", "100:" + k1 + ",100:" + k2}, nil, []api.Key{{App: "100", Key: k1}, {App: "100", Key: k2}}, ""},
 		{"from the environment", nil, map[string]string{"HUB_API_KEYS": "200:" + k2}, []api.Key{{App: "200", Key: k2}}, ""},
-		{"unknown app", []string{"-api-keys", "300:" + k1}, nil, nil, `-api-keys: app "300" is not one of -apps`},
+		{"unknown app", []string{"-api-keys", "300:" + k1}, nil, nil, "-api-keys: app 300 is not one of -apps"},
 		{"no app", []string{"-api-keys", k1}, nil, nil, "-api-keys: an entry is not SdkAppid:key"},
+		{"not an app", []string{"-api-keys", "x" + k1 + ":" + k1}, nil, nil, "-api-keys: an entry does not start with a SdkAppid"},
 		{"short key", []string{"-api-keys", "100:short"}, nil, nil, "the key of app 100 is 5 characters; give at least 16"},
 		{"empty key", []string{"-api-keys", "100:"}, nil, nil, "is 0 characters"},
 		{"presence TTL too short", []string{"-presence-ttl", "1s"}, nil, nil, "-presence-ttl must be at least 3s"},
 		{"presence TTL too long", []string{"-presence-ttl", "31s"}, nil, nil, "-presence-ttl must be at most 30s"},
 		{"presence TTL too long, from the environment", nil, map[string]string{"HUB_PRESENCE_TTL": "1m"}, nil, "-presence-ttl must be at most 30s"},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			c, err := parseConfig(append(append([]string(nil), base...), tc.args...), env(tc.env), &bytes.Buffer{})
-			if tc.err != "" {
-				require.Error(t, err)
-				assert.Contains(t, err.Error(), tc.err)
-				assert.NotContains(t, err.Error(), "\n", "one line")
-				for _, k := range []string{k1, "short"} {
-					assert.NotContains(t, err.Error(), k, "the key is not echoed")
-				}
-				return
-			}
-			require.NoError(t, err)
-			assert.Equal(t, tc.want, c.API.Keys)
-			assert.Equal(t, 25*time.Second, c.API.PresenceTTL)
-			printed := fmt.Sprintf("%v %+v", c, c)
-			assert.NotContains(t, printed, k1, "a printed config hides the keys")
-			assert.NotContains(t, printed, k2)
-		})
-	}
+	}, func(c *Config) []api.Key { return c.API.Keys }, func(t *testing.T, c *Config) {
+		assert.Equal(t, 25*time.Second, c.API.PresenceTTL)
+	})
 }
 
 // -revocation-check is open unless set to closed; anything else is refused

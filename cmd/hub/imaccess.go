@@ -76,8 +76,17 @@ func imFlags(fs *flag.FlagSet, c *IMConfig) {
 		"the callbacks keep it current, so this bounds only how long an exit the hub was never told of keeps a user in")
 }
 
+// imKeyList reads -im-keys.
+var imKeyList = secretList{flag: "-im-keys", shape: "SdkAppid:SDKSecretKey", check: func(app, key string) string {
+	if key == "" {
+		return fmt.Sprintf("app %s has an empty key after ':'", app)
+	}
+	return ""
+}}
+
 // validateIM parses -im-keys against the configured apps and checks the
 // IM API settings. No error repeats a key, nor what may be one.
+
 func (c *Config) validateIM() error {
 	m := &c.IM
 	if m.StandIn {
@@ -91,33 +100,19 @@ func (c *Config) validateIM() error {
 			return errors.New("-dev-im serves the IM's REST API itself: drop -im-api-url")
 		}
 	}
-	apps := map[string]bool{}
-	for _, app := range c.Apps {
-		apps[app.ID] = true
+	list, err := imKeyList.parse(m.Spec, c.Apps)
+	if err != nil {
+		return err
 	}
 	m.Keys = nil
-	for item := range strings.SplitSeq(m.Spec, ",") {
-		item = strings.TrimSpace(item)
-		if item == "" {
-			continue
-		}
-		app, key, ok := strings.Cut(item, ":")
-		switch {
-		case !ok:
-			return errors.New("-im-keys: an entry is not SdkAppid:SDKSecretKey; want SdkAppid:SDKSecretKey,…")
-		case !isAppID(app):
-			return errors.New("-im-keys: an entry does not start with a SdkAppid; want SdkAppid:SDKSecretKey,…")
-		case !apps[app]:
-			return fmt.Errorf("-im-keys: app %s is not one of -apps", app)
-		case key == "":
-			return fmt.Errorf("-im-keys: app %s has an empty key after ':'", app)
-		case m.Keys[app] != nil:
-			return fmt.Errorf("-im-keys: app %s is listed twice", app)
+	for _, item := range list {
+		if m.Keys[item.app] != nil {
+			return fmt.Errorf("-im-keys: app %s is listed twice", item.app)
 		}
 		if m.Keys == nil {
 			m.Keys = map[string][]byte{}
 		}
-		m.Keys[app] = []byte(key)
+		m.Keys[item.app] = []byte(item.secret)
 	}
 	if m.Admin == "" {
 		return errors.New("-im-admin must name the app's administrator account, such as administrator")

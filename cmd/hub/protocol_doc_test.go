@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/coder/websocket"
 )
@@ -309,4 +310,64 @@ func TestProtocolDocFlags(t *testing.T) {
 		t.Fatalf("hub -h lists only %d flags:\n%s", len(code), help.String())
 	}
 	sameSet(t, "flags", docTable(t, readDoc(t), "| flag | default | what it sets |"), code)
+}
+
+// The flags table's defaults are hub -h's: a literal in the table is the
+// flag's default (durations compared as durations, so 10m is 10m0s), and
+// a word (none, off, any) or `0` stands for a flag hub -h shows no default
+// for.
+func TestProtocolDocFlagDefaults(t *testing.T) {
+	var help bytes.Buffer
+	if _, err := parseConfig([]string{"-h"}, func(string) string { return "" }, &help); err == nil {
+		t.Fatal("hub -h did not stop at the help")
+	}
+	code := map[string]string{} // flag -> its default as hub -h shows it, "" for none
+	var flag string
+	for _, line := range strings.Split(help.String(), "\n") {
+		if m := regexp.MustCompile(`^  (-[a-z0-9-]+)`).FindStringSubmatch(line); m != nil {
+			flag = m[1]
+			code[flag] = ""
+		}
+		if m := regexp.MustCompile(`\(default (.*)\)$`).FindStringSubmatch(line); m != nil && flag != "" {
+			code[flag] = strings.Trim(m[1], `"`)
+		}
+	}
+	lines := strings.Split(readDoc(t), "\n")
+	at := slices.Index(lines, "| flag | default | what it sets |")
+	if at < 0 {
+		t.Fatalf("%s has no flags table", protocolDoc)
+	}
+	literal := regexp.MustCompile("^`([^`]*)`$")
+	for _, l := range lines[at+2:] {
+		if !strings.HasPrefix(l, "|") {
+			break
+		}
+		cells := strings.Split(l, "|")
+		name, doc := strings.Trim(strings.TrimSpace(cells[1]), "`"), strings.TrimSpace(cells[2])
+		got, ok := code[name]
+		if !ok {
+			continue // TestProtocolDocFlags names it
+		}
+		m := literal.FindStringSubmatch(doc)
+		switch {
+		case m == nil && got != "":
+			t.Errorf("%s: the page says %q, hub -h shows the default %s", name, doc, got)
+		case m == nil:
+		case got == "" && m[1] != "0":
+			t.Errorf("%s: the page says %s, hub -h shows no default", name, doc)
+		case got != "" && !sameDefault(m[1], got):
+			t.Errorf("%s: the page says %s, hub -h shows the default %s", name, doc, got)
+		}
+	}
+}
+
+// sameDefault reports whether the page's default and hub -h's are one
+// value: the same text, or the same duration written two ways.
+func sameDefault(doc, code string) bool {
+	if doc == code {
+		return true
+	}
+	a, errA := time.ParseDuration(doc)
+	b, errB := time.ParseDuration(code)
+	return errA == nil && errB == nil && a == b
 }

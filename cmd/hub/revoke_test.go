@@ -80,7 +80,8 @@ func TestBinaryRevocationsThroughRedisPause(t *testing.T) {
 	old := func(user string) string { return mintAt(t, user, cut.Add(-time.Minute)) }
 
 	// dave: revoked through node a; b hears it on the control channel.
-	require.NoError(t, apiclient.New(a.URL(""), "100", apiKey).Revoke(ctx, "dave", cut))
+	_, err := apiclient.New(a.URL(""), "100", apiKey).Revoke(ctx, "dave", cut)
+	require.NoError(t, err)
 	require.Eventually(t, func() bool { return metric(t, b, `imhub_revocations_remembered`) == 1 },
 		10*time.Second, 20*time.Millisecond, "node b remembers dave's revocation")
 	// carl: in Redis only; b reads it at carl's connect.
@@ -167,8 +168,10 @@ func TestBinaryRestartedNodeLoadsRevocations(t *testing.T) {
 	a, b := nodes[0], nodes[1]
 	cut := time.Now().Truncate(time.Second)
 	api := apiclient.New(a.URL(""), "100", apiKey)
-	require.NoError(t, api.Revoke(ctx, "ann", cut))
-	require.NoError(t, api.Revoke(ctx, "bob", cut))
+	for _, user := range []string{"ann", "bob"} {
+		_, err := api.Revoke(ctx, user, cut)
+		require.NoError(t, err)
+	}
 	b.Kill()
 	b = b.Restart()
 	b.WaitReady(200)
@@ -202,4 +205,26 @@ func TestBinaryReadyzNeedsRevocationsLoaded(t *testing.T) {
 	require.NoError(t, rc.Do(ctx, "ACL", "SETUSER", "hub", "+zscan").Err())
 	p.WaitReady(200)
 	assert.Equal(t, 1.0, metric(t, p, "imhub_ready"))
+}
+
+// A revocation sent to one of two nodes answers the sessions it closed on
+// both: ann's old token on each node, not her newer one.
+func TestBinaryRevokeCountsEveryNode(t *testing.T) {
+	nodes := startNodes(t, redistest.Start(t).URL(), 2, "-api-keys", "100:"+apiKey)
+	cut := time.Now().Truncate(time.Second)
+	old := mintAt(t, "ann", cut.Add(-time.Minute))
+	var closed []*wstest.Conn
+	for _, p := range nodes {
+		closed = append(closed, dialUser(t, p, old))
+	}
+	kept := dialUser(t, nodes[1], mintAt(t, "ann", cut.Add(time.Second)))
+
+	n, err := apiclient.New(nodes[0].URL(""), "100", apiKey).Revoke(context.Background(), "ann", cut)
+	require.NoError(t, err)
+	assert.Equal(t, 2, n, "one session closed on each node")
+	for _, c := range closed {
+		c.ExpectClose(hub.CloseDisconnected)
+	}
+	kept.Send(map[string]any{"op": "ping", "id": 1})
+	kept.ReadOp("pong") // the newer token's session stays open
 }

@@ -73,7 +73,11 @@ func protectSecrets(fs *flag.FlagSet) {
 			return
 		}
 		f.Value = &secretValue{Value: f.Value, show: show}
-		f.DefValue = show(f.DefValue)
+		// An empty default is no default: shown as a redacted "" (for
+		// -redis, "(not a URL)"), hub -h would print it as one.
+		if f.DefValue != "" {
+			f.DefValue = show(f.DefValue)
+		}
 	})
 }
 

@@ -12,8 +12,14 @@ import (
 // replicasFlag is -redis-wait-replicas: auto, or a number of replicas.
 type replicasFlag struct{ n *int }
 
+// String is the value; the zero replicasFlag, which the flag package makes
+// to tell a default from none, shows "", so that hub -h shows the default
+// auto.
 func (f replicasFlag) String() string {
-	if f.n == nil || *f.n == broker.WaitAuto {
+	switch {
+	case f.n == nil:
+		return ""
+	case *f.n == broker.WaitAuto:
 		return "auto"
 	}
 	return strconv.Itoa(*f.n)

@@ -50,34 +50,33 @@ func load(t *testing.T, overlay string) manifests {
 	for _, o := range render(t, filepath.Join("overlays", overlay)) {
 		switch id := o["apiVersion"].(string) + "/" + o.kind(); id {
 		case "v1/ConfigMap":
-			var v corev1.ConfigMap
-			decodeStrict(t, o, &v)
-			m.configMaps[v.Name] = v
+			keep(t, o, m.configMaps)
 		case "v1/Secret":
-			var v corev1.Secret
-			decodeStrict(t, o, &v)
-			m.secrets[v.Name] = v
+			keep(t, o, m.secrets)
 		case "apps/v1/StatefulSet":
-			var v appsv1.StatefulSet
-			decodeStrict(t, o, &v)
-			m.statefulSets[v.Name] = v
+			keep(t, o, m.statefulSets)
 		case "v1/Service":
-			var v corev1.Service
-			decodeStrict(t, o, &v)
-			m.services[v.Name] = v
+			keep(t, o, m.services)
 		case "policy/v1/PodDisruptionBudget":
-			var v policyv1.PodDisruptionBudget
-			decodeStrict(t, o, &v)
-			m.pdbs[v.Name] = v
+			keep(t, o, m.pdbs)
 		case "networking.k8s.io/v1/Ingress":
-			var v networkingv1.Ingress
-			decodeStrict(t, o, &v)
-			m.ingresses[v.Name] = v
+			keep(t, o, m.ingresses)
 		default:
 			t.Fatalf("%s: unexpected object %s %s", overlay, id, o.name())
 		}
 	}
 	return m
+}
+
+// keep decodes o strictly into a T and files it under its name.
+func keep[T any, P interface {
+	*T
+	GetName() string
+}](t *testing.T, o object, into map[string]T) {
+	t.Helper()
+	var v T
+	decodeStrict(t, o, &v)
+	into[P(&v).GetName()] = v
 }
 
 // hubEnv is what the hub's container gets from the ConfigMap and the

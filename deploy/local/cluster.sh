@@ -7,6 +7,7 @@
 #   deploy/local/cluster.sh up          # start (builds bin/hub if missing)
 #   deploy/local/cluster.sh restart N   # drain hub N (1..3) with SIGTERM, start it again
 #   deploy/local/cluster.sh status
+#   deploy/local/cluster.sh sample      # a curl of a sample callback through the load balancer, signed now
 #   deploy/local/cluster.sh down
 #
 # Settings: LB_ADDR (127.0.0.1:8080), HUB_PORT_BASE (8081), CLUSTER_DIR
@@ -158,6 +159,31 @@ CFG
   wait_http "http://$lb/healthz" 30
 }
 
+# sample_curl prints a curl that posts a sample group message callback
+# through the load balancer: signed, when the app has a callback token, as
+# the IM signs (Sign = lowercase hex SHA-256 of token and RequestTime), with
+# a RequestTime of now. Its MsgSeq is the time too, so that each sample is
+# a new message, not a retry the hubs would publish once.
+sample_curl() {
+  local query="SdkAppid=$app&CallbackCommand=Group.CallbackAfterSendMsg&contenttype=json&ClientIP=127.0.0.1&OptPlatform=Web"
+  local now sign
+  now=$(date +%s)
+  if [ -n "$token" ]; then
+    sign=$(printf '%s%s' "$token" "$now" | sha256sum | cut -d' ' -f1)
+    query="$query&RequestTime=$now&Sign=$sign"
+    echo "Post a sample group message callback (signed with the callback token; the hubs take it for 60s, then run deploy/local/cluster.sh sample for a fresh one):"
+  else
+    echo "Post a sample group message callback (the app has no callback token, so it is not signed):"
+  fi
+  cat <<CURL
+
+  curl -sS -X POST 'http://$lb/im/callback?$query' \\
+    -H 'Content-Type: application/json' \\
+    -d '{"CallbackCommand":"Group.CallbackAfterSendMsg","GroupId":"@TGS#2J4SZEAEL","Type":"Public","From_Account":"jared","Operator_Account":"admin","Random":$RANDOM,"MsgSeq":$now,"MsgTime":$now,"MsgBody":[{"MsgType":"TIMTextElem","MsgContent":{"Text":"hello from the cluster"}}]}'
+
+CURL
+}
+
 stop() { # name
   running "$1" || { rm -f "$dir/$1.pid"; return 0; }
   local pid
@@ -197,6 +223,11 @@ up)
   if [ "$im" != off ]; then
     echo "the hubs follow the IM's membership through a stand-in of its REST API: sign in with a UserSig of http://$lb/dev/usersig?userid=jared"
   fi
+  echo
+  sample_curl
+  ;;
+sample)
+  sample_curl
   ;;
 restart)
   n=${2:?which hub, 1..$hubs}

@@ -65,14 +65,18 @@ type stack struct {
 	env []string
 	lb  string
 	hub []string // hub addresses
+	// said is what cluster.sh up printed.
+	said string
 }
 
-func (s *stack) run(args ...string) {
+// run runs cluster.sh with args and returns what it printed.
+func (s *stack) run(args ...string) string {
 	s.t.Helper()
 	cmd := exec.Command("./cluster.sh", args...)
 	cmd.Env = append(os.Environ(), s.env...)
 	out, err := cmd.CombinedOutput()
 	require.NoError(s.t, err, "cluster.sh %v:\n%s", args, out)
+	return string(out)
 }
 
 // up starts the stack with cluster.sh; env adds its settings.
@@ -104,7 +108,7 @@ func up(t *testing.T, env ...string) *stack {
 		}
 		os.RemoveAll(dir)
 	})
-	s.run("up")
+	s.said = s.run("up")
 	return s
 }
 
@@ -537,4 +541,71 @@ func TestIMLoginAcrossTheCluster(t *testing.T) {
 			}
 		}
 	}
+}
+
+// printedCurl is the curl command in what cluster.sh printed: the lines
+// from the one starting with "curl" to the first that does not end in a
+// backslash.
+func printedCurl(t *testing.T, said string) string {
+	t.Helper()
+	var cmd []string
+	for _, line := range strings.Split(said, "\n") {
+		line = strings.TrimSpace(line)
+		if len(cmd) == 0 && !strings.HasPrefix(line, "curl ") {
+			continue
+		}
+		cmd = append(cmd, line)
+		if !strings.HasSuffix(line, "\\") {
+			break
+		}
+	}
+	require.NotEmpty(t, cmd, "no curl in:\n%s", said)
+	return strings.Join(cmd, "\n")
+}
+
+// cluster.sh up ends with a curl of a sample group message callback,
+// signed with the app's callback token at the time it was printed; run as
+// printed, through the load balancer, it is answered OK and its event
+// reaches a client of the group on a hub. `cluster.sh sample` prints a
+// fresh one; for an app without a token it prints one unsigned, and says
+// so.
+func TestPrintedSampleCallback(t *testing.T) {
+	const token = "cluster-test-callback-token"
+	s := up(t, "CALLBACK_TOKEN="+token)
+	curl := printedCurl(t, s.said)
+	assert.Contains(t, s.said, "60s", "the note says how long the signature holds")
+	u, err := url.Parse(strings.Trim(strings.Fields(curl)[4], "'"))
+	require.NoError(t, err)
+	q := u.Query()
+	assert.Equal(t, callback.Sign(token, q.Get("RequestTime")), q.Get("Sign"), "Sign is of the token and RequestTime")
+	rt, err := strconv.ParseInt(q.Get("RequestTime"), 10, 64)
+	require.NoError(t, err)
+	assert.InDelta(t, time.Now().Unix(), rt, 60, "RequestTime is when it was printed")
+
+	c := auth.Claims{Groups: []string{"*"}}
+	c.Subject = "watcher"
+	c.IssuedAt = jwt.NewNumericDate(time.Now())
+	c.ExpiresAt = jwt.NewNumericDate(time.Now().Add(time.Hour))
+	tok, err := auth.Mint([]byte(secret), c)
+	require.NoError(t, err)
+	ws := wstest.Dial(t, "ws://"+s.hub[1]+"/ws", tok)
+	ws.ReadOp("connected")
+	ws.ReadOp("subscribed") // to user:watcher
+	ws.Send(map[string]any{"op": "subscribe", "channel": "group:@TGS#2J4SZEAEL", "id": 1})
+	require.Equal(t, "group:@TGS#2J4SZEAEL", ws.ReadOp("subscribed").Channel)
+
+	out, err := exec.Command("bash", "-c", curl+" -w '\\n%{http_code}'").CombinedOutput()
+	require.NoError(t, err, "%s:\n%s", curl, out)
+	assert.Equal(t, `{"ActionStatus":"OK","ErrorInfo":"","ErrorCode":0}`+"\n200", string(out))
+	var ev callback.Event
+	require.NoError(t, json.Unmarshal(ws.ReadOp("event").Event, &ev))
+	assert.Equal(t, "group.message.sent", ev.Type)
+
+	again := printedCurl(t, s.run("sample"))
+	assert.Contains(t, again, "Sign=", "sample signs anew")
+
+	s.env = append(s.env, "CALLBACK_TOKEN=")
+	said := s.run("sample")
+	assert.Contains(t, said, "no callback token")
+	assert.NotContains(t, printedCurl(t, said), "Sign=")
 }

@@ -43,6 +43,9 @@ type Presence interface {
 // Bus sends a command to every node.
 type Bus interface {
 	Publish(ctx context.Context, c control.Command) error
+	// Gather sends c as Publish does, and returns the sessions the
+	// nodes closed for it, summed.
+	Gather(ctx context.Context, c control.Command) (int, error)
 }
 
 // Revocations keeps revocations for every node.
@@ -442,12 +445,13 @@ func (h *Handler) revoke(q *request) {
 		fail(q.w, http.StatusServiceUnavailable, "the revocation could not be stored now: try again")
 		return
 	}
-	if err := h.cfg.Bus.Publish(q.ctx, control.Command{Op: control.OpRevoke, App: app, User: req.User, Before: before.Unix()}); err != nil {
+	n, err := h.cfg.Bus.Gather(q.ctx, control.Command{Op: control.OpRevoke, App: app, User: req.User, Before: before.Unix()})
+	if err != nil {
 		h.cfg.Logger.Warn("api revoke failed", "app", app, "err", err)
 		fail(q.w, http.StatusServiceUnavailable, "the revocation is stored, but the nodes could not be told to close sessions now: try again")
 		return
 	}
-	answer(q.w, struct{}{})
+	answer(q.w, map[string]int{"sessions": n})
 }
 
 // checkIssuedBefore says what is wrong with a revocation's issued_before,

@@ -34,13 +34,15 @@ const (
 )
 
 // fixture is the API over the in-process broker, presence and control
-// channel, with the commands the nodes were sent recorded.
+// channel, with the commands the nodes were sent recorded; the nodes
+// answer each that they closed closes sessions.
 type fixture struct {
 	srv      *httptest.Server
 	broker   *broker.Memory
 	presence *presence.Tracker
 	revs     *control.Revocations
 	commands []control.Command
+	closes   int
 	reg      *prometheus.Registry
 	metrics  *api.Metrics
 }
@@ -56,7 +58,7 @@ func newFixture(t *testing.T, opts ...func(*api.Config)) *fixture {
 		reg:      prometheus.NewRegistry(),
 	}
 	f.metrics = api.NewMetrics(f.reg)
-	bus := control.NewBus(control.BusConfig{}, func(c control.Command) { f.commands = append(f.commands, c) })
+	bus := control.NewBus(control.BusConfig{}, func(c control.Command) int { f.commands = append(f.commands, c); return f.closes })
 	cfg := api.Config{
 		Keys:        []api.Key{{App: "100", Key: keyA}, {App: "200", Key: keyB}},
 		MaxBody:     1024,
@@ -237,7 +239,8 @@ func TestPublish(t *testing.T) {
 }
 
 // Disconnect answers the sessions presence counts, 0 for a user with none,
-// and sends the order to every node; revoke stores the revocation first.
+// and sends the order to every node; revoke stores the revocation first,
+// and answers the sessions the nodes say they closed.
 func TestDisconnectAndRevoke(t *testing.T) {
 	f := newFixture(t)
 	status, out := f.call(t, "POST", "/api/disconnect", "apikey "+keyA, `{"user":"nobody"}`)
@@ -252,9 +255,10 @@ func TestDisconnectAndRevoke(t *testing.T) {
 	assert.Equal(t, map[string]any{"sessions": float64(2)}, out)
 
 	before := time.Now().Add(-time.Minute).Unix()
+	f.closes = 1
 	status, out = f.call(t, "POST", "/api/revoke", "apikey "+keyA, `{"user":"jared","issued_before":`+strconv.FormatInt(before, 10)+`}`)
 	require.Equal(t, 200, status, out)
-	assert.Empty(t, out)
+	assert.Equal(t, map[string]any{"sessions": float64(1)}, out)
 	assert.Equal(t, []control.Command{
 		{Op: control.OpDisconnect, App: "100", User: "nobody"},
 		{Op: control.OpDisconnect, App: "100", User: "jared"},
@@ -303,7 +307,7 @@ func TestPublishDuplicateWithoutPosition(t *testing.T) {
 		URL: srv.URL(), Logger: slog.New(slog.DiscardHandler)})
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = b.Close() })
-	bus := control.NewBus(control.BusConfig{}, func(control.Command) {})
+	bus := control.NewBus(control.BusConfig{}, func(control.Command) int { return 0 })
 	h := api.New(api.Config{
 		Keys: []api.Key{{App: "100", Key: keyA}}, MaxBody: 1024,
 		Publisher: b, Presence: presence.New(presence.Config{}), Bus: bus,
@@ -347,7 +351,7 @@ func TestPublishWaitsForAReplica(t *testing.T) {
 		Logger: slog.New(slog.DiscardHandler)})
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = b.Close() })
-	bus := control.NewBus(control.BusConfig{}, func(control.Command) {})
+	bus := control.NewBus(control.BusConfig{}, func(control.Command) int { return 0 })
 	h := api.New(api.Config{
 		Keys: []api.Key{{App: "100", Key: keyA}}, MaxBody: 1024,
 		Publisher: b, Presence: presence.New(presence.Config{}), Bus: bus, Logger: slog.New(slog.DiscardHandler),

@@ -115,10 +115,15 @@ func (c *Client) Disconnect(ctx context.Context, user string) (int, error) {
 	return out.Sessions, err
 }
 
-// Revoke refuses user's tokens issued before the given time, and closes the
-// sessions that hold one (4010).
-func (c *Client) Revoke(ctx context.Context, user string, issuedBefore time.Time) error {
-	return c.do(ctx, http.MethodPost, "/api/revoke", map[string]any{"app": c.app, "user": user, "issued_before": issuedBefore.Unix()}, nil)
+// Revoke refuses user's tokens issued before the given time, closes the
+// sessions that hold one (4010), and returns how many it closed on every
+// node.
+func (c *Client) Revoke(ctx context.Context, user string, issuedBefore time.Time) (int, error) {
+	var out struct {
+		Sessions int `json:"sessions"`
+	}
+	err := c.do(ctx, http.MethodPost, "/api/revoke", map[string]any{"app": c.app, "user": user, "issued_before": issuedBefore.Unix()}, &out)
+	return out.Sessions, err
 }
 
 // Presence returns, for each user connected to channel on any node, how

@@ -34,7 +34,7 @@ func serve(t *testing.T, pub api.Publisher, quota ...api.Quota) string {
 		Quota:       q,
 		Publisher:   pub,
 		Presence:    presence.New(presence.Config{}),
-		Bus:         control.NewBus(control.BusConfig{}, func(control.Command) {}),
+		Bus:         control.NewBus(control.BusConfig{}, func(control.Command) int { return 0 }),
 		Revocations: control.NewRevocations(control.RevocationsConfig{}),
 	}))
 	t.Cleanup(srv.Close)
@@ -86,7 +86,8 @@ func TestErrors(t *testing.T) {
 			return err
 		}, apiclient.ErrTooLarge, "larger than 256"},
 		{"future revocation", func() error {
-			return ok.Revoke(ctx, "a", time.Now().Add(time.Hour))
+			_, err := ok.Revoke(ctx, "a", time.Now().Add(time.Hour))
+			return err
 		}, apiclient.ErrBadRequest, "in the future"},
 		{"proxy: bad gateway", func() error {
 			_, err := apiclient.New(proxy(t, http.StatusBadGateway), "100", key).Connections(ctx, "a")
@@ -124,7 +125,9 @@ func TestErrors(t *testing.T) {
 	n, err := ok.Disconnect(ctx, "a")
 	require.NoError(t, err)
 	assert.Zero(t, n)
-	require.NoError(t, ok.Revoke(ctx, "a", time.Now()))
+	n, err = ok.Revoke(ctx, "a", time.Now())
+	require.NoError(t, err)
+	assert.Zero(t, n)
 }
 
 // With Redis down a publish is refused 503, to be retried with the same

@@ -2,10 +2,13 @@ package control
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"sync/atomic"
 	"time"
 
@@ -25,6 +28,9 @@ type Command struct {
 	User string `json:"user"`
 	// Before is the revocation's issued_before, unix seconds.
 	Before int64 `json:"before,omitempty"`
+	// Reply, set by [Bus.Gather], is the Redis list each node pushes
+	// its handler's count to.
+	Reply string `json:"reply,omitempty"`
 }
 
 // BusConfig configures a [Bus].
@@ -54,19 +60,29 @@ const (
 	retryMax   = 30 * time.Second
 )
 
+// Bounds of [Bus.Gather]: how long it waits for the nodes' counts at
+// most, and how long a node's count is kept for it. A node pushes its
+// count within replyWrite.
+const (
+	gatherWait = 3 * time.Second
+	replyTTL   = 30 * time.Second
+	replyWrite = 2 * time.Second
+)
+
 // Bus delivers commands to every node's handler.
 type Bus struct {
 	cfg     BusConfig
 	channel string
-	handle  func(Command)
+	handle  func(Command) int
 	// ready is closed once the subscription is in effect.
 	ready chan struct{}
 	// up is whether the subscription is in effect now.
 	up atomic.Bool
 }
 
-// NewBus returns a bus that delivers to handle. With Redis, Run must run.
-func NewBus(cfg BusConfig, handle func(Command)) *Bus {
+// NewBus returns a bus that delivers to handle, which acts on a command
+// and returns how many sessions it closed. With Redis, Run must run.
+func NewBus(cfg BusConfig, handle func(Command) int) *Bus {
 	if cfg.Prefix == "" {
 		cfg.Prefix = "imhub"
 	}
@@ -88,14 +104,103 @@ func (b *Bus) Publish(ctx context.Context, c Command) error {
 		b.handle(c)
 		return nil
 	}
+	_, err := b.send(ctx, b.cfg.Client, c)
+	return err
+}
+
+// send publishes c on the control channel through via and returns how
+// many subscribers received it.
+func (b *Bus) send(ctx context.Context, via redis.Cmdable, c Command) (int64, error) {
 	data, err := json.Marshal(c)
 	if err != nil {
-		return fmt.Errorf("control %s: %w", c.Op, err)
+		return 0, fmt.Errorf("control %s: %w", c.Op, err)
 	}
-	if err := b.cfg.Client.Publish(ctx, b.channel, data).Err(); err != nil {
-		return fmt.Errorf("control %s: publish: %w", c.Op, err)
+	n, err := via.Publish(ctx, b.channel, data).Result()
+	if err != nil {
+		return 0, fmt.Errorf("control %s: publish: %w", c.Op, err)
 	}
-	return nil
+	return n, nil
+}
+
+// Gather sends c to every node, as Publish does, and returns the sum of
+// the counts their handlers return. It waits for as many counts as
+// Redis says nodes received c, until ctx is done or for gatherWait at
+// most; a node that answers later is not counted, though it acted all
+// the same. An error means c could not be sent.
+func (b *Bus) Gather(ctx context.Context, c Command) (int, error) {
+	if b.cfg.Client == nil {
+		return b.handle(c), nil
+	}
+	var id [12]byte
+	_, _ = rand.Read(id[:])
+	// No '{' in the name: no client channel's keys are named like it.
+	c.Reply = b.channel + ":reply:" + hex.EncodeToString(id[:])
+	receivers, err := b.send(ctx, b.receivers(ctx), c)
+	if err != nil {
+		return 0, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, gatherWait)
+	defer cancel()
+	sum, answered := 0, int64(0)
+	for answered < receivers {
+		// BLPOP waits whole seconds here; ctx ends a longer wait.
+		wait := max(time.Second, time.Until(deadline(ctx)).Truncate(time.Second))
+		kv, err := b.cfg.Client.BLPop(ctx, wait, c.Reply).Result()
+		if err != nil {
+			if ctx.Err() == nil && !errors.Is(err, redis.Nil) {
+				b.cfg.Logger.Warn("control channel: the nodes' counts unreadable", "op", c.Op, "err", err)
+			}
+			break
+		}
+		answered++
+		n, err := strconv.Atoi(kv[1])
+		if err != nil || n < 0 {
+			b.cfg.Logger.Warn("control channel: a node's count is not a number", "op", c.Op, "count", kv[1])
+			continue
+		}
+		sum += n
+	}
+	if answered < receivers {
+		b.cfg.Logger.Warn("control channel: not every node counted in time; the sum leaves them out",
+			"op", c.Op, "nodes", receivers, "counted", answered)
+	}
+	dctx, dcancel := context.WithTimeout(context.WithoutCancel(ctx), replyWrite)
+	defer dcancel()
+	_ = b.cfg.Client.Del(dctx, c.Reply).Err()
+	return sum, nil
+}
+
+// deadline is ctx's deadline; Gather's contexts always have one.
+func deadline(ctx context.Context) time.Time {
+	d, _ := ctx.Deadline()
+	return d
+}
+
+// receivers is the Redis to publish on for a count of the nodes that
+// received a command. On a Redis Cluster, PUBLISH counts the subscribers
+// of the cluster node it is sent to alone: the nodes subscribe on the
+// primary of the control channel's slot, so Gather publishes there.
+func (b *Bus) receivers(ctx context.Context) redis.Cmdable {
+	if cc, ok := b.cfg.Client.(*redis.ClusterClient); ok {
+		if primary, err := cc.MasterForKey(ctx, b.channel); err == nil {
+			return primary
+		}
+	}
+	return b.cfg.Client
+}
+
+// reply pushes this node's count for a command sent by Gather.
+func (b *Bus) reply(ctx context.Context, c Command, n int) {
+	ctx, cancel := context.WithTimeout(ctx, replyWrite)
+	defer cancel()
+	_, err := b.cfg.Client.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.RPush(ctx, c.Reply, n)
+		p.Expire(ctx, c.Reply, replyTTL)
+		return nil
+	})
+	if err != nil {
+		b.cfg.Logger.Warn("control channel: this node's count not sent", "op", c.Op, "err", err)
+	}
 }
 
 // Run delivers the commands of other nodes (and this one's) until ctx is
@@ -158,7 +263,10 @@ func (b *Bus) Run(ctx context.Context) error {
 				b.cfg.Logger.Warn("control channel: unreadable command dropped", "err", err)
 				continue
 			}
-			b.handle(c)
+			n := b.handle(c)
+			if c.Reply != "" {
+				b.reply(ctx, c, n)
+			}
 		}
 	}
 }

@@ -272,7 +272,8 @@ func TestRevocationsLoad(t *testing.T) {
 }
 
 // A command published on one node reaches every node's handler, through
-// one Redis or a Redis Cluster.
+// one Redis or a Redis Cluster; a gathered one answers the sum of the
+// handlers' counts.
 func TestBus(t *testing.T) {
 	t.Run("redis", func(t *testing.T) { testBus(t, redistest.Start(t).URL()) })
 	t.Run("cluster", func(t *testing.T) { testBus(t, redistest.StartCluster(t, 3).URL()) })
@@ -285,10 +286,11 @@ func testBus(t *testing.T, url string) {
 	for i := range 3 {
 		c, err := broker.NewRedisClient(url, "")
 		require.NoError(t, err)
-		b := control.NewBus(control.BusConfig{Client: c}, func(cmd control.Command) {
+		b := control.NewBus(control.BusConfig{Client: c}, func(cmd control.Command) int {
 			mu.Lock()
 			got[i] = append(got[i], cmd)
 			mu.Unlock()
+			return i + 1 // 1+2+3 sessions closed
 		})
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan struct{})
@@ -307,8 +309,29 @@ func testBus(t *testing.T, url string) {
 		return len(got[0]) == 1 && len(got[1]) == 1 && len(got[2]) == 1
 	}, 5*time.Second, 10*time.Millisecond)
 	mu.Lock()
-	defer mu.Unlock()
 	assert.Equal(t, cmd, got[2][0])
+	mu.Unlock()
+
+	for _, b := range buses {
+		n, err := b.Gather(context.Background(), cmd)
+		require.NoError(t, err)
+		assert.Equal(t, 6, n, "each node's count, summed")
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	assert.Len(t, got[0], 4, "every gathered command was handled")
+}
+
+// Without Redis a gathered command is handled at once, and answers the
+// handler's count.
+func TestBusGatherInProcess(t *testing.T) {
+	var got []control.Command
+	b := control.NewBus(control.BusConfig{}, func(c control.Command) int { got = append(got, c); return 2 })
+	cmd := control.Command{Op: control.OpRevoke, App: "1", User: "ann", Before: 1700000000}
+	n, err := b.Gather(context.Background(), cmd)
+	require.NoError(t, err)
+	assert.Equal(t, 2, n)
+	assert.Equal(t, []control.Command{cmd}, got)
 }
 
 // Every subscription, the first included, is followed by a call of
@@ -330,7 +353,7 @@ func TestBusSubscribed(t *testing.T) {
 		case <-ctx.Done():
 			return ctx.Err()
 		}
-	}}, func(cmd control.Command) { got <- cmd })
+	}}, func(cmd control.Command) int { got <- cmd; return 0 })
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { _ = b.Run(ctx); close(done) }()
