@@ -145,6 +145,7 @@ test('the newer group events are one readable line each', () => {
   const id = '@TGS#_G1@TOPIC#_news';
   assert.equal(line({ type: 'group.topic.created', topic_id: id, name: 'News', operator: 'ann' }), 'topic news “News” created in G1 by ann');
   assert.equal(line({ type: 'group.topic.changed', topic_id: id, changes: { name: 'Headlines', notification: '' } }), 'topic news of G1 changed: name “Headlines”, notification cleared');
+  assert.equal(line({ type: 'group.topic.changed', name: 'Old', changes: { introduction: 'hi' } }), 'a topic of G1 changed: introduction “hi”', 'a sample without TopicId');
   assert.equal(line({ type: 'group.topic.destroyed', topic_ids: [id, '@TGS#_G1@TOPIC#_old'] }), 'topics news, old of G1 destroyed');
   assert.equal(line({ type: 'group.attrs.changed', operation: 'set', attrs: { level: '3', theme: 'dark' } }), 'attributes of G1 set level “3”, theme “dark”');
   assert.equal(line({ type: 'group.attrs.changed', operation: 'delete', attrs: { level: '' } }), 'attributes of G1 removed level');

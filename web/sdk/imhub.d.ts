@@ -166,7 +166,8 @@ export interface GroupMessageExtension extends GroupEventBase {
   type: 'group.message.extension';
   messages: MessageRef[];
   operation: 'set' | 'delete' | 'clear';
-  extensions: MessageExtension[];
+  /** The extensions set or deleted; absent for clear. */
+  extensions?: MessageExtension[];
   extension_seq: number;
 }
 
@@ -176,7 +177,8 @@ export interface C2CMessageExtension extends C2CEventBase {
   operator?: string;
   messages: MessageRef[];
   operation: 'set' | 'delete' | 'clear';
-  extensions: MessageExtension[];
+  /** The extensions set or deleted; absent for clear. */
+  extensions?: MessageExtension[];
   extension_seq: number;
 }
 

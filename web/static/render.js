@@ -339,7 +339,7 @@ export function sentence(ev) {
     case 'group.owner.changed':
       return `${user(ev.owner || 'someone')} is now the owner of ${group(ev)}${ev.previous_owner ? ` (was ${user(ev.previous_owner)})` : ''}`;
     case 'group.topic.created':
-      return `topic ${topic(ev.topic_id)}${ev.name ? ` “${esc(ev.name)}”` : ''} created in <span class="group">${esc(ev.group_id)}</span>${ev.operator ? ` by ${user(ev.operator)}` : ''}`;
+      return `${ev.topic_id ? `topic ${topic(ev.topic_id)}` : 'a topic'}${ev.name ? ` “${esc(ev.name)}”` : ''} created in <span class="group">${esc(ev.group_id)}</span>${ev.operator ? ` by ${user(ev.operator)}` : ''}`;
     case 'group.topic.changed': {
       const c = ev.changes || {};
       const changed = ['name', 'introduction', 'notification', 'face_url']
@@ -347,7 +347,7 @@ export function sentence(ev) {
         .map((k) => (c[k] === '' ? `${k.replace('_', ' ')} cleared` : `${k.replace('_', ' ')} “${esc(c[k])}”`));
       for (const [k, v] of Object.entries(c.custom || {})) changed.push(`${esc(k)} “${esc(v)}”`);
       if (!changed.length && ev.name) changed.push(`name “${esc(ev.name)}”`);
-      return `topic ${topic(ev.topic_id)} of <span class="group">${esc(ev.group_id)}</span> changed${changed.length ? ': ' + changed.join(', ') : ''}${ev.operator ? ` by ${user(ev.operator)}` : ''}`;
+      return `${ev.topic_id ? `topic ${topic(ev.topic_id)}` : 'a topic'} of <span class="group">${esc(ev.group_id)}</span> changed${changed.length ? ': ' + changed.join(', ') : ''}${ev.operator ? ` by ${user(ev.operator)}` : ''}`;
     }
     case 'group.topic.destroyed': {
       const ids = (Array.isArray(ev.topic_ids) ? ev.topic_ids : []).filter((t) => typeof t === 'string');

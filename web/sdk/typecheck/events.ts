@@ -75,12 +75,12 @@ function describe(e: HubEvent): string {
       // @ts-expect-error: the operation is set, delete or clear
       const op: typeof e.operation = 'add';
       void op;
-      return `${ref(e.messages)} ${e.operation} ${e.extensions.map((x) => `${x.key}=${x.value ?? ''}@${x.seq ?? 0}`).join(',')} #${e.extension_seq}`;
+      return `${ref(e.messages)} ${e.operation} ${(e.extensions ?? []).map((x) => `${x.key}=${x.value ?? ''}@${x.seq ?? 0}`).join(',')} #${e.extension_seq}`;
     }
     case 'c2c.message.extension':
       // @ts-expect-error: the field is extension_seq
       void e.seq;
-      return `${e.from} → ${e.to} ${e.operation} ${e.extensions.length} #${e.extension_seq}`;
+      return `${e.from} → ${e.to} ${e.operation} ${e.extensions?.length ?? 0} #${e.extension_seq}`;
     case 'group.created':
       // @ts-expect-error: the field is owner
       void e.owner_account;
@@ -142,7 +142,7 @@ void kind;
 const bogus: EventType = 'group.message.edited';
 void bogus;
 // @ts-expect-error: an extension event needs its extension_seq
-const partial: EventOf<'group.message.extension'> = { id: 'x', app: 'a', type: 'group.message.extension', group_id: 'G1', messages: [], operation: 'set', extensions: [] };
+const partial: EventOf<'group.message.extension'> = { id: 'x', app: 'a', type: 'group.message.extension', group_id: 'G1', messages: [], operation: 'clear' };
 void partial;
 // @ts-expect-error: since is an offset string
 hub.subscribe('app', { since: 3 });
