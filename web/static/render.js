@@ -263,6 +263,17 @@ function people(ids, most = 8) {
   return ids.length > most ? `${named} and ${ids.length - most} more` : named;
 }
 
+// infoChanges says what a group's or topic's info change set, field by
+// field: changes holds only the fields the IM sent; an empty one was cleared.
+function infoChanges(changes) {
+  const c = changes || {};
+  const said = ['name', 'introduction', 'notification', 'face_url']
+    .filter((k) => typeof c[k] === 'string')
+    .map((k) => (c[k] === '' ? `${k.replace('_', ' ')} cleared` : `${k.replace('_', ' ')} “${esc(c[k])}”`));
+  for (const [k, v] of Object.entries(c.custom || {})) said.push(`${esc(k)} “${esc(v)}”`);
+  return said;
+}
+
 // sentence says in words what an event of the LINES types did.
 export function sentence(ev) {
   switch (ev.type) {
@@ -305,12 +316,7 @@ export function sentence(ev) {
         (lastReadMs(ev) ? ` up to ${esc(clock(lastReadMs(ev)))}` : '') +
         (ev.unread !== undefined ? ` <span class="dim">· ${esc(ev.unread)} unread in all</span>` : '');
     case 'group.info.changed': {
-      // changes holds only the fields the IM sent; an empty one was cleared.
-      const c = ev.changes || {};
-      const changed = ['name', 'introduction', 'notification', 'face_url']
-        .filter((k) => typeof c[k] === 'string')
-        .map((k) => (c[k] === '' ? `${k.replace('_', ' ')} cleared` : `${k.replace('_', ' ')} “${esc(c[k])}”`));
-      for (const [k, v] of Object.entries(c.custom || {})) changed.push(`${esc(k)} “${esc(v)}”`);
+      const changed = infoChanges(ev.changes);
       return `${ev.operator ? user(ev.operator) : 'someone'} changed the info of ${group(ev)}${changed.length ? ': ' + changed.join(', ') : ''}`;
     }
     case 'group.destroyed':
@@ -341,11 +347,7 @@ export function sentence(ev) {
     case 'group.topic.created':
       return `${ev.topic_id ? `topic ${topic(ev.topic_id)}` : 'a topic'}${ev.name ? ` “${esc(ev.name)}”` : ''} created in <span class="group">${esc(ev.group_id)}</span>${ev.operator ? ` by ${user(ev.operator)}` : ''}`;
     case 'group.topic.changed': {
-      const c = ev.changes || {};
-      const changed = ['name', 'introduction', 'notification', 'face_url']
-        .filter((k) => typeof c[k] === 'string')
-        .map((k) => (c[k] === '' ? `${k.replace('_', ' ')} cleared` : `${k.replace('_', ' ')} “${esc(c[k])}”`));
-      for (const [k, v] of Object.entries(c.custom || {})) changed.push(`${esc(k)} “${esc(v)}”`);
+      const changed = infoChanges(ev.changes);
       if (!changed.length && ev.name) changed.push(`name “${esc(ev.name)}”`);
       return `${ev.topic_id ? `topic ${topic(ev.topic_id)}` : 'a topic'} of <span class="group">${esc(ev.group_id)}</span> changed${changed.length ? ': ' + changed.join(', ') : ''}${ev.operator ? ` by ${user(ev.operator)}` : ''}`;
     }
