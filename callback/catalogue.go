@@ -8,9 +8,10 @@ import "slices"
 // here, whatever a caller puts in CallbackCommand. The names are those of
 // the IM's webhook pages, gathered from its list of callback commands
 // (https://www.tencentcloud.com/document/product/1047/34355) and the
-// pages of the newer ones (topics, member fields, message extensions,
-// official accounts and follows, each under
-// https://www.tencentcloud.com/document/product/1047/).
+// pages of the newer ones (topics, member fields, owner changes, message
+// extensions, official accounts and follows, each under
+// https://www.tencentcloud.com/document/product/1047/; message edits,
+// under https://cloud.tencent.com/document/product/269/).
 var Documented = []string{
 	// Online status.
 	"State.StateChange",
@@ -23,6 +24,7 @@ var Documented = []string{
 	// One-to-one messages.
 	"C2C.CallbackBeforeSendMsg", "C2C.CallbackAfterSendMsg",
 	"C2C.CallbackAfterMsgReport", "C2C.CallbackAfterMsgWithDraw",
+	"C2C.CallbackAfterModifyMsg", "C2C.CallbackAfterC2CMsgExtension",
 	// Groups.
 	"Group.CallbackBeforeCreateGroup", "Group.CallbackAfterCreateGroup",
 	"Group.CallbackBeforeApplyJoinGroup", "Group.CallbackBeforeInviteJoinGroup",
@@ -33,6 +35,7 @@ var Documented = []string{
 	"Group.CallbackAfterGroupInfoChanged", "Group.CallbackOnMemberStateChange",
 	"Group.CallbackAfterMemberFieldChanged", "Group.CallbackAfterGroupAttrChanged",
 	"Group.CallbackAfterReadReceipt", "Group.CallbackAfterGroupMsgExtension",
+	"Group.CallbackAfterModifyMsg", "Group.CallbackAfterChangeGroupOwner",
 	// Topics of community groups.
 	"Group.CallbackBeforeCreateTopic", "Group.CallbackAfterCreateTopic",
 	"Group.CallbackAfterTopicDestroyed", "Group.CallbackAfterTopicInfoChanged",

@@ -46,9 +46,9 @@ func TestUnpublishedCommandsCountedByName(t *testing.T) {
 	f := newFixture(t, nil)
 	for _, tc := range []struct{ cmd, label string }{
 		{"Group.CallbackAfterGroupFull", "Group.CallbackAfterGroupFull"},
-		{"Group.CallbackAfterCreateGroup", "Group.CallbackAfterCreateGroup"},
+		{"Group.CallbackBeforeCreateGroup", "Group.CallbackBeforeCreateGroup"},
 		{"Sns.CallbackFriendAdd", "Sns.CallbackFriendAdd"},
-		{"Group.CallbackAfterCreateTopic", "Group.CallbackAfterCreateTopic"},
+		{"Group.CallbackBeforeCreateTopic", "Group.CallbackBeforeCreateTopic"},
 		{"Group.CallbackMadeUp", callback.OtherCommand},
 		{"Sns.CallbackFriendAdd2", callback.OtherCommand},
 		{strings.Repeat("x", 300), callback.OtherCommand},
@@ -58,7 +58,7 @@ func TestUnpublishedCommandsCountedByName(t *testing.T) {
 		assert.Equal(t, ok, body, tc.cmd)
 	}
 	counts := callbackCounts(t, f)
-	for _, label := range []string{"Group.CallbackAfterGroupFull", "Group.CallbackAfterCreateGroup", "Sns.CallbackFriendAdd", "Group.CallbackAfterCreateTopic"} {
+	for _, label := range []string{"Group.CallbackAfterGroupFull", "Group.CallbackBeforeCreateGroup", "Sns.CallbackFriendAdd", "Group.CallbackBeforeCreateTopic"} {
 		assert.Equal(t, 1.0, counts[label+" "+callback.ResultIgnored], "%s is counted by its name", label)
 	}
 	assert.Equal(t, 3.0, counts[callback.OtherCommand+" "+callback.ResultIgnored], "names the IM does not document are one label")

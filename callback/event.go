@@ -24,6 +24,19 @@ const (
 	TypeGroupRead         = "group.message.read"  // Group.CallbackAfterReadReceipt
 	TypeGroupDestroyed    = "group.destroyed"     // Group.CallbackAfterGroupDestroyed
 	TypeGroupInfoChanged  = "group.info.changed"  // Group.CallbackAfterGroupInfoChanged
+
+	TypeGroupModified     = "group.message.modified"  // Group.CallbackAfterModifyMsg
+	TypeC2CModified       = "c2c.message.modified"    // C2C.CallbackAfterModifyMsg
+	TypeGroupExtension    = "group.message.extension" // Group.CallbackAfterGroupMsgExtension
+	TypeC2CExtension      = "c2c.message.extension"   // C2C.CallbackAfterC2CMsgExtension
+	TypeGroupCreated      = "group.created"           // Group.CallbackAfterCreateGroup
+	TypeGroupMemberChange = "group.member.changed"    // Group.CallbackAfterMemberFieldChanged
+	TypeGroupOwnerChanged = "group.owner.changed"     // Group.CallbackAfterChangeGroupOwner
+	TypeTopicCreated      = "group.topic.created"     // Group.CallbackAfterCreateTopic
+	TypeTopicDestroyed    = "group.topic.destroyed"   // Group.CallbackAfterTopicDestroyed
+	TypeTopicChanged      = "group.topic.changed"     // Group.CallbackAfterTopicInfoChanged
+	TypeGroupAttrsChanged = "group.attrs.changed"     // Group.CallbackAfterGroupAttrChanged
+	TypeGroupMemberStatus = "group.member.status"     // Group.CallbackOnMemberStateChange
 )
 
 // Values of Event.Status, from the IM's Info.Action.
@@ -31,6 +44,18 @@ const (
 	StatusLogin      = "login"
 	StatusLogout     = "logout"
 	StatusDisconnect = "disconnect"
+
+	// group.member.status's, from the IM's EventType.
+	StatusOnline  = "online"
+	StatusOffline = "offline"
+)
+
+// Values of Event.Operation for a message extension change, from the IM's
+// OperateType 1, 2 and 3.
+const (
+	OperationSet    = "set"
+	OperationDelete = "delete"
+	OperationClear  = "clear"
 )
 
 // Event is the normalized form of one IM callback, the payload clients
@@ -54,7 +79,7 @@ type Event struct {
 	To        string `json:"to,omitempty"`
 	Operator  string `json:"operator,omitempty"`
 	// Messages identifies the messages the event is about: the one sent,
-	// or every one recalled.
+	// modified or extended, or every one recalled.
 	Messages []MessageRef `json:"messages,omitempty"`
 	// Body is the IM MsgBody, passed through as it is, except that text
 	// that is not valid UTF-8 is repaired (see [Parse]). Encode does not
@@ -74,7 +99,10 @@ type Event struct {
 
 	// Status is user.status's "login", "logout" or "disconnect" (the IM's
 	// Info.Action, lower case); Reason is the IM's Info.Reason as it is
-	// ("Register", "Unregister", "LinkClose", "TimeOut").
+	// ("Register", "Unregister", "LinkClose", "TimeOut"). Of
+	// group.member.status they are "online" or "offline" (EventType, lower
+	// case) and the IM's EventCause as it is ("HeartbeatInterrupt",
+	// "HeartbeatRecover", "Join", "Quit").
 	Status string `json:"status,omitempty"`
 	Reason string `json:"reason,omitempty"`
 	// KickedDevices are the user's other devices a login forced offline
@@ -82,7 +110,9 @@ type Event struct {
 	KickedDevices []Device `json:"kicked_devices,omitempty"`
 
 	// Members are the users who joined (NewMemberList) or left
-	// (ExitMemberList) the group, each once, in the IM's order.
+	// (ExitMemberList) the group, a new group's first members and the
+	// members whose state or fields changed (MemberList, Member_Account),
+	// each once, in the IM's order.
 	Members []string `json:"members,omitempty"`
 	// JoinType is the IM's JoinType as it is: "Apply" or "Invited".
 	JoinType string `json:"join_type,omitempty"`
@@ -96,9 +126,37 @@ type Event struct {
 	// Receipts are group.message.read's counts, one per message
 	// (GroupMsgReceiptList).
 	Receipts []Receipt `json:"receipts,omitempty"`
-	// Changes is what group.info.changed changed: only the profile fields
-	// the IM sent.
+	// Changes is what group.info.changed and group.topic.changed changed:
+	// only the profile fields the IM sent.
 	Changes *GroupChanges `json:"changes,omitempty"`
+
+	// Owner is a new group's owner, or the one a group passed to
+	// (group.owner.changed); PreviousOwner the one it passed from.
+	Owner         string `json:"owner,omitempty"`
+	PreviousOwner string `json:"previous_owner,omitempty"`
+	// Name is a new group's or topic's name, or a topic's new one.
+	Name string `json:"name,omitempty"`
+	// Role and NameCard are what group.member.changed changed of its
+	// member, each present only when the IM sent it: Role as the IM
+	// names it ("Admin", "Member"), NameCard as it is now, an empty string
+	// for one that was cleared.
+	Role     string  `json:"role,omitempty"`
+	NameCard *string `json:"name_card,omitempty"`
+	// TopicIDs are the topics group.topic.destroyed ended (TopicIdList).
+	TopicIDs []string `json:"topic_ids,omitempty"`
+	// Operation is what a change did: of a message's extensions "set",
+	// "delete" or "clear"; of a group's attributes the IM's OptionType in
+	// lower case ("set", "modify", "clear", "delete").
+	Operation string `json:"operation,omitempty"`
+	// Attrs are the group's custom attributes group.attrs.changed names
+	// (GroupAttr), key to value.
+	Attrs map[string]string `json:"attrs,omitempty"`
+	// Extensions are the message's extension keys a change set or deleted
+	// (ExtensionList; none for a clear); ExtensionSeq is the message's
+	// extension version after it (the IM's Seq), which orders the changes
+	// of one message.
+	Extensions   []Extension `json:"extensions,omitempty"`
+	ExtensionSeq int64       `json:"extension_seq,omitempty"`
 
 	Platform string `json:"platform,omitempty"`
 	ClientIP string `json:"client_ip,omitempty"`
@@ -131,6 +189,14 @@ type GroupChanges struct {
 	// Custom are the group's custom fields that changed
 	// (UserDefinedDataList), key to value.
 	Custom map[string]string `json:"custom,omitempty"`
+}
+
+// Extension is one key of a message's extension: its value after the
+// change (empty once deleted) and the version the IM gave it.
+type Extension struct {
+	Key   string `json:"key"`
+	Value string `json:"value"`
+	Seq   int64  `json:"seq"`
 }
 
 // MessageRef names one IM message by whichever identities the IM gave.
@@ -210,14 +276,8 @@ func (e *Event) Encode() ([]byte, error) {
 		b = append(b, ']')
 	}
 	if len(e.Members) > 0 {
-		b = append(b, `,"members":[`...)
-		for i, m := range e.Members {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			b = appendString(b, m)
-		}
-		b = append(b, ']')
+		b = append(b, `,"members":`...)
+		b = appendStrings(b, e.Members)
 	}
 	b = appendOptString(b, `,"join_type":`, e.JoinType)
 	b = appendOptString(b, `,"exit_type":`, e.ExitType)
@@ -242,6 +302,40 @@ func (e *Event) Encode() ([]byte, error) {
 		b = append(b, `,"changes":`...)
 		b = e.Changes.appendJSON(b)
 	}
+	b = appendOptString(b, `,"owner":`, e.Owner)
+	b = appendOptString(b, `,"previous_owner":`, e.PreviousOwner)
+	b = appendOptString(b, `,"name":`, e.Name)
+	b = appendOptString(b, `,"role":`, e.Role)
+	if e.NameCard != nil {
+		b = append(b, `,"name_card":`...)
+		b = appendString(b, *e.NameCard)
+	}
+	if len(e.TopicIDs) > 0 {
+		b = append(b, `,"topic_ids":`...)
+		b = appendStrings(b, e.TopicIDs)
+	}
+	b = appendOptString(b, `,"operation":`, e.Operation)
+	if len(e.Attrs) > 0 {
+		b = append(b, `,"attrs":`...)
+		b = appendStringMap(b, e.Attrs)
+	}
+	if len(e.Extensions) > 0 {
+		b = append(b, `,"extensions":[`...)
+		for i, x := range e.Extensions {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = append(b, `{"key":`...)
+			b = appendString(b, x.Key)
+			b = append(b, `,"value":`...)
+			b = appendString(b, x.Value)
+			b = append(b, `,"seq":`...)
+			b = strconv.AppendInt(b, x.Seq, 10)
+			b = append(b, '}')
+		}
+		b = append(b, ']')
+	}
+	b = appendOptInt(b, `,"extension_seq":`, e.ExtensionSeq)
 	b = appendOptString(b, `,"platform":`, e.Platform)
 	b = appendOptString(b, `,"client_ip":`, e.ClientIP)
 	b = append(b, `,"command":`...)
@@ -274,19 +368,37 @@ func (c *GroupChanges) appendJSON(b []byte) []byte {
 		}
 	}
 	if len(c.Custom) > 0 {
-		b = append(b, `,"custom":{`...)
-		// encoding/json writes a map's keys in order.
-		for i, k := range slices.Sorted(maps.Keys(c.Custom)) {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			b = appendString(b, k)
-			b = append(b, ':')
-			b = appendString(b, c.Custom[k])
-		}
-		b = append(b, '}')
+		b = append(b, `,"custom":`...)
+		b = appendStringMap(b, c.Custom)
 	}
 	return append(dropComma(b, n), '}')
+}
+
+// appendStrings appends a JSON array of strings.
+func appendStrings(b []byte, list []string) []byte {
+	b = append(b, '[')
+	for i, s := range list {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendString(b, s)
+	}
+	return append(b, ']')
+}
+
+// appendStringMap appends a JSON object of strings, its keys in order as
+// encoding/json writes them.
+func appendStringMap(b []byte, m map[string]string) []byte {
+	b = append(b, '{')
+	for i, k := range slices.Sorted(maps.Keys(m)) {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendString(b, k)
+		b = append(b, ':')
+		b = appendString(b, m[k])
+	}
+	return append(b, '}')
 }
 
 // dropComma removes the comma at b[n], where the first member of an object

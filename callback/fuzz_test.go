@@ -69,7 +69,9 @@ func spoiled(body string) []string {
 			`"From_Account":`, `"To_Account":`, `"MsgKey":`, `"MsgId":`,
 			`"Info":`, `"Action":`, `"NewMemberList":`, `"ExitMemberList":`, `"Member_Account":`,
 			`"Report_Account":`, `"Peer_Account":`, `"LastReadTime":`,
-			`"GroupMsgReceiptList":`, `"ReadNum":`, `"UnreadNum":`:
+			`"GroupMsgReceiptList":`, `"ReadNum":`, `"UnreadNum":`,
+			`"OperateType":`, `"Seq":`, `"Key":`, `"NewOwner_Account":`, `"TopicId":`, `"TopicIdList":`,
+			`"OptionType":`, `"EventType":`, `"MemberList":`:
 			return m
 		}
 		return "\"\xe7\xba" + m[1:]
@@ -81,22 +83,34 @@ func spoiled(body string) []string {
 // of place: a required id, MsgBody text and keys, CloudCustomData, a key
 // not ours, and outside any string, where it is not JSON.
 var invalidUTF8Bodies = map[string]string{
-	"{\"GroupId\":\"G\xff\",\"MsgSeq\":1,\"MsgBody\":[]}":                                                                                                 "Group.CallbackAfterSendMsg",
-	"{\"GroupId\":\"G\",\"MsgSeq\":1,\"MsgBody\":[{\"MsgType\":\"TIMTextElem\",\"MsgContent\":{\"Text\":\"red \xe7\xba\"}}]}":                             "Group.CallbackAfterSendMsg",
-	"{\"GroupId\":\"G\",\"MsgSeq\":1,\"MsgBody\":[{\"MsgType\xc0\":\"TIMTextElem\",\"MsgCont\xffent\":{}}]}":                                              "Group.CallbackAfterSendMsg",
-	"{\"GroupId\":\"G\",\"MsgSeq\":1,\"MsgBody\":[],\"CloudCustomData\":\"\xf0\x80\x80\x80\",\"Ext\xff\":1}":                                              "Group.CallbackAfterSendMsg",
-	"{\"GroupId\":\"G\",\"MsgSeq\":1,\"MsgBody\":[]\xff}":                                                                                                 "Group.CallbackAfterSendMsg",
-	"{\"From_Account\":\"\xed\xa0\x80\",\"To_Account\":\"b\",\"MsgKey\":\"k\x80\"}":                                                                       "C2C.CallbackAfterMsgWithDraw",
-	"{\"From_Account\":\"a\",\"To_Account\":\"b\",\"MsgKey\":\"k\",\"MsgBody\":[{\"MsgType\":\"TIMCustomElem\",\"MsgContent\":{\"Data\":\"\xff\xfe\"}}]}": "C2C.CallbackAfterSendMsg",
-	"{\"GroupId\":\"G\",\"MsgSeqList\":[{\"MsgSeq\":1,\"MsgId\":\"\xf4\x90\x80\x80\"}]}":                                                                  "Group.CallbackAfterRecallMsg",
-	"{\"Info\":{\"Action\":\"Login\",\"To_Account\":\"u\xff\",\"Reason\":\"Reg\xc0ister\"},\"KickedDevice\":[{\"Platform\":\"\xedWeb\"}]}":                "State.StateChange",
-	"{\"Info\":{\"Action\":\"Log\xffin\",\"To_Account\":\"u\"}}":                                                                                          "State.StateChange",
-	"{\"GroupId\":\"G\",\"JoinType\":\"\x80\",\"NewMemberList\":[{\"Member_Account\":\"a\xe7\xba\"},{\"Member_Account\":\"a\xe7\xbb\"}]}":                 "Group.CallbackAfterNewMemberJoin",
-	"{\"GroupId\":\"G\",\"ExitType\":\"Kicked\",\"Operator_Account\":\"\xf0\x80\x80\x80\",\"ExitMemberList\":[{\"Member_Account\":\"\xed\xa0\x80\"}]}":    "Group.CallbackAfterMemberExit",
-	"{\"Report_Account\":\"a\xff\",\"Peer_Account\":\"a\xfe\",\"LastReadTime\":1}":                                                                        "C2C.CallbackAfterMsgReport",
-	"{\"GroupId\":\"G\",\"TopicId\":\"\xff\",\"GroupMsgReceiptList\":[{\"MsgSeq\":1,\"ReadNum\":1,\"UnreadNum\":0,\"Read\xffReceiptMembers\":[]}]}":       "Group.CallbackAfterReadReceipt",
-	"{\"GroupId\":\"G\xc3\",\"Name\":\"\xc3\"}":                                                                                                           "Group.CallbackAfterGroupDestroyed",
-	"{\"GroupId\":\"G\",\"Name\":\"\xc3\",\"UserDefinedDataList\":[{\"Key\":\"k\xff\",\"Value\":\"\xff\"},{\"Key\":\"k\xfe\",\"Value\":\"v\"}]}":          "Group.CallbackAfterGroupInfoChanged",
+	"{\"GroupId\":\"G\xff\",\"MsgSeq\":1,\"MsgBody\":[]}":                                                                                                         "Group.CallbackAfterSendMsg",
+	"{\"GroupId\":\"G\",\"MsgSeq\":1,\"MsgBody\":[{\"MsgType\":\"TIMTextElem\",\"MsgContent\":{\"Text\":\"red \xe7\xba\"}}]}":                                     "Group.CallbackAfterSendMsg",
+	"{\"GroupId\":\"G\",\"MsgSeq\":1,\"MsgBody\":[{\"MsgType\xc0\":\"TIMTextElem\",\"MsgCont\xffent\":{}}]}":                                                      "Group.CallbackAfterSendMsg",
+	"{\"GroupId\":\"G\",\"MsgSeq\":1,\"MsgBody\":[],\"CloudCustomData\":\"\xf0\x80\x80\x80\",\"Ext\xff\":1}":                                                      "Group.CallbackAfterSendMsg",
+	"{\"GroupId\":\"G\",\"MsgSeq\":1,\"MsgBody\":[]\xff}":                                                                                                         "Group.CallbackAfterSendMsg",
+	"{\"From_Account\":\"\xed\xa0\x80\",\"To_Account\":\"b\",\"MsgKey\":\"k\x80\"}":                                                                               "C2C.CallbackAfterMsgWithDraw",
+	"{\"From_Account\":\"a\",\"To_Account\":\"b\",\"MsgKey\":\"k\",\"MsgBody\":[{\"MsgType\":\"TIMCustomElem\",\"MsgContent\":{\"Data\":\"\xff\xfe\"}}]}":         "C2C.CallbackAfterSendMsg",
+	"{\"GroupId\":\"G\",\"MsgSeqList\":[{\"MsgSeq\":1,\"MsgId\":\"\xf4\x90\x80\x80\"}]}":                                                                          "Group.CallbackAfterRecallMsg",
+	"{\"Info\":{\"Action\":\"Login\",\"To_Account\":\"u\xff\",\"Reason\":\"Reg\xc0ister\"},\"KickedDevice\":[{\"Platform\":\"\xedWeb\"}]}":                        "State.StateChange",
+	"{\"Info\":{\"Action\":\"Log\xffin\",\"To_Account\":\"u\"}}":                                                                                                  "State.StateChange",
+	"{\"GroupId\":\"G\",\"JoinType\":\"\x80\",\"NewMemberList\":[{\"Member_Account\":\"a\xe7\xba\"},{\"Member_Account\":\"a\xe7\xbb\"}]}":                         "Group.CallbackAfterNewMemberJoin",
+	"{\"GroupId\":\"G\",\"ExitType\":\"Kicked\",\"Operator_Account\":\"\xf0\x80\x80\x80\",\"ExitMemberList\":[{\"Member_Account\":\"\xed\xa0\x80\"}]}":            "Group.CallbackAfterMemberExit",
+	"{\"Report_Account\":\"a\xff\",\"Peer_Account\":\"a\xfe\",\"LastReadTime\":1}":                                                                                "C2C.CallbackAfterMsgReport",
+	"{\"GroupId\":\"G\",\"TopicId\":\"\xff\",\"GroupMsgReceiptList\":[{\"MsgSeq\":1,\"ReadNum\":1,\"UnreadNum\":0,\"Read\xffReceiptMembers\":[]}]}":               "Group.CallbackAfterReadReceipt",
+	"{\"GroupId\":\"G\xc3\",\"Name\":\"\xc3\"}":                                                                                                                   "Group.CallbackAfterGroupDestroyed",
+	"{\"GroupId\":\"G\",\"Name\":\"\xc3\",\"UserDefinedDataList\":[{\"Key\":\"k\xff\",\"Value\":\"\xff\"},{\"Key\":\"k\xfe\",\"Value\":\"v\"}]}":                  "Group.CallbackAfterGroupInfoChanged",
+	"{\"GroupId\":\"G\",\"MsgSeq\":1,\"Operator_Account\":\"o\xff\",\"MsgBody\":[{\"MsgType\":\"TIMTextElem\",\"MsgContent\":{\"Text\":\"\xe7\xba\"}}]}":          "Group.CallbackAfterModifyMsg",
+	"{\"From_Account\":\"a\",\"To_Account\":\"b\xfe\",\"MsgKey\":\"k\",\"CloudCustomData\":\"\xff\",\"MsgBody\":[]}":                                              "C2C.CallbackAfterModifyMsg",
+	"{\"GroupId\":\"G\",\"MsgSeq\":1,\"OperateType\":1,\"Seq\":2,\"ExtensionList\":[{\"Key\":\"\xf0\x9f\",\"Value\":\"\xff\",\"Seq\":2}]}":                        "Group.CallbackAfterGroupMsgExtension",
+	"{\"From_Account\":\"a\",\"To_Account\":\"b\",\"MsgKey\":\"k\xc0\",\"OperateType\":2,\"Seq\":3,\"ExtensionList\":[{\"Key\":\"k\",\"Value\":\"\",\"Seq\":3}]}": "C2C.CallbackAfterC2CMsgExtension",
+	"{\"GroupId\":\"G\",\"Owner_Account\":\"o\xff\",\"Name\":\"\xc3\",\"MemberList\":[{\"Member_Account\":\"m\xfe\"}]}":                                           "Group.CallbackAfterCreateGroup",
+	"{\"GroupId\":\"G\",\"Member_Account\":\"m\xff\",\"NameCard\":\"\xed\xa0\x80\"}":                                                                              "Group.CallbackAfterMemberFieldChanged",
+	"{\"GroupId\":\"G\",\"NewOwner_Account\":\"n\xff\",\"OldOwner_Account\":\"\x80\"}":                                                                            "Group.CallbackAfterChangeGroupOwner",
+	"{\"GroupId\":\"G\",\"TopicId\":\"T\xff\",\"Name\":\"\xc3\"}":                                                                                                 "Group.CallbackAfterCreateTopic",
+	"{\"GroupId\":\"G\",\"TopicIdList\":[\"T\xff\",\"T\xfe\"]}":                                                                                                   "Group.CallbackAfterTopicDestroyed",
+	"{\"GroupId\":\"G\",\"Introduction\":\"\xff\"}":                                                                                                               "Group.CallbackAfterTopicInfoChanged",
+	"{\"GroupId\":\"G\",\"OptionType\":\"se\xfft\",\"GroupAttr\":[{\"key\":\"k\xff\",\"value\":\"v\xfe\"}]}":                                                      "Group.CallbackAfterGroupAttrChanged",
+	"{\"GroupId\":\"G\",\"EventType\":\"Online\",\"EventCause\":\"J\xffoin\",\"MemberList\":[{\"Member_Account\":\"a\xff\"}]}":                                    "Group.CallbackOnMemberStateChange",
 }
 
 // addParseSeeds seeds a fuzz target of (command, body) with every IM

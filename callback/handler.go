@@ -47,11 +47,6 @@ type Config struct {
 	// Forward, when set, passes accepted callbacks on to apps' own
 	// backends (docs/protocol.md#forwarding).
 	Forward Forwarder
-	// Membership, when set, learns the members of each group created
-	// (CommandGroupCreate, not published). The published events that
-	// change membership are told of by a Learning in front of the
-	// broker.
-	Membership Membership
 }
 
 // Forwarder passes accepted callbacks on to an app's own backend; package
@@ -162,11 +157,6 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	switch {
 	case errors.Is(err, ErrUnknownCommand):
-		if req.Command == CommandGroupCreate && h.cfg.Membership != nil {
-			ctx, cancel := context.WithTimeout(r.Context(), h.cfg.PublishTimeout)
-			h.learnCreated(ctx, req.App, body)
-			cancel()
-		}
 		if h.cfg.Forward != nil && h.cfg.Forward.Answers(req.App, req.Command) {
 			h.cfg.Metrics.count(req.Command, ResultForwarded)
 			h.cfg.Forward.Answer(w, r, req.App, body)

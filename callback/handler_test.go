@@ -145,12 +145,12 @@ func TestHandlerUnknownCommand(t *testing.T) {
 	assert.Equal(t, http.StatusOK, code)
 	assert.Equal(t, ok, body)
 	// Fields named like those of published commands, with other types.
-	code, body = f.do(t, http.MethodPost, query(openApp, "Group.CallbackAfterCreateGroup"), `{"CallbackCommand":"Group.CallbackAfterCreateGroup","GroupId":123,"MsgBody":"x","Random":"abc"}`)
+	code, body = f.do(t, http.MethodPost, query(openApp, "Group.CallbackBeforeCreateGroup"), `{"CallbackCommand":"Group.CallbackBeforeCreateGroup","GroupId":123,"MsgBody":"x","Random":"abc"}`)
 	assert.Equal(t, http.StatusOK, code)
 	assert.Equal(t, ok, body)
 	// Both are commands the IM documents: counted under their names.
 	assert.Equal(t, 1.0, testutil.ToFloat64(f.counter("Group.CallbackAfterGroupFull", callback.ResultIgnored)))
-	assert.Equal(t, 1.0, testutil.ToFloat64(f.counter("Group.CallbackAfterCreateGroup", callback.ResultIgnored)))
+	assert.Equal(t, 1.0, testutil.ToFloat64(f.counter("Group.CallbackBeforeCreateGroup", callback.ResultIgnored)))
 	f.do(t, http.MethodPost, query(openApp, callback.CommandGroupSend), seed(t, "group_send"))
 	pubs := f.rec.WaitCount(t, 1)
 	assert.Len(t, pubs, 1, "the unknown command was not published")
@@ -201,6 +201,69 @@ func TestHandlerLiveCommands(t *testing.T) {
 	f.do(t, http.MethodPost, query(openApp, callback.CommandGroupSend), seed(t, "group_send"))
 	assert.Len(t, f.rec.WaitCount(t, total+2), total+2)
 	assert.Equal(t, 2+4+4+3+2+2+2, total)
+}
+
+// Two edits of one message are two events and two extension changes of
+// it are two, each retry of them none, and they reach the message's
+// channel in the order they happened: the IM documents' examples
+// (https://cloud.tencent.com/document/product/269/129193,
+// https://cloud.tencent.com/document/product/269/128224,
+// https://www.tencentcloud.com/document/product/1047/76007) and a second
+// edit of each message.
+func TestHandlerEditsAndExtensions(t *testing.T) {
+	f := newFixture(t, nil)
+	for _, ch := range []string{"group:group-test-2", "user:Jonh", "group:test"} {
+		require.NoError(t, f.broker.Subscribe(context.Background(), openApp, ch))
+	}
+	secondEdit := strings.Replace(strings.Replace(seed(t, "group_msg_modified"), "1772762975589", "1772763000000", 1), "2026-03-06T02:09:35.302Z", "third time", 1)
+	secondC2CEdit := strings.Replace(seed(t, "c2c_msg_modified"), "1769772027036", "1769772099000", 1)
+	for _, c := range []struct{ cmd, body string }{
+		{callback.CommandGroupModify, seed(t, "group_msg_modified")},
+		{callback.CommandGroupModify, seed(t, "group_msg_modified")},
+		{callback.CommandGroupModify, secondEdit},
+		{callback.CommandGroupModify, secondEdit},
+		{callback.CommandC2CModify, seed(t, "c2c_msg_modified")},
+		{callback.CommandC2CModify, secondC2CEdit},
+		{callback.CommandC2CModify, seed(t, "c2c_msg_modified")},
+		{callback.CommandGroupExtension, seed(t, "group_msg_extension_set")},
+		{callback.CommandGroupExtension, seed(t, "group_msg_extension_set")},
+		{callback.CommandGroupExtension, seed(t, "group_msg_extension_delete")},
+		{callback.CommandGroupExtension, seed(t, "group_msg_extension_clear")},
+		{callback.CommandGroupExtension, seed(t, "group_msg_extension_delete")},
+	} {
+		code, body := f.do(t, http.MethodPost, query(openApp, c.cmd), c.body)
+		require.Equal(t, http.StatusOK, code, body)
+		assert.Equal(t, ok, body)
+	}
+	// Two group edits, two one-to-one edits, three extension changes, each
+	// on its channel and on "app".
+	pubs := f.rec.WaitCount(t, 2*7)
+	byChannel := map[string][]string{}
+	for _, p := range pubs {
+		var ev struct {
+			ID           string
+			Type         string
+			Time         int64
+			ExtensionSeq int64 `json:"extension_seq"`
+			Operation    string
+		}
+		require.NoError(t, json.Unmarshal(p.Data, &ev))
+		byChannel[p.Channel] = append(byChannel[p.Channel], fmt.Sprintf("%s %d %d %s", ev.Type, ev.Time, ev.ExtensionSeq, ev.Operation))
+	}
+	assert.Equal(t, []string{"group.message.modified 1772762975589 0 ", "group.message.modified 1772763000000 0 "}, byChannel["group:group-test-2"])
+	assert.Equal(t, []string{"c2c.message.modified 1769772027036 0 ", "c2c.message.modified 1769772099000 0 "}, byChannel["user:Jonh"])
+	assert.Equal(t, []string{
+		"group.message.extension 1764688294360 56 set",
+		"group.message.extension 1764688312045 57 delete",
+		"group.message.extension 1764688329047 58 clear",
+	}, byChannel["group:test"])
+	assert.Equal(t, 2.0, testutil.ToFloat64(f.counter(callback.CommandGroupModify, callback.ResultDuplicate)))
+	assert.Equal(t, 1.0, testutil.ToFloat64(f.counter(callback.CommandC2CModify, callback.ResultDuplicate)))
+	assert.Equal(t, 2.0, testutil.ToFloat64(f.counter(callback.CommandGroupExtension, callback.ResultDuplicate)))
+	// Nothing else arrives: no repeat was published late.
+	f.do(t, http.MethodPost, query(openApp, callback.CommandGroupModify), strings.Replace(secondEdit, "1772763000000", "1772763111000", 1))
+	assert.Len(t, f.rec.WaitCount(t, 2*8), 2*8)
+	assert.Len(t, byChannel["app"], 7)
 }
 
 // Every rejection of the contract, in the order the checks run: the first

@@ -5,31 +5,35 @@ import (
 	"context"
 	"encoding/json"
 	"log/slog"
+	"slices"
 
 	"github.com/imhub/imhub/hub/broker"
 )
 
 // The callbacks that change who is in a group keep the IM's membership,
-// as the hub knows it, current (docs/protocol.md#channels): the member
-// joins and exits and the disbandings, which are published, and the
-// creation of a group, which is not.
-
-// CommandGroupCreate is the IM's callback after a group is created
-// (https://www.tencentcloud.com/document/product/1047/34369, one of the
-// webhooks the catalogue https://www.tencentcloud.com/document/product/1047/34355
-// lists). It is not published: its owner and first members are only
-// learnt as members.
-const CommandGroupCreate = "Group.CallbackAfterCreateGroup"
+// as the hub knows it, current (docs/protocol.md#channels): the creation
+// of a group, the member joins and exits and the disbandings, each told
+// before its event is published.
 
 // Membership is told what the callbacks change of who is in a group,
 // before the events that say so are published: *membership.View is the
 // hub's. An app whose groups do not follow the IM's membership is
 // ignored by it.
 type Membership interface {
+	// Created: a group of groupType (the IM's Type: "Public", "Work",
+	// "AVChatRoom", …) was made with users, its owner and first members,
+	// as members. Anyone may join an audio-video group (AVChatRoom):
+	// every user of the app is admitted to it, as the IM's 10007 answer
+	// says of one.
+	Created(ctx context.Context, app, group, groupType string, users ...string) error
 	Joined(ctx context.Context, app, group string, users ...string) error
 	Left(ctx context.Context, app, group string, users ...string) error
 	Destroyed(ctx context.Context, app, group string) error
 }
+
+// GroupTypeAV is the IM's type of an audio-video group, which every user
+// of the app may join.
+const GroupTypeAV = "AVChatRoom"
 
 // ChangeKind is what an event does to a group's members.
 type ChangeKind uint8
@@ -37,7 +41,7 @@ type ChangeKind uint8
 // The kinds of change.
 const (
 	ChangeNone      ChangeKind = iota
-	ChangeJoined               // group.member.joined: Users are members
+	ChangeJoined               // group.member.joined and group.created: Users are members
 	ChangeLeft                 // group.member.left: Users are not
 	ChangeDestroyed            // group.destroyed: nobody is
 )
@@ -47,6 +51,10 @@ type MemberChange struct {
 	Kind  ChangeKind
 	Group string
 	Users []string // of ChangeJoined and ChangeLeft
+	// GroupType is the new group's type, of a group.created (a
+	// ChangeJoined whose Users are its owner and first members, none
+	// maybe, when it is an audio-video group).
+	GroupType string
 }
 
 // Names says whether the change takes user out of the group: every user
@@ -75,6 +83,7 @@ var changeMarks = [...]struct {
 	{[]byte(`"type":"` + TypeGroupMemberLeft + `"`), TypeGroupMemberLeft, ChangeLeft},
 	{[]byte(`"type":"` + TypeGroupDestroyed + `"`), TypeGroupDestroyed, ChangeDestroyed},
 	{[]byte(`"type":"` + TypeGroupMemberJoined + `"`), TypeGroupMemberJoined, ChangeJoined},
+	{[]byte(`"type":"` + TypeGroupCreated + `"`), TypeGroupCreated, ChangeJoined},
 }
 
 // MemberChangeOf reads what the event data, as published, changes of a
@@ -104,10 +113,28 @@ func MemberChangeOf(data []byte) (MemberChange, bool) {
 		return MemberChange{}, false
 	}
 	c := MemberChange{Kind: kind, Group: group}
-	if kind != ChangeDestroyed {
-		if json.Unmarshal(top["members"], &c.Users) != nil || len(c.Users) == 0 {
+	if kind == ChangeDestroyed {
+		return c, true
+	}
+	if m, ok := top["members"]; ok && json.Unmarshal(m, &c.Users) != nil {
+		return MemberChange{}, false
+	}
+	if typ == TypeGroupCreated {
+		// The owner is a member too; it may be the only one.
+		var owner string
+		if o, ok := top["owner"]; ok && json.Unmarshal(o, &owner) == nil && owner != "" && !slices.Contains(c.Users, owner) {
+			c.Users = append([]string{owner}, c.Users...)
+		}
+		if t, ok := top["group_type"]; ok && json.Unmarshal(t, &c.GroupType) != nil {
 			return MemberChange{}, false
 		}
+		if c.GroupType == GroupTypeAV {
+			// Open to all, whoever it was made with.
+			return c, true
+		}
+	}
+	if len(c.Users) == 0 {
+		return MemberChange{}, false
 	}
 	return c, true
 }
@@ -116,6 +143,9 @@ func MemberChangeOf(data []byte) (MemberChange, bool) {
 func learn(ctx context.Context, m Membership, app string, c MemberChange) error {
 	switch c.Kind {
 	case ChangeJoined:
+		if c.GroupType != "" {
+			return m.Created(ctx, app, c.Group, c.GroupType, c.Users...)
+		}
 		return m.Joined(ctx, app, c.Group, c.Users...)
 	case ChangeLeft:
 		return m.Left(ctx, app, c.Group, c.Users...)
@@ -164,40 +194,4 @@ func (l *Learning) logger() *slog.Logger {
 		return slog.Default()
 	}
 	return l.Logger
-}
-
-// groupCreated is what CommandGroupCreate's body says of the members
-// (https://www.tencentcloud.com/document/product/1047/34369): the owner
-// and the member list the group was created with.
-type groupCreated struct {
-	GroupID    string `json:"GroupId"`
-	Owner      string `json:"Owner_Account"`
-	MemberList []struct {
-		Account string `json:"Member_Account"`
-	} `json:"MemberList"`
-}
-
-// learnCreated tells Membership of a group's creation: its owner and its
-// first members are members. A body that does not say so is left alone;
-// the IM is asked about them instead.
-func (h *Handler) learnCreated(ctx context.Context, app string, body []byte) {
-	var g groupCreated
-	if json.Unmarshal(body, &g) != nil || g.GroupID == "" {
-		return
-	}
-	users := make([]string, 0, 1+len(g.MemberList))
-	if g.Owner != "" {
-		users = append(users, g.Owner)
-	}
-	for _, m := range g.MemberList {
-		if m.Account != "" {
-			users = append(users, m.Account)
-		}
-	}
-	if len(users) == 0 {
-		return
-	}
-	if err := h.cfg.Membership.Joined(ctx, app, g.GroupID, users...); err != nil {
-		h.log.Warn("a new group's members were not stored; the IM is asked about them instead", "app", clip(app), "group", clip(g.GroupID), "err", err)
-	}
 }

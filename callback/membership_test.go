@@ -38,6 +38,10 @@ func (s *steps) list() []string {
 	return append([]string(nil), s.log...)
 }
 
+func (s *steps) Created(_ context.Context, app, group, groupType string, users ...string) error {
+	return s.add(fmt.Sprintf("created %s %s %s %v", app, group, groupType, users))
+}
+
 func (s *steps) Joined(_ context.Context, app, group string, users ...string) error {
 	return s.add(fmt.Sprintf("joined %s %s %v", app, group, users))
 }
@@ -122,27 +126,42 @@ func TestLearningFailureStillPublishes(t *testing.T) {
 	assert.Contains(t, f.logs.String(), "redis away")
 }
 
-// The creation of a group, which is not published, makes its owner and
-// first members members, from the body the IM documents
-// (https://www.tencentcloud.com/document/product/1047/34369).
+// The creation of a group makes its owner and first members members,
+// told before its event is published, on the same path as a join, from
+// the body the IM documents
+// (https://www.tencentcloud.com/document/product/1047/34369). One that
+// names nobody teaches nothing, and is published all the same.
 func TestGroupCreateLearnt(t *testing.T) {
 	s := &steps{}
-	f := newFixture(t, nil)
-	f.h = callback.NewHandler(callback.Config{Apps: []callback.App{{ID: openApp}}, Membership: s}, f.broker)
-	body := `{"CallbackCommand":"Group.CallbackAfterCreateGroup","GroupId":"@TGS#2J4SZEAEL","Operator_Account":"leckie",` +
-		`"Owner_Account":"leckie","Type":"Public","Name":"MyFirstGroup",` +
-		`"MemberList":[{"Member_Account":"bob"},{"Member_Account":"peter"}],` +
-		`"UserDefinedDataList":[{"Key":"UserDefined1","Value":"hello"}],"EventTime":1670574414123}`
-	code, answer := f.do(t, http.MethodPost, query(openApp, callback.CommandGroupCreate), body)
+	var f *fixture
+	f = newFixture(t, publisherFunc(func(ctx context.Context, m broker.Message) (broker.Result, error) {
+		l := &callback.Learning{Next: &publishing{s, f.broker}, Membership: s}
+		return l.Publish(ctx, m)
+	}))
+	code, answer := f.do(t, http.MethodPost, query(openApp, callback.CommandGroupCreate), seed(t, "group_created"))
 	assert.Equal(t, http.StatusOK, code)
 	assert.Equal(t, ok, answer)
-	assert.Equal(t, []string{"joined 1400000000 @TGS#2J4SZEAEL [leckie bob peter]"}, s.list())
+	log := s.list()
+	require.Len(t, log, 2, "%q", log)
+	assert.Equal(t, "created 1400000000 @TGS#2J4SZEAEL Public [leckie bob peter]", log[0])
+	assert.True(t, strings.HasPrefix(log[1], "publish "), log[1])
 
-	for _, bad := range []string{`{"GroupId":""}`, `{"GroupId":"G","Owner_Account":""}`, `{"GroupId":7}`} {
-		code, _ := f.do(t, http.MethodPost, query(openApp, callback.CommandGroupCreate), bad)
-		assert.Equal(t, http.StatusOK, code, "answered as any command not published: %s", bad)
+	for _, body := range []string{`{"GroupId":"G","Owner_Account":""}`, `{"GroupId":"G2","MemberList":[]}`} {
+		code, answer := f.do(t, http.MethodPost, query(openApp, callback.CommandGroupCreate), body)
+		assert.Equal(t, http.StatusOK, code, answer)
 	}
-	assert.Len(t, s.list(), 1, "a body that names no member teaches nothing")
+	log = s.list()
+	require.Len(t, log, 4, "%q", log)
+	assert.True(t, strings.HasPrefix(log[2], "publish ") && strings.HasPrefix(log[3], "publish "), "nobody named, nobody learnt: %q", log)
+
+	// An audio-video group made by the admin names nobody, and is open to
+	// everyone all the same.
+	code, answer = f.do(t, http.MethodPost, query(openApp, callback.CommandGroupCreate), `{"GroupId":"@TGS#aLive","Type":"AVChatRoom","Operator_Account":"admin"}`)
+	assert.Equal(t, http.StatusOK, code, answer)
+	log = s.list()
+	require.Len(t, log, 6, "%q", log)
+	assert.Equal(t, "created 1400000000 @TGS#aLive AVChatRoom []", log[4])
+	f.rec.WaitCount(t, 4)
 }
 
 // Only an event's own top-level type and members count: the same words in
@@ -156,6 +175,16 @@ func TestMemberChangeOf(t *testing.T) {
 		{`{"id":"1","type":"group.member.left","group_id":"G","members":["a","b"]}`, callback.MemberChange{Kind: callback.ChangeLeft, Group: "G", Users: []string{"a", "b"}}, true},
 		{`{"id":"1","type":"group.member.joined","group_id":"G","members":["a"]}`, callback.MemberChange{Kind: callback.ChangeJoined, Group: "G", Users: []string{"a"}}, true},
 		{`{"id":"1","type":"group.destroyed","group_id":"G"}`, callback.MemberChange{Kind: callback.ChangeDestroyed, Group: "G"}, true},
+		{`{"id":"1","type":"group.created","group_id":"G","members":["a","o"],"owner":"o"}`, callback.MemberChange{Kind: callback.ChangeJoined, Group: "G", Users: []string{"a", "o"}}, true},
+		{`{"id":"1","type":"group.created","group_id":"G","group_type":"Work","owner":"o"}`, callback.MemberChange{Kind: callback.ChangeJoined, Group: "G", Users: []string{"o"}, GroupType: "Work"}, true},
+		{`{"id":"1","type":"group.created","group_id":"G","group_type":"AVChatRoom"}`, callback.MemberChange{Kind: callback.ChangeJoined, Group: "G", GroupType: "AVChatRoom"}, true},
+		{`{"id":"1","type":"group.created","group_id":"G","group_type":"Work"}`, callback.MemberChange{}, false},
+		{`{"id":"1","type":"group.created","group_id":"G","group_type":7,"owner":"o"}`, callback.MemberChange{}, false},
+		{`{"id":"1","type":"group.created","group_id":"G","members":["a"],"owner":"o"}`, callback.MemberChange{Kind: callback.ChangeJoined, Group: "G", Users: []string{"o", "a"}}, true},
+		{`{"id":"1","type":"group.created","group_id":"G","owner":"o"}`, callback.MemberChange{Kind: callback.ChangeJoined, Group: "G", Users: []string{"o"}}, true},
+		{`{"id":"1","type":"group.created","group_id":"G"}`, callback.MemberChange{}, false},
+		{`{"id":"1","type":"group.owner.changed","group_id":"G","owner":"o"}`, callback.MemberChange{}, false},
+		{`{"id":"1","type":"group.member.changed","group_id":"G","members":["a"],"role":"Admin"}`, callback.MemberChange{}, false},
 		{`{"id":"1","type":"custom","data":{"type":"group.member.left","group_id":"G","members":["a"]}}`, callback.MemberChange{}, false},
 		{`{"id":"1","Type":"group.member.left","group_id":"G","members":["a"],"x":{"type":"group.member.left"}}`, callback.MemberChange{}, false},
 		{`{"id":"1","type":"group.member.left","group_id":"G"}`, callback.MemberChange{}, false},

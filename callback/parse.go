@@ -27,6 +27,19 @@ const (
 	CommandGroupReadReceipt = "Group.CallbackAfterReadReceipt"
 	CommandGroupDestroyed   = "Group.CallbackAfterGroupDestroyed"
 	CommandGroupInfoChanged = "Group.CallbackAfterGroupInfoChanged"
+
+	CommandGroupModify        = "Group.CallbackAfterModifyMsg"
+	CommandC2CModify          = "C2C.CallbackAfterModifyMsg"
+	CommandGroupExtension     = "Group.CallbackAfterGroupMsgExtension"
+	CommandC2CExtension       = "C2C.CallbackAfterC2CMsgExtension"
+	CommandGroupCreate        = "Group.CallbackAfterCreateGroup"
+	CommandGroupMemberChanged = "Group.CallbackAfterMemberFieldChanged"
+	CommandGroupOwnerChanged  = "Group.CallbackAfterChangeGroupOwner"
+	CommandTopicCreate        = "Group.CallbackAfterCreateTopic"
+	CommandTopicDestroyed     = "Group.CallbackAfterTopicDestroyed"
+	CommandTopicInfoChanged   = "Group.CallbackAfterTopicInfoChanged"
+	CommandGroupAttrChanged   = "Group.CallbackAfterGroupAttrChanged"
+	CommandMemberStateChange  = "Group.CallbackOnMemberStateChange"
 )
 
 // Commands lists the published commands.
@@ -34,6 +47,10 @@ var Commands = []string{
 	CommandGroupSend, CommandGroupRecall, CommandC2CSend, CommandC2CWithdraw,
 	CommandStateChange, CommandGroupMemberJoin, CommandGroupMemberExit, CommandC2CReport,
 	CommandGroupReadReceipt, CommandGroupDestroyed, CommandGroupInfoChanged,
+	CommandGroupModify, CommandC2CModify, CommandGroupExtension, CommandC2CExtension,
+	CommandGroupCreate, CommandGroupMemberChanged, CommandGroupOwnerChanged,
+	CommandTopicCreate, CommandTopicDestroyed, CommandTopicInfoChanged,
+	CommandGroupAttrChanged, CommandMemberStateChange,
 }
 
 // ErrUnknownCommand is returned by Parse for a command imhub does not
@@ -146,6 +163,30 @@ func parse(req Request, body []byte) (*Event, []string, error) {
 		ev, identity, err = f.groupDestroyed(req)
 	case CommandGroupInfoChanged:
 		ev, identity, err = f.groupInfoChanged(req)
+	case CommandGroupModify:
+		ev, identity, err = f.groupModified(req)
+	case CommandC2CModify:
+		ev, identity, err = f.c2cModified(req)
+	case CommandGroupExtension:
+		ev, identity, err = f.groupExtension()
+	case CommandC2CExtension:
+		ev, identity, err = f.c2cExtension()
+	case CommandGroupCreate:
+		ev, identity, err = f.groupCreated(req)
+	case CommandGroupMemberChanged:
+		ev, identity, err = f.memberChanged(req)
+	case CommandGroupOwnerChanged:
+		ev, identity, err = f.ownerChanged(req)
+	case CommandTopicCreate:
+		ev, identity, err = f.topicCreated()
+	case CommandTopicDestroyed:
+		ev, identity, err = f.topicDestroyed()
+	case CommandTopicInfoChanged:
+		ev, identity, err = f.topicChanged(req)
+	case CommandGroupAttrChanged:
+		ev, identity, err = f.attrsChanged(req)
+	case CommandMemberStateChange:
+		ev, identity, err = f.memberStatus(req)
 	default:
 		return nil, nil, ErrUnknownCommand
 	}
@@ -170,16 +211,16 @@ func parse(req Request, body []byte) (*Event, []string, error) {
 }
 
 // channelsOf returns the channels an event goes to: a group event to its
-// group and to each member who joined or left it (so that a client learns
-// it was added or removed without watching the group), any other to each
-// of its users once; every event also to "app".
+// group and to the users it is about (see personal), any other to each of
+// its users once; every event also to "app".
 func channelsOf(ev *Event) []string {
 	var channels []string
 	if ev.GroupID != "" {
-		channels = make([]string, 0, 2+len(ev.Members))
+		users := personal(ev)
+		channels = make([]string, 0, 2+len(users))
 		channels = append(channels, "group:"+ev.GroupID)
-		for _, m := range ev.Members {
-			channels = append(channels, "user:"+m)
+		for _, u := range users {
+			channels = append(channels, "user:"+u)
 		}
 	} else {
 		channels = []string{"user:" + ev.From}
@@ -188,6 +229,25 @@ func channelsOf(ev *Event) []string {
 		}
 	}
 	return append(channels, "app")
+}
+
+// personal is the users a group event goes to on their own channels too,
+// each once: those who joined or left it, whose role or name card
+// changed, and a new group's owner and first members, so that a client
+// learns what became of it without watching the group. An audio-video
+// group's members coming and going is news for the room alone: its
+// thousands of members come and go all the time.
+func personal(ev *Event) []string {
+	switch ev.Type {
+	case TypeGroupMemberStatus:
+		return nil
+	case TypeGroupCreated:
+		if ev.Owner == "" || slices.Contains(ev.Members, ev.Owner) {
+			return ev.Members
+		}
+		return append([]string{ev.Owner}, ev.Members...)
+	}
+	return ev.Members
 }
 
 // eventID is stable across retries of one IM event, and differs between
@@ -320,16 +380,31 @@ func (f fields) body() (json.RawMessage, error) {
 	return raw, nil
 }
 
+// groupMessage is the group and MsgSeq that name a group message.
+func (f fields) groupMessage() (group string, seq int64, err error) {
+	if group, err = f.id("GroupId"); err != nil {
+		return "", 0, err
+	}
+	if seq, err = f.requiredInt("MsgSeq"); err != nil {
+		return "", 0, err
+	}
+	return group, seq, nil
+}
+
+// groupMessageBody is groupMessage and the message's body, as a send or
+// an edit gives them.
+func (f fields) groupMessageBody() (group string, seq int64, body json.RawMessage, err error) {
+	if group, seq, err = f.groupMessage(); err != nil {
+		return "", 0, nil, err
+	}
+	if body, err = f.body(); err != nil {
+		return "", 0, nil, err
+	}
+	return group, seq, body, nil
+}
+
 func (f fields) groupSend() (*Event, string, error) {
-	group, err := f.id("GroupId")
-	if err != nil {
-		return nil, "", err
-	}
-	seq, err := f.requiredInt("MsgSeq")
-	if err != nil {
-		return nil, "", err
-	}
-	body, err := f.body()
+	group, seq, body, err := f.groupMessageBody()
 	if err != nil {
 		return nil, "", err
 	}
@@ -410,19 +485,36 @@ func (f fields) unread() *int64 {
 	return nil
 }
 
-func (f fields) c2cSend() (*Event, string, error) {
-	from, to, err := f.parties()
-	if err != nil {
-		return nil, "", err
+// c2cMessage is the parties and the identity of a one-to-one message:
+// MsgKey, or MsgId where the IM gave none.
+func (f fields) c2cMessage() (from, to, key string, err error) {
+	if from, to, err = f.parties(); err != nil {
+		return "", "", "", err
 	}
-	key := f.optString("MsgKey")
+	key = f.optString("MsgKey")
 	if key == "" {
 		key = f.optString("MsgId")
 	}
 	if key == "" {
-		return nil, "", badRequest("MsgKey: required string is missing (and no MsgId either)")
+		return "", "", "", badRequest("MsgKey: required string is missing (and no MsgId either)")
 	}
-	body, err := f.body()
+	return from, to, key, nil
+}
+
+// c2cMessageBody is c2cMessage and the message's body, as a send or an
+// edit gives them.
+func (f fields) c2cMessageBody() (from, to, key string, body json.RawMessage, err error) {
+	if from, to, key, err = f.c2cMessage(); err != nil {
+		return "", "", "", nil, err
+	}
+	if body, err = f.body(); err != nil {
+		return "", "", "", nil, err
+	}
+	return from, to, key, body, nil
+}
+
+func (f fields) c2cSend() (*Event, string, error) {
+	from, to, key, body, err := f.c2cMessageBody()
 	if err != nil {
 		return nil, "", err
 	}

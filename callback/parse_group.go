@@ -64,9 +64,19 @@ func (f fields) memberExit(req Request) (*Event, string, error) {
 // members reads a required, non-empty list of {"Member_Account": id}:
 // each member once, in the IM's order.
 func (f fields) members(name string) ([]string, error) {
+	members, err := f.optMembers(name)
+	if err == nil && len(members) == 0 {
+		return nil, badRequest("%s: required non-empty array is missing", name)
+	}
+	return members, err
+}
+
+// optMembers is members for a list that may be absent or empty: nil then.
+// A list that is there is held to the same rules.
+func (f fields) optMembers(name string) ([]string, error) {
 	raw, ok := f.get(name)
 	if !ok {
-		return nil, badRequest("%s: required non-empty array is missing", name)
+		return nil, nil
 	}
 	list, ok := objectListOf(raw)
 	if !ok {
@@ -74,7 +84,7 @@ func (f fields) members(name string) ([]string, error) {
 	}
 	switch {
 	case len(list) == 0:
-		return nil, badRequest("%s: required non-empty array is missing", name)
+		return nil, nil
 	case len(list) > maxMembers:
 		return nil, badRequest("%s: more than %d members", name, maxMembers)
 	}
@@ -183,6 +193,19 @@ func (f fields) groupInfoChanged(req Request) (*Event, string, error) {
 	if err != nil {
 		return nil, "", err
 	}
+	ev := &Event{
+		Type:      TypeGroupInfoChanged,
+		GroupID:   group,
+		GroupType: f.optString("Type"),
+		Operator:  f.optString("Operator_Account"),
+		Changes:   f.profileChanges(),
+	}
+	return ev, changeIdentity(ev, f.occurrence(req)), nil
+}
+
+// profileChanges are the profile fields of a group or a topic that the IM
+// sent as changed, nil when it sent none.
+func (f fields) profileChanges() *GroupChanges {
 	c := GroupChanges{
 		Name:         f.optStringPtr("Name"),
 		Introduction: f.optStringPtr("Introduction"),
@@ -200,18 +223,22 @@ func (f fields) groupInfoChanged(req Request) (*Event, string, error) {
 		}
 		c.Custom[*key] = *value
 	}
-	ev := &Event{
-		Type:      TypeGroupInfoChanged,
-		GroupID:   group,
-		GroupType: f.optString("Type"),
-		Operator:  f.optString("Operator_Account"),
+	if c.Name == nil && c.Introduction == nil && c.Notification == nil && c.FaceURL == nil && c.Custom == nil {
+		return nil
 	}
-	if c.Name != nil || c.Introduction != nil || c.Notification != nil || c.FaceURL != nil || c.Custom != nil {
-		ev.Changes = &c
-	}
+	return &c
+}
+
+// changeIdentity is a profile change's identity: the group, the topic if
+// any, the operator, the changes and when (occurrence).
+func changeIdentity(ev *Event, occurrence string) string {
 	// Its fields are strings and a map of strings: it always encodes.
 	changes, _ := json.Marshal(ev.Changes)
-	return ev, group + "\x00" + ev.Operator + "\x00" + string(changes) + "\x00" + f.occurrence(req), nil
+	where := ev.GroupID
+	if ev.TopicID != "" {
+		where += "\x00" + ev.TopicID
+	}
+	return where + "\x00" + ev.Operator + "\x00" + string(changes) + "\x00" + occurrence
 }
 
 // optStringPtr is an optional string, nil when absent or of another type;

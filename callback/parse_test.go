@@ -73,6 +73,42 @@ var goldenSources = map[string]string{
 	// fields.
 	"group_info_changed":        "After Group Profile Is Modified",
 	"group_info_changed_custom": "After Group Profile Is Modified, custom fields",
+	// https://www.tencentcloud.com/document/product/1047/34369
+	"group_created": "After a Group Is Created",
+	// https://www.tencentcloud.com/document/product/1047/60393 names the
+	// member Member_Account; its Chinese page,
+	// https://cloud.tencent.com/document/product/269/105353,
+	// Modified_Account.
+	"group_member_changed":          "Callback After Group Member Profile Changed",
+	"group_member_changed_modified": "Callback After Group Member Profile Changed, Chinese page",
+	// https://www.tencentcloud.com/document/product/1047/60396
+	"group_owner_changed": "Callback After the Group Owner Changed",
+	// https://www.tencentcloud.com/document/product/1047/60394
+	"group_attr_changed": "Callback After Group Attribute Changed",
+	// https://www.tencentcloud.com/document/product/1047/48734, with the
+	// EventCause its Chinese version adds
+	// (https://cloud.tencent.com/document/product/269/76156).
+	"group_member_state": "Webhook for Online and Offline Status of Audio-Video Group Members",
+	// https://www.tencentcloud.com/document/product/1047/49464
+	"topic_created": "After a Topic Is Created",
+	// https://www.tencentcloud.com/document/product/1047/49465
+	"topic_destroyed": "After a Topic Is Deleted",
+	// https://www.tencentcloud.com/document/product/1047/49466, whose
+	// example names no TopicId.
+	"topic_info_changed": "Topic Profile Change Webhook",
+	// https://cloud.tencent.com/document/product/269/129193
+	"group_msg_modified": "Callback After a Group Message Is Edited",
+	// https://cloud.tencent.com/document/product/269/128224
+	"c2c_msg_modified": "Callback After a One-to-One Message Is Edited",
+	// https://www.tencentcloud.com/document/product/1047/76007, its three
+	// examples: set, delete, clear.
+	"group_msg_extension_set":    "After a Group Message Extension Is Configured, set",
+	"group_msg_extension_delete": "After a Group Message Extension Is Configured, delete",
+	"group_msg_extension_clear":  "After a Group Message Extension Is Configured, clear",
+	// https://www.tencentcloud.com/document/product/1047/76006, its set
+	// and delete examples.
+	"c2c_msg_extension_set":    "After a One-to-One Message Extension Is Configured, set",
+	"c2c_msg_extension_delete": "After a One-to-One Message Extension Is Configured, delete",
 }
 
 // The IM documents' examples, and the other schema versions they describe,
@@ -241,6 +277,61 @@ func TestParseRejects(t *testing.T) {
 		{"destroyed GroupId array", CommandGroupDestroyed, `{"GroupId":["G"]}`, "GroupId: want string, got array"},
 		{"info no GroupId", CommandGroupInfoChanged, `{"Name":"n"}`, "GroupId: required"},
 		{"info GroupId boolean", CommandGroupInfoChanged, `{"GroupId":true,"Name":"n"}`, "GroupId: want string, got boolean"},
+		{"modify no GroupId", CommandGroupModify, `{"MsgSeq":1,"MsgBody":[]}`, "GroupId: required"},
+		{"modify no MsgSeq", CommandGroupModify, `{"GroupId":"G","MsgBody":[]}`, "MsgSeq: required"},
+		{"modify MsgSeq string", CommandGroupModify, `{"GroupId":"G","MsgSeq":"53","MsgBody":[]}`, "MsgSeq: want integer, got string"},
+		{"modify no MsgBody", CommandGroupModify, `{"GroupId":"G","MsgSeq":1}`, "MsgBody: required"},
+		{"modify MsgBody string", CommandGroupModify, `{"GroupId":"G","MsgSeq":1,"MsgBody":"x"}`, "MsgBody: want array, got string"},
+		{"c2c modify no From", CommandC2CModify, `{"To_Account":"b","MsgKey":"k","MsgBody":[]}`, "From_Account: required"},
+		{"c2c modify no To", CommandC2CModify, `{"From_Account":"a","MsgKey":"k","MsgBody":[]}`, "To_Account: required"},
+		{"c2c modify no key", CommandC2CModify, `{"From_Account":"a","To_Account":"b","MsgBody":[]}`, "MsgKey: required"},
+		{"c2c modify no MsgBody", CommandC2CModify, `{"From_Account":"a","To_Account":"b","MsgKey":"k"}`, "MsgBody: required"},
+		{"extension no GroupId", CommandGroupExtension, `{"MsgSeq":10,"OperateType":1,"Seq":1}`, "GroupId: required"},
+		{"extension no MsgSeq", CommandGroupExtension, `{"GroupId":"G","OperateType":1,"Seq":1}`, "MsgSeq: required"},
+		{"extension no OperateType", CommandGroupExtension, `{"GroupId":"G","MsgSeq":10,"Seq":1}`, "OperateType: required integer"},
+		{"extension OperateType string", CommandGroupExtension, `{"GroupId":"G","MsgSeq":10,"OperateType":"1","Seq":1}`, "OperateType: want integer, got string"},
+		{"extension no Seq", CommandGroupExtension, `{"GroupId":"G","MsgSeq":10,"OperateType":1}`, "Seq: required integer"},
+		{"extension Seq fraction", CommandGroupExtension, `{"GroupId":"G","MsgSeq":10,"OperateType":1,"Seq":1.5}`, "Seq: want integer"},
+		{"extension list object", CommandGroupExtension, `{"GroupId":"G","MsgSeq":10,"OperateType":1,"Seq":1,"ExtensionList":{}}`, "ExtensionList: want array of objects, got object"},
+		{"extension entry without Key", CommandGroupExtension, `{"GroupId":"G","MsgSeq":10,"OperateType":1,"Seq":1,"ExtensionList":[{"Value":"v"}]}`, "ExtensionList[0].Key: required"},
+		{"extension Key number", CommandGroupExtension, `{"GroupId":"G","MsgSeq":10,"OperateType":1,"Seq":1,"ExtensionList":[{"Key":"a"},{"Key":2}]}`, "ExtensionList[1].Key: want string, got number"},
+		{"c2c extension no key", CommandC2CExtension, `{"From_Account":"a","To_Account":"b","OperateType":1,"Seq":1}`, "MsgKey: required"},
+		{"c2c extension no Seq", CommandC2CExtension, `{"From_Account":"a","To_Account":"b","MsgKey":"k","OperateType":3}`, "Seq: required integer"},
+		{"create no GroupId", CommandGroupCreate, `{"Owner_Account":"o"}`, "GroupId: required"},
+		{"create GroupId number", CommandGroupCreate, `{"GroupId":7}`, "GroupId: want string, got number"},
+		{"create Owner number", CommandGroupCreate, `{"GroupId":"G","Owner_Account":1}`, "Owner_Account: want string, got number"},
+		{"create Owner long", CommandGroupCreate, `{"GroupId":"G","Owner_Account":"` + long + `"}`, "Owner_Account: longer than"},
+		{"create MemberList object", CommandGroupCreate, `{"GroupId":"G","MemberList":{"Member_Account":"a"}}`, "MemberList: want array of objects, got object"},
+		{"create member without account", CommandGroupCreate, `{"GroupId":"G","MemberList":[{}]}`, "MemberList[0].Member_Account: required"},
+		{"create too many members", CommandGroupCreate, `{"GroupId":"G","MemberList":[` + strings.Repeat(`{"Member_Account":"a"},`, maxMembers) + `{"Member_Account":"b"}]}`, "MemberList: more than 1000 members"},
+		{"member field no GroupId", CommandGroupMemberChanged, `{"Member_Account":"m","Role":"Admin"}`, "GroupId: required"},
+		{"member field no member", CommandGroupMemberChanged, `{"GroupId":"G","Role":"Admin"}`, "Member_Account: required"},
+		{"member field member number", CommandGroupMemberChanged, `{"GroupId":"G","Member_Account":1}`, "Member_Account: want string, got number"},
+		{"member field Modified_Account empty", CommandGroupMemberChanged, `{"GroupId":"G","Modified_Account":""}`, "Modified_Account: must not be empty"},
+		{"owner no GroupId", CommandGroupOwnerChanged, `{"NewOwner_Account":"n"}`, "GroupId: required"},
+		{"owner no new owner", CommandGroupOwnerChanged, `{"GroupId":"G","OldOwner_Account":"o"}`, "NewOwner_Account: required"},
+		{"owner old owner array", CommandGroupOwnerChanged, `{"GroupId":"G","NewOwner_Account":"n","OldOwner_Account":["o"]}`, "OldOwner_Account: want string, got array"},
+		{"topic create no GroupId", CommandTopicCreate, `{"TopicId":"T"}`, "GroupId: required"},
+		{"topic create no TopicId", CommandTopicCreate, `{"GroupId":"G","Name":"n"}`, "TopicId: required"},
+		{"topic create TopicId empty", CommandTopicCreate, `{"GroupId":"G","TopicId":""}`, "TopicId: must not be empty"},
+		{"topic destroyed no GroupId", CommandTopicDestroyed, `{"TopicIdList":["T"]}`, "GroupId: required"},
+		{"topic destroyed no list", CommandTopicDestroyed, `{"GroupId":"G"}`, "TopicIdList: required non-empty array"},
+		{"topic destroyed empty list", CommandTopicDestroyed, `{"GroupId":"G","TopicIdList":[]}`, "TopicIdList: required non-empty array"},
+		{"topic destroyed list string", CommandTopicDestroyed, `{"GroupId":"G","TopicIdList":"T"}`, "TopicIdList: want array of strings, got string"},
+		{"topic destroyed entry number", CommandTopicDestroyed, `{"GroupId":"G","TopicIdList":["T",1]}`, "TopicIdList[1]: want string, got number"},
+		{"topic destroyed entry empty", CommandTopicDestroyed, `{"GroupId":"G","TopicIdList":[""]}`, "TopicIdList[0]: must not be empty"},
+		{"topic destroyed entry long", CommandTopicDestroyed, `{"GroupId":"G","TopicIdList":["` + long + `"]}`, "TopicIdList[0]: longer than"},
+		{"topic changed no GroupId", CommandTopicInfoChanged, `{"Name":"n"}`, "GroupId: required"},
+		{"topic changed TopicId object", CommandTopicInfoChanged, `{"GroupId":"G","TopicId":{}}`, "TopicId: want string, got object"},
+		{"attrs no GroupId", CommandGroupAttrChanged, `{"OptionType":"set"}`, "GroupId: required"},
+		{"attrs no OptionType", CommandGroupAttrChanged, `{"GroupId":"G","GroupAttr":[]}`, "OptionType: required"},
+		{"attrs OptionType number", CommandGroupAttrChanged, `{"GroupId":"G","OptionType":1}`, "OptionType: want string, got number"},
+		{"member state no GroupId", CommandMemberStateChange, `{"EventType":"Online","MemberList":[{"Member_Account":"a"}]}`, "GroupId: required"},
+		{"member state no EventType", CommandMemberStateChange, `{"GroupId":"G","MemberList":[{"Member_Account":"a"}]}`, "EventType: required"},
+		{"member state EventType number", CommandMemberStateChange, `{"GroupId":"G","EventType":1,"MemberList":[{"Member_Account":"a"}]}`, "EventType: want string, got number"},
+		{"member state no MemberList", CommandMemberStateChange, `{"GroupId":"G","EventType":"Online"}`, "MemberList: required non-empty array"},
+		{"member state empty MemberList", CommandMemberStateChange, `{"GroupId":"G","EventType":"Offline","MemberList":[]}`, "MemberList: required non-empty array"},
+		{"member state member empty", CommandMemberStateChange, `{"GroupId":"G","EventType":"Offline","MemberList":[{"Member_Account":""}]}`, "MemberList[0].Member_Account: must not be empty"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ev, channels, err := Parse(Request{App: "1", Command: tc.cmd}, []byte(tc.body))
@@ -266,6 +357,19 @@ func TestParseLenientOptionalFields(t *testing.T) {
 		"from":"a","to":"b","messages":[{"key":"k"}],"body":[],"command":"C2C.CallbackAfterSendMsg","received":`+strconv.FormatInt(received.UnixMilli(), 10)+`}`, string(data))
 }
 
+// A kind of change the IM may add later (an OperateType or EventType no
+// page names) is not published, and not refused either.
+func TestParseUnknownKindOfChange(t *testing.T) {
+	for _, tc := range []struct{ cmd, body string }{
+		{CommandGroupExtension, `{"GroupId":"G","MsgSeq":1,"OperateType":4,"Seq":1}`},
+		{CommandC2CExtension, `{"From_Account":"a","To_Account":"b","MsgKey":"k","OperateType":0,"Seq":1}`},
+		{CommandMemberStateChange, `{"GroupId":"G","EventType":"Away","MemberList":[{"Member_Account":"a"}]}`},
+	} {
+		_, _, err := Parse(Request{App: "1", Command: tc.cmd}, []byte(tc.body))
+		assert.ErrorIs(t, err, ErrUnknownCommand, tc.body)
+	}
+}
+
 func TestParseUnknownCommand(t *testing.T) {
 	_, _, err := Parse(Request{App: "1", Command: "Group.CallbackAfterGroupFull"}, []byte(`{"GroupId":"G"}`))
 	assert.ErrorIs(t, err, ErrUnknownCommand)
@@ -288,6 +392,17 @@ func TestParseIdentityLiveCommands(t *testing.T) {
 		receipt   = `{"GroupId":"G","GroupMsgReceiptList":[{"MsgSeq":1,"ReadNum":1,"UnreadNum":6},{"MsgSeq":2,"ReadNum":1,"UnreadNum":6}]}`
 		destroyed = `{"GroupId":"G","EventTime":"1670574414123"}`
 		info      = `{"GroupId":"G","Operator_Account":"o","Notification":"n","EventTime":"1670574414123"}`
+		edit      = `{"GroupId":"G","MsgSeq":53,"MsgBody":[{"MsgType":"TIMTextElem","MsgContent":{"Text":"v2"}}],"EventTime":1772762975589}`
+		c2cEdit   = `{"From_Account":"jared","To_Account":"Jonh","MsgKey":"609_690_1769771529","MsgBody":[],"EventTime":1769772027036}`
+		ext       = `{"GroupId":"G","MsgSeq":10,"OperateType":1,"ExtensionList":[{"Key":"k","Value":"v","Seq":56}],"Seq":56,"EventTime":1764688294360}`
+		c2cExt    = `{"From_Account":"a","To_Account":"b","MsgKey":"k","OperateType":1,"ExtensionList":[{"Key":"k","Value":"v","Seq":1}],"Seq":1}`
+		created   = `{"GroupId":"G","Owner_Account":"o","MemberList":[{"Member_Account":"m"}],"EventTime":"1670574414123"}`
+		field     = `{"GroupId":"G","Member_Account":"m","Role":"Admin","EventTime":"1670574414123"}`
+		owner     = `{"GroupId":"G","OldOwner_Account":"o","NewOwner_Account":"n","EventTime":"1670574414123"}`
+		topic     = `{"GroupId":"G","TopicId":"T","Name":"n","EventTime":"1670574414123"}`
+		topicInfo = `{"GroupId":"G","TopicId":"T","Name":"n","EventTime":"1670574414123"}`
+		attrs     = `{"GroupId":"G","OptionType":"set","GroupAttr":[{"key":"a","value":"1"},{"key":"b","value":"2"}],"EventTime":"1670574414123"}`
+		state     = `{"GroupId":"G","EventType":"Offline","EventCause":"HeartbeatInterrupt","MemberList":[{"Member_Account":"a"}],"EventTime":1}`
 	)
 	later := received.Add(3 * time.Second)
 	for _, tc := range []struct {
@@ -338,6 +453,62 @@ func TestParseIdentityLiveCommands(t *testing.T) {
 			`{"GroupId":"G","Operator_Account":"o","Name":"n","EventTime":"1670574414123"}`, false, false},
 		{"info: cleared is not absent", CommandGroupInfoChanged, info,
 			`{"GroupId":"G","Operator_Account":"o","Notification":"","EventTime":"1670574414123"}`, false, false},
+		{"edit retry", CommandGroupModify, edit, edit, true, true},
+		{"edit: a second edit of the message", CommandGroupModify, edit,
+			`{"GroupId":"G","MsgSeq":53,"MsgBody":[{"MsgType":"TIMTextElem","MsgContent":{"Text":"v3"}}],"EventTime":1772762999000}`, true, false},
+		{"edit: the same text again is still a second edit", CommandGroupModify, edit,
+			`{"GroupId":"G","MsgSeq":53,"MsgBody":[{"MsgType":"TIMTextElem","MsgContent":{"Text":"v2"}}],"EventTime":1772762999000}`, true, false},
+		{"edit: another message at the same time", CommandGroupModify, edit,
+			`{"GroupId":"G","MsgSeq":54,"MsgBody":[{"MsgType":"TIMTextElem","MsgContent":{"Text":"v2"}}],"EventTime":1772762975589}`, false, false},
+		{"edit: the same seq in a topic", CommandGroupModify, edit,
+			`{"GroupId":"G","TopicId":"T","MsgSeq":53,"MsgBody":[{"MsgType":"TIMTextElem","MsgContent":{"Text":"v2"}}],"EventTime":1772762975589}`, false, false},
+		{"edit without EventTime is never a repeat", CommandGroupModify,
+			`{"GroupId":"G","MsgSeq":53,"MsgBody":[]}`, `{"GroupId":"G","MsgSeq":53,"MsgBody":[]}`, true, false},
+		{"c2c edit retry", CommandC2CModify, c2cEdit, c2cEdit, true, true},
+		{"c2c edit: a second edit", CommandC2CModify, c2cEdit,
+			`{"From_Account":"jared","To_Account":"Jonh","MsgKey":"609_690_1769771529","MsgBody":[],"EventTime":1769772099000}`, true, false},
+		{"c2c edit: another message", CommandC2CModify, c2cEdit,
+			`{"From_Account":"jared","To_Account":"Jonh","MsgKey":"610_691_1769771530","MsgBody":[],"EventTime":1769772027036}`, false, false},
+		{"extension retry", CommandGroupExtension, ext, ext, true, true},
+		{"extension: the next change of the message", CommandGroupExtension, ext,
+			`{"GroupId":"G","MsgSeq":10,"OperateType":2,"ExtensionList":[{"Key":"k","Value":"","Seq":57}],"Seq":57,"EventTime":1764688312045}`, true, false},
+		{"extension: the same version of another message", CommandGroupExtension, ext,
+			`{"GroupId":"G","MsgSeq":11,"OperateType":1,"ExtensionList":[{"Key":"k","Value":"v","Seq":56}],"Seq":56,"EventTime":1764688294360}`, false, false},
+		{"extension retry, sent later", CommandGroupExtension, ext,
+			`{"GroupId":"G","MsgSeq":10,"OperateType":1,"ExtensionList":[{"Key":"k","Value":"v","Seq":56}],"Seq":56,"EventTime":1764688299999}`, true, true},
+		{"c2c extension retry", CommandC2CExtension, c2cExt, c2cExt, true, true},
+		{"c2c extension: the next change", CommandC2CExtension, c2cExt,
+			`{"From_Account":"a","To_Account":"b","MsgKey":"k","OperateType":3,"Seq":2}`, true, false},
+		{"created retry", CommandGroupCreate, created, created, true, true},
+		{"created: the id used again", CommandGroupCreate, created, `{"GroupId":"G","Owner_Account":"o","EventTime":"1670574999000"}`, true, false},
+		{"member field retry", CommandGroupMemberChanged, field, field, true, true},
+		{"member field: the name card, not the role", CommandGroupMemberChanged, field,
+			`{"GroupId":"G","Member_Account":"m","NameCard":"Admin","EventTime":"1670574414123"}`, false, false},
+		{"member field: the name card cleared", CommandGroupMemberChanged, `{"GroupId":"G","Member_Account":"m","EventTime":"1"}`,
+			`{"GroupId":"G","Member_Account":"m","NameCard":"","EventTime":"1"}`, false, false},
+		{"owner retry", CommandGroupOwnerChanged, owner, owner, true, true},
+		{"owner: passed back", CommandGroupOwnerChanged, owner,
+			`{"GroupId":"G","OldOwner_Account":"n","NewOwner_Account":"o","EventTime":"1670574414123"}`, false, false},
+		{"topic created retry", CommandTopicCreate, topic, topic, true, true},
+		{"topic created retry without EventTime", CommandTopicCreate, `{"GroupId":"G","TopicId":"T"}`, `{"GroupId":"G","TopicId":"T"}`, true, true},
+		{"topics destroyed retry without EventTime", CommandTopicDestroyed, `{"GroupId":"G","TopicIdList":["T"]}`, `{"GroupId":"G","TopicIdList":["T"]}`, true, true},
+		{"topic created: another topic", CommandTopicCreate, topic, `{"GroupId":"G","TopicId":"T2","EventTime":"1670574414123"}`, false, false},
+		{"topics destroyed retry, another order", CommandTopicDestroyed, `{"GroupId":"G","TopicIdList":["T1","T2"],"EventTime":"1"}`,
+			`{"GroupId":"G","TopicIdList":["T2","T1"],"EventTime":"1"}`, true, true},
+		{"topics destroyed: fewer", CommandTopicDestroyed, `{"GroupId":"G","TopicIdList":["T1","T2"],"EventTime":"1"}`,
+			`{"GroupId":"G","TopicIdList":["T1"],"EventTime":"1"}`, false, false},
+		{"topic changed retry", CommandTopicInfoChanged, topicInfo, topicInfo, true, true},
+		{"topic changed: another topic", CommandTopicInfoChanged, topicInfo,
+			`{"GroupId":"G","TopicId":"T2","Name":"n","EventTime":"1670574414123"}`, false, false},
+		{"attrs retry, attributes in another order", CommandGroupAttrChanged, attrs,
+			`{"GroupId":"G","OptionType":"set","GroupAttr":[{"key":"b","value":"2"},{"key":"a","value":"1"}],"EventTime":"1670574414123"}`, true, true},
+		{"attrs: deleted, not set", CommandGroupAttrChanged, attrs,
+			`{"GroupId":"G","OptionType":"delete","GroupAttr":[{"key":"a","value":"1"},{"key":"b","value":"2"}],"EventTime":"1670574414123"}`, false, false},
+		{"member state retry", CommandMemberStateChange, state, state, true, true},
+		{"member state: back online", CommandMemberStateChange, state,
+			`{"GroupId":"G","EventType":"Online","EventCause":"HeartbeatRecover","MemberList":[{"Member_Account":"a"}],"EventTime":1}`, false, false},
+		{"member state without EventTime is never a repeat", CommandMemberStateChange,
+			`{"GroupId":"G","EventType":"Offline","MemberList":[{"Member_Account":"a"}]}`, `{"GroupId":"G","EventType":"Offline","MemberList":[{"Member_Account":"a"}]}`, true, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			reqA := Request{App: "1", Command: tc.cmd, Received: received}

@@ -80,8 +80,8 @@ func TestQueuedRetriedUntilDelivered(t *testing.T) {
 			}
 			assert.Equal(t, 4.0, h.count(t, appA, "retried"))
 			assert.Equal(t, 1.0, h.count(t, appA, "queued"))
-			// An unknown command is forwarded too.
-			status, _ = h.post(t, appA, "Group.CallbackAfterCreateGroup", `{"GroupId":"g"}`)
+			// A command the hub does not publish is forwarded too.
+			status, _ = h.post(t, appA, "Group.CallbackAfterGroupFull", `{"GroupId":"g"}`)
 			require.Equal(t, 200, status)
 			eventually(t, 10*time.Second, "delivery", func() bool { return h.count(t, appA, "delivered") == 2 })
 		})

@@ -103,8 +103,18 @@ func (d *devIM) close() {
 	}
 }
 
-// Joined, Left and Destroyed tell the stand-in what a callback of its app
-// changed, as the IM had changed it before calling: a callback.Membership.
+// Created, Joined, Left and Destroyed tell the stand-in what a callback
+// of its app changed, as the IM had changed it before calling: a
+// callback.Membership. A group made by a callback has the type the
+// callback gave it.
+func (d *devIM) Created(ctx context.Context, app, group, groupType string, users ...string) error {
+	if app != d.app {
+		return nil
+	}
+	return d.stub.Created(ctx, app, group, groupType, users...)
+}
+
+// Joined is Created's.
 func (d *devIM) Joined(ctx context.Context, app, group string, users ...string) error {
 	if app != d.app {
 		return nil

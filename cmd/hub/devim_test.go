@@ -255,3 +255,30 @@ func TestDevIMAcrossNodes(t *testing.T) {
 	assert.Equal(t, "removed", drain(t, onB, "group:G1", "").reason)
 	assert.Empty(t, devUserSig(t, b, "jared").Groups)
 }
+
+// The stand-in learns a group's type from the callback that made it: an
+// audio-video group admits anyone, a Public one only those the creation
+// named, and a change of role or of owner changes no one's access.
+func TestDevIMLearnsGroupType(t *testing.T) {
+	p := hubtest.Start(t, []string{"-dev", "-dev-im"})
+	p.WaitReady(200)
+	require.Equal(t, 200, postCommand(t, p, DemoApp, "Group.CallbackAfterCreateGroup", createBody("G1", "leah", "jared")))
+	require.Equal(t, 200, postCommand(t, p, DemoApp, "Group.CallbackAfterCreateGroup",
+		`{"GroupId":"@TGS#aLive","Type":"AVChatRoom","Operator_Account":"admin","Owner_Account":"leah","Name":"live"}`))
+	require.Equal(t, 200, postCommand(t, p, DemoApp, "Group.CallbackAfterMemberFieldChanged",
+		`{"GroupId":"G1","Type":"Public","Operator_Account":"leah","Member_Account":"jared","Role":"Admin","EventTime":1}`))
+	require.Equal(t, 200, postCommand(t, p, DemoApp, "Group.CallbackAfterChangeGroupOwner",
+		`{"GroupId":"G1","Type":"Public","Operator_Account":"leah","OldOwner_Account":"leah","NewOwner_Account":"jared","EventTime":2}`))
+	for _, tc := range []struct{ user, channel, want string }{
+		{"jared", "group:G1", "subscribed"},
+		{"leah", "group:G1", "subscribed"},
+		{"mallory", "group:G1", "error"},
+		{"mallory", "group:@TGS#aLive", "subscribed"},
+		{"jared", "group:@TGS#aLive", "subscribed"},
+	} {
+		c := dialDevSig(t, p, tc.user)
+		c.Send(map[string]any{"op": "subscribe", "channel": tc.channel})
+		f := c.Read()
+		assert.Equal(t, tc.want, f.Op, "%s to %s: %s", tc.user, tc.channel, f.Raw)
+	}
+}

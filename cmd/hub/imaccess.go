@@ -212,6 +212,10 @@ func (a *imAccess) tellFirst(m callback.Membership) {
 // the first answered.
 type tellBoth struct{ first, then callback.Membership }
 
+func (t tellBoth) Created(ctx context.Context, app, group, groupType string, users ...string) error {
+	return errors.Join(t.first.Created(ctx, app, group, groupType, users...), t.then.Created(ctx, app, group, groupType, users...))
+}
+
 func (t tellBoth) Joined(ctx context.Context, app, group string, users ...string) error {
 	return errors.Join(t.first.Joined(ctx, app, group, users...), t.then.Joined(ctx, app, group, users...))
 }
@@ -239,14 +243,6 @@ func (a *imAccess) learning(next callback.LearningNext, log *slog.Logger) callba
 		return next
 	}
 	return &callback.Learning{Next: next, Membership: a.told, Logger: log}
-}
-
-// callbacks is the callback handler's Membership, nil without -im-keys.
-func (a *imAccess) callbacks() callback.Membership {
-	if a.view == nil {
-		return nil
-	}
-	return a.told
 }
 
 // close ends the asks under way and closes the Redis client.

@@ -247,7 +247,6 @@ func (p *parts) routes(devSecret []byte, publisher callback.Publisher) http.Hand
 	cbMetrics := callback.NewMetrics(p.reg)
 	cc := p.cfg.callbackConfig
 	cc.Logger, cc.Metrics, cc.Forward = p.log, cbMetrics, p.fwd.handler()
-	cc.Membership = p.im.callbacks()
 	mux.Handle("/im/callback", callback.Allow(callback.AllowConfig{
 		Allowed: p.cfg.CallbackAllow,
 		Logger:  p.log,

@@ -23,6 +23,18 @@ const (
 	cmdGroupDestroyed  = "Group.CallbackAfterGroupDestroyed"
 	cmdGroupInfo       = "Group.CallbackAfterGroupInfoChanged"
 	cmdGroupCreate     = "Group.CallbackAfterCreateGroup"
+
+	cmdGroupModify    = "Group.CallbackAfterModifyMsg"
+	cmdC2CModify      = "C2C.CallbackAfterModifyMsg"
+	cmdGroupExtension = "Group.CallbackAfterGroupMsgExtension"
+	cmdC2CExtension   = "C2C.CallbackAfterC2CMsgExtension"
+	cmdMemberField    = "Group.CallbackAfterMemberFieldChanged"
+	cmdOwnerChange    = "Group.CallbackAfterChangeGroupOwner"
+	cmdTopicCreate    = "Group.CallbackAfterCreateTopic"
+	cmdTopicDestroyed = "Group.CallbackAfterTopicDestroyed"
+	cmdTopicInfo      = "Group.CallbackAfterTopicInfoChanged"
+	cmdGroupAttr      = "Group.CallbackAfterGroupAttrChanged"
+	cmdMemberState    = "Group.CallbackOnMemberStateChange"
 )
 
 // The page user's turns: every kickEvery callbacks an admin removes the
@@ -33,6 +45,10 @@ const (
 	kickEvery   = 30
 	inviteAfter = 15
 )
+
+// changeEvery callbacks one of the rarer changes of a group comes, each
+// kind in turn (groupChange).
+const changeEvery = 40
 
 var (
 	platforms = []string{"iOS", "Android", "Web", "Windows", "Mac", "RESTAPI"}
@@ -70,18 +86,28 @@ type call struct {
 // (Group.CallbackBeforeSendMsg); the IM sends it, and its
 // Group.CallbackAfterSendMsg follows, only when the verdict allows it.
 type generator struct {
-	r       *rand.Rand
-	seq     map[string]int64 // the last MsgSeq of each group or topic
-	seqBase int64            // where this run's MsgSeqs start
-	recent  []groupRef       // group messages that may be recalled
-	c2c     []c2cRef
-	c2cNext int64
-	online  map[string]bool
-	members map[string][]string // group id -> its members
-	held    map[string]any      // the group message a pending verdict decides on
-	heldAt  time.Time
-	allowed []call // sends whose verdict allowed them, to post next
-	groupNo int    // the last short-lived group made
+	r *rand.Rand
+	// ext is each message's extension version and keys, by its identity;
+	// topic the demo's own community topic while it exists; room who is
+	// online in the audio-video group; attrs its custom attributes.
+	ext   map[string]*extensions
+	topic string
+	room  map[string]bool
+	attrs map[string]string
+	// changes counts the rarer changes made, topicSteps the steps of the
+	// demo's topic's life.
+	changes, topicSteps int
+	seq                 map[string]int64 // the last MsgSeq of each group or topic
+	seqBase             int64            // where this run's MsgSeqs start
+	recent              []groupRef       // group messages that may be recalled
+	c2c                 []c2cRef
+	c2cNext             int64
+	online              map[string]bool
+	members             map[string][]string // group id -> its members
+	held                map[string]any      // the group message a pending verdict decides on
+	heldAt              time.Time
+	allowed             []call // sends whose verdict allowed them, to post next
+	groupNo             int    // the last short-lived group made
 
 	// pageUser is the user the dashboard signs in to the IM as, "" for
 	// none; made is how many callbacks next has made; kickedFrom the
@@ -93,19 +119,22 @@ type generator struct {
 }
 
 type groupRef struct {
-	group, typ, topic string
-	seq               int64
+	group, typ, topic, from string
+	seq                     int64
 }
 
 type c2cRef struct {
 	from, to, key string
+	seq           int64
+	random        uint32
 }
 
 // newGenerator returns a generator whose groups are made first, each
 // with about half of the users in it, and pageUser (when not "") in every
 // one.
 func newGenerator(r *rand.Rand, pageUser string) *generator {
-	g := &generator{r: r, seq: map[string]int64{}, online: map[string]bool{}, members: map[string][]string{}, pageUser: pageUser}
+	g := &generator{r: r, seq: map[string]int64{}, online: map[string]bool{}, members: map[string][]string{}, pageUser: pageUser,
+		ext: map[string]*extensions{}, room: map[string]bool{}, attrs: map[string]string{}}
 	for _, grp := range groups {
 		if _, ok := g.members[grp.id]; ok {
 			continue
@@ -133,6 +162,9 @@ func (g *generator) next(now time.Time) call {
 	g.made++
 	if c, ok := g.pageUserTurn(now); ok {
 		return c
+	}
+	if g.made%changeEvery == changeEvery/2 {
+		return g.groupChange(now)
 	}
 	if len(g.allowed) > 0 {
 		c := g.allowed[0]
@@ -162,6 +194,16 @@ func (g *generator) next(now time.Time) call {
 		return g.groupDestroyed(now)
 	case n < 66:
 		return g.beforeSend(now)
+	case n < 70 && len(g.recent) > 0:
+		return g.groupModified(now)
+	case n < 72 && len(g.c2c) > 0:
+		return g.c2cModified(now)
+	case n < 76 && len(g.recent) > 0:
+		return g.groupExtension(now)
+	case n < 77 && len(g.c2c) > 0:
+		return g.c2cExtension(now)
+	case n < 80:
+		return g.roomPresence(now)
 	default:
 		return g.groupSend(now)
 	}
@@ -245,7 +287,8 @@ func (g *generator) sent(now time.Time, m map[string]any) call {
 	if topic != "" {
 		body["MsgId"] = fmt.Sprintf("144115213033478435-%d-%d", now.Unix(), g.r.Uint32())
 	}
-	g.recent = append(g.recent, groupRef{grp, typ, topic, seq})
+	from, _ := body["From_Account"].(string)
+	g.recent = append(g.recent, groupRef{grp, typ, topic, from, seq})
 	if len(g.recent) > 30 {
 		g.recent = g.recent[1:]
 	}
@@ -294,7 +337,7 @@ func (g *generator) c2cSend(now time.Time) call {
 		body["SendMsgResult"] = 20006
 		body["ErrorInfo"] = "blocked by the recipient's settings"
 	}
-	g.c2c = append(g.c2c, c2cRef{from, to, key})
+	g.c2c = append(g.c2c, c2cRef{from, to, key, g.c2cNext, random})
 	if len(g.c2c) > 30 {
 		g.c2c = g.c2c[1:]
 	}
@@ -510,51 +553,6 @@ func (g *generator) readReceipt(now time.Time) call {
 		"Type":                ref.typ,
 		"GroupMsgReceiptList": receipts,
 		"EventTime":           fmt.Sprint(now.UnixMilli()),
-	})}
-}
-
-// groupInfoChanged: a member changes the group's name, introduction,
-// notification or photo.
-func (g *generator) groupInfoChanged(now time.Time) call {
-	grp := pick(g.r, groups)
-	body := map[string]any{
-		"CallbackCommand":  cmdGroupInfo,
-		"GroupId":          grp.id,
-		"Type":             grp.typ,
-		"Operator_Account": pick(g.r, []string{"admin", pick(g.r, users)}),
-		"EventTime":        now.UnixMilli(),
-	}
-	switch g.r.IntN(4) {
-	case 0:
-		body["Name"] = pick(g.r, groupNames)
-	case 1:
-		body["Introduction"] = pick(g.r, intros)
-	case 2:
-		body["Notification"] = pick(g.r, notifications)
-	default:
-		body["FaceUrl"] = fmt.Sprintf("https://example.com/group/face-%d.png", g.r.IntN(100))
-	}
-	return call{cmd: cmdGroupInfo, body: encode(body)}
-}
-
-// groupDestroyed disbands a short-lived group (the demo's own groups stay).
-func (g *generator) groupDestroyed(now time.Time) call {
-	g.groupNo++
-	owner := pick(g.r, users)
-	ms := []string{owner}
-	for _, u := range users {
-		if u != owner && g.r.IntN(3) == 0 {
-			ms = append(ms, u)
-		}
-	}
-	return call{cmd: cmdGroupDestroyed, body: encode(map[string]any{
-		"CallbackCommand": cmdGroupDestroyed,
-		"GroupId":         fmt.Sprintf("@TGS#3TMP%05X", g.groupNo),
-		"Type":            pick(g.r, []string{"Work", "Meeting", "Public"}),
-		"Owner_Account":   owner,
-		"Name":            pick(g.r, groupNames),
-		"MemberList":      memberList(ms),
-		"EventTime":       now.UnixMilli(),
 	})}
 }
 

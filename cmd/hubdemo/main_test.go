@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"math/rand/v2"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -28,12 +29,9 @@ func TestGeneratorMakesValidCallbacks(t *testing.T) {
 		g.verdict(i%3 != 0)
 		ev, _, err := callback.Parse(callback.Request{App: "1", Command: c.cmd, Received: time.Now()}, []byte(c.body))
 		if errors.Is(err, callback.ErrUnknownCommand) {
-			// The Before callbacks ask the app's backend for a verdict,
-			// and a group's creation tells the hub its first members;
+			// The Before callbacks ask the app's backend for a verdict;
 			// they are not published.
-			if c.cmd != callback.CommandGroupCreate {
-				require.Contains(t, c.cmd, ".CallbackBefore", "the demo sends a command the hub does not publish")
-			}
+			require.Contains(t, c.cmd, ".CallbackBefore", "the demo sends a command the hub does not publish")
 			continue
 		}
 		require.NoError(t, err, "%s %s", c.cmd, c.body)
@@ -41,7 +39,11 @@ func TestGeneratorMakesValidCallbacks(t *testing.T) {
 	}
 	for _, typ := range []string{callback.TypeGroupSent, callback.TypeGroupRecalled, callback.TypeC2CSent, callback.TypeC2CRecalled,
 		callback.TypeUserStatus, callback.TypeGroupMemberJoined, callback.TypeGroupMemberLeft, callback.TypeC2CRead,
-		callback.TypeGroupRead, callback.TypeGroupDestroyed, callback.TypeGroupInfoChanged} {
+		callback.TypeGroupRead, callback.TypeGroupDestroyed, callback.TypeGroupInfoChanged,
+		callback.TypeGroupModified, callback.TypeC2CModified, callback.TypeGroupExtension, callback.TypeC2CExtension,
+		callback.TypeGroupCreated, callback.TypeGroupMemberChange, callback.TypeGroupOwnerChanged,
+		callback.TypeTopicCreated, callback.TypeTopicChanged, callback.TypeTopicDestroyed,
+		callback.TypeGroupAttrsChanged, callback.TypeGroupMemberStatus} {
 		assert.Positive(t, seen[typ], "the demo sends %s", typ)
 	}
 }
@@ -51,11 +53,19 @@ func TestDemoAgainstAHub(t *testing.T) {
 	var out bytes.Buffer
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	require.NoError(t, run(ctx, demoConfig{Base: "http://" + p.Addr, App: "1400000000", Token: "tok", Rate: 200, Count: 80, PageUser: "jared"}, &out))
-	assert.Contains(t, out.String(), "80 callbacks posted, 0 refused")
+	require.NoError(t, run(ctx, demoConfig{Base: "http://" + p.Addr, App: "1400000000", Token: "tok", Rate: 400, Count: 1500, PageUser: "jared"}, &out))
+	assert.Contains(t, out.String(), "1500 callbacks posted, 0 refused")
 	// A hub with no backend to ask answers a Before callback OK: allowed.
 	assert.Regexp(t, `(?m)^hubdemo: Group\.CallbackBeforeSendMsg \S+ in \S+: .*: allowed$`, out.String())
 	assert.NotContains(t, out.String(), "denied")
 	_, metrics := p.Get("/metrics")
 	assert.True(t, strings.Contains(metrics, `result="published"`))
+	// Each of the newer commands was sent, accepted and published.
+	for _, cmd := range []string{callback.CommandGroupModify, callback.CommandC2CModify, callback.CommandGroupExtension,
+		callback.CommandC2CExtension, callback.CommandGroupCreate, callback.CommandGroupMemberChanged, callback.CommandGroupOwnerChanged,
+		callback.CommandTopicCreate, callback.CommandTopicInfoChanged, callback.CommandTopicDestroyed,
+		callback.CommandGroupAttrChanged, callback.CommandMemberStateChange} {
+		assert.Regexp(t, `imhub_callbacks_total\{command="`+regexp.QuoteMeta(cmd)+`",result="published"\} [1-9]`, metrics, cmd)
+		assert.NotRegexp(t, `imhub_callbacks_total\{command="`+regexp.QuoteMeta(cmd)+`",result="(bad_request|ignored)"\}`, metrics, cmd)
+	}
 }

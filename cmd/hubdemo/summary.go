@@ -83,6 +83,44 @@ func summarize(cmd string, m map[string]any) string {
 			}
 		}
 		return fmt.Sprintf("%s changed %s: %s", s("Operator_Account"), group, strings.Join(changed, ", "))
+	case cmdGroupModify:
+		return fmt.Sprintf("%s edited #%s in %s: %s", s("Operator_Account"), s("MsgSeq"), group, msgText(m["MsgBody"]))
+	case cmdC2CModify:
+		return fmt.Sprintf("%s edited %s to %s: %s", s("Operator_Account"), s("MsgKey"), s("To_Account"), msgText(m["MsgBody"]))
+	case cmdGroupExtension, cmdC2CExtension:
+		var keys []string
+		if l, ok := m["ExtensionList"].([]any); ok {
+			for _, e := range l {
+				if em, ok := e.(map[string]any); ok {
+					keys = append(keys, fmt.Sprintf("%s=%q", str(em["Key"]), clipText(str(em["Value"]))))
+				}
+			}
+		}
+		msg := "#" + s("MsgSeq") + " in " + group
+		if cmd == cmdC2CExtension {
+			msg = s("MsgKey")
+		}
+		return fmt.Sprintf("extension of %s, operation %s, version %s: %s", msg, s("OperateType"), s("Seq"), strings.Join(keys, ", "))
+	case cmdGroupCreate:
+		return fmt.Sprintf("%s %q made, owner %s, members %s", group, s("Name"), s("Owner_Account"), members(m["MemberList"]))
+	case cmdMemberField:
+		return fmt.Sprintf("%s changed %s in %s: role %q, name card %q", s("Operator_Account"), s("Member_Account"), group, s("Role"), s("NameCard"))
+	case cmdOwnerChange:
+		return fmt.Sprintf("%s passed from %s to %s", group, s("OldOwner_Account"), s("NewOwner_Account"))
+	case cmdTopicCreate, cmdTopicInfo:
+		return fmt.Sprintf("%s: topic %q", group, s("Name"))
+	case cmdTopicDestroyed:
+		var ts []string
+		if l, ok := m["TopicIdList"].([]any); ok {
+			for _, e := range l {
+				ts = append(ts, str(e))
+			}
+		}
+		return fmt.Sprintf("topics ended in %s: %s", group, strings.Join(ts, ", "))
+	case cmdGroupAttr:
+		return fmt.Sprintf("%s: attributes %s by %s", group, s("OptionType"), s("Operator_Account"))
+	case cmdMemberState:
+		return fmt.Sprintf("%s %s in %s (%s)", members(m["MemberList"]), s("EventType"), group, s("EventCause"))
 	}
 	return fmt.Sprintf("%d fields", len(m))
 }

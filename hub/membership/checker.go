@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/imhub/imhub/callback"
 	"github.com/imhub/imhub/hub/imapi"
 )
 
@@ -287,6 +288,16 @@ func validUsers(users []string) []string {
 	return out
 }
 
+// Created keeps users, a new group's owner and first members, as members
+// of app's group for Config.MemberTTL, as Joined does: the IM's
+// Group.CallbackAfterCreateGroup. A group of groupType "AVChatRoom", an
+// audio-video group, admits every user of the app for as long, as the
+// IM's 10007 answer would have it, so that no one is refused, nor the IM
+// asked, before the IM could say so.
+func (c *Checker) Created(ctx context.Context, app, group, groupType string, users ...string) error {
+	return c.learn(ctx, app, group, imapi.RoleMember, c.cfg.MemberTTL, true, groupType == callback.GroupTypeAV, users)
+}
+
 // Joined keeps users as members of app's group, for Config.MemberTTL:
 // the IM's Group.CallbackAfterNewMemberJoin (its new members), and
 // Group.CallbackAfterCreateGroup (the owner and the member list). An IM
@@ -294,7 +305,7 @@ func validUsers(users []string) []string {
 // publishes the event, so that any node asked afterwards sees the
 // members.
 func (c *Checker) Joined(ctx context.Context, app, group string, users ...string) error {
-	return c.learn(ctx, app, group, imapi.RoleMember, c.cfg.MemberTTL, true, users)
+	return c.learn(ctx, app, group, imapi.RoleMember, c.cfg.MemberTTL, true, false, users)
 }
 
 // Left keeps users as not members of app's group, for
@@ -303,16 +314,18 @@ func (c *Checker) Joined(ctx context.Context, app, group string, users ...string
 // grants no Check. Learning the same exit twice, on one node or two, is
 // harmless. A node calls it before it publishes the event.
 func (c *Checker) Left(ctx context.Context, app, group string, users ...string) error {
-	return c.learn(ctx, app, group, imapi.RoleNotMember, c.cfg.NonMemberTTL, false, users)
+	return c.learn(ctx, app, group, imapi.RoleNotMember, c.cfg.NonMemberTTL, false, false, users)
 }
 
-func (c *Checker) learn(ctx context.Context, app, group string, role imapi.Role, ttl time.Duration, joined bool, users []string) error {
+// learn keeps users' role for ttl; av, of a group just made, keeps that it
+// is an audio-video group for as long.
+func (c *Checker) learn(ctx context.Context, app, group string, role imapi.Role, ttl time.Duration, joined, av bool, users []string) error {
 	users = validUsers(users)
-	if !validID(app) || !validID(group) || len(users) == 0 {
+	if !validID(app) || !validID(group) || len(users) == 0 && !av {
 		return nil
 	}
 	now := c.cfg.Now()
-	if err := c.store.learn(ctx, groupID{app, group}, entry{role: role, expires: now.Add(ttl)}, joined, users, now); err != nil {
+	if err := c.store.learn(ctx, groupID{app, group}, entry{role: role, expires: now.Add(ttl)}, joined, av, users, now); err != nil {
 		c.m.unstored.Inc()
 		return fmt.Errorf("membership: %w", err)
 	}

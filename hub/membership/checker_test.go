@@ -232,3 +232,48 @@ func TestCorruptKeptEntry(t *testing.T) {
 		}
 	}
 }
+
+// A member named only in a group's creation is a member at once, without
+// asking the IM; a user it does not name is not (the IM says so). An
+// audio-video group made so admits everyone, also before the IM could be
+// asked, and an owner's change of role or of owner changes no one's
+// access: only the joins, exits and the disbanding do.
+func TestCreated(t *testing.T) {
+	stores(t, func(t *testing.T, rdb redis.UniversalClient) {
+		ctx := context.Background()
+		m := newIM(t, imapi.Config{})
+		c := newChecker(t, m, membership.Config{Redis: rdb})
+		must(t, c.Created(ctx, app, "@TGS#new", "Public", "leckie", "bob", "peter"))
+		for _, u := range []string{"leckie", "bob", "peter"} {
+			if v, _ := check(t, c, "@TGS#new", u); v != membership.Member {
+				t.Fatalf("%s, named by the creation: %v, want member", u, v)
+			}
+		}
+		if n := m.calls("@TGS#new"); n != 0 {
+			t.Fatalf("%d calls: a member the creation named is not asked about", n)
+		}
+		if v, _ := check(t, c, "@TGS#new", "mallory"); v != membership.NotMember {
+			t.Fatalf("a user the creation did not name: %v, want not member", v)
+		}
+
+		m.answerWith(`{"ActionStatus":"FAIL","ErrorCode":70001,"ErrorInfo":"the IM is away"}`)
+		before := m.requests.Load()
+		must(t, c.Created(ctx, app, "@TGS#live", "AVChatRoom"))
+		for _, u := range []string{"v1", "v2"} {
+			if v, _ := check(t, c, "@TGS#live", u); v != membership.Member {
+				t.Fatalf("%s in an audio-video group just made: %v, want member", u, v)
+			}
+		}
+		if n := m.requests.Load() - before; n != 0 {
+			t.Fatalf("%d requests: an audio-video group's creation says all there is", n)
+		}
+		must(t, c.Left(ctx, app, "@TGS#live", "v2"))
+		if v, _ := check(t, c, "@TGS#live", "v2"); v != membership.NotMember {
+			t.Fatalf("after leaving: %v, want not member", v)
+		}
+		must(t, c.Destroyed(ctx, app, "@TGS#live"))
+		if v, _ := check(t, c, "@TGS#live", "v1"); v != membership.NotMember {
+			t.Fatalf("after the disbanding: %v, want not member", v)
+		}
+	})
+}

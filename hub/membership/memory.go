@@ -161,7 +161,7 @@ func (s *memoryStore) read(_ context.Context, g groupID, users []string, now tim
 	return s.keptLocked(g, users, now), nil
 }
 
-func (s *memoryStore) learn(_ context.Context, g groupID, e entry, joined bool, users []string, now time.Time) error {
+func (s *memoryStore) learn(_ context.Context, g groupID, e entry, joined, av bool, users []string, now time.Time) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.tidyLocked(now)
@@ -172,6 +172,10 @@ func (s *memoryStore) learn(_ context.Context, g groupID, e entry, joined bool, 
 	}
 	if joined {
 		gr.gone = time.Time{}
+	}
+	if av {
+		gr.av = e.expires
+		s.keepLocked(g, gr, e.expires.Add(s.grace))
 	}
 	s.tidyLocked(now)
 	return nil

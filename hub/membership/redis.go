@@ -92,13 +92,15 @@ end
 // KEYS[1] the group's hash. ARGV[1] the role; ARGV[2] its expiry (unix
 // ms); ARGV[3] the hash kept at least until (unix ms); ARGV[4] "1" when
 // the users joined (the group exists again: a disbanding is over);
-// ARGV[5] now (unix ms); ARGV[6] the grace (ms); ARGV[7..] the users.
+// ARGV[5] now (unix ms); ARGV[6] the grace (ms); ARGV[7] "1" when the
+// group is an audio-video one until ARGV[2]; ARGV[8..] the users.
 var learnScript = redis.NewScript(luaCommon + `
 local k = KEYS[1]
 local s = stamp(k)
 local v = ARGV[1] .. ' ' .. ARGV[2] .. ' ' .. s .. ' c'
-for i = 7, #ARGV do redis.call('HSET', k, 'u:' .. ARGV[i], v) end
+for i = 8, #ARGV do redis.call('HSET', k, 'u:' .. ARGV[i], v) end
 if ARGV[4] == '1' then redis.call('HDEL', k, 'm:gone') end
+if ARGV[7] == '1' then redis.call('HSET', k, 'm:av', ARGV[2]) end
 keep(k, tonumber(ARGV[3]))
 sweep(k, tonumber(ARGV[5]), tonumber(ARGV[6]))
 return s
@@ -241,14 +243,17 @@ func (s *redisStore) read(ctx context.Context, g groupID, users []string, now ti
 	return parseKept(vals, users, now)
 }
 
-func (s *redisStore) learn(ctx context.Context, g groupID, e entry, joined bool, users []string, now time.Time) error {
-	flag := "0"
-	if joined {
-		flag = "1"
+func (s *redisStore) learn(ctx context.Context, g groupID, e entry, joined, av bool, users []string, now time.Time) error {
+	flag := func(b bool) string {
+		if b {
+			return "1"
+		}
+		return "0"
 	}
-	for len(users) > 0 {
+	// An audio-video group is told once, with the first chunk, or alone.
+	for first := true; first || len(users) > 0; first = false {
 		n := min(len(users), learnChunk)
-		args := []any{string(e.role), ms(e.expires), ms(e.expires.Add(s.grace)), flag, ms(now), s.grace.Milliseconds()}
+		args := []any{string(e.role), ms(e.expires), ms(e.expires.Add(s.grace)), flag(joined), ms(now), s.grace.Milliseconds(), flag(av && first)}
 		for _, u := range users[:n] {
 			args = append(args, u)
 		}

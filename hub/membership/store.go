@@ -81,6 +81,7 @@ type answer struct {
 // judged.
 //
 // What a store promises, whatever it is:
+//   - learn with av keeps the group an audio-video one until e's expiry;
 //   - learn and destroy order after everything before them: an answer
 //     recorded for a claim taken before them never replaces what they
 //     wrote (a callback-learnt entry not yet expired is never replaced by
@@ -94,7 +95,7 @@ type answer struct {
 //   - what expired is kept for the store's grace, then forgotten.
 type store interface {
 	read(ctx context.Context, g groupID, users []string, now time.Time) (kept, error)
-	learn(ctx context.Context, g groupID, e entry, joined bool, users []string, now time.Time) error
+	learn(ctx context.Context, g groupID, e entry, joined, av bool, users []string, now time.Time) error
 	destroy(ctx context.Context, g groupID, until, now time.Time) error
 	claim(ctx context.Context, g groupID, users []string, first bool, now, leaseEnd time.Time, token string) (claim, error)
 	record(ctx context.Context, g groupID, c claim, a answer, users []string, now time.Time) (kept, error)

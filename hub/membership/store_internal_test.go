@@ -18,8 +18,8 @@ func TestMemoryStoreBound(t *testing.T) {
 	now := time.Now()
 	s := newMemoryStore(time.Minute, 4)
 	g1, g2 := groupID{"1", "g1"}, groupID{"1", "g2"}
-	must(t, s.learn(ctx, g1, entry{role: imapi.RoleMember, expires: now.Add(10 * time.Minute)}, true, []string{"x1", "x2"}, now))
-	must(t, s.learn(ctx, g2, entry{role: imapi.RoleNotMember, expires: now.Add(time.Minute)}, false, []string{"y1", "y2"}, now))
+	must(t, s.learn(ctx, g1, entry{role: imapi.RoleMember, expires: now.Add(10 * time.Minute)}, true, false, []string{"x1", "x2"}, now))
+	must(t, s.learn(ctx, g2, entry{role: imapi.RoleNotMember, expires: now.Add(time.Minute)}, false, false, []string{"y1", "y2"}, now))
 	if n := s.entries + len(s.groups); n > 4 {
 		t.Fatalf("%d records kept, bound 4", n)
 	}
@@ -44,7 +44,7 @@ func TestMemoryStoreDropKeepsExitsWinning(t *testing.T) {
 	users := []string{"a", "b", "c", "d", "e", "f"}
 	cl, err := s.claim(ctx, g, users, true, now, now.Add(time.Second), "t")
 	must(t, err)
-	must(t, s.learn(ctx, g, entry{role: imapi.RoleNotMember, expires: now.Add(time.Minute)}, false, users, now))
+	must(t, s.learn(ctx, g, entry{role: imapi.RoleNotMember, expires: now.Add(time.Minute)}, false, false, users, now))
 	ans := answer{users: map[string]entry{}}
 	for _, u := range users {
 		ans.users[u] = entry{role: imapi.RoleMember, expires: now.Add(10 * time.Minute)}
@@ -63,7 +63,7 @@ func TestMemoryStoreDropKeepsExitsWinning(t *testing.T) {
 	g2 := groupID{"1", "other"}
 	cl, err = s.claim(ctx, g2, []string{"z"}, true, now, now.Add(time.Second), "t2")
 	must(t, err)
-	must(t, s.learn(ctx, groupID{"1", "filler"}, entry{role: imapi.RoleMember, expires: now.Add(time.Hour)}, true, []string{"u1", "u2"}, now))
+	must(t, s.learn(ctx, groupID{"1", "filler"}, entry{role: imapi.RoleMember, expires: now.Add(time.Hour)}, true, false, []string{"u1", "u2"}, now))
 	if _, ok := s.groups[g2]; ok {
 		t.Fatal("the group was not dropped: the test proves nothing")
 	}
@@ -88,7 +88,7 @@ func TestMemoryPerEntry(t *testing.T) {
 			us[i] = fmt.Sprintf("user-%06d-%03d", g, i)
 		}
 		must(t, s.learn(context.Background(), groupID{"1400000000", fmt.Sprintf("@TGS#%08d", g)},
-			entry{role: imapi.RoleMember, expires: now.Add(time.Duration(g) * time.Millisecond)}, true, us, now))
+			entry{role: imapi.RoleMember, expires: now.Add(time.Duration(g) * time.Millisecond)}, true, false, us, now))
 	}
 	runtime.GC()
 	runtime.ReadMemStats(&after)
@@ -114,7 +114,7 @@ func TestRedisStoreSweeps(t *testing.T) {
 		for i := range us {
 			us[i] = fmt.Sprint("r", round, "u", i)
 		}
-		must(t, s.learn(ctx, g, entry{role: imapi.RoleNotMember, expires: now.Add(time.Minute)}, false, us, now))
+		must(t, s.learn(ctx, g, entry{role: imapi.RoleNotMember, expires: now.Add(time.Minute)}, false, false, us, now))
 		now = now.Add(3 * time.Minute) // every earlier round has lapsed
 	}
 	n, err := rdb.HLen(ctx, s.hashKey(g)).Result()

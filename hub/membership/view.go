@@ -91,6 +91,17 @@ func (v *View) removed(app, group, user string) bool {
 	return now.Before(lg.gone)
 }
 
+// Created keeps users, a new group's owner and first members, as members
+// of app's group, and every user of an audio-video group, on this node
+// and for every node (Checker.Created): Group.CallbackAfterCreateGroup.
+func (v *View) Created(ctx context.Context, app, group, groupType string, users ...string) error {
+	if !v.apps[app] {
+		return nil
+	}
+	v.apply(app, callback.MemberChange{Kind: callback.ChangeJoined, Group: group, Users: users, GroupType: groupType})
+	return v.c.Created(ctx, app, group, groupType, users...)
+}
+
 // Joined keeps users as members of app's group, on this node and for
 // every node (Checker.Joined): the new members of
 // Group.CallbackAfterNewMemberJoin, the owner and members of
@@ -156,6 +167,11 @@ func (v *View) apply(app string, c callback.MemberChange) {
 	case callback.ChangeJoined:
 		if lg == nil {
 			return // nothing recorded to undo
+		}
+		if c.GroupType == callback.GroupTypeAV {
+			// Open to everyone: nothing this node kept refuses anyone.
+			v.dropLocked(g)
+			return
 		}
 		for _, u := range c.Users {
 			if _, had := lg.users[u]; had {

@@ -160,10 +160,30 @@ func (s *Server) Destroy(app, id string) error {
 	return s.Destroyed(context.Background(), app, id)
 }
 
+// Created makes group id anew, of type typ, with users as its members, as
+// the IM has it after it made the group: the first of users is its owner
+// (the hub names the owner first, when the group has one), and a type
+// not given is Public. With Joined, Left and Destroyed it is a
+// callback.Membership, which a demo hub tells of each callback it takes.
+func (s *Server) Created(ctx context.Context, app, id, typ string, users ...string) error {
+	if typ == "" {
+		typ = "Public"
+	}
+	return s.store.Update(ctx, app, id, func(*Group) *Group {
+		g := &Group{Type: typ, Roles: map[string]string{}}
+		for i, u := range users {
+			g.Roles[u] = "Member"
+			if i == 0 {
+				g.Roles[u] = "Owner"
+			}
+		}
+		return g
+	})
+}
+
 // Joined makes users members of a group, as the IM has them after a
-// member joins (or a group is created): a group it did not know is made,
-// Public. With Left and Destroyed it is a callback.Membership, which a
-// demo hub tells of each callback it takes.
+// member joins: a group it did not know is made, Public, as the stand-in
+// cannot know its type.
 func (s *Server) Joined(ctx context.Context, app, id string, users ...string) error {
 	return s.store.Update(ctx, app, id, func(g *Group) *Group {
 		if g == nil {
