@@ -26,7 +26,7 @@ test('an edit replaces the message in place, marked edited, the previous text on
   assert.match(html, /class="ev group-message-sent edited"/);
   assert.match(html, /<div class="body"><p class="el text">hello<\/p><\/div>/);
   assert.match(html, /<details class="edit-note"><summary>edited by jared/);
-  assert.match(textOf(html.match(/<div class="previous">.*?<\/div>/s)[0]), /before:helo/);
+  assert.match(textOf(html.match(/<div class="previous">.*?<\/div>/s)[0]), /before: helo/);
   assert.equal(messageName(item), '“hello”', 'named by its text as edited');
 
   assert.ok(applyEdit(item, edit('e2', 3000, 'hello!')), 'a later edit wins');

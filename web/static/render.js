@@ -179,7 +179,7 @@ function editNote(item) {
   const last = item.edits[item.edits.length - 1];
   return `<details class="edit-note"><summary>edited${last.by ? ` by ${esc(last.by)}` : ''}${last.at ? ` at ${esc(clock(last.at))}` : ''}` +
     `${item.edits.length > 1 ? ` (${item.edits.length} edits)` : ''}</summary>` +
-    `<div class="previous"><span class="dim">before:</span>${prev.map(element).join('')}</div></details>`;
+    `<div class="previous"><span class="dim">before: </span>${prev.map(element).join('')}</div></details>`;
 }
 
 // reactionList shows a message's reactions (its extensions) as counts.
