@@ -51,7 +51,9 @@ func TestDashboardServerAPI(t *testing.T) {
 		chromedp.SendKeys(`#api-publish input[name=channel]`, "group:G7"),
 		chromedp.SetValue(`#api-publish textarea[name=data]`, `{"text":"from the panel"}`),
 		chromedp.Click(`#api-publish button`)))
-	require.Eventually(t, func() bool { return strings.HasPrefix(text("api-publish-result"), "published at 1:") },
+	require.Eventually(t, func() bool {
+		return strings.HasPrefix(text("api-publish-result"), "published, offset 1:") && strings.Contains(text("api-publish-result"), "sent ")
+	},
 		10*time.Second, 50*time.Millisecond, "publish answer: %q", text("api-publish-result"))
 	waitFeed(t, ctx, "#feed li", "from the panel", 1)
 

@@ -195,6 +195,34 @@ test('replayed events are delivered after the answer to since, each once, in ord
   hub.close();
 });
 
+test('subscribe with since starts a new stream there: the kept events after it first; an offset kept in persist comes first', async () => {
+  assert.throws(() => held().hub.subscribe('app', { since: 3 }), TypeError);
+  const { hub } = held();
+  const sub = hub.subscribe('app', { since: '0:e' });
+  assert.equal(hub.subscribe('app', { since: '9:e' }), sub, 'one subscription per channel; later options are ignored');
+  const got = [];
+  sub.on('event', (ev, offset) => got.push(offset));
+  hub.connect();
+  const ws = await socket(1);
+  ws.open();
+  const f = ws.sent.find((x) => x.op === 'subscribe' && x.channel === 'app');
+  assert.equal(f.since, '0:e');
+  ws.recv({ op: 'subscribed', channel: 'app', offset: '2:e', recovered: true, id: f.id });
+  for (const o of ['1:e', '2:e', '3:e']) ws.recv({ op: 'event', channel: 'app', offset: o, event: {} });
+  assert.deepEqual(got, ['1:e', '2:e', '3:e']);
+  hub.close();
+
+  const store = new Map([['imhub:ws://hub.test/ws:1400000000:u', JSON.stringify({ app: '7:e' })]]);
+  const persist = { getItem: (k) => store.get(k) ?? null, setItem: (k, v) => store.set(k, v) };
+  const kept = held({ persist }).hub;
+  kept.subscribe('app', { since: '0:e' });
+  kept.connect();
+  const ws2 = await socket(1);
+  ws2.open();
+  assert.equal(ws2.sent.find((x) => x.op === 'subscribe' && x.channel === 'app').since, '7:e');
+  kept.close();
+});
+
 test('a request waits for a connection, and is answered by id, refused with HubError, or given up with TimeoutError', async () => {
   const { clock, hub } = held();
   const early = hub.presence('group:A'); // before the connection: sent once connected

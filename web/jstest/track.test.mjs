@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Presence, ReadIndex, readCovers } from '../static/track.js';
 
-const item = (ev) => ({ ev, key: ev.id, read: null, ticked: false });
+const item = (ev) => ({ ev, key: ev.id, read: null, merged: false });
 const groupMsg = (seq, extra = {}) => item({ id: 'g' + seq, type: 'group.message.sent', group_id: 'G1', from: 'jared', time: 1000, messages: [{ seq }], ...extra });
 const c2cMsg = (id, from, to, time) => item({ id, type: 'c2c.message.sent', from, to, time, messages: [{ key: id }] });
 
@@ -22,14 +22,14 @@ test('a group receipt ticks the messages it names, by group, topic and seq', () 
   assert.equal(m8.read, null);
   assert.equal(other.read, null, 'another group');
   assert.equal(topic.read, null, 'a topic of the group');
-  assert.ok(r.ticked, 'all it names is on hand');
+  assert.ok(r.merged, 'all it names is on hand');
 
   const same = item({ id: 'r2', type: 'group.message.read', group_id: 'G1', time: 2500, receipts: [{ seq: 7, read: 3, unread: 2 }] });
   assert.deepEqual(idx.apply(same), [], 'nothing new to draw');
   const later = item({ id: 'r3', type: 'group.message.read', group_id: 'G1', time: 3000, receipts: [{ seq: 7, read: 5, unread: 0 }, { seq: 9, read: 1 }] });
   assert.deepEqual(idx.apply(later), [m7]);
   assert.equal(m7.read.count, 5);
-  assert.ok(!later.ticked, '#9 is not on hand, so the receipt is a line too');
+  assert.ok(!later.merged, '#9 is not on hand, so the receipt is a line too');
   const late = item({ id: 'r4', type: 'group.message.read', group_id: 'G1', time: 2100, receipts: [{ seq: 7, read: 4 }] });
   assert.deepEqual(idx.apply(late), [], 'an older receipt arriving late changes nothing');
   assert.equal(m7.read.count, 5);
@@ -37,7 +37,7 @@ test('a group receipt ticks the messages it names, by group, topic and seq', () 
   idx.remove(m7);
   const after = item({ id: 'r5', type: 'group.message.read', group_id: 'G1', time: 4000, receipts: [{ seq: 7, read: 6 }] });
   assert.deepEqual(idx.apply(after), []);
-  assert.ok(!after.ticked, 'a message no longer kept is not on hand');
+  assert.ok(!after.merged, 'a message no longer kept is not on hand');
   assert.ok(!idx.apply(item({ id: 'r6', type: 'group.message.read', group_id: 'G1', receipts: [] })).length);
 });
 
@@ -58,7 +58,7 @@ test('a one-to-one read report ticks what the peer sent the reader up to the rea
   assert.equal(after.read, null, 'sent after the read time');
   assert.equal(reply.read, null, "Jonh's own message");
   assert.equal(elsewhere.read, null, 'another conversation');
-  assert.ok(r.ticked);
+  assert.ok(r.merged);
 
   const again = item({ id: 'r2', type: 'c2c.message.read', from: 'Jonh', to: 'jared', last_read_time: t0 / 1000 + 10 });
   assert.deepEqual(idx.apply(again), [after], 'only what is newly read');
@@ -66,7 +66,7 @@ test('a one-to-one read report ticks what the peer sent the reader up to the rea
 
   const unknown = item({ id: 'r3', type: 'c2c.message.read', from: 'zoe', to: 'jared', last_read_time: t0 / 1000 });
   assert.deepEqual(idx.apply(unknown), []);
-  assert.ok(!unknown.ticked, 'nothing on hand: a line');
+  assert.ok(!unknown.merged, 'nothing on hand: a line');
 
   idx.remove(after);
   const r4 = item({ id: 'r4', type: 'c2c.message.read', from: 'mia', to: 'jared', last_read_time: t0 / 1000 });

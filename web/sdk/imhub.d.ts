@@ -3,32 +3,280 @@
 /** The connection's state, as the "state" event reports it. */
 export type State = 'connecting' | 'connected' | 'disconnected' | 'closed';
 
-/** One normalized IM event (docs/protocol.md#events); a real event carries only its own fields. */
-export interface HubEvent {
+/** Where a message event finds its message: the IM's sequence (groups), id, key (one-to-one) and random, as given. */
+export interface MessageRef {
+  seq?: number;
+  id?: string;
+  key?: string;
+  random?: number;
+}
+
+/** One element of an IM MsgBody, passed through unchanged (TIMTextElem, TIMImageElem, …). */
+export interface MsgElement {
+  MsgType: string;
+  MsgContent?: Record<string, unknown>;
+}
+
+/** The fields every event may carry (docs/protocol.md#events). Times are unix ms. */
+interface EventBase {
   id: string;
-  type: string;
   app: string;
   time?: number;
   received?: number;
-  group_id?: string;
-  group_type?: string;
-  topic_id?: string;
-  from?: string;
-  to?: string;
-  operator?: string;
-  messages?: { seq?: number; id?: string; key?: string; random?: number }[];
-  body?: unknown[];
-  cloud_custom_data?: string;
-  online_only?: boolean;
-  unread?: number;
-  send_result?: number;
-  error_info?: string;
   platform?: string;
   client_ip?: string;
   command?: string;
-  data?: unknown;
-  [field: string]: unknown;
 }
+
+/** An event of a group: its id, kind, and the topic for a topic of a Community group. */
+interface GroupEventBase extends EventBase {
+  group_id: string;
+  group_type?: string;
+  topic_id?: string;
+  operator?: string;
+}
+
+/** Events of no group say so, so that event.group_id reads on every event. */
+interface NoGroup {
+  group_id?: never;
+  group_type?: never;
+  topic_id?: never;
+}
+
+/** A one-to-one event: from the sender (or reader), to the peer. */
+interface C2CEventBase extends EventBase, NoGroup {
+  from: string;
+  to: string;
+}
+
+/** What a group's or topic's info change set: only the fields given; an empty string was cleared. */
+export interface InfoChanges {
+  name?: string;
+  introduction?: string;
+  notification?: string;
+  face_url?: string;
+  custom?: Record<string, string>;
+}
+
+/** One message extension (a reaction, say) as an extension event gives it. */
+export interface MessageExtension {
+  key: string;
+  value?: string;
+  seq?: number;
+}
+
+export interface GroupMessageSent extends GroupEventBase {
+  type: 'group.message.sent';
+  from: string;
+  messages: MessageRef[];
+  body: MsgElement[];
+  cloud_custom_data?: string;
+  online_only?: boolean;
+}
+
+export interface GroupMessageRecalled extends GroupEventBase {
+  type: 'group.message.recalled';
+  messages: MessageRef[];
+}
+
+export interface C2CMessageSent extends C2CEventBase {
+  type: 'c2c.message.sent';
+  messages: MessageRef[];
+  body: MsgElement[];
+  cloud_custom_data?: string;
+  online_only?: boolean;
+  /** The recipient's unread count, whenever the IM gives it. */
+  unread?: number;
+  /** Set when the IM did not deliver the message (0, delivered, is left out). */
+  send_result?: number;
+  error_info?: string;
+}
+
+export interface C2CMessageRecalled extends C2CEventBase {
+  type: 'c2c.message.recalled';
+  messages: MessageRef[];
+  unread?: number;
+}
+
+export interface UserStatus extends EventBase, NoGroup {
+  type: 'user.status';
+  /** The user whose status changed. */
+  from: string;
+  to?: never;
+  status: 'login' | 'logout' | 'disconnect';
+  reason?: string;
+  /** The devices a login signed out. */
+  kicked_devices?: { platform: string }[];
+}
+
+export interface GroupMemberJoined extends GroupEventBase {
+  type: 'group.member.joined';
+  members: string[];
+  join_type?: string;
+}
+
+export interface GroupMemberLeft extends GroupEventBase {
+  type: 'group.member.left';
+  members: string[];
+  exit_type?: 'Kicked' | 'Quit' | (string & {});
+}
+
+export interface C2CMessageRead extends C2CEventBase {
+  type: 'c2c.message.read';
+  /** Messages of the peer (to) up to this time, ms, are read by from. */
+  last_read_time?: number;
+  unread?: number;
+}
+
+export interface GroupMessageRead extends GroupEventBase {
+  type: 'group.message.read';
+  receipts: { seq: number; read?: number; unread?: number }[];
+}
+
+export interface GroupDestroyed extends GroupEventBase {
+  type: 'group.destroyed';
+}
+
+export interface GroupInfoChanged extends GroupEventBase {
+  type: 'group.info.changed';
+  changes: InfoChanges;
+}
+
+/** A message edited after it was sent. time is the edit's: a later one wins, an older one arriving late is stale. */
+export interface GroupMessageModified extends GroupEventBase {
+  type: 'group.message.modified';
+  from?: string;
+  messages: MessageRef[];
+  /** The message's new MsgBody. */
+  body: MsgElement[];
+  cloud_custom_data?: string;
+}
+
+/** As GroupMessageModified, for a one-to-one message. */
+export interface C2CMessageModified extends C2CEventBase {
+  type: 'c2c.message.modified';
+  operator?: string;
+  messages: MessageRef[];
+  body: MsgElement[];
+  cloud_custom_data?: string;
+}
+
+/** Extensions of a message set, deleted or all cleared; of two events on one message, the higher extension_seq wins. */
+export interface GroupMessageExtension extends GroupEventBase {
+  type: 'group.message.extension';
+  messages: MessageRef[];
+  operation: 'set' | 'delete' | 'clear';
+  /** The extensions set or deleted; absent for clear. */
+  extensions?: MessageExtension[];
+  extension_seq: number;
+}
+
+/** As GroupMessageExtension, for a one-to-one message. */
+export interface C2CMessageExtension extends C2CEventBase {
+  type: 'c2c.message.extension';
+  operator?: string;
+  messages: MessageRef[];
+  operation: 'set' | 'delete' | 'clear';
+  /** The extensions set or deleted; absent for clear. */
+  extensions?: MessageExtension[];
+  extension_seq: number;
+}
+
+export interface GroupCreated extends GroupEventBase {
+  type: 'group.created';
+  owner: string;
+  name?: string;
+  /** The members it was created with. */
+  members?: string[];
+}
+
+/** Members' role or name card changed: only the fields given. */
+export interface GroupMemberChanged extends GroupEventBase {
+  type: 'group.member.changed';
+  members: string[];
+  role?: string;
+  name_card?: string;
+}
+
+export interface GroupOwnerChanged extends GroupEventBase {
+  type: 'group.owner.changed';
+  owner: string;
+  previous_owner?: string;
+}
+
+export interface GroupTopicCreated extends GroupEventBase {
+  type: 'group.topic.created';
+  topic_id: string;
+  name?: string;
+}
+
+export interface GroupTopicChanged extends GroupEventBase {
+  type: 'group.topic.changed';
+  topic_id: string;
+  name?: string;
+  changes?: InfoChanges;
+}
+
+export interface GroupTopicDestroyed extends GroupEventBase {
+  type: 'group.topic.destroyed';
+  topic_ids: string[];
+}
+
+export interface GroupAttrsChanged extends GroupEventBase {
+  type: 'group.attrs.changed';
+  operation: string;
+  attrs: Record<string, string>;
+}
+
+/** Members of an audio-video group came online in it or went offline. */
+export interface GroupMemberStatus extends GroupEventBase {
+  type: 'group.member.status';
+  members: string[];
+  status: 'online' | 'offline';
+  reason?: string;
+}
+
+/** Published by the app's backend through the server API (docs/protocol.md#server-api). */
+export interface CustomEvent extends EventBase, NoGroup {
+  type: 'custom';
+  data: unknown;
+}
+
+/**
+ * One normalized IM event (docs/protocol.md#events), told apart by type: `switch (event.type)` narrows it to that
+ * type's own fields. A hub newer than this client may send types not listed here: keep a default branch.
+ */
+export type HubEvent =
+  | GroupMessageSent
+  | GroupMessageRecalled
+  | C2CMessageSent
+  | C2CMessageRecalled
+  | UserStatus
+  | GroupMemberJoined
+  | GroupMemberLeft
+  | C2CMessageRead
+  | GroupMessageRead
+  | GroupDestroyed
+  | GroupInfoChanged
+  | GroupMessageModified
+  | C2CMessageModified
+  | GroupMessageExtension
+  | C2CMessageExtension
+  | GroupCreated
+  | GroupMemberChanged
+  | GroupOwnerChanged
+  | GroupTopicCreated
+  | GroupTopicChanged
+  | GroupTopicDestroyed
+  | GroupAttrsChanged
+  | GroupMemberStatus
+  | CustomEvent;
+
+/** The type of an event, as the hub names it. */
+export type EventType = HubEvent['type'];
+
+/** The event of one type: EventOf<'group.message.sent'> is GroupMessageSent. */
+export type EventOf<T extends EventType> = Extract<HubEvent, { type: T }>;
 
 /** A minimal Storage: sessionStorage or localStorage. */
 export interface OffsetStore {
@@ -164,6 +412,15 @@ export class Subscription {
   unsubscribe(): void;
 }
 
+/** How a new subscription starts. */
+export interface SubscribeOptions {
+  /**
+   * An offset of the channel: the events after it that history still holds are delivered first, then live ones (a gap
+   * when history no longer reaches back to it). An offset kept in persist comes first; without either, live events only.
+   */
+  since?: string;
+}
+
 /** A connection to one hub, kept open until close. */
 export class Hub {
   constructor(url: string, options: HubOptions);
@@ -178,7 +435,8 @@ export class Hub {
   off<K extends keyof HubEvents>(type: K, fn: HubEvents[K]): void;
   connect(): this;
   close(): void;
-  subscribe(channel: string): Subscription;
+  /** The channel's subscription, made at the first call; later calls return it and ignore options. */
+  subscribe(channel: string, options?: SubscribeOptions): Subscription;
   subscriptions(): Subscription[];
   /** Who is connected to channel, across all nodes: user id -> connections. Sent once connected (made before connect, it waits at most timeout); a closed client refuses it at once (HubError closed). */
   presence(channel: string): Promise<Record<string, number>>;

@@ -116,11 +116,12 @@ class Emitter {
 
 /** One channel's stream of events; made by Hub.subscribe. */
 export class Subscription extends Emitter {
-  constructor(hub, channel, offset) {
+  constructor(hub, channel, offset, since) {
     super();
     this.hub = hub;
     this.channel = channel;
-    this.offset = offset; // of the last event delivered, or where the stream was joined
+    this._since = since; // where the app asked the stream to start, without a kept offset
+    this.offset = offset ?? since; // of the last event delivered, or where the stream was joined
     this._id = 0; // of our subscribe not yet answered
     this._retry = 0; // when to subscribe again after a temporary refusal
   }
@@ -187,11 +188,13 @@ export class Hub extends Emitter {
     };
   }
 
-  /** subscribe returns the channel's subscription, made at the first call. */
-  subscribe(channel) {
+  /** subscribe returns the channel's subscription, made at the first call (options.since: see imhub.d.ts). */
+  subscribe(channel, options) {
     let s = this.#subs.get(channel);
     if (!s) {
-      s = new Subscription(this, channel, this.#saved[channel]);
+      const since = options?.since;
+      if (since != null && typeof since !== 'string') throw new TypeError('imhub: options.since must be an offset (a string)');
+      s = new Subscription(this, channel, this.#saved[channel], since || undefined);
       this.#subs.set(channel, s);
       this.#dirty = true;
       if (this.state === 'connected') this.#subscribe(s);
@@ -499,7 +502,7 @@ export class Hub extends Emitter {
           this.#save();
           this.#who = who;
           this.#saved = parse(() => this.#o.persist.getItem(who));
-          for (const x of this.#subs.values()) x.offset = this.#saved[x.channel];
+          for (const x of this.#subs.values()) x.offset = this.#saved[x.channel] ?? x._since;
         }
         this.#attempt = 0;
         this.#authFailed = false;

@@ -5,7 +5,7 @@
 const $ = (id) => document.getElementById(id);
 const EVERY = 3000; // ms between presence reads
 
-const panel = { key: '', channel: 'app', timer: null, busy: false };
+const panel = { key: '', channel: 'app', timer: null, busy: false, ago: null };
 
 function esc(s) {
   return String(s).replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
@@ -55,6 +55,24 @@ function watch(channel) {
   readPresence();
 }
 
+// publishedNote says what a publish answered: the offset (which looks
+// like "3:…", so it is named, never shown bare where a time could be read)
+// and how long ago it was sent.
+export function publishedNote(offset, sentAt, now) {
+  const s = Math.max(0, Math.round((now - sentAt) / 1000));
+  const ago = s < 1 ? 'just now' : s < 60 ? `${s} s ago` : `${Math.floor(s / 60)} min ago`;
+  return `published, offset ${offset} · sent ${ago}`;
+}
+
+function showPublished(out, offset, sentAt) {
+  clearInterval(panel.ago);
+  const show = () => { out.textContent = publishedNote(offset, sentAt, Date.now()); };
+  show();
+  out.dataset.state = 'ok';
+  // Kept fresh for ten minutes; then it stays as it last read.
+  panel.ago = setInterval(() => (Date.now() - sentAt > 600000 ? clearInterval(panel.ago) : show()), 1000);
+}
+
 async function publish(e) {
   e.preventDefault();
   const f = $('api-publish');
@@ -63,15 +81,16 @@ async function publish(e) {
   try {
     data = JSON.parse(f.elements.data.value);
   } catch {
+    clearInterval(panel.ago);
     out.textContent = 'data is not JSON';
     out.dataset.state = 'error';
     return;
   }
   try {
     const r = await call('POST', '/api/publish', { channel: f.elements.channel.value.trim(), data });
-    out.textContent = 'published at ' + r.offset;
-    out.dataset.state = 'ok';
+    showPublished(out, r.offset, Date.now());
   } catch (err) {
+    clearInterval(panel.ago);
     out.textContent = err.message;
     out.dataset.state = 'error';
   }

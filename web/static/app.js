@@ -1,8 +1,9 @@
 // The dashboard: one WebSocket to the hub, a capped list of recent events,
 // and a feed that shows the newest of those that pass the filters.
-import { TYPES, card, clock, messageKeys, presenceList, shows } from './render.js';
+import { TYPES, card, clock, esc, messageKeys, messageName, presenceList, roomList, shows } from './render.js';
 import { Hub } from './sdk/imhub.js';
-import { Presence, ReadIndex } from './track.js';
+import { Presence, ReadIndex, RoomPresence, applyEdit, applyExtension } from './track.js';
+import { keptSince } from './history.js';
 import { forwardPanel, forwardReading, forwardView, parseMetrics } from './metrics.js';
 import './api.js'; // the server API panel, on its own
 import './imlogin.js'; // the IM login panel, with a connection of its own
@@ -21,10 +22,13 @@ const state = {
   watched: new Set(), // channels whose events the feed shows
   seen: new Set(), // event ids shown, so one on several channels shows once
   seenOrder: [],
-  items: [], // newest first: {ev, key, recalled, read, ticked}
+  items: [], // newest first: {ev, key, recalled, read, merged}
   byMessage: new Map(), // message identity -> item, to strike recalls through
   reads: new ReadIndex(), // sent messages, for the read receipts that tick them
   presence: new Presence(500), // user -> latest status
+  rooms: new RoomPresence(2000), // audio-video group -> members online
+  received: 0, // events received since the page loaded
+  history: 'unknown', // what the first load found in the app's history: unknown, none or some
   waiting: new Set(), // subscriptions not yet answered
   paused: false,
   counts: Object.fromEntries(Object.keys(TYPES).map((t) => [t, 0])),
@@ -58,7 +62,10 @@ function claims(token) {
 // the token and resubscribes with since; the page only shows its state.
 let hub = null;
 
-function connect() {
+let connects = 0; // bumped by every connect: a first load that lost the race gives up
+
+async function connect() {
+  const mine = ++connects;
   hub?.close();
   hub = null;
   state.watched = new Set();
@@ -79,13 +86,29 @@ function connect() {
     return state.token;
   };
   const proto = location.protocol === 'https:' ? 'wss:' : 'ws:';
-  const h = new Hub(`${proto}//${location.host}/ws`, { getToken, maxDelay: 10000 });
+  const url = `${proto}//${location.host}/ws`;
+  // The first load shows what the firehose still keeps, oldest first, then
+  // live events; later connections go on from the offset the client keeps.
+  let since = '';
+  if (state.channels.includes('app') && state.received === 0) {
+    setStatus('connecting', 'reading recent history…');
+    try {
+      since = await keptSince(new Hub(url, { getToken: async () => state.token, maxDelay: 2000 }));
+      state.history = since ? 'some' : 'none';
+    } catch {
+      state.history = 'unknown'; // live only
+    }
+    if (mine !== connects) return;
+    renderEmpty();
+  }
+  const h = new Hub(url, { getToken, maxDelay: 10000 });
   hub = h;
   h.on('state', (s) => h === hub && onState(s));
   h.on('connected', (info) => {
     state.user = info.user;
     state.app = info.app || claims(state.token).app || '';
     state.node = info.node;
+    renderEmpty();
     if (!fwd.off) scheduleForward(0); // the panel needs the app: read now
     // Live once the channels asked for are answered (the state event came
     // first and found none waiting).
@@ -94,7 +117,7 @@ function connect() {
     info.channels.forEach((ch) => watch(h.subscribe(ch)));
     updateLive();
   });
-  state.channels.forEach((ch) => watch(h.subscribe(ch)));
+  state.channels.forEach((ch) => watch(h.subscribe(ch, ch === 'app' && since ? { since } : undefined)));
   h.connect();
 }
 
@@ -161,10 +184,17 @@ function add(ev) {
     times.push(Date.now());
     state.groups.set(ev.group_id, times);
   }
-  const item = { ev, key: ev.id, recalled: null, read: null, ticked: false };
+  const first = state.received++ === 0;
+  const item = { ev, key: ev.id, recalled: null, read: null, merged: false };
   if (ev.type.endsWith('.sent')) {
     for (const k of messageKeys(ev)) state.byMessage.set(k, item);
     state.reads.add(item);
+  } else if (ev.type.endsWith('.message.modified') || ev.type.endsWith('.message.extension')) {
+    // Shown on the message it is about, when the page has it.
+    const apply = ev.type.endsWith('.modified') ? applyEdit : applyExtension;
+    const targets = onHand(ev);
+    for (const target of targets) if (apply(target, ev)) redraw(target);
+    item.merged = targets.length > 0;
   } else if (ev.type.endsWith('.read')) {
     for (const target of state.reads.apply(item)) redraw(target);
   } else if (ev.type === 'user.status') {
@@ -173,13 +203,20 @@ function add(ev) {
       requestAnimationFrame(() => { state.usersQueued = false; renderUsers(); });
     }
   } else if (ev.type.endsWith('.recalled')) {
-    for (const k of messageKeys(ev)) {
-      const target = state.byMessage.get(k);
-      if (target && !target.recalled) {
+    // Each message recalled is named by its text when the page has it.
+    item.names = (ev.messages || []).map((m) => {
+      const [target] = onHand({ ...ev, messages: [m] });
+      if (!target) return '';
+      if (!target.recalled) {
         target.recalled = { by: ev.operator || ev.from, at: ev.time || ev.received };
         redraw(target);
       }
-    }
+      return messageName(target);
+    });
+  }
+  if ((ev.type === 'group.member.status' || ev.type === 'group.destroyed') && state.rooms.update(ev) && !state.roomsQueued) {
+    state.roomsQueued = true;
+    requestAnimationFrame(() => { state.roomsQueued = false; renderRooms(); });
   }
   state.items.unshift(item);
   if (state.items.length > KEEP) {
@@ -188,11 +225,22 @@ function add(ev) {
       state.reads.remove(old);
     }
   }
+  if (first) renderEmpty();
   if (!state.paused && shows(item, filter())) {
     const feed = $('feed');
     feed.insertAdjacentHTML('afterbegin', card(item));
     while (feed.children.length > SHOW) feed.lastElementChild.remove();
   }
+}
+
+// onHand lists the items of the messages ev names that the page has, each once.
+function onHand(ev) {
+  const found = new Set();
+  for (const k of messageKeys(ev)) {
+    const target = state.byMessage.get(k);
+    if (target) found.add(target);
+  }
+  return [...found];
 }
 
 // redraw replaces an item's card in place, if it is on the page.
@@ -214,6 +262,28 @@ function renderFeed() {
     if (shown.length === SHOW) break;
   }
   $('feed').innerHTML = shown.join('');
+}
+
+function renderRooms() {
+  $('rooms').innerHTML = roomList(state.rooms.rooms().slice(0, 12));
+}
+
+// renderEmpty says how to get traffic while the page has had none: the
+// demo's callbacks, or the sample the hub prints at start.
+function renderEmpty() {
+  const el = $('empty');
+  const show = state.received === 0 && state.history !== 'some' && !!hub;
+  el.hidden = !show;
+  if (!show) return;
+  const app = state.app || claims(state.token).app || '1400000000';
+  const base = location.origin;
+  const sample = JSON.stringify({ CallbackCommand: 'Group.CallbackAfterSendMsg', GroupId: '@TGS#2J4SZEAEL', Type: 'Public', From_Account: 'jared',
+    Random: 123456, MsgSeq: 123, MsgTime: Math.floor(Date.now() / 1000), MsgBody: [{ MsgType: 'TIMTextElem', MsgContent: { Text: 'red packet' } }] });
+  const curl = `curl -sS -X POST '${base}/im/callback?SdkAppid=${app}&CallbackCommand=Group.CallbackAfterSendMsg&contenttype=json&ClientIP=127.0.0.1&OptPlatform=Web' \\\n  -H 'Content-Type: application/json' \\\n  -d '${sample}'`;
+  el.innerHTML = `<h2>No events yet</h2>` +
+    `<p>${state.history === 'none' ? 'The hub keeps no recent events of this app.' : 'Nothing has arrived yet.'} Events appear here as the IM's callbacks reach the hub at <code>${esc(base)}/im/callback</code>.</p>` +
+    `<p>For demo traffic, run <code>make demo</code> in a second terminal (realistic callbacks to the hub of <code>make run</code>), or post the sample callback the hub prints at start:</p>` +
+    `<pre class="sample">${esc(curl)}</pre>`;
 }
 
 function renderUsers() {
@@ -367,6 +437,13 @@ function init() {
     state.items = [];
     state.byMessage.clear();
     state.reads = new ReadIndex();
+    renderFeed();
+  });
+  $('rooms').addEventListener('click', (e) => {
+    const d = e.target.dataset || {};
+    if (!d.group && !d.user) return;
+    if (d.group) $('filters').elements.group.value = d.group;
+    if (d.user) $('filters').elements.user.value = d.user;
     renderFeed();
   });
   $('groups').addEventListener('click', (e) => {

@@ -53,7 +53,7 @@ export class ReadIndex {
   }
 
   // apply marks as read the messages on hand that the receipt item is
-  // about, and returns those whose ticks changed. It sets receipt.ticked
+  // about, and returns those whose ticks changed. It sets receipt.merged
   // when its news is all shown as ticks: every message of a group receipt
   // is on hand, or a one-to-one receipt covers at least one.
   apply(receipt) {
@@ -72,7 +72,7 @@ export class ReadIndex {
         if (!was || was.count !== read.count || was.unread !== read.unread) changed.push(item);
         item.read = read;
       }
-      receipt.ticked = rs.length > 0 && found === rs.length;
+      receipt.merged = rs.length > 0 && found === rs.length;
     } else if (ev.type === 'c2c.message.read') {
       // The reader is from; the messages read are those its peer sent it.
       let covered = 0;
@@ -83,7 +83,7 @@ export class ReadIndex {
         item.read = { by: ev.from, at: lastReadMs(ev) };
         changed.push(item);
       }
-      receipt.ticked = covered > 0;
+      receipt.merged = covered > 0;
     }
     return changed;
   }
@@ -119,5 +119,113 @@ export class Presence {
   // recent lists up to n users, the one heard from last first.
   recent(n) {
     return [...this.#users.values()].slice(-n).reverse();
+  }
+}
+
+// eventTime is when an event happened as far as ordering goes: the IM's
+// time, else when the hub received it.
+const eventTime = (ev) => Number(ev.time) || Number(ev.received) || 0;
+
+const MAX_VERSIONS = 20; // edits kept per message
+
+// applyEdit records a modified event on the item of the message it edits
+// (target.edits: versions oldest first, each {body, at, by, id}) and reports
+// whether the text shown changed. A later time wins: an edit older than the
+// one shown, arriving late, is kept as an earlier version, not shown. The
+// same event twice counts once.
+export function applyEdit(target, ev) {
+  const versions = target.edits || [];
+  if (versions.some((v) => v.id === ev.id)) return false;
+  const v = { body: Array.isArray(ev.body) ? ev.body : [], at: eventTime(ev), by: ev.operator || ev.from || '', id: ev.id };
+  let i = versions.length;
+  while (i > 0 && versions[i - 1].at > v.at) i--;
+  versions.splice(i, 0, v);
+  if (versions.length > MAX_VERSIONS) versions.shift();
+  target.edits = versions;
+  return versions[versions.length - 1] === v;
+}
+
+// applyExtension applies an extension event to the item of its message
+// (target.ext: {seq, values: Map key -> {value, seq}}) and reports whether
+// it changed. The event with the higher extension_seq wins: one at or
+// below the seq already applied is stale (or a repeat) and ignored.
+export function applyExtension(target, ev) {
+  const seq = Number(ev.extension_seq);
+  if (!Number.isFinite(seq)) return false;
+  const ext = target.ext || { seq: -Infinity, values: new Map() };
+  if (seq <= ext.seq) return false;
+  const list = Array.isArray(ev.extensions) ? ev.extensions.filter((x) => x && typeof x.key === 'string') : [];
+  switch (ev.operation) {
+    case 'set':
+      for (const x of list) ext.values.set(x.key, { value: String(x.value ?? ''), seq: x.seq });
+      break;
+    case 'delete':
+      for (const x of list) ext.values.delete(x.key);
+      break;
+    case 'clear':
+      ext.values.clear();
+      break;
+    default:
+      return false; // an operation this page does not know: nothing to show
+  }
+  ext.seq = seq;
+  target.ext = ext;
+  return true;
+}
+
+// RoomPresence keeps who is online in each audio-video group, from
+// group.member.status events: online adds the members, offline removes
+// them. Per member and room the latest event wins; an older one arriving
+// late is ignored. At most max member-room pairs are remembered (those
+// heard from least recently are forgotten first); a destroyed group is
+// emptied.
+export class RoomPresence {
+  #latest = new Map(); // pair(group, user) -> {group, user, online, at, reason}, least recent first
+
+  constructor(max = 2000) {
+    this.max = max;
+  }
+
+  // update takes an event and reports whether the rooms changed.
+  update(ev) {
+    if (ev.type === 'group.destroyed') {
+      let changed = false;
+      for (const [k, x] of this.#latest) {
+        if (x.group === ev.group_id) {
+          this.#latest.delete(k);
+          changed ||= x.online;
+        }
+      }
+      return changed;
+    }
+    if (ev.type !== 'group.member.status' || !ev.group_id) return false;
+    const on = ev.status === 'online';
+    if (!on && ev.status !== 'offline') return false;
+    const at = eventTime(ev);
+    let changed = false;
+    for (const m of Array.isArray(ev.members) ? ev.members : []) {
+      if (typeof m !== 'string' || m === '') continue;
+      const k = pair(ev.group_id, m);
+      const was = this.#latest.get(k);
+      if (was && was.at > at) continue;
+      this.#latest.delete(k);
+      this.#latest.set(k, { group: ev.group_id, user: m, online: on, at, reason: ev.reason || '' });
+      changed ||= !was || was.online !== on;
+    }
+    while (this.#latest.size > this.max) this.#latest.delete(this.#latest.keys().next().value);
+    return changed;
+  }
+
+  // rooms lists the rooms with someone online, the busiest first, each
+  // {group, users} with the users by name.
+  rooms() {
+    const by = new Map();
+    for (const x of this.#latest.values()) {
+      if (!x.online) continue;
+      if (!by.has(x.group)) by.set(x.group, []);
+      by.get(x.group).push(x.user);
+    }
+    return [...by].map(([group, users]) => ({ group, users: users.sort() }))
+      .sort((a, b) => b.users.length - a.users.length || (a.group < b.group ? -1 : 1));
   }
 }
