@@ -1,6 +1,7 @@
 package hub_test
 
 import (
+	"bufio"
 	"context"
 	"encoding/base64"
 	"errors"
@@ -347,4 +348,21 @@ func TestSSEIDForm(t *testing.T) {
 	for _, m := range subs {
 		assert.True(t, *m.Frame.Recovered, "every channel is in the id: %s", m.Data)
 	}
+}
+
+// A stream with nothing to say is sent a comment line every
+// -ping-interval, which keeps proxies from closing it.
+func TestSSEPingComments(t *testing.T) {
+	e := newEnv(t, hub.Config{PingInterval: 20 * time.Millisecond})
+	resp, err := http.Get(e.sseURL([]string{"group:G1"}, "token", e.token(groups("G1"))))
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	pings := 0
+	for pings < 3 && sc.Scan() {
+		if strings.HasPrefix(sc.Text(), ":") {
+			pings++
+		}
+	}
+	assert.Equal(t, 3, pings, "the stream ended before: %v", sc.Err())
 }
