@@ -1,6 +1,7 @@
 package hub
 
 import (
+	"errors"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -31,6 +32,20 @@ func (h *Hub) ServeSSE(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Allow", http.MethodGet)
 		http.Error(w, "an event stream is read with GET", http.StatusMethodNotAllowed)
 		return
+	}
+	// A page may read a stream where it may open a WebSocket: from the
+	// hub's own host, or one -allowed-origins names.
+	if err := h.origins.check(r); err != nil {
+		if he, ok := errors.AsType[*handshakeError](err); ok {
+			he.answer(w)
+		} else {
+			http.Error(w, "this page's origin may not read streams here", http.StatusForbidden)
+		}
+		return
+	}
+	if o := r.Header.Get("Origin"); o != "" {
+		w.Header().Set("Access-Control-Allow-Origin", o)
+		w.Header().Add("Vary", "Origin")
 	}
 	q, err := url.ParseQuery(r.URL.RawQuery)
 	if err != nil {

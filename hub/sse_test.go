@@ -366,3 +366,15 @@ func TestSSEPingComments(t *testing.T) {
 	}
 	assert.Equal(t, 3, pings, "the stream ended before: %v", sc.Err())
 }
+
+// A page of another origin may read a stream only where -allowed-origins
+// lets it, as for /ws; an allowed one is told so by CORS.
+func TestSSEOrigin(t *testing.T) {
+	e := newEnv(t, hub.Config{AllowedOrigins: []string{"https://app.example"}})
+	u := e.sseURL([]string{"group:G1"}, "token", e.token(groups("G1")))
+	_, status, _ := ssetest.TryOpen(t, u, http.Header{"Origin": {"https://evil.example"}})
+	assert.Equal(t, http.StatusForbidden, status)
+	s := ssetest.Open(t, u, http.Header{"Origin": {"https://app.example"}})
+	assert.Equal(t, "https://app.example", s.Resp.Header.Get("Access-Control-Allow-Origin"))
+	s.ReadEvent("subscribed")
+}
