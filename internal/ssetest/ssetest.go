@@ -72,7 +72,7 @@ func TryOpen(t testing.TB, url string, header http.Header) (*Stream, int, string
 		cancel()
 		return nil, resp.StatusCode, string(b)
 	}
-	s := &Stream{t: t, Resp: resp, msgs: make(chan Message, 1024), end: make(chan error, 1), stop: cancel, r: sse.NewReader(resp.Body)}
+	s := &Stream{t: t, Resp: resp, msgs: make(chan Message, 64), end: make(chan error, 1), stop: cancel, r: sse.NewReader(resp.Body)}
 	done := make(chan struct{})
 	go s.read(done)
 	t.Cleanup(func() {
