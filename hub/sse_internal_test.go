@@ -126,7 +126,9 @@ func TestSSESharesTheEncodedFrame(t *testing.T) {
 	assert.True(t, bytes.Contains(sc.buf, stream[0]), "the frame is written as it is")
 	require.NoError(t, sc.uncork())
 	body := rec.Body.String()
-	assert.True(t, strings.HasPrefix(body, "id: "), body)
+	assert.True(t, strings.HasPrefix(body, "retry: "), "the first write opens the stream: %s", body)
+	assert.Equal(t, "text/event-stream", rec.Header().Get("Content-Type"))
+	assert.Contains(t, body, "\n\nid: ")
 	assert.Contains(t, body, "\nevent: event\ndata: "+string(ws[0])+"\n\n")
 	assert.True(t, rec.Flushed)
 }

@@ -43,6 +43,7 @@ type sseConn struct {
 	buf    []byte // the messages of a corked batch
 	cursor *streamCursor
 	failed error // the first write that failed: nothing is written after it
+	opened bool  // the headers and the retry are written
 }
 
 // newSSEConn makes the transport of the stream answering r on w, at the
@@ -65,8 +66,19 @@ const (
 	sseRetryMax = 3000
 )
 
-// open answers the request: the headers, then the reconnect delay.
+// open answers the request: the headers, then the reconnect delay. A
+// write that comes first (a drain's close, a ping) opens it too.
 func (c *sseConn) open() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.openLocked()
+}
+
+func (c *sseConn) openLocked() error {
+	if c.opened {
+		return c.failed
+	}
+	c.opened = true
 	h := c.w.Header()
 	h.Set("Content-Type", "text/event-stream")
 	h.Set("Cache-Control", "no-cache")
@@ -77,8 +89,6 @@ func (c *sseConn) open() error {
 	_ = c.rc.SetReadDeadline(time.Time{})
 	c.w.WriteHeader(http.StatusOK)
 	retry := sseRetryMin + rand.IntN(sseRetryMax-sseRetryMin+1)
-	c.mu.Lock()
-	defer c.mu.Unlock()
 	return c.writeLocked([]byte("retry: " + strconv.Itoa(retry) + "\n\n"))
 }
 
@@ -139,6 +149,11 @@ func (c *sseConn) flushLocked() error {
 
 // writeLocked writes b and flushes it, within the write timeout.
 func (c *sseConn) writeLocked(b []byte) error {
+	if !c.opened {
+		if err := c.openLocked(); err != nil {
+			return err
+		}
+	}
 	if c.failed != nil {
 		return c.failed
 	}

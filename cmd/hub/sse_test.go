@@ -7,6 +7,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -154,4 +155,19 @@ func TestBinarySSEUserSigRemoved(t *testing.T) {
 	assert.Equal(t, "credential missing or refused\n", body, "never why")
 	logs := p.Stdout() + p.Stderr()
 	assert.NotContains(t, logs, sig, "no log line holds a UserSig")
+}
+
+// A stream outlives -read-timeout and the server's write timeout, which
+// bound a request, not a stream: its pings and events keep coming.
+func TestBinarySSEOutlivesTheRequestTimeouts(t *testing.T) {
+	p := hubtest.Start(t, []string{"-apps", "100", "-jwt-secret", clusterSecret, "-read-timeout", "1s",
+		"-write-timeout", "1s", "-ping-interval", "300ms"})
+	p.WaitReady(200)
+	s := ssetest.Open(t, sseURL(p, url.Values{"token": {mint(t, "100", "jared", false, "G1")}}, "group:G1"), nil)
+	s.ReadEvent("subscribed")
+	// Past every one of them: the server's write timeout is -read-timeout,
+	// the callbacks' publish timeout (5s) and -write-timeout together.
+	time.Sleep(8 * time.Second)
+	require.Equal(t, 200, postCommand(t, p, "100", "Group.CallbackAfterSendMsg", groupMsg("G1", 1)))
+	assert.Equal(t, "group.message.sent#1", sseEventKey(t, s.Read()))
 }
