@@ -45,9 +45,32 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
+	if sess, run := h.startSession(r, tr, nil); run != nil {
+		s = sess // before run: the pings it reads come after
+		// The session runs on a goroutine of its own, owned by the hub
+		// (Drain ends it, h.wg waits for it): returning frees the HTTP
+		// request and the deep stack of the server's connection
+		// goroutine.
+		go run()
+	}
+}
+
+// startSession admits the client of r, whose connection tr is, and makes
+// its session: the credential is verified, plan (when set) asked what the
+// session opens with, the client counted against MaxConns and
+// MaxConnsPerIP, and its token checked against revocations. It returns
+// the session and its run, which serves it until it ends and then takes it out
+// of the hub; the caller calls it, on a goroutine of its own or not. A
+// client that is not admitted has been told (tr.refuse) and gets nils.
+//
+// plan sees the verified identity; it answers the client itself and
+// returns false when the request asks for what it may not have. Without a
+// plan the session opens as a WebSocket one does: connected, then its
+// user channel.
+func (h *Hub) startSession(r *http.Request, tr transport, plan func(*auth.Identity) ([]clientFrame, bool)) (s *Session, run func()) {
 	if h.draining.Load() {
 		h.refuse(tr, CloseShuttingDown, "node shutting down, reconnect")
-		return
+		return nil, nil
 	}
 	cred, err := credentialOf(r)
 	var id *auth.Identity
@@ -60,12 +83,19 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			code = CloseTokenExpired
 		}
 		h.refuse(tr, code, h.refused(cred, err, "connect"))
-		return
+		return nil, nil
+	}
+	var opening []clientFrame
+	if plan != nil {
+		var ok bool
+		if opening, ok = plan(id); !ok {
+			return nil, nil
+		}
 	}
 	if n := h.conns.Add(1); n > int64(h.cfg.MaxConns) {
 		h.conns.Add(-1)
 		h.refuse(tr, CloseTooManyConns, "too many connections on this node")
-		return
+		return nil, nil
 	}
 	addr := clientaddr.FromRequest(r)
 	if !h.perAddr.acquire(addr) {
@@ -73,7 +103,7 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// Logged before the client hears of it, rate-limited per address.
 		h.refusals.refused(addrKey(addr))
 		h.refuse(tr, CloseTooManyConns, "too many connections from this address")
-		return
+		return nil, nil
 	}
 	release := func() {
 		h.perAddr.release(addr)
@@ -85,11 +115,12 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.sessMu.Unlock()
 		release()
 		h.refuse(tr, CloseShuttingDown, "node shutting down, reconnect")
-		return
+		return nil, nil
 	}
 	// Made only once it is sure to run: a session starts its expiry and
 	// ping timers, which only its run stops.
 	s = newSession(h, tr, id)
+	s.opening = opening
 	h.sessions[s] = struct{}{}
 	h.addUserLocked(s, userKey{s.app, s.user})
 	h.wg.Add(1)
@@ -102,23 +133,20 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.m.authFailures.WithLabelValues("revoked", cred.label()).Inc()
 		h.refuse(tr, CloseInvalidToken, "token revoked")
 		h.wg.Done()
-		return
+		return nil, nil
 	case TokenUnchecked:
 		if h.cfg.RefuseUnchecked {
 			h.unadmit(s, release)
 			h.m.unchecked.WithLabelValues("refused").Inc()
 			h.refuse(tr, CloseTryAgainLater, "revocations cannot be checked now: try again later")
 			h.wg.Done()
-			return
+			return nil, nil
 		}
 		h.admitUnchecked(s, id)
 	}
 	h.m.connections.Inc()
 	h.cfg.Presence.Connect(s.app, s.user)
-	// The session runs on a goroutine of its own, owned by the hub (Drain
-	// ends it, h.wg waits for it): returning frees the HTTP request and
-	// the deep stack of the server's connection goroutine.
-	go func() {
+	return s, func() {
 		defer func() {
 			h.sessMu.Lock()
 			delete(h.sessions, s)
@@ -132,7 +160,7 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			h.wg.Done()
 		}()
 		s.run(context.Background())
-	}()
+	}
 }
 
 // unadmit takes s, refused before it ran, out of the index again; the

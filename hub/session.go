@@ -48,6 +48,10 @@ type Session struct {
 	// ops holds the client's frames while an op waits for the IM
 	// (opqueue.go); a lock of its own.
 	ops opQueue
+	// opening is the subscribes the session starts with, set once
+	// before it runs: an SSE stream's channels. Without them it starts
+	// as a WebSocket session does, connected and on its user channel.
+	opening []clientFrame
 }
 
 // newSession makes the session of a client admitted with id, and starts
@@ -152,11 +156,17 @@ func (s *Session) run(ctx context.Context) {
 		}
 	}()
 
-	// The connection is subscribed to its own user channel at once.
-	s.mu.Lock()
-	user := s.id.User
-	s.mu.Unlock()
 	aside(func() {
+		if s.opening != nil {
+			for _, f := range s.opening {
+				s.subscribe(ctx, f)
+			}
+			return
+		}
+		// The connection is subscribed to its own user channel at once.
+		s.mu.Lock()
+		user := s.id.User
+		s.mu.Unlock()
 		s.reply(serverFrame{Op: "connected", User: user, App: s.app, Node: s.hub.cfg.Node, Channels: []string{"user:" + user}})
 		s.subscribe(ctx, clientFrame{Op: "subscribe", Channel: "user:" + user})
 	})

@@ -16,6 +16,7 @@ import (
 	"github.com/imhub/imhub/internal/hubtest"
 	"github.com/imhub/imhub/internal/imstub"
 	"github.com/imhub/imhub/internal/redistest"
+	"github.com/imhub/imhub/internal/ssetest"
 	"github.com/imhub/imhub/internal/wstest"
 )
 
@@ -56,6 +57,39 @@ func BenchmarkIdleConnection(b *testing.B) {
 	b.ReportMetric(float64(after)/(1<<20), "MiB-rss")
 	runtime.KeepAlive(conns)
 	fmt.Fprintf(b.Output(), "hub RSS %d MiB before, %d MiB with %d idle connections\n", before>>20, after>>20, b.N)
+}
+
+// BenchmarkIdleSSEStream measures, as BenchmarkIdleConnection does, the
+// hub process's resident memory per idle SSE stream of its user channel
+// and one group. b.N is the number of streams; run it with a fixed count:
+//
+//	go test -run '^$' -bench IdleSSEStream -benchtime 5000x ./cmd/hub
+func BenchmarkIdleSSEStream(b *testing.B) {
+	if b.N > 15000 {
+		b.Fatalf("%d streams would pass the open-file limit; use -benchtime Nx with N <= 15000", b.N)
+	}
+	p := hubtest.Start(b, []string{"-dev", "-jwt-secret", clusterSecret, "-max-conns-per-ip", "100000"})
+	tok := mint(b, "1400000000", "idle", false, "G")
+	url := p.URL("/sse?channel=user:idle&channel=group:G&token=" + tok)
+	warm := ssetest.Open(b, url, nil)
+	warm.Read()
+	time.Sleep(200 * time.Millisecond)
+	before := p.RSS()
+	b.ResetTimer()
+	streams := make([]*ssetest.Stream, 0, b.N)
+	for range b.N {
+		s := ssetest.Open(b, url, nil)
+		s.ReadEvent("subscribed") // user:idle
+		s.ReadEvent("subscribed") // group:G
+		streams = append(streams, s)
+	}
+	b.StopTimer()
+	time.Sleep(500 * time.Millisecond)
+	after := p.RSS()
+	b.ReportMetric(float64(after-before)/float64(b.N)/1024, "KiB/stream")
+	b.ReportMetric(float64(after)/(1<<20), "MiB-rss")
+	runtime.KeepAlive(streams)
+	fmt.Fprintf(b.Output(), "hub RSS %d MiB before, %d MiB with %d idle streams\n", before>>20, after>>20, b.N)
 }
 
 // BenchmarkIMRemovalAcrossNodes measures, over b.N exits, the time from

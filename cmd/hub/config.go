@@ -145,7 +145,7 @@ func parseConfig(args []string, env func(string) string, out io.Writer) (Config,
 	fs.Float64Var(&c.ClientRate, "client-rate", c.ClientRate, "frames a second a connection may send on average (rate_limited beyond, 1008 if it goes on)")
 	fs.IntVar(&c.ClientBurst, "client-burst", c.ClientBurst, "frames a connection may send at once; at least -max-subs, so that a client resubscribing on connect is not refused (default -max-subs + 64)")
 	fs.DurationVar(&c.PingInterval, "ping-interval", c.PingInterval, "keep-alive ping interval")
-	fs.DurationVar(&c.WriteTimeout, "write-timeout", c.WriteTimeout, "deadline of each WebSocket write")
+	fs.DurationVar(&c.WriteTimeout, "write-timeout", c.WriteTimeout, "deadline of each WebSocket or SSE write")
 	fs.DurationVar(&c.MaxLag, "max-lag", c.MaxLag, "close a connection with 4008 when a frame comes for it while the oldest one waiting was queued longer ago than this (a client that cannot keep up with a busy channel); 0: no such bound")
 	fs.DurationVar(&c.WriteDelay, "write-delay", c.WriteDelay, "wait this long after the first frame of each backlog before writing, so that frames queued meanwhile leave in one write; 0: write at once")
 	fs.StringVar(&origins, "allowed-origins", "", "browser Origin `patterns` allowed besides the hub's own host, comma-separated")

@@ -237,6 +237,8 @@ func (p *parts) registerReady() {
 func (p *parts) routes(devSecret []byte, publisher callback.Publisher) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /ws", p.node)
+	// Any method: the stream answers one that is not GET itself.
+	mux.HandleFunc("/sse", p.node.ServeSSE)
 	if p.cfg.Dev {
 		mux.Handle("GET /dev/token", devCORS(devTokenHandler(p.cfg, devSecret)))
 	}

@@ -4,7 +4,10 @@
 //
 //	hubcat -url ws://127.0.0.1:8080/ws -token "$TOKEN" -subscribe group:@TGS#2J4SZEAEL
 //	hubcat -dev http://127.0.0.1:8080 -subscribe app
+//	hubcat -sse -dev http://127.0.0.1:8080 -subscribe group:G1,user:jared
 //
+// With -sse it tails GET /sse instead, printing each message's frame and
+// opening the stream again from its last id when the hub ends it.
 // With -dev it fetches a token from a -dev hub's /dev/token. For an app
 // whose IM secret key the hub holds, it connects with an IM login instead:
 //
@@ -68,6 +71,7 @@ func main() {
 type options struct {
 	url, token, dev, subs string
 	count                 int
+	sse                   bool // tail GET /sse instead of a WebSocket
 	// An IM login instead of a token: userSig as given, or signed with
 	// imKey (the app's IM secret key) for userID, living sigTTL.
 	sdkAppID, userID, userSig, imKey string
@@ -82,7 +86,8 @@ func parseFlags(args []string, env func(string) string, stderr io.Writer) (optio
 	var o options
 	fs := flag.NewFlagSet("hubcat", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.StringVar(&o.url, "url", "", "WebSocket URL of the hub, ws://host:port/ws")
+	fs.StringVar(&o.url, "url", "", "WebSocket URL of the hub, ws://host:port/ws (with -sse: http://host:port/sse)")
+	fs.BoolVar(&o.sse, "sse", false, "tail the -subscribe channels as a Server-Sent Events stream (GET /sse) instead of a WebSocket")
 	fs.StringVar(&o.token, "token", "", "JWT (or $HUB_TOKEN)")
 	fs.StringVar(&o.dev, "dev", "", "base URL of a -dev hub to fetch a token from, such as http://127.0.0.1:8080")
 	fs.StringVar(&o.subs, "subscribe", "", "channels to subscribe to, comma-separated")
@@ -152,12 +157,15 @@ func run(ctx context.Context, o options, in io.Reader, out io.Writer) error {
 			return err
 		}
 		o.token = t
-		if o.url == "" {
+		if o.url == "" && !o.sse {
 			o.url = "ws" + strings.TrimPrefix(strings.TrimSuffix(o.dev, "/"), "http") + "/ws"
 		}
 	}
-	if o.url == "" {
+	if o.url == "" && o.dev == "" {
 		return errors.New("-url or -dev is required")
+	}
+	if o.sse {
+		return tailStream(ctx, o, out)
 	}
 	wsURL, header, err := o.dial()
 	if err != nil {

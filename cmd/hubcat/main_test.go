@@ -42,3 +42,35 @@ func TestHubcatNeedsAnAddress(t *testing.T) {
 	err := run(context.Background(), options{}, strings.NewReader(""), &bytes.Buffer{})
 	assert.ErrorContains(t, err, "-url or -dev")
 }
+
+// hubcat -sse tails a -dev hub's stream of two channels: the subscribed
+// frames, then the callback's event, and exits after -n events.
+func TestHubcatTailsAStream(t *testing.T) {
+	p := hubtest.Start(t, []string{"-dev"})
+	var out hubtest.SyncBuffer
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, options{dev: "http://" + p.Addr, subs: "group:G1,user:dev", sse: true, count: 1}, strings.NewReader(""), &out)
+	}()
+	require.Eventually(t, func() bool { return strings.Contains(out.String(), `"op":"subscribed","channel":"group:G1"`) },
+		10*time.Second, 10*time.Millisecond, "subscribed; output so far: %s", out.String())
+	resp, err := http.Post(p.URL("/im/callback?SdkAppid=1400000000&CallbackCommand=Group.CallbackAfterSendMsg"), "application/json",
+		strings.NewReader(`{"GroupId":"G1","MsgSeq":1,"MsgBody":[{"MsgType":"TIMTextElem","MsgContent":{"Text":"hello"}}]}`))
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.NoError(t, <-done, "hubcat exits after -n events")
+	assert.Contains(t, out.String(), `"op":"event","channel":"group:G1"`)
+	assert.Contains(t, out.String(), `"Text":"hello"`)
+}
+
+// A refused stream is an error that says the status, and -sse needs
+// channels.
+func TestHubcatStreamRefused(t *testing.T) {
+	p := hubtest.Start(t, []string{"-dev"})
+	err := run(context.Background(), options{url: p.URL("/sse"), token: "bad", subs: "group:G1", sse: true}, strings.NewReader(""), &bytes.Buffer{})
+	assert.ErrorContains(t, err, "401")
+	err = run(context.Background(), options{url: p.URL("/sse"), token: "bad", sse: true}, strings.NewReader(""), &bytes.Buffer{})
+	assert.ErrorContains(t, err, "-subscribe")
+}

@@ -118,6 +118,8 @@ defaults
   log global
   option dontlognull
   timeout connect 5s
+  # An SSE stream (/sse) stays a plain HTTP response: these apply to it,
+  # as inactivity, and the hub's comment line every 25s keeps it inside.
   timeout client 60s
   timeout server 60s
   # WebSockets live long: once upgraded, only this applies. The hub pings

@@ -12,7 +12,7 @@ import (
 )
 
 // Serve runs broker b with handler (the hub itself, or something in front
-// of it) and serves h on /ws of a test server, all stopped when t ends:
+// of it) and serves h on /ws and /sse of a test server, all stopped when t ends:
 // sessions drained, the server closed, the broker's Run returned. It
 // returns the server.
 func Serve(t testing.TB, h *hub.Hub, b broker.Broker, handler broker.Handler) *httptest.Server {
@@ -22,6 +22,7 @@ func Serve(t testing.TB, h *hub.Hub, b broker.Broker, handler broker.Handler) *h
 	go func() { _ = b.Run(ctx, handler); close(done) }()
 	mux := http.NewServeMux()
 	mux.Handle("/ws", h)
+	mux.HandleFunc("/sse", h.ServeSSE)
 	srv := httptest.NewServer(mux)
 	t.Cleanup(func() {
 		dctx, dcancel := context.WithTimeout(context.Background(), 5*time.Second)

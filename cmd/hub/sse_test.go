@@ -1,0 +1,173 @@
+package main
+
+import (
+	"encoding/json"
+	"net/http"
+	"net/url"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/imhub/imhub/internal/hubtest"
+	"github.com/imhub/imhub/internal/ssetest"
+)
+
+// sseURL is node p's /sse URL of channels with the query q besides.
+func sseURL(p *hubtest.Process, q url.Values, channels ...string) string {
+	v := url.Values{}
+	for k, vs := range q {
+		v[k] = vs
+	}
+	v["channel"] = channels
+	return p.URL("/sse?" + v.Encode())
+}
+
+// eventKey of an SSE event message: its event's type and sequence.
+func sseEventKey(t *testing.T, m ssetest.Message) string {
+	t.Helper()
+	require.Equal(t, "event", m.Event, m.Data)
+	return messageKey(m.Frame.Event)
+}
+
+// The built hub streams two channels on /sse with a token in the query,
+// resumes them from Last-Event-ID with what it missed, refuses what the
+// protocol says before the stream starts, and logs no credential.
+func TestBinarySSE(t *testing.T) {
+	p := hubtest.Start(t, []string{"-apps", "100,200", "-jwt-secret", clusterSecret, "-log-level", "debug"})
+	p.WaitReady(200)
+	tok := mint(t, "100", "jared", false, "G1")
+	q := url.Values{"token": {tok}}
+
+	for _, tc := range []struct {
+		name   string
+		url    string
+		status int
+	}{
+		{"no credential", sseURL(p, nil, "group:G1"), http.StatusUnauthorized},
+		{"another app's token", sseURL(p, url.Values{"token": {mint(t, "300", "jared", false, "G1")}}, "group:G1"), http.StatusUnauthorized},
+		{"forbidden", sseURL(p, q, "group:G1", "group:G2"), http.StatusForbidden},
+		{"no channel", sseURL(p, q), http.StatusBadRequest},
+		{"bad since", sseURL(p, url.Values{"token": {tok}, "since": {"AAAA"}}, "group:G1"), http.StatusBadRequest},
+	} {
+		_, status, body := ssetest.TryOpen(t, tc.url, nil)
+		assert.Equal(t, tc.status, status, "%s: %s", tc.name, body)
+	}
+	resp, err := http.Post(sseURL(p, q, "group:G1"), "text/plain", nil)
+	require.NoError(t, err)
+	resp.Body.Close()
+	assert.Equal(t, http.StatusMethodNotAllowed, resp.StatusCode)
+
+	s := ssetest.Open(t, sseURL(p, q, "group:G1", "user:jared"), nil)
+	assert.Equal(t, "group:G1", s.ReadEvent("subscribed").Frame.Channel)
+	assert.Equal(t, "user:jared", s.ReadEvent("subscribed").Frame.Channel)
+	require.Equal(t, 200, postCommand(t, p, "100", "Group.CallbackAfterSendMsg", groupMsg("G1", 1)))
+	require.Equal(t, 200, postCommand(t, p, "100", "C2C.CallbackAfterSendMsg", c2cMsg("leckie", "jared", 2)))
+	assert.Equal(t, "group.message.sent#1", sseEventKey(t, s.Read()))
+	second := s.Read()
+	assert.Equal(t, "c2c.message.sent#2", sseEventKey(t, second))
+	s.Close()
+
+	for seq := 3; seq <= 6; seq++ {
+		if seq%2 == 1 {
+			require.Equal(t, 200, postCommand(t, p, "100", "Group.CallbackAfterSendMsg", groupMsg("G1", seq)))
+		} else {
+			require.Equal(t, 200, postCommand(t, p, "100", "C2C.CallbackAfterSendMsg", c2cMsg("leckie", "jared", seq)))
+		}
+	}
+	r := ssetest.Open(t, sseURL(p, q, "group:G1", "user:jared"), http.Header{"Last-Event-ID": {second.ID}})
+	var got []string
+	subscribed := 0
+	for len(got) < 4 {
+		m := r.Read()
+		if m.Event == "subscribed" {
+			require.NotNil(t, m.Frame.Recovered, m.Data)
+			assert.True(t, *m.Frame.Recovered, m.Data)
+			subscribed++
+			continue
+		}
+		got = append(got, sseEventKey(t, m))
+	}
+	assert.Equal(t, 2, subscribed)
+	assert.ElementsMatch(t, []string{"group.message.sent#3", "c2c.message.sent#4", "group.message.sent#5", "c2c.message.sent#6"}, got)
+
+	logs := p.Stdout() + p.Stderr()
+	assert.NotContains(t, logs, tok, "no log line holds a token")
+	assert.NotContains(t, logs, tok[strings.LastIndexByte(tok, '.')+1:], "nor its signature")
+}
+
+// SIGTERM drains a stream as it drains a WebSocket: an error message
+// naming 1012, then the end of the response.
+func TestBinarySSEDrain(t *testing.T) {
+	p := hubtest.Start(t, []string{"-apps", "100,200", "-jwt-secret", clusterSecret, "-drain", "1s"})
+	p.WaitReady(200)
+	s := ssetest.Open(t, sseURL(p, url.Values{"token": {mint(t, "100", "jared", false)}}, "user:jared"), nil)
+	s.ReadEvent("subscribed")
+	p.Signal(syscall.SIGTERM)
+	got := s.ExpectEnd()
+	require.NotEmpty(t, got)
+	last := got[len(got)-1]
+	assert.Equal(t, "error", last.Event)
+	var f struct{ Code string }
+	require.NoError(t, json.Unmarshal([]byte(last.Data), &f))
+	assert.Equal(t, "closed", f.Code)
+	assert.Contains(t, last.Data, `"close":1012`)
+	assert.Equal(t, 0, p.Wait(exitWithin))
+}
+
+// A UserSig stream of a member the IM's exit callback names is sent the
+// group.member.left event, then unsubscribed with reason removed, and
+// nothing of the group after; the UserSig is in no log line.
+func TestBinarySSEUserSigRemoved(t *testing.T) {
+	stub, imURL := startIM(t)
+	stub.CreateGroup(imApp, "G1", "Public", "leckie", "jared")
+	p := hubtest.Start(t, append(imArgs(imURL), "-log-level", "debug"))
+	p.WaitReady(200)
+	sig := userSig(t, "jared")
+	q := url.Values{"sdkappid": {imApp}, "userid": {"jared"}, "usersig": {sig}}
+	s := ssetest.Open(t, sseURL(p, q, "group:G1", "user:jared"), nil)
+	s.ReadEvent("subscribed")
+	s.ReadEvent("subscribed")
+
+	require.Equal(t, 200, postCommand(t, p, imApp, "Group.CallbackAfterMemberExit", exitBody("G1", "jared")))
+	require.Equal(t, 200, postCommand(t, p, imApp, "Group.CallbackAfterSendMsg", groupMsg("G1", 1)))
+	require.Equal(t, 200, postCommand(t, p, imApp, "C2C.CallbackAfterSendMsg", c2cMsg("leckie", "jared", 2)))
+	left := s.ReadEvent("event")
+	assert.Equal(t, "group:G1", left.Frame.Channel)
+	assert.Contains(t, string(left.Frame.Event), `"group.member.left"`)
+	u := s.ReadEvent("unsubscribed")
+	assert.Equal(t, "group:G1", u.Frame.Channel)
+	assert.Equal(t, "removed", u.Frame.Reason)
+	for { // the exit goes to user:jared too
+		m := s.ReadEvent("event")
+		require.Equal(t, "user:jared", m.Frame.Channel, "nothing of group:G1 after the removal: %s", m.Data)
+		if messageKey(m.Frame.Event) == "c2c.message.sent#2" {
+			break
+		}
+	}
+
+	bad := url.Values{"sdkappid": {imApp}, "userid": {"jared"}, "usersig": {sig + "x"}}
+	_, status, body := ssetest.TryOpen(t, sseURL(p, bad, "user:jared"), nil)
+	assert.Equal(t, http.StatusUnauthorized, status)
+	assert.Equal(t, "credential missing or refused\n", body, "never why")
+	logs := p.Stdout() + p.Stderr()
+	assert.NotContains(t, logs, sig, "no log line holds a UserSig")
+}
+
+// A stream outlives -read-timeout and the server's write timeout, which
+// bound a request, not a stream: its pings and events keep coming.
+func TestBinarySSEOutlivesTheRequestTimeouts(t *testing.T) {
+	p := hubtest.Start(t, []string{"-apps", "100", "-jwt-secret", clusterSecret, "-read-timeout", "1s",
+		"-write-timeout", "1s", "-ping-interval", "300ms"})
+	p.WaitReady(200)
+	s := ssetest.Open(t, sseURL(p, url.Values{"token": {mint(t, "100", "jared", false, "G1")}}, "group:G1"), nil)
+	s.ReadEvent("subscribed")
+	// Past every one of them: the server's write timeout is -read-timeout,
+	// the callbacks' publish timeout (5s) and -write-timeout together.
+	time.Sleep(8 * time.Second)
+	require.Equal(t, 200, postCommand(t, p, "100", "Group.CallbackAfterSendMsg", groupMsg("G1", 1)))
+	assert.Equal(t, "group.message.sent#1", sseEventKey(t, s.Read()))
+}

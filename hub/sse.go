@@ -1,0 +1,132 @@
+package hub
+
+import (
+	"errors"
+	"net/http"
+	"net/url"
+	"strconv"
+
+	"github.com/imhub/imhub/hub/auth"
+	"github.com/imhub/imhub/internal/textclip"
+)
+
+// MaxStreamChannels is the most channels one SSE stream may name.
+const MaxStreamChannels = 32
+
+// ServeSSE serves GET /sse?channel=…: a Server-Sent Events stream of the
+// channels named, for clients that cannot or need not speak WebSocket
+// (docs/protocol.md#server-sent-events). It is a session like a
+// WebSocket's, with the same credentials, permissions, limits, replay,
+// repair and removal; only its transport (sseConn) differs.
+//
+// What a WebSocket learns from close codes after the upgrade, a stream
+// learns before it starts, from the status: 401 a missing or refused
+// credential, 403 a channel the credential does not grant, 400 a request
+// the hub cannot read, 405 another method, 503 a node over its limits or
+// shutting down. Once the stream runs, it ends as a WebSocket would close,
+// with an error message naming the close code.
+//
+// The handler returns when the stream ends: the response is the stream.
+func (h *Hub) ServeSSE(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet {
+		w.Header().Set("Allow", http.MethodGet)
+		http.Error(w, "an event stream is read with GET", http.StatusMethodNotAllowed)
+		return
+	}
+	// A page may read a stream where it may open a WebSocket: from the
+	// hub's own host, or one -allowed-origins names.
+	if err := h.origins.check(r); err != nil {
+		if he, ok := errors.AsType[*handshakeError](err); ok {
+			he.answer(w)
+		} else {
+			http.Error(w, "this page's origin may not read streams here", http.StatusForbidden)
+		}
+		return
+	}
+	if o := r.Header.Get("Origin"); o != "" {
+		w.Header().Set("Access-Control-Allow-Origin", o)
+		w.Header().Add("Vary", "Origin")
+	}
+	q, err := url.ParseQuery(r.URL.RawQuery)
+	if err != nil {
+		http.Error(w, "the query does not decode", http.StatusBadRequest)
+		return
+	}
+	channels, msg := streamChannels(q["channel"], min(MaxStreamChannels, h.cfg.MaxSubs))
+	if msg != "" {
+		http.Error(w, msg, http.StatusBadRequest)
+		return
+	}
+	cursor := newStreamCursor(channels)
+	// The browser's reconnect sends the last id it saw; the URL it
+	// reconnects to still has the since the stream was opened with, which
+	// is older.
+	from := r.Header.Get("Last-Event-ID")
+	if from == "" && len(q["since"]) > 1 {
+		http.Error(w, "give since once", http.StatusBadRequest)
+		return
+	}
+	if from == "" {
+		from = q.Get("since")
+	}
+	if from != "" {
+		if err := cursor.read(from); err != nil {
+			http.Error(w, "last event id or since: "+err.Error(), http.StatusBadRequest)
+			return
+		}
+	}
+	// The positions the stream opens at are its subscribes' since: the
+	// cursor moves once the stream runs.
+	opening := make([]clientFrame, len(channels))
+	for i, ch := range channels {
+		opening[i] = clientFrame{Op: "subscribe", Channel: ch}
+		if p := cursor.position(ch); p != "" {
+			opening[i].Since = &p
+		}
+	}
+	tr := newSSEConn(w, r, cursor, h.cfg.WriteTimeout)
+	plan := func(id *auth.Identity) ([]clientFrame, bool) {
+		for _, ch := range channels {
+			if code, msg := authorize(id, ch, h.governs(id.App)); code != "" {
+				status := http.StatusBadRequest
+				if code == CodeForbidden {
+					status = http.StatusForbidden
+				}
+				http.Error(w, textclip.Cut(ch, maxEcho)+": "+msg, status)
+				return nil, false
+			}
+		}
+		return opening, true
+	}
+	_, run := h.startSession(r, tr, plan)
+	if run == nil {
+		return
+	}
+	if err := tr.open(); err != nil {
+		// The session finds the stream gone at its first write.
+		h.log.Debug("sse stream could not start", "remote", r.RemoteAddr, "err", err)
+	}
+	run()
+}
+
+// streamChannels checks the channels a stream names: at least one, at
+// most limit, none twice. It returns them, or what is wrong.
+func streamChannels(names []string, limit int) ([]string, string) {
+	switch {
+	case len(names) == 0:
+		return nil, "name at least one channel: ?channel=group:G1"
+	case len(names) > limit:
+		return nil, "a stream takes at most " + strconv.Itoa(limit) + " channels"
+	}
+	seen := make(map[string]bool, len(names))
+	for _, ch := range names {
+		switch {
+		case ch == "":
+			return nil, "a channel name is empty"
+		case seen[ch]:
+			return nil, "channel " + textclip.Cut(ch, maxEcho) + " is named twice"
+		}
+		seen[ch] = true
+	}
+	return names, ""
+}

@@ -1,0 +1,339 @@
+package hub
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/coder/websocket"
+)
+
+// sseConn is the transport of a Server-Sent Events stream: the session's
+// frames are written as SSE messages on an HTTP response that stays open.
+// The client sends nothing once the request is made, so serve only waits
+// for the stream to end; a ping is a comment line; a close is an error
+// message naming the close code, then the end of the response.
+//
+// The event frames it writes are the bytes the fan-out encoded once for
+// every session of the channel: an SSE message is written around them,
+// never re-encoded. Each message that moves a channel's position carries
+// the id of the whole cursor (sseid.go).
+//
+// Every method but refuse runs while the handler of the request runs: the
+// session's run, which ends before the handler returns, is their owner.
+type sseConn struct {
+	w       http.ResponseWriter
+	rc      *http.ResponseController
+	timeout time.Duration // of each write and its flush
+	gone    <-chan struct{}
+
+	endOnce sync.Once
+	ended   chan struct{} // closed when the hub ends the stream
+
+	// mu makes writes one at a time: the session's writer and its pinger
+	// write, and a close may come from either.
+	mu     sync.Mutex
+	corked bool
+	buf    []byte // the messages of a corked batch
+	cursor *streamCursor
+	failed error // the first write that failed: nothing is written after it
+	opened bool  // the headers and the retry are written
+}
+
+// newSSEConn makes the transport of the stream answering r on w, at the
+// positions of cursor.
+func newSSEConn(w http.ResponseWriter, r *http.Request, cursor *streamCursor, timeout time.Duration) *sseConn {
+	return &sseConn{
+		w:       w,
+		rc:      http.NewResponseController(w),
+		timeout: timeout,
+		gone:    r.Context().Done(),
+		ended:   make(chan struct{}),
+		cursor:  cursor,
+	}
+}
+
+// SSE retry bounds: the reconnect delay a stream tells its client, jittered
+// so that the clients of a node that went do not all come back at once.
+const (
+	sseRetryMin = 1000 // ms
+	sseRetryMax = 3000
+)
+
+// open answers the request: the headers, then the reconnect delay. A
+// write that comes first (a drain's close, a ping) opens it too.
+func (c *sseConn) open() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.openLocked()
+}
+
+func (c *sseConn) openLocked() error {
+	if c.opened {
+		return c.failed
+	}
+	c.opened = true
+	h := c.w.Header()
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", "no-cache")
+	// nginx and its kin would hold the stream in their buffers.
+	h.Set("X-Accel-Buffering", "no")
+	// The server's read deadline is for a request's body; this request
+	// has none, and its stream lasts.
+	_ = c.rc.SetReadDeadline(time.Time{})
+	c.w.WriteHeader(http.StatusOK)
+	retry := sseRetryMin + rand.IntN(sseRetryMax-sseRetryMin+1)
+	return c.writeLocked([]byte("retry: " + strconv.Itoa(retry) + "\n\n"))
+}
+
+// serve waits for the end of the stream: the client going or the hub
+// ending it. A stream's client sends no frames.
+func (c *sseConn) serve(ctx context.Context, _ func(websocket.MessageType, []byte) bool) error {
+	select {
+	case <-c.gone:
+		return fmt.Errorf("sse stream: %w", context.Canceled)
+	case <-c.ended:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (c *sseConn) end() { c.endOnce.Do(func() { close(c.ended) }) }
+
+// write writes frame p as an SSE message, or adds it to the corked batch.
+func (c *sseConn) write(p []byte) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.buf = c.appendMessage(c.buf, p)
+	if c.corked {
+		return nil
+	}
+	return c.flushLocked()
+}
+
+func (c *sseConn) cork() {
+	c.mu.Lock()
+	c.corked = true
+	c.mu.Unlock()
+}
+
+func (c *sseConn) uncork() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.corked = false
+	return c.flushLocked()
+}
+
+// maxIdleBuf is the most an idle stream keeps of its batch buffer.
+const maxIdleBuf = 4 << 10
+
+// flushLocked writes the messages gathered, in one write and one flush.
+func (c *sseConn) flushLocked() error {
+	if len(c.buf) == 0 {
+		return c.failed
+	}
+	err := c.writeLocked(c.buf)
+	c.buf = c.buf[:0]
+	if cap(c.buf) > maxIdleBuf {
+		c.buf = nil
+	}
+	return err
+}
+
+// writeLocked writes b and flushes it, within the write timeout.
+func (c *sseConn) writeLocked(b []byte) error {
+	if !c.opened {
+		if err := c.openLocked(); err != nil {
+			return err
+		}
+	}
+	if c.failed != nil {
+		return c.failed
+	}
+	if err := c.rc.SetWriteDeadline(time.Now().Add(c.timeout)); err != nil {
+		c.failed = fmt.Errorf("sse write deadline: %w", err)
+		return c.failed
+	}
+	if _, err := c.w.Write(b); err != nil {
+		c.failed = fmt.Errorf("sse write: %w", err)
+		return c.failed
+	}
+	if err := c.rc.Flush(); err != nil {
+		c.failed = fmt.Errorf("sse flush: %w", err)
+		return c.failed
+	}
+	return nil
+}
+
+// appendMessage appends the SSE message of frame p to b: named after the
+// frame's op, with the cursor's id when p moves a channel's position.
+func (c *sseConn) appendMessage(b, p []byte) []byte {
+	name, moved := c.advance(p)
+	if moved {
+		b = append(b, "id: "...)
+		b = c.cursor.appendID(b)
+		b = append(b, '\n')
+	}
+	b = append(b, "event: "...)
+	b = append(b, name...)
+	b = append(b, '\n')
+	return appendData(b, p)
+}
+
+// appendData appends p as the data of a message, and the blank line that
+// ends it. The hub's frames are JSON on one line; should one hold a line
+// break (between tokens, where JSON allows it), each line becomes a data
+// line, which the client joins again with the same break.
+func appendData(b, p []byte) []byte {
+	for {
+		i := bytes.IndexAny(p, "\r\n")
+		if i < 0 {
+			break
+		}
+		b = append(b, "data: "...)
+		b = append(b, p[:i]...)
+		b = append(b, '\n')
+		if p[i] == '\r' && i+1 < len(p) && p[i+1] == '\n' {
+			i++
+		}
+		p = p[i+1:]
+	}
+	b = append(b, "data: "...)
+	b = append(b, p...)
+	return append(b, "\n\n"...)
+}
+
+// eventPrefix is how every event frame begins (see eventFrame).
+var eventPrefix = []byte(`{"op":"event","channel":`)
+
+// advance moves the cursor by frame p and says the message name p goes
+// under and whether a position moved. An event moves its channel to its
+// offset. A subscribed frame moves it to the stream's offset unless it
+// says recovered, when the replay after the position asked for follows.
+func (c *sseConn) advance(p []byte) (name string, moved bool) {
+	if bytes.HasPrefix(p, eventPrefix) {
+		if ch, off, ok := eventHead(p); ok {
+			return "event", c.cursor.set(ch, off)
+		}
+		return "event", false
+	}
+	var f struct {
+		Op        string `json:"op"`
+		Channel   string `json:"channel"`
+		Offset    string `json:"offset"`
+		Recovered *bool  `json:"recovered"`
+	}
+	if json.Unmarshal(p, &f) != nil || f.Op == "" {
+		return "message", false
+	}
+	if f.Op == "subscribed" && f.Offset != "" && (f.Recovered == nil || !*f.Recovered) {
+		return f.Op, c.cursor.set(f.Channel, f.Offset)
+	}
+	return f.Op, false
+}
+
+// eventHead reads the channel and offset of an event frame built by
+// eventFrame, without decoding its event.
+func eventHead(p []byte) (channel, offset string, ok bool) {
+	rest := p[len(eventPrefix):]
+	end := jsonStringEnd(rest)
+	if end < 0 {
+		return "", "", false
+	}
+	if err := json.Unmarshal(rest[:end], &channel); err != nil {
+		return "", "", false
+	}
+	rest, found := bytes.CutPrefix(rest[end:], []byte(`,"offset":"`))
+	if !found {
+		return "", "", false
+	}
+	i := bytes.IndexByte(rest, '"')
+	if i < 0 {
+		return "", "", false
+	}
+	return channel, string(rest[:i]), true
+}
+
+// jsonStringEnd is the length of the JSON string p begins with, quotes
+// included, or -1.
+func jsonStringEnd(p []byte) int {
+	if len(p) == 0 || p[0] != '"' {
+		return -1
+	}
+	for i := 1; i < len(p); i++ {
+		switch p[i] {
+		case '\\':
+			i++
+		case '"':
+			return i + 1
+		}
+	}
+	return -1
+}
+
+// ping writes a comment line: proxies see traffic, and a client gone is
+// found by the write failing. A stream's client cannot answer pings.
+func (c *sseConn) ping(context.Context) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.writeLocked([]byte(": ping\n\n"))
+}
+
+// Error code of the error message that ends a stream: its close field
+// says with which close code a WebSocket would have ended.
+const CodeClosed = "closed"
+
+// streamEndFrame is the error frame that ends a stream.
+type streamEndFrame struct {
+	Op      string `json:"op"`
+	Code    string `json:"code"`
+	Close   int    `json:"close"`
+	Message string `json:"message,omitempty"`
+}
+
+// close ends the stream: an error message naming code, unless the session
+// ended normally, then the end of the response.
+func (c *sseConn) close(code websocket.StatusCode, reason string) error {
+	defer c.end()
+	if code == closeNormal {
+		return nil
+	}
+	b, err := json.Marshal(streamEndFrame{Op: "error", Code: CodeClosed, Close: int(code), Message: reason})
+	if err != nil {
+		return fmt.Errorf("sse close frame: %w", err)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.buf = c.appendMessage(c.buf[:0], b)
+	return c.flushLocked()
+}
+
+// closeNow ends the stream at once. A write under way ends by its
+// deadline.
+func (c *sseConn) closeNow() error {
+	c.end()
+	return nil
+}
+
+// refuse answers a request the hub does not admit, before any stream, with
+// the HTTP status that stands for code. A refused credential is not told
+// why (the debug log says).
+func (c *sseConn) refuse(code websocket.StatusCode, reason string) {
+	status := http.StatusServiceUnavailable
+	switch code {
+	case CloseInvalidToken, CloseTokenExpired:
+		status, reason = http.StatusUnauthorized, "credential missing or refused"
+	case CloseTooManyConns:
+		c.w.Header().Set("Retry-After", "5")
+	case CloseShuttingDown, CloseTryAgainLater:
+		c.w.Header().Set("Retry-After", "1")
+	}
+	http.Error(c.w, reason, status)
+}
