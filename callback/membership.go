@@ -162,28 +162,44 @@ type LearningNext interface {
 	Ready() error
 }
 
-// Learning publishes through Next, telling Membership first what each
-// message's event changes of a group's members: every node asked after
-// the event is published answers as it leaves them. Put in front of the
-// broker, behind the spool, it also tells of the events the spool
-// publishes once the broker is back. A change that cannot be told (the
-// store away) is logged, and the message published all the same: the
-// event is not lost, and each node applies it as it receives it.
+// Learning publishes through Next, telling Membership what each
+// message's event changes of a group's members. An exit or a disbanding
+// is told first: every node asked after the event is published answers
+// as it leaves them. A join or a creation is told only once Next has
+// published it, and not when Next drops it as a duplicate: the IM's
+// retry of a join that an exit or a disbanding followed must not let
+// anyone back in. Until it is told, a node asks the IM, which knows the
+// join already. Put in front of the broker, behind the spool, it also
+// tells of the events the spool publishes once the broker is back. A
+// change that cannot be told (the store away) is logged, and the message
+// published all the same: the event is not lost, and each node applies
+// it as it receives it.
 type Learning struct {
 	Next       LearningNext
 	Membership Membership
 	Logger     *slog.Logger
 }
 
-// Publish tells the change, if any, then publishes m.
+// Publish tells an exit or a disbanding, publishes m, then tells a join
+// or a creation that was not a duplicate.
 func (l *Learning) Publish(ctx context.Context, m broker.Message) (broker.Result, error) {
-	if c, ok := MemberChangeOf(m.Data); ok {
-		if err := learn(ctx, l.Membership, m.App, c); err != nil {
-			l.logger().Warn("a change of membership was not stored; each node applies it as the event reaches it",
-				"app", clip(m.App), "group", clip(c.Group), "err", err)
-		}
+	c, ok := MemberChangeOf(m.Data)
+	if ok && c.Kind != ChangeJoined {
+		l.tell(ctx, m.App, c)
 	}
-	return l.Next.Publish(ctx, m)
+	res, err := l.Next.Publish(ctx, m)
+	if ok && c.Kind == ChangeJoined && err == nil && !res.Duplicate {
+		l.tell(ctx, m.App, c)
+	}
+	return res, err
+}
+
+// tell stores c, logging a failure.
+func (l *Learning) tell(ctx context.Context, app string, c MemberChange) {
+	if err := learn(ctx, l.Membership, app, c); err != nil {
+		l.logger().Warn("a change of membership was not stored; each node applies it as the event reaches it",
+			"app", clip(app), "group", clip(c.Group), "err", err)
+	}
 }
 
 // Ready is Next's.
