@@ -236,8 +236,7 @@ func TestCorruptKeptEntry(t *testing.T) {
 // A member named only in a group's creation is a member at once, without
 // asking the IM; a user it does not name is not (the IM says so). An
 // audio-video group made so admits everyone, also before the IM could be
-// asked, and an owner's change of role or of owner changes no one's
-// access: only the joins, exits and the disbanding do.
+// asked.
 func TestCreated(t *testing.T) {
 	stores(t, func(t *testing.T, rdb redis.UniversalClient) {
 		ctx := context.Background()
