@@ -25,7 +25,8 @@ type Membership interface {
 	// as members. Anyone may join an audio-video group (AVChatRoom):
 	// every user of the app is admitted to it, as the IM's 10007 answer
 	// says of one.
-	Created(ctx context.Context, app, group, groupType string, users ...string) error
+	// owner, when not "", is one of users.
+	Created(ctx context.Context, app, group, groupType, owner string, users ...string) error
 	Joined(ctx context.Context, app, group string, users ...string) error
 	Left(ctx context.Context, app, group string, users ...string) error
 	Destroyed(ctx context.Context, app, group string) error
@@ -55,6 +56,9 @@ type MemberChange struct {
 	// ChangeJoined whose Users are its owner and first members, none
 	// maybe, when it is an audio-video group).
 	GroupType string
+	// Owner is a group.created's owner, one of Users; "" when it names
+	// none.
+	Owner string
 }
 
 // Names says whether the change takes user out of the group: every user
@@ -122,8 +126,11 @@ func MemberChangeOf(data []byte) (MemberChange, bool) {
 	if typ == TypeGroupCreated {
 		// The owner is a member too; it may be the only one.
 		var owner string
-		if o, ok := top["owner"]; ok && json.Unmarshal(o, &owner) == nil && owner != "" && !slices.Contains(c.Users, owner) {
-			c.Users = append([]string{owner}, c.Users...)
+		if o, ok := top["owner"]; ok && json.Unmarshal(o, &owner) == nil && owner != "" {
+			c.Owner = owner
+			if !slices.Contains(c.Users, owner) {
+				c.Users = append([]string{owner}, c.Users...)
+			}
 		}
 		if t, ok := top["group_type"]; ok && json.Unmarshal(t, &c.GroupType) != nil {
 			return MemberChange{}, false
@@ -144,7 +151,7 @@ func learn(ctx context.Context, m Membership, app string, c MemberChange) error 
 	switch c.Kind {
 	case ChangeJoined:
 		if c.GroupType != "" {
-			return m.Created(ctx, app, c.Group, c.GroupType, c.Users...)
+			return m.Created(ctx, app, c.Group, c.GroupType, c.Owner, c.Users...)
 		}
 		return m.Joined(ctx, app, c.Group, c.Users...)
 	case ChangeLeft:

@@ -38,7 +38,7 @@ func (s *steps) list() []string {
 	return append([]string(nil), s.log...)
 }
 
-func (s *steps) Created(_ context.Context, app, group, groupType string, users ...string) error {
+func (s *steps) Created(_ context.Context, app, group, groupType, _ string, users ...string) error {
 	return s.add(fmt.Sprintf("created %s %s %s %v", app, group, groupType, users))
 }
 
@@ -176,13 +176,13 @@ func TestMemberChangeOf(t *testing.T) {
 		{`{"id":"1","type":"group.member.left","group_id":"G","members":["a","b"]}`, callback.MemberChange{Kind: callback.ChangeLeft, Group: "G", Users: []string{"a", "b"}}, true},
 		{`{"id":"1","type":"group.member.joined","group_id":"G","members":["a"]}`, callback.MemberChange{Kind: callback.ChangeJoined, Group: "G", Users: []string{"a"}}, true},
 		{`{"id":"1","type":"group.destroyed","group_id":"G"}`, callback.MemberChange{Kind: callback.ChangeDestroyed, Group: "G"}, true},
-		{`{"id":"1","type":"group.created","group_id":"G","members":["a","o"],"owner":"o"}`, callback.MemberChange{Kind: callback.ChangeJoined, Group: "G", Users: []string{"a", "o"}}, true},
-		{`{"id":"1","type":"group.created","group_id":"G","group_type":"Work","owner":"o"}`, callback.MemberChange{Kind: callback.ChangeJoined, Group: "G", Users: []string{"o"}, GroupType: "Work"}, true},
+		{`{"id":"1","type":"group.created","group_id":"G","members":["a","o"],"owner":"o"}`, callback.MemberChange{Kind: callback.ChangeJoined, Group: "G", Users: []string{"a", "o"}, Owner: "o"}, true},
+		{`{"id":"1","type":"group.created","group_id":"G","group_type":"Work","owner":"o"}`, callback.MemberChange{Kind: callback.ChangeJoined, Group: "G", Users: []string{"o"}, Owner: "o", GroupType: "Work"}, true},
 		{`{"id":"1","type":"group.created","group_id":"G","group_type":"AVChatRoom"}`, callback.MemberChange{Kind: callback.ChangeJoined, Group: "G", GroupType: "AVChatRoom"}, true},
 		{`{"id":"1","type":"group.created","group_id":"G","group_type":"Work"}`, callback.MemberChange{}, false},
 		{`{"id":"1","type":"group.created","group_id":"G","group_type":7,"owner":"o"}`, callback.MemberChange{}, false},
-		{`{"id":"1","type":"group.created","group_id":"G","members":["a"],"owner":"o"}`, callback.MemberChange{Kind: callback.ChangeJoined, Group: "G", Users: []string{"o", "a"}}, true},
-		{`{"id":"1","type":"group.created","group_id":"G","owner":"o"}`, callback.MemberChange{Kind: callback.ChangeJoined, Group: "G", Users: []string{"o"}}, true},
+		{`{"id":"1","type":"group.created","group_id":"G","members":["a"],"owner":"o"}`, callback.MemberChange{Kind: callback.ChangeJoined, Group: "G", Users: []string{"o", "a"}, Owner: "o"}, true},
+		{`{"id":"1","type":"group.created","group_id":"G","owner":"o"}`, callback.MemberChange{Kind: callback.ChangeJoined, Group: "G", Users: []string{"o"}, Owner: "o"}, true},
 		{`{"id":"1","type":"group.created","group_id":"G"}`, callback.MemberChange{}, false},
 		{`{"id":"1","type":"group.owner.changed","group_id":"G","owner":"o"}`, callback.MemberChange{}, false},
 		{`{"id":"1","type":"group.member.changed","group_id":"G","members":["a"],"role":"Admin"}`, callback.MemberChange{}, false},

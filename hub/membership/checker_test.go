@@ -242,7 +242,7 @@ func TestCreated(t *testing.T) {
 		ctx := context.Background()
 		m := newIM(t, imapi.Config{})
 		c := newChecker(t, m, membership.Config{Redis: rdb})
-		must(t, c.Created(ctx, app, "@TGS#new", "Public", "leckie", "bob", "peter"))
+		must(t, c.Created(ctx, app, "@TGS#new", "Public", "leckie", "leckie", "bob", "peter"))
 		for _, u := range []string{"leckie", "bob", "peter"} {
 			if v, _ := check(t, c, "@TGS#new", u); v != membership.Member {
 				t.Fatalf("%s, named by the creation: %v, want member", u, v)
@@ -257,7 +257,7 @@ func TestCreated(t *testing.T) {
 
 		m.answerWith(`{"ActionStatus":"FAIL","ErrorCode":70001,"ErrorInfo":"the IM is away"}`)
 		before := m.requests.Load()
-		must(t, c.Created(ctx, app, "@TGS#live", "AVChatRoom"))
+		must(t, c.Created(ctx, app, "@TGS#live", "AVChatRoom", ""))
 		for _, u := range []string{"v1", "v2"} {
 			if v, _ := check(t, c, "@TGS#live", u); v != membership.Member {
 				t.Fatalf("%s in an audio-video group just made: %v, want member", u, v)
