@@ -204,8 +204,8 @@ func TestHandlerLiveCommands(t *testing.T) {
 }
 
 // Two edits of one message are two events and two extension changes of
-// it are two, each retry of them none, and they reach the message's
-// channel in the order they happened: the IM documents' examples
+// it are two, each retry of them none, and, posted one after another,
+// they reach the message's channel in that order: the IM documents' examples
 // (https://cloud.tencent.com/document/product/269/129193,
 // https://cloud.tencent.com/document/product/269/128224,
 // https://www.tencentcloud.com/document/product/1047/76007) and a second
@@ -237,19 +237,7 @@ func TestHandlerEditsAndExtensions(t *testing.T) {
 	}
 	// Two group edits, two one-to-one edits, three extension changes, each
 	// on its channel and on "app".
-	pubs := f.rec.WaitCount(t, 2*7)
-	byChannel := map[string][]string{}
-	for _, p := range pubs {
-		var ev struct {
-			ID           string
-			Type         string
-			Time         int64
-			ExtensionSeq int64 `json:"extension_seq"`
-			Operation    string
-		}
-		require.NoError(t, json.Unmarshal(p.Data, &ev))
-		byChannel[p.Channel] = append(byChannel[p.Channel], fmt.Sprintf("%s %d %d %s", ev.Type, ev.Time, ev.ExtensionSeq, ev.Operation))
-	}
+	byChannel := editsByChannel(t, f.rec.WaitCount(t, 2*7))
 	assert.Equal(t, []string{"group.message.modified 1772762975589 0 ", "group.message.modified 1772763000000 0 "}, byChannel["group:group-test-2"])
 	assert.Equal(t, []string{"c2c.message.modified 1769772027036 0 ", "c2c.message.modified 1769772099000 0 "}, byChannel["user:Jonh"])
 	assert.Equal(t, []string{
@@ -262,8 +250,27 @@ func TestHandlerEditsAndExtensions(t *testing.T) {
 	assert.Equal(t, 2.0, testutil.ToFloat64(f.counter(callback.CommandGroupExtension, callback.ResultDuplicate)))
 	// Nothing else arrives: no repeat was published late.
 	f.do(t, http.MethodPost, query(openApp, callback.CommandGroupModify), strings.Replace(secondEdit, "1772763000000", "1772763111000", 1))
-	assert.Len(t, f.rec.WaitCount(t, 2*8), 2*8)
-	assert.Len(t, byChannel["app"], 7)
+	pubs := f.rec.WaitCount(t, 2*8)
+	assert.Len(t, pubs, 2*8)
+	assert.Len(t, editsByChannel(t, pubs)["app"], 8)
+}
+
+// editsByChannel is each channel's publications, in order, as type, time,
+// extension_seq and operation.
+func editsByChannel(t *testing.T, pubs []broker.Publication) map[string][]string {
+	t.Helper()
+	byChannel := map[string][]string{}
+	for _, p := range pubs {
+		var ev struct {
+			Type         string
+			Time         int64
+			ExtensionSeq int64 `json:"extension_seq"`
+			Operation    string
+		}
+		require.NoError(t, json.Unmarshal(p.Data, &ev))
+		byChannel[p.Channel] = append(byChannel[p.Channel], fmt.Sprintf("%s %d %d %s", ev.Type, ev.Time, ev.ExtensionSeq, ev.Operation))
+	}
+	return byChannel
 }
 
 // Every rejection of the contract, in the order the checks run: the first

@@ -25,7 +25,8 @@ type Membership interface {
 	// as members. Anyone may join an audio-video group (AVChatRoom):
 	// every user of the app is admitted to it, as the IM's 10007 answer
 	// says of one.
-	Created(ctx context.Context, app, group, groupType string, users ...string) error
+	// owner, when not "", is one of users.
+	Created(ctx context.Context, app, group, groupType, owner string, users ...string) error
 	Joined(ctx context.Context, app, group string, users ...string) error
 	Left(ctx context.Context, app, group string, users ...string) error
 	Destroyed(ctx context.Context, app, group string) error
@@ -55,6 +56,9 @@ type MemberChange struct {
 	// ChangeJoined whose Users are its owner and first members, none
 	// maybe, when it is an audio-video group).
 	GroupType string
+	// Owner is a group.created's owner, one of Users; "" when it names
+	// none.
+	Owner string
 }
 
 // Names says whether the change takes user out of the group: every user
@@ -122,8 +126,11 @@ func MemberChangeOf(data []byte) (MemberChange, bool) {
 	if typ == TypeGroupCreated {
 		// The owner is a member too; it may be the only one.
 		var owner string
-		if o, ok := top["owner"]; ok && json.Unmarshal(o, &owner) == nil && owner != "" && !slices.Contains(c.Users, owner) {
-			c.Users = append([]string{owner}, c.Users...)
+		if o, ok := top["owner"]; ok && json.Unmarshal(o, &owner) == nil && owner != "" {
+			c.Owner = owner
+			if !slices.Contains(c.Users, owner) {
+				c.Users = append([]string{owner}, c.Users...)
+			}
 		}
 		if t, ok := top["group_type"]; ok && json.Unmarshal(t, &c.GroupType) != nil {
 			return MemberChange{}, false
@@ -144,7 +151,7 @@ func learn(ctx context.Context, m Membership, app string, c MemberChange) error 
 	switch c.Kind {
 	case ChangeJoined:
 		if c.GroupType != "" {
-			return m.Created(ctx, app, c.Group, c.GroupType, c.Users...)
+			return m.Created(ctx, app, c.Group, c.GroupType, c.Owner, c.Users...)
 		}
 		return m.Joined(ctx, app, c.Group, c.Users...)
 	case ChangeLeft:
@@ -162,28 +169,44 @@ type LearningNext interface {
 	Ready() error
 }
 
-// Learning publishes through Next, telling Membership first what each
-// message's event changes of a group's members: every node asked after
-// the event is published answers as it leaves them. Put in front of the
-// broker, behind the spool, it also tells of the events the spool
-// publishes once the broker is back. A change that cannot be told (the
-// store away) is logged, and the message published all the same: the
-// event is not lost, and each node applies it as it receives it.
+// Learning publishes through Next, telling Membership what each
+// message's event changes of a group's members. An exit or a disbanding
+// is told first: every node asked after the event is published answers
+// as it leaves them. A join or a creation is told only once Next has
+// published it, and not when Next drops it as a duplicate: the IM's
+// retry of a join that an exit or a disbanding followed must not let
+// anyone back in. Until it is told, a node asks the IM, which knows the
+// join already. Put in front of the broker, behind the spool, it also
+// tells of the events the spool publishes once the broker is back. A
+// change that cannot be told (the store away) is logged, and the message
+// published all the same: the event is not lost, and each node applies
+// it as it receives it.
 type Learning struct {
 	Next       LearningNext
 	Membership Membership
 	Logger     *slog.Logger
 }
 
-// Publish tells the change, if any, then publishes m.
+// Publish tells an exit or a disbanding, publishes m, then tells a join
+// or a creation that was not a duplicate.
 func (l *Learning) Publish(ctx context.Context, m broker.Message) (broker.Result, error) {
-	if c, ok := MemberChangeOf(m.Data); ok {
-		if err := learn(ctx, l.Membership, m.App, c); err != nil {
-			l.logger().Warn("a change of membership was not stored; each node applies it as the event reaches it",
-				"app", clip(m.App), "group", clip(c.Group), "err", err)
-		}
+	c, ok := MemberChangeOf(m.Data)
+	if ok && c.Kind != ChangeJoined {
+		l.tell(ctx, m.App, c)
 	}
-	return l.Next.Publish(ctx, m)
+	res, err := l.Next.Publish(ctx, m)
+	if ok && c.Kind == ChangeJoined && err == nil && !res.Duplicate {
+		l.tell(ctx, m.App, c)
+	}
+	return res, err
+}
+
+// tell stores c, logging a failure.
+func (l *Learning) tell(ctx context.Context, app string, c MemberChange) {
+	if err := learn(ctx, l.Membership, app, c); err != nil {
+		l.logger().Warn("a change of membership was not stored; each node applies it as the event reaches it",
+			"app", clip(app), "group", clip(c.Group), "err", err)
+	}
 }
 
 // Ready is Next's.

@@ -131,7 +131,11 @@ func (f fields) attrsChanged(req Request) (*Event, string, error) {
 		Operator:  f.optString("Operator_Account"),
 		Operation: strings.ToLower(op),
 	}
-	for _, item := range f.objects("GroupAttr") {
+	attrs := f.objects("GroupAttr")
+	if err := tooLong("GroupAttr", len(attrs), "attributes"); err != nil {
+		return nil, "", err
+	}
+	for _, item := range attrs {
 		key := item.optStringPtr("key")
 		if key == nil {
 			continue
@@ -142,8 +146,8 @@ func (f fields) attrsChanged(req Request) (*Event, string, error) {
 		ev.Attrs[*key] = item.optString("value")
 	}
 	// A map of strings always encodes.
-	attrs, _ := json.Marshal(ev.Attrs)
-	return ev, strings.Join([]string{group, ev.Operation, string(attrs), f.occurrence(req)}, "\x00"), nil
+	encoded, _ := json.Marshal(ev.Attrs)
+	return ev, strings.Join([]string{group, ev.Operation, string(encoded), f.occurrence(req)}, "\x00"), nil
 }
 
 // memberStatuses are the IM's EventType values of a member state change.

@@ -139,6 +139,9 @@ func (f fields) extensionChange(ev *Event) error {
 	if !ok {
 		return badRequest("%s: want array of objects, got %s", name, kind(raw))
 	}
+	if err := tooLong(name, len(list), "keys"); err != nil {
+		return err
+	}
 	for i, item := range list {
 		key, err := item.id("Key")
 		if err != nil {

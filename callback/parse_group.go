@@ -9,8 +9,19 @@ import (
 
 // maxMembers bounds the members of one join or leave, each of which is a
 // channel the event goes to. The IM adds and removes members in batches of
-// a few hundred at most; a list far longer is not from the IM.
+// a few hundred at most; a list far longer is not from the IM. Other lists
+// of one callback (topics, extension keys, group attributes) take the same
+// bound: each entry costs its parse and its bytes in every copy published.
 const maxMembers = 1000
+
+// tooLong rejects the list name when its n entries (of what) are past
+// maxMembers.
+func tooLong(name string, n int, what string) error {
+	if n > maxMembers {
+		return badRequest("%s: more than %d %s", name, maxMembers, what)
+	}
+	return nil
+}
 
 // memberJoin is Group.CallbackAfterNewMemberJoin.
 //
@@ -82,11 +93,11 @@ func (f fields) optMembers(name string) ([]string, error) {
 	if !ok {
 		return nil, badRequest("%s: want array of objects, got %s", name, kind(raw))
 	}
-	switch {
-	case len(list) == 0:
+	if len(list) == 0 {
 		return nil, nil
-	case len(list) > maxMembers:
-		return nil, badRequest("%s: more than %d members", name, maxMembers)
+	}
+	if err := tooLong(name, len(list), "members"); err != nil {
+		return nil, err
 	}
 	members := make([]string, 0, len(list))
 	seen := make(map[string]bool, len(list))

@@ -68,7 +68,11 @@ func (f fields) topicDestroyed() (*Event, string, error) {
 	if len(entries) == 0 {
 		return nil, "", badRequest("%s: required non-empty array is missing", name)
 	}
+	if err := tooLong(name, len(entries), "topics"); err != nil {
+		return nil, "", err
+	}
 	topics := make([]string, 0, len(entries))
+	seen := make(map[string]bool, len(entries))
 	for i, e := range entries {
 		topic, ok := str(e)
 		switch {
@@ -79,7 +83,8 @@ func (f fields) topicDestroyed() (*Event, string, error) {
 		case len(topic) > maxIDLen:
 			return nil, "", badRequest("%s[%d]: longer than %d bytes", name, i, maxIDLen)
 		}
-		if !slices.Contains(topics, topic) {
+		if !seen[topic] {
+			seen[topic] = true
 			topics = append(topics, topic)
 		}
 	}

@@ -107,11 +107,11 @@ func (d *devIM) close() {
 // of its app changed, as the IM had changed it before calling: a
 // callback.Membership. A group made by a callback has the type the
 // callback gave it.
-func (d *devIM) Created(ctx context.Context, app, group, groupType string, users ...string) error {
+func (d *devIM) Created(ctx context.Context, app, group, groupType, owner string, users ...string) error {
 	if app != d.app {
 		return nil
 	}
-	return d.stub.Created(ctx, app, group, groupType, users...)
+	return d.stub.Created(ctx, app, group, groupType, owner, users...)
 }
 
 // Joined is Created's.

@@ -207,8 +207,8 @@ func (a *imAccess) tellFirst(m callback.Membership) {
 // the first answered.
 type tellBoth struct{ first, then callback.Membership }
 
-func (t tellBoth) Created(ctx context.Context, app, group, groupType string, users ...string) error {
-	return errors.Join(t.first.Created(ctx, app, group, groupType, users...), t.then.Created(ctx, app, group, groupType, users...))
+func (t tellBoth) Created(ctx context.Context, app, group, groupType, owner string, users ...string) error {
+	return errors.Join(t.first.Created(ctx, app, group, groupType, owner, users...), t.then.Created(ctx, app, group, groupType, owner, users...))
 }
 
 func (t tellBoth) Joined(ctx context.Context, app, group string, users ...string) error {

@@ -294,7 +294,7 @@ func validUsers(users []string) []string {
 // audio-video group, admits every user of the app for as long, as the
 // IM's 10007 answer would have it, so that no one is refused, nor the IM
 // asked, before the IM could say so.
-func (c *Checker) Created(ctx context.Context, app, group, groupType string, users ...string) error {
+func (c *Checker) Created(ctx context.Context, app, group, groupType, owner string, users ...string) error {
 	return c.learn(ctx, app, group, imapi.RoleMember, c.cfg.MemberTTL, true, groupType == callback.GroupTypeAV, users)
 }
 

@@ -236,14 +236,13 @@ func TestCorruptKeptEntry(t *testing.T) {
 // A member named only in a group's creation is a member at once, without
 // asking the IM; a user it does not name is not (the IM says so). An
 // audio-video group made so admits everyone, also before the IM could be
-// asked, and an owner's change of role or of owner changes no one's
-// access: only the joins, exits and the disbanding do.
+// asked.
 func TestCreated(t *testing.T) {
 	stores(t, func(t *testing.T, rdb redis.UniversalClient) {
 		ctx := context.Background()
 		m := newIM(t, imapi.Config{})
 		c := newChecker(t, m, membership.Config{Redis: rdb})
-		must(t, c.Created(ctx, app, "@TGS#new", "Public", "leckie", "bob", "peter"))
+		must(t, c.Created(ctx, app, "@TGS#new", "Public", "leckie", "leckie", "bob", "peter"))
 		for _, u := range []string{"leckie", "bob", "peter"} {
 			if v, _ := check(t, c, "@TGS#new", u); v != membership.Member {
 				t.Fatalf("%s, named by the creation: %v, want member", u, v)
@@ -258,7 +257,7 @@ func TestCreated(t *testing.T) {
 
 		m.answerWith(`{"ActionStatus":"FAIL","ErrorCode":70001,"ErrorInfo":"the IM is away"}`)
 		before := m.requests.Load()
-		must(t, c.Created(ctx, app, "@TGS#live", "AVChatRoom"))
+		must(t, c.Created(ctx, app, "@TGS#live", "AVChatRoom", ""))
 		for _, u := range []string{"v1", "v2"} {
 			if v, _ := check(t, c, "@TGS#live", u); v != membership.Member {
 				t.Fatalf("%s in an audio-video group just made: %v, want member", u, v)

@@ -94,12 +94,12 @@ func (v *View) removed(app, group, user string) bool {
 // Created keeps users, a new group's owner and first members, as members
 // of app's group, and every user of an audio-video group, on this node
 // and for every node (Checker.Created): Group.CallbackAfterCreateGroup.
-func (v *View) Created(ctx context.Context, app, group, groupType string, users ...string) error {
+func (v *View) Created(ctx context.Context, app, group, groupType, owner string, users ...string) error {
 	if !v.apps[app] {
 		return nil
 	}
 	v.apply(app, callback.MemberChange{Kind: callback.ChangeJoined, Group: group, Users: users, GroupType: groupType})
-	return v.c.Created(ctx, app, group, groupType, users...)
+	return v.c.Created(ctx, app, group, groupType, owner, users...)
 }
 
 // Joined keeps users as members of app's group, on this node and for

@@ -161,21 +161,21 @@ func (s *Server) Destroy(app, id string) error {
 }
 
 // Created makes group id anew, of type typ, with users as its members, as
-// the IM has it after it made the group: the first of users is its owner
-// (the hub names the owner first, when the group has one), and a type
-// not given is Public. With Joined, Left and Destroyed it is a
+// the IM has it after it made the group: owner, when not "", is its Owner
+// (a member even when users leave it out), everyone else a Member, and a
+// type not given is Public. With Joined, Left and Destroyed it is a
 // callback.Membership, which a demo hub tells of each callback it takes.
-func (s *Server) Created(ctx context.Context, app, id, typ string, users ...string) error {
+func (s *Server) Created(ctx context.Context, app, id, typ, owner string, users ...string) error {
 	if typ == "" {
 		typ = "Public"
 	}
 	return s.store.Update(ctx, app, id, func(*Group) *Group {
 		g := &Group{Type: typ, Roles: map[string]string{}}
-		for i, u := range users {
+		for _, u := range users {
 			g.Roles[u] = "Member"
-			if i == 0 {
-				g.Roles[u] = "Owner"
-			}
+		}
+		if owner != "" {
+			g.Roles[owner] = "Owner"
 		}
 		return g
 	})

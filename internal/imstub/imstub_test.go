@@ -126,3 +126,25 @@ func TestParseFault(t *testing.T) {
 	_, err := imstub.ParseFault("slow")
 	assert.ErrorContains(t, err, "want one of none, error")
 }
+
+// A group's creation makes its owner, named apart, the Owner, and everyone
+// else a Member, whatever the order; a creation that names no owner has
+// none.
+func TestCreatedOwner(t *testing.T) {
+	for name, open := range stores(t) {
+		t.Run(name, func(t *testing.T) {
+			st := open()
+			s := imstub.NewServer(imstub.Config{Keys: map[string][]byte{app: []byte(key)}, Admin: admin, Store: st})
+			ctx := context.Background()
+			require.NoError(t, s.Created(ctx, app, "G", "Public", "leckie", "bob", "leckie", "peter"))
+			g, err := st.Group(ctx, app, "G")
+			require.NoError(t, err)
+			assert.Equal(t, map[string]string{"leckie": "Owner", "bob": "Member", "peter": "Member"}, g.Roles)
+
+			require.NoError(t, s.Created(ctx, app, "H", "Public", "", "bob", "peter"))
+			g, err = st.Group(ctx, app, "H")
+			require.NoError(t, err)
+			assert.Equal(t, map[string]string{"bob": "Member", "peter": "Member"}, g.Roles)
+		})
+	}
+}
