@@ -302,8 +302,16 @@ func (r *Redis) publishBatch(ctx context.Context, batch []*pubReq) {
 // replicas when it is more than 0. Through a cluster client (without
 // WAIT) the pipeline is split by shard, and redirections are followed.
 func (r *Redis) runCalls(ctx context.Context, c redis.Cmdable, calls []pubCall, replicas int, now int64) {
-	send := func(calls []*pubCall, eval bool) (*redis.IntCmd, error) {
-		var wait *redis.IntCmd
+	// One server, or a cluster primary: the pipeline ends with the
+	// primary's wait. The cluster client's pipeline (replicas 0) ends
+	// with nothing: a command without a key would go to any node.
+	node, single := c.(*redis.Client)
+	addr := ""
+	if single && r.cluster != nil {
+		addr = node.Options().Addr
+	}
+	send := func(calls []*pubCall, eval bool) (waitTail, error) {
+		var tail waitTail
 		_, err := c.Pipelined(ctx, func(p redis.Pipeliner) error {
 			for _, pc := range calls {
 				keys, args := r.publishCall(&pc.q.m, pc.q.m.Channels[pc.from:pc.to], pc.epoch, now)
@@ -313,10 +321,12 @@ func (r *Redis) runCalls(ctx context.Context, c redis.Cmdable, calls []pubCall, 
 					pc.cmd = publishScript.EvalSha(ctx, p, keys, args...)
 				}
 			}
-			wait = r.wait.waitCmd(ctx, p, replicas)
+			if single {
+				tail = r.wait.tail(ctx, p, replicas, addr)
+			}
 			return nil
 		})
-		return wait, err
+		return tail, err
 	}
 	all := make([]*pubCall, len(calls))
 	for i := range calls {
@@ -324,7 +334,7 @@ func (r *Redis) runCalls(ctx context.Context, c redis.Cmdable, calls []pubCall, 
 	}
 	// EVALSHA in a pipeline; a server that has not seen the script yet
 	// (just restarted, or a new shard) gets it by EVAL below.
-	wait, perr := send(all, false)
+	tail, perr := send(all, false)
 	var again []*pubCall
 	for _, pc := range all {
 		err := pc.cmd.Err()
@@ -337,14 +347,14 @@ func (r *Redis) runCalls(ctx context.Context, c redis.Cmdable, calls []pubCall, 
 		if err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
 			again = append(again, pc)
 		} else if err == nil {
-			pc.unsure = r.wait.confirmed(wait, replicas)
+			pc.unsure = r.wait.confirmed(tail)
 		}
 	}
 	if len(again) > 0 {
-		wait, _ = send(again, true)
+		tail, _ = send(again, true)
 		for _, pc := range again {
 			if pc.cmd.Err() == nil {
-				pc.unsure = r.wait.confirmed(wait, replicas)
+				pc.unsure = r.wait.confirmed(tail)
 			}
 		}
 	}
@@ -388,7 +398,10 @@ func (r *Redis) runClusterCalls(ctx context.Context, calls []pubCall, now int64)
 	}
 	if !waiting {
 		// No primary has a replica to wait for: the cluster client's own
-		// pipeline, which follows a slot that moved.
+		// pipeline, which follows a slot that moved. It cannot carry a
+		// primary's ROLE (a command without a key goes to any node), so
+		// here, unlike on one server, a replica that came online since the
+		// last Check goes unwaited for until the next one.
 		r.runCalls(ctx, r.client, calls, 0, now)
 		return
 	}

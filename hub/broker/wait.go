@@ -49,7 +49,9 @@ func DefaultWaitConfig() WaitConfig {
 // WAIT counts what the connection it is sent on wrote, so it goes on the
 // same connection as the writes, right after them, in one pipeline; on a
 // Redis Cluster, one pipeline per primary. With WaitAuto it keeps, for
-// each primary, whether it has a replica online, read with INFO by Check.
+// each primary, whether it has a replica online, read with INFO by Check;
+// a write it does not wait for ends with ROLE, and is not confirmed when
+// the primary has a replica online by then (see tail).
 type ReplicaWait struct {
 	cfg     WaitConfig
 	client  redis.UniversalClient
@@ -60,7 +62,8 @@ type ReplicaWait struct {
 	// asked, by address ("" for one server or the primary Sentinel names).
 	online map[string]int
 
-	short atomic.Uint64 // writes no replica confirmed in time
+	short  atomic.Uint64 // writes no replica confirmed in time
+	noRole atomic.Bool   // ROLE refused: INFO replication instead
 }
 
 // NewReplicaWait returns a ReplicaWait for writes made through client.
@@ -171,32 +174,116 @@ func (w *ReplicaWait) need(ctx context.Context, c redis.Cmdable, addr string) in
 	return min(n, 1)
 }
 
-// waitCmd is WAIT for n replicas, or nil when n is 0.
-func (w *ReplicaWait) waitCmd(ctx context.Context, p redis.Pipeliner, n int) *redis.IntCmd {
-	if n <= 0 {
-		return nil
-	}
-	// Pipeliner lacks Wait. The connection's read timeout (seconds)
-	// outlasts the WAIT's own.
-	cmd := redis.NewIntCmd(ctx, "wait", n, w.cfg.Timeout.Milliseconds())
-	_ = p.Process(ctx, cmd)
-	return cmd
+// waitTail is what a pipeline to one primary ends with: WAIT for n
+// replicas, or, with WaitAuto on a primary last seen without a replica,
+// a look at its replicas now.
+type waitTail struct {
+	n    int
+	addr string
+	wait *redis.IntCmd
+	// role is ROLE, or INFO replication where ROLE is refused (info).
+	role *redis.Cmd
+	info *redis.StringCmd
 }
 
-// confirmed reports what the WAIT of a pipeline said: nil when cmd is nil
-// (nothing to wait for) or it counted n replicas, else why not.
-func (w *ReplicaWait) confirmed(cmd *redis.IntCmd, n int) error {
-	if cmd == nil {
-		return nil
-	}
-	got, err := cmd.Result()
+// tail appends to p what a pipeline to the primary at addr ends with when
+// it waits for n replicas.
+//
+// A primary is asked about its replicas every PingInterval, so one whose
+// replica came online since would go unwaited for up to an interval, and a
+// failover in that gap could lose what was acknowledged. ROLE, in the same
+// pipeline, costs no round trip and lists, as WAIT counts, only replicas
+// that are online.
+func (w *ReplicaWait) tail(ctx context.Context, p redis.Pipeliner, n int, addr string) waitTail {
+	t := waitTail{n: n, addr: addr}
 	switch {
-	case err != nil:
-		return fmt.Errorf("wait for %d replicas: %w", n, err)
-	case got < int64(n):
-		return fmt.Errorf("%w: %d of %d replicas within %v", ErrNotReplicated, got, n, w.cfg.Timeout)
+	case n > 0:
+		// Pipeliner lacks Wait. The connection's read timeout (seconds)
+		// outlasts the WAIT's own.
+		t.wait = redis.NewIntCmd(ctx, "wait", n, w.cfg.Timeout.Milliseconds())
+		_ = p.Process(ctx, t.wait)
+	case w.Off() || w.cfg.Replicas != WaitAuto:
+	case w.noRole.Load():
+		t.info = redis.NewStringCmd(ctx, "info", "replication")
+		_ = p.Process(ctx, t.info)
+	default:
+		t.role = redis.NewCmd(ctx, "role")
+		_ = p.Process(ctx, t.role)
+	}
+	return t
+}
+
+// confirmed reports what the tail of a pipeline said: nil when it waited
+// for none and the primary still has no replica online, or its WAIT
+// counted them all, else why the writes are not confirmed. A replica seen
+// online now is recorded, so that the writes' retry waits for it.
+func (w *ReplicaWait) confirmed(t waitTail) error {
+	switch {
+	case t.wait != nil:
+		got, err := t.wait.Result()
+		switch {
+		case err != nil:
+			return fmt.Errorf("wait for %d replicas: %w", t.n, err)
+		case got < int64(t.n):
+			return fmt.Errorf("%w: %d of %d replicas within %v", ErrNotReplicated, got, t.n, w.cfg.Timeout)
+		}
+		return nil
+	case t.role != nil:
+		reply, err := t.role.Slice()
+		if err != nil {
+			// Refused (an ACL without ROLE, say): INFO from now on, and
+			// this write not taken for safe.
+			w.noRole.Store(true)
+			return fmt.Errorf("%w: ask the primary for its replicas: %w", ErrNotReplicated, err)
+		}
+		return w.seen(t.addr, roleReplicas(reply))
+	case t.info != nil:
+		info, err := t.info.Result()
+		if err != nil {
+			return fmt.Errorf("%w: ask the primary for its replicas: %w", ErrNotReplicated, err)
+		}
+		return w.seen(t.addr, onlineReplicas(info))
 	}
 	return nil
+}
+
+// err is the error of the tail's own command, if any.
+func (t waitTail) err() error {
+	switch {
+	case t.wait != nil:
+		return t.wait.Err()
+	case t.role != nil:
+		return t.role.Err()
+	case t.info != nil:
+		return t.info.Err()
+	}
+	return nil
+}
+
+// seen records that the primary at addr, written to without waiting, had
+// n replicas online right after: with one, the writes are not confirmed.
+func (w *ReplicaWait) seen(addr string, n int) error {
+	if n == 0 {
+		return nil
+	}
+	w.mu.Lock()
+	w.online[addr] = max(n, 1)
+	w.mu.Unlock()
+	return fmt.Errorf("%w: a replica came online, not waited for", ErrNotReplicated)
+}
+
+// roleReplicas counts the replicas a primary's ROLE reply lists (master,
+// offset, then one entry per replica online); -1, as if one, for a
+// reply of another form, a server that is not a primary among them.
+func roleReplicas(reply []any) int {
+	if len(reply) != 3 || reply[0] != "master" {
+		return -1
+	}
+	replicas, ok := reply[2].([]any)
+	if !ok {
+		return -1
+	}
+	return len(replicas)
 }
 
 // Do runs fn's commands on the connection to the primary that serves key,
@@ -214,16 +301,16 @@ func (w *ReplicaWait) Do(ctx context.Context, key string, fn func(p redis.Pipeli
 		c, addr = node, node.Options().Addr
 	}
 	n := w.need(ctx, c, addr)
-	var wait *redis.IntCmd
+	var tail waitTail
 	_, err := c.Pipelined(ctx, func(p redis.Pipeliner) error {
 		fn(p)
-		wait = w.waitCmd(ctx, p, n)
+		tail = w.tail(ctx, p, n, addr)
 		return nil
 	})
-	if err != nil {
-		return err
+	if err != nil && err != tail.err() {
+		return err // one of fn's writes failed
 	}
-	if err := w.confirmed(wait, n); err != nil {
+	if err := w.confirmed(tail); err != nil {
 		w.short.Add(1)
 		return err
 	}

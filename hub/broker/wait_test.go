@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"strings"
 	"testing"
 	"time"
 
@@ -90,6 +91,46 @@ func TestRedisWaitWithoutAReplica(t *testing.T) {
 	_, err = one.Publish(ctx, pub("a2", "group:N"))
 	require.ErrorIs(t, err, broker.ErrNotReplicated)
 	assert.Contains(t, err.Error(), "0 of 1 replicas")
+}
+
+// A replica that comes online between two looks at the primary is found
+// by the publication itself: one the broker did not wait for, the primary
+// having had no replica when last asked, is not acknowledged, since the
+// replica may not have it; its retry waits for the replica.
+func TestRedisWaitsForAReplicaJustOnline(t *testing.T) {
+	po := redistest.Options{Port: redistest.FreePort(t), Conf: []string{"repl-diskless-sync-delay 0"}}
+	primary := redistest.StartWith(t, po)
+	// Not run: the broker asks the primary about its replicas at its
+	// first publication and never again, as if the next look were far
+	// off; only publications see the replica.
+	b := newWaitingRedis(t, primary.URL(), broker.WaitConfig{Replicas: broker.WaitAuto, Timeout: 100 * time.Millisecond})
+	ctx := context.Background()
+	_, err := b.Publish(ctx, pub("j1", "group:J"))
+	require.NoError(t, err, "no replica to wait for")
+	n, asked := b.ReplicasOnlineForTest("")
+	require.True(t, asked)
+	require.Zero(t, n)
+
+	port := strings.TrimPrefix(primary.Addr(), "127.0.0.1:")
+	replica := redistest.StartWith(t, redistest.Options{Port: redistest.FreePort(t), Conf: []string{"replicaof 127.0.0.1 " + port}})
+	replica.WaitSynced()
+	primary.WaitReplicaOnline()
+	replica.Pause()
+
+	_, err = b.Publish(ctx, pub("j2", "group:J"))
+	require.ErrorIs(t, err, broker.ErrUnavailable)
+	require.ErrorIs(t, err, broker.ErrNotReplicated, "published without WAIT, to a primary that has a replica now")
+	assert.Equal(t, uint64(1), b.Unreplicated())
+	n, _ = b.ReplicasOnlineForTest("")
+	assert.Equal(t, 1, n, "the replica is recorded")
+	_, err = b.Publish(ctx, pub("j2", "group:J"))
+	require.ErrorIs(t, err, broker.ErrNotReplicated)
+	assert.Contains(t, err.Error(), "0 of 1 replicas", "the retry waits")
+
+	replica.Resume()
+	res, err := b.Publish(ctx, pub("j2", "group:J"))
+	require.NoError(t, err, "confirmed once the replica is back")
+	assert.True(t, res.Duplicate)
 }
 
 // On a cluster, each primary's publications wait for its own replica: one
