@@ -26,7 +26,8 @@ const MaxStreamChannels = 32
 // shutting down. Once the stream runs, it ends as a WebSocket would close,
 // with an error message naming the close code.
 //
-// The handler returns when the stream ends: the response is the stream.
+// On HTTP/1.x the hub takes the connection over and the handler returns
+// once the stream is open; elsewhere it returns when the stream ends.
 func (h *Hub) ServeSSE(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodGet {
 		w.Header().Set("Allow", http.MethodGet)
@@ -105,6 +106,14 @@ func (h *Hub) ServeSSE(w http.ResponseWriter, r *http.Request) {
 	if err := tr.open(); err != nil {
 		// The session finds the stream gone at its first write.
 		h.log.Debug("sse stream could not start", "remote", r.RemoteAddr, "err", err)
+	}
+	if tr.takenOver() {
+		// The session runs on a goroutine of its own, owned by the hub
+		// (Drain ends it, h.wg waits for it), as a WebSocket's does:
+		// returning frees the request and the server's connection
+		// goroutine.
+		go run()
+		return
 	}
 	run()
 }

@@ -7,7 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
@@ -377,4 +379,101 @@ func TestSSEOrigin(t *testing.T) {
 	s := ssetest.Open(t, u, http.Header{"Origin": {"https://app.example"}})
 	assert.Equal(t, "https://app.example", s.Resp.Header.Get("Access-Control-Allow-Origin"))
 	s.ReadEvent("subscribed")
+}
+
+// An HTTP/1.1 stream is taken from the server: the hub writes its head
+// itself, a body the connection's close ends (no chunks), and the server
+// counts the connection hijacked, its goroutine and buffers gone. Events
+// flow as before, and a drain's error message is followed by the close.
+func TestSSEStreamTakenOver(t *testing.T) {
+	e := newEnv(t, hub.Config{})
+	hijacked := make(chan struct{}, 1)
+	srv := httptest.NewUnstartedServer(e.srv.Config.Handler)
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateHijacked {
+			hijacked <- struct{}{}
+		}
+	}
+	srv.Start()
+	t.Cleanup(srv.Close)
+	u, err := url.Parse(srv.URL + strings.TrimPrefix(e.sseURL([]string{"group:G1"}, "token", e.token(groups("G1"))), e.srv.URL))
+	require.NoError(t, err)
+	conn, err := net.Dial("tcp", u.Host)
+	require.NoError(t, err)
+	t.Cleanup(func() { conn.Close() })
+	_, err = fmt.Fprintf(conn, "GET %s HTTP/1.1\r\nHost: %s\r\nAccept: text/event-stream\r\n\r\n", u.RequestURI(), u.Host)
+	require.NoError(t, err)
+	require.NoError(t, conn.SetReadDeadline(time.Now().Add(10*time.Second)))
+	br := bufio.NewReader(conn)
+	resp, err := http.ReadResponse(br, nil)
+	require.NoError(t, err)
+	assert.Equal(t, http.StatusOK, resp.StatusCode)
+	assert.Equal(t, "text/event-stream", resp.Header.Get("Content-Type"))
+	assert.Equal(t, "no-cache", resp.Header.Get("Cache-Control"))
+	assert.True(t, resp.Close, "the body ends with the connection")
+	assert.Empty(t, resp.TransferEncoding, "no chunks")
+	select {
+	case <-hijacked:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the server still serves the stream")
+	}
+	e.expectStreamLife(resp.Body)
+}
+
+// A client that goes is found on a stream taken over, with no write to
+// fail: its session leaves the hub.
+func TestSSEStreamClientGoes(t *testing.T) {
+	e := newEnv(t, hub.Config{PingInterval: time.Hour})
+	s, _, _ := e.stream(e.token(groups("G1")), nil, []string{"group:G1"})
+	require.Eventually(t, func() bool { return e.hub.Sessions() == 1 }, 10*time.Second, 10*time.Millisecond)
+	s.Close()
+	require.Eventually(t, func() bool { return e.hub.Sessions() == 0 }, 10*time.Second, 10*time.Millisecond)
+}
+
+// Over HTTP/2, which cannot be taken over, the stream stays with the
+// server and works as it does on HTTP/1.1: headers, retry, events, and
+// the drain's error message at its end.
+func TestSSEOverHTTP2(t *testing.T) {
+	e := newEnv(t, hub.Config{})
+	srv := httptest.NewUnstartedServer(e.srv.Config.Handler)
+	srv.EnableHTTP2 = true
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+	u := srv.URL + strings.TrimPrefix(e.sseURL([]string{"group:G1"}, "token", e.token(groups("G1"))), e.srv.URL)
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	require.NoError(t, err)
+	resp, err := srv.Client().Do(req)
+	require.NoError(t, err)
+	t.Cleanup(func() { resp.Body.Close() })
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	assert.Equal(t, 2, resp.ProtoMajor)
+	assert.Equal(t, "text/event-stream", resp.Header.Get("Content-Type"))
+	e.expectStreamLife(resp.Body)
+}
+
+// expectStreamLife reads a stream of group:G1 from its start to its end:
+// subscribed with a retry, an event published, then a drain's error
+// message and the end of the body.
+func (e *env) expectStreamLife(body io.Reader) {
+	t := e.t
+	t.Helper()
+	r := sse.NewReader(body)
+	m, err := r.Next()
+	require.NoError(t, err)
+	assert.Equal(t, "subscribed", m.Event)
+	assert.GreaterOrEqual(t, m.Retry, 1000)
+	e.publish("1400000000", "group:G1")
+	m, err = r.Next()
+	require.NoError(t, err)
+	assert.Equal(t, "event", m.Event)
+	assert.Contains(t, m.Data, `"channel":"group:G1"`)
+	e.hub.Drain(context.Background(), 0)
+	m, err = r.Next()
+	require.NoError(t, err)
+	assert.Equal(t, "error", m.Event)
+	assert.Contains(t, m.Data, `"close":1012`)
+	_, err = r.Next()
+	assert.ErrorIs(t, err, io.EOF, "then the body ends")
 }

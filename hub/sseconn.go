@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"strconv"
 	"sync"
@@ -25,13 +26,24 @@ import (
 // never re-encoded. Each message that moves a channel's position carries
 // the id of the whole cursor (sseid.go).
 //
-// Every method but refuse runs while the handler of the request runs: the
-// session's run, which ends before the handler returns, is their owner.
+// Until the stream is open every method runs while the handler of the
+// request runs. A stream on a socket taken over (takeOver) is then the
+// session's alone, whose run the hub owns; one left with the server stays
+// in its handler, whose run ends before it returns.
 type sseConn struct {
 	w       http.ResponseWriter
 	rc      *http.ResponseController
+	req     *http.Request
 	timeout time.Duration // of each write and its flush
 	gone    <-chan struct{}
+	// conn is the socket once the stream has taken it from the HTTP
+	// server (see takeOver): the hub then writes the response itself, and
+	// the handler need not stay for the stream's life. Set holding both
+	// mu and connMu; end reads it holding connMu alone, so that it does
+	// not wait for a write under way.
+	connMu  sync.Mutex
+	conn    net.Conn
+	stopped bool // end ran: a socket taken over after it is closed at once
 
 	endOnce sync.Once
 	ended   chan struct{} // closed when the hub ends the stream
@@ -52,6 +64,7 @@ func newSSEConn(w http.ResponseWriter, r *http.Request, cursor *streamCursor, ti
 	return &sseConn{
 		w:       w,
 		rc:      http.NewResponseController(w),
+		req:     r,
 		timeout: timeout,
 		gone:    r.Context().Done(),
 		ended:   make(chan struct{}),
@@ -84,17 +97,66 @@ func (c *sseConn) openLocked() error {
 	h.Set("Cache-Control", "no-cache")
 	// nginx and its kin would hold the stream in their buffers.
 	h.Set("X-Accel-Buffering", "no")
+	retry := sseRetryMin + rand.IntN(sseRetryMax-sseRetryMin+1)
+	opening := []byte("retry: " + strconv.Itoa(retry) + "\n\n")
+	if head, ok := c.takeOver(); ok {
+		return c.writeLocked(append(head, opening...))
+	}
 	// The server's read deadline is for a request's body; this request
 	// has none, and its stream lasts.
 	_ = c.rc.SetReadDeadline(time.Time{})
 	c.w.WriteHeader(http.StatusOK)
-	retry := sseRetryMin + rand.IntN(sseRetryMax-sseRetryMin+1)
-	return c.writeLocked([]byte("retry: " + strconv.Itoa(retry) + "\n\n"))
+	return c.writeLocked(opening)
+}
+
+// takeOver takes the socket of an HTTP/1.x stream from the server and
+// returns the head of the response, for the first write to carry. A
+// stream served by net/http keeps, for its whole life, the server's
+// goroutine, its read and write buffers and a read parked in the
+// background; a stream the hub writes itself keeps none of these, and
+// its client's going is found by waiting for the socket to be readable
+// (waitGone). The body is delimited by the connection's close, which
+// every HTTP/1.x client and proxy reads, and which ends a stream anyway.
+// HTTP/2, and a writer that cannot be taken over, stay with the server.
+func (c *sseConn) takeOver() ([]byte, bool) {
+	if c.req.ProtoMajor != 1 {
+		return nil, false
+	}
+	conn, brw, err := c.rc.Hijack()
+	if err != nil {
+		return nil, false
+	}
+	// The client sends nothing after its request: what it may have sent
+	// (brw's buffered bytes) is of no use and goes with the buffers.
+	_ = brw
+	c.connMu.Lock()
+	c.conn = conn
+	stopped := c.stopped
+	c.connMu.Unlock()
+	if stopped {
+		_ = conn.Close()
+	}
+	// The server's deadlines bound a request's arrival and its answer;
+	// the stream lasts, and each of its writes sets its own.
+	if err := conn.SetDeadline(time.Time{}); err != nil {
+		c.failed = fmt.Errorf("sse clear deadlines: %w", err)
+	}
+	head := []byte("HTTP/1.1 200 OK\r\n")
+	var b bytes.Buffer
+	_ = c.w.Header().Write(&b)
+	head = append(head, b.Bytes()...)
+	return append(head, "Connection: close\r\n\r\n"...), true
 }
 
 // serve waits for the end of the stream: the client going or the hub
 // ending it. A stream's client sends no frames.
 func (c *sseConn) serve(ctx context.Context, _ func(websocket.MessageType, []byte) bool) error {
+	c.connMu.Lock()
+	conn := c.conn
+	c.connMu.Unlock()
+	if conn != nil {
+		return c.waitGone(conn)
+	}
 	select {
 	case <-c.gone:
 		return fmt.Errorf("sse stream: %w", context.Canceled)
@@ -105,7 +167,32 @@ func (c *sseConn) serve(ctx context.Context, _ func(websocket.MessageType, []byt
 	}
 }
 
-func (c *sseConn) end() { c.endOnce.Do(func() { close(c.ended) }) }
+// end ends the stream: serve returns, and a socket taken over is closed,
+// which ends its response.
+func (c *sseConn) end() {
+	c.endOnce.Do(func() {
+		close(c.ended)
+		c.connMu.Lock()
+		c.stopped = true
+		conn := c.conn
+		c.connMu.Unlock()
+		if conn != nil {
+			_ = conn.Close()
+		}
+	})
+}
+
+// waitGone waits until the client of a socket taken over goes, or the hub
+// closes the socket (end), reading and dropping whatever the client sends.
+func (c *sseConn) waitGone(conn net.Conn) error {
+	err := waitClosed(conn)
+	select {
+	case <-c.ended:
+		return nil
+	default:
+		return fmt.Errorf("sse stream: %w", err)
+	}
+}
 
 // write writes frame p as an SSE message, or adds it to the corked batch.
 func (c *sseConn) write(p []byte) error {
@@ -157,6 +244,9 @@ func (c *sseConn) writeLocked(b []byte) error {
 	if c.failed != nil {
 		return c.failed
 	}
+	if c.conn != nil {
+		return c.writeConnLocked(b)
+	}
 	if err := c.rc.SetWriteDeadline(time.Now().Add(c.timeout)); err != nil {
 		c.failed = fmt.Errorf("sse write deadline: %w", err)
 		return c.failed
@@ -170,6 +260,39 @@ func (c *sseConn) writeLocked(b []byte) error {
 		return c.failed
 	}
 	return nil
+}
+
+// writeConnLocked writes b to the socket taken over, within the write
+// timeout: nothing is buffered, so there is nothing to flush.
+func (c *sseConn) writeConnLocked(b []byte) error {
+	if err := c.conn.SetWriteDeadline(time.Now().Add(c.timeout)); err != nil {
+		c.failed = fmt.Errorf("sse write deadline: %w", err)
+		return c.failed
+	}
+	if _, err := c.conn.Write(b); err != nil {
+		c.failed = fmt.Errorf("sse write: %w", err)
+		return c.failed
+	}
+	return nil
+}
+
+// takenOver says whether the stream's socket was taken from the server.
+func (c *sseConn) takenOver() bool {
+	c.connMu.Lock()
+	defer c.connMu.Unlock()
+	return c.conn != nil
+}
+
+// readUntilClosed reads and drops what the client of conn sends, into a
+// small buffer, until the connection fails or is closed: the wait of a
+// socket that cannot be waited on without a read (TLS; see waitClosed).
+func readUntilClosed(conn net.Conn) error {
+	var b [128]byte
+	for {
+		if _, err := conn.Read(b[:]); err != nil {
+			return err
+		}
+	}
 }
 
 // appendMessage appends the SSE message of frame p to b: named after the
