@@ -290,6 +290,7 @@ func (g *generator) sent(now time.Time, m map[string]any) call {
 	from, _ := body["From_Account"].(string)
 	g.recent = append(g.recent, groupRef{grp, typ, topic, from, seq})
 	if len(g.recent) > 30 {
+		g.forget(g.recent[0].extID())
 		g.recent = g.recent[1:]
 	}
 	return call{cmd: cmdGroupSend, body: encode(body)}
@@ -299,6 +300,7 @@ func (g *generator) groupRecall(now time.Time) call {
 	i := g.r.IntN(len(g.recent))
 	ref := g.recent[i]
 	g.recent = slices.Delete(g.recent, i, i+1)
+	g.forget(ref.extID())
 	body := map[string]any{
 		"CallbackCommand":  cmdGroupRecall,
 		"Operator_Account": pick(g.r, []string{"admin", pick(g.r, users)}),
@@ -339,6 +341,7 @@ func (g *generator) c2cSend(now time.Time) call {
 	}
 	g.c2c = append(g.c2c, c2cRef{from, to, key, g.c2cNext, random})
 	if len(g.c2c) > 30 {
+		g.forget(g.c2c[0].extID())
 		g.c2c = g.c2c[1:]
 	}
 	return call{cmd: cmdC2CSend, body: encode(body)}
@@ -348,6 +351,7 @@ func (g *generator) c2cWithdraw(time.Time) call {
 	i := g.r.IntN(len(g.c2c))
 	ref := g.c2c[i]
 	g.c2c = slices.Delete(g.c2c, i, i+1)
+	g.forget(ref.extID())
 	return call{cmd: cmdC2CWithdraw, body: encode(map[string]any{
 		"CallbackCommand": cmdC2CWithdraw,
 		"From_Account":    ref.from,

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"slices"
 	"strings"
@@ -87,7 +88,7 @@ func (g *generator) groupExtension(now time.Time) call {
 		"MsgSeq":          ref.seq,
 		"EventTime":       now.UnixMilli(),
 	}
-	g.react(fmt.Sprintf("g %s %d", ref.group, ref.seq), body)
+	g.react(ref.extID(), body)
 	return call{cmd: cmdGroupExtension, body: encode(body)}
 }
 
@@ -101,7 +102,7 @@ func (g *generator) c2cExtension(now time.Time) call {
 		"MsgKey":          ref.key,
 		"EventTime":       now.UnixMilli(),
 	}
-	g.react("c "+ref.key, body)
+	g.react(ref.extID(), body)
 	return call{cmd: cmdC2CExtension, body: encode(body)}
 }
 
@@ -122,7 +123,7 @@ func (g *generator) react(id string, body map[string]any) {
 		clear(x.keys)
 	case n < 3 && len(x.keys) > 0:
 		op = 2
-		for _, k := range sortedKeys(x.keys)[:1] {
+		for _, k := range slices.Sorted(maps.Keys(x.keys))[:1] {
 			delete(x.keys, k)
 			list = append(list, map[string]any{"Key": k, "Value": "", "Seq": x.seq})
 		}
@@ -143,14 +144,16 @@ func lately[T any](r *rand.Rand, list []T) T {
 	return list[len(list)-1-r.IntN(min(5, len(list)))]
 }
 
-func sortedKeys(m map[string]string) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
-}
+// extID names a group message's extensions in generator.ext.
+func (r groupRef) extID() string { return fmt.Sprintf("g %s %d", r.group, r.seq) }
+
+// extID names a one-to-one message's extensions in generator.ext.
+func (r c2cRef) extID() string { return "c " + r.key }
+
+// forget drops the extensions of a message the demo no longer reacts to
+// (recalled, or too old to be picked), so that ext stays as small as the
+// lists of recent messages.
+func (g *generator) forget(id string) { delete(g.ext, id) }
 
 // roomPresence: a member of the audio-video group's room comes online or
 // drops off.
@@ -289,7 +292,7 @@ func (g *generator) attrChange(now time.Time) call {
 		clear(g.attrs)
 	case n < 3 && len(g.attrs) > 0:
 		op = "delete"
-		k := sortedKeys(g.attrs)[0]
+		k := slices.Sorted(maps.Keys(g.attrs))[0]
 		delete(g.attrs, k)
 		changed = append(changed, map[string]any{"key": k, "value": ""})
 	default:

@@ -304,3 +304,20 @@ func TestEveryCallbackSummarized(t *testing.T) {
 		assert.NotRegexp(t, `^\d+ fields$`, summarize(c.cmd, m), c.cmd)
 	}
 }
+
+// A long demo keeps the extensions of the messages it may still react to,
+// not of every message it ever reacted to.
+func TestGeneratorForgetsOldMessagesExtensions(t *testing.T) {
+	g := newGenerator(rand.New(rand.NewPCG(11, 12)), "jared")
+	now := time.Unix(1700000000, 0)
+	reacted := 0
+	for i := range 20000 {
+		c := g.next(now.Add(time.Duration(i) * time.Second))
+		if c.cmd == cmdGroupExtension || c.cmd == cmdC2CExtension {
+			reacted++
+		}
+		g.verdict(true)
+	}
+	require.Greater(t, reacted, 200, "the demo reacts to messages")
+	assert.LessOrEqual(t, len(g.ext), len(g.recent)+len(g.c2c), "only messages still recent keep their extensions")
+}
