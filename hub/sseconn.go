@@ -145,6 +145,10 @@ func (c *sseConn) takeOver() ([]byte, bool) {
 	var b bytes.Buffer
 	_ = c.w.Header().Write(&b)
 	head = append(head, b.Bytes()...)
+	// The server's response and request hold its buffers (and the
+	// response's own): the stream lets go of them, or they would stay
+	// for its life.
+	c.w, c.rc, c.req = nil, nil, nil
 	return append(head, "Connection: close\r\n\r\n"...), true
 }
 
