@@ -7,7 +7,6 @@ import (
 	"os"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -104,40 +103,11 @@ func TestBrowserClientThroughOutages(t *testing.T) {
 	require.Eventually(t, func() bool { return eval(`window.harness.subscribed`) >= channels }, 20*time.Second, 50*time.Millisecond,
 		"the page subscribes to %d channels", channels)
 
-	// Signed callbacks through the load balancer, one every 20 ms (50 a
-	// second, fewer while a post waits on a dead hub: each waits for its
-	// answer, so that a channel's posts are published in order), each to
+	// Signed callbacks through the load balancer, 50 a second, each to
 	// the next channel; those answered OK are acknowledged.
-	var mu sync.Mutex
-	acked := make([][]int64, channels)
-	stop := make(chan struct{})
-	var posting sync.WaitGroup
 	began := time.Now()
-	posting.Go(func() {
-		tick := time.NewTicker(20 * time.Millisecond)
-		defer tick.Stop()
-		for seq := int64(1); ; seq++ {
-			select {
-			case <-stop:
-				return
-			case <-tick.C:
-			}
-			g := seq % channels
-			if postGroupMessage(s.lb, token, fmt.Sprintf("S%d", g), seq) {
-				mu.Lock()
-				acked[g] = append(acked[g], seq)
-				mu.Unlock()
-			}
-		}
-	})
-	defer func() {
-		select {
-		case <-stop:
-		default:
-			close(stop)
-		}
-		posting.Wait()
-	}()
+	posts := startPosting(s.lb, token, groupNames("S", channels)...)
+	defer posts.Stop()
 	time.Sleep(1500 * time.Millisecond)
 	browsertest.Screenshot(t, ctx, "sdk-1-flowing")
 
@@ -189,8 +159,7 @@ func TestBrowserClientThroughOutages(t *testing.T) {
 	require.NoError(t, err)
 	t.Logf("offline and back, the client went: %q", offline)
 	time.Sleep(1500 * time.Millisecond)
-	close(stop)
-	posting.Wait()
+	posts.Stop()
 	took := time.Since(began)
 
 	read := func() map[string][]int64 {
@@ -200,36 +169,9 @@ func TestBrowserClientThroughOutages(t *testing.T) {
 		require.NoError(t, json.Unmarshal([]byte(raw), &got))
 		return got
 	}
-	// A callback published whose answer was lost with its hub is on the
-	// page without being acknowledged: the page must hold every
-	// acknowledged one, and nothing twice or out of order.
-	missing := func(got map[string][]int64) (n int) {
-		mu.Lock()
-		defer mu.Unlock()
-		for g, want := range acked {
-			have := map[int64]bool{}
-			for _, seq := range got[fmt.Sprint("group:S", g)] {
-				have[seq] = true
-			}
-			for _, seq := range want {
-				if !have[seq] {
-					n++
-				}
-			}
-		}
-		return n
-	}
-	require.Eventually(t, func() bool { return missing(read()) == 0 }, 30*time.Second, 100*time.Millisecond,
+	require.Eventually(t, func() bool { return posts.missing(read()) == 0 }, 30*time.Second, 100*time.Millisecond,
 		"every acknowledged event reaches the page")
-	got := read()
-	total := 0
-	for g := range channels {
-		seqs := got[fmt.Sprint("group:S", g)]
-		for i := 1; i < len(seqs); i++ {
-			assert.Less(t, seqs[i-1], seqs[i], "channel S%d: each event once, in order: %v", g, seqs)
-		}
-		total += len(acked[g])
-	}
+	total := posts.checkOnceInOrder(t, read())
 	states, err := chromedp.Run(ctx, chromedp.Evaluate[string](`window.harness.states.join(' → ')`))
 	require.NoError(t, err)
 	gaps := eval(`window.harness.gaps`)

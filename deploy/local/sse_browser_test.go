@@ -6,7 +6,6 @@ import (
 	"os"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -83,29 +82,8 @@ func TestBrowserEventSourceThroughAKill(t *testing.T) {
 	require.Eventually(t, func() bool { return streamHub() >= 0 }, 10*time.Second, 50*time.Millisecond, "one hub holds the stream")
 	victim := streamHub()
 
-	var mu sync.Mutex
-	acked := map[string][]int64{}
-	stop := make(chan struct{})
-	var posting sync.WaitGroup
-	posting.Go(func() {
-		tick := time.NewTicker(20 * time.Millisecond)
-		defer tick.Stop()
-		for seq := int64(1); ; seq++ {
-			select {
-			case <-stop:
-				return
-			case <-tick.C:
-			}
-			g := fmt.Sprint("E", seq%2)
-			if postGroupMessage(s.lb, "", g, seq) {
-				mu.Lock()
-				acked["group:"+g] = append(acked["group:"+g], seq)
-				mu.Unlock()
-			}
-		}
-	})
-	stopPosting := sync.OnceFunc(func() { close(stop); posting.Wait() })
-	defer stopPosting()
+	posts := startPosting(s.lb, "", groupNames("E", 2)...)
+	defer posts.Stop()
 	time.Sleep(time.Second)
 
 	b, err := os.ReadFile(fmt.Sprintf("%s/hub%d.pid", dir, victim+1))
@@ -123,7 +101,7 @@ func TestBrowserEventSourceThroughAKill(t *testing.T) {
 	time.Sleep(time.Second)
 	s.run("up") // starts the killed hub again
 	time.Sleep(time.Second)
-	stopPosting()
+	posts.Stop()
 
 	read := func() map[string][]int64 {
 		raw, err := chromedp.Run(ctx, chromedp.Evaluate[string](`JSON.stringify(window.sse.got)`))
@@ -132,32 +110,9 @@ func TestBrowserEventSourceThroughAKill(t *testing.T) {
 		require.NoError(t, json.Unmarshal([]byte(raw), &got))
 		return got
 	}
-	missing := func(got map[string][]int64) (n int) {
-		mu.Lock()
-		defer mu.Unlock()
-		for ch, want := range acked {
-			have := map[int64]bool{}
-			for _, seq := range got[ch] {
-				have[seq] = true
-			}
-			for _, seq := range want {
-				if !have[seq] {
-					n++
-				}
-			}
-		}
-		return n
-	}
-	require.Eventually(t, func() bool { return missing(read()) == 0 }, 30*time.Second, 100*time.Millisecond,
+	require.Eventually(t, func() bool { return posts.missing(read()) == 0 }, 30*time.Second, 100*time.Millisecond,
 		"every acknowledged event reaches the page")
-	got := read()
-	total := 0
-	for ch, seqs := range got {
-		for i := 1; i < len(seqs); i++ {
-			assert.Less(t, seqs[i-1], seqs[i], "%s: each event once, in order: %v", ch, seqs)
-		}
-		total += len(acked[ch])
-	}
+	total := posts.checkOnceInOrder(t, read())
 	raw, err := chromedp.Run(ctx, chromedp.Evaluate[string](`JSON.stringify(window.sse.recovered)`))
 	require.NoError(t, err)
 	var recovered []bool
