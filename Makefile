@@ -101,14 +101,16 @@ bench: deps build
 
 ## bench-compare: imhub, Centrifugo and a bare program (the floor) under the
 ## same load in turns, each with a Redis of its own, and their ratios
-## (BENCHMARKS.md); installs Centrifugo with the Go toolchain into
-## CENTRIFUGO_DIR the first time. COMPARE="-conns 5000 -duration 20s" for less,
-## COMPARE="-rounds 3" to measure each server three times in turns (medians)
+## (BENCHMARKS.md): the spread load, then one busy room (bench-room below);
+## installs Centrifugo with the Go toolchain into CENTRIFUGO_DIR the first
+## time. COMPARE="-conns 5000 -duration 20s" for less, COMPARE="-rounds 3" to
+## measure each server three times in turns (medians); ROOM as for bench-room
 CENTRIFUGO_VERSION ?= v6.9.1
 CENTRIFUGO_DIR ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/imhub/centrifugo/$(CENTRIFUGO_VERSION)
 COMPARE ?=
 bench-compare: build centrifugo
 	./bin/hubbench -preset compare -centrifugo-bin $(CENTRIFUGO_DIR)/centrifugo $(COMPARE)
+	./bin/hubbench -preset room -centrifugo-bin $(CENTRIFUGO_DIR)/centrifugo $(ROOM)
 
 ## bench-room: one channel with every client in it, at message rates stepped
 ## past the knees (2,000 clients at 10, 25, 50 and 100/s; 10,000 at 5 and

@@ -273,17 +273,29 @@ func (r compareRow) median(rounds []compareRound, target string) (float64, bool)
 // ratios is the row's a/b of each round as text: the one ratio, or the
 // median with the range over several rounds.
 func (r compareRow) ratios(rounds []compareRound, a, b string) string {
+	return ratioOverRounds(len(rounds), func(i int) (float64, float64, bool, bool) {
+		av, aok := r.of(rounds[i].side(a))
+		bv, bok := r.of(rounds[i].side(b))
+		return av, bv, aok, bok
+	})
+}
+
+// ratioOverRounds is a/b over n rounds as text, pair(i) giving round i's
+// two figures and whether each was measured: the one ratio, or the median
+// of the rounds' own ratios with their range, since each round's sides
+// were measured close together and the machine's load moves between
+// rounds.
+func ratioOverRounds(n int, pair func(i int) (a, b float64, aok, bok bool)) string {
 	var vs []float64
 	text := "—"
-	for _, rd := range rounds {
-		av, aok := r.of(rd.side(a))
-		bv, bok := r.of(rd.side(b))
+	for i := range n {
+		av, bv, aok, bok := pair(i)
 		text = ratio(av, bv, aok, bok)
 		if aok && bok && bv != 0 {
 			vs = append(vs, av/bv)
 		}
 	}
-	if len(rounds) == 1 || len(vs) < len(rounds) {
+	if n == 1 || len(vs) < n {
 		// One round, or rounds without a ratio of meaning: the last.
 		return text
 	}

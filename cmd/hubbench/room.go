@@ -240,9 +240,83 @@ func roomFigures() []roomFigure {
 	}
 }
 
-// printRoom writes the steps as a Markdown table, ready for
-// BENCHMARKS.md: a row for each fleet, rate and target, each figure the
-// median over the rounds.
+// roomSustainedP99 is the tail within which a server is said to sustain
+// a room's rate, in milliseconds: a quarter of a second, about where a
+// live room's viewers notice that the chat lags the stream.
+const roomSustainedP99 = 250.0
+
+// results are target's results of one step, a round's each.
+func (rep RoomReport) results(target string, clients int, rate float64) []*Result {
+	var rs []*Result
+	for _, run := range rep.Runs {
+		if run.Target == target && run.Clients == clients && run.Rate == rate {
+			rs = append(rs, run.Result)
+		}
+	}
+	return rs
+}
+
+// result is target's result of one step in one round, or nil.
+func (rep RoomReport) result(round int, target string, clients int, rate float64) *Result {
+	for _, run := range rep.Runs {
+		if run.Round == round && run.Target == target && run.Clients == clients && run.Rate == rate {
+			return run.Result
+		}
+	}
+	return nil
+}
+
+// roomRatio is one column of the room's table of ratios: a figure of one
+// target's result over another's, in the same round.
+type roomRatio struct {
+	head string
+	a, b string
+	of   func(*Result) float64
+}
+
+func roomRatios() []roomRatio {
+	p99 := func(r *Result) float64 { return r.P99ms }
+	cpu := func(r *Result) float64 { return r.HubCPUPerM }
+	return []roomRatio{
+		{"p99, imhub / Centrifugo", targetHub, targetCentrifugo, p99},
+		{"p99.9, imhub / Centrifugo", targetHub, targetCentrifugo, func(r *Result) float64 { return r.P999ms }},
+		// The floor does nothing but write: where its tail is near a
+		// server's, the clients' reading, not the server, sets it.
+		{"p99, floor / Centrifugo", targetFloor, targetCentrifugo, p99},
+		{"CPU per delivery, imhub / Centrifugo", targetHub, targetCentrifugo, cpu},
+		{"CPU per delivery, imhub / floor", targetHub, targetFloor, cpu},
+	}
+}
+
+// sustains is the largest of fl's rates at which target's median p99 is
+// within roomSustainedP99, nothing was lost and the deliveries asked
+// arrived (a server whose publisher cannot send the rate does not sustain
+// it, however short its tail), whether that is the fleet's
+// highest rate (so that a higher step might be sustained too), and whether
+// any was.
+func (rep RoomReport) sustains(target string, fl roomFleet) (rate float64, top, ok bool) {
+	for i, r := range fl.Rates {
+		rs := rep.results(target, fl.Clients, r)
+		if len(rs) == 0 {
+			continue
+		}
+		p99s, rates := make([]float64, len(rs)), make([]float64, len(rs))
+		var lost int64
+		for j, x := range rs {
+			p99s[j], rates[j], lost = x.P99ms, x.DeliveriesPerS, lost+x.Lost
+		}
+		asked := r * float64(fl.Clients)
+		if median(p99s) <= roomSustainedP99 && lost == 0 && median(rates) >= 0.95*asked && r >= rate {
+			rate, top, ok = r, i == len(fl.Rates)-1, true
+		}
+	}
+	return rate, top, ok
+}
+
+// printRoom writes the steps as Markdown tables, ready for BENCHMARKS.md:
+// a row for each fleet, rate and target, each figure the median over the
+// rounds; then each step's ratios, the median of the rounds' own ratios
+// with their range; then the largest rate each target sustained.
 func printRoom(w io.Writer, cfg Config, plan []roomFleet, targets []string, rep RoomReport) {
 	fmt.Fprintf(w, "\nroom: every client in one channel, %s per step", cfg.Duration)
 	if cfg.Rounds > 1 {
@@ -260,12 +334,7 @@ func printRoom(w io.Writer, cfg Config, plan []roomFleet, targets []string, rep 
 	for _, fl := range plan {
 		for _, rate := range fl.Rates {
 			for _, t := range targets {
-				var rs []*Result
-				for _, run := range rep.Runs {
-					if run.Target == t && run.Clients == fl.Clients && run.Rate == rate {
-						rs = append(rs, run.Result)
-					}
-				}
+				rs := rep.results(t, fl.Clients, rate)
 				if len(rs) == 0 {
 					continue
 				}
@@ -280,6 +349,62 @@ func printRoom(w io.Writer, cfg Config, plan []roomFleet, targets []string, rep 
 				fmt.Fprintln(w)
 			}
 		}
+	}
+	fmt.Fprintln(w)
+	printRoomRatios(w, cfg, plan, targets, rep)
+}
+
+// printRoomRatios writes the ratios of each step between the targets that
+// were run, and the largest rate each sustained.
+func printRoomRatios(w io.Writer, cfg Config, plan []roomFleet, targets []string, rep RoomReport) {
+	var cols []roomRatio
+	for _, c := range roomRatios() {
+		if slices.Contains(targets, c.a) && slices.Contains(targets, c.b) {
+			cols = append(cols, c)
+		}
+	}
+	rounds := max(cfg.Rounds, 1)
+	if len(cols) > 0 {
+		fmt.Fprint(w, "| step |")
+		for _, c := range cols {
+			fmt.Fprintf(w, " %s |", c.head)
+		}
+		fmt.Fprint(w, "\n|---|", strings.Repeat("---|", len(cols)), "\n")
+		for _, fl := range plan {
+			for _, rate := range fl.Rates {
+				fmt.Fprintf(w, "| %d clients at %g/s |", fl.Clients, rate)
+				for _, c := range cols {
+					fmt.Fprintf(w, " %s |", ratioOverRounds(rounds, func(i int) (float64, float64, bool, bool) {
+						a, b := rep.result(i+1, c.a, fl.Clients, rate), rep.result(i+1, c.b, fl.Clients, rate)
+						if a == nil || b == nil {
+							return 0, 0, a != nil, b != nil
+						}
+						return c.of(a), c.of(b), true, true
+					}))
+				}
+				fmt.Fprintln(w)
+			}
+		}
+		fmt.Fprintln(w)
+	}
+	fmt.Fprintf(w, "largest rate sustained with p99 within %.0f ms, nothing lost and 95%% of the deliveries asked made (medians of the rounds):\n", roomSustainedP99)
+	for _, fl := range plan {
+		fmt.Fprintf(w, "- %d clients:", fl.Clients)
+		for i, t := range targets {
+			sep := ","
+			if i == 0 {
+				sep = ""
+			}
+			switch rate, top, ok := rep.sustains(t, fl); {
+			case !ok:
+				fmt.Fprintf(w, "%s %s none of the rates", sep, t)
+			case top:
+				fmt.Fprintf(w, "%s %s %g/s or more (the highest rate run)", sep, t, rate)
+			default:
+				fmt.Fprintf(w, "%s %s %g/s", sep, t, rate)
+			}
+		}
+		fmt.Fprintln(w)
 	}
 	fmt.Fprintln(w)
 }

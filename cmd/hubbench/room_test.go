@@ -138,3 +138,61 @@ func TestTinyRoomRun(t *testing.T) {
 	assert.InDelta(t, rep.Runs[0].Result.BytesPerDelivery, rep.Runs[2].Result.BytesPerDelivery, 1, "the floor's frames are the hub's size")
 	assert.Contains(t, string(out), "| 20 | 10 | floor |", "and a table for people")
 }
+
+// The ratios of a step are the median of each round's own ratio with the
+// range, and a target sustains the largest rate whose median p99 is
+// within the bound with nothing lost.
+func TestPrintRoomRatiosAndSustainedRates(t *testing.T) {
+	res := func(p99, cpu float64, lost int64) *Result {
+		return &Result{P99ms: p99, P999ms: p99 + 1, HubCPUPerM: cpu, Expected: 100, Received: 100 - lost, Lost: lost, DeliveriesPerS: 100}
+	}
+	rep := RoomReport{}
+	add := func(round int, target string, rate, p99, cpu float64, lost int64) {
+		rep.Runs = append(rep.Runs, RoomRun{Round: round, Target: target, Clients: 10, Rate: rate, Result: res(p99, cpu, lost)})
+	}
+	for round, k := range []float64{1, 2} {
+		add(round+1, targetHub, 5, 10*k, 10, 0)
+		add(round+1, targetCentrifugo, 5, 40, 20, 0)
+		add(round+1, targetFloor, 5, 10, 5, 0)
+		add(round+1, targetHub, 10, 200, 10, 0)
+		add(round+1, targetCentrifugo, 10, 900, 20, 0)
+		add(round+1, targetFloor, 10, 100, 5, 3)
+	}
+	for round := range 2 {
+		// 20/s asked of 10 clients is 200 deliveries/s; 100 arrived.
+		add(round+1, targetHub, 20, 50, 10, 0)
+	}
+	cfg, err := configFor("room")
+	require.NoError(t, err)
+	cfg.Rounds = 2
+	var b bytes.Buffer
+	printRoom(&b, cfg, []roomFleet{{10, []float64{5, 10, 20}}}, []string{targetHub, targetCentrifugo, targetFloor}, rep)
+	out := b.String()
+	row := func(prefix string) []string {
+		for _, line := range strings.Split(out, "\n") {
+			if strings.HasPrefix(line, prefix) {
+				return strings.Split(strings.Trim(line, "| "), " | ")
+			}
+		}
+		t.Fatalf("no row %q in\n%s", prefix, out)
+		return nil
+	}
+	assert.Equal(t, []string{"10 clients at 5/s", "0.38 (0.25–0.50)", "0.39 (0.27–0.51)", "0.25 (0.25–0.25)", "0.50 (0.50–0.50)", "2.00 (2.00–2.00)"},
+		row("| 10 clients at 5/s |"), "hub p99 10 then 20 against 40: ratios 0.25 and 0.50")
+	assert.Equal(t, "0.22 (0.22–0.22)", row("| 10 clients at 10/s |")[1])
+	assert.Contains(t, out, "- 10 clients: imhub 10/s, centrifugo 5/s, floor 5/s\n",
+		"Centrifugo's p99 at 10/s is past the bound; the floor lost deliveries there; the hub delivered half of 20/s")
+
+	// Without Centrifugo only the floor's ratio is printed, and a target
+	// that sustained no rate says so.
+	b.Reset()
+	printRoom(&b, cfg, []roomFleet{{10, []float64{10}}}, []string{targetHub, targetFloor}, RoomReport{Runs: []RoomRun{
+		{Round: 1, Target: targetHub, Clients: 10, Rate: 10, Result: res(300, 10, 0)},
+		{Round: 1, Target: targetFloor, Clients: 10, Rate: 10, Result: res(100, 5, 0)},
+		{Round: 2, Target: targetHub, Clients: 10, Rate: 10, Result: res(300, 10, 0)},
+		{Round: 2, Target: targetFloor, Clients: 10, Rate: 10, Result: res(100, 5, 0)},
+	}})
+	out = b.String()
+	assert.Equal(t, []string{"step", "CPU per delivery, imhub / floor"}, row("| step |"))
+	assert.Contains(t, out, "- 10 clients: imhub none of the rates, floor 10/s or more (the highest rate run)\n")
+}
