@@ -161,6 +161,8 @@ func (s *Session) run(ctx context.Context) {
 			for _, f := range s.opening {
 				s.subscribe(ctx, f)
 			}
+			// Done with: not kept for the session's life.
+			s.opening = nil
 			return
 		}
 		// The connection is subscribed to its own user channel at once.

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 
 	"github.com/imhub/imhub/hub/auth"
 	"github.com/imhub/imhub/internal/textclip"
@@ -128,7 +129,8 @@ func streamChannels(names []string, limit int) ([]string, string) {
 		return nil, "a stream takes at most " + strconv.Itoa(limit) + " channels"
 	}
 	seen := make(map[string]bool, len(names))
-	for _, ch := range names {
+	out := make([]string, len(names))
+	for i, ch := range names {
 		switch {
 		case ch == "":
 			return nil, "a channel name is empty"
@@ -136,6 +138,10 @@ func streamChannels(names []string, limit int) ([]string, string) {
 			return nil, "channel " + textclip.Cut(ch, maxEcho) + " is named twice"
 		}
 		seen[ch] = true
+		// A name decoded from the query may be a piece of the request
+		// line, credential included: the stream keeps its names for its
+		// life, and not the line with them.
+		out[i] = strings.Clone(ch)
 	}
-	return names, ""
+	return out, ""
 }
