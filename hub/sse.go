@@ -104,6 +104,9 @@ func (h *Hub) ServeSSE(w http.ResponseWriter, r *http.Request) {
 	if run == nil {
 		return
 	}
+	if f := h.streamAdmitted.Load(); f != nil {
+		(*f)()
+	}
 	if err := tr.open(); err != nil {
 		// The session finds the stream gone at its first write.
 		h.log.Debug("sse stream could not start", "remote", r.RemoteAddr, "err", err)
