@@ -1,6 +1,7 @@
 package hub
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"net/url"
@@ -98,6 +99,9 @@ func (h *Hub) ServeSSE(w http.ResponseWriter, r *http.Request) {
 				return nil, false
 			}
 		}
+		if !h.admitStreamMember(w, r, id, channels) {
+			return nil, false
+		}
 		return opening, true
 	}
 	_, run := h.startSession(r, tr, plan)
@@ -120,6 +124,41 @@ func (h *Hub) ServeSSE(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	run()
+}
+
+// admitStreamMember asks the IM, for each group of channels its
+// membership governs, whether id's user is a member, before the stream
+// starts: a consumer learns from the status that it may not read a group
+// (403), or that the IM cannot say now (503), as it learns of the other
+// refusals, and EventSource does not reconnect to a group it is refused.
+// It answers w and reports false if one is refused. The stream's
+// subscribes ask again, from the answers kept; a member removed later is
+// unsubscribed in the stream.
+func (h *Hub) admitStreamMember(w http.ResponseWriter, r *http.Request, id *auth.Identity, channels []string) bool {
+	// One deadline for them all: a stream of many groups waits for a
+	// slow IM no longer than a subscribe does.
+	ctx, cancel := context.WithTimeout(r.Context(), h.cfg.BrokerTimeout)
+	defer cancel()
+	for _, ch := range channels {
+		group, ok := h.memberGroup(id, ch)
+		if !ok {
+			continue
+		}
+		switch code, msg := h.admitMember(ctx, id.App, id.User, group); code {
+		case "":
+		case CodeForbidden:
+			http.Error(w, textclip.Cut(ch, maxEcho)+": "+msg, http.StatusForbidden)
+			return false
+		default:
+			// Longer than the membership's pause after a failed ask
+			// of a group (membership.DefaultRetryAfter), within which
+			// the IM is not asked again.
+			w.Header().Set("Retry-After", "5")
+			http.Error(w, textclip.Cut(ch, maxEcho)+": the IM cannot be asked about this group now; try again", http.StatusServiceUnavailable)
+			return false
+		}
+	}
+	return true
 }
 
 // streamChannels checks the channels a stream names: at least one, at
