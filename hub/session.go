@@ -49,8 +49,9 @@ type Session struct {
 	// (opqueue.go); a lock of its own.
 	ops opQueue
 	// opening is the subscribes the session starts with, set once
-	// before it runs: an SSE stream's channels. Without them it starts
-	// as a WebSocket session does, connected and on its user channel.
+	// before it runs and dropped once made: an SSE stream's channels.
+	// Without them it starts as a WebSocket session does, connected and
+	// on its user channel.
 	opening []clientFrame
 }
 

@@ -23,9 +23,10 @@ const MaxStreamChannels = 32
 //
 // What a WebSocket learns from close codes after the upgrade, a stream
 // learns before it starts, from the status: 401 a missing or refused
-// credential, 403 a channel the credential does not grant, 400 a request
-// the hub cannot read, 405 another method, 503 a node over its limits or
-// shutting down. Once the stream runs, it ends as a WebSocket would close,
+// credential, 403 a channel the credential does not grant or a group the
+// IM says the user is not in, 400 a request the hub cannot read, 405
+// another method, 503 a node over its limits or shutting down, or an IM
+// that cannot say. Once the stream runs, it ends as a WebSocket would close,
 // with an error message naming the close code.
 //
 // On HTTP/1.x the hub takes the connection over and the handler returns
