@@ -216,6 +216,12 @@ type Hub struct {
 	// unchecked are the sessions let in with a token Revocations could
 	// not check, and that token, until they answer about it (sessMu).
 	unchecked map[*Session]*auth.Identity
+
+	// streamAdmitted, when set (only tests set it), runs in the handler
+	// of an SSE stream once the stream is admitted and before it opens:
+	// what the hub does then (a drain, a revocation) a stream may meet
+	// between its admission and the takeover of its connection.
+	streamAdmitted atomic.Pointer[func()]
 }
 
 type chanKey struct{ app, channel string }

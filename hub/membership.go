@@ -58,14 +58,20 @@ func (h *Hub) asksIM(id *auth.Identity, f *clientFrame) bool {
 // is not, unavailable when the IM could not be asked and nothing kept
 // answers (the client may try again).
 func (s *Session) admitMember(ctx context.Context, group string) (code, msg string) {
-	v, err := s.hub.cfg.Membership.Check(ctx, s.app, group, s.user)
+	return s.hub.admitMember(ctx, s.app, s.user, group)
+}
+
+// admitMember asks whether app's user is a member of group, and says, if
+// not, why: forbidden or unavailable, as Session.admitMember.
+func (h *Hub) admitMember(ctx context.Context, app, user, group string) (code, msg string) {
+	v, err := h.cfg.Membership.Check(ctx, app, group, user)
 	switch v {
 	case membership.Member:
 		return "", ""
 	case membership.NotMember:
 		return CodeForbidden, "the IM says you are not a member of group " + textclip.Cut(group, maxEcho)
 	}
-	s.hub.log.Debug("membership could not be checked", "app", s.app, "group", textclip.Cut(group, maxEcho), "err", err)
+	h.log.Debug("membership could not be checked", "app", app, "group", textclip.Cut(group, maxEcho), "err", err)
 	return CodeUnavailable, "the IM could not be asked about group " + textclip.Cut(group, maxEcho) + " now; subscribe again"
 }
 

@@ -49,8 +49,9 @@ type Session struct {
 	// (opqueue.go); a lock of its own.
 	ops opQueue
 	// opening is the subscribes the session starts with, set once
-	// before it runs: an SSE stream's channels. Without them it starts
-	// as a WebSocket session does, connected and on its user channel.
+	// before it runs and dropped once made: an SSE stream's channels.
+	// Without them it starts as a WebSocket session does, connected and
+	// on its user channel.
 	opening []clientFrame
 }
 
@@ -161,6 +162,8 @@ func (s *Session) run(ctx context.Context) {
 			for _, f := range s.opening {
 				s.subscribe(ctx, f)
 			}
+			// Done with: not kept for the session's life.
+			s.opening = nil
 			return
 		}
 		// The connection is subscribed to its own user channel at once.

@@ -1,10 +1,12 @@
 package hub
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 
 	"github.com/imhub/imhub/hub/auth"
 	"github.com/imhub/imhub/internal/textclip"
@@ -21,9 +23,10 @@ const MaxStreamChannels = 32
 //
 // What a WebSocket learns from close codes after the upgrade, a stream
 // learns before it starts, from the status: 401 a missing or refused
-// credential, 403 a channel the credential does not grant, 400 a request
-// the hub cannot read, 405 another method, 503 a node over its limits or
-// shutting down. Once the stream runs, it ends as a WebSocket would close,
+// credential, 403 a channel the credential does not grant or a group the
+// IM says the user is not in, 400 a request the hub cannot read, 405
+// another method, 503 a node over its limits or shutting down, or an IM
+// that cannot say. Once the stream runs, it ends as a WebSocket would close,
 // with an error message naming the close code.
 //
 // On HTTP/1.x the hub takes the connection over and the handler returns
@@ -97,11 +100,17 @@ func (h *Hub) ServeSSE(w http.ResponseWriter, r *http.Request) {
 				return nil, false
 			}
 		}
+		if !h.admitStreamMember(w, r, id, channels) {
+			return nil, false
+		}
 		return opening, true
 	}
 	_, run := h.startSession(r, tr, plan)
 	if run == nil {
 		return
+	}
+	if f := h.streamAdmitted.Load(); f != nil {
+		(*f)()
 	}
 	if err := tr.open(); err != nil {
 		// The session finds the stream gone at its first write.
@@ -118,6 +127,41 @@ func (h *Hub) ServeSSE(w http.ResponseWriter, r *http.Request) {
 	run()
 }
 
+// admitStreamMember asks the IM, for each group of channels its
+// membership governs, whether id's user is a member, before the stream
+// starts: a consumer learns from the status that it may not read a group
+// (403), or that the IM cannot say now (503), as it learns of the other
+// refusals, and EventSource does not reconnect to a group it is refused.
+// It answers w and reports false if one is refused. The stream's
+// subscribes ask again, from the answers kept; a member removed later is
+// unsubscribed in the stream.
+func (h *Hub) admitStreamMember(w http.ResponseWriter, r *http.Request, id *auth.Identity, channels []string) bool {
+	// One deadline for them all: a stream of many groups waits for a
+	// slow IM no longer than a subscribe does.
+	ctx, cancel := context.WithTimeout(r.Context(), h.cfg.BrokerTimeout)
+	defer cancel()
+	for _, ch := range channels {
+		group, ok := h.memberGroup(id, ch)
+		if !ok {
+			continue
+		}
+		switch code, msg := h.admitMember(ctx, id.App, id.User, group); code {
+		case "":
+		case CodeForbidden:
+			http.Error(w, textclip.Cut(ch, maxEcho)+": "+msg, http.StatusForbidden)
+			return false
+		default:
+			// Longer than the membership's pause after a failed ask
+			// of a group (membership.DefaultRetryAfter), within which
+			// the IM is not asked again.
+			w.Header().Set("Retry-After", "5")
+			http.Error(w, textclip.Cut(ch, maxEcho)+": the IM cannot be asked about this group now; try again", http.StatusServiceUnavailable)
+			return false
+		}
+	}
+	return true
+}
+
 // streamChannels checks the channels a stream names: at least one, at
 // most limit, none twice. It returns them, or what is wrong.
 func streamChannels(names []string, limit int) ([]string, string) {
@@ -128,7 +172,8 @@ func streamChannels(names []string, limit int) ([]string, string) {
 		return nil, "a stream takes at most " + strconv.Itoa(limit) + " channels"
 	}
 	seen := make(map[string]bool, len(names))
-	for _, ch := range names {
+	out := make([]string, len(names))
+	for i, ch := range names {
 		switch {
 		case ch == "":
 			return nil, "a channel name is empty"
@@ -136,6 +181,10 @@ func streamChannels(names []string, limit int) ([]string, string) {
 			return nil, "channel " + textclip.Cut(ch, maxEcho) + " is named twice"
 		}
 		seen[ch] = true
+		// A name decoded from the query may be a piece of the request
+		// line, credential included: the stream keeps its names for its
+		// life, and not the line with them.
+		out[i] = strings.Clone(ch)
 	}
-	return names, ""
+	return out, ""
 }

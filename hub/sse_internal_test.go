@@ -5,9 +5,11 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -123,7 +125,7 @@ func TestSSESharesTheEncodedFrame(t *testing.T) {
 
 	sc.cork()
 	require.NoError(t, sc.write(stream[0]))
-	assert.True(t, bytes.Contains(sc.buf, stream[0]), "the frame is written as it is")
+	assert.True(t, bytes.Contains(*sc.buf, stream[0]), "the frame is written as it is")
 	require.NoError(t, sc.uncork())
 	body := rec.Body.String()
 	assert.True(t, strings.HasPrefix(body, "retry: "), "the first write opens the stream: %s", body)
@@ -131,6 +133,41 @@ func TestSSESharesTheEncodedFrame(t *testing.T) {
 	assert.Contains(t, body, "\n\nid: ")
 	assert.Contains(t, body, "\nevent: event\ndata: "+string(ws[0])+"\n\n")
 	assert.True(t, rec.Flushed)
+}
+
+// An idle stream keeps no batch buffer: a write gives its buffer back,
+// corked or not.
+func TestSSEIdleStreamHoldsNoBuffer(t *testing.T) {
+	rec := deadlineRecorder{httptest.NewRecorder()}
+	req := httptest.NewRequest(http.MethodGet, "/sse?channel=group:G", nil)
+	sc := newSSEConn(rec, req, newStreamCursor([]string{"group:G"}), time.Second)
+	frame := []byte(`{"op":"subscribed","channel":"group:G","offset":"0:e"}`)
+	require.NoError(t, sc.write(frame))
+	assert.Nil(t, sc.buf, "an uncorked write keeps no buffer")
+	sc.cork()
+	require.NoError(t, sc.write(frame))
+	require.NotNil(t, sc.buf, "a corked write gathers")
+	require.NoError(t, sc.uncork())
+	assert.Nil(t, sc.buf, "the batch written, its buffer is given back")
+	require.NoError(t, sc.ping(t.Context()))
+	assert.Nil(t, sc.buf)
+	assert.Equal(t, 2, strings.Count(rec.Body.String(), "event: subscribed\n"))
+}
+
+// A stream's channel names are its own: not pieces of the request line,
+// which holds the credential and would be kept with them.
+func TestStreamChannelsAreCopies(t *testing.T) {
+	rawQuery := "token=secret-token-of-some-length&channel=group:G&channel=user:u"
+	q, err := url.ParseQuery(rawQuery)
+	require.NoError(t, err)
+	names, msg := streamChannels(q["channel"], MaxStreamChannels)
+	require.Empty(t, msg)
+	require.Equal(t, []string{"group:G", "user:u"}, names)
+	for i, n := range names {
+		assert.NotSame(t, unsafe.StringData(q["channel"][i]), unsafe.StringData(n), "%s is copied", n)
+	}
+	names[0] = "x"
+	assert.Equal(t, "group:G", q["channel"][0], "the slice is the stream's own too")
 }
 
 // BenchmarkSSEMessage measures what a stream adds to an event the fan-out

@@ -11,7 +11,9 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"runtime"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -192,6 +194,93 @@ func TestSSEDrain(t *testing.T) {
 	<-done
 	_, status, _ := ssetest.TryOpen(t, e.sseURL([]string{"group:G1"}, "token", tok), nil)
 	assert.Equal(t, http.StatusServiceUnavailable, status)
+}
+
+// A stream the hub ends after admitting it and before it opens (a drain,
+// a revocation), whose connection is then taken over by the close itself,
+// ends cleanly: a 200, its retry, the error message naming the close code,
+// then the end of the response; its session leaves the hub with its
+// subscriptions, its address's slot and its goroutines.
+func TestSSEEndedBeforeTakeover(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		close int
+		end   func(e *env, drained chan<- struct{})
+	}{
+		{"drain", 1012, func(e *env, drained chan<- struct{}) {
+			go func() {
+				defer close(drained)
+				e.hub.Drain(context.Background(), 0)
+			}()
+		}},
+		{"revocation", 4010, func(e *env, drained chan<- struct{}) {
+			close(drained)
+			assert.Equal(e.t, 1, e.hub.Disconnect("1400000000", "jared", time.Time{}, "token revoked"), "the admitted stream is closed")
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t, hub.Config{MaxConnsPerIP: 1, PingInterval: time.Hour})
+			tok := e.token(groups("G1"))
+			before := streamGoroutines()
+			read := make(chan struct{})
+			drained := make(chan struct{})
+			var admitted atomic.Int32
+			hub.SetStreamAdmitted(e.hub, func() {
+				admitted.Add(1)
+				tc.end(e, drained)
+				// The handler goes on once the client has read the end:
+				// the close, not the handler, opened the stream.
+				select {
+				case <-read:
+				case <-time.After(ssetest.Timeout):
+				}
+			})
+			s := ssetest.Open(t, e.sseURL([]string{"group:G1"}, "token", tok), nil)
+			got := s.ExpectEnd()
+			close(read)
+			assert.True(t, s.Resp.Close, "the body ended with the connection")
+			require.Len(t, got, 1, "the error message alone: %v", got)
+			assert.Equal(t, "error", got[0].Event)
+			assert.Equal(t, hub.CodeClosed, got[0].Frame.Code)
+			assert.Contains(t, got[0].Data, fmt.Sprintf(`"close":%d`, tc.close))
+			assert.GreaterOrEqual(t, got[0].Retry, 1000, "the stream opened with its retry")
+			<-drained
+			require.Eventually(t, func() bool { return e.hub.Sessions() == 0 }, 10*time.Second, 5*time.Millisecond, "the session left")
+			require.Eventually(t, func() bool { return streamGoroutines() <= before }, 10*time.Second, 5*time.Millisecond, "no goroutine of the stream remains")
+			e.broker.mu.Lock()
+			subs, unsubs := e.broker.subscribes["1400000000/group:G1"], e.broker.unsubscribe["1400000000/group:G1"]
+			e.broker.mu.Unlock()
+			assert.Equal(t, subs, unsubs, "whatever it subscribed to it left")
+			assert.Equal(t, int32(1), admitted.Load())
+			hub.SetStreamAdmitted(e.hub, nil)
+			if tc.name == "revocation" {
+				// The address's one slot is free again.
+				next, _, _ := e.stream(tok, nil, []string{"group:G1"})
+				next.Close()
+			}
+		})
+	}
+}
+
+// streamGoroutines counts the goroutines running a session or a stream's
+// transport.
+func streamGoroutines() int {
+	buf := make([]byte, 1<<20)
+	for {
+		n := runtime.Stack(buf, true)
+		if n < len(buf) {
+			buf = buf[:n]
+			break
+		}
+		buf = make([]byte, 2*len(buf))
+	}
+	count := 0
+	for g := range strings.SplitSeq(string(buf), "\n\n") {
+		if strings.Contains(g, "hub.(*Session)") || strings.Contains(g, "hub.(*sseConn)") {
+			count++
+		}
+	}
+	return count
 }
 
 // A stream resumed from its last id, by Last-Event-ID as the browser sends

@@ -35,7 +35,6 @@ type sseConn struct {
 	rc      *http.ResponseController
 	req     *http.Request
 	timeout time.Duration // of each write and its flush
-	gone    <-chan struct{}
 	// conn is the socket once the stream has taken it from the HTTP
 	// server (see takeOver): the hub then writes the response itself, and
 	// the handler need not stay for the stream's life. Set holding both
@@ -43,16 +42,14 @@ type sseConn struct {
 	// not wait for a write under way.
 	connMu  sync.Mutex
 	conn    net.Conn
-	stopped bool // end ran: a socket taken over after it is closed at once
-
-	endOnce sync.Once
-	ended   chan struct{} // closed when the hub ends the stream
+	stopped bool          // end ran: a socket taken over after it is closed at once
+	ended   chan struct{} // a stream left with the server: closed by end; made by serve
 
 	// mu makes writes one at a time: the session's writer and its pinger
 	// write, and a close may come from either.
 	mu     sync.Mutex
 	corked bool
-	buf    []byte // the messages of a corked batch
+	buf    *[]byte // the messages of a batch, from corkBufs until written
 	cursor *streamCursor
 	failed error // the first write that failed: nothing is written after it
 	opened bool  // the headers and the retry are written
@@ -66,8 +63,6 @@ func newSSEConn(w http.ResponseWriter, r *http.Request, cursor *streamCursor, ti
 		rc:      http.NewResponseController(w),
 		req:     r,
 		timeout: timeout,
-		gone:    r.Context().Done(),
-		ended:   make(chan struct{}),
 		cursor:  cursor,
 	}
 }
@@ -154,17 +149,28 @@ func (c *sseConn) takeOver() ([]byte, bool) {
 
 // serve waits for the end of the stream: the client going or the hub
 // ending it. A stream's client sends no frames.
+//
+// What it waits on is made here rather than with the stream: a stream
+// taken over waits on its socket alone, and keeps neither a channel of
+// its own nor its request's context for its life.
 func (c *sseConn) serve(ctx context.Context, _ func(websocket.MessageType, []byte) bool) error {
 	c.connMu.Lock()
-	conn := c.conn
+	conn, stopped := c.conn, c.stopped
+	if conn == nil && !stopped {
+		c.ended = make(chan struct{})
+	}
+	ended := c.ended
 	c.connMu.Unlock()
-	if conn != nil {
+	switch {
+	case conn != nil:
 		return c.waitGone(conn)
+	case stopped:
+		return nil
 	}
 	select {
-	case <-c.gone:
+	case <-c.req.Context().Done():
 		return fmt.Errorf("sse stream: %w", context.Canceled)
-	case <-c.ended:
+	case <-ended:
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()
@@ -174,36 +180,44 @@ func (c *sseConn) serve(ctx context.Context, _ func(websocket.MessageType, []byt
 // end ends the stream: serve returns, and a socket taken over is closed,
 // which ends its response.
 func (c *sseConn) end() {
-	c.endOnce.Do(func() {
+	c.connMu.Lock()
+	defer c.connMu.Unlock()
+	if c.stopped {
+		return
+	}
+	c.stopped = true
+	if c.ended != nil {
 		close(c.ended)
-		c.connMu.Lock()
-		c.stopped = true
-		conn := c.conn
-		c.connMu.Unlock()
-		if conn != nil {
-			_ = conn.Close()
-		}
-	})
+	}
+	if c.conn != nil {
+		_ = c.conn.Close()
+	}
 }
 
 // waitGone waits until the client of a socket taken over goes, or the hub
 // closes the socket (end), reading and dropping whatever the client sends.
 func (c *sseConn) waitGone(conn net.Conn) error {
 	err := waitClosed(conn)
-	select {
-	case <-c.ended:
+	c.connMu.Lock()
+	stopped := c.stopped
+	c.connMu.Unlock()
+	if stopped {
 		return nil
-	default:
-		return fmt.Errorf("sse stream: %w", err)
 	}
+	return fmt.Errorf("sse stream: %w", err)
 }
 
 // write writes frame p as an SSE message, or adds it to the corked batch.
 func (c *sseConn) write(p []byte) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.buf = c.appendMessage(c.buf, p)
-	if c.corked {
+	if c.buf == nil {
+		c.buf = corkBufs.Get().(*[]byte)
+	}
+	*c.buf = c.appendMessage(*c.buf, p)
+	// A replay of thousands of messages goes out in pieces, as a
+	// WebSocket's does, rather than gathered whole in memory first.
+	if c.corked && len(*c.buf) < corkFlushSize {
 		return nil
 	}
 	return c.flushLocked()
@@ -222,19 +236,19 @@ func (c *sseConn) uncork() error {
 	return c.flushLocked()
 }
 
-// maxIdleBuf is the most an idle stream keeps of its batch buffer.
-const maxIdleBuf = 4 << 10
-
-// flushLocked writes the messages gathered, in one write and one flush.
+// flushLocked writes the messages gathered, in one write and one flush,
+// and gives the buffer back: an idle stream holds none.
 func (c *sseConn) flushLocked() error {
-	if len(c.buf) == 0 {
+	if c.buf == nil {
 		return c.failed
 	}
-	err := c.writeLocked(c.buf)
-	c.buf = c.buf[:0]
-	if cap(c.buf) > maxIdleBuf {
-		c.buf = nil
+	b := c.buf
+	c.buf = nil
+	err := c.failed
+	if len(*b) > 0 {
+		err = c.writeLocked(*b)
 	}
+	putCorkBuf(b)
 	return err
 }
 
@@ -438,7 +452,10 @@ func (c *sseConn) close(code websocket.StatusCode, reason string) error {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.buf = c.appendMessage(c.buf[:0], b)
+	if c.buf == nil {
+		c.buf = corkBufs.Get().(*[]byte)
+	}
+	*c.buf = c.appendMessage(*c.buf, b)
 	return c.flushLocked()
 }
 

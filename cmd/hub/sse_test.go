@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"io"
 	"net/http"
 	"net/url"
 	"strings"
@@ -13,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/imhub/imhub/internal/hubtest"
+	"github.com/imhub/imhub/internal/imstub"
 	"github.com/imhub/imhub/internal/ssetest"
 )
 
@@ -155,6 +157,61 @@ func TestBinarySSEUserSigRemoved(t *testing.T) {
 	assert.Equal(t, "credential missing or refused\n", body, "never why")
 	logs := p.Stdout() + p.Stderr()
 	assert.NotContains(t, logs, sig, "no log line holds a UserSig")
+}
+
+// For an app whose groups follow the IM, the built hub asks the IM about
+// a stream's groups before the stream starts: a group the IM says the
+// user is not in is a 403 naming the channel, for a UserSig and a JWT
+// alike; an IM that cannot answer, with no answer kept, is a 503 with
+// Retry-After; a group whose answer is kept streams though the IM is
+// down. Neither answer says anything of the credential.
+func TestBinarySSEMembershipBeforeTheStream(t *testing.T) {
+	stub, imURL := startIM(t)
+	stub.CreateGroup(imApp, "G1", "Public", "leckie", "jared")
+	stub.CreateGroup(imApp, "G2", "Public", "leckie")
+	stub.CreateGroup(imApp, "G3", "Public", "leckie", "jared")
+	stub.CreateGroup(imApp, "G4", "Public", "leckie", "jared")
+	p := hubtest.Start(t, imArgs(imURL))
+	p.WaitReady(200)
+	sig := userSig(t, "jared")
+	q := url.Values{"sdkappid": {imApp}, "userid": {"jared"}, "usersig": {sig}}
+	tok := mint(t, imApp, "jared", false, "*")
+
+	for _, cred := range []struct {
+		name string
+		q    url.Values
+	}{{"usersig", q}, {"jwt", url.Values{"token": {tok}}}} {
+		s, status, body := ssetest.TryOpen(t, sseURL(p, cred.q, "group:G1", "group:G2"), nil)
+		require.Nil(t, s, "%s: the stream does not start", cred.name)
+		assert.Equal(t, http.StatusForbidden, status, "%s: %s", cred.name, body)
+		assert.True(t, strings.HasPrefix(body, "group:G2: "), "%s: the channel is named: %s", cred.name, body)
+		assert.Contains(t, body, "not a member")
+		assert.NotContains(t, body, sig)
+		assert.NotContains(t, body, "usersig", "nothing of the credential")
+	}
+
+	s := ssetest.Open(t, sseURL(p, q, "group:G1", "user:jared"), nil)
+	assert.Equal(t, "group:G1", s.ReadEvent("subscribed").Frame.Channel)
+	assert.Equal(t, "user:jared", s.ReadEvent("subscribed").Frame.Channel)
+	s.Close()
+
+	stub.SetFault(imstub.FaultError)
+	resp, err := http.Get(sseURL(p, q, "group:G3"))
+	require.NoError(t, err)
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	assert.Equal(t, http.StatusServiceUnavailable, resp.StatusCode, "%s", body)
+	assert.Equal(t, "5", resp.Header.Get("Retry-After"))
+	assert.True(t, strings.HasPrefix(string(body), "group:G3: "), "the channel is named: %s", body)
+	kept := ssetest.Open(t, sseURL(p, q, "group:G1"), nil)
+	assert.Equal(t, "group:G1", kept.ReadEvent("subscribed").Frame.Channel, "the answer kept stands while the IM is down")
+	kept.Close()
+
+	// G3's failed ask holds it back a moment; G4 was never asked.
+	stub.SetFault(imstub.FaultNone)
+	again := ssetest.Open(t, sseURL(p, q, "group:G4"), nil)
+	assert.Equal(t, "group:G4", again.ReadEvent("subscribed").Frame.Channel, "the IM back, its groups stream")
+	assert.NotContains(t, p.Stdout()+p.Stderr(), sig, "no log line holds a UserSig")
 }
 
 // A stream outlives -read-timeout and the server's write timeout, which
