@@ -56,9 +56,9 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // startSession admits the client of r, whose connection tr is, and makes
-// its session: the credential is verified, plan (when set) asked what the
-// session opens with, the client counted against MaxConns and
-// MaxConnsPerIP, and its token checked against revocations. It returns
+// its session: the credential is verified, the client counted against
+// MaxConns and MaxConnsPerIP, plan (when set) asked what the session opens
+// with, and its token checked against revocations. It returns
 // the session and its run, which serves it until it ends and then takes it out
 // of the hub; the caller calls it, on a goroutine of its own or not. A
 // client that is not admitted has been told (tr.refuse) and gets nils.
@@ -85,13 +85,6 @@ func (h *Hub) startSession(r *http.Request, tr transport, plan func(*auth.Identi
 		h.refuse(tr, code, h.refused(cred, err, "connect"))
 		return nil, nil
 	}
-	var opening []clientFrame
-	if plan != nil {
-		var ok bool
-		if opening, ok = plan(id); !ok {
-			return nil, nil
-		}
-	}
 	if n := h.conns.Add(1); n > int64(h.cfg.MaxConns) {
 		h.conns.Add(-1)
 		h.refuse(tr, CloseTooManyConns, "too many connections on this node")
@@ -108,6 +101,16 @@ func (h *Hub) startSession(r *http.Request, tr transport, plan func(*auth.Identi
 	release := func() {
 		h.perAddr.release(addr)
 		h.conns.Add(-1)
+	}
+	// The plan is made within the limits: it may ask the IM, which a
+	// crowd refused for its number must not make the hub do.
+	var opening []clientFrame
+	if plan != nil {
+		var ok bool
+		if opening, ok = plan(id); !ok {
+			release()
+			return nil, nil
+		}
 	}
 
 	h.sessMu.Lock()

@@ -214,6 +214,31 @@ func TestBinarySSEMembershipBeforeTheStream(t *testing.T) {
 	assert.NotContains(t, p.Stdout()+p.Stderr(), sig, "no log line holds a UserSig")
 }
 
+// A stream over the node's limits is refused for them before the IM is
+// asked of its groups, and a stream refused for a group gives its place
+// back: a crowd of streams costs the IM no asks past what the limits let
+// in.
+func TestBinarySSELimitsBeforeTheIM(t *testing.T) {
+	stub, imURL := startIM(t)
+	stub.CreateGroup(imApp, "G1", "Public", "leckie", "jared")
+	stub.CreateGroup(imApp, "G2", "Public", "leckie")
+	stub.CreateGroup(imApp, "G3", "Public", "leckie", "jared")
+	p := hubtest.Start(t, append(imArgs(imURL), "-max-conns-per-ip", "1"))
+	p.WaitReady(200)
+	q := url.Values{"sdkappid": {imApp}, "userid": {"jared"}, "usersig": {userSig(t, "jared")}}
+
+	_, status, body := ssetest.TryOpen(t, sseURL(p, q, "group:G2"), nil)
+	assert.Equal(t, http.StatusForbidden, status, "%s", body)
+	open := ssetest.Open(t, sseURL(p, q, "group:G1"), nil)
+	assert.Equal(t, "group:G1", open.ReadEvent("subscribed").Frame.Channel, "the refused stream gave its place back")
+
+	_, status, body = ssetest.TryOpen(t, sseURL(p, q, "group:G3"), nil)
+	assert.Equal(t, http.StatusServiceUnavailable, status, "one stream from this address at a time: %s", body)
+	calls, _ := stub.Calls(imApp, "G3")
+	assert.Zero(t, calls, "the IM was not asked of a group of a stream the limits refused")
+	open.Close()
+}
+
 // A stream outlives -read-timeout and the server's write timeout, which
 // bound a request, not a stream: its pings and events keep coming.
 func TestBinarySSEOutlivesTheRequestTimeouts(t *testing.T) {
