@@ -276,3 +276,55 @@ func TestIMExitSpooledWhileRedisDown(t *testing.T) {
 	f := again.Read()
 	assert.Equal(t, "forbidden", f.Code, f.Raw)
 }
+
+// The callbacks of a group no session of any node subscribes to are
+// taken, and the membership learns from them all the same: on the other
+// node, the user an exit names is refused though it was kept a member,
+// the one a join names let in, and a disbanded group's member refused,
+// each without asking the IM, which was never told.
+func TestIMCallbacksOfAGroupNoOneFollows(t *testing.T) {
+	stub, imURL := startIM(t)
+	stub.CreateGroup(imApp, "G1", "Public", "leckie", "jared")
+	stub.CreateGroup(imApp, "G2", "Public", "leckie", "tommy")
+	nodes := startIMNodes(t, redistest.Start(t).URL(), imURL, 2)
+	a, b := nodes[0], nodes[1]
+
+	// jared and tommy are asked about and kept members on A; then no
+	// session has the groups.
+	for user, group := range map[string]string{"jared": "group:G1", "tommy": "group:G2"} {
+		c := dialSig(t, a, user)
+		c.Send(map[string]any{"op": "subscribe", "channel": group})
+		require.Equal(t, "subscribed", c.ReadOp("subscribed").Op)
+		c.Send(map[string]any{"op": "unsubscribe", "channel": group})
+		c.ReadOp("unsubscribed")
+	}
+	asked := func() (n int) {
+		for _, g := range []string{"G1", "G2"} {
+			c, _ := stub.Calls(imApp, g)
+			n += c
+		}
+		return n
+	}
+	before := asked()
+
+	require.Equal(t, 200, postCommand(t, b, imApp, "Group.CallbackAfterMemberExit", exitBody("G1", "jared")))
+	require.Equal(t, 200, postCommand(t, b, imApp, "Group.CallbackAfterNewMemberJoin",
+		fmt.Sprintf(`{"GroupId":"G1","Type":"Public","JoinType":"Invited","Operator_Account":"leckie","NewMemberList":[{"Member_Account":"peter"}],"EventTime":%d}`, time.Now().UnixMilli())))
+	require.Equal(t, 200, postCommand(t, b, imApp, "Group.CallbackAfterGroupDestroyed", `{"GroupId":"G2","Type":"Public","Owner_Account":"leckie","Name":"n"}`))
+
+	for user, want := range map[string][2]string{
+		"jared": {"group:G1", "forbidden"},
+		"peter": {"group:G1", ""},
+		"tommy": {"group:G2", "forbidden"},
+	} {
+		c := dialSig(t, a, user)
+		c.Send(map[string]any{"op": "subscribe", "channel": want[0]})
+		f := c.Read()
+		if want[1] == "" {
+			assert.Equal(t, "subscribed", f.Op, "%s: %s", user, f.Raw)
+		} else {
+			assert.Equal(t, want[1], f.Code, "%s: %s", user, f.Raw)
+		}
+	}
+	assert.Equal(t, before, asked(), "the IM was asked nothing more: the callbacks said it all")
+}
