@@ -328,3 +328,58 @@ func TestIMCallbacksOfAGroupNoOneFollows(t *testing.T) {
 	}
 	assert.Equal(t, before, asked(), "the IM was asked nothing more: the callbacks said it all")
 }
+
+// The same exit taken by two nodes at once (the IM's retry of a callback
+// whose answer it did not get, through a load balancer): the group has
+// the exit once, each of the member's sessions, one on either node, is
+// sent it and removed once, the other members go on, and the member is
+// refused on both nodes.
+func TestIMSameExitOnTwoNodesAtOnce(t *testing.T) {
+	stub, imURL := startIM(t)
+	nodes := startIMNodes(t, redistest.Start(t).URL(), imURL, 2)
+	for round := range 5 {
+		group := fmt.Sprintf("X%d", round)
+		channel := "group:" + group
+		stub.CreateGroup(imApp, group, "Public", "leckie", "jared", "tommy")
+		sessions := map[string]*wstest.Conn{}
+		for i, p := range nodes {
+			for _, user := range []string{"jared", "tommy"} {
+				c := dialSig(t, p, user)
+				c.Send(map[string]any{"op": "subscribe", "channel": channel})
+				require.Equal(t, "subscribed", c.ReadOp("subscribed").Op)
+				sessions[fmt.Sprintf("%s on %c", user, 'A'+i)] = c
+			}
+		}
+		exit := exitBody(group, "jared")
+		answers := make(chan int, len(nodes))
+		for _, p := range nodes {
+			go func() { answers <- postCommand(t, p, imApp, "Group.CallbackAfterMemberExit", exit) }()
+		}
+		for range nodes {
+			require.Equal(t, 200, <-answers)
+		}
+		require.Equal(t, 200, postCommand(t, nodes[0], imApp, "Group.CallbackAfterSendMsg", groupMsg(group, 1)))
+		for _, user := range []string{"jared", "tommy"} {
+			require.Equal(t, 200, postCommand(t, nodes[0], imApp, "C2C.CallbackAfterSendMsg", c2cMsg("leckie", user, round+1)))
+		}
+		for name, c := range sessions {
+			user := name[:strings.Index(name, " ")]
+			got := ofChannel(t, c, channel, "user:"+user, fmt.Sprintf("c2c.message.sent#%d", round+1))
+			want := []string{"event group.member.left", "event group.message.sent#1"}
+			if user == "jared" {
+				want = []string{"event group.member.left", "unsubscribed removed"}
+			}
+			assert.Equal(t, want, got, "round %d, %s", round, name)
+		}
+		for _, p := range nodes {
+			again := dialSig(t, p, "jared")
+			again.Send(map[string]any{"op": "subscribe", "channel": channel})
+			f := again.Read()
+			assert.Equal(t, "forbidden", f.Code, "round %d, %s: %s", round, p.Addr, f.Raw)
+		}
+	}
+	for _, p := range nodes {
+		_, metrics := p.Get("/metrics")
+		assert.Contains(t, metrics, `imhub_membership_removals_total{reason="removed"} 5`, p.Addr)
+	}
+}
