@@ -98,6 +98,24 @@ func BenchmarkIdleSSEStream(b *testing.B) {
 	fmt.Fprintf(b.Output(), "hub RSS %d MiB before, %d MiB with %d idle streams\n", before>>20, after>>20, b.N)
 }
 
+// imBenchNodes starts the stand-in IM and two hub processes on one Redis
+// whose app imApp follows it, with extra flags, and returns them ready.
+func imBenchNodes(b *testing.B, extra ...string) (*imstub.Server, []*hubtest.Process) {
+	stub := imstub.New(map[string][]byte{imApp: []byte(imKey)}, "administrator")
+	im := httptest.NewServer(stub)
+	b.Cleanup(im.Close)
+	srv := redistest.Start(b)
+	var nodes []*hubtest.Process
+	for _, name := range []string{"hub-a", "hub-b"} {
+		args := append(imArgs(im.URL), "-node", name, "-redis", srv.URL())
+		nodes = append(nodes, hubtest.Start(b, append(args, extra...)))
+	}
+	for _, p := range nodes {
+		p.WaitReady(200)
+	}
+	return stub, nodes
+}
+
 // BenchmarkIMRemovalAcrossNodes measures, over b.N exits, the time from
 // the answer to a Group.CallbackAfterMemberExit posted to node A to the
 // removed member's session on node B reading its unsubscribed frame: two
@@ -109,17 +127,7 @@ func BenchmarkIdleSSEStream(b *testing.B) {
 //
 // It reports the median and the 99th percentile, in milliseconds.
 func BenchmarkIMRemovalAcrossNodes(b *testing.B) {
-	stub := imstub.New(map[string][]byte{imApp: []byte(imKey)}, "administrator")
-	im := httptest.NewServer(stub)
-	b.Cleanup(im.Close)
-	srv := redistest.Start(b)
-	var nodes []*hubtest.Process
-	for _, name := range []string{"hub-a", "hub-b"} {
-		nodes = append(nodes, hubtest.Start(b, append(imArgs(im.URL), "-node", name, "-redis", srv.URL())))
-	}
-	for _, p := range nodes {
-		p.WaitReady(200)
-	}
+	stub, nodes := imBenchNodes(b)
 	a, node := nodes[0], nodes[1]
 	sig, err := auth.SignUserSig([]byte(imKey), imApp, "jared", time.Now(), time.Hour)
 	if err != nil {
@@ -193,17 +201,8 @@ func BenchmarkIMReconnectStorm(b *testing.B) {
 }
 
 func imReconnectStorm(b *testing.B, clients, groups int) {
-	stub := imstub.New(map[string][]byte{imApp: []byte(imKey)}, "administrator")
-	im := httptest.NewServer(stub)
-	b.Cleanup(im.Close)
-	srv := redistest.Start(b)
-	var nodes []*hubtest.Process
-	for _, name := range []string{"hub-a", "hub-b"} {
-		nodes = append(nodes, hubtest.Start(b, append(imArgs(im.URL), "-node", name, "-redis", srv.URL(), "-max-conns-per-ip", "100000")))
-	}
-	for _, p := range nodes {
-		p.WaitReady(200)
-	}
+	// Every client comes from loopback: one client address.
+	stub, nodes := imBenchNodes(b, "-max-conns-per-ip", "100000")
 	users := make([]string, clients)
 	sigs := make([]string, clients)
 	for i := range users {
