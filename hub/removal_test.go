@@ -108,6 +108,33 @@ func TestRemovalLive(t *testing.T) {
 		10*time.Second, 5*time.Millisecond, "the ended subscriptions are left: each of the three sessions keeps its own channel")
 }
 
+// A JWT session of the app is held to the same rule as a UserSig one: the
+// user a group.member.left names is removed from the group, whether its
+// token lists the group or grants every group, and is refused it after;
+// a token of another user goes on.
+func TestRemovalOfTokenHolders(t *testing.T) {
+	e := groupEnv(t)
+	listed, all := e.connect(e.token(groups("G1"))), e.connect(e.token(groups("*")))
+	tommy := e.connect(e.token(groups("*"), user("tommy")))
+	for _, c := range []*wstest.Conn{listed, all, tommy} {
+		subscribe(t, c, "group:G1", 1)
+	}
+	e.publishEvent(leftEvent("left", "G1", "jared"), "group:G1")
+	e.publishEvent(messageEvent("after", "G1", "hello"), "group:G1")
+	e.publishEvent(messageEvent("own", "", "x"), "user:jared")
+	for name, c := range map[string]*wstest.Conn{"groups G1": listed, "groups *": all} {
+		assert.Equal(t, "left", eventID(t, c.Read()), name)
+		u := c.ReadOp("unsubscribed")
+		assert.Equal(t, "group:G1", u.Channel, name)
+		assert.Equal(t, hub.ReasonRemoved, u.Reason, name)
+		assert.Equal(t, "own", eventID(t, c.Read()), "%s: nothing more of group:G1", name)
+		subscribeErr(t, c, "group:G1", hub.CodeForbidden)
+	}
+	assert.Equal(t, "left", eventID(t, tommy.Read()))
+	assert.Equal(t, "after", eventID(t, tommy.Read()))
+	assert.Equal(t, 2.0, testutil.ToFloat64(e.metric("imhub_membership_removals_total", "reason", "removed")))
+}
+
 // Only an event's own type and members remove anyone: a message whose
 // text reads like an exit, an exit of another group sent to this one's
 // channel, or a custom event holding one, remove nobody.

@@ -276,3 +276,110 @@ func TestIMExitSpooledWhileRedisDown(t *testing.T) {
 	f := again.Read()
 	assert.Equal(t, "forbidden", f.Code, f.Raw)
 }
+
+// The callbacks of a group no session of any node subscribes to are
+// taken, and the membership learns from them all the same: on the other
+// node, the user an exit names is refused though it was kept a member,
+// the one a join names let in, and a disbanded group's member refused,
+// each without asking the IM, which was never told.
+func TestIMCallbacksOfAGroupNoOneFollows(t *testing.T) {
+	stub, imURL := startIM(t)
+	stub.CreateGroup(imApp, "G1", "Public", "leckie", "jared")
+	stub.CreateGroup(imApp, "G2", "Public", "leckie", "tommy")
+	nodes := startIMNodes(t, redistest.Start(t).URL(), imURL, 2)
+	a, b := nodes[0], nodes[1]
+
+	// jared and tommy are asked about and kept members on A; then no
+	// session has the groups.
+	for user, group := range map[string]string{"jared": "group:G1", "tommy": "group:G2"} {
+		c := dialSig(t, a, user)
+		c.Send(map[string]any{"op": "subscribe", "channel": group})
+		require.Equal(t, "subscribed", c.ReadOp("subscribed").Op)
+		c.Send(map[string]any{"op": "unsubscribe", "channel": group})
+		c.ReadOp("unsubscribed")
+	}
+	asked := func() (n int) {
+		for _, g := range []string{"G1", "G2"} {
+			c, _ := stub.Calls(imApp, g)
+			n += c
+		}
+		return n
+	}
+	before := asked()
+
+	require.Equal(t, 200, postCommand(t, b, imApp, "Group.CallbackAfterMemberExit", exitBody("G1", "jared")))
+	require.Equal(t, 200, postCommand(t, b, imApp, "Group.CallbackAfterNewMemberJoin",
+		fmt.Sprintf(`{"GroupId":"G1","Type":"Public","JoinType":"Invited","Operator_Account":"leckie","NewMemberList":[{"Member_Account":"peter"}],"EventTime":%d}`, time.Now().UnixMilli())))
+	require.Equal(t, 200, postCommand(t, b, imApp, "Group.CallbackAfterGroupDestroyed", `{"GroupId":"G2","Type":"Public","Owner_Account":"leckie","Name":"n"}`))
+
+	for user, want := range map[string][2]string{
+		"jared": {"group:G1", "forbidden"},
+		"peter": {"group:G1", ""},
+		"tommy": {"group:G2", "forbidden"},
+	} {
+		c := dialSig(t, a, user)
+		c.Send(map[string]any{"op": "subscribe", "channel": want[0]})
+		f := c.Read()
+		if want[1] == "" {
+			assert.Equal(t, "subscribed", f.Op, "%s: %s", user, f.Raw)
+		} else {
+			assert.Equal(t, want[1], f.Code, "%s: %s", user, f.Raw)
+		}
+	}
+	assert.Equal(t, before, asked(), "the IM was asked nothing more: the callbacks said it all")
+}
+
+// The same exit taken by two nodes at once (the IM's retry of a callback
+// whose answer it did not get, through a load balancer): the group has
+// the exit once, each of the member's sessions, one on either node, is
+// sent it and removed once, the other members go on, and the member is
+// refused on both nodes.
+func TestIMSameExitOnTwoNodesAtOnce(t *testing.T) {
+	stub, imURL := startIM(t)
+	nodes := startIMNodes(t, redistest.Start(t).URL(), imURL, 2)
+	for round := range 5 {
+		group := fmt.Sprintf("X%d", round)
+		channel := "group:" + group
+		stub.CreateGroup(imApp, group, "Public", "leckie", "jared", "tommy")
+		sessions := map[string]*wstest.Conn{}
+		for i, p := range nodes {
+			for _, user := range []string{"jared", "tommy"} {
+				c := dialSig(t, p, user)
+				c.Send(map[string]any{"op": "subscribe", "channel": channel})
+				require.Equal(t, "subscribed", c.ReadOp("subscribed").Op)
+				sessions[fmt.Sprintf("%s on %c", user, 'A'+i)] = c
+			}
+		}
+		exit := exitBody(group, "jared")
+		answers := make(chan int, len(nodes))
+		for _, p := range nodes {
+			go func() { answers <- postCommand(t, p, imApp, "Group.CallbackAfterMemberExit", exit) }()
+		}
+		for range nodes {
+			require.Equal(t, 200, <-answers)
+		}
+		require.Equal(t, 200, postCommand(t, nodes[0], imApp, "Group.CallbackAfterSendMsg", groupMsg(group, 1)))
+		for _, user := range []string{"jared", "tommy"} {
+			require.Equal(t, 200, postCommand(t, nodes[0], imApp, "C2C.CallbackAfterSendMsg", c2cMsg("leckie", user, round+1)))
+		}
+		for name, c := range sessions {
+			user := name[:strings.Index(name, " ")]
+			got := ofChannel(t, c, channel, "user:"+user, fmt.Sprintf("c2c.message.sent#%d", round+1))
+			want := []string{"event group.member.left", "event group.message.sent#1"}
+			if user == "jared" {
+				want = []string{"event group.member.left", "unsubscribed removed"}
+			}
+			assert.Equal(t, want, got, "round %d, %s", round, name)
+		}
+		for _, p := range nodes {
+			again := dialSig(t, p, "jared")
+			again.Send(map[string]any{"op": "subscribe", "channel": channel})
+			f := again.Read()
+			assert.Equal(t, "forbidden", f.Code, "round %d, %s: %s", round, p.Addr, f.Raw)
+		}
+	}
+	for _, p := range nodes {
+		_, metrics := p.Get("/metrics")
+		assert.Contains(t, metrics, `imhub_membership_removals_total{reason="removed"} 5`, p.Addr)
+	}
+}

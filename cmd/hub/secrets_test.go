@@ -97,7 +97,8 @@ func signedCallback(t *testing.T, p *hubtest.Process, app, command, body string)
 // Redis behind a password, and forwards to a backend that is slow, one
 // that is unreachable and one that fails, each URL with a password and a
 // query of its own; Redis is paused with CLIENT PAUSE; the forwards go dead.
-// No log line, nor a dead letter listed, holds a secret or a Sign.
+// No log line, nor a dead letter listed, nor the metrics or an answer to a
+// UserSig client, holds a secret or a Sign.
 func TestBinaryLogsHoldNoSecret(t *testing.T) {
 	const appSlow, appGone, appFail = "1400000001", "1400000002", "1400000003"
 	srv := redistest.StartWith(t, redistest.Options{Conf: []string{"user imhub on >" + leakRedisPassword + " ~* &* +@all"}})
@@ -144,7 +145,7 @@ func TestBinaryLogsHoldNoSecret(t *testing.T) {
 	good.ReadOp("connected")
 	good.ReadOp("subscribed")
 	good.Send(map[string]any{"op": "subscribe", "channel": "group:G1", "id": 1})
-	good.ReadOp("error")
+	assert.Empty(t, leaks(good.ReadOp("error").Raw), "the subscribe's answer")
 
 	for _, app := range []string{appSlow, appGone, appFail} {
 		require.Equal(t, 200, signedCallback(t, p, app, "Group.CallbackAfterSendMsg", fmt.Sprintf(groupSend, 1, 1)), app)
@@ -187,6 +188,10 @@ func TestBinaryLogsHoldNoSecret(t *testing.T) {
 	require.Equal(t, 0, code, listed)
 	require.Contains(t, listed, `"attempts"`, "a dead letter is listed")
 	assert.Empty(t, leaks(listed), "hub forward-dead list")
+
+	_, metrics := p.Get("/metrics")
+	require.Contains(t, metrics, "imhub_im_api_calls_total", "the IM was asked")
+	assert.Empty(t, leaks(metrics), "the hub's metrics")
 
 	p.Signal(syscall.SIGTERM)
 	require.Equal(t, 0, p.Wait(30*time.Second))

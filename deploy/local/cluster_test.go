@@ -502,8 +502,20 @@ func postGroupMessage(lb, token, group string, seq int64) bool {
 // /dev/usersig through the load balancer, a UserSig it minted is good on
 // every hub, and an exit that any hub takes removes the user's sessions on
 // all of them.
-func TestIMLoginAcrossTheCluster(t *testing.T) {
-	s := up(t, "IM=on")
+func TestIMLoginAcrossTheCluster(t *testing.T) { imLoginAcross(t, up(t, "IM=on")) }
+
+// The same on a Redis Cluster: the stand-in's groups, the kept answers
+// and the group's events are each on their slot.
+func TestIMLoginOnRedisCluster(t *testing.T) {
+	cl := redistest.StartCluster(t, 3)
+	imLoginAcross(t, up(t, "IM=on", "REDIS_URL="+cl.URL()))
+	key := "imhub:dev-im:groups:{1400000000}"
+	ok, err := cl.Owner(key).Client().HExists(context.Background(), key, "@TGS#2J4SZEAEL").Result()
+	require.NoError(t, err)
+	assert.True(t, ok, "the stand-in keeps the group on the cluster's shard of %s", key)
+}
+
+func imLoginAcross(t *testing.T, s *stack) {
 	code, body := post(t, s.lb, "", "Group.CallbackAfterCreateGroup",
 		`{"CallbackCommand":"Group.CallbackAfterCreateGroup","GroupId":"@TGS#2J4SZEAEL","Type":"Public","Operator_Account":"leah","Owner_Account":"leah","Name":"n","MemberList":[{"Member_Account":"jared"}]}`)
 	require.Equal(t, 200, code, body)

@@ -7,12 +7,14 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/imhub/imhub/hub/auth"
 	"github.com/imhub/imhub/hub/imapi"
 	"github.com/imhub/imhub/internal/imstub"
 )
@@ -119,6 +121,61 @@ func TestStandInChecksTheAdminSig(t *testing.T) {
 	stub2.CreateGroup(app, "g", "Public", "o")
 	if _, err := c2.RolesInGroup(context.Background(), app, "g", []string{"o"}); !errors.As(err, &ie) || ie.Code != imstub.CodeNotAdmin {
 		t.Fatalf("not the admin: %v, want IM error %d", err, imstub.CodeNotAdmin)
+	}
+}
+
+// The client signs the admin's UserSig itself and uses it for as long as
+// it has more than a tenth of its life left, then signs a new one, which
+// the IM takes: a hub never runs with an expired admin UserSig.
+func TestAdminSigRenewed(t *testing.T) {
+	stub := imstub.New(keys, "administrator")
+	var (
+		mu   sync.Mutex
+		sigs []string
+	)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		sigs = append(sigs, r.URL.Query().Get("usersig"))
+		mu.Unlock()
+		stub.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	// The stand-in checks the UserSigs by the real clock: the client's
+	// starts in the past, so that the renewal is due within the real
+	// life of the first UserSig.
+	start := time.Now().Add(-56 * time.Minute).Truncate(time.Second)
+	clock := start
+	c, err := imapi.New(imapi.Config{BaseURL: srv.URL, Keys: keys, SigTTL: time.Hour, Now: func() time.Time {
+		mu.Lock()
+		defer mu.Unlock()
+		return clock
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stub.CreateGroup(app, "g", "Public", "o")
+	for _, at := range []time.Duration{0, 30 * time.Minute, 53 * time.Minute, 55 * time.Minute} {
+		mu.Lock()
+		clock = start.Add(at)
+		mu.Unlock()
+		if _, err := c.RolesInGroup(context.Background(), app, "g", []string{"o"}); err != nil {
+			t.Fatalf("at %v: %v", at, err)
+		}
+	}
+	if len(sigs) != 4 {
+		t.Fatalf("%d calls, want 4", len(sigs))
+	}
+	for i, want := range []time.Duration{0, 0, 0, 55 * time.Minute} {
+		u, err := auth.ReadUserSig(sigs[i])
+		if err != nil {
+			t.Fatalf("call %d: %v", i, err)
+		}
+		if u.User != "administrator" || u.App != app || !u.Issued.Equal(start.Add(want)) || u.Expires.Sub(u.Issued) != time.Hour {
+			t.Errorf("call %d: a UserSig of %s for %s issued %v until %v, want the admin's issued %v for an hour", i, u.User, u.App, u.Issued, u.Expires, start.Add(want))
+		}
+	}
+	if sigs[0] != sigs[2] || sigs[2] == sigs[3] {
+		t.Error("the first three calls do not share one UserSig, or the fourth has none of its own")
 	}
 }
 
