@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"go/ast"
 	"go/parser"
 	"go/token"
@@ -15,6 +16,8 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+
+	"github.com/imhub/imhub/callback"
 )
 
 // protocolDoc is the wire contract for client authors. The tests below hold
@@ -27,23 +30,37 @@ const protocolDoc = "../../docs/protocol.md"
 // header, each cell without its backticks.
 func docTable(t *testing.T, doc, header string) []string {
 	t.Helper()
+	var col []string
+	for _, row := range docRows(t, doc, header) {
+		col = append(col, strings.Trim(row[0], "`"))
+	}
+	return col
+}
+
+// docRows returns the rows of the page's table whose header row is header,
+// each as its cells, trimmed.
+func docRows(t *testing.T, doc, header string) [][]string {
+	t.Helper()
 	lines := strings.Split(doc, "\n")
 	at := slices.Index(lines, header)
 	if at < 0 {
 		t.Fatalf("%s has no table headed %q", protocolDoc, header)
 	}
-	var col []string
+	var rows [][]string
 	for _, l := range lines[at+2:] { // past the header and its |---| row
 		if !strings.HasPrefix(l, "|") {
 			break
 		}
-		cell := strings.TrimSpace(strings.Split(l, "|")[1])
-		col = append(col, strings.Trim(cell, "`"))
+		cells := strings.Split(strings.Trim(l, "|"), "|")
+		for i := range cells {
+			cells[i] = strings.TrimSpace(cells[i])
+		}
+		rows = append(rows, cells)
 	}
-	if len(col) == 0 {
+	if len(rows) == 0 {
 		t.Fatalf("the table headed %q in %s is empty", header, protocolDoc)
 	}
-	return col
+	return rows
 }
 
 func readDoc(t *testing.T) string {
@@ -332,18 +349,9 @@ func TestProtocolDocFlagDefaults(t *testing.T) {
 			code[flag] = strings.Trim(m[1], `"`)
 		}
 	}
-	lines := strings.Split(readDoc(t), "\n")
-	at := slices.Index(lines, "| flag | default | what it sets |")
-	if at < 0 {
-		t.Fatalf("%s has no flags table", protocolDoc)
-	}
 	literal := regexp.MustCompile("^`([^`]*)`$")
-	for _, l := range lines[at+2:] {
-		if !strings.HasPrefix(l, "|") {
-			break
-		}
-		cells := strings.Split(l, "|")
-		name, doc := strings.Trim(strings.TrimSpace(cells[1]), "`"), strings.TrimSpace(cells[2])
+	for _, row := range docRows(t, readDoc(t), "| flag | default | what it sets |") {
+		name, doc := strings.Trim(row[0], "`"), row[1]
 		got, ok := code[name]
 		if !ok {
 			continue // TestProtocolDocFlags names it
@@ -370,4 +378,68 @@ func sameDefault(doc, code string) bool {
 	a, errA := time.ParseDuration(doc)
 	b, errB := time.ParseDuration(code)
 	return errA == nil && errB == nil && a == b
+}
+
+// The retries table names each command the callback handler publishes,
+// once, and says of each what the parser does: a callback parsed again
+// later, as a retry is, keeps its id ("one event"), and without its
+// EventTime keeps it only where the table says "one event" alone. Each
+// command is tried on the IM's own examples, the golden inputs of the
+// callback package.
+func TestProtocolDocRetries(t *testing.T) {
+	const once, twice = "one event", "one event; two without `EventTime`"
+	said := map[string]string{}
+	for _, row := range docRows(t, readDoc(t), "| IM command | `id` from | a retry |") {
+		if len(row) != 3 || (row[2] != once && row[2] != twice) {
+			t.Errorf("retries: the row %q does not end in %q or %q", row, once, twice)
+			continue
+		}
+		said[strings.Trim(row[0], "`")] = row[2]
+	}
+	sameSet(t, "retried commands", docTable(t, readDoc(t), "| IM command | `id` from | a retry |"), slices.Clone(callback.Commands))
+
+	inputs, err := filepath.Glob("../../callback/testdata/golden/*.json")
+	if err != nil || len(inputs) == 0 {
+		t.Fatalf("no golden inputs in callback/testdata/golden: %v", err)
+	}
+	tried := map[string]bool{}
+	for _, in := range inputs {
+		body, err := os.ReadFile(in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var fields map[string]json.RawMessage
+		if err := json.Unmarshal(body, &fields); err != nil {
+			t.Fatalf("%s: %v", in, err)
+		}
+		var cmd string
+		_ = json.Unmarshal(fields["CallbackCommand"], &cmd)
+		_, hasTime := fields["EventTime"]
+		delete(fields, "EventTime")
+		untimed, err := json.Marshal(fields)
+		if err != nil {
+			t.Fatal(err)
+		}
+		id := func(body []byte, at time.Time) string {
+			ev, _, err := callback.Parse(callback.Request{App: "1400000000", Command: cmd, Received: at}, body)
+			if err != nil {
+				t.Fatalf("%s: %v", in, err)
+			}
+			return ev.ID
+		}
+		first, retry := time.UnixMilli(1700000000123), time.UnixMilli(1700000005123)
+		sameAsIs, sameUntimed := id(body, first) == id(body, retry), id(untimed, first) == id(untimed, retry)
+		if want := said[cmd] == once || hasTime; sameAsIs != want {
+			t.Errorf("%s (%s): a retry keeps its id: %v, the page says %q", filepath.Base(in), cmd, sameAsIs, said[cmd])
+		}
+		if want := said[cmd] == once; sameUntimed != want {
+			t.Errorf("%s (%s) without EventTime: a retry keeps its id: %v, the page says %q", filepath.Base(in), cmd, sameUntimed, said[cmd])
+		}
+		tried[cmd] = true
+	}
+	for _, cmd := range callback.Commands {
+		if !tried[cmd] {
+			t.Errorf("retries: no golden input of %s to try the page's %q on", cmd, said[cmd])
+		}
+	}
 }

@@ -171,43 +171,49 @@ func (g *generator) next(now time.Time) call {
 		g.allowed = g.allowed[1:]
 		return c
 	}
-	switch n := g.r.IntN(100); {
-	case n < 6 && len(g.recent) > 0:
-		return g.groupRecall(now)
-	case n < 9 && len(g.c2c) > 0:
-		return g.c2cWithdraw(now)
-	case n < 25:
-		return g.c2cSend(now)
-	case n < 31:
-		return g.stateChange(now)
-	case n < 35:
-		return g.memberJoin(now)
-	case n < 39:
-		return g.memberExit(now)
-	case n < 44 && len(g.c2c) > 0:
-		return g.msgReport(now)
-	case n < 48 && len(g.recent) > 0:
-		return g.readReceipt(now)
-	case n < 50:
-		return g.groupInfoChanged(now)
-	case n < 51:
-		return g.groupDestroyed(now)
-	case n < 66:
-		return g.beforeSend(now)
-	case n < 70 && len(g.recent) > 0:
-		return g.groupModified(now)
-	case n < 72 && len(g.c2c) > 0:
-		return g.c2cModified(now)
-	case n < 76 && len(g.recent) > 0:
-		return g.groupExtension(now)
-	case n < 77 && len(g.c2c) > 0:
-		return g.c2cExtension(now)
-	case n < 80:
-		return g.roomPresence(now)
-	default:
-		return g.groupSend(now)
+	n := g.r.IntN(100)
+	for _, k := range mix {
+		if n < k.below && (k.needs == nil || k.needs(g)) {
+			return k.make(g, now)
+		}
 	}
+	return g.groupSend(now)
 }
+
+// mix is the share of each kind of callback, out of 100: a draw n below
+// an entry's bound and above the one before picks it, and the first
+// whose needs are met of those after it when they are not (a recall
+// needs a message to recall). A draw past them all is a group message.
+var mix = []struct {
+	below int
+	needs func(*generator) bool
+	make  func(*generator, time.Time) call
+}{
+	{6, (*generator).hasRecent, (*generator).groupRecall},
+	{9, (*generator).hasC2C, (*generator).c2cWithdraw},
+	{25, nil, (*generator).c2cSend},
+	{31, nil, (*generator).stateChange},
+	{35, nil, (*generator).memberJoin},
+	{39, nil, (*generator).memberExit},
+	{44, (*generator).hasC2C, (*generator).msgReport},
+	{48, (*generator).hasRecent, (*generator).readReceipt},
+	{50, nil, (*generator).groupInfoChanged},
+	{51, nil, (*generator).groupDestroyed},
+	{66, nil, (*generator).beforeSend},
+	{70, (*generator).hasRecent, (*generator).groupModified},
+	{72, (*generator).hasC2C, (*generator).c2cModified},
+	{76, (*generator).hasRecent, (*generator).groupExtension},
+	{77, (*generator).hasC2C, (*generator).c2cExtension},
+	{80, nil, (*generator).roomPresence},
+}
+
+// hasRecent reports whether there is a group message to recall, read,
+// edit or extend.
+func (g *generator) hasRecent() bool { return len(g.recent) > 0 }
+
+// hasC2C reports whether there is a one-to-one message to withdraw, read,
+// edit or extend.
+func (g *generator) hasC2C() bool { return len(g.c2c) > 0 }
 
 // verdict tells the generator what the app's backend answered to the last
 // Group.CallbackBeforeSendMsg: an allowed message is sent, and its
