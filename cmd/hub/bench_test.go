@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"runtime"
 	"slices"
@@ -17,7 +16,6 @@ import (
 
 	"github.com/coder/websocket"
 
-	"github.com/imhub/imhub/hub/auth"
 	"github.com/imhub/imhub/hub/membership"
 	"github.com/imhub/imhub/internal/hubtest"
 	"github.com/imhub/imhub/internal/imstub"
@@ -101,13 +99,11 @@ func BenchmarkIdleSSEStream(b *testing.B) {
 // imBenchNodes starts the stand-in IM and two hub processes on one Redis
 // whose app imApp follows it, with extra flags, and returns them ready.
 func imBenchNodes(b *testing.B, extra ...string) (*imstub.Server, []*hubtest.Process) {
-	stub := imstub.New(map[string][]byte{imApp: []byte(imKey)}, "administrator")
-	im := httptest.NewServer(stub)
-	b.Cleanup(im.Close)
+	stub, imURL := startIM(b)
 	srv := redistest.Start(b)
 	var nodes []*hubtest.Process
 	for _, name := range []string{"hub-a", "hub-b"} {
-		args := append(imArgs(im.URL), "-node", name, "-redis", srv.URL())
+		args := append(imArgs(imURL), "-node", name, "-redis", srv.URL())
 		nodes = append(nodes, hubtest.Start(b, append(args, extra...)))
 	}
 	for _, p := range nodes {
@@ -129,10 +125,7 @@ func imBenchNodes(b *testing.B, extra ...string) (*imstub.Server, []*hubtest.Pro
 func BenchmarkIMRemovalAcrossNodes(b *testing.B) {
 	stub, nodes := imBenchNodes(b)
 	a, node := nodes[0], nodes[1]
-	sig, err := auth.SignUserSig([]byte(imKey), imApp, "jared", time.Now(), time.Hour)
-	if err != nil {
-		b.Fatal(err)
-	}
+	sig := userSig(b, "jared")
 	c := wstest.Dial(b, "ws://"+node.Addr+"/ws?sdkappid="+imApp+"&userid=jared&usersig="+url.QueryEscape(sig), "")
 	c.Read() // connected
 	c.Read() // subscribed user:jared
@@ -207,11 +200,7 @@ func imReconnectStorm(b *testing.B, clients, groups int) {
 	sigs := make([]string, clients)
 	for i := range users {
 		users[i] = fmt.Sprint("u", i)
-		sig, err := auth.SignUserSig([]byte(imKey), imApp, users[i], time.Now(), time.Hour)
-		if err != nil {
-			b.Fatal(err)
-		}
-		sigs[i] = sig
+		sigs[i] = userSig(b, users[i])
 	}
 	var (
 		first, most, asked, second int

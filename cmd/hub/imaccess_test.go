@@ -24,7 +24,7 @@ const (
 )
 
 // startIM runs a stand-in for the IM's REST API that knows imApp's key.
-func startIM(t *testing.T) (*imstub.Server, string) {
+func startIM(t testing.TB) (*imstub.Server, string) {
 	t.Helper()
 	stub := imstub.New(map[string][]byte{imApp: []byte(imKey)}, "administrator")
 	srv := httptest.NewServer(stub)
