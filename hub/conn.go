@@ -39,6 +39,50 @@ const corkFlushSize = 32 << 10
 // flush so that an idle connection holds none.
 var corkBufs = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
 
+// corkBuf is what a connection has gathered to write at once (a
+// WebSocket's corked frames, a stream's messages): a buffer of corkBufs,
+// held only while there is something in it. Its owner's lock guards it.
+type corkBuf struct{ p *[]byte }
+
+// grow is the buffer to append to, taken from corkBufs if none is held.
+func (b *corkBuf) grow() *[]byte {
+	if b.p == nil {
+		b.p = corkBufs.Get().(*[]byte)
+	}
+	return b.p
+}
+
+// size is the bytes gathered.
+func (b *corkBuf) size() int {
+	if b.p == nil {
+		return 0
+	}
+	return len(*b.p)
+}
+
+// take gives up the buffer held, nil for none: the taker writes it and
+// gives it back (putCorkBuf).
+func (b *corkBuf) take() *[]byte {
+	p := b.p
+	b.p = nil
+	return p
+}
+
+// flush has write write what was gathered, if anything, and gives the
+// buffer back.
+func (b *corkBuf) flush(write func([]byte) error) error {
+	p := b.take()
+	if p == nil {
+		return nil
+	}
+	var err error
+	if len(*p) > 0 {
+		err = write(*p)
+	}
+	putCorkBuf(p)
+	return err
+}
+
 // hijacker wraps the ResponseWriter given to websocket.Accept: its Hijack
 // returns buffers of this hub's sizes over a [wsConn], which the session
 // keeps to batch its writes and bound them with socket deadlines.
@@ -129,7 +173,7 @@ type wsConn struct {
 
 	mu       sync.Mutex
 	corked   bool
-	buf      *[]byte   // gathered while corked; from corkBufs
+	buf      corkBuf   // gathered while corked
 	deadline time.Time // the write deadline set on the socket
 	// closeSent: the hub wrote a close frame. No frame may follow it
 	// (RFC 6455, section 5.5.1).
@@ -190,7 +234,7 @@ func (c *wsConn) writeText(p []byte) error {
 	// that a close frame written in between (refuse, writeControl) never
 	// lands inside a frame: the buffer is flushed before a frame that
 	// would pass the limit, not in its middle.
-	if c.buf != nil && len(*c.buf)+len(hdr)+len(p) > corkFlushSize {
+	if c.buf.size()+len(hdr)+len(p) > corkFlushSize {
 		if err := c.flushLocked(); err != nil {
 			return err
 		}
@@ -203,10 +247,8 @@ func (c *wsConn) writeText(p []byte) error {
 		_, err := c.writeLocked(p)
 		return err
 	}
-	if c.buf == nil {
-		c.buf = corkBufs.Get().(*[]byte)
-	}
-	*c.buf = append(append(*c.buf, hdr...), p...)
+	b := c.buf.grow()
+	*b = append(append(*b, hdr...), p...)
 	return nil
 }
 
@@ -251,19 +293,16 @@ func (c *wsConn) writePartLocked(p []byte) (int, error) {
 	if !c.corked {
 		return c.writeLocked(p)
 	}
-	if c.buf == nil {
-		c.buf = corkBufs.Get().(*[]byte)
-	}
-	if len(*c.buf)+len(p) > corkFlushSize {
+	if c.buf.size()+len(p) > corkFlushSize {
 		if err := c.flushLocked(); err != nil {
 			return 0, err
 		}
 		if len(p) > corkFlushSize {
 			return c.writeLocked(p)
 		}
-		c.buf = corkBufs.Get().(*[]byte)
 	}
-	*c.buf = append(*c.buf, p...)
+	b := c.buf.grow()
+	*b = append(*b, p...)
 	return len(p), nil
 }
 
@@ -283,17 +322,10 @@ func (c *wsConn) uncork() error {
 
 // flushLocked writes what was gathered and gives the buffer back.
 func (c *wsConn) flushLocked() error {
-	if c.buf == nil {
-		return nil
-	}
-	b := c.buf
-	c.buf = nil
-	var err error
-	if len(*b) > 0 {
-		_, err = c.writeLocked(*b)
-	}
-	putCorkBuf(b)
-	return err
+	return c.buf.flush(func(b []byte) error {
+		_, err := c.writeLocked(b)
+		return err
+	})
 }
 
 // putCorkBuf gives a cork's buffer back, unless a frame made it grow.
@@ -344,11 +376,10 @@ func (c *wsConn) refuse(code websocket.StatusCode, reason string) {
 		// Frames a cork has gathered were accepted before the close
 		// frame, and end on a frame boundary (see writeText): they go
 		// first, in the same write, under the refusal's deadline.
-		out, b := frame, c.buf
+		out, b := frame, c.buf.take()
 		if b != nil {
 			*b = append(*b, frame...)
 			out = *b
-			c.buf = nil
 		}
 		_, err = c.Conn.Write(out) // not writeLocked: its deadline would be later
 		if b != nil {

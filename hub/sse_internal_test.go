@@ -125,7 +125,7 @@ func TestSSESharesTheEncodedFrame(t *testing.T) {
 
 	sc.cork()
 	require.NoError(t, sc.write(stream[0]))
-	assert.True(t, bytes.Contains(*sc.buf, stream[0]), "the frame is written as it is")
+	assert.True(t, bytes.Contains(*sc.buf.p, stream[0]), "the frame is written as it is")
 	require.NoError(t, sc.uncork())
 	body := rec.Body.String()
 	assert.True(t, strings.HasPrefix(body, "retry: "), "the first write opens the stream: %s", body)
@@ -143,14 +143,14 @@ func TestSSEIdleStreamHoldsNoBuffer(t *testing.T) {
 	sc := newSSEConn(rec, req, newStreamCursor([]string{"group:G"}), time.Second)
 	frame := []byte(`{"op":"subscribed","channel":"group:G","offset":"0:e"}`)
 	require.NoError(t, sc.write(frame))
-	assert.Nil(t, sc.buf, "an uncorked write keeps no buffer")
+	assert.Nil(t, sc.buf.p, "an uncorked write keeps no buffer")
 	sc.cork()
 	require.NoError(t, sc.write(frame))
-	require.NotNil(t, sc.buf, "a corked write gathers")
+	require.NotNil(t, sc.buf.p, "a corked write gathers")
 	require.NoError(t, sc.uncork())
-	assert.Nil(t, sc.buf, "the batch written, its buffer is given back")
+	assert.Nil(t, sc.buf.p, "the batch written, its buffer is given back")
 	require.NoError(t, sc.ping(t.Context()))
-	assert.Nil(t, sc.buf)
+	assert.Nil(t, sc.buf.p)
 	assert.Equal(t, 2, strings.Count(rec.Body.String(), "event: subscribed\n"))
 }
 

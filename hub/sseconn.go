@@ -49,7 +49,7 @@ type sseConn struct {
 	// write, and a close may come from either.
 	mu     sync.Mutex
 	corked bool
-	buf    *[]byte // the messages of a batch, from corkBufs until written
+	buf    corkBuf // the messages of a batch, until written
 	cursor *streamCursor
 	failed error // the first write that failed: nothing is written after it
 	opened bool  // the headers and the retry are written
@@ -211,13 +211,11 @@ func (c *sseConn) waitGone(conn net.Conn) error {
 func (c *sseConn) write(p []byte) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.buf == nil {
-		c.buf = corkBufs.Get().(*[]byte)
-	}
-	*c.buf = c.appendMessage(*c.buf, p)
+	b := c.buf.grow()
+	*b = c.appendMessage(*b, p)
 	// A replay of thousands of messages goes out in pieces, as a
 	// WebSocket's does, rather than gathered whole in memory first.
-	if c.corked && len(*c.buf) < corkFlushSize {
+	if c.corked && len(*b) < corkFlushSize {
 		return nil
 	}
 	return c.flushLocked()
@@ -239,17 +237,10 @@ func (c *sseConn) uncork() error {
 // flushLocked writes the messages gathered, in one write and one flush,
 // and gives the buffer back: an idle stream holds none.
 func (c *sseConn) flushLocked() error {
-	if c.buf == nil {
-		return c.failed
+	if err := c.buf.flush(c.writeLocked); err != nil {
+		return err
 	}
-	b := c.buf
-	c.buf = nil
-	err := c.failed
-	if len(*b) > 0 {
-		err = c.writeLocked(*b)
-	}
-	putCorkBuf(b)
-	return err
+	return c.failed
 }
 
 // writeLocked writes b and flushes it, within the write timeout.
@@ -452,10 +443,8 @@ func (c *sseConn) close(code websocket.StatusCode, reason string) error {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.buf == nil {
-		c.buf = corkBufs.Get().(*[]byte)
-	}
-	*c.buf = c.appendMessage(*c.buf, b)
+	buf := c.buf.grow()
+	*buf = c.appendMessage(*buf, b)
 	return c.flushLocked()
 }
 
